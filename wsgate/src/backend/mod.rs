@@ -1,0 +1,1 @@
+//! Backends and servers at run time: state and counters.

@@ -1,0 +1,1 @@
+//! Server selection (`balance`): pure functions of server state, no sockets.

@@ -1,0 +1,195 @@
+//! The typed, validated configuration: what the runtime is built from.
+//!
+//! Stage: produced by `parser` + `check` from the lexed text, consumed by
+//! `proxy::runtime`. Every value here already has HAProxy's defaults and
+//! precedence applied (`defaults` inheritance, `listen` split into a frontend
+//! and a backend of the same name), so the runtime never needs to know how a
+//! value was spelled. Unset timeouts are `None`, meaning infinite, as in
+//! HAProxy. Names are resolved to indexes, so a frontend can never point at a
+//! backend that does not exist.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where a configuration item was written: for diagnostics raised after
+/// parsing (a certificate that does not load, a port already in use).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub file: Arc<str>,
+    pub line: u32,
+    pub col: u32,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.col)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub global: Global,
+    /// `frontend` sections and the listening half of `listen` sections.
+    pub frontends: Vec<Frontend>,
+    /// `backend` sections and the server half of `listen` sections.
+    pub backends: Vec<Backend>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Global {
+    /// `maxconn` in `global`: process-wide cap on concurrent client
+    /// connections. `None` when unset (HAProxy derives it from the fd limit;
+    /// the runtime does the same).
+    pub maxconn: Option<u32>,
+    /// `tune.bufsize`: the largest request or response head accepted
+    /// (HAProxy default 16384). A head that does not fit gets 431 (request)
+    /// or 502 (response).
+    pub tune_bufsize: usize,
+}
+
+impl Default for Global {
+    fn default() -> Self {
+        Global {
+            maxconn: None,
+            tune_bufsize: 16384,
+        }
+    }
+}
+
+/// `mode tcp|http`. HAProxy's default is `tcp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Tcp,
+    Http,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Tcp => "tcp",
+            Mode::Http => "http",
+        })
+    }
+}
+
+/// HTTP connection handling, from `option http-keep-alive` (the default),
+/// `option http-server-close` and `option httpclose`. The effective mode of a
+/// request is the stronger of its frontend's and its backend's
+/// (KeepAlive < ServerClose < Close), as in HAProxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum HttpConnMode {
+    #[default]
+    KeepAlive,
+    ServerClose,
+    Close,
+}
+
+/// Index into [`Config::backends`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BackendId(pub usize);
+
+#[derive(Debug, Clone)]
+pub struct Frontend {
+    pub name: String,
+    pub location: Location,
+    pub mode: Mode,
+    pub binds: Vec<Bind>,
+    /// `default_backend`, resolved. `None` is valid: requests get 503.
+    pub default_backend: Option<BackendId>,
+    /// `maxconn` in the frontend; `None` (or 0 in the file) means the
+    /// global value.
+    pub maxconn: Option<u32>,
+    pub timeouts: FrontendTimeouts,
+    pub http_conn_mode: HttpConnMode,
+    /// `option forwardfor` set on the frontend.
+    pub forwardfor: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FrontendTimeouts {
+    /// `timeout client`: client-side inactivity.
+    pub client: Option<Duration>,
+    /// `timeout client-fin`: client-side inactivity once one direction is
+    /// shut; overrides `client` and `tunnel`.
+    pub client_fin: Option<Duration>,
+    /// `timeout http-request`: time allowed to receive a complete request
+    /// head (408 on expiry); falls back to `client` when unset.
+    pub http_request: Option<Duration>,
+    /// `timeout http-keep-alive`: idle time between two requests; falls back
+    /// to `http-request`, then `client`.
+    pub http_keep_alive: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    pub location: Location,
+    pub addr: SocketAddr,
+    /// `ssl crt <pem>`; `None` for plain TCP.
+    pub ssl: Option<BindSsl>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindSsl {
+    /// Each `crt` argument, resolved relative to the working directory as
+    /// HAProxy does (unless `crt-base` is set). Holds the certificate, the
+    /// chain and usually the key; otherwise the key is in `<file>.key`.
+    pub crt: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Backend {
+    pub name: String,
+    pub location: Location,
+    pub mode: Mode,
+    pub balance: Balance,
+    pub servers: Vec<Server>,
+    pub timeouts: BackendTimeouts,
+    /// `retries`: connection attempts after the first one fails (default 3).
+    pub retries: u32,
+    /// `option redispatch`: a retry may pick another server.
+    pub redispatch: bool,
+    pub http_conn_mode: HttpConnMode,
+    /// `option forwardfor` set on the backend.
+    pub forwardfor: bool,
+}
+
+/// `balance`. Only what the runtime implements is representable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Balance {
+    /// Smooth weighted round robin, HAProxy's default up to 3.2.
+    #[default]
+    RoundRobin,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackendTimeouts {
+    /// `timeout connect`: TCP connect to a server (503 on expiry).
+    pub connect: Option<Duration>,
+    /// `timeout server`: server-side inactivity (504 before the response
+    /// head arrives).
+    pub server: Option<Duration>,
+    /// `timeout server-fin`: server-side inactivity once one direction is
+    /// shut.
+    pub server_fin: Option<Duration>,
+    /// `timeout tunnel`: inactivity in both directions once the connection
+    /// is a tunnel (after `101 Switching Protocols`, or in `mode tcp`);
+    /// replaces `client` and `server`.
+    pub tunnel: Option<Duration>,
+    /// `timeout http-keep-alive` when set on the backend (HAProxy accepts it
+    /// there too); the frontend value wins when both are set.
+    pub http_keep_alive: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub name: String,
+    pub location: Location,
+    pub addr: SocketAddr,
+    /// `weight` 0..=256, default 1. 0 means "never chosen by the balancer".
+    pub weight: u32,
+    /// `disabled`: starts in maintenance, never chosen.
+    pub disabled: bool,
+}

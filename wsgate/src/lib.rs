@@ -1,0 +1,14 @@
+//! wsgate: a WebSocket-first reverse proxy and load balancer that reads
+//! HAProxy's configuration language.
+//!
+//! Data flow: [`config`] (text → typed model) → [`proxy`] (listeners,
+//! HTTP/1.1 sessions, tunnels) using [`balance`] (server choice),
+//! [`backend`] (server state) and [`tls`] (certificates). [`demo`] is the
+//! tutorial's WebSocket server and the `wsgate demo` command.
+
+pub mod backend;
+pub mod balance;
+pub mod config;
+pub mod demo;
+pub mod proxy;
+pub mod tls;

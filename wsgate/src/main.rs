@@ -1,0 +1,131 @@
+//! The `wsgate` command line: run a configuration, check one, or run the demo.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use wsgate::config::{self, Diagnostic};
+
+#[derive(Parser)]
+#[command(
+    name = "wsgate",
+    version,
+    about = "A WebSocket-first reverse proxy and load balancer that reads HAProxy's configuration language",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Configuration file or directory (its *.cfg files in lexical order); repeatable.
+    #[arg(short = 'f', value_name = "FILE|DIR")]
+    files: Vec<PathBuf>,
+    /// Check the configuration and exit: 0 when valid, 1 when not.
+    #[arg(short = 'c')]
+    check: bool,
+    /// Print the keyword table (supported, ignored, rejected) as Markdown and exit.
+    #[arg(long)]
+    list_keywords: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start three demo WebSocket servers and wsgate in front of them (ws and wss).
+    Demo(wsgate::demo::DemoArgs),
+    /// Run the tutorial's WebSocket server: echoes messages, pushes one every interval.
+    DemoBackend(wsgate::demo::backend::BackendArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Some(Command::Demo(args)) => block_on(wsgate::demo::run(args)),
+        Some(Command::DemoBackend(args)) => block_on(wsgate::demo::backend::run(args)),
+        None => run(cli.run),
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WSGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wsgate: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wsgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_diagnostics(diagnostics: &[Diagnostic]) {
+    for d in diagnostics {
+        eprintln!("{d}");
+    }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    if args.list_keywords {
+        print!("{}", config::keywords::markdown_table());
+        return ExitCode::SUCCESS;
+    }
+    if args.files.is_empty() {
+        eprintln!(
+            "wsgate: no configuration given; use -f <file|dir>, or `wsgate demo` (see --help)"
+        );
+        return ExitCode::from(1);
+    }
+    let loaded = config::load_paths(&args.files);
+    let mut diagnostics = loaded.diagnostics;
+    let Some(config) = loaded.config else {
+        print_diagnostics(&diagnostics);
+        return ExitCode::from(1);
+    };
+    // Certificates are part of the configuration: a file that does not load
+    // is reported at its `bind` line, by `-c` too.
+    let prepared = wsgate::proxy::Prepared::new(config);
+    let prepared = match prepared {
+        Ok(p) => p,
+        Err(errors) => {
+            diagnostics.extend(errors);
+            print_diagnostics(&diagnostics);
+            return ExitCode::from(1);
+        }
+    };
+    print_diagnostics(&diagnostics);
+    if args.check {
+        eprintln!("Configuration file is valid");
+        return ExitCode::SUCCESS;
+    }
+    block_on(async move {
+        let proxy = prepared.start().await?;
+        for addr in proxy.local_addrs() {
+            tracing::info!("listening on {addr}");
+        }
+        wsgate::proxy::wait_for_stop_signal().await?;
+        tracing::info!("stopping: no new connections; open ones get a short grace");
+        proxy.shutdown(Duration::from_secs(5)).await;
+        Ok(())
+    })
+}

@@ -1,0 +1,1 @@
+//! TLS termination with rustls: certificates from `bind ... ssl crt`.

@@ -1,0 +1,3 @@
+//! wsload: WebSocket load generator for wsgate's tests and benchmark.
+
+fn main() {}
