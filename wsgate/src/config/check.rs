@@ -118,7 +118,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             },
             (None, SectionKind::Listen) => backend_ids.get(&p.name).map(|(id, _)| *id),
             (None, _) => {
-                if !d.binds.is_empty() {
+                if d.bind_lines > 0 {
                     diags.push(Diagnostic::warning(
                         p.location.clone(),
                         format!("frontend '{}' has no `default_backend`: every request gets 503 Service Unavailable", p.name),
@@ -127,7 +127,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
                 None
             }
         };
-        if d.binds.is_empty() {
+        if d.bind_lines == 0 {
             diags.push(
                 Diagnostic::warning(
                     p.location.clone(),

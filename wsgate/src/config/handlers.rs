@@ -88,6 +88,39 @@ pub fn crt_base(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
     g.crt_base = Some(PathBuf::from(&t.text));
 }
 
+/// `default-path current|config|parent|origin <dir>`: the base of relative
+/// paths that follow.
+pub fn default_path(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
+    let args = cx.args;
+    let Some(mode) = args.first() else {
+        let kw = cx.kw;
+        cx.error(kw, "'default-path' needs a mode").hint =
+            Some("usage: default-path current|config|parent|origin <dir>".into());
+        return;
+    };
+    let config_dir = Path::new(&**cx.file)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    g.default_path = match mode.text.as_str() {
+        "current" => None,
+        "config" => Some(config_dir),
+        "parent" => Some(config_dir.join("..")),
+        "origin" => match args.get(1) {
+            Some(dir) => Some(PathBuf::from(&dir.text)),
+            None => {
+                cx.error(mode, "'default-path origin' needs a directory");
+                return;
+            }
+        },
+        other => {
+            cx.error(mode, format!("unknown default-path mode '{other}' (expected current, config, parent or origin)"));
+            return;
+        }
+    };
+    no_extra_args(cx, if mode.text == "origin" { 2 } else { 1 });
+}
+
 pub fn log_global(_: &mut GlobalDraft, cx: &mut Cx<'_>) {
     log_warning(cx);
 }
@@ -321,6 +354,7 @@ pub fn option_redispatch(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
 // ---------------------------------------------------------------- bind
 
 pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    p.bind_lines += 1;
     let args = cx.args;
     let Some(addr_tok) = args.first() else {
         let kw = cx.kw;
@@ -638,26 +672,27 @@ fn parse_bind_addr(s: &str) -> Result<Vec<SocketAddr>, AddrError> {
 fn parse_server_addr(s: &str) -> Result<SocketAddr, AddrError> {
     let (family, rest) = split_family(s)?;
     let (host, port) = split_host_port(rest)?;
-    let port =
-        match port {
-            None => return Err(AddrError {
+    let port = match port {
+        None => {
+            return Err(AddrError {
                 message: format!("missing port in server address '{s}'"),
                 hint: Some(format!(
                     "write `{s}:<port>`, e.g. `{s}:8080` (wsgate does not reuse the client's port)"
                 )),
-            }),
-            Some(p) if p.starts_with('+') || p.starts_with('-') => {
-                return Err(addr_err(format!(
-                    "port offsets ('{p}') are not supported; give the server's port"
-                )))
-            }
-            Some(p) if p.contains('-') => {
-                return Err(addr_err(format!(
-                    "port ranges ('{p}') are not allowed on a server"
-                )))
-            }
-            Some(p) => parse_port(p)?,
-        };
+            })
+        }
+        Some(p) if p.starts_with('+') || p.starts_with('-') => {
+            return Err(addr_err(format!(
+                "port offsets ('{p}') are not supported; give the server's port"
+            )))
+        }
+        Some(p) if p.contains('-') => {
+            return Err(addr_err(format!(
+                "port ranges ('{p}') are not allowed on a server"
+            )))
+        }
+        Some(p) => parse_port(p)?,
+    };
     if port == 0 {
         return Err(addr_err("port 0 is not a valid server port (1-65535)"));
     }

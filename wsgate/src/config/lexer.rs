@@ -224,6 +224,31 @@ impl LineLexer<'_> {
                 '$' if dquote.is_some() => {
                     i = self.expand(&chars, i, &mut word)?;
                 }
+                '$' if squote.is_none()
+                    && chars
+                        .get(i + 1)
+                        .is_some_and(|n| *n == '{' || n.is_ascii_alphabetic() || *n == '_') =>
+                {
+                    // HAProxy leaves `$VAR` unexpanded outside double quotes;
+                    // so do we, but say so, since it is rarely intended.
+                    let name: String = chars[i..]
+                        .iter()
+                        .take_while(|c| !c.is_whitespace() && **c != '"' && **c != '\'')
+                        .collect();
+                    self.warnings.push(
+                        Diagnostic::warning(
+                            Location {
+                                file: self.file.clone(),
+                                line: self.line,
+                                col: col_of(i),
+                            },
+                            format!("'{name}' is not expanded: environment variables are only expanded inside double quotes"),
+                        )
+                        .with_hint(format!("write \"{name}\" to use the variable, or '{name}' to keep it as written")),
+                    );
+                    w.text.push('$');
+                    i += 1;
+                }
                 _ => {
                     w.text.push(c);
                     i += 1;
@@ -332,9 +357,9 @@ impl LineLexer<'_> {
         };
         if word_expand {
             // Each space-separated part becomes its own word, as in HAProxy.
-            let mut parts = value.split_ascii_whitespace().peekable();
+            let parts = value.split_ascii_whitespace();
             let mut first = true;
-            while let Some(part) = parts.next() {
+            for part in parts {
                 if !first {
                     if let Some(w) = word.take() {
                         self.push(Word { quoted: true, ..w });

@@ -80,6 +80,22 @@ pub struct GlobalDraft {
     pub tune_bufsize: usize,
     /// `crt-base`: where relative `crt` paths are resolved from.
     pub crt_base: Option<PathBuf>,
+    /// `default-path`: the directory relative paths (including a relative
+    /// `crt-base`) are resolved from; `None` is the working directory.
+    pub default_path: Option<PathBuf>,
+}
+
+impl GlobalDraft {
+    /// The directory a relative `crt` is resolved from, or `None` for the
+    /// working directory.
+    pub fn crt_dir(&self) -> Option<PathBuf> {
+        match (&self.crt_base, &self.default_path) {
+            (Some(c), _) if c.is_absolute() => Some(c.clone()),
+            (Some(c), Some(d)) => Some(d.join(c)),
+            (Some(c), None) => Some(c.clone()),
+            (None, d) => d.clone(),
+        }
+    }
 }
 
 impl Default for GlobalDraft {
@@ -88,6 +104,7 @@ impl Default for GlobalDraft {
             maxconn: None,
             tune_bufsize: 16384,
             crt_base: None,
+            default_path: None,
         }
     }
 }
@@ -108,6 +125,9 @@ pub struct ProxyDraft {
     /// Where `mode` was set (in the proxy or in its `defaults`), if at all.
     pub mode_location: Option<Location>,
     pub binds: Vec<Bind>,
+    /// A `bind` line was written, even if it had errors (so that "no bind"
+    /// is not reported on top of the error).
+    pub bind_lines: usize,
     pub default_backend: Option<(String, Location)>,
     pub maxconn: Option<u32>,
     pub frontend_timeouts: FrontendTimeouts,
@@ -127,6 +147,7 @@ impl Default for ProxyDraft {
             mode: Mode::Tcp,
             mode_location: None,
             binds: Vec::new(),
+            bind_lines: 0,
             default_backend: None,
             maxconn: None,
             frontend_timeouts: FrontendTimeouts::default(),
@@ -358,7 +379,7 @@ impl Parser {
                     }
                     rest = &rest[1..];
                 }
-                let draft = match self.from_clause(rest, file, diags) {
+                let draft = match self.parse_from_clause(rest, file, diags) {
                     Some(Some(parent)) => self.defaults[parent].draft.clone(),
                     _ => ProxyDraft::default(),
                 };
@@ -386,7 +407,7 @@ impl Parser {
                     legacy_addr = Some(t.clone());
                     rest = &rest[1..];
                 }
-                let draft = match self.from_clause(rest, file, diags) {
+                let draft = match self.parse_from_clause(rest, file, diags) {
                     Some(Some(parent)) => self.defaults[parent].draft.clone(),
                     Some(None) => ProxyDraft::default(),
                     None => self
@@ -416,6 +437,7 @@ impl Parser {
                             )
                             .with_hint(format!("write `bind {}` inside the section", addr.text)),
                         );
+                        let crt_dir = self.parsed.global.crt_dir();
                         let mut cx = Cx {
                             file,
                             keyword: "bind".into(),
@@ -423,7 +445,7 @@ impl Parser {
                             args: std::slice::from_ref(&addr),
                             negated: false,
                             section: kind,
-                            crt_base: self.parsed.global.crt_base.as_deref(),
+                            crt_base: crt_dir.as_deref(),
                             diags,
                         };
                         super::handlers::bind(&mut self.parsed.proxies[index].draft, &mut cx);
@@ -436,7 +458,7 @@ impl Parser {
 
     /// Parses `from <name>`: `None` when absent, `Some(None)` when it names
     /// nothing usable (already reported), `Some(Some(i))` otherwise.
-    fn from_clause(
+    fn parse_from_clause(
         &self,
         rest: &[Token],
         file: &Arc<str>,
@@ -543,7 +565,8 @@ impl Parser {
             ));
             return;
         }
-        if !entry.sections.contains(section.flag()) {
+        let rejected = matches!(entry.status, Status::Rejected { .. });
+        if !rejected && !entry.sections.contains(section.flag()) {
             section_mismatch(entry, &keyword, section, loc, diags);
             return;
         }
@@ -566,6 +589,7 @@ impl Parser {
                 diags.push(d);
             }
             Status::Supported(handler) => {
+                let crt_dir = self.parsed.global.crt_dir();
                 let mut cx = Cx {
                     file,
                     keyword,
@@ -573,7 +597,7 @@ impl Parser {
                     args: &words[used..],
                     negated,
                     section,
-                    crt_base: None,
+                    crt_base: crt_dir.as_deref(),
                     diags,
                 };
                 match (handler, current) {
@@ -584,11 +608,9 @@ impl Parser {
                         Handler::Proxy(f) | Handler::Either { proxy: f, .. },
                         Current::Defaults(i),
                     ) => {
-                        cx.crt_base = self.parsed.global.crt_base.as_deref();
                         f(&mut self.defaults[*i].draft, &mut cx);
                     }
                     (Handler::Proxy(f) | Handler::Either { proxy: f, .. }, Current::Proxy(i)) => {
-                        cx.crt_base = self.parsed.global.crt_base.as_deref();
                         let draft = &mut self.parsed.proxies[*i].draft;
                         f(draft, &mut cx);
                     }
