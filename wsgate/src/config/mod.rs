@@ -275,4 +275,26 @@ mod tests {
         assert!(e.message.contains("mode http") && e.message.contains("mode tcp"));
         assert!(e.hint.as_deref().unwrap().contains("(line 6)"));
     }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        /// Any text, including half-written sections and keywords, gives
+        /// diagnostics, never a panic.
+        #[test]
+        fn loading_never_panics(lines in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::string::string_regex("[ -~]{0,40}").unwrap(),
+                proptest::sample::select(vec![
+                    "global", "defaults", "defaults x from", "frontend f", "backend b", "listen l from x",
+                    "bind", "bind :", "bind [::", "bind :80 ssl crt", "server s", "server s :1 weight",
+                    "default_backend", "timeout", "timeout client", "no option", "no", "option", "mode",
+                    "balance", "\"${A", "\"$", ".if", "default-server weight", "stats",
+                ]).prop_map(String::from),
+            ],
+            0..12,
+        )) {
+            let _ = load(&lines.join("\n"));
+        }
+    }
 }
