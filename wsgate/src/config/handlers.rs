@@ -486,14 +486,17 @@ fn scan_options<'t>(
     let mut i = 0;
     while let Some(t) = args.get(i) {
         let Some(o) = table.iter().find(|o| o.name == t.text) else {
-            let hint = keywords::closest(&t.text, table.iter().map(|o| o.name))
-                .map(|s| format!("did you mean '{s}'?"))
+            let guess = keywords::closest(&t.text, table.iter().map(|o| o.name))
+                .and_then(|s| table.iter().find(|o| o.name == s));
+            let hint = guess
+                .map(|o| format!("did you mean '{}'?", o.name))
                 .unwrap_or_else(|| {
                     "`wsgate --list-keywords` lists the options wsgate knows".into()
                 });
             cx.error(t, format!("unknown {line_kind} option '{}'", t.text))
                 .hint = Some(hint);
-            i += 1;
+            // Skip what is probably the typo's value, to avoid a second error.
+            i += 1 + guess.map_or(0, |o| o.args);
             continue;
         };
         let value = if o.args > 0 { args.get(i + 1) } else { None };

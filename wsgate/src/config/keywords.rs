@@ -193,7 +193,7 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("balance", DLB, Handler::Proxy(h::balance), "`balance roundrobin` (the only algorithm so far; the default up to HAProxy 3.2)"),
     sup("bind", FL, Handler::Proxy(h::bind), "`bind <addr>:<port>[,...] [ssl crt <pem>]`; `*:80`, `:80`, `[::]:443`, `ipv6@::1:80`, port ranges `8000-8010`"),
     ign("ca-base", G, "CA files are only used by options wsgate does not support yet"),
-    rej("capture", FL, "header capture feeds access logs, which are not implemented yet", None),
+    ign("capture", FL, "header capture only feeds access logs, which are not implemented yet"),
     ign("chroot", G, NO_PRIVDROP),
     rej("clitimeout", DFL, "removed from HAProxy", Some("write `timeout client <time>` instead")),
     rej("compression", DFLB, "response compression is not implemented; responses would go out uncompressed", Some("let the server compress, or remove the line")),
@@ -204,7 +204,7 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("daemon", G, "wsgate stays in the foreground; run it under your service manager"),
     ign("debug", G, "use WSGATE_LOG=debug for debug output"),
     sup("default-path", G, Handler::Global(h::default_path), "`default-path current|config|parent|origin <dir>`: base of relative paths (default current)"),
-    rej("declare", FL, "header capture feeds access logs, which are not implemented yet", None),
+    ign("declare", FL, "`declare capture` only feeds access logs, which are not implemented yet"),
     sup("default-server", DLB, Handler::Proxy(h::default_server), "`default-server [weight N] [disabled] ...`: defaults for later `server` lines"),
     sup("default_backend", DFL, Handler::Proxy(h::default_backend), "`default_backend <backend>`"),
     rej("errorfile", DFLB, "custom error pages are not implemented yet; wsgate's built-in pages would be sent instead", None),
@@ -351,11 +351,21 @@ pub fn lookup(words: &[super::lexer::Token]) -> Lookup {
             return Lookup::Found(k, 1);
         }
     }
-    let keyword = match (FAMILIES.contains(&first), words.get(1)) {
-        (true, Some(second)) => format!("{first} {}", second.text),
+    let two = words
+        .get(1)
+        .map(|second| format!("{first} {}", second.text));
+    let names = || KEYWORDS.iter().map(|k| k.name);
+    // The typo may be in either word: try the one-word and two-word forms.
+    let by_one = closest(first, names());
+    let by_two = two.as_deref().and_then(|t| closest(t, names()));
+    let keyword = match (
+        &two,
+        FAMILIES.contains(&first) || (by_one.is_none() && by_two.is_some()),
+    ) {
+        (Some(t), true) => t.clone(),
         _ => first.to_owned(),
     };
-    let suggestion = closest(&keyword, KEYWORDS.iter().map(|k| k.name));
+    let suggestion = if keyword == first { by_one } else { by_two };
     Lookup::Unknown {
         keyword,
         suggestion,
@@ -373,21 +383,32 @@ pub fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Opt
         .map(|(_, c)| c)
 }
 
-/// Levenshtein distance over characters.
+/// Edit distance over characters, counting a swap of two neighbours as one
+/// edit (optimal string alignment), since that is the commonest typo.
 pub fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
+    let width = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * width];
+    for (i, row) in d.chunks_mut(width).enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for (j, cell) in d.iter_mut().take(width).enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[(i - 1) * width + j] + 1)
+                .min(d[i * width + j - 1] + 1)
+                .min(d[(i - 1) * width + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[(i - 2) * width + j - 2] + 1);
+            }
+            d[i * width + j] = best;
+        }
+    }
+    d[a.len() * width + b.len()]
 }
 
 /// An option on a `bind` or `server` line.
@@ -727,6 +748,8 @@ mod tests {
         );
         assert_eq!(closest("zzzzzz", KEYWORDS.iter().map(|k| k.name)), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("bsae", "base"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
     }
 
     #[test]

@@ -148,3 +148,153 @@ pub fn load_sources_with_env(sources: &[Source], env: lexer::EnvLookup<'_>) -> L
         diagnostics,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::model::{BackendId, HttpConnMode, Mode};
+    use super::*;
+
+    fn load(text: &str) -> Loaded {
+        let env = |name: &str| (name == "APP").then(|| "127.0.0.1:9000".to_owned());
+        load_sources_with_env(
+            &[Source {
+                name: "t.cfg".into(),
+                text: text.into(),
+            }],
+            &env,
+        )
+    }
+
+    fn config(text: &str) -> Config {
+        let loaded = load(text);
+        let errors: Vec<String> = loaded
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(ToString::to_string)
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        loaded.config.unwrap()
+    }
+
+    #[test]
+    fn defaults_inheritance_and_reset() {
+        let c = config(
+            "defaults a\n mode http\n timeout client 10s\n timeout connect 5s\n timeout server 1m\n retries 5\n\
+             defaults b from a\n timeout tunnel 1h\n\
+             frontend f1\n bind :80\n default_backend b1\n\
+             backend b1\n server s 127.0.0.1:1\n\
+             backend b2 from a\n server s 127.0.0.1:1\n\
+             defaults\n timeout client 3s\n\
+             frontend f2\n bind :81\n",
+        );
+        let f1 = &c.frontends[0];
+        assert_eq!(f1.mode, Mode::Http);
+        assert_eq!(f1.timeouts.client, Some(Duration::from_secs(10)));
+        assert_eq!(f1.default_backend, Some(BackendId(0)));
+        let b1 = &c.backends[0];
+        assert_eq!(b1.timeouts.tunnel, Some(Duration::from_secs(3600)));
+        assert_eq!(b1.timeouts.server, Some(Duration::from_secs(60)));
+        assert_eq!(b1.retries, 5);
+        let b2 = &c.backends[1];
+        assert_eq!(
+            b2.timeouts.tunnel, None,
+            "`from a` skips b's tunnel timeout"
+        );
+        let f2 = &c.frontends[1];
+        assert_eq!(f2.mode, Mode::Tcp, "an unnamed defaults starts over");
+        assert_eq!(f2.timeouts.client, Some(Duration::from_secs(3)));
+        assert_eq!(c.backends[0].servers[0].weight, 1);
+    }
+
+    #[test]
+    fn listen_creates_both_halves() {
+        let c = config(
+            "listen chat\n mode http\n bind 127.0.0.1:8000\n timeout client 1s\n timeout connect 1s\n\
+             timeout server 1s\n timeout tunnel 1h\n server a 127.0.0.1:8080 weight 3\n option forwardfor\n",
+        );
+        assert_eq!(c.frontends.len(), 1);
+        assert_eq!(c.backends.len(), 1);
+        assert_eq!(c.frontends[0].name, "chat");
+        assert_eq!(c.backends[0].name, "chat");
+        assert_eq!(c.frontends[0].default_backend, Some(BackendId(0)));
+        assert!(c.frontends[0].forwardfor && c.backends[0].forwardfor);
+        assert_eq!(c.backends[0].servers[0].weight, 3);
+        assert_eq!(c.backends[0].mode, Mode::Http);
+    }
+
+    #[test]
+    fn options_units_and_server_defaults() {
+        let c = config(
+            "global\n maxconn 5000\n tune.bufsize 32k\n\
+             defaults\n mode http\n option http-server-close\n option redispatch\n timeout client 500\n\
+             timeout http-request 5s\n timeout http-keep-alive 2s\n timeout connect 1s\n timeout server 1s\n timeout tunnel 1h\n\
+             frontend f\n bind :80,:::81\n maxconn 0\n no option http-server-close\n default_backend b\n\
+             backend b\n option httpclose\n default-server weight 7\n server a \"$APP\" disabled\n server b 127.0.0.1:2 weight 0\n",
+        );
+        assert_eq!(c.global.maxconn, Some(5000));
+        assert_eq!(c.global.tune_bufsize, 32768);
+        let f = &c.frontends[0];
+        assert_eq!(f.maxconn, None, "frontend maxconn 0 means the global value");
+        assert_eq!(f.http_conn_mode, HttpConnMode::KeepAlive);
+        assert_eq!(f.timeouts.client, Some(Duration::from_millis(500)));
+        assert_eq!(f.timeouts.http_request, Some(Duration::from_secs(5)));
+        assert_eq!(f.timeouts.http_keep_alive, Some(Duration::from_secs(2)));
+        let addrs: Vec<String> = f.binds.iter().map(|b| b.addr.to_string()).collect();
+        assert_eq!(addrs, ["0.0.0.0:80", "[::]:81"]);
+        let b = &c.backends[0];
+        assert_eq!(b.http_conn_mode, HttpConnMode::Close);
+        assert!(b.redispatch);
+        assert_eq!(b.servers[0].addr.to_string(), "127.0.0.1:9000");
+        assert!(b.servers[0].disabled);
+        assert_eq!(b.servers[0].weight, 7);
+        assert_eq!(b.servers[1].weight, 0);
+    }
+
+    #[test]
+    fn errors_mean_no_config_and_all_are_reported() {
+        let loaded =
+            load("frontend f\n bind :80\n mode http\n default_backend nope\n timeout client 10x\n");
+        assert!(loaded.config.is_none());
+        let errors: Vec<_> = loaded.diagnostics.iter().filter(|d| d.is_error()).collect();
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert_eq!(errors[0].location.line, 4);
+        assert_eq!(errors[1].location.line, 5);
+    }
+
+    #[test]
+    fn mode_mismatch_points_at_the_reference() {
+        let loaded = load(
+            "frontend ws\n mode http\n timeout client 10s\n bind *:80\n default_backend wsbackend\n\
+             backend wsbackend\n server s1 127.0.0.1:8080\n",
+        );
+        let e = loaded.diagnostics.iter().find(|d| d.is_error()).unwrap();
+        assert_eq!((e.location.line, e.location.col), (5, 2));
+        assert!(e.message.contains("mode http") && e.message.contains("mode tcp"));
+        assert!(e.hint.as_deref().unwrap().contains("(line 6)"));
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        /// Any text, including half-written sections and keywords, gives
+        /// diagnostics, never a panic.
+        #[test]
+        fn loading_never_panics(lines in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::string::string_regex("[ -~]{0,40}").unwrap(),
+                proptest::sample::select(vec![
+                    "global", "defaults", "defaults x from", "frontend f", "backend b", "listen l from x",
+                    "bind", "bind :", "bind [::", "bind :80 ssl crt", "server s", "server s :1 weight",
+                    "default_backend", "timeout", "timeout client", "no option", "no", "option", "mode",
+                    "balance", "\"${A", "\"$", ".if", "default-server weight", "stats",
+                ]).prop_map(String::from),
+            ],
+            0..12,
+        )) {
+            let _ = load(&lines.join("\n"));
+        }
+    }
+}

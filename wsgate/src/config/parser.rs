@@ -407,10 +407,11 @@ impl Parser {
                     legacy_addr = Some(t.clone());
                     rest = &rest[1..];
                 }
+                // An unusable `from` (already reported) falls back to the
+                // last defaults, to avoid a cascade of follow-up warnings.
                 let draft = match self.parse_from_clause(rest, file, diags) {
                     Some(Some(parent)) => self.defaults[parent].draft.clone(),
-                    Some(None) => ProxyDraft::default(),
-                    None => self
+                    _ => self
                         .defaults
                         .last()
                         .map(|d| d.draft.clone())
