@@ -49,6 +49,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if args.backends == 0 {
         anyhow::bail!("--backends must be at least 1");
     }
+    // Before anything else, so a Ctrl-C during startup still cleans up.
+    let stop = stop_signals().context("cannot install SIGINT/SIGTERM handlers")?;
     let dir = TempDir::create().context("cannot create the demo's temporary directory")?;
 
     let mut backends = Vec::with_capacity(usize::from(args.backends));
@@ -115,13 +117,29 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         banner(&servers, &cfg_path, &text, &pem_path, &cert, &addrs)
     );
 
-    let stopped = crate::proxy::wait_for_stop_signal().await;
+    stop.await;
     eprintln!("wsgate demo: stopping (backends close their WebSockets with 1001)");
     // Concurrently: the proxy stops accepting and waits for its connections,
     // which end because the backends close them.
     tokio::join!(proxy.shutdown(SHUTDOWN_GRACE), stop_backends(backends));
     drop(dir);
-    stopped.context("cannot wait for SIGINT/SIGTERM")
+    Ok(())
+}
+
+/// Registers SIGINT and SIGTERM handlers *now* and returns a future that
+/// resolves on the first of them. Unlike calling
+/// [`crate::proxy::wait_for_stop_signal`] later, a signal that arrives while
+/// we are still starting is neither fatal (default action) nor missed.
+pub(crate) fn stop_signals() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
 
 async fn stop_backends(backends: Vec<(String, backend::Running)>) {
