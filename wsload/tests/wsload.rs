@@ -228,10 +228,8 @@ async fn tls_echo_server() -> (SocketAddr, String) {
                     return;
                 };
                 while let Some(Ok(msg)) = ws.next().await {
-                    if msg.is_binary() || msg.is_text() {
-                        if ws.send(msg).await.is_err() {
-                            return;
-                        }
+                    if (msg.is_binary() || msg.is_text()) && ws.send(msg).await.is_err() {
+                        return;
                     }
                 }
             });
