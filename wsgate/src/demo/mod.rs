@@ -104,7 +104,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         Ok(p) => p,
         Err(e) => {
             stop_backends(backends).await;
-            return Err(e.context(format!(
+            return Err(anyhow::Error::new(e).context(format!(
                 "cannot start the demo proxy (is port {} or {} in use? try --port 0 --tls-port 0)",
                 args.port, args.tls_port
             )));
