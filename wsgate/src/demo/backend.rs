@@ -230,12 +230,22 @@ enum ReadHead {
 async fn handle_connection(
     mut stream: TcpStream,
     opts: &Options,
-    stopping: watch::Receiver<bool>,
+    mut stopping: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     loop {
-        let head = match read_head(&mut stream, &mut buf).await? {
+        let head = if buf.is_empty() {
+            // Idle between requests: a stop closes the connection at once
+            // instead of holding the shutdown until the grace ends.
+            tokio::select! {
+                head = read_head(&mut stream, &mut buf) => head?,
+                _ = stopping.wait_for(|stopped| *stopped) => return Ok(()),
+            }
+        } else {
+            read_head(&mut stream, &mut buf).await?
+        };
+        let head = match head {
             ReadHead::Head(head) => head,
             ReadHead::Closed => return Ok(()),
             ReadHead::Bad(status, reason) => {
