@@ -471,7 +471,6 @@ fn served_by(addr: SocketAddr) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs config::load_sources, which is being implemented on main"]
 async fn wsgate_demo_serves_ws_and_wss_round_robin_and_stops_cleanly() {
     let mut demo = Demo::start(2);
 

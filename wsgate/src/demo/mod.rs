@@ -240,7 +240,7 @@ fn banner(
     }
     let _ = writeln!(
         out,
-        "hint: each reload opens a new WebSocket, and round robin pins it to the next server (s1, s2, ...); Ctrl-C stops."
+        "hint: round robin gives each new connection the next server, and a WebSocket stays on its server; reload the page to see \"Server\" change. Ctrl-C stops."
     );
     out
 }
