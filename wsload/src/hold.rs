@@ -7,16 +7,20 @@
 //! checks every connection by a ping that must come back as a pong with the
 //! same payload, and closes each with a close handshake.
 //!
+//! The hold ends early when every opened connection is already gone (the
+//! server closed them all): there is nothing left to hold.
+//!
 //! Reported: `opened`, `failed` (could not open), `still_open` (answered the
 //! final ping), `lost` (opened but not still open), `closed_clean`, the
 //! reasons in `error_kinds`, and connect latency.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
@@ -57,6 +61,7 @@ pub async fn run(args: HoldArgs) -> anyhow::Result<(serde_json::Value, bool)> {
     let mut connect_latency = stats::new_histogram()?;
     let (opened_tx, mut opened_rx) = mpsc::unbounded_channel::<Result<Duration, String>>();
     let (verify_tx, verify_rx) = watch::channel(false);
+    let alive = Arc::new(Alive::default());
 
     // Phase 1: open at the requested rate (Burst keeps the average rate
     // when the timer falls behind).
@@ -75,8 +80,9 @@ pub async fn run(args: HoldArgs) -> anyhow::Result<(serde_json::Value, bool)> {
         let opened_tx = opened_tx.clone();
         let verify_rx = verify_rx.clone();
         let timeout = args.verify_timeout;
+        let alive = Arc::clone(&alive);
         tasks.push(tokio::spawn(async move {
-            hold_one(&target, opened_tx, verify_rx, timeout).await
+            hold_one(&target, opened_tx, verify_rx, timeout, &alive).await
         }));
     }
     drop(opened_tx);
@@ -103,7 +109,13 @@ pub async fn run(args: HoldArgs) -> anyhow::Result<(serde_json::Value, bool)> {
 
     // Phase 2: hold. The connections are the workload; this wait is the
     // point of the test, not a synchronisation.
-    tokio::time::sleep(args.hold).await;
+    let ended_early = tokio::select! {
+        () = tokio::time::sleep(args.hold) => false,
+        () = alive.all_gone() => true,
+    };
+    if ended_early {
+        eprintln!("wsload hold: every connection is gone; not holding any longer");
+    }
 
     // Phase 3: verify and close.
     let _ = verify_tx.send(true);
@@ -130,6 +142,7 @@ pub async fn run(args: HoldArgs) -> anyhow::Result<(serde_json::Value, bool)> {
         "connections": args.connections,
         "rate_per_s": args.rate,
         "hold_s": args.hold.as_secs_f64(),
+        "hold_ended_early": ended_early,
         "open_s": stats::round3(open_s),
         "opened": opened,
         "failed": failed,
@@ -149,10 +162,11 @@ async fn hold_one(
     opened_tx: mpsc::UnboundedSender<Result<Duration, String>>,
     mut verify: watch::Receiver<bool>,
     verify_timeout: Duration,
+    alive: &Alive,
 ) -> Outcome {
     let mut o = Outcome::default();
     let t0 = Instant::now();
-    let mut ws = match target.connect().await {
+    let ws = match target.connect().await {
         Ok(ws) => ws,
         Err(kind) => {
             let _ = opened_tx.send(Err(kind));
@@ -160,9 +174,45 @@ async fn hold_one(
         }
     };
     o.opened = true;
+    // Counted alive before the main task can learn it was opened.
+    alive.count.fetch_add(1, Ordering::SeqCst);
     let _ = opened_tx.send(Ok(t0.elapsed()));
     drop(opened_tx);
+    hold_open(ws, o, &mut verify, verify_timeout, alive).await
+}
 
+/// Connections currently open during the hold.
+#[derive(Default)]
+struct Alive {
+    count: AtomicUsize,
+    gone: Notify,
+}
+
+impl Alive {
+    fn lost_one(&self) {
+        if self.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.gone.notify_one();
+        }
+    }
+
+    /// Resolves once no opened connection is left (never while some are).
+    async fn all_gone(&self) {
+        loop {
+            if self.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            self.gone.notified().await;
+        }
+    }
+}
+
+async fn hold_open(
+    mut ws: Ws,
+    mut o: Outcome,
+    verify: &mut watch::Receiver<bool>,
+    verify_timeout: Duration,
+    alive: &Alive,
+) -> Outcome {
     // Idle, but reading: pushes are counted, pings answered by tungstenite.
     loop {
         tokio::select! {
@@ -171,15 +221,18 @@ async fn hold_one(
                 Some(Ok(Message::Close(frame))) => {
                     let code = frame.map(|f| u16::from(f.code)).unwrap_or(1005);
                     o.errors.add(format!("closed by server during hold ({code})"));
+                    alive.lost_one();
                     return o;
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
                     o.errors.add(format!("dropped during hold: {}", error_kind(&e)));
+                    alive.lost_one();
                     return o;
                 }
                 None => {
                     o.errors.add("dropped during hold: eof");
+                    alive.lost_one();
                     return o;
                 }
             },

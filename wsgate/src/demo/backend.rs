@@ -95,6 +95,10 @@ impl Options {
 
 /// Runs the demo backend until SIGINT/SIGTERM.
 pub async fn run(args: BackendArgs) -> anyhow::Result<()> {
+    // Handlers first: a SIGTERM sent as soon as the port accepts must stop
+    // us cleanly, not kill us (default action) or go unnoticed.
+    let stop = super::stop_signals()
+        .map_err(|e| anyhow::anyhow!("cannot install SIGINT/SIGTERM handlers: {e}"))?;
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
@@ -108,19 +112,7 @@ pub async fn run(args: BackendArgs) -> anyhow::Result<()> {
         opts.name.as_deref().unwrap_or("(unnamed)"),
         opts.push_interval
     );
-    // The signal handlers must exist before we report readiness, so a
-    // SIGTERM right after start is not lost.
-    let (stop_tx, mut stop_rx) = watch::channel(false);
-    let signals = tokio::spawn(async move {
-        let result = crate::proxy::wait_for_stop_signal().await;
-        let _ = stop_tx.send(true);
-        result
-    });
-    serve(listener, opts, async move {
-        let _ = stop_rx.wait_for(|stopped| *stopped).await;
-    })
-    .await?;
-    signals.abort();
+    serve(listener, opts, stop).await?;
     tracing::info!("demo backend stopped");
     Ok(())
 }
@@ -238,12 +230,22 @@ enum ReadHead {
 async fn handle_connection(
     mut stream: TcpStream,
     opts: &Options,
-    stopping: watch::Receiver<bool>,
+    mut stopping: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     loop {
-        let head = match read_head(&mut stream, &mut buf).await? {
+        let head = if buf.is_empty() {
+            // Idle between requests: a stop closes the connection at once
+            // instead of holding the shutdown until the grace ends.
+            tokio::select! {
+                head = read_head(&mut stream, &mut buf) => head?,
+                _ = stopping.wait_for(|stopped| *stopped) => return Ok(()),
+            }
+        } else {
+            read_head(&mut stream, &mut buf).await?
+        };
+        let head = match head {
             ReadHead::Head(head) => head,
             ReadHead::Closed => return Ok(()),
             ReadHead::Bad(status, reason) => {
