@@ -1,33 +1,149 @@
 //! The running proxy: listeners, sessions and tunnels built from a
 //! [`Config`].
+//!
+//! Stage: `main` (or the demo) loads a [`Config`], [`Prepared::new`] loads
+//! what can fail before binding (certificates, reported as diagnostics at
+//! their `bind` line), [`Prepared::start`] binds every listener and spawns
+//! the accept loops, and [`Proxy::shutdown`] stops them and waits for open
+//! sessions up to a grace time.
+
+mod buffers;
+mod connect;
+mod errors;
+pub mod http1;
+mod io;
+mod listener;
+mod session;
+mod tunnel;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::backend::BackendRuntime;
+use crate::config::model::{Frontend, Global};
 use crate::config::{Config, Diagnostic};
+
+/// What sessions share: the configuration and the backends' run-time state.
+pub struct Runtime {
+    pub global: Global,
+    pub frontends: Vec<Frontend>,
+    pub backends: Vec<BackendRuntime>,
+}
 
 /// A configuration whose certificates are loaded: ready to bind.
 pub struct Prepared {
-    config: Config,
+    runtime: Runtime,
+    /// Per frontend, per bind: the TLS acceptor of `ssl` binds.
+    tls: Vec<Vec<Option<TlsAcceptor>>>,
 }
 
 impl Prepared {
     /// Loads everything that can fail before binding (certificates), so
     /// that `wsgate -c` reports it at the `bind` line.
     pub fn new(config: Config) -> Result<Prepared, Vec<Diagnostic>> {
-        Ok(Prepared { config })
+        let mut errors = Vec::new();
+        let mut tls = Vec::with_capacity(config.frontends.len());
+        for fe in &config.frontends {
+            let mut per_bind = Vec::with_capacity(fe.binds.len());
+            for bind in &fe.binds {
+                per_bind.push(match &bind.ssl {
+                    None => None,
+                    Some(ssl) => match crate::tls::server_config(ssl) {
+                        Ok(cfg) => Some(TlsAcceptor::from(cfg)),
+                        Err(e) => {
+                            let mut d = Diagnostic::error(bind.location.clone(), e.to_string());
+                            if let Some(hint) = e.hint() {
+                                d = d.with_hint(hint);
+                            }
+                            errors.push(d);
+                            None
+                        }
+                    },
+                });
+            }
+            tls.push(per_bind);
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let runtime = Runtime {
+            global: config.global,
+            frontends: config.frontends,
+            backends: config
+                .backends
+                .into_iter()
+                .map(BackendRuntime::new)
+                .collect(),
+        };
+        Ok(Prepared { runtime, tls })
     }
 
-    /// Binds every listener and starts serving.
-    pub async fn start(self) -> anyhow::Result<Proxy> {
-        let _ = self.config;
-        anyhow::bail!("not yet")
+    /// Binds every listener and starts serving. A bind that fails (address
+    /// in use, permission denied for a port below 1024) is reported with its
+    /// configuration line, and nothing is left listening.
+    pub async fn start(self) -> Result<Proxy, StartError> {
+        raise_fd_limit();
+        let global_slots = Arc::new(Semaphore::new(global_maxconn(&self.runtime.global)));
+        let runtime = Arc::new(self.runtime);
+        let mut listeners = Vec::new();
+        let mut addrs = Vec::new();
+        for (fe_index, (fe, tls)) in runtime.frontends.iter().zip(self.tls).enumerate() {
+            let frontend_slots = fe.maxconn.map(|n| Arc::new(Semaphore::new(n as usize)));
+            for (bind, tls) in fe.binds.iter().zip(tls) {
+                let tcp = listener::bind(bind.addr).map_err(|source| StartError::Bind {
+                    location: bind.location.to_string(),
+                    addr: bind.addr,
+                    source,
+                })?;
+                addrs.push(tcp.local_addr().unwrap_or(bind.addr));
+                listeners.push(listener::Listener {
+                    tcp,
+                    runtime: runtime.clone(),
+                    frontend: fe_index,
+                    tls,
+                    global_slots: global_slots.clone(),
+                    frontend_slots: frontend_slots.clone(),
+                });
+            }
+        }
+        let shutdown = CancellationToken::new();
+        let sessions = TaskTracker::new();
+        let accept_loops = TaskTracker::new();
+        for l in listeners {
+            accept_loops.spawn(l.run(shutdown.clone(), sessions.clone()));
+        }
+        accept_loops.close();
+        Ok(Proxy {
+            addrs,
+            shutdown,
+            sessions,
+            accept_loops,
+        })
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{location}: error: cannot bind {addr}: {source}")]
+    Bind {
+        location: String,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A running proxy.
 pub struct Proxy {
     addrs: Vec<SocketAddr>,
+    shutdown: CancellationToken,
+    sessions: TaskTracker,
+    accept_loops: TaskTracker,
 }
 
 impl Proxy {
@@ -37,10 +153,55 @@ impl Proxy {
         self.addrs.clone()
     }
 
-    /// Stops accepting, lets open connections finish for up to `grace`,
-    /// then closes what remains.
+    /// Stops accepting at once, closes idle keep-alive connections, lets
+    /// open exchanges and tunnels finish for up to `grace`, then returns
+    /// (whatever is still open ends with the process).
     pub async fn shutdown(self, grace: Duration) {
-        let _ = grace;
+        self.shutdown.cancel();
+        self.accept_loops.wait().await;
+        self.sessions.close();
+        if tokio::time::timeout(grace, self.sessions.wait())
+            .await
+            .is_err()
+        {
+            tracing::info!(
+                open = self.sessions.len(),
+                "grace time over; closing the remaining connections"
+            );
+        }
+    }
+}
+
+/// Global `maxconn`, or as HAProxy does when unset: what the file
+/// descriptor limit allows, two descriptors per proxied connection.
+fn global_maxconn(global: &Global) -> usize {
+    if let Some(n) = global.maxconn {
+        return n as usize;
+    }
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    let fds = if ok { limit.rlim_cur as usize } else { 1024 };
+    (fds.saturating_sub(64) / 2).max(1)
+}
+
+/// Raises the soft file descriptor limit to the hard one, as HAProxy does
+/// at start-up, so `maxconn` is not capped by a low default.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain libc calls on a struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
     }
 }
 

@@ -1,0 +1,61 @@
+//! The error responses the proxy itself sends, in HAProxy's format
+//! (`HTTP/1.1 503 Service Unavailable` with a small HTML body and
+//! `connection: close`), so clients and monitors that parse HAProxy's
+//! answers keep working.
+
+/// The full response for `status`; the connection is closed after it.
+pub fn response(status: u16) -> Vec<u8> {
+    let (reason, text) = match status {
+        400 => ("Bad Request", "Your browser sent an invalid request."),
+        403 => ("Forbidden", "Request forbidden by administrative rules."),
+        408 => (
+            "Request Time-out",
+            "Your browser didn't send a complete request in time.",
+        ),
+        414 => ("Request-URI Too Long", "The request line is too long."),
+        431 => (
+            "Request Header Fields Too Large",
+            "The request header fields are too large.",
+        ),
+        501 => (
+            "Not Implemented",
+            "The server does not support the functionality required to fulfill the request.",
+        ),
+        502 => (
+            "Bad Gateway",
+            "The server returned an invalid or incomplete response.",
+        ),
+        503 => (
+            "Service Unavailable",
+            "No server is available to handle this request.",
+        ),
+        504 => ("Gateway Time-out", "The server didn't respond in time."),
+        505 => (
+            "HTTP Version Not Supported",
+            "The HTTP version is not supported.",
+        ),
+        _ => (
+            "Internal Server Error",
+            "An internal server error occurred.",
+        ),
+    };
+    let body = format!("<html><body><h1>{status} {reason}</h1>\n{text}\n</body></html>\n");
+    format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/html\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn length_matches_body() {
+        for status in [400, 408, 502, 503, 504] {
+            let r = String::from_utf8(super::response(status)).unwrap();
+            let (head, body) = r.split_once("\r\n\r\n").unwrap();
+            assert!(head.starts_with(&format!("HTTP/1.1 {status} ")));
+            assert!(head.contains(&format!("content-length: {}", body.len())));
+        }
+    }
+}

@@ -1,0 +1,453 @@
+//! One client connection, from its first byte to its close.
+//!
+//! Stage: the listener accepts (and terminates TLS), then calls
+//! [`serve_http`] or [`serve_tcp`]. An HTTP session is a keep-alive loop:
+//! read a request head (`timeout http-request`), pick a backend and a
+//! server, connect (`timeout connect`, `retries`), forward the request and
+//! its body, read the response (`timeout server`), forward it. A
+//! `101 Switching Protocols` ends the HTTP part: both streams go to
+//! [`tunnel::run`], pinned to the server that answered. Every failure is
+//! answered with the status HAProxy would give (400/408/414/431/501/505 for
+//! the client's mistakes, 502/503/504 for the server's).
+//!
+//! Server connections are not reused between requests yet: each request
+//! gets its own, closed after the response (`Connection: close` to the
+//! server, as with `option http-server-close`). The client side keeps
+//! alive.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::connect::{connect, ConnectError};
+use super::errors;
+use super::http1::body::{copy_body, BodyError, BodyKind};
+use super::http1::head::{parse_request, parse_response, RequestError, RequestHead, ResponseHead};
+use super::io::{with_timeout, write_with_timeout, IoError};
+use super::tunnel::{self, TunnelTimeouts};
+use super::Runtime;
+use crate::backend::BackendRuntime;
+use crate::config::model::{Backend, Frontend, HttpConnMode};
+
+/// How much the head buffer grows per read.
+const HEAD_READ_CHUNK: usize = 4096;
+
+/// Serves one client connection of an `http` frontend.
+pub async fn serve_http<C>(
+    mut client: C,
+    peer: SocketAddr,
+    frontend: &Frontend,
+    runtime: &Runtime,
+    shutdown: &CancellationToken,
+) where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let limit = runtime.global.tune_bufsize;
+    let mut inbuf: Vec<u8> = Vec::new();
+    let mut first = true;
+    loop {
+        let fe = &frontend.timeouts;
+        let wait = if first {
+            fe.http_request.or(fe.client)
+        } else {
+            let be_keep_alive = frontend
+                .default_backend
+                .and_then(|b| runtime.backends[b.0].config.timeouts.http_keep_alive);
+            fe.http_keep_alive
+                .or(be_keep_alive)
+                .or(fe.http_request)
+                .or(fe.client)
+        };
+        let (request, head_len) =
+            match read_request_head(&mut client, &mut inbuf, limit, wait, shutdown).await {
+                HeadRead::Head(request, len) => (request, len),
+                HeadRead::Invalid(e) => {
+                    tracing::debug!(%peer, "refused request: {e}");
+                    send_error(&mut client, e.status(), fe.client).await;
+                    return;
+                }
+                HeadRead::TimedOut { started } => {
+                    // An idle keep-alive connection is closed silently; a
+                    // request that was started (or never came on a new
+                    // connection) gets 408, as in HAProxy.
+                    if started || first {
+                        send_error(&mut client, 408, fe.client).await;
+                    }
+                    return;
+                }
+                HeadRead::Closed => return,
+            };
+        inbuf.drain(..head_len);
+        tracing::debug!(%peer, method = %request.method, target = %request.target, "request");
+
+        let Some(backend_id) = frontend.default_backend else {
+            send_error(&mut client, 503, fe.client).await;
+            return;
+        };
+        let backend = &runtime.backends[backend_id.0];
+        let exchange = Exchange {
+            peer,
+            frontend,
+            backend,
+        };
+        match exchange
+            .forward(&mut client, request, &mut inbuf, limit, shutdown)
+            .await
+        {
+            Next::KeepAlive => {}
+            Next::Close => {
+                let _ = with_timeout(fe.client, client.shutdown()).await;
+                return;
+            }
+            Next::Abort => return,
+        }
+        first = false;
+        if inbuf.is_empty() {
+            // Between requests an idle connection holds no head buffer.
+            inbuf = Vec::new();
+        }
+    }
+}
+
+enum HeadRead {
+    Head(RequestHead, usize),
+    Invalid(RequestError),
+    TimedOut {
+        started: bool,
+    },
+    /// The client closed, failed, or the proxy is stopping while the
+    /// connection was idle.
+    Closed,
+}
+
+/// Reads until a complete request head is in `inbuf`. `wait` bounds the
+/// whole head (`timeout http-request` is not an inactivity timeout: a
+/// client trickling one byte a second still gets 408).
+async fn read_request_head<C: AsyncRead + Unpin>(
+    client: &mut C,
+    inbuf: &mut Vec<u8>,
+    limit: usize,
+    wait: Option<Duration>,
+    shutdown: &CancellationToken,
+) -> HeadRead {
+    let deadline = wait.map(|w| Instant::now() + w);
+    loop {
+        if !inbuf.is_empty() {
+            match parse_request(inbuf, limit) {
+                Ok(Some((head, len))) => return HeadRead::Head(head, len),
+                Ok(None) => {}
+                Err(e) => return HeadRead::Invalid(e),
+            }
+        }
+        if inbuf.capacity() - inbuf.len() < HEAD_READ_CHUNK / 4 {
+            inbuf.reserve(HEAD_READ_CHUNK.min(limit + 1 - inbuf.len().min(limit)));
+        }
+        let idle = inbuf.is_empty();
+        tokio::select! {
+            read = client.read_buf(inbuf) => match read {
+                Ok(0) | Err(_) => return HeadRead::Closed,
+                Ok(_) => {}
+            },
+            _ = sleep_until(deadline) => return HeadRead::TimedOut { started: !idle },
+            _ = shutdown.cancelled(), if idle => return HeadRead::Closed,
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Answers with an error status and ends the connection.
+async fn refuse<C: AsyncWrite + Unpin>(
+    client: &mut C,
+    status: u16,
+    limit: Option<Duration>,
+) -> Next {
+    send_error(client, status, limit).await;
+    Next::Abort
+}
+
+async fn send_error<C: AsyncWrite + Unpin>(client: &mut C, status: u16, limit: Option<Duration>) {
+    let _ = write_with_timeout(client, &errors::response(status), limit).await;
+    let _ = with_timeout(limit, client.shutdown()).await;
+}
+
+/// What the session does after an exchange.
+enum Next {
+    KeepAlive,
+    /// Shut the client connection down cleanly.
+    Close,
+    /// The connection is unusable (an error was answered or it broke).
+    Abort,
+}
+
+/// One request/response exchange (or the upgrade that ends the session).
+struct Exchange<'a> {
+    peer: SocketAddr,
+    frontend: &'a Frontend,
+    backend: &'a BackendRuntime,
+}
+
+impl Exchange<'_> {
+    async fn forward<C>(
+        &self,
+        client: &mut C,
+        request: RequestHead,
+        inbuf: &mut Vec<u8>,
+        limit: usize,
+        shutdown: &CancellationToken,
+    ) -> Next
+    where
+        C: AsyncRead + AsyncWrite + Unpin,
+    {
+        let be = &self.backend.config;
+        let client_timeout = self.frontend.timeouts.client;
+        let server_timeout = be.timeouts.server;
+
+        let mut server = match connect(self.backend).await {
+            Ok(connected) => connected,
+            Err(e) => {
+                match &e {
+                    ConnectError::NoServer => {
+                        tracing::warn!(backend = %be.name, "no server available: 503")
+                    }
+                    _ => tracing::warn!(backend = %be.name, "{e}: 503"),
+                }
+                return refuse(client, 503, client_timeout).await;
+            }
+        };
+        let server_name = &be.servers[server.server].name;
+
+        let forwarded_for = (self.frontend.forwardfor || be.forwardfor).then(|| self.peer.ip());
+        let mut out = Vec::with_capacity(1024);
+        request.write_for_server(forwarded_for, &mut out);
+        if write_with_timeout(&mut server.stream, &out, server_timeout)
+            .await
+            .is_err()
+        {
+            return refuse(client, 502, client_timeout).await;
+        }
+        drop(out);
+
+        match copy_body(
+            request.body,
+            inbuf,
+            client,
+            client_timeout,
+            &mut server.stream,
+            server_timeout,
+        )
+        .await
+        {
+            Ok(_) => {}
+            Err(BodyError::Read(IoError::Timeout)) => {
+                return refuse(client, 408, client_timeout).await
+            }
+            Err(BodyError::Chunked(_)) => return refuse(client, 400, client_timeout).await,
+            Err(BodyError::Write(_)) => return refuse(client, 502, client_timeout).await,
+            Err(BodyError::Read(_) | BodyError::Truncated) => return Next::Abort,
+        }
+
+        let mut srvbuf: Vec<u8> = Vec::new();
+        let response = loop {
+            match read_response_head(
+                &mut server.stream,
+                &mut srvbuf,
+                limit,
+                server_timeout,
+                &request,
+            )
+            .await
+            {
+                Ok((head, len)) => {
+                    srvbuf.drain(..len);
+                    // Interim responses (100 Continue, 103 Early Hints) go
+                    // to the client as they are; the final one follows.
+                    if (100..200).contains(&head.status) && head.status != 101 {
+                        let mut interim = Vec::new();
+                        head.write_for_client(false, &mut interim);
+                        if write_with_timeout(client, &interim, client_timeout)
+                            .await
+                            .is_err()
+                        {
+                            return Next::Abort;
+                        }
+                        continue;
+                    }
+                    break head;
+                }
+                Err(status) => {
+                    tracing::warn!(backend = %be.name, server = %server_name, "bad or missing response: {status}");
+                    return refuse(client, status, client_timeout).await;
+                }
+            }
+        };
+
+        if response.status == 101 {
+            if request.upgrade.is_none() {
+                tracing::warn!(server = %server_name, "101 without an upgrade request: 502");
+                return refuse(client, 502, client_timeout).await;
+            }
+            return self
+                .upgrade(client, server.stream, &response, &srvbuf, inbuf)
+                .await;
+        }
+
+        let conn_mode = self.frontend.http_conn_mode.max(be.http_conn_mode);
+        let close = !request.wants_keep_alive()
+            || conn_mode == HttpConnMode::Close
+            || response.body == BodyKind::UntilClose
+            || shutdown.is_cancelled();
+        let mut head = Vec::with_capacity(512);
+        response.write_for_client(close, &mut head);
+        if write_with_timeout(client, &head, client_timeout)
+            .await
+            .is_err()
+        {
+            return Next::Abort;
+        }
+        drop(head);
+        let body = copy_body(
+            response.body,
+            &mut srvbuf,
+            &mut server.stream,
+            server_timeout,
+            client,
+            client_timeout,
+        )
+        .await;
+        if let Err(e) = body {
+            tracing::debug!(server = %server_name, "response body: {e}");
+            return Next::Abort;
+        }
+        if close {
+            Next::Close
+        } else {
+            Next::KeepAlive
+        }
+    }
+
+    /// The server accepted the protocol switch: relay its `101`, then the
+    /// bytes either side sent early, then tunnel until the end.
+    async fn upgrade<C>(
+        &self,
+        client: &mut C,
+        mut server: TcpStream,
+        response: &ResponseHead,
+        server_early: &[u8],
+        client_early: &mut Vec<u8>,
+    ) -> Next
+    where
+        C: AsyncRead + AsyncWrite + Unpin,
+    {
+        let be = &self.backend.config;
+        let fe = &self.frontend.timeouts;
+        let mut head = Vec::with_capacity(256);
+        response.write_for_client(false, &mut head);
+        head.extend_from_slice(server_early);
+        if write_with_timeout(client, &head, fe.client).await.is_err() {
+            return Next::Abort;
+        }
+        drop(head);
+        if !client_early.is_empty() {
+            if write_with_timeout(&mut server, client_early, be.timeouts.server)
+                .await
+                .is_err()
+            {
+                return Next::Abort;
+            }
+            client_early.clear();
+        }
+        *client_early = Vec::new();
+        let timeouts = tunnel_timeouts(self.frontend, be);
+        let outcome = tunnel::run(client, &mut server, timeouts).await;
+        tracing::debug!(
+            peer = %self.peer,
+            up = outcome.bytes_up,
+            down = outcome.bytes_down,
+            "tunnel ended: {}",
+            outcome.end
+        );
+        Next::Abort
+    }
+}
+
+/// HAProxy's tunnel timeouts: `timeout tunnel` when set, else the shorter
+/// of `timeout client` and `timeout server`; `client-fin`/`server-fin` after
+/// a half-close.
+fn tunnel_timeouts(frontend: &Frontend, backend: &Backend) -> TunnelTimeouts {
+    let (fe, be) = (&frontend.timeouts, &backend.timeouts);
+    TunnelTimeouts {
+        idle: be.tunnel.or(shorter(fe.client, be.server)),
+        client_fin: fe.client_fin,
+        server_fin: be.server_fin,
+    }
+}
+
+/// The shorter of two optional timeouts; unset means infinite.
+fn shorter(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Reads the next response head. `Err` carries the status for the client:
+/// 504 when `timeout server` expires first, 502 for anything malformed or
+/// a server that closes before answering.
+async fn read_response_head(
+    server: &mut TcpStream,
+    srvbuf: &mut Vec<u8>,
+    limit: usize,
+    server_timeout: Option<Duration>,
+    request: &RequestHead,
+) -> Result<(ResponseHead, usize), u16> {
+    loop {
+        if !srvbuf.is_empty() {
+            match parse_response(srvbuf, limit, request.is_head()) {
+                Ok(Some(parsed)) => return Ok(parsed),
+                Ok(None) => {}
+                Err(_) => return Err(502),
+            }
+        }
+        if srvbuf.capacity() - srvbuf.len() < HEAD_READ_CHUNK / 4 {
+            srvbuf.reserve(HEAD_READ_CHUNK);
+        }
+        match with_timeout(server_timeout, server.read_buf(srvbuf)).await {
+            Ok(0) => return Err(502),
+            Ok(_) => {}
+            Err(IoError::Timeout) => return Err(504),
+            Err(IoError::Io(_)) => return Err(502),
+        }
+    }
+}
+
+/// Serves one client connection of a `tcp` frontend: a tunnel to a server
+/// from the first byte.
+pub async fn serve_tcp<C>(mut client: C, peer: SocketAddr, frontend: &Frontend, runtime: &Runtime)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let Some(backend_id) = frontend.default_backend else {
+        return;
+    };
+    let backend = &runtime.backends[backend_id.0];
+    let mut server = match connect(backend).await {
+        Ok(connected) => connected.stream,
+        Err(e) => {
+            tracing::warn!(%peer, backend = %backend.config.name, "{e}");
+            return;
+        }
+    };
+    let timeouts = tunnel_timeouts(frontend, &backend.config);
+    let outcome = tunnel::run(&mut client, &mut server, timeouts).await;
+    tracing::debug!(%peer, "tcp session ended: {}", outcome.end);
+}
