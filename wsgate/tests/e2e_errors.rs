@@ -582,3 +582,134 @@ fn sigterm_exits_zero() {
     );
     assert!(!common::accepts(addr), "still accepting after exit");
 }
+
+// ---------------------------------------------------------------- responses
+
+#[test]
+fn failed_upgrade_is_relayed_as_is() {
+    let backend = ScriptedBackend::start(Script::Reply(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\nno upgrade!",
+    ));
+    let (gate, addr) = start_proxy(backend.addr, &PLAIN);
+    let resp = http::exchange(
+        addr,
+        b"GET /ws HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", gate.log()));
+    assert_eq!(resp.status(), 400, "{}", gate.log());
+    assert_eq!(resp.body_str(), "no upgrade!");
+    // The upgrade request reached the server with its upgrade headers.
+    let seen = backend.seen();
+    assert_eq!(
+        seen[0]
+            .header("upgrade")
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("websocket"),
+        "{}",
+        seen[0].raw_head
+    );
+}
+
+#[test]
+fn chunked_response_is_streamed_back() {
+    let backend = ScriptedBackend::start(Script::Reply(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n",
+    ));
+    let (gate, addr) = start_proxy(backend.addr, &PLAIN);
+    let mut reader = Reader::new(http::connect(addr), http::IO_DEADLINE);
+    // Twice on one connection: the proxy must find where the chunked body ends.
+    for _ in 0..2 {
+        reader.stream.write_all(GET).unwrap();
+        let resp = reader
+            .read_response()
+            .unwrap_or_else(|e| panic!("{e}\n{}", gate.log()));
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.body_str(), "hello, world");
+    }
+}
+
+#[test]
+fn close_delimited_response_is_streamed_back() {
+    let backend = ScriptedBackend::start(Script::ReplyThenClose(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the server closes",
+    ));
+    let (gate, addr) = start_proxy(backend.addr, &PLAIN);
+    let resp = http::exchange(addr, GET).unwrap_or_else(|e| panic!("{e}\n{}", gate.log()));
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.body_str(), "until the server closes");
+}
+
+// ---------------------------------------------------------------- mode tcp, directories
+
+#[test]
+fn mode_tcp_forwards_bytes_unchanged() {
+    let backend = ScriptedBackend::start(Script::Ok);
+    let port = common::free_port();
+    let gate = Wsgate::start(&format!(
+        "\
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+
+backend be
+    server s1 {}
+",
+        backend.addr
+    ));
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    // Not even valid HTTP framing for a proxy in mode http (obs-fold): a
+    // tcp proxy passes it through untouched.
+    let req = b"GET /tcp HTTP/1.1\r\nHost: test\r\nX-Folded: a\r\n  b\r\n\r\n";
+    let resp = http::exchange(addr, req).unwrap_or_else(|e| panic!("{e}\n{}", gate.log()));
+    assert_eq!(resp.status(), 200);
+    let raw = backend.seen()[0].raw_head.clone() + "\r\n\r\n";
+    assert_eq!(raw.as_bytes(), req, "bytes changed on the way");
+}
+
+#[test]
+fn config_directory_loads_cfg_files_in_order() {
+    let backend = ScriptedBackend::start(Script::Ok);
+    let dir = TempDir::new("cfg-dir");
+    let port = common::free_port();
+    let sub = dir.path().join("conf.d");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(
+        sub.join("10-defaults.cfg"),
+        "defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n",
+    )
+    .unwrap();
+    std::fs::write(
+        sub.join("20-frontend.cfg"),
+        format!("frontend fe\n    bind 127.0.0.1:{port}\n    default_backend be\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        sub.join("30-backend.cfg"),
+        format!("backend be\n    server s1 {}\n", backend.addr),
+    )
+    .unwrap();
+    // Not a *.cfg file: ignored.
+    std::fs::write(sub.join("README"), "this is not configuration\n").unwrap();
+
+    let mut cmd = std::process::Command::new(common::proxy_bin());
+    cmd.arg("-f").arg(&sub);
+    let mut guard = common::ChildGuard::spawn(cmd, dir.path().join("wsgate.log"));
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    common::poll_until(common::START_DEADLINE, "wsgate -f DIR to listen", || {
+        if let Ok(Some(s)) = guard.child.try_wait() {
+            panic!("wsgate -f DIR exited ({s}):\n{}", guard.output());
+        }
+        common::accepts(addr).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", guard.output()));
+    assert_eq!(http::status_of(addr, GET, &guard.output()), 200);
+    let _ = guard.wait_exit(Duration::ZERO);
+}

@@ -297,6 +297,11 @@ pub enum Script {
     /// Answers the first request with `101 Switching Protocols`, then
     /// stays silent until the peer closes.
     UpgradeThenSilent,
+    /// Answers every request with these exact bytes, keep-alive.
+    Reply(&'static str),
+    /// Answers the first request with these bytes, then closes (for
+    /// close-delimited bodies).
+    ReplyThenClose(&'static str),
 }
 
 /// One request as the backend received it.
@@ -404,7 +409,11 @@ fn serve(
                 }
             }
         }
-        Script::Ok | Script::Garbage | Script::UpgradeThenSilent => {
+        Script::Ok
+        | Script::Garbage
+        | Script::UpgradeThenSilent
+        | Script::Reply(_)
+        | Script::ReplyThenClose(_) => {
             let mut reader = Reader::new(conn, deadline);
             let mut n = 0;
             loop {
@@ -427,14 +436,15 @@ fn serve(
                         .into_bytes()
                     }
                     Script::Garbage => b"this is not HTTP at all\r\n\r\n".to_vec(),
+                    Script::Reply(bytes) | Script::ReplyThenClose(bytes) => bytes.as_bytes().to_vec(),
                     _ => b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n".to_vec(),
                 };
                 if reader.stream.write_all(&reply).is_err() {
                     return;
                 }
                 match script {
-                    Script::Ok => continue,
-                    Script::Garbage => {
+                    Script::Ok | Script::Reply(_) => continue,
+                    Script::Garbage | Script::ReplyThenClose(_) => {
                         let _ = reader.stream.shutdown(Shutdown::Write);
                         let _ = reader.wait_closed();
                         return;
