@@ -58,6 +58,13 @@ fn assert_config_error(name: &str, config: &str, lines: &[usize], what: &str) ->
     check_out
 }
 
+/// The `  hint:` line that follows the first error line containing `needle`.
+fn hint_after<'a>(out: &'a str, needle: &str) -> Option<&'a str> {
+    let mut lines = out.lines();
+    lines.find(|l| l.contains(": error:") && l.contains(needle))?;
+    lines.next()?.strip_prefix("  hint: ")
+}
+
 /// The tutorial's first attempt (../shared/examples/ws-mode-mismatch.cfg,
 /// embedded): the backend has no `mode http`, so it is tcp.
 #[test]
@@ -108,9 +115,11 @@ backend be
     );
     let out = assert_config_error("unknown-keyword.cfg", &config, &[4], "unknown keyword");
     assert!(out.contains("tiemout"), "names the keyword:\n{out}");
+    // Issue 3: "Unknown keywords are errors with a did-you-mean hint."
+    let hint = hint_after(&out, "tiemout").unwrap_or_else(|| panic!("no hint:\n{out}"));
     assert!(
-        out.contains("hint:") && out.contains("timeout"),
-        "did-you-mean hint expected:\n{out}"
+        hint.contains("timeout"),
+        "the hint should suggest `timeout` (did you mean):\n{out}"
     );
 }
 
