@@ -83,7 +83,7 @@ async fn tutorial_ws_and_wss_with_tokio_tungstenite() {
 #[test]
 fn tutorial_ws_and_wss_with_python_websockets() {
     if !common::python_websockets_available() {
-        common::skip_unless_ci("python3 with the `websockets` package is not available");
+        common::skip_unless_ci("python3 with the `websockets` package (>= 11) is not available");
         return;
     }
     let t = start_tutorial();

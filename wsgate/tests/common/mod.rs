@@ -377,10 +377,11 @@ impl TestCert {
 
 // ---------------------------------------------------------------- external tools
 
-/// True when `python3 -c 'import websockets'` works.
+/// True when `python3 -c 'import websockets.sync.client'` works
+/// (websockets >= 11, the sync client the test script uses).
 pub fn python_websockets_available() -> bool {
     Command::new("python3")
-        .args(["-c", "import websockets"])
+        .args(["-c", "import websockets.sync.client"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
