@@ -63,7 +63,12 @@ impl std::fmt::Display for Diagnostic {
             Severity::Warning => "warning",
             Severity::Error => "error",
         };
-        write!(f, "{}: {}: {}", self.location, sev, self.message)?;
+        if self.location.line == 0 {
+            // About a whole file (it could not be read).
+            write!(f, "{}: {}: {}", self.location.file, sev, self.message)?;
+        } else {
+            write!(f, "{}: {}: {}", self.location, sev, self.message)?;
+        }
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;
         }

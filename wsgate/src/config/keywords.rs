@@ -1,8 +1,739 @@
 //! The one keyword table: every keyword wsgate knows, per section, with its
 //! status (supported, ignored with a warning, rejected with a reason).
+//!
+//! Principle 1 of DESIGN.md: compatibility is a table, not a hope. The
+//! parser looks every line up here, `wsgate --list-keywords` prints the
+//! table, and `docs/config.md` is generated from it, so the three can never
+//! disagree. Supported entries carry the handler (in `handlers`) that turns
+//! the arguments into model values; ignored entries only warn, and only when
+//! ignoring them cannot change what a client or server sees in a way the
+//! user relies on; everything else is rejected with the reason and, where
+//! one exists, the wsgate way to get the same effect. `bind` and `server`
+//! options have their own small tables below, with the same statuses.
+//!
+//! Sections follow HAProxy's keyword matrix (manual §4.1).
+
+use super::handlers as h;
+use super::parser::{Cx, GlobalDraft, ProxyDraft};
+
+/// A set of sections, as in the manual's keyword matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sections(u8);
+
+impl Sections {
+    pub const GLOBAL: Sections = Sections(1);
+    pub const DEFAULTS: Sections = Sections(2);
+    pub const FRONTEND: Sections = Sections(4);
+    pub const LISTEN: Sections = Sections(8);
+    pub const BACKEND: Sections = Sections(16);
+
+    pub fn contains(self, other: Sections) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    pub fn intersects(self, other: Sections) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// "the global section" / "defaults, frontend or listen sections".
+    pub fn describe(self) -> String {
+        if self == G {
+            return "the global section".into();
+        }
+        let names: Vec<&str> = [
+            (Sections::DEFAULTS, "defaults"),
+            (Sections::FRONTEND, "frontend"),
+            (Sections::LISTEN, "listen"),
+            (Sections::BACKEND, "backend"),
+        ]
+        .iter()
+        .filter(|(s, _)| self.contains(*s))
+        .map(|(_, n)| *n)
+        .collect();
+        match names.as_slice() {
+            [one] => format!("a {one} section"),
+            [init @ .., last] => format!("{} or {last} sections", init.join(", ")),
+            [] => "no section".into(),
+        }
+    }
+
+    fn cell(self, s: Sections) -> &'static str {
+        if self.contains(s) {
+            "x"
+        } else {
+            ""
+        }
+    }
+}
+
+impl std::ops::BitOr for Sections {
+    type Output = Sections;
+    fn bitor(self, rhs: Sections) -> Sections {
+        Sections(self.0 | rhs.0)
+    }
+}
+
+const G: Sections = Sections::GLOBAL;
+/// defaults, frontend, listen, backend.
+const DFLB: Sections = Sections(2 | 4 | 8 | 16);
+/// defaults, frontend, listen: the client side.
+const DFL: Sections = Sections(2 | 4 | 8);
+/// defaults, listen, backend: the server side.
+const DLB: Sections = Sections(2 | 8 | 16);
+/// frontend, listen.
+const FL: Sections = Sections(4 | 8);
+/// listen, backend.
+const LB: Sections = Sections(8 | 16);
+/// frontend, listen, backend.
+const FLB: Sections = Sections(4 | 8 | 16);
+/// Everywhere (`log`).
+const ALL: Sections = Sections(1 | 2 | 4 | 8 | 16);
+
+/// What a supported keyword's handler fills in.
+#[derive(Clone, Copy)]
+pub enum Handler {
+    Global(fn(&mut GlobalDraft, &mut Cx<'_>)),
+    Proxy(fn(&mut ProxyDraft, &mut Cx<'_>)),
+    /// Keywords valid in `global` and in proxies, with different meanings.
+    Either {
+        global: fn(&mut GlobalDraft, &mut Cx<'_>),
+        proxy: fn(&mut ProxyDraft, &mut Cx<'_>),
+    },
+}
+
+/// What wsgate does with a keyword.
+#[derive(Clone, Copy)]
+pub enum Status {
+    /// Implemented with HAProxy's meaning.
+    Supported(Handler),
+    /// Accepted with a warning giving the reason; ignoring it does not
+    /// change behaviour a configuration relies on.
+    Ignored(&'static str),
+    /// Refused with an error: the reason, and the way to get the same
+    /// effect in wsgate where there is one.
+    Rejected {
+        reason: &'static str,
+        alternative: Option<&'static str>,
+    },
+}
+
+/// One row of the table.
+pub struct Keyword {
+    /// One or two words (`timeout client`, `option forwardfor`).
+    pub name: &'static str,
+    pub sections: Sections,
+    pub status: Status,
+    /// One line for `--list-keywords`: syntax and default.
+    pub summary: &'static str,
+}
+
+impl Keyword {
+    /// `no option X` is HAProxy syntax for options and `log`.
+    pub fn negatable(&self) -> bool {
+        self.name.starts_with("option ") || self.name == "log"
+    }
+}
+
+const fn sup(
+    name: &'static str,
+    sections: Sections,
+    handler: Handler,
+    summary: &'static str,
+) -> Keyword {
+    Keyword {
+        name,
+        sections,
+        status: Status::Supported(handler),
+        summary,
+    }
+}
+
+const fn ign(name: &'static str, sections: Sections, reason: &'static str) -> Keyword {
+    Keyword {
+        name,
+        sections,
+        status: Status::Ignored(reason),
+        summary: "",
+    }
+}
+
+const fn rej(
+    name: &'static str,
+    sections: Sections,
+    reason: &'static str,
+    alternative: Option<&'static str>,
+) -> Keyword {
+    Keyword {
+        name,
+        sections,
+        status: Status::Rejected {
+            reason,
+            alternative,
+        },
+        summary: "",
+    }
+}
+
+const LOGGING_LATER: &str = "access logs are not implemented yet (wsgate logs to stderr; HAProxy-style httplog output comes later)";
+const NO_CHECKS: &str = "health checks are not implemented yet; every server is considered up";
+const NO_STATS: &str =
+    "the stats page is not implemented yet; requests to the stats URI are forwarded like any other";
+const NO_ROUTING: &str = "routing rules (ACLs, use_backend, http-request) are not implemented yet";
+const ROUTING_ALT: Option<&str> =
+    Some("route with `default_backend` only for now (one frontend per backend, on separate ports)");
+const DHE: &str = "wsgate offers ECDHE key exchange only (rustls has no finite-field DHE), which every current client supports and is faster and safer than DHE, so no DH parameters are needed";
+const TLS_DEFAULTS: &str =
+    "wsgate uses rustls' fixed, safe defaults: TLS 1.2 and 1.3 with AEAD ciphers and ECDHE only";
+const NO_PRIVDROP: &str = "wsgate does not switch user, group or root directory itself; start it as the right user from your service manager (e.g. systemd `User=`)";
+
+/// Every keyword wsgate knows (the docs list them sorted by name).
+pub static KEYWORDS: &[Keyword] = &[
+    rej("acl", FLB, NO_ROUTING, ROUTING_ALT),
+    ign("backlog", DFL, "the listen backlog uses the system default"),
+    sup("balance", DLB, Handler::Proxy(h::balance), "`balance roundrobin` (the only algorithm so far; the default up to HAProxy 3.2)"),
+    sup("bind", FL, Handler::Proxy(h::bind), "`bind <addr>:<port>[,...] [ssl crt <pem>]`; `*:80`, `:80`, `[::]:443`, `ipv6@::1:80`, port ranges `8000-8010`"),
+    ign("ca-base", G, "CA files are only used by options wsgate does not support yet"),
+    rej("capture", FL, "header capture feeds access logs, which are not implemented yet", None),
+    ign("chroot", G, NO_PRIVDROP),
+    rej("clitimeout", DFL, "removed from HAProxy", Some("write `timeout client <time>` instead")),
+    rej("compression", DFLB, "response compression is not implemented; responses would go out uncompressed", Some("let the server compress, or remove the line")),
+    rej("contimeout", DLB, "removed from HAProxy", Some("write `timeout connect <time>` instead")),
+    rej("cookie", DLB, "cookie-based persistence is not implemented yet; without it a client could land on a different server each request", Some("remove it if your servers share session state (a WebSocket stays on its server anyway)")),
+    ign("cpu-map", G, "threads are not pinned to CPUs"),
+    sup("crt-base", G, Handler::Global(h::crt_base), "`crt-base <dir>`: where relative `crt` paths are resolved (default: the working directory)"),
+    ign("daemon", G, "wsgate stays in the foreground; run it under your service manager"),
+    ign("debug", G, "use WSGATE_LOG=debug for debug output"),
+    sup("default-path", G, Handler::Global(h::default_path), "`default-path current|config|parent|origin <dir>`: base of relative paths (default current)"),
+    rej("declare", FL, "header capture feeds access logs, which are not implemented yet", None),
+    sup("default-server", DLB, Handler::Proxy(h::default_server), "`default-server [weight N] [disabled] ...`: defaults for later `server` lines"),
+    sup("default_backend", DFL, Handler::Proxy(h::default_backend), "`default_backend <backend>`"),
+    rej("errorfile", DFLB, "custom error pages are not implemented yet; wsgate's built-in pages would be sent instead", None),
+    rej("errorfiles", DFLB, "custom error pages are not implemented yet", None),
+    ign("dynamic-cookie-key", DLB, "only used by dynamic cookies, which are not implemented"),
+    ign("fullconn", DLB, "only matters with dynamic server maxconn, which is not implemented"),
+    ign("gid", G, NO_PRIVDROP),
+    ign("group", G, NO_PRIVDROP),
+    ign("hard-stop-after", G, "wsgate reloads in process and has its own grace time for open connections"),
+    ign("hash-type", DLB, "only used by hash-based balancing, which is not implemented yet"),
+    rej("http-after-response", FLB, NO_ROUTING, None),
+    ign("http-check", DLB, NO_CHECKS),
+    rej("http-request", FLB, NO_ROUTING, ROUTING_ALT),
+    rej("http-response", FLB, NO_ROUTING, None),
+    ign("http-reuse", DLB, "idle server connections are not shared between clients yet"),
+    sup("log", ALL, Handler::Either { global: h::log_global, proxy: h::log_proxy }, "accepted with a warning: access logs come later"),
+    ign("log-format", DFLB, LOGGING_LATER),
+    ign("log-send-hostname", G, LOGGING_LATER),
+    ign("log-tag", G, LOGGING_LATER),
+    rej("lua-load", G, "Lua scripts are not supported", None),
+    rej("lua-load-per-thread", G, "Lua scripts are not supported", None),
+    ign("master-worker", G, "wsgate is a single process that reloads in place"),
+    sup("maxconn", Sections(1 | 2 | 4 | 8), Handler::Either { global: h::maxconn_global, proxy: h::maxconn_proxy }, "`maxconn <n>`: global cap, or per frontend (0 = the global value)"),
+    sup("mode", DFLB, Handler::Proxy(h::mode), "`mode http|tcp` (default tcp)"),
+    rej("monitor", FL, "monitor rules are not implemented", None),
+    rej("monitor-uri", FL, "the monitor URI is not implemented; probes would be forwarded to the backend", None),
+    ign("nbproc", G, "removed in HAProxy 2.5; wsgate is one multi-threaded process"),
+    ign("nbthread", G, "wsgate runs one worker thread per CPU"),
+    ign("option abortonclose", DLB, "a request whose client has gone is still forwarded; its response is discarded"),
+    rej("option accept-invalid-http-request", DFL, "wsgate parses HTTP/1.1 strictly (RFC 9112) and has no lenient mode: ambiguous requests are how requests get smuggled", Some("fix the client, or remove the line to get 400 for invalid requests")),
+    rej("option accept-invalid-http-response", DLB, "wsgate parses HTTP/1.1 strictly (RFC 9112) and has no lenient mode", Some("fix the server, or remove the line to get 502 for invalid responses")),
+    ign("option allbackups", DLB, "only matters with backup servers, which are rejected"),
+    ign("option clitcpka", DFL, "TCP keepalive is not configurable yet"),
+    ign("option contstats", DFL, "statistics are not implemented yet"),
+    ign("option dontlognull", DFL, LOGGING_LATER),
+    ign("option dontlog-normal", DFL, LOGGING_LATER),
+    rej("option forceclose", DFLB, "removed from HAProxy", Some("write `option httpclose` instead")),
+    sup("option forwardfor", DFLB, Handler::Proxy(h::option_forwardfor), "`option forwardfor [except <net>]`: add X-Forwarded-For"),
+    sup("option http-keep-alive", DFLB, Handler::Proxy(h::option_http_keep_alive), "keep-alive on both sides (the default)"),
+    ign("option http-buffer-request", DFLB, "requests are streamed to the server"),
+    ign("option http-ignore-probes", DFL, LOGGING_LATER),
+    ign("option http-pretend-keepalive", DLB, "only mattered with `http-server-close` against old servers"),
+    sup("option http-server-close", DFLB, Handler::Proxy(h::option_http_server_close), "close the server connection after each response"),
+    ign("option httpchk", DLB, NO_CHECKS),
+    sup("option httpclose", DFLB, Handler::Proxy(h::option_httpclose), "close both connections after each response"),
+    ign("option httplog", DFLB, LOGGING_LATER),
+    ign("option log-health-checks", DLB, LOGGING_LATER),
+    ign("option log-separate-errors", DFL, LOGGING_LATER),
+    ign("option logasap", DFL, LOGGING_LATER),
+    ign("option prefer-last-server", DLB, "servers are chosen by the balancer on every new connection"),
+    sup("option redispatch", DLB, Handler::Proxy(h::option_redispatch), "`option redispatch`: a retry may pick another server"),
+    ign("option socket-stats", DFL, "statistics are not implemented yet"),
+    ign("option splice-auto", DFLB, "wsgate decides itself when to splice"),
+    ign("option srvtcpka", DLB, "TCP keepalive is not configurable yet"),
+    ign("option tcp-smart-accept", DFL, "a TCP tuning hint with no visible effect"),
+    ign("option tcp-smart-connect", DLB, "a TCP tuning hint with no visible effect"),
+    ign("option tcplog", DFLB, LOGGING_LATER),
+    ign("pidfile", G, "wsgate does not write a pid file; your service manager tracks the process"),
+    ign("quiet", G, "wsgate prints only warnings and errors at startup"),
+    rej("redirect", FL, NO_ROUTING, None),
+    rej("reqadd", FLB, "removed in HAProxy 2.1", Some("the modern form is `http-request add-header`, which wsgate does not support yet")),
+    rej("reqrep", FLB, "removed in HAProxy 2.1", Some("the modern form is `http-request replace-header`, which wsgate does not support yet")),
+    sup("retries", DLB, Handler::Proxy(h::retries), "`retries <n>`: connection attempts after a failure (default 3)"),
+    rej("rspadd", FLB, "removed in HAProxy 2.1", Some("the modern form is `http-response add-header`, which wsgate does not support yet")),
+    rej("rsprep", FLB, "removed in HAProxy 2.1", None),
+    sup("server", LB, Handler::Proxy(h::server), "`server <name> <addr>:<port> [weight N] [disabled]`; host names resolved at startup"),
+    rej("server-template", LB, "servers from DNS templates are not supported", Some("list the servers with `server` lines")),
+    rej("setenv", G, "changing the environment from the configuration is not supported", Some("set the variable in the environment wsgate starts in")),
+    ign("spread-checks", G, NO_CHECKS),
+    rej("srvtimeout", DLB, "removed from HAProxy", Some("write `timeout server <time>` instead")),
+    ign("ssl-default-bind-ciphers", G, TLS_DEFAULTS),
+    ign("ssl-default-bind-ciphersuites", G, TLS_DEFAULTS),
+    ign("ssl-default-bind-options", G, TLS_DEFAULTS),
+    ign("ssl-default-server-ciphers", G, "TLS to servers is not supported yet, so there is nothing to configure"),
+    ign("ssl-default-server-ciphersuites", G, "TLS to servers is not supported yet, so there is nothing to configure"),
+    ign("ssl-default-server-options", G, "TLS to servers is not supported yet, so there is nothing to configure"),
+    ign("ssl-dh-param-file", G, DHE),
+    ign("ssl-server-verify", G, "TLS to servers is not supported yet"),
+    ign("stats admin", DFLB, NO_STATS),
+    ign("stats auth", DFLB, NO_STATS),
+    ign("stats enable", DFLB, NO_STATS),
+    ign("stats hide-version", DFLB, NO_STATS),
+    ign("stats realm", DFLB, NO_STATS),
+    ign("stats refresh", DFLB, NO_STATS),
+    ign("stats show-legends", DFLB, NO_STATS),
+    ign("stats show-modules", DFLB, NO_STATS),
+    ign("stats show-node", DFLB, NO_STATS),
+    ign("stats socket", G, "the runtime API socket is not implemented yet"),
+    ign("stats timeout", G, "the runtime API socket is not implemented yet"),
+    ign("stats uri", DFLB, NO_STATS),
+    rej("stick", LB, "stick tables are not supported", None),
+    rej("stick-table", FLB, "stick tables are not supported", None),
+    rej("tcp-request", FLB, "tcp-request rules are not implemented yet", None),
+    rej("tcp-response", LB, "tcp-response rules are not implemented yet", None),
+    ign("timeout check", DLB, NO_CHECKS),
+    sup("timeout client", DFL, Handler::Proxy(h::timeout_client), "client-side inactivity (default: none, i.e. never)"),
+    sup("timeout client-fin", DFL, Handler::Proxy(h::timeout_client_fin), "client-side inactivity once one direction is shut"),
+    sup("timeout connect", DLB, Handler::Proxy(h::timeout_connect), "TCP connect to a server (default: none)"),
+    sup("timeout http-keep-alive", DFLB, Handler::Proxy(h::timeout_http_keep_alive), "idle time between requests (falls back to http-request, then client)"),
+    sup("timeout http-request", DFLB, Handler::Proxy(h::timeout_http_request), "time to receive a request head, 408 after (falls back to client)"),
+    ign("timeout queue", DLB, "there is no server queue yet (server `maxconn` is not enforced)"),
+    sup("timeout server", DLB, Handler::Proxy(h::timeout_server), "server-side inactivity (default: none, i.e. never)"),
+    sup("timeout server-fin", DLB, Handler::Proxy(h::timeout_server_fin), "server-side inactivity once one direction is shut"),
+    ign("timeout tarpit", DFLB, "there are no tarpit rules"),
+    sup("timeout tunnel", DLB, Handler::Proxy(h::timeout_tunnel), "inactivity after `101 Switching Protocols` (WebSockets); replaces client and server"),
+    sup("tune.bufsize", G, Handler::Global(h::tune_bufsize), "`tune.bufsize <size>`: largest request/response head (default 16384)"),
+    ign("tune.buffers.limit", G, "buffers are pooled and sized by wsgate"),
+    ign("tune.h2.initial-window-size", G, "HTTP/2 tuning does not apply yet"),
+    ign("tune.h2.max-concurrent-streams", G, "HTTP/2 tuning does not apply yet"),
+    ign("tune.maxrewrite", G, "headers are not rewritten in place"),
+    ign("tune.ssl.cachesize", G, "rustls manages its session cache"),
+    ign("tune.ssl.default-dh-param", G, DHE),
+    ign("tune.ssl.lifetime", G, "rustls manages its session cache"),
+    ign("uid", G, NO_PRIVDROP),
+    rej("use_backend", FL, NO_ROUTING, ROUTING_ALT),
+    ign("user", G, NO_PRIVDROP),
+    ign("zero-warning", G, "warnings never stop wsgate; read them with `wsgate -c`"),
+];
+
+/// The result of looking a line's first words up.
+pub enum Lookup {
+    /// The entry and how many words its name used.
+    Found(&'static Keyword, usize),
+    Unknown {
+        keyword: String,
+        suggestion: Option<&'static str>,
+    },
+}
+
+/// Families whose second word selects the keyword (`timeout client`).
+const FAMILIES: &[&str] = &["option", "timeout", "stats"];
+
+/// Looks up a line's words (after `no` was taken off for options).
+pub fn lookup(words: &[super::lexer::Token]) -> Lookup {
+    let first = words.first().map(|t| t.text.as_str()).unwrap_or("");
+    if let Some(second) = words.get(1) {
+        let two = format!("{first} {}", second.text);
+        if let Some(k) = KEYWORDS.iter().find(|k| k.name == two) {
+            return Lookup::Found(k, 2);
+        }
+    }
+    if !FAMILIES.contains(&first) {
+        if let Some(k) = KEYWORDS.iter().find(|k| k.name == first) {
+            return Lookup::Found(k, 1);
+        }
+    }
+    let keyword = match (FAMILIES.contains(&first), words.get(1)) {
+        (true, Some(second)) => format!("{first} {}", second.text),
+        _ => first.to_owned(),
+    };
+    let suggestion = closest(&keyword, KEYWORDS.iter().map(|k| k.name));
+    Lookup::Unknown {
+        keyword,
+        suggestion,
+    }
+}
+
+/// The candidate closest to `word` by edit distance, if close enough to be
+/// a plausible typo.
+pub fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).clamp(1, 3);
+    candidates
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance over characters.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// An option on a `bind` or `server` line.
+pub struct LineOption {
+    pub name: &'static str,
+    /// How many arguments follow the option word.
+    pub args: usize,
+    pub status: OptionStatus,
+}
+
+#[derive(Clone, Copy)]
+pub enum OptionStatus {
+    /// Handled by the `bind`/`server` handler itself.
+    Supported(&'static str),
+    Ignored(&'static str),
+    Rejected(&'static str),
+}
+
+const fn opt(name: &'static str, args: usize, status: OptionStatus) -> LineOption {
+    LineOption { name, args, status }
+}
+
+use OptionStatus::{Ignored as OI, Rejected as OR, Supported as OS};
+
+/// Options of the `bind` line.
+pub static BIND_OPTIONS: &[LineOption] = &[
+    opt(
+        "accept-proxy",
+        0,
+        OR("the PROXY protocol is not implemented yet; connections would be misread"),
+    ),
+    opt("allow-0rtt", 0, OR("TLS 0-RTT is not offered")),
+    opt("alpn", 1, OI("wsgate negotiates HTTP/1.1 over TLS for now")),
+    opt(
+        "backlog",
+        1,
+        OI("the listen backlog uses the system default"),
+    ),
+    opt(
+        "ca-file",
+        1,
+        OR("client certificate verification is not implemented yet"),
+    ),
+    opt("ciphers", 1, OI(TLS_DEFAULTS)),
+    opt("ciphersuites", 1, OI(TLS_DEFAULTS)),
+    opt(
+        "crl-file",
+        1,
+        OR("client certificate verification is not implemented yet"),
+    ),
+    opt(
+        "crt",
+        1,
+        OS("a PEM file (certificate, chain and key, or the key in `<file>.key`); repeatable"),
+    ),
+    opt(
+        "crt-list",
+        1,
+        OR("certificate lists are not supported yet; give several `crt` options instead"),
+    ),
+    opt("curves", 1, OI(TLS_DEFAULTS)),
+    opt(
+        "defer-accept",
+        0,
+        OI("a TCP tuning hint with no visible effect"),
+    ),
+    opt("ecdhe", 1, OI(TLS_DEFAULTS)),
+    opt(
+        "force-tlsv12",
+        0,
+        OR("TLS version limits are not configurable yet (wsgate offers TLS 1.2 and 1.3)"),
+    ),
+    opt(
+        "force-tlsv13",
+        0,
+        OR("TLS version limits are not configurable yet (wsgate offers TLS 1.2 and 1.3)"),
+    ),
+    opt("id", 1, OI("listener ids are only used by statistics")),
+    opt(
+        "interface",
+        1,
+        OR("binding to an interface is not supported"),
+    ),
+    opt(
+        "maxconn",
+        1,
+        OR("per-listener maxconn is not enforced; use `maxconn` in the frontend"),
+    ),
+    opt("name", 1, OI("listener names are only used by statistics")),
+    opt("namespace", 1, OR("network namespaces are not supported")),
+    opt("no-sslv3", 0, OI("SSLv3 is never offered")),
+    opt("no-tls-tickets", 0, OI(TLS_DEFAULTS)),
+    opt("no-tlsv10", 0, OI("TLS 1.0 is never offered")),
+    opt("no-tlsv11", 0, OI("TLS 1.1 is never offered")),
+    opt(
+        "no-tlsv12",
+        0,
+        OR("TLS version limits are not configurable yet (wsgate offers TLS 1.2 and 1.3)"),
+    ),
+    opt(
+        "no-tlsv13",
+        0,
+        OR("TLS version limits are not configurable yet (wsgate offers TLS 1.2 and 1.3)"),
+    ),
+    opt("npn", 1, OI("NPN is obsolete; wsgate negotiates HTTP/1.1")),
+    opt("prefer-client-ciphers", 0, OI(TLS_DEFAULTS)),
+    opt("process", 1, OI("wsgate is one process")),
+    opt("ssl", 0, OS("terminate TLS on this listener; needs `crt`")),
+    opt(
+        "ssl-max-ver",
+        1,
+        OR("TLS version limits are not configurable yet (wsgate offers TLS 1.2 and 1.3)"),
+    ),
+    opt(
+        "ssl-min-ver",
+        1,
+        OS("accepted when it asks for TLS 1.2 or lower, which wsgate always requires anyway"),
+    ),
+    opt(
+        "strict-sni",
+        0,
+        OR("SNI-strict certificate selection is not implemented yet"),
+    ),
+    opt("tfo", 0, OI("TCP Fast Open is not enabled")),
+    opt("thread", 1, OI("connections are spread over all threads")),
+    opt(
+        "transparent",
+        0,
+        OR("transparent proxying is not supported"),
+    ),
+    opt(
+        "v4v6",
+        0,
+        OI("an IPv6 wildcard bind accepts IPv4 too, as the system default"),
+    ),
+    opt("v6only", 0, OR("IPv6-only binds are not supported yet")),
+    opt(
+        "verify",
+        1,
+        OR("client certificate verification is not implemented yet"),
+    ),
+];
+
+/// Options of `server` and `default-server` lines.
+pub static SERVER_OPTIONS: &[LineOption] = &[
+    opt("agent-check", 0, OI(NO_CHECKS)),
+    opt("agent-inter", 1, OI(NO_CHECKS)),
+    opt("agent-port", 1, OI(NO_CHECKS)),
+    opt("alpn", 1, OR("TLS to servers is not supported yet")),
+    opt("backup", 0, OR("backup servers are not implemented yet; this server would get traffic like the others")),
+    opt("ca-file", 1, OR("TLS to servers is not supported yet")),
+    opt("check", 0, OI(NO_CHECKS)),
+    opt("check-send-proxy", 0, OI(NO_CHECKS)),
+    opt("check-ssl", 0, OI(NO_CHECKS)),
+    opt("cookie", 1, OR("cookie-based persistence is not implemented yet")),
+    opt("crt", 1, OR("TLS to servers is not supported yet")),
+    opt("disabled", 0, OS("the server starts in maintenance and gets no traffic")),
+    opt("downinter", 1, OI(NO_CHECKS)),
+    opt("enabled", 0, OS("the server gets traffic (the default)")),
+    opt("error-limit", 1, OI(NO_CHECKS)),
+    opt("fall", 1, OI(NO_CHECKS)),
+    opt("fastinter", 1, OI(NO_CHECKS)),
+    opt("id", 1, OI("server ids are only used by statistics")),
+    opt("init-addr", 1, OR("host names are resolved once, at startup, and must resolve")),
+    opt("inter", 1, OI(NO_CHECKS)),
+    opt("maxconn", 1, OI("per-server connection limits and queues are not enforced yet; the server may get more concurrent connections")),
+    opt("maxqueue", 1, OI("there is no server queue yet")),
+    opt("minconn", 1, OI("dynamic server limits are not implemented")),
+    opt("non-stick", 0, OI("there are no stick tables")),
+    opt("observe", 1, OI(NO_CHECKS)),
+    opt("on-error", 1, OI(NO_CHECKS)),
+    opt("on-marked-down", 1, OI(NO_CHECKS)),
+    opt("on-marked-up", 1, OI(NO_CHECKS)),
+    opt("pool-max-conn", 1, OI("idle server connections are not pooled yet")),
+    opt("pool-purge-delay", 1, OI("idle server connections are not pooled yet")),
+    opt("port", 1, OI(NO_CHECKS)),
+    opt("proto", 1, OR("only HTTP/1.1 and raw TCP to servers are implemented")),
+    opt("redir", 1, OR("redirecting to a server is not implemented")),
+    opt("resolve-prefer", 1, OI("host names are resolved once, at startup, with the system resolver")),
+    opt("resolvers", 1, OR("runtime DNS resolution is not implemented yet; host names are resolved once at startup")),
+    opt("rise", 1, OI(NO_CHECKS)),
+    opt("send-proxy", 0, OR("the PROXY protocol is not implemented yet; the server would get plain connections")),
+    opt("send-proxy-v2", 0, OR("the PROXY protocol is not implemented yet; the server would get plain connections")),
+    opt("send-proxy-v2-ssl-cn", 0, OR("the PROXY protocol is not implemented yet; the server would get plain connections")),
+    opt("slowstart", 1, OI("servers get their full weight at once")),
+    opt("sni", 1, OR("TLS to servers is not supported yet")),
+    opt("source", 1, OR("choosing the source address is not supported")),
+    opt("ssl", 0, OR("TLS to servers is not supported yet; the server would get plain text")),
+    opt("track", 1, OI(NO_CHECKS)),
+    opt("verify", 1, OR("TLS to servers is not supported yet")),
+    opt("weight", 1, OS("0..=256, default 1; 0 means the balancer never picks it")),
+    opt("ws", 1, OI("WebSockets go to servers over HTTP/1.1")),
+];
+
+fn status_cell(status: &Status) -> (&'static str, String) {
+    match status {
+        Status::Supported(_) => ("supported", String::new()),
+        Status::Ignored(reason) => ("ignored (warning)", (*reason).to_owned()),
+        Status::Rejected {
+            reason,
+            alternative,
+        } => (
+            "rejected (error)",
+            match alternative {
+                Some(a) => format!("{reason}; {a}"),
+                None => (*reason).to_owned(),
+            },
+        ),
+    }
+}
+
+fn option_cell(status: OptionStatus) -> (&'static str, &'static str) {
+    match status {
+        OptionStatus::Supported(s) => ("supported", s),
+        OptionStatus::Ignored(s) => ("ignored (warning)", s),
+        OptionStatus::Rejected(s) => ("rejected (error)", s),
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('|', "\\|")
+}
 
 /// The keyword table as Markdown, for `wsgate --list-keywords` and
 /// `docs/config.md`.
 pub fn markdown_table() -> String {
-    String::new()
+    let mut out = String::new();
+    out.push_str("# wsgate configuration keywords\n\n");
+    out.push_str("<!-- Generated by `wsgate --list-keywords`; do not edit by hand. -->\n\n");
+    out.push_str(
+        "wsgate reads HAProxy's configuration language. Every keyword it knows is listed here \
+         with its status: **supported** (HAProxy's meaning, defaults and units), **ignored** \
+         (accepted with a warning, because ignoring it does not change what clients or servers \
+         see in a way a configuration relies on) or **rejected** (an error with the reason). \
+         Any other keyword is an error with a did-you-mean hint. Sections: G = global, \
+         D = defaults, F = frontend, L = listen, B = backend.\n\n",
+    );
+    out.push_str(
+        "Times are in milliseconds unless suffixed (`us ms s m h d`); sizes in bytes unless \
+         suffixed (`k m g`). Unset timeouts are infinite, with a warning. Environment variables \
+         are expanded inside double quotes only (`\"${VAR}\"`, `\"${VAR-default}\"`), as in \
+         HAProxy. A backslash at the end of a line is an error: HAProxy has no line \
+         continuation.\n\n",
+    );
+    out.push_str("## Keywords\n\n");
+    out.push_str("| keyword | G | D | F | L | B | status | notes |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|\n");
+    let mut sorted: Vec<&Keyword> = KEYWORDS.iter().collect();
+    sorted.sort_by_key(|k| k.name);
+    for k in sorted {
+        let (status, reason) = status_cell(&k.status);
+        let notes = if k.summary.is_empty() {
+            reason
+        } else {
+            k.summary.to_owned()
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} | {} | {} | {} |\n",
+            k.name,
+            k.sections.cell(Sections::GLOBAL),
+            k.sections.cell(Sections::DEFAULTS),
+            k.sections.cell(Sections::FRONTEND),
+            k.sections.cell(Sections::LISTEN),
+            k.sections.cell(Sections::BACKEND),
+            status,
+            escape(&notes),
+        ));
+    }
+    for (title, options) in [
+        ("`bind` options", BIND_OPTIONS),
+        ("`server` and `default-server` options", SERVER_OPTIONS),
+    ] {
+        out.push_str(&format!("\n## {title}\n\n"));
+        out.push_str("| option | arguments | status | notes |\n|---|---|---|---|\n");
+        let mut sorted: Vec<&LineOption> = options.iter().collect();
+        sorted.sort_by_key(|o| o.name);
+        for o in sorted {
+            let (status, notes) = option_cell(o.status);
+            out.push_str(&format!(
+                "| `{}` | {} | {} | {} |\n",
+                o.name,
+                o.args,
+                status,
+                escape(notes)
+            ));
+        }
+    }
+    out.push_str(
+        "\n## Sections\n\n`global`, `defaults [<name>] [from <defaults>]`, `frontend <name> [from <defaults>]`, \
+         `backend <name> [from <defaults>]` and `listen <name> [from <defaults>]` are supported. \
+         A `listen` section becomes a frontend and a backend of the same name. Other HAProxy \
+         sections (`userlist`, `peers`, `resolvers`, `cache`, `http-errors`, `mailers`, `program`, \
+         `ring`, `log-forward`, `fcgi-app`, `crt-store`, `acme`, `traces`) are rejected, as are \
+         conditional blocks (`.if`).\n",
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_have_unique_names() {
+        let mut names: Vec<&str> = KEYWORDS.iter().map(|k| k.name).collect();
+        names.sort_unstable();
+        for pair in names.windows(2) {
+            assert_ne!(pair[0], pair[1]);
+        }
+        for table in [BIND_OPTIONS, SERVER_OPTIONS] {
+            let mut names: Vec<&str> = table.iter().map(|o| o.name).collect();
+            names.sort_unstable();
+            for pair in names.windows(2) {
+                assert_ne!(pair[0], pair[1]);
+            }
+        }
+    }
+
+    #[test]
+    fn supported_keywords_have_a_summary() {
+        for k in KEYWORDS {
+            if matches!(k.status, Status::Supported(_)) {
+                assert!(!k.summary.is_empty(), "{}", k.name);
+            }
+        }
+    }
+
+    #[test]
+    fn did_you_mean() {
+        assert_eq!(
+            closest("defualt_backend", KEYWORDS.iter().map(|k| k.name)),
+            Some("default_backend")
+        );
+        assert_eq!(
+            closest("timeout clinet", KEYWORDS.iter().map(|k| k.name)),
+            Some("timeout client")
+        );
+        assert_eq!(closest("zzzzzz", KEYWORDS.iter().map(|k| k.name)), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn markdown_mentions_every_keyword() {
+        let md = markdown_table();
+        for k in KEYWORDS {
+            assert!(md.contains(&format!("`{}`", k.name)), "{}", k.name);
+        }
+    }
 }

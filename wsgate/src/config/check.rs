@@ -1,0 +1,348 @@
+//! Check: parsed sections → the typed [`Config`], with names resolved and
+//! cross-section rules applied.
+//!
+//! Stage: last pass, after the `parser`; its output is what the runtime is
+//! built from. This is where HAProxy's `check_config_validity()` rules
+//! live: proxy names unique per side (a frontend and a backend may share a
+//! name, two frontends may not), `default_backend` resolved to an index,
+//! frontend and backend modes agreeing, and the startup warnings HAProxy
+//! prints for missing timeouts, plus one of ours for WebSockets without
+//! `timeout tunnel`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::diag::Diagnostic;
+use super::keywords;
+use super::model::{Backend, BackendId, Config, Frontend, Global, Location, Mode};
+use super::parser::{Parsed, ProxyDecl, SectionKind};
+
+/// Builds the model; problems go to `diags` (the caller discards the model
+/// when any of them is an error).
+pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
+    let Parsed { global, proxies } = parsed;
+
+    // Unique names per side, as HAProxy: frontends (and listens) among
+    // themselves, backends (and listens) among themselves.
+    let mut fe_seen: HashMap<&str, &ProxyDecl> = HashMap::new();
+    let mut be_seen: HashMap<&str, &ProxyDecl> = HashMap::new();
+    let mut keep = vec![true; proxies.len()];
+    for (i, p) in proxies.iter().enumerate() {
+        let sides = [
+            (has_frontend(p), &mut fe_seen),
+            (has_backend(p), &mut be_seen),
+        ];
+        for (has, seen) in sides {
+            if !has {
+                continue;
+            }
+            if let Some(prev) = seen.get(p.name.as_str()) {
+                keep[i] = false;
+                diags.push(Diagnostic::error(
+                    p.location.clone(),
+                    format!(
+                        "{} '{}' has the same name as {} '{}' declared at {}",
+                        p.kind.name(),
+                        p.name,
+                        prev.kind.name(),
+                        prev.name,
+                        short_location(&prev.location, &p.location),
+                    ),
+                ).with_hint("rename one of them (a frontend and a backend may share a name; two frontends or two backends may not)"));
+                break;
+            }
+        }
+        if keep[i] {
+            if has_frontend(p) {
+                fe_seen.insert(&p.name, p);
+            }
+            if has_backend(p) {
+                be_seen.insert(&p.name, p);
+            }
+        }
+    }
+
+    let mut backends = Vec::new();
+    let mut backend_ids: HashMap<String, (BackendId, usize)> = HashMap::new();
+    for (i, p) in proxies.iter().enumerate() {
+        if !keep[i] || !has_backend(p) {
+            continue;
+        }
+        let d = &p.draft;
+        backend_ids.insert(p.name.clone(), (BackendId(backends.len()), i));
+        backends.push(Backend {
+            name: p.name.clone(),
+            location: p.location.clone(),
+            mode: d.mode,
+            balance: d.balance,
+            servers: d.servers.clone(),
+            timeouts: d.backend_timeouts.clone(),
+            retries: d.retries,
+            redispatch: d.redispatch,
+            http_conn_mode: d.http_conn_mode,
+            forwardfor: d.forwardfor,
+        });
+    }
+
+    let mut frontends = Vec::new();
+    for (i, p) in proxies.iter().enumerate() {
+        if !keep[i] || !has_frontend(p) {
+            continue;
+        }
+        let d = &p.draft;
+        let default_backend = match (&d.default_backend, p.kind) {
+            (Some((name, loc)), _) => match backend_ids.get(name) {
+                Some((id, decl)) => {
+                    check_modes(p, &proxies[*decl], loc, diags);
+                    Some(*id)
+                }
+                None => {
+                    let mut e = Diagnostic::error(
+                        loc.clone(),
+                        format!(
+                            "{} '{}' uses backend '{name}', which does not exist",
+                            p.kind.name(),
+                            p.name
+                        ),
+                    );
+                    let names = backend_ids.keys().map(String::as_str);
+                    e = match keywords::closest(name, names) {
+                        Some(s) => e.with_hint(format!("did you mean '{s}'?")),
+                        None => e.with_hint(format!(
+                            "declare it with `backend {name}` and its `server` lines"
+                        )),
+                    };
+                    diags.push(e);
+                    None
+                }
+            },
+            (None, SectionKind::Listen) => backend_ids.get(&p.name).map(|(id, _)| *id),
+            (None, _) => {
+                if d.bind_lines > 0 {
+                    diags.push(Diagnostic::warning(
+                        p.location.clone(),
+                        format!("frontend '{}' has no `default_backend`: every request gets 503 Service Unavailable", p.name),
+                    ).with_hint("add `default_backend <backend>`"));
+                }
+                None
+            }
+        };
+        if d.bind_lines == 0 {
+            diags.push(
+                Diagnostic::warning(
+                    p.location.clone(),
+                    format!(
+                        "{} '{}' has no `bind` line, so it accepts no connections",
+                        p.kind.name(),
+                        p.name
+                    ),
+                )
+                .with_hint("add e.g. `bind *:80`, or make it a `backend` if that was the intent"),
+            );
+        }
+        if d.frontend_timeouts.client.is_none() {
+            diags.push(
+                Diagnostic::warning(
+                    p.location.clone(),
+                    format!(
+                        "{} '{}' has no `timeout client`: idle or vanished clients keep their connections open forever",
+                        p.kind.name(),
+                        p.name
+                    ),
+                )
+                .with_hint("add `timeout client 30s` here or to a `defaults` section (HAProxy warns about this too)"),
+            );
+        }
+        frontends.push(Frontend {
+            name: p.name.clone(),
+            location: p.location.clone(),
+            mode: d.mode,
+            binds: d.binds.clone(),
+            default_backend,
+            maxconn: d.maxconn,
+            timeouts: d.frontend_timeouts.clone(),
+            http_conn_mode: d.http_conn_mode,
+            forwardfor: d.forwardfor,
+        });
+    }
+
+    for (id, b) in backends.iter().enumerate() {
+        let mut missing = Vec::new();
+        if b.timeouts.connect.is_none() {
+            missing.push("`timeout connect`");
+        }
+        if b.timeouts.server.is_none() {
+            missing.push("`timeout server`");
+        }
+        if !missing.is_empty() {
+            let consequence = match (b.timeouts.connect.is_none(), b.timeouts.server.is_none()) {
+                (true, true) => "a server that does not answer holds the connection forever",
+                (true, false) => "a connection attempt to an unreachable server waits forever",
+                _ => "an idle or silent server keeps its connection open forever",
+            };
+            diags.push(
+                Diagnostic::warning(
+                    b.location.clone(),
+                    format!("{} '{}' has no {}: {consequence}", kind_of(&proxies, &b.name), b.name, missing.join(" or ")),
+                )
+                .with_hint("set e.g. `timeout connect 5s` and `timeout server 30s` here or in a `defaults` section (HAProxy warns about this too)"),
+            );
+        }
+        if b.mode == Mode::Http && b.timeouts.tunnel.is_none() {
+            let users: Vec<&Frontend> = frontends
+                .iter()
+                .filter(|f| f.default_backend == Some(BackendId(id)))
+                .collect();
+            diags.push(tunnel_warning(b, &users, kind_of(&proxies, &b.name)));
+        }
+    }
+
+    Config {
+        global: Global {
+            maxconn: global.maxconn,
+            tune_bufsize: global.tune_bufsize,
+        },
+        frontends,
+        backends,
+    }
+}
+
+fn has_frontend(p: &ProxyDecl) -> bool {
+    matches!(p.kind, SectionKind::Frontend | SectionKind::Listen)
+}
+
+fn has_backend(p: &ProxyDecl) -> bool {
+    matches!(p.kind, SectionKind::Backend | SectionKind::Listen)
+}
+
+/// "backend" or "listen", for messages about the server half.
+fn kind_of(proxies: &[ProxyDecl], name: &str) -> &'static str {
+    proxies
+        .iter()
+        .find(|p| p.name == name && has_backend(p))
+        .map(|p| p.kind.name())
+        .unwrap_or("backend")
+}
+
+/// "line 10" when in the same file as `from`, else "file:10".
+fn short_location(loc: &Location, from: &Location) -> String {
+    if loc.file == from.file {
+        format!("line {}", loc.line)
+    } else {
+        format!("{}:{}", loc.file, loc.line)
+    }
+}
+
+/// HAProxy refuses an HTTP frontend with a TCP backend. It would upgrade a
+/// TCP frontend to HTTP for an HTTP backend; wsgate does not do that yet,
+/// so both directions are errors, located at the reference.
+fn check_modes(fe: &ProxyDecl, be: &ProxyDecl, at: &Location, diags: &mut Vec<Diagnostic>) {
+    let (fm, bm) = (fe.draft.mode, be.draft.mode);
+    if fm == bm || fe.kind == SectionKind::Listen && fe.name == be.name {
+        return;
+    }
+    let message = format!(
+        "{} '{}' is mode {fm} but its backend '{}' is mode {bm}",
+        fe.kind.name(),
+        fe.name,
+        be.name
+    );
+    let hint = match (fm, &be.draft.mode_location) {
+        (Mode::Http, None) => format!(
+            "add `mode http` to {} '{}' ({}) or to a `defaults` section; a section without `mode` is tcp, as in HAProxy",
+            be.kind.name(),
+            be.name,
+            short_location(&be.location, at)
+        ),
+        (Mode::Http, Some(set)) => format!(
+            "change `mode tcp` ({}) to `mode http` for {} '{}'",
+            short_location(set, at),
+            be.kind.name(),
+            be.name
+        ),
+        (Mode::Tcp, _) => format!(
+            "add `mode http` to {} '{}' ({}) or to a `defaults` section (HAProxy would upgrade the connection to HTTP here; wsgate does not yet)",
+            fe.kind.name(),
+            fe.name,
+            short_location(&fe.location, at)
+        ),
+    };
+    diags.push(Diagnostic::error(at.clone(), message).with_hint(hint));
+}
+
+/// Without `timeout tunnel`, HAProxy keeps applying `timeout client` and
+/// `timeout server` to an upgraded connection: a quiet WebSocket dies after
+/// the shorter of the two. Say so in one line.
+fn tunnel_warning(b: &Backend, users: &[&Frontend], kind: &str) -> Diagnostic {
+    let client = users
+        .iter()
+        .filter_map(|f| f.timeouts.client.map(|t| (t, f.name.as_str())))
+        .min_by_key(|(t, _)| *t);
+    let server = b.timeouts.server;
+    let mut parts = Vec::new();
+    if let Some((t, name)) = client {
+        parts.push(format!(
+            "`timeout client` {} of frontend '{name}'",
+            human(t)
+        ));
+    }
+    if let Some(t) = server {
+        parts.push(format!("`timeout server` {}", human(t)));
+    }
+    let shortest = [client.map(|(t, _)| t), server].into_iter().flatten().min();
+    let message = match shortest {
+        Some(t) => {
+            let why = if parts.len() > 1 {
+                format!("{}, whichever is shorter", parts.join(" or "))
+            } else {
+                parts.join("")
+            };
+            format!(
+                "{kind} '{}' has no `timeout tunnel`, so idle WebSockets are closed after {} of silence ({why})",
+                b.name,
+                human(t),
+            )
+        }
+        None => format!(
+            "{kind} '{}' has no `timeout tunnel` (nor client/server timeouts), so idle WebSockets are never closed",
+            b.name
+        ),
+    };
+    Diagnostic::warning(b.location.clone(), message)
+        .with_hint("set `timeout tunnel 1h` (or what suits you) in this backend or in `defaults` for long-lived WebSockets")
+}
+
+/// `10s`, `1m30s`, `250ms`, `1h`: the largest exact units.
+pub fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return format!("{}us", d.as_micros());
+    }
+    if ms % 1000 != 0 {
+        return format!("{ms}ms");
+    }
+    let secs = ms / 1000;
+    if secs % 86_400 == 0 {
+        format!("{}d", secs / 86_400)
+    } else if secs % 3600 == 0 {
+        format!("{}h", secs / 3600)
+    } else if secs % 60 == 0 && secs >= 600 {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human(Duration::from_secs(10)), "10s");
+        assert_eq!(human(Duration::from_secs(100)), "100s");
+        assert_eq!(human(Duration::from_secs(600)), "10m");
+        assert_eq!(human(Duration::from_secs(3600)), "1h");
+        assert_eq!(human(Duration::from_millis(250)), "250ms");
+    }
+}

@@ -1,0 +1,836 @@
+//! Keyword handlers: the arguments of one supported keyword → values in a
+//! [`ProxyDraft`] or [`GlobalDraft`], with HAProxy's units and limits.
+//!
+//! Stage: called by the `parser` for table entries marked supported in
+//! `keywords`. A handler validates its own arguments and reports problems at
+//! the argument that is wrong; it never looks at other sections (names are
+//! resolved later by `check`). Addresses are parsed here too: `bind`
+//! accepts HAProxy's forms (`*:80`, `:80`, `[::]:443`, `:::443`,
+//! `ipv6@::1:80`, port ranges), and `server` host names are resolved once,
+//! now, with the system resolver, as HAProxy does by default at startup.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::keywords::{self, LineOption, OptionStatus, BIND_OPTIONS, SERVER_OPTIONS};
+use super::lexer::Token;
+use super::model::{Balance, Bind, BindSsl, HttpConnMode, Mode, Server};
+use super::parser::{Cx, GlobalDraft, ProxyDraft, ServerDefaults};
+use super::units::{parse_size, parse_time};
+
+/// HAProxy's largest timer: 2^31-1 ms (about 24.8 days).
+const MAX_TIMEOUT: Duration = Duration::from_millis(2_147_483_647);
+
+const TIME_HINT: &str =
+    "times are in milliseconds unless suffixed: us, ms, s, m, h, d (e.g. `30s`)";
+
+fn no_extra_args(cx: &mut Cx<'_>, from: usize) {
+    if let Some(extra) = cx.args.get(from) {
+        let kw = cx.keyword.clone();
+        cx.error(extra, format!("unexpected '{}' after '{kw}'", extra.text));
+    }
+}
+
+fn parse_u32(cx: &mut Cx<'_>, t: &Token, what: &str) -> Option<u32> {
+    match t.text.parse::<u32>() {
+        Ok(n) => Some(n),
+        Err(_) => {
+            cx.error(
+                t,
+                format!("{what} must be a non-negative integer, not '{}'", t.text),
+            );
+            None
+        }
+    }
+}
+
+// ---------------------------------------------------------------- global
+
+pub fn maxconn_global(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
+    let Some(t) = cx.one_arg("maxconn <number>") else {
+        return;
+    };
+    if let Some(n) = parse_u32(cx, t, "maxconn") {
+        if n == 0 {
+            cx.error(t, "global maxconn must be at least 1");
+        } else {
+            g.maxconn = Some(n);
+        }
+    }
+}
+
+pub fn tune_bufsize(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
+    let Some(t) = cx.one_arg("tune.bufsize <size>") else {
+        return;
+    };
+    match parse_size(&t.text) {
+        Ok(n) if (1024..=(1 << 30)).contains(&n) => {
+            g.tune_bufsize = usize::try_from(n).unwrap_or(16384);
+        }
+        Ok(_) => {
+            cx.error(
+                t,
+                format!("tune.bufsize '{}' is out of range (1k to 1g)", t.text),
+            )
+            .hint = Some("the default, 16384, suits almost every setup".into());
+        }
+        Err(e) => {
+            cx.error(t, format!("invalid size for tune.bufsize: {e}"));
+        }
+    }
+}
+
+pub fn crt_base(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
+    let Some(t) = cx.one_arg("crt-base <directory>") else {
+        return;
+    };
+    g.crt_base = Some(PathBuf::from(&t.text));
+}
+
+/// `default-path current|config|parent|origin <dir>`: the base of relative
+/// paths that follow.
+pub fn default_path(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
+    let args = cx.args;
+    let Some(mode) = args.first() else {
+        let kw = cx.kw;
+        cx.error(kw, "'default-path' needs a mode").hint =
+            Some("usage: default-path current|config|parent|origin <dir>".into());
+        return;
+    };
+    let config_dir = Path::new(&**cx.file)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    g.default_path = match mode.text.as_str() {
+        "current" => None,
+        "config" => Some(config_dir),
+        "parent" => Some(config_dir.join("..")),
+        "origin" => match args.get(1) {
+            Some(dir) => Some(PathBuf::from(&dir.text)),
+            None => {
+                cx.error(mode, "'default-path origin' needs a directory");
+                return;
+            }
+        },
+        other => {
+            cx.error(mode, format!("unknown default-path mode '{other}' (expected current, config, parent or origin)"));
+            return;
+        }
+    };
+    no_extra_args(cx, if mode.text == "origin" { 2 } else { 1 });
+}
+
+pub fn log_global(_: &mut GlobalDraft, cx: &mut Cx<'_>) {
+    log_warning(cx);
+}
+
+pub fn log_proxy(_: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    log_warning(cx);
+}
+
+fn log_warning(cx: &mut Cx<'_>) {
+    if cx.negated {
+        return;
+    }
+    let kw = cx.kw;
+    cx.warn(
+        kw,
+        "'log' is accepted but not used yet: access logs come later (wsgate writes its own messages to stderr)",
+    );
+}
+
+// ---------------------------------------------------------------- proxies
+
+pub fn mode(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    let Some(t) = cx.one_arg("mode http|tcp") else {
+        return;
+    };
+    p.mode = match t.text.as_str() {
+        "http" => Mode::Http,
+        "tcp" => Mode::Tcp,
+        "health" => {
+            cx.error(t, "'mode health' was removed from HAProxy (2.4)")
+                .hint = Some("use `monitor-uri` in HAProxy, or a plain TCP connect check".into());
+            return;
+        }
+        other => {
+            cx.error(t, format!("unknown mode '{other}' (expected http or tcp)"));
+            return;
+        }
+    };
+    p.mode_location = Some(cx.kw_loc());
+}
+
+pub fn default_backend(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    let Some(t) = cx.one_arg("default_backend <backend>") else {
+        return;
+    };
+    p.default_backend = Some((t.text.clone(), cx.kw_loc()));
+}
+
+pub fn maxconn_proxy(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    let Some(t) = cx.one_arg("maxconn <number>") else {
+        return;
+    };
+    if let Some(n) = parse_u32(cx, t, "maxconn") {
+        // 0 means "use the global value", as in HAProxy.
+        p.maxconn = (n != 0).then_some(n);
+    }
+}
+
+pub fn retries(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    let Some(t) = cx.one_arg("retries <number>") else {
+        return;
+    };
+    if let Some(n) = parse_u32(cx, t, "retries") {
+        p.retries = n;
+    }
+}
+
+pub fn balance(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    let Some(t) = cx.args.first() else {
+        let kw = cx.kw;
+        cx.error(kw, "'balance' needs an algorithm").hint =
+            Some("usage: balance roundrobin".into());
+        return;
+    };
+    let algo = t.text.split('(').next().unwrap_or("");
+    match algo {
+        "roundrobin" => {
+            p.balance = Balance::RoundRobin;
+            no_extra_args(cx, 1);
+        }
+        "static-rr" => {
+            p.balance = Balance::RoundRobin;
+            cx.warn(t, "'balance static-rr' is treated as roundrobin (server weights never change at run time in wsgate, so the two behave alike)");
+            no_extra_args(cx, 1);
+        }
+        "leastconn" | "first" | "source" | "uri" | "url_param" | "hdr" | "random"
+        | "rdp-cookie" | "hash" | "log-hash" | "sticky" => {
+            cx.error(t, format!("'balance {algo}' is not supported yet (see the balancing issue); only roundrobin is implemented"))
+                .hint = Some("use `balance roundrobin`, or remove the line (roundrobin is the default)".into());
+        }
+        other => {
+            let known = [
+                "roundrobin",
+                "static-rr",
+                "leastconn",
+                "first",
+                "source",
+                "uri",
+                "url_param",
+                "hdr",
+                "random",
+                "rdp-cookie",
+                "hash",
+            ];
+            let hint = keywords::closest(other, known.into_iter())
+                .map(|s| format!("did you mean '{s}'?"))
+                .unwrap_or_else(|| "usage: balance roundrobin".into());
+            cx.error(t, format!("unknown balance algorithm '{other}'"))
+                .hint = Some(hint);
+        }
+    }
+}
+
+fn time_arg(cx: &mut Cx<'_>) -> Option<Option<Duration>> {
+    let usage = format!("{} <time>", cx.keyword);
+    let t = cx.one_arg(&usage)?;
+    match parse_time(&t.text) {
+        Ok(d) if d > MAX_TIMEOUT => {
+            cx.error(
+                t,
+                format!(
+                    "'{}' is too long: HAProxy's timers stop at 2147483647ms (about 24.8 days)",
+                    t.text
+                ),
+            );
+            None
+        }
+        // 0 disables the timeout, as in HAProxy.
+        Ok(d) => Some((!d.is_zero()).then_some(d)),
+        Err(e) => {
+            let kw = cx.keyword.clone();
+            cx.error(t, format!("invalid time for '{kw}': {e}")).hint = Some(TIME_HINT.into());
+            None
+        }
+    }
+}
+
+macro_rules! timeout_handler {
+    ($name:ident, $($field:ident).+) => {
+        pub fn $name(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+            if let Some(d) = time_arg(cx) {
+                p.$($field).+ = d;
+            }
+        }
+    };
+}
+
+timeout_handler!(timeout_client, frontend_timeouts.client);
+timeout_handler!(timeout_client_fin, frontend_timeouts.client_fin);
+timeout_handler!(timeout_http_request, frontend_timeouts.http_request);
+timeout_handler!(timeout_connect, backend_timeouts.connect);
+timeout_handler!(timeout_server, backend_timeouts.server);
+timeout_handler!(timeout_server_fin, backend_timeouts.server_fin);
+timeout_handler!(timeout_tunnel, backend_timeouts.tunnel);
+
+/// `timeout http-keep-alive` applies to both sides (HAProxy accepts it in
+/// frontends and backends; the frontend's value wins at run time).
+pub fn timeout_http_keep_alive(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    if let Some(d) = time_arg(cx) {
+        p.frontend_timeouts.http_keep_alive = d;
+        p.backend_timeouts.http_keep_alive = d;
+    }
+}
+
+pub fn option_forwardfor(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    p.forwardfor = !cx.negated;
+    let args = cx.args;
+    let mut i = 0;
+    while let Some(t) = args.get(i) {
+        match t.text.as_str() {
+            "except" => {
+                cx.warn(t, "'option forwardfor except' is not honoured yet: X-Forwarded-For is added for every client");
+                i += 2;
+            }
+            "header" | "if-none" => {
+                cx.error(
+                    t,
+                    format!("'option forwardfor {}' is not supported yet", t.text),
+                )
+                .hint = Some(
+                    "use plain `option forwardfor` (header X-Forwarded-For, always appended)"
+                        .into(),
+                );
+                i += if t.text == "header" { 2 } else { 1 };
+            }
+            other => {
+                cx.error(
+                    t,
+                    format!("unknown argument '{other}' for 'option forwardfor'"),
+                );
+                i += 1;
+            }
+        }
+    }
+}
+
+fn set_conn_mode(p: &mut ProxyDraft, cx: &mut Cx<'_>, mode: HttpConnMode) {
+    no_extra_args(cx, 0);
+    if cx.negated {
+        if p.http_conn_mode == mode {
+            p.http_conn_mode = HttpConnMode::KeepAlive;
+        }
+    } else {
+        p.http_conn_mode = mode;
+    }
+}
+
+pub fn option_http_keep_alive(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    set_conn_mode(p, cx, HttpConnMode::KeepAlive);
+}
+
+pub fn option_http_server_close(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    set_conn_mode(p, cx, HttpConnMode::ServerClose);
+}
+
+pub fn option_httpclose(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    set_conn_mode(p, cx, HttpConnMode::Close);
+}
+
+pub fn option_redispatch(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    p.redispatch = !cx.negated;
+    if let Some(t) = cx.args.first() {
+        cx.warn(
+            t,
+            "the redispatch interval is ignored: any retry may pick another server",
+        );
+    }
+    no_extra_args(cx, 1);
+}
+
+// ---------------------------------------------------------------- bind
+
+pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    p.bind_lines += 1;
+    let args = cx.args;
+    let Some(addr_tok) = args.first() else {
+        let kw = cx.kw;
+        cx.error(kw, "'bind' needs an address").hint =
+            Some("usage: bind <addr>:<port> [ssl crt <pem>], e.g. `bind *:80`".into());
+        return;
+    };
+    let mut addrs = Vec::new();
+    let mut bad = false;
+    for part in addr_tok.text.split(',') {
+        match parse_bind_addr(part) {
+            Ok(mut list) => {
+                if list.iter().any(|a| a.port() == 0) {
+                    cx.warn(addr_tok, "port 0: the system picks a free port at startup (useful for tests, not for clients)");
+                }
+                addrs.append(&mut list);
+            }
+            Err(e) => {
+                bad = true;
+                let d = cx.error(addr_tok, e.message);
+                d.hint = e.hint;
+            }
+        }
+    }
+    let mut ssl: Option<&Token> = None;
+    let mut crts: Vec<(&Token, PathBuf)> = Vec::new();
+    let options = scan_options(cx, &args[1..], BIND_OPTIONS, "bind");
+    for (o, t, value) in options {
+        match o.name {
+            "ssl" => ssl = Some(t),
+            "crt" => {
+                if let Some(v) = value {
+                    crts.push((v, resolve_crt(cx.crt_base, &v.text)));
+                }
+            }
+            "ssl-min-ver" => {
+                if let Some(v) = value {
+                    if !matches!(v.text.as_str(), "SSLv3" | "TLSv1.0" | "TLSv1.1" | "TLSv1.2") {
+                        cx.error(v, format!("'ssl-min-ver {}' is not supported yet: wsgate offers TLS 1.2 and 1.3", v.text));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(ssl_tok) = ssl {
+        if crts.is_empty() {
+            cx.error(ssl_tok, "'ssl' needs a certificate: add `crt <file.pem>` to this bind line")
+                .hint = Some("e.g. `bind *:443 ssl crt /etc/wsgate/site.pem` (certificate, chain and key in one PEM file)".into());
+            bad = true;
+        }
+    } else if let Some((crt_tok, _)) = crts.first() {
+        cx.warn(
+            crt_tok,
+            "'crt' without 'ssl': this listener serves plain TCP and the certificate is not used",
+        )
+        .hint = Some("add `ssl` before `crt` to terminate TLS here".into());
+    }
+    for (tok, path) in &crts {
+        if !path.exists() {
+            bad = true;
+            let where_ = match cx.crt_base {
+                Some(base) if Path::new(&tok.text).is_relative() => {
+                    format!("crt-base '{}'", base.display())
+                }
+                _ if Path::new(&tok.text).is_relative() => "the working directory".to_owned(),
+                _ => String::new(),
+            };
+            let msg = if where_.is_empty() {
+                format!("certificate file '{}' does not exist", tok.text)
+            } else {
+                format!(
+                    "certificate file '{}' does not exist (looked in {where_})",
+                    tok.text
+                )
+            };
+            cx.error(tok, msg).hint = Some(
+                "create it (certificate, chain and private key in one PEM file) or fix the path; relative paths are resolved against the directory wsgate starts in, or `crt-base` in global".into(),
+            );
+        }
+    }
+    if bad {
+        return;
+    }
+    let tls = ssl.map(|_| BindSsl {
+        crt: crts.into_iter().map(|(_, p)| p).collect(),
+    });
+    let location = cx.kw_loc();
+    for addr in addrs {
+        p.binds.push(Bind {
+            location: location.clone(),
+            addr,
+            ssl: tls.clone(),
+        });
+    }
+}
+
+/// Relative `crt` paths: against `crt-base` when set, else the working
+/// directory (made absolute now, so a later `chdir` cannot change them).
+fn resolve_crt(base: Option<&Path>, text: &str) -> PathBuf {
+    let path = Path::new(text);
+    if path.is_absolute() {
+        return path.to_owned();
+    }
+    let joined = match base {
+        Some(b) => b.join(path),
+        None => path.to_owned(),
+    };
+    if joined.is_absolute() {
+        return joined;
+    }
+    match std::env::current_dir() {
+        Ok(cwd) => cwd.join(joined),
+        Err(_) => joined,
+    }
+}
+
+/// Walks `bind`/`server` options with their table: reports unknown,
+/// ignored (one warning per reason) and rejected ones, and returns the
+/// supported ones with their token and value.
+fn scan_options<'t>(
+    cx: &mut Cx<'_>,
+    args: &'t [Token],
+    table: &'static [LineOption],
+    line_kind: &str,
+) -> Vec<(&'static LineOption, &'t Token, Option<&'t Token>)> {
+    let mut found = Vec::new();
+    let mut ignored: Vec<(&'static str, Vec<&'static str>, &'t Token)> = Vec::new();
+    let mut i = 0;
+    while let Some(t) = args.get(i) {
+        let Some(o) = table.iter().find(|o| o.name == t.text) else {
+            let hint = keywords::closest(&t.text, table.iter().map(|o| o.name))
+                .map(|s| format!("did you mean '{s}'?"))
+                .unwrap_or_else(|| {
+                    "`wsgate --list-keywords` lists the options wsgate knows".into()
+                });
+            cx.error(t, format!("unknown {line_kind} option '{}'", t.text))
+                .hint = Some(hint);
+            i += 1;
+            continue;
+        };
+        let value = if o.args > 0 { args.get(i + 1) } else { None };
+        if o.args > 0 && value.is_none() {
+            cx.error(t, format!("{line_kind} option '{}' needs a value", o.name));
+            break;
+        }
+        i += 1 + o.args;
+        match o.status {
+            OptionStatus::Supported(_) => found.push((o, t, value)),
+            OptionStatus::Ignored(reason) => {
+                match ignored.iter_mut().find(|(r, _, _)| *r == reason) {
+                    Some((_, names, _)) => names.push(o.name),
+                    None => ignored.push((reason, vec![o.name], t)),
+                }
+            }
+            OptionStatus::Rejected(reason) => {
+                cx.error(
+                    t,
+                    format!("{line_kind} option '{}' is not supported: {reason}", o.name),
+                );
+            }
+        }
+    }
+    for (reason, names, t) in ignored {
+        let list = names
+            .iter()
+            .map(|n| format!("'{n}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let what = if names.len() == 1 {
+            "option"
+        } else {
+            "options"
+        };
+        cx.warn(
+            t,
+            format!("{line_kind} {what} {list} accepted but not enforced: {reason}"),
+        );
+    }
+    found
+}
+
+/// An address problem, with an optional hint.
+struct AddrError {
+    message: String,
+    hint: Option<String>,
+}
+
+fn addr_err(message: impl Into<String>) -> AddrError {
+    AddrError {
+        message: message.into(),
+        hint: None,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Family {
+    Any,
+    V4,
+    V6,
+}
+
+/// Takes an optional `ipv4@`/`ipv6@`/`tcp@` prefix off.
+fn split_family(s: &str) -> Result<(Family, &str), AddrError> {
+    if s.starts_with('/') {
+        return Err(addr_err(format!(
+            "'{s}': UNIX socket paths are not supported; use <ip>:<port>"
+        )));
+    }
+    let Some((prefix, rest)) = s.split_once('@') else {
+        return Ok((Family::Any, s));
+    };
+    match prefix {
+        "ipv4" | "tcp4" => Ok((Family::V4, rest)),
+        "ipv6" | "tcp6" => Ok((Family::V6, rest)),
+        "tcp" => Ok((Family::Any, rest)),
+        other => Err(addr_err(format!(
+            "address family '{other}@' is not supported; use <ip>:<port>, optionally with ipv4@ or ipv6@"
+        ))),
+    }
+}
+
+/// Splits `host:port`, `[v6]:port` or `v6:port` (last colon).
+fn split_host_port(s: &str) -> Result<(&str, Option<&str>), AddrError> {
+    if let Some(inner) = s.strip_prefix('[') {
+        let Some((host, after)) = inner.split_once(']') else {
+            return Err(addr_err(format!("missing ']' in '{s}'")));
+        };
+        return match after.strip_prefix(':') {
+            Some(port) => Ok((host, Some(port))),
+            None if after.is_empty() => Ok((host, None)),
+            None => Err(addr_err(format!("unexpected '{after}' after ']' in '{s}'"))),
+        };
+    }
+    match s.rfind(':') {
+        Some(i) => Ok((&s[..i], Some(&s[i + 1..]))),
+        None => Ok((s, None)),
+    }
+}
+
+fn parse_port(s: &str) -> Result<u16, AddrError> {
+    let n: u32 = s.parse().map_err(|_| {
+        if s.is_empty() {
+            addr_err("missing port number after ':'")
+        } else {
+            addr_err(format!("port '{s}' is not a number"))
+        }
+    })?;
+    u16::try_from(n).map_err(|_| addr_err(format!("port {n} is out of range (1-65535)")))
+}
+
+fn parse_ip(host: &str, family: Family) -> Option<IpAddr> {
+    let ip: IpAddr = host.parse().ok()?;
+    match (family, ip) {
+        (Family::V4, IpAddr::V6(_)) | (Family::V6, IpAddr::V4(_)) => None,
+        _ => Some(ip),
+    }
+}
+
+/// Resolves a host name with the system resolver, keeping the family.
+fn resolve(host: &str, port: u16, family: Family) -> Result<SocketAddr, AddrError> {
+    let found = (host, port).to_socket_addrs().map_err(|e| AddrError {
+        message: format!("cannot resolve host name '{host}': {e}"),
+        hint: Some("use an IP address, or make sure the name resolves where wsgate starts (it is resolved once, at startup)".into()),
+    })?;
+    found
+        .into_iter()
+        .find(|a| match family {
+            Family::Any => true,
+            Family::V4 => a.is_ipv4(),
+            Family::V6 => a.is_ipv6(),
+        })
+        .ok_or_else(|| {
+            addr_err(format!(
+                "host name '{host}' has no address of the requested family"
+            ))
+        })
+}
+
+/// One `bind` address (a comma-separated part): wildcards, IPv6 and port
+/// ranges.
+fn parse_bind_addr(s: &str) -> Result<Vec<SocketAddr>, AddrError> {
+    let (family, rest) = split_family(s)?;
+    let (host, port) = split_host_port(rest)?;
+    let Some(port) = port else {
+        return Err(AddrError {
+            message: format!("missing port in bind address '{s}'"),
+            hint: Some("write `bind *:80` (all IPv4 addresses) or `bind [::]:80` (IPv6)".into()),
+        });
+    };
+    let ports: Vec<u16> = match port.split_once('-') {
+        Some((lo, hi)) => {
+            let (lo, hi) = (parse_port(lo)?, parse_port(hi)?);
+            if lo > hi {
+                return Err(addr_err(format!("port range {lo}-{hi} is empty")));
+            }
+            (lo..=hi).collect()
+        }
+        None => vec![parse_port(port)?],
+    };
+    let ip = match host {
+        "" | "*" => match family {
+            Family::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        },
+        h => match parse_ip(h, family) {
+            Some(ip) => ip,
+            None => resolve(h, ports[0], family)?.ip(),
+        },
+    };
+    Ok(ports.into_iter().map(|p| SocketAddr::new(ip, p)).collect())
+}
+
+/// A `server` address: port required, no ranges or offsets.
+fn parse_server_addr(s: &str) -> Result<SocketAddr, AddrError> {
+    let (family, rest) = split_family(s)?;
+    let (host, port) = split_host_port(rest)?;
+    let port = match port {
+        None => {
+            return Err(AddrError {
+                message: format!("missing port in server address '{s}'"),
+                hint: Some(format!(
+                    "write `{s}:<port>`, e.g. `{s}:8080` (wsgate does not reuse the client's port)"
+                )),
+            })
+        }
+        Some(p) if p.starts_with('+') || p.starts_with('-') => {
+            return Err(addr_err(format!(
+                "port offsets ('{p}') are not supported; give the server's port"
+            )))
+        }
+        Some(p) if p.contains('-') => {
+            return Err(addr_err(format!(
+                "port ranges ('{p}') are not allowed on a server"
+            )))
+        }
+        Some(p) => parse_port(p)?,
+    };
+    if port == 0 {
+        return Err(addr_err("port 0 is not a valid server port (1-65535)"));
+    }
+    if host.is_empty() || host == "*" {
+        return Err(addr_err(format!("missing host in server address '{s}'")));
+    }
+    match parse_ip(host, family) {
+        Some(ip) => Ok(SocketAddr::new(ip, port)),
+        None => resolve(host, port, family),
+    }
+}
+
+// ---------------------------------------------------------------- server
+
+fn apply_server_options(
+    cx: &mut Cx<'_>,
+    args: &[Token],
+    defaults: &mut ServerDefaults,
+    line_kind: &str,
+) -> bool {
+    let mut ok = true;
+    for (o, _, value) in scan_options(cx, args, SERVER_OPTIONS, line_kind) {
+        match o.name {
+            "weight" => {
+                if let Some(v) = value {
+                    match v.text.parse::<u32>() {
+                        Ok(w) if w <= 256 => defaults.weight = Some(w),
+                        _ => {
+                            cx.error(v, format!("weight '{}' is out of range (0-256)", v.text));
+                            ok = false;
+                        }
+                    }
+                }
+            }
+            "disabled" => defaults.disabled = true,
+            "enabled" => defaults.disabled = false,
+            _ => {}
+        }
+    }
+    ok
+}
+
+pub fn default_server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    let args = cx.args;
+    let mut d = p.default_server.clone();
+    apply_server_options(cx, args, &mut d, "default-server");
+    p.default_server = d;
+}
+
+pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    let args = cx.args;
+    let (Some(name), Some(addr_tok)) = (args.first(), args.get(1)) else {
+        let kw = cx.kw;
+        cx.error(kw, "'server' needs a name and an address")
+            .hint = Some("usage: server <name> <addr>:<port> [weight N] [disabled], e.g. `server s1 127.0.0.1:8080`".into());
+        return;
+    };
+    if let Some(prev) = p.servers.iter().find(|s| s.name == name.text) {
+        let prev_line = prev.location.line;
+        cx.error(
+            name,
+            format!(
+                "server name '{}' is already used in this section (line {prev_line})",
+                name.text
+            ),
+        );
+        return;
+    }
+    let mut settings = p.default_server.clone();
+    let options_ok = apply_server_options(cx, &args[2..], &mut settings, "server");
+    let addr = match parse_server_addr(&addr_tok.text) {
+        Ok(a) => a,
+        Err(e) => {
+            cx.error(addr_tok, e.message).hint = e.hint;
+            return;
+        }
+    };
+    if !options_ok {
+        return;
+    }
+    let location = cx.kw_loc();
+    p.servers.push(Server {
+        name: name.text.clone(),
+        location,
+        addr,
+        weight: settings.weight.unwrap_or(1),
+        disabled: settings.disabled,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bind_addrs(s: &str) -> Vec<String> {
+        match parse_bind_addr(s) {
+            Ok(v) => v.into_iter().map(|a| a.to_string()).collect(),
+            Err(e) => vec![format!("error: {}", e.message)],
+        }
+    }
+
+    #[test]
+    fn bind_address_forms() {
+        assert_eq!(bind_addrs("*:80"), ["0.0.0.0:80"]);
+        assert_eq!(bind_addrs(":80"), ["0.0.0.0:80"]);
+        assert_eq!(bind_addrs("0.0.0.0:80"), ["0.0.0.0:80"]);
+        assert_eq!(bind_addrs("127.0.0.1:8080"), ["127.0.0.1:8080"]);
+        assert_eq!(bind_addrs("[::]:443"), ["[::]:443"]);
+        assert_eq!(bind_addrs(":::443"), ["[::]:443"]);
+        assert_eq!(bind_addrs("ipv6@::1:80"), ["[::1]:80"]);
+        assert_eq!(bind_addrs("ipv6@:80"), ["[::]:80"]);
+        assert_eq!(
+            bind_addrs("127.0.0.1:8000-8002"),
+            ["127.0.0.1:8000", "127.0.0.1:8001", "127.0.0.1:8002"]
+        );
+        assert_eq!(bind_addrs("*:http"), ["error: port 'http' is not a number"]);
+        assert_eq!(
+            bind_addrs("*:70000"),
+            ["error: port 70000 is out of range (1-65535)"]
+        );
+        assert!(bind_addrs("unix@/tmp/s")[0].starts_with("error: address family"));
+        assert!(bind_addrs("127.0.0.1")[0].starts_with("error: missing port"));
+    }
+
+    #[test]
+    fn server_address_forms() {
+        assert_eq!(
+            parse_server_addr("127.0.0.1:8080").ok(),
+            Some("127.0.0.1:8080".parse().unwrap())
+        );
+        assert_eq!(
+            parse_server_addr("[::1]:8080").ok(),
+            Some("[::1]:8080".parse().unwrap())
+        );
+        assert!(parse_server_addr("localhost:8080").is_ok());
+        assert!(parse_server_addr("127.0.0.1").is_err());
+        assert!(parse_server_addr("127.0.0.1:0").is_err());
+        assert!(parse_server_addr("127.0.0.1:+1").is_err());
+        assert!(parse_server_addr("no-such-host.invalid:80").is_err());
+    }
+}

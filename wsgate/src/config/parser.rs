@@ -1,0 +1,706 @@
+//! Parser: lexed lines → sections and drafts of proxies, driven by the one
+//! keyword table in [`super::keywords`].
+//!
+//! Stage: after the `lexer`, before `check`. The parser knows sections
+//! (`global`, `defaults [<name>] [from <name>]`, `frontend|backend|listen
+//! <name> [from <defaults>]`) and applies HAProxy's `defaults` rules: each
+//! `defaults` section starts from the documented built-in values (or from
+//! its `from` parent), and a proxy starts as a copy of the last `defaults`
+//! section before it (or of the one named with `from`). Keyword lines are
+//! looked up in the table and handed to the entry's handler, which fills a
+//! [`ProxyDraft`] or [`GlobalDraft`]. Names that point elsewhere
+//! (`default_backend`) are kept as text and resolved by `check`, once every
+//! section is known.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::diag::Diagnostic;
+use super::keywords::{self, Handler, Lookup, Sections, Status};
+use super::lexer::{Line, Token};
+use super::model::{
+    BackendTimeouts, Balance, Bind, FrontendTimeouts, HttpConnMode, Location, Mode, Server,
+};
+
+/// The kind of section a line belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SectionKind {
+    Global,
+    Defaults,
+    Frontend,
+    Backend,
+    Listen,
+}
+
+impl SectionKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            SectionKind::Global => "global",
+            SectionKind::Defaults => "defaults",
+            SectionKind::Frontend => "frontend",
+            SectionKind::Backend => "backend",
+            SectionKind::Listen => "listen",
+        }
+    }
+
+    pub fn flag(self) -> Sections {
+        match self {
+            SectionKind::Global => Sections::GLOBAL,
+            SectionKind::Defaults => Sections::DEFAULTS,
+            SectionKind::Frontend => Sections::FRONTEND,
+            SectionKind::Backend => Sections::BACKEND,
+            SectionKind::Listen => Sections::LISTEN,
+        }
+    }
+}
+
+/// Sections wsgate recognises but does not implement: their lines are
+/// skipped after one error at the section line.
+const UNSUPPORTED_SECTIONS: &[(&str, &str)] = &[
+    ("userlist", "HTTP authentication is not supported yet"),
+    ("peers", "stick-table replication is not supported"),
+    ("resolvers", "runtime DNS resolution is not supported yet; server host names are resolved once at startup"),
+    ("cache", "response caching is not supported"),
+    ("http-errors", "custom error pages are not supported yet"),
+    ("mailers", "email alerts are not supported"),
+    ("program", "wsgate does not start external programs"),
+    ("ring", "log rings are not supported"),
+    ("log-forward", "log forwarding is not supported"),
+    ("fcgi-app", "FastCGI is not supported"),
+    ("crt-store", "certificate stores are not supported yet; use `crt` on the `bind` line"),
+    ("acme", "ACME is not configurable this way yet"),
+    ("traces", "traces are not supported"),
+];
+
+/// Process-wide settings being collected from `global` sections.
+#[derive(Debug, Clone)]
+pub struct GlobalDraft {
+    pub maxconn: Option<u32>,
+    pub tune_bufsize: usize,
+    /// `crt-base`: where relative `crt` paths are resolved from.
+    pub crt_base: Option<PathBuf>,
+    /// `default-path`: the directory relative paths (including a relative
+    /// `crt-base`) are resolved from; `None` is the working directory.
+    pub default_path: Option<PathBuf>,
+}
+
+impl GlobalDraft {
+    /// The directory a relative `crt` is resolved from, or `None` for the
+    /// working directory.
+    pub fn crt_dir(&self) -> Option<PathBuf> {
+        match (&self.crt_base, &self.default_path) {
+            (Some(c), _) if c.is_absolute() => Some(c.clone()),
+            (Some(c), Some(d)) => Some(d.join(c)),
+            (Some(c), None) => Some(c.clone()),
+            (None, d) => d.clone(),
+        }
+    }
+}
+
+impl Default for GlobalDraft {
+    fn default() -> Self {
+        GlobalDraft {
+            maxconn: None,
+            tune_bufsize: 16384,
+            crt_base: None,
+            default_path: None,
+        }
+    }
+}
+
+/// `default-server` settings, inherited by later `server` lines.
+#[derive(Debug, Clone, Default)]
+pub struct ServerDefaults {
+    pub weight: Option<u32>,
+    pub disabled: bool,
+}
+
+/// Everything a `defaults`, `frontend`, `backend` or `listen` section can
+/// set, with HAProxy's built-in defaults. A `defaults` section is one of
+/// these; a proxy starts as a copy of its `defaults`.
+#[derive(Debug, Clone)]
+pub struct ProxyDraft {
+    pub mode: Mode,
+    /// Where `mode` was set (in the proxy or in its `defaults`), if at all.
+    pub mode_location: Option<Location>,
+    pub binds: Vec<Bind>,
+    /// A `bind` line was written, even if it had errors (so that "no bind"
+    /// is not reported on top of the error).
+    pub bind_lines: usize,
+    pub default_backend: Option<(String, Location)>,
+    pub maxconn: Option<u32>,
+    pub frontend_timeouts: FrontendTimeouts,
+    pub backend_timeouts: BackendTimeouts,
+    pub retries: u32,
+    pub redispatch: bool,
+    pub http_conn_mode: HttpConnMode,
+    pub forwardfor: bool,
+    pub balance: Balance,
+    pub servers: Vec<Server>,
+    pub default_server: ServerDefaults,
+}
+
+impl Default for ProxyDraft {
+    fn default() -> Self {
+        ProxyDraft {
+            mode: Mode::Tcp,
+            mode_location: None,
+            binds: Vec::new(),
+            bind_lines: 0,
+            default_backend: None,
+            maxconn: None,
+            frontend_timeouts: FrontendTimeouts::default(),
+            backend_timeouts: BackendTimeouts::default(),
+            retries: 3,
+            redispatch: false,
+            http_conn_mode: HttpConnMode::KeepAlive,
+            forwardfor: false,
+            balance: Balance::RoundRobin,
+            servers: Vec::new(),
+            default_server: ServerDefaults::default(),
+        }
+    }
+}
+
+/// A `frontend`, `backend` or `listen` section, parsed.
+#[derive(Debug, Clone)]
+pub struct ProxyDecl {
+    pub kind: SectionKind,
+    pub name: String,
+    pub location: Location,
+    pub draft: ProxyDraft,
+}
+
+#[derive(Debug, Clone)]
+struct DefaultsDecl {
+    draft: ProxyDraft,
+}
+
+/// What a handler gets: the words of its line and a place for diagnostics.
+pub struct Cx<'a> {
+    pub file: &'a Arc<str>,
+    /// The keyword as written (`timeout client`), for messages.
+    pub keyword: String,
+    /// The first word of the line (its position is the keyword's).
+    pub kw: &'a Token,
+    pub args: &'a [Token],
+    /// `no option ...`.
+    pub negated: bool,
+    pub section: SectionKind,
+    pub crt_base: Option<&'a Path>,
+    pub diags: &'a mut Vec<Diagnostic>,
+}
+
+impl<'a> Cx<'a> {
+    pub fn loc(&self, t: &Token) -> Location {
+        Location {
+            file: self.file.clone(),
+            line: t.line,
+            col: t.col,
+        }
+    }
+
+    pub fn kw_loc(&self) -> Location {
+        self.loc(self.kw)
+    }
+
+    pub fn error(&mut self, t: &Token, msg: impl Into<String>) -> &mut Diagnostic {
+        let d = Diagnostic::error(self.loc(t), msg);
+        self.diags.push(d);
+        let last = self.diags.len() - 1;
+        &mut self.diags[last]
+    }
+
+    pub fn warn(&mut self, t: &Token, msg: impl Into<String>) -> &mut Diagnostic {
+        let d = Diagnostic::warning(self.loc(t), msg);
+        self.diags.push(d);
+        let last = self.diags.len() - 1;
+        &mut self.diags[last]
+    }
+
+    /// The single argument of a one-argument keyword, or an error naming
+    /// the expected syntax.
+    pub fn one_arg(&mut self, usage: &str) -> Option<&'a Token> {
+        let args = self.args;
+        match args {
+            [a] => Some(a),
+            [] => {
+                let kw = self.kw;
+                let keyword = self.keyword.clone();
+                self.error(kw, format!("'{keyword}' needs an argument"))
+                    .hint = Some(format!("usage: {usage}"));
+                None
+            }
+            [_, extra, ..] => {
+                let keyword = self.keyword.clone();
+                self.error(
+                    extra,
+                    format!(
+                        "'{keyword}' takes one argument; unexpected '{}'",
+                        extra.text
+                    ),
+                )
+                .hint = Some(format!("usage: {usage}"));
+                None
+            }
+        }
+    }
+}
+
+/// The result of parsing every file.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub global: GlobalDraft,
+    pub proxies: Vec<ProxyDecl>,
+}
+
+enum Current {
+    None,
+    Global,
+    Defaults(usize),
+    Proxy(usize),
+    /// Inside a section wsgate does not implement: lines are skipped.
+    Skip,
+}
+
+/// Parses lexed files in order into one [`Parsed`].
+#[derive(Default)]
+pub struct Parser {
+    parsed: Parsed,
+    defaults: Vec<DefaultsDecl>,
+    named_defaults: HashMap<String, usize>,
+}
+
+impl Parser {
+    pub fn new() -> Self {
+        Parser::default()
+    }
+
+    pub fn finish(self) -> Parsed {
+        self.parsed
+    }
+
+    /// Parses one file. Sections do not continue across files, as in
+    /// HAProxy.
+    pub fn parse_file(&mut self, file: &Arc<str>, lines: &[Line], diags: &mut Vec<Diagnostic>) {
+        let mut current = Current::None;
+        for line in lines {
+            let Some(first) = line.words.first() else {
+                continue;
+            };
+            let loc = Location {
+                file: file.clone(),
+                line: first.line,
+                col: first.col,
+            };
+            if first.text.starts_with('.') {
+                diags.push(
+                    Diagnostic::error(
+                        loc,
+                        format!(
+                            "directive '{}' is not supported yet (conditional blocks and messages)",
+                            first.text
+                        ),
+                    )
+                    .with_hint("remove the directive and keep the lines that apply to this setup"),
+                );
+                continue;
+            }
+            if let Some(next) = self.section_header(file, line, diags) {
+                current = next;
+                continue;
+            }
+            let section = match current {
+                Current::Skip => continue,
+                Current::None => {
+                    diags.push(
+                        Diagnostic::error(loc, format!("'{}' appears before any section", first.text))
+                            .with_hint("put it under `global`, or under a `defaults`, `frontend`, `backend` or `listen` line"),
+                    );
+                    continue;
+                }
+                Current::Global => SectionKind::Global,
+                Current::Defaults(_) => SectionKind::Defaults,
+                Current::Proxy(i) => self.parsed.proxies[i].kind,
+            };
+            self.keyword_line(file, line, section, &current, diags);
+        }
+    }
+
+    /// If `line` opens a section, sets it up and returns it.
+    fn section_header(
+        &mut self,
+        file: &Arc<str>,
+        line: &Line,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<Current> {
+        let words = &line.words;
+        let first = &words[0];
+        let loc_of = |t: &Token| Location {
+            file: file.clone(),
+            line: t.line,
+            col: t.col,
+        };
+        let kind = match first.text.as_str() {
+            "global" => SectionKind::Global,
+            "defaults" => SectionKind::Defaults,
+            "frontend" => SectionKind::Frontend,
+            "backend" => SectionKind::Backend,
+            "listen" => SectionKind::Listen,
+            other => {
+                let (_, reason) = UNSUPPORTED_SECTIONS
+                    .iter()
+                    .find(|(name, _)| *name == other)?;
+                diags.push(Diagnostic::error(
+                    loc_of(first),
+                    format!("'{other}' sections are not supported: {reason}"),
+                ));
+                return Some(Current::Skip);
+            }
+        };
+        match kind {
+            SectionKind::Global => {
+                if let Some(extra) = words.get(1) {
+                    diags.push(Diagnostic::warning(
+                        loc_of(extra),
+                        format!("'global' takes no argument; '{}' is ignored", extra.text),
+                    ));
+                }
+                Some(Current::Global)
+            }
+            SectionKind::Defaults => {
+                // defaults [<name>] [from <defaults>]
+                let mut name = None;
+                let mut rest = &words[1..];
+                if let Some(n) = rest.first().filter(|t| t.text != "from") {
+                    if check_name(n, "defaults", diags, file) {
+                        name = Some(n.text.clone());
+                    }
+                    rest = &rest[1..];
+                }
+                let draft = match self.parse_from_clause(rest, file, diags) {
+                    Some(Some(parent)) => self.defaults[parent].draft.clone(),
+                    _ => ProxyDraft::default(),
+                };
+                let index = self.defaults.len();
+                if let Some(n) = &name {
+                    self.named_defaults.insert(n.clone(), index);
+                }
+                self.defaults.push(DefaultsDecl { draft });
+                Some(Current::Defaults(index))
+            }
+            SectionKind::Frontend | SectionKind::Backend | SectionKind::Listen => {
+                let kind_name = kind.name();
+                let Some(name_tok) = words.get(1).filter(|t| t.text != "from") else {
+                    diags.push(
+                        Diagnostic::error(loc_of(first), format!("'{kind_name}' needs a name"))
+                            .with_hint(format!("write `{kind_name} <name>`")),
+                    );
+                    return Some(Current::Skip);
+                };
+                check_name(name_tok, kind_name, diags, file);
+                let mut rest = &words[2..];
+                // Pre-1.5 style: `listen <name> <addr:port>` (an implicit bind).
+                let mut legacy_addr = None;
+                if let Some(t) = rest.first().filter(|t| t.text != "from") {
+                    legacy_addr = Some(t.clone());
+                    rest = &rest[1..];
+                }
+                let draft = match self.parse_from_clause(rest, file, diags) {
+                    Some(Some(parent)) => self.defaults[parent].draft.clone(),
+                    Some(None) => ProxyDraft::default(),
+                    None => self
+                        .defaults
+                        .last()
+                        .map(|d| d.draft.clone())
+                        .unwrap_or_default(),
+                };
+                let index = self.parsed.proxies.len();
+                self.parsed.proxies.push(ProxyDecl {
+                    kind,
+                    name: name_tok.text.clone(),
+                    location: loc_of(first),
+                    draft,
+                });
+                if let Some(addr) = legacy_addr {
+                    if kind == SectionKind::Backend {
+                        diags.push(Diagnostic::error(
+                            loc_of(&addr),
+                            format!("unexpected '{}' after the backend name", addr.text),
+                        ));
+                    } else {
+                        diags.push(
+                            Diagnostic::warning(
+                                loc_of(&addr),
+                                format!("an address on the '{kind_name}' line is a deprecated form of `bind`"),
+                            )
+                            .with_hint(format!("write `bind {}` inside the section", addr.text)),
+                        );
+                        let crt_dir = self.parsed.global.crt_dir();
+                        let mut cx = Cx {
+                            file,
+                            keyword: "bind".into(),
+                            kw: &addr,
+                            args: std::slice::from_ref(&addr),
+                            negated: false,
+                            section: kind,
+                            crt_base: crt_dir.as_deref(),
+                            diags,
+                        };
+                        super::handlers::bind(&mut self.parsed.proxies[index].draft, &mut cx);
+                    }
+                }
+                Some(Current::Proxy(index))
+            }
+        }
+    }
+
+    /// Parses `from <name>`: `None` when absent, `Some(None)` when it names
+    /// nothing usable (already reported), `Some(Some(i))` otherwise.
+    fn parse_from_clause(
+        &self,
+        rest: &[Token],
+        file: &Arc<str>,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<Option<usize>> {
+        let loc_of = |t: &Token| Location {
+            file: file.clone(),
+            line: t.line,
+            col: t.col,
+        };
+        let first = rest.first()?;
+        if first.text != "from" {
+            diags.push(Diagnostic::error(
+                loc_of(first),
+                format!(
+                    "unexpected '{}' (expected `from <defaults name>`)",
+                    first.text
+                ),
+            ));
+            return Some(None);
+        }
+        let Some(name) = rest.get(1) else {
+            diags.push(Diagnostic::error(
+                loc_of(first),
+                "'from' needs the name of a `defaults` section",
+            ));
+            return Some(None);
+        };
+        if let Some(extra) = rest.get(2) {
+            diags.push(Diagnostic::error(
+                loc_of(extra),
+                format!("unexpected '{}'", extra.text),
+            ));
+        }
+        match self.named_defaults.get(&name.text) {
+            Some(i) => Some(Some(*i)),
+            None => {
+                let names = self.named_defaults.keys().map(String::as_str);
+                let mut d = Diagnostic::error(
+                    loc_of(name),
+                    format!(
+                        "no `defaults` section named '{}' before this line",
+                        name.text
+                    ),
+                );
+                if let Some(s) = keywords::closest(&name.text, names) {
+                    d = d.with_hint(format!("did you mean '{s}'?"));
+                }
+                diags.push(d);
+                Some(None)
+            }
+        }
+    }
+
+    fn keyword_line(
+        &mut self,
+        file: &Arc<str>,
+        line: &Line,
+        section: SectionKind,
+        current: &Current,
+        diags: &mut Vec<Diagnostic>,
+    ) {
+        let mut words = &line.words[..];
+        let mut negated = false;
+        if words[0].text == "no" && words.len() > 1 {
+            negated = true;
+            words = &words[1..];
+        }
+        let kw_tok = &words[0];
+        let loc = Location {
+            file: file.clone(),
+            line: line.words[0].line,
+            col: line.words[0].col,
+        };
+        let (entry, used) = match keywords::lookup(words) {
+            Lookup::Found(entry, used) => (entry, used),
+            Lookup::Unknown {
+                keyword,
+                suggestion,
+            } => {
+                let mut d = Diagnostic::error(
+                    loc,
+                    format!("unknown keyword '{keyword}' in {} section", section.name()),
+                );
+                d = match suggestion {
+                    Some(s) => d.with_hint(format!("did you mean '{s}'?")),
+                    None => {
+                        d.with_hint("`wsgate --list-keywords` lists every keyword wsgate knows")
+                    }
+                };
+                diags.push(d);
+                return;
+            }
+        };
+        let keyword = words[..used]
+            .iter()
+            .map(|t| t.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if negated && !entry.negatable() {
+            diags.push(Diagnostic::error(
+                loc,
+                format!("'no' cannot be used with '{keyword}'"),
+            ));
+            return;
+        }
+        let rejected = matches!(entry.status, Status::Rejected { .. });
+        if !rejected && !entry.sections.contains(section.flag()) {
+            section_mismatch(entry, &keyword, section, loc, diags);
+            return;
+        }
+        match &entry.status {
+            Status::Ignored(reason) => {
+                diags.push(Diagnostic::warning(
+                    loc,
+                    format!("'{keyword}' is ignored: {reason}"),
+                ));
+            }
+            Status::Rejected {
+                reason,
+                alternative,
+            } => {
+                let mut d =
+                    Diagnostic::error(loc, format!("'{keyword}' is not supported: {reason}"));
+                if let Some(alt) = alternative {
+                    d = d.with_hint(*alt);
+                }
+                diags.push(d);
+            }
+            Status::Supported(handler) => {
+                let crt_dir = self.parsed.global.crt_dir();
+                let mut cx = Cx {
+                    file,
+                    keyword,
+                    kw: kw_tok,
+                    args: &words[used..],
+                    negated,
+                    section,
+                    crt_base: crt_dir.as_deref(),
+                    diags,
+                };
+                match (handler, current) {
+                    (Handler::Global(f) | Handler::Either { global: f, .. }, Current::Global) => {
+                        f(&mut self.parsed.global, &mut cx)
+                    }
+                    (
+                        Handler::Proxy(f) | Handler::Either { proxy: f, .. },
+                        Current::Defaults(i),
+                    ) => {
+                        f(&mut self.defaults[*i].draft, &mut cx);
+                    }
+                    (Handler::Proxy(f) | Handler::Either { proxy: f, .. }, Current::Proxy(i)) => {
+                        let draft = &mut self.parsed.proxies[*i].draft;
+                        f(draft, &mut cx);
+                    }
+                    // The section check above makes other pairs impossible.
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+fn section_mismatch(
+    entry: &keywords::Keyword,
+    keyword: &str,
+    section: SectionKind,
+    loc: Location,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let allowed = entry.sections.describe();
+    let proxy_side = Sections::DEFAULTS | Sections::FRONTEND | Sections::BACKEND | Sections::LISTEN;
+    let is_proxy_kw = entry.sections.intersects(proxy_side);
+    let in_proxy = section != SectionKind::Global;
+    // HAProxy only warns when a proxy setting lands on a proxy that lacks
+    // the side it applies to (e.g. `timeout client` in a backend).
+    let soft = is_proxy_kw
+        && in_proxy
+        && (keyword.starts_with("timeout ")
+            || keyword.starts_with("option ")
+            || matches!(
+                keyword,
+                "maxconn" | "default_backend" | "balance" | "retries"
+            ));
+    let side = match section {
+        SectionKind::Backend => "a backend has no client side",
+        SectionKind::Frontend => "a frontend has no servers",
+        _ => "it does not apply there",
+    };
+    if soft {
+        diags.push(
+            Diagnostic::warning(
+                loc,
+                format!(
+                    "'{keyword}' is ignored in a {} section: {side}",
+                    section.name()
+                ),
+            )
+            .with_hint(format!("it belongs in {allowed}")),
+        );
+    } else {
+        diags.push(
+            Diagnostic::error(
+                loc,
+                format!("'{keyword}' is not allowed in a {} section", section.name()),
+            )
+            .with_hint(format!("it belongs in {allowed}")),
+        );
+    }
+}
+
+/// Proxy and `defaults` names: letters, digits, `-`, `_`, `.` and `:`, as
+/// in HAProxy. Returns whether the name is valid.
+fn check_name(t: &Token, kind: &str, diags: &mut Vec<Diagnostic>, file: &Arc<str>) -> bool {
+    let bad = t
+        .text
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')));
+    if let Some(c) = bad {
+        diags.push(
+            Diagnostic::error(
+                Location {
+                    file: file.clone(),
+                    line: t.line,
+                    col: t.col,
+                },
+                format!("invalid character '{c}' in {kind} name '{}'", t.text),
+            )
+            .with_hint("names may contain letters, digits, '-', '_', '.' and ':'"),
+        );
+        false
+    } else if t.text.is_empty() {
+        diags.push(Diagnostic::error(
+            Location {
+                file: file.clone(),
+                line: t.line,
+                col: t.col,
+            },
+            format!("empty {kind} name"),
+        ));
+        false
+    } else {
+        true
+    }
+}
