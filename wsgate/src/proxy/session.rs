@@ -28,7 +28,7 @@ use super::errors;
 use super::http1::body::{copy_body, BodyError, BodyKind};
 use super::http1::head::{parse_request, parse_response, RequestError, RequestHead, ResponseHead};
 use super::io::{with_timeout, write_with_timeout, IoError};
-use super::tunnel::{self, TunnelTimeouts};
+use super::tunnel::{self, IntoTunnel, TunnelTimeouts};
 use super::Runtime;
 use crate::backend::BackendRuntime;
 use crate::config::model::{Backend, Frontend, HttpConnMode};
@@ -44,7 +44,7 @@ pub async fn serve_http<C>(
     runtime: &Runtime,
     shutdown: &CancellationToken,
 ) where
-    C: AsyncRead + AsyncWrite + Unpin,
+    C: AsyncRead + AsyncWrite + Unpin + IntoTunnel,
 {
     let limit = runtime.global.tune_bufsize;
     let mut inbuf: Vec<u8> = Vec::new();
@@ -104,6 +104,11 @@ pub async fn serve_http<C>(
                 return;
             }
             Next::Abort => return,
+            Next::Upgrade(server) => {
+                let timeouts = tunnel_timeouts(frontend, &backend.config);
+                run_tunnel(client, server, peer, timeouts).await;
+                return;
+            }
         }
         first = false;
         if inbuf.is_empty() {
@@ -187,6 +192,8 @@ enum Next {
     Close,
     /// The connection is unusable (an error was answered or it broke).
     Abort,
+    /// The server switched protocols: tunnel to it until the end.
+    Upgrade(TcpStream),
 }
 
 /// One request/response exchange (or the upgrade that ends the session).
@@ -357,27 +364,43 @@ impl Exchange<'_> {
             return Next::Abort;
         }
         drop(head);
-        if !client_early.is_empty() {
-            if write_with_timeout(&mut server, client_early, be.timeouts.server)
+        if !client_early.is_empty()
+            && write_with_timeout(&mut server, client_early, be.timeouts.server)
                 .await
                 .is_err()
-            {
-                return Next::Abort;
-            }
-            client_early.clear();
+        {
+            return Next::Abort;
         }
         *client_early = Vec::new();
-        let timeouts = tunnel_timeouts(self.frontend, be);
-        let outcome = tunnel::run(client, &mut server, timeouts).await;
-        tracing::debug!(
-            peer = %self.peer,
-            up = outcome.bytes_up,
-            down = outcome.bytes_down,
-            "tunnel ended: {}",
-            outcome.end
-        );
-        Next::Abort
+        Next::Upgrade(server)
     }
+}
+
+/// Runs the tunnel of an upgraded (or `mode tcp`) connection to its end.
+async fn run_tunnel<C: IntoTunnel>(
+    client: C,
+    server: TcpStream,
+    peer: SocketAddr,
+    timeouts: TunnelTimeouts,
+) {
+    let ends = client
+        .into_tunnel()
+        .and_then(|c| Ok((c, server.into_tunnel()?)));
+    let (client, server) = match ends {
+        Ok(ends) => ends,
+        Err(e) => {
+            tracing::warn!(%peer, "cannot set up the tunnel: {e}");
+            return;
+        }
+    };
+    let outcome = tunnel::run(client, server, timeouts).await;
+    tracing::debug!(
+        %peer,
+        up = outcome.bytes_up,
+        down = outcome.bytes_down,
+        "tunnel ended: {}",
+        outcome.end
+    );
 }
 
 /// HAProxy's tunnel timeouts: `timeout tunnel` when set, else the shorter
@@ -432,15 +455,17 @@ async fn read_response_head(
 
 /// Serves one client connection of a `tcp` frontend: a tunnel to a server
 /// from the first byte.
-pub async fn serve_tcp<C>(mut client: C, peer: SocketAddr, frontend: &Frontend, runtime: &Runtime)
-where
-    C: AsyncRead + AsyncWrite + Unpin,
-{
+pub async fn serve_tcp<C: IntoTunnel>(
+    client: C,
+    peer: SocketAddr,
+    frontend: &Frontend,
+    runtime: &Runtime,
+) {
     let Some(backend_id) = frontend.default_backend else {
         return;
     };
     let backend = &runtime.backends[backend_id.0];
-    let mut server = match connect(backend).await {
+    let server = match connect(backend).await {
         Ok(connected) => connected.stream,
         Err(e) => {
             tracing::warn!(%peer, backend = %backend.config.name, "{e}");
@@ -448,6 +473,5 @@ where
         }
     };
     let timeouts = tunnel_timeouts(frontend, &backend.config);
-    let outcome = tunnel::run(&mut client, &mut server, timeouts).await;
-    tracing::debug!(%peer, "tcp session ended: {}", outcome.end);
+    run_tunnel(client, server, peer, timeouts).await;
 }
