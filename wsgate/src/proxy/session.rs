@@ -36,14 +36,16 @@ use crate::config::model::{Backend, Frontend, HttpConnMode};
 /// How much the head buffer grows per read.
 const HEAD_READ_CHUNK: usize = 4096;
 
-/// Serves one client connection of an `http` frontend.
+/// Serves one client connection of an `http` frontend. Returns the tunnel
+/// to run when the connection was upgraded.
 pub async fn serve_http<C>(
     mut client: C,
     peer: SocketAddr,
     frontend: &Frontend,
     runtime: &Runtime,
     shutdown: &CancellationToken,
-) where
+) -> Option<Handoff<C>>
+where
     C: AsyncRead + AsyncWrite + Unpin + IntoTunnel,
 {
     let limit = runtime.global.tune_bufsize;
@@ -68,7 +70,7 @@ pub async fn serve_http<C>(
                 HeadRead::Invalid(e) => {
                     tracing::debug!(%peer, "refused request: {e}");
                     send_error(&mut client, e.status(), fe.client).await;
-                    return;
+                    return None;
                 }
                 HeadRead::TimedOut { started } => {
                     // An idle keep-alive connection is closed silently; a
@@ -77,16 +79,16 @@ pub async fn serve_http<C>(
                     if started || first {
                         send_error(&mut client, 408, fe.client).await;
                     }
-                    return;
+                    return None;
                 }
-                HeadRead::Closed => return,
+                HeadRead::Closed => return None,
             };
         inbuf.drain(..head_len);
         tracing::debug!(%peer, method = %request.method, target = %request.target, "request");
 
         let Some(backend_id) = frontend.default_backend else {
             send_error(&mut client, 503, fe.client).await;
-            return;
+            return None;
         };
         let backend = &runtime.backends[backend_id.0];
         let exchange = Exchange {
@@ -101,13 +103,16 @@ pub async fn serve_http<C>(
             Next::KeepAlive => {}
             Next::Close => {
                 let _ = with_timeout(fe.client, client.shutdown()).await;
-                return;
+                return None;
             }
-            Next::Abort => return,
+            Next::Abort => return None,
             Next::Upgrade(server) => {
-                let timeouts = tunnel_timeouts(frontend, &backend.config);
-                run_tunnel(client, server, peer, timeouts).await;
-                return;
+                return Some(Handoff {
+                    client,
+                    server,
+                    peer,
+                    timeouts: tunnel_timeouts(frontend, &backend.config),
+                });
             }
         }
         first = false;
@@ -377,30 +382,45 @@ impl Exchange<'_> {
 }
 
 /// Runs the tunnel of an upgraded (or `mode tcp`) connection to its end.
-async fn run_tunnel<C: IntoTunnel>(
+/// A connection whose HTTP part (if any) is over, handed from the session
+/// to a task of its own. The session's state (head buffers, the request
+/// and response machinery) is freed before the tunnel starts, so a
+/// long-lived WebSocket costs only the tunnel's few hundred bytes.
+pub struct Handoff<C> {
     client: C,
     server: TcpStream,
     peer: SocketAddr,
     timeouts: TunnelTimeouts,
-) {
-    let ends = client
-        .into_tunnel()
-        .and_then(|c| Ok((c, server.into_tunnel()?)));
-    let (client, server) = match ends {
-        Ok(ends) => ends,
-        Err(e) => {
-            tracing::warn!(%peer, "cannot set up the tunnel: {e}");
-            return;
-        }
-    };
-    let outcome = tunnel::run(client, server, timeouts).await;
-    tracing::debug!(
-        %peer,
-        up = outcome.bytes_up,
-        down = outcome.bytes_down,
-        "tunnel ended: {}",
-        outcome.end
-    );
+}
+
+impl<C: IntoTunnel> Handoff<C> {
+    /// Runs the tunnel to its end.
+    pub async fn run(self) {
+        let Handoff {
+            client,
+            server,
+            peer,
+            timeouts,
+        } = self;
+        let ends = client
+            .into_tunnel()
+            .and_then(|c| Ok((c, server.into_tunnel()?)));
+        let (client, server) = match ends {
+            Ok(ends) => ends,
+            Err(e) => {
+                tracing::warn!(%peer, "cannot set up the tunnel: {e}");
+                return;
+            }
+        };
+        let outcome = tunnel::run(client, server, timeouts).await;
+        tracing::debug!(
+            %peer,
+            up = outcome.bytes_up,
+            down = outcome.bytes_down,
+            "tunnel ended: {}",
+            outcome.end
+        );
+    }
 }
 
 /// HAProxy's tunnel timeouts: `timeout tunnel` when set, else the shorter
@@ -460,18 +480,19 @@ pub async fn serve_tcp<C: IntoTunnel>(
     peer: SocketAddr,
     frontend: &Frontend,
     runtime: &Runtime,
-) {
-    let Some(backend_id) = frontend.default_backend else {
-        return;
-    };
-    let backend = &runtime.backends[backend_id.0];
+) -> Option<Handoff<C>> {
+    let backend = &runtime.backends[frontend.default_backend?.0];
     let server = match connect(backend).await {
         Ok(connected) => connected.stream,
         Err(e) => {
             tracing::warn!(%peer, backend = %backend.config.name, "{e}");
-            return;
+            return None;
         }
     };
-    let timeouts = tunnel_timeouts(frontend, &backend.config);
-    run_tunnel(client, server, peer, timeouts).await;
+    Some(Handoff {
+        client,
+        server,
+        peer,
+        timeouts: tunnel_timeouts(frontend, &backend.config),
+    })
 }

@@ -162,7 +162,7 @@ impl TunnelIo for PlainSocket {
 /// A client or server connection that can become a tunnel end once its
 /// HTTP part is over.
 pub trait IntoTunnel {
-    type End: TunnelIo;
+    type End: TunnelIo + Send;
     fn into_tunnel(self) -> io::Result<Self::End>;
 }
 
