@@ -12,3 +12,4 @@ pub mod config;
 pub mod demo;
 pub mod proxy;
 pub mod tls;
+pub mod ws;

@@ -28,7 +28,7 @@ use super::errors;
 use super::http1::body::{copy_body, BodyError, BodyKind};
 use super::http1::head::{parse_request, parse_response, RequestError, RequestHead, ResponseHead};
 use super::io::{with_timeout, write_with_timeout, IoError};
-use super::tunnel::{self, IntoTunnel, TunnelTimeouts};
+use super::tunnel::{self, IntoTunnel, TunnelOptions, TunnelTimeouts};
 use super::Runtime;
 use crate::backend::BackendRuntime;
 use crate::config::model::{Backend, Frontend, HttpConnMode};
@@ -106,12 +106,15 @@ where
                 return None;
             }
             Next::Abort => return None,
-            Next::Upgrade(server) => {
+            Next::Upgrade { server, websocket } => {
                 return Some(Handoff {
                     client,
                     server,
                     peer,
-                    timeouts: tunnel_timeouts(frontend, &backend.config),
+                    options: TunnelOptions {
+                        timeouts: tunnel_timeouts(frontend, &backend.config),
+                        websocket_stop: websocket.then(|| shutdown.clone()),
+                    },
                 });
             }
         }
@@ -198,7 +201,11 @@ enum Next {
     /// The connection is unusable (an error was answered or it broke).
     Abort,
     /// The server switched protocols: tunnel to it until the end.
-    Upgrade(TcpStream),
+    Upgrade {
+        server: TcpStream,
+        /// The new protocol is WebSocket.
+        websocket: bool,
+    },
 }
 
 /// One request/response exchange (or the upgrade that ends the session).
@@ -308,8 +315,12 @@ impl Exchange<'_> {
                 tracing::warn!(server = %server_name, "101 without an upgrade request: 502");
                 return refuse(client, 502, client_timeout).await;
             }
+            let websocket = request
+                .upgrade
+                .as_deref()
+                .is_some_and(|p| p.eq_ignore_ascii_case("websocket"));
             return self
-                .upgrade(client, server.stream, &response, &srvbuf, inbuf)
+                .upgrade(client, server.stream, websocket, &response, &srvbuf, inbuf)
                 .await;
         }
 
@@ -353,6 +364,7 @@ impl Exchange<'_> {
         &self,
         client: &mut C,
         mut server: TcpStream,
+        websocket: bool,
         response: &ResponseHead,
         server_early: &[u8],
         client_early: &mut Vec<u8>,
@@ -377,7 +389,7 @@ impl Exchange<'_> {
             return Next::Abort;
         }
         *client_early = Vec::new();
-        Next::Upgrade(server)
+        Next::Upgrade { server, websocket }
     }
 }
 
@@ -390,7 +402,7 @@ pub struct Handoff<C> {
     client: C,
     server: TcpStream,
     peer: SocketAddr,
-    timeouts: TunnelTimeouts,
+    options: TunnelOptions,
 }
 
 impl<C: IntoTunnel> Handoff<C> {
@@ -400,7 +412,7 @@ impl<C: IntoTunnel> Handoff<C> {
             client,
             server,
             peer,
-            timeouts,
+            options,
         } = self;
         let ends = client
             .into_tunnel()
@@ -412,7 +424,7 @@ impl<C: IntoTunnel> Handoff<C> {
                 return;
             }
         };
-        let outcome = tunnel::run(client, server, timeouts).await;
+        let outcome = tunnel::run(client, server, options).await;
         tracing::debug!(
             %peer,
             up = outcome.bytes_up,
@@ -493,6 +505,9 @@ pub async fn serve_tcp<C: IntoTunnel>(
         client,
         server,
         peer,
-        timeouts: tunnel_timeouts(frontend, &backend.config),
+        options: TunnelOptions {
+            timeouts: tunnel_timeouts(frontend, &backend.config),
+            websocket_stop: None,
+        },
     })
 }

@@ -36,8 +36,11 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
+use tokio_util::sync::CancellationToken;
 
 use super::buffers::PooledBuf;
+use crate::ws::close::{close_frame, CloseCode, Peer};
+use crate::ws::frame::FrameTracker;
 
 /// The inactivity limits of one tunnel; `None` is infinite.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -57,6 +60,8 @@ pub enum TunnelEnd {
     Closed,
     /// No traffic for the applicable timeout.
     Timeout,
+    /// The proxy stopped: close frames were exchanged with both peers.
+    Stopped,
     ClientError(io::Error),
     ServerError(io::Error),
 }
@@ -66,6 +71,7 @@ impl std::fmt::Display for TunnelEnd {
         match self {
             TunnelEnd::Closed => f.write_str("both sides closed"),
             TunnelEnd::Timeout => f.write_str("inactivity timeout"),
+            TunnelEnd::Stopped => f.write_str("closed by wsgate (stopping)"),
             TunnelEnd::ClientError(e) => write!(f, "client side error: {e}"),
             TunnelEnd::ServerError(e) => write!(f, "server side error: {e}"),
         }
@@ -220,20 +226,45 @@ enum Direction {
         len: usize,
     },
     Flushing,
+    /// Writing wsgate's own close frame to this direction's writer.
+    Injecting {
+        frame: Vec<u8>,
+        pos: usize,
+    },
+    /// Our close frame went out: read and drop what the reader still sends
+    /// until its own close frame (the reply) or EOF.
+    Discarding,
     ShuttingDown,
     Done,
+}
+
+/// A close that wsgate wants to send in one direction, at the next message
+/// boundary.
+struct CloseRequest {
+    frame: Vec<u8>,
+    /// After the frame: wait for the reader's reply (stop), or just send
+    /// FIN (idle timeout: nobody is talking).
+    then_discard: bool,
 }
 
 struct Half {
     state: Direction,
     bytes: u64,
+    /// Frame boundaries of this direction, for WebSocket tunnels.
+    tracker: Option<FrameTracker>,
+    close: Option<CloseRequest>,
+    /// The reader sent a close frame of its own.
+    saw_close: bool,
 }
 
 impl Half {
-    fn new() -> Half {
+    fn new(websocket: bool) -> Half {
         Half {
             state: Direction::Reading,
             bytes: 0,
+            tracker: websocket.then(FrameTracker::default),
+            close: None,
+            saw_close: false,
         }
     }
 
@@ -241,8 +272,54 @@ impl Half {
         matches!(self.state, Direction::Done)
     }
 
+    /// Whether a close can be placed in this direction: it is a WebSocket
+    /// whose framing is understood, and the peers are not closing already.
+    fn can_close(&self) -> bool {
+        self.tracker.as_ref().is_some_and(|t| t.error().is_none())
+            && !self.saw_close
+            && matches!(
+                self.state,
+                Direction::Reading | Direction::Writing { .. } | Direction::Flushing
+            )
+    }
+
+    /// Asks for `frame` to be sent at the next message boundary.
+    fn request_close(&mut self, frame: Vec<u8>, then_discard: bool) {
+        if self.can_close() && self.close.is_none() {
+            self.close = Some(CloseRequest {
+                frame,
+                then_discard,
+            });
+        }
+    }
+
+    /// Whether this direction is idle between messages, so a close could
+    /// go out now.
+    fn idle_at_boundary(&self) -> bool {
+        matches!(self.state, Direction::Reading)
+            && self.tracker.as_ref().is_some_and(FrameTracker::at_boundary)
+    }
+
+    /// Starts writing the requested close frame if the stream is between
+    /// messages. Returns whether it did.
+    fn start_close_if_at_boundary(&mut self) -> bool {
+        let at_boundary = self.tracker.as_ref().is_some_and(FrameTracker::at_boundary);
+        if !at_boundary {
+            return false;
+        }
+        match self.close.as_mut() {
+            Some(req) => {
+                let frame = std::mem::take(&mut req.frame);
+                self.state = Direction::Injecting { frame, pos: 0 };
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Moves bytes from `r` to `w` until nothing is ready. Ready(Ok) means
-    /// this direction is finished (EOF read and propagated).
+    /// this direction is finished (EOF read and propagated, or wsgate's
+    /// close sent and answered).
     fn poll_copy<R: TunnelIo, W: TunnelIo>(
         &mut self,
         cx: &mut Context<'_>,
@@ -252,16 +329,45 @@ impl Half {
     ) -> Poll<Result<(), Side>> {
         loop {
             match &mut self.state {
-                Direction::Reading => match r.poll_read_pooled(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Read(e))),
-                    Poll::Ready(Ok((_, 0))) => self.state = Direction::ShuttingDown,
-                    Poll::Ready(Ok((buf, len))) => {
-                        *activity = true;
-                        self.state = Direction::Writing { buf, pos: 0, len };
+                Direction::Reading => {
+                    if self.close.is_some() && self.start_close_if_at_boundary() {
+                        continue;
                     }
-                },
+                    match r.poll_read_pooled(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Read(e))),
+                        Poll::Ready(Ok((_, 0))) => self.state = Direction::ShuttingDown,
+                        Poll::Ready(Ok((buf, len))) => {
+                            *activity = true;
+                            let mut forward = len;
+                            if let Some(tracker) = self.tracker.as_mut() {
+                                let fed = tracker.feed(&buf.as_ref()[..len]);
+                                if fed.saw_close {
+                                    // The peers are closing on their own:
+                                    // let their handshake through untouched.
+                                    self.saw_close = true;
+                                    self.close = None;
+                                } else if self.close.is_some() {
+                                    // Deliver up to the end of the current
+                                    // message; what follows is dropped.
+                                    if let Some(boundary) = fed.first_boundary {
+                                        forward = boundary;
+                                    }
+                                }
+                            }
+                            self.state = Direction::Writing {
+                                buf,
+                                pos: 0,
+                                len: forward,
+                            };
+                        }
+                    }
+                }
                 Direction::Writing { buf, pos, len } => {
+                    if *pos == *len {
+                        self.state = Direction::Flushing;
+                        continue;
+                    }
                     match w.poll_write_some(cx, &buf.as_ref()[*pos..*len]) {
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Write(e))),
@@ -271,9 +377,6 @@ impl Half {
                         Poll::Ready(Ok(n)) => {
                             *pos += n;
                             self.bytes += n as u64;
-                            if *pos == *len {
-                                self.state = Direction::Flushing;
-                            }
                         }
                     }
                 }
@@ -281,6 +384,39 @@ impl Half {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Write(e))),
                     Poll::Ready(Ok(())) => self.state = Direction::Reading,
+                },
+                Direction::Injecting { frame, pos } => {
+                    if *pos == frame.len() {
+                        let then_discard = self.close.take().is_some_and(|c| c.then_discard);
+                        self.state = if then_discard {
+                            Direction::Discarding
+                        } else {
+                            Direction::ShuttingDown
+                        };
+                        continue;
+                    }
+                    match w.poll_write_some(cx, &frame[*pos..]) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Write(e))),
+                        Poll::Ready(Ok(0)) => {
+                            return Poll::Ready(Err(Side::Write(io::ErrorKind::WriteZero.into())))
+                        }
+                        Poll::Ready(Ok(n)) => *pos += n,
+                    }
+                }
+                Direction::Discarding => match r.poll_read_pooled(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Read(e))),
+                    Poll::Ready(Ok((_, 0))) => self.state = Direction::Done,
+                    Poll::Ready(Ok((buf, len))) => {
+                        let replied = self
+                            .tracker
+                            .as_mut()
+                            .is_some_and(|t| t.feed(&buf.as_ref()[..len]).saw_close);
+                        if replied {
+                            self.state = Direction::Done;
+                        }
+                    }
                 },
                 Direction::ShuttingDown => match w.poll_shutdown(cx) {
                     Poll::Pending => return Poll::Pending,
@@ -300,21 +436,66 @@ enum Side {
     Write(io::Error),
 }
 
+/// What a tunnel carries and how it may be ended besides by its peers.
+pub struct TunnelOptions {
+    pub timeouts: TunnelTimeouts,
+    /// `Some` when the connection speaks WebSocket (the upgrade was to
+    /// `websocket`): frame boundaries are tracked so wsgate can close it
+    /// cleanly, and when this token is cancelled (the proxy is stopping)
+    /// both peers get close 1001 at the next message boundary and the close
+    /// handshake is awaited. Other tunnels carry on until their peers end
+    /// them or the stop grace runs out.
+    pub websocket_stop: Option<CancellationToken>,
+}
+
 /// Copies between `client` and `server` until both directions have ended,
 /// an error occurs, or the applicable inactivity timeout fires.
 pub async fn run<C: TunnelIo, S: TunnelIo>(
     mut client: C,
     mut server: S,
-    timeouts: TunnelTimeouts,
+    options: TunnelOptions,
 ) -> TunnelOutcome {
-    let mut up = Half::new();
-    let mut down = Half::new();
+    let TunnelOptions {
+        timeouts,
+        websocket_stop: stop,
+    } = options;
+    let websocket = stop.is_some();
+    let mut up = Half::new(websocket);
+    let mut down = Half::new(websocket);
     let mut last_activity = Instant::now();
     // One timer for the tunnel, re-armed lazily: activity only records a
     // time stamp, and the timer is moved forward when it fires early.
     let mut timer: Option<Pin<Box<Sleep>>> = None;
+    // Polled once to register this task's waker; afterwards a flag check
+    // per poll is enough, since cancellation wakes the task through it.
+    let mut stop_signal = stop.clone().map(|s| Box::pin(s.cancelled_owned()));
+    let mut stop_registered = false;
+    let mut stopping = false;
+    let mut idle_closing = false;
 
     let end = poll_fn(|cx| {
+        if !stop_registered {
+            // First poll: register this task for the wake-up. The future
+            // is kept (dropping it would unregister) but not polled again.
+            if let Some(signal) = stop_signal.as_mut() {
+                let _ = signal.as_mut().poll(cx);
+            }
+            stop_registered = true;
+        }
+        if !stopping && stop.as_ref().is_some_and(CancellationToken::is_cancelled) {
+            {
+                stopping = true;
+                let reason = "server stopping";
+                up.request_close(
+                    close_frame(CloseCode::GoingAway, reason, Peer::Server),
+                    true,
+                );
+                down.request_close(
+                    close_frame(CloseCode::GoingAway, reason, Peer::Client),
+                    true,
+                );
+            }
+        }
         let mut activity = false;
         if !up.is_done() {
             match up.poll_copy(cx, &mut client, &mut server, &mut activity) {
@@ -331,7 +512,17 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
             }
         }
         if up.is_done() && down.is_done() {
-            return Poll::Ready(TunnelEnd::Closed);
+            return Poll::Ready(if idle_closing {
+                TunnelEnd::Timeout
+            } else if stopping {
+                TunnelEnd::Stopped
+            } else {
+                TunnelEnd::Closed
+            });
+        }
+        if idle_closing {
+            // Close frames and FINs are on their way to idle peers.
+            return Poll::Pending;
         }
         let Some(limit) = current_limit(&timeouts, up.is_done(), down.is_done()) else {
             return Poll::Pending;
@@ -364,7 +555,23 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
             match sleep.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(()) if Instant::now() >= deadline => {
-                    return Poll::Ready(TunnelEnd::Timeout)
+                    // Idle WebSockets between messages get close 1001
+                    // "idle timeout" and a FIN instead of a bare close.
+                    if up.idle_at_boundary() && down.idle_at_boundary() && !stopping {
+                        let reason = "idle timeout";
+                        up.request_close(
+                            close_frame(CloseCode::GoingAway, reason, Peer::Server),
+                            false,
+                        );
+                        down.request_close(
+                            close_frame(CloseCode::GoingAway, reason, Peer::Client),
+                            false,
+                        );
+                        idle_closing = true;
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                    return Poll::Ready(TunnelEnd::Timeout);
                 }
                 Poll::Ready(()) => sleep.as_mut().reset(deadline),
             }
@@ -393,6 +600,118 @@ fn current_limit(t: &TunnelTimeouts, client_done: bool, server_done: bool) -> Op
 mod tests {
     use super::*;
     use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt};
+
+    fn blind(timeouts: TunnelTimeouts) -> TunnelOptions {
+        TunnelOptions {
+            timeouts,
+            websocket_stop: None,
+        }
+    }
+
+    /// A masked client frame or an unmasked server frame (zero payload
+    /// under a zero mask key, which is valid framing).
+    fn ws_frame(fin: bool, opcode: u8, masked: bool, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![(u8::from(fin) << 7) | opcode];
+        f.push((u8::from(masked) << 7) | payload.len() as u8);
+        if masked {
+            f.extend_from_slice(&[0, 0, 0, 0]);
+        }
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// Reads one frame (≤125 bytes of payload) and returns (opcode, masked, payload unmasked).
+    async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> (u8, bool, Vec<u8>) {
+        let mut h = [0u8; 2];
+        r.read_exact(&mut h).await.unwrap();
+        let masked = h[1] & 0x80 != 0;
+        let len = usize::from(h[1] & 0x7f);
+        let mut key = [0u8; 4];
+        if masked {
+            r.read_exact(&mut key).await.unwrap();
+        }
+        let mut payload = vec![0u8; len];
+        r.read_exact(&mut payload).await.unwrap();
+        for (i, b) in payload.iter_mut().enumerate() {
+            *b ^= key[i % 4];
+        }
+        (h[0] & 0x0f, masked, payload)
+    }
+
+    #[tokio::test]
+    async fn stop_closes_websockets_at_a_message_boundary() {
+        let (mut client, proxy_client) = duplex(1024);
+        let (proxy_server, mut server) = duplex(1024);
+        let stop = CancellationToken::new();
+        let options = TunnelOptions {
+            timeouts: TunnelTimeouts::default(),
+            websocket_stop: Some(stop.clone()),
+        };
+        let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
+        // A whole message, then the first fragment of another.
+        client
+            .write_all(&ws_frame(true, 1, true, b"whole"))
+            .await
+            .unwrap();
+        client
+            .write_all(&ws_frame(false, 1, true, b"part"))
+            .await
+            .unwrap();
+        assert_eq!(read_frame(&mut server).await, (1, true, b"whole".to_vec()));
+        assert_eq!(read_frame(&mut server).await, (1, true, b"part".to_vec()));
+        stop.cancel();
+        // Server to client is between messages: the client's close comes now.
+        let (op, masked, payload) = read_frame(&mut client).await;
+        assert_eq!((op, masked), (8, false));
+        assert_eq!(&payload[..2], &1001u16.to_be_bytes());
+        assert_eq!(&payload[2..], b"server stopping");
+        // The client finishes its message; only then does the server get
+        // its (masked) close.
+        client
+            .write_all(&ws_frame(true, 0, true, b"end"))
+            .await
+            .unwrap();
+        assert_eq!(read_frame(&mut server).await, (0, true, b"end".to_vec()));
+        let (op, masked, payload) = read_frame(&mut server).await;
+        assert_eq!((op, masked), (8, true));
+        assert_eq!(&payload[..2], &1001u16.to_be_bytes());
+        // Both answer the close; the tunnel ends.
+        client
+            .write_all(&ws_frame(true, 8, true, &1001u16.to_be_bytes()))
+            .await
+            .unwrap();
+        server
+            .write_all(&ws_frame(true, 8, false, &1001u16.to_be_bytes()))
+            .await
+            .unwrap();
+        let outcome = task.await.unwrap();
+        assert!(matches!(outcome.end, TunnelEnd::Stopped), "{}", outcome.end);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_websockets_get_a_close_frame_on_timeout() {
+        let (mut client, proxy_client) = duplex(1024);
+        let (proxy_server, mut server) = duplex(1024);
+        let options = TunnelOptions {
+            timeouts: TunnelTimeouts {
+                idle: Some(Duration::from_secs(5)),
+                ..Default::default()
+            },
+            websocket_stop: Some(CancellationToken::new()),
+        };
+        let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
+        let (op, _, payload) = read_frame(&mut client).await;
+        assert_eq!(op, 8);
+        assert_eq!(&payload[2..], b"idle timeout");
+        let (op, masked, _) = read_frame(&mut server).await;
+        assert_eq!((op, masked), (8, true));
+        // Then a FIN each way.
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+        server.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
+        assert!(matches!(task.await.unwrap().end, TunnelEnd::Timeout));
+    }
 
     /// Drives a tunnel from its two outer ends: data both ways, then a
     /// half-close from each side in turn.
@@ -435,7 +754,7 @@ mod tests {
             run(
                 Stream(proxy_client),
                 Stream(proxy_server),
-                TunnelTimeouts::default(),
+                blind(TunnelTimeouts::default()),
             )
             .await
         });
@@ -459,7 +778,7 @@ mod tests {
         let task = tokio::spawn(async move {
             let c = PlainSocket::new(proxy_client).unwrap();
             let s = PlainSocket::new(proxy_server).unwrap();
-            run(c, s, TunnelTimeouts::default()).await
+            run(c, s, blind(TunnelTimeouts::default())).await
         });
         exchange(client, server, task).await;
     }
@@ -473,7 +792,7 @@ mod tests {
         let task = tokio::spawn(async move {
             let c = PlainSocket::new(proxy_client).unwrap();
             let s = PlainSocket::new(proxy_server).unwrap();
-            run(c, s, TunnelTimeouts::default()).await
+            run(c, s, blind(TunnelTimeouts::default())).await
         });
         let payload: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
         let sent = payload.clone();
@@ -502,10 +821,9 @@ mod tests {
             ..Default::default()
         };
         let start = Instant::now();
-        let task =
-            tokio::spawn(
-                async move { run(Stream(proxy_client), Stream(proxy_server), timeouts).await },
-            );
+        let task = tokio::spawn(async move {
+            run(Stream(proxy_client), Stream(proxy_server), blind(timeouts)).await
+        });
         tokio::time::sleep(Duration::from_secs(7)).await;
         client.write_all(b"x").await.unwrap();
         let mut got = [0u8; 1];

@@ -1,0 +1,154 @@
+//! Close frames that wsgate sends itself, seen by independent peers
+//! (tokio-tungstenite on both sides): SIGTERM closes every WebSocket with
+//! 1001 at a message boundary and waits for the close handshake; an idle
+//! WebSocket reaching `timeout tunnel` gets 1001 "idle timeout" instead of
+//! a bare TCP close.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+use common::ws::{connect, WS_DEADLINE};
+use common::Wsgate;
+
+/// What the backend saw of each WebSocket's end: the close code it
+/// received, if any.
+type Closes = Arc<Mutex<Vec<Option<u16>>>>;
+
+/// A WebSocket echo backend that records how each connection ended.
+async fn echo_backend() -> (SocketAddr, Closes) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let closes: Closes = Arc::default();
+    let seen = closes.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                let mut code = None;
+                while let Some(Ok(msg)) = ws.next().await {
+                    match msg {
+                        Message::Text(t) => {
+                            let _ = ws.send(Message::Text(t)).await;
+                        }
+                        Message::Close(frame) => {
+                            code = frame.map(|f| u16::from(f.code));
+                        }
+                        _ => {}
+                    }
+                }
+                seen.lock().unwrap().push(code);
+            });
+        }
+    });
+    (addr, closes)
+}
+
+fn config(port: u16, backend: SocketAddr, tunnel: &str) -> String {
+    format!(
+        "defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n    timeout tunnel {tunnel}\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    default_backend be\n\
+         backend be\n    server s1 {backend}\n"
+    )
+}
+
+/// Reads until a close frame arrives; returns its code and reason.
+async fn expect_close(ws: &mut common::ws::Ws, context: &str) -> (CloseCode, String) {
+    loop {
+        match tokio::time::timeout(WS_DEADLINE, ws.next()).await {
+            Ok(Some(Ok(Message::Close(Some(frame))))) => {
+                return (frame.code, frame.reason.to_string())
+            }
+            Ok(Some(Ok(Message::Close(None)))) => panic!("{context}: close frame without a code"),
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(e))) => panic!("{context}: error instead of a close frame: {e}"),
+            Ok(None) => panic!("{context}: connection ended without a close frame"),
+            Err(_) => panic!("{context}: no close frame within {WS_DEADLINE:?}"),
+        }
+    }
+}
+
+async fn wait_for_closes(closes: &Closes, n: usize) -> Vec<Option<u16>> {
+    let deadline = Instant::now() + WS_DEADLINE;
+    loop {
+        let seen = closes.lock().unwrap().clone();
+        if seen.len() >= n || Instant::now() > deadline {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_sends_going_away_to_both_peers() {
+    let (backend, closes) = echo_backend().await;
+    let port = common::free_port();
+    let mut gate = Wsgate::start(&config(port, backend, "1h"));
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let mut clients = Vec::new();
+    for i in 0..3 {
+        let mut ws = connect(&url, None).await;
+        ws.send(Message::Text(format!("hello {i}").into()))
+            .await
+            .unwrap();
+        let echo = common::ws::next_text(&mut ws, "echo before stop").await;
+        assert_eq!(echo, format!("hello {i}"));
+        clients.push(ws);
+    }
+
+    let stopped_at = Instant::now();
+    gate.guard.signal(libc::SIGTERM);
+    for (i, mut ws) in clients.into_iter().enumerate() {
+        let (code, reason) = expect_close(&mut ws, &format!("client {i}")).await;
+        assert_eq!(code, CloseCode::Away, "client {i}\n{}", gate.log());
+        assert_eq!(reason, "server stopping");
+        // Answer the close and hang up, as a browser does (tungstenite
+        // sends its queued reply on the next flush).
+        let _ = ws.flush().await;
+        drop(ws);
+    }
+    let seen = wait_for_closes(&closes, 3).await;
+    assert_eq!(seen, vec![Some(1001); 3], "backend side\n{}", gate.log());
+
+    let status = gate
+        .guard
+        .wait_exit(Duration::from_secs(15))
+        .unwrap_or_else(|e| panic!("after SIGTERM: {e}\n{}", gate.log()));
+    assert_eq!(status.code(), Some(0), "{}", gate.log());
+    // The close handshakes completed, so the stop did not wait out the
+    // whole grace time.
+    assert!(
+        stopped_at.elapsed() < Duration::from_secs(4),
+        "stop took {:?}\n{}",
+        stopped_at.elapsed(),
+        gate.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_timeout_sends_going_away_instead_of_a_reset() {
+    let (backend, closes) = echo_backend().await;
+    let port = common::free_port();
+    let gate = Wsgate::start(&config(port, backend, "400ms"));
+    let mut ws = connect(&format!("ws://127.0.0.1:{port}/ws"), None).await;
+    ws.send(Message::Text("one".into())).await.unwrap();
+    assert_eq!(common::ws::next_text(&mut ws, "echo").await, "one");
+    let idle_from = Instant::now();
+    let (code, reason) = expect_close(&mut ws, "idle client").await;
+    assert_eq!(code, CloseCode::Away, "{}", gate.log());
+    assert_eq!(reason, "idle timeout");
+    assert!(idle_from.elapsed() >= Duration::from_millis(300));
+    let seen = wait_for_closes(&closes, 1).await;
+    assert_eq!(seen, vec![Some(1001)], "backend side\n{}", gate.log());
+}
