@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::diag::Diagnostic;
 use super::keywords;
-use super::model::{Backend, BackendId, Config, Frontend, Global, Location, Mode};
+use super::model::{Backend, BackendId, Config, Frontend, Global, Location, Mode, Server};
 use super::parser::{Parsed, ProxyDecl, SectionKind};
 
 /// Builds the model; problems go to `diags` (the caller discards the model
@@ -74,8 +74,14 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             name: p.name.clone(),
             location: p.location.clone(),
             mode: d.mode,
-            balance: d.balance,
-            servers: d.servers.clone(),
+            balance: d.balance.clone(),
+            servers: assign_server_ids(&d.servers, diags),
+            hash_type: d.hash_type,
+            allbackups: d.allbackups,
+            httpchk: d.httpchk.clone().map(|mut c| {
+                c.expect = d.http_expect.clone();
+                c
+            }),
             timeouts: d.backend_timeouts.clone(),
             retries: d.retries,
             redispatch: d.redispatch,
@@ -345,4 +351,44 @@ mod tests {
         assert_eq!(human(Duration::from_secs(3600)), "1h");
         assert_eq!(human(Duration::from_millis(250)), "250ms");
     }
+}
+
+/// Server ids as HAProxy assigns them: explicit `id`s are kept (and must
+/// be unique in the backend); every other server gets the lowest id not
+/// yet taken, in declaration order, starting at 1. Consistent hashing
+/// places servers on its ring by id, so this must match HAProxy exactly.
+fn assign_server_ids(servers: &[Server], diags: &mut Vec<Diagnostic>) -> Vec<Server> {
+    let mut taken: HashMap<u32, &Server> = HashMap::new();
+    for s in servers.iter().filter(|s| s.id != 0) {
+        if let Some(prev) = taken.get(&s.id) {
+            diags.push(
+                Diagnostic::error(
+                    s.location.clone(),
+                    format!(
+                        "server '{}' has id {}, already used by server '{}' (line {})",
+                        s.name, s.id, prev.name, prev.location.line
+                    ),
+                )
+                .with_hint("server ids must be unique within a backend"),
+            );
+        } else {
+            taken.insert(s.id, s);
+        }
+    }
+    let mut used: std::collections::HashSet<u32> = taken.keys().copied().collect();
+    let mut next = 1;
+    servers
+        .iter()
+        .map(|s| {
+            let mut s = s.clone();
+            if s.id == 0 {
+                while used.contains(&next) {
+                    next += 1;
+                }
+                s.id = next;
+                used.insert(next);
+            }
+            s
+        })
+        .collect()
 }

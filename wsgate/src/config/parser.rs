@@ -20,7 +20,8 @@ use super::diag::Diagnostic;
 use super::keywords::{self, Handler, Lookup, Sections, Status};
 use super::lexer::{Line, Token};
 use super::model::{
-    BackendTimeouts, Balance, Bind, FrontendTimeouts, HttpConnMode, Location, Mode, Server,
+    BackendTimeouts, Balance, Bind, FrontendTimeouts, HashType, HttpCheck, HttpConnMode,
+    HttpExpect, Location, Mode, Server,
 };
 
 /// The kind of section a line belongs to.
@@ -114,6 +115,19 @@ impl Default for GlobalDraft {
 pub struct ServerDefaults {
     pub weight: Option<u32>,
     pub disabled: bool,
+    /// `id` (on `server` lines only; ids are unique).
+    pub id: Option<(u32, Location)>,
+    pub backup: bool,
+    pub maxconn: u32,
+    pub maxqueue: u32,
+    pub check: bool,
+    pub inter: Option<std::time::Duration>,
+    pub fastinter: Option<std::time::Duration>,
+    pub downinter: Option<std::time::Duration>,
+    pub rise: Option<u32>,
+    pub fall: Option<u32>,
+    pub port: Option<u16>,
+    pub addr: Option<std::net::IpAddr>,
 }
 
 /// Everything a `defaults`, `frontend`, `backend` or `listen` section can
@@ -137,6 +151,12 @@ pub struct ProxyDraft {
     pub http_conn_mode: HttpConnMode,
     pub forwardfor: bool,
     pub balance: Balance,
+    pub hash_type: HashType,
+    pub allbackups: bool,
+    pub httpchk: Option<HttpCheck>,
+    /// `http-check expect`, kept apart so that it applies whether it is
+    /// written before or after `option httpchk`.
+    pub http_expect: Option<HttpExpect>,
     pub servers: Vec<Server>,
     pub default_server: ServerDefaults,
 }
@@ -157,6 +177,10 @@ impl Default for ProxyDraft {
             http_conn_mode: HttpConnMode::KeepAlive,
             forwardfor: false,
             balance: Balance::RoundRobin,
+            hash_type: HashType::default(),
+            allbackups: false,
+            httpchk: None,
+            http_expect: None,
             servers: Vec::new(),
             default_server: ServerDefaults::default(),
         }

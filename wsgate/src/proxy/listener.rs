@@ -109,7 +109,7 @@ async fn serve(
     let fe = &runtime.frontends[frontend];
     match tls {
         None => match fe.mode {
-            Mode::Http => session::serve_http(stream, peer, fe, &runtime, &shutdown).await,
+            Mode::Http => session::serve_http(stream, peer, false, fe, &runtime, &shutdown).await,
             Mode::Tcp => session::serve_tcp(stream, peer, fe, &runtime).await,
         },
         Some(acceptor) => {
@@ -124,7 +124,9 @@ async fn serve(
                 }
             };
             match fe.mode {
-                Mode::Http => session::serve_http(tls_stream, peer, fe, &runtime, &shutdown).await,
+                Mode::Http => {
+                    session::serve_http(tls_stream, peer, true, fe, &runtime, &shutdown).await
+                }
                 Mode::Tcp => session::serve_tcp(tls_stream, peer, fe, &runtime).await,
             }
         }

@@ -13,6 +13,7 @@ mod errors;
 pub mod http1;
 mod io;
 mod listener;
+pub mod route;
 mod session;
 mod tunnel;
 
@@ -118,6 +119,18 @@ impl Prepared {
         for l in listeners {
             accept_loops.spawn(l.run(shutdown.clone(), sessions.clone()));
         }
+        // Health checks stop with the listeners.
+        for (b, be) in runtime.backends.iter().enumerate() {
+            for (s, server) in be.config.servers.iter().enumerate() {
+                if server.check.is_some() {
+                    let handle = BackendHandle {
+                        runtime: runtime.clone(),
+                        backend: b,
+                    };
+                    accept_loops.spawn(crate::backend::health::run(handle, s, shutdown.clone()));
+                }
+            }
+        }
         accept_loops.close();
         Ok(Proxy {
             addrs,
@@ -125,6 +138,20 @@ impl Prepared {
             sessions,
             accept_loops,
         })
+    }
+}
+
+/// One backend of the shared runtime, owned (for tasks such as health
+/// checks that outlive the call that starts them).
+struct BackendHandle {
+    runtime: Arc<Runtime>,
+    backend: usize,
+}
+
+impl std::ops::Deref for BackendHandle {
+    type Target = BackendRuntime;
+    fn deref(&self) -> &BackendRuntime {
+        &self.runtime.backends[self.backend]
     }
 }
 

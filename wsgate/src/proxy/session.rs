@@ -28,6 +28,7 @@ use super::errors;
 use super::http1::body::{copy_body, BodyError, BodyKind};
 use super::http1::head::{parse_request, parse_response, RequestError, RequestHead, ResponseHead};
 use super::io::{with_timeout, write_with_timeout, IoError};
+use super::route::{self, RequestFacts};
 use super::tunnel::{self, TunnelTimeouts};
 use super::Runtime;
 use crate::backend::BackendRuntime;
@@ -40,6 +41,7 @@ const HEAD_READ_CHUNK: usize = 4096;
 pub async fn serve_http<C>(
     mut client: C,
     peer: SocketAddr,
+    tls: bool,
     frontend: &Frontend,
     runtime: &Runtime,
     shutdown: &CancellationToken,
@@ -84,13 +86,15 @@ pub async fn serve_http<C>(
         inbuf.drain(..head_len);
         tracing::debug!(%peer, method = %request.method, target = %request.target, "request");
 
-        let Some(backend_id) = frontend.default_backend else {
+        let facts = RequestFacts::http(&request, peer, tls);
+        let Some(backend_id) = route::select_backend(frontend, &facts, runtime) else {
             send_error(&mut client, 503, fe.client).await;
             return;
         };
         let backend = &runtime.backends[backend_id.0];
         let exchange = Exchange {
             peer,
+            tls,
             frontend,
             backend,
         };
@@ -192,6 +196,7 @@ enum Next {
 /// One request/response exchange (or the upgrade that ends the session).
 struct Exchange<'a> {
     peer: SocketAddr,
+    tls: bool,
     frontend: &'a Frontend,
     backend: &'a BackendRuntime,
 }
@@ -212,7 +217,8 @@ impl Exchange<'_> {
         let client_timeout = self.frontend.timeouts.client;
         let server_timeout = be.timeouts.server;
 
-        let mut server = match connect(self.backend).await {
+        let facts = RequestFacts::http(&request, self.peer, self.tls);
+        let mut server = match connect(self.backend, &facts).await {
             Ok(connected) => connected,
             Err(e) => {
                 match &e {
@@ -440,8 +446,9 @@ where
         return;
     };
     let backend = &runtime.backends[backend_id.0];
-    let mut server = match connect(backend).await {
-        Ok(connected) => connected.stream,
+    // `_slot` holds the server's connection slot until the tunnel ends.
+    let (mut server, _slot) = match connect(backend, &RequestFacts::tcp(peer, false)).await {
+        Ok(connected) => (connected.stream, connected.guard),
         Err(e) => {
             tracing::warn!(%peer, backend = %backend.config.name, "{e}");
             return;
