@@ -1,7 +1,9 @@
 //! Listening sockets (`bind`) and the accept loop.
 //!
-//! Stage: one task per bound address accepts connections while the
-//! connection limits allow (`maxconn` in `global` and in the frontend: at
+//! Stage: every worker thread binds its own socket for each `bind`
+//! (SO_REUSEPORT: the kernel spreads new connections over the threads, no
+//! lock or hand-off between them); one task per socket accepts connections
+//! while the connection limits allow (`maxconn` in `global` and in the frontend: at
 //! the limit the loop stops accepting and the kernel queues, as HAProxy
 //! does), terminates TLS when the bind has `ssl`, then spawns the session.
 
@@ -24,19 +26,22 @@ use crate::config::model::Mode;
 const BACKLOG: i32 = 1024;
 
 /// Binds `addr` with SO_REUSEADDR (a restarted proxy can rebind at once
-/// while old connections sit in TIME_WAIT).
-pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// while old connections sit in TIME_WAIT) and SO_REUSEPORT (one socket per
+/// worker thread on the same address). The socket is registered with a
+/// reactor later, by the thread that serves it.
+pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
-    TcpListener::from_std(socket.into())
+    Ok(socket.into())
 }
 
 /// Everything one accept loop needs.
 pub struct Listener {
-    pub tcp: TcpListener,
+    pub socket: std::net::TcpListener,
     pub runtime: Arc<Runtime>,
     /// Index into `runtime.frontends`.
     pub frontend: usize,
@@ -48,15 +53,24 @@ pub struct Listener {
 }
 
 impl Listener {
+    /// Accepts until `shutdown`; runs on the thread that owns the socket.
     pub async fn run(self, shutdown: CancellationToken, sessions: TaskTracker) {
+        let tcp = match TcpListener::from_std(self.socket) {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                tracing::error!("cannot register a listening socket: {e}");
+                return;
+            }
+        };
+        let limits = (self.global_slots, self.frontend_slots);
         loop {
             let slots = tokio::select! {
-                s = self.acquire_slots() => s,
+                s = acquire_slots(&limits.0, limits.1.as_ref()) => s,
                 _ = shutdown.cancelled() => return,
             };
             let Some(slots) = slots else { return };
             let (stream, peer) = tokio::select! {
-                accepted = self.tcp.accept() => match accepted {
+                accepted = tcp.accept() => match accepted {
                     Ok(a) => a,
                     Err(e) => {
                         // EMFILE and friends: wait a little rather than spin.
@@ -78,18 +92,21 @@ impl Listener {
             });
         }
     }
+}
 
-    async fn acquire_slots(&self) -> Option<Slots> {
-        let global = self.global_slots.clone().acquire_owned().await.ok()?;
-        let frontend = match &self.frontend_slots {
-            Some(s) => Some(s.clone().acquire_owned().await.ok()?),
-            None => None,
-        };
-        Some(Slots {
-            _global: global,
-            _frontend: frontend,
-        })
-    }
+async fn acquire_slots(
+    global: &Arc<Semaphore>,
+    frontend: Option<&Arc<Semaphore>>,
+) -> Option<Slots> {
+    let global = global.clone().acquire_owned().await.ok()?;
+    let frontend = match frontend {
+        Some(s) => Some(s.clone().acquire_owned().await.ok()?),
+        None => None,
+    };
+    Some(Slots {
+        _global: global,
+        _frontend: frontend,
+    })
 }
 
 /// Connection slots held for the life of a session.

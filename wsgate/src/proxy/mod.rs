@@ -88,33 +88,90 @@ impl Prepared {
     /// Binds every listener and starts serving. A bind that fails (address
     /// in use, permission denied for a port below 1024) is reported with its
     /// configuration line, and nothing is left listening.
+    ///
+    /// Threading: one worker thread per CPU the process may run on, each
+    /// with its own single-threaded tokio runtime and its own SO_REUSEPORT
+    /// socket per `bind`. A connection lives on the thread that accepted it,
+    /// so the data path has no cross-thread wake-ups, work stealing or
+    /// atomics beyond the shared counters (measured: the multi-threaded
+    /// scheduler cost noticeably more user time per message; see
+    /// docs/performance.md).
     pub async fn start(self) -> Result<Proxy, StartError> {
         raise_fd_limit();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let global_slots = Arc::new(Semaphore::new(global_maxconn(&self.runtime.global)));
         let runtime = Arc::new(self.runtime);
-        let mut listeners = Vec::new();
-        let mut addrs = Vec::new();
-        for (fe_index, (fe, tls)) in runtime.frontends.iter().zip(self.tls).enumerate() {
-            let frontend_slots = fe.maxconn.map(|n| Arc::new(Semaphore::new(n as usize)));
-            for (bind, tls) in fe.binds.iter().zip(tls) {
-                let tcp = listener::bind(bind.addr).map_err(|source| StartError::Bind {
-                    location: bind.location.to_string(),
-                    addr: bind.addr,
-                    source,
-                })?;
-                addrs.push(tcp.local_addr().unwrap_or(bind.addr));
-                listeners.push(listener::Listener {
-                    tcp,
-                    runtime: runtime.clone(),
-                    frontend: fe_index,
-                    tls,
-                    global_slots: global_slots.clone(),
-                    frontend_slots: frontend_slots.clone(),
-                });
+        let frontend_slots: Vec<Option<Arc<Semaphore>>> = runtime
+            .frontends
+            .iter()
+            .map(|fe| fe.maxconn.map(|n| Arc::new(Semaphore::new(n as usize))))
+            .collect();
+
+        // The first thread's sockets are bound on the configured addresses;
+        // the others on the addresses those got (port 0 becomes a real port
+        // once, shared by all threads).
+        let mut addrs: Vec<SocketAddr> = Vec::new();
+        let mut per_thread: Vec<Vec<listener::Listener>> = Vec::with_capacity(threads);
+        for thread in 0..threads {
+            let mut listeners = Vec::new();
+            let mut index = 0;
+            for (fe_index, (fe, tls)) in runtime.frontends.iter().zip(&self.tls).enumerate() {
+                for (bind, tls) in fe.binds.iter().zip(tls) {
+                    let addr = if thread == 0 { bind.addr } else { addrs[index] };
+                    let socket = listener::bind(addr).map_err(|source| StartError::Bind {
+                        location: bind.location.to_string(),
+                        addr: bind.addr,
+                        source,
+                    })?;
+                    if thread == 0 {
+                        addrs.push(socket.local_addr().unwrap_or(bind.addr));
+                    }
+                    index += 1;
+                    listeners.push(listener::Listener {
+                        socket,
+                        runtime: runtime.clone(),
+                        frontend: fe_index,
+                        tls: tls.clone(),
+                        global_slots: global_slots.clone(),
+                        frontend_slots: frontend_slots[fe_index].clone(),
+                    });
+                }
             }
+            per_thread.push(listeners);
         }
+
         let shutdown = CancellationToken::new();
         let sessions = TaskTracker::new();
+        for (thread, listeners) in per_thread.into_iter().enumerate() {
+            let shutdown = shutdown.clone();
+            let sessions = sessions.clone();
+            std::thread::Builder::new()
+                .name(format!("wsgate-worker-{thread}"))
+                .spawn(move || worker(listeners, shutdown, sessions))
+                .map_err(StartError::Thread)?;
+        }
+        Ok(Proxy {
+            addrs,
+            shutdown,
+            sessions,
+        })
+    }
+}
+
+/// One worker thread: its accept loops and every session they start, on a
+/// single-threaded runtime, until shutdown and the last session are over.
+fn worker(listeners: Vec<listener::Listener>, shutdown: CancellationToken, sessions: TaskTracker) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start a worker runtime: {e}");
+            return;
+        }
+    };
+    rt.block_on(async move {
         let accept_loops = TaskTracker::new();
         for l in listeners {
             accept_loops.spawn(l.run(shutdown.clone(), sessions.clone()));
@@ -132,13 +189,11 @@ impl Prepared {
             }
         }
         accept_loops.close();
-        Ok(Proxy {
-            addrs,
-            shutdown,
-            sessions,
-            accept_loops,
-        })
-    }
+        accept_loops.wait().await;
+        // Sessions started here are driven by this runtime: keep it running
+        // until they are all over (or the process exits after the grace).
+        sessions.wait().await;
+    });
 }
 
 /// One backend of the shared runtime, owned (for tasks such as health
@@ -163,6 +218,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot start a worker thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// A running proxy.
@@ -170,7 +227,6 @@ pub struct Proxy {
     addrs: Vec<SocketAddr>,
     shutdown: CancellationToken,
     sessions: TaskTracker,
-    accept_loops: TaskTracker,
 }
 
 impl Proxy {
@@ -185,7 +241,6 @@ impl Proxy {
     /// (whatever is still open ends with the process).
     pub async fn shutdown(self, grace: Duration) {
         self.shutdown.cancel();
-        self.accept_loops.wait().await;
         self.sessions.close();
         if tokio::time::timeout(grace, self.sessions.wait())
             .await

@@ -1,0 +1,115 @@
+//! WebSocket clients for the tests: tokio-tungstenite (an implementation
+//! that shares no code with the proxy), over plain TCP or rustls trusting
+//! the test CA.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Deadline for one WebSocket step (connect, one expected message).
+pub const WS_DEADLINE: Duration = Duration::from_secs(15);
+
+/// The prefix of the demo backend's echo.
+pub const ECHO_PREFIX: &str = "got your message: ";
+
+/// Opens `ws://` or `wss://` `url`; for `wss://`, `ca` is the only trusted
+/// root.
+pub async fn connect(url: &str, ca: Option<&rustls_pki_types::CertificateDer<'static>>) -> Ws {
+    let connector = ca.map(|ca| {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.clone()).expect("add test CA");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        tokio_tungstenite::Connector::Rustls(Arc::new(config))
+    });
+    let fut = tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector);
+    match tokio::time::timeout(WS_DEADLINE, fut).await {
+        Ok(Ok((ws, resp))) => {
+            assert_eq!(resp.status().as_u16(), 101, "{url}: handshake status");
+            ws
+        }
+        Ok(Err(e)) => panic!("{url}: WebSocket handshake failed: {e}"),
+        Err(_) => panic!("{url}: no WebSocket handshake within {WS_DEADLINE:?}"),
+    }
+}
+
+/// The next text message, skipping pings/pongs; panics on close, error or
+/// deadline.
+pub async fn next_text(ws: &mut Ws, context: &str) -> String {
+    loop {
+        match tokio::time::timeout(WS_DEADLINE, ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return t.to_string(),
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)))) => {}
+            Ok(Some(Ok(other))) => panic!("{context}: unexpected message {other:?}"),
+            Ok(Some(Err(e))) => panic!("{context}: WebSocket error: {e}"),
+            Ok(None) => panic!("{context}: WebSocket closed"),
+            Err(_) => panic!("{context}: no message within {WS_DEADLINE:?}"),
+        }
+    }
+}
+
+pub async fn send(ws: &mut Ws, text: &str) {
+    ws.send(Message::text(text))
+        .await
+        .unwrap_or_else(|e| panic!("send {text:?}: {e}"));
+}
+
+/// What the demo backend's echo of `text` looks like for server `name`.
+pub fn expected_echo(text: &str, name: &str) -> String {
+    format!("{ECHO_PREFIX}{text} [{name}]")
+}
+
+/// Sends `text` and waits for its echo, collecting the pushes that arrive
+/// meanwhile. Panics if another echo arrives instead.
+pub async fn echo(ws: &mut Ws, text: &str, context: &str) -> (String, Vec<String>) {
+    send(ws, text).await;
+    let mut pushes = Vec::new();
+    loop {
+        let m = next_text(ws, context).await;
+        if m.starts_with(ECHO_PREFIX) {
+            assert!(
+                m.starts_with(&format!("{ECHO_PREFIX}{text}")),
+                "{context}: echo of something else: {m:?} (sent {text:?})"
+            );
+            return (m, pushes);
+        }
+        pushes.push(m);
+    }
+}
+
+/// Waits for a pushed (non-echo) message.
+pub async fn next_push(ws: &mut Ws, context: &str) -> String {
+    loop {
+        let m = next_text(ws, context).await;
+        if !m.starts_with(ECHO_PREFIX) {
+            return m;
+        }
+    }
+}
+
+/// Checks the tutorial behaviour on one connection: the echo of a message
+/// (naming server `name`) and a push both arrive.
+pub async fn check_echo_and_push(ws: &mut Ws, name: &str, context: &str) {
+    let text = format!("hello from tokio-tungstenite ({context})");
+    let (echo, mut pushes) = echo(ws, &text, context).await;
+    assert_eq!(echo, expected_echo(&text, name), "{context}: echo");
+    if pushes.is_empty() {
+        pushes.push(next_push(ws, context).await);
+    }
+    for p in &pushes {
+        assert!(
+            p.contains(name),
+            "{context}: push {p:?} does not name {name}"
+        );
+    }
+}
