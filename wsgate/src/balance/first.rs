@@ -12,7 +12,7 @@ impl Algorithm for First {
         let by_id = |skip: bool| {
             set.servers
                 .iter()
-                .filter(|c| !c.full && !(skip && Some(c.index) == avoid))
+                .filter(|c| !(c.full || (skip && Some(c.index) == avoid)))
                 .min_by_key(|c| c.id)
                 .map(|c| c.index)
         };

@@ -339,23 +339,9 @@ pub fn human(d: Duration) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn human_durations() {
-        assert_eq!(human(Duration::from_secs(10)), "10s");
-        assert_eq!(human(Duration::from_secs(100)), "100s");
-        assert_eq!(human(Duration::from_secs(600)), "10m");
-        assert_eq!(human(Duration::from_secs(3600)), "1h");
-        assert_eq!(human(Duration::from_millis(250)), "250ms");
-    }
-}
-
 /// Server ids as HAProxy assigns them: explicit `id`s are kept (and must
-/// be unique in the backend); every other server gets the lowest id not
-/// yet taken, in declaration order, starting at 1. Consistent hashing
+/// be unique in the backend); every other server gets the lowest free id
+/// at or above its position in the list (1-based). Consistent hashing
 /// places servers on its ring by id, so this must match HAProxy exactly.
 fn assign_server_ids(servers: &[Server], diags: &mut Vec<Diagnostic>) -> Vec<Server> {
     let mut taken: HashMap<u32, &Server> = HashMap::new();
@@ -375,8 +361,10 @@ fn assign_server_ids(servers: &[Server], diags: &mut Vec<Diagnostic>) -> Vec<Ser
             taken.insert(s.id, s);
         }
     }
+    // HAProxy's walk: the candidate id advances past every server, with or
+    // without an explicit id (`s1 s2 s3(id 7) s4` gives s4 the id 4).
     let mut used: std::collections::HashSet<u32> = taken.keys().copied().collect();
-    let mut next = 1;
+    let mut next = 1u32;
     servers
         .iter()
         .map(|s| {
@@ -388,7 +376,22 @@ fn assign_server_ids(servers: &[Server], diags: &mut Vec<Diagnostic>) -> Vec<Ser
                 s.id = next;
                 used.insert(next);
             }
+            next += 1;
             s
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human(Duration::from_secs(10)), "10s");
+        assert_eq!(human(Duration::from_secs(100)), "100s");
+        assert_eq!(human(Duration::from_secs(600)), "10m");
+        assert_eq!(human(Duration::from_secs(3600)), "1h");
+        assert_eq!(human(Duration::from_millis(250)), "250ms");
+    }
 }
