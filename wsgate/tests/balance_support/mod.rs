@@ -112,3 +112,59 @@ pub fn served_by(
         .unwrap_or_default();
     Ok((status, server))
 }
+
+/// Opens a WebSocket with a raw upgrade request and returns the open
+/// stream and the server that accepted it (`X-Served-By` on the 101).
+pub fn open_websocket(proxy: SocketAddr) -> Result<(TcpStream, String), String> {
+    let mut stream = TcpStream::connect_timeout(&proxy, Duration::from_secs(5))
+        .map_err(|e| format!("connect {proxy}: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .map_err(|e| format!("write: {e}"))?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            Ok(_) => return Err(format!("closed after {:?}", String::from_utf8_lossy(&head))),
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    }
+    let text = String::from_utf8_lossy(&head);
+    if !text.starts_with("HTTP/1.1 101") {
+        return Err(format!("no upgrade: {text:?}"));
+    }
+    let server = text
+        .lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case("x-served-by")
+                .then(|| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    Ok((stream, server))
+}
+
+/// A demo backend on a given address (to restart one where it was).
+pub fn demo_backend_at(addr: SocketAddr, name: &str, dir: &TempDir) -> ChildGuard {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsgate"));
+    cmd.arg("demo-backend")
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("--name")
+        .arg(name)
+        .arg("--push-interval")
+        .arg("1h");
+    let guard = ChildGuard::spawn(cmd, dir.path().join(format!("{name}-{}.log", addr.port())));
+    poll_until(START_DEADLINE, "the demo backend to listen", || {
+        accepts(addr).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    guard
+}
