@@ -12,9 +12,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use super::acl::TermDraft;
 use super::diag::Diagnostic;
 use super::keywords;
-use super::model::{Backend, BackendId, Config, Frontend, Global, Location, Mode, Server};
+use super::model::{
+    Acl, Backend, BackendId, CondTerm, Condition, Config, Frontend, Global, Location, Mode, Server,
+    UseBackend,
+};
 use super::parser::{Parsed, ProxyDecl, SectionKind};
 
 /// Builds the model; problems go to `diags` (the caller discards the model
@@ -159,7 +163,10 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
                 .with_hint("add `timeout client 30s` here or to a `defaults` section (HAProxy warns about this too)"),
             );
         }
+        let (acls, use_backends) = resolve_rules(p, &proxies, &backend_ids, diags);
         frontends.push(Frontend {
+            acls,
+            use_backends,
             name: p.name.clone(),
             location: p.location.clone(),
             mode: d.mode,
@@ -380,6 +387,124 @@ fn assign_server_ids(servers: &[Server], diags: &mut Vec<Diagnostic>) -> Vec<Ser
             s
         })
         .collect()
+}
+
+/// The frontend's ACLs (lines of one name OR-ed, in order of first
+/// appearance) and its `use_backend` rules with backend and ACL names
+/// resolved; unknown names are errors at the word that names them.
+fn resolve_rules(
+    p: &ProxyDecl,
+    proxies: &[ProxyDecl],
+    backend_ids: &HashMap<String, (BackendId, usize)>,
+    diags: &mut Vec<Diagnostic>,
+) -> (Vec<Acl>, Vec<UseBackend>) {
+    let mut acls: Vec<Acl> = Vec::new();
+    let mut by_name: HashMap<&str, usize> = HashMap::new();
+    for (name, term, _) in &p.draft.acls {
+        match by_name.get(name.as_str()) {
+            Some(&i) => acls[i].terms.push(term.clone()),
+            None => {
+                by_name.insert(name, acls.len());
+                acls.push(Acl {
+                    name: name.clone(),
+                    terms: vec![term.clone()],
+                });
+            }
+        }
+    }
+    let mut rules = Vec::new();
+    for ub in &p.draft.use_backends {
+        let backend = match backend_ids.get(&ub.backend) {
+            Some((id, decl)) => {
+                check_modes(p, &proxies[*decl], &ub.location, diags);
+                Some(*id)
+            }
+            None => {
+                let mut e = Diagnostic::error(
+                    ub.location.clone(),
+                    format!(
+                        "{} '{}' routes to backend '{}' (use_backend), which does not exist",
+                        p.kind.name(),
+                        p.name,
+                        ub.backend
+                    ),
+                );
+                e = match keywords::closest(&ub.backend, backend_ids.keys().map(String::as_str)) {
+                    Some(s) => e.with_hint(format!("did you mean '{s}'?")),
+                    None => e.with_hint(format!(
+                        "declare it with `backend {}` and its `server` lines",
+                        ub.backend
+                    )),
+                };
+                diags.push(e);
+                None
+            }
+        };
+        let mut ok = true;
+        let condition = ub.condition.as_ref().map(|c| Condition {
+            unless: c.unless,
+            groups: c
+                .groups
+                .iter()
+                .map(|g| {
+                    g.iter()
+                        .filter_map(|t| match t {
+                            TermDraft::Named { name, negate, at } => {
+                                match by_name.get(name.as_str()) {
+                                    Some(&acl) => Some(CondTerm {
+                                        acl,
+                                        negate: *negate,
+                                    }),
+                                    None => {
+                                        ok = false;
+                                        let loc = ub
+                                            .word_locations
+                                            .get(*at)
+                                            .cloned()
+                                            .unwrap_or_else(|| ub.location.clone());
+                                        let mut e = Diagnostic::error(
+                                            loc,
+                                            format!(
+                                                "unknown ACL '{name}' in {} '{}'",
+                                                p.kind.name(),
+                                                p.name
+                                            ),
+                                        );
+                                        e = match keywords::closest(name, by_name.keys().copied()) {
+                                            Some(s) => e.with_hint(format!("did you mean '{s}'?")),
+                                            None => e.with_hint(format!(
+                                                "declare it first, e.g. `acl {name} path_beg /`"
+                                            )),
+                                        };
+                                        diags.push(e);
+                                        None
+                                    }
+                                }
+                            }
+                            TermDraft::Anonymous { acl, negate } => {
+                                acls.push(Acl {
+                                    name: "{ ... }".into(),
+                                    terms: vec![acl.clone()],
+                                });
+                                Some(CondTerm {
+                                    acl: acls.len() - 1,
+                                    negate: *negate,
+                                })
+                            }
+                        })
+                        .collect()
+                })
+                .collect(),
+        });
+        if let (Some(backend), true) = (backend, ok) {
+            rules.push(UseBackend {
+                location: ub.location.clone(),
+                backend,
+                condition,
+            });
+        }
+    }
+    (acls, rules)
 }
 
 #[cfg(test)]

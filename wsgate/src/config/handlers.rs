@@ -172,6 +172,75 @@ pub fn default_backend(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     p.default_backend = Some((t.text.clone(), cx.kw_loc()));
 }
 
+/// `acl <name> <fetch> [flags] [values...]`.
+pub fn acl(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    let args = cx.args;
+    let Some(name) = args.first() else {
+        let kw = cx.kw;
+        cx.error(kw, "'acl' needs a name, a fetch and values").hint =
+            Some("e.g. `acl is_ws hdr(Upgrade) -i WebSocket`".into());
+        return;
+    };
+    if name.text.is_empty()
+        || !name
+            .text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+    {
+        cx.error(name, format!("invalid ACL name '{}'", name.text))
+            .hint = Some("ACL names may contain letters, digits, '-', '_', '.' and ':'".into());
+        return;
+    }
+    let words = &args[1..];
+    if words.is_empty() {
+        cx.error(name, format!("ACL '{}' needs a fetch", name.text))
+            .hint = Some("e.g. `acl is_api path_beg /api`".into());
+        return;
+    }
+    match super::acl::parse_acl(words) {
+        Ok(term) => p.acls.push((name.text.clone(), term, cx.loc(name))),
+        Err(e) => {
+            let at = words.get(e.at).unwrap_or(&words[0]);
+            cx.error(at, e.message).hint = e.hint;
+        }
+    }
+}
+
+/// `use_backend <backend> [if|unless <condition>]`.
+pub fn use_backend(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    let args = cx.args;
+    let Some(name) = args.first() else {
+        let kw = cx.kw;
+        cx.error(kw, "'use_backend' needs a backend name").hint =
+            Some("usage: use_backend <backend> [if|unless <condition>]".into());
+        return;
+    };
+    if name.text.contains('%') {
+        cx.error(name, "dynamic backend names (log-format) are not supported")
+            .hint = Some("write one `use_backend <name> if <condition>` per backend".into());
+        return;
+    }
+    let words = &args[1..];
+    let condition = if words.is_empty() {
+        None
+    } else {
+        match super::acl::parse_condition(words) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                let at = words.get(e.at).unwrap_or(&words[0]);
+                cx.error(at, e.message).hint = e.hint;
+                return;
+            }
+        }
+    };
+    p.use_backends.push(super::parser::UseBackendDraft {
+        backend: name.text.clone(),
+        location: cx.loc(name),
+        condition,
+        word_locations: words.iter().map(|t| cx.loc(t)).collect(),
+    });
+}
+
 pub fn maxconn_proxy(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     let Some(t) = cx.one_arg("maxconn <number>") else {
         return;

@@ -181,9 +181,9 @@ const NO_PASSIVE: &str =
     "passive health (observing live traffic) is not implemented; only `check` marks servers down";
 const NO_STATS: &str =
     "the stats page is not implemented yet; requests to the stats URI are forwarded like any other";
-const NO_ROUTING: &str = "routing rules (ACLs, use_backend, http-request) are not implemented yet";
+const NO_ROUTING: &str = "http-request/http-response rules are not implemented yet";
 const ROUTING_ALT: Option<&str> =
-    Some("route with `default_backend` only for now (one frontend per backend, on separate ports)");
+    Some("route with `acl` + `use_backend`; header rewriting is not available yet");
 const DHE: &str = "wsgate offers ECDHE key exchange only (rustls has no finite-field DHE), which every current client supports and is faster and safer than DHE, so no DH parameters are needed";
 const TLS_DEFAULTS: &str =
     "wsgate uses rustls' fixed, safe defaults: TLS 1.2 and 1.3 with AEAD ciphers and ECDHE only";
@@ -191,6 +191,7 @@ const NO_PRIVDROP: &str = "wsgate does not switch user, group or root directory 
 
 /// Every keyword wsgate knows (the docs list them sorted by name).
 pub static KEYWORDS: &[Keyword] = &[
+    sup("acl", FLB, Handler::Proxy(h::acl), "`acl <name> <fetch> [-i] [-m str|beg|end|sub|dom|found|ip] [--] [values...]`; fetches path, path_beg, path_end, path_sub, hdr(), hdr_beg(), hdr_end(), hdr_sub(), hdr_dom(), method, src, ssl_fc, always_true; lines with one name are OR-ed"),
     ign("backlog", DFL, "the listen backlog uses the system default"),
     sup("balance", DLB, Handler::Proxy(h::balance), "`balance roundrobin|static-rr|leastconn|first|source|uri [len N] [depth N] [whole] [path-only]|url_param <name>|hdr(<name>) [use_domain_only]|random[(<draws>)]` (default roundrobin, as HAProxy up to 3.2); hash-based choices are the same as HAProxy 2.6's"),
     sup("bind", FL, Handler::Proxy(h::bind), "`bind <addr>:<port>[,...] [ssl crt <pem>]`; `*:80`, `:80`, `[::]:443`, `ipv6@::1:80`, port ranges `8000-8010`"),
@@ -321,7 +322,7 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("tune.ssl.default-dh-param", G, DHE),
     ign("tune.ssl.lifetime", G, "rustls manages its session cache"),
     ign("uid", G, NO_PRIVDROP),
-    rej("use_backend", FL, NO_ROUTING, ROUTING_ALT),
+    sup("use_backend", FL, Handler::Proxy(h::use_backend), "`use_backend <backend> [if|unless <condition>]`: first match wins, then `default_backend`; conditions AND ACL names, `||` for OR, `!` to negate, `{ ... }` for an anonymous ACL"),
     ign("user", G, NO_PRIVDROP),
     ign("zero-warning", G, "warnings never stop wsgate; read them with `wsgate -c`"),
 ];

@@ -106,6 +106,93 @@ pub struct Frontend {
     pub http_conn_mode: HttpConnMode,
     /// `option forwardfor` set on the frontend.
     pub forwardfor: bool,
+    /// ACLs, named and anonymous (`{ ... }`), referenced by index from
+    /// the `use_backend` conditions.
+    pub acls: Vec<Acl>,
+    /// `use_backend` rules in order: the first whose condition holds
+    /// chooses the backend, else `default_backend`.
+    pub use_backends: Vec<UseBackend>,
+}
+
+/// One ACL: the `acl` lines of one name, OR-ed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acl {
+    /// The name (`{ ... }` for an anonymous ACL).
+    pub name: String,
+    pub terms: Vec<AclTerm>,
+}
+
+/// One `acl` line: fetch, match method, flags and values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AclTerm {
+    pub fetch: AclFetch,
+    pub method: MatchMethod,
+    /// `-i`.
+    pub ignore_case: bool,
+    pub values: Vec<String>,
+    /// The values parsed as networks, for `src` / `-m ip`.
+    pub networks: Vec<Network>,
+}
+
+/// What an ACL looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AclFetch {
+    /// `path`, `path_beg`, `path_end`, `path_sub`: the path, without query.
+    Path,
+    /// `hdr(<name>)` and its `_beg`/`_end`/`_sub`/`_dom` forms: every
+    /// comma-separated value of every line of that header.
+    Hdr(String),
+    Method,
+    /// `src`: the client's address.
+    Src,
+    /// `ssl_fc`: the client connection is TLS.
+    SslFc,
+    AlwaysTrue,
+}
+
+/// `-m` match methods (each fetch has HAProxy's default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchMethod {
+    Str,
+    Beg,
+    End,
+    Sub,
+    /// Matches a whole dot/slash-delimited part (`hdr_dom`).
+    Dom,
+    /// The fetch returns something.
+    Found,
+    Ip,
+    Bool,
+}
+
+/// An address with a prefix length (`10.0.0.0/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    pub ip: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+/// `use_backend <backend> [if|unless <condition>]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UseBackend {
+    pub location: Location,
+    pub backend: BackendId,
+    pub condition: Option<Condition>,
+}
+
+/// `if|unless`: OR of AND-groups of (possibly negated) ACLs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    pub unless: bool,
+    /// Each group is AND-ed; groups are OR-ed (`||`).
+    pub groups: Vec<Vec<CondTerm>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CondTerm {
+    /// Index into [`Frontend::acls`].
+    pub acl: usize,
+    pub negate: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -16,11 +16,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::acl::ConditionDraft;
 use super::diag::Diagnostic;
 use super::keywords::{self, Handler, Lookup, Sections, Status};
 use super::lexer::{Line, Token};
 use super::model::{
-    BackendTimeouts, Balance, Bind, FrontendTimeouts, HashType, HttpCheck, HttpConnMode,
+    AclTerm, BackendTimeouts, Balance, Bind, FrontendTimeouts, HashType, HttpCheck, HttpConnMode,
     HttpExpect, Location, Mode, Server,
 };
 
@@ -159,6 +160,20 @@ pub struct ProxyDraft {
     pub http_expect: Option<HttpExpect>,
     pub servers: Vec<Server>,
     pub default_server: ServerDefaults,
+    /// `acl` lines: name, term, where.
+    pub acls: Vec<(String, AclTerm, Location)>,
+    /// `use_backend` lines: backend name, condition, where (the name's
+    /// position, and each condition word's position for messages).
+    pub use_backends: Vec<UseBackendDraft>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UseBackendDraft {
+    pub backend: String,
+    pub location: Location,
+    pub condition: Option<ConditionDraft>,
+    /// Locations of the condition's words (for unknown-ACL errors).
+    pub word_locations: Vec<Location>,
 }
 
 impl Default for ProxyDraft {
@@ -183,6 +198,8 @@ impl Default for ProxyDraft {
             http_expect: None,
             servers: Vec::new(),
             default_server: ServerDefaults::default(),
+            acls: Vec::new(),
+            use_backends: Vec::new(),
         }
     }
 }
