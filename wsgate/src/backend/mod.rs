@@ -18,7 +18,7 @@ pub mod health;
 pub mod queue;
 pub mod server;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
@@ -31,18 +31,18 @@ pub use server::{ConnGuard, ServerState};
 pub struct BackendRuntime {
     pub config: Backend,
     /// Live state, one per `config.servers` entry.
-    pub servers: Vec<ServerState>,
+    pub servers: Vec<Arc<ServerState>>,
     balancer: Mutex<Box<dyn Algorithm>>,
     weight_gcd: u32,
     /// Woken whenever a connection slot is released or a server comes up,
     /// so queued requests try again.
-    pub(crate) slot_freed: Notify,
+    pub(crate) slot_freed: Arc<Notify>,
 }
 
 /// What one attempt to choose a server gave.
-pub enum Pick<'a> {
+pub enum Pick {
     /// A server, with its connection slot already taken.
-    Server(ConnGuard<'a>),
+    Server(ConnGuard),
     /// Servers are usable but at their `maxconn`; `Some` when the algorithm
     /// is pinned to one server (hash-based) that is full.
     Saturated(Option<usize>),
@@ -52,7 +52,11 @@ pub enum Pick<'a> {
 
 impl BackendRuntime {
     pub fn new(config: Backend) -> BackendRuntime {
-        let servers = config.servers.iter().map(ServerState::new).collect();
+        let servers = config
+            .servers
+            .iter()
+            .map(|s| Arc::new(ServerState::new(s)))
+            .collect();
         let balancer = Mutex::new(balance::build(&config));
         let weight_gcd = balance::weight_gcd(config.servers.iter().map(|s| s.weight));
         BackendRuntime {
@@ -60,7 +64,7 @@ impl BackendRuntime {
             servers,
             balancer,
             weight_gcd,
-            slot_freed: Notify::new(),
+            slot_freed: Arc::new(Notify::new()),
         }
     }
 
@@ -119,7 +123,7 @@ impl BackendRuntime {
     /// One attempt to choose a server for `req`, avoiding `avoid` unless it
     /// is the only choice. The slot is taken under the balancer's lock, so
     /// `maxconn` is never exceeded.
-    pub fn try_pick(&self, req: &dyn Fetch, avoid: Option<usize>) -> Pick<'_> {
+    pub fn try_pick(&self, req: &dyn Fetch, avoid: Option<usize>) -> Pick {
         // A poisoned lock only means another session panicked mid-pick; the
         // algorithm's state is still usable numbers, so keep balancing.
         let mut algo = self.balancer.lock().unwrap_or_else(|p| p.into_inner());
@@ -138,7 +142,11 @@ impl BackendRuntime {
         if s.maxconn > 0 && self.servers[i].served() >= s.maxconn {
             return Pick::Saturated(Some(i));
         }
-        Pick::Server(ConnGuard::new(self, i))
+        Pick::Server(ConnGuard::new(
+            i,
+            self.servers[i].clone(),
+            self.slot_freed.clone(),
+        ))
     }
 
     /// Wakes queued requests (a slot was freed or a server came up).

@@ -38,7 +38,7 @@ pub async fn acquire<'a>(
     backend: &'a BackendRuntime,
     req: &dyn Fetch,
     avoid: Option<usize>,
-) -> Result<ConnGuard<'a>, AcquireError> {
+) -> Result<ConnGuard, AcquireError> {
     let t = &backend.config.timeouts;
     let wait: Option<Duration> = t.queue.or(t.connect);
     let deadline = wait.map(|w| Instant::now() + w);

@@ -3,8 +3,10 @@
 //! lock to read them.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
 
-use super::BackendRuntime;
+use tokio::sync::Notify;
+
 use crate::config::model::Server;
 
 #[derive(Debug)]
@@ -58,19 +60,28 @@ impl ServerState {
 }
 
 /// A connection slot on one server, held by the session for the life of
-/// the exchange or tunnel; releasing it wakes the queue.
-pub struct ConnGuard<'a> {
-    backend: &'a BackendRuntime,
+/// the exchange, then by the tunnel task until the tunnel ends; releasing
+/// it wakes the queue. It owns what it needs (no borrow of the backend),
+/// so it can travel into the tunnel's own task.
+pub struct ConnGuard {
     server: usize,
+    state: Arc<ServerState>,
+    slot_freed: Arc<Notify>,
 }
 
-impl<'a> ConnGuard<'a> {
+impl ConnGuard {
     /// Takes a slot (the caller holds the balancer lock).
-    pub(crate) fn new(backend: &'a BackendRuntime, server: usize) -> ConnGuard<'a> {
-        backend.servers[server]
-            .served
-            .fetch_add(1, Ordering::AcqRel);
-        ConnGuard { backend, server }
+    pub(crate) fn new(
+        server: usize,
+        state: Arc<ServerState>,
+        slot_freed: Arc<Notify>,
+    ) -> ConnGuard {
+        state.served.fetch_add(1, Ordering::AcqRel);
+        ConnGuard {
+            server,
+            state,
+            slot_freed,
+        }
     }
 
     /// The server's index in its backend.
@@ -79,17 +90,15 @@ impl<'a> ConnGuard<'a> {
     }
 }
 
-impl std::fmt::Debug for ConnGuard<'_> {
+impl std::fmt::Debug for ConnGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ConnGuard({}/{})", self.backend.config.name, self.server)
+        write!(f, "ConnGuard(server {})", self.server)
     }
 }
 
-impl Drop for ConnGuard<'_> {
+impl Drop for ConnGuard {
     fn drop(&mut self) {
-        self.backend.servers[self.server]
-            .served
-            .fetch_sub(1, Ordering::AcqRel);
-        self.backend.wake_queue();
+        self.state.served.fetch_sub(1, Ordering::AcqRel);
+        self.slot_freed.notify_waiters();
     }
 }

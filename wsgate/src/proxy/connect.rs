@@ -44,18 +44,15 @@ impl From<AcquireError> for ConnectError {
 
 /// A connected server: its index in the backend, the stream, and the
 /// connection slot, released when this is dropped.
-pub struct Connected<'a> {
+pub struct Connected {
     pub server: usize,
     pub stream: TcpStream,
-    pub guard: ConnGuard<'a>,
+    pub guard: ConnGuard,
 }
 
 /// Chooses a server for `req` (its key for hash-based balancing) and
 /// connects to it, retrying as configured.
-pub async fn connect<'a>(
-    backend: &'a BackendRuntime,
-    req: &dyn Fetch,
-) -> Result<Connected<'a>, ConnectError> {
+pub async fn connect(backend: &BackendRuntime, req: &dyn Fetch) -> Result<Connected, ConnectError> {
     let cfg = &backend.config;
     let mut guard = acquire(backend, req, None).await?;
     let attempts = cfg.retries.saturating_add(1);

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use socket2::{Domain, Socket, Type};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::session;
+use super::tunnel::IntoTunnel;
 use super::Runtime;
 use crate::config::model::Mode;
 
@@ -86,9 +88,17 @@ impl Listener {
             let frontend = self.frontend;
             let tls = self.tls.clone();
             let token = shutdown.clone();
+            let tracker = sessions.clone();
             sessions.spawn(async move {
-                let _slots = slots;
-                serve(stream, peer, runtime, frontend, tls, token).await;
+                let conn = Conn {
+                    peer,
+                    runtime,
+                    frontend,
+                    shutdown: token,
+                    tracker,
+                    slots,
+                };
+                conn.serve(stream, tls).await;
             });
         }
     }
@@ -115,37 +125,53 @@ struct Slots {
     _frontend: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
-async fn serve(
-    stream: TcpStream,
+/// One accepted connection and what it holds until its very end.
+struct Conn {
     peer: SocketAddr,
     runtime: Arc<Runtime>,
     frontend: usize,
-    tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
-) {
-    let fe = &runtime.frontends[frontend];
-    match tls {
-        None => match fe.mode {
-            Mode::Http => session::serve_http(stream, peer, false, fe, &runtime, &shutdown).await,
-            Mode::Tcp => session::serve_tcp(stream, peer, fe, &runtime).await,
-        },
-        Some(acceptor) => {
-            // The handshake is client inactivity too: `timeout client`
-            // bounds it (HAProxy's `timeout client-hs` default).
-            let handshake = super::io::with_timeout(fe.timeouts.client, acceptor.accept(stream));
-            let tls_stream = match handshake.await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::debug!(%peer, "TLS handshake failed: {e}");
-                    return;
+    /// Where an upgraded connection's tunnel task is tracked.
+    tracker: TaskTracker,
+    /// Held by the session, then by its tunnel.
+    slots: Slots,
+}
+
+impl Conn {
+    async fn serve(self, stream: TcpStream, tls: Option<TlsAcceptor>) {
+        match tls {
+            None => self.serve_stream(stream, false).await,
+            Some(acceptor) => {
+                // The handshake is client inactivity too: `timeout client`
+                // bounds it (HAProxy's `timeout client-hs` default).
+                let limit = self.runtime.frontends[self.frontend].timeouts.client;
+                match super::io::with_timeout(limit, acceptor.accept(stream)).await {
+                    Ok(tls_stream) => self.serve_stream(tls_stream, true).await,
+                    Err(e) => tracing::debug!(peer = %self.peer, "TLS handshake failed: {e}"),
                 }
-            };
-            match fe.mode {
-                Mode::Http => {
-                    session::serve_http(tls_stream, peer, true, fe, &runtime, &shutdown).await
-                }
-                Mode::Tcp => session::serve_tcp(tls_stream, peer, fe, &runtime).await,
             }
+        }
+    }
+
+    async fn serve_stream<C>(self, stream: C, tls: bool)
+    where
+        C: AsyncRead + AsyncWrite + Unpin + IntoTunnel + Send + 'static,
+    {
+        let fe = &self.runtime.frontends[self.frontend];
+        let handoff = match fe.mode {
+            Mode::Http => {
+                session::serve_http(stream, self.peer, tls, fe, &self.runtime, &self.shutdown).await
+            }
+            Mode::Tcp => session::serve_tcp(stream, self.peer, fe, &self.runtime).await,
+        };
+        // The tunnel gets a task of its own, and this one ends: see
+        // `session::Handoff`.
+        if let Some(handoff) = handoff {
+            let slots = self.slots;
+            self.tracker.spawn(async move {
+                let _slots = slots;
+                handoff.run().await;
+            });
         }
     }
 }

@@ -29,15 +29,16 @@ use super::http1::body::{copy_body, BodyError, BodyKind};
 use super::http1::head::{parse_request, parse_response, RequestError, RequestHead, ResponseHead};
 use super::io::{with_timeout, write_with_timeout, IoError};
 use super::route::{self, RequestFacts};
-use super::tunnel::{self, TunnelTimeouts};
+use super::tunnel::{self, IntoTunnel, TunnelTimeouts};
 use super::Runtime;
-use crate::backend::BackendRuntime;
+use crate::backend::{BackendRuntime, ConnGuard};
 use crate::config::model::{Backend, Frontend, HttpConnMode};
 
 /// How much the head buffer grows per read.
 const HEAD_READ_CHUNK: usize = 4096;
 
-/// Serves one client connection of an `http` frontend.
+/// Serves one client connection of an `http` frontend. Returns the tunnel
+/// to run when the connection was upgraded.
 pub async fn serve_http<C>(
     mut client: C,
     peer: SocketAddr,
@@ -45,8 +46,9 @@ pub async fn serve_http<C>(
     frontend: &Frontend,
     runtime: &Runtime,
     shutdown: &CancellationToken,
-) where
-    C: AsyncRead + AsyncWrite + Unpin,
+) -> Option<Handoff<C>>
+where
+    C: AsyncRead + AsyncWrite + Unpin + IntoTunnel,
 {
     let limit = runtime.global.tune_bufsize;
     let mut inbuf: Vec<u8> = Vec::new();
@@ -70,7 +72,7 @@ pub async fn serve_http<C>(
                 HeadRead::Invalid(e) => {
                     tracing::debug!(%peer, "refused request: {e}");
                     send_error(&mut client, e.status(), fe.client).await;
-                    return;
+                    return None;
                 }
                 HeadRead::TimedOut { started } => {
                     // An idle keep-alive connection is closed silently; a
@@ -79,9 +81,9 @@ pub async fn serve_http<C>(
                     if started || first {
                         send_error(&mut client, 408, fe.client).await;
                     }
-                    return;
+                    return None;
                 }
-                HeadRead::Closed => return,
+                HeadRead::Closed => return None,
             };
         inbuf.drain(..head_len);
         tracing::debug!(%peer, method = %request.method, target = %request.target, "request");
@@ -89,7 +91,7 @@ pub async fn serve_http<C>(
         let facts = RequestFacts::http(&request, peer, tls);
         let Some(backend_id) = route::select_backend(frontend, &facts, runtime) else {
             send_error(&mut client, 503, fe.client).await;
-            return;
+            return None;
         };
         let backend = &runtime.backends[backend_id.0];
         let exchange = Exchange {
@@ -105,9 +107,18 @@ pub async fn serve_http<C>(
             Next::KeepAlive => {}
             Next::Close => {
                 let _ = with_timeout(fe.client, client.shutdown()).await;
-                return;
+                return None;
             }
-            Next::Abort => return,
+            Next::Abort => return None,
+            Next::Upgrade(server, slot) => {
+                return Some(Handoff {
+                    client,
+                    server,
+                    peer,
+                    timeouts: tunnel_timeouts(frontend, &backend.config),
+                    slot,
+                });
+            }
         }
         first = false;
         if inbuf.is_empty() {
@@ -191,6 +202,9 @@ enum Next {
     Close,
     /// The connection is unusable (an error was answered or it broke).
     Abort,
+    /// The server switched protocols: tunnel to it until the end.
+    /// With the server's connection slot, which the tunnel keeps.
+    Upgrade(TcpStream, Option<ConnGuard>),
 }
 
 /// One request/response exchange (or the upgrade that ends the session).
@@ -302,9 +316,14 @@ impl Exchange<'_> {
                 tracing::warn!(server = %server_name, "101 without an upgrade request: 502");
                 return refuse(client, 502, client_timeout).await;
             }
-            return self
+            // The server's connection slot goes with the tunnel.
+            return match self
                 .upgrade(client, server.stream, &response, &srvbuf, inbuf)
-                .await;
+                .await
+            {
+                Next::Upgrade(stream, _) => Next::Upgrade(stream, Some(server.guard)),
+                other => other,
+            };
         }
 
         let conn_mode = self.frontend.http_conn_mode.max(be.http_conn_mode);
@@ -363,26 +382,61 @@ impl Exchange<'_> {
             return Next::Abort;
         }
         drop(head);
-        if !client_early.is_empty() {
-            if write_with_timeout(&mut server, client_early, be.timeouts.server)
+        if !client_early.is_empty()
+            && write_with_timeout(&mut server, client_early, be.timeouts.server)
                 .await
                 .is_err()
-            {
-                return Next::Abort;
-            }
-            client_early.clear();
+        {
+            return Next::Abort;
         }
         *client_early = Vec::new();
-        let timeouts = tunnel_timeouts(self.frontend, be);
-        let outcome = tunnel::run(client, &mut server, timeouts).await;
+        Next::Upgrade(server, None)
+    }
+}
+
+/// Runs the tunnel of an upgraded (or `mode tcp`) connection to its end.
+/// A connection whose HTTP part (if any) is over, handed from the session
+/// to a task of its own. The session's state (head buffers, the request
+/// and response machinery) is freed before the tunnel starts, so a
+/// long-lived WebSocket costs only the tunnel's few hundred bytes.
+pub struct Handoff<C> {
+    client: C,
+    server: TcpStream,
+    peer: SocketAddr,
+    timeouts: TunnelTimeouts,
+    /// The server's connection slot, held until the tunnel ends so that
+    /// `leastconn` and `maxconn` count open WebSockets.
+    slot: Option<ConnGuard>,
+}
+
+impl<C: IntoTunnel> Handoff<C> {
+    /// Runs the tunnel to its end.
+    pub async fn run(self) {
+        let Handoff {
+            client,
+            server,
+            peer,
+            timeouts,
+            slot: _slot,
+        } = self;
+        let ends = client
+            .into_tunnel()
+            .and_then(|c| Ok((c, server.into_tunnel()?)));
+        let (client, server) = match ends {
+            Ok(ends) => ends,
+            Err(e) => {
+                tracing::warn!(%peer, "cannot set up the tunnel: {e}");
+                return;
+            }
+        };
+        let outcome = tunnel::run(client, server, timeouts).await;
         tracing::debug!(
-            peer = %self.peer,
+            %peer,
             up = outcome.bytes_up,
             down = outcome.bytes_down,
             "tunnel ended: {}",
             outcome.end
         );
-        Next::Abort
     }
 }
 
@@ -438,23 +492,25 @@ async fn read_response_head(
 
 /// Serves one client connection of a `tcp` frontend: a tunnel to a server
 /// from the first byte.
-pub async fn serve_tcp<C>(mut client: C, peer: SocketAddr, frontend: &Frontend, runtime: &Runtime)
-where
-    C: AsyncRead + AsyncWrite + Unpin,
-{
-    let Some(backend_id) = frontend.default_backend else {
-        return;
-    };
-    let backend = &runtime.backends[backend_id.0];
-    // `_slot` holds the server's connection slot until the tunnel ends.
-    let (mut server, _slot) = match connect(backend, &RequestFacts::tcp(peer, false)).await {
+pub async fn serve_tcp<C: IntoTunnel>(
+    client: C,
+    peer: SocketAddr,
+    frontend: &Frontend,
+    runtime: &Runtime,
+) -> Option<Handoff<C>> {
+    let backend = &runtime.backends[frontend.default_backend?.0];
+    let (server, slot) = match connect(backend, &RequestFacts::tcp(peer, false)).await {
         Ok(connected) => (connected.stream, connected.guard),
         Err(e) => {
             tracing::warn!(%peer, backend = %backend.config.name, "{e}");
-            return;
+            return None;
         }
     };
-    let timeouts = tunnel_timeouts(frontend, &backend.config);
-    let outcome = tunnel::run(&mut client, &mut server, timeouts).await;
-    tracing::debug!(%peer, "tcp session ended: {}", outcome.end);
+    Some(Handoff {
+        client,
+        server,
+        peer,
+        timeouts: tunnel_timeouts(frontend, &backend.config),
+        slot: Some(slot),
+    })
 }

@@ -4,10 +4,17 @@
 //! Stage: the session hands over both streams once the HTTP exchange is
 //! over; this module knows nothing of HTTP (sozu's `Pipe`).
 //!
-//! Memory: a direction waiting for data holds no buffer. Each poll borrows
-//! a [`PooledBuf`] for the read and gives it back at once when the read is
-//! not ready, so an idle tunnel costs two streams and a timer. This is the
-//! basis of the memory-per-idle-WebSocket target (DESIGN.md principle 3).
+//! Memory: a direction waiting for data holds no buffer. It waits for
+//! readiness first and only then borrows a [`PooledBuf`] for the read, so
+//! an idle tunnel costs two sockets and a timer. This is the basis of the
+//! memory-per-idle-WebSocket target (DESIGN.md principle 3).
+//!
+//! System calls: a plain TCP end ([`PlainSocket`]) treats a read that
+//! returns less than the buffer as "drained" and waits for the next
+//! readiness edge instead of reading again only to get EAGAIN, as HAProxy
+//! does; that saves one `recv` per message and direction. Ends that are
+//! not plain sockets (TLS) go through [`Stream`], which reads until the
+//! stream itself says it is not ready.
 //!
 //! Timeouts, as HAProxy applies them to tunnels: `timeout tunnel`
 //! (inactivity in both directions) when set, otherwise the frontend's
@@ -22,7 +29,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use std::io::{Read, Write};
+use std::net::Shutdown;
+
+use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use super::buffers::PooledBuf;
@@ -69,6 +81,137 @@ pub struct TunnelOutcome {
     pub bytes_down: u64,
 }
 
+/// One end of a tunnel, as the copy loop sees it.
+pub trait TunnelIo {
+    /// Reads what is there into a buffer borrowed from the pool only once
+    /// data (or EOF) is there, so an idle end waits without one. Returns
+    /// the buffer and the length read; 0 is EOF.
+    fn poll_read_pooled(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<(PooledBuf, usize)>>;
+    fn poll_write_some(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Shuts the sending direction (half-close).
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
+/// A plain TCP socket driven by readiness, with the drained-on-short-read
+/// rule (see the module header).
+pub struct PlainSocket(AsyncFd<std::net::TcpStream>);
+
+impl PlainSocket {
+    /// Takes the socket over from tokio's `TcpStream` (which is
+    /// deregistered from the reactor and registered again here).
+    pub fn new(stream: TcpStream) -> io::Result<PlainSocket> {
+        let socket = stream.into_std()?;
+        // SAFETY: a std TcpStream owns its descriptor and returns the same
+        // one from as_raw_fd until it is dropped, which only happens when
+        // the AsyncFd (its owner) is dropped.
+        let fd = unsafe { AsyncFd::register(socket) }?;
+        Ok(PlainSocket(fd))
+    }
+}
+
+impl TunnelIo for PlainSocket {
+    fn poll_read_pooled(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<(PooledBuf, usize)>> {
+        loop {
+            let mut guard = match self.0.poll_read_ready(cx) {
+                Poll::Ready(Ok(g)) => g,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            };
+            let mut buf = PooledBuf::take();
+            match guard.try_io(|fd| fd.get_ref().read(buf.as_mut())) {
+                Ok(Ok(n)) => {
+                    if n > 0 && n < buf.as_ref().len() {
+                        // Drained: the kernel gave less than asked, so the
+                        // next read would only say EAGAIN. Wait for an edge.
+                        // (A FIN stays visible: tokio keeps "read closed".)
+                        guard.clear_ready();
+                    }
+                    return Poll::Ready(Ok((buf, n)));
+                }
+                Ok(Err(e)) => return Poll::Ready(Err(e)),
+                // EAGAIN after all: readiness was cleared by try_io.
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    fn poll_write_some(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        loop {
+            let mut guard = match self.0.poll_write_ready(cx) {
+                Poll::Ready(Ok(g)) => g,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            };
+            match guard.try_io(|fd| fd.get_ref().write(buf)) {
+                Ok(result) => return Poll::Ready(result),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.0.get_ref().shutdown(Shutdown::Write))
+    }
+}
+
+/// A client or server connection that can become a tunnel end once its
+/// HTTP part is over.
+pub trait IntoTunnel {
+    type End: TunnelIo + Send;
+    fn into_tunnel(self) -> io::Result<Self::End>;
+}
+
+impl IntoTunnel for TcpStream {
+    type End = PlainSocket;
+    fn into_tunnel(self) -> io::Result<PlainSocket> {
+        PlainSocket::new(self)
+    }
+}
+
+impl IntoTunnel for tokio_rustls::server::TlsStream<TcpStream> {
+    type End = Stream<Self>;
+    fn into_tunnel(self) -> io::Result<Stream<Self>> {
+        Ok(Stream(self))
+    }
+}
+
+/// Any async stream (a TLS session, a test pipe) as a tunnel end. Reads
+/// borrow the buffer only for the poll: a stream that is not ready writes
+/// nothing into it, and it goes back to the pool at once.
+pub struct Stream<T>(pub T);
+
+impl<T: AsyncRead + AsyncWrite + Unpin> TunnelIo for Stream<T> {
+    fn poll_read_pooled(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<(PooledBuf, usize)>> {
+        let mut buf = PooledBuf::take();
+        let mut read_buf = ReadBuf::new(buf.as_mut());
+        match Pin::new(&mut self.0).poll_read(cx, &mut read_buf) {
+            Poll::Ready(Ok(())) => {
+                let n = read_buf.filled().len();
+                Poll::Ready(Ok((buf, n)))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn poll_write_some(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
 enum Direction {
     Reading,
     Writing {
@@ -100,40 +243,26 @@ impl Half {
 
     /// Moves bytes from `r` to `w` until nothing is ready. Ready(Ok) means
     /// this direction is finished (EOF read and propagated).
-    fn poll_copy<R, W>(
+    fn poll_copy<R: TunnelIo, W: TunnelIo>(
         &mut self,
         cx: &mut Context<'_>,
         r: &mut R,
         w: &mut W,
         activity: &mut bool,
-    ) -> Poll<Result<(), Side>>
-    where
-        R: AsyncRead + Unpin,
-        W: AsyncWrite + Unpin,
-    {
+    ) -> Poll<Result<(), Side>> {
         loop {
             match &mut self.state {
-                Direction::Reading => {
-                    // The buffer goes back to the pool on Pending: an idle
-                    // direction holds none.
-                    let mut buf = PooledBuf::take();
-                    let mut read_buf = ReadBuf::new(buf.as_mut());
-                    match Pin::new(&mut *r).poll_read(cx, &mut read_buf) {
-                        Poll::Pending => return Poll::Pending,
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Read(e))),
-                        Poll::Ready(Ok(())) => {
-                            let len = read_buf.filled().len();
-                            self.state = if len == 0 {
-                                Direction::ShuttingDown
-                            } else {
-                                *activity = true;
-                                Direction::Writing { buf, pos: 0, len }
-                            };
-                        }
+                Direction::Reading => match r.poll_read_pooled(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Read(e))),
+                    Poll::Ready(Ok((_, 0))) => self.state = Direction::ShuttingDown,
+                    Poll::Ready(Ok((buf, len))) => {
+                        *activity = true;
+                        self.state = Direction::Writing { buf, pos: 0, len };
                     }
-                }
+                },
                 Direction::Writing { buf, pos, len } => {
-                    match Pin::new(&mut *w).poll_write(cx, &buf.as_ref()[*pos..*len]) {
+                    match w.poll_write_some(cx, &buf.as_ref()[*pos..*len]) {
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Write(e))),
                         Poll::Ready(Ok(0)) => {
@@ -142,19 +271,18 @@ impl Half {
                         Poll::Ready(Ok(n)) => {
                             *pos += n;
                             self.bytes += n as u64;
-                            *activity = true;
                             if *pos == *len {
                                 self.state = Direction::Flushing;
                             }
                         }
                     }
                 }
-                Direction::Flushing => match Pin::new(&mut *w).poll_flush(cx) {
+                Direction::Flushing => match w.poll_flush(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Write(e))),
                     Poll::Ready(Ok(())) => self.state = Direction::Reading,
                 },
-                Direction::ShuttingDown => match Pin::new(&mut *w).poll_shutdown(cx) {
+                Direction::ShuttingDown => match w.poll_shutdown(cx) {
                     Poll::Pending => return Poll::Pending,
                     // The peer may already be gone; the direction is over
                     // either way.
@@ -174,11 +302,11 @@ enum Side {
 
 /// Copies between `client` and `server` until both directions have ended,
 /// an error occurs, or the applicable inactivity timeout fires.
-pub async fn run<C, S>(client: &mut C, server: &mut S, timeouts: TunnelTimeouts) -> TunnelOutcome
-where
-    C: AsyncRead + AsyncWrite + Unpin,
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+pub async fn run<C: TunnelIo, S: TunnelIo>(
+    mut client: C,
+    mut server: S,
+    timeouts: TunnelTimeouts,
+) -> TunnelOutcome {
     let mut up = Half::new();
     let mut down = Half::new();
     let mut last_activity = Instant::now();
@@ -189,14 +317,14 @@ where
     let end = poll_fn(|cx| {
         let mut activity = false;
         if !up.is_done() {
-            match up.poll_copy(cx, client, server, &mut activity) {
+            match up.poll_copy(cx, &mut client, &mut server, &mut activity) {
                 Poll::Ready(Err(Side::Read(e))) => return Poll::Ready(TunnelEnd::ClientError(e)),
                 Poll::Ready(Err(Side::Write(e))) => return Poll::Ready(TunnelEnd::ServerError(e)),
                 _ => {}
             }
         }
         if !down.is_done() {
-            match down.poll_copy(cx, server, client, &mut activity) {
+            match down.poll_copy(cx, &mut server, &mut client, &mut activity) {
                 Poll::Ready(Err(Side::Read(e))) => return Poll::Ready(TunnelEnd::ServerError(e)),
                 Poll::Ready(Err(Side::Write(e))) => return Poll::Ready(TunnelEnd::ClientError(e)),
                 _ => {}
@@ -205,14 +333,30 @@ where
         if up.is_done() && down.is_done() {
             return Poll::Ready(TunnelEnd::Closed);
         }
-        if activity {
-            last_activity = Instant::now();
-        }
         let Some(limit) = current_limit(&timeouts, up.is_done(), down.is_done()) else {
             return Poll::Pending;
         };
+        let now_if_active = activity.then(Instant::now);
+        if let Some(now) = now_if_active {
+            last_activity = now;
+        }
         let deadline = last_activity + limit;
-        let sleep = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        let sleep = match &mut timer {
+            Some(sleep) => {
+                // Traffic only moves the deadline later, and the armed timer
+                // is then early: leave it, and re-arm when it fires. This
+                // keeps the timer wheel out of the per-message path. It must
+                // still be polled when it may have fired, or it would never
+                // wake this task again.
+                if let Some(now) = now_if_active {
+                    if sleep.deadline() > now && sleep.deadline() <= deadline {
+                        return Poll::Pending;
+                    }
+                }
+                sleep
+            }
+            None => timer.insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
         loop {
             if sleep.deadline() > deadline {
                 sleep.as_mut().reset(deadline);
@@ -250,18 +394,16 @@ mod tests {
     use super::*;
     use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt};
 
-    #[tokio::test]
-    async fn copies_both_ways_and_ends_when_both_close() {
-        let (mut client, mut proxy_client) = duplex(64);
-        let (mut proxy_server, mut server) = duplex(64);
-        let task = tokio::spawn(async move {
-            run(
-                &mut proxy_client,
-                &mut proxy_server,
-                TunnelTimeouts::default(),
-            )
-            .await
-        });
+    /// Drives a tunnel from its two outer ends: data both ways, then a
+    /// half-close from each side in turn.
+    async fn exchange<A, B>(
+        mut client: A,
+        mut server: B,
+        task: tokio::task::JoinHandle<TunnelOutcome>,
+    ) where
+        A: AsyncRead + AsyncWrite + Unpin,
+        B: AsyncRead + AsyncWrite + Unpin,
+    {
         client.write_all(b"ping").await.unwrap();
         let mut got = [0u8; 4];
         server.read_exact(&mut got).await.unwrap();
@@ -281,21 +423,89 @@ mod tests {
         client.read_to_end(&mut rest).await.unwrap();
         assert_eq!(rest, b"bye");
         let outcome = task.await.unwrap();
-        assert!(matches!(outcome.end, TunnelEnd::Closed));
+        assert!(matches!(outcome.end, TunnelEnd::Closed), "{}", outcome.end);
         assert_eq!((outcome.bytes_up, outcome.bytes_down), (4, 8));
+    }
+
+    #[tokio::test]
+    async fn streams_copy_both_ways_and_end_when_both_close() {
+        let (client, proxy_client) = duplex(64);
+        let (proxy_server, server) = duplex(64);
+        let task = tokio::spawn(async move {
+            run(
+                Stream(proxy_client),
+                Stream(proxy_server),
+                TunnelTimeouts::default(),
+            )
+            .await
+        });
+        exchange(client, server, task).await;
+    }
+
+    /// A connected pair of loopback TCP sockets.
+    async fn tcp_pair() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let outer = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (inner, _) = listener.accept().await.unwrap();
+        (outer, inner)
+    }
+
+    #[tokio::test]
+    async fn plain_sockets_copy_both_ways_and_end_when_both_close() {
+        let (client, proxy_client) = tcp_pair().await;
+        let (server, proxy_server) = tcp_pair().await;
+        let task = tokio::spawn(async move {
+            let c = PlainSocket::new(proxy_client).unwrap();
+            let s = PlainSocket::new(proxy_server).unwrap();
+            run(c, s, TunnelTimeouts::default()).await
+        });
+        exchange(client, server, task).await;
+    }
+
+    #[tokio::test]
+    async fn plain_sockets_carry_large_and_back_to_back_writes() {
+        // Short reads are treated as "drained": data that arrives in many
+        // pieces, and more than one buffer at once, must all come through.
+        let (mut client, proxy_client) = tcp_pair().await;
+        let (mut server, proxy_server) = tcp_pair().await;
+        let task = tokio::spawn(async move {
+            let c = PlainSocket::new(proxy_client).unwrap();
+            let s = PlainSocket::new(proxy_server).unwrap();
+            run(c, s, TunnelTimeouts::default()).await
+        });
+        let payload: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        let sent = payload.clone();
+        let writer = tokio::spawn(async move {
+            for piece in sent.chunks(7919) {
+                client.write_all(piece).await.unwrap();
+            }
+            client.shutdown().await.unwrap();
+            client
+        });
+        let mut got = Vec::new();
+        server.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got.len(), payload.len());
+        assert!(got == payload);
+        server.shutdown().await.unwrap();
+        drop(writer.await.unwrap());
+        assert!(matches!(task.await.unwrap().end, TunnelEnd::Closed));
     }
 
     #[tokio::test(start_paused = true)]
     async fn idle_tunnel_times_out_and_traffic_defers_it() {
-        let (mut client, mut proxy_client) = duplex(64);
-        let (mut proxy_server, mut server) = duplex(64);
+        let (mut client, proxy_client) = duplex(64);
+        let (proxy_server, mut server) = duplex(64);
         let timeouts = TunnelTimeouts {
             idle: Some(Duration::from_secs(10)),
             ..Default::default()
         };
         let start = Instant::now();
         let task =
-            tokio::spawn(async move { run(&mut proxy_client, &mut proxy_server, timeouts).await });
+            tokio::spawn(
+                async move { run(Stream(proxy_client), Stream(proxy_server), timeouts).await },
+            );
         tokio::time::sleep(Duration::from_secs(7)).await;
         client.write_all(b"x").await.unwrap();
         let mut got = [0u8; 1];
