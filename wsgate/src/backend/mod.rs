@@ -1,54 +1,250 @@
-//! Backends at run time: their servers and the balancer that picks among
-//! them.
+//! Backends at run time: their servers' live state and the balancer that
+//! picks among them.
 //!
-//! Stage: built from `config::model::Backend` when the proxy starts; used by
-//! `proxy::connect` for every new server connection. Server state beyond
-//! the configuration (health, counters) arrives with the balancing and
-//! observability work.
+//! Stage: built from `config::model::Backend` when the proxy starts; used
+//! by `proxy::connect` for every new server connection, and by the health
+//! checks (`health`) that mark servers up and down. Which servers may be
+//! chosen is decided here, as HAProxy does: servers that are up, not
+//! `disabled` and of non-zero weight; the `backup` ones only when no active
+//! server is left (the first backup, or all of them with `option
+//! allbackups`). The algorithm (`balance`) then chooses among those.
+//!
+//! Every chosen server comes with a [`ConnGuard`], which the session keeps
+//! for as long as the exchange or the WebSocket tunnel lasts: `leastconn`,
+//! `maxconn` and the queue (`queue`) all see open tunnels, not just
+//! requests in flight.
 
-use std::sync::Mutex;
+pub mod health;
+pub mod queue;
+pub mod server;
 
-use crate::balance::RoundRobin;
-use crate::config::model::{Backend, Balance};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+use crate::balance::{self, Algorithm, Candidate, Fetch, ServerSet};
+use crate::config::model::Backend;
+
+pub use queue::{acquire, AcquireError};
+pub use server::{ConnGuard, ServerState};
 
 pub struct BackendRuntime {
     pub config: Backend,
-    balancer: Mutex<RoundRobin>,
+    /// Live state, one per `config.servers` entry.
+    pub servers: Vec<Arc<ServerState>>,
+    balancer: Mutex<Box<dyn Algorithm>>,
+    weight_gcd: u32,
+    /// Woken whenever a connection slot is released or a server comes up,
+    /// so queued requests try again.
+    pub(crate) slot_freed: Arc<Notify>,
+}
+
+/// What one attempt to choose a server gave.
+pub enum Pick {
+    /// A server, with its connection slot already taken.
+    Server(ConnGuard),
+    /// Servers are usable but at their `maxconn`; `Some` when the algorithm
+    /// is pinned to one server (hash-based) that is full.
+    Saturated(Option<usize>),
+    /// No server is usable (none, all down, disabled or of weight 0).
+    NoServer,
 }
 
 impl BackendRuntime {
     pub fn new(config: Backend) -> BackendRuntime {
-        let balancer = match config.balance {
-            Balance::RoundRobin => RoundRobin::new(config.servers.len()),
-        };
+        let servers = config
+            .servers
+            .iter()
+            .map(|s| Arc::new(ServerState::new(s)))
+            .collect();
+        let balancer = Mutex::new(balance::build(&config));
+        let weight_gcd = balance::weight_gcd(config.servers.iter().map(|s| s.weight));
         BackendRuntime {
             config,
-            balancer: Mutex::new(balancer),
+            servers,
+            balancer,
+            weight_gcd,
+            slot_freed: Arc::new(Notify::new()),
         }
     }
 
-    /// Picks a server for a new connection, avoiding `avoid` (the server
-    /// that just failed, on a redispatch) unless it is the only choice.
-    /// `None` when no server can take traffic (none, all disabled or of
-    /// weight 0).
-    pub fn pick(&self, avoid: Option<usize>) -> Option<usize> {
-        let servers = &self.config.servers;
-        let weight = |i: usize| {
-            let s = &servers[i];
-            if s.disabled {
-                0
-            } else {
-                s.weight
+    /// Whether server `i` may take new traffic: up and not in maintenance.
+    pub fn is_usable(&self, i: usize) -> bool {
+        let s = &self.config.servers[i];
+        !s.disabled && s.weight > 0 && self.servers[i].is_up()
+    }
+
+    /// The servers the algorithm may choose from now: the usable active
+    /// ones; if there are none, the first usable backup (or every usable
+    /// backup with `option allbackups`).
+    pub fn candidates(&self) -> Vec<Candidate> {
+        let make = |i: usize| {
+            let s = &self.config.servers[i];
+            let st = &self.servers[i];
+            Candidate {
+                index: i,
+                id: s.id,
+                weight: s.weight,
+                conns: st.load(),
+                full: s.maxconn > 0 && st.served() >= s.maxconn,
             }
         };
-        // A poisoned lock only means another session panicked mid-pick; the
-        // scores are still valid numbers, so keep balancing.
-        let mut rr = self.balancer.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(avoid) = avoid {
-            if let Some(i) = rr.pick(|i| if i == avoid { 0 } else { weight(i) }) {
-                return Some(i);
+        let usable = |backup: bool| {
+            (0..self.servers.len())
+                .filter(move |&i| self.config.servers[i].backup == backup && self.is_usable(i))
+        };
+        let active: Vec<Candidate> = usable(false).map(make).collect();
+        if !active.is_empty() {
+            return active;
+        }
+        let backups = usable(true).map(make);
+        if self.config.allbackups {
+            backups.collect()
+        } else {
+            backups.take(1).collect()
+        }
+    }
+
+    /// Counts of usable active and backup servers (for state-change logs).
+    pub fn usable_counts(&self) -> (usize, usize) {
+        let mut counts = (0, 0);
+        for i in 0..self.servers.len() {
+            if self.is_usable(i) {
+                if self.config.servers[i].backup {
+                    counts.1 += 1;
+                } else {
+                    counts.0 += 1;
+                }
             }
         }
-        rr.pick(weight)
+        counts
+    }
+
+    /// One attempt to choose a server for `req`, avoiding `avoid` unless it
+    /// is the only choice. The slot is taken under the balancer's lock, so
+    /// `maxconn` is never exceeded.
+    pub fn try_pick(&self, req: &dyn Fetch, avoid: Option<usize>) -> Pick {
+        // A poisoned lock only means another session panicked mid-pick; the
+        // algorithm's state is still usable numbers, so keep balancing.
+        let mut algo = self.balancer.lock().unwrap_or_else(|p| p.into_inner());
+        let candidates = self.candidates();
+        if candidates.is_empty() {
+            return Pick::NoServer;
+        }
+        let set = ServerSet {
+            servers: &candidates,
+            weight_gcd: self.weight_gcd,
+        };
+        let Some(i) = algo.pick(&set, req, avoid) else {
+            return Pick::Saturated(None);
+        };
+        let s = &self.config.servers[i];
+        if s.maxconn > 0 && self.servers[i].served() >= s.maxconn {
+            return Pick::Saturated(Some(i));
+        }
+        Pick::Server(ConnGuard::new(
+            i,
+            self.servers[i].clone(),
+            self.slot_freed.clone(),
+        ))
+    }
+
+    /// Wakes queued requests (a slot was freed or a server came up).
+    pub(crate) fn wake_queue(&self) {
+        self.slot_freed.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::balance::SourceOnly;
+    use crate::config::model::{Balance, Server};
+
+    pub(crate) fn backend(servers: &[(&str, u32, bool)], balance: Balance) -> BackendRuntime {
+        let text = "global\n";
+        let _ = text;
+        let loc = crate::config::model::Location {
+            file: "t".into(),
+            line: 1,
+            col: 1,
+        };
+        let servers = servers
+            .iter()
+            .enumerate()
+            .map(|(i, (name, weight, backup))| Server {
+                name: (*name).into(),
+                location: loc.clone(),
+                addr: "127.0.0.1:1".parse().unwrap(),
+                weight: *weight,
+                disabled: false,
+                id: i as u32 + 1,
+                backup: *backup,
+                maxconn: 0,
+                maxqueue: 0,
+                check: None,
+            })
+            .collect();
+        BackendRuntime::new(Backend {
+            name: "be".into(),
+            location: loc,
+            mode: Default::default(),
+            balance,
+            servers,
+            timeouts: Default::default(),
+            retries: 3,
+            redispatch: false,
+            http_conn_mode: Default::default(),
+            forwardfor: false,
+            hash_type: Default::default(),
+            allbackups: false,
+            httpchk: None,
+        })
+    }
+
+    fn pick(be: &BackendRuntime) -> Option<usize> {
+        match be.try_pick(&SourceOnly("127.0.0.1".parse().unwrap()), None) {
+            Pick::Server(g) => Some(g.server()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn backups_only_when_all_active_are_down() {
+        let mut be = backend(
+            &[("a", 1, false), ("b", 1, true), ("c", 1, true)],
+            Balance::RoundRobin,
+        );
+        assert_eq!(pick(&be), Some(0));
+        be.servers[0].set_up(false);
+        // Only the first backup without `option allbackups`.
+        assert_eq!(
+            (0..4).map(|_| pick(&be)).collect::<Vec<_>>(),
+            vec![Some(1); 4]
+        );
+        be.config.allbackups = true;
+        let seq: Vec<_> = (0..4).map(|_| pick(&be)).collect();
+        assert!(seq.contains(&Some(1)) && seq.contains(&Some(2)));
+        be.servers[0].set_up(true);
+        assert_eq!(pick(&be), Some(0));
+        be.servers[0].set_up(false);
+        be.servers[1].set_up(false);
+        be.servers[2].set_up(false);
+        assert_eq!(pick(&be), None);
+    }
+
+    #[test]
+    fn guards_count_open_connections() {
+        let mut be = backend(&[("a", 1, false), ("b", 1, false)], Balance::LeastConn);
+        be.config.servers[0].maxconn = 1;
+        let g1 = match be.try_pick(&SourceOnly("127.0.0.1".parse().unwrap()), None) {
+            Pick::Server(g) => g,
+            _ => panic!(),
+        };
+        assert_eq!(be.servers[g1.server()].served(), 1);
+        let second = pick(&be);
+        assert_ne!(second, Some(g1.server()));
+        drop(g1);
+        assert_eq!(be.servers[0].served(), 0);
     }
 }

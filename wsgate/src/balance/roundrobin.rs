@@ -7,6 +7,8 @@
 //! c), which is the property HAProxy's roundrobin also has. With equal
 //! weights it is plain rotation in declaration order: s1 s2 s3 s1 ...
 
+use super::{Algorithm, Fetch, ServerSet};
+
 /// Selection state for one backend.
 #[derive(Debug, Clone)]
 pub struct RoundRobin {
@@ -39,6 +41,26 @@ impl RoundRobin {
         let chosen = best?;
         self.scores[chosen] -= total;
         Some(chosen)
+    }
+}
+
+impl Algorithm for RoundRobin {
+    fn pick(&mut self, set: &ServerSet<'_>, _: &dyn Fetch, avoid: Option<usize>) -> Option<usize> {
+        let need = set.servers.iter().map(|c| c.index + 1).max().unwrap_or(0);
+        if self.scores.len() < need {
+            self.scores.resize(need, 0);
+        }
+        let mut weights = vec![0u32; self.scores.len()];
+        for c in set.servers.iter().filter(|c| !c.full) {
+            weights[c.index] = c.weight;
+        }
+        if let Some(avoid) = avoid {
+            let chosen = RoundRobin::pick(self, |i| if i == avoid { 0 } else { weights[i] });
+            if chosen.is_some() {
+                return chosen;
+            }
+        }
+        RoundRobin::pick(self, |i| weights[i])
     }
 }
 

@@ -12,9 +12,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use super::acl::TermDraft;
 use super::diag::Diagnostic;
 use super::keywords;
-use super::model::{Backend, BackendId, Config, Frontend, Global, Location, Mode};
+use super::model::{
+    Acl, Backend, BackendId, CondTerm, Condition, Config, Frontend, Global, Location, Mode, Server,
+    UseBackend,
+};
 use super::parser::{Parsed, ProxyDecl, SectionKind};
 
 /// Builds the model; problems go to `diags` (the caller discards the model
@@ -74,8 +78,14 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             name: p.name.clone(),
             location: p.location.clone(),
             mode: d.mode,
-            balance: d.balance,
-            servers: d.servers.clone(),
+            balance: d.balance.clone(),
+            servers: assign_server_ids(&d.servers, diags),
+            hash_type: d.hash_type,
+            allbackups: d.allbackups,
+            httpchk: d.httpchk.clone().map(|mut c| {
+                c.expect = d.http_expect.clone();
+                c
+            }),
             timeouts: d.backend_timeouts.clone(),
             retries: d.retries,
             redispatch: d.redispatch,
@@ -153,7 +163,10 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
                 .with_hint("add `timeout client 30s` here or to a `defaults` section (HAProxy warns about this too)"),
             );
         }
+        let (acls, use_backends) = resolve_rules(p, &proxies, &backend_ids, diags);
         frontends.push(Frontend {
+            acls,
+            use_backends,
             name: p.name.clone(),
             location: p.location.clone(),
             mode: d.mode,
@@ -331,6 +344,167 @@ pub fn human(d: Duration) -> String {
     } else {
         format!("{secs}s")
     }
+}
+
+/// Server ids as HAProxy assigns them: explicit `id`s are kept (and must
+/// be unique in the backend); every other server gets the lowest free id
+/// at or above its position in the list (1-based). Consistent hashing
+/// places servers on its ring by id, so this must match HAProxy exactly.
+fn assign_server_ids(servers: &[Server], diags: &mut Vec<Diagnostic>) -> Vec<Server> {
+    let mut taken: HashMap<u32, &Server> = HashMap::new();
+    for s in servers.iter().filter(|s| s.id != 0) {
+        if let Some(prev) = taken.get(&s.id) {
+            diags.push(
+                Diagnostic::error(
+                    s.location.clone(),
+                    format!(
+                        "server '{}' has id {}, already used by server '{}' (line {})",
+                        s.name, s.id, prev.name, prev.location.line
+                    ),
+                )
+                .with_hint("server ids must be unique within a backend"),
+            );
+        } else {
+            taken.insert(s.id, s);
+        }
+    }
+    // HAProxy's walk: the candidate id advances past every server, with or
+    // without an explicit id (`s1 s2 s3(id 7) s4` gives s4 the id 4).
+    let mut used: std::collections::HashSet<u32> = taken.keys().copied().collect();
+    let mut next = 1u32;
+    servers
+        .iter()
+        .map(|s| {
+            let mut s = s.clone();
+            if s.id == 0 {
+                while used.contains(&next) {
+                    next += 1;
+                }
+                s.id = next;
+                used.insert(next);
+            }
+            next += 1;
+            s
+        })
+        .collect()
+}
+
+/// The frontend's ACLs (lines of one name OR-ed, in order of first
+/// appearance) and its `use_backend` rules with backend and ACL names
+/// resolved; unknown names are errors at the word that names them.
+fn resolve_rules(
+    p: &ProxyDecl,
+    proxies: &[ProxyDecl],
+    backend_ids: &HashMap<String, (BackendId, usize)>,
+    diags: &mut Vec<Diagnostic>,
+) -> (Vec<Acl>, Vec<UseBackend>) {
+    let mut acls: Vec<Acl> = Vec::new();
+    let mut by_name: HashMap<&str, usize> = HashMap::new();
+    for (name, term, _) in &p.draft.acls {
+        match by_name.get(name.as_str()) {
+            Some(&i) => acls[i].terms.push(term.clone()),
+            None => {
+                by_name.insert(name, acls.len());
+                acls.push(Acl {
+                    name: name.clone(),
+                    terms: vec![term.clone()],
+                });
+            }
+        }
+    }
+    let mut rules = Vec::new();
+    for ub in &p.draft.use_backends {
+        let backend = match backend_ids.get(&ub.backend) {
+            Some((id, decl)) => {
+                check_modes(p, &proxies[*decl], &ub.location, diags);
+                Some(*id)
+            }
+            None => {
+                let mut e = Diagnostic::error(
+                    ub.location.clone(),
+                    format!(
+                        "{} '{}' routes to backend '{}' (use_backend), which does not exist",
+                        p.kind.name(),
+                        p.name,
+                        ub.backend
+                    ),
+                );
+                e = match keywords::closest(&ub.backend, backend_ids.keys().map(String::as_str)) {
+                    Some(s) => e.with_hint(format!("did you mean '{s}'?")),
+                    None => e.with_hint(format!(
+                        "declare it with `backend {}` and its `server` lines",
+                        ub.backend
+                    )),
+                };
+                diags.push(e);
+                None
+            }
+        };
+        let mut ok = true;
+        let condition = ub.condition.as_ref().map(|c| Condition {
+            unless: c.unless,
+            groups: c
+                .groups
+                .iter()
+                .map(|g| {
+                    g.iter()
+                        .filter_map(|t| match t {
+                            TermDraft::Named { name, negate, at } => {
+                                match by_name.get(name.as_str()) {
+                                    Some(&acl) => Some(CondTerm {
+                                        acl,
+                                        negate: *negate,
+                                    }),
+                                    None => {
+                                        ok = false;
+                                        let loc = ub
+                                            .word_locations
+                                            .get(*at)
+                                            .cloned()
+                                            .unwrap_or_else(|| ub.location.clone());
+                                        let mut e = Diagnostic::error(
+                                            loc,
+                                            format!(
+                                                "unknown ACL '{name}' in {} '{}'",
+                                                p.kind.name(),
+                                                p.name
+                                            ),
+                                        );
+                                        e = match keywords::closest(name, by_name.keys().copied()) {
+                                            Some(s) => e.with_hint(format!("did you mean '{s}'?")),
+                                            None => e.with_hint(format!(
+                                                "declare it first, e.g. `acl {name} path_beg /`"
+                                            )),
+                                        };
+                                        diags.push(e);
+                                        None
+                                    }
+                                }
+                            }
+                            TermDraft::Anonymous { acl, negate } => {
+                                acls.push(Acl {
+                                    name: "{ ... }".into(),
+                                    terms: vec![acl.clone()],
+                                });
+                                Some(CondTerm {
+                                    acl: acls.len() - 1,
+                                    negate: *negate,
+                                })
+                            }
+                        })
+                        .collect()
+                })
+                .collect(),
+        });
+        if let (Some(backend), true) = (backend, ok) {
+            rules.push(UseBackend {
+                location: ub.location.clone(),
+                backend,
+                condition,
+            });
+        }
+    }
+    (acls, rules)
 }
 
 #[cfg(test)]

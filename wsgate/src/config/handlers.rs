@@ -15,7 +15,10 @@ use std::time::Duration;
 
 use super::keywords::{self, LineOption, OptionStatus, BIND_OPTIONS, SERVER_OPTIONS};
 use super::lexer::Token;
-use super::model::{Balance, Bind, BindSsl, HttpConnMode, Mode, Server};
+use super::model::{
+    Balance, Bind, BindSsl, HashFunction, HashType, HttpCheck, HttpConnMode, HttpExpect, Mode,
+    Server, ServerCheck,
+};
 use super::parser::{Cx, GlobalDraft, ProxyDraft, ServerDefaults};
 use super::units::{parse_size, parse_time};
 
@@ -169,6 +172,75 @@ pub fn default_backend(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     p.default_backend = Some((t.text.clone(), cx.kw_loc()));
 }
 
+/// `acl <name> <fetch> [flags] [values...]`.
+pub fn acl(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    let args = cx.args;
+    let Some(name) = args.first() else {
+        let kw = cx.kw;
+        cx.error(kw, "'acl' needs a name, a fetch and values").hint =
+            Some("e.g. `acl is_ws hdr(Upgrade) -i WebSocket`".into());
+        return;
+    };
+    if name.text.is_empty()
+        || !name
+            .text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+    {
+        cx.error(name, format!("invalid ACL name '{}'", name.text))
+            .hint = Some("ACL names may contain letters, digits, '-', '_', '.' and ':'".into());
+        return;
+    }
+    let words = &args[1..];
+    if words.is_empty() {
+        cx.error(name, format!("ACL '{}' needs a fetch", name.text))
+            .hint = Some("e.g. `acl is_api path_beg /api`".into());
+        return;
+    }
+    match super::acl::parse_acl(words) {
+        Ok(term) => p.acls.push((name.text.clone(), term, cx.loc(name))),
+        Err(e) => {
+            let at = words.get(e.at).unwrap_or(&words[0]);
+            cx.error(at, e.message).hint = e.hint;
+        }
+    }
+}
+
+/// `use_backend <backend> [if|unless <condition>]`.
+pub fn use_backend(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    let args = cx.args;
+    let Some(name) = args.first() else {
+        let kw = cx.kw;
+        cx.error(kw, "'use_backend' needs a backend name").hint =
+            Some("usage: use_backend <backend> [if|unless <condition>]".into());
+        return;
+    };
+    if name.text.contains('%') {
+        cx.error(name, "dynamic backend names (log-format) are not supported")
+            .hint = Some("write one `use_backend <name> if <condition>` per backend".into());
+        return;
+    }
+    let words = &args[1..];
+    let condition = if words.is_empty() {
+        None
+    } else {
+        match super::acl::parse_condition(words) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                let at = words.get(e.at).unwrap_or(&words[0]);
+                cx.error(at, e.message).hint = e.hint;
+                return;
+            }
+        }
+    };
+    p.use_backends.push(super::parser::UseBackendDraft {
+        backend: name.text.clone(),
+        location: cx.loc(name),
+        condition,
+        word_locations: words.iter().map(|t| cx.loc(t)).collect(),
+    });
+}
+
 pub fn maxconn_proxy(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     let Some(t) = cx.one_arg("maxconn <number>") else {
         return;
@@ -188,50 +260,345 @@ pub fn retries(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     }
 }
 
+const BALANCE_ALGORITHMS: [&str; 13] = [
+    "roundrobin",
+    "static-rr",
+    "leastconn",
+    "first",
+    "source",
+    "uri",
+    "url_param",
+    "hdr",
+    "random",
+    "rdp-cookie",
+    "hash",
+    "log-hash",
+    "sticky",
+];
+
+/// A `(<arg>)` suffix of an algorithm word: `hdr(X-User)` → `X-User`.
+fn paren_arg<'t>(word: &'t str, algo: &str) -> Option<&'t str> {
+    word.strip_prefix(algo)?
+        .strip_prefix('(')?
+        .strip_suffix(')')
+}
+
 pub fn balance(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
-    let Some(t) = cx.args.first() else {
+    let args = cx.args;
+    let Some(t) = args.first() else {
         let kw = cx.kw;
         cx.error(kw, "'balance' needs an algorithm").hint =
-            Some("usage: balance roundrobin".into());
+            Some("usage: balance roundrobin|static-rr|leastconn|first|source|uri|url_param <name>|hdr(<name>)|random[(<draws>)]".into());
         return;
     };
     let algo = t.text.split('(').next().unwrap_or("");
-    match algo {
-        "roundrobin" => {
-            p.balance = Balance::RoundRobin;
-            no_extra_args(cx, 1);
+    let has_paren = t.text.len() > algo.len();
+    if has_paren && !matches!(algo, "hdr" | "random" | "rdp-cookie") {
+        cx.error(
+            t,
+            format!("'balance {algo}' takes no argument in parentheses"),
+        );
+        return;
+    }
+    let balance = match algo {
+        "roundrobin" => Balance::RoundRobin,
+        "static-rr" => Balance::StaticRr,
+        "leastconn" => Balance::LeastConn,
+        "first" => Balance::First,
+        "source" => Balance::Source,
+        "uri" => {
+            let (mut len, mut depth, mut whole, mut path_only) = (0, 0, false, false);
+            let mut i = 1;
+            while let Some(a) = args.get(i) {
+                match a.text.as_str() {
+                    "whole" => whole = true,
+                    "path-only" => path_only = true,
+                    "len" | "depth" => {
+                        let Some(v) = args.get(i + 1) else {
+                            cx.error(a, format!("'balance uri {}' needs a number", a.text));
+                            return;
+                        };
+                        let Some(n) = parse_u32(cx, v, &format!("balance uri {}", a.text)) else {
+                            return;
+                        };
+                        if a.text == "len" {
+                            len = n;
+                        } else {
+                            depth = n;
+                        }
+                        i += 1;
+                    }
+                    other => {
+                        cx.error(a, format!("unknown argument '{other}' for 'balance uri'"))
+                            .hint = Some(
+                            "usage: balance uri [len <n>] [depth <n>] [whole] [path-only]".into(),
+                        );
+                        return;
+                    }
+                }
+                i += 1;
+            }
+            p.balance = Balance::Uri {
+                len,
+                depth,
+                whole,
+                path_only,
+            };
+            return;
         }
-        "static-rr" => {
-            p.balance = Balance::RoundRobin;
-            cx.warn(t, "'balance static-rr' is treated as roundrobin (server weights never change at run time in wsgate, so the two behave alike)");
-            no_extra_args(cx, 1);
+        "url_param" => {
+            let Some(name) = args.get(1) else {
+                cx.error(t, "'balance url_param' needs a parameter name")
+                    .hint = Some("usage: balance url_param <name>".into());
+                return;
+            };
+            if let Some(extra) = args.get(2) {
+                if extra.text == "check_post" {
+                    cx.error(extra, "'balance url_param ... check_post' is not supported: request bodies are streamed, never searched for parameters")
+                        .hint = Some("pass the parameter in the query string, or use `balance hdr(<name>)`".into());
+                    return;
+                }
+                cx.warn(extra, format!("'{}' after 'balance url_param <name>' is ignored (HAProxy ignores the old <max_wait> too)", extra.text));
+            }
+            p.balance = Balance::UrlParam(name.text.clone());
+            return;
         }
-        "leastconn" | "first" | "source" | "uri" | "url_param" | "hdr" | "random"
-        | "rdp-cookie" | "hash" | "log-hash" | "sticky" => {
-            cx.error(t, format!("'balance {algo}' is not supported yet (see the balancing issue); only roundrobin is implemented"))
-                .hint = Some("use `balance roundrobin`, or remove the line (roundrobin is the default)".into());
+        "hdr" => {
+            let Some(name) = paren_arg(&t.text, "hdr").filter(|n| !n.is_empty()) else {
+                cx.error(t, "'balance hdr' needs a header name in parentheses")
+                    .hint = Some("e.g. `balance hdr(X-User)`".into());
+                return;
+            };
+            let mut use_domain_only = false;
+            if let Some(a) = args.get(1) {
+                if a.text == "use_domain_only" {
+                    use_domain_only = true;
+                } else {
+                    cx.error(
+                        a,
+                        format!("unknown argument '{}' for 'balance hdr'", a.text),
+                    );
+                    return;
+                }
+            }
+            no_extra_args(cx, 2);
+            p.balance = Balance::Hdr {
+                name: name.to_owned(),
+                use_domain_only,
+            };
+            return;
+        }
+        "random" => {
+            let draws = match paren_arg(&t.text, "random") {
+                None if has_paren => {
+                    cx.error(t, "malformed 'random(<draws>)'");
+                    return;
+                }
+                None => 2,
+                Some(n) => match n.parse::<u32>() {
+                    Ok(n) if n >= 1 => n,
+                    _ => {
+                        cx.error(t, format!("'random({n})': the number of draws must be an integer of 1 or more"));
+                        return;
+                    }
+                },
+            };
+            Balance::Random { draws }
+        }
+        "rdp-cookie" | "hash" | "log-hash" | "sticky" => {
+            cx.error(t, format!("'balance {algo}' is not supported"))
+                .hint = Some(match algo {
+                    "hash" => "sample expressions are not supported; use `balance hdr(<name>)`, `uri`, `url_param` or `source`".into(),
+                    "rdp-cookie" => "RDP is not a WebSocket use case; use `balance source` for TCP stickiness".into(),
+                    _ => "it only applies to log backends, which wsgate does not have".into(),
+                });
+            return;
         }
         other => {
-            let known = [
-                "roundrobin",
-                "static-rr",
-                "leastconn",
-                "first",
-                "source",
-                "uri",
-                "url_param",
-                "hdr",
-                "random",
-                "rdp-cookie",
-                "hash",
-            ];
-            let hint = keywords::closest(other, known.into_iter())
+            let hint = keywords::closest(other, BALANCE_ALGORITHMS.into_iter())
                 .map(|s| format!("did you mean '{s}'?"))
-                .unwrap_or_else(|| "usage: balance roundrobin".into());
+                .unwrap_or_else(|| "usage: balance roundrobin|static-rr|leastconn|first|source|uri|url_param <name>|hdr(<name>)|random".into());
             cx.error(t, format!("unknown balance algorithm '{other}'"))
                 .hint = Some(hint);
+            return;
+        }
+    };
+    no_extra_args(cx, 1);
+    p.balance = balance;
+}
+
+/// `hash-type map-based|consistent [sdbm|djb2|wt6|crc32] [avalanche]`.
+/// Consistent hashing without a function means sdbm with avalanche, as
+/// HAProxy documents.
+pub fn hash_type(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    let args = cx.args;
+    let usage = "usage: hash-type map-based|consistent [sdbm|djb2|wt6|crc32] [avalanche]";
+    let Some(method) = args.first() else {
+        let kw = cx.kw;
+        cx.error(kw, "'hash-type' needs a method").hint = Some(usage.into());
+        return;
+    };
+    let consistent = match method.text.as_str() {
+        "map-based" => false,
+        "consistent" => true,
+        other => {
+            cx.error(
+                method,
+                format!("unknown hash-type method '{other}' (expected map-based or consistent)"),
+            )
+            .hint = Some(usage.into());
+            return;
+        }
+    };
+    let mut ty = HashType {
+        consistent,
+        function: HashFunction::Sdbm,
+        avalanche: false,
+    };
+    let mut i = 1;
+    match args.get(1).map(|t| t.text.as_str()) {
+        Some("sdbm") => ty.function = HashFunction::Sdbm,
+        Some("djb2") => ty.function = HashFunction::Djb2,
+        Some("wt6") => ty.function = HashFunction::Wt6,
+        Some("crc32") => ty.function = HashFunction::Crc32,
+        Some("none") => {
+            if let Some(t) = args.get(1) {
+                cx.error(t, "hash function 'none' is not supported (it only makes sense with `balance hash`)");
+            }
+            return;
+        }
+        _ => {
+            i = 0;
+            ty.avalanche = consistent;
         }
     }
+    if i == 1 {
+        i = 2;
+    } else {
+        i = 1;
+    }
+    if let Some(m) = args.get(i) {
+        if m.text == "avalanche" {
+            ty.avalanche = true;
+            i += 1;
+        } else {
+            cx.error(m, format!("unknown hash-type argument '{}'", m.text))
+                .hint = Some(usage.into());
+            return;
+        }
+    }
+    no_extra_args(cx, i);
+    p.hash_type = ty;
+}
+
+pub fn option_allbackups(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    no_extra_args(cx, 0);
+    p.allbackups = !cx.negated;
+}
+
+/// `option httpchk [<method> <uri> [<version>]]` (the 1-argument form is
+/// the URI alone, as HAProxy accepts it).
+pub fn option_httpchk(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    if cx.negated {
+        p.httpchk = None;
+        return;
+    }
+    let args = cx.args;
+    let mut c = HttpCheck::default();
+    match args {
+        [] => {}
+        [uri] => c.uri = uri.text.clone(),
+        [m, uri] => {
+            c.method = m.text.clone();
+            c.uri = uri.text.clone();
+        }
+        [m, uri, v] => {
+            c.method = m.text.clone();
+            c.uri = uri.text.clone();
+            c.version = v.text.clone();
+        }
+        [_, _, _, host, ..] => {
+            cx.error(
+                host,
+                "a Host header in 'option httpchk' is not supported yet",
+            )
+            .hint = Some("write `option httpchk <method> <uri> <version>`".into());
+            return;
+        }
+    }
+    if c.version != "HTTP/1.0" && c.version != "HTTP/1.1" {
+        if let Some(v) = args.get(2) {
+            cx.error(
+                v,
+                format!(
+                    "unsupported check version '{}' (expected HTTP/1.0 or HTTP/1.1)",
+                    v.text
+                ),
+            );
+        }
+        return;
+    }
+    p.httpchk = Some(c);
+}
+
+/// `http-check expect [!] status <code> | string <text>`; other
+/// `http-check` directives are rejected with a reason.
+pub fn http_check(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    let args = cx.args;
+    let usage = "usage: http-check expect [!] status <code> | string <text>";
+    let Some(first) = args.first() else {
+        let kw = cx.kw;
+        cx.error(kw, "'http-check' needs a directive").hint = Some(usage.into());
+        return;
+    };
+    if first.text != "expect" {
+        cx.error(
+            first,
+            format!(
+                "'http-check {}' is not supported yet; only `http-check expect status|string` is",
+                first.text
+            ),
+        )
+        .hint =
+            Some("the check request comes from `option httpchk <method> <uri> <version>`".into());
+        return;
+    }
+    let mut i = 1;
+    let negate = args.get(1).is_some_and(|t| t.text == "!");
+    if negate {
+        i += 1;
+    }
+    let (Some(kind), Some(value)) = (args.get(i), args.get(i + 1)) else {
+        cx.error(first, "'http-check expect' needs a match and a value")
+            .hint = Some(usage.into());
+        return;
+    };
+    let expect = match kind.text.as_str() {
+        "status" => match value.text.parse::<u16>() {
+            Ok(code) if (100..=599).contains(&code) => HttpExpect::Status { code, negate },
+            _ => {
+                cx.error(
+                    value,
+                    format!("'{}' is not an HTTP status code", value.text),
+                );
+                return;
+            }
+        },
+        "string" => HttpExpect::String {
+            text: value.text.clone(),
+            negate,
+        },
+        other => {
+            cx.error(
+                kind,
+                format!("'http-check expect {other}' is not supported yet"),
+            )
+            .hint = Some(usage.into());
+            return;
+        }
+    };
+    no_extra_args(cx, i + 2);
+    p.http_expect = Some(expect);
 }
 
 fn time_arg(cx: &mut Cx<'_>) -> Option<Option<Duration>> {
@@ -275,6 +642,8 @@ timeout_handler!(timeout_connect, backend_timeouts.connect);
 timeout_handler!(timeout_server, backend_timeouts.server);
 timeout_handler!(timeout_server_fin, backend_timeouts.server_fin);
 timeout_handler!(timeout_tunnel, backend_timeouts.tunnel);
+timeout_handler!(timeout_queue, backend_timeouts.queue);
+timeout_handler!(timeout_check, backend_timeouts.check);
 
 /// `timeout http-keep-alive` applies to both sides (HAProxy accepts it in
 /// frontends and backends; the frontend's value wins at run time).
@@ -717,21 +1086,109 @@ fn apply_server_options(
     line_kind: &str,
 ) -> bool {
     let mut ok = true;
-    for (o, _, value) in scan_options(cx, args, SERVER_OPTIONS, line_kind) {
-        match o.name {
-            "weight" => {
-                if let Some(v) = value {
-                    match v.text.parse::<u32>() {
-                        Ok(w) if w <= 256 => defaults.weight = Some(w),
-                        _ => {
-                            cx.error(v, format!("weight '{}' is out of range (0-256)", v.text));
-                            ok = false;
-                        }
-                    }
+    for (o, t, value) in scan_options(cx, args, SERVER_OPTIONS, line_kind) {
+        let text = value.map(|v| v.text.as_str()).unwrap_or("");
+        let time = |cx: &mut Cx<'_>, ok: &mut bool| -> Option<Duration> {
+            let v = value?;
+            match parse_time(&v.text) {
+                Ok(d) if !d.is_zero() && d <= MAX_TIMEOUT => Some(d),
+                Ok(_) => {
+                    cx.error(
+                        v,
+                        format!("'{}' must be a positive time below 24.8 days", o.name),
+                    );
+                    *ok = false;
+                    None
+                }
+                Err(e) => {
+                    cx.error(v, format!("invalid time for '{}': {e}", o.name))
+                        .hint = Some(TIME_HINT.into());
+                    *ok = false;
+                    None
                 }
             }
+        };
+        let count = |cx: &mut Cx<'_>, ok: &mut bool, min: u32| -> Option<u32> {
+            let v = value?;
+            match v.text.parse::<u32>() {
+                Ok(n) if n >= min => Some(n),
+                _ => {
+                    cx.error(
+                        v,
+                        format!(
+                            "'{}' must be an integer of at least {min}, not '{}'",
+                            o.name, v.text
+                        ),
+                    );
+                    *ok = false;
+                    None
+                }
+            }
+        };
+        match o.name {
+            "weight" => match text.parse::<u32>() {
+                Ok(w) if w <= 256 => defaults.weight = Some(w),
+                _ => {
+                    if let Some(v) = value {
+                        cx.error(v, format!("weight '{text}' is out of range (0-256)"));
+                    }
+                    ok = false;
+                }
+            },
             "disabled" => defaults.disabled = true,
             "enabled" => defaults.disabled = false,
+            "backup" => defaults.backup = true,
+            "check" => defaults.check = true,
+            "no-check" => defaults.check = false,
+            "id" => {
+                if line_kind != "server" {
+                    cx.error(t, "'id' is only allowed on `server` lines (ids are unique)");
+                    ok = false;
+                } else if let Some(n) = count(cx, &mut ok, 1) {
+                    defaults.id = Some((n, cx.loc(t)));
+                }
+            }
+            "maxconn" => {
+                if let Some(n) = count(cx, &mut ok, 0) {
+                    defaults.maxconn = n;
+                }
+            }
+            "maxqueue" => {
+                if let Some(n) = count(cx, &mut ok, 0) {
+                    defaults.maxqueue = n;
+                }
+            }
+            "rise" => {
+                if let Some(n) = count(cx, &mut ok, 1) {
+                    defaults.rise = Some(n);
+                }
+            }
+            "fall" => {
+                if let Some(n) = count(cx, &mut ok, 1) {
+                    defaults.fall = Some(n);
+                }
+            }
+            "inter" => defaults.inter = time(cx, &mut ok).or(defaults.inter),
+            "fastinter" => defaults.fastinter = time(cx, &mut ok).or(defaults.fastinter),
+            "downinter" => defaults.downinter = time(cx, &mut ok).or(defaults.downinter),
+            "port" => match text.parse::<u16>() {
+                Ok(n) if n > 0 => defaults.port = Some(n),
+                _ => {
+                    if let Some(v) = value {
+                        cx.error(v, format!("check port '{text}' is out of range (1-65535)"));
+                    }
+                    ok = false;
+                }
+            },
+            "addr" => match text.parse::<IpAddr>() {
+                Ok(ip) => defaults.addr = Some(ip),
+                Err(_) => {
+                    if let Some(v) = value {
+                        cx.error(v, format!("check address '{text}' is not an IP address"));
+                    }
+                    ok = false;
+                }
+            },
             _ => {}
         }
     }
@@ -742,6 +1199,7 @@ pub fn default_server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     let args = cx.args;
     let mut d = p.default_server.clone();
     apply_server_options(cx, args, &mut d, "default-server");
+    d.id = None;
     p.default_server = d;
 }
 
@@ -777,12 +1235,29 @@ pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         return;
     }
     let location = cx.kw_loc();
+    let inter = settings.inter.unwrap_or(Duration::from_secs(2));
+    let check = settings.check.then(|| ServerCheck {
+        inter,
+        fastinter: settings.fastinter.unwrap_or(inter),
+        downinter: settings.downinter.unwrap_or(inter),
+        rise: settings.rise.unwrap_or(2),
+        fall: settings.fall.unwrap_or(3),
+        target: SocketAddr::new(
+            settings.addr.unwrap_or(addr.ip()),
+            settings.port.unwrap_or(addr.port()),
+        ),
+    });
     p.servers.push(Server {
         name: name.text.clone(),
         location,
         addr,
         weight: settings.weight.unwrap_or(1),
         disabled: settings.disabled,
+        id: settings.id.map_or(0, |(n, _)| n),
+        backup: settings.backup,
+        maxconn: settings.maxconn,
+        maxqueue: settings.maxqueue,
+        check,
     });
 }
 

@@ -175,12 +175,15 @@ const fn rej(
 }
 
 const LOGGING_LATER: &str = "access logs are not implemented yet (wsgate logs to stderr; HAProxy-style httplog output comes later)";
-const NO_CHECKS: &str = "health checks are not implemented yet; every server is considered up";
+const NO_AGENT: &str =
+    "agent checks are not implemented; the server's state comes from `check` only";
+const NO_PASSIVE: &str =
+    "passive health (observing live traffic) is not implemented; only `check` marks servers down";
 const NO_STATS: &str =
     "the stats page is not implemented yet; requests to the stats URI are forwarded like any other";
-const NO_ROUTING: &str = "routing rules (ACLs, use_backend, http-request) are not implemented yet";
+const NO_ROUTING: &str = "http-request/http-response rules are not implemented yet";
 const ROUTING_ALT: Option<&str> =
-    Some("route with `default_backend` only for now (one frontend per backend, on separate ports)");
+    Some("route with `acl` + `use_backend`; header rewriting is not available yet");
 const DHE: &str = "wsgate offers ECDHE key exchange only (rustls has no finite-field DHE), which every current client supports and is faster and safer than DHE, so no DH parameters are needed";
 const TLS_DEFAULTS: &str =
     "wsgate uses rustls' fixed, safe defaults: TLS 1.2 and 1.3 with AEAD ciphers and ECDHE only";
@@ -188,9 +191,9 @@ const NO_PRIVDROP: &str = "wsgate does not switch user, group or root directory 
 
 /// Every keyword wsgate knows (the docs list them sorted by name).
 pub static KEYWORDS: &[Keyword] = &[
-    rej("acl", FLB, NO_ROUTING, ROUTING_ALT),
+    sup("acl", FLB, Handler::Proxy(h::acl), "`acl <name> <fetch> [-i] [-m str|beg|end|sub|dom|found|ip] [--] [values...]`; fetches path, path_beg, path_end, path_sub, hdr(), hdr_beg(), hdr_end(), hdr_sub(), hdr_dom(), method, src, ssl_fc, always_true; lines with one name are OR-ed"),
     ign("backlog", DFL, "the listen backlog uses the system default"),
-    sup("balance", DLB, Handler::Proxy(h::balance), "`balance roundrobin` (the only algorithm so far; the default up to HAProxy 3.2)"),
+    sup("balance", DLB, Handler::Proxy(h::balance), "`balance roundrobin|static-rr|leastconn|first|source|uri [len N] [depth N] [whole] [path-only]|url_param <name>|hdr(<name>) [use_domain_only]|random[(<draws>)]` (default roundrobin, as HAProxy up to 3.2); hash-based choices are the same as HAProxy 2.6's"),
     sup("bind", FL, Handler::Proxy(h::bind), "`bind <addr>:<port>[,...] [ssl crt <pem>]`; `*:80`, `:80`, `[::]:443`, `ipv6@::1:80`, port ranges `8000-8010`"),
     ign("ca-base", G, "CA files are only used by options wsgate does not support yet"),
     ign("capture", FL, "header capture only feeds access logs, which are not implemented yet"),
@@ -214,9 +217,9 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("gid", G, NO_PRIVDROP),
     ign("group", G, NO_PRIVDROP),
     ign("hard-stop-after", G, "wsgate reloads in process and has its own grace time for open connections"),
-    ign("hash-type", DLB, "only used by hash-based balancing, which is not implemented yet"),
+    sup("hash-type", DLB, Handler::Proxy(h::hash_type), "`hash-type map-based|consistent [sdbm|djb2|wt6|crc32] [avalanche]` (default map-based sdbm; consistent alone means sdbm avalanche)"),
     rej("http-after-response", FLB, NO_ROUTING, None),
-    ign("http-check", DLB, NO_CHECKS),
+    sup("http-check", DLB, Handler::Proxy(h::http_check), "`http-check expect [!] status <code>|string <text>` (default: any 2xx or 3xx is healthy)"),
     rej("http-request", FLB, NO_ROUTING, ROUTING_ALT),
     rej("http-response", FLB, NO_ROUTING, None),
     ign("http-reuse", DLB, "idle server connections are not shared between clients yet"),
@@ -236,7 +239,7 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("option abortonclose", DLB, "a request whose client has gone is still forwarded; its response is discarded"),
     rej("option accept-invalid-http-request", DFL, "wsgate parses HTTP/1.1 strictly (RFC 9112) and has no lenient mode: ambiguous requests are how requests get smuggled", Some("fix the client, or remove the line to get 400 for invalid requests")),
     rej("option accept-invalid-http-response", DLB, "wsgate parses HTTP/1.1 strictly (RFC 9112) and has no lenient mode", Some("fix the server, or remove the line to get 502 for invalid responses")),
-    ign("option allbackups", DLB, "only matters with backup servers, which are rejected"),
+    sup("option allbackups", DLB, Handler::Proxy(h::option_allbackups), "when all active servers are down, use every backup server, not only the first"),
     ign("option clitcpka", DFL, "TCP keepalive is not configurable yet"),
     ign("option contstats", DFL, "statistics are not implemented yet"),
     ign("option dontlognull", DFL, LOGGING_LATER),
@@ -248,7 +251,7 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("option http-ignore-probes", DFL, LOGGING_LATER),
     ign("option http-pretend-keepalive", DLB, "only mattered with `http-server-close` against old servers"),
     sup("option http-server-close", DFLB, Handler::Proxy(h::option_http_server_close), "close the server connection after each response"),
-    ign("option httpchk", DLB, NO_CHECKS),
+    sup("option httpchk", DLB, Handler::Proxy(h::option_httpchk), "`option httpchk [<method> <uri> [<version>]]` (default `OPTIONS / HTTP/1.0`); 2xx/3xx is healthy"),
     sup("option httpclose", DFLB, Handler::Proxy(h::option_httpclose), "close both connections after each response"),
     ign("option httplog", DFLB, LOGGING_LATER),
     ign("option log-health-checks", DLB, LOGGING_LATER),
@@ -273,7 +276,7 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("server", LB, Handler::Proxy(h::server), "`server <name> <addr>:<port> [weight N] [disabled]`; host names resolved at startup"),
     rej("server-template", LB, "servers from DNS templates are not supported", Some("list the servers with `server` lines")),
     rej("setenv", G, "changing the environment from the configuration is not supported", Some("set the variable in the environment wsgate starts in")),
-    ign("spread-checks", G, NO_CHECKS),
+    ign("spread-checks", G, "each server's first check is already spread over its interval"),
     rej("srvtimeout", DLB, "removed from HAProxy", Some("write `timeout server <time>` instead")),
     ign("ssl-default-bind-ciphers", G, TLS_DEFAULTS),
     ign("ssl-default-bind-ciphersuites", G, TLS_DEFAULTS),
@@ -299,13 +302,13 @@ pub static KEYWORDS: &[Keyword] = &[
     rej("stick-table", FLB, "stick tables are not supported", None),
     rej("tcp-request", FLB, "tcp-request rules are not implemented yet", None),
     rej("tcp-response", LB, "tcp-response rules are not implemented yet", None),
-    ign("timeout check", DLB, NO_CHECKS),
+    sup("timeout check", DLB, Handler::Proxy(h::timeout_check), "extra read time for a health check once connected (default: `inter` bounds the whole check)"),
     sup("timeout client", DFL, Handler::Proxy(h::timeout_client), "client-side inactivity (default: none, i.e. never)"),
     sup("timeout client-fin", DFL, Handler::Proxy(h::timeout_client_fin), "client-side inactivity once one direction is shut"),
     sup("timeout connect", DLB, Handler::Proxy(h::timeout_connect), "TCP connect to a server (default: none)"),
     sup("timeout http-keep-alive", DFLB, Handler::Proxy(h::timeout_http_keep_alive), "idle time between requests (falls back to http-request, then client)"),
     sup("timeout http-request", DFLB, Handler::Proxy(h::timeout_http_request), "time to receive a request head, 408 after (falls back to client)"),
-    ign("timeout queue", DLB, "there is no server queue yet (server `maxconn` is not enforced)"),
+    sup("timeout queue", DLB, Handler::Proxy(h::timeout_queue), "time a request may wait for a server slot (`maxconn`), 503 after (default: `timeout connect`)"),
     sup("timeout server", DLB, Handler::Proxy(h::timeout_server), "server-side inactivity (default: none, i.e. never)"),
     sup("timeout server-fin", DLB, Handler::Proxy(h::timeout_server_fin), "server-side inactivity once one direction is shut"),
     ign("timeout tarpit", DFLB, "there are no tarpit rules"),
@@ -319,7 +322,7 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("tune.ssl.default-dh-param", G, DHE),
     ign("tune.ssl.lifetime", G, "rustls manages its session cache"),
     ign("uid", G, NO_PRIVDROP),
-    rej("use_backend", FL, NO_ROUTING, ROUTING_ALT),
+    sup("use_backend", FL, Handler::Proxy(h::use_backend), "`use_backend <backend> [if|unless <condition>]`: first match wins, then `default_backend`; conditions AND ACL names, `||` for OR, `!` to negate, `{ ... }` for an anonymous ACL"),
     ign("user", G, NO_PRIVDROP),
     ign("zero-warning", G, "warnings never stop wsgate; read them with `wsgate -c`"),
 ];
@@ -554,42 +557,44 @@ pub static BIND_OPTIONS: &[LineOption] = &[
 
 /// Options of `server` and `default-server` lines.
 pub static SERVER_OPTIONS: &[LineOption] = &[
-    opt("agent-check", 0, OI(NO_CHECKS)),
-    opt("agent-inter", 1, OI(NO_CHECKS)),
-    opt("agent-port", 1, OI(NO_CHECKS)),
+    opt("addr", 1, OS("address health checks connect to (default: the server's)")),
+    opt("agent-check", 0, OI(NO_AGENT)),
+    opt("agent-inter", 1, OI(NO_AGENT)),
+    opt("agent-port", 1, OI(NO_AGENT)),
     opt("alpn", 1, OR("TLS to servers is not supported yet")),
-    opt("backup", 0, OR("backup servers are not implemented yet; this server would get traffic like the others")),
+    opt("backup", 0, OS("used only when no active server is usable (the first one, or all with `option allbackups`)")),
     opt("ca-file", 1, OR("TLS to servers is not supported yet")),
-    opt("check", 0, OI(NO_CHECKS)),
-    opt("check-send-proxy", 0, OI(NO_CHECKS)),
-    opt("check-ssl", 0, OI(NO_CHECKS)),
+    opt("check", 0, OS("health checks: TCP connect, or `option httpchk`; DOWN after `fall` failures, UP after `rise` successes")),
+    opt("check-send-proxy", 0, OR("the PROXY protocol is not implemented yet")),
+    opt("check-ssl", 0, OR("TLS to servers is not supported yet, for checks either")),
     opt("cookie", 1, OR("cookie-based persistence is not implemented yet")),
     opt("crt", 1, OR("TLS to servers is not supported yet")),
     opt("disabled", 0, OS("the server starts in maintenance and gets no traffic")),
-    opt("downinter", 1, OI(NO_CHECKS)),
+    opt("downinter", 1, OS("check interval while the server is down (default `inter`)")),
     opt("enabled", 0, OS("the server gets traffic (the default)")),
-    opt("error-limit", 1, OI(NO_CHECKS)),
-    opt("fall", 1, OI(NO_CHECKS)),
-    opt("fastinter", 1, OI(NO_CHECKS)),
-    opt("id", 1, OI("server ids are only used by statistics")),
+    opt("error-limit", 1, OI(NO_PASSIVE)),
+    opt("fall", 1, OS("consecutive failed checks to mark the server DOWN (default 3)")),
+    opt("fastinter", 1, OS("check interval while the state is changing (default `inter`)")),
+    opt("id", 1, OS("numeric server id (default: lowest free, in order); places the server on the consistent-hash ring and orders `balance first`")),
     opt("init-addr", 1, OR("host names are resolved once, at startup, and must resolve")),
-    opt("inter", 1, OI(NO_CHECKS)),
-    opt("maxconn", 1, OI("per-server connection limits and queues are not enforced yet; the server may get more concurrent connections")),
-    opt("maxqueue", 1, OI("there is no server queue yet")),
+    opt("inter", 1, OS("check interval (default 2s); also the check timeout unless `timeout check` is set")),
+    opt("maxconn", 1, OS("concurrent connections, WebSockets included (0 = unlimited); excess requests queue up to `timeout queue`, then 503")),
+    opt("maxqueue", 1, OS("requests allowed to wait for this server (0 = unlimited); beyond, 503")),
     opt("minconn", 1, OI("dynamic server limits are not implemented")),
+    opt("no-check", 0, OS("no health checks for this server (undoes `check` from default-server)")),
     opt("non-stick", 0, OI("there are no stick tables")),
-    opt("observe", 1, OI(NO_CHECKS)),
-    opt("on-error", 1, OI(NO_CHECKS)),
-    opt("on-marked-down", 1, OI(NO_CHECKS)),
-    opt("on-marked-up", 1, OI(NO_CHECKS)),
+    opt("observe", 1, OI(NO_PASSIVE)),
+    opt("on-error", 1, OI(NO_PASSIVE)),
+    opt("on-marked-down", 1, OI("open connections stay on a server marked down until they end (shutdown-sessions is not implemented yet)")),
+    opt("on-marked-up", 1, OI("connections on backup servers stay when a primary comes back (shutdown-backup-sessions is not implemented yet)")),
     opt("pool-max-conn", 1, OI("idle server connections are not pooled yet")),
     opt("pool-purge-delay", 1, OI("idle server connections are not pooled yet")),
-    opt("port", 1, OI(NO_CHECKS)),
+    opt("port", 1, OS("port health checks connect to (default: the server's)")),
     opt("proto", 1, OR("only HTTP/1.1 and raw TCP to servers are implemented")),
     opt("redir", 1, OR("redirecting to a server is not implemented")),
     opt("resolve-prefer", 1, OI("host names are resolved once, at startup, with the system resolver")),
     opt("resolvers", 1, OR("runtime DNS resolution is not implemented yet; host names are resolved once at startup")),
-    opt("rise", 1, OI(NO_CHECKS)),
+    opt("rise", 1, OS("consecutive successful checks to mark the server UP (default 2)")),
     opt("send-proxy", 0, OR("the PROXY protocol is not implemented yet; the server would get plain connections")),
     opt("send-proxy-v2", 0, OR("the PROXY protocol is not implemented yet; the server would get plain connections")),
     opt("send-proxy-v2-ssl-cn", 0, OR("the PROXY protocol is not implemented yet; the server would get plain connections")),
@@ -597,7 +602,7 @@ pub static SERVER_OPTIONS: &[LineOption] = &[
     opt("sni", 1, OR("TLS to servers is not supported yet")),
     opt("source", 1, OR("choosing the source address is not supported")),
     opt("ssl", 0, OR("TLS to servers is not supported yet; the server would get plain text")),
-    opt("track", 1, OI(NO_CHECKS)),
+    opt("track", 1, OR("tracking another server's state is not implemented; give this server its own `check`")),
     opt("verify", 1, OR("TLS to servers is not supported yet")),
     opt("weight", 1, OS("0..=256, default 1; 0 means the balancer never picks it")),
     opt("ws", 1, OI("WebSockets go to servers over HTTP/1.1")),

@@ -7,6 +7,7 @@
 //! problem. This module uses no sockets, tasks or TLS, so it can be tested
 //! and fuzzed on its own.
 
+pub mod acl;
 pub mod check;
 pub mod diag;
 mod handlers;

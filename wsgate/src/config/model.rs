@@ -106,6 +106,93 @@ pub struct Frontend {
     pub http_conn_mode: HttpConnMode,
     /// `option forwardfor` set on the frontend.
     pub forwardfor: bool,
+    /// ACLs, named and anonymous (`{ ... }`), referenced by index from
+    /// the `use_backend` conditions.
+    pub acls: Vec<Acl>,
+    /// `use_backend` rules in order: the first whose condition holds
+    /// chooses the backend, else `default_backend`.
+    pub use_backends: Vec<UseBackend>,
+}
+
+/// One ACL: the `acl` lines of one name, OR-ed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acl {
+    /// The name (`{ ... }` for an anonymous ACL).
+    pub name: String,
+    pub terms: Vec<AclTerm>,
+}
+
+/// One `acl` line: fetch, match method, flags and values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AclTerm {
+    pub fetch: AclFetch,
+    pub method: MatchMethod,
+    /// `-i`.
+    pub ignore_case: bool,
+    pub values: Vec<String>,
+    /// The values parsed as networks, for `src` / `-m ip`.
+    pub networks: Vec<Network>,
+}
+
+/// What an ACL looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AclFetch {
+    /// `path`, `path_beg`, `path_end`, `path_sub`: the path, without query.
+    Path,
+    /// `hdr(<name>)` and its `_beg`/`_end`/`_sub`/`_dom` forms: every
+    /// comma-separated value of every line of that header.
+    Hdr(String),
+    Method,
+    /// `src`: the client's address.
+    Src,
+    /// `ssl_fc`: the client connection is TLS.
+    SslFc,
+    AlwaysTrue,
+}
+
+/// `-m` match methods (each fetch has HAProxy's default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchMethod {
+    Str,
+    Beg,
+    End,
+    Sub,
+    /// Matches a whole dot/slash-delimited part (`hdr_dom`).
+    Dom,
+    /// The fetch returns something.
+    Found,
+    Ip,
+    Bool,
+}
+
+/// An address with a prefix length (`10.0.0.0/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    pub ip: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+/// `use_backend <backend> [if|unless <condition>]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UseBackend {
+    pub location: Location,
+    pub backend: BackendId,
+    pub condition: Option<Condition>,
+}
+
+/// `if|unless`: OR of AND-groups of (possibly negated) ACLs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    pub unless: bool,
+    /// Each group is AND-ed; groups are OR-ed (`||`).
+    pub groups: Vec<Vec<CondTerm>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CondTerm {
+    /// Index into [`Frontend::acls`].
+    pub acl: usize,
+    pub negate: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -154,14 +241,114 @@ pub struct Backend {
     pub http_conn_mode: HttpConnMode,
     /// `option forwardfor` set on the backend.
     pub forwardfor: bool,
+    /// `hash-type`: how hash-based algorithms map a key to a server.
+    pub hash_type: HashType,
+    /// `option allbackups`: when every active server is down, balance over
+    /// all backup servers instead of only the first one.
+    pub allbackups: bool,
+    /// `option httpchk` (with `http-check expect`): health checks of the
+    /// servers with `check` are HTTP requests instead of TCP connects.
+    pub httpchk: Option<HttpCheck>,
 }
 
 /// `balance`. Only what the runtime implements is representable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Balance {
     /// Smooth weighted round robin, HAProxy's default up to 3.2.
     #[default]
     RoundRobin,
+    /// `static-rr`: HAProxy's static weighted map, walked in turn.
+    StaticRr,
+    /// `leastconn`: fewest open connections (tunnels included) per weight.
+    LeastConn,
+    /// `first`: the lowest server id with a free `maxconn` slot.
+    First,
+    /// `source`: hash of the client address.
+    Source,
+    /// `uri [len N] [depth N] [whole] [path-only]`.
+    Uri {
+        len: u32,
+        depth: u32,
+        whole: bool,
+        path_only: bool,
+    },
+    /// `url_param <name>`: hash of a query-string parameter's value.
+    UrlParam(String),
+    /// `hdr(<name>) [use_domain_only]`: hash of a request header's value.
+    Hdr { name: String, use_domain_only: bool },
+    /// `random[(<draws>)]`: random keys on the consistent-hash ring, the
+    /// least loaded of `draws` picks (default 2).
+    Random { draws: u32 },
+}
+
+impl Balance {
+    /// Whether the algorithm hashes a request key (and so pins a key to a
+    /// server even when that server is at its `maxconn`: the request waits
+    /// in the server's queue, as in HAProxy).
+    pub fn is_hash(&self) -> bool {
+        matches!(
+            self,
+            Balance::Source | Balance::Uri { .. } | Balance::UrlParam(_) | Balance::Hdr { .. }
+        )
+    }
+}
+
+/// `hash-type <method> [<function>] [avalanche]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashType {
+    pub consistent: bool,
+    pub function: HashFunction,
+    pub avalanche: bool,
+}
+
+impl Default for HashType {
+    /// `map-based sdbm`, HAProxy's default.
+    fn default() -> Self {
+        HashType {
+            consistent: false,
+            function: HashFunction::Sdbm,
+            avalanche: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HashFunction {
+    #[default]
+    Sdbm,
+    Djb2,
+    Wt6,
+    Crc32,
+}
+
+/// `option httpchk [<method> <uri> [<version>]]` and `http-check expect`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCheck {
+    pub method: String,
+    pub uri: String,
+    pub version: String,
+    /// `http-check expect`; `None` means any 2xx or 3xx status.
+    pub expect: Option<HttpExpect>,
+}
+
+impl Default for HttpCheck {
+    /// `OPTIONS / HTTP/1.0`, as in HAProxy.
+    fn default() -> Self {
+        HttpCheck {
+            method: "OPTIONS".into(),
+            uri: "/".into(),
+            version: "HTTP/1.0".into(),
+            expect: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpExpect {
+    /// `http-check expect [!] status <code>`.
+    Status { code: u16, negate: bool },
+    /// `http-check expect [!] string <text>`: the body contains it.
+    String { text: String, negate: bool },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -181,6 +368,12 @@ pub struct BackendTimeouts {
     /// `timeout http-keep-alive` when set on the backend (HAProxy accepts it
     /// there too); the frontend value wins when both are set.
     pub http_keep_alive: Option<Duration>,
+    /// `timeout queue`: how long a request may wait for a server slot
+    /// (`maxconn`); falls back to `timeout connect`; 503 on expiry.
+    pub queue: Option<Duration>,
+    /// `timeout check`: extra read time for a health check once connected;
+    /// unset means `inter` bounds the whole check.
+    pub check: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,4 +385,37 @@ pub struct Server {
     pub weight: u32,
     /// `disabled`: starts in maintenance, never chosen.
     pub disabled: bool,
+    /// `id`: the server's numeric id (`puid`); assigned in declaration
+    /// order from the lowest free value when not given, as HAProxy does.
+    /// Consistent hashing places servers on the ring by id.
+    pub id: u32,
+    /// `backup`: used only when no active server is usable.
+    pub backup: bool,
+    /// `maxconn`: concurrent connections (0 = unlimited); excess requests
+    /// wait in a queue for up to `timeout queue`.
+    pub maxconn: u32,
+    /// `maxqueue`: requests allowed to wait for this server (0 = unlimited).
+    pub maxqueue: u32,
+    /// `check` and its timings; `None` when the server is not checked (it
+    /// is then always considered up).
+    pub check: Option<ServerCheck>,
+}
+
+/// Health-check settings of one server (`check`, `inter`, `fastinter`,
+/// `downinter`, `rise`, `fall`, `port`, `addr`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerCheck {
+    /// `inter` (default 2s): between checks while the server is stable.
+    pub inter: Duration,
+    /// `fastinter` (default `inter`): while a state change is under way.
+    pub fastinter: Duration,
+    /// `downinter` (default `inter`): while the server is fully down.
+    pub downinter: Duration,
+    /// `rise` (default 2): consecutive successes to go up.
+    pub rise: u32,
+    /// `fall` (default 3): consecutive failures to go down.
+    pub fall: u32,
+    /// Where checks connect: the server address, with `addr`/`port`
+    /// applied.
+    pub target: SocketAddr,
 }

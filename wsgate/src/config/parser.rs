@@ -16,11 +16,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::acl::ConditionDraft;
 use super::diag::Diagnostic;
 use super::keywords::{self, Handler, Lookup, Sections, Status};
 use super::lexer::{Line, Token};
 use super::model::{
-    BackendTimeouts, Balance, Bind, FrontendTimeouts, HttpConnMode, Location, Mode, Server,
+    AclTerm, BackendTimeouts, Balance, Bind, FrontendTimeouts, HashType, HttpCheck, HttpConnMode,
+    HttpExpect, Location, Mode, Server,
 };
 
 /// The kind of section a line belongs to.
@@ -114,6 +116,19 @@ impl Default for GlobalDraft {
 pub struct ServerDefaults {
     pub weight: Option<u32>,
     pub disabled: bool,
+    /// `id` (on `server` lines only; ids are unique).
+    pub id: Option<(u32, Location)>,
+    pub backup: bool,
+    pub maxconn: u32,
+    pub maxqueue: u32,
+    pub check: bool,
+    pub inter: Option<std::time::Duration>,
+    pub fastinter: Option<std::time::Duration>,
+    pub downinter: Option<std::time::Duration>,
+    pub rise: Option<u32>,
+    pub fall: Option<u32>,
+    pub port: Option<u16>,
+    pub addr: Option<std::net::IpAddr>,
 }
 
 /// Everything a `defaults`, `frontend`, `backend` or `listen` section can
@@ -137,8 +152,28 @@ pub struct ProxyDraft {
     pub http_conn_mode: HttpConnMode,
     pub forwardfor: bool,
     pub balance: Balance,
+    pub hash_type: HashType,
+    pub allbackups: bool,
+    pub httpchk: Option<HttpCheck>,
+    /// `http-check expect`, kept apart so that it applies whether it is
+    /// written before or after `option httpchk`.
+    pub http_expect: Option<HttpExpect>,
     pub servers: Vec<Server>,
     pub default_server: ServerDefaults,
+    /// `acl` lines: name, term, where.
+    pub acls: Vec<(String, AclTerm, Location)>,
+    /// `use_backend` lines: backend name, condition, where (the name's
+    /// position, and each condition word's position for messages).
+    pub use_backends: Vec<UseBackendDraft>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UseBackendDraft {
+    pub backend: String,
+    pub location: Location,
+    pub condition: Option<ConditionDraft>,
+    /// Locations of the condition's words (for unknown-ACL errors).
+    pub word_locations: Vec<Location>,
 }
 
 impl Default for ProxyDraft {
@@ -157,8 +192,14 @@ impl Default for ProxyDraft {
             http_conn_mode: HttpConnMode::KeepAlive,
             forwardfor: false,
             balance: Balance::RoundRobin,
+            hash_type: HashType::default(),
+            allbackups: false,
+            httpchk: None,
+            http_expect: None,
             servers: Vec::new(),
             default_server: ServerDefaults::default(),
+            acls: Vec::new(),
+            use_backends: Vec::new(),
         }
     }
 }

@@ -1,22 +1,29 @@
-//! Connecting to a server: `timeout connect`, `retries`, `option redispatch`.
+//! Connecting to a server: the balancer's choice, the queue, `timeout
+//! connect`, `retries`, `option redispatch`.
 //!
-//! HAProxy semantics: a failed connection attempt is retried up to
+//! HAProxy semantics: the backend chooses a server and takes a connection
+//! slot on it (waiting in the queue when servers are at their `maxconn`;
+//! `timeout queue` → 503). A failed connection attempt is retried up to
 //! `retries` times (default 3) on the same server, after a turn-around
 //! delay of min(`timeout connect`, 1 s) so a restarting server is not
 //! hammered; with `option redispatch` the last retry goes to another server
 //! instead (and without the delay). When every attempt fails the client
-//! gets 503.
+//! gets 503. The slot ([`ConnGuard`]) travels with the connection: the
+//! session keeps it until the exchange or the tunnel ends.
 
 use std::time::Duration;
 
 use tokio::net::TcpStream;
 
-use crate::backend::BackendRuntime;
+use crate::backend::{acquire, AcquireError, BackendRuntime, ConnGuard};
+use crate::balance::Fetch;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     #[error("no server is available")]
     NoServer,
+    #[error("{0}")]
+    Queue(AcquireError),
     #[error("connection to server {server} failed: {source}")]
     Refused {
         server: String,
@@ -26,18 +33,32 @@ pub enum ConnectError {
     Timeout { server: String },
 }
 
-/// A connected server: its index in the backend and the stream.
+impl From<AcquireError> for ConnectError {
+    fn from(e: AcquireError) -> ConnectError {
+        match e {
+            AcquireError::NoServer => ConnectError::NoServer,
+            other => ConnectError::Queue(other),
+        }
+    }
+}
+
+/// A connected server: its index in the backend, the stream, and the
+/// connection slot, released when this is dropped.
 pub struct Connected {
     pub server: usize,
     pub stream: TcpStream,
+    pub guard: ConnGuard,
 }
 
-pub async fn connect(backend: &BackendRuntime) -> Result<Connected, ConnectError> {
+/// Chooses a server for `req` (its key for hash-based balancing) and
+/// connects to it, retrying as configured.
+pub async fn connect(backend: &BackendRuntime, req: &dyn Fetch) -> Result<Connected, ConnectError> {
     let cfg = &backend.config;
-    let mut server = backend.pick(None).ok_or(ConnectError::NoServer)?;
+    let mut guard = acquire(backend, req, None).await?;
     let attempts = cfg.retries.saturating_add(1);
     let mut last_error = ConnectError::NoServer;
     for attempt in 0..attempts {
+        let server = guard.server();
         let target = &cfg.servers[server];
         let result = match cfg.timeouts.connect {
             Some(limit) => tokio::time::timeout(limit, TcpStream::connect(target.addr)).await,
@@ -47,7 +68,11 @@ pub async fn connect(backend: &BackendRuntime) -> Result<Connected, ConnectError
             Ok(Ok(stream)) => {
                 // Small WebSocket messages must not wait for Nagle.
                 let _ = stream.set_nodelay(true);
-                return Ok(Connected { server, stream });
+                return Ok(Connected {
+                    server,
+                    stream,
+                    guard,
+                });
             }
             Ok(Err(source)) => {
                 tracing::debug!(backend = %cfg.name, server = %target.name, "connect failed: {source}");
@@ -68,11 +93,11 @@ pub async fn connect(backend: &BackendRuntime) -> Result<Connected, ConnectError
             break;
         }
         if cfg.redispatch && retries_left == 1 {
-            if let Some(other) = backend.pick(Some(server)) {
-                if other != server {
-                    server = other;
-                    continue;
-                }
+            // Give the slot back before asking for another server.
+            drop(guard);
+            guard = acquire(backend, req, Some(server)).await?;
+            if guard.server() != server {
+                continue;
             }
         }
         let turn_around = cfg

@@ -13,6 +13,7 @@ mod errors;
 pub mod http1;
 mod io;
 mod listener;
+pub mod route;
 mod session;
 mod tunnel;
 
@@ -141,6 +142,7 @@ impl Prepared {
 
         let shutdown = CancellationToken::new();
         let sessions = TaskTracker::new();
+        start_health_checks(&runtime, &shutdown).map_err(StartError::Thread)?;
         for (thread, listeners) in per_thread.into_iter().enumerate() {
             let shutdown = shutdown.clone();
             let sessions = sessions.clone();
@@ -181,6 +183,73 @@ fn worker(listeners: Vec<listener::Listener>, shutdown: CancellationToken, sessi
         // until they are all over (or the process exits after the grace).
         sessions.wait().await;
     });
+}
+
+/// Runs every server's health checks (`check`) on a thread of their own
+/// until `shutdown`, so checks keep their rhythm whatever the traffic.
+fn start_health_checks(
+    runtime: &Arc<Runtime>,
+    shutdown: &CancellationToken,
+) -> std::io::Result<()> {
+    let checked: Vec<(usize, usize)> = runtime
+        .backends
+        .iter()
+        .enumerate()
+        .flat_map(|(b, be)| {
+            be.config
+                .servers
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.check.is_some())
+                .map(move |(s, _)| (b, s))
+        })
+        .collect();
+    if checked.is_empty() {
+        return Ok(());
+    }
+    let runtime = runtime.clone();
+    let shutdown = shutdown.clone();
+    std::thread::Builder::new()
+        .name("wsgate-health".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!("cannot start the health-check runtime: {e}");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let tasks = TaskTracker::new();
+                for (b, s) in checked {
+                    let handle = BackendHandle {
+                        runtime: runtime.clone(),
+                        backend: b,
+                    };
+                    tasks.spawn(crate::backend::health::run(handle, s, shutdown.clone()));
+                }
+                tasks.close();
+                tasks.wait().await;
+            });
+        })?;
+    Ok(())
+}
+
+/// One backend of the shared runtime, owned (for tasks such as health
+/// checks that outlive the call that starts them).
+struct BackendHandle {
+    runtime: Arc<Runtime>,
+    backend: usize,
+}
+
+impl std::ops::Deref for BackendHandle {
+    type Target = BackendRuntime;
+    fn deref(&self) -> &BackendRuntime {
+        &self.runtime.backends[self.backend]
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -28,9 +28,10 @@ use super::errors;
 use super::http1::body::{copy_body, BodyError, BodyKind};
 use super::http1::head::{parse_request, parse_response, RequestError, RequestHead, ResponseHead};
 use super::io::{with_timeout, write_with_timeout, IoError};
+use super::route::{self, RequestFacts};
 use super::tunnel::{self, IntoTunnel, TunnelOptions, TunnelTimeouts};
 use super::Runtime;
-use crate::backend::BackendRuntime;
+use crate::backend::{BackendRuntime, ConnGuard};
 use crate::config::model::{Backend, Frontend, HttpConnMode};
 
 /// How much the head buffer grows per read.
@@ -41,6 +42,7 @@ const HEAD_READ_CHUNK: usize = 4096;
 pub async fn serve_http<C>(
     mut client: C,
     peer: SocketAddr,
+    tls: bool,
     frontend: &Frontend,
     runtime: &Runtime,
     shutdown: &CancellationToken,
@@ -86,13 +88,15 @@ where
         inbuf.drain(..head_len);
         tracing::debug!(%peer, method = %request.method, target = %request.target, "request");
 
-        let Some(backend_id) = frontend.default_backend else {
+        let facts = RequestFacts::http(&request, peer, tls);
+        let Some(backend_id) = route::select_backend(frontend, &facts, runtime) else {
             send_error(&mut client, 503, fe.client).await;
             return None;
         };
         let backend = &runtime.backends[backend_id.0];
         let exchange = Exchange {
             peer,
+            tls,
             frontend,
             backend,
         };
@@ -106,7 +110,11 @@ where
                 return None;
             }
             Next::Abort => return None,
-            Next::Upgrade { server, websocket } => {
+            Next::Upgrade {
+                server,
+                websocket,
+                slot,
+            } => {
                 return Some(Handoff {
                     client,
                     server,
@@ -115,6 +123,7 @@ where
                         timeouts: tunnel_timeouts(frontend, &backend.config),
                         websocket_stop: websocket.then(|| shutdown.clone()),
                     },
+                    slot,
                 });
             }
         }
@@ -201,16 +210,19 @@ enum Next {
     /// The connection is unusable (an error was answered or it broke).
     Abort,
     /// The server switched protocols: tunnel to it until the end.
+    /// With the server's connection slot, which the tunnel keeps.
     Upgrade {
         server: TcpStream,
         /// The new protocol is WebSocket.
         websocket: bool,
+        slot: Option<ConnGuard>,
     },
 }
 
 /// One request/response exchange (or the upgrade that ends the session).
 struct Exchange<'a> {
     peer: SocketAddr,
+    tls: bool,
     frontend: &'a Frontend,
     backend: &'a BackendRuntime,
 }
@@ -231,7 +243,8 @@ impl Exchange<'_> {
         let client_timeout = self.frontend.timeouts.client;
         let server_timeout = be.timeouts.server;
 
-        let mut server = match connect(self.backend).await {
+        let facts = RequestFacts::http(&request, self.peer, self.tls);
+        let mut server = match connect(self.backend, &facts).await {
             Ok(connected) => connected,
             Err(e) => {
                 match &e {
@@ -319,9 +332,18 @@ impl Exchange<'_> {
                 .upgrade
                 .as_deref()
                 .is_some_and(|p| p.eq_ignore_ascii_case("websocket"));
-            return self
-                .upgrade(client, server.stream, websocket, &response, &srvbuf, inbuf)
-                .await;
+            // The server's connection slot goes with the tunnel.
+            return match self
+                .upgrade(client, server.stream, &response, &srvbuf, inbuf)
+                .await
+            {
+                Some(stream) => Next::Upgrade {
+                    server: stream,
+                    websocket,
+                    slot: Some(server.guard),
+                },
+                None => Next::Abort,
+            };
         }
 
         let conn_mode = self.frontend.http_conn_mode.max(be.http_conn_mode);
@@ -359,16 +381,16 @@ impl Exchange<'_> {
     }
 
     /// The server accepted the protocol switch: relay its `101`, then the
-    /// bytes either side sent early, then tunnel until the end.
+    /// bytes either side sent early. Returns the server connection for the
+    /// tunnel, or `None` when either side broke meanwhile.
     async fn upgrade<C>(
         &self,
         client: &mut C,
         mut server: TcpStream,
-        websocket: bool,
         response: &ResponseHead,
         server_early: &[u8],
         client_early: &mut Vec<u8>,
-    ) -> Next
+    ) -> Option<TcpStream>
     where
         C: AsyncRead + AsyncWrite + Unpin,
     {
@@ -378,7 +400,7 @@ impl Exchange<'_> {
         response.write_for_client(false, &mut head);
         head.extend_from_slice(server_early);
         if write_with_timeout(client, &head, fe.client).await.is_err() {
-            return Next::Abort;
+            return None;
         }
         drop(head);
         if !client_early.is_empty()
@@ -386,14 +408,13 @@ impl Exchange<'_> {
                 .await
                 .is_err()
         {
-            return Next::Abort;
+            return None;
         }
         *client_early = Vec::new();
-        Next::Upgrade { server, websocket }
+        Some(server)
     }
 }
 
-/// Runs the tunnel of an upgraded (or `mode tcp`) connection to its end.
 /// A connection whose HTTP part (if any) is over, handed from the session
 /// to a task of its own. The session's state (head buffers, the request
 /// and response machinery) is freed before the tunnel starts, so a
@@ -403,6 +424,9 @@ pub struct Handoff<C> {
     server: TcpStream,
     peer: SocketAddr,
     options: TunnelOptions,
+    /// The server's connection slot, held until the tunnel ends so that
+    /// `leastconn` and `maxconn` count open WebSockets.
+    slot: Option<ConnGuard>,
 }
 
 impl<C: IntoTunnel> Handoff<C> {
@@ -413,6 +437,7 @@ impl<C: IntoTunnel> Handoff<C> {
             server,
             peer,
             options,
+            slot: _slot,
         } = self;
         let ends = client
             .into_tunnel()
@@ -494,8 +519,8 @@ pub async fn serve_tcp<C: IntoTunnel>(
     runtime: &Runtime,
 ) -> Option<Handoff<C>> {
     let backend = &runtime.backends[frontend.default_backend?.0];
-    let server = match connect(backend).await {
-        Ok(connected) => connected.stream,
+    let (server, slot) = match connect(backend, &RequestFacts::tcp(peer, false)).await {
+        Ok(connected) => (connected.stream, connected.guard),
         Err(e) => {
             tracing::warn!(%peer, backend = %backend.config.name, "{e}");
             return None;
@@ -509,5 +534,6 @@ pub async fn serve_tcp<C: IntoTunnel>(
             timeouts: tunnel_timeouts(frontend, &backend.config),
             websocket_stop: None,
         },
+        slot: Some(slot),
     })
 }

@@ -1,0 +1,380 @@
+//! Health checks (`check`, `inter`, `fastinter`, `downinter`, `rise`,
+//! `fall`, `port`, `addr`, `option httpchk`, `http-check expect`).
+//!
+//! Stage: one task per checked server, started with the proxy and stopped
+//! with it. A check is a TCP connect, or with `option httpchk` an HTTP
+//! request whose answer must be 2xx/3xx (or match `http-check expect`).
+//! HAProxy's counting is kept exactly: a server starts up "but will fall
+//! at the first failure"; once fully up it needs `fall` consecutive
+//! failures to go DOWN, and then `rise` consecutive successes to come back
+//! UP. Between checks it waits `inter` when stable, `fastinter` while a
+//! change is under way and `downinter` while fully down. The check's own
+//! timeout is `inter`, or `min(timeout connect, inter)` to connect plus
+//! `timeout check` to read when that is set. State changes are logged in
+//! HAProxy's words ("Server be/s1 is DOWN, reason: Layer4 connection
+//! problem, ..."). A server that is down is never picked by the balancer.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::BackendRuntime;
+use crate::config::model::{HttpCheck, HttpExpect, ServerCheck};
+
+/// Largest check response read (status line and enough body for `string`).
+const MAX_RESPONSE: usize = 16 * 1024;
+
+/// The result of one check, with HAProxy's reason wording.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub ok: bool,
+    /// e.g. `Layer4 connection problem, info: "Connection refused"`.
+    pub reason: String,
+}
+
+/// HAProxy's health counter: 0..=rise+fall-1, up while >= rise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    value: u32,
+    rise: u32,
+    fall: u32,
+}
+
+/// What a check result did to the server's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    None,
+    WentUp,
+    WentDown,
+}
+
+impl Health {
+    /// Up, "but will fall at the first failure" (HAProxy's start state).
+    pub fn new(rise: u32, fall: u32) -> Health {
+        Health {
+            value: rise,
+            rise,
+            fall,
+        }
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.value >= self.rise
+    }
+
+    fn max(&self) -> u32 {
+        self.rise + self.fall - 1
+    }
+
+    pub fn record(&mut self, ok: bool) -> Transition {
+        let was_up = self.is_up();
+        if ok {
+            if self.value < self.max() {
+                self.value += 1;
+                if self.value >= self.rise {
+                    self.value = self.max();
+                }
+            }
+        } else if self.value > self.rise {
+            self.value -= 1;
+        } else {
+            self.value = 0;
+        }
+        match (was_up, self.is_up()) {
+            (false, true) => Transition::WentUp,
+            (true, false) => Transition::WentDown,
+            _ => Transition::None,
+        }
+    }
+
+    /// The wait before the next check.
+    pub fn interval(&self, c: &ServerCheck) -> Duration {
+        if self.value == 0 {
+            c.downinter
+        } else if self.value == self.max() {
+            c.inter
+        } else {
+            c.fastinter
+        }
+    }
+}
+
+/// Runs the checks of server `index` of `backend` until `stop`.
+/// `backend` is any owner of the backend (the proxy passes a handle into
+/// its shared runtime).
+pub async fn run<B>(backend: B, index: usize, stop: CancellationToken)
+where
+    B: std::ops::Deref<Target = BackendRuntime>,
+{
+    let be: &BackendRuntime = &backend;
+    let server = &be.config.servers[index];
+    let Some(check) = server.check.clone() else {
+        return;
+    };
+    let mut health = Health::new(check.rise, check.fall);
+    // Spread the first checks over the interval, as HAProxy does, so a big
+    // farm is not probed all at once.
+    let first = Duration::from_millis(fastrand::u64(..=check.inter.as_millis().min(1000) as u64));
+    let mut wait = first;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.cancelled() => return,
+        }
+        let started = Instant::now();
+        let outcome = tokio::select! {
+            o = check_once(&check, be.config.httpchk.as_ref(), be.config.timeouts.connect, be.config.timeouts.check) => o,
+            _ = stop.cancelled() => return,
+        };
+        let took = started.elapsed().as_millis();
+        match health.record(outcome.ok) {
+            Transition::None => {}
+            Transition::WentDown => {
+                be.servers[index].set_up(false);
+                let (act, bck) = be.usable_counts();
+                tracing::warn!(
+                    "Server {}/{} is DOWN, reason: {}, check duration: {took}ms. {act} active and {bck} backup servers left. {} sessions active, 0 requeued, 0 remaining in queue.",
+                    be.config.name,
+                    server.name,
+                    outcome.reason,
+                    be.servers[index].served(),
+                );
+                if act == 0 && bck == 0 {
+                    tracing::error!("backend {} has no server available!", be.config.name);
+                }
+            }
+            Transition::WentUp => {
+                be.servers[index].set_up(true);
+                let (act, bck) = be.usable_counts();
+                tracing::warn!(
+                    "Server {}/{} is UP, reason: {}, check duration: {took}ms. {act} active and {bck} backup servers online. 0 sessions requeued, 0 total in queue.",
+                    be.config.name,
+                    server.name,
+                    outcome.reason,
+                );
+                be.wake_queue();
+            }
+        }
+        wait = health.interval(&check);
+    }
+}
+
+/// One check: connect (and with `option httpchk`, one HTTP exchange).
+pub async fn check_once(
+    c: &ServerCheck,
+    http: Option<&HttpCheck>,
+    timeout_connect: Option<Duration>,
+    timeout_check: Option<Duration>,
+) -> Outcome {
+    // HAProxy: with `timeout check`, connect within min(connect, inter) and
+    // read within `timeout check`; otherwise `inter` bounds the whole check.
+    let (connect_limit, read_limit) = match timeout_check {
+        Some(tc) => (timeout_connect.map_or(c.inter, |t| t.min(c.inter)), tc),
+        None => (c.inter, c.inter),
+    };
+    let overall = Instant::now()
+        + if timeout_check.is_some() {
+            connect_limit + read_limit
+        } else {
+            c.inter
+        };
+    let stream = match tokio::time::timeout(connect_limit, TcpStream::connect(c.target)).await {
+        Err(_) => return fail("Layer4 timeout".into()),
+        Ok(Err(e)) => {
+            return fail(format!(
+                "Layer4 connection problem, info: \"{}\"",
+                io_info(&e)
+            ))
+        }
+        Ok(Ok(s)) => s,
+    };
+    let Some(http) = http else {
+        return Outcome {
+            ok: true,
+            reason: "Layer4 check passed".into(),
+        };
+    };
+    match tokio::time::timeout_at(overall, http_check(stream, http)).await {
+        Err(_) => fail("Layer7 timeout".into()),
+        Ok(o) => o,
+    }
+}
+
+fn fail(reason: String) -> Outcome {
+    Outcome { ok: false, reason }
+}
+
+/// The OS message without Rust's "(os error N)" suffix, like HAProxy's.
+fn io_info(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
+    }
+}
+
+async fn http_check(mut stream: TcpStream, http: &HttpCheck) -> Outcome {
+    let request = format!(
+        "{} {} {}\r\nConnection: close\r\n\r\n",
+        http.method, http.uri, http.version
+    );
+    if let Err(e) = stream.write_all(request.as_bytes()).await {
+        return fail(format!(
+            "Layer7 connection problem, info: \"{}\"",
+            io_info(&e)
+        ));
+    }
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        let mut chunk = [0u8; 4096];
+        match stream.read(&mut chunk).await {
+            Ok(0) => break,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if buf.len() >= MAX_RESPONSE {
+                    break;
+                }
+                // Status-only expectations can stop at the status line.
+                let needs_body = matches!(http.expect, Some(HttpExpect::String { .. }));
+                if !needs_body && buf.windows(2).any(|w| w == b"\r\n") {
+                    break;
+                }
+            }
+            Err(e) => {
+                if buf.is_empty() {
+                    return fail(format!(
+                        "Layer7 connection problem, info: \"{}\"",
+                        io_info(&e)
+                    ));
+                }
+                break;
+            }
+        }
+    }
+    judge(&buf, http.expect.as_ref())
+}
+
+/// Decides a check from the raw response.
+pub fn judge(response: &[u8], expect: Option<&HttpExpect>) -> Outcome {
+    let line_end = response
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .unwrap_or(response.len());
+    let line = String::from_utf8_lossy(&response[..line_end]);
+    let mut parts = line.splitn(3, ' ');
+    let (version, code, text) = (parts.next(), parts.next(), parts.next().unwrap_or(""));
+    let code = match (version, code.and_then(|c| c.parse::<u16>().ok())) {
+        (Some(v), Some(code)) if v.starts_with("HTTP/") => code,
+        _ => return fail("Layer7 invalid response, info: \"no valid HTTP status line\"".into()),
+    };
+    let (ok, what) = match expect {
+        None => (
+            (200..400).contains(&code),
+            if (200..400).contains(&code) {
+                "check passed"
+            } else {
+                "wrong status"
+            },
+        ),
+        Some(HttpExpect::Status { code: want, negate }) => {
+            let ok = (code == *want) != *negate;
+            (ok, if ok { "check passed" } else { "wrong status" })
+        }
+        Some(HttpExpect::String { text: want, negate }) => {
+            let body_at = response
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map_or(response.len(), |i| i + 4);
+            let body = &response[body_at..];
+            let found = !want.is_empty() && body.windows(want.len()).any(|w| w == want.as_bytes());
+            let ok = found != *negate;
+            (
+                ok,
+                if ok {
+                    "check passed"
+                } else {
+                    "check content failed"
+                },
+            )
+        }
+    };
+    Outcome {
+        ok,
+        reason: format!("Layer7 {what}, code: {code}, info: \"{}\"", text.trim()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counting_follows_haproxy() {
+        let mut h = Health::new(2, 3);
+        assert!(h.is_up());
+        // At start a single failure takes the server down.
+        assert_eq!(h.record(false), Transition::WentDown);
+        assert_eq!(h.record(true), Transition::None);
+        assert_eq!(h.record(true), Transition::WentUp);
+        // Fully up now: it takes `fall` = 3 failures.
+        assert_eq!(h.record(false), Transition::None);
+        assert_eq!(h.record(false), Transition::None);
+        assert_eq!(h.record(false), Transition::WentDown);
+        // A failure while rising starts over.
+        assert_eq!(h.record(true), Transition::None);
+        assert_eq!(h.record(false), Transition::None);
+        assert_eq!(h.record(true), Transition::None);
+        assert_eq!(h.record(true), Transition::WentUp);
+    }
+
+    #[test]
+    fn intervals() {
+        let c = ServerCheck {
+            inter: Duration::from_secs(2),
+            fastinter: Duration::from_secs(1),
+            downinter: Duration::from_secs(5),
+            rise: 2,
+            fall: 3,
+            target: "127.0.0.1:1".parse().unwrap(),
+        };
+        let mut h = Health::new(2, 3);
+        assert_eq!(h.interval(&c), c.fastinter);
+        h.record(true);
+        assert_eq!(h.interval(&c), c.inter);
+        h.record(false);
+        assert_eq!(h.interval(&c), c.fastinter);
+        h.record(false);
+        h.record(false);
+        assert_eq!(h.interval(&c), c.downinter);
+    }
+
+    #[test]
+    fn judging_responses() {
+        let ok = b"HTTP/1.0 200 OK\r\n\r\nhello";
+        assert!(judge(ok, None).ok);
+        assert_eq!(
+            judge(ok, None).reason,
+            "Layer7 check passed, code: 200, info: \"OK\""
+        );
+        let bad = b"HTTP/1.1 503 Service Unavailable\r\n\r\n";
+        assert_eq!(
+            judge(bad, None).reason,
+            "Layer7 wrong status, code: 503, info: \"Service Unavailable\""
+        );
+        assert!(judge(b"HTTP/1.1 302 Found\r\n\r\n", None).ok);
+        let want = HttpExpect::Status {
+            code: 204,
+            negate: false,
+        };
+        assert!(!judge(ok, Some(&want)).ok);
+        let s = HttpExpect::String {
+            text: "hello".into(),
+            negate: false,
+        };
+        assert!(judge(ok, Some(&s)).ok);
+        assert!(!judge(b"garbage", None).ok);
+    }
+}

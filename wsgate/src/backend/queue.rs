@@ -1,0 +1,112 @@
+//! Waiting for a server slot (`maxconn`, `maxqueue`, `timeout queue`).
+//!
+//! When every usable server is at its `maxconn` (or the one a hash pins
+//! the request to is), the request waits, as in HAProxy, until a slot is
+//! released or a server comes up, for at most `timeout queue` (falling
+//! back to `timeout connect`; unset means forever). Then, or when the
+//! server's `maxqueue` is already reached, the client gets 503.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{BackendRuntime, ConnGuard, Pick};
+use crate::balance::Fetch;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AcquireError {
+    #[error("no server is available")]
+    NoServer,
+    #[error("server {0} has its queue full (maxqueue)")]
+    QueueFull(String),
+    #[error("no server slot became free within timeout queue")]
+    QueueTimeout,
+}
+
+/// Counts a request in a server's queue while it waits.
+struct Queued<'a>(&'a BackendRuntime, usize);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.servers[self.1].dequeue();
+    }
+}
+
+/// Chooses a server for `req` and takes a connection slot on it, waiting
+/// in the queue when needed.
+pub async fn acquire<'a>(
+    backend: &'a BackendRuntime,
+    req: &dyn Fetch,
+    avoid: Option<usize>,
+) -> Result<ConnGuard, AcquireError> {
+    let t = &backend.config.timeouts;
+    let wait: Option<Duration> = t.queue.or(t.connect);
+    let deadline = wait.map(|w| Instant::now() + w);
+    let mut queued: Option<Queued<'a>> = None;
+    loop {
+        // Register for wake-ups before looking, so a slot released between
+        // the look and the wait is not missed.
+        let notified = backend.slot_freed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        match backend.try_pick(req, avoid) {
+            Pick::Server(guard) => return Ok(guard),
+            Pick::NoServer => return Err(AcquireError::NoServer),
+            Pick::Saturated(pinned) => {
+                if let Some(i) = pinned {
+                    if queued.as_ref().is_none_or(|q| q.1 != i) {
+                        let s = &backend.config.servers[i];
+                        let st = &backend.servers[i];
+                        if s.maxqueue > 0 && st.queued() >= s.maxqueue {
+                            return Err(AcquireError::QueueFull(s.name.clone()));
+                        }
+                        st.enqueue();
+                        queued = Some(Queued(backend, i));
+                    }
+                }
+            }
+        }
+        match deadline {
+            Some(d) => {
+                if tokio::time::timeout_at(d, notified).await.is_err() {
+                    return Err(AcquireError::QueueTimeout);
+                }
+            }
+            None => notified.await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::tests::backend;
+    use crate::balance::SourceOnly;
+    use crate::config::model::Balance;
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_for_a_slot_then_times_out() {
+        let mut be = backend(&[("a", 1, false)], Balance::RoundRobin);
+        be.config.servers[0].maxconn = 1;
+        be.config.timeouts.queue = Some(Duration::from_secs(2));
+        let req = SourceOnly("127.0.0.1".parse().unwrap());
+        let first = acquire(&be, &req, None).await.unwrap();
+        // The second waits; freeing the slot lets it through.
+        let second = async { acquire(&be, &req, None).await.map(|g| g.server()) };
+        let release = async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            drop(first);
+        };
+        let (got, ()) = tokio::join!(second, release);
+        assert_eq!(got, Ok(0));
+        // With the slot held, a waiter gets QueueTimeout after 2 s.
+        let held = acquire(&be, &req, None).await.unwrap();
+        let started = Instant::now();
+        assert_eq!(
+            acquire(&be, &req, None).await.err(),
+            Some(AcquireError::QueueTimeout)
+        );
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+        drop(held);
+    }
+}

@@ -1,0 +1,97 @@
+//! HAProxy's consistent-hash ring (`lb_chash.c`): `hash-type consistent`
+//! and `balance random`.
+//!
+//! Each server appears `weight × 16` times on a 32-bit ring, at
+//! `full_hash(id × 4096 + n)`; a key goes to the server whose point is
+//! closest (the previous one on a tie). Placing points by server id, not
+//! position, is what keeps most keys in place when a server comes or goes
+//! — and why ids must match HAProxy's for the same choices.
+
+use super::hash::full_hash;
+use super::ServerSet;
+
+/// HAProxy's `BE_WEIGHT_SCALE`: points per unit of weight.
+const WEIGHT_SCALE: u32 = 16;
+/// HAProxy's `SRV_EWGHT_RANGE` (256 × 16): the id stride between servers.
+const EWGHT_RANGE: u32 = 256 * WEIGHT_SCALE;
+
+#[derive(Debug, Clone, Default)]
+pub struct Ring {
+    /// (point, position in the set), sorted by point.
+    points: Vec<(u32, usize)>,
+}
+
+impl Ring {
+    pub fn build(set: &ServerSet<'_>) -> Ring {
+        let mut points = Vec::new();
+        for (pos, c) in set.servers.iter().enumerate() {
+            let base = c.id.wrapping_mul(EWGHT_RANGE);
+            for n in 0..c.weight * WEIGHT_SCALE {
+                points.push((full_hash(base.wrapping_add(n)), pos));
+            }
+        }
+        // Stable: equal points keep insertion order, as HAProxy's tree
+        // keeps duplicates in insertion order.
+        points.sort_by_key(|p| p.0);
+        Ring { points }
+    }
+
+    /// The position of the server closest to `hash`.
+    pub fn lookup(&self, hash: u32) -> Option<usize> {
+        let n = self.points.len();
+        if n == 0 {
+            return None;
+        }
+        let next_i = self.points.partition_point(|p| p.0 < hash) % n;
+        let prev_i = (next_i + n - 1) % n;
+        let (next, prev) = (self.points[next_i], self.points[prev_i]);
+        let dp = hash.wrapping_sub(prev.0);
+        let dn = next.0.wrapping_sub(hash);
+        Some(if dp <= dn { prev.1 } else { next.1 })
+    }
+
+    /// Like [`lookup`](Ring::lookup), but walks on around the ring past
+    /// positions `skip` rejects (the server to avoid on a redispatch).
+    pub fn lookup_avoiding(&self, hash: u32, skip: impl Fn(usize) -> bool) -> Option<usize> {
+        let first = self.lookup(hash)?;
+        if !skip(first) {
+            return Some(first);
+        }
+        let start = self.points.partition_point(|p| p.0 < hash);
+        let n = self.points.len();
+        (0..n)
+            .map(|k| self.points[(start + k) % n].1)
+            .find(|&pos| !skip(pos))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::balance::testing::servers;
+
+    #[test]
+    fn points_per_weight_and_removal_keeps_most_keys() {
+        let s = servers(&[1, 2, 1]);
+        let set = ServerSet {
+            servers: &s,
+            weight_gcd: 1,
+        };
+        let ring = Ring::build(&set);
+        assert_eq!(ring.points.len(), 64);
+        // Drop the last server: keys that were not on it stay where they were.
+        let fewer = &s[..2];
+        let ring2 = Ring::build(&ServerSet {
+            servers: fewer,
+            weight_gcd: 1,
+        });
+        for k in 0..2000u32 {
+            let h = full_hash(k);
+            let before = ring.lookup(h).unwrap();
+            if before != 2 {
+                assert_eq!(ring2.lookup(h), Some(before));
+            }
+        }
+        assert_eq!(Ring::default().lookup(7), None);
+    }
+}

@@ -1,0 +1,352 @@
+//! ACLs and `use_backend` conditions: parsing into typed values.
+//!
+//! Stage: the `acl` and `use_backend` handlers call [`parse_acl`] and
+//! [`parse_condition`]; `check` resolves ACL and backend names; the
+//! session evaluates with `proxy::route`. HAProxy's rules: `acl <name>
+//! <fetch> [flags] [values...]`, several lines with one name are OR-ed;
+//! a condition (`if`/`unless`) is a list of ACL names AND-ed, `||` (or
+//! `or`) between groups, `!` negates, `{ <fetch> [flags] [values] }` is an
+//! anonymous ACL. Each fetch has HAProxy's default match method (`path`
+//! exact, `path_beg` prefix, `hdr_dom` domain, `src` address/network, ...);
+//! `-m` overrides it and `-i` ignores case.
+
+use std::net::IpAddr;
+
+use super::lexer::Token;
+use super::model::{AclFetch, AclTerm, MatchMethod, Network};
+
+/// A problem at one word.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AclError {
+    pub at: usize,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+fn err(at: usize, message: impl Into<String>) -> AclError {
+    AclError {
+        at,
+        message: message.into(),
+        hint: None,
+    }
+}
+
+const FETCHES: &[&str] = &[
+    "path",
+    "path_beg",
+    "path_end",
+    "path_sub",
+    "hdr",
+    "hdr_beg",
+    "hdr_end",
+    "hdr_sub",
+    "hdr_dom",
+    "method",
+    "src",
+    "ssl_fc",
+    "always_true",
+];
+
+/// Parses `<fetch> [flags] [values...]` from `words` (the words after the
+/// ACL name, or inside `{ }`). Errors carry the index of the bad word.
+pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
+    let Some(f) = words.first() else {
+        return Err(err(0, "missing fetch"));
+    };
+    let (base, arg) = match f.text.split_once('(') {
+        Some((b, rest)) => match rest.strip_suffix(')') {
+            Some(a) => (b, Some(a.to_owned())),
+            None => return Err(err(0, format!("missing ')' in '{}'", f.text))),
+        },
+        None => (f.text.as_str(), None),
+    };
+    let base = base.strip_prefix("req.").unwrap_or(base);
+    let header = |arg: Option<String>| -> Result<String, AclError> {
+        match arg {
+            Some(a) if !a.is_empty() => Ok(a),
+            _ => Err(AclError {
+                at: 0,
+                message: format!("'{base}' needs a header name in parentheses"),
+                hint: Some(format!("e.g. `{base}(host)`")),
+            }),
+        }
+    };
+    let (fetch, default) = match base {
+        "path" => (AclFetch::Path, MatchMethod::Str),
+        "path_beg" => (AclFetch::Path, MatchMethod::Beg),
+        "path_end" => (AclFetch::Path, MatchMethod::End),
+        "path_sub" => (AclFetch::Path, MatchMethod::Sub),
+        "hdr" => (AclFetch::Hdr(header(arg.clone())?), MatchMethod::Str),
+        "hdr_beg" => (AclFetch::Hdr(header(arg.clone())?), MatchMethod::Beg),
+        "hdr_end" => (AclFetch::Hdr(header(arg.clone())?), MatchMethod::End),
+        "hdr_sub" => (AclFetch::Hdr(header(arg.clone())?), MatchMethod::Sub),
+        "hdr_dom" => (AclFetch::Hdr(header(arg.clone())?), MatchMethod::Dom),
+        "method" => (AclFetch::Method, MatchMethod::Str),
+        "src" => (AclFetch::Src, MatchMethod::Ip),
+        "ssl_fc" => (AclFetch::SslFc, MatchMethod::Bool),
+        "always_true" => (AclFetch::AlwaysTrue, MatchMethod::Bool),
+        other => {
+            let mut e = err(0, format!("unknown fetch '{other}' in ACL"));
+            e.hint = Some(
+                match super::keywords::closest(other, FETCHES.iter().copied()) {
+                    Some(s) => format!("did you mean '{s}'? wsgate knows: {}", FETCHES.join(", ")),
+                    None => format!("wsgate knows: {}", FETCHES.join(", ")),
+                },
+            );
+            return Err(e);
+        }
+    };
+    if arg.is_some() && !matches!(fetch, AclFetch::Hdr(_)) {
+        return Err(err(0, format!("'{base}' takes no argument")));
+    }
+    let mut method = default;
+    let mut ignore_case = false;
+    let mut i = 1;
+    while let Some(w) = words.get(i) {
+        match w.text.as_str() {
+            "-i" => ignore_case = true,
+            "-m" => {
+                let Some(m) = words.get(i + 1) else {
+                    return Err(err(i, "'-m' needs a match method"));
+                };
+                method = match m.text.as_str() {
+                    "str" => MatchMethod::Str,
+                    "beg" => MatchMethod::Beg,
+                    "end" => MatchMethod::End,
+                    "sub" => MatchMethod::Sub,
+                    "dom" => MatchMethod::Dom,
+                    "found" => MatchMethod::Found,
+                    "ip" => MatchMethod::Ip,
+                    "bool" => MatchMethod::Bool,
+                    other => {
+                        let mut e =
+                            err(i + 1, format!("match method '-m {other}' is not supported"));
+                        e.hint =
+                            Some("wsgate knows -m str, beg, end, sub, dom, found, ip, bool".into());
+                        return Err(e);
+                    }
+                };
+                i += 1;
+            }
+            "--" => {
+                i += 1;
+                break;
+            }
+            "-f" => {
+                let mut e = err(i, "'-f <file>' pattern files are not supported yet");
+                e.hint = Some("list the values on the acl line".into());
+                return Err(e);
+            }
+            "-n" | "-u" | "-M" => {
+                return Err(err(i, format!("ACL flag '{}' is not supported", w.text)));
+            }
+            _ => break,
+        }
+        i += 1;
+    }
+    let values: Vec<String> = words[i..].iter().map(|t| t.text.clone()).collect();
+    let needs_values = !matches!(method, MatchMethod::Found | MatchMethod::Bool);
+    if needs_values && values.is_empty() {
+        return Err(AclError {
+            at: 0,
+            message: format!("ACL on '{}' has no value to match", f.text),
+            hint: Some("add one or more values, or `-m found` to test presence".into()),
+        });
+    }
+    if !needs_values && !values.is_empty() {
+        return Err(err(
+            i,
+            format!("unexpected value '{}' (this match takes none)", values[0]),
+        ));
+    }
+    let mut networks = Vec::new();
+    if method == MatchMethod::Ip {
+        for (k, v) in values.iter().enumerate() {
+            match parse_network(v) {
+                Some(n) => networks.push(n),
+                None => return Err(err(i + k, format!("'{v}' is not an IP address or network"))),
+            }
+        }
+    }
+    Ok(AclTerm {
+        fetch,
+        method,
+        ignore_case,
+        values,
+        networks,
+    })
+}
+
+fn parse_network(v: &str) -> Option<Network> {
+    let (addr, bits) = match v.split_once('/') {
+        Some((a, b)) => (a, Some(b)),
+        None => (v, None),
+    };
+    let ip: IpAddr = addr.parse().ok()?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let prefix = match bits {
+        None => max,
+        Some(b) => match b.parse::<u8>() {
+            Ok(n) if n <= max => n,
+            _ => {
+                // A dotted mask (`/255.255.255.0`), as HAProxy accepts.
+                let mask: std::net::Ipv4Addr = b.parse().ok()?;
+                u32::from(mask).count_ones() as u8
+            }
+        },
+    };
+    Some(Network { ip, prefix })
+}
+
+/// One condition term before ACL names are resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TermDraft {
+    Named {
+        name: String,
+        negate: bool,
+        at: usize,
+    },
+    Anonymous {
+        acl: AclTerm,
+        negate: bool,
+    },
+}
+
+/// `if|unless <terms>`: OR of AND-groups, names unresolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConditionDraft {
+    pub unless: bool,
+    pub groups: Vec<Vec<TermDraft>>,
+}
+
+/// Parses `if|unless ...` (the words from `if` on).
+pub fn parse_condition(words: &[Token]) -> Result<ConditionDraft, AclError> {
+    let Some(first) = words.first() else {
+        return Err(err(0, "missing condition"));
+    };
+    let unless = match first.text.as_str() {
+        "if" => false,
+        "unless" => true,
+        other => {
+            return Err(AclError {
+                at: 0,
+                message: format!("expected 'if' or 'unless', not '{other}'"),
+                hint: Some("usage: use_backend <backend> [if|unless <condition>]".into()),
+            })
+        }
+    };
+    let mut groups = vec![Vec::new()];
+    let mut i = 1;
+    while let Some(w) = words.get(i) {
+        let text = w.text.as_str();
+        if text == "||" || text == "or" {
+            if groups.last().is_some_and(Vec::is_empty) {
+                return Err(err(i, "'||' without a condition before it"));
+            }
+            groups.push(Vec::new());
+            i += 1;
+            continue;
+        }
+        let (negate, rest) = match text.strip_prefix('!') {
+            Some(r) => (true, r),
+            None => (false, text),
+        };
+        let (negate, rest, start) = if rest.is_empty() && negate {
+            // `! name` with a space.
+            match words.get(i + 1) {
+                Some(n) => (true, n.text.as_str(), i + 1),
+                None => return Err(err(i, "'!' without an ACL after it")),
+            }
+        } else {
+            (negate, rest, i)
+        };
+        let current = groups.len() - 1;
+        if rest == "{" {
+            let close = words[start + 1..]
+                .iter()
+                .position(|t| t.text == "}")
+                .map(|p| start + 1 + p)
+                .ok_or_else(|| err(start, "'{' without a matching '}'"))?;
+            let acl = parse_acl(&words[start + 1..close]).map_err(|mut e| {
+                e.at += start + 1;
+                e
+            })?;
+            groups[current].push(TermDraft::Anonymous { acl, negate });
+            i = close + 1;
+        } else {
+            groups[current].push(TermDraft::Named {
+                name: rest.to_owned(),
+                negate,
+                at: start,
+            });
+            i = start + 1;
+        }
+    }
+    if groups.iter().any(Vec::is_empty) {
+        return Err(err(words.len() - 1, "empty condition"));
+    }
+    Ok(ConditionDraft { unless, groups })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(s: &str) -> Vec<Token> {
+        s.split_whitespace()
+            .map(|w| Token {
+                text: w.to_owned(),
+                line: 1,
+                col: 1,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn acl_defaults_and_flags() {
+        let a = parse_acl(&toks("hdr(Upgrade) -i WebSocket")).unwrap();
+        assert_eq!(a.fetch, AclFetch::Hdr("Upgrade".into()));
+        assert_eq!(a.method, MatchMethod::Str);
+        assert!(a.ignore_case);
+        assert_eq!(
+            parse_acl(&toks("path_beg /api /ws")).unwrap().method,
+            MatchMethod::Beg
+        );
+        assert_eq!(
+            parse_acl(&toks("hdr(x) -m found")).unwrap().method,
+            MatchMethod::Found
+        );
+        assert_eq!(
+            parse_acl(&toks("src 10.0.0.0/8 127.0.0.1"))
+                .unwrap()
+                .networks
+                .len(),
+            2
+        );
+        assert!(parse_acl(&toks("ssl_fc")).is_ok());
+        let e = parse_acl(&toks("path_begin /x")).unwrap_err();
+        assert!(e.message.contains("unknown fetch 'path_begin'"));
+        assert!(e.hint.unwrap().contains("did you mean 'path_beg'"));
+        assert!(parse_acl(&toks("path")).is_err());
+        assert!(parse_acl(&toks("src nope")).is_err());
+    }
+
+    #[test]
+    fn conditions() {
+        let c = parse_condition(&toks("if is_ws !is_api || { path_beg /x } other")).unwrap();
+        assert!(!c.unless);
+        assert_eq!(c.groups.len(), 2);
+        assert_eq!(c.groups[0].len(), 2);
+        assert!(
+            matches!(&c.groups[0][1], TermDraft::Named { negate: true, name, .. } if name == "is_api")
+        );
+        assert!(matches!(
+            &c.groups[1][0],
+            TermDraft::Anonymous { negate: false, .. }
+        ));
+        assert!(parse_condition(&toks("unless { ssl_fc }")).unwrap().unless);
+        assert!(parse_condition(&toks("when x")).is_err());
+        assert!(parse_condition(&toks("if a ||")).is_err());
+        assert!(parse_condition(&toks("if { path_beg /x")).is_err());
+    }
+}

@@ -1,0 +1,327 @@
+//! Routing: ACL evaluation and `use_backend`, and the request facts that
+//! ACLs and hash-based `balance` algorithms read (path, headers, method,
+//! client address, TLS).
+//!
+//! Stage: the session has parsed a request head; it wraps it here with the
+//! peer address and hands it to the backend selection (`use_backend`
+//! rules, then `default_backend`) and to `connect` (the balancer's key).
+
+use std::net::{IpAddr, SocketAddr};
+
+use super::http1::head::RequestHead;
+use crate::balance::Fetch;
+#[cfg(test)]
+use crate::config::model::CondTerm;
+use crate::config::model::{
+    Acl, AclFetch, AclTerm, BackendId, Condition, Frontend, MatchMethod, Network,
+};
+
+/// One request as routing and balancing see it.
+pub struct RequestFacts<'a> {
+    pub head: Option<&'a RequestHead>,
+    pub peer: SocketAddr,
+    pub tls: bool,
+}
+
+impl<'a> RequestFacts<'a> {
+    pub fn http(head: &'a RequestHead, peer: SocketAddr, tls: bool) -> RequestFacts<'a> {
+        RequestFacts {
+            head: Some(head),
+            peer,
+            tls,
+        }
+    }
+
+    pub fn tcp(peer: SocketAddr, tls: bool) -> RequestFacts<'a> {
+        RequestFacts {
+            head: None,
+            peer,
+            tls,
+        }
+    }
+
+    /// The first value of header `name`: HAProxy's header fetches and
+    /// `balance hdr()` look at comma-separated values, trimmed.
+    pub fn first_header_value(&self, name: &str) -> Option<&'a [u8]> {
+        let h = self.head?.headers.iter().find(|h| h.is(name))?;
+        let v = h.value.as_slice();
+        let end = v.iter().position(|&c| c == b',').unwrap_or(v.len());
+        Some(v[..end].trim_ascii())
+    }
+}
+
+impl Fetch for RequestFacts<'_> {
+    fn src(&self) -> Option<IpAddr> {
+        Some(self.peer.ip())
+    }
+
+    fn uri(&self) -> Option<&str> {
+        self.head.map(|h| h.target.as_str())
+    }
+
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.first_header_value(name)
+    }
+}
+
+/// The backend for a request: the first `use_backend` rule whose condition
+/// holds, else `default_backend`; `None` (503) when neither applies.
+pub fn select_backend(
+    frontend: &Frontend,
+    facts: &RequestFacts<'_>,
+    _runtime: &super::Runtime,
+) -> Option<BackendId> {
+    for rule in &frontend.use_backends {
+        let holds = match &rule.condition {
+            None => true,
+            Some(c) => condition_holds(c, &frontend.acls, facts),
+        };
+        if holds {
+            return Some(rule.backend);
+        }
+    }
+    frontend.default_backend
+}
+
+/// `if`/`unless`: groups OR-ed, terms in a group AND-ed.
+pub fn condition_holds(c: &Condition, acls: &[Acl], facts: &RequestFacts<'_>) -> bool {
+    let any = c.groups.iter().any(|group| {
+        group.iter().all(|t| {
+            let matched = acls
+                .get(t.acl)
+                .is_some_and(|acl| acl.terms.iter().any(|term| term_matches(term, facts)));
+            matched != t.negate
+        })
+    });
+    any != c.unless
+}
+
+/// The samples a fetch yields for this request (several for a header
+/// with several values).
+fn samples<'a>(fetch: &'a AclFetch, facts: &RequestFacts<'a>) -> Vec<Sample<'a>> {
+    match fetch {
+        AclFetch::Path => facts
+            .head
+            .map(|h| Sample::Text(path_of(&h.target).as_bytes()))
+            .into_iter()
+            .collect(),
+        AclFetch::Hdr(name) => facts
+            .head
+            .map(|h| {
+                h.headers
+                    .iter()
+                    .filter(|hd| hd.is(name))
+                    .flat_map(|hd| hd.value.split(|&c| c == b','))
+                    .map(|v| Sample::Text(v.trim_ascii()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        AclFetch::Method => facts
+            .head
+            .map(|h| Sample::Text(h.method.as_bytes()))
+            .into_iter()
+            .collect(),
+        AclFetch::Src => vec![Sample::Ip(canonical(facts.peer.ip()))],
+        AclFetch::SslFc => vec![Sample::Bool(facts.tls)],
+        AclFetch::AlwaysTrue => vec![Sample::Bool(true)],
+    }
+}
+
+enum Sample<'a> {
+    Text(&'a [u8]),
+    Ip(IpAddr),
+    Bool(bool),
+}
+
+/// The path of a request target: before `?`, after any scheme and host.
+fn path_of(target: &str) -> &str {
+    let path = match target.find("://") {
+        Some(i) => {
+            let rest = &target[i + 3..];
+            rest.find('/').map_or("", |j| &rest[j..])
+        }
+        None => target,
+    };
+    path.split('?').next().unwrap_or("")
+}
+
+/// IPv4-mapped IPv6 addresses compare as IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn in_network(ip: IpAddr, n: &Network) -> bool {
+    match (canonical(ip), n.ip) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(n.prefix)).unwrap_or(0);
+            u32::from(a) & mask == u32::from(b) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(n.prefix))
+                .unwrap_or(0);
+            u128::from(a) & mask == u128::from(b) & mask
+        }
+        _ => false,
+    }
+}
+
+fn term_matches(term: &AclTerm, facts: &RequestFacts<'_>) -> bool {
+    let samples = samples(&term.fetch, facts);
+    if term.method == MatchMethod::Found {
+        return !samples.is_empty();
+    }
+    samples.iter().any(|s| sample_matches(s, term))
+}
+
+fn sample_matches(sample: &Sample<'_>, term: &AclTerm) -> bool {
+    match (sample, term.method) {
+        (Sample::Bool(b), _) => *b,
+        (Sample::Ip(ip), _) => term.networks.iter().any(|n| in_network(*ip, n)),
+        (Sample::Text(t), MatchMethod::Ip) => std::str::from_utf8(t)
+            .ok()
+            .and_then(|s| s.parse::<IpAddr>().ok())
+            .is_some_and(|ip| term.networks.iter().any(|n| in_network(ip, n))),
+        (Sample::Text(t), MatchMethod::Bool) => !t.is_empty(),
+        (Sample::Text(t), method) => term
+            .values
+            .iter()
+            .any(|v| text_matches(t, v.as_bytes(), method, term.ignore_case)),
+    }
+}
+
+fn text_matches(sample: &[u8], pattern: &[u8], method: MatchMethod, ignore_case: bool) -> bool {
+    let eq = |a: &[u8], b: &[u8]| {
+        if ignore_case {
+            a.eq_ignore_ascii_case(b)
+        } else {
+            a == b
+        }
+    };
+    let n = pattern.len();
+    match method {
+        MatchMethod::Str => eq(sample, pattern),
+        MatchMethod::Beg => sample.len() >= n && eq(&sample[..n], pattern),
+        MatchMethod::End => sample.len() >= n && eq(&sample[sample.len() - n..], pattern),
+        MatchMethod::Sub => n == 0 || sample.windows(n).any(|w| eq(w, pattern)),
+        MatchMethod::Dom => {
+            // The pattern as whole delimited parts (`/ ? . :` or the ends).
+            let delim = |c: u8| matches!(c, b'/' | b'?' | b'.' | b':');
+            (0..sample.len().saturating_sub(n.saturating_sub(1))).any(|i| {
+                i + n <= sample.len()
+                    && eq(&sample[i..i + n], pattern)
+                    && (i == 0 || delim(sample[i - 1]))
+                    && (i + n == sample.len() || delim(sample[i + n]))
+            })
+        }
+        MatchMethod::Found | MatchMethod::Ip | MatchMethod::Bool => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::http1::head::parse_request;
+
+    fn head(raw: &str) -> RequestHead {
+        parse_request(raw.as_bytes(), 16384).unwrap().unwrap().0
+    }
+
+    fn term(words: &str) -> AclTerm {
+        let toks: Vec<_> = words
+            .split_whitespace()
+            .map(|w| crate::config::lexer::Token {
+                text: w.into(),
+                line: 1,
+                col: 1,
+            })
+            .collect();
+        crate::config::acl::parse_acl(&toks).unwrap()
+    }
+
+    fn matches(words: &str, h: &RequestHead, tls: bool) -> bool {
+        let facts = RequestFacts::http(h, "10.1.2.3:5000".parse().unwrap(), tls);
+        term_matches(&term(words), &facts)
+    }
+
+    #[test]
+    fn fetches_and_methods() {
+        let ws = head("GET /chat/room?x=1 HTTP/1.1\r\nHost: www.Example.com:80\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n");
+        assert!(matches("hdr(Upgrade) -i WebSocket", &ws, false));
+        assert!(!matches("hdr(Upgrade) WebSocket", &ws, false));
+        assert!(matches("hdr(connection) -i upgrade", &ws, false));
+        assert!(matches("path /chat/room", &ws, false));
+        assert!(!matches("path /chat", &ws, false));
+        assert!(matches("path_beg /api /chat", &ws, false));
+        assert!(matches("path_end /room", &ws, false));
+        assert!(matches("path_sub at/ro", &ws, false));
+        assert!(matches("hdr_beg(host) www.", &ws, false));
+        assert!(matches("hdr_sub(host) -i example", &ws, false));
+        assert!(matches("hdr_dom(host) -i example.com", &ws, false));
+        assert!(!matches("hdr_dom(host) -i ample.com", &ws, false));
+        assert!(matches(
+            "hdr(x-none) -m found",
+            &head("GET / HTTP/1.1\r\nHost: a\r\nX-None: \r\n\r\n"),
+            false
+        ));
+        assert!(!matches("hdr(x-none) -m found", &ws, false));
+        assert!(matches("method GET POST", &ws, false));
+        assert!(matches("src 10.0.0.0/8", &ws, false));
+        assert!(!matches("src 192.168.0.0/16 127.0.0.1", &ws, false));
+        assert!(matches("ssl_fc", &ws, true));
+        assert!(!matches("ssl_fc", &ws, false));
+        assert!(matches("always_true", &ws, false));
+        assert!(matches("path -m beg /ch", &ws, false));
+    }
+
+    #[test]
+    fn conditions_and_or_not() {
+        let h = head("GET /api/x HTTP/1.1\r\nHost: a\r\n\r\n");
+        let facts = RequestFacts::http(&h, "127.0.0.1:1".parse().unwrap(), false);
+        let acls = vec![
+            Acl {
+                name: "api".into(),
+                terms: vec![term("path_beg /api")],
+            },
+            Acl {
+                name: "tls".into(),
+                terms: vec![term("ssl_fc")],
+            },
+            // Two lines, one name: OR-ed.
+            Acl {
+                name: "either".into(),
+                terms: vec![term("path /nope"), term("path /api/x")],
+            },
+        ];
+        let t = |acl, negate| CondTerm { acl, negate };
+        let cond = |unless, groups: Vec<Vec<CondTerm>>| Condition { unless, groups };
+        assert!(condition_holds(
+            &cond(false, vec![vec![t(0, false)]]),
+            &acls,
+            &facts
+        ));
+        assert!(!condition_holds(
+            &cond(false, vec![vec![t(0, false), t(1, false)]]),
+            &acls,
+            &facts
+        ));
+        assert!(condition_holds(
+            &cond(false, vec![vec![t(1, false)], vec![t(2, false)]]),
+            &acls,
+            &facts
+        ));
+        assert!(condition_holds(
+            &cond(false, vec![vec![t(0, false), t(1, true)]]),
+            &acls,
+            &facts
+        ));
+        assert!(!condition_holds(
+            &cond(true, vec![vec![t(0, false)]]),
+            &acls,
+            &facts
+        ));
+    }
+}

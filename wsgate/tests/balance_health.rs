@@ -1,0 +1,213 @@
+//! Health checks, backup servers, `maxconn` queueing and `leastconn`
+//! levelling, end to end through the real binary and demo backends.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod balance_support;
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use balance_support::{demo_backend_at, open_websocket, served_by};
+use common::{free_port, poll_until, TempDir, Wsgate};
+
+const DEFAULTS: &str = "\
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+    timeout tunnel 1h
+";
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn servers_seen(proxy: SocketAddr, n: usize) -> BTreeSet<String> {
+    (0..n)
+        .map(|_| {
+            let (status, server) = served_by(proxy, None, "/health", &[]).unwrap();
+            assert_eq!(status, 200, "served by {server:?}");
+            server
+        })
+        .collect()
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+/// Kill a server: after `fall` failed checks it is logged DOWN in
+/// HAProxy's words and gets no traffic; restarted, it is back after
+/// `rise` good checks.
+#[test]
+fn down_after_fall_checks_up_after_rise() {
+    let dir = TempDir::new("health");
+    let addrs: Vec<SocketAddr> = (0..3).map(|_| loopback(free_port())).collect();
+    let mut backends: Vec<_> = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| Some(demo_backend_at(*a, &format!("s{}", i + 1), &dir)))
+        .collect();
+    let port = free_port();
+    let mut cfg = format!(
+        "{DEFAULTS}\nlisten app\n    bind 127.0.0.1:{port}\n    option httpchk GET /health\n"
+    );
+    for (i, a) in addrs.iter().enumerate() {
+        cfg.push_str(&format!(
+            "    server s{} {a} check inter 100 fall 2 rise 3\n",
+            i + 1
+        ));
+    }
+    let wsgate = Wsgate::start(&cfg);
+    let proxy = loopback(port);
+    assert_eq!(servers_seen(proxy, 6), set(&["s1", "s2", "s3"]));
+
+    backends[1] = None; // kills s2
+    poll_until(Duration::from_secs(10), "s2 to be marked DOWN", || {
+        wsgate
+            .log()
+            .contains("Server app/s2 is DOWN, reason: Layer4 connection problem")
+            .then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", wsgate.log()));
+    assert!(
+        wsgate.log().contains("2 active and 0 backup servers left"),
+        "{}",
+        wsgate.log()
+    );
+    assert_eq!(servers_seen(proxy, 12), set(&["s1", "s3"]));
+
+    backends[1] = Some(demo_backend_at(addrs[1], "s2", &dir));
+    poll_until(Duration::from_secs(10), "s2 to be marked UP", || {
+        wsgate
+            .log()
+            .contains("Server app/s2 is UP, reason: Layer7 check passed, code: 200")
+            .then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", wsgate.log()));
+    assert_eq!(servers_seen(proxy, 6), set(&["s1", "s2", "s3"]));
+}
+
+/// Backup servers take over only when every active server is down, the
+/// first one alone unless `option allbackups`.
+#[test]
+fn backup_failover_and_failback() {
+    let dir = TempDir::new("backup");
+    let addrs: Vec<SocketAddr> = (0..3).map(|_| loopback(free_port())).collect();
+    let names = ["main", "spare1", "spare2"];
+    let mut backends: Vec<_> = addrs
+        .iter()
+        .zip(names)
+        .map(|(a, n)| Some(demo_backend_at(*a, n, &dir)))
+        .collect();
+    let port = free_port();
+    let cfg = format!(
+        "{DEFAULTS}\nlisten app\n    bind 127.0.0.1:{port}\n    \
+         server main {} check inter 100 fall 1 rise 1\n    \
+         server spare1 {} backup\n    server spare2 {} backup\n",
+        addrs[0], addrs[1], addrs[2]
+    );
+    let wsgate = Wsgate::start(&cfg);
+    let proxy = loopback(port);
+    assert_eq!(servers_seen(proxy, 4), set(&["main"]));
+    backends[0] = None;
+    poll_until(Duration::from_secs(10), "main to be DOWN", || {
+        wsgate
+            .log()
+            .contains("Server app/main is DOWN")
+            .then_some(())
+    })
+    .unwrap();
+    assert_eq!(servers_seen(proxy, 4), set(&["spare1"]));
+    backends[0] = Some(demo_backend_at(addrs[0], "main", &dir));
+    poll_until(Duration::from_secs(10), "main to be UP", || {
+        wsgate.log().contains("Server app/main is UP").then_some(())
+    })
+    .unwrap();
+    assert_eq!(servers_seen(proxy, 4), set(&["main"]));
+}
+
+/// `maxconn 1`: an open WebSocket holds the slot, so a request waits in
+/// the queue and gets 503 after `timeout queue`; once the WebSocket is
+/// closed the next request goes through.
+#[test]
+fn maxconn_queue_then_503() {
+    let dir = TempDir::new("queue");
+    let addr = loopback(free_port());
+    let _s1 = demo_backend_at(addr, "s1", &dir);
+    let port = free_port();
+    let cfg = format!(
+        "{DEFAULTS}    timeout queue 300ms\n\nlisten app\n    bind 127.0.0.1:{port}\n    server s1 {addr} maxconn 1\n"
+    );
+    let _wsgate = Wsgate::start(&cfg);
+    let proxy = loopback(port);
+    let (ws, server) = open_websocket(proxy).unwrap();
+    assert_eq!(server, "s1");
+    let (status, _) = served_by(proxy, None, "/health", &[]).unwrap();
+    assert_eq!(status, 503, "the only slot is held by the WebSocket");
+    drop(ws);
+    poll_until(Duration::from_secs(5), "the slot to be released", || {
+        let (status, _) = served_by(proxy, None, "/health", &[]).ok()?;
+        (status == 200).then_some(())
+    })
+    .unwrap();
+}
+
+/// `leastconn` counts open WebSockets: a server that comes back gets the
+/// new WebSockets until it is level with the others.
+#[test]
+fn leastconn_levels_a_recovered_server() {
+    let dir = TempDir::new("leastconn");
+    let addrs: Vec<SocketAddr> = (0..3).map(|_| loopback(free_port())).collect();
+    // s3 is down at first.
+    let _s1 = demo_backend_at(addrs[0], "s1", &dir);
+    let _s2 = demo_backend_at(addrs[1], "s2", &dir);
+    let port = free_port();
+    let mut cfg =
+        format!("{DEFAULTS}\nlisten app\n    bind 127.0.0.1:{port}\n    balance leastconn\n");
+    for (i, a) in addrs.iter().enumerate() {
+        cfg.push_str(&format!(
+            "    server s{} {a} check inter 100 fall 1 rise 1\n",
+            i + 1
+        ));
+    }
+    let wsgate = Wsgate::start(&cfg);
+    poll_until(Duration::from_secs(10), "s3 to be DOWN", || {
+        wsgate.log().contains("Server app/s3 is DOWN").then_some(())
+    })
+    .unwrap();
+    let proxy = loopback(port);
+    let mut open = Vec::new();
+    for _ in 0..6 {
+        open.push(open_websocket(proxy).unwrap());
+    }
+    let on = |name: &str, list: &[(std::net::TcpStream, String)]| {
+        list.iter().filter(|(_, s)| s == name).count()
+    };
+    assert_eq!((on("s1", &open), on("s2", &open)), (3, 3));
+    let _s3 = demo_backend_at(addrs[2], "s3", &dir);
+    poll_until(Duration::from_secs(10), "s3 to be UP", || {
+        wsgate.log().contains("Server app/s3 is UP").then_some(())
+    })
+    .unwrap();
+    let mut more = Vec::new();
+    for _ in 0..3 {
+        more.push(open_websocket(proxy).unwrap());
+    }
+    assert_eq!(
+        on("s3", &more),
+        3,
+        "new WebSockets go to s3 until it is level"
+    );
+    more.push(open_websocket(proxy).unwrap());
+    more.push(open_websocket(proxy).unwrap());
+    more.push(open_websocket(proxy).unwrap());
+    assert_eq!(
+        (on("s1", &more), on("s2", &more), on("s3", &more)),
+        (1, 1, 4),
+        "then round robin among equals"
+    );
+}

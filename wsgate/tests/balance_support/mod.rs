@@ -1,0 +1,170 @@
+//! Helpers of the `balance_*` end-to-end tests: a real HAProxy started
+//! beside wsgate, and a tiny HTTP/1.1 client that asks which server
+//! answered (`X-Served-By`, set by `wsgate demo-backend --name`), from a
+//! chosen source address when needed.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::{accepts, poll_until, ChildGuard, TempDir, START_DEADLINE};
+
+/// Debian's HAProxy, if installed.
+pub fn haproxy_bin() -> Option<PathBuf> {
+    [
+        "/usr/sbin/haproxy",
+        "/usr/bin/haproxy",
+        "/usr/local/sbin/haproxy",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+}
+
+/// A running HAProxy (`-db`: foreground, no daemon), killed on drop.
+pub struct Haproxy {
+    pub guard: ChildGuard,
+    _dir: TempDir,
+}
+
+impl Haproxy {
+    pub fn start(bin: &PathBuf, config: &str, addrs: &[SocketAddr]) -> Haproxy {
+        let dir = TempDir::new("haproxy");
+        let path = dir.write("haproxy.cfg", config);
+        let mut cmd = Command::new(bin);
+        cmd.arg("-db").arg("-f").arg(&path).current_dir(dir.path());
+        let mut guard = ChildGuard::spawn(cmd, dir.path().join("haproxy.log"));
+        let ready = poll_until(START_DEADLINE, "haproxy to listen", || {
+            if let Ok(Some(status)) = guard.child.try_wait() {
+                return Some(Err(status));
+            }
+            addrs.iter().all(|a| accepts(*a)).then_some(Ok(()))
+        });
+        match ready {
+            Ok(Ok(())) => {}
+            Ok(Err(status)) => panic!("haproxy exited ({status}):\n{}", guard.output()),
+            Err(e) => panic!("{e}:\n{}", guard.output()),
+        }
+        Haproxy { guard, _dir: dir }
+    }
+}
+
+/// One request with `Connection: close`; returns the status and the
+/// `X-Served-By` value (empty when absent).
+pub fn served_by(
+    proxy: SocketAddr,
+    source: Option<IpAddr>,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> Result<(u16, String), String> {
+    let mut stream = match source {
+        None => TcpStream::connect_timeout(&proxy, Duration::from_secs(5))
+            .map_err(|e| format!("connect {proxy}: {e}"))?,
+        Some(ip) => {
+            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                .map_err(|e| e.to_string())?;
+            socket
+                .bind(&SocketAddr::new(ip, 0).into())
+                .map_err(|e| format!("bind {ip}: {e}"))?;
+            socket
+                .connect_timeout(&proxy.into(), Duration::from_secs(5))
+                .map_err(|e| format!("connect {proxy} from {ip}: {e}"))?;
+            socket.into()
+        }
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let mut req = format!("GET {target} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        req.push_str("Host: test\r\n");
+    }
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream
+        .write_all(req.as_bytes())
+        .map_err(|e| format!("write: {e}"))?;
+    let mut resp = Vec::new();
+    stream
+        .read_to_end(&mut resp)
+        .map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&resp);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no status line in {text:?}"))?;
+    let server = text
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or("")
+        .lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case("x-served-by")
+                .then(|| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    Ok((status, server))
+}
+
+/// Opens a WebSocket with a raw upgrade request and returns the open
+/// stream and the server that accepted it (`X-Served-By` on the 101).
+pub fn open_websocket(proxy: SocketAddr) -> Result<(TcpStream, String), String> {
+    let mut stream = TcpStream::connect_timeout(&proxy, Duration::from_secs(5))
+        .map_err(|e| format!("connect {proxy}: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .map_err(|e| format!("write: {e}"))?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            Ok(_) => return Err(format!("closed after {:?}", String::from_utf8_lossy(&head))),
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    }
+    let text = String::from_utf8_lossy(&head);
+    if !text.starts_with("HTTP/1.1 101") {
+        return Err(format!("no upgrade: {text:?}"));
+    }
+    let server = text
+        .lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case("x-served-by")
+                .then(|| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    Ok((stream, server))
+}
+
+/// A demo backend on a given address (to restart one where it was).
+pub fn demo_backend_at(addr: SocketAddr, name: &str, dir: &TempDir) -> ChildGuard {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsgate"));
+    cmd.arg("demo-backend")
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("--name")
+        .arg(name)
+        .arg("--push-interval")
+        .arg("1h");
+    let guard = ChildGuard::spawn(cmd, dir.path().join(format!("{name}-{}.log", addr.port())));
+    poll_until(START_DEADLINE, "the demo backend to listen", || {
+        accepts(addr).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    guard
+}
