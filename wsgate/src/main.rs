@@ -106,14 +106,17 @@ fn run(args: RunArgs) -> ExitCode {
     // Certificates are part of the configuration: a file that does not load
     // is reported at its `bind` line, by `-c` too.
     let prepared = wsgate::proxy::Prepared::new(config);
+    // Notes (each certificate loaded) are for `-c`; warnings always.
+    let keep = |d: &Diagnostic| args.check || d.severity != config::Severity::Note;
     let prepared = match prepared {
         Ok(p) => p,
         Err(errors) => {
-            diagnostics.extend(errors);
+            diagnostics.extend(errors.into_iter().filter(|d| keep(d)));
             print_diagnostics(&diagnostics);
             return ExitCode::from(1);
         }
     };
+    diagnostics.extend(prepared.diagnostics().iter().filter(|d| keep(d)).cloned());
     print_diagnostics(&diagnostics);
     if args.check {
         eprintln!("Configuration file is valid");

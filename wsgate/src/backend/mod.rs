@@ -183,6 +183,7 @@ mod tests {
                 maxconn: 0,
                 maxqueue: 0,
                 check: None,
+                ssl: None,
             })
             .collect();
         BackendRuntime::new(Backend {

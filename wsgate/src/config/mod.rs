@@ -15,6 +15,7 @@ pub mod keywords;
 pub mod lexer;
 pub mod model;
 pub mod parser;
+pub mod tls;
 pub mod units;
 
 use std::path::{Path, PathBuf};

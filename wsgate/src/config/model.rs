@@ -13,6 +13,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use super::tls::{CipherSuite, KxGroup, TlsVersion};
+
 /// Where a configuration item was written: for diagnostics raised after
 /// parsing (a certificate that does not load, a port already in use).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,12 +220,92 @@ pub struct Bind {
     pub ssl: Option<BindSsl>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BindSsl {
     /// Each `crt` argument, resolved relative to the working directory as
     /// HAProxy does (unless `crt-base` is set). Holds the certificate, the
     /// chain and usually the key; otherwise the key is in `<file>.key`.
+    /// A directory stands for its files in lexical order.
     pub crt: Vec<PathBuf>,
+    /// `crt` and `crt-list` arguments in the order written: the first
+    /// certificate loaded from them is the default one (no or unknown SNI).
+    /// When empty, `crt` is used (in its order).
+    pub sources: Vec<CertSource>,
+    /// `strict-sni`: refuse handshakes whose SNI matches no certificate.
+    pub strict_sni: bool,
+    /// Versions, ciphers, curves, tickets: the bind line's options over
+    /// `ssl-default-bind-*` from `global`.
+    pub settings: TlsSettings,
+}
+
+impl BindSsl {
+    /// A bind with these `crt` and default settings.
+    pub fn with_crt(crt: Vec<PathBuf>) -> BindSsl {
+        BindSsl {
+            crt,
+            ..BindSsl::default()
+        }
+    }
+
+    /// The certificate sources in order (`sources`, or else `crt`).
+    pub fn cert_sources(&self) -> Vec<CertSource> {
+        if self.sources.is_empty() {
+            self.crt.iter().cloned().map(CertSource::Crt).collect()
+        } else {
+            self.sources.clone()
+        }
+    }
+}
+
+/// Where a bind's certificates come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertSource {
+    /// `crt <file|dir>`.
+    Crt(PathBuf),
+    /// `crt-list <file>`: one certificate per line with SNI filters.
+    CrtList(PathBuf),
+}
+
+/// TLS protocol settings of a listener (bind options, or the global
+/// `ssl-default-bind-*` defaults). `None` means wsgate's default: TLS 1.2
+/// to 1.3, every suite and group in [`super::tls`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsSettings {
+    pub min_ver: Option<TlsVersion>,
+    pub max_ver: Option<TlsVersion>,
+    /// `ciphers`: TLS 1.2 suites in preference order.
+    pub ciphers: Option<Vec<CipherSuite>>,
+    /// `ciphersuites`: TLS 1.3 suites in preference order.
+    pub ciphersuites: Option<Vec<CipherSuite>>,
+    /// `curves` (or `ecdhe`): key-exchange groups in preference order.
+    pub curves: Option<Vec<KxGroup>>,
+    /// `no-tls-tickets`: resumption by session id only.
+    pub no_tls_tickets: bool,
+    /// `prefer-client-ciphers`: the client's suite order wins (HAProxy's
+    /// default is the server's).
+    pub prefer_client_ciphers: bool,
+}
+
+/// `server ... ssl`: TLS to the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSsl {
+    /// `verify required` (HAProxy's default, `ssl-server-verify`) or
+    /// `verify none`.
+    pub verify: bool,
+    /// `ca-file`: the CAs the server's certificate must chain to.
+    pub ca_file: Option<PathBuf>,
+    /// `sni <expr>`: the name sent (and verified); `None` sends none and
+    /// verifies the chain only, as HAProxy does without `verifyhost`.
+    pub sni: Option<SniExpr>,
+}
+
+/// The sample expressions `sni` accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SniExpr {
+    /// `str(<name>)`.
+    Str(String),
+    /// `req.hdr(<name>)` (usually `host`; a port is removed).
+    ReqHdr(String),
 }
 
 #[derive(Debug, Clone)]
@@ -399,6 +481,8 @@ pub struct Server {
     /// `check` and its timings; `None` when the server is not checked (it
     /// is then always considered up).
     pub check: Option<ServerCheck>,
+    /// `ssl`: connections to the server use TLS.
+    pub ssl: Option<ServerSsl>,
 }
 
 /// Health-check settings of one server (`check`, `inter`, `fastinter`,

@@ -85,6 +85,9 @@ pub struct GlobalDraft {
     /// `default-path`: the directory relative paths (including a relative
     /// `crt-base`) are resolved from; `None` is the working directory.
     pub default_path: Option<PathBuf>,
+    /// `ssl-default-bind-options|ciphers|ciphersuites|curves`: the
+    /// starting point of every later `bind ... ssl`.
+    pub ssl_bind: crate::config::model::TlsSettings,
 }
 
 impl GlobalDraft {
@@ -107,6 +110,7 @@ impl Default for GlobalDraft {
             tune_bufsize: 16384,
             crt_base: None,
             default_path: None,
+            ssl_bind: crate::config::model::TlsSettings::default(),
         }
     }
 }
@@ -114,6 +118,12 @@ impl Default for GlobalDraft {
 /// `default-server` settings, inherited by later `server` lines.
 #[derive(Debug, Clone, Default)]
 pub struct ServerDefaults {
+    /// `ssl` / `no-ssl`.
+    pub ssl: bool,
+    /// `verify none|required` (`None`: required, HAProxy's default).
+    pub verify: Option<bool>,
+    pub ca_file: Option<PathBuf>,
+    pub sni: Option<crate::config::model::SniExpr>,
     pub weight: Option<u32>,
     pub disabled: bool,
     /// `id` (on `server` lines only; ids are unique).
@@ -230,6 +240,8 @@ pub struct Cx<'a> {
     pub negated: bool,
     pub section: SectionKind,
     pub crt_base: Option<&'a Path>,
+    /// The global `ssl-default-bind-*` settings so far.
+    pub ssl_bind: crate::config::model::TlsSettings,
     pub diags: &'a mut Vec<Diagnostic>,
 }
 
@@ -488,6 +500,7 @@ impl Parser {
                             negated: false,
                             section: kind,
                             crt_base: crt_dir.as_deref(),
+                            ssl_bind: self.parsed.global.ssl_bind.clone(),
                             diags,
                         };
                         super::handlers::bind(&mut self.parsed.proxies[index].draft, &mut cx);
@@ -640,6 +653,7 @@ impl Parser {
                     negated,
                     section,
                     crt_base: crt_dir.as_deref(),
+                    ssl_bind: self.parsed.global.ssl_bind.clone(),
                     diags,
                 };
                 match (handler, current) {

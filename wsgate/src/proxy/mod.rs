@@ -42,36 +42,33 @@ pub struct Prepared {
     runtime: Runtime,
     /// Per frontend, per bind: the TLS acceptor of `ssl` binds.
     tls: Vec<Vec<Option<TlsAcceptor>>>,
+    /// Certificate notes and warnings (see [`Prepared::diagnostics`]).
+    report: Vec<Diagnostic>,
 }
 
 impl Prepared {
     /// Loads everything that can fail before binding (certificates), so
     /// that `wsgate -c` reports it at the `bind` line.
     pub fn new(config: Config) -> Result<Prepared, Vec<Diagnostic>> {
-        let mut errors = Vec::new();
+        let mut report: Vec<Diagnostic> = Vec::new();
         let mut tls = Vec::with_capacity(config.frontends.len());
         for fe in &config.frontends {
             let mut per_bind = Vec::with_capacity(fe.binds.len());
             for bind in &fe.binds {
                 per_bind.push(match &bind.ssl {
                     None => None,
-                    Some(ssl) => match crate::tls::server_config(ssl) {
-                        Ok(cfg) => Some(TlsAcceptor::from(cfg)),
-                        Err(e) => {
-                            let mut d = Diagnostic::error(bind.location.clone(), e.to_string());
-                            if let Some(hint) = e.hint() {
-                                d = d.with_hint(hint);
-                            }
-                            errors.push(d);
-                            None
-                        }
-                    },
+                    Some(ssl) => {
+                        // Certificate notes and warnings, and errors.
+                        let loaded = crate::tls::load_bind(ssl, &bind.location);
+                        report.extend(loaded.diagnostics);
+                        loaded.config.map(TlsAcceptor::from)
+                    }
                 });
             }
             tls.push(per_bind);
         }
-        if !errors.is_empty() {
-            return Err(errors);
+        if report.iter().any(Diagnostic::is_error) {
+            return Err(report);
         }
         let runtime = Runtime {
             global: config.global,
@@ -82,7 +79,17 @@ impl Prepared {
                 .map(BackendRuntime::new)
                 .collect(),
         };
-        Ok(Prepared { runtime, tls })
+        Ok(Prepared {
+            runtime,
+            tls,
+            report,
+        })
+    }
+
+    /// Notes (certificates loaded) and warnings found while preparing;
+    /// on failure, [`Prepared::new`] returns them with the errors.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        &self.report
     }
 
     /// Binds every listener and starts serving. A bind that fails (address

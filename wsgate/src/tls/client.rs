@@ -1,0 +1,1 @@
+//! TLS to servers (`server ... ssl`): placeholder, filled in below.
