@@ -16,8 +16,9 @@ use std::time::Duration;
 use super::keywords::{self, LineOption, OptionStatus, BIND_OPTIONS, SERVER_OPTIONS};
 use super::lexer::Token;
 use super::model::{
-    Balance, Bind, BindSsl, CertSource, CipherSuite, ServerSsl, SniExpr, TlsSettings, TlsVersion, HashFunction, HashType, HttpCheck, HttpConnMode, HttpExpect, Mode,
-    Server, ServerCheck,
+    Balance, Bind, BindSsl, CertSource, CipherSuite, HashFunction, HashType, HttpCheck,
+    HttpConnMode, HttpExpect, Mode, Server, ServerCheck, ServerSsl, SniExpr, TlsSettings,
+    TlsVersion,
 };
 use super::parser::{Cx, GlobalDraft, ProxyDraft, ServerDefaults};
 use super::tls;
@@ -783,8 +784,14 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     if let (Some(min), Some(max)) = (settings.min_ver, settings.max_ver) {
         if min > max {
             let kw = cx.kw;
-            cx.error(kw, "the TLS versions allowed on this bind are empty (minimum above maximum)")
-                .hint = Some("check ssl-min-ver/ssl-max-ver/no-tlsv1x here and in `ssl-default-bind-options`".into());
+            cx.error(
+                kw,
+                "the TLS versions allowed on this bind are empty (minimum above maximum)",
+            )
+            .hint = Some(
+                "check ssl-min-ver/ssl-max-ver/no-tlsv1x here and in `ssl-default-bind-options`"
+                    .into(),
+            );
             bad = true;
         }
     }
@@ -914,8 +921,11 @@ fn tls_option(
                 );
             }
             if list.suites.is_empty() {
-                cx.error(at, "this cipher list leaves no TLS 1.2 cipher wsgate can offer")
-                    .hint = Some("to allow TLS 1.3 only, write `ssl-min-ver TLSv1.3` instead".into());
+                cx.error(
+                    at,
+                    "this cipher list leaves no TLS 1.2 cipher wsgate can offer",
+                )
+                .hint = Some("to allow TLS 1.3 only, write `ssl-min-ver TLSv1.3` instead".into());
                 return false;
             }
             settings.ciphers = Some(list.suites);
@@ -967,7 +977,10 @@ fn tls_option(
             if !others.is_empty() {
                 cx.warn(
                     at,
-                    format!("ALPN protocol(s) {} not offered: wsgate speaks http/1.1", quoted(&others)),
+                    format!(
+                        "ALPN protocol(s) {} not offered: wsgate speaks http/1.1",
+                        quoted(&others)
+                    ),
                 );
             }
         }
@@ -1010,10 +1023,21 @@ pub fn ssl_default_bind_options(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
         i += 1 + usize::from(takes_value);
         match t.text.as_str() {
             "ssl-min-ver" | "ssl-max-ver" if value.is_none() => {
-                cx.error(t, format!("'{}' needs a version (TLSv1.2 or TLSv1.3)", t.text));
+                cx.error(
+                    t,
+                    format!("'{}' needs a version (TLSv1.2 or TLSv1.3)", t.text),
+                );
             }
-            "ssl-min-ver" | "ssl-max-ver" | "no-sslv3" | "no-tlsv10" | "no-tlsv11"
-            | "no-tlsv12" | "no-tlsv13" | "force-tlsv12" | "force-tlsv13" | "no-tls-tickets"
+            "ssl-min-ver"
+            | "ssl-max-ver"
+            | "no-sslv3"
+            | "no-tlsv10"
+            | "no-tlsv11"
+            | "no-tlsv12"
+            | "no-tlsv13"
+            | "force-tlsv12"
+            | "force-tlsv13"
+            | "no-tls-tickets"
             | "prefer-client-ciphers" => {
                 let name = t.text.clone();
                 tls_option(cx, &mut g.ssl_bind, &name, t, value);
@@ -1425,8 +1449,11 @@ fn apply_server_options(
                 Some(e) => defaults.sni = Some(e),
                 None => {
                     if let Some(v) = value {
-                        cx.error(v, format!("sni '{text}' is not an expression wsgate evaluates"))
-                            .hint = Some("use `sni str(<name>)` or `sni req.hdr(host)`".into());
+                        cx.error(
+                            v,
+                            format!("sni '{text}' is not an expression wsgate evaluates"),
+                        )
+                        .hint = Some("use `sni str(<name>)` or `sni req.hdr(host)`".into());
                     }
                     ok = false;
                 }

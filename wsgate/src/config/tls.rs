@@ -47,17 +47,29 @@ use CipherSuite as C;
 /// TLS 1.2 suites by OpenSSL name, in the order OpenSSL's `DEFAULT`
 /// prefers them.
 const TLS12: &[(&str, CipherSuite)] = &[
-    ("ECDHE-ECDSA-AES256-GCM-SHA384", C::EcdheEcdsaAes256GcmSha384),
+    (
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        C::EcdheEcdsaAes256GcmSha384,
+    ),
     ("ECDHE-RSA-AES256-GCM-SHA384", C::EcdheRsaAes256GcmSha384),
-    ("ECDHE-ECDSA-CHACHA20-POLY1305", C::EcdheEcdsaChacha20Poly1305),
+    (
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        C::EcdheEcdsaChacha20Poly1305,
+    ),
     ("ECDHE-RSA-CHACHA20-POLY1305", C::EcdheRsaChacha20Poly1305),
-    ("ECDHE-ECDSA-AES128-GCM-SHA256", C::EcdheEcdsaAes128GcmSha256),
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        C::EcdheEcdsaAes128GcmSha256,
+    ),
     ("ECDHE-RSA-AES128-GCM-SHA256", C::EcdheRsaAes128GcmSha256),
 ];
 
 const TLS13: &[(&str, CipherSuite)] = &[
     ("TLS_AES_256_GCM_SHA384", C::Tls13Aes256GcmSha384),
-    ("TLS_CHACHA20_POLY1305_SHA256", C::Tls13Chacha20Poly1305Sha256),
+    (
+        "TLS_CHACHA20_POLY1305_SHA256",
+        C::Tls13Chacha20Poly1305Sha256,
+    ),
     ("TLS_AES_128_GCM_SHA256", C::Tls13Aes128GcmSha256),
 ];
 
@@ -223,9 +235,13 @@ pub fn parse_ciphersuites(text: &str) -> CipherList {
 
 /// Why a refused cipher name has no equivalent, for the message.
 pub fn refusal_reason(names: &[String]) -> &'static str {
-    let weak = ["RC4", "DES", "MD5", "NULL", "EXP", "PSK", "SRP", "CAMELLIA", "SEED", "IDEA"];
+    let weak = [
+        "RC4", "DES", "MD5", "NULL", "EXP", "PSK", "SRP", "CAMELLIA", "SEED", "IDEA",
+    ];
     if names.iter().any(|n| weak.iter().any(|w| n.contains(w)))
-        || names.iter().any(|n| n.ends_with("-SHA") || n.contains("CBC"))
+        || names
+            .iter()
+            .any(|n| n.ends_with("-SHA") || n.contains("CBC"))
     {
         "weak (CBC, RC4, 3DES, export or unauthenticated) or unknown; wsgate offers only AEAD suites with ECDHE"
     } else {
@@ -309,6 +325,9 @@ mod tests {
         );
         assert_eq!(parse_curves("X448"), Err(vec!["X448".to_owned()]));
         assert_eq!(parse_alpn("h2,http/1.1").1, ["h2"]);
-        assert_eq!(CipherSuite::EcdheRsaAes128GcmSha256.name(), "ECDHE-RSA-AES128-GCM-SHA256");
+        assert_eq!(
+            CipherSuite::EcdheRsaAes128GcmSha256.name(),
+            "ECDHE-RSA-AES128-GCM-SHA256"
+        );
     }
 }

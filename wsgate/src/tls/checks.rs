@@ -64,10 +64,7 @@ pub struct Finding {
 
 /// Reads the leaf's names, key and dates and checks the chain, at time
 /// `now` (Unix seconds). `Err` when the leaf cannot be parsed at all.
-pub fn inspect(
-    chain: &[CertificateDer<'_>],
-    now: i64,
-) -> Result<(CertInfo, Vec<Finding>), String> {
+pub fn inspect(chain: &[CertificateDer<'_>], now: i64) -> Result<(CertInfo, Vec<Finding>), String> {
     let Some(leaf_der) = chain.first() else {
         return Err("no certificate".into());
     };
@@ -135,18 +132,13 @@ pub fn inspect(
     if now > info.not_after {
         findings.push(Finding {
             error: true,
-            message: format!(
-                "certificate expired on {} ({range})",
-                date(info.not_after)
-            ),
+            message: format!("certificate expired on {} ({range})", date(info.not_after)),
             hint: Some("renew it; clients refuse expired certificates".into()),
         });
     } else if now < info.not_before {
         findings.push(Finding {
             error: true,
-            message: format!(
-                "certificate is not valid yet: {range} (is the system clock right?)"
-            ),
+            message: format!("certificate is not valid yet: {range} (is the system clock right?)"),
             hint: None,
         });
     } else if info.not_after - now < EXPIRY_WARNING_DAYS * 86_400 {

@@ -1,5 +1,5 @@
 //! TLS with rustls: the certificates, versions and ciphers of
-//! `bind ... ssl` (and, in `client`, TLS to servers).
+//! `bind ... ssl`.
 //!
 //! Stage: [`load_bind`] runs in `proxy::Prepared::new` before anything
 //! binds, so a bad certificate is a diagnostic at its `bind` line (for
@@ -7,8 +7,7 @@
 //! `note:`); the resulting `ServerConfig` is shared by the listener's
 //! threads. The ring provider is the one crypto stack in the build.
 //! Submodules: `store` (files, directories, crt-list, SNI resolver),
-//! `checks` (what a certificate says and what is wrong with it), `client`
-//! (server side TLS).
+//! `checks` (what a certificate says and what is wrong with it).
 //!
 //! Defaults, as HAProxy 2.6 with OpenSSL 3 where rustls allows: TLS 1.2
 //! and 1.3, ECDHE with AEAD suites only, the server's suite order, ALPN
@@ -16,7 +15,6 @@
 //! `tune.ssl.cachesize`) and by tickets (off with `no-tls-tickets`).
 
 pub mod checks;
-pub mod client;
 pub mod store;
 
 use std::path::PathBuf;
@@ -97,11 +95,16 @@ pub fn load_bind(ssl: &BindSsl, at: &Location) -> BindTls {
             c.info.names.join(", ")
         };
         let days = (c.info.not_after - now) / 86_400;
+        let soon = if days < 365 {
+            format!(" (in {days} days)")
+        } else {
+            String::new()
+        };
         diagnostics.push(Diagnostic::note(
             at.clone(),
             format!(
-                "certificate '{}': {names}; {}; expires {} (in {days} days)",
-                c.path.display(),
+                "certificate '{}': {names}; {}; expires {}{soon}",
+                shown(&c.path),
                 c.info.key,
                 checks::date(c.info.not_after)
             ),
@@ -124,7 +127,10 @@ pub fn load_bind(ssl: &BindSsl, at: &Location) -> BindTls {
         };
     }
     let Some(resolver) = store.resolver(ssl.strict_sni) else {
-        diagnostics.push(Diagnostic::error(at.clone(), "no certificate loaded for this bind"));
+        diagnostics.push(Diagnostic::error(
+            at.clone(),
+            "no certificate loaded for this bind",
+        ));
         return BindTls {
             config: None,
             diagnostics,
@@ -143,6 +149,15 @@ pub fn load_bind(ssl: &BindSsl, at: &Location) -> BindTls {
             }
         }
     }
+}
+
+/// A path as the user most likely wrote it: relative to the working
+/// directory when under it.
+pub fn shown(path: &std::path::Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(|p| p.display().to_string()))
+        .unwrap_or_else(|| path.display().to_string())
 }
 
 /// The rustls configuration of one `bind ... ssl`, or its first error
@@ -188,7 +203,10 @@ fn provider(settings: &TlsSettings) -> rustls::crypto::CryptoProvider {
             .ciphersuites
             .clone()
             .unwrap_or_else(CipherSuite::all_tls13);
-        let tls12 = settings.ciphers.clone().unwrap_or_else(CipherSuite::all_tls12);
+        let tls12 = settings
+            .ciphers
+            .clone()
+            .unwrap_or_else(CipherSuite::all_tls12);
         p.cipher_suites = tls13.into_iter().chain(tls12).map(suite).collect();
     }
     if let Some(curves) = &settings.curves {

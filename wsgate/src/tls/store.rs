@@ -230,7 +230,7 @@ fn load_one(
         store.problems.push(Problem {
             location: at.clone(),
             error: f.error,
-            message: format!("'{}': {}", path.display(), f.message),
+            message: format!("'{}': {}", super::shown(path), f.message),
             hint: f.hint,
         });
     }

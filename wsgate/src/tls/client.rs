@@ -1,1 +1,0 @@
-//! TLS to servers (`server ... ssl`): placeholder, filled in below.
