@@ -119,12 +119,13 @@ fn run(args: RunArgs) -> ExitCode {
         eprintln!("Configuration file is valid");
         return ExitCode::SUCCESS;
     }
+    let files = args.files;
     block_on(async move {
         let proxy = prepared.start().await?;
         for addr in proxy.local_addrs() {
             tracing::info!("listening on {addr}");
         }
-        wsgate::proxy::wait_for_stop_signal().await?;
+        wsgate::reload::serve_signals(&proxy, &files).await?;
         tracing::info!("stopping: no new connections; open ones get a short grace");
         proxy.shutdown(Duration::from_secs(5)).await;
         Ok(())

@@ -29,7 +29,7 @@ use super::http1::body::{copy_body, BodyError, BodyKind};
 use super::http1::head::{parse_request, parse_response, RequestError, RequestHead, ResponseHead};
 use super::io::{with_timeout, write_with_timeout, IoError};
 use super::route::{self, RequestFacts};
-use super::tunnel::{self, IntoTunnel, TunnelOptions, TunnelTimeouts};
+use super::tunnel::{self, IntoTunnel, TunnelOptions, TunnelTimeouts, WsSignals};
 use super::Runtime;
 use crate::backend::{BackendRuntime, ConnGuard};
 use crate::config::model::{Backend, Frontend, HttpConnMode};
@@ -121,7 +121,7 @@ where
                     peer,
                     options: TunnelOptions {
                         timeouts: tunnel_timeouts(frontend, &backend.config),
-                        websocket_stop: websocket.then(|| shutdown.clone()),
+                        websocket: ws_signals(websocket, runtime, backend_id.0, &slot, shutdown),
                     },
                     slot,
                 });
@@ -460,6 +460,29 @@ impl<C: IntoTunnel> Handoff<C> {
     }
 }
 
+/// The close signals of a WebSocket tunnel: proxy stop, and removal of its
+/// server by a reload. `None` for other upgrades (not framed as WebSocket).
+fn ws_signals(
+    websocket: bool,
+    runtime: &Runtime,
+    backend: usize,
+    slot: &Option<ConnGuard>,
+    stop: &CancellationToken,
+) -> Option<WsSignals> {
+    if !websocket {
+        return None;
+    }
+    let server_gone = slot
+        .as_ref()
+        .and_then(|g| runtime.server_gone(backend, g.server()))
+        // No known server: only the stop applies.
+        .unwrap_or_else(|| stop.child_token());
+    Some(WsSignals {
+        stop: stop.clone(),
+        server_gone,
+    })
+}
+
 /// HAProxy's tunnel timeouts: `timeout tunnel` when set, else the shorter
 /// of `timeout client` and `timeout server`; `client-fin`/`server-fin` after
 /// a half-close.
@@ -532,7 +555,7 @@ pub async fn serve_tcp<C: IntoTunnel>(
         peer,
         options: TunnelOptions {
             timeouts: tunnel_timeouts(frontend, &backend.config),
-            websocket_stop: None,
+            websocket: None,
         },
         slot: Some(slot),
     })

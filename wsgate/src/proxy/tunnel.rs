@@ -60,7 +60,8 @@ pub enum TunnelEnd {
     Closed,
     /// No traffic for the applicable timeout.
     Timeout,
-    /// The proxy stopped: close frames were exchanged with both peers.
+    /// wsgate closed it (stop, or its server removed by a reload): close
+    /// frames were exchanged with both peers.
     Stopped,
     ClientError(io::Error),
     ServerError(io::Error),
@@ -71,7 +72,7 @@ impl std::fmt::Display for TunnelEnd {
         match self {
             TunnelEnd::Closed => f.write_str("both sides closed"),
             TunnelEnd::Timeout => f.write_str("inactivity timeout"),
-            TunnelEnd::Stopped => f.write_str("closed by wsgate (stopping)"),
+            TunnelEnd::Stopped => f.write_str("closed by wsgate (stop or reload)"),
             TunnelEnd::ClientError(e) => write!(f, "client side error: {e}"),
             TunnelEnd::ServerError(e) => write!(f, "server side error: {e}"),
         }
@@ -441,11 +442,22 @@ pub struct TunnelOptions {
     pub timeouts: TunnelTimeouts,
     /// `Some` when the connection speaks WebSocket (the upgrade was to
     /// `websocket`): frame boundaries are tracked so wsgate can close it
-    /// cleanly, and when this token is cancelled (the proxy is stopping)
-    /// both peers get close 1001 at the next message boundary and the close
-    /// handshake is awaited. Other tunnels carry on until their peers end
-    /// them or the stop grace runs out.
-    pub websocket_stop: Option<CancellationToken>,
+    /// cleanly. Other tunnels carry on until their peers end them or the
+    /// stop grace runs out.
+    pub websocket: Option<WsSignals>,
+}
+
+/// Why wsgate may close a WebSocket tunnel on its own. On either, both
+/// peers get a close frame at the next message boundary and the close
+/// handshake is awaited.
+pub struct WsSignals {
+    /// The proxy is stopping: 1001 "server stopping" to both peers.
+    pub stop: CancellationToken,
+    /// A reload removed the tunnel's server: 1012 "service restart" to the
+    /// client (reconnect now, to another server) and 1001 to the server.
+    /// Must be a child of `stop`, so that one registration wakes the tunnel
+    /// for both.
+    pub server_gone: CancellationToken,
 }
 
 /// Copies between `client` and `server` until both directions have ended,
@@ -457,9 +469,10 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
 ) -> TunnelOutcome {
     let TunnelOptions {
         timeouts,
-        websocket_stop: stop,
+        websocket,
     } = options;
-    let websocket = stop.is_some();
+    let signals = websocket;
+    let websocket = signals.is_some();
     let mut up = Half::new(websocket);
     let mut down = Half::new(websocket);
     let mut last_activity = Instant::now();
@@ -468,7 +481,9 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
     let mut timer: Option<Pin<Box<Sleep>>> = None;
     // Polled once to register this task's waker; afterwards a flag check
     // per poll is enough, since cancellation wakes the task through it.
-    let mut stop_signal = stop.clone().map(|s| Box::pin(s.cancelled_owned()));
+    let mut stop_signal = signals
+        .as_ref()
+        .map(|s| Box::pin(s.server_gone.clone().cancelled_owned()));
     let mut stop_registered = false;
     let mut stopping = false;
     let mut idle_closing = false;
@@ -482,18 +497,19 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
             }
             stop_registered = true;
         }
-        if !stopping && stop.as_ref().is_some_and(CancellationToken::is_cancelled) {
-            {
+        if let Some(signals) = signals.as_ref().filter(|_| !stopping) {
+            if signals.server_gone.is_cancelled() {
                 stopping = true;
-                let reason = "server stopping";
+                let (to_client, reason) = if signals.stop.is_cancelled() {
+                    (CloseCode::GoingAway, "server stopping")
+                } else {
+                    (CloseCode::ServiceRestart, "service restart")
+                };
                 up.request_close(
                     close_frame(CloseCode::GoingAway, reason, Peer::Server),
                     true,
                 );
-                down.request_close(
-                    close_frame(CloseCode::GoingAway, reason, Peer::Client),
-                    true,
-                );
+                down.request_close(close_frame(to_client, reason, Peer::Client), true);
             }
         }
         let mut activity = false;
@@ -604,7 +620,7 @@ mod tests {
     fn blind(timeouts: TunnelTimeouts) -> TunnelOptions {
         TunnelOptions {
             timeouts,
-            websocket_stop: None,
+            websocket: None,
         }
     }
 
@@ -645,7 +661,10 @@ mod tests {
         let stop = CancellationToken::new();
         let options = TunnelOptions {
             timeouts: TunnelTimeouts::default(),
-            websocket_stop: Some(stop.clone()),
+            websocket: Some(WsSignals {
+                server_gone: stop.child_token(),
+                stop: stop.clone(),
+            }),
         };
         let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
         // A whole message, then the first fragment of another.
@@ -688,6 +707,36 @@ mod tests {
         assert!(matches!(outcome.end, TunnelEnd::Stopped), "{}", outcome.end);
     }
 
+    #[tokio::test]
+    async fn a_removed_server_means_1012_to_the_client_and_1001_to_the_server() {
+        let (mut client, proxy_client) = duplex(1024);
+        let (proxy_server, mut server) = duplex(1024);
+        let stop = CancellationToken::new();
+        let gone = stop.child_token();
+        let options = TunnelOptions {
+            timeouts: TunnelTimeouts::default(),
+            websocket: Some(WsSignals {
+                stop,
+                server_gone: gone.clone(),
+            }),
+        };
+        let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
+        gone.cancel();
+        let (op, masked, payload) = read_frame(&mut client).await;
+        assert_eq!((op, masked), (8, false));
+        assert_eq!(&payload[..2], &1012u16.to_be_bytes());
+        assert_eq!(&payload[2..], b"service restart");
+        let (op, masked, payload) = read_frame(&mut server).await;
+        assert_eq!((op, masked), (8, true));
+        assert_eq!(&payload[..2], &1001u16.to_be_bytes());
+        drop(client);
+        drop(server);
+        assert!(matches!(
+            task.await.unwrap().end,
+            TunnelEnd::Stopped | TunnelEnd::ClientError(_) | TunnelEnd::ServerError(_)
+        ));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn idle_websockets_get_a_close_frame_on_timeout() {
         let (mut client, proxy_client) = duplex(1024);
@@ -697,7 +746,10 @@ mod tests {
                 idle: Some(Duration::from_secs(5)),
                 ..Default::default()
             },
-            websocket_stop: Some(CancellationToken::new()),
+            websocket: Some(WsSignals {
+                stop: CancellationToken::new(),
+                server_gone: CancellationToken::new(),
+            }),
         };
         let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
         let (op, _, payload) = read_frame(&mut client).await;

@@ -13,12 +13,16 @@ use ring::rand::{SecureRandom, SystemRandom};
 pub enum CloseCode {
     /// 1001: the proxy is going away (stop) or the connection idled out.
     GoingAway,
+    /// 1012: the service is restarting (a reload removed this server):
+    /// reconnecting at once will reach another one.
+    ServiceRestart,
 }
 
 impl CloseCode {
     pub fn code(self) -> u16 {
         match self {
             CloseCode::GoingAway => 1001,
+            CloseCode::ServiceRestart => 1012,
         }
     }
 }
