@@ -152,3 +152,41 @@ async fn idle_timeout_sends_going_away_instead_of_a_reset() {
     let seen = wait_for_closes(&closes, 1).await;
     assert_eq!(seen, vec![Some(1001)], "backend side\n{}", gate.log());
 }
+
+#[test]
+fn hard_stop_after_bounds_the_stop() {
+    // A raw TCP tunnel cannot be closed with a frame: it is held until
+    // `hard-stop-after`, then the process exits 0.
+    let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend_addr = backend.local_addr().unwrap();
+    let holder = std::thread::spawn(move || backend.accept().map(|(s, _)| s));
+    let port = common::free_port();
+    let mut gate = Wsgate::start(&format!(
+        "global\n    hard-stop-after 1s\n\
+         defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 1h\n    timeout server 1h\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    default_backend be\n\
+         backend be\n    server s1 {backend_addr}\n"
+    ));
+    let client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let _server_side = holder.join().unwrap().unwrap();
+    assert!(
+        gate.log()
+            .contains("open connections get 1s (hard-stop-after)"),
+        "{}",
+        gate.log()
+    );
+    let stopped_at = Instant::now();
+    gate.guard.signal(libc::SIGTERM);
+    let status = gate
+        .guard
+        .wait_exit(Duration::from_secs(15))
+        .unwrap_or_else(|e| panic!("after SIGTERM: {e}\n{}", gate.log()));
+    let took = stopped_at.elapsed();
+    assert_eq!(status.code(), Some(0), "{}", gate.log());
+    assert!(
+        took >= Duration::from_millis(900),
+        "stopped after {took:?}, before hard-stop-after"
+    );
+    assert!(took < Duration::from_secs(10), "stopped after {took:?}");
+    drop(client);
+}

@@ -214,6 +214,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
         global: Global {
             maxconn: global.maxconn,
             tune_bufsize: global.tune_bufsize,
+            hard_stop_after: global.hard_stop_after,
         },
         frontends,
         backends,

@@ -216,7 +216,7 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("fullconn", DLB, "only matters with dynamic server maxconn, which is not implemented"),
     ign("gid", G, NO_PRIVDROP),
     ign("group", G, NO_PRIVDROP),
-    ign("hard-stop-after", G, "wsgate reloads in process and has its own grace time for open connections"),
+    sup("hard-stop-after", G, Handler::Global(h::hard_stop_after), "`hard-stop-after <time>`: on stop, how long open connections get (WebSockets are closed with 1001 first) before the process exits; wsgate's default is 30s"),
     sup("hash-type", DLB, Handler::Proxy(h::hash_type), "`hash-type map-based|consistent [sdbm|djb2|wt6|crc32] [avalanche]` (default map-based sdbm; consistent alone means sdbm avalanche)"),
     rej("http-after-response", FLB, NO_ROUTING, None),
     sup("http-check", DLB, Handler::Proxy(h::http_check), "`http-check expect [!] status <code>|string <text>` (default: any 2xx or 3xx is healthy)"),

@@ -47,13 +47,23 @@ pub struct Global {
     /// (HAProxy default 16384). A head that does not fit gets 431 (request)
     /// or 502 (response).
     pub tune_bufsize: usize,
+    /// `hard-stop-after`: how long a stop waits for open connections
+    /// (after WebSockets were sent close 1001) before the process exits.
+    /// `None` when unset; wsgate then waits [`DEFAULT_HARD_STOP_AFTER`].
+    pub hard_stop_after: Option<Duration>,
 }
+
+/// The stop grace when `hard-stop-after` is unset. HAProxy waits forever,
+/// which is how old processes pile up; wsgate bounds it and says so at
+/// start.
+pub const DEFAULT_HARD_STOP_AFTER: Duration = Duration::from_secs(30);
 
 impl Default for Global {
     fn default() -> Self {
         Global {
             maxconn: None,
             tune_bufsize: 16384,
+            hard_stop_after: None,
         }
     }
 }

@@ -80,6 +80,7 @@ const UNSUPPORTED_SECTIONS: &[(&str, &str)] = &[
 pub struct GlobalDraft {
     pub maxconn: Option<u32>,
     pub tune_bufsize: usize,
+    pub hard_stop_after: Option<std::time::Duration>,
     /// `crt-base`: where relative `crt` paths are resolved from.
     pub crt_base: Option<PathBuf>,
     /// `default-path`: the directory relative paths (including a relative
@@ -105,6 +106,7 @@ impl Default for GlobalDraft {
         GlobalDraft {
             maxconn: None,
             tune_bufsize: 16384,
+            hard_stop_after: None,
             crt_base: None,
             default_path: None,
         }
