@@ -258,6 +258,10 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("option log-separate-errors", DFL, LOGGING_LATER),
     ign("option logasap", DFL, LOGGING_LATER),
     ign("option prefer-last-server", DLB, "servers are chosen by the balancer on every new connection"),
+    sup("websocket max-message-size", DFLB, Handler::Proxy(super::websocket::max_message_size), "`websocket max-message-size <size>` (wsgate): close 1009 for a bigger client message, 1001 to its server"),
+    sup("websocket max-frame-size", DFLB, Handler::Proxy(super::websocket::max_frame_size), "`websocket max-frame-size <size>` (wsgate): close 1009 for a bigger client frame"),
+    sup("websocket strict", DFLB, Handler::Proxy(super::websocket::strict), "`websocket strict` (wsgate): 400/426 for bad handshakes, close 1002 for RFC 6455 violations"),
+    sup("websocket allow-origin", DFLB, Handler::Proxy(super::websocket::allow_origin), "`websocket allow-origin <origin>...` (wsgate): 403 for handshakes from other Origins"),
     sup("option redispatch", DLB, Handler::Proxy(h::option_redispatch), "`option redispatch`: a retry may pick another server"),
     ign("option socket-stats", DFL, "statistics are not implemented yet"),
     ign("option splice-auto", DFLB, "wsgate decides itself when to splice"),
@@ -338,7 +342,7 @@ pub enum Lookup {
 }
 
 /// Families whose second word selects the keyword (`timeout client`).
-const FAMILIES: &[&str] = &["option", "timeout", "stats"];
+const FAMILIES: &[&str] = &["option", "timeout", "stats", "websocket"];
 
 /// Looks up a line's words (after `no` was taken off for options).
 pub fn lookup(words: &[super::lexer::Token]) -> Lookup {

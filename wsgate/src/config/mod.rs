@@ -16,6 +16,7 @@ pub mod lexer;
 pub mod model;
 pub mod parser;
 pub mod units;
+pub mod websocket;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

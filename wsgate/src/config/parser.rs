@@ -22,7 +22,7 @@ use super::keywords::{self, Handler, Lookup, Sections, Status};
 use super::lexer::{Line, Token};
 use super::model::{
     AclTerm, BackendTimeouts, Balance, Bind, FrontendTimeouts, HashType, HttpCheck, HttpConnMode,
-    HttpExpect, Location, Mode, Server,
+    HttpExpect, Location, Mode, Server, WebSocketSettings,
 };
 
 /// The kind of section a line belongs to.
@@ -153,6 +153,7 @@ pub struct ProxyDraft {
     pub redispatch: bool,
     pub http_conn_mode: HttpConnMode,
     pub forwardfor: bool,
+    pub websocket: WebSocketSettings,
     pub balance: Balance,
     pub hash_type: HashType,
     pub allbackups: bool,
@@ -193,6 +194,7 @@ impl Default for ProxyDraft {
             redispatch: false,
             http_conn_mode: HttpConnMode::KeepAlive,
             forwardfor: false,
+            websocket: WebSocketSettings::default(),
             balance: Balance::RoundRobin,
             hash_type: HashType::default(),
             allbackups: false,

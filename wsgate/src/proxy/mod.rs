@@ -16,6 +16,7 @@ mod listener;
 pub mod route;
 mod session;
 mod tunnel;
+mod websocket;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
