@@ -9,50 +9,15 @@ mod common;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
-use common::ws::{connect, next_text, Ws, WS_DEADLINE};
+use common::ws::{connect, next_text, RecordingBackend, Ws, WS_DEADLINE};
 use common::Wsgate;
-
-/// Close codes each backend received, per connection.
-type Closes = Arc<Mutex<Vec<Option<u16>>>>;
-
-/// A named WebSocket echo backend: answers `msg` with `name:msg` and
-/// records how each connection ended.
-async fn named_backend(name: &'static str) -> (SocketAddr, Closes) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let closes: Closes = Arc::default();
-    let seen = closes.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
-                    return;
-                };
-                let mut code = None;
-                while let Some(Ok(msg)) = ws.next().await {
-                    match msg {
-                        Message::Text(t) => {
-                            let _ = ws.send(Message::Text(format!("{name}:{t}").into())).await;
-                        }
-                        Message::Close(frame) => code = frame.map(|f| u16::from(f.code)),
-                        _ => {}
-                    }
-                }
-                seen.lock().unwrap().push(code);
-            });
-        }
-    });
-    (addr, closes)
-}
 
 fn config(port: u16, servers: &[(&str, SocketAddr)]) -> String {
     let mut cfg = format!(
@@ -86,9 +51,10 @@ fn wait_for_log(gate: &Wsgate, needle: &str, count: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_keeps_kept_servers_and_closes_removed_ones_with_1012() {
-    let (s1, _) = named_backend("s1").await;
-    let (s2, s2_closes) = named_backend("s2").await;
-    let (s3, _) = named_backend("s3").await;
+    let s1 = RecordingBackend::start(Some("s1")).await.addr;
+    let s2_backend = RecordingBackend::start(Some("s2")).await;
+    let s2 = s2_backend.addr;
+    let s3 = RecordingBackend::start(Some("s3")).await.addr;
     let port = common::free_port();
     let gate = Wsgate::start(&config(port, &[("s1", s1), ("s2", s2)]));
     let url = format!("ws://127.0.0.1:{port}/ws");
@@ -137,11 +103,7 @@ async fn reload_keeps_kept_servers_and_closes_removed_ones_with_1012() {
     let _ = on_s2.flush().await;
     drop(on_s2);
     // ...its server got a 1001...
-    let deadline = Instant::now() + WS_DEADLINE;
-    while s2_closes.lock().unwrap().is_empty() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(*s2_closes.lock().unwrap(), vec![Some(1001)]);
+    assert_eq!(s2_backend.closes(1).await, vec![Some(1001)]);
     // ...and the one on the kept server did not notice.
     assert_eq!(ask(&mut on_s1, "c").await, "s1:c");
 
@@ -183,7 +145,7 @@ async fn reload_keeps_kept_servers_and_closes_removed_ones_with_1012() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_reload_changes_nothing() {
-    let (s1, _) = named_backend("s1").await;
+    let s1 = RecordingBackend::start(Some("s1")).await.addr;
     let port = common::free_port();
     let gate = Wsgate::start(&config(port, &[("s1", s1)]));
     let url = format!("ws://127.0.0.1:{port}/ws");
@@ -211,7 +173,7 @@ async fn broken_reload_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_moves_a_bind_to_a_new_port() {
-    let (s1, _) = named_backend("s1").await;
+    let s1 = RecordingBackend::start(Some("s1")).await.addr;
     let (old_port, new_port) = (common::free_port(), common::free_port());
     let gate = Wsgate::start(&config(old_port, &[("s1", s1)]));
     let mut kept = connect(&format!("ws://127.0.0.1:{old_port}/ws"), None).await;

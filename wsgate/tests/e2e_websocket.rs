@@ -8,72 +8,13 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
-use common::ws::{connect, next_text, WS_DEADLINE};
+use common::ws::{connect, next_text, RecordingBackend, WS_DEADLINE};
 use common::Wsgate;
-
-/// An echo backend recording close codes, and how many handshakes it saw.
-struct Backend {
-    addr: SocketAddr,
-    closes: Arc<Mutex<Vec<Option<u16>>>>,
-    accepted: Arc<AtomicUsize>,
-}
-
-async fn backend() -> Backend {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let closes: Arc<Mutex<Vec<Option<u16>>>> = Arc::default();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let (seen, count) = (closes.clone(), accepted.clone());
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            count.fetch_add(1, Ordering::SeqCst);
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
-                    return;
-                };
-                let mut code = None;
-                while let Some(Ok(msg)) = ws.next().await {
-                    match msg {
-                        Message::Text(t) => {
-                            let _ = ws.send(Message::Text(t)).await;
-                        }
-                        Message::Close(frame) => code = frame.map(|f| u16::from(f.code)),
-                        _ => {}
-                    }
-                }
-                seen.lock().unwrap().push(code);
-            });
-        }
-    });
-    Backend {
-        addr,
-        closes,
-        accepted,
-    }
-}
-
-impl Backend {
-    async fn wait_close(&self) -> Vec<Option<u16>> {
-        let deadline = Instant::now() + WS_DEADLINE;
-        loop {
-            let seen = self.closes.lock().unwrap().clone();
-            if !seen.is_empty() || Instant::now() > deadline {
-                return seen;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
 
 fn config(port: u16, backend: SocketAddr, settings: &str) -> String {
     format!(
@@ -95,7 +36,7 @@ async fn expect_close(ws: &mut common::ws::Ws) -> (CloseCode, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_big_messages_get_1009_and_the_server_1001() {
-    let be = backend().await;
+    let be = RecordingBackend::start(None).await;
     let port = common::free_port();
     let gate = Wsgate::start(&config(
         port,
@@ -113,12 +54,12 @@ async fn too_big_messages_get_1009_and_the_server_1001() {
     assert_eq!(reason, "message too big");
     let _ = ws.flush().await;
     drop(ws);
-    assert_eq!(be.wait_close().await, vec![Some(1001)], "{}", gate.log());
+    assert_eq!(be.closes(1).await, vec![Some(1001)], "{}", gate.log());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_client_sees_1009() {
-    let be = backend().await;
+    let be = RecordingBackend::start(None).await;
     let port = common::free_port();
     let gate = Wsgate::start(&config(port, be.addr, "    websocket max-frame-size 100\n"));
     let script = r#"
@@ -188,7 +129,7 @@ const GOOD_KEY: &str =
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strict_refuses_bad_handshakes_before_the_server() {
-    let be = backend().await;
+    let be = RecordingBackend::start(None).await;
     let port = common::free_port();
     let gate = Wsgate::start(&config(port, be.addr, "    websocket strict\n"));
     let (_, head) = raw_handshake(
@@ -199,18 +140,14 @@ async fn strict_refuses_bad_handshakes_before_the_server() {
     assert!(head.contains("Sec-WebSocket-Version: 13\r\n"), "{head}");
     let (_, head) = raw_handshake(port, "Sec-WebSocket-Version: 13\r\n");
     assert!(head.starts_with("HTTP/1.1 400 "), "{head}");
-    assert_eq!(
-        be.accepted.load(Ordering::SeqCst),
-        0,
-        "the server was contacted"
-    );
+    assert_eq!(be.accepted(), 0, "the server was contacted");
     let (_, head) = raw_handshake(port, GOOD_KEY);
     assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strict_closes_unmasked_client_frames_with_1002() {
-    let be = backend().await;
+    let be = RecordingBackend::start(None).await;
     let port = common::free_port();
     let gate = Wsgate::start(&config(port, be.addr, "    websocket strict\n"));
     let (mut s, head) = raw_handshake(port, GOOD_KEY);
@@ -225,12 +162,12 @@ async fn strict_closes_unmasked_client_frames_with_1002() {
     assert_eq!(&payload[..2], &1002u16.to_be_bytes());
     assert_eq!(&payload[2..], b"protocol error");
     drop(s);
-    assert_eq!(be.wait_close().await, vec![Some(1001)], "{}", gate.log());
+    assert_eq!(be.closes(1).await, vec![Some(1001)], "{}", gate.log());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allow_origin_refuses_other_origins_with_403() {
-    let be = backend().await;
+    let be = RecordingBackend::start(None).await;
     let port = common::free_port();
     let gate = Wsgate::start(&config(
         port,
@@ -252,11 +189,7 @@ async fn allow_origin_refuses_other_origins_with_403() {
     }
     let (_, head) = raw_handshake(port, GOOD_KEY);
     assert!(head.starts_with("HTTP/1.1 403 "), "no Origin: {head}");
-    assert_eq!(
-        be.accepted.load(Ordering::SeqCst),
-        2,
-        "only allowed handshakes reach the server"
-    );
+    assert_eq!(be.accepted(), 2, "only allowed handshakes reach the server");
 }
 
 #[test]
