@@ -11,5 +11,6 @@ pub mod balance;
 pub mod config;
 pub mod demo;
 pub mod proxy;
+pub mod reload;
 pub mod tls;
 pub mod ws;

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use wsgate::config::model::DEFAULT_HARD_STOP_AFTER;
 use wsgate::config::{self, Diagnostic};
 
 #[derive(Parser)]
@@ -105,6 +105,7 @@ fn run(args: RunArgs) -> ExitCode {
     };
     // Certificates are part of the configuration: a file that does not load
     // is reported at its `bind` line, by `-c` too.
+    let hard_stop_after = config.global.hard_stop_after;
     let prepared = wsgate::proxy::Prepared::new(config);
     // Notes (each certificate loaded) are for `-c`; warnings always.
     let keep = |d: &Diagnostic| args.check || d.severity != config::Severity::Note;
@@ -122,14 +123,23 @@ fn run(args: RunArgs) -> ExitCode {
         eprintln!("Configuration file is valid");
         return ExitCode::SUCCESS;
     }
+    let files = args.files;
     block_on(async move {
         let proxy = prepared.start().await?;
         for addr in proxy.local_addrs() {
             tracing::info!("listening on {addr}");
         }
-        wsgate::proxy::wait_for_stop_signal().await?;
-        tracing::info!("stopping: no new connections; open ones get a short grace");
-        proxy.shutdown(Duration::from_secs(5)).await;
+        let (grace, origin) = match hard_stop_after {
+            Some(t) => (t, "hard-stop-after"),
+            None => (
+                DEFAULT_HARD_STOP_AFTER,
+                "default; set hard-stop-after to change",
+            ),
+        };
+        tracing::info!("on stop, open connections get {grace:?} ({origin})");
+        wsgate::reload::serve_signals(&proxy, &files).await?;
+        tracing::info!("stopping: no new connections; WebSockets get close 1001");
+        proxy.shutdown(grace).await;
         Ok(())
     })
 }

@@ -197,6 +197,7 @@ mod tests {
             redispatch: false,
             http_conn_mode: Default::default(),
             forwardfor: false,
+            websocket: Default::default(),
             hash_type: Default::default(),
             allbackups: false,
             httpchk: None,

@@ -91,6 +91,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             redispatch: d.redispatch,
             http_conn_mode: d.http_conn_mode,
             forwardfor: d.forwardfor,
+            websocket: d.websocket.clone(),
         });
     }
 
@@ -176,6 +177,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             timeouts: d.frontend_timeouts.clone(),
             http_conn_mode: d.http_conn_mode,
             forwardfor: d.forwardfor,
+            websocket: d.websocket.clone(),
         });
     }
 
@@ -214,6 +216,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
         global: Global {
             maxconn: global.maxconn,
             tune_bufsize: global.tune_bufsize,
+            hard_stop_after: global.hard_stop_after,
         },
         frontends,
         backends,

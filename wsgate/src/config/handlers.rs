@@ -86,6 +86,12 @@ pub fn tune_bufsize(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
     }
 }
 
+pub fn hard_stop_after(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
+    if let Some(t) = time_arg(cx) {
+        g.hard_stop_after = t;
+    }
+}
+
 pub fn crt_base(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
     let Some(t) = cx.one_arg("crt-base <directory>") else {
         return;

@@ -214,7 +214,7 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("fullconn", DLB, "only matters with dynamic server maxconn, which is not implemented"),
     ign("gid", G, NO_PRIVDROP),
     ign("group", G, NO_PRIVDROP),
-    ign("hard-stop-after", G, "wsgate reloads in process and has its own grace time for open connections"),
+    sup("hard-stop-after", G, Handler::Global(h::hard_stop_after), "`hard-stop-after <time>`: on stop, how long open connections get (WebSockets are closed with 1001 first) before the process exits; wsgate's default is 30s"),
     sup("hash-type", DLB, Handler::Proxy(h::hash_type), "`hash-type map-based|consistent [sdbm|djb2|wt6|crc32] [avalanche]` (default map-based sdbm; consistent alone means sdbm avalanche)"),
     rej("http-after-response", FLB, NO_ROUTING, None),
     sup("http-check", DLB, Handler::Proxy(h::http_check), "`http-check expect [!] status <code>|string <text>` (default: any 2xx or 3xx is healthy)"),
@@ -256,6 +256,10 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("option log-separate-errors", DFL, LOGGING_LATER),
     ign("option logasap", DFL, LOGGING_LATER),
     ign("option prefer-last-server", DLB, "servers are chosen by the balancer on every new connection"),
+    sup("websocket max-message-size", DFLB, Handler::Proxy(super::websocket::max_message_size), "`websocket max-message-size <size>` (wsgate): close 1009 for a bigger client message, 1001 to its server"),
+    sup("websocket max-frame-size", DFLB, Handler::Proxy(super::websocket::max_frame_size), "`websocket max-frame-size <size>` (wsgate): close 1009 for a bigger client frame"),
+    sup("websocket strict", DFLB, Handler::Proxy(super::websocket::strict), "`websocket strict` (wsgate): 400/426 for bad handshakes, close 1002 for RFC 6455 violations"),
+    sup("websocket allow-origin", DFLB, Handler::Proxy(super::websocket::allow_origin), "`websocket allow-origin <origin>...` (wsgate): 403 for handshakes from other Origins"),
     sup("option redispatch", DLB, Handler::Proxy(h::option_redispatch), "`option redispatch`: a retry may pick another server"),
     ign("option socket-stats", DFL, "statistics are not implemented yet"),
     ign("option splice-auto", DFLB, "wsgate decides itself when to splice"),
@@ -337,7 +341,7 @@ pub enum Lookup {
 }
 
 /// Families whose second word selects the keyword (`timeout client`).
-const FAMILIES: &[&str] = &["option", "timeout", "stats"];
+const FAMILIES: &[&str] = &["option", "timeout", "stats", "websocket"];
 
 /// Looks up a line's words (after `no` was taken off for options).
 pub fn lookup(words: &[super::lexer::Token]) -> Lookup {

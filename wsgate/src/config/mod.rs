@@ -17,6 +17,7 @@ pub mod model;
 pub mod parser;
 pub mod tls;
 pub mod units;
+pub mod websocket;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

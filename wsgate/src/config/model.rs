@@ -49,13 +49,23 @@ pub struct Global {
     /// (HAProxy default 16384). A head that does not fit gets 431 (request)
     /// or 502 (response).
     pub tune_bufsize: usize,
+    /// `hard-stop-after`: how long a stop waits for open connections
+    /// (after WebSockets were sent close 1001) before the process exits.
+    /// `None` when unset; wsgate then waits [`DEFAULT_HARD_STOP_AFTER`].
+    pub hard_stop_after: Option<Duration>,
 }
+
+/// The stop grace when `hard-stop-after` is unset. HAProxy waits forever,
+/// which is how old processes pile up; wsgate bounds it and says so at
+/// start.
+pub const DEFAULT_HARD_STOP_AFTER: Duration = Duration::from_secs(30);
 
 impl Default for Global {
     fn default() -> Self {
         Global {
             maxconn: None,
             tune_bufsize: 16384,
+            hard_stop_after: None,
         }
     }
 }
@@ -89,6 +99,33 @@ pub enum HttpConnMode {
     Close,
 }
 
+/// wsgate's own WebSocket settings (`websocket <setting> ...`; not HAProxy
+/// syntax). Empty by default: the tunnel is then a transparent pipe.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebSocketSettings {
+    /// `websocket max-message-size`: close 1009 for a bigger client message.
+    pub max_message_size: Option<u64>,
+    /// `websocket max-frame-size`: close 1009 for a bigger client frame.
+    pub max_frame_size: Option<u64>,
+    /// `websocket strict`: handshake validation (400/426) and RFC 6455 frame
+    /// checks (close 1002).
+    pub strict: bool,
+    /// `websocket allow-origin`: the Origins a handshake may come from
+    /// (empty: any); others get 403 before any server is contacted.
+    pub allow_origins: Vec<OriginPattern>,
+}
+
+/// One `websocket allow-origin` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginPattern {
+    /// `*`
+    Any,
+    /// `https://app.example.com` (lowercased).
+    Exact(String),
+    /// `https://*.example.com`: any subdomain, not the domain itself.
+    Subdomains { scheme: String, domain: String },
+}
+
 /// Index into [`Config::backends`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BackendId(pub usize);
@@ -108,6 +145,7 @@ pub struct Frontend {
     pub http_conn_mode: HttpConnMode,
     /// `option forwardfor` set on the frontend.
     pub forwardfor: bool,
+    pub websocket: WebSocketSettings,
     /// ACLs, named and anonymous (`{ ... }`), referenced by index from
     /// the `use_backend` conditions.
     pub acls: Vec<Acl>,
@@ -323,6 +361,7 @@ pub struct Backend {
     pub http_conn_mode: HttpConnMode,
     /// `option forwardfor` set on the backend.
     pub forwardfor: bool,
+    pub websocket: WebSocketSettings,
     /// `hash-type`: how hash-based algorithms map a key to a server.
     pub hash_type: HashType,
     /// `option allbackups`: when every active server is down, balance over

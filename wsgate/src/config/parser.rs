@@ -22,7 +22,7 @@ use super::keywords::{self, Handler, Lookup, Sections, Status};
 use super::lexer::{Line, Token};
 use super::model::{
     AclTerm, BackendTimeouts, Balance, Bind, FrontendTimeouts, HashType, HttpCheck, HttpConnMode,
-    HttpExpect, Location, Mode, Server,
+    HttpExpect, Location, Mode, Server, WebSocketSettings,
 };
 
 /// The kind of section a line belongs to.
@@ -80,6 +80,7 @@ const UNSUPPORTED_SECTIONS: &[(&str, &str)] = &[
 pub struct GlobalDraft {
     pub maxconn: Option<u32>,
     pub tune_bufsize: usize,
+    pub hard_stop_after: Option<std::time::Duration>,
     /// `crt-base`: where relative `crt` paths are resolved from.
     pub crt_base: Option<PathBuf>,
     /// `default-path`: the directory relative paths (including a relative
@@ -108,6 +109,7 @@ impl Default for GlobalDraft {
         GlobalDraft {
             maxconn: None,
             tune_bufsize: 16384,
+            hard_stop_after: None,
             crt_base: None,
             default_path: None,
             ssl_bind: crate::config::model::TlsSettings::default(),
@@ -161,6 +163,7 @@ pub struct ProxyDraft {
     pub redispatch: bool,
     pub http_conn_mode: HttpConnMode,
     pub forwardfor: bool,
+    pub websocket: WebSocketSettings,
     pub balance: Balance,
     pub hash_type: HashType,
     pub allbackups: bool,
@@ -201,6 +204,7 @@ impl Default for ProxyDraft {
             redispatch: false,
             http_conn_mode: HttpConnMode::KeepAlive,
             forwardfor: false,
+            websocket: WebSocketSettings::default(),
             balance: Balance::RoundRobin,
             hash_type: HashType::default(),
             allbackups: false,
