@@ -579,7 +579,7 @@ pub static SERVER_OPTIONS: &[LineOption] = &[
     opt("slowstart", 1, OI("servers get their full weight at once")),
     opt("sni", 1, OS("name sent to the server with `ssl`: `str(<name>)` or `req.hdr(host)`; verified against its certificate")),
     opt("source", 1, OR("choosing the source address is not supported")),
-    opt("ssl", 0, OR("TLS to servers is not implemented yet; the server would get plain text (`verify`, `ca-file` and `sni` are already checked)")),
+    opt("ssl", 0, OS("TLS to the server (wss:// backends); `verify required` (default, needs `ca-file`) or `verify none`, `sni`")),
     opt("no-ssl", 0, OS("plain connections to the server (undoes `ssl` from default-server)")),
     opt("track", 1, OR("tracking another server's state is not implemented; give this server its own `check`")),
     opt("verify", 1, OS("`required` (default, needs `ca-file`) or `none`")),

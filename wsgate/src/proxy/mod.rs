@@ -16,6 +16,7 @@ mod listener;
 pub mod route;
 mod session;
 mod tunnel;
+mod upstream;
 mod websocket;
 
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ use tokio_util::task::TaskTracker;
 use crate::backend::BackendRuntime;
 use crate::config::model::{Frontend, Global, Location};
 use crate::config::{Config, Diagnostic};
+use crate::tls::client::ServerTls;
 
 /// What sessions share: the configuration and the backends' run-time state.
 /// Replaced as a whole on reload; sessions keep the one they started with.
@@ -47,6 +49,8 @@ pub struct Runtime {
     /// get close 1012). Children of the stop token; kept across reloads for
     /// servers that stay (same backend, name and address).
     server_gone: HashMap<ServerKey, CancellationToken>,
+    /// TLS to servers (`server ... ssl`), by (backend, server) index.
+    server_tls: HashMap<(usize, usize), Arc<ServerTls>>,
 }
 
 /// A server's identity across reloads: a changed address is a new server.
@@ -64,6 +68,11 @@ struct BindTarget {
 }
 
 impl Runtime {
+    /// The TLS settings of a server with `ssl`.
+    pub(crate) fn server_tls(&self, backend: usize, server: usize) -> Option<&Arc<ServerTls>> {
+        self.server_tls.get(&(backend, server))
+    }
+
     /// The token that tells the WebSockets on a server that a reload
     /// removed it.
     pub(crate) fn server_gone(&self, backend: usize, server: usize) -> Option<CancellationToken> {
@@ -108,6 +117,8 @@ pub struct Prepared {
     tls: Vec<Vec<Option<TlsAcceptor>>>,
     /// Certificate notes and warnings (see [`Prepared::diagnostics`]).
     report: Vec<Diagnostic>,
+    /// TLS to servers (`server ... ssl`), by (backend, server) index.
+    server_tls: HashMap<(usize, usize), Arc<ServerTls>>,
 }
 
 impl Prepared {
@@ -131,6 +142,21 @@ impl Prepared {
             }
             tls.push(per_bind);
         }
+        let mut server_tls = HashMap::new();
+        for (b, be) in config.backends.iter().enumerate() {
+            for (s, srv) in be.servers.iter().enumerate() {
+                let Some(ssl) = &srv.ssl else { continue };
+                match ServerTls::new(ssl) {
+                    Ok(t) => {
+                        server_tls.insert((b, s), Arc::new(t));
+                    }
+                    Err(e) => report.push(Diagnostic::error(
+                        srv.location.clone(),
+                        format!("server '{}': {e}", srv.name),
+                    )),
+                }
+            }
+        }
         if report.iter().any(Diagnostic::is_error) {
             return Err(report);
         }
@@ -138,6 +164,7 @@ impl Prepared {
             config,
             tls,
             report,
+            server_tls,
         })
     }
 
@@ -166,7 +193,12 @@ impl Prepared {
         stop: &CancellationToken,
         previous: Option<&Runtime>,
     ) -> Runtime {
-        let Prepared { config, tls, .. } = self;
+        let Prepared {
+            config,
+            tls,
+            server_tls,
+            ..
+        } = self;
         let mut binds = HashMap::new();
         let mut addrs = bound.iter();
         for (fe_index, (fe, tls)) in config.frontends.iter().zip(tls).enumerate() {
@@ -211,6 +243,7 @@ impl Prepared {
             binds,
             frontend_slots,
             server_gone,
+            server_tls,
         }
     }
 

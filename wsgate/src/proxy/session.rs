@@ -19,7 +19,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +29,7 @@ use super::http1::head::{parse_request, parse_response, RequestError, RequestHea
 use super::io::{with_timeout, write_with_timeout, IoError};
 use super::route::{self, RequestFacts};
 use super::tunnel::{self, IntoTunnel, TunnelOptions, TunnelTimeouts, WsSignals};
+use super::upstream::{self, ServerStream};
 use super::websocket;
 use super::Runtime;
 use crate::backend::{BackendRuntime, ConnGuard};
@@ -101,6 +101,8 @@ where
             tls,
             frontend,
             backend,
+            runtime,
+            backend_id: backend_id.0,
         };
         match exchange
             .forward(&mut client, request, &mut inbuf, limit, shutdown)
@@ -225,7 +227,7 @@ enum Next {
     /// The server switched protocols: tunnel to it until the end.
     /// With the server's connection slot, which the tunnel keeps.
     Upgrade {
-        server: TcpStream,
+        server: ServerStream,
         /// The new protocol is WebSocket: what each side may send (client,
         /// server).
         websocket: Option<(Policy, Policy)>,
@@ -239,6 +241,8 @@ struct Exchange<'a> {
     tls: bool,
     frontend: &'a Frontend,
     backend: &'a BackendRuntime,
+    runtime: &'a Runtime,
+    backend_id: usize,
 }
 
 impl Exchange<'_> {
@@ -268,7 +272,7 @@ impl Exchange<'_> {
         }
 
         let facts = RequestFacts::http(&request, self.peer, self.tls);
-        let mut server = match connect(self.backend, &facts).await {
+        let server = match connect(self.backend, &facts).await {
             Ok(connected) => connected,
             Err(e) => {
                 match &e {
@@ -280,12 +284,30 @@ impl Exchange<'_> {
                 return refuse(client, 503, client_timeout).await;
             }
         };
-        let server_name = &be.servers[server.server].name;
+        let target = &be.servers[server.server];
+        let server_name = &target.name;
+        let tls = self.runtime.server_tls(self.backend_id, server.server);
+        let host = |name: &str| {
+            request
+                .headers
+                .iter()
+                .find(|h| h.is(name))
+                .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+        };
+        let stream =
+            upstream::secure(server.stream, tls, target.addr, host, be.timeouts.connect).await;
+        let mut stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(backend = %be.name, server = %server_name, "TLS to the server failed: {e}: 503");
+                return refuse(client, 503, client_timeout).await;
+            }
+        };
 
         let forwarded_for = (self.frontend.forwardfor || be.forwardfor).then(|| self.peer.ip());
         let mut out = Vec::with_capacity(1024);
         request.write_for_server(forwarded_for, &mut out);
-        if write_with_timeout(&mut server.stream, &out, server_timeout)
+        if write_with_timeout(&mut stream, &out, server_timeout)
             .await
             .is_err()
         {
@@ -298,7 +320,7 @@ impl Exchange<'_> {
             inbuf,
             client,
             client_timeout,
-            &mut server.stream,
+            &mut stream,
             server_timeout,
         )
         .await
@@ -314,14 +336,8 @@ impl Exchange<'_> {
 
         let mut srvbuf: Vec<u8> = Vec::new();
         let response = loop {
-            match read_response_head(
-                &mut server.stream,
-                &mut srvbuf,
-                limit,
-                server_timeout,
-                &request,
-            )
-            .await
+            match read_response_head(&mut stream, &mut srvbuf, limit, server_timeout, &request)
+                .await
             {
                 Ok((head, len)) => {
                     srvbuf.drain(..len);
@@ -356,7 +372,7 @@ impl Exchange<'_> {
                 .map(|(fe_ws, be_ws)| websocket::policies(&fe_ws.merged(be_ws), &response));
             // The server's connection slot goes with the tunnel.
             return match self
-                .upgrade(client, server.stream, &response, &srvbuf, inbuf)
+                .upgrade(client, stream, &response, &srvbuf, inbuf)
                 .await
             {
                 Some(stream) => Next::Upgrade {
@@ -385,7 +401,7 @@ impl Exchange<'_> {
         let body = copy_body(
             response.body,
             &mut srvbuf,
-            &mut server.stream,
+            &mut stream,
             server_timeout,
             client,
             client_timeout,
@@ -408,11 +424,11 @@ impl Exchange<'_> {
     async fn upgrade<C>(
         &self,
         client: &mut C,
-        mut server: TcpStream,
+        mut server: ServerStream,
         response: &ResponseHead,
         server_early: &[u8],
         client_early: &mut Vec<u8>,
-    ) -> Option<TcpStream>
+    ) -> Option<ServerStream>
     where
         C: AsyncRead + AsyncWrite + Unpin,
     {
@@ -443,7 +459,7 @@ impl Exchange<'_> {
 /// long-lived WebSocket costs only the tunnel's few hundred bytes.
 pub struct Handoff<C> {
     client: C,
-    server: TcpStream,
+    server: ServerStream,
     peer: SocketAddr,
     options: TunnelOptions,
     /// The server's connection slot, held until the tunnel ends so that
@@ -528,8 +544,8 @@ fn shorter(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
 /// Reads the next response head. `Err` carries the status for the client:
 /// 504 when `timeout server` expires first, 502 for anything malformed or
 /// a server that closes before answering.
-async fn read_response_head(
-    server: &mut TcpStream,
+async fn read_response_head<S: AsyncRead + Unpin>(
+    server: &mut S,
     srvbuf: &mut Vec<u8>,
     limit: usize,
     server_timeout: Option<Duration>,
@@ -563,14 +579,28 @@ pub async fn serve_tcp<C: IntoTunnel>(
     frontend: &Frontend,
     runtime: &Runtime,
 ) -> Option<Handoff<C>> {
-    let backend = &runtime.backends[frontend.default_backend?.0];
-    let (server, slot) = match connect(backend, &RequestFacts::tcp(peer, false)).await {
-        Ok(connected) => (connected.stream, connected.guard),
+    let backend_id = frontend.default_backend?.0;
+    let backend = &runtime.backends[backend_id];
+    let connected = match connect(backend, &RequestFacts::tcp(peer, false)).await {
+        Ok(connected) => connected,
         Err(e) => {
             tracing::warn!(%peer, backend = %backend.config.name, "{e}");
             return None;
         }
     };
+    let target = &backend.config.servers[connected.server];
+    let tls = runtime.server_tls(backend_id, connected.server);
+    let no_headers = |_: &str| None;
+    let limit = backend.config.timeouts.connect;
+    let server = match upstream::secure(connected.stream, tls, target.addr, no_headers, limit).await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(%peer, server = %target.name, "TLS to the server failed: {e}");
+            return None;
+        }
+    };
+    let slot = connected.guard;
     Some(Handoff {
         client,
         server,

@@ -15,6 +15,7 @@
 //! `tune.ssl.cachesize`) and by tickets (off with `no-tls-tickets`).
 
 pub mod checks;
+pub mod client;
 pub mod store;
 
 use std::path::PathBuf;
