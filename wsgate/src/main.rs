@@ -120,10 +120,25 @@ fn run(args: RunArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     block_on(async move {
+        let sockets = prepared.stats_sockets();
+        let cli = match wsgate::admin::cli::bind_all(&sockets) {
+            Ok(bound) => bound,
+            Err(e) => anyhow::bail!("{e}"),
+        };
         let proxy = prepared.start().await?;
         for addr in proxy.local_addrs() {
             tracing::info!("listening on {addr}");
         }
+        for b in &cli {
+            if let Some(addr) = b.tcp_addr() {
+                tracing::info!("runtime API on {addr}");
+            }
+        }
+        tokio::spawn(wsgate::admin::cli::serve(
+            cli,
+            proxy.runtime(),
+            proxy.stop_token(),
+        ));
         wsgate::proxy::wait_for_stop_signal().await?;
         tracing::info!("stopping: no new connections; open ones get a short grace");
         proxy.shutdown(Duration::from_secs(5)).await;

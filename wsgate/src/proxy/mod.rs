@@ -9,6 +9,7 @@
 
 mod buffers;
 mod connect;
+pub mod counters;
 mod errors;
 pub mod http1;
 mod io;
@@ -35,6 +36,8 @@ pub struct Runtime {
     pub global: Global,
     pub frontends: Vec<Frontend>,
     pub backends: Vec<BackendRuntime>,
+    /// Frontend and process counters, the access logger.
+    pub obs: counters::Observability,
 }
 
 /// A configuration whose certificates are loaded: ready to bind.
@@ -73,7 +76,9 @@ impl Prepared {
         if !errors.is_empty() {
             return Err(errors);
         }
+        let obs = counters::Observability::new(&config);
         let runtime = Runtime {
+            obs,
             global: config.global,
             frontends: config.frontends,
             backends: config
@@ -83,6 +88,11 @@ impl Prepared {
                 .collect(),
         };
         Ok(Prepared { runtime, tls })
+    }
+
+    /// The runtime API sockets to open (`stats socket`).
+    pub fn stats_sockets(&self) -> Vec<crate::config::model::StatsSocket> {
+        self.runtime.global.stats_sockets.clone()
     }
 
     /// Binds every listener and starts serving. A bind that fails (address
@@ -155,6 +165,7 @@ impl Prepared {
             addrs,
             shutdown,
             sessions,
+            runtime,
         })
     }
 }
@@ -269,9 +280,20 @@ pub struct Proxy {
     addrs: Vec<SocketAddr>,
     shutdown: CancellationToken,
     sessions: TaskTracker,
+    runtime: Arc<Runtime>,
 }
 
 impl Proxy {
+    /// The shared runtime (for the runtime API and the stats views).
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.clone()
+    }
+
+    /// Cancelled when the proxy stops (for tasks that live as long).
+    pub fn stop_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
     /// The bound address of every `bind`, in frontend then bind order
     /// (port 0 in the configuration shows the port the kernel chose).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
