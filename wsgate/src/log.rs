@@ -60,8 +60,8 @@ pub struct Entry {
     pub t_response: Option<u64>,
     /// `Ta` (http) or `Tt` (tcp).
     pub t_total: u64,
-    /// 0 when no status was sent (`-1` is printed... HAProxy prints the
-    /// status it logged, `-1` when there was none).
+    /// The status sent to the client; `None` prints -1, as HAProxy does
+    /// when there was none.
     pub status: Option<u16>,
     /// Bytes sent to the client.
     pub bytes: u64,

@@ -89,14 +89,27 @@ impl Sessions {
     }
 }
 
-/// Which end of a tunnel reached end-of-stream first: 0 none, 1 the
-/// client, 2 the server.
+/// Which end of a tunnel started closing it: 0 unknown, 1 the client, 2
+/// the server. For WebSockets that is the side whose close frame came
+/// first (after a client's close frame it is the server that shuts TCP
+/// first, as RFC 6455 asks, so end-of-stream order alone would blame it);
+/// otherwise, or when no close frame was seen, the side that reached
+/// end-of-stream first.
 #[derive(Debug, Default)]
-pub struct FirstEof(AtomicU8);
+pub struct FirstEof {
+    eof: AtomicU8,
+    close_frame: AtomicU8,
+}
 
 impl FirstEof {
     pub fn client_first(&self) -> Option<bool> {
-        match self.0.load(Ordering::Relaxed) {
+        let by_frame = self.close_frame.load(Ordering::Relaxed);
+        let v = if by_frame != 0 {
+            by_frame
+        } else {
+            self.eof.load(Ordering::Relaxed)
+        };
+        match v {
             1 => Some(true),
             2 => Some(false),
             _ => None,
@@ -104,13 +117,26 @@ impl FirstEof {
     }
 }
 
-/// A tunnel end that notes its end-of-stream in a shared [`FirstEof`];
-/// otherwise it forwards every call (one comparison per read).
+/// A tunnel end that notes its end-of-stream (and, on WebSockets, a read
+/// starting with a close frame) in a shared [`FirstEof`]; otherwise it
+/// forwards every call. Cost: two byte comparisons per read.
 pub struct EofWatch<T> {
     pub inner: T,
     pub first: Arc<FirstEof>,
     /// 1 for the client end, 2 for the server end.
     pub side: u8,
+    /// Look for close frames (the tunnel carries WebSocket).
+    pub websocket: bool,
+}
+
+/// Whether a read starts with a whole WebSocket close frame header from
+/// this side: FIN + opcode 8, masked from the client and unmasked from
+/// the server (RFC 6455 5.1), payload at most 125 bytes (5.5).
+fn starts_with_close(data: &[u8], from_client: bool) -> bool {
+    match data {
+        [0x88, second, ..] => (second & 0x80 != 0) == from_client && second & 0x7f <= 125,
+        _ => false,
+    }
 }
 
 impl<T: TunnelIo> TunnelIo for EofWatch<T> {
@@ -119,11 +145,27 @@ impl<T: TunnelIo> TunnelIo for EofWatch<T> {
         cx: &mut Context<'_>,
     ) -> Poll<std::io::Result<(PooledBuf, usize)>> {
         let r = self.inner.poll_read_pooled(cx);
-        if let Poll::Ready(Ok((_, 0))) = &r {
-            let _ =
-                self.first
-                    .0
-                    .compare_exchange(0, self.side, Ordering::Relaxed, Ordering::Relaxed);
+        match &r {
+            Poll::Ready(Ok((_, 0))) => {
+                let _ = self.first.eof.compare_exchange(
+                    0,
+                    self.side,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+            Poll::Ready(Ok((buf, n))) if self.websocket => {
+                let data = buf.as_ref();
+                if starts_with_close(&data[..(*n).min(data.len())], self.side == 1) {
+                    let _ = self.first.close_frame.compare_exchange(
+                        0,
+                        self.side,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                }
+            }
+            _ => {}
         }
         r
     }
@@ -155,5 +197,19 @@ pub fn close_reason(end: &TunnelEnd, client_first: Option<bool>) -> (CloseReason
         TunnelEnd::Stopped => (CloseReason::Stopping, *b"KD"),
         TunnelEnd::ClientError(_) => (CloseReason::Error, *b"CD"),
         TunnelEnd::ServerError(_) => (CloseReason::Error, *b"SD"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_frame_detection() {
+        assert!(starts_with_close(&[0x88, 0x82, 1, 2, 3, 4, 0, 0], true));
+        assert!(!starts_with_close(&[0x88, 0x02, 3, 0xe8], true));
+        assert!(starts_with_close(&[0x88, 0x02, 3, 0xe8], false));
+        assert!(!starts_with_close(&[0x81, 0x82], true));
+        assert!(!starts_with_close(&[0x88], true));
     }
 }

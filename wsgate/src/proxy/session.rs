@@ -948,15 +948,18 @@ impl<C: IntoTunnel> Handoff<C> {
             }
         };
         let first = Arc::new(FirstEof::default());
+        let websocket = options.websocket_stop.is_some();
         let client = EofWatch {
             inner: client,
             first: first.clone(),
             side: 1,
+            websocket,
         };
         let server = EofWatch {
             inner: server,
             first: first.clone(),
             side: 2,
+            websocket,
         };
         if let Some(slot) = &slot {
             slot.server_counters().tunnel_open();
