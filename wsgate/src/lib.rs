@@ -15,5 +15,6 @@ pub mod config;
 pub mod demo;
 pub mod log;
 pub mod proxy;
+pub mod reload;
 pub mod tls;
 pub mod ws;

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use wsgate::config::model::DEFAULT_HARD_STOP_AFTER;
 use wsgate::config::{self, Diagnostic};
 
 #[derive(Parser)]
@@ -105,20 +105,25 @@ fn run(args: RunArgs) -> ExitCode {
     };
     // Certificates are part of the configuration: a file that does not load
     // is reported at its `bind` line, by `-c` too.
+    let hard_stop_after = config.global.hard_stop_after;
     let prepared = wsgate::proxy::Prepared::new(config);
+    // Notes (each certificate loaded) are for `-c`; warnings always.
+    let keep = |d: &Diagnostic| args.check || d.severity != config::Severity::Note;
     let prepared = match prepared {
         Ok(p) => p,
         Err(errors) => {
-            diagnostics.extend(errors);
+            diagnostics.extend(errors.into_iter().filter(|d| keep(d)));
             print_diagnostics(&diagnostics);
             return ExitCode::from(1);
         }
     };
+    diagnostics.extend(prepared.diagnostics().iter().filter(|d| keep(d)).cloned());
     print_diagnostics(&diagnostics);
     if args.check {
         eprintln!("Configuration file is valid");
         return ExitCode::SUCCESS;
     }
+    let files = args.files;
     block_on(async move {
         let sockets = prepared.stats_sockets();
         let cli = match wsgate::admin::cli::bind_all(&sockets) {
@@ -136,12 +141,20 @@ fn run(args: RunArgs) -> ExitCode {
         }
         tokio::spawn(wsgate::admin::cli::serve(
             cli,
-            proxy.runtime(),
+            std::sync::Arc::new(proxy.runtime_handle()),
             proxy.stop_token(),
         ));
-        wsgate::proxy::wait_for_stop_signal().await?;
-        tracing::info!("stopping: no new connections; open ones get a short grace");
-        proxy.shutdown(Duration::from_secs(5)).await;
+        let (grace, origin) = match hard_stop_after {
+            Some(t) => (t, "hard-stop-after"),
+            None => (
+                DEFAULT_HARD_STOP_AFTER,
+                "default; set hard-stop-after to change",
+            ),
+        };
+        tracing::info!("on stop, open connections get {grace:?} ({origin})");
+        wsgate::reload::serve_signals(&proxy, &files).await?;
+        tracing::info!("stopping: no new connections; WebSockets get close 1001");
+        proxy.shutdown(grace).await;
         Ok(())
     })
 }

@@ -8,52 +8,14 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
-use common::ws::{connect, WS_DEADLINE};
+use common::ws::{connect, RecordingBackend, WS_DEADLINE};
 use common::Wsgate;
-
-/// What the backend saw of each WebSocket's end: the close code it
-/// received, if any.
-type Closes = Arc<Mutex<Vec<Option<u16>>>>;
-
-/// A WebSocket echo backend that records how each connection ended.
-async fn echo_backend() -> (SocketAddr, Closes) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let closes: Closes = Arc::default();
-    let seen = closes.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
-                    return;
-                };
-                let mut code = None;
-                while let Some(Ok(msg)) = ws.next().await {
-                    match msg {
-                        Message::Text(t) => {
-                            let _ = ws.send(Message::Text(t)).await;
-                        }
-                        Message::Close(frame) => {
-                            code = frame.map(|f| u16::from(f.code));
-                        }
-                        _ => {}
-                    }
-                }
-                seen.lock().unwrap().push(code);
-            });
-        }
-    });
-    (addr, closes)
-}
 
 fn config(port: u16, backend: SocketAddr, tunnel: &str) -> String {
     format!(
@@ -79,22 +41,11 @@ async fn expect_close(ws: &mut common::ws::Ws, context: &str) -> (CloseCode, Str
     }
 }
 
-async fn wait_for_closes(closes: &Closes, n: usize) -> Vec<Option<u16>> {
-    let deadline = Instant::now() + WS_DEADLINE;
-    loop {
-        let seen = closes.lock().unwrap().clone();
-        if seen.len() >= n || Instant::now() > deadline {
-            return seen;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_sends_going_away_to_both_peers() {
-    let (backend, closes) = echo_backend().await;
+    let backend = RecordingBackend::start(None).await;
     let port = common::free_port();
-    let mut gate = Wsgate::start(&config(port, backend, "1h"));
+    let mut gate = Wsgate::start(&config(port, backend.addr, "1h"));
     let url = format!("ws://127.0.0.1:{port}/ws");
     let mut clients = Vec::new();
     for i in 0..3 {
@@ -118,7 +69,7 @@ async fn sigterm_sends_going_away_to_both_peers() {
         let _ = ws.flush().await;
         drop(ws);
     }
-    let seen = wait_for_closes(&closes, 3).await;
+    let seen = backend.closes(3).await;
     assert_eq!(seen, vec![Some(1001); 3], "backend side\n{}", gate.log());
 
     let status = gate
@@ -138,9 +89,9 @@ async fn sigterm_sends_going_away_to_both_peers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_timeout_sends_going_away_instead_of_a_reset() {
-    let (backend, closes) = echo_backend().await;
+    let backend = RecordingBackend::start(None).await;
     let port = common::free_port();
-    let gate = Wsgate::start(&config(port, backend, "400ms"));
+    let gate = Wsgate::start(&config(port, backend.addr, "400ms"));
     let mut ws = connect(&format!("ws://127.0.0.1:{port}/ws"), None).await;
     ws.send(Message::Text("one".into())).await.unwrap();
     assert_eq!(common::ws::next_text(&mut ws, "echo").await, "one");
@@ -149,6 +100,44 @@ async fn idle_timeout_sends_going_away_instead_of_a_reset() {
     assert_eq!(code, CloseCode::Away, "{}", gate.log());
     assert_eq!(reason, "idle timeout");
     assert!(idle_from.elapsed() >= Duration::from_millis(300));
-    let seen = wait_for_closes(&closes, 1).await;
+    let seen = backend.closes(1).await;
     assert_eq!(seen, vec![Some(1001)], "backend side\n{}", gate.log());
+}
+
+#[test]
+fn hard_stop_after_bounds_the_stop() {
+    // A raw TCP tunnel cannot be closed with a frame: it is held until
+    // `hard-stop-after`, then the process exits 0.
+    let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend_addr = backend.local_addr().unwrap();
+    let holder = std::thread::spawn(move || backend.accept().map(|(s, _)| s));
+    let port = common::free_port();
+    let mut gate = Wsgate::start(&format!(
+        "global\n    hard-stop-after 1s\n\
+         defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 1h\n    timeout server 1h\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    default_backend be\n\
+         backend be\n    server s1 {backend_addr}\n"
+    ));
+    let client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let _server_side = holder.join().unwrap().unwrap();
+    assert!(
+        gate.log()
+            .contains("open connections get 1s (hard-stop-after)"),
+        "{}",
+        gate.log()
+    );
+    let stopped_at = Instant::now();
+    gate.guard.signal(libc::SIGTERM);
+    let status = gate
+        .guard
+        .wait_exit(Duration::from_secs(15))
+        .unwrap_or_else(|e| panic!("after SIGTERM: {e}\n{}", gate.log()));
+    let took = stopped_at.elapsed();
+    assert_eq!(status.code(), Some(0), "{}", gate.log());
+    assert!(
+        took >= Duration::from_millis(900),
+        "stopped after {took:?}, before hard-stop-after"
+    );
+    assert!(took < Duration::from_secs(10), "stopped after {took:?}");
+    drop(client);
 }

@@ -112,26 +112,30 @@ pub fn bind_all(sockets: &[StatsSocket]) -> Result<Vec<Bound>, CliError> {
     Ok(out)
 }
 
-/// Serves the sockets until `stop`.
-pub async fn serve(sockets: Vec<Bound>, rt: Arc<Runtime>, stop: CancellationToken) {
+/// Gives the runtime in force now (it changes on reload).
+pub type CurrentRuntime = Arc<dyn Fn() -> Arc<Runtime> + Send + Sync>;
+
+/// Serves the sockets until `stop`. Each command reads the runtime in
+/// force when it runs, so answers follow reloads.
+pub async fn serve(sockets: Vec<Bound>, current: CurrentRuntime, stop: CancellationToken) {
     let tasks = tokio_util::task::TaskTracker::new();
     for bound in sockets {
-        let rt = rt.clone();
+        let current = current.clone();
         let stop = stop.clone();
         tasks.spawn(async move {
             loop {
                 let level = bound.level;
-                let timeout = rt.global.stats_timeout;
+                let timeout = current().global.stats_timeout;
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     accepted = accept(&bound.listener) => match accepted {
                         Ok(Conn::Unix(s)) => {
-                            let rt = rt.clone();
-                            tokio::spawn(async move { session(s, &rt, level, timeout).await });
+                            let current = current.clone();
+                            tokio::spawn(async move { session(s, &current, level, timeout).await });
                         }
                         Ok(Conn::Tcp(s)) => {
-                            let rt = rt.clone();
-                            tokio::spawn(async move { session(s, &rt, level, timeout).await });
+                            let current = current.clone();
+                            tokio::spawn(async move { session(s, &current, level, timeout).await });
                         }
                         Err(e) => {
                             tracing::warn!("stats socket accept failed: {e}");
@@ -161,7 +165,7 @@ async fn accept(l: &Listener) -> std::io::Result<Conn> {
 /// One client of the socket.
 async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
-    rt: &Runtime,
+    current: &CurrentRuntime,
     level: CliLevel,
     timeout: std::time::Duration,
 ) {
@@ -186,7 +190,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                 ["prompt", ..] => interactive = !interactive,
                 ["quit", ..] => quit = true,
                 _ => {
-                    out.push_str(&execute(rt, level, &words));
+                    out.push_str(&execute(&current(), level, &words));
                     out.push('\n');
                 }
             }

@@ -20,15 +20,18 @@ pub enum CloseReason {
     Timeout,
     Stopping,
     Error,
+    /// A WebSocket limit or policy (`websocket ...` settings) was broken.
+    Limit,
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 5] = [
+    pub const ALL: [CloseReason; 6] = [
         CloseReason::ClientClose,
         CloseReason::ServerClose,
         CloseReason::Timeout,
         CloseReason::Stopping,
         CloseReason::Error,
+        CloseReason::Limit,
     ];
 
     /// The Prometheus label value.
@@ -39,6 +42,7 @@ impl CloseReason {
             CloseReason::Timeout => "timeout",
             CloseReason::Stopping => "stopping",
             CloseReason::Error => "error",
+            CloseReason::Limit => "limit",
         }
     }
 
@@ -86,7 +90,7 @@ pub struct Counters {
     /// Tunnels since start.
     pub total_tunnels: AtomicU64,
     /// Closed tunnels by [`CloseReason`].
-    pub tunnels_closed: [AtomicU64; 5],
+    pub tunnels_closed: [AtomicU64; 6],
     /// Highest queue length seen (`qmax`).
     pub max_queue: AtomicU64,
     /// Unix time (s) of the last session (`lastsess`); 0 = never.

@@ -218,6 +218,7 @@ mod tests {
                 maxconn: 0,
                 maxqueue: 0,
                 check: None,
+                ssl: None,
             })
             .collect();
         BackendRuntime::new(Backend {
@@ -231,6 +232,7 @@ mod tests {
             redispatch: false,
             http_conn_mode: Default::default(),
             forwardfor: false,
+            websocket: Default::default(),
             hash_type: Default::default(),
             allbackups: false,
             httpchk: None,

@@ -92,6 +92,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             http_conn_mode: d.http_conn_mode,
             forwardfor: d.forwardfor,
             stats: d.stats.clone(),
+            websocket: d.websocket.clone(),
         });
     }
 
@@ -211,6 +212,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             timeouts: d.frontend_timeouts.clone(),
             http_conn_mode: d.http_conn_mode,
             forwardfor: d.forwardfor,
+            websocket: d.websocket.clone(),
         });
     }
 
@@ -252,6 +254,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             stats_sockets: global.stats_sockets.clone(),
             stats_timeout: global.stats_timeout,
             logs: global.logs.clone(),
+            hard_stop_after: global.hard_stop_after,
         },
         frontends,
         backends,

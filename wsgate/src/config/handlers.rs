@@ -16,10 +16,12 @@ use std::time::Duration;
 use super::keywords::{self, LineOption, OptionStatus, BIND_OPTIONS, SERVER_OPTIONS};
 use super::lexer::Token;
 use super::model::{
-    Balance, Bind, BindSsl, HashFunction, HashType, HttpCheck, HttpConnMode, HttpExpect, Mode,
-    Server, ServerCheck,
+    Balance, Bind, BindSsl, CertSource, CipherSuite, HashFunction, HashType, HttpCheck,
+    HttpConnMode, HttpExpect, Mode, Server, ServerCheck, ServerSsl, SniExpr, TlsSettings,
+    TlsVersion,
 };
 use super::parser::{Cx, GlobalDraft, ProxyDraft, ServerDefaults};
+use super::tls;
 use super::units::{parse_size, parse_time};
 
 /// HAProxy's largest timer: 2^31-1 ms (about 24.8 days).
@@ -81,6 +83,12 @@ pub fn tune_bufsize(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
         Err(e) => {
             cx.error(t, format!("invalid size for tune.bufsize: {e}"));
         }
+    }
+}
+
+pub fn hard_stop_after(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
+    if let Some(t) = time_arg(cx) {
+        g.hard_stop_after = t;
     }
 }
 
@@ -731,28 +739,52 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     }
     let mut ssl: Option<&Token> = None;
     let mut crts: Vec<(&Token, PathBuf)> = Vec::new();
+    let mut sources: Vec<CertSource> = Vec::new();
+    let mut strict_sni = false;
+    let mut settings = cx.ssl_bind.clone();
     let options = scan_options(cx, &args[1..], BIND_OPTIONS, "bind");
     for (o, t, value) in options {
         match o.name {
             "ssl" => ssl = Some(t),
             "crt" => {
                 if let Some(v) = value {
-                    crts.push((v, resolve_crt(cx.crt_base, &v.text)));
+                    let path = resolve_crt(cx.crt_base, &v.text);
+                    sources.push(CertSource::Crt(path.clone()));
+                    crts.push((v, path));
                 }
             }
-            "ssl-min-ver" => {
+            "crt-list" => {
                 if let Some(v) = value {
-                    if !matches!(v.text.as_str(), "SSLv3" | "TLSv1.0" | "TLSv1.1" | "TLSv1.2") {
-                        cx.error(v, format!("'ssl-min-ver {}' is not supported yet: wsgate offers TLS 1.2 and 1.3", v.text));
-                    }
+                    let path = resolve_crt(cx.crt_base, &v.text);
+                    sources.push(CertSource::CrtList(path.clone()));
+                    crts.push((v, path));
                 }
             }
-            _ => {}
+            "strict-sni" => strict_sni = true,
+            _ => {
+                if !tls_option(cx, &mut settings, o.name, t, value) {
+                    bad = true;
+                }
+            }
+        }
+    }
+    if let (Some(min), Some(max)) = (settings.min_ver, settings.max_ver) {
+        if min > max {
+            let kw = cx.kw;
+            cx.error(
+                kw,
+                "the TLS versions allowed on this bind are empty (minimum above maximum)",
+            )
+            .hint = Some(
+                "check ssl-min-ver/ssl-max-ver/no-tlsv1x here and in `ssl-default-bind-options`"
+                    .into(),
+            );
+            bad = true;
         }
     }
     if let Some(ssl_tok) = ssl {
         if crts.is_empty() {
-            cx.error(ssl_tok, "'ssl' needs a certificate: add `crt <file.pem>` to this bind line")
+            cx.error(ssl_tok, "'ssl' needs a certificate: add `crt <file.pem|dir>` or `crt-list <file>` to this bind line")
                 .hint = Some("e.g. `bind *:443 ssl crt /etc/wsgate/site.pem` (certificate, chain and key in one PEM file)".into());
             bad = true;
         }
@@ -790,7 +822,16 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         return;
     }
     let tls = ssl.map(|_| BindSsl {
-        crt: crts.into_iter().map(|(_, p)| p).collect(),
+        crt: sources
+            .iter()
+            .filter_map(|s| match s {
+                CertSource::Crt(p) => Some(p.clone()),
+                CertSource::CrtList(_) => None,
+            })
+            .collect(),
+        sources,
+        strict_sni,
+        settings,
     });
     let location = cx.kw_loc();
     for addr in addrs {
@@ -800,6 +841,223 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
             ssl: tls.clone(),
         });
     }
+}
+
+/// One TLS protocol option of a `bind` line or of `ssl-default-bind-*`
+/// (`ssl-min-ver`, `ciphers`, `curves`, `no-tlsv12`, ...) into `settings`.
+/// Returns false after reporting an error.
+fn tls_option(
+    cx: &mut Cx<'_>,
+    settings: &mut TlsSettings,
+    name: &str,
+    t: &Token,
+    value: Option<&Token>,
+) -> bool {
+    let text = value.map_or("", |v| v.text.as_str());
+    let at = value.unwrap_or(t);
+    match name {
+        "ssl-min-ver" | "ssl-max-ver" => match tls::parse_version(text) {
+            Ok(v) if name == "ssl-min-ver" => settings.min_ver = Some(v),
+            Ok(v) => settings.max_ver = Some(v),
+            Err(e) => {
+                cx.error(at, e);
+                return false;
+            }
+        },
+        "no-sslv3" | "no-tlsv10" | "no-tlsv11" => {} // never offered anyway
+        "no-tlsv12" => settings.min_ver = Some(TlsVersion::Tls13),
+        "no-tlsv13" => settings.max_ver = Some(TlsVersion::Tls12),
+        "force-tlsv12" => {
+            settings.min_ver = Some(TlsVersion::Tls12);
+            settings.max_ver = Some(TlsVersion::Tls12);
+        }
+        "force-tlsv13" => {
+            settings.min_ver = Some(TlsVersion::Tls13);
+            settings.max_ver = Some(TlsVersion::Tls13);
+        }
+        "no-tls-tickets" => settings.no_tls_tickets = true,
+        "prefer-client-ciphers" => settings.prefer_client_ciphers = true,
+        "ciphers" => {
+            let list = tls::parse_cipher_list(text);
+            if !list.refused.is_empty() {
+                cx.error(
+                    at,
+                    format!(
+                        "cipher(s) {} refused: {}",
+                        quoted(&list.refused),
+                        tls::refusal_reason(&list.refused)
+                    ),
+                )
+                .hint = Some(format!(
+                    "remove them, or use the suites wsgate offers: {}",
+                    CipherSuite::all_tls12()
+                        .iter()
+                        .map(|s| s.name())
+                        .collect::<Vec<_>>()
+                        .join(":")
+                ));
+                return false;
+            }
+            if !list.skipped_dhe.is_empty() {
+                cx.warn(
+                    at,
+                    format!(
+                        "{} not offered: wsgate has ECDHE key exchange only (rustls implements no finite-field DHE); clients that support these also support ECDHE",
+                        quoted(&list.skipped_dhe)
+                    ),
+                );
+            }
+            if list.suites.is_empty() {
+                cx.error(
+                    at,
+                    "this cipher list leaves no TLS 1.2 cipher wsgate can offer",
+                )
+                .hint = Some("to allow TLS 1.3 only, write `ssl-min-ver TLSv1.3` instead".into());
+                return false;
+            }
+            settings.ciphers = Some(list.suites);
+        }
+        "ciphersuites" => {
+            let list = tls::parse_ciphersuites(text);
+            if !list.refused.is_empty() {
+                cx.error(
+                    at,
+                    format!(
+                        "TLS 1.3 cipher suite(s) {} not available: wsgate (rustls) offers TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256 and TLS_AES_128_GCM_SHA256",
+                        quoted(&list.refused)
+                    ),
+                );
+                return false;
+            }
+            if list.suites.is_empty() {
+                cx.error(at, "empty TLS 1.3 cipher suite list");
+                return false;
+            }
+            settings.ciphersuites = Some(list.suites);
+        }
+        "curves" | "ecdhe" => match tls::parse_curves(text) {
+            Ok(groups) if !groups.is_empty() => settings.curves = Some(groups),
+            Ok(_) => {
+                cx.error(at, format!("empty '{name}' list"));
+                return false;
+            }
+            Err(bad) => {
+                cx.error(
+                    at,
+                    format!(
+                        "curve(s) {} not available: wsgate (rustls) offers X25519, P-256 and P-384",
+                        quoted(&bad)
+                    ),
+                );
+                return false;
+            }
+        },
+        "alpn" => {
+            let (_, dropped) = tls::parse_alpn(text);
+            if dropped.iter().any(|p| p == "h2") {
+                cx.warn(
+                    at,
+                    "HTTP/2 is not supported yet: wsgate offers only http/1.1 over ALPN (WebSockets work the same way over it)",
+                );
+            }
+            let others: Vec<String> = dropped.into_iter().filter(|p| p != "h2").collect();
+            if !others.is_empty() {
+                cx.warn(
+                    at,
+                    format!(
+                        "ALPN protocol(s) {} not offered: wsgate speaks http/1.1",
+                        quoted(&others)
+                    ),
+                );
+            }
+        }
+        _ => {}
+    }
+    true
+}
+
+fn quoted(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `sni` sample expressions: `str(<name>)`, `req.hdr(<name>)`,
+/// `hdr(<name>)`.
+fn parse_sni(text: &str) -> Option<SniExpr> {
+    let (fetch, rest) = text.split_once('(')?;
+    let arg = rest.strip_suffix(')')?.trim();
+    if arg.is_empty() {
+        return None;
+    }
+    match fetch {
+        "str" => Some(SniExpr::Str(arg.to_owned())),
+        "req.hdr" | "hdr" => Some(SniExpr::ReqHdr(arg.to_ascii_lowercase())),
+        _ => None,
+    }
+}
+
+/// `ssl-default-bind-options <option>...`: bind options every later
+/// `bind ... ssl` starts from.
+pub fn ssl_default_bind_options(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
+    let args = cx.args;
+    let mut i = 0;
+    while let Some(t) = args.get(i) {
+        let takes_value = matches!(t.text.as_str(), "ssl-min-ver" | "ssl-max-ver");
+        let value = if takes_value { args.get(i + 1) } else { None };
+        i += 1 + usize::from(takes_value);
+        match t.text.as_str() {
+            "ssl-min-ver" | "ssl-max-ver" if value.is_none() => {
+                cx.error(
+                    t,
+                    format!("'{}' needs a version (TLSv1.2 or TLSv1.3)", t.text),
+                );
+            }
+            "ssl-min-ver"
+            | "ssl-max-ver"
+            | "no-sslv3"
+            | "no-tlsv10"
+            | "no-tlsv11"
+            | "no-tlsv12"
+            | "no-tlsv13"
+            | "force-tlsv12"
+            | "force-tlsv13"
+            | "no-tls-tickets"
+            | "prefer-client-ciphers" => {
+                let name = t.text.clone();
+                tls_option(cx, &mut g.ssl_bind, &name, t, value);
+            }
+            "force-sslv3" | "force-tlsv10" | "force-tlsv11" => {
+                cx.error(t, format!("'{}': {}", t.text, tls::OLD_VERSIONS));
+            }
+            other => {
+                cx.error(t, format!("'{other}' is not an option wsgate takes in ssl-default-bind-options"))
+                    .hint = Some("supported: ssl-min-ver, ssl-max-ver, no-tlsv12, no-tlsv13, force-tlsv12, force-tlsv13, no-tls-tickets, prefer-client-ciphers (no-sslv3, no-tlsv10, no-tlsv11 are always true)".into());
+            }
+        }
+    }
+}
+
+pub fn ssl_default_bind_ciphers(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
+    global_tls_value(g, cx, "ciphers");
+}
+
+pub fn ssl_default_bind_ciphersuites(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
+    global_tls_value(g, cx, "ciphersuites");
+}
+
+pub fn ssl_default_bind_curves(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
+    global_tls_value(g, cx, "curves");
+}
+
+fn global_tls_value(g: &mut GlobalDraft, cx: &mut Cx<'_>, option: &str) {
+    let keyword = cx.keyword.clone();
+    let Some(t) = cx.one_arg(&format!("{keyword} <list>")) else {
+        return;
+    };
+    tls_option(cx, &mut g.ssl_bind, option, t, Some(t));
 }
 
 /// Relative `crt` paths: against `crt-base` when set, else the working
@@ -1161,6 +1419,32 @@ fn apply_server_options(
                     ok = false;
                 }
             },
+            "ssl" => defaults.ssl = true,
+            "no-ssl" => defaults.ssl = false,
+            "verify" => match text {
+                "none" => defaults.verify = Some(false),
+                "required" => defaults.verify = Some(true),
+                _ => {
+                    if let Some(v) = value {
+                        cx.error(v, format!("verify '{text}': expected none or required"));
+                    }
+                    ok = false;
+                }
+            },
+            "ca-file" => defaults.ca_file = Some(resolve_crt(None, text)),
+            "sni" => match parse_sni(text) {
+                Some(e) => defaults.sni = Some(e),
+                None => {
+                    if let Some(v) = value {
+                        cx.error(
+                            v,
+                            format!("sni '{text}' is not an expression wsgate evaluates"),
+                        )
+                        .hint = Some("use `sni str(<name>)` or `sni req.hdr(host)`".into());
+                    }
+                    ok = false;
+                }
+            },
             "addr" => match text.parse::<IpAddr>() {
                 Ok(ip) => defaults.addr = Some(ip),
                 Err(_) => {
@@ -1228,7 +1512,31 @@ pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
             settings.port.unwrap_or(addr.port()),
         ),
     });
+    let ssl = if settings.ssl {
+        let verify = settings.verify.unwrap_or(true);
+        if verify && settings.ca_file.is_none() {
+            let kw = cx.kw;
+            cx.error(kw, format!("server '{}' has `ssl` with certificate verification (the default) but no `ca-file`", name.text))
+                .hint = Some("add `ca-file <pem>` with the CA that signed the server's certificate, or `verify none` if you trust the network to the server".into());
+            return;
+        }
+        if let Some(ca) = &settings.ca_file {
+            if verify && !ca.exists() {
+                let kw = cx.kw;
+                cx.error(kw, format!("ca-file '{}' does not exist", ca.display()));
+                return;
+            }
+        }
+        Some(ServerSsl {
+            verify,
+            ca_file: settings.ca_file.clone(),
+            sni: settings.sni.clone(),
+        })
+    } else {
+        None
+    };
     p.servers.push(Server {
+        ssl,
         name: name.text.clone(),
         location,
         addr,

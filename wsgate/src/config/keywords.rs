@@ -182,8 +182,6 @@ const NO_PASSIVE: &str =
     "passive health (observing live traffic) is not implemented; only `check` marks servers down";
 const NO_ROUTING: &str = "http-request/http-response rules are not implemented yet";
 const DHE: &str = "wsgate offers ECDHE key exchange only (rustls has no finite-field DHE), which every current client supports and is faster and safer than DHE, so no DH parameters are needed";
-const TLS_DEFAULTS: &str =
-    "wsgate uses rustls' fixed, safe defaults: TLS 1.2 and 1.3 with AEAD ciphers and ECDHE only";
 const NO_PRIVDROP: &str = "wsgate does not switch user, group or root directory itself; start it as the right user from your service manager (e.g. systemd `User=`)";
 
 /// Every keyword wsgate knows (the docs list them sorted by name).
@@ -191,7 +189,7 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("acl", FLB, Handler::Proxy(h::acl), "`acl <name> <fetch> [-i] [-m str|beg|end|sub|dom|found|ip] [--] [values...]`; fetches path, path_beg, path_end, path_sub, hdr(), hdr_beg(), hdr_end(), hdr_sub(), hdr_dom(), method, src, ssl_fc, always_true; lines with one name are OR-ed"),
     ign("backlog", DFL, "the listen backlog uses the system default"),
     sup("balance", DLB, Handler::Proxy(h::balance), "`balance roundrobin|static-rr|leastconn|first|source|uri [len N] [depth N] [whole] [path-only]|url_param <name>|hdr(<name>) [use_domain_only]|random[(<draws>)]` (default roundrobin, as HAProxy up to 3.2); hash-based choices are the same as HAProxy 2.6's"),
-    sup("bind", FL, Handler::Proxy(h::bind), "`bind <addr>:<port>[,...] [ssl crt <pem>]`; `*:80`, `:80`, `[::]:443`, `ipv6@::1:80`, port ranges `8000-8010`"),
+    sup("bind", FL, Handler::Proxy(h::bind), "`bind <addr>:<port>[,...] [ssl crt <pem|dir> ... | crt-list <file>] [strict-sni] [ssl-min-ver ..] [ciphers ..] [alpn ..]`; `*:80`, `:80`, `[::]:443`, `ipv6@::1:80`, port ranges `8000-8010`"),
     ign("ca-base", G, "CA files are only used by options wsgate does not support yet"),
     ign("capture", FL, "header capture only feeds access logs, which are not implemented yet"),
     ign("chroot", G, NO_PRIVDROP),
@@ -213,7 +211,7 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("fullconn", DLB, "only matters with dynamic server maxconn, which is not implemented"),
     ign("gid", G, NO_PRIVDROP),
     ign("group", G, NO_PRIVDROP),
-    ign("hard-stop-after", G, "wsgate reloads in process and has its own grace time for open connections"),
+    sup("hard-stop-after", G, Handler::Global(h::hard_stop_after), "`hard-stop-after <time>`: on stop, how long open connections get (WebSockets are closed with 1001 first) before the process exits; wsgate's default is 30s"),
     sup("hash-type", DLB, Handler::Proxy(h::hash_type), "`hash-type map-based|consistent [sdbm|djb2|wt6|crc32] [avalanche]` (default map-based sdbm; consistent alone means sdbm avalanche)"),
     rej("http-after-response", FLB, NO_ROUTING, None),
     sup("http-check", DLB, Handler::Proxy(h::http_check), "`http-check expect [!] status <code>|string <text>` (default: any 2xx or 3xx is healthy)"),
@@ -255,6 +253,10 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("option log-separate-errors", DFL, LOGGING_LATER),
     ign("option logasap", DFL, LOGGING_LATER),
     ign("option prefer-last-server", DLB, "servers are chosen by the balancer on every new connection"),
+    sup("websocket max-message-size", DFLB, Handler::Proxy(super::websocket::max_message_size), "`websocket max-message-size <size>` (wsgate): close 1009 for a bigger client message, 1001 to its server"),
+    sup("websocket max-frame-size", DFLB, Handler::Proxy(super::websocket::max_frame_size), "`websocket max-frame-size <size>` (wsgate): close 1009 for a bigger client frame"),
+    sup("websocket strict", DFLB, Handler::Proxy(super::websocket::strict), "`websocket strict` (wsgate): 400/426 for bad handshakes, close 1002 for RFC 6455 violations"),
+    sup("websocket allow-origin", DFLB, Handler::Proxy(super::websocket::allow_origin), "`websocket allow-origin <origin>...` (wsgate): 403 for handshakes from other Origins"),
     sup("option redispatch", DLB, Handler::Proxy(h::option_redispatch), "`option redispatch`: a retry may pick another server"),
     ign("option socket-stats", DFL, "the stats page has no per-listener rows"),
     ign("option splice-auto", DFLB, "wsgate decides itself when to splice"),
@@ -275,14 +277,15 @@ pub static KEYWORDS: &[Keyword] = &[
     rej("setenv", G, "changing the environment from the configuration is not supported", Some("set the variable in the environment wsgate starts in")),
     ign("spread-checks", G, "each server's first check is already spread over its interval"),
     rej("srvtimeout", DLB, "removed from HAProxy", Some("write `timeout server <time>` instead")),
-    ign("ssl-default-bind-ciphers", G, TLS_DEFAULTS),
-    ign("ssl-default-bind-ciphersuites", G, TLS_DEFAULTS),
-    ign("ssl-default-bind-options", G, TLS_DEFAULTS),
-    ign("ssl-default-server-ciphers", G, "TLS to servers is not supported yet, so there is nothing to configure"),
-    ign("ssl-default-server-ciphersuites", G, "TLS to servers is not supported yet, so there is nothing to configure"),
-    ign("ssl-default-server-options", G, "TLS to servers is not supported yet, so there is nothing to configure"),
+    sup("ssl-default-bind-ciphers", G, Handler::Global(h::ssl_default_bind_ciphers), "`ssl-default-bind-ciphers <openssl cipher string>`: `ciphers` of every later `bind ... ssl`"),
+    sup("ssl-default-bind-ciphersuites", G, Handler::Global(h::ssl_default_bind_ciphersuites), "`ssl-default-bind-ciphersuites <list>`: `ciphersuites` of every later `bind ... ssl`"),
+    sup("ssl-default-bind-curves", G, Handler::Global(h::ssl_default_bind_curves), "`ssl-default-bind-curves <list>`: `curves` of every later `bind ... ssl`"),
+    sup("ssl-default-bind-options", G, Handler::Global(h::ssl_default_bind_options), "`ssl-default-bind-options [ssl-min-ver V] [ssl-max-ver V] [no-tlsv12] [no-tlsv13] [force-tlsv12] [force-tlsv13] [no-tls-tickets] [prefer-client-ciphers]`"),
+    ign("ssl-default-server-ciphers", G, "server TLS settings use rustls' safe defaults (TLS 1.2 and 1.3, AEAD suites)"),
+    ign("ssl-default-server-ciphersuites", G, "server TLS settings use rustls' safe defaults (TLS 1.2 and 1.3, AEAD suites)"),
+    ign("ssl-default-server-options", G, "server TLS settings use rustls' safe defaults (TLS 1.2 and 1.3, AEAD suites)"),
     ign("ssl-dh-param-file", G, DHE),
-    ign("ssl-server-verify", G, "TLS to servers is not supported yet"),
+    ign("ssl-server-verify", G, "verification is set per server (`verify`, default required)"),
     ign("stats admin", DFLB, "the stats page is read-only; change server states with the runtime API (`stats socket`, `set server <be>/<srv> state drain`)"),
     sup("stats auth", DFLB, Handler::Proxy(o::stats_auth), "`stats auth <user>:<password>`: HTTP Basic authentication for the stats page (repeatable)"),
     sup("stats enable", DFLB, Handler::Proxy(o::stats_enable), "serve the stats page (HTML, `;csv`, `;json`) at `stats uri`"),
@@ -335,7 +338,7 @@ pub enum Lookup {
 }
 
 /// Families whose second word selects the keyword (`timeout client`).
-const FAMILIES: &[&str] = &["option", "timeout", "stats"];
+const FAMILIES: &[&str] = &["option", "timeout", "stats", "websocket"];
 
 /// Looks up a line's words (after `no` was taken off for options).
 pub fn lookup(words: &[super::lexer::Token]) -> Lookup {
@@ -441,7 +444,7 @@ pub static BIND_OPTIONS: &[LineOption] = &[
         OR("the PROXY protocol is not implemented yet; connections would be misread"),
     ),
     opt("allow-0rtt", 0, OR("TLS 0-RTT is not offered")),
-    opt("alpn", 1, OI("wsgate negotiates HTTP/1.1 over TLS for now")),
+    opt("alpn", 1, OS("ALPN list; wsgate offers http/1.1 (`h2` is accepted with a warning until HTTP/2 is supported)")),
     opt(
         "backlog",
         1,
@@ -452,8 +455,8 @@ pub static BIND_OPTIONS: &[LineOption] = &[
         1,
         OR("client certificate verification is not implemented yet"),
     ),
-    opt("ciphers", 1, OI(TLS_DEFAULTS)),
-    opt("ciphersuites", 1, OI(TLS_DEFAULTS)),
+    opt("ciphers", 1, OS("TLS 1.2 suites as an OpenSSL cipher string; mapped to rustls' AEAD+ECDHE suites, weak or unknown names are errors, DHE names are skipped with a warning")),
+    opt("ciphersuites", 1, OS("TLS 1.3 suites: TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256, TLS_AES_128_GCM_SHA256")),
     opt(
         "crl-file",
         1,
@@ -462,30 +465,25 @@ pub static BIND_OPTIONS: &[LineOption] = &[
     opt(
         "crt",
         1,
-        OS("a PEM file (certificate, chain and key, or the key in `<file>.key`); repeatable"),
+        OS("a PEM file (certificate, chain and key, or the key in `<file>.key`) or a directory of them (lexical order, skipping .key .issuer .ocsp .sctl); repeatable; certificates are chosen by SNI, the first loaded is the default"),
     ),
     opt(
         "crt-list",
         1,
-        OR("certificate lists are not supported yet; give several `crt` options instead"),
+        OS("a file of `<crtfile> [[!]<snifilter> ...]` lines (`*.example.com`, `!skip.example.com`, `!*`); per-line `[options]` are not supported yet"),
     ),
-    opt("curves", 1, OI(TLS_DEFAULTS)),
+    opt("curves", 1, OS("key-exchange groups, e.g. `X25519:P-256` (X25519, P-256, P-384)")),
     opt(
         "defer-accept",
         0,
         OI("a TCP tuning hint with no visible effect"),
     ),
-    opt("ecdhe", 1, OI(TLS_DEFAULTS)),
-    opt(
-        "force-tlsv12",
-        0,
-        OR("TLS version limits are not configurable yet (wsgate offers TLS 1.2 and 1.3)"),
-    ),
-    opt(
-        "force-tlsv13",
-        0,
-        OR("TLS version limits are not configurable yet (wsgate offers TLS 1.2 and 1.3)"),
-    ),
+    opt("ecdhe", 1, OS("one key-exchange group (like `curves`)")),
+    opt("force-sslv3", 0, OR("SSLv3 is broken (RFC 7568) and never offered; wsgate offers TLS 1.2 and 1.3")),
+    opt("force-tlsv10", 0, OR("TLS 1.0 is deprecated (RFC 8996) and never offered; wsgate offers TLS 1.2 and 1.3")),
+    opt("force-tlsv11", 0, OR("TLS 1.1 is deprecated (RFC 8996) and never offered; wsgate offers TLS 1.2 and 1.3")),
+    opt("force-tlsv12", 0, OS("TLS 1.2 only")),
+    opt("force-tlsv13", 0, OS("TLS 1.3 only")),
     opt("id", 1, OI("listener ids are only used by statistics")),
     opt(
         "interface",
@@ -499,39 +497,19 @@ pub static BIND_OPTIONS: &[LineOption] = &[
     ),
     opt("name", 1, OI("listener names are only used by statistics")),
     opt("namespace", 1, OR("network namespaces are not supported")),
-    opt("no-sslv3", 0, OI("SSLv3 is never offered")),
-    opt("no-tls-tickets", 0, OI(TLS_DEFAULTS)),
-    opt("no-tlsv10", 0, OI("TLS 1.0 is never offered")),
-    opt("no-tlsv11", 0, OI("TLS 1.1 is never offered")),
-    opt(
-        "no-tlsv12",
-        0,
-        OR("TLS version limits are not configurable yet (wsgate offers TLS 1.2 and 1.3)"),
-    ),
-    opt(
-        "no-tlsv13",
-        0,
-        OR("TLS version limits are not configurable yet (wsgate offers TLS 1.2 and 1.3)"),
-    ),
+    opt("no-sslv3", 0, OS("always true: SSLv3 is never offered")),
+    opt("no-tls-tickets", 0, OS("resume TLS sessions by session id only (tickets are on by default)")),
+    opt("no-tlsv10", 0, OS("always true: TLS 1.0 is never offered")),
+    opt("no-tlsv11", 0, OS("always true: TLS 1.1 is never offered")),
+    opt("no-tlsv12", 0, OS("TLS 1.3 only")),
+    opt("no-tlsv13", 0, OS("TLS 1.2 only")),
     opt("npn", 1, OI("NPN is obsolete; wsgate negotiates HTTP/1.1")),
-    opt("prefer-client-ciphers", 0, OI(TLS_DEFAULTS)),
+    opt("prefer-client-ciphers", 0, OS("follow the client's cipher order (default: the server's)")),
     opt("process", 1, OI("wsgate is one process")),
     opt("ssl", 0, OS("terminate TLS on this listener; needs `crt`")),
-    opt(
-        "ssl-max-ver",
-        1,
-        OR("TLS version limits are not configurable yet (wsgate offers TLS 1.2 and 1.3)"),
-    ),
-    opt(
-        "ssl-min-ver",
-        1,
-        OS("accepted when it asks for TLS 1.2 or lower, which wsgate always requires anyway"),
-    ),
-    opt(
-        "strict-sni",
-        0,
-        OR("SNI-strict certificate selection is not implemented yet"),
-    ),
+    opt("ssl-max-ver", 1, OS("TLSv1.2 or TLSv1.3 (default TLSv1.3); older versions are refused with the reason")),
+    opt("ssl-min-ver", 1, OS("TLSv1.2 (the default) or TLSv1.3; older versions are refused with the reason")),
+    opt("strict-sni", 0, OS("refuse handshakes without SNI or whose SNI matches no certificate")),
     opt("tfo", 0, OI("TCP Fast Open is not enabled")),
     opt("thread", 1, OI("connections are spread over all threads")),
     opt(
@@ -560,7 +538,7 @@ pub static SERVER_OPTIONS: &[LineOption] = &[
     opt("agent-port", 1, OI(NO_AGENT)),
     opt("alpn", 1, OR("TLS to servers is not supported yet")),
     opt("backup", 0, OS("used only when no active server is usable (the first one, or all with `option allbackups`)")),
-    opt("ca-file", 1, OR("TLS to servers is not supported yet")),
+    opt("ca-file", 1, OS("CA certificates (PEM) the server's certificate must chain to, with `ssl`")),
     opt("check", 0, OS("health checks: TCP connect, or `option httpchk`; DOWN after `fall` failures, UP after `rise` successes")),
     opt("check-send-proxy", 0, OR("the PROXY protocol is not implemented yet")),
     opt("check-ssl", 0, OR("TLS to servers is not supported yet, for checks either")),
@@ -596,11 +574,12 @@ pub static SERVER_OPTIONS: &[LineOption] = &[
     opt("send-proxy-v2", 0, OR("the PROXY protocol is not implemented yet; the server would get plain connections")),
     opt("send-proxy-v2-ssl-cn", 0, OR("the PROXY protocol is not implemented yet; the server would get plain connections")),
     opt("slowstart", 1, OI("servers get their full weight at once")),
-    opt("sni", 1, OR("TLS to servers is not supported yet")),
+    opt("sni", 1, OS("name sent to the server with `ssl`: `str(<name>)` or `req.hdr(host)`; verified against its certificate")),
     opt("source", 1, OR("choosing the source address is not supported")),
-    opt("ssl", 0, OR("TLS to servers is not supported yet; the server would get plain text")),
+    opt("ssl", 0, OR("TLS to servers is not implemented yet; the server would get plain text (`verify`, `ca-file` and `sni` are already checked)")),
+    opt("no-ssl", 0, OS("plain connections to the server (undoes `ssl` from default-server)")),
     opt("track", 1, OR("tracking another server's state is not implemented; give this server its own `check`")),
-    opt("verify", 1, OR("TLS to servers is not supported yet")),
+    opt("verify", 1, OS("`required` (default, needs `ca-file`) or `none`")),
     opt("weight", 1, OS("0..=256, default 1; 0 means the balancer never picks it")),
     opt("ws", 1, OI("WebSockets go to servers over HTTP/1.1")),
 ];

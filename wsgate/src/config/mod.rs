@@ -16,7 +16,9 @@ pub mod keywords;
 pub mod lexer;
 pub mod model;
 pub mod parser;
+pub mod tls;
 pub mod units;
+pub mod websocket;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -13,6 +13,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use super::tls::{CipherSuite, KxGroup, TlsVersion};
+
 /// Where a configuration item was written: for diagnostics raised after
 /// parsing (a certificate that does not load, a port already in use).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +56,16 @@ pub struct Global {
     pub stats_timeout: Duration,
     /// `log` lines of `global` (what `log global` in a proxy refers to).
     pub logs: Vec<LogTarget>,
+    /// `hard-stop-after`: how long a stop waits for open connections
+    /// (after WebSockets were sent close 1001) before the process exits.
+    /// `None` when unset; wsgate then waits [`DEFAULT_HARD_STOP_AFTER`].
+    pub hard_stop_after: Option<Duration>,
 }
+
+/// The stop grace when `hard-stop-after` is unset. HAProxy waits forever,
+/// which is how old processes pile up; wsgate bounds it and says so at
+/// start.
+pub const DEFAULT_HARD_STOP_AFTER: Duration = Duration::from_secs(30);
 
 impl Default for Global {
     fn default() -> Self {
@@ -64,6 +75,7 @@ impl Default for Global {
             stats_sockets: Vec::new(),
             stats_timeout: Duration::from_secs(10),
             logs: Vec::new(),
+            hard_stop_after: None,
         }
     }
 }
@@ -221,6 +233,33 @@ pub enum HttpConnMode {
     Close,
 }
 
+/// wsgate's own WebSocket settings (`websocket <setting> ...`; not HAProxy
+/// syntax). Empty by default: the tunnel is then a transparent pipe.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebSocketSettings {
+    /// `websocket max-message-size`: close 1009 for a bigger client message.
+    pub max_message_size: Option<u64>,
+    /// `websocket max-frame-size`: close 1009 for a bigger client frame.
+    pub max_frame_size: Option<u64>,
+    /// `websocket strict`: handshake validation (400/426) and RFC 6455 frame
+    /// checks (close 1002).
+    pub strict: bool,
+    /// `websocket allow-origin`: the Origins a handshake may come from
+    /// (empty: any); others get 403 before any server is contacted.
+    pub allow_origins: Vec<OriginPattern>,
+}
+
+/// One `websocket allow-origin` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginPattern {
+    /// `*`
+    Any,
+    /// `https://app.example.com` (lowercased).
+    Exact(String),
+    /// `https://*.example.com`: any subdomain, not the domain itself.
+    Subdomains { scheme: String, domain: String },
+}
+
 /// Index into [`Config::backends`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BackendId(pub usize);
@@ -240,6 +279,7 @@ pub struct Frontend {
     pub http_conn_mode: HttpConnMode,
     /// `option forwardfor` set on the frontend.
     pub forwardfor: bool,
+    pub websocket: WebSocketSettings,
     /// ACLs, named and anonymous (`{ ... }`), referenced by index from
     /// the `use_backend` conditions.
     pub acls: Vec<Acl>,
@@ -358,12 +398,92 @@ pub struct Bind {
     pub ssl: Option<BindSsl>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BindSsl {
     /// Each `crt` argument, resolved relative to the working directory as
     /// HAProxy does (unless `crt-base` is set). Holds the certificate, the
     /// chain and usually the key; otherwise the key is in `<file>.key`.
+    /// A directory stands for its files in lexical order.
     pub crt: Vec<PathBuf>,
+    /// `crt` and `crt-list` arguments in the order written: the first
+    /// certificate loaded from them is the default one (no or unknown SNI).
+    /// When empty, `crt` is used (in its order).
+    pub sources: Vec<CertSource>,
+    /// `strict-sni`: refuse handshakes whose SNI matches no certificate.
+    pub strict_sni: bool,
+    /// Versions, ciphers, curves, tickets: the bind line's options over
+    /// `ssl-default-bind-*` from `global`.
+    pub settings: TlsSettings,
+}
+
+impl BindSsl {
+    /// A bind with these `crt` and default settings.
+    pub fn with_crt(crt: Vec<PathBuf>) -> BindSsl {
+        BindSsl {
+            crt,
+            ..BindSsl::default()
+        }
+    }
+
+    /// The certificate sources in order (`sources`, or else `crt`).
+    pub fn cert_sources(&self) -> Vec<CertSource> {
+        if self.sources.is_empty() {
+            self.crt.iter().cloned().map(CertSource::Crt).collect()
+        } else {
+            self.sources.clone()
+        }
+    }
+}
+
+/// Where a bind's certificates come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertSource {
+    /// `crt <file|dir>`.
+    Crt(PathBuf),
+    /// `crt-list <file>`: one certificate per line with SNI filters.
+    CrtList(PathBuf),
+}
+
+/// TLS protocol settings of a listener (bind options, or the global
+/// `ssl-default-bind-*` defaults). `None` means wsgate's default: TLS 1.2
+/// to 1.3, every suite and group in [`super::tls`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsSettings {
+    pub min_ver: Option<TlsVersion>,
+    pub max_ver: Option<TlsVersion>,
+    /// `ciphers`: TLS 1.2 suites in preference order.
+    pub ciphers: Option<Vec<CipherSuite>>,
+    /// `ciphersuites`: TLS 1.3 suites in preference order.
+    pub ciphersuites: Option<Vec<CipherSuite>>,
+    /// `curves` (or `ecdhe`): key-exchange groups in preference order.
+    pub curves: Option<Vec<KxGroup>>,
+    /// `no-tls-tickets`: resumption by session id only.
+    pub no_tls_tickets: bool,
+    /// `prefer-client-ciphers`: the client's suite order wins (HAProxy's
+    /// default is the server's).
+    pub prefer_client_ciphers: bool,
+}
+
+/// `server ... ssl`: TLS to the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSsl {
+    /// `verify required` (HAProxy's default, `ssl-server-verify`) or
+    /// `verify none`.
+    pub verify: bool,
+    /// `ca-file`: the CAs the server's certificate must chain to.
+    pub ca_file: Option<PathBuf>,
+    /// `sni <expr>`: the name sent (and verified); `None` sends none and
+    /// verifies the chain only, as HAProxy does without `verifyhost`.
+    pub sni: Option<SniExpr>,
+}
+
+/// The sample expressions `sni` accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SniExpr {
+    /// `str(<name>)`.
+    Str(String),
+    /// `req.hdr(<name>)` (usually `host`; a port is removed).
+    ReqHdr(String),
 }
 
 #[derive(Debug, Clone)]
@@ -381,6 +501,7 @@ pub struct Backend {
     pub http_conn_mode: HttpConnMode,
     /// `option forwardfor` set on the backend.
     pub forwardfor: bool,
+    pub websocket: WebSocketSettings,
     /// `hash-type`: how hash-based algorithms map a key to a server.
     pub hash_type: HashType,
     /// `option allbackups`: when every active server is down, balance over
@@ -541,6 +662,8 @@ pub struct Server {
     /// `check` and its timings; `None` when the server is not checked (it
     /// is then always considered up).
     pub check: Option<ServerCheck>,
+    /// `ssl`: connections to the server use TLS.
+    pub ssl: Option<ServerSsl>,
 }
 
 /// Health-check settings of one server (`check`, `inter`, `fastinter`,

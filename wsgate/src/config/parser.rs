@@ -23,6 +23,7 @@ use super::lexer::{Line, Token};
 use super::model::{
     AclTerm, BackendTimeouts, Balance, Bind, FrontendTimeouts, HashType, HttpCheck, HttpConnMode,
     HttpExpect, Location, LogStyle, LogTarget, Mode, Server, StatsPage, StatsSocket,
+    WebSocketSettings,
 };
 
 /// The kind of section a line belongs to.
@@ -80,6 +81,7 @@ const UNSUPPORTED_SECTIONS: &[(&str, &str)] = &[
 pub struct GlobalDraft {
     pub maxconn: Option<u32>,
     pub tune_bufsize: usize,
+    pub hard_stop_after: Option<std::time::Duration>,
     /// `crt-base`: where relative `crt` paths are resolved from.
     pub crt_base: Option<PathBuf>,
     /// `default-path`: the directory relative paths (including a relative
@@ -91,6 +93,9 @@ pub struct GlobalDraft {
     pub stats_timeout: std::time::Duration,
     /// `log` lines.
     pub logs: Vec<LogTarget>,
+    /// `ssl-default-bind-options|ciphers|ciphersuites|curves`: the
+    /// starting point of every later `bind ... ssl`.
+    pub ssl_bind: crate::config::model::TlsSettings,
 }
 
 impl GlobalDraft {
@@ -111,11 +116,13 @@ impl Default for GlobalDraft {
         GlobalDraft {
             maxconn: None,
             tune_bufsize: 16384,
+            hard_stop_after: None,
             crt_base: None,
             default_path: None,
             stats_sockets: Vec::new(),
             stats_timeout: std::time::Duration::from_secs(10),
             logs: Vec::new(),
+            ssl_bind: crate::config::model::TlsSettings::default(),
         }
     }
 }
@@ -123,6 +130,12 @@ impl Default for GlobalDraft {
 /// `default-server` settings, inherited by later `server` lines.
 #[derive(Debug, Clone, Default)]
 pub struct ServerDefaults {
+    /// `ssl` / `no-ssl`.
+    pub ssl: bool,
+    /// `verify none|required` (`None`: required, HAProxy's default).
+    pub verify: Option<bool>,
+    pub ca_file: Option<PathBuf>,
+    pub sni: Option<crate::config::model::SniExpr>,
     pub weight: Option<u32>,
     pub disabled: bool,
     /// `id` (on `server` lines only; ids are unique).
@@ -160,6 +173,7 @@ pub struct ProxyDraft {
     pub redispatch: bool,
     pub http_conn_mode: HttpConnMode,
     pub forwardfor: bool,
+    pub websocket: WebSocketSettings,
     pub balance: Balance,
     pub hash_type: HashType,
     pub allbackups: bool,
@@ -213,6 +227,7 @@ impl Default for ProxyDraft {
             redispatch: false,
             http_conn_mode: HttpConnMode::KeepAlive,
             forwardfor: false,
+            websocket: WebSocketSettings::default(),
             balance: Balance::RoundRobin,
             hash_type: HashType::default(),
             allbackups: false,
@@ -258,6 +273,8 @@ pub struct Cx<'a> {
     pub negated: bool,
     pub section: SectionKind,
     pub crt_base: Option<&'a Path>,
+    /// The global `ssl-default-bind-*` settings so far.
+    pub ssl_bind: crate::config::model::TlsSettings,
     pub diags: &'a mut Vec<Diagnostic>,
 }
 
@@ -516,6 +533,7 @@ impl Parser {
                             negated: false,
                             section: kind,
                             crt_base: crt_dir.as_deref(),
+                            ssl_bind: self.parsed.global.ssl_bind.clone(),
                             diags,
                         };
                         super::handlers::bind(&mut self.parsed.proxies[index].draft, &mut cx);
@@ -668,6 +686,7 @@ impl Parser {
                     negated,
                     section,
                     crt_base: crt_dir.as_deref(),
+                    ssl_bind: self.parsed.global.ssl_bind.clone(),
                     diags,
                 };
                 match (handler, current) {

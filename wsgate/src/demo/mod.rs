@@ -401,7 +401,7 @@ mod tests {
         let dir = TempDir::create().unwrap();
         let path = dir.path().join("demo.pem");
         write_private(&path, cert.pem.as_bytes()).unwrap();
-        let ssl = crate::config::model::BindSsl { crt: vec![path] };
+        let ssl = crate::config::model::BindSsl::with_crt(vec![path]);
         assert!(crate::tls::server_config(&ssl).is_ok());
     }
 

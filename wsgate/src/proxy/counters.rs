@@ -186,7 +186,8 @@ impl<T: TunnelIo> TunnelIo for EofWatch<T> {
 
 /// Why a tunnel ended, and HAProxy's two termination-state letters for it:
 /// `CD`/`SD` the client/server closed (or failed) while data flowed, `cD`
-/// the tunnel's inactivity timeout, `KD` closed by wsgate stopping.
+/// the tunnel's inactivity timeout, `KD` closed by wsgate (stop, reload),
+/// `PD` closed by wsgate for a broken WebSocket limit.
 pub fn close_reason(end: &TunnelEnd, client_first: Option<bool>) -> (CloseReason, [u8; 2]) {
     match end {
         TunnelEnd::Closed => match client_first {
@@ -195,6 +196,7 @@ pub fn close_reason(end: &TunnelEnd, client_first: Option<bool>) -> (CloseReason
         },
         TunnelEnd::Timeout => (CloseReason::Timeout, *b"cD"),
         TunnelEnd::Stopped => (CloseReason::Stopping, *b"KD"),
+        TunnelEnd::Policy(_) => (CloseReason::Limit, *b"PD"),
         TunnelEnd::ClientError(_) => (CloseReason::Error, *b"CD"),
         TunnelEnd::ServerError(_) => (CloseReason::Error, *b"SD"),
     }

@@ -3,8 +3,9 @@
 //! `connection: close`), so clients and monitors that parse HAProxy's
 //! answers keep working.
 
-/// The full response for `status`; the connection is closed after it.
-pub fn response(status: u16) -> Vec<u8> {
+/// The full response for `status`, with one optional extra header line
+/// (without its CRLF); the connection is closed after it.
+pub fn response_with(status: u16, header: Option<&str>) -> Vec<u8> {
     let (reason, text) = match status {
         400 => ("Bad Request", "Your browser sent an invalid request."),
         403 => ("Forbidden", "Request forbidden by administrative rules."),
@@ -30,6 +31,10 @@ pub fn response(status: u16) -> Vec<u8> {
             "No server is available to handle this request.",
         ),
         504 => ("Gateway Time-out", "The server didn't respond in time."),
+        426 => (
+            "Upgrade Required",
+            "This service requires a WebSocket version the server supports.",
+        ),
         505 => (
             "HTTP Version Not Supported",
             "The HTTP version is not supported.",
@@ -40,8 +45,9 @@ pub fn response(status: u16) -> Vec<u8> {
         ),
     };
     let body = format!("<html><body><h1>{status} {reason}</h1>\n{text}\n</body></html>\n");
+    let extra = header.map(|h| format!("{h}\r\n")).unwrap_or_default();
     format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/html\r\nconnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status} {reason}\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/html\r\n{extra}connection: close\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
@@ -52,7 +58,7 @@ mod tests {
     #[test]
     fn length_matches_body() {
         for status in [400, 408, 502, 503, 504] {
-            let r = String::from_utf8(super::response(status)).unwrap();
+            let r = String::from_utf8(super::response_with(status, None)).unwrap();
             let (head, body) = r.split_once("\r\n\r\n").unwrap();
             assert!(head.starts_with(&format!("HTTP/1.1 {status} ")));
             assert!(head.contains(&format!("content-length: {}", body.len())));

@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use super::session;
 use super::tunnel::IntoTunnel;
-use super::Runtime;
+use super::{Runtime, Shared};
 use crate::config::model::Mode;
 
 /// Accept backlog, as HAProxy's default for a listener (`backlog` unset
@@ -44,18 +44,20 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 /// Everything one accept loop needs.
 pub struct Listener {
     pub socket: std::net::TcpListener,
-    pub runtime: Arc<Runtime>,
-    /// Index into `runtime.frontends`.
-    pub frontend: usize,
-    pub tls: Option<TlsAcceptor>,
+    /// The bound address: where to look up, in the current runtime, which
+    /// frontend this socket serves and with which certificates.
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
     /// Global `maxconn`.
     pub global_slots: Arc<Semaphore>,
-    /// Frontend `maxconn`, when set.
-    pub frontend_slots: Option<Arc<Semaphore>>,
+    /// Cancelled when a reload removes this bind.
+    pub removed: CancellationToken,
 }
 
 impl Listener {
-    /// Accepts until `shutdown`; runs on the thread that owns the socket.
+    /// Accepts until `shutdown` or removal; runs on the thread that owns
+    /// the socket. Each connection is served with the runtime current when
+    /// it was accepted, so a reload never changes a session midway.
     pub async fn run(self, shutdown: CancellationToken, sessions: TaskTracker) {
         let tcp = match TcpListener::from_std(self.socket) {
             Ok(tcp) => tcp,
@@ -64,11 +66,18 @@ impl Listener {
                 return;
             }
         };
-        let limits = (self.global_slots, self.frontend_slots);
         loop {
+            let frontend_slots = {
+                let runtime = self.shared.current();
+                let Some(target) = runtime.binds.get(&self.addr) else {
+                    return;
+                };
+                runtime.frontend_slots[target.frontend].clone()
+            };
             let slots = tokio::select! {
-                s = acquire_slots(&limits.0, limits.1.as_ref()) => s,
+                s = acquire_slots(&self.global_slots, frontend_slots.as_ref()) => s,
                 _ = shutdown.cancelled() => return,
+                _ = self.removed.cancelled() => return,
             };
             let Some(slots) = slots else { return };
             let (stream, peer) = tokio::select! {
@@ -82,23 +91,25 @@ impl Listener {
                     }
                 },
                 _ = shutdown.cancelled() => return,
+                _ = self.removed.cancelled() => return,
             };
             let _ = stream.set_nodelay(true);
-            let runtime = self.runtime.clone();
-            let frontend = self.frontend;
-            let tls = self.tls.clone();
+            let runtime = self.shared.current();
+            let Some(target) = runtime.binds.get(&self.addr).cloned() else {
+                return;
+            };
             let token = shutdown.clone();
             let tracker = sessions.clone();
             sessions.spawn(async move {
                 let conn = Conn {
                     peer,
                     runtime,
-                    frontend,
+                    frontend: target.frontend,
                     shutdown: token,
                     tracker,
                     slots,
                 };
-                conn.serve(stream, tls).await;
+                conn.serve(stream, target.tls).await;
             });
         }
     }

@@ -17,9 +17,11 @@ mod listener;
 pub mod route;
 mod session;
 mod tunnel;
+mod websocket;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -28,56 +30,186 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backend::BackendRuntime;
-use crate::config::model::{Frontend, Global};
+use crate::config::model::{Frontend, Global, Location};
 use crate::config::{Config, Diagnostic};
 
 /// What sessions share: the configuration and the backends' run-time state.
+/// Replaced as a whole on reload; sessions keep the one they started with.
 pub struct Runtime {
     pub global: Global,
     pub frontends: Vec<Frontend>,
     pub backends: Vec<BackendRuntime>,
     /// Frontend and process counters, the access logger.
     pub obs: counters::Observability,
+    /// What each listening address serves (the bound address: a `bind` on
+    /// port 0 is known by the port it got).
+    binds: HashMap<SocketAddr, BindTarget>,
+    /// Frontend `maxconn`, per frontend, when set.
+    frontend_slots: Vec<Option<Arc<Semaphore>>>,
+    /// Per server, cancelled when a reload removes it (its WebSockets then
+    /// get close 1012). Children of the stop token; kept across reloads for
+    /// servers that stay (same backend, name and address).
+    server_gone: HashMap<ServerKey, CancellationToken>,
+}
+
+/// A server's identity across reloads: a changed address is a new server.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ServerKey {
+    backend: String,
+    server: String,
+    addr: SocketAddr,
+}
+
+#[derive(Clone)]
+struct BindTarget {
+    frontend: usize,
+    tls: Option<TlsAcceptor>,
+}
+
+impl Runtime {
+    /// The token that tells the WebSockets on a server that a reload
+    /// removed it.
+    pub(crate) fn server_gone(&self, backend: usize, server: usize) -> Option<CancellationToken> {
+        let be = &self.backends.get(backend)?.config;
+        let srv = be.servers.get(server)?;
+        self.server_gone
+            .get(&ServerKey {
+                backend: be.name.clone(),
+                server: srv.name.clone(),
+                addr: srv.addr,
+            })
+            .cloned()
+    }
+}
+
+/// The runtime that new connections use, swapped by [`Proxy::reload`].
+/// Read once per accepted connection, never on the data path.
+struct Shared {
+    runtime: RwLock<Arc<Runtime>>,
+}
+
+impl Shared {
+    fn current(&self) -> Arc<Runtime> {
+        // A poisoned lock only means a panic elsewhere mid-swap; the Arc
+        // inside is whole either way.
+        self.runtime
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn replace(&self, runtime: Arc<Runtime>) -> Arc<Runtime> {
+        let mut slot = self.runtime.write().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *slot, runtime)
+    }
 }
 
 /// A configuration whose certificates are loaded: ready to bind.
 pub struct Prepared {
-    runtime: Runtime,
+    config: Config,
     /// Per frontend, per bind: the TLS acceptor of `ssl` binds.
     tls: Vec<Vec<Option<TlsAcceptor>>>,
+    /// Certificate notes and warnings (see [`Prepared::diagnostics`]).
+    report: Vec<Diagnostic>,
 }
 
 impl Prepared {
     /// Loads everything that can fail before binding (certificates), so
     /// that `wsgate -c` reports it at the `bind` line.
     pub fn new(config: Config) -> Result<Prepared, Vec<Diagnostic>> {
-        let mut errors = Vec::new();
+        let mut report: Vec<Diagnostic> = Vec::new();
         let mut tls = Vec::with_capacity(config.frontends.len());
         for fe in &config.frontends {
             let mut per_bind = Vec::with_capacity(fe.binds.len());
             for bind in &fe.binds {
                 per_bind.push(match &bind.ssl {
                     None => None,
-                    Some(ssl) => match crate::tls::server_config(ssl) {
-                        Ok(cfg) => Some(TlsAcceptor::from(cfg)),
-                        Err(e) => {
-                            let mut d = Diagnostic::error(bind.location.clone(), e.to_string());
-                            if let Some(hint) = e.hint() {
-                                d = d.with_hint(hint);
-                            }
-                            errors.push(d);
-                            None
-                        }
-                    },
+                    Some(ssl) => {
+                        // Certificate notes and warnings, and errors.
+                        let loaded = crate::tls::load_bind(ssl, &bind.location);
+                        report.extend(loaded.diagnostics);
+                        loaded.config.map(TlsAcceptor::from)
+                    }
                 });
             }
             tls.push(per_bind);
         }
-        if !errors.is_empty() {
-            return Err(errors);
+        if report.iter().any(Diagnostic::is_error) {
+            return Err(report);
+        }
+        Ok(Prepared {
+            config,
+            tls,
+            report,
+        })
+    }
+
+    /// The runtime API sockets to open (`stats socket`).
+    pub fn stats_sockets(&self) -> Vec<crate::config::model::StatsSocket> {
+        self.config.global.stats_sockets.clone()
+    }
+
+    /// Notes (certificates loaded) and warnings found while preparing;
+    /// on failure, [`Prepared::new`] returns them with the errors.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        &self.report
+    }
+
+    /// Every `bind`: its configured address and where it was written.
+    fn binds(&self) -> Vec<(SocketAddr, Location)> {
+        self.config
+            .frontends
+            .iter()
+            .flat_map(|fe| fe.binds.iter().map(|b| (b.addr, b.location.clone())))
+            .collect()
+    }
+
+    /// The run-time state for this configuration; `bound` holds the
+    /// listening address of every bind, in [`Prepared::binds`] order.
+    /// Servers that `previous` also had keep their removal token, so their
+    /// WebSockets are left alone.
+    fn into_runtime(
+        self,
+        bound: &[SocketAddr],
+        stop: &CancellationToken,
+        previous: Option<&Runtime>,
+    ) -> Runtime {
+        let Prepared { config, tls, .. } = self;
+        let mut binds = HashMap::new();
+        let mut addrs = bound.iter();
+        for (fe_index, (fe, tls)) in config.frontends.iter().zip(tls).enumerate() {
+            for (bind, tls) in fe.binds.iter().zip(tls) {
+                let addr = addrs.next().copied().unwrap_or(bind.addr);
+                binds.insert(
+                    addr,
+                    BindTarget {
+                        frontend: fe_index,
+                        tls,
+                    },
+                );
+            }
+        }
+        let frontend_slots = config
+            .frontends
+            .iter()
+            .map(|fe| fe.maxconn.map(|n| Arc::new(Semaphore::new(n as usize))))
+            .collect();
+        let mut server_gone = HashMap::new();
+        for be in &config.backends {
+            for srv in &be.servers {
+                let key = ServerKey {
+                    backend: be.name.clone(),
+                    server: srv.name.clone(),
+                    addr: srv.addr,
+                };
+                let token = previous
+                    .and_then(|p| p.server_gone.get(&key).cloned())
+                    .unwrap_or_else(|| stop.child_token());
+                server_gone.insert(key, token);
+            }
         }
         let obs = counters::Observability::new(&config);
-        let runtime = Runtime {
+        Runtime {
             obs,
             global: config.global,
             frontends: config.frontends,
@@ -86,13 +218,10 @@ impl Prepared {
                 .into_iter()
                 .map(BackendRuntime::new)
                 .collect(),
-        };
-        Ok(Prepared { runtime, tls })
-    }
-
-    /// The runtime API sockets to open (`stats socket`).
-    pub fn stats_sockets(&self) -> Vec<crate::config::model::StatsSocket> {
-        self.runtime.global.stats_sockets.clone()
+            binds,
+            frontend_slots,
+            server_gone,
+        }
     }
 
     /// Binds every listener and starts serving. A bind that fails (address
@@ -109,70 +238,79 @@ impl Prepared {
     pub async fn start(self) -> Result<Proxy, StartError> {
         raise_fd_limit();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let global_slots = Arc::new(Semaphore::new(global_maxconn(&self.runtime.global)));
-        let runtime = Arc::new(self.runtime);
-        let frontend_slots: Vec<Option<Arc<Semaphore>>> = runtime
-            .frontends
-            .iter()
-            .map(|fe| fe.maxconn.map(|n| Arc::new(Semaphore::new(n as usize))))
-            .collect();
-
-        // The first thread's sockets are bound on the configured addresses;
-        // the others on the addresses those got (port 0 becomes a real port
-        // once, shared by all threads).
-        let mut addrs: Vec<SocketAddr> = Vec::new();
-        let mut per_thread: Vec<Vec<listener::Listener>> = Vec::with_capacity(threads);
-        for thread in 0..threads {
-            let mut listeners = Vec::new();
-            let mut index = 0;
-            for (fe_index, (fe, tls)) in runtime.frontends.iter().zip(&self.tls).enumerate() {
-                for (bind, tls) in fe.binds.iter().zip(tls) {
-                    let addr = if thread == 0 { bind.addr } else { addrs[index] };
-                    let socket = listener::bind(addr).map_err(|source| StartError::Bind {
-                        location: bind.location.to_string(),
-                        addr: bind.addr,
-                        source,
-                    })?;
-                    if thread == 0 {
-                        addrs.push(socket.local_addr().unwrap_or(bind.addr));
-                    }
-                    index += 1;
-                    listeners.push(listener::Listener {
-                        socket,
-                        runtime: runtime.clone(),
-                        frontend: fe_index,
-                        tls: tls.clone(),
-                        global_slots: global_slots.clone(),
-                        frontend_slots: frontend_slots[fe_index].clone(),
-                    });
-                }
-            }
-            per_thread.push(listeners);
-        }
-
         let shutdown = CancellationToken::new();
         let sessions = TaskTracker::new();
-        start_health_checks(&runtime, &shutdown).map_err(StartError::Thread)?;
-        for (thread, listeners) in per_thread.into_iter().enumerate() {
-            let shutdown = shutdown.clone();
-            let sessions = sessions.clone();
-            std::thread::Builder::new()
-                .name(format!("wsgate-worker-{thread}"))
-                .spawn(move || worker(listeners, shutdown, sessions))
-                .map_err(StartError::Thread)?;
+        let workers = match start_workers(threads, &shutdown, &sessions) {
+            Ok(w) => w,
+            Err(e) => {
+                shutdown.cancel();
+                return Err(StartError::Thread(e));
+            }
+        };
+        let bound = match bind_all(&self.binds(), threads) {
+            Ok(b) => b,
+            Err(e) => {
+                // Let the worker threads end.
+                shutdown.cancel();
+                sessions.close();
+                return Err(e);
+            }
+        };
+        let global_slots = Arc::new(Semaphore::new(global_maxconn(&self.config.global)));
+        let actual: Vec<SocketAddr> = bound.iter().map(|b| b.actual).collect();
+        let runtime = Arc::new(self.into_runtime(&actual, &shutdown, None));
+        let health = shutdown.child_token();
+        if let Err(e) = start_health_checks(&runtime, &health) {
+            shutdown.cancel();
+            sessions.close();
+            return Err(StartError::Thread(e));
         }
-        Ok(Proxy {
-            addrs,
+        let proxy = Proxy {
+            shared: Arc::new(Shared {
+                runtime: RwLock::new(runtime),
+            }),
+            workers,
+            listeners: Mutex::new(Vec::new()),
+            health: Mutex::new(health),
+            global_slots,
             shutdown,
             sessions,
-            runtime,
-        })
+        };
+        proxy.spawn_listeners(bound);
+        Ok(proxy)
     }
 }
 
-/// One worker thread: its accept loops and every session they start, on a
-/// single-threaded runtime, until shutdown and the last session are over.
-fn worker(listeners: Vec<listener::Listener>, shutdown: CancellationToken, sessions: TaskTracker) {
+/// Starts the worker threads and returns a handle to each one's runtime.
+fn start_workers(
+    threads: usize,
+    shutdown: &CancellationToken,
+    sessions: &TaskTracker,
+) -> std::io::Result<Vec<tokio::runtime::Handle>> {
+    let mut handles = Vec::with_capacity(threads);
+    for thread in 0..threads {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let shutdown = shutdown.clone();
+        let sessions = sessions.clone();
+        std::thread::Builder::new()
+            .name(format!("wsgate-worker-{thread}"))
+            .spawn(move || worker(tx, shutdown, sessions))?;
+        let handle = rx
+            .recv()
+            .map_err(|_| std::io::Error::other("a worker thread could not start its runtime"))?;
+        handles.push(handle);
+    }
+    Ok(handles)
+}
+
+/// One worker thread: a single-threaded runtime that drives the accept
+/// loops and sessions spawned onto it, until shutdown and the last session
+/// are over.
+fn worker(
+    handle_tx: std::sync::mpsc::Sender<tokio::runtime::Handle>,
+    shutdown: CancellationToken,
+    sessions: TaskTracker,
+) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -183,17 +321,43 @@ fn worker(listeners: Vec<listener::Listener>, shutdown: CancellationToken, sessi
             return;
         }
     };
+    if handle_tx.send(rt.handle().clone()).is_err() {
+        return;
+    }
     rt.block_on(async move {
-        let accept_loops = TaskTracker::new();
-        for l in listeners {
-            accept_loops.spawn(l.run(shutdown.clone(), sessions.clone()));
-        }
-        accept_loops.close();
-        accept_loops.wait().await;
+        shutdown.cancelled().await;
         // Sessions started here are driven by this runtime: keep it running
         // until they are all over (or the process exits after the grace).
         sessions.wait().await;
     });
+}
+
+/// Sockets bound for one `bind`: one per worker thread.
+struct Bound {
+    actual: SocketAddr,
+    sockets: Vec<std::net::TcpListener>,
+}
+
+/// Binds every address once per worker thread. The first socket is bound
+/// on the configured address, the others on the address it got (port 0
+/// becomes a real port once, shared by all threads).
+fn bind_all(binds: &[(SocketAddr, Location)], threads: usize) -> Result<Vec<Bound>, StartError> {
+    let mut out = Vec::with_capacity(binds.len());
+    for (key, location) in binds {
+        let err = |source| StartError::Bind {
+            location: location.clone(),
+            addr: *key,
+            source,
+        };
+        let first = listener::bind(*key).map_err(err)?;
+        let actual = first.local_addr().unwrap_or(*key);
+        let mut sockets = vec![first];
+        for _ in 1..threads {
+            sockets.push(listener::bind(actual).map_err(err)?);
+        }
+        out.push(Bound { actual, sockets });
+    }
+    Ok(out)
 }
 
 /// Runs every server's health checks (`check`) on a thread of their own
@@ -267,7 +431,7 @@ impl std::ops::Deref for BackendHandle {
 pub enum StartError {
     #[error("{location}: error: cannot bind {addr}: {source}")]
     Bind {
-        location: String,
+        location: Location,
         addr: SocketAddr,
         source: std::io::Error,
     },
@@ -277,16 +441,44 @@ pub enum StartError {
 
 /// A running proxy.
 pub struct Proxy {
-    addrs: Vec<SocketAddr>,
+    shared: Arc<Shared>,
+    /// Each worker thread's runtime, to spawn accept loops on.
+    workers: Vec<tokio::runtime::Handle>,
+    listeners: Mutex<Vec<ListenerHandle>>,
+    /// Stops the current health checks (replaced on reload).
+    health: Mutex<CancellationToken>,
+    global_slots: Arc<Semaphore>,
     shutdown: CancellationToken,
     sessions: TaskTracker,
-    runtime: Arc<Runtime>,
+}
+
+/// One open `bind` (its sockets on every worker).
+struct ListenerHandle {
+    actual: SocketAddr,
+    /// Stops its accept loops when a reload removes the bind.
+    removed: CancellationToken,
+}
+
+/// What a reload changed, for the log.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReloadSummary {
+    pub binds_kept: usize,
+    pub binds_added: usize,
+    pub binds_removed: usize,
+    pub servers_removed: usize,
 }
 
 impl Proxy {
-    /// The shared runtime (for the runtime API and the stats views).
+    /// The runtime new connections use now (for the stats views).
     pub fn runtime(&self) -> Arc<Runtime> {
-        self.runtime.clone()
+        self.shared.current()
+    }
+
+    /// A handle giving the current runtime, across reloads (for the
+    /// runtime API, which outlives any one configuration).
+    pub fn runtime_handle(&self) -> impl Fn() -> Arc<Runtime> + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || shared.current()
     }
 
     /// Cancelled when the proxy stops (for tasks that live as long).
@@ -294,15 +486,139 @@ impl Proxy {
         self.shutdown.clone()
     }
 
-    /// The bound address of every `bind`, in frontend then bind order
+    /// The bound address of every `bind`, in the order they were opened
     /// (port 0 in the configuration shows the port the kernel chose).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.addrs.clone()
+        self.lock_listeners().iter().map(|l| l.actual).collect()
     }
 
-    /// Stops accepting at once, closes idle keep-alive connections, lets
-    /// open exchanges and tunnels finish for up to `grace`, then returns
-    /// (whatever is still open ends with the process).
+    fn lock_listeners(&self) -> std::sync::MutexGuard<'_, Vec<ListenerHandle>> {
+        self.listeners.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts an accept loop for each socket on its worker thread.
+    fn spawn_listeners(&self, bound: Vec<Bound>) {
+        let mut listeners = self.lock_listeners();
+        for b in bound {
+            let removed = CancellationToken::new();
+            for (socket, worker) in b.sockets.into_iter().zip(&self.workers) {
+                let l = listener::Listener {
+                    socket,
+                    addr: b.actual,
+                    shared: self.shared.clone(),
+                    global_slots: self.global_slots.clone(),
+                    removed: removed.clone(),
+                };
+                worker.spawn(l.run(self.shutdown.clone(), self.sessions.clone()));
+            }
+            listeners.push(ListenerHandle {
+                actual: b.actual,
+                removed,
+            });
+        }
+    }
+
+    /// Replaces the running configuration without dropping anything that
+    /// stays: binds on an address that remains keep their sockets (no
+    /// connection is refused), new ones are bound, removed ones closed;
+    /// certificates are re-read; established sessions and tunnels keep
+    /// running; WebSockets on servers that are gone (by backend, name and
+    /// address) get close 1012 at their next message boundary.
+    ///
+    /// The new configuration is checked completely first (certificates and
+    /// new binds included); on any error nothing changes and the
+    /// diagnostics are returned.
+    pub fn reload(&self, config: Config) -> Result<ReloadSummary, Vec<Diagnostic>> {
+        let prepared = Prepared::new(config)?;
+        let mut listeners = self.lock_listeners();
+        let wanted = prepared.binds();
+        // A bind stays open when an open socket has exactly its address
+        // (port 0 asks for a new port, so it never matches).
+        let is_open =
+            |addr: &SocketAddr| addr.port() != 0 && listeners.iter().any(|l| l.actual == *addr);
+        let to_add: Vec<(SocketAddr, Location)> = wanted
+            .iter()
+            .filter(|(addr, _)| !is_open(addr))
+            .cloned()
+            .collect();
+        let bound = bind_all(&to_add, self.workers.len()).map_err(|e| match e {
+            StartError::Bind {
+                location,
+                addr,
+                source,
+            } => vec![Diagnostic::error(
+                location,
+                format!("cannot bind {addr}: {source}"),
+            )],
+            StartError::Thread(e) => vec![Diagnostic::error(
+                wanted
+                    .first()
+                    .map(|(_, l)| l.clone())
+                    .unwrap_or_else(|| Location {
+                        file: Arc::from("wsgate"),
+                        line: 0,
+                        col: 0,
+                    }),
+                e.to_string(),
+            )],
+        })?;
+
+        let mut added = bound.iter().map(|b| b.actual);
+        let actual: Vec<SocketAddr> = wanted
+            .iter()
+            .map(|(addr, _)| {
+                if is_open(addr) {
+                    *addr
+                } else {
+                    added.next().unwrap_or(*addr)
+                }
+            })
+            .collect();
+        let old = self.shared.current();
+        let runtime = Arc::new(prepared.into_runtime(&actual, &self.shutdown, Some(&old)));
+        let gone: Vec<CancellationToken> = old
+            .server_gone
+            .iter()
+            .filter(|(key, _)| !runtime.server_gone.contains_key(key))
+            .map(|(_, token)| token.clone())
+            .collect();
+        let health = self.shutdown.child_token();
+        if let Err(e) = start_health_checks(&runtime, &health) {
+            tracing::error!("reload: cannot start health checks: {e}");
+        }
+        self.shared.replace(runtime.clone());
+        let previous_health = {
+            let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+            std::mem::replace(&mut *h, health)
+        };
+        previous_health.cancel();
+
+        let mut summary = ReloadSummary {
+            binds_added: bound.len(),
+            servers_removed: gone.len(),
+            ..ReloadSummary::default()
+        };
+        listeners.retain(|l| {
+            let keep = runtime.binds.contains_key(&l.actual);
+            if !keep {
+                l.removed.cancel();
+                summary.binds_removed += 1;
+            }
+            keep
+        });
+        summary.binds_kept = listeners.len();
+        drop(listeners);
+        self.spawn_listeners(bound);
+        for token in gone {
+            token.cancel();
+        }
+        Ok(summary)
+    }
+
+    /// Stops accepting at once, closes idle keep-alive connections, sends
+    /// WebSockets close 1001 and lets open exchanges and tunnels finish for
+    /// up to `grace`, then returns (whatever is still open ends with the
+    /// process).
     pub async fn shutdown(self, grace: Duration) {
         self.shutdown.cancel();
         self.sessions.close();

@@ -31,12 +31,14 @@ use super::http1::body::{copy_body, BodyError, BodyKind};
 use super::http1::head::{parse_request, parse_response, RequestError, RequestHead, ResponseHead};
 use super::io::{with_timeout, write_with_timeout, IoError};
 use super::route::{self, RequestFacts};
-use super::tunnel::{self, IntoTunnel, TunnelOptions, TunnelTimeouts};
+use super::tunnel::{self, IntoTunnel, TunnelOptions, TunnelTimeouts, WsSignals};
+use super::websocket;
 use super::Runtime;
 use crate::admin;
 use crate::backend::{BackendRuntime, ConnGuard, Counters};
 use crate::config::model::{Backend, Frontend, HttpConnMode, LogStyle, StatsPage};
 use crate::log::{Entry, Logger};
+use crate::ws::frame::Policy;
 
 /// How much the head buffer grows per read.
 const HEAD_READ_CHUNK: usize = 4096;
@@ -220,7 +222,7 @@ where
                     peer,
                     options: TunnelOptions {
                         timeouts: tunnel_timeouts(frontend, &backend.config),
-                        websocket_stop: websocket.then(|| shutdown.clone()),
+                        websocket: ws_signals(websocket, runtime, backend_id.0, &slot, shutdown),
                     },
                     slot,
                     obs: TunnelObs {
@@ -640,7 +642,18 @@ async fn refuse<C: AsyncWrite + Unpin>(
 }
 
 async fn send_error<C: AsyncWrite + Unpin>(client: &mut C, status: u16, limit: Option<Duration>) {
-    let _ = write_with_timeout(client, &errors::response(status), limit).await;
+    send_error_with(client, status, None, limit).await;
+}
+
+/// An error response with one extra header line (e.g. 426's
+/// `Sec-WebSocket-Version: 13`), then the end of the connection.
+async fn send_error_with<C: AsyncWrite + Unpin>(
+    client: &mut C,
+    status: u16,
+    header: Option<&str>,
+    limit: Option<Duration>,
+) {
+    let _ = write_with_timeout(client, &errors::response_with(status, header), limit).await;
     let _ = with_timeout(limit, client.shutdown()).await;
 }
 
@@ -655,8 +668,9 @@ enum Next {
     /// With the server's connection slot, which the tunnel keeps.
     Upgrade {
         server: TcpStream,
-        /// The new protocol is WebSocket.
-        websocket: bool,
+        /// The new protocol is WebSocket: what each side may send (client,
+        /// server).
+        websocket: Option<(Policy, Policy)>,
         slot: Option<ConnGuard>,
     },
 }
@@ -685,6 +699,17 @@ impl Exchange<'_> {
         let be = &self.backend.config;
         let client_timeout = self.frontend.timeouts.client;
         let server_timeout = be.timeouts.server;
+
+        let ws_settings =
+            websocket::is_websocket(request).then_some((&self.frontend.websocket, &be.websocket));
+        if let Some((fe_ws, be_ws)) = ws_settings {
+            if let Err(refusal) = websocket::check_handshake(request, fe_ws, be_ws) {
+                tracing::info!(peer = %self.peer, "WebSocket handshake refused: {refusal}");
+                send_error_with(client, refusal.status(), refusal.header(), client_timeout).await;
+                (rec.status, rec.term) = (Some(refusal.status()), *b"PR");
+                return Next::Abort;
+            }
+        }
 
         let facts = RequestFacts::http(request, self.peer, self.tls);
         let connect_started = Instant::now();
@@ -805,10 +830,8 @@ impl Exchange<'_> {
                 tracing::warn!(server = %server_name, "101 without an upgrade request: 502");
                 return refuse(client, 502, client_timeout).await;
             }
-            let websocket = request
-                .upgrade
-                .as_deref()
-                .is_some_and(|p| p.eq_ignore_ascii_case("websocket"));
+            let websocket = ws_settings
+                .map(|(fe_ws, be_ws)| websocket::policies(&fe_ws.merged(be_ws), &response));
             // The server's connection slot goes with the tunnel.
             return match self
                 .upgrade(client, server.stream, &response, &srvbuf, inbuf, rec)
@@ -948,7 +971,7 @@ impl<C: IntoTunnel> Handoff<C> {
             }
         };
         let first = Arc::new(FirstEof::default());
-        let websocket = options.websocket_stop.is_some();
+        let websocket = options.websocket.is_some();
         let client = EofWatch {
             inner: client,
             first: first.clone(),
@@ -999,6 +1022,29 @@ impl<C: IntoTunnel> Handoff<C> {
         drop(slot);
         drop(obs.sessions);
     }
+}
+
+/// The close signals of a WebSocket tunnel: proxy stop, and removal of its
+/// server by a reload. `None` for other upgrades (not framed as WebSocket).
+fn ws_signals(
+    websocket: Option<(Policy, Policy)>,
+    runtime: &Runtime,
+    backend: usize,
+    slot: &Option<ConnGuard>,
+    stop: &CancellationToken,
+) -> Option<WsSignals> {
+    let (client_policy, server_policy) = websocket?;
+    let server_gone = slot
+        .as_ref()
+        .and_then(|g| runtime.server_gone(backend, g.server()))
+        // No known server: only the stop applies.
+        .unwrap_or_else(|| stop.child_token());
+    Some(WsSignals {
+        client_policy,
+        server_policy,
+        stop: stop.clone(),
+        server_gone,
+    })
 }
 
 /// HAProxy's tunnel timeouts: `timeout tunnel` when set, else the shorter
@@ -1101,7 +1147,7 @@ pub async fn serve_tcp<C: IntoTunnel>(
         peer,
         options: TunnelOptions {
             timeouts: tunnel_timeouts(frontend, &backend.config),
-            websocket_stop: None,
+            websocket: None,
         },
         slot: Some(slot),
         obs: TunnelObs {

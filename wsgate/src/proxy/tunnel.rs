@@ -40,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::buffers::PooledBuf;
 use crate::ws::close::{close_frame, CloseCode, Peer};
-use crate::ws::frame::FrameTracker;
+use crate::ws::frame::{FrameTracker, Policy, Violation};
 
 /// The inactivity limits of one tunnel; `None` is infinite.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -60,8 +60,11 @@ pub enum TunnelEnd {
     Closed,
     /// No traffic for the applicable timeout.
     Timeout,
-    /// The proxy stopped: close frames were exchanged with both peers.
+    /// wsgate closed it (stop, or its server removed by a reload): close
+    /// frames were exchanged with both peers.
     Stopped,
+    /// A peer broke the WebSocket policy (`websocket ...` settings).
+    Policy(Violation),
     ClientError(io::Error),
     ServerError(io::Error),
 }
@@ -71,7 +74,8 @@ impl std::fmt::Display for TunnelEnd {
         match self {
             TunnelEnd::Closed => f.write_str("both sides closed"),
             TunnelEnd::Timeout => f.write_str("inactivity timeout"),
-            TunnelEnd::Stopped => f.write_str("closed by wsgate (stopping)"),
+            TunnelEnd::Stopped => f.write_str("closed by wsgate (stop or reload)"),
+            TunnelEnd::Policy(v) => write!(f, "closed by wsgate: {v}"),
             TunnelEnd::ClientError(e) => write!(f, "client side error: {e}"),
             TunnelEnd::ServerError(e) => write!(f, "server side error: {e}"),
         }
@@ -255,16 +259,26 @@ struct Half {
     close: Option<CloseRequest>,
     /// The reader sent a close frame of its own.
     saw_close: bool,
+    /// Who this direction writes to (decides close frame masking).
+    writer: Peer,
+    /// Send the requested close at once, without waiting for a message
+    /// boundary (the stream was cut at a frame boundary).
+    close_now: bool,
+    /// The reader broke the WebSocket policy; the tunnel tells it.
+    violation: Option<Violation>,
 }
 
 impl Half {
-    fn new(websocket: bool) -> Half {
+    fn new(policy: Option<Policy>, writer: Peer) -> Half {
         Half {
             state: Direction::Reading,
             bytes: 0,
-            tracker: websocket.then(FrameTracker::default),
+            tracker: policy.map(FrameTracker::with_policy),
             close: None,
             saw_close: false,
+            writer,
+            close_now: false,
+            violation: None,
         }
     }
 
@@ -303,7 +317,8 @@ impl Half {
     /// Starts writing the requested close frame if the stream is between
     /// messages. Returns whether it did.
     fn start_close_if_at_boundary(&mut self) -> bool {
-        let at_boundary = self.tracker.as_ref().is_some_and(FrameTracker::at_boundary);
+        let at_boundary =
+            self.close_now || self.tracker.as_ref().is_some_and(FrameTracker::at_boundary);
         if !at_boundary {
             return false;
         }
@@ -342,7 +357,36 @@ impl Half {
                             let mut forward = len;
                             if let Some(tracker) = self.tracker.as_mut() {
                                 let fed = tracker.feed(&buf.as_ref()[..len]);
-                                if fed.saw_close {
+                                if let Some((start, violation)) = fed.violation {
+                                    // Nothing of the refused frame goes on.
+                                    // The reader gets its close (1009/1002)
+                                    // from the other direction; the writer
+                                    // gets 1001 right after the last good
+                                    // frame, or a plain FIN when the frame
+                                    // began in an earlier read.
+                                    self.violation = Some(violation);
+                                    match start {
+                                        Some(start) => {
+                                            forward = start;
+                                            self.close = Some(CloseRequest {
+                                                frame: close_frame(
+                                                    CloseCode::GoingAway,
+                                                    "peer violated the WebSocket policy",
+                                                    self.writer,
+                                                ),
+                                                // The reader's framing can no
+                                                // longer be followed: no reply
+                                                // to wait for from it.
+                                                then_discard: false,
+                                            });
+                                            self.close_now = true;
+                                        }
+                                        None => {
+                                            self.state = Direction::ShuttingDown;
+                                            continue;
+                                        }
+                                    }
+                                } else if fed.saw_close {
                                     // The peers are closing on their own:
                                     // let their handshake through untouched.
                                     self.saw_close = true;
@@ -441,11 +485,28 @@ pub struct TunnelOptions {
     pub timeouts: TunnelTimeouts,
     /// `Some` when the connection speaks WebSocket (the upgrade was to
     /// `websocket`): frame boundaries are tracked so wsgate can close it
-    /// cleanly, and when this token is cancelled (the proxy is stopping)
-    /// both peers get close 1001 at the next message boundary and the close
-    /// handshake is awaited. Other tunnels carry on until their peers end
-    /// them or the stop grace runs out.
-    pub websocket_stop: Option<CancellationToken>,
+    /// cleanly. Other tunnels carry on until their peers end them or the
+    /// stop grace runs out.
+    pub websocket: Option<WsSignals>,
+}
+
+/// How wsgate follows a WebSocket tunnel: what each side may send, and why
+/// wsgate may close it on its own. On a stop or reload both peers get a
+/// close frame at the next message boundary and the close handshake is
+/// awaited; a peer that breaks the policy gets 1009 (size) or 1002
+/// (protocol) and the other side 1001.
+pub struct WsSignals {
+    /// What the client may send.
+    pub client_policy: Policy,
+    /// What the server may send.
+    pub server_policy: Policy,
+    /// The proxy is stopping: 1001 "server stopping" to both peers.
+    pub stop: CancellationToken,
+    /// A reload removed the tunnel's server: 1012 "service restart" to the
+    /// client (reconnect now, to another server) and 1001 to the server.
+    /// Must be a child of `stop`, so that one registration wakes the tunnel
+    /// for both.
+    pub server_gone: CancellationToken,
 }
 
 /// Copies between `client` and `server` until both directions have ended,
@@ -457,18 +518,21 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
 ) -> TunnelOutcome {
     let TunnelOptions {
         timeouts,
-        websocket_stop: stop,
+        websocket,
     } = options;
-    let websocket = stop.is_some();
-    let mut up = Half::new(websocket);
-    let mut down = Half::new(websocket);
+    let signals = websocket;
+    let mut up = Half::new(signals.as_ref().map(|s| s.client_policy), Peer::Server);
+    let mut down = Half::new(signals.as_ref().map(|s| s.server_policy), Peer::Client);
+    let mut violated: Option<Violation> = None;
     let mut last_activity = Instant::now();
     // One timer for the tunnel, re-armed lazily: activity only records a
     // time stamp, and the timer is moved forward when it fires early.
     let mut timer: Option<Pin<Box<Sleep>>> = None;
     // Polled once to register this task's waker; afterwards a flag check
     // per poll is enough, since cancellation wakes the task through it.
-    let mut stop_signal = stop.clone().map(|s| Box::pin(s.cancelled_owned()));
+    let mut stop_signal = signals
+        .as_ref()
+        .map(|s| Box::pin(s.server_gone.clone().cancelled_owned()));
     let mut stop_registered = false;
     let mut stopping = false;
     let mut idle_closing = false;
@@ -482,18 +546,19 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
             }
             stop_registered = true;
         }
-        if !stopping && stop.as_ref().is_some_and(CancellationToken::is_cancelled) {
-            {
+        if let Some(signals) = signals.as_ref().filter(|_| !stopping) {
+            if signals.server_gone.is_cancelled() {
                 stopping = true;
-                let reason = "server stopping";
+                let (to_client, reason) = if signals.stop.is_cancelled() {
+                    (CloseCode::GoingAway, "server stopping")
+                } else {
+                    (CloseCode::ServiceRestart, "service restart")
+                };
                 up.request_close(
                     close_frame(CloseCode::GoingAway, reason, Peer::Server),
                     true,
                 );
-                down.request_close(
-                    close_frame(CloseCode::GoingAway, reason, Peer::Client),
-                    true,
-                );
+                down.request_close(close_frame(to_client, reason, Peer::Client), true);
             }
         }
         let mut activity = false;
@@ -511,7 +576,19 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
                 _ => {}
             }
         }
+        // A broken policy: the offender gets told why, through the other
+        // direction, as soon as that one is between messages.
+        let broken = relay_violation(&mut up, &mut down, Peer::Client)
+            .or_else(|| relay_violation(&mut down, &mut up, Peer::Server));
+        if let Some(v) = broken {
+            violated = Some(v);
+            stopping = true;
+            cx.waker().wake_by_ref();
+        }
         if up.is_done() && down.is_done() {
+            if let Some(v) = violated {
+                return Poll::Ready(TunnelEnd::Policy(v));
+            }
             return Poll::Ready(if idle_closing {
                 TunnelEnd::Timeout
             } else if stopping {
@@ -585,6 +662,19 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
     }
 }
 
+/// When `offender`'s reader broke the policy, asks `other` to send it the
+/// close code that says why (`to` is the offender).
+fn relay_violation(offender: &mut Half, other: &mut Half, to: Peer) -> Option<Violation> {
+    let v = offender.violation.take()?;
+    let (code, reason) = if v.is_size() {
+        (CloseCode::MessageTooBig, "message too big")
+    } else {
+        (CloseCode::ProtocolError, "protocol error")
+    };
+    other.request_close(close_frame(code, reason, to), true);
+    Some(v)
+}
+
 /// The inactivity limit in force: the `-fin` timeouts once a side has shut
 /// its sending direction (when set), the tunnel's idle limit otherwise.
 fn current_limit(t: &TunnelTimeouts, client_done: bool, server_done: bool) -> Option<Duration> {
@@ -604,7 +694,7 @@ mod tests {
     fn blind(timeouts: TunnelTimeouts) -> TunnelOptions {
         TunnelOptions {
             timeouts,
-            websocket_stop: None,
+            websocket: None,
         }
     }
 
@@ -645,7 +735,12 @@ mod tests {
         let stop = CancellationToken::new();
         let options = TunnelOptions {
             timeouts: TunnelTimeouts::default(),
-            websocket_stop: Some(stop.clone()),
+            websocket: Some(WsSignals {
+                client_policy: Policy::default(),
+                server_policy: Policy::default(),
+                server_gone: stop.child_token(),
+                stop: stop.clone(),
+            }),
         };
         let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
         // A whole message, then the first fragment of another.
@@ -688,6 +783,38 @@ mod tests {
         assert!(matches!(outcome.end, TunnelEnd::Stopped), "{}", outcome.end);
     }
 
+    #[tokio::test]
+    async fn a_removed_server_means_1012_to_the_client_and_1001_to_the_server() {
+        let (mut client, proxy_client) = duplex(1024);
+        let (proxy_server, mut server) = duplex(1024);
+        let stop = CancellationToken::new();
+        let gone = stop.child_token();
+        let options = TunnelOptions {
+            timeouts: TunnelTimeouts::default(),
+            websocket: Some(WsSignals {
+                client_policy: Policy::default(),
+                server_policy: Policy::default(),
+                stop,
+                server_gone: gone.clone(),
+            }),
+        };
+        let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
+        gone.cancel();
+        let (op, masked, payload) = read_frame(&mut client).await;
+        assert_eq!((op, masked), (8, false));
+        assert_eq!(&payload[..2], &1012u16.to_be_bytes());
+        assert_eq!(&payload[2..], b"service restart");
+        let (op, masked, payload) = read_frame(&mut server).await;
+        assert_eq!((op, masked), (8, true));
+        assert_eq!(&payload[..2], &1001u16.to_be_bytes());
+        drop(client);
+        drop(server);
+        assert!(matches!(
+            task.await.unwrap().end,
+            TunnelEnd::Stopped | TunnelEnd::ClientError(_) | TunnelEnd::ServerError(_)
+        ));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn idle_websockets_get_a_close_frame_on_timeout() {
         let (mut client, proxy_client) = duplex(1024);
@@ -697,7 +824,12 @@ mod tests {
                 idle: Some(Duration::from_secs(5)),
                 ..Default::default()
             },
-            websocket_stop: Some(CancellationToken::new()),
+            websocket: Some(WsSignals {
+                client_policy: Policy::default(),
+                server_policy: Policy::default(),
+                stop: CancellationToken::new(),
+                server_gone: CancellationToken::new(),
+            }),
         };
         let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
         let (op, _, payload) = read_frame(&mut client).await;

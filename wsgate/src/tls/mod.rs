@@ -1,19 +1,31 @@
-//! TLS termination with rustls: the certificates of `bind ... ssl crt`.
+//! TLS with rustls: the certificates, versions and ciphers of
+//! `bind ... ssl`.
 //!
-//! Stage: loaded by `proxy::Prepared::new` before anything binds, so a bad
-//! certificate is a configuration error at its `bind` line (for `wsgate -c`
-//! too); the resulting acceptor is used by the listener for every
-//! connection. The ring provider is used (one crypto stack in the build).
-//! Protocols: TLS 1.2 and 1.3 only, ALPN `http/1.1`.
+//! Stage: [`load_bind`] runs in `proxy::Prepared::new` before anything
+//! binds, so a bad certificate is a diagnostic at its `bind` line (for
+//! `wsgate -c` too, which also lists every certificate loaded as a
+//! `note:`); the resulting `ServerConfig` is shared by the listener's
+//! threads. The ring provider is the one crypto stack in the build.
+//! Submodules: `store` (files, directories, crt-list, SNI resolver),
+//! `checks` (what a certificate says and what is wrong with it).
+//!
+//! Defaults, as HAProxy 2.6 with OpenSSL 3 where rustls allows: TLS 1.2
+//! and 1.3, ECDHE with AEAD suites only, the server's suite order, ALPN
+//! `http/1.1`, resumption by session id (a 20000-entry cache, HAProxy's
+//! `tune.ssl.cachesize`) and by tickets (off with `no-tls-tickets`).
 
-use std::path::{Path, PathBuf};
+pub mod checks;
+pub mod store;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::CertificateDer;
 
-use crate::config::model::BindSsl;
+use crate::config::model::{BindSsl, CipherSuite, KxGroup, Location, TlsSettings, TlsVersion};
+use crate::config::Diagnostic;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -25,14 +37,21 @@ pub enum TlsError {
     NoKey { path: PathBuf },
     #[error("'{path}': {reason}")]
     Rejected { path: PathBuf, reason: String },
-    #[error("several `crt` on one bind (SNI selection) are not supported yet; keep one")]
-    SeveralCertificates,
+    #[error("'{0}': the private key does not belong to the certificate")]
+    KeyMismatch(PathBuf),
+    #[error("{0}")]
+    Config(String),
 }
 
 impl TlsError {
     /// What the user can do about it, for the diagnostic's hint line.
     pub fn hint(&self) -> Option<String> {
         match self {
+            TlsError::KeyMismatch(_) => Some(
+                "the key in the PEM (or in <file>.key) must be the one the certificate was issued for; \
+                 compare `openssl x509 -noout -pubkey -in <file>` with `openssl pkey -pubout -in <key>`"
+                    .to_owned(),
+            ),
             TlsError::Read { .. } | TlsError::NoCertificate(_) | TlsError::NoKey { .. } => Some(
                 "`crt` takes a PEM file with the certificate, its chain and the private key \
                  (or the key in <file>.key); a self-signed one for testing: \
@@ -45,60 +64,191 @@ impl TlsError {
     }
 }
 
-/// Builds the rustls configuration for one `bind ... ssl`.
-pub fn server_config(ssl: &BindSsl) -> Result<Arc<ServerConfig>, TlsError> {
-    let [crt] = ssl.crt.as_slice() else {
-        return Err(TlsError::SeveralCertificates);
+/// Session cache entries, as HAProxy's `tune.ssl.cachesize` default.
+const SESSION_CACHE: usize = 20_000;
+
+/// One `bind ... ssl` loaded: the configuration (`None` after an error)
+/// and what to report at the bind line (notes, warnings, errors).
+pub struct BindTls {
+    pub config: Option<Arc<ServerConfig>>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Seconds since the Unix epoch, now.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Loads the certificates of one `bind ... ssl` written at `at` and builds
+/// its rustls configuration.
+pub fn load_bind(ssl: &BindSsl, at: &Location) -> BindTls {
+    let now = unix_now();
+    let provider = provider(&ssl.settings);
+    let store = store::load(ssl, &provider, now);
+    let mut diagnostics = Vec::new();
+    for c in &store.certs {
+        let names = if c.info.names.is_empty() {
+            "no DNS names".to_owned()
+        } else {
+            c.info.names.join(", ")
+        };
+        let days = (c.info.not_after - now) / 86_400;
+        let soon = if days < 365 {
+            format!(" (in {days} days)")
+        } else {
+            String::new()
+        };
+        diagnostics.push(Diagnostic::note(
+            at.clone(),
+            format!(
+                "certificate '{}': {names}; {}; expires {}{soon}",
+                shown(&c.path),
+                c.info.key,
+                checks::date(c.info.not_after)
+            ),
+        ));
+    }
+    for p in &store.problems {
+        let location = p.location.clone().unwrap_or_else(|| at.clone());
+        let mut d = if p.error {
+            Diagnostic::error(location, p.message.clone())
+        } else {
+            Diagnostic::warning(location, p.message.clone())
+        };
+        d.hint = p.hint.clone();
+        diagnostics.push(d);
+    }
+    if store.problems.iter().any(|p| p.error) {
+        return BindTls {
+            config: None,
+            diagnostics,
+        };
+    }
+    let Some(resolver) = store.resolver(ssl.strict_sni) else {
+        diagnostics.push(Diagnostic::error(
+            at.clone(),
+            "no certificate loaded for this bind",
+        ));
+        return BindTls {
+            config: None,
+            diagnostics,
+        };
     };
-    let certs = load_certificates(crt)?;
-    let key = load_key(crt)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| rejected(crt, e))?
+    match build_config(&ssl.settings, provider, Arc::new(resolver)) {
+        Ok(config) => BindTls {
+            config: Some(config),
+            diagnostics,
+        },
+        Err(e) => {
+            diagnostics.push(Diagnostic::error(at.clone(), e.to_string()));
+            BindTls {
+                config: None,
+                diagnostics,
+            }
+        }
+    }
+}
+
+/// A path as the user most likely wrote it: relative to the working
+/// directory when under it.
+pub fn shown(path: &std::path::Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(|p| p.display().to_string()))
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// The rustls configuration of one `bind ... ssl`, or its first error
+/// (for callers without a configuration line: the demo, tests).
+pub fn server_config(ssl: &BindSsl) -> Result<Arc<ServerConfig>, TlsError> {
+    let at = Location {
+        file: Arc::from("-"),
+        line: 0,
+        col: 0,
+    };
+    let loaded = load_bind(ssl, &at);
+    match loaded.config {
+        Some(c) => Ok(c),
+        None => Err(TlsError::Config(
+            loaded
+                .diagnostics
+                .into_iter()
+                .find(|d| d.is_error())
+                .map_or_else(|| "TLS configuration failed".to_owned(), |d| d.message),
+        )),
+    }
+}
+
+/// The ring provider restricted to the configured suites and groups.
+fn provider(settings: &TlsSettings) -> rustls::crypto::CryptoProvider {
+    use rustls::crypto::ring::{cipher_suite as cs, kx_group};
+    let mut p = rustls::crypto::ring::default_provider();
+    let suite = |s: CipherSuite| match s {
+        CipherSuite::Tls13Aes128GcmSha256 => cs::TLS13_AES_128_GCM_SHA256,
+        CipherSuite::Tls13Aes256GcmSha384 => cs::TLS13_AES_256_GCM_SHA384,
+        CipherSuite::Tls13Chacha20Poly1305Sha256 => cs::TLS13_CHACHA20_POLY1305_SHA256,
+        CipherSuite::EcdheEcdsaAes128GcmSha256 => cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        CipherSuite::EcdheEcdsaAes256GcmSha384 => cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        CipherSuite::EcdheEcdsaChacha20Poly1305 => {
+            cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+        }
+        CipherSuite::EcdheRsaAes128GcmSha256 => cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        CipherSuite::EcdheRsaAes256GcmSha384 => cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        CipherSuite::EcdheRsaChacha20Poly1305 => cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    };
+    if settings.ciphers.is_some() || settings.ciphersuites.is_some() {
+        let tls13 = settings
+            .ciphersuites
+            .clone()
+            .unwrap_or_else(CipherSuite::all_tls13);
+        let tls12 = settings
+            .ciphers
+            .clone()
+            .unwrap_or_else(CipherSuite::all_tls12);
+        p.cipher_suites = tls13.into_iter().chain(tls12).map(suite).collect();
+    }
+    if let Some(curves) = &settings.curves {
+        p.kx_groups = curves
+            .iter()
+            .map(|g| match g {
+                KxGroup::X25519 => kx_group::X25519,
+                KxGroup::P256 => kx_group::SECP256R1,
+                KxGroup::P384 => kx_group::SECP384R1,
+            })
+            .collect();
+    }
+    p
+}
+
+fn build_config(
+    settings: &TlsSettings,
+    provider: rustls::crypto::CryptoProvider,
+    resolver: Arc<dyn rustls::server::ResolvesServerCert>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let min = settings.min_ver.unwrap_or(TlsVersion::Tls12);
+    let max = settings.max_ver.unwrap_or(TlsVersion::Tls13);
+    let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
+    if min <= TlsVersion::Tls13 && max >= TlsVersion::Tls13 {
+        versions.push(&rustls::version::TLS13);
+    }
+    if min <= TlsVersion::Tls12 && max >= TlsVersion::Tls12 {
+        versions.push(&rustls::version::TLS12);
+    }
+    let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&versions)
+        .map_err(|e| TlsError::Config(format!("TLS settings rejected: {e}")))?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| rejected(crt, e))?;
+        .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.ignore_client_order = !settings.prefer_client_ciphers;
+    config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
+    if !settings.no_tls_tickets {
+        config.ticketer = rustls::crypto::ring::Ticketer::new()
+            .map_err(|e| TlsError::Config(format!("cannot create the TLS ticket key: {e}")))?;
+    }
     Ok(Arc::new(config))
-}
-
-fn rejected(path: &Path, e: rustls::Error) -> TlsError {
-    TlsError::Rejected {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    }
-}
-
-fn read_error(path: &Path, e: impl std::fmt::Display) -> TlsError {
-    TlsError::Read {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    }
-}
-
-fn load_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    // Read once to tell "missing file" apart from "no certificate inside".
-    let pem = std::fs::read(path).map_err(|e| read_error(path, e))?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| read_error(path, e))?;
-    if certs.is_empty() {
-        return Err(TlsError::NoCertificate(path.to_owned()));
-    }
-    Ok(certs)
-}
-
-/// The key is in the same PEM, or else in `<file>.key` (HAProxy's rule).
-fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    if let Ok(key) = PrivateKeyDer::from_pem_file(path) {
-        return Ok(key);
-    }
-    let mut key_path = path.as_os_str().to_owned();
-    key_path.push(".key");
-    PrivateKeyDer::from_pem_file(Path::new(&key_path)).map_err(|_| TlsError::NoKey {
-        path: path.to_owned(),
-    })
 }
 
 /// A self-signed certificate for `names`, as one PEM (certificate then
@@ -133,10 +283,16 @@ pub fn sha256_fingerprint(pem: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn ssl(path: &Path) -> BindSsl {
-        BindSsl {
-            crt: vec![path.to_owned()],
+        BindSsl::with_crt(vec![path.to_owned()])
+    }
+
+    fn error_of(path: &Path) -> String {
+        match server_config(&ssl(path)) {
+            Err(e) => e.to_string(),
+            Ok(_) => "loaded".into(),
         }
     }
 
@@ -152,17 +308,11 @@ mod tests {
         let split = pem.find("-----BEGIN PRIVATE KEY").unwrap();
         let cert_only = dir.join("split.pem");
         std::fs::write(&cert_only, &pem[..split]).unwrap();
-        assert!(matches!(
-            server_config(&ssl(&cert_only)),
-            Err(TlsError::NoKey { .. })
-        ));
+        assert!(error_of(&cert_only).contains("no private key"));
         std::fs::write(dir.join("split.pem.key"), &pem[split..]).unwrap();
         assert!(server_config(&ssl(&cert_only)).is_ok());
 
-        assert!(matches!(
-            server_config(&ssl(&dir.join("missing.pem"))),
-            Err(TlsError::Read { .. })
-        ));
+        assert!(error_of(&dir.join("missing.pem")).contains("cannot read"));
         assert_eq!(sha256_fingerprint(&pem).unwrap().len(), 32 * 3 - 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }

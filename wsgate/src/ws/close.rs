@@ -13,12 +13,22 @@ use ring::rand::{SecureRandom, SystemRandom};
 pub enum CloseCode {
     /// 1001: the proxy is going away (stop) or the connection idled out.
     GoingAway,
+    /// 1002: the peer broke the protocol (`websocket strict`).
+    ProtocolError,
+    /// 1009: a frame or message over `websocket max-*-size`.
+    MessageTooBig,
+    /// 1012: the service is restarting (a reload removed this server):
+    /// reconnecting at once will reach another one.
+    ServiceRestart,
 }
 
 impl CloseCode {
     pub fn code(self) -> u16 {
         match self {
             CloseCode::GoingAway => 1001,
+            CloseCode::ServiceRestart => 1012,
+            CloseCode::ProtocolError => 1002,
+            CloseCode::MessageTooBig => 1009,
         }
     }
 }

@@ -46,9 +46,52 @@ impl Opcode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
     pub fin: bool,
+    /// RSV1..3 as the low three bits (RSV1 = 4).
+    pub rsv: u8,
     pub opcode: Opcode,
     pub masked: bool,
     pub payload_len: u64,
+}
+
+/// What one direction of a WebSocket may carry (`websocket ...` settings).
+/// The default allows anything the framing allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Policy {
+    pub max_frame: Option<u64>,
+    pub max_message: Option<u64>,
+    /// RFC 6455 checks as violations (else they only stop the tracking):
+    /// framing errors, masking (`Some(true)`: frames must be masked, as a
+    /// client's; `Some(false)`: must not be, as a server's), and RSV bits
+    /// other than RSV1 with a negotiated extension.
+    pub strict: Option<Strict>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Strict {
+    pub masked: bool,
+    /// An extension (permessage-deflate) was negotiated: RSV1 may be set.
+    pub rsv1_allowed: bool,
+}
+
+/// A frame the policy refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Violation {
+    #[error("frame of {0} bytes is over the limit")]
+    FrameTooBig(u64),
+    #[error("message of {0} bytes is over the limit")]
+    MessageTooBig(u64),
+    #[error("protocol error: {0}")]
+    Protocol(FrameError),
+}
+
+impl Violation {
+    /// RFC 6455 §7.4.1: 1009 for sizes, 1002 for protocol errors.
+    pub fn is_size(&self) -> bool {
+        matches!(
+            self,
+            Violation::FrameTooBig(_) | Violation::MessageTooBig(_)
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -63,6 +106,10 @@ pub enum FrameError {
     UnexpectedContinuation,
     #[error("new data message inside a fragmented message")]
     ExpectedContinuation,
+    #[error("frame masking is wrong for its direction")]
+    Masking,
+    #[error("reserved bits set without a negotiated extension")]
+    ReservedBits,
 }
 
 /// Follows the frames of one direction of a WebSocket connection.
@@ -80,6 +127,9 @@ pub struct FrameTracker {
     /// The last complete header seen.
     last: Option<FrameHeader>,
     failed: Option<FrameError>,
+    policy: Policy,
+    /// Payload bytes of the current data message so far.
+    message_len: u64,
 }
 
 /// What [`FrameTracker::feed`] found in a chunk.
@@ -90,9 +140,20 @@ pub struct Fed {
     pub first_boundary: Option<usize>,
     /// A close frame was completed in this chunk.
     pub saw_close: bool,
+    /// The first frame the policy refuses, and the offset of its first
+    /// byte in the chunk (`None` when it began in an earlier chunk). The
+    /// tracker stops there.
+    pub violation: Option<(Option<usize>, Violation)>,
 }
 
 impl FrameTracker {
+    pub fn with_policy(policy: Policy) -> FrameTracker {
+        FrameTracker {
+            policy,
+            ..FrameTracker::default()
+        }
+    }
+
     /// Whether the stream is between messages right now: no frame header or
     /// payload in progress and no fragmented message open.
     pub fn at_boundary(&self) -> bool {
@@ -132,6 +193,15 @@ impl FrameTracker {
             };
             match parsed {
                 Ok(Some((h, header_len))) => {
+                    if let Some(v) = self.check(&h) {
+                        let start = (prev == 0).then_some(pos);
+                        fed.violation = Some((start, v));
+                        self.failed = Some(match v {
+                            Violation::Protocol(e) => e,
+                            _ => FrameError::LengthTooLarge,
+                        });
+                        return fed;
+                    }
                     pos += header_len - prev;
                     self.header_len = 0;
                     self.last = Some(h);
@@ -149,10 +219,44 @@ impl FrameTracker {
                     self.header_len = (prev + n) as u8;
                     pos += n;
                 }
-                Err(e) => self.failed = Some(e),
+                Err(e) => {
+                    if self.policy.strict.is_some() {
+                        let start = (prev == 0).then_some(pos);
+                        fed.violation = Some((start, Violation::Protocol(e)));
+                    }
+                    self.failed = Some(e);
+                }
             }
         }
         fed
+    }
+
+    /// The policy's verdict on a new frame; also counts message sizes.
+    fn check(&mut self, h: &FrameHeader) -> Option<Violation> {
+        let p = &self.policy;
+        if let Some(strict) = p.strict {
+            if h.masked != strict.masked {
+                return Some(Violation::Protocol(FrameError::Masking));
+            }
+            let allowed = if strict.rsv1_allowed { 0b100 } else { 0 };
+            if h.rsv & !allowed != 0 {
+                return Some(Violation::Protocol(FrameError::ReservedBits));
+            }
+        }
+        if h.opcode.is_control() {
+            return None;
+        }
+        if p.max_frame.is_some_and(|max| h.payload_len > max) {
+            return Some(Violation::FrameTooBig(h.payload_len));
+        }
+        if h.opcode != Opcode::Continuation {
+            self.message_len = 0;
+        }
+        self.message_len = self.message_len.saturating_add(h.payload_len);
+        if p.max_message.is_some_and(|max| self.message_len > max) {
+            return Some(Violation::MessageTooBig(self.message_len));
+        }
+        None
     }
 
     fn end_frame(&mut self, offset: usize, fed: &mut Fed) {
@@ -217,6 +321,7 @@ fn parse_header(
     Ok(Some((
         FrameHeader {
             fin,
+            rsv: (b0 >> 4) & 0b111,
             opcode,
             masked,
             payload_len,
@@ -299,6 +404,72 @@ mod tests {
             assert_eq!(t.error(), Some(expected));
             assert!(!t.at_boundary());
         }
+    }
+
+    #[test]
+    fn size_limits_stop_at_the_offending_frame() {
+        let policy = Policy {
+            max_frame: Some(100),
+            max_message: Some(150),
+            strict: None,
+        };
+        let mut t = FrameTracker::with_policy(policy);
+        let ok = frame(true, 1, true, 100);
+        let fed = t.feed(&ok);
+        assert!(fed.violation.is_none());
+        let mut stream = frame(false, 2, true, 100);
+        let second = stream.len();
+        stream.extend(frame(true, 0, true, 60)); // message now 160 > 150
+        let fed = t.feed(&stream);
+        assert_eq!(
+            fed.violation,
+            Some((Some(second), Violation::MessageTooBig(160)))
+        );
+        let mut t = FrameTracker::with_policy(policy);
+        let fed = t.feed(&frame(true, 2, true, 101));
+        assert_eq!(fed.violation, Some((Some(0), Violation::FrameTooBig(101))));
+        // Control frames are not data: never counted.
+        let mut t = FrameTracker::with_policy(policy);
+        assert!(t.feed(&frame(true, 9, true, 125)).violation.is_none());
+    }
+
+    #[test]
+    fn strict_checks_masking_and_reserved_bits() {
+        let client = Policy {
+            strict: Some(Strict {
+                masked: true,
+                rsv1_allowed: false,
+            }),
+            ..Policy::default()
+        };
+        let mut t = FrameTracker::with_policy(client);
+        let fed = t.feed(&frame(true, 1, false, 3));
+        assert_eq!(
+            fed.violation,
+            Some((Some(0), Violation::Protocol(FrameError::Masking)))
+        );
+        let mut t = FrameTracker::with_policy(client);
+        let mut rsv1 = frame(true, 1, true, 3);
+        rsv1[0] |= 0x40;
+        let fed = t.feed(&rsv1);
+        assert_eq!(
+            fed.violation,
+            Some((Some(0), Violation::Protocol(FrameError::ReservedBits)))
+        );
+        let mut t = FrameTracker::with_policy(Policy {
+            strict: Some(Strict {
+                masked: true,
+                rsv1_allowed: true,
+            }),
+            ..Policy::default()
+        });
+        assert!(t.feed(&rsv1).violation.is_none());
+        let mut t = FrameTracker::with_policy(client);
+        let fed = t.feed(&frame(true, 3, true, 0));
+        assert_eq!(
+            fed.violation,
+            Some((Some(0), Violation::Protocol(FrameError::ReservedOpcode(3))))
+        );
     }
 
     proptest! {

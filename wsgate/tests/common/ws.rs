@@ -113,3 +113,73 @@ pub async fn check_echo_and_push(ws: &mut Ws, name: &str, context: &str) {
         );
     }
 }
+
+/// A WebSocket echo backend (tokio-tungstenite) that records what the
+/// proxy did to it: how many handshakes reached it, and the close code
+/// each connection ended with (`None`: closed without a close frame).
+pub struct RecordingBackend {
+    pub addr: std::net::SocketAddr,
+    closes: Arc<std::sync::Mutex<Vec<Option<u16>>>>,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl RecordingBackend {
+    /// Starts on a free loopback port. With a name, text messages are
+    /// answered `name:text`; without, echoed as they are.
+    pub async fn start(name: Option<&'static str>) -> RecordingBackend {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let closes: Arc<std::sync::Mutex<Vec<Option<u16>>>> = Arc::default();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (seen, count) = (closes.clone(), accepted.clone());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                        return;
+                    };
+                    let mut code = None;
+                    while let Some(Ok(msg)) = ws.next().await {
+                        match msg {
+                            Message::Text(t) => {
+                                let reply = match name {
+                                    Some(n) => format!("{n}:{t}"),
+                                    None => t.to_string(),
+                                };
+                                let _ = ws.send(Message::Text(reply.into())).await;
+                            }
+                            Message::Close(frame) => code = frame.map(|f| u16::from(f.code)),
+                            _ => {}
+                        }
+                    }
+                    seen.lock().unwrap().push(code);
+                });
+            }
+        });
+        RecordingBackend {
+            addr,
+            closes,
+            accepted,
+        }
+    }
+
+    /// Handshakes (TCP connections) that reached the backend.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The close codes of ended connections, once at least `n` have ended
+    /// (or the deadline passed).
+    pub async fn closes(&self, n: usize) -> Vec<Option<u16>> {
+        let deadline = std::time::Instant::now() + WS_DEADLINE;
+        loop {
+            let seen = self.closes.lock().unwrap().clone();
+            if seen.len() >= n || std::time::Instant::now() > deadline {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

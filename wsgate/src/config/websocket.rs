@@ -1,0 +1,212 @@
+//! `websocket <setting> ...`: wsgate's own WebSocket settings.
+//!
+//! Not HAProxy syntax — HAProxy treats an upgraded connection as opaque
+//! bytes — so every line warns that the configuration no longer loads in
+//! HAProxy. The settings read like HAProxy's (`<keyword> <value>`, sizes in
+//! HAProxy units) and are accepted wherever `timeout` is: `defaults`,
+//! `frontend`, `listen`, `backend`. Enforcement lives in the tunnel (frame
+//! sizes and RFC 6455 checks, from frame headers only) and the session
+//! (handshake and Origin checks, before any server is contacted).
+
+use super::model::{OriginPattern, WebSocketSettings};
+use super::parser::{Cx, ProxyDraft};
+use super::units::parse_size;
+
+/// Largest size accepted for the limits: frame lengths are 63-bit.
+const MAX_LIMIT: u64 = 1 << 62;
+
+fn portability_note(cx: &mut Cx<'_>) {
+    let kw = cx.kw;
+    cx.warn(
+        kw,
+        "`websocket` settings are a wsgate extension: HAProxy will not load this configuration",
+    );
+}
+
+fn size_setting(cx: &mut Cx<'_>) -> Option<u64> {
+    let usage = format!("{} <size>", cx.keyword);
+    let t = cx.one_arg(&usage)?;
+    match parse_size(&t.text) {
+        Ok(n) if (1..=MAX_LIMIT).contains(&n) => Some(n),
+        Ok(_) => {
+            let kw = cx.keyword.clone();
+            cx.error(t, format!("'{kw}' must be at least 1 byte"));
+            None
+        }
+        Err(e) => {
+            let kw = cx.keyword.clone();
+            cx.error(t, format!("invalid size for '{kw}': {e}")).hint =
+                Some("sizes are bytes, or with a k, m or g suffix (64k, 1m)".into());
+            None
+        }
+    }
+}
+
+/// `websocket max-message-size <size>`: a client message (all its
+/// fragments) over the size gets close 1009, its server 1001.
+pub fn max_message_size(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    portability_note(cx);
+    if let Some(n) = size_setting(cx) {
+        p.websocket.max_message_size = Some(n);
+    }
+}
+
+/// `websocket max-frame-size <size>`: the same for a single frame.
+pub fn max_frame_size(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    portability_note(cx);
+    if let Some(n) = size_setting(cx) {
+        p.websocket.max_frame_size = Some(n);
+    }
+}
+
+/// `websocket strict`: handshakes are checked (400, or 426 for a version
+/// other than 13) and frames must follow RFC 6455 (masking, reserved bits,
+/// opcodes, control frames), else close 1002.
+pub fn strict(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    portability_note(cx);
+    if let Some(extra) = cx.args.first() {
+        cx.error(extra, "'websocket strict' takes no argument");
+        return;
+    }
+    p.websocket.strict = !cx.negated;
+}
+
+/// `websocket allow-origin <origin> ...`: the handshake's Origin must match
+/// one of them (exact, `https://*.example.com` for any subdomain, or `*`),
+/// else 403. Several lines add up.
+pub fn allow_origin(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    portability_note(cx);
+    if cx.args.is_empty() {
+        let kw = cx.kw;
+        cx.error(kw, "'websocket allow-origin' needs at least one origin")
+            .hint = Some(
+            "usage: websocket allow-origin https://app.example.com https://*.example.com".into(),
+        );
+        return;
+    }
+    for t in cx.args {
+        match OriginPattern::parse(&t.text) {
+            Ok(pattern) => p.websocket.allow_origins.push(pattern),
+            Err(why) => {
+                cx.error(t, format!("invalid origin '{}': {why}", t.text))
+                    .hint =
+                    Some("an origin is scheme://host[:port], e.g. https://app.example.com".into());
+            }
+        }
+    }
+}
+
+impl WebSocketSettings {
+    /// The settings in force for a tunnel: the frontend's and the
+    /// backend's together (the smaller limit, strict if either is).
+    pub fn merged(&self, other: &WebSocketSettings) -> WebSocketSettings {
+        let min = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        WebSocketSettings {
+            max_message_size: min(self.max_message_size, other.max_message_size),
+            max_frame_size: min(self.max_frame_size, other.max_frame_size),
+            strict: self.strict || other.strict,
+            allow_origins: Vec::new(),
+        }
+    }
+}
+
+impl OriginPattern {
+    pub fn parse(text: &str) -> Result<OriginPattern, &'static str> {
+        if text == "*" {
+            return Ok(OriginPattern::Any);
+        }
+        let lower = text.to_ascii_lowercase();
+        let Some((scheme, rest)) = lower.split_once("://") else {
+            return Err("missing scheme (http:// or https://)");
+        };
+        if scheme.is_empty() || rest.is_empty() || rest.contains('/') {
+            return Err("expected scheme://host[:port] with no path");
+        }
+        match rest.strip_prefix("*.") {
+            Some(domain) if !domain.is_empty() && !domain.contains('*') => {
+                Ok(OriginPattern::Subdomains {
+                    scheme: scheme.to_owned(),
+                    domain: domain.to_owned(),
+                })
+            }
+            Some(_) => Err("a wildcard must be followed by a domain"),
+            None if rest.contains('*') => Err("'*' is only allowed as the first label"),
+            None => Ok(OriginPattern::Exact(lower)),
+        }
+    }
+
+    /// Whether the handshake's `Origin` value matches (case-insensitive,
+    /// as origins are serialised lowercase by browsers).
+    pub fn matches(&self, origin: &str) -> bool {
+        let origin = origin.trim().to_ascii_lowercase();
+        match self {
+            OriginPattern::Any => true,
+            OriginPattern::Exact(o) => origin == *o,
+            OriginPattern::Subdomains { scheme, domain } => {
+                let Some(host) = origin
+                    .strip_prefix(scheme.as_str())
+                    .and_then(|r| r.strip_prefix("://"))
+                else {
+                    return false;
+                };
+                host.strip_suffix(domain.as_str())
+                    .and_then(|sub| sub.strip_suffix('.'))
+                    .is_some_and(|sub| !sub.is_empty() && !sub.contains(['/', ':']))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_match_exactly_or_by_subdomain() {
+        let exact = OriginPattern::parse("https://App.example.com").unwrap();
+        assert!(exact.matches("https://app.example.com"));
+        assert!(!exact.matches("http://app.example.com"));
+        assert!(!exact.matches("https://app.example.com.evil.net"));
+        let sub = OriginPattern::parse("https://*.example.com").unwrap();
+        assert!(sub.matches("https://a.example.com"));
+        assert!(sub.matches("https://a.b.example.com"));
+        assert!(!sub.matches("https://example.com"));
+        assert!(!sub.matches("https://evilexample.com"));
+        assert!(!sub.matches("http://a.example.com"));
+        let port = OriginPattern::parse("https://*.example.com:8443").unwrap();
+        assert!(port.matches("https://a.example.com:8443"));
+        assert!(!port.matches("https://a.example.com"));
+        assert!(OriginPattern::parse("*").unwrap().matches("null"));
+        for bad in [
+            "example.com",
+            "https://",
+            "https://a/b",
+            "https://a.*.com",
+            "https://*.",
+        ] {
+            assert!(OriginPattern::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn merged_settings_take_the_stricter_values() {
+        let fe = WebSocketSettings {
+            max_message_size: Some(100),
+            strict: true,
+            ..Default::default()
+        };
+        let be = WebSocketSettings {
+            max_message_size: Some(50),
+            max_frame_size: Some(10),
+            ..Default::default()
+        };
+        let m = fe.merged(&be);
+        assert_eq!(
+            (m.max_message_size, m.max_frame_size, m.strict),
+            (Some(50), Some(10), true)
+        );
+    }
+}

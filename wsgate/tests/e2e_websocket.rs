@@ -1,0 +1,233 @@
+//! wsgate's `websocket` settings through the real binary, seen by
+//! independent peers: tokio-tungstenite and Python `websockets` clients, a
+//! raw socket for malformed frames, a tokio-tungstenite backend that
+//! records the close code it gets.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+use common::ws::{connect, next_text, RecordingBackend, WS_DEADLINE};
+use common::Wsgate;
+
+fn config(port: u16, backend: SocketAddr, settings: &str) -> String {
+    format!(
+        "defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n    timeout tunnel 1h\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n{settings}    default_backend be\n\
+         backend be\n    server s1 {backend}\n"
+    )
+}
+
+async fn expect_close(ws: &mut common::ws::Ws) -> (CloseCode, String) {
+    loop {
+        match tokio::time::timeout(WS_DEADLINE, ws.next()).await {
+            Ok(Some(Ok(Message::Close(Some(f))))) => return (f.code, f.reason.to_string()),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_big_messages_get_1009_and_the_server_1001() {
+    let be = RecordingBackend::start(None).await;
+    let port = common::free_port();
+    let gate = Wsgate::start(&config(
+        port,
+        be.addr,
+        "    websocket max-message-size 1k\n",
+    ));
+    let mut ws = connect(&format!("ws://127.0.0.1:{port}/ws"), None).await;
+    ws.send(Message::Text("small".into())).await.unwrap();
+    assert_eq!(next_text(&mut ws, "small").await, "small");
+    ws.send(Message::Text("x".repeat(2000).into()))
+        .await
+        .unwrap();
+    let (code, reason) = expect_close(&mut ws).await;
+    assert_eq!(code, CloseCode::Size, "{}", gate.log());
+    assert_eq!(reason, "message too big");
+    let _ = ws.flush().await;
+    drop(ws);
+    assert_eq!(be.closes(1).await, vec![Some(1001)], "{}", gate.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_client_sees_1009() {
+    let be = RecordingBackend::start(None).await;
+    let port = common::free_port();
+    let gate = Wsgate::start(&config(port, be.addr, "    websocket max-frame-size 100\n"));
+    let script = r#"
+import asyncio, sys
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+async def main():
+    async with connect(sys.argv[1]) as ws:
+        await ws.send("ok")
+        assert await ws.recv() == "ok"
+        await ws.send("y" * 500)
+        try:
+            await ws.recv()
+        except ConnectionClosed as e:
+            print("closed", e.rcvd.code, e.rcvd.reason)
+asyncio.run(main())
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(format!("ws://127.0.0.1:{port}/ws"))
+        .output();
+    match out {
+        Ok(out) if out.status.success() => {
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(
+                stdout.trim(),
+                "closed 1009 message too big",
+                "{}",
+                gate.log()
+            );
+        }
+        Ok(out) => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if stderr.contains("No module named 'websockets'") && !common::in_ci() {
+                eprintln!("SKIPPED: Python websockets is not installed");
+                return;
+            }
+            panic!("python client failed: {stderr}\n{}", gate.log());
+        }
+        Err(e) => panic!("cannot run python3: {e}"),
+    }
+}
+
+/// A raw handshake; returns the stream after the 101 (and the status).
+fn raw_handshake(port: u16, extra: &str) -> (std::net::TcpStream, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(WS_DEADLINE)).unwrap();
+    write!(
+        s,
+        "GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n{extra}\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte).unwrap() == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    (s, String::from_utf8_lossy(&head).into_owned())
+}
+
+const GOOD_KEY: &str =
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_refuses_bad_handshakes_before_the_server() {
+    let be = RecordingBackend::start(None).await;
+    let port = common::free_port();
+    let gate = Wsgate::start(&config(port, be.addr, "    websocket strict\n"));
+    let (_, head) = raw_handshake(
+        port,
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n",
+    );
+    assert!(head.starts_with("HTTP/1.1 426 "), "{head}\n{}", gate.log());
+    assert!(head.contains("Sec-WebSocket-Version: 13\r\n"), "{head}");
+    let (_, head) = raw_handshake(port, "Sec-WebSocket-Version: 13\r\n");
+    assert!(head.starts_with("HTTP/1.1 400 "), "{head}");
+    assert_eq!(be.accepted(), 0, "the server was contacted");
+    let (_, head) = raw_handshake(port, GOOD_KEY);
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_closes_unmasked_client_frames_with_1002() {
+    let be = RecordingBackend::start(None).await;
+    let port = common::free_port();
+    let gate = Wsgate::start(&config(port, be.addr, "    websocket strict\n"));
+    let (mut s, head) = raw_handshake(port, GOOD_KEY);
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    // An unmasked text frame "hi": clients must mask (RFC 6455 §5.1).
+    s.write_all(&[0x81, 0x02, b'h', b'i']).unwrap();
+    let mut frame = [0u8; 2];
+    s.read_exact(&mut frame).unwrap();
+    assert_eq!(frame[0], 0x88, "a close frame\n{}", gate.log());
+    let mut payload = vec![0u8; usize::from(frame[1] & 0x7f)];
+    s.read_exact(&mut payload).unwrap();
+    assert_eq!(&payload[..2], &1002u16.to_be_bytes());
+    assert_eq!(&payload[2..], b"protocol error");
+    drop(s);
+    assert_eq!(be.closes(1).await, vec![Some(1001)], "{}", gate.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_origin_refuses_other_origins_with_403() {
+    let be = RecordingBackend::start(None).await;
+    let port = common::free_port();
+    let gate = Wsgate::start(&config(
+        port,
+        be.addr,
+        "    websocket allow-origin https://app.example.com https://*.example.org\n",
+    ));
+    for (origin, status) in [
+        ("https://app.example.com", 101),
+        ("https://a.b.example.org", 101),
+        ("https://evil.example.com", 403),
+        ("https://example.org", 403),
+    ] {
+        let (_, head) = raw_handshake(port, &format!("{GOOD_KEY}Origin: {origin}\r\n"));
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{origin}: {head}\n{}",
+            gate.log()
+        );
+    }
+    let (_, head) = raw_handshake(port, GOOD_KEY);
+    assert!(head.starts_with("HTTP/1.1 403 "), "no Origin: {head}");
+    assert_eq!(be.accepted(), 2, "only allowed handshakes reach the server");
+}
+
+#[test]
+fn check_mode_marks_the_extension_and_rejects_bad_values() {
+    let dir = common::TempDir::new("wscfg");
+    let good = dir.write(
+        "good.cfg",
+        config(
+            1,
+            "127.0.0.1:2".parse().unwrap(),
+            "    websocket max-message-size 64k\n",
+        ),
+    );
+    let (status, out) = common::run_wsgate(
+        &["-c".as_ref(), "-f".as_ref(), good.as_os_str()],
+        WS_DEADLINE,
+    );
+    assert!(status.success(), "{out}");
+    assert!(out.contains("wsgate extension"), "{out}");
+    let bad = dir.write(
+        "bad.cfg",
+        config(
+            1,
+            "127.0.0.1:2".parse().unwrap(),
+            "    websocket allow-origin example.com\n    websocket max-frame-size lots\n",
+        ),
+    );
+    let (status, out) = common::run_wsgate(
+        &["-c".as_ref(), "-f".as_ref(), bad.as_os_str()],
+        WS_DEADLINE,
+    );
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("bad.cfg:9:") && out.contains("invalid origin"),
+        "{out}"
+    );
+    assert!(
+        out.contains("bad.cfg:10:") && out.contains("invalid size"),
+        "{out}"
+    );
+}

@@ -1,0 +1,438 @@
+//! End-to-end TLS termination through the real binary: certificate
+//! directories and SNI selection (exact, wildcard, default, strict-sni),
+//! crt-list filters, side by side with HAProxy on the same certificates,
+//! wss with Python `websockets`, start-up checks (`wsgate -c`), and bad
+//! input on a TLS port.
+//!
+//! Needs `openssl` (s_client), and for the comparison `/usr/sbin/haproxy`
+//! and `python3` with `websockets`; without them the tests are skipped,
+//! except in CI (`CI` set) where they fail.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+mod tls_support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{free_port, run_wsgate, skip_unless_ci, TempDir, Wsgate};
+use tls_support::{have, served_cn, Ca, Haproxy};
+
+/// A directory `certs/` with, in lexical order: the default certificate,
+/// one exact name, a wildcard with its key in `<file>.key`, and files a
+/// directory must not load as certificates.
+fn cert_dir(ca: &Ca, dir: &TempDir) {
+    std::fs::create_dir_all(dir.path().join("certs")).unwrap();
+    dir.write("certs/00-default.pem", ca.leaf("default.test", &[]));
+    dir.write("certs/10-a.pem", ca.leaf("a.example.com", &[]));
+    let (c, k) = ca.leaf_dated("*.example.com", &[], (2020, 1, 1), (2090, 1, 1));
+    dir.write("certs/20-wild.pem", c);
+    dir.write("certs/20-wild.pem.key", k);
+    // HAProxy reads `.issuer` as the issuer (for OCSP); wsgate must not
+    // load it as a certificate of its own.
+    dir.write("certs/20-wild.pem.issuer", &ca.pem);
+    dir.write("ca.pem", &ca.pem);
+    // crt-list: the default kept out of SNI matching (fallback only), the
+    // wildcard minus one name, the exact name by its own CN.
+    let p = |n: &str| dir.path().join("certs").join(n).display().to_string();
+    dir.write(
+        "list.txt",
+        format!(
+            "# comment\n{} !*\n\n{} *.example.com !skip.example.com\n{}\n",
+            p("00-default.pem"),
+            p("20-wild.pem"),
+            p("10-a.pem")
+        ),
+    );
+}
+
+fn peers_present() -> bool {
+    if !have("openssl") {
+        skip_unless_ci("openssl is not installed");
+        return false;
+    }
+    true
+}
+
+/// SNI → expected CN on each listener: dir, strict-sni, crt-list.
+const CASES: &[(Option<&str>, [Option<&str>; 3])] = &[
+    (
+        Some("a.example.com"),
+        [
+            Some("a.example.com"),
+            Some("a.example.com"),
+            Some("a.example.com"),
+        ],
+    ),
+    (
+        Some("A.Example.COM"),
+        [
+            Some("a.example.com"),
+            Some("a.example.com"),
+            Some("a.example.com"),
+        ],
+    ),
+    (
+        Some("b.example.com"),
+        [
+            Some("*.example.com"),
+            Some("*.example.com"),
+            Some("*.example.com"),
+        ],
+    ),
+    // A wildcard covers one label only.
+    (
+        Some("x.b.example.com"),
+        [Some("default.test"), None, Some("default.test")],
+    ),
+    (
+        Some("example.com"),
+        [Some("default.test"), None, Some("default.test")],
+    ),
+    (
+        Some("skip.example.com"),
+        [
+            Some("*.example.com"),
+            Some("*.example.com"),
+            Some("default.test"),
+        ],
+    ),
+    (
+        Some("default.test"),
+        [
+            Some("default.test"),
+            Some("default.test"),
+            Some("default.test"),
+        ],
+    ),
+    (None, [Some("default.test"), None, Some("default.test")]),
+];
+
+fn config(ports: [u16; 3]) -> String {
+    format!(
+        "defaults\n mode http\n timeout client 2s\n timeout connect 2s\n timeout server 5s\n timeout tunnel 1h\n\
+         frontend fe\n bind 127.0.0.1:{} ssl crt certs\n bind 127.0.0.1:{} ssl crt certs strict-sni\n\
+         bind 127.0.0.1:{} ssl crt-list list.txt\n",
+        ports[0], ports[1], ports[2]
+    )
+}
+
+#[test]
+fn sni_selection_default_strict_and_crt_list() {
+    if !peers_present() {
+        return;
+    }
+    let ca = Ca::new();
+    let dir = TempDir::new("tls-sni");
+    cert_dir(&ca, &dir);
+    let ports = [free_port(), free_port(), free_port()];
+    let gate = Wsgate::start_in(dir, &config(ports));
+    let mut wrong = Vec::new();
+    for (sni, expected) in CASES {
+        for (i, port) in ports.iter().enumerate() {
+            let got = served_cn(*port, *sni);
+            if got.as_deref() != expected[i] {
+                wrong.push(format!(
+                    "listener {i}, SNI {sni:?}: got {got:?}, expected {:?}",
+                    expected[i]
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{wrong:#?}\nwsgate log:\n{}",
+        gate.guard.output()
+    );
+}
+
+#[test]
+fn same_certificate_as_haproxy_for_each_sni() {
+    if !peers_present() {
+        return;
+    }
+    if !Path::new("/usr/sbin/haproxy").exists() {
+        skip_unless_ci("haproxy is not installed (Debian package `haproxy`)");
+        return;
+    }
+    let ca = Ca::new();
+    let dir = TempDir::new("tls-hap");
+    cert_dir(&ca, &dir);
+    let wsgate_ports = [free_port(), free_port(), free_port()];
+    let hap_ports = [free_port(), free_port(), free_port()];
+    let hap_cfg = dir.write(
+        "haproxy.cfg",
+        format!(
+            "global\n log stderr local0 emerg\n{}",
+            config(hap_ports)
+                .replace("crt certs", &format!("crt {}/certs", dir.path().display()))
+                .replace(
+                    "crt-list list.txt",
+                    &format!("crt-list {}/list.txt", dir.path().display())
+                )
+        ),
+    );
+    let _hap = Haproxy::start(&hap_cfg, &hap_ports, dir.path().join("haproxy.log"));
+    let gate = Wsgate::start_in(dir, &config(wsgate_ports));
+    let mut differ = Vec::new();
+    for (sni, _) in CASES {
+        for i in 0..3 {
+            let h = served_cn(hap_ports[i], *sni);
+            let w = served_cn(wsgate_ports[i], *sni);
+            if h != w {
+                differ.push(format!(
+                    "listener {i}, SNI {sni:?}: haproxy {h:?}, wsgate {w:?}"
+                ));
+            }
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "{differ:#?}\nwsgate log:\n{}",
+        gate.guard.output()
+    );
+}
+
+#[test]
+fn wss_through_python_websockets_with_sni() {
+    if !peers_present() {
+        return;
+    }
+    let py_ok = Command::new("python3")
+        .args(["-c", "import websockets"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !py_ok {
+        skip_unless_ci("python3 with `websockets` is not installed");
+        return;
+    }
+    let ca = Ca::new();
+    let dir = TempDir::new("tls-wss");
+    cert_dir(&ca, &dir);
+    let backend_port = free_port();
+    let log = dir.path().join("backend.log");
+    let mut cmd = Command::new(common::wsgate_bin());
+    cmd.args([
+        "demo-backend",
+        "--listen",
+        &format!("127.0.0.1:{backend_port}"),
+        "--name",
+        "b1",
+    ]);
+    let _backend = common::ChildGuard::spawn(cmd, log);
+    common::poll_until(Duration::from_secs(20), "the backend", || {
+        common::accepts(format!("127.0.0.1:{backend_port}").parse().unwrap()).then_some(())
+    })
+    .unwrap();
+    let port = free_port();
+    let ca_path = dir.path().join("ca.pem");
+    let gate = Wsgate::start_in(
+        dir,
+        &format!(
+            "defaults\n mode http\n timeout client 5s\n timeout connect 2s\n timeout server 5s\n timeout tunnel 1h\n\
+             frontend fe\n bind 127.0.0.1:{port} ssl crt certs\n default_backend app\n\
+             backend app\n server b1 127.0.0.1:{backend_port}\n"
+        ),
+    );
+    let script = r#"
+import asyncio, ssl, sys
+import websockets
+async def main(port, ca, name):
+    ctx = ssl.create_default_context(cafile=ca)
+    async with websockets.connect(f"wss://127.0.0.1:{port}/ws", ssl=ctx, server_hostname=name, open_timeout=10) as ws:
+        await ws.send("hello over tls")
+        for _ in range(10):
+            msg = await asyncio.wait_for(ws.recv(), 10)
+            if "hello over tls" in msg:
+                print("ECHO", msg)
+                return
+    sys.exit("no echo")
+asyncio.run(main(int(sys.argv[1]), sys.argv[2], sys.argv[3]))
+"#;
+    for name in ["a.example.com", "b.example.com"] {
+        let out = Command::new("python3")
+            .args(["-c", script, &port.to_string()])
+            .arg(&ca_path)
+            .arg(name)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ECHO"),
+            "{name}: {}\n{}\nwsgate log:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            gate.guard.output()
+        );
+    }
+}
+
+#[test]
+fn check_mode_lists_certificates_and_refuses_expired_ones() {
+    let ca = Ca::new();
+    let dir = TempDir::new("tls-check");
+    cert_dir(&ca, &dir);
+    let cfg = dir.write("ok.cfg", config([free_port(), free_port(), free_port()]));
+    let (status, out) = run_in(&dir, &cfg);
+    assert!(status.success(), "{out}");
+    assert!(
+        out.contains("note: certificate '")
+            && out.contains("a.example.com; ECDSA P-256; expires 2090-01-01"),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("note: certificate").count(),
+        9,
+        "3 binds x 3 certificates:\n{out}"
+    );
+
+    let (c, k) = ca.leaf_dated("old.example.com", &[], (2019, 1, 1), (2021, 3, 4));
+    std::fs::create_dir_all(dir.path().join("old")).unwrap();
+    dir.write("old/old.pem", format!("{c}{k}"));
+    let cfg = dir.write(
+        "old.cfg",
+        format!(
+            "frontend fe\n mode http\n timeout client 1s\n bind 127.0.0.1:{} ssl crt old/old.pem\n",
+            free_port()
+        ),
+    );
+    let (status, out) = run_in(&dir, &cfg);
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("old.cfg:4:2: error: 'old/old.pem': certificate expired on 2021-03-04 (valid from 2019-01-01 to 2021-03-04)"),
+        "{out}"
+    );
+
+    // Key of another certificate: an error naming the file.
+    let (c1, _) = ca.leaf_dated("one.example.com", &[], (2020, 1, 1), (2090, 1, 1));
+    let (_, k2) = ca.leaf_dated("two.example.com", &[], (2020, 1, 1), (2090, 1, 1));
+    dir.write("old/mismatch.pem", format!("{c1}{k2}"));
+    let cfg = dir.write(
+        "mismatch.cfg",
+        format!("frontend fe\n mode http\n timeout client 1s\n bind 127.0.0.1:{} ssl crt old/mismatch.pem\n", free_port()),
+    );
+    let (status, out) = run_in(&dir, &cfg);
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("the private key does not belong to the certificate"),
+        "{out}"
+    );
+
+    // Expiring within 14 days: a warning, and it still starts.
+    let soon = time_in_days(5);
+    let (c, k) = ca.leaf_dated("soon.example.com", &[], (2020, 1, 1), soon);
+    dir.write("old/soon.pem", format!("{c}{k}"));
+    let cfg = dir.write(
+        "soon.cfg",
+        format!("frontend fe\n mode http\n timeout client 1s\n bind 127.0.0.1:{} ssl crt old/soon.pem\n", free_port()),
+    );
+    let (status, out) = run_in(&dir, &cfg);
+    assert!(status.success(), "{out}");
+    assert!(
+        out.contains("warning: 'old/soon.pem': certificate expires on"),
+        "{out}"
+    );
+}
+
+/// The date `days` from now, as (y, m, d).
+fn time_in_days(days: u64) -> (i32, u8, u8) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + days * 86_400;
+    let d = wsgate::tls::checks::date(now as i64);
+    let mut parts = d.split('-').map(|p| p.parse::<i64>().unwrap());
+    (
+        parts.next().unwrap() as i32,
+        parts.next().unwrap() as u8,
+        parts.next().unwrap() as u8,
+    )
+}
+
+fn run_in(dir: &TempDir, cfg: &Path) -> (std::process::ExitStatus, String) {
+    let out = Command::new(common::wsgate_bin())
+        .arg("-c")
+        .arg("-f")
+        .arg(cfg)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let _ = run_wsgate;
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Reads until the peer closes (or fails); the time it took.
+fn wait_closed(mut s: TcpStream, limit: Duration) -> Result<Duration, String> {
+    let start = Instant::now();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < limit {
+        match s.read(&mut buf) {
+            Ok(0) => return Ok(start.elapsed()),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return Ok(start.elapsed()),
+        }
+    }
+    Err(format!("still open after {limit:?}"))
+}
+
+#[test]
+fn bad_input_on_the_tls_port_is_closed_and_the_proxy_stays_healthy() {
+    if !peers_present() {
+        return;
+    }
+    let ca = Ca::new();
+    let dir = TempDir::new("tls-bad");
+    cert_dir(&ca, &dir);
+    let port = free_port();
+    let gate = Wsgate::start_in(
+        dir,
+        &format!("defaults\n mode http\n timeout client 1s\nfrontend fe\n bind 127.0.0.1:{port} ssl crt certs\n"),
+    );
+    let connect = || TcpStream::connect(("127.0.0.1", port)).unwrap();
+
+    let mut s = connect();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    wait_closed(s, Duration::from_secs(5)).expect("plain HTTP closed");
+
+    let mut s = connect();
+    s.write_all(&[0xde, 0xad, 0xbe, 0xef].repeat(300)).unwrap();
+    wait_closed(s, Duration::from_secs(5)).expect("garbage closed");
+
+    // A ClientHello record announcing 512 bytes, cut after a few.
+    let mut s = connect();
+    s.write_all(&[
+        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ])
+    .unwrap();
+    let took = wait_closed(s, Duration::from_secs(6)).expect("truncated hello closed");
+    assert!(
+        took >= Duration::from_millis(800),
+        "closed by `timeout client` (1s), took {took:?}"
+    );
+
+    // A client that connects and says nothing.
+    let took = wait_closed(connect(), Duration::from_secs(6)).expect("stalled handshake closed");
+    assert!(took >= Duration::from_millis(800), "took {took:?}");
+
+    // Still serving.
+    assert_eq!(
+        served_cn(port, Some("a.example.com")).as_deref(),
+        Some("a.example.com"),
+        "{}",
+        gate.guard.output()
+    );
+}

@@ -1,0 +1,142 @@
+//! Harness for the TLS end-to-end tests: a test CA and certificates made
+//! with rcgen, `openssl s_client` to see which certificate a listener
+//! serves for a server name, and a Debian `haproxy` started on the same
+//! certificates for side-by-side comparison.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+/// A certificate authority for tests.
+pub struct Ca {
+    pub pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl Ca {
+    pub fn new() -> Ca {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name
+            .push(DnType::CommonName, "wsgate test CA");
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let key = KeyPair::generate().unwrap();
+        let cert = p.self_signed(&key).unwrap();
+        Ca {
+            pem: cert.pem(),
+            issuer: Issuer::new(p, key),
+        }
+    }
+
+    /// A leaf for `cn` (also the first SAN) and `sans`, valid from
+    /// `not_before` to `not_after` (y, m, d): the certificate PEM and the
+    /// key PEM.
+    pub fn leaf_dated(
+        &self,
+        cn: &str,
+        sans: &[&str],
+        not_before: (i32, u8, u8),
+        not_after: (i32, u8, u8),
+    ) -> (String, String) {
+        let mut names = vec![cn.to_owned()];
+        names.extend(sans.iter().map(|s| (*s).to_owned()));
+        let mut p = CertificateParams::new(names).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.not_before = rcgen::date_time_ymd(not_before.0, not_before.1, not_before.2);
+        p.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// A leaf valid from 2020 to 2090, as one PEM (certificate then key).
+    pub fn leaf(&self, cn: &str, sans: &[&str]) -> String {
+        let (c, k) = self.leaf_dated(cn, sans, (2020, 1, 1), (2090, 1, 1));
+        format!("{c}{k}")
+    }
+}
+
+pub fn have(bin: &str) -> bool {
+    Command::new(bin)
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// The subject CN of the certificate served on `port` for `sni` (`None`:
+/// no SNI), or `None` when the handshake failed.
+pub fn served_cn(port: u16, sni: Option<&str>) -> Option<String> {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["10", "openssl", "s_client", "-connect"])
+        .arg(format!("127.0.0.1:{port}"));
+    match sni {
+        Some(name) => cmd.args(["-servername", name]),
+        None => cmd.arg("-noservername"),
+    };
+    let out = cmd
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run openssl s_client");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // OpenSSL 3: `subject=CN = a.example.com`.
+    text.lines()
+        .find_map(|l| l.strip_prefix("subject="))
+        .and_then(|s| s.split("CN = ").nth(1))
+        .map(|cn| cn.split(',').next().unwrap_or(cn).trim().to_owned())
+}
+
+/// `haproxy -db -f cfg`, killed on drop.
+pub struct Haproxy {
+    child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl Haproxy {
+    pub fn start(cfg: &Path, ports: &[u16], log: PathBuf) -> Haproxy {
+        let out = std::fs::File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = Command::new("/usr/sbin/haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(cfg)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start haproxy");
+        let mut h = Haproxy { child, log };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = h.child.try_wait() {
+                panic!(
+                    "haproxy exited ({status}): {}",
+                    std::fs::read_to_string(&h.log).unwrap_or_default()
+                );
+            }
+            let ready = ports
+                .iter()
+                .all(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok());
+            if ready {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "haproxy did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        h
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
