@@ -4,12 +4,16 @@
 //! Data flow: [`config`] (text → typed model) → [`proxy`] (listeners,
 //! HTTP/1.1 sessions, tunnels) using [`balance`] (server choice),
 //! [`backend`] (server state) and [`tls`] (certificates). [`demo`] is the
-//! tutorial's WebSocket server and the `wsgate demo` command.
+//! tutorial's WebSocket server and the `wsgate demo` command. [`admin`]
+//! (stats page, Prometheus, runtime API) and [`log`] (access logs) show
+//! what the proxy does.
 
+pub mod admin;
 pub mod backend;
 pub mod balance;
 pub mod config;
 pub mod demo;
+pub mod log;
 pub mod proxy;
 pub mod reload;
 pub mod tls;

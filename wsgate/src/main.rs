@@ -125,10 +125,25 @@ fn run(args: RunArgs) -> ExitCode {
     }
     let files = args.files;
     block_on(async move {
+        let sockets = prepared.stats_sockets();
+        let cli = match wsgate::admin::cli::bind_all(&sockets) {
+            Ok(bound) => bound,
+            Err(e) => anyhow::bail!("{e}"),
+        };
         let proxy = prepared.start().await?;
         for addr in proxy.local_addrs() {
             tracing::info!("listening on {addr}");
         }
+        for b in &cli {
+            if let Some(addr) = b.tcp_addr() {
+                tracing::info!("runtime API on {addr}");
+            }
+        }
+        tokio::spawn(wsgate::admin::cli::serve(
+            cli,
+            std::sync::Arc::new(proxy.runtime_handle()),
+            proxy.stop_token(),
+        ));
         let (grace, origin) = match hard_stop_after {
             Some(t) => (t, "hard-stop-after"),
             None => (

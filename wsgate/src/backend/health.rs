@@ -65,6 +65,11 @@ impl Health {
         self.value >= self.rise
     }
 
+    /// The counter itself (`check_health` in the stats).
+    pub fn value(&self) -> u32 {
+        self.value
+    }
+
     fn max(&self) -> u32 {
         self.rise + self.fall - 1
     }
@@ -130,7 +135,14 @@ where
             _ = stop.cancelled() => return,
         };
         let took = started.elapsed().as_millis();
-        match health.record(outcome.ok) {
+        let transition = health.record(outcome.ok);
+        be.servers[index].record_check(
+            outcome.ok,
+            &outcome.reason,
+            u64::try_from(took).unwrap_or(u64::MAX),
+            health.value(),
+        );
+        match transition {
             Transition::None => {}
             Transition::WentDown => {
                 be.servers[index].set_up(false);

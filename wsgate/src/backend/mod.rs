@@ -13,11 +13,18 @@
 //! for as long as the exchange or the WebSocket tunnel lasts: `leastconn`,
 //! `maxconn` and the queue (`queue`) all see open tunnels, not just
 //! requests in flight.
+//!
+//! The runtime API steers servers here too: a server in `drain` or `maint`
+//! ([`AdminState`]) is not a candidate, and `set server ... weight` changes
+//! the weight the balancer sees (the weights' common divisor is
+//! recomputed, so the static algorithms keep HAProxy's proportions).
 
+pub mod counters;
 pub mod health;
 pub mod queue;
 pub mod server;
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -25,15 +32,18 @@ use tokio::sync::Notify;
 use crate::balance::{self, Algorithm, Candidate, Fetch, ServerSet};
 use crate::config::model::Backend;
 
+pub use counters::{CloseReason, Counters, SessionGuard};
 pub use queue::{acquire, AcquireError};
-pub use server::{ConnGuard, ServerState};
+pub use server::{AdminState, CheckStatus, ConnGuard, ServerState};
 
 pub struct BackendRuntime {
     pub config: Backend,
     /// Live state, one per `config.servers` entry.
     pub servers: Vec<Arc<ServerState>>,
     balancer: Mutex<Box<dyn Algorithm>>,
-    weight_gcd: u32,
+    weight_gcd: AtomicU32,
+    /// The backend's own counters (the servers have theirs).
+    pub counters: Arc<Counters>,
     /// Woken whenever a connection slot is released or a server comes up,
     /// so queued requests try again.
     pub(crate) slot_freed: Arc<Notify>,
@@ -63,15 +73,39 @@ impl BackendRuntime {
             config,
             servers,
             balancer,
-            weight_gcd,
+            weight_gcd: AtomicU32::new(weight_gcd),
+            counters: Counters::new(),
             slot_freed: Arc::new(Notify::new()),
         }
     }
 
-    /// Whether server `i` may take new traffic: up and not in maintenance.
+    /// Whether server `i` may take new traffic: up, `ready` (neither
+    /// `drain` nor `maint`, which `disabled` starts in) and of non-zero
+    /// weight.
     pub fn is_usable(&self, i: usize) -> bool {
-        let s = &self.config.servers[i];
-        !s.disabled && s.weight > 0 && self.servers[i].is_up()
+        let st = &self.servers[i];
+        st.admin() == AdminState::Ready && st.weight() > 0 && st.is_up()
+    }
+
+    /// Index of the server called `name`.
+    pub fn server_index(&self, name: &str) -> Option<usize> {
+        self.config.servers.iter().position(|s| s.name == name)
+    }
+
+    /// `set server <be>/<srv> weight <w>` (0..=256).
+    pub fn set_weight(&self, i: usize, weight: u32) {
+        self.servers[i].set_weight(weight.min(256));
+        let gcd = balance::weight_gcd(self.servers.iter().map(|s| s.weight()));
+        self.weight_gcd.store(gcd, Ordering::Release);
+        self.wake_queue();
+    }
+
+    /// `set server <be>/<srv> state ready|drain|maint`.
+    pub fn set_admin(&self, i: usize, state: AdminState) {
+        self.servers[i].set_admin(state);
+        if state == AdminState::Ready {
+            self.wake_queue();
+        }
     }
 
     /// The servers the algorithm may choose from now: the usable active
@@ -84,7 +118,7 @@ impl BackendRuntime {
             Candidate {
                 index: i,
                 id: s.id,
-                weight: s.weight,
+                weight: st.weight(),
                 conns: st.load(),
                 full: s.maxconn > 0 && st.served() >= s.maxconn,
             }
@@ -133,7 +167,7 @@ impl BackendRuntime {
         }
         let set = ServerSet {
             servers: &candidates,
-            weight_gcd: self.weight_gcd,
+            weight_gcd: self.weight_gcd.load(Ordering::Acquire),
         };
         let Some(i) = algo.pick(&set, req, avoid) else {
             return Pick::Saturated(None);
@@ -145,6 +179,7 @@ impl BackendRuntime {
         Pick::Server(ConnGuard::new(
             i,
             self.servers[i].clone(),
+            self.counters.clone(),
             self.slot_freed.clone(),
         ))
     }
@@ -201,6 +236,7 @@ mod tests {
             hash_type: Default::default(),
             allbackups: false,
             httpchk: None,
+            stats: None,
         })
     }
 

@@ -1,31 +1,166 @@
-//! One server's live state: up or down (from health checks), open
-//! connections and queued requests, all atomics so the data path takes no
-//! lock to read them.
+//! One server's live state: up or down (from health checks), its
+//! administrative state (`ready`, `drain`, `maint` from the runtime API or
+//! `disabled`), its current weight, open connections and queued requests,
+//! its traffic counters and its last check. All atomics (the check's text
+//! excepted, which only the health task and the stats readers touch), so
+//! the data path takes no lock to read or update them.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
+use super::counters::{unix_now, Counters};
 use crate::config::model::Server;
+
+/// The administrative state set with `set server ... state` or `disabled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminState {
+    /// Takes traffic (when up).
+    Ready,
+    /// No new connections (wsgate has no persistence, so none at all);
+    /// open ones, WebSockets included, stay until they close.
+    Drain,
+    /// Maintenance: no new connections, no health checks counted.
+    Maint,
+}
+
+impl AdminState {
+    fn from_u8(v: u8) -> AdminState {
+        match v {
+            1 => AdminState::Drain,
+            2 => AdminState::Maint,
+            _ => AdminState::Ready,
+        }
+    }
+}
+
+/// HAProxy's check status codes (`check_status` in the CSV).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckStatus {
+    /// Not checked, or no check done yet.
+    Unknown,
+    L4Ok,
+    L4Timeout,
+    L4Con,
+    L7Ok,
+    L7Timeout,
+    L7Rsp,
+    L7Sts,
+}
+
+impl CheckStatus {
+    pub const ALL: [CheckStatus; 8] = [
+        CheckStatus::Unknown,
+        CheckStatus::L4Ok,
+        CheckStatus::L4Timeout,
+        CheckStatus::L4Con,
+        CheckStatus::L7Ok,
+        CheckStatus::L7Timeout,
+        CheckStatus::L7Rsp,
+        CheckStatus::L7Sts,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            CheckStatus::Unknown => "UNK",
+            CheckStatus::L4Ok => "L4OK",
+            CheckStatus::L4Timeout => "L4TOUT",
+            CheckStatus::L4Con => "L4CON",
+            CheckStatus::L7Ok => "L7OK",
+            CheckStatus::L7Timeout => "L7TOUT",
+            CheckStatus::L7Rsp => "L7RSP",
+            CheckStatus::L7Sts => "L7STS",
+        }
+    }
+
+    /// HAProxy's short description (`check_desc`).
+    pub fn description(self) -> &'static str {
+        match self {
+            CheckStatus::Unknown => "Unknown",
+            CheckStatus::L4Ok => "Layer4 check passed",
+            CheckStatus::L4Timeout => "Layer4 timeout",
+            CheckStatus::L4Con => "Layer4 connection problem",
+            CheckStatus::L7Ok => "Layer7 check passed",
+            CheckStatus::L7Timeout => "Layer7 timeout",
+            CheckStatus::L7Rsp => "Layer7 invalid response",
+            CheckStatus::L7Sts => "Layer7 wrong status",
+        }
+    }
+
+    /// From a check outcome's reason (worded as HAProxy's, see `health`).
+    pub fn from_reason(ok: bool, reason: &str) -> CheckStatus {
+        let starts = |p: &str| reason.starts_with(p);
+        match (ok, reason) {
+            (true, _) if starts("Layer4") => CheckStatus::L4Ok,
+            (true, _) => CheckStatus::L7Ok,
+            _ if starts("Layer4 timeout") => CheckStatus::L4Timeout,
+            _ if starts("Layer4") => CheckStatus::L4Con,
+            _ if starts("Layer7 timeout") => CheckStatus::L7Timeout,
+            _ if starts("Layer7 wrong status") || starts("Layer7 check content") => {
+                CheckStatus::L7Sts
+            }
+            _ => CheckStatus::L7Rsp,
+        }
+    }
+
+    fn from_u8(v: u8) -> CheckStatus {
+        CheckStatus::ALL
+            .get(usize::from(v))
+            .copied()
+            .unwrap_or(CheckStatus::Unknown)
+    }
+}
+
+/// The last health check's result.
+#[derive(Debug, Clone, Default)]
+pub struct CheckInfo {
+    /// HAProxy-style reason text (`last_chk`).
+    pub reason: String,
+    pub duration_ms: u64,
+}
 
 #[derive(Debug)]
 pub struct ServerState {
     up: AtomicBool,
+    /// [`AdminState`] as a number.
+    admin: AtomicU8,
+    /// Current weight (`set server ... weight`); starts as configured.
+    weight: AtomicU32,
     /// Open connections, WebSocket tunnels included.
     served: AtomicU32,
     /// Requests waiting in the queue for this server.
     queued: AtomicU32,
+    pub counters: Arc<Counters>,
+    /// [`CheckStatus`] of the last check.
+    check_status: AtomicU8,
+    /// Checks failed while up (`chkfail`), UP->DOWN transitions (`chkdown`).
+    pub check_failures: AtomicU64,
+    pub check_downs: AtomicU64,
+    /// Unix time (s) of the last state change (`lastchg`).
+    last_change: AtomicU64,
+    /// Health counter (`check_health`).
+    pub check_health: AtomicU32,
+    check_info: Mutex<CheckInfo>,
 }
 
 impl ServerState {
     /// Servers start up, as in HAProxy: a checked server goes down only
-    /// after `fall` failed checks.
-    pub fn new(_: &Server) -> ServerState {
+    /// after `fall` failed checks. `disabled` servers start in maintenance.
+    pub fn new(s: &Server) -> ServerState {
         ServerState {
             up: AtomicBool::new(true),
+            admin: AtomicU8::new(if s.disabled { 2 } else { 0 }),
+            weight: AtomicU32::new(s.weight),
             served: AtomicU32::new(0),
             queued: AtomicU32::new(0),
+            counters: Counters::new(),
+            check_status: AtomicU8::new(0),
+            check_failures: AtomicU64::new(0),
+            check_downs: AtomicU64::new(0),
+            last_change: AtomicU64::new(unix_now()),
+            check_health: AtomicU32::new(s.check.as_ref().map_or(0, |c| c.rise)),
+            check_info: Mutex::new(CheckInfo::default()),
         }
     }
 
@@ -34,7 +169,70 @@ impl ServerState {
     }
 
     pub fn set_up(&self, up: bool) {
-        self.up.store(up, Ordering::Release);
+        if self.up.swap(up, Ordering::AcqRel) != up {
+            self.last_change.store(unix_now(), Ordering::Relaxed);
+            if !up {
+                self.check_downs.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub fn admin(&self) -> AdminState {
+        AdminState::from_u8(self.admin.load(Ordering::Acquire))
+    }
+
+    pub fn set_admin(&self, state: AdminState) {
+        let v = match state {
+            AdminState::Ready => 0,
+            AdminState::Drain => 1,
+            AdminState::Maint => 2,
+        };
+        if self.admin.swap(v, Ordering::AcqRel) != v {
+            self.last_change.store(unix_now(), Ordering::Relaxed);
+        }
+    }
+
+    pub fn weight(&self) -> u32 {
+        self.weight.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_weight(&self, w: u32) {
+        self.weight.store(w, Ordering::Release);
+    }
+
+    /// Seconds since the last UP/DOWN or administrative change.
+    pub fn last_change_age(&self) -> u64 {
+        unix_now().saturating_sub(self.last_change.load(Ordering::Relaxed))
+    }
+
+    pub fn check_status(&self) -> CheckStatus {
+        CheckStatus::from_u8(self.check_status.load(Ordering::Relaxed))
+    }
+
+    /// Records a check result (called by the health task).
+    pub fn record_check(&self, ok: bool, reason: &str, duration_ms: u64, health: u32) {
+        let status = CheckStatus::from_reason(ok, reason);
+        let code = CheckStatus::ALL
+            .iter()
+            .position(|s| *s == status)
+            .unwrap_or(0);
+        self.check_status
+            .store(u8::try_from(code).unwrap_or(0), Ordering::Relaxed);
+        if !ok && self.is_up() {
+            self.check_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        self.check_health.store(health, Ordering::Relaxed);
+        let mut info = self.check_info.lock().unwrap_or_else(|p| p.into_inner());
+        info.reason.clear();
+        info.reason.push_str(reason);
+        info.duration_ms = duration_ms;
+    }
+
+    pub fn check_info(&self) -> CheckInfo {
+        self.check_info
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn served(&self) -> u32 {
@@ -51,7 +249,10 @@ impl ServerState {
     }
 
     pub(crate) fn enqueue(&self) {
-        self.queued.fetch_add(1, Ordering::AcqRel);
+        let now = self.queued.fetch_add(1, Ordering::AcqRel) + 1;
+        self.counters
+            .max_queue
+            .fetch_max(u64::from(now), Ordering::Relaxed);
     }
 
     pub(crate) fn dequeue(&self) {
@@ -62,10 +263,12 @@ impl ServerState {
 /// A connection slot on one server, held by the session for the life of
 /// the exchange, then by the tunnel task until the tunnel ends; releasing
 /// it wakes the queue. It owns what it needs (no borrow of the backend),
-/// so it can travel into the tunnel's own task.
+/// so it can travel into the tunnel's own task. It also holds the session
+/// in the server's and the backend's current-session counts.
 pub struct ConnGuard {
     server: usize,
     state: Arc<ServerState>,
+    backend: Arc<Counters>,
     slot_freed: Arc<Notify>,
 }
 
@@ -74,12 +277,21 @@ impl ConnGuard {
     pub(crate) fn new(
         server: usize,
         state: Arc<ServerState>,
+        backend: Arc<Counters>,
         slot_freed: Arc<Notify>,
     ) -> ConnGuard {
         state.served.fetch_add(1, Ordering::AcqRel);
+        state.counters.session_start();
+        state.counters.selected.fetch_add(1, Ordering::Relaxed);
+        let now = unix_now();
+        state.counters.last_session.store(now, Ordering::Relaxed);
+        backend.session_start();
+        backend.selected.fetch_add(1, Ordering::Relaxed);
+        backend.last_session.store(now, Ordering::Relaxed);
         ConnGuard {
             server,
             state,
+            backend,
             slot_freed,
         }
     }
@@ -87,6 +299,21 @@ impl ConnGuard {
     /// The server's index in its backend.
     pub fn server(&self) -> usize {
         self.server
+    }
+
+    /// The server's counters.
+    pub fn server_counters(&self) -> &Arc<Counters> {
+        &self.state.counters
+    }
+
+    /// The backend's counters.
+    pub fn backend_counters(&self) -> &Arc<Counters> {
+        &self.backend
+    }
+
+    /// Connections open on the server now (for the log's `srv_conn`).
+    pub fn server_conns(&self) -> u32 {
+        self.state.served()
     }
 }
 
@@ -99,6 +326,8 @@ impl std::fmt::Debug for ConnGuard {
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.state.served.fetch_sub(1, Ordering::AcqRel);
+        self.state.counters.session_end();
+        self.backend.session_end();
         self.slot_freed.notify_waiters();
     }
 }

@@ -12,14 +12,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::acl::TermDraft;
+use super::acl::{ConditionDraft, TermDraft};
 use super::diag::Diagnostic;
 use super::keywords;
 use super::model::{
-    Acl, Backend, BackendId, CondTerm, Condition, Config, Frontend, Global, Location, Mode, Server,
-    UseBackend,
+    Acl, Backend, BackendId, CondTerm, Condition, Config, Frontend, FrontendLog, Global, Location,
+    LogStyle, Mode, Server, ServiceRule, UseBackend,
 };
-use super::parser::{Parsed, ProxyDecl, SectionKind};
+use super::parser::{Parsed, ProxyDecl, SectionKind, UseBackendDraft};
 
 /// Builds the model; problems go to `diags` (the caller discards the model
 /// when any of them is an error).
@@ -91,6 +91,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             redispatch: d.redispatch,
             http_conn_mode: d.http_conn_mode,
             forwardfor: d.forwardfor,
+            stats: d.stats.clone(),
             websocket: d.websocket.clone(),
         });
     }
@@ -164,10 +165,44 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
                 .with_hint("add `timeout client 30s` here or to a `defaults` section (HAProxy warns about this too)"),
             );
         }
-        let (acls, use_backends) = resolve_rules(p, &proxies, &backend_ids, diags);
+        let (mut acls, use_backends) = resolve_rules(p, &proxies, &backend_ids, diags);
+        let prometheus = d.prometheus.as_ref().and_then(|rule| {
+            let condition = match &rule.condition {
+                None => None,
+                Some(c) => Some(resolve_condition(p, rule, c, &mut acls, diags)?),
+            };
+            Some(ServiceRule {
+                location: rule.location.clone(),
+                condition,
+            })
+        });
+        let mut log_targets = d.logs.clone();
+        if d.log_global {
+            log_targets.extend(global.logs.iter().cloned());
+        }
+        if d.log_style != LogStyle::None && log_targets.is_empty() {
+            diags.push(
+                Diagnostic::warning(
+                    p.location.clone(),
+                    format!(
+                        "{} '{}' asks for access logs (option httplog/tcplog) but has no `log` line, so nothing is logged",
+                        p.kind.name(),
+                        p.name
+                    ),
+                )
+                .with_hint("add `log global` here (with a `log` line in `global`) or e.g. `log stdout format raw local0`"),
+            );
+        }
         frontends.push(Frontend {
             acls,
             use_backends,
+            stats: d.stats.clone(),
+            prometheus,
+            log: FrontendLog {
+                targets: log_targets,
+                style: d.log_style,
+                dontlognull: d.dontlognull,
+            },
             name: p.name.clone(),
             location: p.location.clone(),
             mode: d.mode,
@@ -216,6 +251,9 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
         global: Global {
             maxconn: global.maxconn,
             tune_bufsize: global.tune_bufsize,
+            stats_sockets: global.stats_sockets.clone(),
+            stats_timeout: global.stats_timeout,
+            logs: global.logs.clone(),
             hard_stop_after: global.hard_stop_after,
         },
         frontends,
@@ -444,61 +482,14 @@ fn resolve_rules(
             }
         };
         let mut ok = true;
-        let condition = ub.condition.as_ref().map(|c| Condition {
-            unless: c.unless,
-            groups: c
-                .groups
-                .iter()
-                .map(|g| {
-                    g.iter()
-                        .filter_map(|t| match t {
-                            TermDraft::Named { name, negate, at } => {
-                                match by_name.get(name.as_str()) {
-                                    Some(&acl) => Some(CondTerm {
-                                        acl,
-                                        negate: *negate,
-                                    }),
-                                    None => {
-                                        ok = false;
-                                        let loc = ub
-                                            .word_locations
-                                            .get(*at)
-                                            .cloned()
-                                            .unwrap_or_else(|| ub.location.clone());
-                                        let mut e = Diagnostic::error(
-                                            loc,
-                                            format!(
-                                                "unknown ACL '{name}' in {} '{}'",
-                                                p.kind.name(),
-                                                p.name
-                                            ),
-                                        );
-                                        e = match keywords::closest(name, by_name.keys().copied()) {
-                                            Some(s) => e.with_hint(format!("did you mean '{s}'?")),
-                                            None => e.with_hint(format!(
-                                                "declare it first, e.g. `acl {name} path_beg /`"
-                                            )),
-                                        };
-                                        diags.push(e);
-                                        None
-                                    }
-                                }
-                            }
-                            TermDraft::Anonymous { acl, negate } => {
-                                acls.push(Acl {
-                                    name: "{ ... }".into(),
-                                    terms: vec![acl.clone()],
-                                });
-                                Some(CondTerm {
-                                    acl: acls.len() - 1,
-                                    negate: *negate,
-                                })
-                            }
-                        })
-                        .collect()
-                })
-                .collect(),
-        });
+        let condition = match &ub.condition {
+            None => None,
+            Some(c) => {
+                let resolved = resolve_condition(p, ub, c, &mut acls, diags);
+                ok = resolved.is_some();
+                resolved
+            }
+        };
         if let (Some(backend), true) = (backend, ok) {
             rules.push(UseBackend {
                 location: ub.location.clone(),
@@ -508,6 +499,73 @@ fn resolve_rules(
         }
     }
     (acls, rules)
+}
+
+/// Resolves a rule's condition against the proxy's ACLs (named ones by
+/// name; anonymous `{ ... }` ones are appended to `acls`). `None` when a
+/// name is unknown (reported).
+fn resolve_condition(
+    p: &ProxyDecl,
+    rule: &UseBackendDraft,
+    c: &ConditionDraft,
+    acls: &mut Vec<Acl>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Condition> {
+    let by_name: HashMap<String, usize> = acls
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.name != "{ ... }")
+        .map(|(i, a)| (a.name.clone(), i))
+        .collect();
+    let mut ok = true;
+    let mut groups = Vec::with_capacity(c.groups.len());
+    for g in &c.groups {
+        let mut terms = Vec::with_capacity(g.len());
+        for t in g {
+            match t {
+                TermDraft::Named { name, negate, at } => match by_name.get(name.as_str()) {
+                    Some(&acl) => terms.push(CondTerm {
+                        acl,
+                        negate: *negate,
+                    }),
+                    None => {
+                        ok = false;
+                        let loc = rule
+                            .word_locations
+                            .get(*at)
+                            .cloned()
+                            .unwrap_or_else(|| rule.location.clone());
+                        let mut e = Diagnostic::error(
+                            loc,
+                            format!("unknown ACL '{name}' in {} '{}'", p.kind.name(), p.name),
+                        );
+                        e = match keywords::closest(name, by_name.keys().map(String::as_str)) {
+                            Some(s) => e.with_hint(format!("did you mean '{s}'?")),
+                            None => e.with_hint(format!(
+                                "declare it first, e.g. `acl {name} path_beg /`"
+                            )),
+                        };
+                        diags.push(e);
+                    }
+                },
+                TermDraft::Anonymous { acl, negate } => {
+                    acls.push(Acl {
+                        name: "{ ... }".into(),
+                        terms: vec![acl.clone()],
+                    });
+                    terms.push(CondTerm {
+                        acl: acls.len() - 1,
+                        negate: *negate,
+                    });
+                }
+            }
+        }
+        groups.push(terms);
+    }
+    ok.then_some(Condition {
+        unless: c.unless,
+        groups,
+    })
 }
 
 #[cfg(test)]

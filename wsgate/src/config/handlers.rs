@@ -132,25 +132,6 @@ pub fn default_path(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
     no_extra_args(cx, if mode.text == "origin" { 2 } else { 1 });
 }
 
-pub fn log_global(_: &mut GlobalDraft, cx: &mut Cx<'_>) {
-    log_warning(cx);
-}
-
-pub fn log_proxy(_: &mut ProxyDraft, cx: &mut Cx<'_>) {
-    log_warning(cx);
-}
-
-fn log_warning(cx: &mut Cx<'_>) {
-    if cx.negated {
-        return;
-    }
-    let kw = cx.kw;
-    cx.warn(
-        kw,
-        "'log' is accepted but not used yet: access logs come later (wsgate writes its own messages to stderr)",
-    );
-}
-
 // ---------------------------------------------------------------- proxies
 
 pub fn mode(p: &mut ProxyDraft, cx: &mut Cx<'_>) {

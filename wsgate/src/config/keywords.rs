@@ -14,6 +14,7 @@
 //! Sections follow HAProxy's keyword matrix (manual §4.1).
 
 use super::handlers as h;
+use super::handlers_obs as o;
 use super::parser::{Cx, GlobalDraft, ProxyDraft};
 
 /// A set of sections, as in the manual's keyword matrix.
@@ -174,16 +175,12 @@ const fn rej(
     }
 }
 
-const LOGGING_LATER: &str = "access logs are not implemented yet (wsgate logs to stderr; HAProxy-style httplog output comes later)";
+const LOGGING_LATER: &str = "only HAProxy's default log formats are written (`option httplog`, `option tcplog`); custom formats and log options are not implemented yet";
 const NO_AGENT: &str =
     "agent checks are not implemented; the server's state comes from `check` only";
 const NO_PASSIVE: &str =
     "passive health (observing live traffic) is not implemented; only `check` marks servers down";
-const NO_STATS: &str =
-    "the stats page is not implemented yet; requests to the stats URI are forwarded like any other";
 const NO_ROUTING: &str = "http-request/http-response rules are not implemented yet";
-const ROUTING_ALT: Option<&str> =
-    Some("route with `acl` + `use_backend`; header rewriting is not available yet");
 const DHE: &str = "wsgate offers ECDHE key exchange only (rustls has no finite-field DHE), which every current client supports and is faster and safer than DHE, so no DH parameters are needed";
 const NO_PRIVDROP: &str = "wsgate does not switch user, group or root directory itself; start it as the right user from your service manager (e.g. systemd `User=`)";
 
@@ -218,10 +215,10 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("hash-type", DLB, Handler::Proxy(h::hash_type), "`hash-type map-based|consistent [sdbm|djb2|wt6|crc32] [avalanche]` (default map-based sdbm; consistent alone means sdbm avalanche)"),
     rej("http-after-response", FLB, NO_ROUTING, None),
     sup("http-check", DLB, Handler::Proxy(h::http_check), "`http-check expect [!] status <code>|string <text>` (default: any 2xx or 3xx is healthy)"),
-    rej("http-request", FLB, NO_ROUTING, ROUTING_ALT),
+    sup("http-request", FLB, Handler::Proxy(o::http_request), "only `http-request use-service prometheus-exporter [if|unless <condition>]` (Prometheus metrics, HAProxy's names); other actions are refused"),
     rej("http-response", FLB, NO_ROUTING, None),
     ign("http-reuse", DLB, "idle server connections are not shared between clients yet"),
-    sup("log", ALL, Handler::Either { global: h::log_global, proxy: h::log_proxy }, "accepted with a warning: access logs come later"),
+    sup("log", ALL, Handler::Either { global: o::log_global, proxy: o::log_proxy }, "`log stdout|stderr|<ip>[:<port>]|<path> [format raw|rfc3164|rfc5424] <facility> [<level>]`, `log global`, `no log`; access lines need `option httplog` or `option tcplog`"),
     ign("log-format", DFLB, LOGGING_LATER),
     ign("log-send-hostname", G, LOGGING_LATER),
     ign("log-tag", G, LOGGING_LATER),
@@ -239,8 +236,8 @@ pub static KEYWORDS: &[Keyword] = &[
     rej("option accept-invalid-http-response", DLB, "wsgate parses HTTP/1.1 strictly (RFC 9112) and has no lenient mode", Some("fix the server, or remove the line to get 502 for invalid responses")),
     sup("option allbackups", DLB, Handler::Proxy(h::option_allbackups), "when all active servers are down, use every backup server, not only the first"),
     ign("option clitcpka", DFL, "TCP keepalive is not configurable yet"),
-    ign("option contstats", DFL, "statistics are not implemented yet"),
-    ign("option dontlognull", DFL, LOGGING_LATER),
+    ign("option contstats", DFL, "byte counters are updated when an exchange or tunnel ends (long tunnels report their bytes when they close)"),
+    sup("option dontlognull", DFL, Handler::Proxy(o::option_dontlognull), "no log line for connections that sent no request"),
     ign("option dontlog-normal", DFL, LOGGING_LATER),
     rej("option forceclose", DFLB, "removed from HAProxy", Some("write `option httpclose` instead")),
     sup("option forwardfor", DFLB, Handler::Proxy(h::option_forwardfor), "`option forwardfor [except <net>]`: add X-Forwarded-For"),
@@ -251,7 +248,7 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("option http-server-close", DFLB, Handler::Proxy(h::option_http_server_close), "close the server connection after each response"),
     sup("option httpchk", DLB, Handler::Proxy(h::option_httpchk), "`option httpchk [<method> <uri> [<version>]]` (default `OPTIONS / HTTP/1.0`); 2xx/3xx is healthy"),
     sup("option httpclose", DFLB, Handler::Proxy(h::option_httpclose), "close both connections after each response"),
-    ign("option httplog", DFLB, LOGGING_LATER),
+    sup("option httplog", DFLB, Handler::Proxy(o::option_httplog), "access log lines in HAProxy's default HTTP format (WebSocket tunnels logged when they close)"),
     ign("option log-health-checks", DLB, LOGGING_LATER),
     ign("option log-separate-errors", DFL, LOGGING_LATER),
     ign("option logasap", DFL, LOGGING_LATER),
@@ -261,12 +258,12 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("websocket strict", DFLB, Handler::Proxy(super::websocket::strict), "`websocket strict` (wsgate): 400/426 for bad handshakes, close 1002 for RFC 6455 violations"),
     sup("websocket allow-origin", DFLB, Handler::Proxy(super::websocket::allow_origin), "`websocket allow-origin <origin>...` (wsgate): 403 for handshakes from other Origins"),
     sup("option redispatch", DLB, Handler::Proxy(h::option_redispatch), "`option redispatch`: a retry may pick another server"),
-    ign("option socket-stats", DFL, "statistics are not implemented yet"),
+    ign("option socket-stats", DFL, "the stats page has no per-listener rows"),
     ign("option splice-auto", DFLB, "wsgate decides itself when to splice"),
     ign("option srvtcpka", DLB, "TCP keepalive is not configurable yet"),
     ign("option tcp-smart-accept", DFL, "a TCP tuning hint with no visible effect"),
     ign("option tcp-smart-connect", DLB, "a TCP tuning hint with no visible effect"),
-    ign("option tcplog", DFLB, LOGGING_LATER),
+    sup("option tcplog", DFLB, Handler::Proxy(o::option_tcplog), "access log lines in HAProxy's TCP format, one per connection when it closes"),
     ign("pidfile", G, "wsgate does not write a pid file; your service manager tracks the process"),
     ign("quiet", G, "wsgate prints only warnings and errors at startup"),
     rej("redirect", FL, NO_ROUTING, None),
@@ -289,18 +286,18 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("ssl-default-server-options", G, "server TLS settings use rustls' safe defaults (TLS 1.2 and 1.3, AEAD suites)"),
     ign("ssl-dh-param-file", G, DHE),
     ign("ssl-server-verify", G, "verification is set per server (`verify`, default required)"),
-    ign("stats admin", DFLB, NO_STATS),
-    ign("stats auth", DFLB, NO_STATS),
-    ign("stats enable", DFLB, NO_STATS),
-    ign("stats hide-version", DFLB, NO_STATS),
-    ign("stats realm", DFLB, NO_STATS),
-    ign("stats refresh", DFLB, NO_STATS),
-    ign("stats show-legends", DFLB, NO_STATS),
-    ign("stats show-modules", DFLB, NO_STATS),
-    ign("stats show-node", DFLB, NO_STATS),
-    ign("stats socket", G, "the runtime API socket is not implemented yet"),
-    ign("stats timeout", G, "the runtime API socket is not implemented yet"),
-    ign("stats uri", DFLB, NO_STATS),
+    ign("stats admin", DFLB, "the stats page is read-only; change server states with the runtime API (`stats socket`, `set server <be>/<srv> state drain`)"),
+    sup("stats auth", DFLB, Handler::Proxy(o::stats_auth), "`stats auth <user>:<password>`: HTTP Basic authentication for the stats page (repeatable)"),
+    sup("stats enable", DFLB, Handler::Proxy(o::stats_enable), "serve the stats page (HTML, `;csv`, `;json`) at `stats uri`"),
+    sup("stats hide-version", DFLB, Handler::Proxy(o::stats_hide_version), "leave the version out of the stats page"),
+    sup("stats realm", DFLB, Handler::Proxy(o::stats_realm), "`stats realm <realm>` (default \"HAProxy Statistics\")"),
+    sup("stats refresh", DFLB, Handler::Proxy(o::stats_refresh), "`stats refresh <time>`: the page reloads itself"),
+    ign("stats show-legends", DFLB, "the stats page has no legends section"),
+    ign("stats show-modules", DFLB, "the stats page has no modules section"),
+    ign("stats show-node", DFLB, "the stats page does not show a node name"),
+    sup("stats socket", G, Handler::Global(o::stats_socket), "`stats socket <path>|ipv4@<ip>:<port> [mode <octal>] [level user|operator|admin]`: the runtime API (HAProxy's CLI commands)"),
+    sup("stats timeout", G, Handler::Global(o::stats_timeout), "`stats timeout <time>`: idle runtime API connections are closed after it (default 10s)"),
+    sup("stats uri", DFLB, Handler::Proxy(o::stats_uri), "`stats uri <prefix>` (default `/haproxy?stats`); enables the page"),
     rej("stick", LB, "stick tables are not supported", None),
     rej("stick-table", FLB, "stick tables are not supported", None),
     rej("tcp-request", FLB, "tcp-request rules are not implemented yet", None),

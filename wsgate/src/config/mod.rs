@@ -11,6 +11,7 @@ pub mod acl;
 pub mod check;
 pub mod diag;
 mod handlers;
+mod handlers_obs;
 pub mod keywords;
 pub mod lexer;
 pub mod model;

@@ -49,6 +49,13 @@ pub struct Global {
     /// (HAProxy default 16384). A head that does not fit gets 431 (request)
     /// or 502 (response).
     pub tune_bufsize: usize,
+    /// `stats socket` lines: the runtime API's listening sockets.
+    pub stats_sockets: Vec<StatsSocket>,
+    /// `stats timeout`: how long an idle runtime API connection stays open
+    /// (HAProxy default 10s).
+    pub stats_timeout: Duration,
+    /// `log` lines of `global` (what `log global` in a proxy refers to).
+    pub logs: Vec<LogTarget>,
     /// `hard-stop-after`: how long a stop waits for open connections
     /// (after WebSockets were sent close 1001) before the process exits.
     /// `None` when unset; wsgate then waits [`DEFAULT_HARD_STOP_AFTER`].
@@ -65,9 +72,136 @@ impl Default for Global {
         Global {
             maxconn: None,
             tune_bufsize: 16384,
+            stats_sockets: Vec::new(),
+            stats_timeout: Duration::from_secs(10),
+            logs: Vec::new(),
             hard_stop_after: None,
         }
     }
+}
+
+/// `stats socket <path|[ipv4@]addr:port> [mode <octal>] [level <level>]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsSocket {
+    pub location: Location,
+    pub addr: SocketAddress,
+    /// `mode`: permissions of a Unix socket (octal, e.g. 660).
+    pub mode: Option<u32>,
+    /// `level` (HAProxy default `operator`).
+    pub level: CliLevel,
+}
+
+/// Where a stats socket listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SocketAddress {
+    Unix(PathBuf),
+    Tcp(SocketAddr),
+}
+
+/// Runtime API levels, `user` < `operator` < `admin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum CliLevel {
+    User,
+    #[default]
+    Operator,
+    Admin,
+}
+
+impl std::fmt::Display for CliLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CliLevel::User => "user",
+            CliLevel::Operator => "operator",
+            CliLevel::Admin => "admin",
+        })
+    }
+}
+
+/// The stats page of one proxy (`stats enable`, `stats uri`, `stats
+/// auth`, `stats realm`, `stats refresh`, `stats hide-version`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsPage {
+    /// `stats uri` (default `/haproxy?stats`): a request whose target
+    /// starts with it gets the page.
+    pub uri: String,
+    /// `stats auth user:password` lines; empty means no authentication.
+    pub users: Vec<(String, String)>,
+    /// `stats realm` (default "HAProxy Statistics").
+    pub realm: String,
+    /// `stats refresh`: the page reloads itself this often.
+    pub refresh: Option<Duration>,
+    /// `stats hide-version`.
+    pub hide_version: bool,
+}
+
+impl Default for StatsPage {
+    fn default() -> Self {
+        StatsPage {
+            uri: "/haproxy?stats".into(),
+            users: Vec::new(),
+            realm: "HAProxy Statistics".into(),
+            refresh: None,
+            hide_version: false,
+        }
+    }
+}
+
+/// `http-request use-service prometheus-exporter [if|unless <cond>]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceRule {
+    pub location: Location,
+    pub condition: Option<Condition>,
+}
+
+/// One `log` destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogTarget {
+    pub location: Location,
+    pub sink: LogSink,
+    pub format: LogFormat,
+    /// Syslog facility number (local0 = 16).
+    pub facility: u8,
+    /// Most verbose level sent (syslog numbering; info = 6).
+    pub level: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogSink {
+    Stdout,
+    Stderr,
+    /// UDP syslog (`<ip>[:<port>]`, port 514 by default).
+    Udp(SocketAddr),
+    /// A Unix datagram socket such as `/dev/log`.
+    Unix(PathBuf),
+}
+
+/// `format raw|rfc3164|rfc5424` (HAProxy default rfc3164).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    Raw,
+    #[default]
+    Rfc3164,
+    Rfc5424,
+}
+
+/// Which access log line a proxy writes: none, `option tcplog` or
+/// `option httplog`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogStyle {
+    #[default]
+    None,
+    Tcp,
+    Http,
+}
+
+/// Access logging of one frontend.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FrontendLog {
+    /// Its `log` lines, with `log global` expanded.
+    pub targets: Vec<LogTarget>,
+    pub style: LogStyle,
+    /// `option dontlognull`: no line for connections that sent nothing.
+    pub dontlognull: bool,
 }
 
 /// `mode tcp|http`. HAProxy's default is `tcp`.
@@ -152,6 +286,12 @@ pub struct Frontend {
     /// `use_backend` rules in order: the first whose condition holds
     /// chooses the backend, else `default_backend`.
     pub use_backends: Vec<UseBackend>,
+    /// The stats page, when `stats` keywords enable it here.
+    pub stats: Option<StatsPage>,
+    /// `http-request use-service prometheus-exporter`.
+    pub prometheus: Option<ServiceRule>,
+    /// Access logs.
+    pub log: FrontendLog,
 }
 
 /// One ACL: the `acl` lines of one name, OR-ed.
@@ -370,6 +510,8 @@ pub struct Backend {
     /// `option httpchk` (with `http-check expect`): health checks of the
     /// servers with `check` are HTTP requests instead of TCP connects.
     pub httpchk: Option<HttpCheck>,
+    /// The stats page, for requests routed to this backend.
+    pub stats: Option<StatsPage>,
 }
 
 /// `balance`. Only what the runtime implements is representable.

@@ -22,7 +22,8 @@ use super::keywords::{self, Handler, Lookup, Sections, Status};
 use super::lexer::{Line, Token};
 use super::model::{
     AclTerm, BackendTimeouts, Balance, Bind, FrontendTimeouts, HashType, HttpCheck, HttpConnMode,
-    HttpExpect, Location, Mode, Server, WebSocketSettings,
+    HttpExpect, Location, LogStyle, LogTarget, Mode, Server, StatsPage, StatsSocket,
+    WebSocketSettings,
 };
 
 /// The kind of section a line belongs to.
@@ -86,6 +87,12 @@ pub struct GlobalDraft {
     /// `default-path`: the directory relative paths (including a relative
     /// `crt-base`) are resolved from; `None` is the working directory.
     pub default_path: Option<PathBuf>,
+    /// `stats socket` lines.
+    pub stats_sockets: Vec<StatsSocket>,
+    /// `stats timeout`.
+    pub stats_timeout: std::time::Duration,
+    /// `log` lines.
+    pub logs: Vec<LogTarget>,
     /// `ssl-default-bind-options|ciphers|ciphersuites|curves`: the
     /// starting point of every later `bind ... ssl`.
     pub ssl_bind: crate::config::model::TlsSettings,
@@ -112,6 +119,9 @@ impl Default for GlobalDraft {
             hard_stop_after: None,
             crt_base: None,
             default_path: None,
+            stats_sockets: Vec::new(),
+            stats_timeout: std::time::Duration::from_secs(10),
+            logs: Vec::new(),
             ssl_bind: crate::config::model::TlsSettings::default(),
         }
     }
@@ -178,6 +188,19 @@ pub struct ProxyDraft {
     /// `use_backend` lines: backend name, condition, where (the name's
     /// position, and each condition word's position for messages).
     pub use_backends: Vec<UseBackendDraft>,
+    /// `stats` keywords (any of them enables the page).
+    pub stats: Option<StatsPage>,
+    /// `log` lines of this section (or inherited from `defaults`).
+    pub logs: Vec<LogTarget>,
+    /// `log global`.
+    pub log_global: bool,
+    /// `option httplog` / `option tcplog`.
+    pub log_style: LogStyle,
+    /// `option dontlognull`.
+    pub dontlognull: bool,
+    /// `http-request use-service prometheus-exporter`: its condition, in
+    /// the shape of a `use_backend` rule (with no backend).
+    pub prometheus: Option<UseBackendDraft>,
 }
 
 #[derive(Debug, Clone)]
@@ -214,6 +237,12 @@ impl Default for ProxyDraft {
             default_server: ServerDefaults::default(),
             acls: Vec::new(),
             use_backends: Vec::new(),
+            stats: None,
+            logs: Vec::new(),
+            log_global: false,
+            log_style: LogStyle::None,
+            dontlognull: false,
+            prometheus: None,
         }
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 
-use crate::backend::{acquire, AcquireError, BackendRuntime, ConnGuard};
+use crate::backend::{acquire, AcquireError, BackendRuntime, ConnGuard, Counters};
 use crate::balance::Fetch;
 
 #[derive(Debug, thiserror::Error)]
@@ -51,8 +51,18 @@ pub struct Connected {
 }
 
 /// Chooses a server for `req` (its key for hash-based balancing) and
-/// connects to it, retrying as configured.
+/// connects to it, retrying as configured. Failed attempts, retries and
+/// redispatches are counted on the server and the backend (`econ`,
+/// `wretr`, `wredis`).
 pub async fn connect(backend: &BackendRuntime, req: &dyn Fetch) -> Result<Connected, ConnectError> {
+    let result = try_connect(backend, req).await;
+    if let Err(ConnectError::NoServer | ConnectError::Queue(_)) = &result {
+        Counters::add(&backend.counters.connection_errors, 1);
+    }
+    result
+}
+
+async fn try_connect(backend: &BackendRuntime, req: &dyn Fetch) -> Result<Connected, ConnectError> {
     let cfg = &backend.config;
     let mut guard = acquire(backend, req, None).await?;
     let attempts = cfg.retries.saturating_add(1);
@@ -88,15 +98,22 @@ pub async fn connect(backend: &BackendRuntime, req: &dyn Fetch) -> Result<Connec
                 };
             }
         }
+        Counters::add(&guard.server_counters().connection_errors, 1);
+        Counters::add(&backend.counters.connection_errors, 1);
         let retries_left = attempts - attempt - 1;
         if retries_left == 0 {
             break;
         }
+        Counters::add(&guard.server_counters().retries, 1);
+        Counters::add(&backend.counters.retries, 1);
         if cfg.redispatch && retries_left == 1 {
             // Give the slot back before asking for another server.
+            let from = guard.server_counters().clone();
             drop(guard);
             guard = acquire(backend, req, Some(server)).await?;
             if guard.server() != server {
+                Counters::add(&from.redispatches, 1);
+                Counters::add(&backend.counters.redispatches, 1);
                 continue;
             }
         }

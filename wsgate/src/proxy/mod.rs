@@ -9,6 +9,7 @@
 
 mod buffers;
 mod connect;
+pub mod counters;
 mod errors;
 pub mod http1;
 mod io;
@@ -40,6 +41,8 @@ pub struct Runtime {
     pub global: Global,
     pub frontends: Vec<Frontend>,
     pub backends: Vec<BackendRuntime>,
+    /// Frontend and process counters, the access logger.
+    pub obs: counters::Observability,
     /// What each listening address serves (the bound address: a `bind` on
     /// port 0 is known by the port it got).
     binds: HashMap<SocketAddr, BindTarget>,
@@ -168,6 +171,11 @@ impl Prepared {
         })
     }
 
+    /// The runtime API sockets to open (`stats socket`).
+    pub fn stats_sockets(&self) -> Vec<crate::config::model::StatsSocket> {
+        self.config.global.stats_sockets.clone()
+    }
+
     /// Notes (certificates loaded) and warnings found while preparing;
     /// on failure, [`Prepared::new`] returns them with the errors.
     pub fn diagnostics(&self) -> &[Diagnostic] {
@@ -232,7 +240,9 @@ impl Prepared {
                 server_gone.insert(key, token);
             }
         }
+        let obs = counters::Observability::new(&config);
         Runtime {
+            obs,
             global: config.global,
             frontends: config.frontends,
             backends: config
@@ -492,6 +502,23 @@ pub struct ReloadSummary {
 }
 
 impl Proxy {
+    /// The runtime new connections use now (for the stats views).
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.shared.current()
+    }
+
+    /// A handle giving the current runtime, across reloads (for the
+    /// runtime API, which outlives any one configuration).
+    pub fn runtime_handle(&self) -> impl Fn() -> Arc<Runtime> + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || shared.current()
+    }
+
+    /// Cancelled when the proxy stops (for tasks that live as long).
+    pub fn stop_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
     /// The bound address of every `bind`, in the order they were opened
     /// (port 0 in the configuration shows the port the kernel chose).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {

@@ -16,13 +16,15 @@
 //! alive.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::connect::{connect, ConnectError};
+use super::counters::{close_reason, EofWatch, FirstEof, Observability, Sessions};
 use super::errors;
 use super::http1::body::{copy_body, BodyError, BodyKind};
 use super::http1::head::{parse_request, parse_response, RequestError, RequestHead, ResponseHead};
@@ -32,8 +34,10 @@ use super::tunnel::{self, IntoTunnel, TunnelOptions, TunnelTimeouts, WsSignals};
 use super::upstream::{self, ServerStream};
 use super::websocket;
 use super::Runtime;
-use crate::backend::{BackendRuntime, ConnGuard};
-use crate::config::model::{Backend, Frontend, HttpConnMode};
+use crate::admin;
+use crate::backend::{BackendRuntime, ConnGuard, Counters};
+use crate::config::model::{Backend, Frontend, HttpConnMode, LogStyle, StatsPage};
+use crate::log::{Entry, Logger};
 use crate::ws::frame::Policy;
 
 /// How much the head buffer grows per read.
@@ -53,6 +57,9 @@ where
     C: AsyncRead + AsyncWrite + Unpin + IntoTunnel,
 {
     let limit = runtime.global.tune_bufsize;
+    let fe_index = Observability::frontend_index(&runtime.frontends, frontend);
+    let sessions = runtime.obs.session(fe_index);
+    let obs = Obs::new(runtime, fe_index, frontend, peer, tls);
     let mut inbuf: Vec<u8> = Vec::new();
     let mut first = true;
     loop {
@@ -68,12 +75,13 @@ where
                 .or(fe.http_request)
                 .or(fe.client)
         };
-        let (request, head_len) =
+        let (request, head_len, began) =
             match read_request_head(&mut client, &mut inbuf, limit, wait, shutdown).await {
-                HeadRead::Head(request, len) => (request, len),
+                HeadRead::Head(request, len, began) => (request, len, began),
                 HeadRead::Invalid(e) => {
                     tracing::debug!(%peer, "refused request: {e}");
                     send_error(&mut client, e.status(), fe.client).await;
+                    obs.refused(e.status(), *b"PR");
                     return None;
                 }
                 HeadRead::TimedOut { started } => {
@@ -82,20 +90,94 @@ where
                     // connection) gets 408, as in HAProxy.
                     if started || first {
                         send_error(&mut client, 408, fe.client).await;
+                        obs.refused(408, *b"cR");
                     }
                     return None;
                 }
-                HeadRead::Closed => return None,
+                HeadRead::Closed => {
+                    if first && inbuf.is_empty() && !frontend.log.dontlognull {
+                        obs.null_connection();
+                    }
+                    return None;
+                }
             };
         inbuf.drain(..head_len);
         tracing::debug!(%peer, method = %request.method, target = %request.target, "request");
+        let mut rec = Rec::new(began, head_len);
 
         let facts = RequestFacts::http(&request, peer, tls);
+        // Requests wsgate answers itself (as HAProxy: before routing).
+        if let Some(page) = frontend
+            .stats
+            .as_ref()
+            .filter(|p| admin::stats::matches(p, &request.target))
+        {
+            match serve_stats(
+                &mut client,
+                page,
+                &request,
+                runtime,
+                &obs,
+                &frontend.name,
+                rec,
+            )
+            .await
+            {
+                Next::KeepAlive => {
+                    first = false;
+                    continue;
+                }
+                _ => return None,
+            }
+        }
+        if let Some(rule) = &frontend.prometheus {
+            let holds = rule
+                .condition
+                .as_ref()
+                .is_none_or(|c| route::condition_holds(c, &frontend.acls, &facts));
+            if holds {
+                match serve_metrics(&mut client, &request, runtime, &obs, rec).await {
+                    Next::KeepAlive => {
+                        first = false;
+                        continue;
+                    }
+                    _ => return None,
+                }
+            }
+        }
         let Some(backend_id) = route::select_backend(frontend, &facts, runtime) else {
             send_error(&mut client, 503, fe.client).await;
+            rec.status = Some(503);
+            rec.term = *b"SC";
+            obs.exchange(&rec, None, "<NOSRV>", "<NOSRV>", &request);
             return None;
         };
         let backend = &runtime.backends[backend_id.0];
+        if let Some(page) = backend
+            .config
+            .stats
+            .as_ref()
+            .filter(|p| admin::stats::matches(p, &request.target))
+        {
+            Counters::add(&backend.counters.intercepted, 1);
+            match serve_stats(
+                &mut client,
+                page,
+                &request,
+                runtime,
+                &obs,
+                &backend.config.name,
+                rec,
+            )
+            .await
+            {
+                Next::KeepAlive => {
+                    first = false;
+                    continue;
+                }
+                _ => return None,
+            }
+        }
         let exchange = Exchange {
             peer,
             tls,
@@ -104,10 +186,26 @@ where
             runtime,
             backend_id: backend_id.0,
         };
-        match exchange
-            .forward(&mut client, request, &mut inbuf, limit, shutdown)
-            .await
-        {
+        let next = exchange
+            .forward(&mut client, &request, &mut inbuf, limit, shutdown, &mut rec)
+            .await;
+        if let Next::Upgrade { slot, .. } = &next {
+            // Counted now; logged when the tunnel ends.
+            obs.count(
+                &rec,
+                Some(backend),
+                slot.as_ref().map(ConnGuard::server_counters),
+            );
+        } else {
+            obs.exchange(
+                &rec,
+                Some(backend),
+                &backend.config.name,
+                rec.server_name(backend),
+                &request,
+            );
+        }
+        match next {
             Next::KeepAlive => {}
             Next::Close => {
                 let _ = with_timeout(fe.client, client.shutdown()).await;
@@ -119,6 +217,7 @@ where
                 websocket,
                 slot,
             } => {
+                let log = obs.pending(&rec, backend, &request);
                 return Some(Handoff {
                     client,
                     server,
@@ -128,6 +227,11 @@ where
                         websocket: ws_signals(websocket, runtime, backend_id.0, &slot, shutdown),
                     },
                     slot,
+                    obs: TunnelObs {
+                        sessions,
+                        frontend: obs.frontend.clone(),
+                        log,
+                    },
                 });
             }
         }
@@ -139,8 +243,344 @@ where
     }
 }
 
+/// Answers a stats page request (`stats uri`): HTML, `;csv` or `;json`.
+async fn serve_stats<C: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut C,
+    page: &StatsPage,
+    request: &RequestHead,
+    runtime: &Runtime,
+    obs: &Obs,
+    proxy: &str,
+    mut rec: Rec,
+) -> Next {
+    let auth = request
+        .headers
+        .iter()
+        .find(|h| h.is("authorization"))
+        .map(|h| h.value.as_slice());
+    let (status, response) = admin::stats::answer(page, &request.target, auth, runtime);
+    intercepted(
+        client, request, obs, &mut rec, status, &response, proxy, "<STATS>",
+    )
+    .await
+}
+
+/// Answers a Prometheus scrape (`http-request use-service
+/// prometheus-exporter`).
+async fn serve_metrics<C: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut C,
+    request: &RequestHead,
+    runtime: &Runtime,
+    obs: &Obs,
+    mut rec: Rec,
+) -> Next {
+    let body = admin::metrics::render(runtime);
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/plain; version=0.0.4\r\n\r\n",
+        body.len()
+    );
+    let response = [head.into_bytes(), body.into_bytes()].concat();
+    let name = obs.frontend_name.clone();
+    intercepted(
+        client, request, obs, &mut rec, 200, &response, &name, "<PROMEX>",
+    )
+    .await
+}
+
+/// Sends a response wsgate made itself; counts and logs it (`LR`: handled
+/// locally, as HAProxy logs its stats page).
+#[allow(clippy::too_many_arguments)]
+async fn intercepted<C: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut C,
+    request: &RequestHead,
+    obs: &Obs,
+    rec: &mut Rec,
+    status: u16,
+    response: &[u8],
+    proxy: &str,
+    server: &str,
+) -> Next {
+    if let Some(c) = &obs.frontend {
+        Counters::add(&c.intercepted, 1);
+    }
+    rec.status = Some(status);
+    rec.term = *b"LR";
+    let written = write_with_timeout(client, response, obs.client_timeout)
+        .await
+        .is_ok();
+    if written {
+        rec.bytes_out = response.len() as u64;
+    } else {
+        rec.term = *b"CR";
+    }
+    obs.exchange(rec, None, proxy, server, request);
+    // A request body is not read: close rather than misread it as the
+    // next request.
+    if written && request.body == BodyKind::None && request.wants_keep_alive() {
+        Next::KeepAlive
+    } else {
+        let _ = with_timeout(obs.client_timeout, client.shutdown()).await;
+        Next::Close
+    }
+}
+
+/// What one exchange gave, for the counters and the access log.
+struct Rec {
+    /// When the request's first byte came.
+    began: Instant,
+    date: SystemTime,
+    t_request: u64,
+    t_connect: Option<u64>,
+    t_response: Option<u64>,
+    server: Option<usize>,
+    server_conns: u64,
+    status: Option<u16>,
+    bytes_in: u64,
+    bytes_out: u64,
+    term: [u8; 2],
+}
+
+impl Rec {
+    fn new(began: Instant, head_len: usize) -> Rec {
+        let now = Instant::now();
+        let ago = now.saturating_duration_since(began);
+        Rec {
+            began,
+            date: SystemTime::now()
+                .checked_sub(ago)
+                .unwrap_or_else(SystemTime::now),
+            t_request: ms(ago),
+            t_connect: None,
+            t_response: None,
+            server: None,
+            server_conns: 0,
+            status: None,
+            bytes_in: head_len as u64,
+            bytes_out: 0,
+            term: *b"--",
+        }
+    }
+
+    fn server_name<'b>(&self, backend: &'b BackendRuntime) -> &'b str {
+        self.server
+            .and_then(|i| backend.config.servers.get(i))
+            .map_or("<NOSRV>", |s| s.name.as_str())
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The session's view of the counters and the logger.
+struct Obs {
+    process: Arc<Counters>,
+    frontend: Option<Arc<Counters>>,
+    logger: Arc<Logger>,
+    /// The frontend's log targets, when it writes access logs.
+    targets: Option<Arc<[crate::config::model::LogTarget]>>,
+    style: LogStyle,
+    frontend_name: String,
+    peer: SocketAddr,
+    tls: bool,
+    client_timeout: Option<Duration>,
+}
+
+impl Obs {
+    fn new(
+        runtime: &Runtime,
+        fe_index: usize,
+        frontend: &Frontend,
+        peer: SocketAddr,
+        tls: bool,
+    ) -> Obs {
+        Obs {
+            process: runtime.obs.process.clone(),
+            frontend: runtime.obs.frontends.get(fe_index).cloned(),
+            logger: runtime.obs.logger.clone(),
+            targets: runtime.obs.log_targets.get(fe_index).cloned().flatten(),
+            // A `mode tcp` frontend writes tcplog lines whatever it asked.
+            style: match (frontend.mode, frontend.log.style) {
+                (crate::config::model::Mode::Tcp, LogStyle::Http) => LogStyle::Tcp,
+                (_, style) => style,
+            },
+            frontend_name: frontend.name.clone(),
+            peer,
+            tls,
+            client_timeout: frontend.timeouts.client,
+        }
+    }
+
+    /// Counts one exchange on the frontend, the backend and the server.
+    fn count(&self, rec: &Rec, backend: Option<&BackendRuntime>, server: Option<&Arc<Counters>>) {
+        Counters::add(&self.process.requests, 1);
+        let mut all: Vec<&Counters> = Vec::with_capacity(3);
+        all.extend(self.frontend.as_deref());
+        if let Some(be) = backend {
+            Counters::add(&be.counters.requests, 1);
+            all.push(&be.counters);
+        }
+        all.extend(server.map(|s| &**s));
+        for c in all {
+            if let Some(status) = rec.status {
+                c.response(status);
+            }
+            c.bytes(rec.bytes_in, rec.bytes_out);
+        }
+        if let Some(fe) = &self.frontend {
+            Counters::add(&fe.requests, 1);
+        }
+    }
+
+    /// Counts and logs a finished exchange.
+    fn exchange(
+        &self,
+        rec: &Rec,
+        backend: Option<&BackendRuntime>,
+        backend_name: &str,
+        server_name: &str,
+        request: &RequestHead,
+    ) {
+        let server = backend.and_then(|be| rec.server.map(|i| &be.servers[i].counters));
+        self.count(rec, backend, server);
+        if let Some(entry) = self.entry(rec, backend, backend_name, server_name, request) {
+            self.logger.send(entry);
+        }
+    }
+
+    /// A `mode tcp` connection that got no server.
+    fn tcp_log(&self, rec: &Rec, backend: Option<&BackendRuntime>, be: &str, srv: &str) {
+        if let Some(e) = self.entry_raw(rec, backend, be, srv) {
+            self.logger.send(e);
+        }
+    }
+
+    /// A request refused before routing (400, 408, ...).
+    fn refused(&self, status: u16, term: [u8; 2]) {
+        Counters::add(&self.process.requests, 1);
+        if let Some(fe) = &self.frontend {
+            Counters::add(&fe.request_errors, 1);
+            Counters::add(&fe.requests, 1);
+            fe.response(status);
+        }
+        let mut rec = Rec::new(Instant::now(), 0);
+        rec.status = Some(status);
+        rec.term = term;
+        rec.t_request = 0;
+        if let Some(mut e) = self.entry_raw(&rec, None, "<NOSRV>", "<NOSRV>") {
+            e.request_line = "<BADREQ>".into();
+            self.logger.send(e);
+        }
+    }
+
+    /// A connection closed before sending anything (logged unless
+    /// `option dontlognull`).
+    fn null_connection(&self) {
+        let mut rec = Rec::new(Instant::now(), 0);
+        rec.term = *b"CR";
+        if let Some(mut e) = self.entry_raw(&rec, None, &self.frontend_name, "<NOSRV>") {
+            e.request_line = "<BADREQ>".into();
+            self.logger.send(e);
+        }
+    }
+
+    fn entry(
+        &self,
+        rec: &Rec,
+        backend: Option<&BackendRuntime>,
+        backend_name: &str,
+        server_name: &str,
+        request: &RequestHead,
+    ) -> Option<Entry> {
+        let mut e = self.entry_raw(rec, backend, backend_name, server_name)?;
+        let version = match request.version {
+            super::http1::head::Version::Http10 => "HTTP/1.0",
+            super::http1::head::Version::Http11 => "HTTP/1.1",
+        };
+        e.request_line = format!("{} {} {version}", request.method, request.target);
+        Some(e)
+    }
+
+    fn entry_raw(
+        &self,
+        rec: &Rec,
+        backend: Option<&BackendRuntime>,
+        backend_name: &str,
+        server_name: &str,
+    ) -> Option<Entry> {
+        let targets = self.targets.clone()?;
+        let g = Counters::get;
+        Some(Entry {
+            style: self.style,
+            targets,
+            client: self.peer,
+            date: rec.date,
+            frontend: self.frontend_name.clone(),
+            tls: self.tls,
+            backend: backend_name.to_owned(),
+            server: server_name.to_owned(),
+            t_request: Some(rec.t_request),
+            t_queue: rec.t_connect.map(|_| 0),
+            t_connect: rec.t_connect,
+            t_response: rec.t_response,
+            t_total: ms(rec.began.elapsed()),
+            status: rec.status,
+            bytes: rec.bytes_out,
+            term: rec.term,
+            conns: [
+                g(&self.process.cur_sessions),
+                self.frontend.as_ref().map_or(0, |c| g(&c.cur_sessions)),
+                backend.map_or(0, |b| g(&b.counters.cur_sessions)),
+                rec.server_conns,
+            ],
+            retries: 0,
+            redispatched: false,
+            queues: [0, 0],
+            request_line: String::new(),
+        })
+    }
+
+    /// The log line of an upgraded request, completed when its tunnel
+    /// ends.
+    fn pending(
+        &self,
+        rec: &Rec,
+        backend: &BackendRuntime,
+        request: &RequestHead,
+    ) -> Option<PendingLog> {
+        let entry = self.entry(
+            rec,
+            Some(backend),
+            &backend.config.name,
+            rec.server_name(backend),
+            request,
+        )?;
+        Some(PendingLog {
+            entry,
+            began: rec.began,
+            logger: self.logger.clone(),
+        })
+    }
+}
+
+/// An access log line waiting for its tunnel to end.
+struct PendingLog {
+    entry: Entry,
+    began: Instant,
+    logger: Arc<Logger>,
+}
+
+/// What a tunnel keeps for the counters and the log.
+struct TunnelObs {
+    /// The connection's place in the process and frontend session counts.
+    sessions: Sessions,
+    frontend: Option<Arc<Counters>>,
+    log: Option<PendingLog>,
+}
+
 enum HeadRead {
-    Head(RequestHead, usize),
+    /// The head, its length, and when its first byte came.
+    Head(RequestHead, usize, Instant),
     Invalid(RequestError),
     TimedOut {
         started: bool,
@@ -161,10 +601,12 @@ async fn read_request_head<C: AsyncRead + Unpin>(
     shutdown: &CancellationToken,
 ) -> HeadRead {
     let deadline = wait.map(|w| Instant::now() + w);
+    let mut began = (!inbuf.is_empty()).then(Instant::now);
     loop {
         if !inbuf.is_empty() {
+            let first_byte = *began.get_or_insert_with(Instant::now);
             match parse_request(inbuf, limit) {
-                Ok(Some((head, len))) => return HeadRead::Head(head, len),
+                Ok(Some((head, len))) => return HeadRead::Head(head, len, first_byte),
                 Ok(None) => {}
                 Err(e) => return HeadRead::Invalid(e),
             }
@@ -249,10 +691,11 @@ impl Exchange<'_> {
     async fn forward<C>(
         &self,
         client: &mut C,
-        request: RequestHead,
+        request: &RequestHead,
         inbuf: &mut Vec<u8>,
         limit: usize,
         shutdown: &CancellationToken,
+        rec: &mut Rec,
     ) -> Next
     where
         C: AsyncRead + AsyncWrite + Unpin,
@@ -262,19 +705,30 @@ impl Exchange<'_> {
         let server_timeout = be.timeouts.server;
 
         let ws_settings =
-            websocket::is_websocket(&request).then_some((&self.frontend.websocket, &be.websocket));
+            websocket::is_websocket(request).then_some((&self.frontend.websocket, &be.websocket));
         if let Some((fe_ws, be_ws)) = ws_settings {
-            if let Err(refusal) = websocket::check_handshake(&request, fe_ws, be_ws) {
+            if let Err(refusal) = websocket::check_handshake(request, fe_ws, be_ws) {
                 tracing::info!(peer = %self.peer, "WebSocket handshake refused: {refusal}");
                 send_error_with(client, refusal.status(), refusal.header(), client_timeout).await;
+                (rec.status, rec.term) = (Some(refusal.status()), *b"PR");
                 return Next::Abort;
             }
         }
 
-        let facts = RequestFacts::http(&request, self.peer, self.tls);
-        let server = match connect(self.backend, &facts).await {
+        let facts = RequestFacts::http(request, self.peer, self.tls);
+        let connect_started = Instant::now();
+        let connected = connect(self.backend, &facts).await;
+        rec.t_connect = Some(ms(connect_started.elapsed()));
+        let server = match connected {
             Ok(connected) => connected,
             Err(e) => {
+                rec.status = Some(503);
+                rec.t_connect = None;
+                rec.term = match &e {
+                    ConnectError::Queue(crate::backend::AcquireError::QueueTimeout) => *b"sQ",
+                    ConnectError::Queue(_) => *b"SQ",
+                    _ => *b"SC",
+                };
                 match &e {
                     ConnectError::NoServer => {
                         tracing::warn!(backend = %be.name, "no server available: 503")
@@ -286,6 +740,8 @@ impl Exchange<'_> {
         };
         let target = &be.servers[server.server];
         let server_name = &target.name;
+        rec.server = Some(server.server);
+        rec.server_conns = u64::from(server.guard.server_conns());
         let tls = self.runtime.server_tls(self.backend_id, server.server);
         let host = |name: &str| {
             request
@@ -299,10 +755,12 @@ impl Exchange<'_> {
         let mut stream = match stream {
             Ok(s) => s,
             Err(e) => {
+                (rec.status, rec.term) = (Some(503), *b"SC");
                 tracing::warn!(backend = %be.name, server = %server_name, "TLS to the server failed: {e}: 503");
                 return refuse(client, 503, client_timeout).await;
             }
         };
+        let sent_at = Instant::now();
 
         let forwarded_for = (self.frontend.forwardfor || be.forwardfor).then(|| self.peer.ip());
         let mut out = Vec::with_capacity(1024);
@@ -311,6 +769,8 @@ impl Exchange<'_> {
             .await
             .is_err()
         {
+            rec.status = Some(502);
+            rec.term = *b"SH";
             return refuse(client, 502, client_timeout).await;
         }
         drop(out);
@@ -325,22 +785,32 @@ impl Exchange<'_> {
         )
         .await
         {
-            Ok(_) => {}
+            Ok(n) => rec.bytes_in += n,
             Err(BodyError::Read(IoError::Timeout)) => {
-                return refuse(client, 408, client_timeout).await
+                (rec.status, rec.term) = (Some(408), *b"cD");
+                return refuse(client, 408, client_timeout).await;
             }
-            Err(BodyError::Chunked(_)) => return refuse(client, 400, client_timeout).await,
-            Err(BodyError::Write(_)) => return refuse(client, 502, client_timeout).await,
-            Err(BodyError::Read(_) | BodyError::Truncated) => return Next::Abort,
+            Err(BodyError::Chunked(_)) => {
+                (rec.status, rec.term) = (Some(400), *b"PR");
+                return refuse(client, 400, client_timeout).await;
+            }
+            Err(BodyError::Write(_)) => {
+                (rec.status, rec.term) = (Some(502), *b"SD");
+                return refuse(client, 502, client_timeout).await;
+            }
+            Err(BodyError::Read(_) | BodyError::Truncated) => {
+                rec.term = *b"CD";
+                return Next::Abort;
+            }
         }
 
         let mut srvbuf: Vec<u8> = Vec::new();
         let response = loop {
-            match read_response_head(&mut stream, &mut srvbuf, limit, server_timeout, &request)
-                .await
+            match read_response_head(&mut stream, &mut srvbuf, limit, server_timeout, request).await
             {
                 Ok((head, len)) => {
                     srvbuf.drain(..len);
+                    rec.t_response.get_or_insert(ms(sent_at.elapsed()));
                     // Interim responses (100 Continue, 103 Early Hints) go
                     // to the client as they are; the final one follows.
                     if (100..200).contains(&head.status) && head.status != 101 {
@@ -350,21 +820,29 @@ impl Exchange<'_> {
                             .await
                             .is_err()
                         {
+                            rec.term = *b"CH";
                             return Next::Abort;
                         }
+                        rec.bytes_out += interim.len() as u64;
                         continue;
                     }
                     break head;
                 }
                 Err(status) => {
+                    rec.status = Some(status);
+                    rec.term = if status == 504 { *b"sH" } else { *b"SH" };
+                    Counters::add(&self.backend.counters.response_errors, 1);
+                    Counters::add(&server.guard.server_counters().response_errors, 1);
                     tracing::warn!(backend = %be.name, server = %server_name, "bad or missing response: {status}");
                     return refuse(client, status, client_timeout).await;
                 }
             }
         };
 
+        rec.status = Some(response.status);
         if response.status == 101 {
             if request.upgrade.is_none() {
+                (rec.status, rec.term) = (Some(502), *b"SH");
                 tracing::warn!(server = %server_name, "101 without an upgrade request: 502");
                 return refuse(client, 502, client_timeout).await;
             }
@@ -372,7 +850,7 @@ impl Exchange<'_> {
                 .map(|(fe_ws, be_ws)| websocket::policies(&fe_ws.merged(be_ws), &response));
             // The server's connection slot goes with the tunnel.
             return match self
-                .upgrade(client, stream, &response, &srvbuf, inbuf)
+                .upgrade(client, stream, &response, &srvbuf, inbuf, rec)
                 .await
             {
                 Some(stream) => Next::Upgrade {
@@ -380,7 +858,10 @@ impl Exchange<'_> {
                     websocket,
                     slot: Some(server.guard),
                 },
-                None => Next::Abort,
+                None => {
+                    rec.term = *b"CD";
+                    Next::Abort
+                }
             };
         }
 
@@ -395,8 +876,10 @@ impl Exchange<'_> {
             .await
             .is_err()
         {
+            rec.term = *b"CH";
             return Next::Abort;
         }
+        rec.bytes_out += head.len() as u64;
         drop(head);
         let body = copy_body(
             response.body,
@@ -407,9 +890,17 @@ impl Exchange<'_> {
             client_timeout,
         )
         .await;
-        if let Err(e) = body {
-            tracing::debug!(server = %server_name, "response body: {e}");
-            return Next::Abort;
+        match body {
+            Ok(n) => rec.bytes_out += n,
+            Err(e) => {
+                rec.term = match e {
+                    BodyError::Write(_) => *b"CD",
+                    BodyError::Read(IoError::Timeout) => *b"sD",
+                    _ => *b"SD",
+                };
+                tracing::debug!(server = %server_name, "response body: {e}");
+                return Next::Abort;
+            }
         }
         if close {
             Next::Close
@@ -428,6 +919,7 @@ impl Exchange<'_> {
         response: &ResponseHead,
         server_early: &[u8],
         client_early: &mut Vec<u8>,
+        rec: &mut Rec,
     ) -> Option<ServerStream>
     where
         C: AsyncRead + AsyncWrite + Unpin,
@@ -440,6 +932,8 @@ impl Exchange<'_> {
         if write_with_timeout(client, &head, fe.client).await.is_err() {
             return None;
         }
+        rec.bytes_out += head.len() as u64;
+        rec.bytes_in += client_early.len() as u64;
         drop(head);
         if !client_early.is_empty()
             && write_with_timeout(&mut server, client_early, be.timeouts.server)
@@ -465,17 +959,22 @@ pub struct Handoff<C> {
     /// The server's connection slot, held until the tunnel ends so that
     /// `leastconn` and `maxconn` count open WebSockets.
     slot: Option<ConnGuard>,
+    /// Session counts held, counters to update and the log line to write
+    /// when the tunnel ends.
+    obs: TunnelObs,
 }
 
 impl<C: IntoTunnel> Handoff<C> {
-    /// Runs the tunnel to its end.
+    /// Runs the tunnel to its end, then counts its bytes and why it ended
+    /// (`wsgate_tunnels_closed_total`) and writes its access log line.
     pub async fn run(self) {
         let Handoff {
             client,
             server,
             peer,
             options,
-            slot: _slot,
+            slot,
+            obs,
         } = self;
         let ends = client
             .into_tunnel()
@@ -487,6 +986,24 @@ impl<C: IntoTunnel> Handoff<C> {
                 return;
             }
         };
+        let first = Arc::new(FirstEof::default());
+        let websocket = options.websocket.is_some();
+        let client = EofWatch {
+            inner: client,
+            first: first.clone(),
+            side: 1,
+            websocket,
+        };
+        let server = EofWatch {
+            inner: server,
+            first: first.clone(),
+            side: 2,
+            websocket,
+        };
+        if let Some(slot) = &slot {
+            slot.server_counters().tunnel_open();
+            slot.backend_counters().tunnel_open();
+        }
         let outcome = tunnel::run(client, server, options).await;
         tracing::debug!(
             %peer,
@@ -495,6 +1012,31 @@ impl<C: IntoTunnel> Handoff<C> {
             "tunnel ended: {}",
             outcome.end
         );
+        let (reason, term) = close_reason(&outcome.end, first.client_first());
+        let mut counted: Vec<&Counters> = Vec::with_capacity(3);
+        counted.extend(obs.frontend.as_deref());
+        if let Some(slot) = &slot {
+            slot.server_counters().tunnel_closed(reason);
+            slot.backend_counters().tunnel_closed(reason);
+            counted.push(slot.server_counters());
+            counted.push(slot.backend_counters());
+        }
+        for c in counted {
+            c.bytes(outcome.bytes_up, outcome.bytes_down);
+        }
+        if let Some(PendingLog {
+            mut entry,
+            began,
+            logger,
+        }) = obs.log
+        {
+            entry.t_total = ms(began.elapsed());
+            entry.bytes += outcome.bytes_down;
+            entry.term = term;
+            logger.send(entry);
+        }
+        drop(slot);
+        drop(obs.sessions);
     }
 }
 
@@ -579,17 +1121,29 @@ pub async fn serve_tcp<C: IntoTunnel>(
     frontend: &Frontend,
     runtime: &Runtime,
 ) -> Option<Handoff<C>> {
-    let backend_id = frontend.default_backend?.0;
-    let backend = &runtime.backends[backend_id];
+    let fe_index = Observability::frontend_index(&runtime.frontends, frontend);
+    let sessions = runtime.obs.session(fe_index);
+    let obs = Obs::new(runtime, fe_index, frontend, peer, false);
+    let mut rec = Rec::new(Instant::now(), 0);
+    rec.bytes_in = 0;
+    let Some(backend_id) = frontend.default_backend else {
+        rec.term = *b"SC";
+        obs.tcp_log(&rec, None, "<NOSRV>", "<NOSRV>");
+        return None;
+    };
+    let backend = &runtime.backends[backend_id.0];
+    let started = Instant::now();
     let connected = match connect(backend, &RequestFacts::tcp(peer, false)).await {
         Ok(connected) => connected,
         Err(e) => {
             tracing::warn!(%peer, backend = %backend.config.name, "{e}");
+            rec.term = *b"SC";
+            obs.tcp_log(&rec, Some(backend), &backend.config.name, "<NOSRV>");
             return None;
         }
     };
     let target = &backend.config.servers[connected.server];
-    let tls = runtime.server_tls(backend_id, connected.server);
+    let tls = runtime.server_tls(backend_id.0, connected.server);
     let no_headers = |_: &str| None;
     let limit = backend.config.timeouts.connect;
     let server = match upstream::secure(connected.stream, tls, target.addr, no_headers, limit).await
@@ -597,10 +1151,27 @@ pub async fn serve_tcp<C: IntoTunnel>(
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(%peer, server = %target.name, "TLS to the server failed: {e}");
+            rec.term = *b"SC";
+            obs.tcp_log(&rec, Some(backend), &backend.config.name, &target.name);
             return None;
         }
     };
     let slot = connected.guard;
+    rec.t_connect = Some(ms(started.elapsed()));
+    rec.server = Some(slot.server());
+    rec.server_conns = u64::from(slot.server_conns());
+    let log = obs
+        .entry_raw(
+            &rec,
+            Some(backend),
+            &backend.config.name,
+            rec.server_name(backend),
+        )
+        .map(|entry| PendingLog {
+            entry,
+            began: rec.began,
+            logger: obs.logger.clone(),
+        });
     Some(Handoff {
         client,
         server,
@@ -610,5 +1181,10 @@ pub async fn serve_tcp<C: IntoTunnel>(
             websocket: None,
         },
         slot: Some(slot),
+        obs: TunnelObs {
+            sessions,
+            frontend: obs.frontend.clone(),
+            log,
+        },
     })
 }

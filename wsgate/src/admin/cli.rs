@@ -1,0 +1,523 @@
+//! The runtime API (HAProxy's CLI protocol) on `stats socket` lines: a
+//! Unix socket (`stats socket /run/wsgate.sock mode 660 level admin`) or a
+//! TCP one (`stats socket ipv4@127.0.0.1:9999`).
+//!
+//! Protocol, as HAProxy's: the client sends one line; several commands may
+//! be separated by `;`; each command's output ends with an empty line; the
+//! connection then closes, unless the client sent `prompt`, which turns on
+//! interactive mode (a `> ` prompt after each answer, until `quit` or
+//! `stats timeout` of inactivity). Levels `user` < `operator` < `admin`
+//! are enforced per command (`Permission denied`); unknown commands get
+//! HAProxy's "Unknown command" answer followed by the commands valid at
+//! the connection's level.
+//!
+//! Stage: started by `main` once the proxy runs, on the main runtime;
+//! reads the same snapshot as the stats page and steers servers through
+//! `BackendRuntime::{set_admin, set_weight}`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, UnixListener};
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{AdminState, BackendRuntime, Counters};
+use crate::config::model::{CliLevel, SocketAddress, StatsSocket};
+use crate::proxy::Runtime;
+
+/// Longest command line accepted (HAProxy's limit is `tune.bufsize`).
+const MAX_LINE: usize = 16 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{location}: error: cannot bind the stats socket {addr}: {source}")]
+    Bind {
+        location: String,
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// A bound stats socket.
+pub struct Bound {
+    listener: Listener,
+    level: CliLevel,
+}
+
+enum Listener {
+    Unix(UnixListener, PathBuf),
+    Tcp(TcpListener),
+}
+
+impl Bound {
+    /// The TCP address, when the socket is a TCP one (port 0 in the
+    /// configuration shows the chosen port).
+    pub fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
+        match &self.listener {
+            Listener::Tcp(l) => l.local_addr().ok(),
+            Listener::Unix(..) => None,
+        }
+    }
+}
+
+impl Drop for Bound {
+    fn drop(&mut self) {
+        if let Listener::Unix(_, path) = &self.listener {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Binds every `stats socket` (must run inside a tokio runtime). A stale
+/// Unix socket file left by a previous run is replaced, as HAProxy does.
+pub fn bind_all(sockets: &[StatsSocket]) -> Result<Vec<Bound>, CliError> {
+    let mut out = Vec::with_capacity(sockets.len());
+    for s in sockets {
+        let err = |source: std::io::Error| CliError::Bind {
+            location: s.location.to_string(),
+            addr: match &s.addr {
+                SocketAddress::Unix(p) => p.display().to_string(),
+                SocketAddress::Tcp(a) => a.to_string(),
+            },
+            source,
+        };
+        let listener = match &s.addr {
+            SocketAddress::Unix(path) => {
+                use std::os::unix::fs::FileTypeExt;
+                if let Ok(meta) = std::fs::symlink_metadata(path) {
+                    if meta.file_type().is_socket() {
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
+                let l = UnixListener::bind(path).map_err(err)?;
+                if let Some(mode) = s.mode {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                        .map_err(err)?;
+                }
+                Listener::Unix(l, path.clone())
+            }
+            SocketAddress::Tcp(addr) => {
+                let std = std::net::TcpListener::bind(addr).map_err(err)?;
+                std.set_nonblocking(true).map_err(err)?;
+                Listener::Tcp(TcpListener::from_std(std).map_err(err)?)
+            }
+        };
+        out.push(Bound {
+            listener,
+            level: s.level,
+        });
+    }
+    Ok(out)
+}
+
+/// Gives the runtime in force now (it changes on reload).
+pub type CurrentRuntime = Arc<dyn Fn() -> Arc<Runtime> + Send + Sync>;
+
+/// Serves the sockets until `stop`. Each command reads the runtime in
+/// force when it runs, so answers follow reloads.
+pub async fn serve(sockets: Vec<Bound>, current: CurrentRuntime, stop: CancellationToken) {
+    let tasks = tokio_util::task::TaskTracker::new();
+    for bound in sockets {
+        let current = current.clone();
+        let stop = stop.clone();
+        tasks.spawn(async move {
+            loop {
+                let level = bound.level;
+                let timeout = current().global.stats_timeout;
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    accepted = accept(&bound.listener) => match accepted {
+                        Ok(Conn::Unix(s)) => {
+                            let current = current.clone();
+                            tokio::spawn(async move { session(s, &current, level, timeout).await });
+                        }
+                        Ok(Conn::Tcp(s)) => {
+                            let current = current.clone();
+                            tokio::spawn(async move { session(s, &current, level, timeout).await });
+                        }
+                        Err(e) => {
+                            tracing::warn!("stats socket accept failed: {e}");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    tasks.close();
+    tasks.wait().await;
+}
+
+enum Conn {
+    Unix(tokio::net::UnixStream),
+    Tcp(tokio::net::TcpStream),
+}
+
+async fn accept(l: &Listener) -> std::io::Result<Conn> {
+    match l {
+        Listener::Unix(l, _) => Ok(Conn::Unix(l.accept().await?.0)),
+        Listener::Tcp(l) => Ok(Conn::Tcp(l.accept().await?.0)),
+    }
+}
+
+/// One client of the socket.
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    current: &CurrentRuntime,
+    level: CliLevel,
+    timeout: std::time::Duration,
+) {
+    let (r, mut w) = tokio::io::split(stream);
+    let mut r = BufReader::new(r);
+    let mut interactive = false;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = tokio::time::timeout(timeout, read_line(&mut r, &mut line)).await;
+        let Ok(Ok(n)) = read else { return };
+        if n == 0 {
+            return;
+        }
+        let text = String::from_utf8_lossy(&line);
+        let mut out = String::new();
+        let mut quit = false;
+        for cmd in split_commands(text.trim_end_matches(['\r', '\n'])) {
+            let words: Vec<&str> = cmd.split_whitespace().collect();
+            match words.as_slice() {
+                [] => {}
+                ["prompt", ..] => interactive = !interactive,
+                ["quit", ..] => quit = true,
+                _ => {
+                    out.push_str(&execute(&current(), level, &words));
+                    out.push('\n');
+                }
+            }
+        }
+        if interactive && !quit {
+            out.push_str("> ");
+        }
+        if w.write_all(out.as_bytes()).await.is_err() || w.flush().await.is_err() {
+            return;
+        }
+        if quit || !interactive {
+            let _ = w.shutdown().await;
+            return;
+        }
+    }
+}
+
+async fn read_line<R: AsyncBufReadExt + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    let n = r.read_until(b'\n', buf).await?;
+    if buf.len() > MAX_LINE {
+        buf.truncate(MAX_LINE);
+    }
+    Ok(n)
+}
+
+/// `;` separates commands; `\;` is a literal semicolon.
+fn split_commands(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&';') => {
+                cur.push(';');
+                chars.next();
+            }
+            ';' => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
+/// The commands, their help text and the level they need.
+const COMMANDS: &[(&str, &str, CliLevel)] = &[
+    (
+        "clear counters",
+        "clear max statistics counters (or all counters)",
+        CliLevel::Operator,
+    ),
+    (
+        "disable server",
+        "disable a server for maintenance (use 'set server' instead)",
+        CliLevel::Admin,
+    ),
+    (
+        "enable server",
+        "enable a disabled server (use 'set server' instead)",
+        CliLevel::Admin,
+    ),
+    ("help", "list known CLI commands", CliLevel::User),
+    (
+        "prompt",
+        "toggle interactive mode with prompt",
+        CliLevel::User,
+    ),
+    ("quit", "disconnect", CliLevel::User),
+    (
+        "set server",
+        "change a server's state, weight",
+        CliLevel::Admin,
+    ),
+    (
+        "set weight",
+        "change a server's weight (deprecated)",
+        CliLevel::Admin,
+    ),
+    (
+        "show info",
+        "report information about the running process",
+        CliLevel::User,
+    ),
+    (
+        "show servers state",
+        "dump volatile server information (all or for a single backend)",
+        CliLevel::User,
+    ),
+    (
+        "show stat",
+        "report counters for each proxy and server [json]",
+        CliLevel::User,
+    ),
+];
+
+fn help(level: CliLevel) -> String {
+    let mut s = String::new();
+    for (name, text, need) in COMMANDS {
+        if *need <= level {
+            let syntax = match *name {
+                "set server" => "set server <bk>/<srv> [opts]",
+                "set weight" => "set weight <bk>/<srv> (<w>|<w>%)",
+                "enable server" => "enable server <bk>/<srv>",
+                "disable server" => "disable server <bk>/<srv>",
+                "show servers state" => "show servers state [<backend>]",
+                "show stat" => "show stat [json]",
+                "clear counters" => "clear counters [all]",
+                other => other,
+            };
+            s.push_str(&format!("  {syntax:<40}: {text}\n"));
+        }
+    }
+    s
+}
+
+/// Runs one command; the answer without its final empty line.
+pub fn execute(rt: &Runtime, level: CliLevel, words: &[&str]) -> String {
+    let Some(&(name, _, need)) = COMMANDS
+        .iter()
+        .filter(|(name, _, _)| {
+            let parts: Vec<&str> = name.split(' ').collect();
+            words.len() >= parts.len() && words[..parts.len()] == parts[..]
+        })
+        .max_by_key(|(name, _, _)| name.len())
+    else {
+        let first = words.first().copied().unwrap_or("");
+        let partial = COMMANDS
+            .iter()
+            .any(|(n, _, _)| n.split(' ').next() == Some(first));
+        let lead = if partial {
+            format!("Unknown command: '{first}', but maybe one of the following ones is a better match:\n")
+        } else {
+            format!(
+                "Unknown command: '{first}'. Please enter one of the following commands only:\n"
+            )
+        };
+        return lead + &help(level);
+    };
+    if need > level {
+        return "Permission denied\n".into();
+    }
+    let args = &words[name.split(' ').count()..];
+    match name {
+        "help" => format!(
+            "The following commands are valid at this level:\n{}",
+            help(level)
+        ),
+        "show info" => super::info(rt)
+            .into_iter()
+            .map(|(k, v)| format!("{k}: {v}\n"))
+            .collect(),
+        "show stat" => {
+            let rows = super::rows(rt);
+            if args.first() == Some(&"json") {
+                super::json(&rows) + "\n"
+            } else {
+                super::csv(&rows)
+            }
+        }
+        "show servers state" => servers_state(rt, args.first().copied()),
+        "clear counters" => {
+            let all = args.first() == Some(&"all");
+            if all && level < CliLevel::Admin {
+                return "Permission denied\n".into();
+            }
+            clear(rt, all);
+            String::new()
+        }
+        "set server" => set_server(rt, args),
+        "set weight" => match args {
+            [target, w] => with_server(rt, target, |be, i| weight(be, i, w)),
+            _ => "Require 'backend/server' and 'weight' or 'weight%'.\n".into(),
+        },
+        "enable server" | "disable server" => match args {
+            [target] => with_server(rt, target, |be, i| {
+                let state = if name == "enable server" {
+                    AdminState::Ready
+                } else {
+                    AdminState::Maint
+                };
+                be.set_admin(i, state);
+                String::new()
+            }),
+            _ => "Require 'backend/server'.\n".into(),
+        },
+        _ => String::new(),
+    }
+}
+
+fn clear(rt: &Runtime, all: bool) {
+    let reset = |c: &Counters| {
+        if all {
+            c.clear_all();
+        } else {
+            c.clear_max();
+        }
+    };
+    reset(&rt.obs.process);
+    rt.obs.frontends.iter().for_each(|c| reset(c));
+    for be in &rt.backends {
+        reset(&be.counters);
+        be.servers.iter().for_each(|s| reset(&s.counters));
+    }
+}
+
+fn with_server(
+    rt: &Runtime,
+    target: &str,
+    f: impl FnOnce(&BackendRuntime, usize) -> String,
+) -> String {
+    let Some((b, s)) = target.split_once('/') else {
+        return "Require 'backend/server'.\n".into();
+    };
+    let Some(be) = rt.backends.iter().find(|be| be.config.name == b) else {
+        return "No such backend.\n".into();
+    };
+    let Some(i) = be.server_index(s) else {
+        return "No such server.\n".into();
+    };
+    f(be, i)
+}
+
+fn weight(be: &BackendRuntime, i: usize, w: &str) -> String {
+    let value = match w.strip_suffix('%') {
+        Some(p) => p.parse::<u32>().ok().map(|p| {
+            let initial = be.config.servers[i].weight;
+            (initial.saturating_mul(p) / 100).min(256)
+        }),
+        None => w.parse::<u32>().ok(),
+    };
+    match value {
+        Some(v) if v <= 256 => {
+            be.set_weight(i, v);
+            String::new()
+        }
+        _ => "Integer value expected, between 0 and 256 (or a percentage).\n".into(),
+    }
+}
+
+/// `set server <be>/<srv> state ready|drain|maint` and `... weight <w>`.
+fn set_server(rt: &Runtime, args: &[&str]) -> String {
+    let [target, what, rest @ ..] = args else {
+        return "Require 'backend/server'.\n".into();
+    };
+    with_server(rt, target, |be, i| match (*what, rest) {
+        ("state", [state]) => {
+            let s = match *state {
+                "ready" => AdminState::Ready,
+                "drain" => AdminState::Drain,
+                "maint" => AdminState::Maint,
+                _ => {
+                    return "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n"
+                        .into()
+                }
+            };
+            be.set_admin(i, s);
+            String::new()
+        }
+        ("weight", [w]) => weight(be, i, w),
+        ("state", _) => "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n".into(),
+        _ => "'set server <srv>' only supports 'state' and 'weight' in wsgate.\n".into(),
+    })
+}
+
+/// `show servers state [<backend>]` in HAProxy's version 1 layout.
+fn servers_state(rt: &Runtime, only: Option<&str>) -> String {
+    let mut s = String::from("1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n");
+    if let Some(name) = only {
+        if !rt.backends.iter().any(|b| b.config.name == name) {
+            return "Can't find backend.\n".into();
+        }
+    }
+    for (bi, be) in rt.backends.iter().enumerate() {
+        if only.is_some_and(|n| n != be.config.name) {
+            continue;
+        }
+        for (i, srv) in be.config.servers.iter().enumerate() {
+            let st = &be.servers[i];
+            let op = if st.is_up() { 2 } else { 0 };
+            let admin = match st.admin() {
+                AdminState::Ready => 0,
+                AdminState::Maint => 1,
+                AdminState::Drain => 8,
+            };
+            let checked = srv.check.is_some();
+            s.push_str(&format!(
+                "{} {} {} {} {} {op} {admin} {} {} {} {} {} {} {} 0 0 0 - {} - 0 {} - - 0\n",
+                bi + 1,
+                be.config.name,
+                srv.id,
+                srv.name,
+                srv.addr.ip(),
+                st.weight(),
+                srv.weight,
+                st.last_change_age(),
+                if checked { 6 } else { 1 },
+                if checked { u8::from(st.is_up()) + 1 } else { 0 },
+                st.check_health.load(std::sync::atomic::Ordering::Relaxed),
+                if checked { 6 } else { 0 },
+                srv.addr.port(),
+                srv.check.as_ref().map_or(0, |c| c.target.port()),
+            ));
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_on_semicolons() {
+        assert_eq!(
+            split_commands("show info;show stat"),
+            vec!["show info", "show stat"]
+        );
+        assert_eq!(split_commands("a\\;b"), vec!["a;b"]);
+    }
+
+    #[test]
+    fn help_follows_levels() {
+        assert!(help(CliLevel::Admin).contains("set server"));
+        assert!(!help(CliLevel::User).contains("set server"));
+        assert!(help(CliLevel::User).contains("  show info                               : "));
+    }
+}

@@ -1,0 +1,633 @@
+//! The Prometheus exporter (`http-request use-service prometheus-exporter
+//! if { path /metrics }`), with HAProxy's metric names and labels so that
+//! existing dashboards work, plus `wsgate_*` metrics for what HAProxy
+//! cannot see (open WebSocket tunnels per server, tunnels closed by
+//! reason, dropped log lines).
+//!
+//! The exposition (text format 0.0.4) is written by hand: it is a few
+//! `write!`s over the same counters the stats page reads, needs no
+//! registry mirroring our atomics (which the `prometheus-client` crate
+//! would require, doubling every update or copying at scrape time), and
+//! keeps the scrape to one pass and one allocation growing a `String`.
+
+use std::fmt::Write as _;
+
+use super::server_status;
+use crate::backend::{CheckStatus, CloseReason, Counters};
+use crate::config::model::Mode;
+use crate::proxy::Runtime;
+
+/// The metrics page body.
+pub fn render(rt: &Runtime) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    let m = &mut Metrics { out: &mut out };
+    let p = &rt.obs.process;
+    let g = Counters::get;
+
+    m.head("haproxy_process_build_info", "gauge", "Build info");
+    m.line(
+        "haproxy_process_build_info",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1,
+    );
+    m.one(
+        "haproxy_process_start_time_seconds",
+        "gauge",
+        "Start time in seconds",
+        rt.obs
+            .started
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    );
+    m.one(
+        "haproxy_process_uptime_seconds",
+        "gauge",
+        "How long ago this worker process was started (seconds)",
+        rt.obs.started_at.elapsed().as_secs(),
+    );
+    m.one(
+        "haproxy_process_nbthread",
+        "gauge",
+        "Number of started threads",
+        std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
+    );
+    if let Some(max) = rt.global.maxconn {
+        m.one(
+            "haproxy_process_max_connections",
+            "gauge",
+            "Maximum number of concurrent connections",
+            u64::from(max),
+        );
+    }
+    m.one(
+        "haproxy_process_current_connections",
+        "gauge",
+        "Number of active sessions",
+        g(&p.cur_sessions),
+    );
+    m.one(
+        "haproxy_process_connections_total",
+        "counter",
+        "Total number of created sessions",
+        g(&p.total_sessions),
+    );
+    m.one(
+        "haproxy_process_requests_total",
+        "counter",
+        "Total number of requests (TCP or HTTP)",
+        g(&p.requests),
+    );
+
+    // Frontends.
+    type Pick = fn(&Counters) -> u64;
+    let fe_metrics: [(&str, &str, &str, Pick); 8] = [
+        (
+            "current_sessions",
+            "gauge",
+            "Number of current sessions",
+            |c| Counters::get(&c.cur_sessions),
+        ),
+        (
+            "max_sessions",
+            "gauge",
+            "Maximum observed number of active sessions",
+            |c| Counters::get(&c.max_sessions),
+        ),
+        (
+            "sessions_total",
+            "counter",
+            "Total number of sessions",
+            |c| Counters::get(&c.total_sessions),
+        ),
+        (
+            "bytes_in_total",
+            "counter",
+            "Current total of incoming bytes",
+            |c| Counters::get(&c.bytes_in),
+        ),
+        (
+            "bytes_out_total",
+            "counter",
+            "Current total of outgoing bytes",
+            |c| Counters::get(&c.bytes_out),
+        ),
+        (
+            "requests_denied_total",
+            "counter",
+            "Total number of denied requests",
+            |c| Counters::get(&c.denied),
+        ),
+        (
+            "request_errors_total",
+            "counter",
+            "Total number of request errors",
+            |c| Counters::get(&c.request_errors),
+        ),
+        (
+            "intercepted_requests_total",
+            "counter",
+            "Total number of intercepted HTTP requests",
+            |c| Counters::get(&c.intercepted),
+        ),
+    ];
+    for (name, ty, help, pick) in fe_metrics {
+        let full = format!("haproxy_frontend_{name}");
+        m.head(&full, ty, help);
+        for (i, fe) in rt.frontends.iter().enumerate() {
+            if let Some(c) = rt.obs.frontends.get(i) {
+                m.line(&full, &[("proxy", &fe.name)], pick(c));
+            }
+        }
+    }
+    m.head(
+        "haproxy_frontend_limit_sessions",
+        "gauge",
+        "Configured session limit",
+    );
+    for fe in &rt.frontends {
+        if let Some(l) = fe.maxconn.or(rt.global.maxconn) {
+            m.line(
+                "haproxy_frontend_limit_sessions",
+                &[("proxy", &fe.name)],
+                u64::from(l),
+            );
+        }
+    }
+    m.head(
+        "haproxy_frontend_http_requests_total",
+        "counter",
+        "Total number of HTTP requests received",
+    );
+    for (i, fe) in rt.frontends.iter().enumerate() {
+        if fe.mode == Mode::Http {
+            if let Some(c) = rt.obs.frontends.get(i) {
+                m.line(
+                    "haproxy_frontend_http_requests_total",
+                    &[("proxy", &fe.name)],
+                    g(&c.requests),
+                );
+            }
+        }
+    }
+    m.head(
+        "haproxy_frontend_http_responses_total",
+        "counter",
+        "Total number of HTTP responses",
+    );
+    for (i, fe) in rt.frontends.iter().enumerate() {
+        if fe.mode == Mode::Http {
+            if let Some(c) = rt.obs.frontends.get(i) {
+                m.codes(
+                    "haproxy_frontend_http_responses_total",
+                    &[("proxy", &fe.name)],
+                    c,
+                );
+            }
+        }
+    }
+
+    // Backends.
+    let be_metrics: [(&str, &str, &str, Pick); 10] = [
+        (
+            "current_sessions",
+            "gauge",
+            "Number of current sessions",
+            |c| Counters::get(&c.cur_sessions),
+        ),
+        (
+            "max_sessions",
+            "gauge",
+            "Maximum observed number of active sessions",
+            |c| Counters::get(&c.max_sessions),
+        ),
+        (
+            "sessions_total",
+            "counter",
+            "Total number of sessions",
+            |c| Counters::get(&c.total_sessions),
+        ),
+        (
+            "bytes_in_total",
+            "counter",
+            "Current total of incoming bytes",
+            |c| Counters::get(&c.bytes_in),
+        ),
+        (
+            "bytes_out_total",
+            "counter",
+            "Current total of outgoing bytes",
+            |c| Counters::get(&c.bytes_out),
+        ),
+        (
+            "max_queue",
+            "gauge",
+            "Maximum observed number of queued requests",
+            |c| Counters::get(&c.max_queue),
+        ),
+        (
+            "connection_errors_total",
+            "counter",
+            "Total number of connection errors",
+            |c| Counters::get(&c.connection_errors),
+        ),
+        (
+            "response_errors_total",
+            "counter",
+            "Total number of response errors",
+            |c| Counters::get(&c.response_errors),
+        ),
+        (
+            "retry_warnings_total",
+            "counter",
+            "Total number of retry warnings",
+            |c| Counters::get(&c.retries),
+        ),
+        (
+            "redispatch_warnings_total",
+            "counter",
+            "Total number of redispatch warnings",
+            |c| Counters::get(&c.redispatches),
+        ),
+    ];
+    for (name, ty, help, pick) in be_metrics {
+        let full = format!("haproxy_backend_{name}");
+        m.head(&full, ty, help);
+        for be in &rt.backends {
+            m.line(&full, &[("proxy", &be.config.name)], pick(&be.counters));
+        }
+    }
+    m.head(
+        "haproxy_backend_current_queue",
+        "gauge",
+        "Number of current queued requests",
+    );
+    for be in &rt.backends {
+        let q: u64 = be.servers.iter().map(|s| u64::from(s.queued())).sum();
+        m.line(
+            "haproxy_backend_current_queue",
+            &[("proxy", &be.config.name)],
+            q,
+        );
+    }
+    m.head(
+        "haproxy_backend_status",
+        "gauge",
+        "Current status of the service",
+    );
+    for be in &rt.backends {
+        let up = (0..be.servers.len()).any(|i| be.is_usable(i));
+        for state in ["DOWN", "UP"] {
+            m.line(
+                "haproxy_backend_status",
+                &[("proxy", &be.config.name), ("state", state)],
+                u64::from((state == "UP") == up),
+            );
+        }
+    }
+    m.head(
+        "haproxy_backend_active_servers",
+        "gauge",
+        "Current number of active servers",
+    );
+    for be in &rt.backends {
+        let n = (0..be.servers.len())
+            .filter(|&i| be.is_usable(i) && !be.config.servers[i].backup)
+            .count();
+        m.line(
+            "haproxy_backend_active_servers",
+            &[("proxy", &be.config.name)],
+            n as u64,
+        );
+    }
+    m.head("haproxy_backend_weight", "gauge", "Service weight");
+    for be in &rt.backends {
+        let w: u64 = (0..be.servers.len())
+            .filter(|&i| be.is_usable(i))
+            .map(|i| u64::from(be.servers[i].weight()))
+            .sum();
+        m.line("haproxy_backend_weight", &[("proxy", &be.config.name)], w);
+    }
+    m.head(
+        "haproxy_backend_http_requests_total",
+        "counter",
+        "Total number of HTTP requests received",
+    );
+    for be in rt.backends.iter().filter(|b| b.config.mode == Mode::Http) {
+        m.line(
+            "haproxy_backend_http_requests_total",
+            &[("proxy", &be.config.name)],
+            g(&be.counters.requests),
+        );
+    }
+    m.head(
+        "haproxy_backend_http_responses_total",
+        "counter",
+        "Total number of HTTP responses",
+    );
+    for be in rt.backends.iter().filter(|b| b.config.mode == Mode::Http) {
+        m.codes(
+            "haproxy_backend_http_responses_total",
+            &[("proxy", &be.config.name)],
+            &be.counters,
+        );
+    }
+
+    // Servers.
+    let sv_metrics: [(&str, &str, &str, Pick); 9] = [
+        (
+            "max_sessions",
+            "gauge",
+            "Maximum observed number of active sessions",
+            |c| Counters::get(&c.max_sessions),
+        ),
+        (
+            "sessions_total",
+            "counter",
+            "Total number of sessions",
+            |c| Counters::get(&c.total_sessions),
+        ),
+        (
+            "bytes_in_total",
+            "counter",
+            "Current total of incoming bytes",
+            |c| Counters::get(&c.bytes_in),
+        ),
+        (
+            "bytes_out_total",
+            "counter",
+            "Current total of outgoing bytes",
+            |c| Counters::get(&c.bytes_out),
+        ),
+        (
+            "max_queue",
+            "gauge",
+            "Maximum observed number of queued requests",
+            |c| Counters::get(&c.max_queue),
+        ),
+        (
+            "connection_errors_total",
+            "counter",
+            "Total number of connection errors",
+            |c| Counters::get(&c.connection_errors),
+        ),
+        (
+            "response_errors_total",
+            "counter",
+            "Total number of response errors",
+            |c| Counters::get(&c.response_errors),
+        ),
+        (
+            "retry_warnings_total",
+            "counter",
+            "Total number of retry warnings",
+            |c| Counters::get(&c.retries),
+        ),
+        (
+            "redispatch_warnings_total",
+            "counter",
+            "Total number of redispatch warnings",
+            |c| Counters::get(&c.redispatches),
+        ),
+    ];
+    m.head(
+        "haproxy_server_current_sessions",
+        "gauge",
+        "Number of current sessions",
+    );
+    for be in &rt.backends {
+        for (i, s) in be.config.servers.iter().enumerate() {
+            m.line(
+                "haproxy_server_current_sessions",
+                &[("proxy", &be.config.name), ("server", &s.name)],
+                u64::from(be.servers[i].served()),
+            );
+        }
+    }
+    for (name, ty, help, pick) in sv_metrics {
+        let full = format!("haproxy_server_{name}");
+        m.head(&full, ty, help);
+        for be in &rt.backends {
+            for (i, s) in be.config.servers.iter().enumerate() {
+                m.line(
+                    &full,
+                    &[("proxy", &be.config.name), ("server", &s.name)],
+                    pick(&be.servers[i].counters),
+                );
+            }
+        }
+    }
+    m.head(
+        "haproxy_server_current_queue",
+        "gauge",
+        "Number of current queued requests",
+    );
+    for be in &rt.backends {
+        for (i, s) in be.config.servers.iter().enumerate() {
+            m.line(
+                "haproxy_server_current_queue",
+                &[("proxy", &be.config.name), ("server", &s.name)],
+                u64::from(be.servers[i].queued()),
+            );
+        }
+    }
+    m.head(
+        "haproxy_server_status",
+        "gauge",
+        "Current status of the service",
+    );
+    for be in &rt.backends {
+        for (i, s) in be.config.servers.iter().enumerate() {
+            let now = match server_status(be, i) {
+                "no check" => "UP",
+                other => other,
+            };
+            for state in ["DOWN", "UP", "MAINT", "DRAIN", "NOLB"] {
+                m.line(
+                    "haproxy_server_status",
+                    &[
+                        ("proxy", &be.config.name),
+                        ("server", &s.name),
+                        ("state", state),
+                    ],
+                    u64::from(state == now),
+                );
+            }
+        }
+    }
+    m.head("haproxy_server_weight", "gauge", "Service weight");
+    for be in &rt.backends {
+        for (i, s) in be.config.servers.iter().enumerate() {
+            m.line(
+                "haproxy_server_weight",
+                &[("proxy", &be.config.name), ("server", &s.name)],
+                u64::from(be.servers[i].weight()),
+            );
+        }
+    }
+    m.head(
+        "haproxy_server_check_status",
+        "gauge",
+        "Status of last health check",
+    );
+    for be in &rt.backends {
+        for (i, s) in be.config.servers.iter().enumerate() {
+            if s.check.is_none() {
+                continue;
+            }
+            let now = be.servers[i].check_status();
+            for st in CheckStatus::ALL {
+                m.line(
+                    "haproxy_server_check_status",
+                    &[
+                        ("proxy", &be.config.name),
+                        ("server", &s.name),
+                        ("state", st.code()),
+                    ],
+                    u64::from(st == now),
+                );
+            }
+        }
+    }
+    m.head(
+        "haproxy_server_check_failures_total",
+        "counter",
+        "Total number of failed individual health checks",
+    );
+    for be in &rt.backends {
+        for (i, s) in be.config.servers.iter().enumerate() {
+            if s.check.is_some() {
+                m.line(
+                    "haproxy_server_check_failures_total",
+                    &[("proxy", &be.config.name), ("server", &s.name)],
+                    g(&be.servers[i].check_failures),
+                );
+            }
+        }
+    }
+    m.head(
+        "haproxy_server_check_up_down_total",
+        "counter",
+        "Total number of failed checks causing UP to DOWN server transitions",
+    );
+    for be in &rt.backends {
+        for (i, s) in be.config.servers.iter().enumerate() {
+            if s.check.is_some() {
+                m.line(
+                    "haproxy_server_check_up_down_total",
+                    &[("proxy", &be.config.name), ("server", &s.name)],
+                    g(&be.servers[i].check_downs),
+                );
+            }
+        }
+    }
+    m.head(
+        "haproxy_server_http_responses_total",
+        "counter",
+        "Total number of HTTP responses",
+    );
+    for be in rt.backends.iter().filter(|b| b.config.mode == Mode::Http) {
+        for (i, s) in be.config.servers.iter().enumerate() {
+            m.codes(
+                "haproxy_server_http_responses_total",
+                &[("proxy", &be.config.name), ("server", &s.name)],
+                &be.servers[i].counters,
+            );
+        }
+    }
+
+    // What HAProxy lacks.
+    m.head(
+        "wsgate_server_open_tunnels",
+        "gauge",
+        "Open WebSocket (and mode tcp) tunnels on the server",
+    );
+    for be in &rt.backends {
+        for (i, s) in be.config.servers.iter().enumerate() {
+            m.line(
+                "wsgate_server_open_tunnels",
+                &[("proxy", &be.config.name), ("server", &s.name)],
+                g(&be.servers[i].counters.cur_tunnels),
+            );
+        }
+    }
+    m.head(
+        "wsgate_tunnels_total",
+        "counter",
+        "Tunnels opened since start, per backend",
+    );
+    for be in &rt.backends {
+        m.line(
+            "wsgate_tunnels_total",
+            &[("proxy", &be.config.name)],
+            g(&be.counters.total_tunnels),
+        );
+    }
+    m.head(
+        "wsgate_tunnels_closed_total",
+        "counter",
+        "Tunnels closed, per backend and reason",
+    );
+    for be in &rt.backends {
+        for reason in CloseReason::ALL {
+            m.line(
+                "wsgate_tunnels_closed_total",
+                &[("proxy", &be.config.name), ("reason", reason.label())],
+                be.counters.closed(reason),
+            );
+        }
+    }
+    m.one(
+        "wsgate_log_dropped_total",
+        "counter",
+        "Access log lines dropped because the log writer was behind",
+        rt.obs.logger.dropped(),
+    );
+    out
+}
+
+struct Metrics<'a> {
+    out: &'a mut String,
+}
+
+impl Metrics<'_> {
+    fn head(&mut self, name: &str, ty: &str, help: &str) {
+        let _ = write!(self.out, "# HELP {name} {help}.\n# TYPE {name} {ty}\n");
+    }
+
+    fn line(&mut self, name: &str, labels: &[(&str, &str)], v: u64) {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, val)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{k}=\"{}\"", label_escape(val));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {v}");
+    }
+
+    fn one(&mut self, name: &str, ty: &str, help: &str, v: u64) {
+        self.head(name, ty, help);
+        self.line(name, &[], v);
+    }
+
+    fn codes(&mut self, name: &str, labels: &[(&str, &str)], c: &Counters) {
+        for (i, code) in ["1xx", "2xx", "3xx", "4xx", "5xx", "other"]
+            .iter()
+            .enumerate()
+        {
+            let mut l: Vec<(&str, &str)> = labels.to_vec();
+            l.push(("code", code));
+            self.line(name, &l, Counters::get(&c.responses[i]));
+        }
+    }
+}
+
+fn label_escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

@@ -1,0 +1,556 @@
+//! Seeing and steering a running wsgate: the stats page (`stats`), the
+//! Prometheus exporter (`metrics`) and the runtime API (`cli`).
+//!
+//! Stage: reads the counters that `backend/` and `proxy::counters` keep
+//! (never a session), and changes server state only through
+//! `BackendRuntime` (`set_admin`, `set_weight`). Everything here works from
+//! one snapshot, [`rows`], in HAProxy's CSV layout (management guide 9.1):
+//! the page, `;csv`, `;json` and `show stat` all show the same figures, so
+//! scripts written for HAProxy's CSV keep working.
+
+pub mod cli;
+pub mod metrics;
+pub mod stats;
+
+use std::fmt::Write as _;
+
+use crate::backend::counters::unix_now;
+use crate::backend::{AdminState, BackendRuntime, Counters};
+use crate::proxy::Runtime;
+
+/// HAProxy's static CSV columns, in order (0..=99). Columns wsgate has no
+/// figure for stay empty, as HAProxy leaves inapplicable ones.
+pub const COLUMNS: [&str; 100] = [
+    "pxname",
+    "svname",
+    "qcur",
+    "qmax",
+    "scur",
+    "smax",
+    "slim",
+    "stot",
+    "bin",
+    "bout",
+    "dreq",
+    "dresp",
+    "ereq",
+    "econ",
+    "eresp",
+    "wretr",
+    "wredis",
+    "status",
+    "weight",
+    "act",
+    "bck",
+    "chkfail",
+    "chkdown",
+    "lastchg",
+    "downtime",
+    "qlimit",
+    "pid",
+    "iid",
+    "sid",
+    "throttle",
+    "lbtot",
+    "tracked",
+    "type",
+    "rate",
+    "rate_lim",
+    "rate_max",
+    "check_status",
+    "check_code",
+    "check_duration",
+    "hrsp_1xx",
+    "hrsp_2xx",
+    "hrsp_3xx",
+    "hrsp_4xx",
+    "hrsp_5xx",
+    "hrsp_other",
+    "hanafail",
+    "req_rate",
+    "req_rate_max",
+    "req_tot",
+    "cli_abrt",
+    "srv_abrt",
+    "comp_in",
+    "comp_out",
+    "comp_byp",
+    "comp_rsp",
+    "lastsess",
+    "last_chk",
+    "last_agt",
+    "qtime",
+    "ctime",
+    "rtime",
+    "ttime",
+    "agent_status",
+    "agent_code",
+    "agent_duration",
+    "check_desc",
+    "agent_desc",
+    "check_rise",
+    "check_fall",
+    "check_health",
+    "agent_rise",
+    "agent_fall",
+    "agent_health",
+    "addr",
+    "cookie",
+    "mode",
+    "algo",
+    "conn_rate",
+    "conn_rate_max",
+    "conn_tot",
+    "intercepted",
+    "dcon",
+    "dses",
+    "wrew",
+    "connect",
+    "reuse",
+    "cache_lookups",
+    "cache_hits",
+    "srv_icur",
+    "src_ilim",
+    "qtime_max",
+    "ctime_max",
+    "rtime_max",
+    "ttime_max",
+    "eint",
+    "idle_conn_cur",
+    "safe_conn_cur",
+    "used_conn_cur",
+    "need_conn_est",
+    "uweight",
+];
+
+fn col(name: &str) -> usize {
+    COLUMNS.iter().position(|c| *c == name).unwrap_or(0)
+}
+
+/// One value of a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    Str(String),
+    U64(u64),
+}
+
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Str(s) => f.write_str(s),
+            Value::U64(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowKind {
+    Frontend,
+    Backend,
+    Server,
+}
+
+/// One CSV line: a frontend, a backend or a server.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub kind: RowKind,
+    /// Position of the proxy (`iid`).
+    pub proxy_id: u64,
+    /// Server id (`sid`, 0 for frontends and backends).
+    pub sid: u64,
+    pub fields: Vec<Option<Value>>,
+    /// Open WebSocket (and `mode tcp`) tunnels: not a HAProxy column.
+    pub tunnels: u64,
+}
+
+impl Row {
+    fn new(kind: RowKind, proxy_id: u64, sid: u64, px: &str, sv: &str) -> Row {
+        let mut r = Row {
+            kind,
+            proxy_id,
+            sid,
+            fields: vec![None; COLUMNS.len()],
+            tunnels: 0,
+        };
+        r.set("pxname", Value::Str(px.to_owned()));
+        r.set("svname", Value::Str(sv.to_owned()));
+        r.num("pid", 1);
+        r.num("iid", proxy_id);
+        r.num(
+            "type",
+            match kind {
+                RowKind::Frontend => 0,
+                RowKind::Backend => 1,
+                RowKind::Server => 2,
+            },
+        );
+        r
+    }
+
+    fn set(&mut self, name: &str, v: Value) {
+        let i = col(name);
+        self.fields[i] = Some(v);
+    }
+
+    fn num(&mut self, name: &str, v: u64) {
+        self.set(name, Value::U64(v));
+    }
+
+    fn text(&mut self, name: &str, v: impl Into<String>) {
+        self.set(name, Value::Str(v.into()));
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.fields[col(name)].as_ref()
+    }
+
+    /// A numeric field, 0 when empty.
+    pub fn n(&self, name: &str) -> u64 {
+        match self.get(name) {
+            Some(Value::U64(n)) => *n,
+            _ => 0,
+        }
+    }
+
+    /// A text field, "" when empty.
+    pub fn s(&self, name: &str) -> String {
+        self.get(name).map(ToString::to_string).unwrap_or_default()
+    }
+
+    /// The traffic columns common to every kind.
+    fn traffic(&mut self, c: &Counters, http: bool) {
+        let g = Counters::get;
+        self.num("scur", g(&c.cur_sessions));
+        self.num("smax", g(&c.max_sessions));
+        self.num("stot", g(&c.total_sessions));
+        self.num("bin", g(&c.bytes_in));
+        self.num("bout", g(&c.bytes_out));
+        if http {
+            for (i, name) in [
+                "hrsp_1xx",
+                "hrsp_2xx",
+                "hrsp_3xx",
+                "hrsp_4xx",
+                "hrsp_5xx",
+                "hrsp_other",
+            ]
+            .iter()
+            .enumerate()
+            {
+                self.num(name, g(&c.responses[i]));
+            }
+        }
+        self.tunnels = g(&c.cur_tunnels);
+    }
+}
+
+/// Which server state HAProxy's stats would print.
+pub fn server_status(be: &BackendRuntime, i: usize) -> &'static str {
+    let st = &be.servers[i];
+    match st.admin() {
+        AdminState::Maint => "MAINT",
+        AdminState::Drain if st.is_up() => "DRAIN",
+        _ if !st.is_up() => "DOWN",
+        AdminState::Drain => "DRAIN",
+        AdminState::Ready if be.config.servers[i].check.is_none() => "no check",
+        AdminState::Ready => "UP",
+    }
+}
+
+/// The snapshot every view is made from: per proxy, in declaration order,
+/// the FRONTEND line, then its servers and the BACKEND line (a `listen`
+/// section shows all three under one name, as in HAProxy).
+pub fn rows(rt: &Runtime) -> Vec<Row> {
+    let mut out = Vec::new();
+    let mut iid = 0u64;
+    let mut shown = vec![false; rt.backends.len()];
+    for (fi, fe) in rt.frontends.iter().enumerate() {
+        iid += 1;
+        let mut r = Row::new(RowKind::Frontend, iid, 0, &fe.name, "FRONTEND");
+        let http = fe.mode == crate::config::model::Mode::Http;
+        if let Some(c) = rt.obs.frontends.get(fi) {
+            r.traffic(c, http);
+            r.num("dreq", Counters::get(&c.denied));
+            r.num("ereq", Counters::get(&c.request_errors));
+            if http {
+                r.num("req_tot", Counters::get(&c.requests));
+            }
+            r.num("conn_tot", Counters::get(&c.total_sessions));
+            r.num("intercepted", Counters::get(&c.intercepted));
+        }
+        if let Some(m) = fe.maxconn.or(rt.global.maxconn) {
+            r.num("slim", u64::from(m));
+        }
+        r.text("status", "OPEN");
+        r.text("mode", fe.mode.to_string());
+        out.push(r);
+        if let Some(bi) = rt.backends.iter().position(|b| b.config.name == fe.name) {
+            shown[bi] = true;
+            backend_rows(&rt.backends[bi], iid, &mut out);
+        }
+    }
+    for (bi, be) in rt.backends.iter().enumerate() {
+        if !shown[bi] {
+            iid += 1;
+            backend_rows(be, iid, &mut out);
+        }
+    }
+    out
+}
+
+fn backend_rows(be: &BackendRuntime, iid: u64, out: &mut Vec<Row>) {
+    let cfg = &be.config;
+    let http = cfg.mode == crate::config::model::Mode::Http;
+    let now = unix_now();
+    let (mut act, mut bck, mut weight, mut queued) = (0u64, 0u64, 0u64, 0u64);
+    for (i, s) in cfg.servers.iter().enumerate() {
+        let st = &be.servers[i];
+        let mut r = Row::new(RowKind::Server, iid, u64::from(s.id), &cfg.name, &s.name);
+        let c = &st.counters;
+        r.traffic(c, http);
+        r.num("qcur", u64::from(st.queued()));
+        r.num("qmax", Counters::get(&c.max_queue));
+        if s.maxconn > 0 {
+            r.num("slim", u64::from(s.maxconn));
+        }
+        if s.maxqueue > 0 {
+            r.num("qlimit", u64::from(s.maxqueue));
+        }
+        r.num("econ", Counters::get(&c.connection_errors));
+        r.num("eresp", Counters::get(&c.response_errors));
+        r.num("wretr", Counters::get(&c.retries));
+        r.num("wredis", Counters::get(&c.redispatches));
+        let status = server_status(be, i);
+        r.text("status", status);
+        r.num("weight", u64::from(st.weight()));
+        r.num("uweight", u64::from(st.weight()));
+        r.num("act", u64::from(!s.backup));
+        r.num("bck", u64::from(s.backup));
+        r.num("lbtot", Counters::get(&c.selected));
+        r.num("lastchg", st.last_change_age());
+        let last = Counters::get(&c.last_session);
+        if last > 0 {
+            r.num("lastsess", now.saturating_sub(last));
+        }
+        r.text("addr", s.addr.to_string());
+        r.text("mode", cfg.mode.to_string());
+        r.num("used_conn_cur", u64::from(st.served()));
+        if let Some(chk) = &s.check {
+            r.num("chkfail", Counters::get(&st.check_failures));
+            r.num("chkdown", Counters::get(&st.check_downs));
+            let cs = st.check_status();
+            r.text("check_status", cs.code());
+            r.text("check_desc", cs.description());
+            let info = st.check_info();
+            if !info.reason.is_empty() {
+                r.num("check_duration", info.duration_ms);
+                r.text("last_chk", info.reason);
+            }
+            r.num("check_rise", u64::from(chk.rise));
+            r.num("check_fall", u64::from(chk.fall));
+            r.num(
+                "check_health",
+                u64::from(st.check_health.load(std::sync::atomic::Ordering::Relaxed)),
+            );
+        }
+        if be.is_usable(i) {
+            if s.backup {
+                bck += 1;
+            } else {
+                act += 1;
+            }
+            weight += u64::from(st.weight());
+        }
+        queued += u64::from(st.queued());
+        out.push(r);
+    }
+    let c = &be.counters;
+    let mut r = Row::new(RowKind::Backend, iid, 0, &cfg.name, "BACKEND");
+    r.traffic(c, http);
+    r.num("qcur", queued);
+    r.num("qmax", Counters::get(&c.max_queue));
+    r.num("dreq", Counters::get(&c.denied));
+    r.num("econ", Counters::get(&c.connection_errors));
+    r.num("eresp", Counters::get(&c.response_errors));
+    r.num("wretr", Counters::get(&c.retries));
+    r.num("wredis", Counters::get(&c.redispatches));
+    r.text("status", if act + bck > 0 { "UP" } else { "DOWN" });
+    r.num("weight", weight);
+    r.num("uweight", weight);
+    r.num("act", act);
+    r.num("bck", bck);
+    r.num("lbtot", Counters::get(&c.selected));
+    if http {
+        r.num("req_tot", Counters::get(&c.requests));
+    }
+    let last = Counters::get(&c.last_session);
+    if last > 0 {
+        r.num("lastsess", now.saturating_sub(last));
+    }
+    r.text("mode", cfg.mode.to_string());
+    r.text("algo", algo_name(&cfg.balance));
+    r.num("intercepted", Counters::get(&c.intercepted));
+    r.tunnels = be
+        .servers
+        .iter()
+        .map(|s| Counters::get(&s.counters.cur_tunnels))
+        .sum();
+    out.push(r);
+}
+
+fn algo_name(b: &crate::config::model::Balance) -> &'static str {
+    use crate::config::model::Balance;
+    match b {
+        Balance::RoundRobin => "roundrobin",
+        Balance::StaticRr => "static-rr",
+        Balance::LeastConn => "leastconn",
+        Balance::First => "first",
+        Balance::Source => "source",
+        Balance::Uri { .. } => "uri",
+        Balance::UrlParam(_) => "url_param",
+        Balance::Hdr { .. } => "hdr",
+        Balance::Random { .. } => "random",
+    }
+}
+
+/// HAProxy's CSV: a `# ` header line, then one line per row, every line
+/// ending with a comma.
+pub fn csv(rows: &[Row]) -> String {
+    let mut s = String::with_capacity(512 + rows.len() * 256);
+    s.push_str("# ");
+    for c in COLUMNS {
+        s.push_str(c);
+        s.push(',');
+    }
+    s.push('\n');
+    for r in rows {
+        for f in &r.fields {
+            if let Some(v) = f {
+                csv_field(&mut s, &v.to_string());
+            }
+            s.push(',');
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// Quotes a field only when it needs it, doubling quotes (as HAProxy).
+fn csv_field(out: &mut String, v: &str) {
+    if v.contains([',', '"', '\n']) {
+        out.push('"');
+        out.push_str(&v.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(v);
+    }
+}
+
+/// HAProxy's `;json` / `show stat json` layout: one array per row, one
+/// object per non-empty field with its position, name and typed value.
+pub fn json(rows: &[Row]) -> String {
+    let mut s = String::from("[");
+    for (ri, r) in rows.iter().enumerate() {
+        if ri > 0 {
+            s.push(',');
+        }
+        s.push('[');
+        let obj = match r.kind {
+            RowKind::Frontend => "Frontend",
+            RowKind::Backend => "Backend",
+            RowKind::Server => "Server",
+        };
+        let mut first = true;
+        for (pos, f) in r.fields.iter().enumerate() {
+            let Some(v) = f else { continue };
+            if !first {
+                s.push(',');
+            }
+            first = false;
+            let (ty, val) = match v {
+                Value::U64(n) => ("u64", n.to_string()),
+                Value::Str(t) => ("str", json_string(t)),
+            };
+            let _ = write!(
+                s,
+                "{{\"objType\":\"{obj}\",\"proxyId\":{},\"id\":{},\"field\":{{\"pos\":{pos},\"name\":\"{}\"}},\"processNum\":1,\"tags\":{{\"origin\":\"Metric\",\"nature\":\"Gauge\",\"scope\":\"Process\"}},\"value\":{{\"type\":\"{ty}\",\"value\":{val}}}}}",
+                r.proxy_id, r.sid, COLUMNS[pos]
+            );
+        }
+        s.push(']');
+    }
+    s.push(']');
+    s
+}
+
+pub fn json_string(t: &str) -> String {
+    let mut s = String::with_capacity(t.len() + 2);
+    s.push('"');
+    for c in t.chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(s, "\\u{:04x}", c as u32);
+            }
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// `0d 0h01m02s`, as HAProxy's `show info` writes uptimes.
+pub fn uptime_text(secs: u64) -> String {
+    format!(
+        "{}d {}h{:02}m{:02}s",
+        secs / 86400,
+        (secs / 3600) % 24,
+        (secs / 60) % 60,
+        secs % 60
+    )
+}
+
+/// `show info`: process figures, `Name: value` lines.
+pub fn info(rt: &Runtime) -> Vec<(&'static str, String)> {
+    let up = rt.obs.started_at.elapsed().as_secs();
+    let p = &rt.obs.process;
+    let started = rt
+        .obs
+        .started
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    vec![
+        ("Name", "wsgate".into()),
+        ("Version", env!("CARGO_PKG_VERSION").into()),
+        ("Pid", std::process::id().to_string()),
+        ("Process_num", "1".into()),
+        (
+            "Nbthread",
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .to_string(),
+        ),
+        ("Uptime", uptime_text(up)),
+        ("Uptime_sec", up.to_string()),
+        ("Start_time_sec", started.to_string()),
+        (
+            "Maxconn",
+            rt.global.maxconn.map(|m| m.to_string()).unwrap_or_default(),
+        ),
+        ("CurrConns", Counters::get(&p.cur_sessions).to_string()),
+        ("MaxConnReached", Counters::get(&p.max_sessions).to_string()),
+        ("CumConns", Counters::get(&p.total_sessions).to_string()),
+        ("CumReq", Counters::get(&p.requests).to_string()),
+        (
+            "CurrTunnels",
+            rt.backends
+                .iter()
+                .flat_map(|b| b.servers.iter())
+                .map(|s| Counters::get(&s.counters.cur_tunnels))
+                .sum::<u64>()
+                .to_string(),
+        ),
+        ("LogLinesDropped", rt.obs.logger.dropped().to_string()),
+    ]
+}

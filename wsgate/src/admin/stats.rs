@@ -1,0 +1,355 @@
+//! The stats page (`stats enable`, `stats uri`, `stats auth`, `stats
+//! realm`, `stats refresh`, `stats hide-version`): one self-contained HTML
+//! page (no external assets, readable on a phone), `;csv` with HAProxy's
+//! columns and `;json` in HAProxy's typed layout.
+//!
+//! Stage: the session recognises a request for the stats URI (on the
+//! frontend before routing, or on the backend it was routed to, as
+//! HAProxy does) and sends back what [`answer`] returns; nothing is
+//! forwarded. Credentials are compared in constant time over the whole
+//! `user:password` string, so a wrong password takes as long as a right
+//! one of the same length; a missing or wrong one gets 401 with
+//! `WWW-Authenticate: Basic realm="..."`.
+
+use std::fmt::Write as _;
+
+use super::{rows, Row, RowKind};
+use crate::config::model::StatsPage;
+use crate::proxy::Runtime;
+
+/// Whether `target` asks for the stats page at `page.uri` (a prefix, as in
+/// HAProxy).
+pub fn matches(page: &StatsPage, target: &str) -> bool {
+    target.starts_with(&page.uri)
+}
+
+/// The full HTTP/1.1 response (head and body) and its status.
+pub fn answer(
+    page: &StatsPage,
+    target: &str,
+    authorization: Option<&[u8]>,
+    rt: &Runtime,
+) -> (u16, Vec<u8>) {
+    if !page.users.is_empty() && !authorized(page, authorization) {
+        let body = "<html><body><h1>401 Unauthorized</h1>\nYou need a valid user and password to access this content.\n</body></html>\n";
+        let head = format!(
+            "HTTP/1.1 401 Unauthorized\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/html\r\nwww-authenticate: Basic realm=\"{}\"\r\n\r\n",
+            body.len(),
+            page.realm
+        );
+        return (401, [head.as_bytes(), body.as_bytes()].concat());
+    }
+    let rest = &target[page.uri.len().min(target.len())..];
+    let snapshot = rows(rt);
+    let (ctype, body) = if rest.contains(";csv") {
+        ("text/plain", super::csv(&snapshot))
+    } else if rest.contains(";json") {
+        ("application/json", super::json(&snapshot))
+    } else {
+        ("text/html; charset=utf-8", html(page, rt, &snapshot))
+    };
+    let mut head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: {ctype}\r\n",
+        body.len()
+    );
+    if let Some(r) = page.refresh {
+        if ctype.starts_with("text/html") {
+            let _ = write!(head, "refresh: {}\r\n", r.as_secs());
+        }
+    }
+    head.push_str("\r\n");
+    (200, [head.into_bytes(), body.into_bytes()].concat())
+}
+
+/// Checks `Authorization: Basic <base64(user:pass)>` against every
+/// `stats auth` line, each in constant time.
+fn authorized(page: &StatsPage, header: Option<&[u8]>) -> bool {
+    let Some(h) = header else { return false };
+    let h = h.trim_ascii();
+    let Some(encoded) = h
+        .get(..6)
+        .filter(|p| p.eq_ignore_ascii_case(b"basic "))
+        .map(|_| h[6..].trim_ascii())
+    else {
+        return false;
+    };
+    let Some(given) = base64_decode(encoded) else {
+        return false;
+    };
+    let mut ok = false;
+    for (user, pass) in &page.users {
+        let expected = format!("{user}:{pass}");
+        ok |= constant_time_eq(expected.as_bytes(), &given);
+    }
+    ok
+}
+
+/// Compares in time that depends only on the lengths, never on where the
+/// first difference is.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len().max(b.len());
+    let mut diff = u8::from(a.len() != b.len());
+    for i in 0..n {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0xff);
+        diff |= x ^ y;
+    }
+    std::hint::black_box(diff) == 0
+}
+
+/// Standard base64 (with or without padding).
+pub fn base64_decode(input: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(input.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0u32;
+    for &c in input {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => break,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(u8::try_from((acc >> bits) & 0xff).unwrap_or(0));
+        }
+    }
+    Some(out)
+}
+
+pub fn escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '&' => o.push_str("&amp;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+fn bytes_text(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:0;padding:8px;background:#f6f7f9;color:#1b1d21}\
+h1{font-size:18px;margin:4px 0}h2{font-size:15px;margin:16px 0 4px}\
+.meta{color:#555;font-size:12px}.wrap{overflow-x:auto;-webkit-overflow-scrolling:touch}\
+table{border-collapse:collapse;background:#fff;min-width:100%;font-variant-numeric:tabular-nums}\
+th,td{border:1px solid #d5d8de;padding:3px 6px;text-align:right;white-space:nowrap}\
+th{background:#e8ebf0;font-weight:600}td:first-child,th:first-child{text-align:left;position:sticky;left:0;background:inherit}\
+tr.fe td{background:#eef4ff}tr.be td{background:#eef1f4;font-weight:600}\
+.UP,.OPEN,.no{color:#0a7a2f}.DOWN{color:#c01818;font-weight:700}.MAINT{color:#6b46c1}.DRAIN{color:#b7791f}\
+.ws{font-weight:700;color:#1d4ed8}.small{font-size:11px;color:#666;text-align:left;white-space:normal;min-width:12em}";
+
+fn html(page: &StatsPage, rt: &Runtime, rows: &[Row]) -> String {
+    let mut s = String::with_capacity(4096 + rows.len() * 600);
+    let up = rt.obs.started_at.elapsed().as_secs();
+    let info = super::info(rt);
+    let get = |k: &str| {
+        info.iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    s.push_str("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">");
+    s.push_str("<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">");
+    if let Some(r) = page.refresh {
+        let _ = write!(
+            s,
+            "<meta http-equiv=\"refresh\" content=\"{}\">",
+            r.as_secs()
+        );
+    }
+    let _ = write!(
+        s,
+        "<title>Statistics Report for wsgate</title><style>{STYLE}</style></head><body>"
+    );
+    s.push_str("<h1>wsgate statistics</h1><p class=\"meta\">");
+    if !page.hide_version {
+        let _ = write!(s, "version {} &middot; ", env!("CARGO_PKG_VERSION"));
+    }
+    let _ = write!(
+        s,
+        "pid {} &middot; uptime <span id=\"uptime\">{}</span> &middot; current connections <b id=\"conns\">{}</b> &middot; total {} &middot; open WebSocket tunnels <b id=\"tunnels\">{}</b></p>",
+        std::process::id(),
+        super::uptime_text(up),
+        get("CurrConns"),
+        get("CumConns"),
+        get("CurrTunnels"),
+    );
+    let mut i = 0;
+    while i < rows.len() {
+        let px = rows[i].s("pxname");
+        let start = i;
+        while i < rows.len()
+            && rows[i].s("pxname") == px
+            && rows[i].proxy_id == rows[start].proxy_id
+        {
+            i += 1;
+        }
+        proxy_table(&mut s, &px, &rows[start..i]);
+    }
+    s.push_str("<p class=\"meta\">Also as <a href=\"");
+    s.push_str(&escape(&page.uri));
+    s.push_str(";csv\">CSV</a> and <a href=\"");
+    s.push_str(&escape(&page.uri));
+    s.push_str(";json\">JSON</a>.</p></body></html>\n");
+    s
+}
+
+fn proxy_table(s: &mut String, px: &str, rows: &[Row]) {
+    let _ = write!(
+        s,
+        "<h2>{}</h2><div class=\"wrap\"><table><thead><tr>",
+        escape(px)
+    );
+    for h in [
+        "",
+        "Status",
+        "Last check",
+        "Wght",
+        "Queue cur/max",
+        "Sessions cur/max/limit",
+        "Total",
+        "WS tunnels",
+        "Bytes in",
+        "Bytes out",
+        "1xx",
+        "2xx",
+        "3xx",
+        "4xx",
+        "5xx",
+        "Req errors",
+        "Conn errors",
+        "Resp errors",
+        "Retries",
+        "Redisp",
+        "Last change",
+    ] {
+        let _ = write!(s, "<th>{h}</th>");
+    }
+    s.push_str("</tr></thead><tbody>");
+    for r in rows {
+        let (class, name) = match r.kind {
+            RowKind::Frontend => ("fe", "Frontend".to_owned()),
+            RowKind::Backend => ("be", "Backend".to_owned()),
+            RowKind::Server => ("sv", r.s("svname")),
+        };
+        let status = r.s("status");
+        let status_class = status.split(' ').next().unwrap_or("").to_owned();
+        let _ = write!(
+            s,
+            "<tr class=\"{class}\" data-sv=\"{}\"><td>{}</td><td class=\"{}\">{}</td>",
+            escape(&r.s("svname")),
+            escape(&name),
+            escape(&status_class),
+            escape(&status)
+        );
+        let chk = match r.kind {
+            RowKind::Server if r.get("check_status").is_some() => format!(
+                "{} in {}ms<br>{}",
+                escape(&r.s("check_status")),
+                r.n("check_duration"),
+                escape(&r.s("last_chk"))
+            ),
+            _ => String::new(),
+        };
+        let _ = write!(s, "<td class=\"small\">{chk}</td>");
+        let opt = |name: &str| r.get(name).map(ToString::to_string).unwrap_or_default();
+        let _ = write!(s, "<td>{}</td>", opt("weight"));
+        let queue = if r.kind == RowKind::Frontend {
+            String::new()
+        } else {
+            format!("{}/{}", r.n("qcur"), r.n("qmax"))
+        };
+        let _ = write!(s, "<td>{queue}</td>");
+        let _ = write!(
+            s,
+            "<td>{}/{}/{}</td><td>{}</td>",
+            r.n("scur"),
+            r.n("smax"),
+            opt("slim"),
+            r.n("stot")
+        );
+        let tunnels = if r.kind == RowKind::Frontend {
+            String::new()
+        } else {
+            r.tunnels.to_string()
+        };
+        let _ = write!(s, "<td class=\"ws\" data-field=\"tunnels\">{tunnels}</td>");
+        let _ = write!(
+            s,
+            "<td>{}</td><td>{}</td>",
+            bytes_text(r.n("bin")),
+            bytes_text(r.n("bout"))
+        );
+        for c in ["hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx"] {
+            let _ = write!(s, "<td>{}</td>", opt(c));
+        }
+        for c in ["ereq", "econ", "eresp", "wretr", "wredis"] {
+            let _ = write!(s, "<td>{}</td>", opt(c));
+        }
+        let lastchg = r
+            .get("lastchg")
+            .map(|_| super::uptime_text(r.n("lastchg")))
+            .unwrap_or_default();
+        let _ = write!(s, "<td>{lastchg}</td></tr>");
+    }
+    s.push_str("</tbody></table></div>");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_auth() {
+        let page = StatsPage {
+            users: vec![("admin".into(), "s3cret".into())],
+            ..StatsPage::default()
+        };
+        // base64("admin:s3cret")
+        assert!(authorized(&page, Some(b"Basic YWRtaW46czNjcmV0")));
+        assert!(authorized(&page, Some(b"basic YWRtaW46czNjcmV0")));
+        // base64("admin:wrong!")
+        assert!(!authorized(&page, Some(b"Basic YWRtaW46d3Jvbmch")));
+        assert!(!authorized(&page, None));
+        assert!(!authorized(&page, Some(b"Bearer x")));
+        assert!(!authorized(&page, Some(b"Basic !!!")));
+    }
+
+    #[test]
+    fn constant_time_compare() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(!constant_time_eq(b"", b"\xff"));
+    }
+
+    #[test]
+    fn base64() {
+        assert_eq!(base64_decode(b"aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(base64_decode(b"aGVsbG8").unwrap(), b"hello");
+    }
+}

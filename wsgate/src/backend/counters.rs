@@ -1,0 +1,243 @@
+//! Traffic counters of one proxy (frontend or backend) or one server: what
+//! the stats page, the Prometheus exporter and `show stat` report.
+//!
+//! Every figure is an atomic updated once per session, exchange or tunnel
+//! (never per WebSocket message or per read), with relaxed ordering: the
+//! readers only need eventually consistent numbers, and the data path pays
+//! one uncontended `fetch_add` per event (DESIGN.md principle 3). `max`
+//! values use `fetch_max`. `clear counters` (runtime API) resets the
+//! maxima, as HAProxy's does; `clear counters all` resets everything.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+/// Why a tunnel ended, for `wsgate_tunnels_closed_total{reason}` and the
+/// access log's termination state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    ClientClose,
+    ServerClose,
+    Timeout,
+    Stopping,
+    Error,
+    /// A WebSocket limit or policy (`websocket ...` settings) was broken.
+    Limit,
+}
+
+impl CloseReason {
+    pub const ALL: [CloseReason; 6] = [
+        CloseReason::ClientClose,
+        CloseReason::ServerClose,
+        CloseReason::Timeout,
+        CloseReason::Stopping,
+        CloseReason::Error,
+        CloseReason::Limit,
+    ];
+
+    /// The Prometheus label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            CloseReason::ClientClose => "client_close",
+            CloseReason::ServerClose => "server_close",
+            CloseReason::Timeout => "timeout",
+            CloseReason::Stopping => "stopping",
+            CloseReason::Error => "error",
+            CloseReason::Limit => "limit",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One proxy's or server's counters. Which fields a kind of object fills
+/// follows HAProxy's CSV letters (F, B, S).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Current sessions (`scur`).
+    pub cur_sessions: AtomicU64,
+    /// Highest `cur_sessions` seen (`smax`).
+    pub max_sessions: AtomicU64,
+    /// Sessions since start (`stot`).
+    pub total_sessions: AtomicU64,
+    /// Bytes received from clients (`bin`).
+    pub bytes_in: AtomicU64,
+    /// Bytes sent to clients (`bout`).
+    pub bytes_out: AtomicU64,
+    /// HTTP requests (`req_tot`).
+    pub requests: AtomicU64,
+    /// Responses by class: 1xx, 2xx, 3xx, 4xx, 5xx, other (`hrsp_*`).
+    pub responses: [AtomicU64; 6],
+    /// Requests denied (`dreq`).
+    pub denied: AtomicU64,
+    /// Request errors (`ereq`, frontends).
+    pub request_errors: AtomicU64,
+    /// Failed connection attempts (`econ`).
+    pub connection_errors: AtomicU64,
+    /// Response errors (`eresp`).
+    pub response_errors: AtomicU64,
+    /// Connection retries (`wretr`).
+    pub retries: AtomicU64,
+    /// Redispatches to another server (`wredis`).
+    pub redispatches: AtomicU64,
+    /// Times this server was chosen (`lbtot`).
+    pub selected: AtomicU64,
+    /// Requests answered by wsgate itself: stats, metrics (`intercepted`).
+    pub intercepted: AtomicU64,
+    /// Open tunnels (WebSocket after `101`, or `mode tcp`).
+    pub cur_tunnels: AtomicU64,
+    /// Tunnels since start.
+    pub total_tunnels: AtomicU64,
+    /// Closed tunnels by [`CloseReason`].
+    pub tunnels_closed: [AtomicU64; 6],
+    /// Highest queue length seen (`qmax`).
+    pub max_queue: AtomicU64,
+    /// Unix time (s) of the last session (`lastsess`); 0 = never.
+    pub last_session: AtomicU64,
+}
+
+impl Counters {
+    pub fn new() -> Arc<Counters> {
+        Arc::new(Counters::default())
+    }
+
+    /// A session starts: current, max, total.
+    pub fn session_start(&self) {
+        let now = self.cur_sessions.fetch_add(1, Relaxed) + 1;
+        self.max_sessions.fetch_max(now, Relaxed);
+        self.total_sessions.fetch_add(1, Relaxed);
+    }
+
+    pub fn session_end(&self) {
+        self.cur_sessions.fetch_sub(1, Relaxed);
+    }
+
+    /// Counts one response status in its class.
+    pub fn response(&self, status: u16) {
+        let class = match status {
+            100..=599 => usize::from(status / 100) - 1,
+            _ => 5,
+        };
+        self.responses[class].fetch_add(1, Relaxed);
+    }
+
+    pub fn bytes(&self, bytes_in: u64, bytes_out: u64) {
+        if bytes_in > 0 {
+            self.bytes_in.fetch_add(bytes_in, Relaxed);
+        }
+        if bytes_out > 0 {
+            self.bytes_out.fetch_add(bytes_out, Relaxed);
+        }
+    }
+
+    pub fn tunnel_open(&self) {
+        self.cur_tunnels.fetch_add(1, Relaxed);
+        self.total_tunnels.fetch_add(1, Relaxed);
+    }
+
+    pub fn tunnel_closed(&self, reason: CloseReason) {
+        self.cur_tunnels.fetch_sub(1, Relaxed);
+        self.tunnels_closed[reason.index()].fetch_add(1, Relaxed);
+    }
+
+    pub fn closed(&self, reason: CloseReason) -> u64 {
+        self.tunnels_closed[reason.index()].load(Relaxed)
+    }
+
+    pub fn get(a: &AtomicU64) -> u64 {
+        a.load(Relaxed)
+    }
+
+    pub fn add(a: &AtomicU64, n: u64) {
+        a.fetch_add(n, Relaxed);
+    }
+
+    /// `clear counters`: the maxima only (HAProxy's operator-level clear).
+    pub fn clear_max(&self) {
+        self.max_sessions
+            .store(self.cur_sessions.load(Relaxed), Relaxed);
+        self.max_queue.store(0, Relaxed);
+    }
+
+    /// `clear counters all`: every cumulative figure too (current values,
+    /// which describe open connections, stay).
+    pub fn clear_all(&self) {
+        self.clear_max();
+        for a in [
+            &self.total_sessions,
+            &self.bytes_in,
+            &self.bytes_out,
+            &self.requests,
+            &self.denied,
+            &self.request_errors,
+            &self.connection_errors,
+            &self.response_errors,
+            &self.retries,
+            &self.redispatches,
+            &self.selected,
+            &self.intercepted,
+            &self.total_tunnels,
+        ] {
+            a.store(0, Relaxed);
+        }
+        for a in self.responses.iter().chain(&self.tunnels_closed) {
+            a.store(0, Relaxed);
+        }
+    }
+}
+
+/// Holds one session in a [`Counters`]' current count until dropped.
+#[derive(Debug)]
+pub struct SessionGuard(Arc<Counters>);
+
+impl SessionGuard {
+    pub fn new(counters: Arc<Counters>) -> SessionGuard {
+        counters.session_start();
+        SessionGuard(counters)
+    }
+
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.0
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.0.session_end();
+    }
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_and_classes() {
+        let c = Counters::new();
+        let a = SessionGuard::new(c.clone());
+        let b = SessionGuard::new(c.clone());
+        drop(a);
+        assert_eq!(Counters::get(&c.cur_sessions), 1);
+        assert_eq!(Counters::get(&c.max_sessions), 2);
+        drop(b);
+        c.response(101);
+        c.response(503);
+        c.response(700);
+        assert_eq!(Counters::get(&c.responses[0]), 1);
+        assert_eq!(Counters::get(&c.responses[4]), 1);
+        assert_eq!(Counters::get(&c.responses[5]), 1);
+        c.clear_max();
+        assert_eq!(Counters::get(&c.max_sessions), 0);
+        assert_eq!(Counters::get(&c.total_sessions), 2);
+        c.clear_all();
+        assert_eq!(Counters::get(&c.total_sessions), 0);
+    }
+}
