@@ -270,6 +270,11 @@ async fn wait_echo(ws: &mut Ws, expect: &Expect, skipped: &mut u64) -> Result<()
 
 /// Sends a close and waits (briefly) for the server's close.
 pub async fn close(ws: &mut Ws) -> Result<(), String> {
+    close_within(ws, Duration::from_secs(2)).await
+}
+
+/// Sends a close and waits up to `wait` for the server's close.
+pub async fn close_within(ws: &mut Ws, wait: Duration) -> Result<(), String> {
     if let Err(e) = ws.close(None).await {
         return Err(format!("close: {}", error_kind(&e)));
     }
@@ -280,7 +285,7 @@ pub async fn close(ws: &mut Ws) -> Result<(), String> {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(2), drain)
+    tokio::time::timeout(wait, drain)
         .await
         .map_err(|_| "close: no close reply".to_owned())
 }
