@@ -44,6 +44,10 @@ pub struct EchoArgs {
     /// Count a message as failed, and drop its connection, after this long.
     #[arg(long, default_value = "10s", value_parser = stats::parse_duration)]
     pub reply_timeout: Duration,
+    /// Stop each connection after this many round trips (0 = no limit;
+    /// `--duration` still applies). Gives a fixed workload for callgrind.
+    #[arg(long, default_value_t = 0)]
+    pub count: u64,
     /// Connection attempts in progress at once while opening.
     #[arg(long, default_value_t = 256)]
     pub connect_concurrency: usize,
@@ -102,8 +106,9 @@ pub async fn run(args: EchoArgs) -> anyhow::Result<(serde_json::Value, bool)> {
     for (id, ws) in conns.into_iter().enumerate() {
         let histogram = histogram.clone();
         let (size, text, timeout) = (args.size, args.text, args.reply_timeout);
+        let count = args.count;
         running.push(tokio::spawn(async move {
-            echo_loop(ws, id, size, text, timeout, deadline, histogram).await
+            echo_loop(ws, id, size, text, timeout, deadline, count, histogram).await
         }));
     }
     let mut latency = histogram;
@@ -138,6 +143,7 @@ pub async fn run(args: EchoArgs) -> anyhow::Result<(serde_json::Value, bool)> {
         "connect_failed": args.connections - connected,
         "size": args.size,
         "text": args.text,
+        "count": args.count,
         "duration_s": args.duration.as_secs_f64(),
         "open_s": stats::round3(open_s),
         "elapsed_s": stats::round3(elapsed),
@@ -155,6 +161,7 @@ pub async fn run(args: EchoArgs) -> anyhow::Result<(serde_json::Value, bool)> {
     Ok((report, connected > 0))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn echo_loop(
     mut ws: Ws,
     id: usize,
@@ -162,6 +169,7 @@ async fn echo_loop(
     text: bool,
     timeout: Duration,
     deadline: Instant,
+    count: u64,
     latency: Histogram<u64>,
 ) -> ConnResult {
     let mut r = ConnResult {
@@ -173,7 +181,7 @@ async fn echo_loop(
     };
     let mut seq: u64 = 0;
     let mut healthy = true;
-    while Instant::now() < deadline {
+    while Instant::now() < deadline && (count == 0 || seq < count) {
         seq += 1;
         let (msg, expect) = payload(id, seq, size, text);
         let t0 = Instant::now();
@@ -262,6 +270,11 @@ async fn wait_echo(ws: &mut Ws, expect: &Expect, skipped: &mut u64) -> Result<()
 
 /// Sends a close and waits (briefly) for the server's close.
 pub async fn close(ws: &mut Ws) -> Result<(), String> {
+    close_within(ws, Duration::from_secs(2)).await
+}
+
+/// Sends a close and waits up to `wait` for the server's close.
+pub async fn close_within(ws: &mut Ws, wait: Duration) -> Result<(), String> {
     if let Err(e) = ws.close(None).await {
         return Err(format!("close: {}", error_kind(&e)));
     }
@@ -272,7 +285,7 @@ pub async fn close(ws: &mut Ws) -> Result<(), String> {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(2), drain)
+    tokio::time::timeout(wait, drain)
         .await
         .map_err(|_| "close: no close reply".to_owned())
 }

@@ -42,7 +42,8 @@ pub struct HoldArgs {
     /// How long to keep them open once every attempt is done.
     #[arg(long, default_value = "10s", value_parser = stats::parse_duration)]
     pub hold: Duration,
-    /// How long each connection gets to answer the final ping.
+    /// How long each connection gets to answer the final ping, and then
+    /// to answer the close (thousands close at once: allow for a queue).
     #[arg(long, default_value = "5s", value_parser = stats::parse_duration)]
     pub verify_timeout: Duration,
 }
@@ -251,7 +252,7 @@ async fn hold_open(
             return o;
         }
     }
-    match crate::echo::close(&mut ws).await {
+    match crate::echo::close_within(&mut ws, verify_timeout).await {
         Ok(()) => o.closed_clean = true,
         Err(kind) => o.errors.add(kind),
     }

@@ -7,6 +7,14 @@
 //!   throughput and round-trip latency percentiles ([`echo`]).
 //! * `hold`: open N idle connections at a rate, keep them, then check each
 //!   still answers a ping and close it cleanly ([`hold`]).
+//! * `churn`: open, echo one message, close, at a concurrency, for a
+//!   duration; connections per second ([`churn`]).
+//! * `serve`: a fast WebSocket echo server (ws and wss), the benchmark's
+//!   backend ([`serve`]).
+//!
+//! `--threads N` (before or after the subcommand) sets the runtime's worker
+//! threads: 1 is a single-threaded runtime (the benchmark pins wsload to one
+//! core), the default is one per available CPU.
 //!
 //! Shared pieces: [`client`] (connecting, ws:// and wss://, `--insecure`,
 //! `--ca`) and [`stats`] (durations, histograms, error tallies).
@@ -14,9 +22,11 @@
 //! not a single connection was opened; errors during a run are counted in
 //! the JSON, not turned into the exit status, so a benchmark can read them.
 
+mod churn;
 mod client;
 mod echo;
 mod hold;
+mod serve;
 mod stats;
 
 use std::process::ExitCode;
@@ -32,6 +42,9 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Runtime worker threads (1 = single-threaded; default: one per CPU).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -40,15 +53,45 @@ enum Command {
     Echo(echo::EchoArgs),
     /// Idle connections: open N at a rate, hold them, verify, close.
     Hold(hold::HoldArgs),
+    /// Connection cost: open, echo one message, close, over and over.
+    Churn(churn::ChurnArgs),
+    /// A fast WebSocket echo server (the benchmark's backend).
+    Serve(serve::ServeArgs),
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Echo(args) => echo::run(args).await,
-        Command::Hold(args) => hold::run(args).await,
+    let runtime = match cli.threads {
+        Some(0) => {
+            eprintln!("wsload: --threads must be at least 1");
+            return ExitCode::FAILURE;
+        }
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
     };
+    let runtime = match runtime {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wsload: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Echo(args) => echo::run(args).await,
+            Command::Hold(args) => hold::run(args).await,
+            Command::Churn(args) => churn::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
+        }
+    });
     match result {
         Ok((report, success)) => {
             println!("{report}");

@@ -282,3 +282,142 @@ async fn wss_needs_insecure_or_ca_for_a_self_signed_cert() {
     assert!(ok, "{r}");
     assert_eq!(r["still_open"], 3, "{r}");
 }
+
+/// Starts `wsload serve` on an ephemeral port (plain, and TLS when a PEM
+/// path is given) for `duration`; returns the child and its addresses.
+async fn wsload_serve(
+    tls_pem: Option<&str>,
+    duration: &str,
+) -> (tokio::process::Child, Vec<SocketAddr>) {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut args = vec![
+        "--threads",
+        "1",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--duration",
+        duration,
+    ];
+    if let Some(pem) = tls_pem {
+        args.extend(["--listen-tls", "127.0.0.1:0", "--cert", pem]);
+    }
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wsload"))
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    // "wsload serve: listening on [127.0.0.1:1234, 127.0.0.1:1235]"
+    let list = line.split_once('[').unwrap().1.trim_end_matches(']');
+    let addrs = list.split(", ").map(|a| a.parse().unwrap()).collect();
+    (child, addrs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_echoes_and_churn_counts_cycles() {
+    let (child, addrs) = wsload_serve(None, "3s").await;
+    let url = format!("ws://{}/", addrs[0]);
+
+    // A fixed workload: 2 connections × 5 round trips.
+    let (ok, r) = wsload(&[
+        "--threads",
+        "1",
+        "echo",
+        "--url",
+        &url,
+        "--connections",
+        "2",
+        "--count",
+        "5",
+        "--duration",
+        "10s",
+    ])
+    .await;
+    assert!(ok, "{r}");
+    assert_eq!(r["messages"], 10, "{r}");
+    assert_eq!(r["count"], 5, "{r}");
+
+    // Churn from two loopback source addresses.
+    let (ok, r) = wsload(&[
+        "churn",
+        "--url",
+        &url,
+        "--concurrency",
+        "4",
+        "--duration",
+        "300ms",
+        "--bind-ips",
+        "127.0.0.2-127.0.0.3",
+    ])
+    .await;
+    assert!(ok, "{r}");
+    assert_eq!(r["mode"], "churn");
+    assert_eq!(r["errors"], 0, "{r}");
+    let completed = r["completed"].as_u64().unwrap();
+    assert!(completed > 0, "{r}");
+    assert_eq!(r["cycle_latency_us"]["count"].as_u64(), Some(completed));
+    assert!(r["conns_per_sec"].as_f64().unwrap() > 0.0);
+
+    // serve stops by itself and reports what it carried.
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["mode"], "serve");
+    assert!(
+        report["connections"].as_u64().unwrap() >= 2 + completed,
+        "{report}"
+    );
+    assert!(
+        report["messages"].as_u64().unwrap() >= 10 + completed,
+        "{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_over_tls_and_churn_with_full_handshakes() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("wsload-serve-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pem = dir.join("site.pem");
+    std::fs::write(&pem, format!("{}{}", cert.pem(), key.serialize_pem())).unwrap();
+    let pem_arg = pem.display().to_string();
+    let (_child, addrs) = wsload_serve(Some(&pem_arg), "5s").await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let url = format!("wss://{}/", addrs[1]);
+    for resume in [false, true] {
+        let mut args = vec![
+            "churn",
+            "--url",
+            &url,
+            "--insecure",
+            "--concurrency",
+            "2",
+            "--duration",
+            "300ms",
+        ];
+        if resume {
+            args.push("--tls-resume");
+        }
+        let (ok, r) = wsload(&args).await;
+        assert!(ok, "{r}");
+        assert_eq!(r["errors"], 0, "{r}");
+        assert_eq!(r["tls_resume"], resume, "{r}");
+        assert!(r["completed"].as_u64().unwrap() > 0, "{r}");
+    }
+}
