@@ -255,6 +255,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             stats_timeout: global.stats_timeout,
             logs: global.logs.clone(),
             hard_stop_after: global.hard_stop_after,
+            nbthread: global.nbthread,
         },
         frontends,
         backends,

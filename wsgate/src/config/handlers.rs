@@ -86,6 +86,18 @@ pub fn tune_bufsize(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
     }
 }
 
+pub fn nbthread(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
+    let Some(t) = cx.one_arg("nbthread <number>") else {
+        return;
+    };
+    match t.text.parse::<u32>() {
+        Ok(n) if (1..=1024).contains(&n) => g.nbthread = Some(n),
+        _ => {
+            cx.error(t, format!("nbthread '{}' is not a number from 1 to 1024", t.text));
+        }
+    }
+}
+
 pub fn hard_stop_after(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
     if let Some(t) = time_arg(cx) {
         g.hard_stop_after = t;

@@ -230,7 +230,7 @@ pub static KEYWORDS: &[Keyword] = &[
     rej("monitor", FL, "monitor rules are not implemented", None),
     rej("monitor-uri", FL, "the monitor URI is not implemented; probes would be forwarded to the backend", None),
     ign("nbproc", G, "removed in HAProxy 2.5; wsgate is one multi-threaded process"),
-    ign("nbthread", G, "wsgate runs one worker thread per CPU"),
+    sup("nbthread", G, Handler::Global(h::nbthread), "`nbthread <n>`: worker threads (default: one per CPU the process may run on)"),
     ign("option abortonclose", DLB, "a request whose client has gone is still forwarded; its response is discarded"),
     rej("option accept-invalid-http-request", DFL, "wsgate parses HTTP/1.1 strictly (RFC 9112) and has no lenient mode: ambiguous requests are how requests get smuggled", Some("fix the client, or remove the line to get 400 for invalid requests")),
     rej("option accept-invalid-http-response", DLB, "wsgate parses HTTP/1.1 strictly (RFC 9112) and has no lenient mode", Some("fix the server, or remove the line to get 502 for invalid responses")),

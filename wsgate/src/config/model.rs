@@ -60,6 +60,9 @@ pub struct Global {
     /// (after WebSockets were sent close 1001) before the process exits.
     /// `None` when unset; wsgate then waits [`DEFAULT_HARD_STOP_AFTER`].
     pub hard_stop_after: Option<Duration>,
+    /// `nbthread`: worker threads; `None` is one per CPU the process may
+    /// run on (its affinity mask), as HAProxy does.
+    pub nbthread: Option<u32>,
 }
 
 /// The stop grace when `hard-stop-after` is unset. HAProxy waits forever,
@@ -76,6 +79,7 @@ impl Default for Global {
             stats_timeout: Duration::from_secs(10),
             logs: Vec::new(),
             hard_stop_after: None,
+            nbthread: None,
         }
     }
 }

@@ -82,6 +82,7 @@ pub struct GlobalDraft {
     pub maxconn: Option<u32>,
     pub tune_bufsize: usize,
     pub hard_stop_after: Option<std::time::Duration>,
+    pub nbthread: Option<u32>,
     /// `crt-base`: where relative `crt` paths are resolved from.
     pub crt_base: Option<PathBuf>,
     /// `default-path`: the directory relative paths (including a relative
@@ -117,6 +118,7 @@ impl Default for GlobalDraft {
             maxconn: None,
             tune_bufsize: 16384,
             hard_stop_after: None,
+            nbthread: None,
             crt_base: None,
             default_path: None,
             stats_sockets: Vec::new(),

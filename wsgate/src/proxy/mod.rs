@@ -270,7 +270,10 @@ impl Prepared {
     /// docs/performance.md).
     pub async fn start(self) -> Result<Proxy, StartError> {
         raise_fd_limit();
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = match self.config.global.nbthread {
+            Some(n) => n as usize,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
         let shutdown = CancellationToken::new();
         let sessions = TaskTracker::new();
         let workers = match start_workers(threads, &shutdown, &sessions) {
