@@ -93,7 +93,10 @@ pub fn nbthread(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
     match t.text.parse::<u32>() {
         Ok(n) if (1..=1024).contains(&n) => g.nbthread = Some(n),
         _ => {
-            cx.error(t, format!("nbthread '{}' is not a number from 1 to 1024", t.text));
+            cx.error(
+                t,
+                format!("nbthread '{}' is not a number from 1 to 1024", t.text),
+            );
         }
     }
 }
@@ -715,7 +718,7 @@ pub fn option_redispatch(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     if let Some(t) = cx.args.first() {
         cx.warn(
             t,
-            "the redispatch interval is ignored: any retry may pick another server",
+            "the redispatch interval is ignored: the last retry goes to another server (HAProxy's default)",
         );
     }
     no_extra_args(cx, 1);
