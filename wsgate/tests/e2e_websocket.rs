@@ -231,3 +231,69 @@ fn check_mode_marks_the_extension_and_rejects_bad_values() {
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_keeps_a_quiet_python_client_past_timeout_tunnel() {
+    let be = RecordingBackend::start(None).await;
+    let port = common::free_port();
+    // timeout tunnel alone would close the idle WebSocket after 700 ms; the
+    // pings (answered by the client library) keep it alive.
+    let gate = Wsgate::start(
+        &config(port, be.addr, "    websocket keepalive 200ms timeout 2s\n")
+            .replace("timeout tunnel 1h", "timeout tunnel 700ms"),
+    );
+    let script = r#"
+import asyncio, sys
+from websockets.asyncio.client import connect
+async def main():
+    async with connect(sys.argv[1]) as ws:
+        await ws.send("before")
+        assert await ws.recv() == "before"
+        await asyncio.sleep(2.0)
+        await ws.send("after")
+        print(await ws.recv())
+asyncio.run(main())
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(format!("ws://127.0.0.1:{port}/ws"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("No module named 'websockets'") && !common::in_ci() {
+        eprintln!("SKIPPED: Python websockets is not installed");
+        return;
+    }
+    assert!(out.status.success(), "{stderr}\n{}", gate.log());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "after");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_closes_a_client_that_does_not_answer() {
+    let be = RecordingBackend::start(None).await;
+    let port = common::free_port();
+    let gate = Wsgate::start(&config(
+        port,
+        be.addr,
+        "    websocket keepalive 100ms timeout 300ms\n",
+    ));
+    let (mut s, head) = raw_handshake(port, GOOD_KEY);
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    let started = std::time::Instant::now();
+    let mut read_frame = || {
+        let mut h = [0u8; 2];
+        s.read_exact(&mut h).unwrap();
+        let mut payload = vec![0u8; usize::from(h[1] & 0x7f)];
+        s.read_exact(&mut payload).unwrap();
+        (h[0], payload)
+    };
+    let (ping, _) = read_frame();
+    assert_eq!(ping, 0x89, "a ping first\n{}", gate.log());
+    let (close, payload) = read_frame();
+    assert_eq!(close, 0x88, "then a close\n{}", gate.log());
+    assert_eq!(&payload[..2], &1001u16.to_be_bytes());
+    assert_eq!(&payload[2..], b"ping timeout");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(350));
+    assert_eq!(be.closes(1).await, vec![Some(1001)], "{}", gate.log());
+}

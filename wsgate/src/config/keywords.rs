@@ -256,6 +256,7 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("websocket max-message-size", DFLB, Handler::Proxy(super::websocket::max_message_size), "`websocket max-message-size <size>` (wsgate): close 1009 for a bigger client message, 1001 to its server"),
     sup("websocket max-frame-size", DFLB, Handler::Proxy(super::websocket::max_frame_size), "`websocket max-frame-size <size>` (wsgate): close 1009 for a bigger client frame"),
     sup("websocket strict", DFLB, Handler::Proxy(super::websocket::strict), "`websocket strict` (wsgate): 400/426 for bad handshakes, close 1002 for RFC 6455 violations"),
+    sup("websocket keepalive", DFLB, Handler::Proxy(super::websocket::keepalive), "`websocket keepalive <interval> [timeout <time>]` (wsgate): ping idle clients; close 1001 when a ping goes unanswered"),
     sup("websocket allow-origin", DFLB, Handler::Proxy(super::websocket::allow_origin), "`websocket allow-origin <origin>...` (wsgate): 403 for handshakes from other Origins"),
     sup("option redispatch", DLB, Handler::Proxy(h::option_redispatch), "`option redispatch`: a retry may pick another server"),
     ign("option socket-stats", DFL, "the stats page has no per-listener rows"),

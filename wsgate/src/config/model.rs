@@ -251,6 +251,9 @@ pub struct WebSocketSettings {
     /// `websocket allow-origin`: the Origins a handshake may come from
     /// (empty: any); others get 403 before any server is contacted.
     pub allow_origins: Vec<OriginPattern>,
+    /// `websocket keepalive <interval> [timeout <time>]`: ping an idle
+    /// client; (interval, timeout).
+    pub keepalive: Option<(Duration, Duration)>,
 }
 
 /// One `websocket allow-origin` value.

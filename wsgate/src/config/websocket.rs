@@ -10,7 +10,7 @@
 
 use super::model::{OriginPattern, WebSocketSettings};
 use super::parser::{Cx, ProxyDraft};
-use super::units::parse_size;
+use super::units::{parse_size, parse_time};
 
 /// Largest size accepted for the limits: frame lengths are 63-bit.
 const MAX_LIMIT: u64 = 1 << 62;
@@ -96,6 +96,46 @@ pub fn allow_origin(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     }
 }
 
+/// `websocket keepalive <interval> [timeout <time>]`: after `interval`
+/// without traffic, ping the client; without an answer within `timeout`
+/// (default: the interval), close it with 1001 "ping timeout".
+pub fn keepalive(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    portability_note(cx);
+    let usage = "websocket keepalive <interval> [timeout <time>]";
+    let time = |cx: &mut Cx<'_>, t: &super::lexer::Token| match parse_time(&t.text) {
+        Ok(d) if !d.is_zero() => Some(d),
+        Ok(_) => {
+            cx.error(t, "a keepalive time must be more than 0");
+            None
+        }
+        Err(e) => {
+            cx.error(t, format!("invalid time '{}': {e}", t.text)).hint = Some(usage.into());
+            None
+        }
+    };
+    let args = cx.args;
+    match args {
+        [interval] => {
+            if let Some(i) = time(cx, interval) {
+                p.websocket.keepalive = Some((i, i));
+            }
+        }
+        [interval, kw, timeout] if kw.text == "timeout" => {
+            if let (Some(i), Some(t)) = (time(cx, interval), time(cx, timeout)) {
+                p.websocket.keepalive = Some((i, t));
+            }
+        }
+        _ => {
+            let kw = cx.kw;
+            cx.error(
+                kw,
+                "'websocket keepalive' expects an interval and an optional timeout",
+            )
+            .hint = Some(usage.into());
+        }
+    }
+}
+
 impl WebSocketSettings {
     /// The settings in force for a tunnel: the frontend's and the
     /// backend's together (the smaller limit, strict if either is).
@@ -104,11 +144,16 @@ impl WebSocketSettings {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        let keepalive = match (self.keepalive, other.keepalive) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        };
         WebSocketSettings {
             max_message_size: min(self.max_message_size, other.max_message_size),
             max_frame_size: min(self.max_frame_size, other.max_frame_size),
             strict: self.strict || other.strict,
             allow_origins: Vec::new(),
+            keepalive,
         }
     }
 }

@@ -32,13 +32,12 @@ use super::io::{with_timeout, write_with_timeout, IoError};
 use super::route::{self, RequestFacts};
 use super::tunnel::{self, IntoTunnel, TunnelOptions, TunnelTimeouts, WsSignals};
 use super::upstream::{self, ServerStream};
-use super::websocket;
+use super::websocket::{self, TunnelPlan};
 use super::Runtime;
 use crate::admin;
 use crate::backend::{BackendRuntime, ConnGuard, Counters};
 use crate::config::model::{Backend, Frontend, HttpConnMode, LogStyle, StatsPage};
 use crate::log::{Entry, Logger};
-use crate::ws::frame::Policy;
 
 /// How much the head buffer grows per read.
 const HEAD_READ_CHUNK: usize = 4096;
@@ -672,7 +671,7 @@ enum Next {
         server: ServerStream,
         /// The new protocol is WebSocket: what each side may send (client,
         /// server).
-        websocket: Option<(Policy, Policy)>,
+        websocket: Option<TunnelPlan>,
         slot: Option<ConnGuard>,
     },
 }
@@ -846,8 +845,8 @@ impl Exchange<'_> {
                 tracing::warn!(server = %server_name, "101 without an upgrade request: 502");
                 return refuse(client, 502, client_timeout).await;
             }
-            let websocket = ws_settings
-                .map(|(fe_ws, be_ws)| websocket::policies(&fe_ws.merged(be_ws), &response));
+            let websocket =
+                ws_settings.map(|(fe_ws, be_ws)| websocket::plan(&fe_ws.merged(be_ws), &response));
             // The server's connection slot goes with the tunnel.
             return match self
                 .upgrade(client, stream, &response, &srvbuf, inbuf, rec)
@@ -1043,23 +1042,24 @@ impl<C: IntoTunnel> Handoff<C> {
 /// The close signals of a WebSocket tunnel: proxy stop, and removal of its
 /// server by a reload. `None` for other upgrades (not framed as WebSocket).
 fn ws_signals(
-    websocket: Option<(Policy, Policy)>,
+    websocket: Option<TunnelPlan>,
     runtime: &Runtime,
     backend: usize,
     slot: &Option<ConnGuard>,
     stop: &CancellationToken,
 ) -> Option<WsSignals> {
-    let (client_policy, server_policy) = websocket?;
+    let plan = websocket?;
     let server_gone = slot
         .as_ref()
         .and_then(|g| runtime.server_gone(backend, g.server()))
         // No known server: only the stop applies.
         .unwrap_or_else(|| stop.child_token());
     Some(WsSignals {
-        client_policy,
-        server_policy,
+        client_policy: plan.client,
+        server_policy: plan.server,
         stop: stop.clone(),
         server_gone,
+        keepalive: plan.keepalive,
     })
 }
 

@@ -39,7 +39,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
 use super::buffers::PooledBuf;
-use crate::ws::close::{close_frame, CloseCode, Peer};
+use crate::ws::close::{close_frame, ping_frame, CloseCode, Peer};
 use crate::ws::frame::{FrameTracker, Policy, Violation};
 
 /// The inactivity limits of one tunnel; `None` is infinite.
@@ -230,6 +230,12 @@ enum Direction {
         len: usize,
     },
     Flushing,
+    /// Writing a keepalive ping to this direction's writer, between two
+    /// messages; copying resumes after it.
+    Pinging {
+        frame: Vec<u8>,
+        pos: usize,
+    },
     /// Writing wsgate's own close frame to this direction's writer.
     Injecting {
         frame: Vec<u8>,
@@ -312,6 +318,16 @@ impl Half {
     fn idle_at_boundary(&self) -> bool {
         matches!(self.state, Direction::Reading)
             && self.tracker.as_ref().is_some_and(FrameTracker::at_boundary)
+    }
+
+    /// Sends a ping now if this direction is idle between messages and not
+    /// closing. Returns whether it did.
+    fn start_ping(&mut self, frame: Vec<u8>) -> bool {
+        if self.close.is_some() || !self.idle_at_boundary() {
+            return false;
+        }
+        self.state = Direction::Pinging { frame, pos: 0 };
+        true
     }
 
     /// Starts writing the requested close frame if the stream is between
@@ -429,6 +445,20 @@ impl Half {
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Write(e))),
                     Poll::Ready(Ok(())) => self.state = Direction::Reading,
                 },
+                Direction::Pinging { frame, pos } => {
+                    if *pos == frame.len() {
+                        self.state = Direction::Flushing;
+                        continue;
+                    }
+                    match w.poll_write_some(cx, &frame[*pos..]) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Write(e))),
+                        Poll::Ready(Ok(0)) => {
+                            return Poll::Ready(Err(Side::Write(io::ErrorKind::WriteZero.into())))
+                        }
+                        Poll::Ready(Ok(n)) => *pos += n,
+                    }
+                }
                 Direction::Injecting { frame, pos } => {
                     if *pos == frame.len() {
                         let then_discard = self.close.take().is_some_and(|c| c.then_discard);
@@ -507,6 +537,22 @@ pub struct WsSignals {
     /// Must be a child of `stop`, so that one registration wakes the tunnel
     /// for both.
     pub server_gone: CancellationToken,
+    /// `websocket keepalive`: ping the client after this much silence.
+    pub keepalive: Option<Keepalive>,
+}
+
+/// Keepalive pings (`websocket keepalive <interval> [timeout <time>]`): after
+/// `interval` without traffic wsgate sends the client a ping (between two
+/// messages); the client's pong — or anything else it sends — within
+/// `timeout` proves it is alive, and counts as traffic, so a quiet but
+/// living WebSocket survives `timeout tunnel` and NAT idle timers. A client
+/// that stays silent gets close 1001 "ping timeout". Pongs are passed on to
+/// the server, which RFC 6455 §5.5.3 allows (an unsolicited pong needs no
+/// answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    pub interval: Duration,
+    pub timeout: Duration,
 }
 
 /// Copies between `client` and `server` until both directions have ended,
@@ -536,6 +582,9 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
     let mut stop_registered = false;
     let mut stopping = false;
     let mut idle_closing = false;
+    let keepalive = signals.as_ref().and_then(|s| s.keepalive);
+    // When the last keepalive ping went out, while its answer is awaited.
+    let mut ping_sent: Option<Instant> = None;
 
     let end = poll_fn(|cx| {
         if !stop_registered {
@@ -561,16 +610,16 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
                 down.request_close(close_frame(to_client, reason, Peer::Client), true);
             }
         }
-        let mut activity = false;
+        let (mut client_spoke, mut server_spoke) = (false, false);
         if !up.is_done() {
-            match up.poll_copy(cx, &mut client, &mut server, &mut activity) {
+            match up.poll_copy(cx, &mut client, &mut server, &mut client_spoke) {
                 Poll::Ready(Err(Side::Read(e))) => return Poll::Ready(TunnelEnd::ClientError(e)),
                 Poll::Ready(Err(Side::Write(e))) => return Poll::Ready(TunnelEnd::ServerError(e)),
                 _ => {}
             }
         }
         if !down.is_done() {
-            match down.poll_copy(cx, &mut server, &mut client, &mut activity) {
+            match down.poll_copy(cx, &mut server, &mut client, &mut server_spoke) {
                 Poll::Ready(Err(Side::Read(e))) => return Poll::Ready(TunnelEnd::ServerError(e)),
                 Poll::Ready(Err(Side::Write(e))) => return Poll::Ready(TunnelEnd::ClientError(e)),
                 _ => {}
@@ -601,14 +650,28 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
             // Close frames and FINs are on their way to idle peers.
             return Poll::Pending;
         }
-        let Some(limit) = current_limit(&timeouts, up.is_done(), down.is_done()) else {
-            return Poll::Pending;
-        };
+        let activity = client_spoke || server_spoke;
+        if client_spoke {
+            // The client is alive: no pong is awaited any more.
+            ping_sent = None;
+        }
         let now_if_active = activity.then(Instant::now);
         if let Some(now) = now_if_active {
             last_activity = now;
         }
-        let deadline = last_activity + limit;
+        let idle_deadline =
+            current_limit(&timeouts, up.is_done(), down.is_done()).map(|l| last_activity + l);
+        let ping_deadline = keepalive.map(|k| match ping_sent {
+            None => last_activity + k.interval,
+            Some(sent) => sent + k.timeout,
+        });
+        let deadline = match (idle_deadline, ping_deadline) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => match a.or(b) {
+                Some(d) => d,
+                None => return Poll::Pending,
+            },
+        };
         let sleep = match &mut timer {
             Some(sleep) => {
                 // Traffic only moves the deadline later, and the armed timer
@@ -632,10 +695,26 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
             match sleep.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(()) if Instant::now() >= deadline => {
+                    let now = Instant::now();
+                    let pong_overdue = matches!((keepalive, ping_sent), (Some(k), Some(sent)) if now >= sent + k.timeout);
+                    let ping_due = keepalive.is_some_and(|k| ping_sent.is_none() && now >= last_activity + k.interval);
+                    let idle_over = idle_deadline.is_some_and(|d| now >= d);
+                    if ping_due && !idle_over && !pong_overdue && !stopping {
+                        if down.start_ping(ping_frame(Peer::Client)) {
+                            ping_sent = Some(now);
+                        } else {
+                            // The server is in the middle of a message: that
+                            // is traffic; ping later.
+                            last_activity = now;
+                        }
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
                     // Idle WebSockets between messages get close 1001
-                    // "idle timeout" and a FIN instead of a bare close.
+                    // ("idle timeout", or "ping timeout" when a keepalive
+                    // ping went unanswered) and a FIN instead of a bare close.
                     if up.idle_at_boundary() && down.idle_at_boundary() && !stopping {
-                        let reason = "idle timeout";
+                        let reason = if pong_overdue { "ping timeout" } else { "idle timeout" };
                         up.request_close(
                             close_frame(CloseCode::GoingAway, reason, Peer::Server),
                             false,
@@ -736,6 +815,7 @@ mod tests {
         let options = TunnelOptions {
             timeouts: TunnelTimeouts::default(),
             websocket: Some(WsSignals {
+                keepalive: None,
                 client_policy: Policy::default(),
                 server_policy: Policy::default(),
                 server_gone: stop.child_token(),
@@ -792,6 +872,7 @@ mod tests {
         let options = TunnelOptions {
             timeouts: TunnelTimeouts::default(),
             websocket: Some(WsSignals {
+                keepalive: None,
                 client_policy: Policy::default(),
                 server_policy: Policy::default(),
                 stop,
@@ -816,6 +897,58 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn keepalive_pings_an_idle_client_and_closes_a_silent_one() {
+        let (mut client, proxy_client) = duplex(1024);
+        let (proxy_server, mut server) = duplex(1024);
+        let options = TunnelOptions {
+            timeouts: TunnelTimeouts {
+                idle: Some(Duration::from_secs(60)),
+                ..Default::default()
+            },
+            websocket: Some(WsSignals {
+                keepalive: Some(Keepalive {
+                    interval: Duration::from_secs(5),
+                    timeout: Duration::from_secs(2),
+                }),
+                client_policy: Policy::default(),
+                server_policy: Policy::default(),
+                stop: CancellationToken::new(),
+                server_gone: CancellationToken::new(),
+            }),
+        };
+        let start = Instant::now();
+        let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
+        // A ping after 5 s of silence; the client answers.
+        let (op, masked, payload) = read_frame(&mut client).await;
+        assert_eq!((op, masked), (9, false));
+        assert_eq!(payload, crate::ws::close::PING_PAYLOAD);
+        assert!(start.elapsed() >= Duration::from_secs(5));
+        client
+            .write_all(&ws_frame(true, 10, true, &payload))
+            .await
+            .unwrap();
+        // The pong goes on to the server (allowed unsolicited).
+        assert_eq!(read_frame(&mut server).await.0, 10);
+        // Silence again: another ping, unanswered this time.
+        assert_eq!(read_frame(&mut client).await.0, 9);
+        let (op, _, payload) = read_frame(&mut client).await;
+        assert_eq!(op, 8);
+        assert_eq!(&payload[2..], b"ping timeout");
+        // Two pings 5 s apart plus the 2 s answer time.
+        assert!(
+            start.elapsed() >= Duration::from_secs(12),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(13),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(matches!(task.await.unwrap().end, TunnelEnd::Timeout));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn idle_websockets_get_a_close_frame_on_timeout() {
         let (mut client, proxy_client) = duplex(1024);
         let (proxy_server, mut server) = duplex(1024);
@@ -825,6 +958,7 @@ mod tests {
                 ..Default::default()
             },
             websocket: Some(WsSignals {
+                keepalive: None,
                 client_policy: Policy::default(),
                 server_policy: Policy::default(),
                 stop: CancellationToken::new(),

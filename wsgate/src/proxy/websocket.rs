@@ -7,6 +7,7 @@
 //! nothing is checked and the tunnel only follows frame boundaries.
 
 use super::http1::head::{RequestHead, ResponseHead};
+use super::tunnel::Keepalive;
 use crate::config::model::WebSocketSettings;
 use crate::ws::frame::{Policy, Strict};
 
@@ -94,11 +95,21 @@ pub fn check_handshake(
     Ok(())
 }
 
-/// The frame policies for the tunnel after `response` (the `101`): limits
-/// apply to what the client sends; `strict` checks both directions, with
-/// RSV1 allowed when an extension (permessage-deflate) was negotiated.
-/// Sizes are wire sizes: with compression they count compressed bytes.
-pub fn policies(settings: &WebSocketSettings, response: &ResponseHead) -> (Policy, Policy) {
+/// What the tunnel enforces after the `101`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TunnelPlan {
+    /// What the client may send.
+    pub client: Policy,
+    /// What the server may send.
+    pub server: Policy,
+    pub keepalive: Option<Keepalive>,
+}
+
+/// The plan for the tunnel after `response` (the `101`): limits apply to
+/// what the client sends; `strict` checks both directions, with RSV1
+/// allowed when an extension (permessage-deflate) was negotiated. Sizes
+/// are wire sizes: with compression they count compressed bytes.
+pub fn plan(settings: &WebSocketSettings, response: &ResponseHead) -> TunnelPlan {
     let extension = response
         .headers
         .iter()
@@ -118,7 +129,14 @@ pub fn policies(settings: &WebSocketSettings, response: &ResponseHead) -> (Polic
         strict: strict(false),
         ..Policy::default()
     };
-    (client, server)
+    let keepalive = settings
+        .keepalive
+        .map(|(interval, timeout)| Keepalive { interval, timeout });
+    TunnelPlan {
+        client,
+        server,
+        keepalive,
+    }
 }
 
 #[cfg(test)]

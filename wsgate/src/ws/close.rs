@@ -52,13 +52,27 @@ pub fn close_frame(code: CloseCode, reason: &str, to: Peer) -> Vec<u8> {
     let mut payload = Vec::with_capacity(2 + reason.len());
     payload.extend_from_slice(&code.code().to_be_bytes());
     payload.extend_from_slice(reason);
+    control_frame(0x8, &payload, to)
+}
+
+/// The payload of wsgate's keepalive pings (`websocket keepalive`).
+pub const PING_PAYLOAD: &[u8] = b"wsgate keepalive";
+
+/// Encodes a ping frame for `to`.
+pub fn ping_frame(to: Peer) -> Vec<u8> {
+    control_frame(0x9, PING_PAYLOAD, to)
+}
+
+/// A control frame (payload ≤ 125 bytes, as RFC 6455 §5.5 requires).
+fn control_frame(opcode: u8, payload: &[u8], to: Peer) -> Vec<u8> {
+    let payload = &payload[..payload.len().min(125)];
     let mut frame = Vec::with_capacity(6 + payload.len());
-    frame.push(0x80 | 0x8); // FIN + close
+    frame.push(0x80 | opcode); // FIN + opcode
     let len = payload.len() as u8; // ≤ 125
     match to {
         Peer::Client => {
             frame.push(len);
-            frame.extend_from_slice(&payload);
+            frame.extend_from_slice(payload);
         }
         Peer::Server => {
             let mut key = [0u8; 4];
