@@ -17,6 +17,70 @@ use crate::backend::{CheckStatus, CloseReason, Counters};
 use crate::config::model::Mode;
 use crate::proxy::Runtime;
 
+/// Picks one counter for a metric line.
+type Pick = fn(&Counters) -> u64;
+
+/// The counters that backends and servers both expose, with HAProxy's
+/// exporter names (after `haproxy_backend_` / `haproxy_server_`), types and
+/// help texts. Their current sessions are reported apart: a backend's come
+/// from its counters, a server's from its live connection count.
+const SHARED_METRICS: [(&str, &str, &str, Pick); 9] = [
+    (
+        "max_sessions",
+        "gauge",
+        "Maximum observed number of active sessions",
+        |c| Counters::get(&c.max_sessions),
+    ),
+    (
+        "sessions_total",
+        "counter",
+        "Total number of sessions",
+        |c| Counters::get(&c.total_sessions),
+    ),
+    (
+        "bytes_in_total",
+        "counter",
+        "Current total of incoming bytes",
+        |c| Counters::get(&c.bytes_in),
+    ),
+    (
+        "bytes_out_total",
+        "counter",
+        "Current total of outgoing bytes",
+        |c| Counters::get(&c.bytes_out),
+    ),
+    (
+        "max_queue",
+        "gauge",
+        "Maximum observed number of queued requests",
+        |c| Counters::get(&c.max_queue),
+    ),
+    (
+        "connection_errors_total",
+        "counter",
+        "Total number of connection errors",
+        |c| Counters::get(&c.connection_errors),
+    ),
+    (
+        "response_errors_total",
+        "counter",
+        "Total number of response errors",
+        |c| Counters::get(&c.response_errors),
+    ),
+    (
+        "retry_warnings_total",
+        "counter",
+        "Total number of retry warnings",
+        |c| Counters::get(&c.retries),
+    ),
+    (
+        "redispatch_warnings_total",
+        "counter",
+        "Total number of redispatch warnings",
+        |c| Counters::get(&c.redispatches),
+    ),
+];
+
 /// The metrics page body.
 pub fn render(rt: &Runtime) -> String {
     let mut out = String::with_capacity(16 * 1024);
@@ -79,7 +143,6 @@ pub fn render(rt: &Runtime) -> String {
     );
 
     // Frontends.
-    type Pick = fn(&Counters) -> u64;
     let fe_metrics: [(&str, &str, &str, Pick); 8] = [
         (
             "current_sessions",
@@ -187,68 +250,13 @@ pub fn render(rt: &Runtime) -> String {
     }
 
     // Backends.
-    let be_metrics: [(&str, &str, &str, Pick); 10] = [
-        (
-            "current_sessions",
-            "gauge",
-            "Number of current sessions",
-            |c| Counters::get(&c.cur_sessions),
-        ),
-        (
-            "max_sessions",
-            "gauge",
-            "Maximum observed number of active sessions",
-            |c| Counters::get(&c.max_sessions),
-        ),
-        (
-            "sessions_total",
-            "counter",
-            "Total number of sessions",
-            |c| Counters::get(&c.total_sessions),
-        ),
-        (
-            "bytes_in_total",
-            "counter",
-            "Current total of incoming bytes",
-            |c| Counters::get(&c.bytes_in),
-        ),
-        (
-            "bytes_out_total",
-            "counter",
-            "Current total of outgoing bytes",
-            |c| Counters::get(&c.bytes_out),
-        ),
-        (
-            "max_queue",
-            "gauge",
-            "Maximum observed number of queued requests",
-            |c| Counters::get(&c.max_queue),
-        ),
-        (
-            "connection_errors_total",
-            "counter",
-            "Total number of connection errors",
-            |c| Counters::get(&c.connection_errors),
-        ),
-        (
-            "response_errors_total",
-            "counter",
-            "Total number of response errors",
-            |c| Counters::get(&c.response_errors),
-        ),
-        (
-            "retry_warnings_total",
-            "counter",
-            "Total number of retry warnings",
-            |c| Counters::get(&c.retries),
-        ),
-        (
-            "redispatch_warnings_total",
-            "counter",
-            "Total number of redispatch warnings",
-            |c| Counters::get(&c.redispatches),
-        ),
-    ];
+    let current: (&str, &str, &str, Pick) = (
+        "current_sessions",
+        "gauge",
+        "Number of current sessions",
+        |c| Counters::get(&c.cur_sessions),
+    );
+    let be_metrics = std::iter::once(current).chain(SHARED_METRICS);
     for (name, ty, help, pick) in be_metrics {
         let full = format!("haproxy_backend_{name}");
         m.head(&full, ty, help);
@@ -333,62 +341,6 @@ pub fn render(rt: &Runtime) -> String {
     }
 
     // Servers.
-    let sv_metrics: [(&str, &str, &str, Pick); 9] = [
-        (
-            "max_sessions",
-            "gauge",
-            "Maximum observed number of active sessions",
-            |c| Counters::get(&c.max_sessions),
-        ),
-        (
-            "sessions_total",
-            "counter",
-            "Total number of sessions",
-            |c| Counters::get(&c.total_sessions),
-        ),
-        (
-            "bytes_in_total",
-            "counter",
-            "Current total of incoming bytes",
-            |c| Counters::get(&c.bytes_in),
-        ),
-        (
-            "bytes_out_total",
-            "counter",
-            "Current total of outgoing bytes",
-            |c| Counters::get(&c.bytes_out),
-        ),
-        (
-            "max_queue",
-            "gauge",
-            "Maximum observed number of queued requests",
-            |c| Counters::get(&c.max_queue),
-        ),
-        (
-            "connection_errors_total",
-            "counter",
-            "Total number of connection errors",
-            |c| Counters::get(&c.connection_errors),
-        ),
-        (
-            "response_errors_total",
-            "counter",
-            "Total number of response errors",
-            |c| Counters::get(&c.response_errors),
-        ),
-        (
-            "retry_warnings_total",
-            "counter",
-            "Total number of retry warnings",
-            |c| Counters::get(&c.retries),
-        ),
-        (
-            "redispatch_warnings_total",
-            "counter",
-            "Total number of redispatch warnings",
-            |c| Counters::get(&c.redispatches),
-        ),
-    ];
     m.head(
         "haproxy_server_current_sessions",
         "gauge",
@@ -403,7 +355,7 @@ pub fn render(rt: &Runtime) -> String {
             );
         }
     }
-    for (name, ty, help, pick) in sv_metrics {
+    for (name, ty, help, pick) in SHARED_METRICS {
         let full = format!("haproxy_server_{name}");
         m.head(&full, ty, help);
         for be in &rt.backends {
