@@ -297,3 +297,60 @@ async fn keepalive_closes_a_client_that_does_not_answer() {
     assert!(started.elapsed() >= std::time::Duration::from_millis(350));
     assert_eq!(be.closes(1).await, vec![Some(1001)], "{}", gate.log());
 }
+
+/// The same Origin policy in plain HAProxy syntax (`acl` + `http-request
+/// deny`): the file is checked by HAProxy itself when it is installed, and
+/// wsgate refuses other Origins with 403 before contacting the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origin_deny_in_haproxy_syntax() {
+    let be = RecordingBackend::start(None).await;
+    let port = common::free_port();
+    let cfg = config(
+        port,
+        be.addr,
+        "    acl is_ws hdr(Upgrade) -i websocket\n    \
+         http-request deny if is_ws !{ hdr(origin) -m str https://app.example.com }\n",
+    );
+    let gate = Wsgate::start(&cfg);
+    let haproxy = ["/usr/sbin/haproxy", "/usr/local/sbin/haproxy"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    match haproxy {
+        Some(bin) => {
+            let out = std::process::Command::new(bin)
+                .arg("-c")
+                .arg("-f")
+                .arg(&gate.config)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "haproxy -c refused the file:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        None if common::in_ci() => panic!("haproxy is not installed"),
+        None => eprintln!("SKIPPED (haproxy -c part): haproxy is not installed"),
+    }
+    for (origin, status) in [
+        ("https://app.example.com", 101),
+        ("https://evil.example.com", 403),
+    ] {
+        let (_, head) = raw_handshake(port, &format!("{GOOD_KEY}Origin: {origin}\r\n"));
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{origin}: {head}\n{}",
+            gate.log()
+        );
+    }
+    let (_, head) = raw_handshake(port, GOOD_KEY);
+    assert!(head.starts_with("HTTP/1.1 403 "), "no Origin: {head}");
+    // Plain requests are not WebSocket handshakes: the rule lets them through.
+    let status = common::http::status_of(
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        b"GET / HTTP/1.1\r\nHost: t\r\nOrigin: https://evil.example.com\r\n\r\n",
+        "plain request",
+    );
+    assert_ne!(status, 403, "{}", gate.log());
+    assert_eq!(be.accepted(), 2, "denied handshakes never reach the server");
+}

@@ -16,8 +16,8 @@ use super::acl::{ConditionDraft, TermDraft};
 use super::diag::Diagnostic;
 use super::keywords;
 use super::model::{
-    Acl, Backend, BackendId, CondTerm, Condition, Config, Frontend, FrontendLog, Global, Location,
-    LogStyle, Mode, Server, ServiceRule, UseBackend,
+    Acl, Backend, BackendId, CondTerm, Condition, Config, DenyRule, Frontend, FrontendLog, Global,
+    Location, LogStyle, Mode, Server, ServiceRule, UseBackend,
 };
 use super::parser::{Parsed, ProxyDecl, SectionKind, UseBackendDraft};
 
@@ -176,6 +176,21 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
                 condition,
             })
         });
+        let http_deny = d
+            .http_deny
+            .iter()
+            .filter_map(|(status, rule)| {
+                let condition = match &rule.condition {
+                    None => None,
+                    Some(c) => Some(resolve_condition(p, rule, c, &mut acls, diags)?),
+                };
+                Some(DenyRule {
+                    location: rule.location.clone(),
+                    status: *status,
+                    condition,
+                })
+            })
+            .collect();
         let mut log_targets = d.logs.clone();
         if d.log_global {
             log_targets.extend(global.logs.iter().cloned());
@@ -198,6 +213,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             use_backends,
             stats: d.stats.clone(),
             prometheus,
+            http_deny,
             log: FrontendLog {
                 targets: log_targets,
                 style: d.log_style,

@@ -418,17 +418,73 @@ pub fn option_dontlognull(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     p.dontlognull = !cx.negated;
 }
 
-/// `http-request use-service prometheus-exporter [if|unless <cond>]`; any
-/// other `http-request` action is refused with the routing alternative.
+/// The statuses `http-request deny deny_status` may use: those wsgate has
+/// an error page for, as HAProxy needs an errorfile for others.
+const DENY_STATUSES: [u16; 10] = [400, 401, 403, 404, 405, 429, 500, 502, 503, 504];
+
+/// `http-request deny [deny_status <code>] [if|unless <cond>]`.
+fn http_request_deny(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    let args = &cx.args[1..];
+    let (status, words) = match args {
+        [kw, code, rest @ ..] if kw.text == "deny_status" => match code.text.parse::<u16>() {
+            Ok(n) if DENY_STATUSES.contains(&n) => (n, rest),
+            _ => {
+                cx.error(
+                    code,
+                    format!("deny_status '{}' is not supported", code.text),
+                )
+                .hint = Some(format!("use one of {DENY_STATUSES:?}"));
+                return;
+            }
+        },
+        rest => (403, rest),
+    };
+    let condition = if words.is_empty() {
+        None
+    } else {
+        match super::acl::parse_condition(words) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                let at = words.get(e.at).unwrap_or(&words[0]);
+                cx.error(at, e.message).hint = e.hint;
+                return;
+            }
+        }
+    };
+    let rule = UseBackendDraft {
+        backend: String::new(),
+        location: cx.kw_loc(),
+        condition,
+        word_locations: words.iter().map(|t| cx.loc(t)).collect(),
+    };
+    p.http_deny.push((status, rule));
+}
+
+/// `http-request use-service prometheus-exporter [if|unless <cond>]` and
+/// `http-request deny ...` (in a frontend or listen section); any other
+/// `http-request` action is refused with the routing alternative.
 pub fn http_request(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     let args = cx.args;
     let action = args.first().map(|t| t.text.as_str());
     let service = args.get(1).map(|t| t.text.as_str());
+    if action == Some("deny") {
+        if cx.section == super::parser::SectionKind::Backend {
+            let kw = cx.kw;
+            cx.error(
+                kw,
+                "`http-request deny` in a backend section is not supported yet",
+            )
+            .hint = Some("put the rule in the frontend (or listen) section".into());
+            return;
+        }
+        http_request_deny(p, cx);
+        return;
+    }
     if action != Some("use-service") || service != Some("prometheus-exporter") {
         let at = args.first().unwrap_or(cx.kw);
         cx.error(
             at,
-            "'http-request' is not supported except `http-request use-service prometheus-exporter [if <condition>]`",
+            "'http-request' supports only `deny [deny_status <code>] [if <condition>]` and `use-service prometheus-exporter [if <condition>]`",
         )
         .hint = Some("route with `acl` + `use_backend`; header rewriting is not available yet".into());
         return;

@@ -215,7 +215,7 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("hash-type", DLB, Handler::Proxy(h::hash_type), "`hash-type map-based|consistent [sdbm|djb2|wt6|crc32] [avalanche]` (default map-based sdbm; consistent alone means sdbm avalanche)"),
     rej("http-after-response", FLB, NO_ROUTING, None),
     sup("http-check", DLB, Handler::Proxy(h::http_check), "`http-check expect [!] status <code>|string <text>` (default: any 2xx or 3xx is healthy)"),
-    sup("http-request", FLB, Handler::Proxy(o::http_request), "only `http-request use-service prometheus-exporter [if|unless <condition>]` (Prometheus metrics, HAProxy's names); other actions are refused"),
+    sup("http-request", FLB, Handler::Proxy(o::http_request), "`http-request deny [deny_status <code>] [if|unless <condition>]` and `http-request use-service prometheus-exporter [if|unless <condition>]` (frontend, listen); other actions are refused"),
     rej("http-response", FLB, NO_ROUTING, None),
     ign("http-reuse", DLB, "idle server connections are not shared between clients yet"),
     sup("log", ALL, Handler::Either { global: o::log_global, proxy: o::log_proxy }, "`log stdout|stderr|<ip>[:<port>]|<path> [format raw|rfc3164|rfc5424] <facility> [<level>]`, `log global`, `no log`; access lines need `option httplog` or `option tcplog`"),

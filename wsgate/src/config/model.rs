@@ -157,6 +157,15 @@ pub struct ServiceRule {
     pub condition: Option<Condition>,
 }
 
+/// `http-request deny`: answer `status` (default 403) before any server is
+/// contacted when the condition holds.
+#[derive(Debug, Clone)]
+pub struct DenyRule {
+    pub location: Location,
+    pub status: u16,
+    pub condition: Option<Condition>,
+}
+
 /// One `log` destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogTarget {
@@ -297,6 +306,8 @@ pub struct Frontend {
     pub stats: Option<StatsPage>,
     /// `http-request use-service prometheus-exporter`.
     pub prometheus: Option<ServiceRule>,
+    /// `http-request deny [deny_status <code>] [if|unless <cond>]`, in order.
+    pub http_deny: Vec<DenyRule>,
     /// Access logs.
     pub log: FrontendLog,
 }

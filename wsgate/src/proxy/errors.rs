@@ -8,7 +8,11 @@
 pub fn response_with(status: u16, header: Option<&str>) -> Vec<u8> {
     let (reason, text) = match status {
         400 => ("Bad Request", "Your browser sent an invalid request."),
+        401 => ("Unauthorized", "You need a valid user and password to access this content."),
         403 => ("Forbidden", "Request forbidden by administrative rules."),
+        404 => ("Not Found", "The resource could not be found."),
+        405 => ("Method Not Allowed", "A request was made of a resource using a request method not supported by that resource."),
+        429 => ("Too Many Requests", "You have sent too many requests in a given amount of time."),
         408 => (
             "Request Time-out",
             "Your browser didn't send a complete request in time.",

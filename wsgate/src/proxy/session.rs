@@ -129,6 +129,19 @@ where
                 _ => return None,
             }
         }
+        // `http-request deny`: answered here, before any server.
+        let denied = frontend.http_deny.iter().find(|rule| {
+            rule.condition
+                .as_ref()
+                .is_none_or(|c| route::condition_holds(c, &frontend.acls, &facts))
+        });
+        if let Some(rule) = denied {
+            send_error(&mut client, rule.status, fe.client).await;
+            rec.status = Some(rule.status);
+            rec.term = *b"PR";
+            obs.exchange(&rec, None, "<NOSRV>", "<NOSRV>", &request);
+            return None;
+        }
         if let Some(rule) = &frontend.prometheus {
             let holds = rule
                 .condition
