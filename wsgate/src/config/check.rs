@@ -16,8 +16,8 @@ use super::acl::{ConditionDraft, TermDraft};
 use super::diag::Diagnostic;
 use super::keywords;
 use super::model::{
-    Acl, Backend, BackendId, CondTerm, Condition, Config, DenyRule, Frontend, FrontendLog, Global,
-    Location, LogStyle, Mode, Server, ServiceRule, UseBackend,
+    Acl, Backend, BackendId, CondTerm, Condition, Config, Frontend, FrontendLog, Global,
+    HttpRequestRule, Location, LogStyle, Mode, Server, ServiceRule, UseBackend,
 };
 use super::parser::{Parsed, ProxyDecl, SectionKind, UseBackendDraft};
 
@@ -176,17 +176,17 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
                 condition,
             })
         });
-        let http_deny = d
-            .http_deny
+        let http_request = d
+            .http_request
             .iter()
-            .filter_map(|(status, rule)| {
+            .filter_map(|(action, rule)| {
                 let condition = match &rule.condition {
                     None => None,
                     Some(c) => Some(resolve_condition(p, rule, c, &mut acls, diags)?),
                 };
-                Some(DenyRule {
+                Some(HttpRequestRule {
                     location: rule.location.clone(),
-                    status: *status,
+                    action: action.clone(),
                     condition,
                 })
             })
@@ -213,7 +213,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             use_backends,
             stats: d.stats.clone(),
             prometheus,
-            http_deny,
+            http_request,
             log: FrontendLog {
                 targets: log_targets,
                 style: d.log_style,

@@ -14,7 +14,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use super::model::{
-    CliLevel, LogFormat, LogSink, LogStyle, LogTarget, SocketAddress, StatsPage, StatsSocket,
+    CliLevel, HttpRequestAction, LogFormat, LogSink, LogStyle, LogTarget, SocketAddress, StatsPage,
+    StatsSocket,
 };
 use super::parser::{Cx, GlobalDraft, ProxyDraft, UseBackendDraft};
 use super::units::parse_time;
@@ -422,22 +423,81 @@ pub fn option_dontlognull(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
 /// an error page for, as HAProxy needs an errorfile for others.
 const DENY_STATUSES: [u16; 10] = [400, 401, 403, 404, 405, 429, 500, 502, 503, 504];
 
-/// `http-request deny [deny_status <code>] [if|unless <cond>]`.
-fn http_request_deny(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
-    let args = &cx.args[1..];
-    let (status, words) = match args {
-        [kw, code, rest @ ..] if kw.text == "deny_status" => match code.text.parse::<u16>() {
-            Ok(n) if DENY_STATUSES.contains(&n) => (n, rest),
-            _ => {
-                cx.error(
-                    code,
-                    format!("deny_status '{}' is not supported", code.text),
-                )
-                .hint = Some(format!("use one of {DENY_STATUSES:?}"));
-                return;
-            }
+/// The codes `redirect` may use (HAProxy's list).
+const REDIRECT_CODES: [u16; 5] = [301, 302, 303, 307, 308];
+
+/// The action words of `http-request deny ...` / `redirect scheme ...`
+/// (after the keyword); returns the action and the condition's words.
+fn http_action<'t>(
+    cx: &mut Cx<'_>,
+    words: &'t [super::lexer::Token],
+) -> Option<(HttpRequestAction, &'t [super::lexer::Token])> {
+    match words {
+        [deny, rest @ ..] if deny.text == "deny" => match rest {
+            [kw, code, rest @ ..] if kw.text == "deny_status" => match code.text.parse::<u16>() {
+                Ok(n) if DENY_STATUSES.contains(&n) => {
+                    Some((HttpRequestAction::Deny { status: n }, rest))
+                }
+                _ => {
+                    cx.error(
+                        code,
+                        format!("deny_status '{}' is not supported", code.text),
+                    )
+                    .hint = Some(format!("use one of {DENY_STATUSES:?}"));
+                    None
+                }
+            },
+            rest => Some((HttpRequestAction::Deny { status: 403 }, rest)),
         },
-        rest => (403, rest),
+        [redirect, kind, scheme, rest @ ..]
+            if redirect.text == "redirect" && kind.text == "scheme" =>
+        {
+            let (code, rest) = match rest {
+                [kw, code, rest @ ..] if kw.text == "code" => match code.text.parse::<u16>() {
+                    Ok(n) if REDIRECT_CODES.contains(&n) => (n, rest),
+                    _ => {
+                        cx.error(
+                            code,
+                            format!(
+                                "redirect code '{}' is not one of {REDIRECT_CODES:?}",
+                                code.text
+                            ),
+                        );
+                        return None;
+                    }
+                },
+                rest => (302, rest),
+            };
+            Some((
+                HttpRequestAction::RedirectScheme {
+                    scheme: scheme.text.clone(),
+                    code,
+                },
+                rest,
+            ))
+        }
+        [first, ..] => {
+            cx.error(
+                first,
+                format!("'{}' is not a supported redirect or rule", first.text),
+            )
+            .hint = Some("supported: `redirect scheme <scheme> [code <code>] [if <cond>]`".into());
+            None
+        }
+        [] => {
+            let kw = cx.kw;
+            cx.error(kw, "missing action").hint =
+                Some("e.g. `http-request redirect scheme https unless { ssl_fc }`".into());
+            None
+        }
+    }
+}
+
+/// `http-request deny|redirect scheme ... [if|unless <cond>]`, or the
+/// `redirect scheme ...` keyword (`words` start at the action).
+fn http_request_rule(p: &mut ProxyDraft, cx: &mut Cx<'_>, words: &[super::lexer::Token]) {
+    let Some((action, words)) = http_action(cx, words) else {
+        return;
     };
     let condition = if words.is_empty() {
         None
@@ -457,7 +517,15 @@ fn http_request_deny(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         condition,
         word_locations: words.iter().map(|t| cx.loc(t)).collect(),
     };
-    p.http_deny.push((status, rule));
+    p.http_request.push((action, rule));
+}
+
+/// `redirect scheme <scheme> [code <code>] [if|unless <cond>]` (the older
+/// keyword, still valid in HAProxy 2.6).
+pub fn redirect(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    let mut words = vec![cx.kw.clone()];
+    words.extend(cx.args.iter().cloned());
+    http_request_rule(p, cx, &words);
 }
 
 /// `http-request use-service prometheus-exporter [if|unless <cond>]` and
@@ -467,24 +535,25 @@ pub fn http_request(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     let args = cx.args;
     let action = args.first().map(|t| t.text.as_str());
     let service = args.get(1).map(|t| t.text.as_str());
-    if action == Some("deny") {
+    if matches!(action, Some("deny" | "redirect")) {
         if cx.section == super::parser::SectionKind::Backend {
             let kw = cx.kw;
             cx.error(
                 kw,
-                "`http-request deny` in a backend section is not supported yet",
+                "`http-request deny|redirect` in a backend section is not supported yet",
             )
             .hint = Some("put the rule in the frontend (or listen) section".into());
             return;
         }
-        http_request_deny(p, cx);
+        let words = cx.args;
+        http_request_rule(p, cx, words);
         return;
     }
     if action != Some("use-service") || service != Some("prometheus-exporter") {
         let at = args.first().unwrap_or(cx.kw);
         cx.error(
             at,
-            "'http-request' supports only `deny [deny_status <code>] [if <condition>]` and `use-service prometheus-exporter [if <condition>]`",
+            "'http-request' supports only `deny [deny_status <code>]`, `redirect scheme <scheme> [code <code>]` and `use-service prometheus-exporter`, each with an optional condition",
         )
         .hint = Some("route with `acl` + `use_backend`; header rewriting is not available yet".into());
         return;

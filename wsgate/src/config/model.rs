@@ -157,13 +157,22 @@ pub struct ServiceRule {
     pub condition: Option<Condition>,
 }
 
-/// `http-request deny`: answer `status` (default 403) before any server is
-/// contacted when the condition holds.
+/// An `http-request` rule the frontend answers itself, before any server
+/// is contacted, when its condition holds (the first that holds wins).
 #[derive(Debug, Clone)]
-pub struct DenyRule {
+pub struct HttpRequestRule {
     pub location: Location,
-    pub status: u16,
+    pub action: HttpRequestAction,
     pub condition: Option<Condition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpRequestAction {
+    /// `http-request deny [deny_status <code>]` (default 403).
+    Deny { status: u16 },
+    /// `http-request redirect scheme <scheme> [code <code>]` or `redirect
+    /// scheme ...`: `<scheme>://<Host><uri>`, code 302 by default.
+    RedirectScheme { scheme: String, code: u16 },
 }
 
 /// One `log` destination.
@@ -306,8 +315,8 @@ pub struct Frontend {
     pub stats: Option<StatsPage>,
     /// `http-request use-service prometheus-exporter`.
     pub prometheus: Option<ServiceRule>,
-    /// `http-request deny [deny_status <code>] [if|unless <cond>]`, in order.
-    pub http_deny: Vec<DenyRule>,
+    /// `http-request deny|redirect ...` (and `redirect scheme`), in order.
+    pub http_request: Vec<HttpRequestRule>,
     /// Access logs.
     pub log: FrontendLog,
 }

@@ -203,8 +203,8 @@ pub struct ProxyDraft {
     /// `http-request use-service prometheus-exporter`: its condition, in
     /// the shape of a `use_backend` rule (with no backend).
     pub prometheus: Option<UseBackendDraft>,
-    /// `http-request deny` lines: their status and condition, in order.
-    pub http_deny: Vec<(u16, UseBackendDraft)>,
+    /// `http-request deny|redirect` lines: their action and condition, in order.
+    pub http_request: Vec<(super::model::HttpRequestAction, UseBackendDraft)>,
 }
 
 #[derive(Debug, Clone)]
@@ -247,7 +247,7 @@ impl Default for ProxyDraft {
             log_style: LogStyle::None,
             dontlognull: false,
             prometheus: None,
-            http_deny: Vec::new(),
+            http_request: Vec::new(),
         }
     }
 }

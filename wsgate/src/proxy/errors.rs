@@ -57,6 +57,23 @@ pub fn response_with(status: u16, header: Option<&str>) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A redirect (`redirect scheme`, `http-request redirect`): `code` with
+/// `Location`, no body, and the connection closed after it, as HAProxy
+/// sends it.
+pub fn redirect(code: u16, location: &str) -> Vec<u8> {
+    let reason = match code {
+        301 => "Moved Permanently",
+        303 => "See Other",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        _ => "Found",
+    };
+    format!(
+        "HTTP/1.1 {code} {reason}\r\ncontent-length: 0\r\nlocation: {location}\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n"
+    )
+    .into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -36,7 +36,9 @@ use super::websocket::{self, TunnelPlan};
 use super::Runtime;
 use crate::admin;
 use crate::backend::{BackendRuntime, ConnGuard, Counters};
-use crate::config::model::{Backend, Frontend, HttpConnMode, LogStyle, StatsPage};
+use crate::config::model::{
+    Backend, Frontend, HttpConnMode, HttpRequestAction, LogStyle, StatsPage,
+};
 use crate::log::{Entry, Logger};
 
 /// How much the head buffer grows per read.
@@ -129,15 +131,33 @@ where
                 _ => return None,
             }
         }
-        // `http-request deny`: answered here, before any server.
-        let denied = frontend.http_deny.iter().find(|rule| {
+        // `http-request deny|redirect`: answered here, before any server.
+        let answered = frontend.http_request.iter().find(|rule| {
             rule.condition
                 .as_ref()
                 .is_none_or(|c| route::condition_holds(c, &frontend.acls, &facts))
         });
-        if let Some(rule) = denied {
-            send_error(&mut client, rule.status, fe.client).await;
-            rec.status = Some(rule.status);
+        if let Some(rule) = answered {
+            let status = match &rule.action {
+                HttpRequestAction::Deny { status } => {
+                    send_error(&mut client, *status, fe.client).await;
+                    *status
+                }
+                HttpRequestAction::RedirectScheme { scheme, code } => {
+                    let host = request
+                        .headers
+                        .iter()
+                        .find(|h| h.is("host"))
+                        .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+                        .unwrap_or_default();
+                    let location = format!("{scheme}://{host}{}", request.target);
+                    let reply = errors::redirect(*code, &location);
+                    let _ = write_with_timeout(&mut client, &reply, fe.client).await;
+                    let _ = with_timeout(fe.client, client.shutdown()).await;
+                    *code
+                }
+            };
+            rec.status = Some(status);
             rec.term = *b"PR";
             obs.exchange(&rec, None, "<NOSRV>", "<NOSRV>", &request);
             return None;

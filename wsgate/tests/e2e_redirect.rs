@@ -1,0 +1,98 @@
+//! `http-request redirect scheme https unless { ssl_fc }` and the older
+//! `redirect scheme https if !{ ssl_fc }`: plain requests are sent to
+//! https with the Host and URI kept; TLS requests go through. The same file
+//! passes `haproxy -c` when HAProxy is installed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::http::{exchange, Script, ScriptedBackend};
+use common::{TempDir, TestCert, Wsgate};
+
+fn haproxy_accepts(path: &std::path::Path) {
+    let bin = ["/usr/sbin/haproxy", "/usr/local/sbin/haproxy"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let Some(bin) = bin else {
+        assert!(!common::in_ci(), "haproxy is not installed");
+        eprintln!("SKIPPED (haproxy -c part): haproxy is not installed");
+        return;
+    };
+    let out = std::process::Command::new(bin)
+        .arg("-c")
+        .arg("-f")
+        .arg(path)
+        .current_dir(path.parent().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "haproxy -c refused it:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn https_status(port: u16, ca: &std::path::Path) -> String {
+    let script = "import ssl, sys, http.client\n\
+        ctx = ssl.create_default_context(cafile=sys.argv[2])\n\
+        c = http.client.HTTPSConnection('localhost', int(sys.argv[1]), context=ctx)\n\
+        c.request('GET', '/x')\n\
+        print(c.getresponse().status)\n";
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(port.to_string())
+        .arg(ca)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn plain_requests_are_redirected_to_https() {
+    let backend = ScriptedBackend::start(Script::Ok);
+    for (rule, code) in [
+        (
+            "http-request redirect scheme https code 301 unless { ssl_fc }",
+            301,
+        ),
+        ("redirect scheme https if !{ ssl_fc }", 302),
+    ] {
+        let dir = TempDir::new("redirect");
+        let cert = TestCert::generate(dir.path(), "site");
+        let (plain, tls) = (common::free_port(), common::free_port());
+        let cfg = format!(
+            "defaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n\
+             frontend fe\n    bind 127.0.0.1:{plain}\n    bind 127.0.0.1:{tls} ssl crt {}\n    {rule}\n    default_backend be\n\
+             backend be\n    server s1 {}\n",
+            cert.pem_path.display(),
+            backend.addr
+        );
+        let gate = Wsgate::start_in(dir, &cfg);
+        haproxy_accepts(&gate.config);
+        let resp = exchange(
+            SocketAddr::from(([127, 0, 0, 1], plain)),
+            b"GET /room/1?user=a HTTP/1.1\r\nHost: chat.example.com:8080\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(resp.status(), code, "{rule}\n{}", gate.log());
+        assert_eq!(
+            resp.header("location"),
+            Some("https://chat.example.com:8080/room/1?user=a"),
+            "{rule}"
+        );
+        assert_eq!(
+            https_status(tls, &cert.ca_path),
+            "200",
+            "{rule}\n{}",
+            gate.log()
+        );
+    }
+}
