@@ -40,6 +40,13 @@ enum Command {
     Demo(wsgate::demo::DemoArgs),
     /// Run the tutorial's WebSocket server: echoes messages, pushes one every interval.
     DemoBackend(wsgate::demo::backend::BackendArgs),
+    /// Print a configuration rewritten in current HAProxy syntax (removed keywords replaced,
+    /// a comment above each changed line).
+    Migrate {
+        /// The configuration file to rewrite.
+        #[arg(short = 'f', value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -48,6 +55,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Demo(args)) => block_on(wsgate::demo::run(args)),
         Some(Command::DemoBackend(args)) => block_on(wsgate::demo::backend::run(args)),
+        Some(Command::Migrate { file }) => migrate(&file),
         None => run(cli.run),
     }
 }
@@ -76,6 +84,21 @@ fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitC
         Err(e) => {
             eprintln!("wsgate: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn migrate(file: &std::path::Path) -> ExitCode {
+    match std::fs::read_to_string(file) {
+        Ok(text) => {
+            let (new, changes) = config::migrate::migrate(&text);
+            print!("{new}");
+            eprintln!("wsgate migrate: {changes} line(s) rewritten");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("wsgate migrate: cannot read {}: {e}", file.display());
+            ExitCode::from(1)
         }
     }
 }

@@ -193,9 +193,7 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("ca-base", G, "CA files are only used by options wsgate does not support yet"),
     ign("capture", FL, "header capture only feeds access logs, which are not implemented yet"),
     ign("chroot", G, NO_PRIVDROP),
-    rej("clitimeout", DFL, "removed from HAProxy", Some("write `timeout client <time>` instead")),
     rej("compression", DFLB, "response compression is not implemented; responses would go out uncompressed", Some("let the server compress, or remove the line")),
-    rej("contimeout", DLB, "removed from HAProxy", Some("write `timeout connect <time>` instead")),
     rej("cookie", DLB, "cookie-based persistence is not implemented yet; without it a client could land on a different server each request", Some("remove it if your servers share session state (a WebSocket stays on its server anyway)")),
     ign("cpu-map", G, "threads are not pinned to CPUs"),
     sup("crt-base", G, Handler::Global(h::crt_base), "`crt-base <dir>`: where relative `crt` paths are resolved (default: the working directory)"),
@@ -239,7 +237,6 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("option contstats", DFL, "byte counters are updated when an exchange or tunnel ends (long tunnels report their bytes when they close)"),
     sup("option dontlognull", DFL, Handler::Proxy(o::option_dontlognull), "no log line for connections that sent no request"),
     ign("option dontlog-normal", DFL, LOGGING_LATER),
-    rej("option forceclose", DFLB, "removed from HAProxy", Some("write `option httpclose` instead")),
     sup("option forwardfor", DFLB, Handler::Proxy(h::option_forwardfor), "`option forwardfor [except <net>]`: add X-Forwarded-For"),
     sup("option http-keep-alive", DFLB, Handler::Proxy(h::option_http_keep_alive), "keep-alive on both sides (the default)"),
     ign("option http-buffer-request", DFLB, "requests are streamed to the server"),
@@ -277,7 +274,6 @@ pub static KEYWORDS: &[Keyword] = &[
     rej("server-template", LB, "servers from DNS templates are not supported", Some("list the servers with `server` lines")),
     rej("setenv", G, "changing the environment from the configuration is not supported", Some("set the variable in the environment wsgate starts in")),
     ign("spread-checks", G, "each server's first check is already spread over its interval"),
-    rej("srvtimeout", DLB, "removed from HAProxy", Some("write `timeout server <time>` instead")),
     sup("ssl-default-bind-ciphers", G, Handler::Global(h::ssl_default_bind_ciphers), "`ssl-default-bind-ciphers <openssl cipher string>`: `ciphers` of every later `bind ... ssl`"),
     sup("ssl-default-bind-ciphersuites", G, Handler::Global(h::ssl_default_bind_ciphersuites), "`ssl-default-bind-ciphersuites <list>`: `ciphersuites` of every later `bind ... ssl`"),
     sup("ssl-default-bind-curves", G, Handler::Global(h::ssl_default_bind_curves), "`ssl-default-bind-curves <list>`: `curves` of every later `bind ... ssl`"),
@@ -616,6 +612,63 @@ fn escape(s: &str) -> String {
 
 /// The keyword table as Markdown, for `wsgate --list-keywords` and
 /// `docs/config.md`.
+/// A keyword HAProxy removed that has an exact modern equivalent: it is
+/// read as `new` (the arguments kept), with a warning giving the line to
+/// write today; `wsgate migrate` rewrites it.
+pub struct Legacy {
+    pub old: &'static str,
+    /// The HAProxy version that refuses it.
+    pub removed_in: &'static str,
+    pub new: &'static str,
+}
+
+/// Removed keywords read in their modern form. Deprecated since HAProxy
+/// 1.5 and made fatal in 2.1 (the timeouts, `redispatch`, `block`), or
+/// removed in 2.0 (`option forceclose`).
+pub static LEGACY: &[Legacy] = &[
+    Legacy {
+        old: "clitimeout",
+        removed_in: "2.1",
+        new: "timeout client",
+    },
+    Legacy {
+        old: "srvtimeout",
+        removed_in: "2.1",
+        new: "timeout server",
+    },
+    Legacy {
+        old: "contimeout",
+        removed_in: "2.1",
+        new: "timeout connect",
+    },
+    Legacy {
+        old: "redispatch",
+        removed_in: "2.1",
+        new: "option redispatch",
+    },
+    Legacy {
+        old: "block",
+        removed_in: "2.1",
+        new: "http-request deny",
+    },
+    Legacy {
+        old: "option forceclose",
+        removed_in: "2.0",
+        new: "option httpclose",
+    },
+];
+
+/// The removed keyword a line starts with, and how many words it spans.
+pub fn legacy<'w>(words: impl IntoIterator<Item = &'w str>) -> Option<(&'static Legacy, usize)> {
+    let mut words = words.into_iter();
+    let first = words.next()?;
+    let second = words.next();
+    LEGACY.iter().find_map(|l| match l.old.split_once(' ') {
+        Some((a, b)) => (a == first && Some(b) == second).then_some((l, 2)),
+        None => (l.old == first).then_some((l, 1)),
+    })
+}
+
 pub fn markdown_table() -> String {
     let mut out = String::new();
     out.push_str("# wsgate configuration keywords\n\n");
@@ -677,6 +730,18 @@ pub fn markdown_table() -> String {
                 escape(notes)
             ));
         }
+    }
+    out.push_str(
+        "\n## Removed keywords, read in their modern form\n\nHAProxy refuses these; wsgate reads each \
+         as its modern equivalent (arguments kept) with a warning that prints the line to write \
+         today. `wsgate migrate -f <file>` prints the file rewritten.\n\n\
+         | keyword | removed in HAProxy | read as |\n|---|---|---|\n",
+    );
+    for l in LEGACY {
+        out.push_str(&format!(
+            "| `{}` | {} | `{}` |\n",
+            l.old, l.removed_in, l.new
+        ));
     }
     out.push_str(
         "\n## Sections\n\n`global`, `defaults [<name>] [from <defaults>]`, `frontend <name> [from <defaults>]`, \

@@ -14,6 +14,7 @@ mod handlers;
 mod handlers_obs;
 pub mod keywords;
 pub mod lexer;
+pub mod migrate;
 pub mod model;
 pub mod parser;
 pub mod tls;

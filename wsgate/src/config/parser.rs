@@ -620,12 +620,45 @@ impl Parser {
             negated = true;
             words = &words[1..];
         }
-        let kw_tok = &words[0];
         let loc = Location {
             file: file.clone(),
             line: line.words[0].line,
             col: line.words[0].col,
         };
+        // A keyword HAProxy removed is read as its modern form.
+        let modern: Vec<Token>;
+        if let Some((legacy, used)) = keywords::legacy(words.iter().map(|t| t.text.as_str())) {
+            let at = &words[0];
+            modern = legacy
+                .new
+                .split(' ')
+                .map(|w| Token {
+                    text: w.to_owned(),
+                    line: at.line,
+                    col: at.col,
+                })
+                .chain(words[used..].iter().cloned())
+                .collect();
+            let line_text = modern
+                .iter()
+                .map(|t| t.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+            diags.push(
+                Diagnostic::warning(
+                    loc.clone(),
+                    format!(
+                        "'{}' was removed in HAProxy {}; read as `{line_text}`",
+                        legacy.old, legacy.removed_in
+                    ),
+                )
+                .with_hint(format!(
+                    "write `{line_text}` (`wsgate migrate -f <file>` rewrites the file)"
+                )),
+            );
+            words = &modern;
+        }
+        let kw_tok = &words[0];
         let (entry, used) = match keywords::lookup(words) {
             Lookup::Found(entry, used) => (entry, used),
             Lookup::Unknown {

@@ -1,0 +1,88 @@
+//! `wsgate migrate`: a configuration rewritten in current syntax.
+//!
+//! Works on the text, line by line, so comments, blank lines and layout
+//! survive; each changed line gets a comment above it saying what changed.
+//! The rewrites are the keyword table's [`LEGACY`](super::keywords::LEGACY)
+//! entries, plus the old `listen|frontend <name> <addr:port>` form, which
+//! becomes the section line and a `bind` line. The output is meant for
+//! current HAProxy as much as for wsgate.
+
+use super::keywords;
+
+/// Returns the rewritten text and how many lines changed.
+pub fn migrate(text: &str) -> (String, usize) {
+    let mut out = String::with_capacity(text.len() + 256);
+    let mut changes = 0;
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let ending = &line[body.len()..];
+        let rest = body.trim_start();
+        let indent = &body[..body.len() - rest.len()];
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        if rest.starts_with('#') || words.is_empty() {
+            out.push_str(line);
+            continue;
+        }
+        if let Some((legacy, used)) = keywords::legacy(words.iter().copied()) {
+            out.push_str(&format!(
+                "{indent}# wsgate migrate: `{}` was removed in HAProxy {}; `{}` is its current form{ending}",
+                legacy.old, legacy.removed_in, legacy.new
+            ));
+            out.push_str(&format!(
+                "{indent}{}{}{ending}",
+                legacy.new,
+                after_words(rest, used)
+            ));
+            changes += 1;
+            continue;
+        }
+        if let ["listen" | "frontend", name, addr, ..] = words.as_slice() {
+            if *addr != "from" && addr.contains(':') && words.len() == 3 {
+                out.push_str(&format!(
+                    "{indent}# wsgate migrate: the address on the section line is no longer accepted; it is a `bind` line now{ending}"
+                ));
+                out.push_str(&format!("{indent}{} {name}{ending}", words[0]));
+                out.push_str(&format!("{indent}    bind {addr}{ending}"));
+                changes += 1;
+                continue;
+            }
+        }
+        out.push_str(line);
+    }
+    (out, changes)
+}
+
+/// What follows the first `n` words of `s` (with its leading space).
+fn after_words(s: &str, n: usize) -> &str {
+    let mut rest = s;
+    for _ in 0..n {
+        rest = rest.trim_start();
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        rest = &rest[end..];
+    }
+    rest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_lines_are_rewritten_with_a_note() {
+        let old = "defaults\n    # client side\n    clitimeout  30s   # idle\n    option forceclose\nlisten app 0.0.0.0:80\n    redispatch\n";
+        let (new, n) = migrate(old);
+        assert_eq!(n, 4);
+        assert!(new.contains("    timeout client  30s   # idle\n"), "{new}");
+        assert!(new.contains("    option httpclose\n"), "{new}");
+        assert!(new.contains("listen app\n    bind 0.0.0.0:80\n"), "{new}");
+        assert!(new.contains("    option redispatch\n"), "{new}");
+        assert!(new.contains("    # client side\n"));
+        assert_eq!(new.matches("# wsgate migrate:").count(), 4);
+        // Current syntax is left alone.
+        let (same, n) = migrate("frontend f\n    timeout client 1s\n    bind :80\n");
+        assert_eq!(
+            (same.as_str(), n),
+            ("frontend f\n    timeout client 1s\n    bind :80\n", 0)
+        );
+    }
+}
