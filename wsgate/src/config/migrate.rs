@@ -78,6 +78,8 @@ mod tests {
         assert!(new.contains("    option redispatch\n"), "{new}");
         assert!(new.contains("    # client side\n"));
         assert_eq!(new.matches("# wsgate migrate:").count(), 4);
+        // Migrating twice changes nothing more.
+        assert_eq!(migrate(&new), (new.clone(), 0));
         // Current syntax is left alone.
         let (same, n) = migrate("frontend f\n    timeout client 1s\n    bind :80\n");
         assert_eq!(
