@@ -224,25 +224,10 @@ pub fn use_backend(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
             .hint = Some("write one `use_backend <name> if <condition>` per backend".into());
         return;
     }
-    let words = &args[1..];
-    let condition = if words.is_empty() {
-        None
-    } else {
-        match super::acl::parse_condition(words) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                let at = words.get(e.at).unwrap_or(&words[0]);
-                cx.error(at, e.message).hint = e.hint;
-                return;
-            }
-        }
-    };
-    p.use_backends.push(super::parser::UseBackendDraft {
-        backend: name.text.clone(),
-        location: cx.loc(name),
-        condition,
-        word_locations: words.iter().map(|t| cx.loc(t)).collect(),
-    });
+    let location = cx.loc(name);
+    if let Some(rule) = cx.rule(name.text.clone(), location, &args[1..]) {
+        p.use_backends.push(rule);
+    }
 }
 
 pub fn maxconn_proxy(p: &mut ProxyDraft, cx: &mut Cx<'_>) {

@@ -17,7 +17,7 @@ use super::model::{
     CliLevel, HttpRequestAction, LogFormat, LogSink, LogStyle, LogTarget, SocketAddress, StatsPage,
     StatsSocket,
 };
-use super::parser::{Cx, GlobalDraft, ProxyDraft, UseBackendDraft};
+use super::parser::{Cx, GlobalDraft, ProxyDraft};
 use super::units::parse_time;
 
 const FACILITIES: [&str; 24] = [
@@ -499,25 +499,10 @@ fn http_request_rule(p: &mut ProxyDraft, cx: &mut Cx<'_>, words: &[super::lexer:
     let Some((action, words)) = http_action(cx, words) else {
         return;
     };
-    let condition = if words.is_empty() {
-        None
-    } else {
-        match super::acl::parse_condition(words) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                let at = words.get(e.at).unwrap_or(&words[0]);
-                cx.error(at, e.message).hint = e.hint;
-                return;
-            }
-        }
-    };
-    let rule = UseBackendDraft {
-        backend: String::new(),
-        location: cx.kw_loc(),
-        condition,
-        word_locations: words.iter().map(|t| cx.loc(t)).collect(),
-    };
-    p.http_request.push((action, rule));
+    let location = cx.kw_loc();
+    if let Some(rule) = cx.rule(String::new(), location, words) {
+        p.http_request.push((action, rule));
+    }
 }
 
 /// `redirect scheme <scheme> [code <code>] [if|unless <cond>]` (the older
@@ -567,23 +552,8 @@ pub fn http_request(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         .hint = Some("move the line to the frontend".into());
         return;
     }
-    let words = &args[2..];
-    let condition = if words.is_empty() {
-        None
-    } else {
-        match super::acl::parse_condition(words) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                let at = words.get(e.at).unwrap_or(&words[0]);
-                cx.error(at, e.message).hint = e.hint;
-                return;
-            }
-        }
-    };
-    p.prometheus = Some(UseBackendDraft {
-        backend: String::new(),
-        location: cx.kw_loc(),
-        condition,
-        word_locations: words.iter().map(|t| cx.loc(t)).collect(),
-    });
+    let location = cx.kw_loc();
+    if let Some(rule) = cx.rule(String::new(), location, &args[2..]) {
+        p.prometheus = Some(rule);
+    }
 }

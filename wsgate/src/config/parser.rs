@@ -310,6 +310,35 @@ impl<'a> Cx<'a> {
         &mut self.diags[last]
     }
 
+    /// A rule with an optional `if|unless <condition>` in `words` (for
+    /// `use_backend`, `http-request ...`): `None` after reporting a
+    /// condition that does not parse.
+    pub fn rule(
+        &mut self,
+        backend: String,
+        location: Location,
+        words: &[Token],
+    ) -> Option<UseBackendDraft> {
+        let condition = if words.is_empty() {
+            None
+        } else {
+            match super::acl::parse_condition(words) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    let at = words.get(e.at).unwrap_or(&words[0]);
+                    self.error(at, e.message).hint = e.hint;
+                    return None;
+                }
+            }
+        };
+        Some(UseBackendDraft {
+            backend,
+            location,
+            condition,
+            word_locations: words.iter().map(|t| self.loc(t)).collect(),
+        })
+    }
+
     /// The single argument of a one-argument keyword, or an error naming
     /// the expected syntax.
     pub fn one_arg(&mut self, usage: &str) -> Option<&'a Token> {
