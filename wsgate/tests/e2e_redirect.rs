@@ -12,26 +12,9 @@ use common::http::{exchange, Script, ScriptedBackend};
 use common::{TempDir, TestCert, Wsgate};
 
 fn haproxy_accepts(path: &std::path::Path) {
-    let bin = ["/usr/sbin/haproxy", "/usr/local/sbin/haproxy"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists());
-    let Some(bin) = bin else {
-        assert!(!common::in_ci(), "haproxy is not installed");
-        eprintln!("SKIPPED (haproxy -c part): haproxy is not installed");
-        return;
-    };
-    let out = std::process::Command::new(bin)
-        .arg("-c")
-        .arg("-f")
-        .arg(path)
-        .current_dir(path.parent().unwrap())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "haproxy -c refused it:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if let Some(Err(stderr)) = common::haproxy_check(path) {
+        panic!("haproxy -c refused it:\n{stderr}");
+    }
 }
 
 fn https_status(port: u16, ca: &std::path::Path) -> String {

@@ -77,31 +77,15 @@ async def main():
             print("closed", e.rcvd.code, e.rcvd.reason)
 asyncio.run(main())
 "#;
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(format!("ws://127.0.0.1:{port}/ws"))
-        .output();
-    match out {
-        Ok(out) if out.status.success() => {
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            assert_eq!(
-                stdout.trim(),
-                "closed 1009 message too big",
-                "{}",
-                gate.log()
-            );
-        }
-        Ok(out) => {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            if stderr.contains("No module named 'websockets'") && !common::in_ci() {
-                eprintln!("SKIPPED: Python websockets is not installed");
-                return;
-            }
-            panic!("python client failed: {stderr}\n{}", gate.log());
-        }
-        Err(e) => panic!("cannot run python3: {e}"),
-    }
+    let Some(stdout) = run_python(script, port, &gate) else {
+        return;
+    };
+    assert_eq!(
+        stdout.trim(),
+        "closed 1009 message too big",
+        "{}",
+        gate.log()
+    );
 }
 
 /// A raw handshake; returns the stream after the 101 (and the status).
@@ -122,6 +106,38 @@ fn raw_handshake(port: u16, extra: &str) -> (std::net::TcpStream, String) {
         head.push(byte[0]);
     }
     (s, String::from_utf8_lossy(&head).into_owned())
+}
+
+/// Runs a Python `websockets` client script with the proxy's URL as its
+/// argument; its stdout, or `None` when the module is missing outside CI.
+fn run_python(script: &str, port: u16, gate: &Wsgate) -> Option<String> {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(format!("ws://127.0.0.1:{port}/ws"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3: {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("No module named 'websockets'") && !common::in_ci() {
+        eprintln!("SKIPPED: Python websockets is not installed");
+        return None;
+    }
+    assert!(
+        out.status.success(),
+        "python client failed: {stderr}\n{}",
+        gate.log()
+    );
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A raw handshake with `extra` headers must get `status`.
+fn expect_handshake(port: u16, extra: &str, status: u16, gate: &Wsgate) {
+    let (_, head) = raw_handshake(port, extra);
+    assert!(
+        head.starts_with(&format!("HTTP/1.1 {status} ")),
+        "{extra:?}: {head}\n{}",
+        gate.log()
+    );
 }
 
 const GOOD_KEY: &str =
@@ -180,15 +196,14 @@ async fn allow_origin_refuses_other_origins_with_403() {
         ("https://evil.example.com", 403),
         ("https://example.org", 403),
     ] {
-        let (_, head) = raw_handshake(port, &format!("{GOOD_KEY}Origin: {origin}\r\n"));
-        assert!(
-            head.starts_with(&format!("HTTP/1.1 {status} ")),
-            "{origin}: {head}\n{}",
-            gate.log()
+        expect_handshake(
+            port,
+            &format!("{GOOD_KEY}Origin: {origin}\r\n"),
+            status,
+            &gate,
         );
     }
-    let (_, head) = raw_handshake(port, GOOD_KEY);
-    assert!(head.starts_with("HTTP/1.1 403 "), "no Origin: {head}");
+    expect_handshake(port, GOOD_KEY, 403, &gate);
     assert_eq!(be.accepted(), 2, "only allowed handshakes reach the server");
 }
 
@@ -254,19 +269,10 @@ async def main():
         print(await ws.recv())
 asyncio.run(main())
 "#;
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(format!("ws://127.0.0.1:{port}/ws"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if stderr.contains("No module named 'websockets'") && !common::in_ci() {
-        eprintln!("SKIPPED: Python websockets is not installed");
+    let Some(stdout) = run_python(script, port, &gate) else {
         return;
-    }
-    assert!(out.status.success(), "{stderr}\n{}", gate.log());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "after");
+    };
+    assert_eq!(stdout.trim(), "after");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,39 +318,21 @@ async fn origin_deny_in_haproxy_syntax() {
          http-request deny if is_ws !{ hdr(origin) -m str https://app.example.com }\n",
     );
     let gate = Wsgate::start(&cfg);
-    let haproxy = ["/usr/sbin/haproxy", "/usr/local/sbin/haproxy"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists());
-    match haproxy {
-        Some(bin) => {
-            let out = std::process::Command::new(bin)
-                .arg("-c")
-                .arg("-f")
-                .arg(&gate.config)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "haproxy -c refused the file:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        None if common::in_ci() => panic!("haproxy is not installed"),
-        None => eprintln!("SKIPPED (haproxy -c part): haproxy is not installed"),
+    if let Some(Err(stderr)) = common::haproxy_check(&gate.config) {
+        panic!("haproxy -c refused the file:\n{stderr}");
     }
     for (origin, status) in [
         ("https://app.example.com", 101),
         ("https://evil.example.com", 403),
     ] {
-        let (_, head) = raw_handshake(port, &format!("{GOOD_KEY}Origin: {origin}\r\n"));
-        assert!(
-            head.starts_with(&format!("HTTP/1.1 {status} ")),
-            "{origin}: {head}\n{}",
-            gate.log()
+        expect_handshake(
+            port,
+            &format!("{GOOD_KEY}Origin: {origin}\r\n"),
+            status,
+            &gate,
         );
     }
-    let (_, head) = raw_handshake(port, GOOD_KEY);
-    assert!(head.starts_with("HTTP/1.1 403 "), "no Origin: {head}");
+    expect_handshake(port, GOOD_KEY, 403, &gate);
     // Plain requests are not WebSocket handshakes: the rule lets them through.
     let status = common::http::status_of(
         std::net::SocketAddr::from(([127, 0, 0, 1], port)),

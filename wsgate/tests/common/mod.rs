@@ -433,3 +433,32 @@ pub fn run_with_deadline(
     })?;
     Ok((status, read_lossy(&out_path), read_lossy(&err_path)))
 }
+
+// ---------------------------------------------------------------- haproxy
+
+/// Runs `haproxy -c -f <path>` (Debian's HAProxy, installed by `.ci/run`):
+/// `Some(Ok(()))` when it accepts the file, `Some(Err(stderr))` when it
+/// refuses it, `None` when HAProxy is not installed outside CI (a missing
+/// HAProxy under `CI` panics, as every peer does).
+pub fn haproxy_check(path: &Path) -> Option<Result<(), String>> {
+    let bin = ["/usr/sbin/haproxy", "/usr/local/sbin/haproxy"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let Some(bin) = bin else {
+        assert!(!in_ci(), "haproxy is not installed");
+        eprintln!("SKIPPED (haproxy -c part): haproxy is not installed");
+        return None;
+    };
+    let out = Command::new(bin)
+        .arg("-c")
+        .arg("-f")
+        .arg(path)
+        .current_dir(path.parent().unwrap_or(Path::new(".")))
+        .output()
+        .expect("run haproxy -c");
+    Some(if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    })
+}
