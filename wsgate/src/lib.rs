@@ -16,5 +16,6 @@ pub mod demo;
 pub mod log;
 pub mod proxy;
 pub mod reload;
+pub mod systemd;
 pub mod tls;
 pub mod ws;

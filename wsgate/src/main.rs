@@ -147,7 +147,10 @@ fn run(args: RunArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let files = args.files;
+    // Before any thread starts: socket activation edits the environment.
+    wsgate::systemd::adopt_listen_fds();
     block_on(async move {
+        let signals = wsgate::reload::Signals::install()?;
         let sockets = prepared.stats_sockets();
         let cli = match wsgate::admin::cli::bind_all(&sockets) {
             Ok(bound) => bound,
@@ -162,9 +165,11 @@ fn run(args: RunArgs) -> ExitCode {
                 tracing::info!("runtime API on {addr}");
             }
         }
+        let (reloads, reload_requests) = tokio::sync::mpsc::channel(4);
         tokio::spawn(wsgate::admin::cli::serve(
             cli,
             std::sync::Arc::new(proxy.runtime_handle()),
+            reloads,
             proxy.stop_token(),
         ));
         let (grace, origin) = match hard_stop_after {
@@ -175,7 +180,22 @@ fn run(args: RunArgs) -> ExitCode {
             ),
         };
         tracing::info!("on stop, open connections get {grace:?} ({origin})");
-        wsgate::reload::serve_signals(&proxy, &files).await?;
+        for addr in wsgate::systemd::unclaimed() {
+            tracing::warn!("socket activation: {addr} matches no bind; not served");
+        }
+        let notifier = wsgate::systemd::Notifier::from_env();
+        if let Some(n) = &notifier {
+            n.ready(&format!(
+                "running; listening on {} address(es)",
+                proxy.local_addrs().len()
+            ));
+        }
+        signals
+            .serve(&proxy, &files, reload_requests, notifier.as_ref())
+            .await;
+        if let Some(n) = &notifier {
+            n.stopping();
+        }
         tracing::info!("stopping: no new connections; WebSockets get close 1001");
         proxy.shutdown(grace).await;
         Ok(())

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::{AdminState, BackendRuntime, Counters};
 use crate::config::model::{CliLevel, SocketAddress, StatsSocket};
 use crate::proxy::Runtime;
+use crate::reload::ReloadRequests;
 
 /// Longest command line accepted (HAProxy's limit is `tune.bufsize`).
 const MAX_LINE: usize = 16 * 1024;
@@ -116,12 +117,19 @@ pub fn bind_all(sockets: &[StatsSocket]) -> Result<Vec<Bound>, CliError> {
 pub type CurrentRuntime = Arc<dyn Fn() -> Arc<Runtime> + Send + Sync>;
 
 /// Serves the sockets until `stop`. Each command reads the runtime in
-/// force when it runs, so answers follow reloads.
-pub async fn serve(sockets: Vec<Bound>, current: CurrentRuntime, stop: CancellationToken) {
+/// force when it runs, so answers follow reloads; `reload` goes to
+/// `reloads` (the signal loop, which serialises reloads).
+pub async fn serve(
+    sockets: Vec<Bound>,
+    current: CurrentRuntime,
+    reloads: ReloadRequests,
+    stop: CancellationToken,
+) {
     let tasks = tokio_util::task::TaskTracker::new();
     for bound in sockets {
         let current = current.clone();
         let stop = stop.clone();
+        let reloads = reloads.clone();
         tasks.spawn(async move {
             loop {
                 let level = bound.level;
@@ -130,12 +138,12 @@ pub async fn serve(sockets: Vec<Bound>, current: CurrentRuntime, stop: Cancellat
                     _ = stop.cancelled() => return,
                     accepted = accept(&bound.listener) => match accepted {
                         Ok(Conn::Unix(s)) => {
-                            let current = current.clone();
-                            tokio::spawn(async move { session(s, &current, level, timeout).await });
+                            let ctx = Context { current: current.clone(), reloads: reloads.clone(), level, timeout };
+                            tokio::spawn(async move { session(s, ctx).await });
                         }
                         Ok(Conn::Tcp(s)) => {
-                            let current = current.clone();
-                            tokio::spawn(async move { session(s, &current, level, timeout).await });
+                            let ctx = Context { current: current.clone(), reloads: reloads.clone(), level, timeout };
+                            tokio::spawn(async move { session(s, ctx).await });
                         }
                         Err(e) => {
                             tracing::warn!("stats socket accept failed: {e}");
@@ -162,13 +170,22 @@ async fn accept(l: &Listener) -> std::io::Result<Conn> {
     }
 }
 
-/// One client of the socket.
-async fn session<S: AsyncRead + AsyncWrite + Unpin>(
-    stream: S,
-    current: &CurrentRuntime,
+/// What one client connection of a stats socket works with.
+struct Context {
+    current: CurrentRuntime,
+    reloads: ReloadRequests,
     level: CliLevel,
     timeout: std::time::Duration,
-) {
+}
+
+/// One client of the socket.
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(stream: S, ctx: Context) {
+    let Context {
+        current,
+        reloads,
+        level,
+        timeout,
+    } = ctx;
     let (r, mut w) = tokio::io::split(stream);
     let mut r = BufReader::new(r);
     let mut interactive = false;
@@ -189,6 +206,10 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                 [] => {}
                 ["prompt", ..] => interactive = !interactive,
                 ["quit", ..] => quit = true,
+                ["reload", ..] if level >= CliLevel::Admin => {
+                    out.push_str(&reload(&reloads).await);
+                    out.push('\n');
+                }
                 _ => {
                     out.push_str(&execute(&current(), level, &words));
                     out.push('\n');
@@ -205,6 +226,21 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             let _ = w.shutdown().await;
             return;
         }
+    }
+}
+
+/// `reload`: the same as SIGHUP, with the outcome in the answer, in the
+/// form of HAProxy's master CLI (2.7+): `Success=1` or `Success=0`, `--`,
+/// then the diagnostics.
+async fn reload(reloads: &ReloadRequests) -> String {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let report = match reloads.send(tx).await {
+        Ok(()) => rx.await.ok(),
+        Err(_) => None,
+    };
+    match report {
+        Some(r) => format!("Success={}\n--\n{}", u8::from(r.applied), r.messages),
+        None => "Success=0\n--\nthe proxy is stopping; no reload\n".into(),
     }
 }
 
@@ -262,6 +298,11 @@ const COMMANDS: &[(&str, &str, CliLevel)] = &[
         CliLevel::User,
     ),
     ("quit", "disconnect", CliLevel::User),
+    (
+        "reload",
+        "reload the configuration files in process; WebSockets stay open",
+        CliLevel::Admin,
+    ),
     (
         "set server",
         "change a server's state, weight",

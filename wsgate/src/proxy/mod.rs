@@ -376,7 +376,10 @@ struct Bound {
 
 /// Binds every address once per worker thread. The first socket is bound
 /// on the configured address, the others on the address it got (port 0
-/// becomes a real port once, shared by all threads).
+/// becomes a real port once, shared by all threads). A socket passed by
+/// systemd for the address (socket activation) is used instead; the
+/// workers then share it (duplicated descriptors, one accept queue), since
+/// the manager's socket may lack SO_REUSEPORT.
 fn bind_all(binds: &[(SocketAddr, Location)], threads: usize) -> Result<Vec<Bound>, StartError> {
     let mut out = Vec::with_capacity(binds.len());
     for (key, location) in binds {
@@ -385,6 +388,18 @@ fn bind_all(binds: &[(SocketAddr, Location)], threads: usize) -> Result<Vec<Boun
             addr: *key,
             source,
         };
+        if let Some(inherited) = crate::systemd::take_listener(*key) {
+            let mut sockets = Vec::with_capacity(threads);
+            for _ in 1..threads {
+                sockets.push(inherited.try_clone().map_err(err)?);
+            }
+            sockets.push(inherited);
+            out.push(Bound {
+                actual: *key,
+                sockets,
+            });
+            continue;
+        }
         let first = listener::bind(*key).map_err(err)?;
         let actual = first.local_addr().unwrap_or(*key);
         let mut sockets = vec![first];
