@@ -14,6 +14,7 @@ pub mod balance;
 pub mod config;
 pub mod demo;
 pub mod log;
+pub mod process;
 pub mod proxy;
 pub mod reload;
 pub mod systemd;

@@ -32,6 +32,13 @@ struct RunArgs {
     /// Print the keyword table (supported, ignored, rejected) as Markdown and exit.
     #[arg(long)]
     list_keywords: bool,
+    /// Write the process id to this file at start (as HAProxy's -p; wins over `pidfile`).
+    #[arg(short = 'p', value_name = "PIDFILE")]
+    pidfile: Option<PathBuf>,
+    /// Accepted for HAProxy compatibility and ignored: wsgate stays in the foreground,
+    /// for the service manager to supervise.
+    #[arg(short = 'D')]
+    daemon: bool,
 }
 
 #[derive(Subcommand)]
@@ -129,6 +136,10 @@ fn run(args: RunArgs) -> ExitCode {
     // Certificates are part of the configuration: a file that does not load
     // is reported at its `bind` line, by `-c` too.
     let hard_stop_after = config.global.hard_stop_after;
+    let mut process = config.global.process.clone();
+    if let Some(p) = args.pidfile {
+        process.pidfile = Some(p);
+    }
     let prepared = wsgate::proxy::Prepared::new(config);
     // Notes (each certificate loaded) are for `-c`; warnings always.
     let keep = |d: &Diagnostic| args.check || d.severity != config::Severity::Note;
@@ -146,6 +157,11 @@ fn run(args: RunArgs) -> ExitCode {
         eprintln!("Configuration file is valid");
         return ExitCode::SUCCESS;
     }
+    if args.daemon {
+        tracing::warn!(
+            "-D ignored: wsgate stays in the foreground; run it under a service manager"
+        );
+    }
     let files = args.files;
     // Before any thread starts: socket activation edits the environment.
     wsgate::systemd::adopt_listen_fds();
@@ -157,6 +173,20 @@ fn run(args: RunArgs) -> ExitCode {
             Err(e) => anyhow::bail!("{e}"),
         };
         let proxy = prepared.start().await?;
+        // Bound and certificates read: now the pid file and the switch of
+        // user, as HAProxy.
+        if let Some(path) = &process.pidfile {
+            wsgate::process::write_pidfile(path)?;
+        }
+        wsgate::process::drop_privileges(&process)?;
+        if let Some(u) = &process.user {
+            if process.group.is_none() {
+                tracing::warn!(
+                    "running as user '{}' with group id unchanged (no `group`/`gid`, as HAProxy)",
+                    u.name
+                );
+            }
+        }
         for addr in proxy.local_addrs() {
             tracing::info!("listening on {addr}");
         }
@@ -198,6 +228,11 @@ fn run(args: RunArgs) -> ExitCode {
         }
         tracing::info!("stopping: no new connections; WebSockets get close 1001");
         proxy.shutdown(grace).await;
+        if let Some(path) = &process.pidfile {
+            // Best effort: after the switch of user the directory may not
+            // let us (HAProxy leaves the file in place).
+            let _ = std::fs::remove_file(path);
+        }
         Ok(())
     })
 }

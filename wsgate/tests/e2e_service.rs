@@ -214,3 +214,72 @@ fn socket_activation_uses_the_passed_socket() {
     .unwrap();
     assert!(!log.contains("matches no bind"), "{log}");
 }
+
+/// A free TCP port below 1024 on 127.0.0.1 (binding it needs root).
+fn free_privileged_port() -> u16 {
+    (900..1000)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port in 900..1000")
+}
+
+/// `Uid:`/`Gid:`/`Groups:` lines of a /proc status file.
+fn identity(status_path: &Path) -> (String, String, String) {
+    let text = std::fs::read_to_string(status_path).unwrap();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or("")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    (field("Uid:"), field("Gid:"), field("Groups:"))
+}
+
+#[test]
+fn binds_a_privileged_port_then_runs_as_user_and_group() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        common::skip_unless_ci("the privilege drop test needs root");
+        return;
+    }
+    let dir = TempDir::new("privdrop");
+    let pidfile = dir.path().join("wsgate.pid");
+    let port = free_privileged_port();
+    let global = format!(
+        "    user nobody\n    group nogroup\n    pidfile {}\n",
+        pidfile.display()
+    );
+    let cfg = config(port, &global, None);
+    // The test directory must be readable by `nobody` for reloads; the
+    // check below does not need it.
+    let gate = common::Wsgate::start_in(dir, &cfg);
+    assert_eq!(
+        status_of(SocketAddr::from(([127, 0, 0, 1], port))).as_deref(),
+        Some("HTTP/1.1 403 Forbidden"),
+        "{}",
+        gate.log()
+    );
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(pid, gate.guard.pid(), "the pid file names the process");
+
+    let nobody = "65534 65534 65534 65534".to_string();
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+    let (uid, gid, groups) = identity(&proc_dir.join("status"));
+    assert_eq!(
+        (uid, gid, groups),
+        (nobody.clone(), nobody.clone(), String::new())
+    );
+    // Every thread (workers, health checks, the runtime's) changed too.
+    let mut threads = 0;
+    for task in std::fs::read_dir(proc_dir.join("task")).unwrap() {
+        let (uid, gid, _) = identity(&task.unwrap().path().join("status"));
+        assert_eq!((&uid, &gid), (&nobody, &nobody), "thread identity");
+        threads += 1;
+    }
+    assert!(threads > 1, "wsgate runs several threads ({threads})");
+}

@@ -272,6 +272,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             logs: global.logs.clone(),
             hard_stop_after: global.hard_stop_after,
             nbthread: global.nbthread,
+            process: global.process.clone(),
         },
         frontends,
         backends,

@@ -16,6 +16,7 @@
 use super::handlers as h;
 use super::handlers_obs as o;
 use super::parser::{Cx, GlobalDraft, ProxyDraft};
+use super::process;
 
 /// A set of sections, as in the manual's keyword matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,7 +183,7 @@ const NO_PASSIVE: &str =
     "passive health (observing live traffic) is not implemented; only `check` marks servers down";
 const NO_ROUTING: &str = "http-request/http-response rules are not implemented yet";
 const DHE: &str = "wsgate offers ECDHE key exchange only (rustls has no finite-field DHE), which every current client supports and is faster and safer than DHE, so no DH parameters are needed";
-const NO_PRIVDROP: &str = "wsgate does not switch user, group or root directory itself; start it as the right user from your service manager (e.g. systemd `User=`)";
+const NO_CHROOT: &str = "wsgate reloads in process and re-reads the configuration, certificates and error files from their paths, which a chroot would hide; confine it with the service manager instead (systemd `ProtectSystem=strict`, `RootDirectory=`)";
 
 /// Every keyword wsgate knows (the docs list them sorted by name).
 pub static KEYWORDS: &[Keyword] = &[
@@ -192,7 +193,7 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("bind", FL, Handler::Proxy(h::bind), "`bind <addr>:<port>[,...] [ssl crt <pem|dir> ... | crt-list <file>] [strict-sni] [ssl-min-ver ..] [ciphers ..] [alpn ..]`; `*:80`, `:80`, `[::]:443`, `ipv6@::1:80`, port ranges `8000-8010`"),
     ign("ca-base", G, "CA files are only used by options wsgate does not support yet"),
     ign("capture", FL, "header capture only feeds access logs, which are not implemented yet"),
-    ign("chroot", G, NO_PRIVDROP),
+    ign("chroot", G, NO_CHROOT),
     rej("compression", DFLB, "response compression is not implemented; responses would go out uncompressed", Some("let the server compress, or remove the line")),
     rej("cookie", DLB, "cookie-based persistence is not implemented yet; without it a client could land on a different server each request", Some("remove it if your servers share session state (a WebSocket stays on its server anyway)")),
     ign("cpu-map", G, "threads are not pinned to CPUs"),
@@ -207,8 +208,8 @@ pub static KEYWORDS: &[Keyword] = &[
     rej("errorfiles", DFLB, "custom error pages are not implemented yet", None),
     ign("dynamic-cookie-key", DLB, "only used by dynamic cookies, which are not implemented"),
     ign("fullconn", DLB, "only matters with dynamic server maxconn, which is not implemented"),
-    ign("gid", G, NO_PRIVDROP),
-    ign("group", G, NO_PRIVDROP),
+    sup("gid", G, Handler::Global(process::gid), "`gid <number>`: the group wsgate switches to once its sockets are bound (supplementary groups cleared)"),
+    sup("group", G, Handler::Global(process::group), "`group <name>`: like `gid`, by name"),
     sup("hard-stop-after", G, Handler::Global(h::hard_stop_after), "`hard-stop-after <time>`: on stop, how long open connections get (WebSockets are closed with 1001 first) before the process exits; wsgate's default is 30s"),
     sup("hash-type", DLB, Handler::Proxy(h::hash_type), "`hash-type map-based|consistent [sdbm|djb2|wt6|crc32] [avalanche]` (default map-based sdbm; consistent alone means sdbm avalanche)"),
     rej("http-after-response", FLB, NO_ROUTING, None),
@@ -262,7 +263,7 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("option tcp-smart-accept", DFL, "a TCP tuning hint with no visible effect"),
     ign("option tcp-smart-connect", DLB, "a TCP tuning hint with no visible effect"),
     sup("option tcplog", DFLB, Handler::Proxy(o::option_tcplog), "access log lines in HAProxy's TCP format, one per connection when it closes"),
-    ign("pidfile", G, "wsgate does not write a pid file; your service manager tracks the process"),
+    sup("pidfile", G, Handler::Global(process::pidfile), "`pidfile <path>`: the process id is written there at start, before the switch of user (`-p <path>` wins)"),
     ign("quiet", G, "wsgate prints only warnings and errors at startup"),
     sup("redirect", FL, Handler::Proxy(o::redirect), "`redirect scheme <scheme> [code 301|302|303|307|308] [if|unless <condition>]`: e.g. `redirect scheme https unless { ssl_fc }`"),
     rej("reqadd", FLB, "removed in HAProxy 2.1", Some("the modern form is `http-request add-header`, which wsgate does not support yet")),
@@ -318,9 +319,9 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("tune.ssl.cachesize", G, "rustls manages its session cache"),
     ign("tune.ssl.default-dh-param", G, DHE),
     ign("tune.ssl.lifetime", G, "rustls manages its session cache"),
-    ign("uid", G, NO_PRIVDROP),
+    sup("uid", G, Handler::Global(process::uid), "`uid <number>`: the user wsgate switches to once its sockets are bound and certificates read (as HAProxy, the group stays unless `group`/`gid` is set)"),
     sup("use_backend", FL, Handler::Proxy(h::use_backend), "`use_backend <backend> [if|unless <condition>]`: first match wins, then `default_backend`; conditions AND ACL names, `||` for OR, `!` to negate, `{ ... }` for an anonymous ACL"),
-    ign("user", G, NO_PRIVDROP),
+    sup("user", G, Handler::Global(process::user), "`user <name>`: like `uid`, by name (an unknown user is an error)"),
     ign("zero-warning", G, "warnings never stop wsgate; read them with `wsgate -c`"),
 ];
 

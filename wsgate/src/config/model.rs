@@ -63,6 +63,8 @@ pub struct Global {
     /// `nbthread`: worker threads; `None` is one per CPU the process may
     /// run on (its affinity mask), as HAProxy does.
     pub nbthread: Option<u32>,
+    /// `user`/`group`/`pidfile`: what the process becomes once bound.
+    pub process: crate::config::process::ProcessSettings,
 }
 
 /// The stop grace when `hard-stop-after` is unset. HAProxy waits forever,
@@ -80,6 +82,7 @@ impl Default for Global {
             logs: Vec::new(),
             hard_stop_after: None,
             nbthread: None,
+            process: crate::config::process::ProcessSettings::default(),
         }
     }
 }

@@ -97,6 +97,8 @@ pub struct GlobalDraft {
     /// `ssl-default-bind-options|ciphers|ciphersuites|curves`: the
     /// starting point of every later `bind ... ssl`.
     pub ssl_bind: crate::config::model::TlsSettings,
+    /// `user`/`uid`, `group`/`gid`, `pidfile`.
+    pub process: crate::config::process::ProcessSettings,
 }
 
 impl GlobalDraft {
@@ -125,6 +127,7 @@ impl Default for GlobalDraft {
             stats_timeout: std::time::Duration::from_secs(10),
             logs: Vec::new(),
             ssl_bind: crate::config::model::TlsSettings::default(),
+            process: crate::config::process::ProcessSettings::default(),
         }
     }
 }

@@ -1,0 +1,155 @@
+//! `global` keywords about the process itself: `user`/`uid`, `group`/`gid`
+//! (the identity wsgate takes once its sockets are bound) and `pidfile`.
+//!
+//! Names are resolved while the configuration is read (through the C
+//! library, so NSS sources such as LDAP count), so `wsgate -c` reports an
+//! unknown user at its line, as `haproxy -c` does.
+
+use std::ffi::CString;
+use std::path::PathBuf;
+
+use super::parser::{Cx, GlobalDraft};
+
+/// The process settings of `global`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessSettings {
+    /// `user <name>` or `uid <number>`: switched to after binding.
+    pub user: Option<Account>,
+    /// `group <name>` or `gid <number>`. As in HAProxy, `user` alone does
+    /// not change the group.
+    pub group: Option<Account>,
+    /// `pidfile <path>` (or `-p <path>` on the command line, which wins).
+    pub pidfile: Option<PathBuf>,
+}
+
+/// A user or group: the number the kernel uses and the name for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: u32,
+    pub name: String,
+}
+
+/// `user <name>`
+pub fn user(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
+    let Some(t) = cx.one_arg("user <user name>") else {
+        return;
+    };
+    match lookup_user(&t.text) {
+        Some(id) => set(&mut g.process.user, cx, t, id, "user/uid"),
+        None => {
+            cx.error(t, format!("unknown user '{}'", t.text)).hint =
+                Some("create it (useradd --system ...), or name an existing user".into());
+        }
+    }
+}
+
+/// `group <name>`
+pub fn group(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
+    let Some(t) = cx.one_arg("group <group name>") else {
+        return;
+    };
+    match lookup_group(&t.text) {
+        Some(id) => set(&mut g.process.group, cx, t, id, "group/gid"),
+        None => {
+            cx.error(t, format!("unknown group '{}'", t.text)).hint =
+                Some("create it (groupadd --system ...), or name an existing group".into());
+        }
+    }
+}
+
+/// `uid <number>`
+pub fn uid(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
+    if let Some((t, id)) = number(cx, "uid <number>") {
+        set(&mut g.process.user, cx, t, id, "user/uid");
+    }
+}
+
+/// `gid <number>`
+pub fn gid(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
+    if let Some((t, id)) = number(cx, "gid <number>") {
+        set(&mut g.process.group, cx, t, id, "group/gid");
+    }
+}
+
+/// `pidfile <path>`
+pub fn pidfile(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
+    if let Some(t) = cx.one_arg("pidfile <path>") {
+        g.process.pidfile = Some(PathBuf::from(&t.text));
+    }
+}
+
+fn number<'a>(cx: &mut Cx<'a>, usage: &str) -> Option<(&'a super::lexer::Token, u32)> {
+    let t = cx.one_arg(usage)?;
+    match t.text.parse::<u32>() {
+        Ok(n) => Some((t, n)),
+        Err(_) => {
+            cx.error(t, format!("'{}' is not a number", t.text)).hint =
+                Some(format!("usage: {usage}"));
+            None
+        }
+    }
+}
+
+/// Records an identity; a second line for the same one is refused, as
+/// HAProxy refuses "uid/user already specified".
+fn set(slot: &mut Option<Account>, cx: &mut Cx<'_>, t: &super::lexer::Token, id: u32, what: &str) {
+    if slot.is_some() {
+        cx.error(t, format!("{what} already specified"));
+        return;
+    }
+    *slot = Some(Account {
+        id,
+        name: t.text.clone(),
+    });
+}
+
+fn lookup_user(name: &str) -> Option<u32> {
+    let cname = CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: zeroed passwd is a valid out-parameter for getpwnam_r.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: all pointers are valid for the call; `buf` outlives it.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            cname.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    (rc == 0 && !result.is_null()).then_some(pwd.pw_uid)
+}
+
+fn lookup_group(name: &str) -> Option<u32> {
+    let cname = CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 64 * 1024];
+    // SAFETY: zeroed group is a valid out-parameter for getgrnam_r.
+    let mut grp: libc::group = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: all pointers are valid for the call; `buf` outlives it.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            cname.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    (rc == 0 && !result.is_null()).then_some(grp.gr_gid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_and_unknown_names() {
+        assert_eq!(lookup_user("root"), Some(0));
+        assert_eq!(lookup_group("root"), Some(0));
+        assert_eq!(lookup_user("no-such-user-wsgate"), None);
+        assert_eq!(lookup_group("no-such-group-wsgate"), None);
+    }
+}
