@@ -202,14 +202,14 @@ fn run(args: RunArgs) -> ExitCode {
             reloads,
             proxy.stop_token(),
         ));
-        let (grace, origin) = match hard_stop_after {
-            Some(t) => (t, "hard-stop-after"),
-            None => (
-                DEFAULT_HARD_STOP_AFTER,
-                "default; set hard-stop-after to change",
-            ),
+        let origin = match hard_stop_after {
+            Some(_) => "hard-stop-after",
+            None => "default; set hard-stop-after to change",
         };
-        tracing::info!("on stop, open connections get {grace:?} ({origin})");
+        tracing::info!(
+            "on stop, open connections get {:?} ({origin})",
+            hard_stop_after.unwrap_or(DEFAULT_HARD_STOP_AFTER)
+        );
         for addr in wsgate::systemd::unclaimed() {
             tracing::warn!("socket activation: {addr} matches no bind; not served");
         }
@@ -226,8 +226,14 @@ fn run(args: RunArgs) -> ExitCode {
         if let Some(n) = &notifier {
             n.stopping();
         }
+        // The configuration in force now (a reload may have changed it).
+        let global = proxy.runtime().global.clone();
+        if let Some(grace) = global.process.grace {
+            tracing::info!("stop requested: serving as usual for {grace:?} (grace)");
+            tokio::time::sleep(grace).await;
+        }
         tracing::info!("stopping: no new connections; WebSockets get close 1001");
-        proxy.shutdown(grace).await;
+        proxy.shutdown(global.hard_stop_after()).await;
         if let Some(path) = &process.pidfile {
             // Best effort: after the switch of user the directory may not
             // let us (HAProxy leaves the file in place).

@@ -141,3 +141,133 @@ fn hard_stop_after_bounds_the_stop() {
     assert!(took < Duration::from_secs(10), "stopped after {took:?}");
     drop(client);
 }
+
+/// Opens `n` WebSockets through the proxy, each proven by one echo.
+async fn open_echoing(url: &str, n: usize) -> Vec<common::ws::Ws> {
+    let mut clients = Vec::new();
+    for i in 0..n {
+        let mut ws = connect(url, None).await;
+        ws.send(Message::Text(format!("hi {i}").into()))
+            .await
+            .unwrap();
+        assert_eq!(
+            common::ws::next_text(&mut ws, "echo").await,
+            format!("hi {i}")
+        );
+        clients.push(ws);
+    }
+    clients
+}
+
+fn with_global(global: &str, rest: String) -> String {
+    format!("global\n{global}{rest}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_spread_time_spreads_the_going_away_frames() {
+    let backend = RecordingBackend::start(None).await;
+    let port = common::free_port();
+    let mut gate = Wsgate::start(&with_global(
+        "    close-spread-time 2s\n    hard-stop-after 10s\n",
+        config(port, backend.addr, "1h"),
+    ));
+    let clients = open_echoing(&format!("ws://127.0.0.1:{port}/ws"), 20).await;
+    let stopped_at = Instant::now();
+    gate.guard.signal(libc::SIGTERM);
+    let waits = clients.into_iter().enumerate().map(|(i, mut ws)| {
+        tokio::spawn(async move {
+            let (code, reason) = expect_close(&mut ws, &format!("client {i}")).await;
+            let at = stopped_at.elapsed();
+            let _ = ws.flush().await;
+            (code, reason, at)
+        })
+    });
+    let mut times = Vec::new();
+    for w in waits.collect::<Vec<_>>() {
+        let (code, reason, at) = w.await.unwrap();
+        assert_eq!(
+            (code, reason.as_str()),
+            (CloseCode::Away, "server stopping")
+        );
+        times.push(at);
+    }
+    times.sort();
+    let (first, last) = (times[0], times[times.len() - 1]);
+    // 20 uniform draws over 2 s: their range is below 0.5 s with
+    // probability about 20 * 0.25^19, i.e. never.
+    assert!(
+        last - first > Duration::from_millis(500),
+        "closes not spread: {times:?}\n{}",
+        gate.log()
+    );
+    assert!(
+        last < Duration::from_millis(3500),
+        "closes beyond the 2 s window: {times:?}"
+    );
+    let status = gate.guard.wait_exit(Duration::from_secs(15)).unwrap();
+    assert_eq!(status.code(), Some(0), "{}", gate.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_spread_time_infinite_leaves_websockets_to_hard_stop_after() {
+    let backend = RecordingBackend::start(None).await;
+    let port = common::free_port();
+    let mut gate = Wsgate::start(&with_global(
+        "    close-spread-time infinite\n    hard-stop-after 2s\n",
+        config(port, backend.addr, "1h"),
+    ));
+    let mut clients = open_echoing(&format!("ws://127.0.0.1:{port}/ws"), 1).await;
+    let mut ws = clients.pop().unwrap();
+    let stopped_at = Instant::now();
+    gate.guard.signal(libc::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Still carried: wsgate sends no close frame of its own.
+    ws.send(Message::Text("still there".into())).await.unwrap();
+    assert_eq!(
+        common::ws::next_text(&mut ws, "echo during the stop").await,
+        "still there"
+    );
+    let status = gate.guard.wait_exit(Duration::from_secs(15)).unwrap();
+    assert_eq!(status.code(), Some(0), "{}", gate.log());
+    assert!(
+        stopped_at.elapsed() >= Duration::from_millis(1800),
+        "hard-stop-after ended it, not a close: {:?}",
+        stopped_at.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grace_keeps_serving_after_the_stop_signal() {
+    let backend = RecordingBackend::start(None).await;
+    let port = common::free_port();
+    let mut gate = Wsgate::start(&with_global(
+        "    grace 1500ms\n",
+        config(port, backend.addr, "1h"),
+    ));
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let mut old = open_echoing(&url, 1).await.pop().unwrap();
+    let stopped_at = Instant::now();
+    gate.guard.signal(libc::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // During the grace a new WebSocket is still accepted and served.
+    let mut new = open_echoing(&url, 1).await.pop().unwrap();
+    let (code, _) = expect_close(&mut old, "old client").await;
+    assert_eq!(code, CloseCode::Away);
+    assert!(
+        stopped_at.elapsed() >= Duration::from_millis(1400),
+        "closed before the grace ended: {:?}\n{}",
+        stopped_at.elapsed(),
+        gate.log()
+    );
+    let (code, _) = expect_close(&mut new, "new client").await;
+    assert_eq!(code, CloseCode::Away);
+    let _ = old.flush().await;
+    let _ = new.flush().await;
+    drop((old, new));
+    let status = gate.guard.wait_exit(Duration::from_secs(15)).unwrap();
+    assert_eq!(status.code(), Some(0), "{}", gate.log());
+    assert!(
+        !common::accepts(SocketAddr::from(([127, 0, 0, 1], port))),
+        "listener closed after the stop"
+    );
+}

@@ -590,7 +590,7 @@ pub fn http_check(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     p.http_expect = Some(expect);
 }
 
-fn time_arg(cx: &mut Cx<'_>) -> Option<Option<Duration>> {
+pub(super) fn time_arg(cx: &mut Cx<'_>) -> Option<Option<Duration>> {
     let usage = format!("{} <time>", cx.keyword);
     let t = cx.one_arg(&usage)?;
     match parse_time(&t.text) {

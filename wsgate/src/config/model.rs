@@ -72,6 +72,23 @@ pub struct Global {
 /// start.
 pub const DEFAULT_HARD_STOP_AFTER: Duration = Duration::from_secs(30);
 
+impl Global {
+    /// How long a stop waits for open connections.
+    pub fn hard_stop_after(&self) -> Duration {
+        self.hard_stop_after.unwrap_or(DEFAULT_HARD_STOP_AFTER)
+    }
+
+    /// `close-spread-time`, within `hard-stop-after`: a close drawn later
+    /// than that would never be sent.
+    pub fn close_spread(&self) -> crate::config::process::CloseSpread {
+        use crate::config::process::CloseSpread;
+        match self.process.close_spread {
+            CloseSpread::Over(d) => CloseSpread::Over(d.min(self.hard_stop_after())),
+            other => other,
+        }
+    }
+}
+
 impl Default for Global {
     fn default() -> Self {
         Global {

@@ -1,5 +1,7 @@
 //! `global` keywords about the process itself: `user`/`uid`, `group`/`gid`
-//! (the identity wsgate takes once its sockets are bound) and `pidfile`.
+//! (the identity wsgate takes once its sockets are bound), `pidfile`, and
+//! how it stops: `grace` and `close-spread-time` (`hard-stop-after` is
+//! with the other times, in handlers.rs).
 //!
 //! Names are resolved while the configuration is read (through the C
 //! library, so NSS sources such as LDAP count), so `wsgate -c` reports an
@@ -7,8 +9,9 @@
 
 use std::ffi::CString;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use super::parser::{Cx, GlobalDraft};
+use super::parser::{Cx, GlobalDraft, ProxyDraft};
 
 /// The process settings of `global`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -20,6 +23,40 @@ pub struct ProcessSettings {
     pub group: Option<Account>,
     /// `pidfile <path>` (or `-p <path>` on the command line, which wins).
     pub pidfile: Option<PathBuf>,
+    /// `grace <time>`: after a stop signal, how long wsgate goes on serving
+    /// as usual (so that load balancers in front notice) before the stop.
+    pub grace: Option<Duration>,
+    /// `close-spread-time`: how the closes of a stop are spread in time.
+    pub close_spread: CloseSpread,
+}
+
+/// `grace <time>` in a proxy section (HAProxy 1.x kept that one proxy up
+/// during the grace): read, then ignored with a pointer to the global form,
+/// since wsgate stops all its listeners together.
+pub fn grace_proxy(_p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    if super::handlers::time_arg(cx).is_some() {
+        let kw = cx.kw;
+        cx.warn(
+            kw,
+            "'grace' in a proxy section is ignored: wsgate stops every listener together",
+        )
+        .hint = Some("put `grace <time>` in the `global` section to delay the whole stop".into());
+    }
+}
+
+/// `close-spread-time <time|infinite>`: when a stopping wsgate sends each
+/// WebSocket its close frame. Spreading avoids every client reconnecting
+/// (to the servers behind the next proxy) in the same instant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CloseSpread {
+    /// Unset: every WebSocket is closed as soon as the stop begins.
+    #[default]
+    AtOnce,
+    /// Each WebSocket at a uniformly random moment within this window.
+    Over(Duration),
+    /// `infinite`: wsgate closes none; peers close them, or
+    /// `hard-stop-after` ends what remains.
+    Never,
 }
 
 /// A user or group: the number the kernel uses and the name for messages.
@@ -75,6 +112,24 @@ pub fn gid(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
 pub fn pidfile(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
     if let Some(t) = cx.one_arg("pidfile <path>") {
         g.process.pidfile = Some(PathBuf::from(&t.text));
+    }
+}
+
+/// `grace <time>`
+pub fn grace(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
+    if let Some(t) = super::handlers::time_arg(cx) {
+        g.process.grace = t;
+    }
+}
+
+/// `close-spread-time <time|infinite>`
+pub fn close_spread_time(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
+    if cx.args.first().is_some_and(|a| a.text == "infinite") && cx.args.len() == 1 {
+        g.process.close_spread = CloseSpread::Never;
+        return;
+    }
+    if let Some(t) = super::handlers::time_arg(cx) {
+        g.process.close_spread = t.map_or(CloseSpread::AtOnce, CloseSpread::Over);
     }
 }
 

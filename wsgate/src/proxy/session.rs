@@ -1093,6 +1093,7 @@ fn ws_signals(
         stop: stop.clone(),
         server_gone,
         keepalive: plan.keepalive,
+        spread: runtime.global.close_spread(),
     })
 }
 

@@ -39,6 +39,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
 use super::buffers::PooledBuf;
+use crate::config::process::CloseSpread;
 use crate::ws::close::{close_frame, ping_frame, CloseCode, Peer};
 use crate::ws::frame::{FrameTracker, Policy, Violation};
 
@@ -539,6 +540,8 @@ pub struct WsSignals {
     pub server_gone: CancellationToken,
     /// `websocket keepalive`: ping the client after this much silence.
     pub keepalive: Option<Keepalive>,
+    /// `close-spread-time`: when, after `stop`, this tunnel is closed.
+    pub spread: CloseSpread,
 }
 
 /// Keepalive pings (`websocket keepalive <interval> [timeout <time>]`): after
@@ -581,6 +584,9 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
         .map(|s| Box::pin(s.server_gone.clone().cancelled_owned()));
     let mut stop_registered = false;
     let mut stopping = false;
+    // On stop: when this tunnel's close is due (`close-spread-time`),
+    // drawn once; `Some(None)` is never (`infinite`).
+    let mut close_due: Option<Option<Instant>> = None;
     let mut idle_closing = false;
     let keepalive = signals.as_ref().and_then(|s| s.keepalive);
     // When the last keepalive ping went out, while its answer is awaited.
@@ -596,7 +602,16 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
             stop_registered = true;
         }
         if let Some(signals) = signals.as_ref().filter(|_| !stopping) {
-            if signals.server_gone.is_cancelled() {
+            let due = signals.server_gone.is_cancelled().then(|| {
+                let now = Instant::now();
+                if signals.stop.is_cancelled() {
+                    *close_due.get_or_insert_with(|| spread_due(signals.spread, now))
+                } else {
+                    // A reload removed the server: close at once.
+                    Some(now)
+                }
+            });
+            if due.flatten().is_some_and(|d| Instant::now() >= d) {
                 stopping = true;
                 let (to_client, reason) = if signals.stop.is_cancelled() {
                     (CloseCode::GoingAway, "server stopping")
@@ -665,12 +680,13 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
             None => last_activity + k.interval,
             Some(sent) => sent + k.timeout,
         });
-        let deadline = match (idle_deadline, ping_deadline) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => match a.or(b) {
-                Some(d) => d,
-                None => return Poll::Pending,
-            },
+        let stop_deadline = close_due.flatten().filter(|_| !stopping);
+        let Some(deadline) = [idle_deadline, ping_deadline, stop_deadline]
+            .into_iter()
+            .flatten()
+            .min()
+        else {
+            return Poll::Pending;
         };
         let sleep = match &mut timer {
             Some(sleep) => {
@@ -696,6 +712,11 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(()) if Instant::now() >= deadline => {
                     let now = Instant::now();
+                    if stop_deadline.is_some_and(|d| now >= d) {
+                        // This tunnel's turn to close (see the top).
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
                     let pong_overdue = matches!((keepalive, ping_sent), (Some(k), Some(sent)) if now >= sent + k.timeout);
                     let ping_due = keepalive.is_some_and(|k| ping_sent.is_none() && now >= last_activity + k.interval);
                     let idle_over = idle_deadline.is_some_and(|d| now >= d);
@@ -738,6 +759,16 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
         end,
         bytes_up: up.bytes,
         bytes_down: down.bytes,
+    }
+}
+
+/// When a stopping proxy closes one WebSocket (`close-spread-time`): at
+/// once, at a uniformly random moment of the window, or never.
+fn spread_due(spread: CloseSpread, now: Instant) -> Option<Instant> {
+    match spread {
+        CloseSpread::AtOnce => Some(now),
+        CloseSpread::Over(window) => Some(now + window.mul_f64(fastrand::f64())),
+        CloseSpread::Never => None,
     }
 }
 
@@ -816,6 +847,7 @@ mod tests {
             timeouts: TunnelTimeouts::default(),
             websocket: Some(WsSignals {
                 keepalive: None,
+                spread: CloseSpread::AtOnce,
                 client_policy: Policy::default(),
                 server_policy: Policy::default(),
                 server_gone: stop.child_token(),
@@ -873,6 +905,7 @@ mod tests {
             timeouts: TunnelTimeouts::default(),
             websocket: Some(WsSignals {
                 keepalive: None,
+                spread: CloseSpread::AtOnce,
                 client_policy: Policy::default(),
                 server_policy: Policy::default(),
                 stop,
@@ -910,6 +943,7 @@ mod tests {
                     interval: Duration::from_secs(5),
                     timeout: Duration::from_secs(2),
                 }),
+                spread: CloseSpread::AtOnce,
                 client_policy: Policy::default(),
                 server_policy: Policy::default(),
                 stop: CancellationToken::new(),
@@ -959,6 +993,7 @@ mod tests {
             },
             websocket: Some(WsSignals {
                 keepalive: None,
+                spread: CloseSpread::AtOnce,
                 client_policy: Policy::default(),
                 server_policy: Policy::default(),
                 stop: CancellationToken::new(),
