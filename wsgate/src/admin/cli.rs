@@ -328,6 +328,11 @@ const COMMANDS: &[(&str, &str, CliLevel)] = &[
         "report counters for each proxy and server [json]",
         CliLevel::User,
     ),
+    (
+        "shutdown sessions server",
+        "kill sessions on a server (WebSockets get close 1012)",
+        CliLevel::Admin,
+    ),
 ];
 
 fn help(level: CliLevel) -> String {
@@ -341,6 +346,7 @@ fn help(level: CliLevel) -> String {
                 "disable server" => "disable server <bk>/<srv>",
                 "show servers state" => "show servers state [<backend>]",
                 "show stat" => "show stat [json]",
+                "shutdown sessions server" => "shutdown sessions server <bk>/<srv>",
                 "clear counters" => "clear counters [all]",
                 other => other,
             };
@@ -407,6 +413,13 @@ pub fn execute(rt: &Runtime, level: CliLevel, words: &[&str]) -> String {
         "set weight" => match args {
             [target, w] => with_server(rt, target, |be, i| weight(be, i, w)),
             _ => "Require 'backend/server' and 'weight' or 'weight%'.\n".into(),
+        },
+        "shutdown sessions server" => match args {
+            [target] => with_server(rt, target, |be, i| {
+                be.shutdown_sessions(i);
+                String::new()
+            }),
+            _ => "Require 'backend/server'.\n".into(),
         },
         "enable server" | "disable server" => match args {
             [target] => with_server(rt, target, |be, i| {

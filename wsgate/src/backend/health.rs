@@ -157,6 +157,9 @@ where
                 if act == 0 && bck == 0 {
                     tracing::error!("backend {} has no server available!", be.config.name);
                 }
+                if server.shutdown_on_down {
+                    be.shutdown_sessions(index);
+                }
             }
             Transition::WentUp => {
                 be.servers[index].set_up(true);
@@ -168,6 +171,14 @@ where
                     outcome.reason,
                 );
                 be.wake_queue();
+                if server.shutdown_backups_on_up && !server.backup && be.servers[index].weight() > 0
+                {
+                    for (i, s) in be.config.servers.iter().enumerate() {
+                        if s.backup {
+                            be.shutdown_sessions(i);
+                        }
+                    }
+                }
             }
         }
         wait = health.interval(&check);

@@ -23,6 +23,7 @@ pub mod counters;
 pub mod health;
 pub mod queue;
 pub mod server;
+pub mod sessions;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,6 +32,7 @@ use tokio::sync::Notify;
 
 use crate::balance::{self, Algorithm, Candidate, Fetch, ServerSet};
 use crate::config::model::Backend;
+use sessions::ServerSessions;
 
 pub use counters::{CloseReason, Counters, SessionGuard};
 pub use queue::{acquire, AcquireError};
@@ -47,6 +49,9 @@ pub struct BackendRuntime {
     /// Woken whenever a connection slot is released or a server comes up,
     /// so queued requests try again.
     pub(crate) slot_freed: Arc<Notify>,
+    /// Per server, the signal that ends its tunnels (`shutdown-sessions`,
+    /// reload, stop); filled by the proxy, which owns the stop token.
+    pub sessions: Vec<Arc<ServerSessions>>,
 }
 
 /// What one attempt to choose a server gave.
@@ -76,6 +81,7 @@ impl BackendRuntime {
             weight_gcd: AtomicU32::new(weight_gcd),
             counters: Counters::new(),
             slot_freed: Arc::new(Notify::new()),
+            sessions: Vec::new(),
         }
     }
 
@@ -98,6 +104,14 @@ impl BackendRuntime {
         let gcd = balance::weight_gcd(self.servers.iter().map(|s| s.weight()));
         self.weight_gcd.store(gcd, Ordering::Release);
         self.wake_queue();
+    }
+
+    /// Ends the tunnels open on server `i` now (`shutdown-sessions`): each
+    /// WebSocket gets a close frame at its next message boundary.
+    pub fn shutdown_sessions(&self, i: usize) {
+        if let Some(s) = self.sessions.get(i) {
+            s.shutdown();
+        }
     }
 
     /// `set server <be>/<srv> state ready|drain|maint`.
@@ -215,6 +229,8 @@ mod tests {
                 disabled: false,
                 id: i as u32 + 1,
                 backup: *backup,
+                shutdown_on_down: false,
+                shutdown_backups_on_up: false,
                 maxconn: 0,
                 maxqueue: 0,
                 check: None,

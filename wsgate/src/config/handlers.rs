@@ -1377,6 +1377,24 @@ fn apply_server_options(
             "disabled" => defaults.disabled = true,
             "enabled" => defaults.disabled = false,
             "backup" => defaults.backup = true,
+            "on-marked-down" if text == "shutdown-sessions" => defaults.shutdown_on_down = true,
+            "on-marked-up" if text == "shutdown-backup-sessions" => {
+                defaults.shutdown_backups_on_up = true
+            }
+            "on-marked-down" | "on-marked-up" => {
+                let (only, what) = if o.name == "on-marked-down" {
+                    ("shutdown-sessions", "a server marked down")
+                } else {
+                    ("shutdown-backup-sessions", "a server marked up")
+                };
+                if let Some(v) = value {
+                    cx.error(
+                        v,
+                        format!("'{}' accepts only '{only}' (the action on {what})", o.name),
+                    );
+                }
+                ok = false;
+            }
             "check" => defaults.check = true,
             "no-check" => defaults.check = false,
             "id" => {
@@ -1544,6 +1562,8 @@ pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         disabled: settings.disabled,
         id: settings.id.map_or(0, |(n, _)| n),
         backup: settings.backup,
+        shutdown_on_down: settings.shutdown_on_down,
+        shutdown_backups_on_up: settings.shutdown_backups_on_up,
         maxconn: settings.maxconn,
         maxqueue: settings.maxqueue,
         check,

@@ -701,6 +701,14 @@ pub struct Server {
     pub id: u32,
     /// `backup`: used only when no active server is usable.
     pub backup: bool,
+    /// `on-marked-down shutdown-sessions`: when checks mark the server
+    /// down, its open tunnels are closed (WebSockets with 1012 at a
+    /// message boundary) so clients reconnect to a live server at once.
+    pub shutdown_on_down: bool,
+    /// `on-marked-up shutdown-backup-sessions`: when this (non-backup)
+    /// server comes up, the tunnels on the backend's backup servers are
+    /// closed, so clients move back to the primaries.
+    pub shutdown_backups_on_up: bool,
     /// `maxconn`: concurrent connections (0 = unlimited); excess requests
     /// wait in a queue for up to `timeout queue`.
     pub maxconn: u32,

@@ -146,6 +146,10 @@ pub struct ServerDefaults {
     /// `id` (on `server` lines only; ids are unique).
     pub id: Option<(u32, Location)>,
     pub backup: bool,
+    /// `on-marked-down shutdown-sessions`.
+    pub shutdown_on_down: bool,
+    /// `on-marked-up shutdown-backup-sessions`.
+    pub shutdown_backups_on_up: bool,
     pub maxconn: u32,
     pub maxqueue: u32,
     pub check: bool,

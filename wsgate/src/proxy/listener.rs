@@ -173,7 +173,9 @@ impl Conn {
             Mode::Http => {
                 session::serve_http(stream, self.peer, tls, fe, &self.runtime, &self.shutdown).await
             }
-            Mode::Tcp => session::serve_tcp(stream, self.peer, fe, &self.runtime).await,
+            Mode::Tcp => {
+                session::serve_tcp(stream, self.peer, fe, &self.runtime, &self.shutdown).await
+            }
         };
         // The tunnel gets a task of its own, and this one ends: see
         // `session::Handoff`.

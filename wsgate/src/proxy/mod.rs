@@ -30,6 +30,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::backend::sessions::ServerSessions;
 use crate::backend::BackendRuntime;
 use crate::config::model::{Frontend, Global, Location};
 use crate::config::{Config, Diagnostic};
@@ -48,10 +49,10 @@ pub struct Runtime {
     binds: HashMap<SocketAddr, BindTarget>,
     /// Frontend `maxconn`, per frontend, when set.
     frontend_slots: Vec<Option<Arc<Semaphore>>>,
-    /// Per server, cancelled when a reload removes it (its WebSockets then
-    /// get close 1012). Children of the stop token; kept across reloads for
-    /// servers that stay (same backend, name and address).
-    server_gone: HashMap<ServerKey, CancellationToken>,
+    /// Per server, the signal that ends its tunnels (see
+    /// backend/sessions.rs); kept across reloads for servers that stay
+    /// (same backend, name and address), so their tunnels stay reachable.
+    server_sessions: HashMap<ServerKey, Arc<ServerSessions>>,
     /// TLS to servers (`server ... ssl`), by (backend, server) index.
     server_tls: HashMap<(usize, usize), Arc<ServerTls>>,
 }
@@ -76,18 +77,13 @@ impl Runtime {
         self.server_tls.get(&(backend, server))
     }
 
-    /// The token that tells the WebSockets on a server that a reload
-    /// removed it.
-    pub(crate) fn server_gone(&self, backend: usize, server: usize) -> Option<CancellationToken> {
-        let be = &self.backends.get(backend)?.config;
-        let srv = be.servers.get(server)?;
-        self.server_gone
-            .get(&ServerKey {
-                backend: be.name.clone(),
-                server: srv.name.clone(),
-                addr: srv.addr,
-            })
-            .cloned()
+    /// The tunnels of a server, as a group that can be closed.
+    pub(crate) fn server_sessions(
+        &self,
+        backend: usize,
+        server: usize,
+    ) -> Option<&Arc<ServerSessions>> {
+        self.backends.get(backend)?.sessions.get(server)
     }
 }
 
@@ -226,33 +222,35 @@ impl Prepared {
             .iter()
             .map(|fe| fe.maxconn.map(|n| Arc::new(Semaphore::new(n as usize))))
             .collect();
-        let mut server_gone = HashMap::new();
-        for be in &config.backends {
-            for srv in &be.servers {
+        let obs = counters::Observability::new(&config);
+        let mut backends: Vec<BackendRuntime> = config
+            .backends
+            .into_iter()
+            .map(BackendRuntime::new)
+            .collect();
+        let mut server_sessions = HashMap::new();
+        for be in &mut backends {
+            for srv in &be.config.servers {
                 let key = ServerKey {
-                    backend: be.name.clone(),
+                    backend: be.config.name.clone(),
                     server: srv.name.clone(),
                     addr: srv.addr,
                 };
-                let token = previous
-                    .and_then(|p| p.server_gone.get(&key).cloned())
-                    .unwrap_or_else(|| stop.child_token());
-                server_gone.insert(key, token);
+                let sessions = previous
+                    .and_then(|p| p.server_sessions.get(&key).cloned())
+                    .unwrap_or_else(|| Arc::new(ServerSessions::new(stop.child_token())));
+                be.sessions.push(sessions.clone());
+                server_sessions.insert(key, sessions);
             }
         }
-        let obs = counters::Observability::new(&config);
         Runtime {
             obs,
             global: config.global,
             frontends: config.frontends,
-            backends: config
-                .backends
-                .into_iter()
-                .map(BackendRuntime::new)
-                .collect(),
+            backends,
             binds,
             frontend_slots,
-            server_gone,
+            server_sessions,
             server_tls,
         }
     }
@@ -628,10 +626,10 @@ impl Proxy {
         let old = self.shared.current();
         let runtime = Arc::new(prepared.into_runtime(&actual, &self.shutdown, Some(&old)));
         let gone: Vec<CancellationToken> = old
-            .server_gone
+            .server_sessions
             .iter()
-            .filter(|(key, _)| !runtime.server_gone.contains_key(key))
-            .map(|(_, token)| token.clone())
+            .filter(|(key, _)| !runtime.server_sessions.contains_key(key))
+            .map(|(_, sessions)| sessions.removed().clone())
             .collect();
         let health = self.shutdown.child_token();
         if let Err(e) = start_health_checks(&runtime, &health) {

@@ -30,7 +30,7 @@ use super::http1::body::{copy_body, BodyError, BodyKind};
 use super::http1::head::{parse_request, parse_response, RequestError, RequestHead, ResponseHead};
 use super::io::{with_timeout, write_with_timeout, IoError};
 use super::route::{self, RequestFacts};
-use super::tunnel::{self, IntoTunnel, TunnelOptions, TunnelTimeouts, WsSignals};
+use super::tunnel::{self, IntoTunnel, TunnelOptions, TunnelSignals, TunnelTimeouts, WsPolicy};
 use super::upstream::{self, ServerStream};
 use super::websocket::{self, TunnelPlan};
 use super::Runtime;
@@ -256,7 +256,13 @@ where
                     peer,
                     options: TunnelOptions {
                         timeouts: tunnel_timeouts(frontend, &backend.config),
-                        websocket: ws_signals(websocket, runtime, backend_id.0, &slot, shutdown),
+                        signals: Some(tunnel_signals(
+                            runtime,
+                            backend_id.0,
+                            slot.as_ref().map(ConnGuard::server),
+                            shutdown,
+                        )),
+                        websocket: ws_policy(websocket),
                     },
                     slot,
                     obs: TunnelObs {
@@ -1072,28 +1078,35 @@ impl<C: IntoTunnel> Handoff<C> {
     }
 }
 
-/// The close signals of a WebSocket tunnel: proxy stop, and removal of its
-/// server by a reload. `None` for other upgrades (not framed as WebSocket).
-fn ws_signals(
-    websocket: Option<TunnelPlan>,
+/// Why wsgate may end a tunnel on its own: proxy stop, removal of its
+/// server by a reload, shutdown of its server's sessions.
+fn tunnel_signals(
     runtime: &Runtime,
     backend: usize,
-    slot: &Option<ConnGuard>,
+    server: Option<usize>,
     stop: &CancellationToken,
-) -> Option<WsSignals> {
-    let plan = websocket?;
-    let server_gone = slot
-        .as_ref()
-        .and_then(|g| runtime.server_gone(backend, g.server()))
-        // No known server: only the stop applies.
-        .unwrap_or_else(|| stop.child_token());
-    Some(WsSignals {
-        client_policy: plan.client,
-        server_policy: plan.server,
+) -> TunnelSignals {
+    let sessions = server.and_then(|s| runtime.server_sessions(backend, s));
+    // No known server: only the stop applies.
+    let (server_gone, removed) = match sessions {
+        Some(s) => (s.token(), s.removed().clone()),
+        None => (stop.child_token(), stop.clone()),
+    };
+    TunnelSignals {
         stop: stop.clone(),
         server_gone,
-        keepalive: plan.keepalive,
+        removed,
         spread: runtime.global.close_spread(),
+    }
+}
+
+/// What wsgate checks and adds on a WebSocket tunnel. `None` for other
+/// upgrades (not framed as WebSocket).
+fn ws_policy(websocket: Option<TunnelPlan>) -> Option<WsPolicy> {
+    websocket.map(|plan| WsPolicy {
+        client_policy: plan.client,
+        server_policy: plan.server,
+        keepalive: plan.keepalive,
     })
 }
 
@@ -1154,6 +1167,7 @@ pub async fn serve_tcp<C: IntoTunnel>(
     peer: SocketAddr,
     frontend: &Frontend,
     runtime: &Runtime,
+    shutdown: &CancellationToken,
 ) -> Option<Handoff<C>> {
     let fe_index = Observability::frontend_index(&runtime.frontends, frontend);
     let sessions = runtime.obs.session(fe_index);
@@ -1206,12 +1220,14 @@ pub async fn serve_tcp<C: IntoTunnel>(
             began: rec.began,
             logger: obs.logger.clone(),
         });
+    let signals = tunnel_signals(runtime, backend_id.0, Some(slot.server()), shutdown);
     Some(Handoff {
         client,
         server,
         peer,
         options: TunnelOptions {
             timeouts: tunnel_timeouts(frontend, &backend.config),
+            signals: Some(signals),
             websocket: None,
         },
         slot: Some(slot),

@@ -514,34 +514,48 @@ enum Side {
 /// What a tunnel carries and how it may be ended besides by its peers.
 pub struct TunnelOptions {
     pub timeouts: TunnelTimeouts,
+    /// Why wsgate may end the tunnel on its own: stop, reload, shutdown of
+    /// its server's sessions. `None` when no server is known.
+    pub signals: Option<TunnelSignals>,
     /// `Some` when the connection speaks WebSocket (the upgrade was to
     /// `websocket`): frame boundaries are tracked so wsgate can close it
-    /// cleanly. Other tunnels carry on until their peers end them or the
-    /// stop grace runs out.
-    pub websocket: Option<WsSignals>,
+    /// cleanly, with a close frame at a message boundary. Other tunnels are
+    /// closed without one by a shutdown of their server's sessions, and
+    /// otherwise carry on until their peers end them or the stop grace
+    /// runs out.
+    pub websocket: Option<WsPolicy>,
 }
 
-/// How wsgate follows a WebSocket tunnel: what each side may send, and why
-/// wsgate may close it on its own. On a stop or reload both peers get a
-/// close frame at the next message boundary and the close handshake is
-/// awaited; a peer that breaks the policy gets 1009 (size) or 1002
-/// (protocol) and the other side 1001.
-pub struct WsSignals {
+/// Why wsgate may close a tunnel on its own. WebSockets: on a stop both
+/// peers get 1001, when the server is gone the client gets 1012 and the
+/// server 1001, each at the next message boundary, and the close handshake
+/// is awaited.
+pub struct TunnelSignals {
+    /// The proxy is stopping: 1001 "server stopping" to both peers.
+    pub stop: CancellationToken,
+    /// The tunnel's server is gone: removed by a reload (`removed` is then
+    /// cancelled too) or its sessions shut down (`on-marked-down
+    /// shutdown-sessions`, `shutdown sessions server`): 1012 to the client
+    /// (reconnect now, to another server) and 1001 to the server. A
+    /// descendant of `stop`, so that one registration wakes the tunnel for
+    /// all three (backend/sessions.rs).
+    pub server_gone: CancellationToken,
+    /// Cancelled when a reload removed the server (or on stop).
+    pub removed: CancellationToken,
+    /// `close-spread-time`: when, after `stop`, this tunnel is closed.
+    pub spread: CloseSpread,
+}
+
+/// How wsgate follows a WebSocket tunnel: what each side may send (a peer
+/// that breaks the policy gets 1009 for size or 1002 for protocol, and the
+/// other side 1001), and keepalive pings.
+pub struct WsPolicy {
     /// What the client may send.
     pub client_policy: Policy,
     /// What the server may send.
     pub server_policy: Policy,
-    /// The proxy is stopping: 1001 "server stopping" to both peers.
-    pub stop: CancellationToken,
-    /// A reload removed the tunnel's server: 1012 "service restart" to the
-    /// client (reconnect now, to another server) and 1001 to the server.
-    /// Must be a child of `stop`, so that one registration wakes the tunnel
-    /// for both.
-    pub server_gone: CancellationToken,
     /// `websocket keepalive`: ping the client after this much silence.
     pub keepalive: Option<Keepalive>,
-    /// `close-spread-time`: when, after `stop`, this tunnel is closed.
-    pub spread: CloseSpread,
 }
 
 /// Keepalive pings (`websocket keepalive <interval> [timeout <time>]`): after
@@ -567,11 +581,11 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
 ) -> TunnelOutcome {
     let TunnelOptions {
         timeouts,
+        signals,
         websocket,
     } = options;
-    let signals = websocket;
-    let mut up = Half::new(signals.as_ref().map(|s| s.client_policy), Peer::Server);
-    let mut down = Half::new(signals.as_ref().map(|s| s.server_policy), Peer::Client);
+    let mut up = Half::new(websocket.as_ref().map(|w| w.client_policy), Peer::Server);
+    let mut down = Half::new(websocket.as_ref().map(|w| w.server_policy), Peer::Client);
     let mut violated: Option<Violation> = None;
     let mut last_activity = Instant::now();
     // One timer for the tunnel, re-armed lazily: activity only records a
@@ -588,7 +602,7 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
     // drawn once; `Some(None)` is never (`infinite`).
     let mut close_due: Option<Option<Instant>> = None;
     let mut idle_closing = false;
-    let keepalive = signals.as_ref().and_then(|s| s.keepalive);
+    let keepalive = websocket.as_ref().and_then(|w| w.keepalive);
     // When the last keepalive ping went out, while its answer is awaited.
     let mut ping_sent: Option<Instant> = None;
 
@@ -601,7 +615,18 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
             }
             stop_registered = true;
         }
-        if let Some(signals) = signals.as_ref().filter(|_| !stopping) {
+        if let Some(signals) = signals.as_ref().filter(|_| !stopping && websocket.is_none()) {
+            // Not a WebSocket: no close frame to send. A shutdown of the
+            // server's sessions closes it now; on a stop or a reload it
+            // carries on (until `hard-stop-after`).
+            if signals.server_gone.is_cancelled()
+                && !signals.stop.is_cancelled()
+                && !signals.removed.is_cancelled()
+            {
+                return Poll::Ready(TunnelEnd::Stopped);
+            }
+        }
+        if let Some(signals) = signals.as_ref().filter(|_| !stopping && websocket.is_some()) {
             let due = signals.server_gone.is_cancelled().then(|| {
                 let now = Instant::now();
                 if signals.stop.is_cancelled() {
@@ -615,8 +640,10 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
                 stopping = true;
                 let (to_client, reason) = if signals.stop.is_cancelled() {
                     (CloseCode::GoingAway, "server stopping")
-                } else {
+                } else if signals.removed.is_cancelled() {
                     (CloseCode::ServiceRestart, "service restart")
+                } else {
+                    (CloseCode::ServiceRestart, "server unavailable")
                 };
                 up.request_close(
                     close_frame(CloseCode::GoingAway, reason, Peer::Server),
@@ -804,6 +831,7 @@ mod tests {
     fn blind(timeouts: TunnelTimeouts) -> TunnelOptions {
         TunnelOptions {
             timeouts,
+            signals: None,
             websocket: None,
         }
     }
@@ -845,13 +873,16 @@ mod tests {
         let stop = CancellationToken::new();
         let options = TunnelOptions {
             timeouts: TunnelTimeouts::default(),
-            websocket: Some(WsSignals {
-                keepalive: None,
+            signals: Some(TunnelSignals {
+                stop: stop.clone(),
+                server_gone: stop.child_token(),
+                removed: stop.clone(),
                 spread: CloseSpread::AtOnce,
+            }),
+            websocket: Some(WsPolicy {
                 client_policy: Policy::default(),
                 server_policy: Policy::default(),
-                server_gone: stop.child_token(),
-                stop: stop.clone(),
+                keepalive: None,
             }),
         };
         let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
@@ -903,13 +934,16 @@ mod tests {
         let gone = stop.child_token();
         let options = TunnelOptions {
             timeouts: TunnelTimeouts::default(),
-            websocket: Some(WsSignals {
-                keepalive: None,
-                spread: CloseSpread::AtOnce,
-                client_policy: Policy::default(),
-                server_policy: Policy::default(),
+            signals: Some(TunnelSignals {
                 stop,
                 server_gone: gone.clone(),
+                removed: gone.clone(),
+                spread: CloseSpread::AtOnce,
+            }),
+            websocket: Some(WsPolicy {
+                client_policy: Policy::default(),
+                server_policy: Policy::default(),
+                keepalive: None,
             }),
         };
         let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
@@ -938,16 +972,19 @@ mod tests {
                 idle: Some(Duration::from_secs(60)),
                 ..Default::default()
             },
-            websocket: Some(WsSignals {
+            signals: Some(TunnelSignals {
+                stop: CancellationToken::new(),
+                server_gone: CancellationToken::new(),
+                removed: CancellationToken::new(),
+                spread: CloseSpread::AtOnce,
+            }),
+            websocket: Some(WsPolicy {
+                client_policy: Policy::default(),
+                server_policy: Policy::default(),
                 keepalive: Some(Keepalive {
                     interval: Duration::from_secs(5),
                     timeout: Duration::from_secs(2),
                 }),
-                spread: CloseSpread::AtOnce,
-                client_policy: Policy::default(),
-                server_policy: Policy::default(),
-                stop: CancellationToken::new(),
-                server_gone: CancellationToken::new(),
             }),
         };
         let start = Instant::now();
@@ -991,13 +1028,16 @@ mod tests {
                 idle: Some(Duration::from_secs(5)),
                 ..Default::default()
             },
-            websocket: Some(WsSignals {
-                keepalive: None,
-                spread: CloseSpread::AtOnce,
-                client_policy: Policy::default(),
-                server_policy: Policy::default(),
+            signals: Some(TunnelSignals {
                 stop: CancellationToken::new(),
                 server_gone: CancellationToken::new(),
+                removed: CancellationToken::new(),
+                spread: CloseSpread::AtOnce,
+            }),
+            websocket: Some(WsPolicy {
+                client_policy: Policy::default(),
+                server_policy: Policy::default(),
+                keepalive: None,
             }),
         };
         let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
