@@ -155,6 +155,11 @@ pub struct Logger {
 }
 
 impl Logger {
+    /// Whether a writer thread runs (something logs).
+    pub fn is_enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+
     /// A logger with a writer thread, or an inert one when nothing logs.
     pub fn start(enabled: bool) -> Logger {
         let tx = if enabled {

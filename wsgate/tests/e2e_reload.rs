@@ -196,3 +196,141 @@ async fn reload_moves_a_bind_to_a_new_port() {
     }
     assert_eq!(ask(&mut kept, "old").await, "s1:old");
 }
+
+/// One runtime API command on a Unix socket; the answer.
+fn cli(path: &std::path::Path, line: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(path).unwrap();
+    s.write_all(format!("{line}\n").as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// `show stat` as (pxname, svname) → column → value.
+fn stat(
+    path: &std::path::Path,
+) -> std::collections::HashMap<(String, String), std::collections::HashMap<String, String>> {
+    let csv = cli(path, "show stat");
+    let mut lines = csv.lines();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap()
+        .trim_start_matches("# ")
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let row: std::collections::HashMap<String, String> = header
+                .iter()
+                .cloned()
+                .zip(l.split(',').map(str::to_owned))
+                .collect();
+            ((row["pxname"].clone(), row["svname"].clone()), row)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_keeps_server_state_counters_and_open_tunnel_counts() {
+    let s1 = RecordingBackend::start(Some("s1")).await.addr;
+    let s2 = RecordingBackend::start(Some("s2")).await.addr;
+    let s3 = RecordingBackend::start(Some("s3")).await.addr;
+    // s3's checks go to a closed port: it goes DOWN and must stay so.
+    let dead = common::free_port();
+    let dir = common::TempDir::new("reload-state");
+    let sock = dir.path().join("admin.sock");
+    let port = common::free_port();
+    let cfg = |extra_bind: &str| {
+        format!(
+            "global\n    stats socket {} level admin\n\
+             defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n    timeout tunnel 1h\n\
+             frontend fe\n    bind 127.0.0.1:{port}\n{extra_bind}    default_backend be\n\
+             backend be\n    balance leastconn\n\
+             \x20   server s1 {s1}\n    server s2 {s2}\n\
+             \x20   server s3 {s3} check addr 127.0.0.1 port {dead} inter 100 fall 1 rise 2\n",
+            sock.display()
+        )
+    };
+    let gate = Wsgate::start_in(dir, &cfg(""));
+    common::poll_until(WS_DEADLINE, "s3 DOWN", || {
+        gate.log().contains("Server be/s3 is DOWN").then_some(())
+    })
+    .unwrap();
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    // leastconn: s1, s2, then a tie broken round robin; three on s1/s2.
+    let mut open = Vec::new();
+    for i in 0..3 {
+        let mut ws = connect(&url, None).await;
+        let a = ask(&mut ws, &format!("m{i}")).await;
+        open.push((a[..2].to_string(), ws));
+    }
+    let busy = if open.iter().filter(|(s, _)| s == "s1").count() == 2 {
+        "s1"
+    } else {
+        "s2"
+    };
+    let idle = if busy == "s1" { "s2" } else { "s1" };
+    assert_eq!(cli(&sock, "set server be/s2 weight 7"), "\n");
+    let before = stat(&sock);
+    let uptime_before: u64 = cli(&sock, "show info")
+        .lines()
+        .find_map(|l| l.strip_prefix("Uptime_sec: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    // A reload that adds a bind and changes nothing about the servers.
+    let extra = common::free_port();
+    std::fs::write(&gate.config, cfg(&format!("    bind 127.0.0.1:{extra}\n"))).unwrap();
+    gate.guard.signal(libc::SIGHUP);
+    wait_for_log(&gate, "reloaded", 1);
+
+    let after = stat(&sock);
+    let key = |s: &str| ("be".to_string(), s.to_string());
+    assert_eq!(
+        after[&key("s3")]["status"],
+        "DOWN",
+        "health kept: {}",
+        gate.log()
+    );
+    assert_eq!(after[&key("s2")]["weight"], "7", "runtime weight kept");
+    for s in ["s1", "s2"] {
+        assert_eq!(
+            after[&key(s)]["stot"],
+            before[&key(s)]["stot"],
+            "{s}: session total kept"
+        );
+        assert_eq!(
+            after[&key(s)]["scur"],
+            before[&key(s)]["scur"],
+            "{s}: open tunnels counted"
+        );
+    }
+    assert_eq!(
+        after[&key("BACKEND")]["stot"],
+        before[&key("BACKEND")]["stot"]
+    );
+    assert_eq!(
+        after[&("fe".to_string(), "FRONTEND".to_string())]["stot"],
+        before[&("fe".to_string(), "FRONTEND".to_string())]["stot"],
+        "frontend counters kept"
+    );
+    let uptime_after: u64 = cli(&sock, "show info")
+        .lines()
+        .find_map(|l| l.strip_prefix("Uptime_sec: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(uptime_after >= uptime_before, "uptime not reset");
+    // leastconn still counts the tunnels opened before the reload: the next
+    // WebSocket goes to the server with fewer, and none to the DOWN s3.
+    let mut next = connect(&url, None).await;
+    let a = ask(&mut next, "after").await;
+    assert_eq!(&a[..2], idle, "leastconn after reload (busy: {busy})");
+    for (_, ws) in &mut open {
+        assert!(ask(ws, "still").await.ends_with(":still"));
+    }
+}

@@ -61,6 +61,18 @@ impl Health {
         }
     }
 
+    /// Continues from a server's state as a reload found it: a DOWN server
+    /// still needs `rise` good checks, an UP one keeps its margin.
+    pub fn resume(rise: u32, fall: u32, up: bool, value: u32) -> Health {
+        let h = Health::new(rise, fall);
+        let value = if up {
+            value.clamp(rise, h.max())
+        } else {
+            value.min(rise.saturating_sub(1))
+        };
+        Health { value, ..h }
+    }
+
     pub fn is_up(&self) -> bool {
         self.value >= self.rise
     }
@@ -119,7 +131,16 @@ where
     let Some(check) = server.check.clone() else {
         return;
     };
-    let mut health = Health::new(check.rise, check.fall);
+    // A reload keeps the server's state (backend/carry.rs): go on from it.
+    let state = &be.servers[index];
+    let mut health = Health::resume(
+        check.rise,
+        check.fall,
+        state.is_up(),
+        state
+            .check_health
+            .load(std::sync::atomic::Ordering::Relaxed),
+    );
     // Spread the first checks over the interval, as HAProxy does, so a big
     // farm is not probed all at once.
     let first = Duration::from_millis(fastrand::u64(..=check.inter.as_millis().min(1000) as u64));
@@ -333,6 +354,17 @@ pub fn judge(response: &[u8], expect: Option<&HttpExpect>) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resume_continues_from_the_state_a_reload_found() {
+        let down = Health::resume(2, 3, false, 5);
+        assert!(!down.is_up());
+        assert_eq!(down.value(), 1);
+        let mut up = Health::resume(2, 3, true, 4);
+        assert_eq!(up.value(), 4);
+        assert_eq!(up.record(false), Transition::None, "margin kept");
+        assert_eq!(Health::resume(2, 3, true, 0).value(), 2);
+    }
 
     #[test]
     fn counting_follows_haproxy() {

@@ -19,6 +19,7 @@
 //! the weight the balancer sees (the weights' common divisor is
 //! recomputed, so the static algorithms keep HAProxy's proportions).
 
+mod carry;
 pub mod counters;
 pub mod health;
 pub mod queue;

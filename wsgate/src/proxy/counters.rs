@@ -34,7 +34,11 @@ pub struct Observability {
 }
 
 impl Observability {
-    pub fn new(config: &Config) -> Observability {
+    /// The counters of a new configuration. On a reload (`previous`: the
+    /// replaced runtime's, with its frontends) what must not reset is
+    /// kept: the start time (uptime), process counters, the counters of
+    /// frontends that stay (by name), and the log writer when one runs.
+    pub fn new(config: &Config, previous: Option<(&Observability, &[Frontend])>) -> Observability {
         let log_targets: Vec<Option<Arc<[LogTarget]>>> = config
             .frontends
             .iter()
@@ -44,13 +48,29 @@ impl Observability {
             })
             .collect();
         let logging = log_targets.iter().any(Option::is_some);
+        let frontends = config
+            .frontends
+            .iter()
+            .map(|fe| {
+                previous
+                    .and_then(|(obs, old)| {
+                        let j = old.iter().position(|o| o.name == fe.name)?;
+                        obs.frontends.get(j).cloned()
+                    })
+                    .unwrap_or_default()
+            })
+            .collect();
+        let logger = match previous {
+            Some((obs, _)) if obs.logger.is_enabled() || !logging => obs.logger.clone(),
+            _ => Arc::new(Logger::start(logging)),
+        };
         Observability {
-            started: SystemTime::now(),
-            started_at: Instant::now(),
-            process: Counters::new(),
-            frontends: config.frontends.iter().map(|_| Counters::new()).collect(),
+            started: previous.map_or_else(SystemTime::now, |(o, _)| o.started),
+            started_at: previous.map_or_else(Instant::now, |(o, _)| o.started_at),
+            process: previous.map_or_else(Counters::new, |(o, _)| o.process.clone()),
+            frontends,
             log_targets,
-            logger: Arc::new(Logger::start(logging)),
+            logger,
         }
     }
 

@@ -222,12 +222,26 @@ impl Prepared {
             .iter()
             .map(|fe| fe.maxconn.map(|n| Arc::new(Semaphore::new(n as usize))))
             .collect();
-        let obs = counters::Observability::new(&config);
+        let obs = counters::Observability::new(
+            &config,
+            previous.map(|p| (&p.obs, p.frontends.as_slice())),
+        );
         let mut backends: Vec<BackendRuntime> = config
             .backends
             .into_iter()
             .map(BackendRuntime::new)
             .collect();
+        if let Some(previous) = previous {
+            for be in &mut backends {
+                if let Some(old) = previous
+                    .backends
+                    .iter()
+                    .find(|o| o.config.name == be.config.name)
+                {
+                    be.inherit(old);
+                }
+            }
+        }
         let mut server_sessions = HashMap::new();
         for be in &mut backends {
             for srv in &be.config.servers {
