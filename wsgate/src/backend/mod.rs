@@ -232,6 +232,7 @@ mod tests {
             redispatch: false,
             http_conn_mode: Default::default(),
             forwardfor: false,
+            http: Default::default(),
             websocket: Default::default(),
             hash_type: Default::default(),
             allbackups: false,

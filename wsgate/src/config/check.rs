@@ -17,7 +17,7 @@ use super::diag::Diagnostic;
 use super::keywords;
 use super::model::{
     Acl, Backend, BackendId, CondTerm, Condition, Config, Frontend, FrontendLog, Global,
-    HttpRequestRule, Location, LogStyle, Mode, Server, ServiceRule, UseBackend,
+    BackendHttp, HttpRequestAction, HttpRequestRule, HttpResponseAction, HttpResponseRule, Location, LogStyle, Mode, Server, ServiceRule, UseBackend,
 };
 use super::parser::{Parsed, ProxyDecl, SectionKind, UseBackendDraft};
 
@@ -90,7 +90,8 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             retries: d.retries,
             redispatch: d.redispatch,
             http_conn_mode: d.http_conn_mode,
-            forwardfor: d.forwardfor,
+            forwardfor: d.forwardfor.is_some(),
+            http: backend_http(p, diags),
             stats: d.stats.clone(),
             websocket: d.websocket.clone(),
         });
@@ -176,21 +177,14 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
                 condition,
             })
         });
-        let http_request = d
-            .http_request
+        let http_request = request_rules(p, &d.http_request, &mut acls, diags);
+        let redirects = d
+            .redirects
             .iter()
-            .filter_map(|(action, rule)| {
-                let condition = match &rule.condition {
-                    None => None,
-                    Some(c) => Some(resolve_condition(p, rule, c, &mut acls, diags)?),
-                };
-                Some(HttpRequestRule {
-                    location: rule.location.clone(),
-                    action: action.clone(),
-                    condition,
-                })
-            })
-            .collect();
+            .map(|(r, rule)| (HttpRequestAction::Redirect(r.clone()), rule.clone()))
+            .collect::<Vec<_>>();
+        let redirects = request_rules(p, &redirects, &mut acls, diags);
+        let http_response = response_rules(p, &d.http_response, &mut acls, diags);
         let mut log_targets = d.logs.clone();
         if d.log_global {
             log_targets.extend(global.logs.iter().cloned());
@@ -214,6 +208,9 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             stats: d.stats.clone(),
             prometheus,
             http_request,
+            redirects,
+            http_response,
+            errorfiles: d.errorfiles.clone(),
             log: FrontendLog {
                 targets: log_targets,
                 style: d.log_style,
@@ -227,7 +224,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             maxconn: d.maxconn,
             timeouts: d.frontend_timeouts.clone(),
             http_conn_mode: d.http_conn_mode,
-            forwardfor: d.forwardfor,
+            forwardfor: d.forwardfor.clone(),
             websocket: d.websocket.clone(),
         });
     }
@@ -447,15 +444,75 @@ fn assign_server_ids(servers: &[Server], diags: &mut Vec<Diagnostic>) -> Vec<Ser
         .collect()
 }
 
-/// The frontend's ACLs (lines of one name OR-ed, in order of first
-/// appearance) and its `use_backend` rules with backend and ACL names
-/// resolved; unknown names are errors at the word that names them.
-fn resolve_rules(
+/// The HTTP side of a backend: its own rules and ACLs for a `backend`
+/// section; for a `listen` section only the pages and `forwardfor` (its
+/// rules run once, as the frontend's).
+fn backend_http(p: &ProxyDecl, diags: &mut Vec<Diagnostic>) -> BackendHttp {
+    let d = &p.draft;
+    let mut http = BackendHttp {
+        errorfiles: d.errorfiles.clone(),
+        forwardfor: d.forwardfor.clone(),
+        ..BackendHttp::default()
+    };
+    if p.kind == SectionKind::Backend {
+        let mut acls = proxy_acls(p);
+        http.http_request = request_rules(p, &d.http_request, &mut acls, diags);
+        http.http_response = response_rules(p, &d.http_response, &mut acls, diags);
+        http.acls = acls;
+    }
+    http
+}
+
+/// `http-request` rules (or `redirect` lines) with their conditions
+/// resolved; a rule with an unknown ACL is reported and left out.
+fn request_rules(
     p: &ProxyDecl,
-    proxies: &[ProxyDecl],
-    backend_ids: &HashMap<String, (BackendId, usize)>,
+    drafts: &[(HttpRequestAction, UseBackendDraft)],
+    acls: &mut Vec<Acl>,
     diags: &mut Vec<Diagnostic>,
-) -> (Vec<Acl>, Vec<UseBackend>) {
+) -> Vec<HttpRequestRule> {
+    drafts
+        .iter()
+        .filter_map(|(action, rule)| {
+            let condition = match &rule.condition {
+                None => None,
+                Some(c) => Some(resolve_condition(p, rule, c, acls, diags)?),
+            };
+            Some(HttpRequestRule {
+                location: rule.location.clone(),
+                action: action.clone(),
+                condition,
+            })
+        })
+        .collect()
+}
+
+/// `http-response` rules with their conditions resolved.
+fn response_rules(
+    p: &ProxyDecl,
+    drafts: &[(HttpResponseAction, UseBackendDraft)],
+    acls: &mut Vec<Acl>,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<HttpResponseRule> {
+    drafts
+        .iter()
+        .filter_map(|(action, rule)| {
+            let condition = match &rule.condition {
+                None => None,
+                Some(c) => Some(resolve_condition(p, rule, c, acls, diags)?),
+            };
+            Some(HttpResponseRule {
+                location: rule.location.clone(),
+                action: action.clone(),
+                condition,
+            })
+        })
+        .collect()
+}
+
+/// A proxy's named ACLs: lines of one name OR-ed, in order of first
+/// appearance.
+fn proxy_acls(p: &ProxyDecl) -> Vec<Acl> {
     let mut acls: Vec<Acl> = Vec::new();
     let mut by_name: HashMap<&str, usize> = HashMap::new();
     for (name, term, _) in &p.draft.acls {
@@ -470,6 +527,18 @@ fn resolve_rules(
             }
         }
     }
+    acls
+}
+
+/// The frontend's ACLs and its `use_backend` rules with backend and ACL
+/// names resolved; unknown names are errors at the word that names them.
+fn resolve_rules(
+    p: &ProxyDecl,
+    proxies: &[ProxyDecl],
+    backend_ids: &HashMap<String, (BackendId, usize)>,
+    diags: &mut Vec<Diagnostic>,
+) -> (Vec<Acl>, Vec<UseBackend>) {
+    let mut acls = proxy_acls(p);
     let mut rules = Vec::new();
     for ub in &p.draft.use_backends {
         let backend = match backend_ids.get(&ub.backend) {
