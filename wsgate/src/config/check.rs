@@ -16,8 +16,9 @@ use super::acl::{ConditionDraft, TermDraft};
 use super::diag::Diagnostic;
 use super::keywords;
 use super::model::{
-    Acl, Backend, BackendId, CondTerm, Condition, Config, Frontend, FrontendLog, Global,
-    BackendHttp, HttpRequestAction, HttpRequestRule, HttpResponseAction, HttpResponseRule, Location, LogStyle, Mode, Server, ServiceRule, UseBackend,
+    Acl, Backend, BackendHttp, BackendId, CondTerm, Condition, Config, Frontend, FrontendLog,
+    Global, HttpRequestAction, HttpRequestRule, HttpResponseAction, HttpResponseRule, Location,
+    LogStyle, Mode, Server, ServiceRule, UseBackend,
 };
 use super::parser::{Parsed, ProxyDecl, SectionKind, UseBackendDraft};
 

@@ -51,8 +51,11 @@ pub fn errorfile(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     let status = match code.text.parse::<u16>() {
         Ok(n) if ERRORFILE_CODES.contains(&n) => n,
         _ => {
-            cx.error(code, format!("errorfile: status code '{}' is not handled", code.text))
-                .hint = Some(format!("HAProxy 2.6 handles {ERRORFILE_CODES:?}"));
+            cx.error(
+                code,
+                format!("errorfile: status code '{}' is not handled", code.text),
+            )
+            .hint = Some(format!("HAProxy 2.6 handles {ERRORFILE_CODES:?}"));
             return;
         }
     };
@@ -60,7 +63,10 @@ pub fn errorfile(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         Ok(b) => b,
         Err(e) => {
             cx.error(file, format!("cannot read errorfile '{}': {e}", file.text))
-                .hint = Some("the file is read at start; a relative path is taken from the working directory".into());
+                .hint = Some(
+                "the file is read at start; a relative path is taken from the working directory"
+                    .into(),
+            );
             return;
         }
     };

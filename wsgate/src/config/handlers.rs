@@ -679,7 +679,9 @@ pub fn option_forwardfor(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
                     t,
                     format!("unknown argument '{other}' for 'option forwardfor'"),
                 )
-                .hint = Some("usage: option forwardfor [except <network>] [header <name>] [if-none]".into());
+                .hint = Some(
+                    "usage: option forwardfor [except <network>] [header <name>] [if-none]".into(),
+                );
                 return;
             }
         }

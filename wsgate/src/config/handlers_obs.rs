@@ -14,8 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use super::model::{
-    CliLevel, LogFormat, LogSink, LogStyle, LogTarget, SocketAddress, StatsPage,
-    StatsSocket,
+    CliLevel, LogFormat, LogSink, LogStyle, LogTarget, SocketAddress, StatsPage, StatsSocket,
 };
 use super::parser::{Cx, GlobalDraft, ProxyDraft};
 use super::units::parse_time;

@@ -121,13 +121,21 @@ pub enum HttpRequestAction {
     /// `set-uri <fmt>`: the whole target.
     SetUri(Format),
     /// `replace-path <regex> <fmt>`.
-    ReplacePath { pattern: Pattern, value: Format },
+    ReplacePath {
+        pattern: Pattern,
+        value: Format,
+    },
     /// `replace-uri <regex> <fmt>`.
-    ReplaceUri { pattern: Pattern, value: Format },
+    ReplaceUri {
+        pattern: Pattern,
+        value: Format,
+    },
     /// `allow`: stops the list, the request goes on.
     Allow,
     /// `deny [deny_status <code>]` (default 403).
-    Deny { status: u16 },
+    Deny {
+        status: u16,
+    },
     /// `return ...`: answered by wsgate.
     Return(Reply),
     Redirect(Redirect),
@@ -140,7 +148,9 @@ pub enum HttpResponseAction {
     Allow,
     /// `deny [deny_status <code>]` (default 502): the server's response is
     /// dropped and an error sent instead.
-    Deny { status: u16 },
+    Deny {
+        status: u16,
+    },
 }
 
 /// The statuses `deny deny_status` may use: those wsgate has a built-in
@@ -154,7 +164,13 @@ const REDIRECT_CODES: [u16; 5] = [301, 302, 303, 307, 308];
 const FRAMING: [&str; 2] = ["content-length", "transfer-encoding"];
 
 /// Hop-by-hop headers: wsgate writes its own.
-const HOP_BY_HOP: [&str; 5] = ["connection", "keep-alive", "proxy-connection", "te", "upgrade"];
+const HOP_BY_HOP: [&str; 5] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "upgrade",
+];
 
 const REQUEST_ACTIONS: &str = "set-header, add-header, del-header, replace-header, replace-value, set-path, set-query, set-uri, replace-path, replace-uri, allow, deny, return, redirect, use-service prometheus-exporter";
 const RESPONSE_ACTIONS: &str =
@@ -182,8 +198,16 @@ impl<'a> Words<'_, 'a> {
                 Ok(t)
             }
             _ => {
-                let at = self.words.get(self.at).or(self.words.last()).unwrap_or(self.cx.kw);
-                let action = self.words.first().map_or("", |t| t.text.as_str()).to_owned();
+                let at = self
+                    .words
+                    .get(self.at)
+                    .or(self.words.last())
+                    .unwrap_or(self.cx.kw);
+                let action = self
+                    .words
+                    .first()
+                    .map_or("", |t| t.text.as_str())
+                    .to_owned();
                 let keyword = self.cx.keyword.clone();
                 self.cx
                     .error(at, format!("'{keyword} {action}' needs {what}"));
@@ -202,7 +226,8 @@ impl<'a> Words<'_, 'a> {
 
     fn format(&mut self, t: &Token, usage: Use) -> Result<Format, ()> {
         if t.text.contains(['\r', '\n', '\0']) {
-            self.cx.error(t, "a header value cannot contain CR, LF or NUL");
+            self.cx
+                .error(t, "a header value cannot contain CR, LF or NUL");
             return Err(());
         }
         logformat::parse(&t.text, usage).map_err(|e| {
@@ -218,7 +243,8 @@ impl<'a> Words<'_, 'a> {
             })
             .map_err(|e| {
                 let first = e.to_string();
-                let first = first.lines().last().unwrap_or("").trim().to_owned();
+                let first = first.lines().last().unwrap_or("").trim();
+                let first = first.strip_prefix("error: ").unwrap_or(first).to_owned();
                 self.cx
                     .error(t, format!("invalid regex '{}': {first}", t.text))
                     .hint = Some(
@@ -266,7 +292,11 @@ impl<'a> Words<'_, 'a> {
     }
 }
 
-fn parse_header_action(w: &mut Words<'_, '_>, action: &str, side: Side) -> Result<HeaderAction, ()> {
+fn parse_header_action(
+    w: &mut Words<'_, '_>,
+    action: &str,
+    side: Side,
+) -> Result<HeaderAction, ()> {
     let usage = Use {
         groups: false,
         response: side == Side::Response,
@@ -306,8 +336,8 @@ fn parse_header_action(w: &mut Words<'_, '_>, action: &str, side: Side) -> Resul
                         NameMatch::Reg(w.pattern(&name_tok)?)
                     }
                     other => {
-                        w.cx.error(m, format!("unknown match method '-m {other}'")).hint =
-                            Some("use str, beg, end, sub or reg".into());
+                        w.cx.error(m, format!("unknown match method '-m {other}'"))
+                            .hint = Some("use str, beg, end, sub or reg".into());
                         return Err(());
                     }
                 };
@@ -343,8 +373,7 @@ fn parse_status(w: &mut Words<'_, '_>, allowed: &[u16]) -> Result<u16, ()> {
     match t.text.parse::<u16>() {
         Ok(n) if allowed.contains(&n) => Ok(n),
         _ => {
-            w.cx
-                .error(t, format!("status '{}' is not supported here", t.text))
+            w.cx.error(t, format!("status '{}' is not supported here", t.text))
                 .hint = Some(format!("use one of {allowed:?}"));
             Err(())
         }
@@ -389,8 +418,7 @@ fn parse_redirect(w: &mut Words<'_, '_>, formats: bool) -> Result<Redirect, ()> 
                 Format::literal(&v.text)
             };
             if target.replace((kind, f)).is_some() {
-                w.cx
-                    .error(t, "a redirect takes one of location, prefix or scheme");
+                w.cx.error(t, "a redirect takes one of location, prefix or scheme");
                 return Err(());
             }
             continue;
@@ -400,8 +428,7 @@ fn parse_redirect(w: &mut Words<'_, '_>, formats: bool) -> Result<Redirect, ()> 
             "drop-query" => drop_query = true,
             "append-slash" => append_slash = true,
             "set-cookie" | "clear-cookie" => {
-                w.cx
-                    .error(t, format!("redirect option '{}' is not supported", t.text))
+                w.cx.error(t, format!("redirect option '{}' is not supported", t.text))
                     .hint = Some("set the cookie from the server's response".into());
                 return Err(());
             }
@@ -417,8 +444,7 @@ fn parse_redirect(w: &mut Words<'_, '_>, formats: bool) -> Result<Redirect, ()> 
     }
     let Some((kind, target)) = target else {
         let at = w.words.first().unwrap_or(w.cx.kw);
-        w.cx
-            .error(at, "a redirect needs `location`, `prefix` or `scheme`")
+        w.cx.error(at, "a redirect needs `location`, `prefix` or `scheme`")
             .hint = Some("e.g. `redirect scheme https code 301 unless { ssl_fc }`".into());
         return Err(());
     };
@@ -433,8 +459,7 @@ fn parse_redirect(w: &mut Words<'_, '_>, formats: bool) -> Result<Redirect, ()> 
 
 fn read_file(w: &mut Words<'_, '_>, t: &Token) -> Result<Arc<[u8]>, ()> {
     std::fs::read(&t.text).map(Arc::from).map_err(|e| {
-        w.cx
-            .error(t, format!("cannot read '{}': {e}", t.text));
+        w.cx.error(t, format!("cannot read '{}': {e}", t.text));
     })
 }
 
@@ -460,16 +485,16 @@ fn parse_return(w: &mut Words<'_, '_>) -> Result<Reply, ()> {
                 match v.text.parse::<u16>() {
                     Ok(n) if (200..600).contains(&n) => reply.status = n,
                     _ => {
-                        w.cx
-                            .error(v, format!("'{}' is not a status between 200 and 599", v.text));
+                        w.cx.error(
+                            v,
+                            format!("'{}' is not a status between 200 and 599", v.text),
+                        );
                         return Err(());
                     }
                 }
             }
             "content-type" => reply.content_type = Some(w.next("a content type")?.text.clone()),
-            "string" => {
-                reply.body = ReplyBody::Bytes(Arc::from(w.next("a text")?.text.as_bytes()))
-            }
+            "string" => reply.body = ReplyBody::Bytes(Arc::from(w.next("a text")?.text.as_bytes())),
             "lf-string" => {
                 let v = w.next("a format")?;
                 reply.body = ReplyBody::Format(w.format(v, lf)?);
@@ -490,8 +515,7 @@ fn parse_return(w: &mut Words<'_, '_>) -> Result<Reply, ()> {
                 reply.headers.push((name, value));
             }
             "default-errorfile" | "errorfile" | "errorfiles" | "lf-file" => {
-                w.cx
-                    .error(t, format!("`return {}` is not supported", t.text))
+                w.cx.error(t, format!("`return {}` is not supported", t.text))
                     .hint = Some("use `string`, `lf-string` or `file`".into());
                 return Err(());
             }
@@ -510,8 +534,7 @@ fn parse_return(w: &mut Words<'_, '_>) -> Result<Reply, ()> {
     };
     if has_body && reply.content_type.is_none() {
         let at = w.words.first().unwrap_or(w.cx.kw);
-        w.cx
-            .error(at, "a content type must be given with a non-empty payload")
+        w.cx.error(at, "a content type must be given with a non-empty payload")
             .hint = Some("add e.g. `content-type text/plain`".into());
         return Err(());
     }
@@ -663,7 +686,8 @@ fn prometheus(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     if args.get(1).map(|t| t.text.as_str()) != Some("prometheus-exporter") {
         let at = args.get(1).unwrap_or(&args[0]);
         cx.error(at, "the only service wsgate has is `prometheus-exporter`")
-            .hint = Some("e.g. `http-request use-service prometheus-exporter if { path /metrics }`".into());
+            .hint =
+            Some("e.g. `http-request use-service prometheus-exporter if { path /metrics }`".into());
         return;
     }
     if cx.section == SectionKind::Backend {

@@ -156,7 +156,10 @@ pub fn translate(words: &[&str]) -> Option<Translation> {
         ),
         "reqsetbe" | "reqisetbe" => refuse(
             "backend switching by regex is done with ACLs now",
-            format!("use_backend {} if {{ ... }}", rest.first().unwrap_or(&"<backend>")),
+            format!(
+                "use_backend {} if {{ ... }}",
+                rest.first().unwrap_or(&"<backend>")
+            ),
         ),
         _ => None,
     }
@@ -164,15 +167,19 @@ pub fn translate(words: &[&str]) -> Option<Translation> {
 
 fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// `^Name:<rest>` → (`Name`, `<rest>`), when `Name` is a plain token.
+/// `^Name:<rest>` → (`Name`, `<rest>`), when `Name` is a literal name
+/// (letters, digits, `-`, `_`: nothing a regex reads specially).
 fn header_prefix(re: &str) -> Option<(&str, &str)> {
     let (name, rest) = re.strip_prefix('^')?.split_once(':')?;
-    is_token(name).then_some((name, rest))
+    let literal = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    literal.then_some((name, rest))
 }
 
 /// A request-line rewrite: `^([^ :]*) <uri>(.*)` with `\1 <new>\N`, where
@@ -236,7 +243,15 @@ mod tests {
     #[test]
     fn adds_and_deletes() {
         assert_eq!(
-            t(&["reqadd", "X-Forwarded-Proto: https", "if", "{", "ssl_fc", "}"]).unwrap(),
+            t(&[
+                "reqadd",
+                "X-Forwarded-Proto: https",
+                "if",
+                "{",
+                "ssl_fc",
+                "}"
+            ])
+            .unwrap(),
             vec![
                 "http-request",
                 "add-header",

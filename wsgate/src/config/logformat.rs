@@ -35,7 +35,8 @@ pub enum Fetch {
     /// runs on (the request for `http-request`, the response for
     /// `http-response`), as HAProxy's `hdr()` outside ACLs.
     Hdr(String),
-    /// `req.hdr(<name>)`: always the request's header.
+    /// `req.hdr(<name>)`: the request's header (requests only, as in
+    /// HAProxy 2.6, like `path`, `url`, `query` and `method`).
     ReqHdr(String),
     /// `res.hdr(<name>)` (responses only).
     ResHdr(String),
@@ -203,7 +204,9 @@ fn fetch(expr: &str, usage: Use) -> Result<Fetch, FormatError> {
         c == ',' && depth == 0
     });
     if converter {
-        return Err(error(format!("converters are not supported in '%[{expr}]'")));
+        return Err(error(format!(
+            "converters are not supported in '%[{expr}]'"
+        )));
     }
     let (name, arg) = match expr.split_once('(') {
         Some((n, rest)) => match rest.strip_suffix(')') {
@@ -238,10 +241,27 @@ fn fetch(expr: &str, usage: Use) -> Result<Fetch, FormatError> {
         "method" => Fetch::Method,
         "ssl_fc" => Fetch::SslFc,
         "status" => Fetch::Status,
-        other => return Err(error(format!("sample fetch '{other}' in '%[{expr}]' is not supported"))),
+        other => {
+            return Err(error(format!(
+                "sample fetch '{other}' in '%[{expr}]' is not supported"
+            )))
+        }
     };
     if arg.is_some() && !matches!(f, Fetch::Hdr(_) | Fetch::ReqHdr(_) | Fetch::ResHdr(_)) {
         return Err(error(format!("'{name}' takes no argument in '%[{expr}]'")));
+    }
+    if usage.response
+        && matches!(
+            f,
+            Fetch::ReqHdr(_) | Fetch::Path | Fetch::Url | Fetch::Query | Fetch::Method
+        )
+    {
+        return Err(FormatError {
+            message: format!("'%[{expr}]' is not available on responses"),
+            hint: Some(
+                "HAProxy no longer has the request there; copy what you need into a response header from the server".into(),
+            ),
+        });
     }
     if !usage.response && matches!(f, Fetch::Status | Fetch::ResHdr(_)) {
         return Err(FormatError {

@@ -172,8 +172,16 @@ impl Conn {
         let fe = &self.runtime.frontends[self.frontend];
         let handoff = match fe.mode {
             Mode::Http => {
-                session::serve_http(stream, self.peer, local, tls, fe, &self.runtime, &self.shutdown)
-                    .await
+                session::serve_http(
+                    stream,
+                    self.peer,
+                    local,
+                    tls,
+                    fe,
+                    &self.runtime,
+                    &self.shutdown,
+                )
+                .await
             }
             Mode::Tcp => session::serve_tcp(stream, self.peer, fe, &self.runtime).await,
         };

@@ -194,7 +194,10 @@ pub fn forwarded_for<'a>(
         .and_then(|b| b.header.as_deref())
         .or_else(|| frontend.and_then(|f| f.header.as_deref()))
         .unwrap_or("X-Forwarded-For");
-    let always = [frontend, backend].into_iter().flatten().any(|f| !f.if_none);
+    let always = [frontend, backend]
+        .into_iter()
+        .flatten()
+        .any(|f| !f.if_none);
     if !always && req.headers.iter().any(|h| h.is(name)) {
         return None;
     }
@@ -272,22 +275,28 @@ fn plan_header(action: &HeaderAction, headers: &[Header], src: &Sources<'_>) -> 
             lines(name)
                 .into_iter()
                 .filter_map(|i| {
+                    // Each value is replaced in place; the commas and the
+                    // spaces around them stay as they were.
                     let mut changed = false;
                     let parts: Vec<Vec<u8>> = headers[i]
                         .value
                         .split(|&b| b == b',')
-                        .map(|v| {
-                            let v = v.trim_ascii();
-                            match pattern.regex.captures(v) {
-                                Some(caps) => {
-                                    changed = true;
-                                    evaluate(value, src, Some(&caps))
-                                }
-                                None => v.to_vec(),
-                            }
+                        .map(|part| {
+                            let v = part.trim_ascii();
+                            let caps = (!v.is_empty()).then(|| pattern.regex.captures(v));
+                            let Some(Some(caps)) = caps else {
+                                return part.to_vec();
+                            };
+                            changed = true;
+                            let lead = part.len() - part.trim_ascii_start().len();
+                            let tail = part.len() - part.trim_ascii_end().len();
+                            let mut out = part[..lead].to_vec();
+                            out.extend(evaluate(value, src, Some(&caps)));
+                            out.extend_from_slice(&part[part.len() - tail..]);
+                            out
                         })
                         .collect();
-                    changed.then(|| (i, parts.join(&b", "[..])))
+                    changed.then(|| (i, parts.join(&b","[..])))
                 })
                 .collect(),
         ),
@@ -325,8 +334,8 @@ fn name_matches(have: &str, want: &str, method: &NameMatch) -> bool {
     }
 }
 
-/// A format's value. A sample that yields nothing is written `-`, as
-/// HAProxy's log-format does.
+/// A format's value. A sample that yields nothing adds nothing, as in
+/// HAProxy's header values (its log lines write `-` instead).
 fn evaluate(format: &Format, src: &Sources<'_>, groups: Option<&Captures<'_>>) -> Vec<u8> {
     let mut out = Vec::new();
     for part in &format.parts {
@@ -337,10 +346,7 @@ fn evaluate(format: &Format, src: &Sources<'_>, groups: Option<&Captures<'_>>) -
                     out.extend_from_slice(m.as_bytes());
                 }
             }
-            Part::Fetch(f) => match fetch(f, src) {
-                Some(v) => out.extend_from_slice(&v),
-                None => out.push(b'-'),
-            },
+            Part::Fetch(f) => out.extend(fetch(f, src).unwrap_or_default()),
         }
     }
     out
@@ -364,7 +370,11 @@ fn fetch(f: &Fetch, src: &Sources<'_>) -> Option<Vec<u8>> {
         Fetch::Url => Some(src.req.target.as_bytes().to_vec()),
         Fetch::Query => query.map(|q| q.as_bytes().to_vec()),
         Fetch::Method => Some(src.req.method.as_bytes().to_vec()),
-        Fetch::SslFc => Some(if src.conn.tls { b"1".to_vec() } else { b"0".to_vec() }),
+        Fetch::SslFc => Some(if src.conn.tls {
+            b"1".to_vec()
+        } else {
+            b"0".to_vec()
+        }),
         Fetch::Status => src.res.map(|r| r.status.to_string().into_bytes()),
     }
 }
@@ -381,7 +391,9 @@ fn last_value(headers: &[Header], name: &str) -> Option<Vec<u8>> {
 /// query).
 fn split_target(target: &str) -> (&str, &str, Option<&str>) {
     let start = match target.find("://") {
-        Some(i) => target[i + 3..].find('/').map_or(target.len(), |j| i + 3 + j),
+        Some(i) => target[i + 3..]
+            .find('/')
+            .map_or(target.len(), |j| i + 3 + j),
         None => 0,
     };
     let (prefix, rest) = target.split_at(start);

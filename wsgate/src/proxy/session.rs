@@ -113,14 +113,20 @@ where
 
         // HAProxy's order: the frontend's `http-request` rules, the stats
         // page, the `redirect` lines, then routing.
-        let outcome = rules::apply_request(
-            &frontend.http_request,
-            &frontend.acls,
-            &mut request,
-            &conn,
-        );
+        let outcome =
+            rules::apply_request(&frontend.http_request, &frontend.acls, &mut request, &conn);
         if outcome != Outcome::Continue {
-            match answer(&mut client, outcome, &fe_pages, &request, &obs, rec, "<NOSRV>").await {
+            match answer(
+                &mut client,
+                outcome,
+                &fe_pages,
+                &request,
+                &obs,
+                rec,
+                "<NOSRV>",
+            )
+            .await
+            {
                 Next::KeepAlive => {
                     first = false;
                     continue;
@@ -155,7 +161,17 @@ where
         let outcome =
             rules::apply_request(&frontend.redirects, &frontend.acls, &mut request, &conn);
         if outcome != Outcome::Continue {
-            match answer(&mut client, outcome, &fe_pages, &request, &obs, rec, "<NOSRV>").await {
+            match answer(
+                &mut client,
+                outcome,
+                &fe_pages,
+                &request,
+                &obs,
+                rec,
+                "<NOSRV>",
+            )
+            .await
+            {
                 Next::KeepAlive => {
                     first = false;
                     continue;
@@ -192,7 +208,8 @@ where
             frontend: &frontend.errorfiles,
             backend: Some(&be_http.errorfiles),
         };
-        let outcome = rules::apply_request(&be_http.http_request, &be_http.acls, &mut request, &conn);
+        let outcome =
+            rules::apply_request(&be_http.http_request, &be_http.acls, &mut request, &conn);
         if outcome != Outcome::Continue {
             let name = &backend.config.name;
             match answer(&mut client, outcome, &pages, &request, &obs, rec, name).await {
@@ -310,7 +327,11 @@ async fn answer<C: AsyncRead + AsyncWrite + Unpin>(
         Outcome::Redirect { code, response } => (code, response),
         Outcome::Answer { status, response } => {
             let name = obs.frontend_name.clone();
-            let proxy = if proxy == "<NOSRV>" { name.as_str() } else { proxy };
+            let proxy = if proxy == "<NOSRV>" {
+                name.as_str()
+            } else {
+                proxy
+            };
             return intercepted(
                 client, request, obs, &mut rec, status, &response, proxy, "<NOSRV>",
             )

@@ -537,7 +537,10 @@ mod tests {
             .unwrap()
             .unwrap();
         let mut out = Vec::new();
-        head.write_for_server(Some(("X-Forwarded-For", "10.0.0.1".parse().unwrap())), &mut out);
+        head.write_for_server(
+            Some(("X-Forwarded-For", "10.0.0.1".parse().unwrap())),
+            &mut out,
+        );
         let out = String::from_utf8(out).unwrap();
         assert!(!out.contains("X-Secret") && !out.contains("Keep-Alive") && !out.contains("TE:"));
         assert!(out.contains("X-Ok: 2\r\n"));
