@@ -76,8 +76,11 @@ fn pair(script: Script, template: &str) -> Pair {
     }
 }
 
+/// A request line (or status) and `X-*` headers.
+type View = (String, Vec<(String, String)>);
+
 /// The request line and the `X-*` headers (names lowercased, in order).
-fn seen_by_server(m: &Message) -> (String, Vec<(String, String)>) {
+fn seen_by_server(m: &Message) -> View {
     let xs = m
         .headers
         .iter()
@@ -93,7 +96,7 @@ fn request(target: &str, extra: &str) -> Vec<u8> {
 }
 
 /// Sends `req` to each side; returns what each one's server saw.
-fn server_views(pair: &Pair, req: &[u8]) -> Vec<(&'static str, (String, Vec<(String, String)>))> {
+fn server_views(pair: &Pair, req: &[u8]) -> Vec<(&'static str, View)> {
     pair.sides
         .iter()
         .map(|side| {
