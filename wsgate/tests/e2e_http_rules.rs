@@ -547,3 +547,22 @@ fn removed_rule_keywords_are_read_and_migrated_for_haproxy() {
         panic!("haproxy -c refused the migrated file:\n{e}\n{new_text}");
     }
 }
+
+#[test]
+fn framing_headers_survive_prefix_deletes() {
+    let backend = ScriptedBackend::start(Script::Ok);
+    let port = free_port();
+    let cfg = config(
+        "frontend fe\n    bind 127.0.0.1:{PORT}\n    http-request del-header Content- -m beg\n    default_backend be\nbackend be\n    server s1 {SERVER}\n",
+        port,
+        backend.addr,
+    );
+    let _w = Wsgate::start(&cfg);
+    let req = b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello";
+    let m = exchange(SocketAddr::from(([127, 0, 0, 1], port)), req).unwrap();
+    assert_eq!(m.status(), 200);
+    let seen = &backend.seen()[0];
+    assert_eq!(seen.header("content-type"), None);
+    assert_eq!(seen.header("content-length"), Some("5"));
+    assert_eq!(seen.body, b"hello");
+}

@@ -245,11 +245,13 @@ fn plan_header(action: &HeaderAction, headers: &[Header], src: &Sources<'_>) -> 
                 value: evaluate(value, src, None),
             }),
         },
+        // `-m beg Content-` must not remove the framing headers the body
+        // is forwarded by (the configuration refuses naming them).
         HeaderAction::Del { name, method } => Edit::Replace {
             remove: headers
                 .iter()
                 .enumerate()
-                .filter(|(_, h)| name_matches(&h.name, name, method))
+                .filter(|(_, h)| name_matches(&h.name, name, method) && !frames(h))
                 .map(|(i, _)| i)
                 .collect(),
             add: None,
@@ -321,6 +323,12 @@ fn apply_edit(edit: Edit, headers: &mut Vec<Header>) {
             }
         }
     }
+}
+
+/// `Content-Length` and `Transfer-Encoding`: what the body's end was
+/// read from.
+fn frames(h: &Header) -> bool {
+    h.is("content-length") || h.is("transfer-encoding")
 }
 
 fn name_matches(have: &str, want: &str, method: &NameMatch) -> bool {
@@ -485,6 +493,42 @@ mod tests {
         assert!(valid_target(b"/a b".to_vec()).is_none());
         assert!(valid_target(Vec::new()).is_none());
         assert_eq!(valid_target(b"/ok".to_vec()).as_deref(), Some("/ok"));
+    }
+
+    #[test]
+    fn deleting_by_prefix_keeps_framing_headers() {
+        let headers = vec![
+            Header {
+                name: "Content-Length".into(),
+                value: b"5".to_vec(),
+            },
+            Header {
+                name: "Content-Type".into(),
+                value: b"text/plain".to_vec(),
+            },
+        ];
+        let req =
+            crate::proxy::http1::head::parse_request(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 1024)
+                .unwrap()
+                .unwrap()
+                .0;
+        let conn = Conn {
+            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
+            local: None,
+            tls: false,
+        };
+        let src = Sources {
+            req: &req,
+            res: None,
+            conn: &conn,
+        };
+        let action = HeaderAction::Del {
+            name: "content-".into(),
+            method: NameMatch::Beg,
+        };
+        let mut h = headers.clone();
+        apply_edit(plan_header(&action, &headers, &src), &mut h);
+        assert_eq!(h, headers[..1].to_vec());
     }
 
     #[test]
