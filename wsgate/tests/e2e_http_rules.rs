@@ -294,13 +294,14 @@ frontend fe
     redirect location /old-style code 303 if { path /legacy }
     default_backend be
 backend be
+    redirect prefix /from-backend code 302 if { path /be-redirect }
     server s1 {SERVER}
 ";
 
 #[test]
 fn return_redirect_allow_and_deny_match_haproxy() {
     let pair = pair(Script::Ok, FINAL_RULES);
-    let cases: [(&str, u16, Option<&str>, &str); 11] = [
+    let cases: [(&str, u16, Option<&str>, &str); 12] = [
         ("/ret", 200, None, "hello"),
         ("/nope/x", 404, None, "no /nope/x here"),
         ("/empty", 204, None, ""),
@@ -309,6 +310,7 @@ fn return_redirect_allow_and_deny_match_haproxy() {
         ("/slash/a", 302, Some("/slash/a/"), ""),
         ("/sch/x?y", 307, Some("https://example.com/sch/x?y"), ""),
         ("/legacy", 303, Some("/old-style"), ""),
+        ("/be-redirect", 302, Some("/from-backend/be-redirect"), ""),
         ("/denied", 403, None, ""),
         // `allow` is final: the deny after it never sees the request.
         ("/allowed", 200, None, "ok 1"),

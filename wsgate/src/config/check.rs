@@ -91,7 +91,6 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             retries: d.retries,
             redispatch: d.redispatch,
             http_conn_mode: d.http_conn_mode,
-            forwardfor: d.forwardfor.is_some(),
             http: backend_http(p, diags),
             stats: d.stats.clone(),
             websocket: d.websocket.clone(),
@@ -179,12 +178,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             })
         });
         let http_request = request_rules(p, &d.http_request, &mut acls, diags);
-        let redirects = d
-            .redirects
-            .iter()
-            .map(|(r, rule)| (HttpRequestAction::Redirect(r.clone()), rule.clone()))
-            .collect::<Vec<_>>();
-        let redirects = request_rules(p, &redirects, &mut acls, diags);
+        let redirects = request_rules(p, &redirect_rules(p), &mut acls, diags);
         let http_response = response_rules(p, &d.http_response, &mut acls, diags);
         let mut log_targets = d.logs.clone();
         if d.log_global {
@@ -458,10 +452,20 @@ fn backend_http(p: &ProxyDecl, diags: &mut Vec<Diagnostic>) -> BackendHttp {
     if p.kind == SectionKind::Backend {
         let mut acls = proxy_acls(p);
         http.http_request = request_rules(p, &d.http_request, &mut acls, diags);
+        http.redirects = request_rules(p, &redirect_rules(p), &mut acls, diags);
         http.http_response = response_rules(p, &d.http_response, &mut acls, diags);
         http.acls = acls;
     }
     http
+}
+
+/// A proxy's `redirect` lines as request rules.
+fn redirect_rules(p: &ProxyDecl) -> Vec<(HttpRequestAction, UseBackendDraft)> {
+    p.draft
+        .redirects
+        .iter()
+        .map(|(r, rule)| (HttpRequestAction::Redirect(r.clone()), rule.clone()))
+        .collect()
 }
 
 /// `http-request` rules (or `redirect` lines) with their conditions

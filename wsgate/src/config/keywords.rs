@@ -264,7 +264,7 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("option tcplog", DFLB, Handler::Proxy(o::option_tcplog), "access log lines in HAProxy's TCP format, one per connection when it closes"),
     ign("pidfile", G, "wsgate does not write a pid file; your service manager tracks the process"),
     ign("quiet", G, "wsgate prints only warnings and errors at startup"),
-    sup("redirect", FL, Handler::Proxy(r::redirect), "`redirect location|prefix|scheme <x> [code 301|302|303|307|308] [drop-query] [append-slash] [if|unless <condition>]` (the value is literal text), after the `http-request` rules: e.g. `redirect scheme https unless { ssl_fc }`"),
+    sup("redirect", FLB, Handler::Proxy(r::redirect), "`redirect location|prefix|scheme <x> [code 301|302|303|307|308] [drop-query] [append-slash] [if|unless <condition>]` (the value is literal text), after the section's `http-request` rules: e.g. `redirect scheme https unless { ssl_fc }`"),
     sup("retries", DLB, Handler::Proxy(h::retries), "`retries <n>`: connection attempts after a failure (default 3)"),
     sup("server", LB, Handler::Proxy(h::server), "`server <name> <addr>:<port> [weight N] [disabled]`; host names resolved at startup"),
     rej("server-template", LB, "servers from DNS templates are not supported", Some("list the servers with `server` lines")),

@@ -229,7 +229,7 @@ mod tests {
         assert_eq!(c.frontends[0].name, "chat");
         assert_eq!(c.backends[0].name, "chat");
         assert_eq!(c.frontends[0].default_backend, Some(BackendId(0)));
-        assert!(c.frontends[0].forwardfor.is_some() && c.backends[0].forwardfor);
+        assert!(c.frontends[0].forwardfor.is_some() && c.backends[0].http.forwardfor.is_some());
         assert_eq!(c.backends[0].servers[0].weight, 3);
         assert_eq!(c.backends[0].mode, Mode::Http);
     }

@@ -200,6 +200,8 @@ pub struct BackendHttp {
     pub acls: Vec<Acl>,
     /// Run after the backend was chosen, before a server is.
     pub http_request: Vec<HttpRequestRule>,
+    /// `redirect` lines, after `http_request`.
+    pub redirects: Vec<HttpRequestRule>,
     /// Run on the server's response before the frontend's.
     pub http_response: Vec<HttpResponseRule>,
     /// `errorfile` pages; they win over the frontend's for errors tied to
@@ -566,9 +568,6 @@ pub struct Backend {
     /// `option redispatch`: a retry may pick another server.
     pub redispatch: bool,
     pub http_conn_mode: HttpConnMode,
-    /// `option forwardfor` set on the backend (its options are in
-    /// `http.forwardfor`).
-    pub forwardfor: bool,
     /// `http-request`/`http-response` rules, `errorfile` pages,
     /// `option forwardfor` options.
     pub http: BackendHttp,

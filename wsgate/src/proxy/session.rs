@@ -208,8 +208,11 @@ where
             frontend: &frontend.errorfiles,
             backend: Some(&be_http.errorfiles),
         };
-        let outcome =
+        let mut outcome =
             rules::apply_request(&be_http.http_request, &be_http.acls, &mut request, &conn);
+        if outcome == Outcome::Continue {
+            outcome = rules::apply_request(&be_http.redirects, &be_http.acls, &mut request, &conn);
+        }
         if outcome != Outcome::Continue {
             let name = &backend.config.name;
             match answer(&mut client, outcome, &pages, &request, &obs, rec, name).await {
