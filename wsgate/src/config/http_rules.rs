@@ -569,6 +569,15 @@ pub fn http_request(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         prometheus(p, cx);
         return;
     }
+    if action.text == "capture" {
+        // As the `capture` keyword: it only feeds access logs and the
+        // `capture.*` fetches, neither of which wsgate has.
+        cx.warn(
+            action,
+            "'http-request capture' is ignored: captures only feed access logs, which do not show them yet",
+        );
+        return;
+    }
     let mut w = Words {
         cx,
         words: args,
