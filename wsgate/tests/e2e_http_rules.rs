@@ -469,7 +469,7 @@ async fn websocket_upgrades_through_response_rules() {
     let backend = RecordingBackend::start(None).await;
     let port = free_port();
     let cfg = config(
-        "frontend fe\n    bind 127.0.0.1:{PORT}\n    http-request set-header X-Seen yes\n    http-response set-header X-Proxy wsgate\n    http-response del-header X-Nothing\n    default_backend be\nbackend be\n    server s1 {SERVER}\n",
+        "frontend fe\n    bind 127.0.0.1:{PORT}\n    http-request set-header X-Seen yes\n    http-response set-header X-Proxy wsgate\n    http-response del-header X-Nothing\n    http-response del-header Upgrade\n    http-response set-header Connection close\n    default_backend be\nbackend be\n    server s1 {SERVER}\n",
         port,
         backend.addr,
     );

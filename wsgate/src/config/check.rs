@@ -16,9 +16,9 @@ use super::acl::{ConditionDraft, TermDraft};
 use super::diag::Diagnostic;
 use super::keywords;
 use super::model::{
-    Acl, Backend, BackendHttp, BackendId, CondTerm, Condition, Config, Frontend, FrontendLog,
-    Global, HttpRequestAction, HttpRequestRule, HttpResponseAction, HttpResponseRule, Location,
-    LogStyle, Mode, Server, ServiceRule, UseBackend,
+    Acl, AclFetch, Backend, BackendHttp, BackendId, CondTerm, Condition, Config, Frontend,
+    FrontendLog, Global, HttpRequestAction, HttpRequestRule, HttpResponseAction, HttpResponseRule,
+    Location, LogStyle, Mode, Server, ServiceRule, UseBackend,
 };
 use super::parser::{Parsed, ProxyDecl, SectionKind, UseBackendDraft};
 
@@ -492,7 +492,10 @@ fn request_rules(
         .collect()
 }
 
-/// `http-response` rules with their conditions resolved.
+/// `http-response` rules with their conditions resolved. A condition on
+/// the request's path, method or headers is evaluated on the request, where
+/// HAProxy would never match (path, method) or read the response's
+/// headers (`hdr`): a warning says so.
 fn response_rules(
     p: &ProxyDecl,
     drafts: &[(HttpResponseAction, UseBackendDraft)],
@@ -506,6 +509,23 @@ fn response_rules(
                 None => None,
                 Some(c) => Some(resolve_condition(p, rule, c, acls, diags)?),
             };
+            let request_fetch = condition
+                .iter()
+                .flat_map(|c| c.groups.iter().flatten())
+                .filter_map(|t| acls.get(t.acl))
+                .flat_map(|a| a.terms.iter())
+                .find_map(|t| match &t.fetch {
+                    AclFetch::Path => Some("path".to_owned()),
+                    AclFetch::Method => Some("method".to_owned()),
+                    AclFetch::Hdr(h) => Some(format!("hdr({h})")),
+                    _ => None,
+                });
+            if let Some(fetch) = request_fetch {
+                diags.push(Diagnostic::warning(
+                    rule.location.clone(),
+                    format!("this `http-response` condition reads '{fetch}' from the request; HAProxy 2.6 would not (it never matches request fetches there, and `hdr` reads the response)"),
+                ).with_hint("wsgate evaluates conditions of response rules on the request, so the rule applies to responses to matching requests"));
+            }
             Some(HttpResponseRule {
                 location: rule.location.clone(),
                 action: action.clone(),

@@ -283,7 +283,7 @@ impl<'a> Words<'_, 'a> {
             self.cx.warn(
                 t,
                 format!(
-                    "'{}' is a hop-by-hop header that wsgate writes itself: this rule does not change what {what} gets",
+                    "'{}' is a hop-by-hop header that wsgate writes itself: this rule is not applied, {what} gets wsgate's",
                     t.text
                 ),
             );

@@ -222,6 +222,17 @@ enum Edit {
 }
 
 fn plan_header(action: &HeaderAction, headers: &[Header], src: &Sources<'_>) -> Edit {
+    let name = match action {
+        HeaderAction::Set { name, .. }
+        | HeaderAction::Add { name, .. }
+        | HeaderAction::Del { name, .. }
+        | HeaderAction::Replace { name, .. }
+        | HeaderAction::ReplaceValue { name, .. } => name,
+    };
+    if reserved(name) {
+        // Warned about at load: the rule changes nothing.
+        return Edit::Values(Vec::new());
+    }
     let lines = |name: &str| -> Vec<usize> {
         headers
             .iter()
@@ -246,12 +257,12 @@ fn plan_header(action: &HeaderAction, headers: &[Header], src: &Sources<'_>) -> 
             }),
         },
         // `-m beg Content-` must not remove the framing headers the body
-        // is forwarded by (the configuration refuses naming them).
+        // is forwarded by, nor `-m beg Up` the 101's `Upgrade`.
         HeaderAction::Del { name, method } => Edit::Replace {
             remove: headers
                 .iter()
                 .enumerate()
-                .filter(|(_, h)| name_matches(&h.name, name, method) && !frames(h))
+                .filter(|(_, h)| name_matches(&h.name, name, method) && !reserved(&h.name))
                 .map(|(i, _)| i)
                 .collect(),
             add: None,
@@ -325,10 +336,21 @@ fn apply_edit(edit: Edit, headers: &mut Vec<Header>) {
     }
 }
 
-/// `Content-Length` and `Transfer-Encoding`: what the body's end was
-/// read from.
-fn frames(h: &Header) -> bool {
-    h.is("content-length") || h.is("transfer-encoding")
+/// Headers rules leave alone: `Content-Length` and `Transfer-Encoding`
+/// (what the body's end was read from; rules naming them are refused at
+/// load) and the hop-by-hop ones wsgate writes itself, which on a `101`
+/// carry the protocol switch (rules naming them get a warning at load).
+fn reserved(name: &str) -> bool {
+    const RESERVED: [&str; 7] = [
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "upgrade",
+    ];
+    RESERVED.iter().any(|r| name.eq_ignore_ascii_case(r))
 }
 
 fn name_matches(have: &str, want: &str, method: &NameMatch) -> bool {
