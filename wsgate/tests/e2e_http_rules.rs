@@ -568,3 +568,41 @@ fn framing_headers_survive_prefix_deletes() {
     assert_eq!(seen.header("content-length"), Some("5"));
     assert_eq!(seen.body, b"hello");
 }
+
+#[test]
+fn deny_pages_match_haproxy() {
+    const CODES: [u16; 19] = [
+        200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 421, 422, 425, 429, 500, 501, 502, 503,
+        504,
+    ];
+    let rules: String = CODES
+        .iter()
+        .map(|c| format!("    http-request deny deny_status {c} if {{ path /{c} }}\n"))
+        .collect();
+    let template = format!(
+        "frontend fe\n    bind 127.0.0.1:{{PORT}}\n{rules}    default_backend be\nbackend be\n    server s1 {{SERVER}}\n"
+    );
+    let pair = pair(Script::Ok, &template);
+    for code in CODES {
+        let views: Vec<_> = pair
+            .sides
+            .iter()
+            .map(|side| {
+                let m = exchange(side.addr, &request(&format!("/{code}"), "")).unwrap();
+                (
+                    side.name,
+                    (
+                        m.start.clone(),
+                        m.header("content-type").map(str::to_owned),
+                        m.body_str(),
+                    ),
+                )
+            })
+            .collect();
+        assert!(
+            views[0].1 .0.starts_with(&format!("HTTP/1.1 {code} ")),
+            "{views:?}"
+        );
+        assert_same(&views, &format!("deny_status {code}"));
+    }
+}

@@ -153,9 +153,9 @@ pub enum HttpResponseAction {
     },
 }
 
-/// The statuses `deny deny_status` may use: those wsgate has a built-in
-/// page for, as HAProxy needs an errorfile for others.
-const DENY_STATUSES: [u16; 10] = [400, 401, 403, 404, 405, 429, 500, 502, 503, 504];
+/// The statuses `deny deny_status` may use: HAProxy's, those it has a
+/// built-in page for (and wsgate the same page).
+const DENY_STATUSES: [u16; 19] = super::errorfile::ERRORFILE_CODES;
 
 /// The codes `redirect` may use (HAProxy's list).
 const REDIRECT_CODES: [u16; 5] = [301, 302, 303, 307, 308];

@@ -40,11 +40,11 @@ pub fn reason(status: u16) -> &'static str {
 fn page_text(status: u16) -> (&'static str, &'static str) {
     match status {
         200 => ("OK", "Service ready."),
-        400 => ("Bad Request", "Your browser sent an invalid request."),
+        400 => ("Bad request", "Your browser sent an invalid request."),
         401 => ("Unauthorized", "You need a valid user and password to access this content."),
         403 => ("Forbidden", "Request forbidden by administrative rules."),
         404 => ("Not Found", "The resource could not be found."),
-        405 => ("Method Not Allowed", "A request was made of a resource using a request method not supported by that resource."),
+        405 => ("Method Not Allowed", "A request was made of a resource using a request method not supported by that resource"),
         429 => ("Too Many Requests", "You have sent too many requests in a given amount of time."),
         408 => (
             "Request Time-out",
@@ -57,7 +57,8 @@ fn page_text(status: u16) -> (&'static str, &'static str) {
         ),
         501 => (
             "Not Implemented",
-            "The server does not support the functionality required to fulfill the request.",
+            // Sic: HAProxy 2.6's page starts with a stray '.'.
+            ".The server does not support the functionality required to fulfill the request.",
         ),
         502 => (
             "Bad Gateway",
@@ -76,6 +77,12 @@ fn page_text(status: u16) -> (&'static str, &'static str) {
             "HTTP Version Not Supported",
             "The HTTP version is not supported.",
         ),
+        407 => ("Unauthorized", "You need a valid user and password to access this content."),
+        410 => ("Gone", "The resource is no longer available and will not be available again."),
+        413 => ("Payload Too Large", "The request entity exceeds the maximum allowed."),
+        421 => ("Misdirected Request", "Request sent to a non-authoritative server."),
+        422 => ("Unprocessable Content", "The server cannot process the contained instructions."),
+        425 => ("Too Early", "Your browser sent early data."),
         201 => ("Created", ""),
         202 => ("Accepted", ""),
         204 => ("No Content", ""),
@@ -85,8 +92,6 @@ fn page_text(status: u16) -> (&'static str, &'static str) {
         304 => ("Not Modified", ""),
         307 => ("Temporary Redirect", ""),
         308 => ("Permanent Redirect", ""),
-        410 => ("Gone", ""),
-        413 => ("Payload Too Large", ""),
         418 => ("I'm a teapot", ""),
         _ => (
             "Internal Server Error",
