@@ -160,17 +160,27 @@ const DENY_STATUSES: [u16; 19] = super::errorfile::ERRORFILE_CODES;
 /// The codes `redirect` may use (HAProxy's list).
 const REDIRECT_CODES: [u16; 5] = [301, 302, 303, 307, 308];
 
-/// Headers that frame a message: no rule may touch them.
-const FRAMING: [&str; 2] = ["content-length", "transfer-encoding"];
+/// Headers that frame a message: no rule may name them, and a rule
+/// matching names (`del-header -m beg Content-`) leaves them alone.
+pub fn is_framing(name: &str) -> bool {
+    ["content-length", "transfer-encoding"]
+        .iter()
+        .any(|f| name.eq_ignore_ascii_case(f))
+}
 
-/// Hop-by-hop headers: wsgate writes its own.
-const HOP_BY_HOP: [&str; 5] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "upgrade",
-];
+/// Hop-by-hop headers: wsgate writes its own (on a `101` they carry the
+/// protocol switch), so rules leave them alone, with a warning at load.
+pub fn is_hop_by_hop(name: &str) -> bool {
+    [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "upgrade",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
+}
 
 const REQUEST_ACTIONS: &str = "set-header, add-header, del-header, replace-header, replace-value, set-path, set-query, set-uri, replace-path, replace-uri, allow, deny, return, redirect, use-service prometheus-exporter";
 const RESPONSE_ACTIONS: &str =
@@ -226,8 +236,7 @@ impl<'a> Words<'_, 'a> {
 
     fn format(&mut self, t: &Token, usage: Use) -> Result<Format, ()> {
         if t.text.contains(['\r', '\n', '\0']) {
-            self.cx
-                .error(t, "a header value cannot contain CR, LF or NUL");
+            self.cx.error(t, "a value cannot contain CR, LF or NUL");
             return Err(());
         }
         logformat::parse(&t.text, usage).map_err(|e| {
@@ -266,8 +275,7 @@ impl<'a> Words<'_, 'a> {
                 .error(t, format!("'{}' is not a valid header name", t.text));
             return Err(());
         }
-        let lower = t.text.to_ascii_lowercase();
-        if FRAMING.contains(&lower.as_str()) {
+        if is_framing(&t.text) {
             self.cx
                 .error(t, format!("rules cannot change '{}'", t.text))
                 .hint = Some(
@@ -275,7 +283,7 @@ impl<'a> Words<'_, 'a> {
             );
             return Err(());
         }
-        if HOP_BY_HOP.contains(&lower.as_str()) {
+        if is_hop_by_hop(&t.text) {
             let what = match side {
                 Side::Request => "the server",
                 Side::Response => "the client",

@@ -68,18 +68,6 @@ impl Format {
             parts: vec![Part::Literal(text.to_owned())],
         }
     }
-
-    /// Whether any part refers to a regex group.
-    pub fn uses_groups(&self) -> bool {
-        self.parts.iter().any(|p| matches!(p, Part::Group(_)))
-    }
-
-    /// Whether any part is a fetch only responses have.
-    pub fn needs_response(&self) -> bool {
-        self.parts
-            .iter()
-            .any(|p| matches!(p, Part::Fetch(Fetch::Status | Fetch::ResHdr(_))))
-    }
 }
 
 /// Where a format is used: what it may refer to.

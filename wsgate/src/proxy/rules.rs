@@ -16,6 +16,7 @@ use regex::bytes::Captures;
 use super::errors;
 use super::http1::head::{Header, RequestHead, ResponseHead};
 use super::route::{self, RequestFacts};
+use crate::config::http_rules;
 use crate::config::logformat::{Fetch, Format, Part};
 use crate::config::model::{
     Acl, ForwardFor, HeaderAction, HttpRequestAction, HttpRequestRule, HttpResponseAction,
@@ -336,21 +337,10 @@ fn apply_edit(edit: Edit, headers: &mut Vec<Header>) {
     }
 }
 
-/// Headers rules leave alone: `Content-Length` and `Transfer-Encoding`
-/// (what the body's end was read from; rules naming them are refused at
-/// load) and the hop-by-hop ones wsgate writes itself, which on a `101`
-/// carry the protocol switch (rules naming them get a warning at load).
+/// Headers rules leave alone: those that frame the body and the
+/// hop-by-hop ones wsgate writes itself (see `config::http_rules`).
 fn reserved(name: &str) -> bool {
-    const RESERVED: [&str; 7] = [
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "upgrade",
-    ];
-    RESERVED.iter().any(|r| name.eq_ignore_ascii_case(r))
+    http_rules::is_framing(name) || http_rules::is_hop_by_hop(name)
 }
 
 fn name_matches(have: &str, want: &str, method: &NameMatch) -> bool {
