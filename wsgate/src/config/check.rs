@@ -67,6 +67,10 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
         }
     }
 
+    for p in proxies.iter().filter(|p| p.draft.mode == Mode::Tcp) {
+        tcp_mode_rules(p, diags);
+    }
+
     let mut backends = Vec::new();
     let mut backend_ids: HashMap<String, (BackendId, usize)> = HashMap::new();
     for (i, p) in proxies.iter().enumerate() {
@@ -457,6 +461,31 @@ fn backend_http(p: &ProxyDecl, diags: &mut Vec<Diagnostic>) -> BackendHttp {
         http.acls = acls;
     }
     http
+}
+
+/// HTTP rules in a `mode tcp` proxy never run: a warning at each, as
+/// HAProxy gives.
+fn tcp_mode_rules(p: &ProxyDecl, diags: &mut Vec<Diagnostic>) {
+    let d = &p.draft;
+    let rules = d
+        .http_request
+        .iter()
+        .map(|(_, r)| ("http-request", r))
+        .chain(d.http_response.iter().map(|(_, r)| ("http-response", r)))
+        .chain(d.redirects.iter().map(|(_, r)| ("redirect", r)));
+    for (keyword, rule) in rules {
+        diags.push(
+            Diagnostic::warning(
+                rule.location.clone(),
+                format!(
+                    "'{keyword}' is ignored: {} '{}' is mode tcp",
+                    p.kind.name(),
+                    p.name
+                ),
+            )
+            .with_hint("HTTP rules need `mode http`"),
+        );
+    }
 }
 
 /// A proxy's `redirect` lines as request rules.
