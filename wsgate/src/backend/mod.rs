@@ -248,7 +248,7 @@ mod tests {
             retries: 3,
             redispatch: false,
             http_conn_mode: Default::default(),
-            forwardfor: false,
+            http: Default::default(),
             websocket: Default::default(),
             hash_type: Default::default(),
             allbackups: false,

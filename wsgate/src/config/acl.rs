@@ -177,7 +177,7 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
     })
 }
 
-fn parse_network(v: &str) -> Option<Network> {
+pub(super) fn parse_network(v: &str) -> Option<Network> {
     let (addr, bits) = match v.split_once('/') {
         Some((a, b)) => (a, Some(b)),
         None => (v, None),

@@ -16,8 +16,9 @@ use super::acl::{ConditionDraft, TermDraft};
 use super::diag::Diagnostic;
 use super::keywords;
 use super::model::{
-    Acl, Backend, BackendId, CondTerm, Condition, Config, Frontend, FrontendLog, Global,
-    HttpRequestRule, Location, LogStyle, Mode, Server, ServiceRule, UseBackend,
+    Acl, AclFetch, Backend, BackendHttp, BackendId, CondTerm, Condition, Config, Frontend,
+    FrontendLog, Global, HttpRequestAction, HttpRequestRule, HttpResponseAction, HttpResponseRule,
+    Location, LogStyle, Mode, Server, ServiceRule, UseBackend,
 };
 use super::parser::{Parsed, ProxyDecl, SectionKind, UseBackendDraft};
 
@@ -66,6 +67,10 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
         }
     }
 
+    for p in proxies.iter().filter(|p| p.draft.mode == Mode::Tcp) {
+        tcp_mode_rules(p, diags);
+    }
+
     let mut backends = Vec::new();
     let mut backend_ids: HashMap<String, (BackendId, usize)> = HashMap::new();
     for (i, p) in proxies.iter().enumerate() {
@@ -90,7 +95,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             retries: d.retries,
             redispatch: d.redispatch,
             http_conn_mode: d.http_conn_mode,
-            forwardfor: d.forwardfor,
+            http: backend_http(p, diags),
             stats: d.stats.clone(),
             websocket: d.websocket.clone(),
         });
@@ -176,21 +181,9 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
                 condition,
             })
         });
-        let http_request = d
-            .http_request
-            .iter()
-            .filter_map(|(action, rule)| {
-                let condition = match &rule.condition {
-                    None => None,
-                    Some(c) => Some(resolve_condition(p, rule, c, &mut acls, diags)?),
-                };
-                Some(HttpRequestRule {
-                    location: rule.location.clone(),
-                    action: action.clone(),
-                    condition,
-                })
-            })
-            .collect();
+        let http_request = request_rules(p, &d.http_request, &mut acls, diags);
+        let redirects = request_rules(p, &redirect_rules(p), &mut acls, diags);
+        let http_response = response_rules(p, &d.http_response, &mut acls, diags);
         let mut log_targets = d.logs.clone();
         if d.log_global {
             log_targets.extend(global.logs.iter().cloned());
@@ -214,6 +207,9 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             stats: d.stats.clone(),
             prometheus,
             http_request,
+            redirects,
+            http_response,
+            errorfiles: d.errorfiles.clone(),
             log: FrontendLog {
                 targets: log_targets,
                 style: d.log_style,
@@ -227,7 +223,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             maxconn: d.maxconn,
             timeouts: d.frontend_timeouts.clone(),
             http_conn_mode: d.http_conn_mode,
-            forwardfor: d.forwardfor,
+            forwardfor: d.forwardfor.clone(),
             websocket: d.websocket.clone(),
         });
     }
@@ -448,15 +444,130 @@ fn assign_server_ids(servers: &[Server], diags: &mut Vec<Diagnostic>) -> Vec<Ser
         .collect()
 }
 
-/// The frontend's ACLs (lines of one name OR-ed, in order of first
-/// appearance) and its `use_backend` rules with backend and ACL names
-/// resolved; unknown names are errors at the word that names them.
-fn resolve_rules(
+/// The HTTP side of a backend: its own rules and ACLs for a `backend`
+/// section; for a `listen` section only the pages and `forwardfor` (its
+/// rules run once, as the frontend's).
+fn backend_http(p: &ProxyDecl, diags: &mut Vec<Diagnostic>) -> BackendHttp {
+    let d = &p.draft;
+    let mut http = BackendHttp {
+        errorfiles: d.errorfiles.clone(),
+        forwardfor: d.forwardfor.clone(),
+        ..BackendHttp::default()
+    };
+    if p.kind == SectionKind::Backend {
+        let mut acls = proxy_acls(p);
+        http.http_request = request_rules(p, &d.http_request, &mut acls, diags);
+        http.redirects = request_rules(p, &redirect_rules(p), &mut acls, diags);
+        http.http_response = response_rules(p, &d.http_response, &mut acls, diags);
+        http.acls = acls;
+    }
+    http
+}
+
+/// HTTP rules in a `mode tcp` proxy never run: a warning at each, as
+/// HAProxy gives.
+fn tcp_mode_rules(p: &ProxyDecl, diags: &mut Vec<Diagnostic>) {
+    let d = &p.draft;
+    let rules = d
+        .http_request
+        .iter()
+        .map(|(_, r)| ("http-request", r))
+        .chain(d.http_response.iter().map(|(_, r)| ("http-response", r)))
+        .chain(d.redirects.iter().map(|(_, r)| ("redirect", r)));
+    for (keyword, rule) in rules {
+        diags.push(
+            Diagnostic::warning(
+                rule.location.clone(),
+                format!(
+                    "'{keyword}' is ignored: {} '{}' is mode tcp",
+                    p.kind.name(),
+                    p.name
+                ),
+            )
+            .with_hint("HTTP rules need `mode http`"),
+        );
+    }
+}
+
+/// A proxy's `redirect` lines as request rules.
+fn redirect_rules(p: &ProxyDecl) -> Vec<(HttpRequestAction, UseBackendDraft)> {
+    p.draft
+        .redirects
+        .iter()
+        .map(|(r, rule)| (HttpRequestAction::Redirect(r.clone()), rule.clone()))
+        .collect()
+}
+
+/// `http-request` rules (or `redirect` lines) with their conditions
+/// resolved; a rule with an unknown ACL is reported and left out.
+fn request_rules(
     p: &ProxyDecl,
-    proxies: &[ProxyDecl],
-    backend_ids: &HashMap<String, (BackendId, usize)>,
+    drafts: &[(HttpRequestAction, UseBackendDraft)],
+    acls: &mut Vec<Acl>,
     diags: &mut Vec<Diagnostic>,
-) -> (Vec<Acl>, Vec<UseBackend>) {
+) -> Vec<HttpRequestRule> {
+    drafts
+        .iter()
+        .filter_map(|(action, rule)| {
+            let condition = match &rule.condition {
+                None => None,
+                Some(c) => Some(resolve_condition(p, rule, c, acls, diags)?),
+            };
+            Some(HttpRequestRule {
+                location: rule.location.clone(),
+                action: action.clone(),
+                condition,
+            })
+        })
+        .collect()
+}
+
+/// `http-response` rules with their conditions resolved. A condition on
+/// the request's path, method or headers is evaluated on the request, where
+/// HAProxy would never match (path, method) or read the response's
+/// headers (`hdr`): a warning says so.
+fn response_rules(
+    p: &ProxyDecl,
+    drafts: &[(HttpResponseAction, UseBackendDraft)],
+    acls: &mut Vec<Acl>,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<HttpResponseRule> {
+    drafts
+        .iter()
+        .filter_map(|(action, rule)| {
+            let condition = match &rule.condition {
+                None => None,
+                Some(c) => Some(resolve_condition(p, rule, c, acls, diags)?),
+            };
+            let request_fetch = condition
+                .iter()
+                .flat_map(|c| c.groups.iter().flatten())
+                .filter_map(|t| acls.get(t.acl))
+                .flat_map(|a| a.terms.iter())
+                .find_map(|t| match &t.fetch {
+                    AclFetch::Path => Some("path".to_owned()),
+                    AclFetch::Method => Some("method".to_owned()),
+                    AclFetch::Hdr(h) => Some(format!("hdr({h})")),
+                    _ => None,
+                });
+            if let Some(fetch) = request_fetch {
+                diags.push(Diagnostic::warning(
+                    rule.location.clone(),
+                    format!("this `http-response` condition reads '{fetch}' from the request; HAProxy 2.6 would not (it never matches request fetches there, and `hdr` reads the response)"),
+                ).with_hint("wsgate evaluates conditions of response rules on the request, so the rule applies to responses to matching requests"));
+            }
+            Some(HttpResponseRule {
+                location: rule.location.clone(),
+                action: action.clone(),
+                condition,
+            })
+        })
+        .collect()
+}
+
+/// A proxy's named ACLs: lines of one name OR-ed, in order of first
+/// appearance.
+fn proxy_acls(p: &ProxyDecl) -> Vec<Acl> {
     let mut acls: Vec<Acl> = Vec::new();
     let mut by_name: HashMap<&str, usize> = HashMap::new();
     for (name, term, _) in &p.draft.acls {
@@ -471,6 +582,18 @@ fn resolve_rules(
             }
         }
     }
+    acls
+}
+
+/// The frontend's ACLs and its `use_backend` rules with backend and ACL
+/// names resolved; unknown names are errors at the word that names them.
+fn resolve_rules(
+    p: &ProxyDecl,
+    proxies: &[ProxyDecl],
+    backend_ids: &HashMap<String, (BackendId, usize)>,
+    diags: &mut Vec<Diagnostic>,
+) -> (Vec<Acl>, Vec<UseBackend>) {
+    let mut acls = proxy_acls(p);
     let mut rules = Vec::new();
     for ub in &p.draft.use_backends {
         let backend = match backend_ids.get(&ub.backend) {

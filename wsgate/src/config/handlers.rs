@@ -643,36 +643,51 @@ pub fn timeout_http_keep_alive(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     }
 }
 
+/// `option forwardfor [except <network>] [header <name>] [if-none]`.
 pub fn option_forwardfor(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
-    p.forwardfor = !cx.negated;
+    if cx.negated {
+        no_extra_args(cx, 0);
+        p.forwardfor = None;
+        return;
+    }
+    let mut ff = crate::config::model::ForwardFor::default();
     let args = cx.args;
     let mut i = 0;
     while let Some(t) = args.get(i) {
-        match t.text.as_str() {
-            "except" => {
-                cx.warn(t, "'option forwardfor except' is not honoured yet: X-Forwarded-For is added for every client");
-                i += 2;
+        let value = args.get(i + 1);
+        match (t.text.as_str(), value) {
+            ("except", Some(v)) => match super::acl::parse_network(&v.text) {
+                Some(n) => ff.except = Some(n),
+                None => {
+                    cx.error(v, format!("'{}' is not an address or network", v.text))
+                        .hint = Some("e.g. `option forwardfor except 127.0.0.0/8`".into());
+                    return;
+                }
+            },
+            ("header", Some(v)) => ff.header = Some(v.text.clone()),
+            ("except" | "header", None) => {
+                cx.error(t, format!("'{}' needs a value", t.text));
+                return;
             }
-            "header" | "if-none" => {
-                cx.error(
-                    t,
-                    format!("'option forwardfor {}' is not supported yet", t.text),
-                )
-                .hint = Some(
-                    "use plain `option forwardfor` (header X-Forwarded-For, always appended)"
-                        .into(),
-                );
-                i += if t.text == "header" { 2 } else { 1 };
+            ("if-none", _) => {
+                ff.if_none = true;
+                i += 1;
+                continue;
             }
-            other => {
+            (other, _) => {
                 cx.error(
                     t,
                     format!("unknown argument '{other}' for 'option forwardfor'"),
+                )
+                .hint = Some(
+                    "usage: option forwardfor [except <network>] [header <name>] [if-none]".into(),
                 );
-                i += 1;
+                return;
             }
         }
+        i += 2;
     }
+    p.forwardfor = Some(ff);
 }
 
 fn set_conn_mode(p: &mut ProxyDraft, cx: &mut Cx<'_>, mode: HttpConnMode) {

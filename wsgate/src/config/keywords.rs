@@ -15,6 +15,7 @@
 
 use super::handlers as h;
 use super::handlers_obs as o;
+use super::http_rules as r;
 use super::parser::{Cx, GlobalDraft, ProxyDraft};
 use super::process;
 
@@ -181,7 +182,6 @@ const NO_AGENT: &str =
     "agent checks are not implemented; the server's state comes from `check` only";
 const NO_PASSIVE: &str =
     "passive health (observing live traffic) is not implemented; only `check` marks servers down";
-const NO_ROUTING: &str = "http-request/http-response rules are not implemented yet";
 const DHE: &str = "wsgate offers ECDHE key exchange only (rustls has no finite-field DHE), which every current client supports and is faster and safer than DHE, so no DH parameters are needed";
 const NO_CHROOT: &str = "wsgate reloads in process and re-reads the configuration, certificates and error files from their paths, which a chroot would hide; confine it with the service manager instead (systemd `ProtectSystem=strict`, `RootDirectory=`)";
 
@@ -205,8 +205,8 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("declare", FL, "`declare capture` only feeds access logs, which are not implemented yet"),
     sup("default-server", DLB, Handler::Proxy(h::default_server), "`default-server [weight N] [disabled] ...`: defaults for later `server` lines"),
     sup("default_backend", DFL, Handler::Proxy(h::default_backend), "`default_backend <backend>`"),
-    rej("errorfile", DFLB, "custom error pages are not implemented yet; wsgate's built-in pages would be sent instead", None),
-    rej("errorfiles", DFLB, "custom error pages are not implemented yet", None),
+    sup("errorfile", DFLB, Handler::Proxy(super::errorfile::errorfile), "`errorfile <code> <file>`: the file (a full raw HTTP response, read at start) is sent instead of the built-in page for 200 400 401 403 404 405 407 408 410 413 421 422 425 429 500 501 502 503 504; a backend's page wins for errors tied to it"),
+    rej("errorfiles", DFLB, "`errorfiles` refers to `http-errors` sections, which are not supported", Some("write one `errorfile <code> <file>` line per status")),
     ign("dynamic-cookie-key", DLB, "only used by dynamic cookies, which are not implemented"),
     ign("fullconn", DLB, "only matters with dynamic server maxconn, which is not implemented"),
     sup("grace", ALL, Handler::Either { global: process::grace, proxy: process::grace_proxy }, "`grace <time>` (global): after a stop signal wsgate keeps serving as usual for this long, then stops; in a proxy section it is ignored with a warning"),
@@ -214,10 +214,10 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("group", G, Handler::Global(process::group), "`group <name>`: like `gid`, by name"),
     sup("hard-stop-after", G, Handler::Global(h::hard_stop_after), "`hard-stop-after <time>`: on stop, how long open connections get (WebSockets are closed with 1001 first) before the process exits; wsgate's default is 30s"),
     sup("hash-type", DLB, Handler::Proxy(h::hash_type), "`hash-type map-based|consistent [sdbm|djb2|wt6|crc32] [avalanche]` (default map-based sdbm; consistent alone means sdbm avalanche)"),
-    rej("http-after-response", FLB, NO_ROUTING, None),
+    rej("http-after-response", FLB, "http-after-response rules are not implemented", Some("`http-response` rules change responses from servers")),
     sup("http-check", DLB, Handler::Proxy(h::http_check), "`http-check expect [!] status <code>|string <text>` (default: any 2xx or 3xx is healthy)"),
-    sup("http-request", FLB, Handler::Proxy(o::http_request), "`http-request deny [deny_status <code>]`, `http-request redirect scheme <scheme> [code <code>]`, `http-request use-service prometheus-exporter`, each `[if|unless <condition>]` (frontend, listen); other actions are refused"),
-    rej("http-response", FLB, NO_ROUTING, None),
+    sup("http-request", FLB, Handler::Proxy(r::http_request), "`http-request <action> [if|unless <condition>]`, in order, the first of allow/deny/return/redirect stopping the list: `set-header|add-header <name> <fmt>`, `del-header <name> [-m str|beg|end|sub|reg]`, `replace-header|replace-value <name> <regex> <fmt>`, `set-path|set-query|set-uri <fmt>`, `replace-path|replace-uri <regex> <fmt>`, `allow`, `deny [deny_status <code>]`, `return [status <code>] [content-type <type>] [string <text>|lf-string <fmt>|file <path>] [hdr <name> <fmt>]...`, `redirect location|prefix|scheme <x> [code <n>] [drop-query] [append-slash]`, `use-service prometheus-exporter`; `<fmt>` is text with %[src], %[src_port], %[dst], %[dst_port], %[hdr(<name>)], %[req.hdr(<name>)], %[path], %[url], %[query], %[method], %[ssl_fc], %ci %cp %fi %fp, and `\\1`.. in replace-*; backend rules run after the frontend's; Content-Length and Transfer-Encoding cannot be changed; `capture` is ignored with a warning; other actions are errors"),
+    sup("http-response", FLB, Handler::Proxy(r::http_response), "`http-response set-header|add-header|del-header|replace-header|replace-value ...|allow|deny [deny_status <code>] [if|unless <condition>]` (default deny status 502), on the response head before the client gets it (101 included); conditions are evaluated on the request (HAProxy never matches request fetches there); `<fmt>` may use %[status], %[hdr(<name>)] and %[res.hdr(<name>)] (the response's), not the request's fetches; the backend's rules run before the frontend's"),
     ign("http-reuse", DLB, "idle server connections are not shared between clients yet"),
     sup("log", ALL, Handler::Either { global: o::log_global, proxy: o::log_proxy }, "`log stdout|stderr|<ip>[:<port>]|<path> [format raw|rfc3164|rfc5424] <facility> [<level>]`, `log global`, `no log`; access lines need `option httplog` or `option tcplog`"),
     ign("log-format", DFLB, LOGGING_LATER),
@@ -240,7 +240,7 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("option contstats", DFL, "byte counters are updated when an exchange or tunnel ends (long tunnels report their bytes when they close)"),
     sup("option dontlognull", DFL, Handler::Proxy(o::option_dontlognull), "no log line for connections that sent no request"),
     ign("option dontlog-normal", DFL, LOGGING_LATER),
-    sup("option forwardfor", DFLB, Handler::Proxy(h::option_forwardfor), "`option forwardfor [except <net>]`: add X-Forwarded-For"),
+    sup("option forwardfor", DFLB, Handler::Proxy(h::option_forwardfor), "`option forwardfor [except <network>] [header <name>] [if-none]`: add the client's address in X-Forwarded-For (or `<name>`; the backend's name wins), except for clients in either proxy's `except` network, and with `if-none` only when the request has none"),
     sup("option http-keep-alive", DFLB, Handler::Proxy(h::option_http_keep_alive), "keep-alive on both sides (the default)"),
     ign("option http-buffer-request", DFLB, "requests are streamed to the server"),
     ign("option http-ignore-probes", DFL, LOGGING_LATER),
@@ -267,12 +267,8 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("option tcplog", DFLB, Handler::Proxy(o::option_tcplog), "access log lines in HAProxy's TCP format, one per connection when it closes"),
     sup("pidfile", G, Handler::Global(process::pidfile), "`pidfile <path>`: the process id is written there at start, before the switch of user (`-p <path>` wins)"),
     ign("quiet", G, "wsgate prints only warnings and errors at startup"),
-    sup("redirect", FL, Handler::Proxy(o::redirect), "`redirect scheme <scheme> [code 301|302|303|307|308] [if|unless <condition>]`: e.g. `redirect scheme https unless { ssl_fc }`"),
-    rej("reqadd", FLB, "removed in HAProxy 2.1", Some("the modern form is `http-request add-header`, which wsgate does not support yet")),
-    rej("reqrep", FLB, "removed in HAProxy 2.1", Some("the modern form is `http-request replace-header`, which wsgate does not support yet")),
+    sup("redirect", FLB, Handler::Proxy(r::redirect), "`redirect location|prefix|scheme <x> [code 301|302|303|307|308] [drop-query] [append-slash] [if|unless <condition>]` (the value is literal text), after the section's `http-request` rules: e.g. `redirect scheme https unless { ssl_fc }`"),
     sup("retries", DLB, Handler::Proxy(h::retries), "`retries <n>`: connection attempts after a failure (default 3)"),
-    rej("rspadd", FLB, "removed in HAProxy 2.1", Some("the modern form is `http-response add-header`, which wsgate does not support yet")),
-    rej("rsprep", FLB, "removed in HAProxy 2.1", None),
     sup("server", LB, Handler::Proxy(h::server), "`server <name> <addr>:<port> [weight N] [disabled]`; host names resolved at startup"),
     rej("server-template", LB, "servers from DNS templates are not supported", Some("list the servers with `server` lines")),
     rej("setenv", G, "changing the environment from the configuration is not supported", Some("set the variable in the environment wsgate starts in")),
@@ -744,6 +740,14 @@ pub fn markdown_table() -> String {
         out.push_str(&format!(
             "| `{}` | {} | `{}` |\n",
             l.old, l.removed_in, l.new
+        ));
+    }
+    for (old, new) in super::legacy_rules::TABLE {
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            old.replace(", ", "`, `"),
+            super::legacy_rules::REMOVED_IN,
+            escape(new)
         ));
     }
     out.push_str(

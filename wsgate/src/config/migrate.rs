@@ -7,7 +7,9 @@
 //! becomes the section line and a `bind` line. The output is meant for
 //! current HAProxy as much as for wsgate.
 
-use super::keywords;
+use std::sync::Arc;
+
+use super::{keywords, legacy_rules, lexer};
 
 /// Returns the rewritten text and how many lines changed.
 pub fn migrate(text: &str) -> (String, usize) {
@@ -21,6 +23,27 @@ pub fn migrate(text: &str) -> (String, usize) {
         let words: Vec<&str> = rest.split_whitespace().collect();
         if rest.starts_with('#') || words.is_empty() {
             out.push_str(line);
+            continue;
+        }
+        if let Some(translation) = rule_line(rest) {
+            let old = words[0];
+            match translation {
+                Ok(new) => {
+                    out.push_str(&format!(
+                        "{indent}# wsgate migrate: `{old}` was removed in HAProxy {}; this is its current form{ending}",
+                        legacy_rules::REMOVED_IN
+                    ));
+                    out.push_str(&format!("{indent}{new}{ending}"));
+                    changes += 1;
+                }
+                Err(refusal) => {
+                    out.push_str(&format!(
+                        "{indent}# wsgate migrate: NOT rewritten: `{old}` was removed in HAProxy {}, and {}; the closest current form is `{}`{ending}",
+                        legacy_rules::REMOVED_IN, refusal.reason, refusal.closest
+                    ));
+                    out.push_str(line);
+                }
+            }
             continue;
         }
         if let Some((legacy, used)) = keywords::legacy(words.iter().copied()) {
@@ -50,6 +73,52 @@ pub fn migrate(text: &str) -> (String, usize) {
         out.push_str(line);
     }
     (out, changes)
+}
+
+/// A removed `req*`/`rsp*` line (without its indentation) as the line to
+/// write today, or why it cannot be translated; `None` for other lines.
+/// The line is lexed as the parser reads it (escapes such as `\ ` in
+/// `reqadd X-Proto:\ https` applied); a line using environment variables
+/// is left for a human, since expanding them here would bake values in.
+fn rule_line(rest: &str) -> Option<Result<String, legacy_rules::Refusal>> {
+    let first = rest.split_whitespace().next()?;
+    // Only lines starting with a removed `req*`/`rsp*` keyword.
+    legacy_rules::translate(&[first, ""]).map(|_| ())?;
+    if rest.contains('$') {
+        return Some(Err(legacy_rules::Refusal {
+            reason: "the line uses environment variables".into(),
+            closest: "the `http-request`/`http-response` form given by `wsgate -c`".into(),
+        }));
+    }
+    let mut diags = Vec::new();
+    let file: Arc<str> = Arc::from("migrate");
+    let lines = lexer::lex(&file, rest, &|_| None, &mut diags);
+    let words: Vec<&str> = lines
+        .first()?
+        .words
+        .iter()
+        .map(|t| t.text.as_str())
+        .collect();
+    Some(
+        legacy_rules::translate(&words)?
+            .map(|new| new.iter().map(|w| word(w)).collect::<Vec<_>>().join(" ")),
+    )
+}
+
+/// `w` as it must be written in a configuration to be read back as one
+/// word: as it is when plain, else quoted.
+pub fn word(w: &str) -> String {
+    let plain = !w.is_empty()
+        && !w
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '#' | '"' | '\'' | '$'));
+    if plain {
+        w.to_owned()
+    } else if !w.contains('\'') {
+        format!("'{w}'")
+    } else {
+        lexer::quote_word(w)
+    }
 }
 
 /// What follows the first `n` words of `s` (with its leading space).
@@ -86,5 +155,30 @@ mod tests {
             (same.as_str(), n),
             ("frontend f\n    timeout client 1s\n    bind :80\n", 0)
         );
+    }
+
+    #[test]
+    fn rule_keywords_are_rewritten_or_flagged() {
+        let old = "frontend f\n    reqadd X-Proto:\\ https if { ssl_fc }\n    rspadd X-A:\\ a,\\ b\n    reqrep ^([^\\ :]*)\\ /webcam/(.*) \\1\\ /\\2\n    reqdeny ^X-Bad:\n";
+        let (new, n) = migrate(old);
+        assert_eq!(n, 3, "{new}");
+        assert!(
+            new.contains("\n    http-request add-header X-Proto https if { ssl_fc }\n"),
+            "{new}"
+        );
+        assert!(
+            new.contains("\n    http-response add-header X-A 'a, b'\n"),
+            "{new}"
+        );
+        assert!(
+            new.contains("\n    http-request replace-uri ^/webcam/(.*) /\\1\n"),
+            "{new}"
+        );
+        assert!(
+            new.contains("# wsgate migrate: NOT rewritten: `reqdeny`"),
+            "{new}"
+        );
+        assert!(new.contains("\n    reqdeny ^X-Bad:\n"), "{new}");
+        assert_eq!(migrate(&new).1, 0);
     }
 }

@@ -10,10 +10,14 @@
 pub mod acl;
 pub mod check;
 pub mod diag;
+pub mod errorfile;
 mod handlers;
 mod handlers_obs;
+pub mod http_rules;
 pub mod keywords;
+pub mod legacy_rules;
 pub mod lexer;
+pub mod logformat;
 pub mod migrate;
 pub mod model;
 pub mod parser;
@@ -226,7 +230,7 @@ mod tests {
         assert_eq!(c.frontends[0].name, "chat");
         assert_eq!(c.backends[0].name, "chat");
         assert_eq!(c.frontends[0].default_backend, Some(BackendId(0)));
-        assert!(c.frontends[0].forwardfor && c.backends[0].forwardfor);
+        assert!(c.frontends[0].forwardfor.is_some() && c.backends[0].http.forwardfor.is_some());
         assert_eq!(c.backends[0].servers[0].weight, 3);
         assert_eq!(c.backends[0].mode, Mode::Http);
     }

@@ -177,8 +177,14 @@ pub struct ServiceRule {
     pub condition: Option<Condition>,
 }
 
-/// An `http-request` rule the frontend answers itself, before any server
-/// is contacted, when its condition holds (the first that holds wins).
+pub use super::errorfile::ErrorFiles;
+pub use super::http_rules::{
+    HeaderAction, HttpRequestAction, HttpResponseAction, NameMatch, Pattern, Redirect,
+    RedirectKind, Reply, ReplyBody,
+};
+
+/// An `http-request` rule, or a `redirect` line (its action is then
+/// `Redirect`), with its optional condition.
 #[derive(Debug, Clone)]
 pub struct HttpRequestRule {
     pub location: Location,
@@ -186,13 +192,43 @@ pub struct HttpRequestRule {
     pub condition: Option<Condition>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HttpRequestAction {
-    /// `http-request deny [deny_status <code>]` (default 403).
-    Deny { status: u16 },
-    /// `http-request redirect scheme <scheme> [code <code>]` or `redirect
-    /// scheme ...`: `<scheme>://<Host><uri>`, code 302 by default.
-    RedirectScheme { scheme: String, code: u16 },
+/// An `http-response` rule with its optional condition (evaluated with
+/// the request's ACLs).
+#[derive(Debug, Clone)]
+pub struct HttpResponseRule {
+    pub location: Location,
+    pub action: HttpResponseAction,
+    pub condition: Option<Condition>,
+}
+
+/// `option forwardfor [except <network>] [header <name>] [if-none]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ForwardFor {
+    /// Clients in this network get no header.
+    pub except: Option<Network>,
+    /// `header <name>`; `None` is `X-Forwarded-For`.
+    pub header: Option<String>,
+    /// `if-none`: only when the request has no such header already.
+    pub if_none: bool,
+}
+
+/// The HTTP rules of a `backend` section (a `listen` section's rules run
+/// once, as its frontend's).
+#[derive(Debug, Clone, Default)]
+pub struct BackendHttp {
+    /// The backend's own ACLs, which its rules' conditions refer to.
+    pub acls: Vec<Acl>,
+    /// Run after the backend was chosen, before a server is.
+    pub http_request: Vec<HttpRequestRule>,
+    /// `redirect` lines, after `http_request`.
+    pub redirects: Vec<HttpRequestRule>,
+    /// Run on the server's response before the frontend's.
+    pub http_response: Vec<HttpResponseRule>,
+    /// `errorfile` pages; they win over the frontend's for errors tied to
+    /// this backend.
+    pub errorfiles: ErrorFiles,
+    /// `option forwardfor` with its options.
+    pub forwardfor: Option<ForwardFor>,
 }
 
 /// One `log` destination.
@@ -322,8 +358,8 @@ pub struct Frontend {
     pub maxconn: Option<u32>,
     pub timeouts: FrontendTimeouts,
     pub http_conn_mode: HttpConnMode,
-    /// `option forwardfor` set on the frontend.
-    pub forwardfor: bool,
+    /// `option forwardfor` set on the frontend, with its options.
+    pub forwardfor: Option<ForwardFor>,
     pub websocket: WebSocketSettings,
     /// ACLs, named and anonymous (`{ ... }`), referenced by index from
     /// the `use_backend` conditions.
@@ -335,8 +371,14 @@ pub struct Frontend {
     pub stats: Option<StatsPage>,
     /// `http-request use-service prometheus-exporter`.
     pub prometheus: Option<ServiceRule>,
-    /// `http-request deny|redirect ...` (and `redirect scheme`), in order.
+    /// `http-request` rules, in order.
     pub http_request: Vec<HttpRequestRule>,
+    /// `redirect` lines, in order: run after the `http-request` rules.
+    pub redirects: Vec<HttpRequestRule>,
+    /// `http-response` rules, run after the backend's.
+    pub http_response: Vec<HttpResponseRule>,
+    /// `errorfile` pages.
+    pub errorfiles: ErrorFiles,
     /// Access logs.
     pub log: FrontendLog,
 }
@@ -546,8 +588,9 @@ pub struct Backend {
     /// `option redispatch`: a retry may pick another server.
     pub redispatch: bool,
     pub http_conn_mode: HttpConnMode,
-    /// `option forwardfor` set on the backend.
-    pub forwardfor: bool,
+    /// `http-request`/`http-response` rules, `errorfile` pages,
+    /// `option forwardfor` options.
+    pub http: BackendHttp,
     pub websocket: WebSocketSettings,
     /// `hash-type`: how hash-based algorithms map a key to a server.
     pub hash_type: HashType,

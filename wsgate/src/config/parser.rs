@@ -181,7 +181,8 @@ pub struct ProxyDraft {
     pub retries: u32,
     pub redispatch: bool,
     pub http_conn_mode: HttpConnMode,
-    pub forwardfor: bool,
+    /// `option forwardfor` and its options.
+    pub forwardfor: Option<crate::config::model::ForwardFor>,
     pub websocket: WebSocketSettings,
     pub balance: Balance,
     pub hash_type: HashType,
@@ -210,8 +211,14 @@ pub struct ProxyDraft {
     /// `http-request use-service prometheus-exporter`: its condition, in
     /// the shape of a `use_backend` rule (with no backend).
     pub prometheus: Option<UseBackendDraft>,
-    /// `http-request deny|redirect` lines: their action and condition, in order.
+    /// `http-request` lines: their action and condition, in order.
     pub http_request: Vec<(super::model::HttpRequestAction, UseBackendDraft)>,
+    /// `http-response` lines.
+    pub http_response: Vec<(super::model::HttpResponseAction, UseBackendDraft)>,
+    /// `redirect` lines.
+    pub redirects: Vec<(super::model::Redirect, UseBackendDraft)>,
+    /// `errorfile` pages (inherited from `defaults`, replaced per status).
+    pub errorfiles: super::model::ErrorFiles,
 }
 
 #[derive(Debug, Clone)]
@@ -237,7 +244,7 @@ impl Default for ProxyDraft {
             retries: 3,
             redispatch: false,
             http_conn_mode: HttpConnMode::KeepAlive,
-            forwardfor: false,
+            forwardfor: None,
             websocket: WebSocketSettings::default(),
             balance: Balance::RoundRobin,
             hash_type: HashType::default(),
@@ -255,6 +262,9 @@ impl Default for ProxyDraft {
             dontlognull: false,
             prometheus: None,
             http_request: Vec::new(),
+            http_response: Vec::new(),
+            redirects: Vec::new(),
+            errorfiles: super::model::ErrorFiles::default(),
         }
     }
 }
@@ -663,7 +673,56 @@ impl Parser {
         };
         // A keyword HAProxy removed is read as its modern form.
         let modern: Vec<Token>;
-        if let Some((legacy, used)) = keywords::legacy(words.iter().map(|t| t.text.as_str())) {
+        let texts: Vec<&str> = words.iter().map(|t| t.text.as_str()).collect();
+        if let Some(translation) = super::legacy_rules::translate(&texts) {
+            let old = &words[0];
+            match translation {
+                Ok(new_words) => {
+                    let line_text = new_words
+                        .iter()
+                        .map(|w| super::migrate::word(w))
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    diags.push(
+                        Diagnostic::warning(
+                            loc.clone(),
+                            format!(
+                                "'{}' was removed in HAProxy {}; read as `{line_text}`",
+                                old.text,
+                                super::legacy_rules::REMOVED_IN
+                            ),
+                        )
+                        .with_hint(format!(
+                            "write `{line_text}` (`wsgate migrate -f <file>` rewrites the file)"
+                        )),
+                    );
+                    modern = new_words
+                        .into_iter()
+                        .map(|text| Token {
+                            text,
+                            line: old.line,
+                            col: old.col,
+                        })
+                        .collect();
+                    words = &modern;
+                }
+                Err(refusal) => {
+                    diags.push(
+                        Diagnostic::error(
+                            loc,
+                            format!(
+                                "'{}' was removed in HAProxy {}, and {}",
+                                old.text,
+                                super::legacy_rules::REMOVED_IN,
+                                refusal.reason
+                            ),
+                        )
+                        .with_hint(format!("the closest current form: `{}`", refusal.closest)),
+                    );
+                    return;
+                }
+            }
+        } else if let Some((legacy, used)) = keywords::legacy(texts.iter().copied()) {
             let at = &words[0];
             modern = legacy
                 .new

@@ -3,15 +3,48 @@
 //! `connection: close`), so clients and monitors that parse HAProxy's
 //! answers keep working.
 
-/// The full response for `status`, with one optional extra header line
-/// (without its CRLF); the connection is closed after it.
-pub fn response_with(status: u16, header: Option<&str>) -> Vec<u8> {
-    let (reason, text) = match status {
-        400 => ("Bad Request", "Your browser sent an invalid request."),
+use std::borrow::Cow;
+
+use crate::config::model::ErrorFiles;
+
+/// The error pages of an exchange: `errorfile` pages of the backend (when
+/// the error is tied to one) win over the frontend's, which win over the
+/// built-in ones.
+#[derive(Clone, Copy)]
+pub struct Pages<'a> {
+    pub frontend: &'a ErrorFiles,
+    pub backend: Option<&'a ErrorFiles>,
+}
+
+impl<'a> Pages<'a> {
+    /// The response for `status`; with an extra header line, always the
+    /// built-in page (an errorfile is sent as it is).
+    pub fn response(&self, status: u16, header: Option<&str>) -> Cow<'a, [u8]> {
+        let custom = self
+            .backend
+            .and_then(|b| b.get(status))
+            .or_else(|| self.frontend.get(status))
+            .filter(|_| header.is_none());
+        match custom {
+            Some(page) => Cow::Borrowed(&page[..]),
+            None => Cow::Owned(response_with(status, header)),
+        }
+    }
+}
+
+/// The reason phrase wsgate writes for `status`.
+pub fn reason(status: u16) -> &'static str {
+    page_text(status).0
+}
+
+fn page_text(status: u16) -> (&'static str, &'static str) {
+    match status {
+        200 => ("OK", "Service ready."),
+        400 => ("Bad request", "Your browser sent an invalid request."),
         401 => ("Unauthorized", "You need a valid user and password to access this content."),
         403 => ("Forbidden", "Request forbidden by administrative rules."),
         404 => ("Not Found", "The resource could not be found."),
-        405 => ("Method Not Allowed", "A request was made of a resource using a request method not supported by that resource."),
+        405 => ("Method Not Allowed", "A request was made of a resource using a request method not supported by that resource"),
         429 => ("Too Many Requests", "You have sent too many requests in a given amount of time."),
         408 => (
             "Request Time-out",
@@ -24,7 +57,8 @@ pub fn response_with(status: u16, header: Option<&str>) -> Vec<u8> {
         ),
         501 => (
             "Not Implemented",
-            "The server does not support the functionality required to fulfill the request.",
+            // Sic: HAProxy 2.6's page starts with a stray '.'.
+            ".The server does not support the functionality required to fulfill the request.",
         ),
         502 => (
             "Bad Gateway",
@@ -43,11 +77,33 @@ pub fn response_with(status: u16, header: Option<&str>) -> Vec<u8> {
             "HTTP Version Not Supported",
             "The HTTP version is not supported.",
         ),
+        407 => ("Unauthorized", "You need a valid user and password to access this content."),
+        410 => ("Gone", "The resource is no longer available and will not be available again."),
+        413 => ("Payload Too Large", "The request entity exceeds the maximum allowed."),
+        421 => ("Misdirected Request", "Request sent to a non-authoritative server."),
+        422 => ("Unprocessable Content", "The server cannot process the contained instructions."),
+        425 => ("Too Early", "Your browser sent early data."),
+        201 => ("Created", ""),
+        202 => ("Accepted", ""),
+        204 => ("No Content", ""),
+        301 => ("Moved Permanently", ""),
+        302 => ("Found", ""),
+        303 => ("See Other", ""),
+        304 => ("Not Modified", ""),
+        307 => ("Temporary Redirect", ""),
+        308 => ("Permanent Redirect", ""),
+        418 => ("I'm a teapot", ""),
         _ => (
             "Internal Server Error",
             "An internal server error occurred.",
         ),
-    };
+    }
+}
+
+/// The full built-in response for `status`, with one optional extra
+/// header line (without its CRLF); the connection is closed after it.
+pub fn response_with(status: u16, header: Option<&str>) -> Vec<u8> {
+    let (reason, text) = page_text(status);
     let body = format!("<html><body><h1>{status} {reason}</h1>\n{text}\n</body></html>\n");
     let extra = header.map(|h| format!("{h}\r\n")).unwrap_or_default();
     format!(
@@ -57,17 +113,11 @@ pub fn response_with(status: u16, header: Option<&str>) -> Vec<u8> {
     .into_bytes()
 }
 
-/// A redirect (`redirect scheme`, `http-request redirect`): `code` with
+/// A redirect (`redirect`, `http-request redirect`): `code` with
 /// `Location`, no body, and the connection closed after it, as HAProxy
 /// sends it.
 pub fn redirect(code: u16, location: &str) -> Vec<u8> {
-    let reason = match code {
-        301 => "Moved Permanently",
-        303 => "See Other",
-        307 => "Temporary Redirect",
-        308 => "Permanent Redirect",
-        _ => "Found",
-    };
+    let reason = reason(code);
     format!(
         "HTTP/1.1 {code} {reason}\r\ncontent-length: 0\r\nlocation: {location}\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n"
     )

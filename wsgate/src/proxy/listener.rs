@@ -150,28 +150,38 @@ struct Conn {
 
 impl Conn {
     async fn serve(self, stream: TcpStream, tls: Option<TlsAcceptor>) {
+        let local = stream.local_addr().ok();
         match tls {
-            None => self.serve_stream(stream, false).await,
+            None => self.serve_stream(stream, local, false).await,
             Some(acceptor) => {
                 // The handshake is client inactivity too: `timeout client`
                 // bounds it (HAProxy's `timeout client-hs` default).
                 let limit = self.runtime.frontends[self.frontend].timeouts.client;
                 match super::io::with_timeout(limit, acceptor.accept(stream)).await {
-                    Ok(tls_stream) => self.serve_stream(tls_stream, true).await,
+                    Ok(tls_stream) => self.serve_stream(tls_stream, local, true).await,
                     Err(e) => tracing::debug!(peer = %self.peer, "TLS handshake failed: {e}"),
                 }
             }
         }
     }
 
-    async fn serve_stream<C>(self, stream: C, tls: bool)
+    async fn serve_stream<C>(self, stream: C, local: Option<SocketAddr>, tls: bool)
     where
         C: AsyncRead + AsyncWrite + Unpin + IntoTunnel + Send + 'static,
     {
         let fe = &self.runtime.frontends[self.frontend];
         let handoff = match fe.mode {
             Mode::Http => {
-                session::serve_http(stream, self.peer, tls, fe, &self.runtime, &self.shutdown).await
+                session::serve_http(
+                    stream,
+                    self.peer,
+                    local,
+                    tls,
+                    fe,
+                    &self.runtime,
+                    &self.shutdown,
+                )
+                .await
             }
             Mode::Tcp => {
                 session::serve_tcp(stream, self.peer, fe, &self.runtime, &self.shutdown).await

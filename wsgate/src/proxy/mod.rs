@@ -15,6 +15,7 @@ pub mod http1;
 mod io;
 mod listener;
 pub mod route;
+mod rules;
 mod session;
 mod tunnel;
 mod upstream;

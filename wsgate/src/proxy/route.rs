@@ -153,7 +153,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-fn in_network(ip: IpAddr, n: &Network) -> bool {
+pub(super) fn in_network(ip: IpAddr, n: &Network) -> bool {
     match (canonical(ip), n.ip) {
         (IpAddr::V4(a), IpAddr::V4(b)) => {
             let mask = u32::MAX.checked_shl(32 - u32::from(n.prefix)).unwrap_or(0);

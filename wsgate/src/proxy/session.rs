@@ -30,15 +30,14 @@ use super::http1::body::{copy_body, BodyError, BodyKind};
 use super::http1::head::{parse_request, parse_response, RequestError, RequestHead, ResponseHead};
 use super::io::{with_timeout, write_with_timeout, IoError};
 use super::route::{self, RequestFacts};
+use super::rules::{self, Outcome};
 use super::tunnel::{self, IntoTunnel, TunnelOptions, TunnelSignals, TunnelTimeouts, WsPolicy};
 use super::upstream::{self, ServerStream};
 use super::websocket::{self, TunnelPlan};
 use super::Runtime;
 use crate::admin;
 use crate::backend::{BackendRuntime, ConnGuard, Counters};
-use crate::config::model::{
-    Backend, Frontend, HttpConnMode, HttpRequestAction, LogStyle, StatsPage,
-};
+use crate::config::model::{Backend, Frontend, HttpConnMode, LogStyle, StatsPage};
 use crate::log::{Entry, Logger};
 
 /// How much the head buffer grows per read.
@@ -49,6 +48,7 @@ const HEAD_READ_CHUNK: usize = 4096;
 pub async fn serve_http<C>(
     mut client: C,
     peer: SocketAddr,
+    local: Option<SocketAddr>,
     tls: bool,
     frontend: &Frontend,
     runtime: &Runtime,
@@ -61,6 +61,11 @@ where
     let fe_index = Observability::frontend_index(&runtime.frontends, frontend);
     let sessions = runtime.obs.session(fe_index);
     let obs = Obs::new(runtime, fe_index, frontend, peer, tls);
+    let conn = rules::Conn { peer, local, tls };
+    let fe_pages = errors::Pages {
+        frontend: &frontend.errorfiles,
+        backend: None,
+    };
     let mut inbuf: Vec<u8> = Vec::new();
     let mut first = true;
     loop {
@@ -76,12 +81,12 @@ where
                 .or(fe.http_request)
                 .or(fe.client)
         };
-        let (request, head_len, began) =
+        let (mut request, head_len, began) =
             match read_request_head(&mut client, &mut inbuf, limit, wait, shutdown).await {
                 HeadRead::Head(request, len, began) => (request, len, began),
                 HeadRead::Invalid(e) => {
                     tracing::debug!(%peer, "refused request: {e}");
-                    send_error(&mut client, e.status(), fe.client).await;
+                    send_error(&mut client, &fe_pages, e.status(), fe.client).await;
                     obs.refused(e.status(), *b"PR");
                     return None;
                 }
@@ -90,7 +95,7 @@ where
                     // request that was started (or never came on a new
                     // connection) gets 408, as in HAProxy.
                     if started || first {
-                        send_error(&mut client, 408, fe.client).await;
+                        send_error(&mut client, &fe_pages, 408, fe.client).await;
                         obs.refused(408, *b"cR");
                     }
                     return None;
@@ -106,7 +111,29 @@ where
         tracing::debug!(%peer, method = %request.method, target = %request.target, "request");
         let mut rec = Rec::new(began, head_len);
 
-        let facts = RequestFacts::http(&request, peer, tls);
+        // HAProxy's order: the frontend's `http-request` rules, the stats
+        // page, the `redirect` lines, then routing.
+        let outcome =
+            rules::apply_request(&frontend.http_request, &frontend.acls, &mut request, &conn);
+        if outcome != Outcome::Continue {
+            match answer(
+                &mut client,
+                outcome,
+                &fe_pages,
+                &request,
+                &obs,
+                rec,
+                "<NOSRV>",
+            )
+            .await
+            {
+                Next::KeepAlive => {
+                    first = false;
+                    continue;
+                }
+                _ => return None,
+            }
+        }
         // Requests wsgate answers itself (as HAProxy: before routing).
         if let Some(page) = frontend
             .stats
@@ -131,37 +158,28 @@ where
                 _ => return None,
             }
         }
-        // `http-request deny|redirect`: answered here, before any server.
-        let answered = frontend.http_request.iter().find(|rule| {
-            rule.condition
-                .as_ref()
-                .is_none_or(|c| route::condition_holds(c, &frontend.acls, &facts))
-        });
-        if let Some(rule) = answered {
-            let status = match &rule.action {
-                HttpRequestAction::Deny { status } => {
-                    send_error(&mut client, *status, fe.client).await;
-                    *status
+        let outcome =
+            rules::apply_request(&frontend.redirects, &frontend.acls, &mut request, &conn);
+        if outcome != Outcome::Continue {
+            match answer(
+                &mut client,
+                outcome,
+                &fe_pages,
+                &request,
+                &obs,
+                rec,
+                "<NOSRV>",
+            )
+            .await
+            {
+                Next::KeepAlive => {
+                    first = false;
+                    continue;
                 }
-                HttpRequestAction::RedirectScheme { scheme, code } => {
-                    let host = request
-                        .headers
-                        .iter()
-                        .find(|h| h.is("host"))
-                        .map(|h| String::from_utf8_lossy(&h.value).into_owned())
-                        .unwrap_or_default();
-                    let location = format!("{scheme}://{host}{}", request.target);
-                    let reply = errors::redirect(*code, &location);
-                    let _ = write_with_timeout(&mut client, &reply, fe.client).await;
-                    let _ = with_timeout(fe.client, client.shutdown()).await;
-                    *code
-                }
-            };
-            rec.status = Some(status);
-            rec.term = *b"PR";
-            obs.exchange(&rec, None, "<NOSRV>", "<NOSRV>", &request);
-            return None;
+                _ => return None,
+            }
         }
+        let facts = RequestFacts::http(&request, peer, tls);
         if let Some(rule) = &frontend.prometheus {
             let holds = rule
                 .condition
@@ -178,13 +196,33 @@ where
             }
         }
         let Some(backend_id) = route::select_backend(frontend, &facts, runtime) else {
-            send_error(&mut client, 503, fe.client).await;
+            send_error(&mut client, &fe_pages, 503, fe.client).await;
             rec.status = Some(503);
             rec.term = *b"SC";
             obs.exchange(&rec, None, "<NOSRV>", "<NOSRV>", &request);
             return None;
         };
         let backend = &runtime.backends[backend_id.0];
+        let be_http = &backend.config.http;
+        let pages = errors::Pages {
+            frontend: &frontend.errorfiles,
+            backend: Some(&be_http.errorfiles),
+        };
+        let mut outcome =
+            rules::apply_request(&be_http.http_request, &be_http.acls, &mut request, &conn);
+        if outcome == Outcome::Continue {
+            outcome = rules::apply_request(&be_http.redirects, &be_http.acls, &mut request, &conn);
+        }
+        if outcome != Outcome::Continue {
+            let name = &backend.config.name;
+            match answer(&mut client, outcome, &pages, &request, &obs, rec, name).await {
+                Next::KeepAlive => {
+                    first = false;
+                    continue;
+                }
+                _ => return None,
+            }
+        }
         if let Some(page) = backend
             .config
             .stats
@@ -211,8 +249,8 @@ where
             }
         }
         let exchange = Exchange {
-            peer,
-            tls,
+            conn,
+            pages,
             frontend,
             backend,
             runtime,
@@ -279,6 +317,43 @@ where
             inbuf = Vec::new();
         }
     }
+}
+
+/// Answers a request the rules decided on: the error page of a `deny`
+/// (or a failed rewrite), a `redirect`, or a `return`'s response.
+async fn answer<C: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut C,
+    outcome: Outcome,
+    pages: &errors::Pages<'_>,
+    request: &RequestHead,
+    obs: &Obs,
+    mut rec: Rec,
+    proxy: &str,
+) -> Next {
+    let (status, response) = match outcome {
+        Outcome::Continue => return Next::KeepAlive,
+        Outcome::Deny(status) => (status, pages.response(status, None).into_owned()),
+        Outcome::Redirect { code, response } => (code, response),
+        Outcome::Answer { status, response } => {
+            let name = obs.frontend_name.clone();
+            let proxy = if proxy == "<NOSRV>" {
+                name.as_str()
+            } else {
+                proxy
+            };
+            return intercepted(
+                client, request, obs, &mut rec, status, &response, proxy, "<NOSRV>",
+            )
+            .await;
+        }
+    };
+    let written = write_with_timeout(client, &response, obs.client_timeout).await;
+    let _ = with_timeout(obs.client_timeout, client.shutdown()).await;
+    rec.status = Some(status);
+    rec.term = if written.is_ok() { *b"PR" } else { *b"CR" };
+    rec.bytes_out = response.len() as u64;
+    obs.exchange(&rec, None, proxy, "<NOSRV>", request);
+    Next::Close
 }
 
 /// Answers a stats page request (`stats uri`): HTML, `;csv` or `;json`.
@@ -674,26 +749,33 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// Answers with an error status and ends the connection.
 async fn refuse<C: AsyncWrite + Unpin>(
     client: &mut C,
+    pages: &errors::Pages<'_>,
     status: u16,
     limit: Option<Duration>,
 ) -> Next {
-    send_error(client, status, limit).await;
+    send_error(client, pages, status, limit).await;
     Next::Abort
 }
 
-async fn send_error<C: AsyncWrite + Unpin>(client: &mut C, status: u16, limit: Option<Duration>) {
-    send_error_with(client, status, None, limit).await;
+async fn send_error<C: AsyncWrite + Unpin>(
+    client: &mut C,
+    pages: &errors::Pages<'_>,
+    status: u16,
+    limit: Option<Duration>,
+) {
+    send_error_with(client, pages, status, None, limit).await;
 }
 
 /// An error response with one extra header line (e.g. 426's
 /// `Sec-WebSocket-Version: 13`), then the end of the connection.
 async fn send_error_with<C: AsyncWrite + Unpin>(
     client: &mut C,
+    pages: &errors::Pages<'_>,
     status: u16,
     header: Option<&str>,
     limit: Option<Duration>,
 ) {
-    let _ = write_with_timeout(client, &errors::response_with(status, header), limit).await;
+    let _ = write_with_timeout(client, &pages.response(status, header), limit).await;
     let _ = with_timeout(limit, client.shutdown()).await;
 }
 
@@ -717,8 +799,9 @@ enum Next {
 
 /// One request/response exchange (or the upgrade that ends the session).
 struct Exchange<'a> {
-    peer: SocketAddr,
-    tls: bool,
+    conn: rules::Conn,
+    /// The error pages: the backend's `errorfile`s, then the frontend's.
+    pages: errors::Pages<'a>,
     frontend: &'a Frontend,
     backend: &'a BackendRuntime,
     runtime: &'a Runtime,
@@ -746,14 +829,21 @@ impl Exchange<'_> {
             websocket::is_websocket(request).then_some((&self.frontend.websocket, &be.websocket));
         if let Some((fe_ws, be_ws)) = ws_settings {
             if let Err(refusal) = websocket::check_handshake(request, fe_ws, be_ws) {
-                tracing::info!(peer = %self.peer, "WebSocket handshake refused: {refusal}");
-                send_error_with(client, refusal.status(), refusal.header(), client_timeout).await;
+                tracing::info!(peer = %self.conn.peer, "WebSocket handshake refused: {refusal}");
+                send_error_with(
+                    client,
+                    &self.pages,
+                    refusal.status(),
+                    refusal.header(),
+                    client_timeout,
+                )
+                .await;
                 (rec.status, rec.term) = (Some(refusal.status()), *b"PR");
                 return Next::Abort;
             }
         }
 
-        let facts = RequestFacts::http(request, self.peer, self.tls);
+        let facts = RequestFacts::http(request, self.conn.peer, self.conn.tls);
         let connect_started = Instant::now();
         let connected = connect(self.backend, &facts).await;
         rec.t_connect = Some(ms(connect_started.elapsed()));
@@ -773,7 +863,7 @@ impl Exchange<'_> {
                     }
                     _ => tracing::warn!(backend = %be.name, "{e}: 503"),
                 }
-                return refuse(client, 503, client_timeout).await;
+                return refuse(client, &self.pages, 503, client_timeout).await;
             }
         };
         let target = &be.servers[server.server];
@@ -795,12 +885,17 @@ impl Exchange<'_> {
             Err(e) => {
                 (rec.status, rec.term) = (Some(503), *b"SC");
                 tracing::warn!(backend = %be.name, server = %server_name, "TLS to the server failed: {e}: 503");
-                return refuse(client, 503, client_timeout).await;
+                return refuse(client, &self.pages, 503, client_timeout).await;
             }
         };
         let sent_at = Instant::now();
 
-        let forwarded_for = (self.frontend.forwardfor || be.forwardfor).then(|| self.peer.ip());
+        let forwarded_for = rules::forwarded_for(
+            self.frontend.forwardfor.as_ref(),
+            be.http.forwardfor.as_ref(),
+            request,
+            self.conn.peer.ip(),
+        );
         let mut out = Vec::with_capacity(1024);
         request.write_for_server(forwarded_for, &mut out);
         if write_with_timeout(&mut stream, &out, server_timeout)
@@ -809,7 +904,7 @@ impl Exchange<'_> {
         {
             rec.status = Some(502);
             rec.term = *b"SH";
-            return refuse(client, 502, client_timeout).await;
+            return refuse(client, &self.pages, 502, client_timeout).await;
         }
         drop(out);
 
@@ -826,15 +921,15 @@ impl Exchange<'_> {
             Ok(n) => rec.bytes_in += n,
             Err(BodyError::Read(IoError::Timeout)) => {
                 (rec.status, rec.term) = (Some(408), *b"cD");
-                return refuse(client, 408, client_timeout).await;
+                return refuse(client, &self.pages, 408, client_timeout).await;
             }
             Err(BodyError::Chunked(_)) => {
                 (rec.status, rec.term) = (Some(400), *b"PR");
-                return refuse(client, 400, client_timeout).await;
+                return refuse(client, &self.pages, 400, client_timeout).await;
             }
             Err(BodyError::Write(_)) => {
                 (rec.status, rec.term) = (Some(502), *b"SD");
-                return refuse(client, 502, client_timeout).await;
+                return refuse(client, &self.pages, 502, client_timeout).await;
             }
             Err(BodyError::Read(_) | BodyError::Truncated) => {
                 rec.term = *b"CD";
@@ -843,7 +938,7 @@ impl Exchange<'_> {
         }
 
         let mut srvbuf: Vec<u8> = Vec::new();
-        let response = loop {
+        let mut response = loop {
             match read_response_head(&mut stream, &mut srvbuf, limit, server_timeout, request).await
             {
                 Ok((head, len)) => {
@@ -872,17 +967,39 @@ impl Exchange<'_> {
                     Counters::add(&self.backend.counters.response_errors, 1);
                     Counters::add(&server.guard.server_counters().response_errors, 1);
                     tracing::warn!(backend = %be.name, server = %server_name, "bad or missing response: {status}");
-                    return refuse(client, status, client_timeout).await;
+                    return refuse(client, &self.pages, status, client_timeout).await;
                 }
             }
         };
 
+        // `http-response` rules: the backend's, then the frontend's.
+        let denied = rules::apply_response(
+            &be.http.http_response,
+            &be.http.acls,
+            request,
+            &mut response,
+            &self.conn,
+        )
+        .or_else(|| {
+            rules::apply_response(
+                &self.frontend.http_response,
+                &self.frontend.acls,
+                request,
+                &mut response,
+                &self.conn,
+            )
+        });
+        if let Some(status) = denied {
+            (rec.status, rec.term) = (Some(status), *b"PH");
+            tracing::info!(server = %server_name, "response denied by an http-response rule: {status}");
+            return refuse(client, &self.pages, status, client_timeout).await;
+        }
         rec.status = Some(response.status);
         if response.status == 101 {
             if request.upgrade.is_none() {
                 (rec.status, rec.term) = (Some(502), *b"SH");
                 tracing::warn!(server = %server_name, "101 without an upgrade request: 502");
-                return refuse(client, 502, client_timeout).await;
+                return refuse(client, &self.pages, 502, client_timeout).await;
             }
             let websocket =
                 ws_settings.map(|(fe_ws, be_ws)| websocket::plan(&fe_ws.merged(be_ws), &response));

@@ -142,9 +142,14 @@ impl RequestHead {
 
     /// Serialises the head for the server: hop-by-hop headers removed, the
     /// upgrade request kept when there is one, `X-Forwarded-For` appended
-    /// when asked, and `Connection: close` unless the request is an upgrade
+    /// when asked (under the header name given, `option forwardfor
+    /// header`), and `Connection: close` unless the request is an upgrade
     /// (server connections are not reused yet).
-    pub fn write_for_server(&self, forwarded_for: Option<std::net::IpAddr>, out: &mut Vec<u8>) {
+    pub fn write_for_server(
+        &self,
+        forwarded_for: Option<(&str, std::net::IpAddr)>,
+        out: &mut Vec<u8>,
+    ) {
         out.extend_from_slice(self.method.as_bytes());
         out.push(b' ');
         out.extend_from_slice(self.target.as_bytes());
@@ -158,8 +163,8 @@ impl RequestHead {
             }
             write_header(out, &h.name, &h.value);
         }
-        if let Some(ip) = forwarded_for {
-            write_header(out, "X-Forwarded-For", ip.to_string().as_bytes());
+        if let Some((name, ip)) = forwarded_for {
+            write_header(out, name, ip.to_string().as_bytes());
         }
         match &self.upgrade {
             Some(protocol) => {
@@ -532,7 +537,10 @@ mod tests {
             .unwrap()
             .unwrap();
         let mut out = Vec::new();
-        head.write_for_server(Some("10.0.0.1".parse().unwrap()), &mut out);
+        head.write_for_server(
+            Some(("X-Forwarded-For", "10.0.0.1".parse().unwrap())),
+            &mut out,
+        );
         let out = String::from_utf8(out).unwrap();
         assert!(!out.contains("X-Secret") && !out.contains("Keep-Alive") && !out.contains("TE:"));
         assert!(out.contains("X-Ok: 2\r\n"));
