@@ -189,12 +189,8 @@ impl Conn {
         };
         // The tunnel gets a task of its own, and this one ends: see
         // `session::Handoff`.
-        if let Some(handoff) = handoff {
-            let slots = self.slots;
-            self.tracker.spawn(async move {
-                let _slots = slots;
-                handoff.run().await;
-            });
+        if let Some(task) = handoff.and_then(|h| h.run(self.slots)) {
+            self.tracker.spawn(task);
         }
     }
 }

@@ -15,8 +15,11 @@
 //! server, as with `option http-server-close`). The client side keeps
 //! alive.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -31,7 +34,9 @@ use super::http1::head::{parse_request, parse_response, RequestError, RequestHea
 use super::io::{with_timeout, write_with_timeout, IoError};
 use super::route::{self, RequestFacts};
 use super::rules::{self, Outcome};
-use super::tunnel::{self, IntoTunnel, TunnelOptions, TunnelSignals, TunnelTimeouts, WsPolicy};
+use super::tunnel::{
+    self, IntoTunnel, TunnelOptions, TunnelOutcome, TunnelSignals, TunnelTimeouts, WsPolicy,
+};
 use super::upstream::{self, ServerStream};
 use super::websocket::{self, TunnelPlan};
 use super::Runtime;
@@ -660,7 +665,7 @@ impl Obs {
         rec: &Rec,
         backend: &BackendRuntime,
         request: &RequestHead,
-    ) -> Option<PendingLog> {
+    ) -> Option<Box<PendingLog>> {
         let entry = self.entry(
             rec,
             Some(backend),
@@ -668,11 +673,11 @@ impl Obs {
             rec.server_name(backend),
             request,
         )?;
-        Some(PendingLog {
+        Some(Box::new(PendingLog {
             entry,
             began: rec.began,
             logger: self.logger.clone(),
-        })
+        }))
     }
 }
 
@@ -688,7 +693,9 @@ struct TunnelObs {
     /// The connection's place in the process and frontend session counts.
     sessions: Sessions,
     frontend: Option<Arc<Counters>>,
-    log: Option<PendingLog>,
+    /// Boxed: most tunnels log nothing, and those that do should not make
+    /// every idle tunnel's task bigger.
+    log: Option<Box<PendingLog>>,
 }
 
 enum HeadRead {
@@ -1120,9 +1127,16 @@ pub struct Handoff<C> {
 }
 
 impl<C: IntoTunnel> Handoff<C> {
-    /// Runs the tunnel to its end, then counts its bytes and why it ended
-    /// (`wsgate_tunnels_closed_total`) and writes its access log line.
-    pub async fn run(self) {
+    /// The tunnel's task: it runs the tunnel to its end, then counts its
+    /// bytes and why it ended (`wsgate_tunnels_closed_total`) and writes its
+    /// access log line; `hold` (connection slots) is kept until then.
+    /// `None` when the connection cannot be set up as a tunnel (logged).
+    ///
+    /// The task is what an idle WebSocket costs, so it is a plain struct
+    /// around the tunnel's future rather than an `async` block, which would
+    /// keep a second copy of that future (its captured value and the value
+    /// being awaited).
+    pub fn run<H>(self, hold: H) -> Option<TunnelTask<impl Future<Output = TunnelOutcome>, H>> {
         let Handoff {
             client,
             server,
@@ -1138,7 +1152,7 @@ impl<C: IntoTunnel> Handoff<C> {
             Ok(ends) => ends,
             Err(e) => {
                 tracing::warn!(%peer, "cannot set up the tunnel: {e}");
-                return;
+                return None;
             }
         };
         let first = Arc::new(FirstEof::default());
@@ -1159,40 +1173,92 @@ impl<C: IntoTunnel> Handoff<C> {
             slot.server_counters().tunnel_open();
             slot.backend_counters().tunnel_open();
         }
-        let outcome = tunnel::run(client, server, options).await;
-        tracing::debug!(
-            %peer,
-            up = outcome.bytes_up,
-            down = outcome.bytes_down,
-            "tunnel ended: {}",
-            outcome.end
-        );
-        let (reason, term) = close_reason(&outcome.end, first.client_first());
-        let mut counted: Vec<&Counters> = Vec::with_capacity(3);
-        counted.extend(obs.frontend.as_deref());
-        if let Some(slot) = &slot {
-            slot.server_counters().tunnel_closed(reason);
-            slot.backend_counters().tunnel_closed(reason);
-            counted.push(slot.server_counters());
-            counted.push(slot.backend_counters());
+        Some(TunnelTask {
+            tunnel: tunnel::run(client, server, options),
+            end: Some(TunnelFinish {
+                first,
+                peer,
+                slot,
+                obs,
+                _hold: hold,
+            }),
+        })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// One tunnel's task (see [`Handoff::run`]).
+    pub struct TunnelTask<F, H> {
+        #[pin]
+        tunnel: F,
+        end: Option<TunnelFinish<H>>,
+    }
+}
+
+/// What the end of a tunnel needs: who closed first, where it went, its
+/// counters and log line, and the slots it holds.
+pub struct TunnelFinish<H> {
+    first: Arc<FirstEof>,
+    peer: SocketAddr,
+    slot: Option<ConnGuard>,
+    obs: TunnelObs,
+    _hold: H,
+}
+
+impl<F: Future<Output = TunnelOutcome>, H> Future for TunnelTask<F, H> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        let outcome = std::task::ready!(this.tunnel.poll(cx));
+        if let Some(end) = this.end.take() {
+            finish(outcome, &end.first, end.peer, end.slot, end.obs);
         }
-        for c in counted {
-            c.bytes(outcome.bytes_up, outcome.bytes_down);
-        }
-        if let Some(PendingLog {
+        Poll::Ready(())
+    }
+}
+
+/// The end of a tunnel: counters by close reason and bytes, the access log
+/// line.
+fn finish(
+    outcome: tunnel::TunnelOutcome,
+    first: &FirstEof,
+    peer: SocketAddr,
+    slot: Option<ConnGuard>,
+    obs: TunnelObs,
+) {
+    tracing::debug!(
+        %peer,
+        up = outcome.bytes_up,
+        down = outcome.bytes_down,
+        "tunnel ended: {}",
+        outcome.end
+    );
+    let (reason, term) = close_reason(&outcome.end, first.client_first());
+    let mut counted: Vec<&Counters> = Vec::with_capacity(3);
+    counted.extend(obs.frontend.as_deref());
+    if let Some(slot) = &slot {
+        slot.server_counters().tunnel_closed(reason);
+        slot.backend_counters().tunnel_closed(reason);
+        counted.push(slot.server_counters());
+        counted.push(slot.backend_counters());
+    }
+    for c in counted {
+        c.bytes(outcome.bytes_up, outcome.bytes_down);
+    }
+    if let Some(log) = obs.log {
+        let PendingLog {
             mut entry,
             began,
             logger,
-        }) = obs.log
-        {
-            entry.t_total = ms(began.elapsed());
-            entry.bytes += outcome.bytes_down;
-            entry.term = term;
-            logger.send(entry);
-        }
-        drop(slot);
-        drop(obs.sessions);
+        } = *log;
+        entry.t_total = ms(began.elapsed());
+        entry.bytes += outcome.bytes_down;
+        entry.term = term;
+        logger.send(entry);
     }
+    drop(slot);
+    drop(obs.sessions);
 }
 
 /// Why wsgate may end a tunnel on its own: proxy stop, removal of its
@@ -1332,10 +1398,12 @@ pub async fn serve_tcp<C: IntoTunnel>(
             &backend.config.name,
             rec.server_name(backend),
         )
-        .map(|entry| PendingLog {
-            entry,
-            began: rec.began,
-            logger: obs.logger.clone(),
+        .map(|entry| {
+            Box::new(PendingLog {
+                entry,
+                began: rec.began,
+                logger: obs.logger.clone(),
+            })
         });
     let signals = tunnel_signals(runtime, backend_id.0, Some(slot.server()), shutdown);
     Some(Handoff {
@@ -1354,4 +1422,43 @@ pub async fn serve_tcp<C: IntoTunnel>(
             log,
         },
     })
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An idle WebSocket costs mostly its task, whose size is this future's
+    /// (plus tokio's header). It was 2.6 KiB while `Handoff::run` was an
+    /// `async fn` around an `async fn`; keep it small.
+    #[tokio::test]
+    async fn an_idle_tunnel_task_stays_small() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let server = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let config = crate::config::model::Config {
+            global: Default::default(),
+            frontends: Vec::new(),
+            backends: Vec::new(),
+        };
+        let handoff = Handoff {
+            client,
+            server: ServerStream::Plain(server),
+            peer: addr,
+            options: TunnelOptions {
+                timeouts: TunnelTimeouts::default(),
+                signals: None,
+                websocket: None,
+            },
+            slot: None,
+            obs: TunnelObs {
+                sessions: Observability::new(&config, None).session(0),
+                frontend: None,
+                log: None,
+            },
+        };
+        let task = handoff.run(()).unwrap();
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 1024, "tunnel task is {size} bytes");
+    }
 }

@@ -23,7 +23,7 @@
 //! has shut its sending direction, `timeout client-fin` / `server-fin`
 //! take over when set.
 
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -173,7 +173,7 @@ impl TunnelIo for PlainSocket {
 /// A client or server connection that can become a tunnel end once its
 /// HTTP part is over.
 pub trait IntoTunnel {
-    type End: TunnelIo + Send;
+    type End: TunnelIo + Send + Unpin;
     fn into_tunnel(self) -> io::Result<Self::End>;
 }
 
@@ -574,48 +574,118 @@ pub struct Keepalive {
 
 /// Copies between `client` and `server` until both directions have ended,
 /// an error occurs, or the applicable inactivity timeout fires.
-pub async fn run<C: TunnelIo, S: TunnelIo>(
-    mut client: C,
-    mut server: S,
+///
+/// A struct rather than an `async fn`: an idle WebSocket costs its task,
+/// and an `async fn` would keep its arguments besides the state built from
+/// them.
+pub fn run<C: TunnelIo + Unpin, S: TunnelIo + Unpin>(
+    client: C,
+    server: S,
     options: TunnelOptions,
-) -> TunnelOutcome {
+) -> Tunnel<C, S> {
     let TunnelOptions {
         timeouts,
         signals,
         websocket,
     } = options;
-    let mut up = Half::new(websocket.as_ref().map(|w| w.client_policy), Peer::Server);
-    let mut down = Half::new(websocket.as_ref().map(|w| w.server_policy), Peer::Client);
-    let mut violated: Option<Violation> = None;
-    let mut last_activity = Instant::now();
-    // One timer for the tunnel, re-armed lazily: activity only records a
-    // time stamp, and the timer is moved forward when it fires early.
-    let mut timer: Option<Pin<Box<Sleep>>> = None;
-    // Polled once to register this task's waker; afterwards a flag check
-    // per poll is enough, since cancellation wakes the task through it.
-    let mut stop_signal = signals
-        .as_ref()
-        .map(|s| Box::pin(s.server_gone.clone().cancelled_owned()));
-    let mut stop_registered = false;
-    let mut stopping = false;
-    // On stop: when this tunnel's close is due (`close-spread-time`),
-    // drawn once; `Some(None)` is never (`infinite`).
-    let mut close_due: Option<Option<Instant>> = None;
-    let mut idle_closing = false;
-    let keepalive = websocket.as_ref().and_then(|w| w.keepalive);
-    // When the last keepalive ping went out, while its answer is awaited.
-    let mut ping_sent: Option<Instant> = None;
+    Tunnel {
+        client,
+        server,
+        up: Half::new(websocket.as_ref().map(|w| w.client_policy), Peer::Server),
+        down: Half::new(websocket.as_ref().map(|w| w.server_policy), Peer::Client),
+        violated: None,
+        last_activity: Instant::now(),
+        timer: None,
+        stop_signal: signals
+            .as_ref()
+            .map(|s| Box::pin(s.server_gone.clone().cancelled_owned())),
+        stop_registered: false,
+        stopping: false,
+        close_due: None,
+        idle_closing: false,
+        keepalive: websocket.as_ref().and_then(|w| w.keepalive),
+        ping_sent: None,
+        websocket: websocket.is_some(),
+        timeouts,
+        signals,
+    }
+}
 
-    let end = poll_fn(|cx| {
-        if !stop_registered {
+/// A running tunnel (see [`run`]).
+pub struct Tunnel<C, S> {
+    client: C,
+    server: S,
+    /// Client to server, and server to client.
+    up: Half,
+    down: Half,
+    violated: Option<Violation>,
+    last_activity: Instant,
+    /// One timer for the tunnel, re-armed lazily: activity only records a
+    /// time stamp, and the timer is moved forward when it fires early.
+    timer: Option<Pin<Box<Sleep>>>,
+    /// Polled once to register this task's waker; afterwards a flag check
+    /// per poll is enough, since cancellation wakes the task through it.
+    stop_signal: Option<Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>>,
+    stop_registered: bool,
+    stopping: bool,
+    /// On stop: when this tunnel's close is due (`close-spread-time`),
+    /// drawn once; `Some(None)` is never (`infinite`).
+    close_due: Option<Option<Instant>>,
+    idle_closing: bool,
+    keepalive: Option<Keepalive>,
+    /// When the last keepalive ping went out, while its answer is awaited.
+    ping_sent: Option<Instant>,
+    /// Frame tracking is on (the upgrade was to `websocket`).
+    websocket: bool,
+    timeouts: TunnelTimeouts,
+    signals: Option<TunnelSignals>,
+}
+
+impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Future for Tunnel<C, S> {
+    type Output = TunnelOutcome;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<TunnelOutcome> {
+        let this = self.get_mut();
+        this.step(cx).map(|end| TunnelOutcome {
+            end,
+            bytes_up: this.up.bytes,
+            bytes_down: this.down.bytes,
+        })
+    }
+}
+
+impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
+    /// One wake-up: move bytes both ways, act on signals and timers.
+    fn step(&mut self, cx: &mut Context<'_>) -> Poll<TunnelEnd> {
+        let Tunnel {
+            client,
+            server,
+            up,
+            down,
+            violated,
+            last_activity,
+            timer,
+            stop_signal,
+            stop_registered,
+            stopping,
+            close_due,
+            idle_closing,
+            keepalive,
+            ping_sent,
+            websocket,
+            timeouts,
+            signals,
+        } = self;
+        let keepalive = *keepalive;
+        if !*stop_registered {
             // First poll: register this task for the wake-up. The future
             // is kept (dropping it would unregister) but not polled again.
             if let Some(signal) = stop_signal.as_mut() {
                 let _ = signal.as_mut().poll(cx);
             }
-            stop_registered = true;
+            *stop_registered = true;
         }
-        if let Some(signals) = signals.as_ref().filter(|_| !stopping && websocket.is_none()) {
+        if let Some(signals) = signals.as_ref().filter(|_| !*stopping && !*websocket) {
             // Not a WebSocket: no close frame to send. A shutdown of the
             // server's sessions closes it now; on a stop or a reload it
             // carries on (until `hard-stop-after`).
@@ -626,7 +696,7 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
                 return Poll::Ready(TunnelEnd::Stopped);
             }
         }
-        if let Some(signals) = signals.as_ref().filter(|_| !stopping && websocket.is_some()) {
+        if let Some(signals) = signals.as_ref().filter(|_| !*stopping && *websocket) {
             let due = signals.server_gone.is_cancelled().then(|| {
                 let now = Instant::now();
                 if signals.stop.is_cancelled() {
@@ -637,7 +707,7 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
                 }
             });
             if due.flatten().is_some_and(|d| Instant::now() >= d) {
-                stopping = true;
+                *stopping = true;
                 let (to_client, reason) = if signals.stop.is_cancelled() {
                     (CloseCode::GoingAway, "server stopping")
                 } else if signals.removed.is_cancelled() {
@@ -654,14 +724,14 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
         }
         let (mut client_spoke, mut server_spoke) = (false, false);
         if !up.is_done() {
-            match up.poll_copy(cx, &mut client, &mut server, &mut client_spoke) {
+            match up.poll_copy(cx, client, server, &mut client_spoke) {
                 Poll::Ready(Err(Side::Read(e))) => return Poll::Ready(TunnelEnd::ClientError(e)),
                 Poll::Ready(Err(Side::Write(e))) => return Poll::Ready(TunnelEnd::ServerError(e)),
                 _ => {}
             }
         }
         if !down.is_done() {
-            match down.poll_copy(cx, &mut server, &mut client, &mut server_spoke) {
+            match down.poll_copy(cx, server, client, &mut server_spoke) {
                 Poll::Ready(Err(Side::Read(e))) => return Poll::Ready(TunnelEnd::ServerError(e)),
                 Poll::Ready(Err(Side::Write(e))) => return Poll::Ready(TunnelEnd::ClientError(e)),
                 _ => {}
@@ -669,45 +739,45 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
         }
         // A broken policy: the offender gets told why, through the other
         // direction, as soon as that one is between messages.
-        let broken = relay_violation(&mut up, &mut down, Peer::Client)
-            .or_else(|| relay_violation(&mut down, &mut up, Peer::Server));
+        let broken = relay_violation(up, down, Peer::Client)
+            .or_else(|| relay_violation(down, up, Peer::Server));
         if let Some(v) = broken {
-            violated = Some(v);
-            stopping = true;
+            *violated = Some(v);
+            *stopping = true;
             cx.waker().wake_by_ref();
         }
         if up.is_done() && down.is_done() {
-            if let Some(v) = violated {
+            if let Some(v) = *violated {
                 return Poll::Ready(TunnelEnd::Policy(v));
             }
-            return Poll::Ready(if idle_closing {
+            return Poll::Ready(if *idle_closing {
                 TunnelEnd::Timeout
-            } else if stopping {
+            } else if *stopping {
                 TunnelEnd::Stopped
             } else {
                 TunnelEnd::Closed
             });
         }
-        if idle_closing {
+        if *idle_closing {
             // Close frames and FINs are on their way to idle peers.
             return Poll::Pending;
         }
         let activity = client_spoke || server_spoke;
         if client_spoke {
             // The client is alive: no pong is awaited any more.
-            ping_sent = None;
+            *ping_sent = None;
         }
         let now_if_active = activity.then(Instant::now);
         if let Some(now) = now_if_active {
-            last_activity = now;
+            *last_activity = now;
         }
         let idle_deadline =
-            current_limit(&timeouts, up.is_done(), down.is_done()).map(|l| last_activity + l);
+            current_limit(timeouts, up.is_done(), down.is_done()).map(|l| *last_activity + l);
         let ping_deadline = keepalive.map(|k| match ping_sent {
-            None => last_activity + k.interval,
-            Some(sent) => sent + k.timeout,
+            None => *last_activity + k.interval,
+            Some(sent) => *sent + k.timeout,
         });
-        let stop_deadline = close_due.flatten().filter(|_| !stopping);
+        let stop_deadline = close_due.flatten().filter(|_| !*stopping);
         let Some(deadline) = [idle_deadline, ping_deadline, stop_deadline]
             .into_iter()
             .flatten()
@@ -715,7 +785,7 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
         else {
             return Poll::Pending;
         };
-        let sleep = match &mut timer {
+        let sleep = match timer {
             Some(sleep) => {
                 // Traffic only moves the deadline later, and the armed timer
                 // is then early: leave it, and re-arm when it fires. This
@@ -744,16 +814,17 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
                         cx.waker().wake_by_ref();
                         return Poll::Pending;
                     }
-                    let pong_overdue = matches!((keepalive, ping_sent), (Some(k), Some(sent)) if now >= sent + k.timeout);
-                    let ping_due = keepalive.is_some_and(|k| ping_sent.is_none() && now >= last_activity + k.interval);
+                    let pong_overdue = matches!((keepalive, *ping_sent), (Some(k), Some(sent)) if now >= sent + k.timeout);
+                    let ping_due = keepalive
+                        .is_some_and(|k| ping_sent.is_none() && now >= *last_activity + k.interval);
                     let idle_over = idle_deadline.is_some_and(|d| now >= d);
-                    if ping_due && !idle_over && !pong_overdue && !stopping {
+                    if ping_due && !idle_over && !pong_overdue && !*stopping {
                         if down.start_ping(ping_frame(Peer::Client)) {
-                            ping_sent = Some(now);
+                            *ping_sent = Some(now);
                         } else {
                             // The server is in the middle of a message: that
                             // is traffic; ping later.
-                            last_activity = now;
+                            *last_activity = now;
                         }
                         cx.waker().wake_by_ref();
                         return Poll::Pending;
@@ -761,8 +832,12 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
                     // Idle WebSockets between messages get close 1001
                     // ("idle timeout", or "ping timeout" when a keepalive
                     // ping went unanswered) and a FIN instead of a bare close.
-                    if up.idle_at_boundary() && down.idle_at_boundary() && !stopping {
-                        let reason = if pong_overdue { "ping timeout" } else { "idle timeout" };
+                    if up.idle_at_boundary() && down.idle_at_boundary() && !*stopping {
+                        let reason = if pong_overdue {
+                            "ping timeout"
+                        } else {
+                            "idle timeout"
+                        };
                         up.request_close(
                             close_frame(CloseCode::GoingAway, reason, Peer::Server),
                             false,
@@ -771,7 +846,7 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
                             close_frame(CloseCode::GoingAway, reason, Peer::Client),
                             false,
                         );
-                        idle_closing = true;
+                        *idle_closing = true;
                         cx.waker().wake_by_ref();
                         return Poll::Pending;
                     }
@@ -780,12 +855,6 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
                 Poll::Ready(()) => sleep.as_mut().reset(deadline),
             }
         }
-    })
-    .await;
-    TunnelOutcome {
-        end,
-        bytes_up: up.bytes,
-        bytes_down: down.bytes,
     }
 }
 
