@@ -723,7 +723,7 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     let mut addrs = Vec::new();
     let mut bad = false;
     for part in addr_tok.text.split(',') {
-        match parse_bind_addr(part) {
+        match parse_bind_addr(part, cx.syntax_only) {
             Ok(mut list) => {
                 if list.iter().any(|a| a.port() == 0) {
                     cx.warn(addr_tok, "port 0: the system picks a free port at startup (useful for tests, not for clients)");
@@ -732,8 +732,7 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
             }
             Err(e) => {
                 bad = true;
-                let d = cx.error(addr_tok, e.message);
-                d.hint = e.hint;
+                e.report(cx, addr_tok);
             }
         }
     }
@@ -795,7 +794,9 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         )
         .hint = Some("add `ssl` before `crt` to terminate TLS here".into());
     }
-    for (tok, path) in &crts {
+    // Whether the files exist is a question for the machine, not the text.
+    let check_files = !cx.syntax_only;
+    for (tok, path) in crts.iter().filter(|_| check_files) {
         if !path.exists() {
             bad = true;
             let where_ = match cx.crt_base {
@@ -813,7 +814,7 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
                     tok.text
                 )
             };
-            cx.error(tok, msg).hint = Some(
+            cx.env_error(tok, msg).hint = Some(
                 "create it (certificate, chain and private key in one PEM file) or fix the path; relative paths are resolved against the directory wsgate starts in, or `crt-base` in global".into(),
             );
         }
@@ -1152,12 +1153,26 @@ fn scan_options<'t>(
 struct AddrError {
     message: String,
     hint: Option<String>,
+    /// A name that does not resolve here (not a language error).
+    environment: bool,
 }
 
 fn addr_err(message: impl Into<String>) -> AddrError {
     AddrError {
         message: message.into(),
         hint: None,
+        environment: false,
+    }
+}
+
+impl AddrError {
+    fn report(self, cx: &mut Cx<'_>, at: &Token) {
+        let d = if self.environment {
+            cx.env_error(at, self.message)
+        } else {
+            cx.error(at, self.message)
+        };
+        d.hint = self.hint;
     }
 }
 
@@ -1226,10 +1241,25 @@ fn parse_ip(host: &str, family: Family) -> Option<IpAddr> {
 }
 
 /// Resolves a host name with the system resolver, keeping the family.
-fn resolve(host: &str, port: u16, family: Family) -> Result<SocketAddr, AddrError> {
+/// With `syntax_only`, resolves nothing: the unspecified address of the
+/// family stands in (the configuration is only checked, not run).
+fn resolve(
+    host: &str,
+    port: u16,
+    family: Family,
+    syntax_only: bool,
+) -> Result<SocketAddr, AddrError> {
+    if syntax_only {
+        let ip = match family {
+            Family::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        };
+        return Ok(SocketAddr::new(ip, port));
+    }
     let found = (host, port).to_socket_addrs().map_err(|e| AddrError {
         message: format!("cannot resolve host name '{host}': {e}"),
-        hint: Some("use an IP address, or make sure the name resolves where wsgate starts (it is resolved once, at startup)".into()),
+        hint: Some("use an IP address, or make sure the name resolves where wsgate starts (it is resolved once, at startup); `wsgate -c --syntax-only` skips name resolution".into()),
+        environment: true,
     })?;
     found
         .into_iter()
@@ -1239,21 +1269,25 @@ fn resolve(host: &str, port: u16, family: Family) -> Result<SocketAddr, AddrErro
             Family::V6 => a.is_ipv6(),
         })
         .ok_or_else(|| {
-            addr_err(format!(
-                "host name '{host}' has no address of the requested family"
-            ))
+            AddrError {
+                environment: true,
+                ..addr_err(format!(
+                    "host name '{host}' has no address of the requested family"
+                ))
+            }
         })
 }
 
 /// One `bind` address (a comma-separated part): wildcards, IPv6 and port
 /// ranges.
-fn parse_bind_addr(s: &str) -> Result<Vec<SocketAddr>, AddrError> {
+fn parse_bind_addr(s: &str, syntax_only: bool) -> Result<Vec<SocketAddr>, AddrError> {
     let (family, rest) = split_family(s)?;
     let (host, port) = split_host_port(rest)?;
     let Some(port) = port else {
         return Err(AddrError {
             message: format!("missing port in bind address '{s}'"),
             hint: Some("write `bind *:80` (all IPv4 addresses) or `bind [::]:80` (IPv6)".into()),
+            environment: false,
         });
     };
     let ports: Vec<u16> = match port.split_once('-') {
@@ -1273,14 +1307,14 @@ fn parse_bind_addr(s: &str) -> Result<Vec<SocketAddr>, AddrError> {
         },
         h => match parse_ip(h, family) {
             Some(ip) => ip,
-            None => resolve(h, ports[0], family)?.ip(),
+            None => resolve(h, ports[0], family, syntax_only)?.ip(),
         },
     };
     Ok(ports.into_iter().map(|p| SocketAddr::new(ip, p)).collect())
 }
 
 /// A `server` address: port required, no ranges or offsets.
-fn parse_server_addr(s: &str) -> Result<SocketAddr, AddrError> {
+fn parse_server_addr(s: &str, syntax_only: bool) -> Result<SocketAddr, AddrError> {
     let (family, rest) = split_family(s)?;
     let (host, port) = split_host_port(rest)?;
     let port = match port {
@@ -1290,6 +1324,7 @@ fn parse_server_addr(s: &str) -> Result<SocketAddr, AddrError> {
                 hint: Some(format!(
                     "write `{s}:<port>`, e.g. `{s}:8080` (wsgate does not reuse the client's port)"
                 )),
+                environment: false,
             })
         }
         Some(p) if p.starts_with('+') || p.starts_with('-') => {
@@ -1312,7 +1347,7 @@ fn parse_server_addr(s: &str) -> Result<SocketAddr, AddrError> {
     }
     match parse_ip(host, family) {
         Some(ip) => Ok(SocketAddr::new(ip, port)),
-        None => resolve(host, port, family),
+        None => resolve(host, port, family, syntax_only),
     }
 }
 
@@ -1489,10 +1524,10 @@ pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     }
     let mut settings = p.default_server.clone();
     let options_ok = apply_server_options(cx, &args[2..], &mut settings, "server");
-    let addr = match parse_server_addr(&addr_tok.text) {
+    let addr = match parse_server_addr(&addr_tok.text, cx.syntax_only) {
         Ok(a) => a,
         Err(e) => {
-            cx.error(addr_tok, e.message).hint = e.hint;
+            e.report(cx, addr_tok);
             return;
         }
     };
@@ -1521,9 +1556,9 @@ pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
             return;
         }
         if let Some(ca) = &settings.ca_file {
-            if verify && !ca.exists() {
+            if verify && !cx.syntax_only && !ca.exists() {
                 let kw = cx.kw;
-                cx.error(kw, format!("ca-file '{}' does not exist", ca.display()));
+                cx.env_error(kw, format!("ca-file '{}' does not exist", ca.display()));
                 return;
             }
         }
@@ -1555,7 +1590,7 @@ mod tests {
     use super::*;
 
     fn bind_addrs(s: &str) -> Vec<String> {
-        match parse_bind_addr(s) {
+        match parse_bind_addr(s, false) {
             Ok(v) => v.into_iter().map(|a| a.to_string()).collect(),
             Err(e) => vec![format!("error: {}", e.message)],
         }
@@ -1587,17 +1622,17 @@ mod tests {
     #[test]
     fn server_address_forms() {
         assert_eq!(
-            parse_server_addr("127.0.0.1:8080").ok(),
+            parse_server_addr("127.0.0.1:8080", false).ok(),
             Some("127.0.0.1:8080".parse().unwrap())
         );
         assert_eq!(
-            parse_server_addr("[::1]:8080").ok(),
+            parse_server_addr("[::1]:8080", false).ok(),
             Some("[::1]:8080".parse().unwrap())
         );
-        assert!(parse_server_addr("localhost:8080").is_ok());
-        assert!(parse_server_addr("127.0.0.1").is_err());
-        assert!(parse_server_addr("127.0.0.1:0").is_err());
-        assert!(parse_server_addr("127.0.0.1:+1").is_err());
-        assert!(parse_server_addr("no-such-host.invalid:80").is_err());
+        assert!(parse_server_addr("localhost:8080", false).is_ok());
+        assert!(parse_server_addr("127.0.0.1", false).is_err());
+        assert!(parse_server_addr("127.0.0.1:0", false).is_err());
+        assert!(parse_server_addr("127.0.0.1:+1", false).is_err());
+        assert!(parse_server_addr("no-such-host.invalid:80", false).is_err());
     }
 }

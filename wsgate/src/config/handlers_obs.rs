@@ -226,6 +226,20 @@ fn parse_host_port(text: &str) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
+/// `name` or `name:port` with a DNS-style name and a valid port.
+fn is_host_name(text: &str) -> bool {
+    let host = match text.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() => h,
+        Some(_) => return false,
+        None => text,
+    };
+    !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+        && host.chars().any(|c| c.is_ascii_alphabetic())
+}
+
 /// `log <target> [len <n>] [format <fmt>] [sample <r>:<n>] <facility>
 /// [<level> [<minlevel>]]`, or `log global`. Parsed into a target or
 /// `None` after an error.
@@ -256,6 +270,29 @@ fn parse_log(cx: &mut Cx<'_>) -> Option<LogTarget> {
             });
             match addr {
                 Some(a) => LogSink::Udp(a),
+                None if is_host_name(rest) => {
+                    // A syslog host by name (`log localhost local0`),
+                    // resolved once, as HAProxy does at startup.
+                    let (host, port) = match rest.rsplit_once(':') {
+                        Some((h, p)) => (h, p.parse::<u16>().unwrap_or(514)),
+                        None => (rest, 514),
+                    };
+                    if cx.syntax_only {
+                        LogSink::Udp(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), port))
+                    } else {
+                        match std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+                            .ok()
+                            .and_then(|mut a| a.next())
+                        {
+                            Some(a) => LogSink::Udp(a),
+                            None => {
+                                cx.env_error(target, format!("cannot resolve log host '{host}'"))
+                                    .hint = Some("use an IP address, or make sure the name resolves here; `wsgate -c --syntax-only` skips name resolution".into());
+                                return None;
+                            }
+                        }
+                    }
+                }
                 None => {
                     cx.error(target, format!("cannot read log target '{t}'"))
                         .hint =

@@ -24,7 +24,7 @@ pub mod websocket;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use diag::{Diagnostic, Severity};
+pub use diag::{Diagnostic, Kind, Severity};
 pub use model::Config;
 
 use model::Location;
@@ -44,9 +44,25 @@ pub struct Source {
     pub text: String,
 }
 
+/// What loading checks besides the language.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Check the language alone (`wsgate -c --syntax-only`): no file named
+    /// by the configuration is looked at and no host name is resolved
+    /// (servers named by host get an unspecified address), so the result
+    /// does not depend on the machine. Such a [`Config`] is for checking,
+    /// not for running.
+    pub syntax_only: bool,
+}
+
 /// Reads every `-f` argument (a directory contributes its `*.cfg` files in
 /// lexical order, as HAProxy does) and loads them as one configuration.
 pub fn load_paths(paths: &[PathBuf]) -> Loaded {
+    load_paths_with(paths, Options::default())
+}
+
+/// [`load_paths`] with explicit [`Options`].
+pub fn load_paths_with(paths: &[PathBuf], options: Options) -> Loaded {
     let mut sources = Vec::new();
     let mut diagnostics = Vec::new();
     for path in paths {
@@ -63,7 +79,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Loaded {
             "no configuration file found (a directory contributes only its *.cfg files)",
         ));
     }
-    let mut loaded = load_sources_with_env(&sources, &|name| std::env::var(name).ok());
+    let mut loaded = load_sources_with(&sources, &|name| std::env::var(name).ok(), options);
     diagnostics.append(&mut loaded.diagnostics);
     if diagnostics.iter().any(Diagnostic::is_error) {
         loaded.config = None;
@@ -129,8 +145,17 @@ pub fn load_sources(sources: &[Source]) -> Loaded {
 
 /// [`load_sources`] with an explicit environment, for tests.
 pub fn load_sources_with_env(sources: &[Source], env: lexer::EnvLookup<'_>) -> Loaded {
+    load_sources_with(sources, env, Options::default())
+}
+
+/// [`load_sources_with_env`] with explicit [`Options`].
+pub fn load_sources_with(
+    sources: &[Source],
+    env: lexer::EnvLookup<'_>,
+    options: Options,
+) -> Loaded {
     let mut diagnostics = Vec::new();
-    let mut parser = parser::Parser::new();
+    let mut parser = parser::Parser::new(options);
     let mut order = Vec::new();
     for source in sources {
         let file: Arc<str> = Arc::from(source.name.as_str());

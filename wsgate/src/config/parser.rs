@@ -280,6 +280,8 @@ pub struct Cx<'a> {
     pub crt_base: Option<&'a Path>,
     /// The global `ssl-default-bind-*` settings so far.
     pub ssl_bind: crate::config::model::TlsSettings,
+    /// `--syntax-only`: handlers look at no file and resolve no name.
+    pub syntax_only: bool,
     pub diags: &'a mut Vec<Diagnostic>,
 }
 
@@ -298,6 +300,16 @@ impl<'a> Cx<'a> {
 
     pub fn error(&mut self, t: &Token, msg: impl Into<String>) -> &mut Diagnostic {
         let d = Diagnostic::error(self.loc(t), msg);
+        self.diags.push(d);
+        let last = self.diags.len() - 1;
+        &mut self.diags[last]
+    }
+
+    /// An error about the machine (a missing file, a name that does not
+    /// resolve), not the language: see [`super::diag::Kind`]. Handlers
+    /// only look at the machine when `!self.syntax_only`.
+    pub fn env_error(&mut self, t: &Token, msg: impl Into<String>) -> &mut Diagnostic {
+        let d = Diagnostic::error(self.loc(t), msg).environment();
         self.diags.push(d);
         let last = self.diags.len() - 1;
         &mut self.diags[last]
@@ -385,16 +397,21 @@ enum Current {
 }
 
 /// Parses lexed files in order into one [`Parsed`].
-#[derive(Default)]
 pub struct Parser {
     parsed: Parsed,
     defaults: Vec<DefaultsDecl>,
     named_defaults: HashMap<String, usize>,
+    options: super::Options,
 }
 
 impl Parser {
-    pub fn new() -> Self {
-        Parser::default()
+    pub fn new(options: super::Options) -> Self {
+        Parser {
+            parsed: Parsed::default(),
+            defaults: Vec::new(),
+            named_defaults: HashMap::new(),
+            options,
+        }
     }
 
     pub fn finish(self) -> Parsed {
@@ -568,6 +585,7 @@ impl Parser {
                             section: kind,
                             crt_base: crt_dir.as_deref(),
                             ssl_bind: self.parsed.global.ssl_bind.clone(),
+                            syntax_only: self.options.syntax_only,
                             diags,
                         };
                         super::handlers::bind(&mut self.parsed.proxies[index].draft, &mut cx);
@@ -754,6 +772,7 @@ impl Parser {
                     section,
                     crt_base: crt_dir.as_deref(),
                     ssl_bind: self.parsed.global.ssl_bind.clone(),
+                    syntax_only: self.options.syntax_only,
                     diags,
                 };
                 match (handler, current) {
