@@ -160,12 +160,13 @@ fn run(args: RunArgs) -> ExitCode {
         Err(errors) => {
             // Preparing only reads the files the configuration names
             // (certificates, CA files): its errors are about the machine.
-            diagnostics.extend(
-                errors
-                    .into_iter()
-                    .filter(|d| keep(d))
-                    .map(|d| if d.is_error() { d.environment() } else { d }),
-            );
+            diagnostics.extend(errors.into_iter().filter(|d| keep(d)).map(|d| {
+                if d.is_error() {
+                    d.environment()
+                } else {
+                    d
+                }
+            }));
             print_diagnostics(&diagnostics);
             return ExitCode::from(1);
         }

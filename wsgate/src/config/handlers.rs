@@ -1268,13 +1268,11 @@ fn resolve(
             Family::V4 => a.is_ipv4(),
             Family::V6 => a.is_ipv6(),
         })
-        .ok_or_else(|| {
-            AddrError {
-                environment: true,
-                ..addr_err(format!(
-                    "host name '{host}' has no address of the requested family"
-                ))
-            }
+        .ok_or_else(|| AddrError {
+            environment: true,
+            ..addr_err(format!(
+                "host name '{host}' has no address of the requested family"
+            ))
         })
 }
 
