@@ -16,7 +16,7 @@ use super::acl::{ConditionDraft, TermDraft};
 use super::diag::Diagnostic;
 use super::keywords;
 use super::model::{
-    Acl, Backend, BackendId, CondTerm, Condition, Config, Frontend, FrontendLog, Global,
+    Acl, AclFetch, Backend, BackendId, CondTerm, Condition, Config, Frontend, FrontendLog, Global,
     HttpRequestRule, Location, LogStyle, Mode, Server, ServiceRule, UseBackend,
 };
 use super::parser::{Parsed, ProxyDecl, SectionKind, UseBackendDraft};
@@ -470,6 +470,17 @@ fn resolve_rules(
             }
         }
     }
+    // `nbsrv(<backend>)` names a backend, checked as HAProxy does.
+    for (_, term, loc) in &p.draft.acls {
+        if let AclFetch::Nbsrv(name) = &term.fetch {
+            if !backend_ids.contains_key(name) {
+                diags.push(Diagnostic::error(
+                    loc.clone(),
+                    format!("nbsrv({name}): no backend named '{name}'"),
+                ));
+            }
+        }
+    }
     let mut rules = Vec::new();
     for ub in &p.draft.use_backends {
         let backend = match backend_ids.get(&ub.backend) {
@@ -545,6 +556,17 @@ fn resolve_condition(
                         acl,
                         negate: *negate,
                     }),
+                    None if p.draft.broken_acls.contains(name) => ok = false,
+                    None if super::acl::predefined(name).is_some() => {
+                        acls.extend(super::acl::predefined(name).map(|term| Acl {
+                            name: name.clone(),
+                            terms: vec![term],
+                        }));
+                        terms.push(CondTerm {
+                            acl: acls.len() - 1,
+                            negate: *negate,
+                        });
+                    }
                     None => {
                         ok = false;
                         let loc = rule

@@ -206,6 +206,7 @@ pub fn acl(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         Err(e) => {
             let at = words.get(e.at).unwrap_or(&words[0]);
             cx.error(at, e.message).hint = e.hint;
+            p.broken_acls.push(name.text.clone());
         }
     }
 }

@@ -339,6 +339,11 @@ pub struct AclTerm {
     pub values: Vec<String>,
     /// The values parsed as networks, for `src` / `-m ip`.
     pub networks: Vec<Network>,
+    /// The values compiled, for `-m reg` (`path_reg`, `url_reg`, ...).
+    pub regexes: Vec<super::acl::AclRegex>,
+    /// The values as inclusive integer ranges, for `-m int` (`eq 0`,
+    /// `lt 2`, `1:5`).
+    pub ints: Vec<(i64, i64)>,
 }
 
 /// What an ACL looks at.
@@ -347,8 +352,15 @@ pub enum AclFetch {
     /// `path`, `path_beg`, `path_end`, `path_sub`: the path, without query.
     Path,
     /// `hdr(<name>)` and its `_beg`/`_end`/`_sub`/`_dom` forms: every
-    /// comma-separated value of every line of that header.
+    /// comma-separated value of every line of that header (of every
+    /// header when the name is empty, as HAProxy's `hdr` without a name).
     Hdr(String),
+    /// `url` and its forms, `capture.req.uri`: the request target as sent.
+    Url,
+    /// `hdr_cnt(<name>)`: how many comma-separated values the header has.
+    HdrCnt(String),
+    /// `nbsrv(<backend>)`: how many of its servers are usable now.
+    Nbsrv(String),
     Method,
     /// `src`: the client's address.
     Src,
@@ -370,6 +382,12 @@ pub enum MatchMethod {
     Found,
     Ip,
     Bool,
+    /// Regular expression (`_reg`, `-m reg`).
+    Reg,
+    /// A whole slash-delimited part (`_dir`, `-m dir`).
+    Dir,
+    /// Integer ranges (`hdr_cnt`, `nbsrv`, `-m int`).
+    Int,
 }
 
 /// An address with a prefix length (`10.0.0.0/8`).

@@ -187,6 +187,9 @@ pub struct ProxyDraft {
     pub default_server: ServerDefaults,
     /// `acl` lines: name, term, where.
     pub acls: Vec<(String, AclTerm, Location)>,
+    /// Names of `acl` lines that did not parse (reported there): conditions
+    /// naming them are not reported again, one error per cause.
+    pub broken_acls: Vec<String>,
     /// `use_backend` lines: backend name, condition, where (the name's
     /// position, and each condition word's position for messages).
     pub use_backends: Vec<UseBackendDraft>,
@@ -240,6 +243,7 @@ impl Default for ProxyDraft {
             servers: Vec::new(),
             default_server: ServerDefaults::default(),
             acls: Vec::new(),
+            broken_acls: Vec::new(),
             use_backends: Vec::new(),
             stats: None,
             logs: Vec::new(),

@@ -106,7 +106,7 @@ where
         tracing::debug!(%peer, method = %request.method, target = %request.target, "request");
         let mut rec = Rec::new(began, head_len);
 
-        let facts = RequestFacts::http(&request, peer, tls);
+        let facts = RequestFacts::http(&request, peer, tls).with_runtime(runtime);
         // Requests wsgate answers itself (as HAProxy: before routing).
         if let Some(page) = frontend
             .stats
