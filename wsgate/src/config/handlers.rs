@@ -882,10 +882,12 @@ fn tls_option(
         "ciphers" => {
             let list = tls::parse_cipher_list(text);
             if !list.refused.is_empty() {
-                cx.error(
+                // As OpenSSL: what cannot be used is left out; the list is
+                // refused below only when nothing usable remains.
+                cx.warn(
                     at,
                     format!(
-                        "cipher(s) {} refused: {}",
+                        "cipher(s) {} left out: {}",
                         quoted(&list.refused),
                         tls::refusal_reason(&list.refused)
                     ),
@@ -898,7 +900,6 @@ fn tls_option(
                         .collect::<Vec<_>>()
                         .join(":")
                 ));
-                return false;
             }
             if !list.skipped_dhe.is_empty() {
                 cx.warn(

@@ -63,7 +63,6 @@ impl SectionKind {
 const UNSUPPORTED_SECTIONS: &[(&str, &str)] = &[
     ("userlist", "HTTP authentication is not supported yet"),
     ("peers", "stick-table replication is not supported"),
-    ("resolvers", "runtime DNS resolution is not supported yet; server host names are resolved once at startup"),
     ("cache", "response caching is not supported"),
     ("http-errors", "custom error pages are not supported yet"),
     ("mailers", "email alerts are not supported"),
@@ -71,10 +70,20 @@ const UNSUPPORTED_SECTIONS: &[(&str, &str)] = &[
     ("ring", "log rings are not supported"),
     ("log-forward", "log forwarding is not supported"),
     ("fcgi-app", "FastCGI is not supported"),
-    ("crt-store", "certificate stores are not supported yet; use `crt` on the `bind` line"),
+    (
+        "crt-store",
+        "certificate stores are not supported yet; use `crt` on the `bind` line",
+    ),
     ("acme", "ACME is not configurable this way yet"),
     ("traces", "traces are not supported"),
 ];
+
+/// Sections wsgate reads past with one warning: what they configure has a
+/// safe stand-in (their lines are skipped).
+const IGNORED_SECTIONS: &[(&str, &str)] = &[(
+    "resolvers",
+    "server host names are resolved once, at startup, with the system resolver (not these nameservers); address changes are not followed while running",
+)];
 
 /// Process-wide settings being collected from `global` sections.
 #[derive(Debug, Clone)]
@@ -489,6 +498,14 @@ impl Parser {
             "frontend" => SectionKind::Frontend,
             "backend" => SectionKind::Backend,
             "listen" => SectionKind::Listen,
+            other if IGNORED_SECTIONS.iter().any(|(name, _)| *name == other) => {
+                let (_, reason) = IGNORED_SECTIONS.iter().find(|(n, _)| *n == other)?;
+                diags.push(Diagnostic::warning(
+                    loc_of(first),
+                    format!("'{other}' section ignored: {reason}"),
+                ));
+                return Some(Current::Skip);
+            }
             other => {
                 let (_, reason) = UNSUPPORTED_SECTIONS
                     .iter()
