@@ -84,6 +84,13 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             allbackups: d.allbackups,
             httpchk: d.httpchk.clone().map(|mut c| {
                 c.expect = d.http_expect.clone();
+                if let Some(send) = &d.http_send {
+                    c.method = send.method.clone().unwrap_or(c.method);
+                    c.uri = send.uri.clone().unwrap_or(c.uri);
+                    c.version = send.version.clone().unwrap_or(c.version);
+                    c.headers.extend(send.headers.iter().cloned());
+                    c.body = send.body.clone().unwrap_or(c.body);
+                }
                 c
             }),
             timeouts: d.backend_timeouts.clone(),
@@ -191,6 +198,14 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
                 })
             })
             .collect();
+        let monitor_fail = d
+            .monitor_fail
+            .iter()
+            .filter_map(|rule| {
+                let c = rule.condition.as_ref()?;
+                resolve_condition(p, rule, c, &mut acls, diags)
+            })
+            .collect();
         let mut log_targets = d.logs.clone();
         if d.log_global {
             log_targets.extend(global.logs.iter().cloned());
@@ -214,6 +229,8 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             stats: d.stats.clone(),
             prometheus,
             http_request,
+            monitor_uri: d.monitor_uri.clone(),
+            monitor_fail,
             log: FrontendLog {
                 targets: log_targets,
                 style: d.log_style,

@@ -505,7 +505,16 @@ pub fn option_httpchk(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         [m, uri, v] => {
             c.method = m.text.clone();
             c.uri = uri.text.clone();
-            c.version = v.text.clone();
+            match super::handlers_health::version_with_headers(&v.text) {
+                Ok((version, headers)) => {
+                    c.version = version;
+                    c.headers = headers;
+                }
+                Err(e) => {
+                    cx.error(v, e);
+                    return;
+                }
+            }
         }
         [_, _, _, host, ..] => {
             cx.error(
@@ -522,7 +531,7 @@ pub fn option_httpchk(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
                 v,
                 format!(
                     "unsupported check version '{}' (expected HTTP/1.0 or HTTP/1.1)",
-                    v.text
+                    c.version
                 ),
             );
         }
@@ -541,11 +550,16 @@ pub fn http_check(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         cx.error(kw, "'http-check' needs a directive").hint = Some(usage.into());
         return;
     };
+    match first.text.as_str() {
+        "send" => return super::handlers_health::send(p, cx, &args[1..]),
+        "disable-on-404" => return super::handlers_health::disable_on_404(cx, first),
+        _ => {}
+    }
     if first.text != "expect" {
         cx.error(
             first,
             format!(
-                "'http-check {}' is not supported yet; only `http-check expect status|string` is",
+                "'http-check {}' is not supported yet; only `http-check send`, `expect status|string` and `disable-on-404` are",
                 first.text
             ),
         )
@@ -609,6 +623,13 @@ fn time_arg(cx: &mut Cx<'_>) -> Option<Option<Duration>> {
         Ok(d) => Some((!d.is_zero()).then_some(d)),
         Err(e) => {
             let kw = cx.keyword.clone();
+            if let Some((d, read)) = super::units::parse_time_prefix(&t.text) {
+                if d <= MAX_TIMEOUT {
+                    cx.warn(t, format!("'{}' read as '{read}', as HAProxy 2.6 does (it warns too; later versions refuse it)", t.text))
+                        .hint = Some(format!("write `{kw} {read}`"));
+                    return Some((!d.is_zero()).then_some(d));
+                }
+            }
             cx.error(t, format!("invalid time for '{kw}': {e}")).hint = Some(TIME_HINT.into());
             None
         }

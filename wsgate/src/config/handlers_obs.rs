@@ -65,8 +65,28 @@ pub fn stats_auth(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
 }
 
 pub fn stats_realm(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
-    let Some(t) = cx.one_arg("stats realm <realm>") else {
-        return;
+    let args = cx.args;
+    // HAProxy reads the first word and ignores the rest (an unescaped
+    // space in `Haproxy\\ Statistics` splits the realm): so does wsgate,
+    // saying so, as the realm is only the name a browser shows.
+    let t = match args {
+        [t, extra, ..] => {
+            cx.warn(
+                extra,
+                format!(
+                    "the realm is the first word, '{}'; the rest is ignored, as HAProxy does",
+                    t.text
+                ),
+            )
+            .hint = Some("quote a realm with spaces: `stats realm \"My Stats\"`".into());
+            t
+        }
+        _ => {
+            let Some(t) = cx.one_arg("stats realm <realm>") else {
+                return;
+            };
+            t
+        }
     };
     if t.text.contains('"') {
         cx.error(t, "the realm cannot contain '\"'");
@@ -81,6 +101,14 @@ pub fn stats_refresh(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     };
     match parse_time(&t.text) {
         Ok(d) if d.as_secs() >= 1 => stats_page(p).refresh = Some(d),
+        // HAProxy counts the refresh in whole seconds: below 1s is 0,
+        // no refresh at all.
+        Ok(d) if !d.is_zero() => {
+            let d = cx.warn(t, format!("stats refresh '{}' is {}ms (times default to milliseconds): below one second, the page does not refresh, as in HAProxy", t.text, d.as_millis()));
+            if t.text.bytes().all(|b| b.is_ascii_digit()) {
+                d.hint = Some(format!("write `stats refresh {}s` for seconds", t.text));
+            }
+        }
         Ok(_) => {
             cx.error(t, "stats refresh must be at least 1s");
         }

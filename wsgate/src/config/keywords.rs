@@ -14,6 +14,7 @@
 //! Sections follow HAProxy's keyword matrix (manual §4.1).
 
 use super::handlers as h;
+use super::handlers_health as hh;
 use super::handlers_obs as o;
 use super::parser::{Cx, GlobalDraft, ProxyDraft};
 
@@ -212,7 +213,7 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("hard-stop-after", G, Handler::Global(h::hard_stop_after), "`hard-stop-after <time>`: on stop, how long open connections get (WebSockets are closed with 1001 first) before the process exits; wsgate's default is 30s"),
     sup("hash-type", DLB, Handler::Proxy(h::hash_type), "`hash-type map-based|consistent [sdbm|djb2|wt6|crc32] [avalanche]` (default map-based sdbm; consistent alone means sdbm avalanche)"),
     rej("http-after-response", FLB, NO_ROUTING, None),
-    sup("http-check", DLB, Handler::Proxy(h::http_check), "`http-check expect [!] status <code>|string <text>` (default: any 2xx or 3xx is healthy)"),
+    sup("http-check", DLB, Handler::Proxy(h::http_check), "`http-check expect [!] status <code>|string <text>` (default: any 2xx or 3xx is healthy); `http-check send [meth <m>] [uri <u>] [ver <v>] [hdr <name> <value>]... [body <s>]`; `http-check disable-on-404` (read as a failed check, with a warning)"),
     sup("http-request", FLB, Handler::Proxy(o::http_request), "`http-request deny [deny_status <code>]`, `http-request redirect scheme <scheme> [code <code>]`, `http-request use-service prometheus-exporter`, each `[if|unless <condition>]` (frontend, listen); other actions are refused"),
     rej("http-response", FLB, NO_ROUTING, None),
     ign("http-reuse", DLB, "idle server connections are not shared between clients yet"),
@@ -225,8 +226,8 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("master-worker", G, "wsgate is a single process that reloads in place"),
     sup("maxconn", Sections(1 | 2 | 4 | 8), Handler::Either { global: h::maxconn_global, proxy: h::maxconn_proxy }, "`maxconn <n>`: global cap, or per frontend (0 = the global value)"),
     sup("mode", DFLB, Handler::Proxy(h::mode), "`mode http|tcp` (default tcp)"),
-    rej("monitor", FL, "monitor rules are not implemented", None),
-    rej("monitor-uri", FL, "the monitor URI is not implemented; probes would be forwarded to the backend", None),
+    sup("monitor", FL, Handler::Proxy(hh::monitor), "`monitor fail if|unless <condition>`: the monitor URI answers 503 when it holds"),
+    sup("monitor-uri", DFL, Handler::Proxy(hh::monitor_uri), "`monitor-uri <uri>`: wsgate answers 200 to this exact request target (a health probe for the proxy itself), not logged; mode http"),
     ign("nbproc", G, "removed in HAProxy 2.5; wsgate is one multi-threaded process"),
     sup("nbthread", G, Handler::Global(h::nbthread), "`nbthread <n>`: worker threads (default: one per CPU the process may run on)"),
     ign("option abortonclose", DLB, "a request whose client has gone is still forwarded; its response is discarded"),
@@ -243,7 +244,7 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("option http-ignore-probes", DFL, LOGGING_LATER),
     ign("option http-pretend-keepalive", DLB, "only mattered with `http-server-close` against old servers"),
     sup("option http-server-close", DFLB, Handler::Proxy(h::option_http_server_close), "close the server connection after each response"),
-    sup("option httpchk", DLB, Handler::Proxy(h::option_httpchk), "`option httpchk [<method> <uri> [<version>]]` (default `OPTIONS / HTTP/1.0`); 2xx/3xx is healthy"),
+    sup("option httpchk", DLB, Handler::Proxy(h::option_httpchk), "`option httpchk [<method> <uri> [<version>]]` (default `OPTIONS / HTTP/1.0`; headers after `\\r\\n` in the version, the pre-2.2 idiom, are sent); 2xx/3xx is healthy"),
     sup("option httpclose", DFLB, Handler::Proxy(h::option_httpclose), "close both connections after each response"),
     sup("option httplog", DFLB, Handler::Proxy(o::option_httplog), "access log lines in HAProxy's default HTTP format (WebSocket tunnels logged when they close)"),
     ign("option log-health-checks", DLB, LOGGING_LATER),

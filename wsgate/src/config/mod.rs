@@ -1,6 +1,7 @@
 //! HAProxy configuration language: text in, typed [`model::Config`] out.
 //!
-//! Passes: `lexer` (words, quotes, escapes, `${VAR}`) → `parser` (sections
+//! Passes: `lexer` (words, quotes, escapes, `${VAR}`) → `cond` (`.if`
+//! blocks and `.notice`-style messages) → `parser` (sections
 //! and keywords, driven by the one table in `keywords`) → `check` (names
 //! resolved, cross-section rules such as frontend/backend mode agreement).
 //! Every pass collects [`diag::Diagnostic`]s instead of stopping at the first
@@ -9,8 +10,10 @@
 
 pub mod acl;
 pub mod check;
+pub mod cond;
 pub mod diag;
 mod handlers;
+mod handlers_health;
 mod handlers_obs;
 pub mod keywords;
 pub mod lexer;
@@ -161,6 +164,7 @@ pub fn load_sources_with(
         let file: Arc<str> = Arc::from(source.name.as_str());
         order.push(file.clone());
         let lines = lexer::lex(&file, &source.text, env, &mut diagnostics);
+        let lines = cond::apply(&file, lines, env, &mut diagnostics);
         parser.parse_file(&file, &lines, &mut diagnostics);
     }
     let config = check::check(parser.finish(), &mut diagnostics);

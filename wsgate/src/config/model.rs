@@ -317,6 +317,11 @@ pub struct Frontend {
     pub prometheus: Option<ServiceRule>,
     /// `http-request deny|redirect ...` (and `redirect scheme`), in order.
     pub http_request: Vec<HttpRequestRule>,
+    /// `monitor-uri <uri>`: answered 200 by wsgate (503 when a `monitor
+    /// fail` condition holds), as HAProxy does; `None` when not set.
+    pub monitor_uri: Option<String>,
+    /// `monitor fail if|unless <condition>` lines (any holding means 503).
+    pub monitor_fail: Vec<Condition>,
     /// Access logs.
     pub log: FrontendLog,
 }
@@ -635,6 +640,10 @@ pub struct HttpCheck {
     pub method: String,
     pub uri: String,
     pub version: String,
+    /// Extra request headers (`http-check send hdr`, or after `\r\n` in
+    /// `option httpchk`'s version), and a body (`http-check send body`).
+    pub headers: Vec<(String, String)>,
+    pub body: String,
     /// `http-check expect`; `None` means any 2xx or 3xx status.
     pub expect: Option<HttpExpect>,
 }
@@ -646,6 +655,8 @@ impl Default for HttpCheck {
             method: "OPTIONS".into(),
             uri: "/".into(),
             version: "HTTP/1.0".into(),
+            headers: Vec::new(),
+            body: String::new(),
             expect: None,
         }
     }

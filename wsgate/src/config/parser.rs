@@ -192,6 +192,8 @@ pub struct ProxyDraft {
     /// `http-check expect`, kept apart so that it applies whether it is
     /// written before or after `option httpchk`.
     pub http_expect: Option<HttpExpect>,
+    /// `http-check send`, merged into `httpchk` by `check`.
+    pub http_send: Option<super::handlers_health::CheckSend>,
     pub servers: Vec<Server>,
     pub default_server: ServerDefaults,
     /// `acl` lines: name, term, where.
@@ -217,6 +219,10 @@ pub struct ProxyDraft {
     pub prometheus: Option<UseBackendDraft>,
     /// `http-request deny|redirect` lines: their action and condition, in order.
     pub http_request: Vec<(super::model::HttpRequestAction, UseBackendDraft)>,
+    /// `monitor-uri` and the `monitor fail` conditions (as rules without a
+    /// backend).
+    pub monitor_uri: Option<String>,
+    pub monitor_fail: Vec<UseBackendDraft>,
 }
 
 #[derive(Debug, Clone)]
@@ -249,6 +255,9 @@ impl Default for ProxyDraft {
             allbackups: false,
             httpchk: None,
             http_expect: None,
+            http_send: None,
+            monitor_uri: None,
+            monitor_fail: Vec::new(),
             servers: Vec::new(),
             default_server: ServerDefaults::default(),
             acls: Vec::new(),
@@ -444,19 +453,6 @@ impl Parser {
                 line: first.line,
                 col: first.col,
             };
-            if first.text.starts_with('.') {
-                diags.push(
-                    Diagnostic::error(
-                        loc,
-                        format!(
-                            "directive '{}' is not supported yet (conditional blocks and messages)",
-                            first.text
-                        ),
-                    )
-                    .with_hint("remove the directive and keep the lines that apply to this setup"),
-                );
-                continue;
-            }
             if let Some(next) = self.section_header(file, line, diags) {
                 current = next;
                 continue;

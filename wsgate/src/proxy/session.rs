@@ -108,6 +108,11 @@ where
 
         let facts = RequestFacts::http(&request, peer, tls).with_runtime(runtime);
         // Requests wsgate answers itself (as HAProxy: before routing).
+        if let Some(reply) = super::monitor::reply(frontend, &request.target, &facts) {
+            let _ = write_with_timeout(&mut client, &reply, fe.client).await;
+            let _ = with_timeout(fe.client, client.shutdown()).await;
+            return None;
+        }
         if let Some(page) = frontend
             .stats
             .as_ref()
