@@ -272,7 +272,7 @@ pub static KEYWORDS: &[Keyword] = &[
     rej("rspadd", FLB, "removed in HAProxy 2.1", Some("the modern form is `http-response add-header`, which wsgate does not support yet")),
     rej("rsprep", FLB, "removed in HAProxy 2.1", None),
     sup("server", LB, Handler::Proxy(h::server), "`server <name> <addr>:<port> [weight N] [disabled]`; host names resolved at startup"),
-    rej("server-template", LB, "servers from DNS templates are not supported", Some("list the servers with `server` lines")),
+    sup("server-template", LB, Handler::Proxy(super::server_template::server_template), "`server-template <prefix> <num>|<first>-<last> <fqdn>:<port> [params]`: the name is resolved once, at startup; slot k gets the k-th address, slots without one are disabled (a warning says so)"),
     rej("setenv", G, "changing the environment from the configuration is not supported", Some("set the variable in the environment wsgate starts in")),
     ign("spread-checks", G, "each server's first check is already spread over its interval"),
     sup("ssl-default-bind-ciphers", G, Handler::Global(h::ssl_default_bind_ciphers), "`ssl-default-bind-ciphers <openssl cipher string>`: `ciphers` of every later `bind ... ssl`"),

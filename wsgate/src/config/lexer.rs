@@ -18,7 +18,12 @@
 //! * `.FILE` and `.LINE` pseudo-variables are supported;
 //! * a backslash at the very end of a line is *not* a line continuation in
 //!   HAProxy's language (HAProxy would keep it as a literal `\`), so it is
-//!   rejected with an explanation rather than silently misread.
+//!   rejected with an explanation rather than silently misread;
+//! * lines end with LF or CRLF; tabs separate words like spaces; lines
+//!   have no length or word limit. Where HAProxy 2.6 refuses a file that
+//!   wsgate reads (a UTF-8 byte order mark, no newline at the end, more
+//!   than 64 words on a line), a warning says so, for files that must
+//!   also work with HAProxy.
 //!
 //! A line with a lexical error is reported and dropped; the other lines are
 //! still lexed, so every problem in a file is reported at once.
@@ -64,6 +69,9 @@ pub enum LexError {
     BadExpand,
 }
 
+/// HAProxy's limit of words per line (`MAX_LINE_ARGS`, keyword included).
+const HAPROXY_MAX_WORDS: usize = 64;
+
 /// Looks up an environment variable; injected so tests do not depend on the
 /// process environment.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -77,6 +85,23 @@ pub fn lex(
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<Line> {
     let mut lines = Vec::new();
+    let at = |line: u32| Location {
+        file: file.clone(),
+        line,
+        col: 1,
+    };
+    // Editors on Windows may start a file with a byte order mark; HAProxy
+    // 2.6 reads it as part of the first word and refuses the file.
+    let text = match text.strip_prefix('\u{feff}') {
+        Some(rest) => {
+            diags.push(Diagnostic::warning(
+                at(1),
+                "UTF-8 byte order mark skipped (HAProxy 2.6 refuses a file that starts with one)",
+            ).with_hint("save the file as UTF-8 without BOM to use it with HAProxy too"));
+            rest
+        }
+        None => text,
+    };
     for (index, raw) in text.split('\n').enumerate() {
         let number = u32::try_from(index + 1).unwrap_or(u32::MAX);
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
@@ -90,6 +115,12 @@ pub fn lex(
         match lexer.run(raw) {
             Ok(()) => {
                 diags.append(&mut lexer.warnings);
+                if lexer.words.len() > HAPROXY_MAX_WORDS {
+                    diags.push(Diagnostic::warning(
+                        at(number),
+                        format!("{} words on one line: wsgate reads them all, HAProxy stops at {HAPROXY_MAX_WORDS} and refuses the file", lexer.words.len()),
+                    ).with_hint("split the line (e.g. several `acl` lines with one name are OR-ed) to use it with HAProxy too"));
+                }
                 if !lexer.words.is_empty() {
                     lines.push(Line {
                         line: number,

@@ -20,6 +20,7 @@ pub mod lexer;
 pub mod migrate;
 pub mod model;
 pub mod parser;
+mod server_template;
 pub mod tls;
 pub mod units;
 pub mod websocket;
@@ -126,10 +127,24 @@ fn read_path(path: &Path, sources: &mut Vec<Source>, diags: &mut Vec<Diagnostic>
         return;
     }
     match std::fs::read(path) {
-        Ok(bytes) => sources.push(Source {
-            name,
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-        }),
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            if !text.is_empty() && !text.ends_with('\n') {
+                let last = u32::try_from(text.split('\n').count()).unwrap_or(u32::MAX);
+                diags.push(
+                    Diagnostic::warning(
+                        Location {
+                            file: Arc::from(name.as_str()),
+                            line: last,
+                            col: 1,
+                        },
+                        "no newline at the end of the file: the last line is read, but HAProxy 2.6 refuses such a file (\"Missing LF on last line\")",
+                    )
+                    .with_hint("end the file with a newline to use it with HAProxy too"),
+                );
+            }
+            sources.push(Source { name, text });
+        }
         Err(e) => diags.push(
             Diagnostic::error(
                 whole_file(&name),

@@ -833,7 +833,13 @@ fn section_mismatch(
             || keyword.starts_with("option ")
             || matches!(
                 keyword,
-                "maxconn" | "default_backend" | "balance" | "retries"
+                "maxconn"
+                    | "default_backend"
+                    | "balance"
+                    | "retries"
+                    | "capture"
+                    | "monitor-uri"
+                    | "monitor"
             ));
     let side = match section {
         SectionKind::Backend => "a backend has no client side",
