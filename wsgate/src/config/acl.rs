@@ -158,7 +158,7 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
             }),
         }
     };
-    // `hdr` without a name looks at every header, as in HAProxy.
+    // `hdr` without a name is accepted, as in HAProxy (see `AclFetch::Hdr`).
     let any_header = || arg.clone().unwrap_or_default();
     let (fetch, default) = match base {
         "path" => (AclFetch::Path, MatchMethod::Str),

@@ -488,7 +488,16 @@ fn resolve_rules(
         }
     }
     // `nbsrv(<backend>)` names a backend, checked as HAProxy does.
-    for (_, term, loc) in &p.draft.acls {
+    for (acl, term, loc) in &p.draft.acls {
+        if matches!(&term.fetch, AclFetch::Hdr(name) if name.is_empty()) {
+            diags.push(
+                Diagnostic::warning(
+                    loc.clone(),
+                    format!("ACL '{acl}' reads a header without naming it: it never matches (HAProxy 2.6 accepts this too, and never matches either)"),
+                )
+                .with_hint("name the header in parentheses, e.g. `hdr_beg(host) -i ws.`"),
+            );
+        }
         if let AclFetch::Nbsrv(name) = &term.fetch {
             if !backend_ids.contains_key(name) {
                 diags.push(Diagnostic::error(

@@ -357,8 +357,9 @@ pub enum AclFetch {
     /// `path`, `path_beg`, `path_end`, `path_sub`: the path, without query.
     Path,
     /// `hdr(<name>)` and its `_beg`/`_end`/`_sub`/`_dom` forms: every
-    /// comma-separated value of every line of that header (of every
-    /// header when the name is empty, as HAProxy's `hdr` without a name).
+    /// comma-separated value of every line of that header. Without a name
+    /// (`hdr_beg -i ws.`), nothing: HAProxy 2.6 accepts it and never
+    /// matches.
     Hdr(String),
     /// `url` and its forms, `capture.req.uri`: the request target as sent.
     Url,

@@ -128,6 +128,9 @@ fn samples<'a>(fetch: &'a AclFetch, facts: &RequestFacts<'a>) -> Vec<Sample<'a>>
             .map(|h| Sample::Text(path_of(&h.target).as_bytes()))
             .into_iter()
             .collect(),
+        // Without a name, HAProxy 2.6's string header fetches yield
+        // nothing in an ACL (checked side by side): never a match.
+        AclFetch::Hdr(name) if name.is_empty() => Vec::new(),
         AclFetch::Hdr(name) => header_values(facts, name).map(Sample::Text).collect(),
         AclFetch::Url => facts
             .head
@@ -350,8 +353,13 @@ mod tests {
         assert!(!matches("hdr_cnt(accept) lt 3", &h, false));
         assert!(matches("hdr_cnt(accept) 2:5", &h, false));
         assert!(
-            matches("hdr_beg -i HTTPS", &h, false),
-            "no name: every header"
+            !matches("hdr_beg -i HTTPS", &h, false),
+            "no name: nothing, as HAProxy"
+        );
+        assert!(!matches("hdr -m found", &h, false));
+        assert!(
+            matches("hdr_cnt gt 3", &h, false),
+            "hdr_cnt without a name: all headers"
         );
         // Without backend state (no runtime), nbsrv counts nothing.
         assert!(matches("nbsrv(app) lt 1", &h, false));
