@@ -744,7 +744,8 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     };
     let mut addrs = Vec::new();
     let mut bad = false;
-    for part in addr_tok.text.split(',') {
+    let addr_text = super::lexer::expand_address(&addr_tok.text, cx.env);
+    for part in addr_text.split(',') {
         match parse_bind_addr(part, cx.syntax_only) {
             Ok(mut list) => {
                 if list.iter().any(|a| a.port() == 0) {
@@ -1545,7 +1546,8 @@ pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     }
     let mut settings = p.default_server.clone();
     let options_ok = apply_server_options(cx, &args[2..], &mut settings, "server");
-    let addr = match parse_server_addr(&addr_tok.text, cx.syntax_only) {
+    let addr_text = super::lexer::expand_address(&addr_tok.text, cx.env);
+    let addr = match parse_server_addr(&addr_text, cx.syntax_only) {
         Ok(a) => a,
         Err(e) => {
             e.report(cx, addr_tok);

@@ -180,7 +180,7 @@ pub fn load_sources_with(
         order.push(file.clone());
         let lines = lexer::lex(&file, &source.text, env, &mut diagnostics);
         let lines = cond::apply(&file, lines, env, &mut diagnostics);
-        parser.parse_file(&file, &lines, &mut diagnostics);
+        parser.parse_file(&file, &lines, env, &mut diagnostics);
     }
     let config = check::check(parser.finish(), &mut diagnostics);
     // Report in file order, then line and column, whatever pass found them.

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use super::acl::ConditionDraft;
 use super::diag::Diagnostic;
 use super::keywords::{self, Handler, Lookup, Sections, Status};
-use super::lexer::{Line, Token};
+use super::lexer::{EnvLookup, Line, Token};
 use super::model::{
     AclTerm, BackendTimeouts, Balance, Bind, FrontendTimeouts, HashType, HttpCheck, HttpConnMode,
     HttpExpect, Location, LogStyle, LogTarget, Mode, Server, StatsPage, StatsSocket,
@@ -304,6 +304,9 @@ pub struct Cx<'a> {
     pub ssl_bind: crate::config::model::TlsSettings,
     /// `--syntax-only`: handlers look at no file and resolve no name.
     pub syntax_only: bool,
+    /// The environment, for `$VAR` in addresses (see
+    /// [`super::lexer::expand_address`]).
+    pub env: EnvLookup<'a>,
     pub diags: &'a mut Vec<Diagnostic>,
 }
 
@@ -442,7 +445,13 @@ impl Parser {
 
     /// Parses one file. Sections do not continue across files, as in
     /// HAProxy.
-    pub fn parse_file(&mut self, file: &Arc<str>, lines: &[Line], diags: &mut Vec<Diagnostic>) {
+    pub fn parse_file(
+        &mut self,
+        file: &Arc<str>,
+        lines: &[Line],
+        env: EnvLookup<'_>,
+        diags: &mut Vec<Diagnostic>,
+    ) {
         let mut current = Current::None;
         for line in lines {
             let Some(first) = line.words.first() else {
@@ -453,7 +462,7 @@ impl Parser {
                 line: first.line,
                 col: first.col,
             };
-            if let Some(next) = self.section_header(file, line, diags) {
+            if let Some(next) = self.section_header(file, line, env, diags) {
                 current = next;
                 continue;
             }
@@ -470,7 +479,7 @@ impl Parser {
                 Current::Defaults(_) => SectionKind::Defaults,
                 Current::Proxy(i) => self.parsed.proxies[i].kind,
             };
-            self.keyword_line(file, line, section, &current, diags);
+            self.keyword_line(file, line, section, &current, env, diags);
         }
     }
 
@@ -479,6 +488,7 @@ impl Parser {
         &mut self,
         file: &Arc<str>,
         line: &Line,
+        env: EnvLookup<'_>,
         diags: &mut Vec<Diagnostic>,
     ) -> Option<Current> {
         let words = &line.words;
@@ -603,6 +613,7 @@ impl Parser {
                             crt_base: crt_dir.as_deref(),
                             ssl_bind: self.parsed.global.ssl_bind.clone(),
                             syntax_only: self.options.syntax_only,
+                            env,
                             diags,
                         };
                         super::handlers::bind(&mut self.parsed.proxies[index].draft, &mut cx);
@@ -676,6 +687,7 @@ impl Parser {
         line: &Line,
         section: SectionKind,
         current: &Current,
+        env: EnvLookup<'_>,
         diags: &mut Vec<Diagnostic>,
     ) {
         let mut words = &line.words[..];
@@ -790,6 +802,7 @@ impl Parser {
                     crt_base: crt_dir.as_deref(),
                     ssl_bind: self.parsed.global.ssl_bind.clone(),
                     syntax_only: self.options.syntax_only,
+                    env,
                     diags,
                 };
                 match (handler, current) {

@@ -40,7 +40,8 @@ pub fn server_template(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         }
     };
     let params = &args[3..];
-    let (host, port) = match addr.text.rsplit_once(':') {
+    let addr_text = super::lexer::expand_address(&addr.text, cx.env);
+    let (host, port) = match addr_text.rsplit_once(':') {
         Some((h, p)) if !h.is_empty() => (h, p),
         _ => {
             cx.error(
@@ -119,6 +120,7 @@ pub fn server_template(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
             crt_base: cx.crt_base,
             ssl_bind: cx.ssl_bind.clone(),
             syntax_only: cx.syntax_only,
+            env: cx.env,
             diags: &mut *cx.diags,
         };
         super::handlers::server(p, &mut slot);
