@@ -136,6 +136,49 @@ fn fetches_blocks_and_monitor_uri_route_as_haproxy() {
     run(ha_addr, "haproxy 2.6");
 }
 
+/// A mode tcp frontend on a mode http backend: HAProxy upgrades the
+/// connection to HTTP; wsgate reads the frontend as mode http. The
+/// backend's HTTP settings apply (here `option forwardfor`).
+#[test]
+fn tcp_frontend_on_http_backend_is_http() {
+    let seen = ScriptedBackend::start(Script::Ok);
+    let cfg = |port: u16| {
+        format!(
+            "defaults\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n\
+             frontend fe\n    mode tcp\n    bind 127.0.0.1:{port}\n    default_backend app\n\
+             backend app\n    mode http\n    option forwardfor\n    server s {}\n",
+            seen.addr
+        )
+    };
+    let port = free_port();
+    let wsgate = Wsgate::start(&cfg(port));
+    assert!(
+        wsgate.log().contains("read as mode http"),
+        "{}",
+        wsgate.log()
+    );
+    let proxy = SocketAddr::from(([127, 0, 0, 1], port));
+    assert_eq!(served_by(proxy, None, "/x", &[]).unwrap().0, 200);
+    let mut requests = vec![seen.requests.lock().unwrap().last().cloned().unwrap()];
+    if let Some(bin) = haproxy_bin() {
+        let ha_port = free_port();
+        let _haproxy = Haproxy::start(
+            &bin,
+            &cfg(ha_port),
+            &[SocketAddr::from(([127, 0, 0, 1], ha_port))],
+        );
+        let ha = SocketAddr::from(([127, 0, 0, 1], ha_port));
+        assert_eq!(served_by(ha, None, "/x", &[]).unwrap().0, 200);
+        requests.push(seen.requests.lock().unwrap().last().cloned().unwrap());
+    } else {
+        skip_unless_ci("haproxy is not installed (side-by-side part)");
+    }
+    for r in requests {
+        assert_eq!(r.start, "GET /x HTTP/1.1");
+        assert_eq!(r.header("x-forwarded-for"), Some("127.0.0.1"), "{r:?}");
+    }
+}
+
 fn check_config(port: u16, backend: SocketAddr, old: SocketAddr) -> String {
     format!(
         "\

@@ -24,7 +24,11 @@ use super::parser::{Parsed, ProxyDecl, SectionKind, UseBackendDraft};
 /// Builds the model; problems go to `diags` (the caller discards the model
 /// when any of them is an error).
 pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
-    let Parsed { global, proxies } = parsed;
+    let Parsed {
+        global,
+        mut proxies,
+    } = parsed;
+    upgrade_tcp_frontends(&mut proxies, diags);
 
     // Unique names per side, as HAProxy: frontends (and listens) among
     // themselves, backends (and listens) among themselves.
@@ -324,6 +328,47 @@ fn short_location(loc: &Location, from: &Location) -> String {
 /// HAProxy refuses an HTTP frontend with a TCP backend. It would upgrade a
 /// TCP frontend to HTTP for an HTTP backend; wsgate does not do that yet,
 /// so both directions are errors, located at the reference.
+/// A mode tcp frontend that routes to a mode http backend: HAProxy (2.0
+/// and later) upgrades the connection to HTTP when it reaches the backend,
+/// so the stream is HTTP from its first byte. wsgate reads such a frontend
+/// as mode http, which is the same thing, and says so.
+fn upgrade_tcp_frontends(proxies: &mut [ProxyDecl], diags: &mut Vec<Diagnostic>) {
+    let http_backends: Vec<String> = proxies
+        .iter()
+        .filter(|p| has_backend(p) && p.draft.mode == Mode::Http)
+        .map(|p| p.name.clone())
+        .collect();
+    for p in proxies.iter_mut() {
+        if p.kind != SectionKind::Frontend || p.draft.mode != Mode::Tcp {
+            continue;
+        }
+        let d = &p.draft;
+        let targets = d
+            .default_backend
+            .iter()
+            .map(|(name, loc)| (name, loc))
+            .chain(d.use_backends.iter().map(|u| (&u.backend, &u.location)));
+        let Some((name, loc)) = targets
+            .into_iter()
+            .find(|(name, _)| http_backends.contains(name))
+            .map(|(n, l)| (n.clone(), l.clone()))
+        else {
+            continue;
+        };
+        diags.push(
+            Diagnostic::warning(
+                loc,
+                format!(
+                    "frontend '{}' is mode tcp and uses mode http backend '{name}': read as mode http, as HAProxy upgrades such connections to HTTP",
+                    p.name
+                ),
+            )
+            .with_hint("write `mode http` in this frontend to say so"),
+        );
+        p.draft.mode = Mode::Http;
+    }
+}
+
 fn check_modes(fe: &ProxyDecl, be: &ProxyDecl, at: &Location, diags: &mut Vec<Diagnostic>) {
     let (fm, bm) = (fe.draft.mode, be.draft.mode);
     if fm == bm || fe.kind == SectionKind::Listen && fe.name == be.name {

@@ -441,7 +441,7 @@ pub static BIND_OPTIONS: &[LineOption] = &[
         0,
         OR("the PROXY protocol is not implemented yet; connections would be misread"),
     ),
-    opt("allow-0rtt", 0, OR("TLS 0-RTT is not offered")),
+    opt("allow-0rtt", 0, OI("TLS 0-RTT (early data) is not offered: clients resume with a full 1-RTT handshake, which is slower by one round trip and never replayable")),
     opt("alpn", 1, OS("ALPN list; wsgate offers http/1.1 (`h2` is accepted with a warning until HTTP/2 is supported)")),
     opt(
         "backlog",

@@ -63,7 +63,6 @@ impl SectionKind {
 const UNSUPPORTED_SECTIONS: &[(&str, &str)] = &[
     ("userlist", "HTTP authentication is not supported yet"),
     ("peers", "stick-table replication is not supported"),
-    ("cache", "response caching is not supported"),
     ("http-errors", "custom error pages are not supported yet"),
     ("mailers", "email alerts are not supported"),
     ("program", "wsgate does not start external programs"),
@@ -80,10 +79,16 @@ const UNSUPPORTED_SECTIONS: &[(&str, &str)] = &[
 
 /// Sections wsgate reads past with one warning: what they configure has a
 /// safe stand-in (their lines are skipped).
-const IGNORED_SECTIONS: &[(&str, &str)] = &[(
-    "resolvers",
-    "server host names are resolved once, at startup, with the system resolver (not these nameservers); address changes are not followed while running",
-)];
+const IGNORED_SECTIONS: &[(&str, &str)] = &[
+    (
+        "resolvers",
+        "server host names are resolved once, at startup, with the system resolver (not these nameservers); address changes are not followed while running",
+    ),
+    (
+        "cache",
+        "wsgate does not cache responses: every request reaches a server, which answers it as it would without a cache (slower, not different)",
+    ),
+];
 
 /// Process-wide settings being collected from `global` sections.
 #[derive(Debug, Clone)]
