@@ -17,6 +17,7 @@
 //!   checkers (`*HOST*`/`*IP*` → 127.0.0.1, `*PORT*` → 8080, `*CERT*`/
 //!   `*FILE*` → the certificate, `*ROOT*`/`*DIR*` → `.`, `*LEVEL*` → info,
 //!   anything else → `local`).
+//!
 //! Lines keep their numbers (columns after a replaced word may shift).
 //! Each file is also checked as found with `wsgate -c --syntax-only`.
 //!

@@ -78,9 +78,15 @@ backend b_default
     )
 }
 
-/// (request target, extra headers, expected server); "" for the monitor
-/// URI, answered by the proxy: 200, or 503 when `monitor fail` holds.
-const CASES: &[(&str, &[(&str, &str)], &str)] = &[
+/// Request target, extra headers, expected server ("" for the monitor URI,
+/// answered by the proxy: 200, or 503 when `monitor fail` holds).
+type Case = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
+const CASES: &[Case] = &[
     ("/healthz", &[], ""),
     ("/healthz", &[("X-Fail", "1")], ""),
     ("/socket.io/?EIO=4", &[], "one"),

@@ -114,11 +114,10 @@ pub fn apply(
                 }
                 b.taken |= b.active;
             }
-            ".endif" => {
-                if stack.pop().is_none() {
-                    diags.push(Diagnostic::error(at, "'.endif' without a matching '.if'"));
-                }
+            ".endif" if stack.pop().is_none() => {
+                diags.push(Diagnostic::error(at, "'.endif' without a matching '.if'"));
             }
+            ".endif" => {}
             ".notice" | ".warning" | ".alert" | ".diag" if active => {
                 let text = args
                     .iter()
