@@ -265,6 +265,7 @@ fn check_mode_tells_the_machine_from_the_language() {
         "\
 global
     log no-such-log-host.invalid:514 local0
+    chroot /no/such/chroot/dir
 defaults
     mode http
     timeout connect 5s
@@ -292,7 +293,12 @@ backend app
         4,
         "log host, certificate, host name, CA file:\n{out}"
     );
-    for needle in ["site.cfg:2:", "site.cfg:9:", "site.cfg:12:", "site.cfg:13:"] {
+    for needle in [
+        "site.cfg:2:",
+        "site.cfg:10:",
+        "site.cfg:13:",
+        "site.cfg:14:",
+    ] {
         assert!(
             env_lines.iter().any(|l| l.contains(needle)),
             "{needle} in:\n{out}"
@@ -300,6 +306,10 @@ backend app
     }
     assert!(
         out.contains("`wsgate -c --syntax-only` checks the language alone"),
+        "{out}"
+    );
+    assert!(
+        out.contains("site.cfg:3:12: warning: [environment] chroot directory '/no/such/chroot/dir' does not exist"),
         "{out}"
     );
 
@@ -314,6 +324,10 @@ backend app
     );
     assert_eq!(status.code(), Some(0), "{out}");
     assert!(out.contains("language only"), "{out}");
+    assert!(
+        !out.contains("[environment]"),
+        "nothing about the machine:\n{out}"
+    );
 
     // A language error still fails, and is not marked as environment.
     let bad = dir.write(

@@ -292,7 +292,8 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
                 Ok(r) => regexes.push(AclRegex(r)),
                 Err(e) => {
                     let first = e.to_string();
-                    let first = first.lines().last().unwrap_or("").trim().to_owned();
+                    let first = first.lines().last().unwrap_or("").trim();
+                    let first = first.strip_prefix("error: ").unwrap_or(first).to_owned();
                     let mut e = err(i + k, format!("invalid regular expression '{v}': {first}"));
                     e.hint =
                         Some("backreferences and look-around (PCRE only) are not supported".into());

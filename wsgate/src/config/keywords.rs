@@ -183,7 +183,7 @@ const NO_PASSIVE: &str =
     "passive health (observing live traffic) is not implemented; only `check` marks servers down";
 const NO_ROUTING: &str = "http-request/http-response rules are not implemented yet";
 const DHE: &str = "wsgate offers ECDHE key exchange only (rustls has no finite-field DHE), which every current client supports and is faster and safer than DHE, so no DH parameters are needed";
-const NO_PRIVDROP: &str = "wsgate does not switch user, group or root directory itself; start it as the right user from your service manager (e.g. systemd `User=`)";
+pub const NO_PRIVDROP: &str = "wsgate does not switch user, group or root directory itself; start it as the right user from your service manager (e.g. systemd `User=`)";
 
 /// Every keyword wsgate knows (the docs list them sorted by name).
 pub static KEYWORDS: &[Keyword] = &[
@@ -193,7 +193,7 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("bind", FL, Handler::Proxy(h::bind), "`bind <addr>:<port>[,...] [ssl crt <pem|dir> ... | crt-list <file>] [strict-sni] [ssl-min-ver ..] [ciphers ..] [alpn ..]`; `*:80`, `:80`, `[::]:443`, `ipv6@::1:80`, port ranges `8000-8010`"),
     ign("ca-base", G, "CA files are only used by options wsgate does not support yet"),
     ign("capture", FL, "header capture only feeds access logs, which are not implemented yet"),
-    ign("chroot", G, NO_PRIVDROP),
+    sup("chroot", G, Handler::Global(super::handlers_process::chroot), "`chroot <dir>`: ignored with a warning (wsgate does not switch root directory); a directory missing on this machine is reported as an environment warning, since HAProxy would not start"),
     ign("compression", DFLB, "response compression is not implemented: responses go out as the server sent them (uncompressed responses are still correct HTTP; WebSocket frames are never compressed by HAProxy either)"),
     rej("cookie", DLB, "cookie-based persistence is not implemented yet; without it a client could land on a different server each request", Some("remove it if your servers share session state (a WebSocket stays on its server anyway)")),
     ign("cpu-map", G, "threads are not pinned to CPUs"),

@@ -15,6 +15,7 @@ pub mod diag;
 mod handlers;
 mod handlers_health;
 mod handlers_obs;
+mod handlers_process;
 pub mod keywords;
 pub mod lexer;
 pub mod migrate;
