@@ -185,6 +185,37 @@ fn tcp_frontend_on_http_backend_is_http() {
     }
 }
 
+/// `use_backend` in a mode tcp frontend, on what a connection offers
+/// (`src`, `nbsrv`), as HAProxy evaluates it.
+#[test]
+fn tcp_frontend_use_backend_rules() {
+    let one = DemoBackend::start("one", "1h");
+    let two = DemoBackend::start("two", "1h");
+    let cfg = |port: u16| {
+        format!(
+            "defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n\
+             frontend fe\n    bind 127.0.0.1:{port}\n    use_backend dead if {{ src 10.0.0.0/8 }}\n\
+             use_backend two if {{ nbsrv(dead) lt 1 }} LOCALHOST\n    default_backend one\n\
+             backend dead\n    server d 127.0.0.1:1 disabled\n\
+             backend one\n    server one {}\n\
+             backend two\n    server two {}\n",
+            one.addr, two.addr
+        )
+    };
+    let port = free_port();
+    let _wsgate = Wsgate::start(&cfg(port));
+    let proxy = SocketAddr::from(([127, 0, 0, 1], port));
+    assert_eq!(served_by(proxy, None, "/", &[]).unwrap().1, "two");
+    let Some(bin) = haproxy_bin() else {
+        skip_unless_ci("haproxy is not installed (side-by-side part)");
+        return;
+    };
+    let ha_port = free_port();
+    let ha = SocketAddr::from(([127, 0, 0, 1], ha_port));
+    let _haproxy = Haproxy::start(&bin, &cfg(ha_port), &[ha]);
+    assert_eq!(served_by(ha, None, "/", &[]).unwrap().1, "two");
+}
+
 fn check_config(port: u16, backend: SocketAddr, old: SocketAddr) -> String {
     format!(
         "\

@@ -1164,14 +1164,17 @@ pub async fn serve_tcp<C: IntoTunnel>(
     let obs = Obs::new(runtime, fe_index, frontend, peer, false);
     let mut rec = Rec::new(Instant::now(), 0);
     rec.bytes_in = 0;
-    let Some(backend_id) = frontend.default_backend else {
+    // `use_backend` rules hold here too, on what a TCP connection offers
+    // (`src`, `nbsrv`, ...; HTTP fetches find nothing), as in HAProxy.
+    let facts = RequestFacts::tcp(peer, false).with_runtime(runtime);
+    let Some(backend_id) = route::select_backend(frontend, &facts, runtime) else {
         rec.term = *b"SC";
         obs.tcp_log(&rec, None, "<NOSRV>", "<NOSRV>");
         return None;
     };
     let backend = &runtime.backends[backend_id.0];
     let started = Instant::now();
-    let connected = match connect(backend, &RequestFacts::tcp(peer, false)).await {
+    let connected = match connect(backend, &facts).await {
         Ok(connected) => connected,
         Err(e) => {
             tracing::warn!(%peer, backend = %backend.config.name, "{e}");
