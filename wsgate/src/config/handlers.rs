@@ -819,8 +819,8 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     }
     // Whether the files exist is a question for the machine, not the text.
     let check_files = !cx.syntax_only;
-    for (tok, path) in crts.iter().filter(|_| check_files) {
-        if !path.exists() {
+    for (tok, path) in &crts {
+        if check_files && !path.exists() {
             bad = true;
             let where_ = match cx.crt_base {
                 Some(base) if Path::new(&tok.text).is_relative() => {

@@ -549,7 +549,7 @@ pub static SERVER_OPTIONS: &[LineOption] = &[
     opt("fall", 1, OS("consecutive failed checks to mark the server DOWN (default 3)")),
     opt("fastinter", 1, OS("check interval while the state is changing (default `inter`)")),
     opt("id", 1, OS("numeric server id (default: lowest free, in order); places the server on the consistent-hash ring and orders `balance first`")),
-    opt("init-addr", 1, OI("host names are resolved once, at startup, with the system resolver (as `init-addr libc`); a name that does not resolve is an error")),
+    opt("init-addr", 1, OI("host names are resolved once, at startup, with the system resolver (as `init-addr libc`); a name that does not resolve is an error, except in `server-template` with `none`, whose unresolved slots are disabled")),
     opt("inter", 1, OS("check interval (default 2s); also the check timeout unless `timeout check` is set")),
     opt("maxconn", 1, OS("concurrent connections, WebSockets included (0 = unlimited); excess requests queue up to `timeout queue`, then 503")),
     opt("maxqueue", 1, OS("requests allowed to wait for this server (0 = unlimited); beyond, 503")),
