@@ -227,6 +227,9 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
                 .with_hint("add `log global` here (with a `log` line in `global`) or e.g. `log stdout format raw local0`"),
             );
         }
+        if d.mode == Mode::Tcp {
+            http_fetch_warnings(p, &acls, &use_backends, diags);
+        }
         frontends.push(Frontend {
             acls,
             use_backends,
@@ -366,6 +369,48 @@ fn upgrade_tcp_frontends(proxies: &mut [ProxyDecl], diags: &mut Vec<Diagnostic>)
             .with_hint("write `mode http` in this frontend to say so"),
         );
         p.draft.mode = Mode::Http;
+    }
+}
+
+/// In mode tcp wsgate connects at once and reads no HTTP, so a rule that
+/// needs an HTTP fetch never holds. HAProxy may match such a fetch when the
+/// request is already in its buffer (`tcp-request inspect-delay`); say so
+/// once per rule rather than route differently in silence.
+fn http_fetch_warnings(
+    p: &ProxyDecl,
+    acls: &[Acl],
+    rules: &[UseBackend],
+    diags: &mut Vec<Diagnostic>,
+) {
+    let is_http = |f: &AclFetch| {
+        matches!(
+            f,
+            AclFetch::Path
+                | AclFetch::Url
+                | AclFetch::Hdr(_)
+                | AclFetch::HdrCnt(_)
+                | AclFetch::Method
+        )
+    };
+    for rule in rules {
+        let Some(c) = &rule.condition else { continue };
+        let needs_http = c.groups.iter().flatten().any(|t| {
+            acls.get(t.acl)
+                .is_some_and(|a| a.terms.iter().any(|term| is_http(&term.fetch)))
+        });
+        if needs_http {
+            diags.push(
+                Diagnostic::warning(
+                    rule.location.clone(),
+                    format!(
+                        "{} '{}' is mode tcp: this rule's HTTP fetches (path, url, hdr, method) find nothing, so they never match",
+                        p.kind.name(),
+                        p.name
+                    ),
+                )
+                .with_hint("route HTTP with `mode http`; in mode tcp use `src`, `nbsrv` or `ssl_fc` (HAProxy can read HTTP here only with `tcp-request inspect-delay`, which wsgate does not implement)"),
+            );
+        }
     }
 }
 
