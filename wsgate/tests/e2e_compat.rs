@@ -216,6 +216,56 @@ fn tcp_frontend_use_backend_rules() {
     assert_eq!(served_by(ha, None, "/", &[]).unwrap().1, "two");
 }
 
+/// `server ... redir <prefix>`: GET and HEAD get a 302 to the prefix and
+/// the path, other methods are forwarded (here to a server that is down).
+#[test]
+fn server_redir_answers_get_with_302() {
+    let cfg = |port: u16| {
+        format!(
+            "defaults\n    mode http\n    timeout connect 1s\n    timeout client 30s\n    timeout server 30s\n    retries 0\n\
+             frontend fe\n    bind 127.0.0.1:{port}\n    default_backend maint\n\
+             backend maint\n    server maint_redir 127.0.0.1:1 redir http://static.example/maintenance backup\n"
+        )
+    };
+    let ask = |addr: SocketAddr| {
+        let get = common::http::exchange(
+            addr,
+            b"GET /page?x=1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let post = common::http::exchange(
+            addr,
+            b"POST /page HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        (
+            get.status(),
+            get.header("location").map(str::to_owned),
+            post.status(),
+        )
+    };
+    let expected = (
+        302,
+        Some("http://static.example/maintenance/page?x=1".to_owned()),
+        503,
+    );
+    let port = free_port();
+    let _wsgate = Wsgate::start(&cfg(port));
+    assert_eq!(
+        ask(SocketAddr::from(([127, 0, 0, 1], port))),
+        expected,
+        "wsgate"
+    );
+    let Some(bin) = haproxy_bin() else {
+        skip_unless_ci("haproxy is not installed (side-by-side part)");
+        return;
+    };
+    let ha_port = free_port();
+    let ha = SocketAddr::from(([127, 0, 0, 1], ha_port));
+    let _haproxy = Haproxy::start(&bin, &cfg(ha_port), &[ha]);
+    assert_eq!(ask(ha), expected, "haproxy 2.6");
+}
+
 fn check_config(port: u16, backend: SocketAddr, old: SocketAddr) -> String {
     format!(
         "\

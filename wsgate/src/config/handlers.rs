@@ -1432,6 +1432,7 @@ fn apply_server_options(
                 }
             },
             "disabled" => defaults.disabled = true,
+            "redir" => defaults.redir = Some(text.to_owned()),
             "enabled" => defaults.disabled = false,
             "backup" => defaults.backup = true,
             "check" => defaults.check = true,
@@ -1605,6 +1606,7 @@ pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         maxconn: settings.maxconn,
         maxqueue: settings.maxqueue,
         check,
+        redir: settings.redir.clone(),
     });
 }
 

@@ -564,7 +564,7 @@ pub static SERVER_OPTIONS: &[LineOption] = &[
     opt("pool-purge-delay", 1, OI("idle server connections are not pooled yet")),
     opt("port", 1, OS("port health checks connect to (default: the server's)")),
     opt("proto", 1, OR("only HTTP/1.1 and raw TCP to servers are implemented")),
-    opt("redir", 1, OR("redirecting to a server is not implemented")),
+    opt("redir", 1, OS("`redir <prefix>`: GET and HEAD requests for this server get `302 Location: <prefix><path>` instead of being forwarded (other methods are forwarded)")),
     opt("resolve-prefer", 1, OI("host names are resolved once, at startup, with the system resolver")),
     opt("resolvers", 1, OI("host names are resolved once, at startup, with the system resolver; address changes are not followed while running")),
     opt("rise", 1, OS("consecutive successful checks to mark the server UP (default 2)")),

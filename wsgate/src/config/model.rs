@@ -721,6 +721,9 @@ pub struct Server {
     pub check: Option<ServerCheck>,
     /// `ssl`: connections to the server use TLS.
     pub ssl: Option<ServerSsl>,
+    /// `redir <prefix>`: GET and HEAD requests for this server are answered
+    /// `302` to `<prefix><path>` instead of being forwarded.
+    pub redir: Option<String>,
 }
 
 /// Health-check settings of one server (`check`, `inter`, `fastinter`,

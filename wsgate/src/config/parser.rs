@@ -167,6 +167,8 @@ pub struct ServerDefaults {
     pub fall: Option<u32>,
     pub port: Option<u16>,
     pub addr: Option<std::net::IpAddr>,
+    /// `redir <prefix>`.
+    pub redir: Option<String>,
 }
 
 /// Everything a `defaults`, `frontend`, `backend` or `listen` section can

@@ -85,6 +85,10 @@ impl Fetch for RequestFacts<'_> {
     fn header(&self, name: &str) -> Option<&[u8]> {
         self.first_header_value(name)
     }
+
+    fn method(&self) -> Option<&str> {
+        self.head.map(|h| h.method.as_str())
+    }
 }
 
 /// The backend for a request: the first `use_backend` rule whose condition

@@ -758,6 +758,14 @@ impl Exchange<'_> {
         rec.t_connect = Some(ms(connect_started.elapsed()));
         let server = match connected {
             Ok(connected) => connected,
+            Err(ConnectError::Redirect { location, .. }) => {
+                let _ =
+                    write_with_timeout(client, &errors::redirect(302, &location), client_timeout)
+                        .await;
+                let _ = with_timeout(client_timeout, client.shutdown()).await;
+                (rec.status, rec.term) = (Some(302), *b"LR");
+                return Next::Abort;
+            }
             Err(e) => {
                 rec.status = Some(503);
                 rec.t_connect = None;
