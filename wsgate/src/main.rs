@@ -29,6 +29,11 @@ struct RunArgs {
     /// Check the configuration and exit: 0 when valid, 1 when not.
     #[arg(short = 'c')]
     check: bool,
+    /// With -c: check the language alone. Files named by the configuration
+    /// (certificates, CA files) are not read and host names are not resolved,
+    /// so the result is the same on any machine.
+    #[arg(long, requires = "check")]
+    syntax_only: bool,
     /// Print the keyword table (supported, ignored, rejected) as Markdown and exit.
     #[arg(long)]
     list_keywords: bool,
@@ -114,6 +119,16 @@ fn print_diagnostics(diagnostics: &[Diagnostic]) {
     for d in diagnostics {
         eprintln!("{d}");
     }
+    let environment = diagnostics
+        .iter()
+        .filter(|d| d.is_error() && d.is_environment())
+        .count();
+    if environment > 0 {
+        eprintln!(
+            "{environment} error(s) marked [environment] are about this machine (files, host names), \
+             not the configuration language; `wsgate -c --syntax-only` checks the language alone"
+        );
+    }
 }
 
 fn run(args: RunArgs) -> ExitCode {
@@ -127,12 +142,20 @@ fn run(args: RunArgs) -> ExitCode {
         );
         return ExitCode::from(1);
     }
-    let loaded = config::load_paths(&args.files);
+    let options = config::Options {
+        syntax_only: args.syntax_only,
+    };
+    let loaded = config::load_paths_with(&args.files, options);
     let mut diagnostics = loaded.diagnostics;
     let Some(config) = loaded.config else {
         print_diagnostics(&diagnostics);
         return ExitCode::from(1);
     };
+    if args.syntax_only {
+        print_diagnostics(&diagnostics);
+        eprintln!("Configuration file is valid (language only: files and host names not checked)");
+        return ExitCode::SUCCESS;
+    }
     // Certificates are part of the configuration: a file that does not load
     // is reported at its `bind` line, by `-c` too.
     let hard_stop_after = config.global.hard_stop_after;
@@ -146,7 +169,15 @@ fn run(args: RunArgs) -> ExitCode {
     let prepared = match prepared {
         Ok(p) => p,
         Err(errors) => {
-            diagnostics.extend(errors.into_iter().filter(|d| keep(d)));
+            // Preparing only reads the files the configuration names
+            // (certificates, CA files): its errors are about the machine.
+            diagnostics.extend(errors.into_iter().filter(|d| keep(d)).map(|d| {
+                if d.is_error() {
+                    d.environment()
+                } else {
+                    d
+                }
+            }));
             print_diagnostics(&diagnostics);
             return ExitCode::from(1);
         }

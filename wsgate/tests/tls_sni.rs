@@ -302,7 +302,7 @@ fn check_mode_lists_certificates_and_refuses_expired_ones() {
     let (status, out) = run_in(&dir, &cfg);
     assert_eq!(status.code(), Some(1), "{out}");
     assert!(
-        out.contains("old.cfg:4:2: error: 'old/old.pem': certificate expired on 2021-03-04 (valid from 2019-01-01 to 2021-03-04)"),
+        out.contains("old.cfg:4:2: error: [environment] 'old/old.pem': certificate expired on 2021-03-04 (valid from 2019-01-01 to 2021-03-04)"),
         "{out}"
     );
 

@@ -261,10 +261,15 @@ fn io_info(e: &std::io::Error) -> String {
 }
 
 async fn http_check(mut stream: TcpStream, http: &HttpCheck) -> Outcome {
-    let request = format!(
-        "{} {} {}\r\nConnection: close\r\n\r\n",
-        http.method, http.uri, http.version
-    );
+    let mut request = format!("{} {} {}\r\n", http.method, http.uri, http.version);
+    for (name, value) in &http.headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !http.body.is_empty() {
+        request.push_str(&format!("Content-Length: {}\r\n", http.body.len()));
+    }
+    request.push_str("Connection: close\r\n\r\n");
+    request.push_str(&http.body);
     if let Err(e) = stream.write_all(request.as_bytes()).await {
         return fail(format!(
             "Layer7 connection problem, info: \"{}\"",

@@ -236,6 +236,7 @@ mod tests {
                 maxqueue: 0,
                 check: None,
                 ssl: None,
+                redir: None,
             })
             .collect();
         BackendRuntime::new(Backend {

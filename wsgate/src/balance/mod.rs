@@ -65,6 +65,11 @@ pub trait Fetch: Sync {
     /// The first value of a request header (`balance hdr`), trimmed, up to
     /// the first comma as HAProxy's header lookup does.
     fn header(&self, name: &str) -> Option<&[u8]>;
+    /// The request method (`server ... redir` applies to GET and HEAD);
+    /// `None` in `mode tcp`.
+    fn method(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// A connection with no HTTP request (`mode tcp`): only the source.

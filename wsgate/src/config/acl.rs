@@ -36,16 +36,103 @@ const FETCHES: &[&str] = &[
     "path_beg",
     "path_end",
     "path_sub",
+    "path_reg",
+    "path_dir",
+    "path_dom",
+    "url",
+    "url_beg",
+    "url_end",
+    "url_sub",
+    "url_reg",
+    "url_dir",
+    "url_dom",
     "hdr",
     "hdr_beg",
     "hdr_end",
     "hdr_sub",
     "hdr_dom",
+    "hdr_reg",
+    "hdr_dir",
+    "hdr_cnt",
+    "nbsrv",
     "method",
+    "capture.req.uri",
+    "capture.req.method",
     "src",
     "ssl_fc",
     "always_true",
 ];
+
+/// A compiled `-m reg` pattern. HAProxy uses PCRE; the `regex` crate reads
+/// the same syntax except backreferences and look-around, which are
+/// refused when the line is read.
+#[derive(Debug, Clone)]
+pub struct AclRegex(pub regex::bytes::Regex);
+
+impl PartialEq for AclRegex {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+/// An integer pattern as an inclusive range: `5`, `eq 5`, `lt 5`, `le 5`,
+/// `gt 5`, `ge 5`, `1:5`, `:5`, `5:` (HAProxy's `-m int`). `Err` names
+/// what is wrong. `op` is the operator word when one was given.
+fn int_range(op: Option<&str>, v: &str) -> Result<(i64, i64), String> {
+    let num = |t: &str| {
+        t.parse::<i64>()
+            .map_err(|_| format!("'{t}' is not an integer"))
+    };
+    Ok(match op {
+        Some("eq") => (num(v)?, num(v)?),
+        Some("lt") => (i64::MIN, num(v)?.saturating_sub(1)),
+        Some("le") => (i64::MIN, num(v)?),
+        Some("gt") => (num(v)?.saturating_add(1), i64::MAX),
+        Some("ge") => (num(v)?, i64::MAX),
+        Some(other) => return Err(format!("unknown integer operator '{other}'")),
+        None => match v.split_once(':') {
+            Some((lo, hi)) => (
+                if lo.is_empty() { i64::MIN } else { num(lo)? },
+                if hi.is_empty() { i64::MAX } else { num(hi)? },
+            ),
+            None => (num(v)?, num(v)?),
+        },
+    })
+}
+
+/// HAProxy's predefined ACLs (configuration manual, 7.4) that wsgate can
+/// evaluate, as the `acl` line each stands for.
+const PREDEFINED: &[(&str, &str)] = &[
+    ("TRUE", "always_true"),
+    ("HTTP", "always_true"),
+    ("LOCALHOST", "src 127.0.0.1/8 ::1"),
+    ("METH_CONNECT", "method CONNECT"),
+    ("METH_DELETE", "method DELETE"),
+    ("METH_GET", "method GET HEAD"),
+    ("METH_HEAD", "method HEAD"),
+    ("METH_OPTIONS", "method OPTIONS"),
+    ("METH_POST", "method POST"),
+    ("METH_PUT", "method PUT"),
+    ("METH_TRACE", "method TRACE"),
+    ("HTTP_URL_ABS", "url_reg ^[^/:]*://"),
+    ("HTTP_URL_SLASH", "url_beg /"),
+    ("HTTP_URL_STAR", "url *"),
+];
+
+/// The predefined ACL `name` (`METH_GET`, `LOCALHOST`, ...), when it is one
+/// wsgate evaluates; a name declared with `acl` takes precedence.
+pub fn predefined(name: &str) -> Option<AclTerm> {
+    let (_, line) = PREDEFINED.iter().find(|(n, _)| *n == name)?;
+    let words: Vec<Token> = line
+        .split(' ')
+        .map(|w| Token {
+            text: w.to_owned(),
+            line: 0,
+            col: 0,
+        })
+        .collect();
+    parse_acl(&words).ok()
+}
 
 /// Parses `<fetch> [flags] [values...]` from `words` (the words after the
 /// ACL name, or inside `{ }`). Errors carry the index of the bad word.
@@ -61,27 +148,46 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
         None => (f.text.as_str(), None),
     };
     let base = base.strip_prefix("req.").unwrap_or(base);
-    let header = |arg: Option<String>| -> Result<String, AclError> {
+    let backend_name = |arg: Option<String>| -> Result<String, AclError> {
         match arg {
             Some(a) if !a.is_empty() => Ok(a),
             _ => Err(AclError {
                 at: 0,
-                message: format!("'{base}' needs a header name in parentheses"),
-                hint: Some(format!("e.g. `{base}(host)`")),
+                message: format!("'{base}' needs a backend name in parentheses"),
+                hint: Some(format!("e.g. `{base}(app)`")),
             }),
         }
     };
+    // `hdr` without a name is accepted, as in HAProxy (see `AclFetch::Hdr`).
+    let any_header = || arg.clone().unwrap_or_default();
     let (fetch, default) = match base {
         "path" => (AclFetch::Path, MatchMethod::Str),
         "path_beg" => (AclFetch::Path, MatchMethod::Beg),
         "path_end" => (AclFetch::Path, MatchMethod::End),
         "path_sub" => (AclFetch::Path, MatchMethod::Sub),
-        "hdr" => (AclFetch::Hdr(header(arg.clone())?), MatchMethod::Str),
-        "hdr_beg" => (AclFetch::Hdr(header(arg.clone())?), MatchMethod::Beg),
-        "hdr_end" => (AclFetch::Hdr(header(arg.clone())?), MatchMethod::End),
-        "hdr_sub" => (AclFetch::Hdr(header(arg.clone())?), MatchMethod::Sub),
-        "hdr_dom" => (AclFetch::Hdr(header(arg.clone())?), MatchMethod::Dom),
-        "method" => (AclFetch::Method, MatchMethod::Str),
+        "path_reg" => (AclFetch::Path, MatchMethod::Reg),
+        "path_dir" => (AclFetch::Path, MatchMethod::Dir),
+        "path_dom" => (AclFetch::Path, MatchMethod::Dom),
+        "url" | "capture.req.uri" => (AclFetch::Url, MatchMethod::Str),
+        "url_beg" => (AclFetch::Url, MatchMethod::Beg),
+        "url_end" => (AclFetch::Url, MatchMethod::End),
+        "url_sub" => (AclFetch::Url, MatchMethod::Sub),
+        "url_reg" => (AclFetch::Url, MatchMethod::Reg),
+        "url_dir" => (AclFetch::Url, MatchMethod::Dir),
+        "url_dom" => (AclFetch::Url, MatchMethod::Dom),
+        "hdr" => (AclFetch::Hdr(any_header()), MatchMethod::Str),
+        "hdr_beg" => (AclFetch::Hdr(any_header()), MatchMethod::Beg),
+        "hdr_end" => (AclFetch::Hdr(any_header()), MatchMethod::End),
+        "hdr_sub" => (AclFetch::Hdr(any_header()), MatchMethod::Sub),
+        "hdr_dom" => (AclFetch::Hdr(any_header()), MatchMethod::Dom),
+        "hdr_reg" => (AclFetch::Hdr(any_header()), MatchMethod::Reg),
+        "hdr_dir" => (AclFetch::Hdr(any_header()), MatchMethod::Dir),
+        "hdr_cnt" => (AclFetch::HdrCnt(any_header()), MatchMethod::Int),
+        "nbsrv" => (
+            AclFetch::Nbsrv(backend_name(arg.clone())?),
+            MatchMethod::Int,
+        ),
+        "method" | "capture.req.method" => (AclFetch::Method, MatchMethod::Str),
         "src" => (AclFetch::Src, MatchMethod::Ip),
         "ssl_fc" => (AclFetch::SslFc, MatchMethod::Bool),
         "always_true" => (AclFetch::AlwaysTrue, MatchMethod::Bool),
@@ -96,7 +202,12 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
             return Err(e);
         }
     };
-    if arg.is_some() && !matches!(fetch, AclFetch::Hdr(_)) {
+    if arg.is_some()
+        && !matches!(
+            fetch,
+            AclFetch::Hdr(_) | AclFetch::HdrCnt(_) | AclFetch::Nbsrv(_)
+        )
+    {
         return Err(err(0, format!("'{base}' takes no argument")));
     }
     let mut method = default;
@@ -118,11 +229,14 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
                     "found" => MatchMethod::Found,
                     "ip" => MatchMethod::Ip,
                     "bool" => MatchMethod::Bool,
+                    "reg" => MatchMethod::Reg,
+                    "dir" => MatchMethod::Dir,
+                    "int" => MatchMethod::Int,
                     other => {
                         let mut e =
                             err(i + 1, format!("match method '-m {other}' is not supported"));
                         e.hint =
-                            Some("wsgate knows -m str, beg, end, sub, dom, found, ip, bool".into());
+                            Some("wsgate knows -m str, beg, end, sub, dom, dir, reg, int, found, ip, bool".into());
                         return Err(e);
                     }
                 };
@@ -168,12 +282,52 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
             }
         }
     }
+    let mut regexes = Vec::new();
+    if method == MatchMethod::Reg {
+        for (k, v) in values.iter().enumerate() {
+            match regex::bytes::RegexBuilder::new(v)
+                .case_insensitive(ignore_case)
+                .build()
+            {
+                Ok(r) => regexes.push(AclRegex(r)),
+                Err(e) => {
+                    let first = e.to_string();
+                    let first = first.lines().last().unwrap_or("").trim();
+                    let first = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+                    let mut e = err(i + k, format!("invalid regular expression '{v}': {first}"));
+                    e.hint =
+                        Some("backreferences and look-around (PCRE only) are not supported".into());
+                    return Err(e);
+                }
+            }
+        }
+    }
+    let mut ints = Vec::new();
+    if method == MatchMethod::Int {
+        let mut k = 0;
+        while k < values.len() {
+            let op = ["eq", "lt", "le", "gt", "ge"]
+                .contains(&values[k].as_str())
+                .then(|| values[k].as_str());
+            let v = if op.is_some() { k + 1 } else { k };
+            let Some(text) = values.get(v) else {
+                return Err(err(
+                    i + k,
+                    format!("'{}' needs a number after it", values[k]),
+                ));
+            };
+            ints.push(int_range(op, text).map_err(|m| err(i + v, m))?);
+            k = v + 1;
+        }
+    }
     Ok(AclTerm {
         fetch,
         method,
         ignore_case,
         values,
         networks,
+        regexes,
+        ints,
     })
 }
 

@@ -25,7 +25,11 @@ use super::parser::{Parsed, ProxyDecl, SectionKind, UseBackendDraft};
 /// Builds the model; problems go to `diags` (the caller discards the model
 /// when any of them is an error).
 pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
-    let Parsed { global, proxies } = parsed;
+    let Parsed {
+        global,
+        mut proxies,
+    } = parsed;
+    upgrade_tcp_frontends(&mut proxies, diags);
 
     // Unique names per side, as HAProxy: frontends (and listens) among
     // themselves, backends (and listens) among themselves.
@@ -89,6 +93,13 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             allbackups: d.allbackups,
             httpchk: d.httpchk.clone().map(|mut c| {
                 c.expect = d.http_expect.clone();
+                if let Some(send) = &d.http_send {
+                    c.method = send.method.clone().unwrap_or(c.method);
+                    c.uri = send.uri.clone().unwrap_or(c.uri);
+                    c.version = send.version.clone().unwrap_or(c.version);
+                    c.headers.extend(send.headers.iter().cloned());
+                    c.body = send.body.clone().unwrap_or(c.body);
+                }
                 c
             }),
             timeouts: d.backend_timeouts.clone(),
@@ -184,6 +195,14 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
         let http_request = request_rules(p, &d.http_request, &mut acls, diags);
         let redirects = request_rules(p, &redirect_rules(p), &mut acls, diags);
         let http_response = response_rules(p, &d.http_response, &mut acls, diags);
+        let monitor_fail = d
+            .monitor_fail
+            .iter()
+            .filter_map(|rule| {
+                let c = rule.condition.as_ref()?;
+                resolve_condition(p, rule, c, &mut acls, diags)
+            })
+            .collect();
         let mut log_targets = d.logs.clone();
         if d.log_global {
             log_targets.extend(global.logs.iter().cloned());
@@ -201,6 +220,9 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
                 .with_hint("add `log global` here (with a `log` line in `global`) or e.g. `log stdout format raw local0`"),
             );
         }
+        if d.mode == Mode::Tcp {
+            http_fetch_warnings(p, &acls, &use_backends, diags);
+        }
         frontends.push(Frontend {
             acls,
             use_backends,
@@ -210,6 +232,8 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             redirects,
             http_response,
             errorfiles: d.errorfiles.clone(),
+            monitor_uri: d.monitor_uri.clone(),
+            monitor_fail,
             log: FrontendLog {
                 targets: log_targets,
                 style: d.log_style,
@@ -304,6 +328,89 @@ fn short_location(loc: &Location, from: &Location) -> String {
 /// HAProxy refuses an HTTP frontend with a TCP backend. It would upgrade a
 /// TCP frontend to HTTP for an HTTP backend; wsgate does not do that yet,
 /// so both directions are errors, located at the reference.
+/// A mode tcp frontend that routes to a mode http backend: HAProxy (2.0
+/// and later) upgrades the connection to HTTP when it reaches the backend,
+/// so the stream is HTTP from its first byte. wsgate reads such a frontend
+/// as mode http, which is the same thing, and says so.
+fn upgrade_tcp_frontends(proxies: &mut [ProxyDecl], diags: &mut Vec<Diagnostic>) {
+    let http_backends: Vec<String> = proxies
+        .iter()
+        .filter(|p| has_backend(p) && p.draft.mode == Mode::Http)
+        .map(|p| p.name.clone())
+        .collect();
+    for p in proxies.iter_mut() {
+        if p.kind != SectionKind::Frontend || p.draft.mode != Mode::Tcp {
+            continue;
+        }
+        let d = &p.draft;
+        let targets = d
+            .default_backend
+            .iter()
+            .map(|(name, loc)| (name, loc))
+            .chain(d.use_backends.iter().map(|u| (&u.backend, &u.location)));
+        let Some((name, loc)) = targets
+            .into_iter()
+            .find(|(name, _)| http_backends.contains(name))
+            .map(|(n, l)| (n.clone(), l.clone()))
+        else {
+            continue;
+        };
+        diags.push(
+            Diagnostic::warning(
+                loc,
+                format!(
+                    "frontend '{}' is mode tcp and uses mode http backend '{name}': read as mode http, as HAProxy upgrades such connections to HTTP",
+                    p.name
+                ),
+            )
+            .with_hint("write `mode http` in this frontend to say so"),
+        );
+        p.draft.mode = Mode::Http;
+    }
+}
+
+/// In mode tcp wsgate connects at once and reads no HTTP, so a rule that
+/// needs an HTTP fetch never holds. HAProxy may match such a fetch when the
+/// request is already in its buffer (`tcp-request inspect-delay`); say so
+/// once per rule rather than route differently in silence.
+fn http_fetch_warnings(
+    p: &ProxyDecl,
+    acls: &[Acl],
+    rules: &[UseBackend],
+    diags: &mut Vec<Diagnostic>,
+) {
+    let is_http = |f: &AclFetch| {
+        matches!(
+            f,
+            AclFetch::Path
+                | AclFetch::Url
+                | AclFetch::Hdr(_)
+                | AclFetch::HdrCnt(_)
+                | AclFetch::Method
+        )
+    };
+    for rule in rules {
+        let Some(c) = &rule.condition else { continue };
+        let needs_http = c.groups.iter().flatten().any(|t| {
+            acls.get(t.acl)
+                .is_some_and(|a| a.terms.iter().any(|term| is_http(&term.fetch)))
+        });
+        if needs_http {
+            diags.push(
+                Diagnostic::warning(
+                    rule.location.clone(),
+                    format!(
+                        "{} '{}' is mode tcp: this rule's HTTP fetches (path, url, hdr, method) find nothing, so they never match",
+                        p.kind.name(),
+                        p.name
+                    ),
+                )
+                .with_hint("route HTTP with `mode http`; in mode tcp use `src`, `nbsrv` or `ssl_fc` (HAProxy can read HTTP here only with `tcp-request inspect-delay`, which wsgate does not implement)"),
+            );
+        }
+    }
+}
+
 fn check_modes(fe: &ProxyDecl, be: &ProxyDecl, at: &Location, diags: &mut Vec<Diagnostic>) {
     let (fm, bm) = (fe.draft.mode, be.draft.mode);
     if fm == bm || fe.kind == SectionKind::Listen && fe.name == be.name {
@@ -594,6 +701,26 @@ fn resolve_rules(
     diags: &mut Vec<Diagnostic>,
 ) -> (Vec<Acl>, Vec<UseBackend>) {
     let mut acls = proxy_acls(p);
+    // `nbsrv(<backend>)` names a backend, checked as HAProxy does.
+    for (acl, term, loc) in &p.draft.acls {
+        if matches!(&term.fetch, AclFetch::Hdr(name) if name.is_empty()) {
+            diags.push(
+                Diagnostic::warning(
+                    loc.clone(),
+                    format!("ACL '{acl}' reads a header without naming it: it never matches (HAProxy 2.6 accepts this too, and never matches either)"),
+                )
+                .with_hint("name the header in parentheses, e.g. `hdr_beg(host) -i ws.`"),
+            );
+        }
+        if let AclFetch::Nbsrv(name) = &term.fetch {
+            if !backend_ids.contains_key(name) {
+                diags.push(Diagnostic::error(
+                    loc.clone(),
+                    format!("nbsrv({name}): no backend named '{name}'"),
+                ));
+            }
+        }
+    }
     let mut rules = Vec::new();
     for ub in &p.draft.use_backends {
         let backend = match backend_ids.get(&ub.backend) {
@@ -669,6 +796,17 @@ fn resolve_condition(
                         acl,
                         negate: *negate,
                     }),
+                    None if p.draft.broken_acls.contains(name) => ok = false,
+                    None if super::acl::predefined(name).is_some() => {
+                        acls.extend(super::acl::predefined(name).map(|term| Acl {
+                            name: name.clone(),
+                            terms: vec![term],
+                        }));
+                        terms.push(CondTerm {
+                            acl: acls.len() - 1,
+                            negate: *negate,
+                        });
+                    }
                     None => {
                         ok = false;
                         let loc = rule

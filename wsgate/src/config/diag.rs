@@ -11,6 +11,13 @@
 //!
 //! Passes collect all diagnostics rather than stopping at the first, as
 //! HAProxy's `check_config_validity()` does.
+//!
+//! Each diagnostic also has a [`Kind`]: most are about the configuration
+//! language, some about the machine the file is checked on (a certificate
+//! that is not there, a host name that does not resolve). The latter print
+//! `[environment]` after the severity, and `wsgate -c --syntax-only` skips
+//! the checks that produce them, so a file can be validated on a laptop
+//! before it reaches the server it was written for.
 
 use super::model::Location;
 
@@ -23,9 +30,22 @@ pub enum Severity {
     Error,
 }
 
+/// What a diagnostic is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    /// The text itself: a keyword, an argument, a reference between sections.
+    #[default]
+    Language,
+    /// The machine: a missing or unreadable file (certificate, CA,
+    /// errorfile, crt-list, chroot directory), a host name that does not
+    /// resolve. The same file may be fine where it is deployed.
+    Environment,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     pub severity: Severity,
+    pub kind: Kind,
     pub location: Location,
     pub message: String,
     pub hint: Option<String>,
@@ -35,6 +55,7 @@ impl Diagnostic {
     pub fn error(location: Location, message: impl Into<String>) -> Self {
         Diagnostic {
             severity: Severity::Error,
+            kind: Kind::Language,
             location,
             message: message.into(),
             hint: None,
@@ -44,6 +65,7 @@ impl Diagnostic {
     pub fn warning(location: Location, message: impl Into<String>) -> Self {
         Diagnostic {
             severity: Severity::Warning,
+            kind: Kind::Language,
             location,
             message: message.into(),
             hint: None,
@@ -53,6 +75,7 @@ impl Diagnostic {
     pub fn note(location: Location, message: impl Into<String>) -> Self {
         Diagnostic {
             severity: Severity::Note,
+            kind: Kind::Language,
             location,
             message: message.into(),
             hint: None,
@@ -64,8 +87,18 @@ impl Diagnostic {
         self
     }
 
+    /// Marks this diagnostic as about the machine, not the language.
+    pub fn environment(mut self) -> Self {
+        self.kind = Kind::Environment;
+        self
+    }
+
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
+    }
+
+    pub fn is_environment(&self) -> bool {
+        self.kind == Kind::Environment
     }
 }
 
@@ -76,11 +109,15 @@ impl std::fmt::Display for Diagnostic {
             Severity::Warning => "warning",
             Severity::Error => "error",
         };
+        let kind = match self.kind {
+            Kind::Language => "",
+            Kind::Environment => "[environment] ",
+        };
         if self.location.line == 0 {
             // About a whole file (it could not be read).
-            write!(f, "{}: {}: {}", self.location.file, sev, self.message)?;
+            write!(f, "{}: {sev}: {kind}{}", self.location.file, self.message)?;
         } else {
-            write!(f, "{}: {}: {}", self.location, sev, self.message)?;
+            write!(f, "{}: {sev}: {kind}{}", self.location, self.message)?;
         }
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;

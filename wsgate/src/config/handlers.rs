@@ -206,6 +206,7 @@ pub fn acl(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         Err(e) => {
             let at = words.get(e.at).unwrap_or(&words[0]);
             cx.error(at, e.message).hint = e.hint;
+            p.broken_acls.push(name.text.clone());
         }
     }
 }
@@ -504,7 +505,16 @@ pub fn option_httpchk(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         [m, uri, v] => {
             c.method = m.text.clone();
             c.uri = uri.text.clone();
-            c.version = v.text.clone();
+            match super::handlers_health::version_with_headers(&v.text) {
+                Ok((version, headers)) => {
+                    c.version = version;
+                    c.headers = headers;
+                }
+                Err(e) => {
+                    cx.error(v, e);
+                    return;
+                }
+            }
         }
         [_, _, _, host, ..] => {
             cx.error(
@@ -521,7 +531,7 @@ pub fn option_httpchk(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
                 v,
                 format!(
                     "unsupported check version '{}' (expected HTTP/1.0 or HTTP/1.1)",
-                    v.text
+                    c.version
                 ),
             );
         }
@@ -540,11 +550,16 @@ pub fn http_check(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         cx.error(kw, "'http-check' needs a directive").hint = Some(usage.into());
         return;
     };
+    match first.text.as_str() {
+        "send" => return super::handlers_health::send(p, cx, &args[1..]),
+        "disable-on-404" => return super::handlers_health::disable_on_404(cx, first),
+        _ => {}
+    }
     if first.text != "expect" {
         cx.error(
             first,
             format!(
-                "'http-check {}' is not supported yet; only `http-check expect status|string` is",
+                "'http-check {}' is not supported yet; only `http-check send`, `expect status|string` and `disable-on-404` are",
                 first.text
             ),
         )
@@ -608,6 +623,13 @@ pub(super) fn time_arg(cx: &mut Cx<'_>) -> Option<Option<Duration>> {
         Ok(d) => Some((!d.is_zero()).then_some(d)),
         Err(e) => {
             let kw = cx.keyword.clone();
+            if let Some((d, read)) = super::units::parse_time_prefix(&t.text) {
+                if d <= MAX_TIMEOUT {
+                    cx.warn(t, format!("'{}' read as '{read}', as HAProxy 2.6 does (it warns too; later versions refuse it)", t.text))
+                        .hint = Some(format!("write `{kw} {read}`"));
+                    return Some((!d.is_zero()).then_some(d));
+                }
+            }
             cx.error(t, format!("invalid time for '{kw}': {e}")).hint = Some(TIME_HINT.into());
             None
         }
@@ -737,8 +759,9 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     };
     let mut addrs = Vec::new();
     let mut bad = false;
-    for part in addr_tok.text.split(',') {
-        match parse_bind_addr(part) {
+    let addr_text = super::lexer::expand_address(&addr_tok.text, cx.env);
+    for part in addr_text.split(',') {
+        match parse_bind_addr(part, cx.syntax_only) {
             Ok(mut list) => {
                 if list.iter().any(|a| a.port() == 0) {
                     cx.warn(addr_tok, "port 0: the system picks a free port at startup (useful for tests, not for clients)");
@@ -747,8 +770,7 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
             }
             Err(e) => {
                 bad = true;
-                let d = cx.error(addr_tok, e.message);
-                d.hint = e.hint;
+                e.report(cx, addr_tok);
             }
         }
     }
@@ -810,8 +832,10 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         )
         .hint = Some("add `ssl` before `crt` to terminate TLS here".into());
     }
+    // Whether the files exist is a question for the machine, not the text.
+    let check_files = !cx.syntax_only;
     for (tok, path) in &crts {
-        if !path.exists() {
+        if check_files && !path.exists() {
             bad = true;
             let where_ = match cx.crt_base {
                 Some(base) if Path::new(&tok.text).is_relative() => {
@@ -828,7 +852,7 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
                     tok.text
                 )
             };
-            cx.error(tok, msg).hint = Some(
+            cx.env_error(tok, msg).hint = Some(
                 "create it (certificate, chain and private key in one PEM file) or fix the path; relative paths are resolved against the directory wsgate starts in, or `crt-base` in global".into(),
             );
         }
@@ -895,10 +919,12 @@ fn tls_option(
         "ciphers" => {
             let list = tls::parse_cipher_list(text);
             if !list.refused.is_empty() {
-                cx.error(
+                // As OpenSSL: what cannot be used is left out; the list is
+                // refused below only when nothing usable remains.
+                cx.warn(
                     at,
                     format!(
-                        "cipher(s) {} refused: {}",
+                        "cipher(s) {} left out: {}",
                         quoted(&list.refused),
                         tls::refusal_reason(&list.refused)
                     ),
@@ -911,7 +937,6 @@ fn tls_option(
                         .collect::<Vec<_>>()
                         .join(":")
                 ));
-                return false;
             }
             if !list.skipped_dhe.is_empty() {
                 cx.warn(
@@ -1167,12 +1192,26 @@ fn scan_options<'t>(
 struct AddrError {
     message: String,
     hint: Option<String>,
+    /// A name that does not resolve here (not a language error).
+    environment: bool,
 }
 
 fn addr_err(message: impl Into<String>) -> AddrError {
     AddrError {
         message: message.into(),
         hint: None,
+        environment: false,
+    }
+}
+
+impl AddrError {
+    fn report(self, cx: &mut Cx<'_>, at: &Token) {
+        let d = if self.environment {
+            cx.env_error(at, self.message)
+        } else {
+            cx.error(at, self.message)
+        };
+        d.hint = self.hint;
     }
 }
 
@@ -1241,10 +1280,25 @@ fn parse_ip(host: &str, family: Family) -> Option<IpAddr> {
 }
 
 /// Resolves a host name with the system resolver, keeping the family.
-fn resolve(host: &str, port: u16, family: Family) -> Result<SocketAddr, AddrError> {
+/// With `syntax_only`, resolves nothing: the unspecified address of the
+/// family stands in (the configuration is only checked, not run).
+fn resolve(
+    host: &str,
+    port: u16,
+    family: Family,
+    syntax_only: bool,
+) -> Result<SocketAddr, AddrError> {
+    if syntax_only {
+        let ip = match family {
+            Family::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        };
+        return Ok(SocketAddr::new(ip, port));
+    }
     let found = (host, port).to_socket_addrs().map_err(|e| AddrError {
         message: format!("cannot resolve host name '{host}': {e}"),
-        hint: Some("use an IP address, or make sure the name resolves where wsgate starts (it is resolved once, at startup)".into()),
+        hint: Some("use an IP address, or make sure the name resolves where wsgate starts (it is resolved once, at startup); `wsgate -c --syntax-only` skips name resolution".into()),
+        environment: true,
     })?;
     found
         .into_iter()
@@ -1253,8 +1307,9 @@ fn resolve(host: &str, port: u16, family: Family) -> Result<SocketAddr, AddrErro
             Family::V4 => a.is_ipv4(),
             Family::V6 => a.is_ipv6(),
         })
-        .ok_or_else(|| {
-            addr_err(format!(
+        .ok_or_else(|| AddrError {
+            environment: true,
+            ..addr_err(format!(
                 "host name '{host}' has no address of the requested family"
             ))
         })
@@ -1262,13 +1317,14 @@ fn resolve(host: &str, port: u16, family: Family) -> Result<SocketAddr, AddrErro
 
 /// One `bind` address (a comma-separated part): wildcards, IPv6 and port
 /// ranges.
-fn parse_bind_addr(s: &str) -> Result<Vec<SocketAddr>, AddrError> {
+fn parse_bind_addr(s: &str, syntax_only: bool) -> Result<Vec<SocketAddr>, AddrError> {
     let (family, rest) = split_family(s)?;
     let (host, port) = split_host_port(rest)?;
     let Some(port) = port else {
         return Err(AddrError {
             message: format!("missing port in bind address '{s}'"),
             hint: Some("write `bind *:80` (all IPv4 addresses) or `bind [::]:80` (IPv6)".into()),
+            environment: false,
         });
     };
     let ports: Vec<u16> = match port.split_once('-') {
@@ -1288,14 +1344,14 @@ fn parse_bind_addr(s: &str) -> Result<Vec<SocketAddr>, AddrError> {
         },
         h => match parse_ip(h, family) {
             Some(ip) => ip,
-            None => resolve(h, ports[0], family)?.ip(),
+            None => resolve(h, ports[0], family, syntax_only)?.ip(),
         },
     };
     Ok(ports.into_iter().map(|p| SocketAddr::new(ip, p)).collect())
 }
 
 /// A `server` address: port required, no ranges or offsets.
-fn parse_server_addr(s: &str) -> Result<SocketAddr, AddrError> {
+fn parse_server_addr(s: &str, syntax_only: bool) -> Result<SocketAddr, AddrError> {
     let (family, rest) = split_family(s)?;
     let (host, port) = split_host_port(rest)?;
     let port = match port {
@@ -1305,6 +1361,7 @@ fn parse_server_addr(s: &str) -> Result<SocketAddr, AddrError> {
                 hint: Some(format!(
                     "write `{s}:<port>`, e.g. `{s}:8080` (wsgate does not reuse the client's port)"
                 )),
+                environment: false,
             })
         }
         Some(p) if p.starts_with('+') || p.starts_with('-') => {
@@ -1327,7 +1384,7 @@ fn parse_server_addr(s: &str) -> Result<SocketAddr, AddrError> {
     }
     match parse_ip(host, family) {
         Some(ip) => Ok(SocketAddr::new(ip, port)),
-        None => resolve(host, port, family),
+        None => resolve(host, port, family, syntax_only),
     }
 }
 
@@ -1390,6 +1447,7 @@ fn apply_server_options(
                 }
             },
             "disabled" => defaults.disabled = true,
+            "redir" => defaults.redir = Some(text.to_owned()),
             "enabled" => defaults.disabled = false,
             "backup" => defaults.backup = true,
             "on-marked-down" if text == "shutdown-sessions" => defaults.shutdown_on_down = true,
@@ -1522,10 +1580,11 @@ pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     }
     let mut settings = p.default_server.clone();
     let options_ok = apply_server_options(cx, &args[2..], &mut settings, "server");
-    let addr = match parse_server_addr(&addr_tok.text) {
+    let addr_text = super::lexer::expand_address(&addr_tok.text, cx.env);
+    let addr = match parse_server_addr(&addr_text, cx.syntax_only) {
         Ok(a) => a,
         Err(e) => {
-            cx.error(addr_tok, e.message).hint = e.hint;
+            e.report(cx, addr_tok);
             return;
         }
     };
@@ -1554,9 +1613,9 @@ pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
             return;
         }
         if let Some(ca) = &settings.ca_file {
-            if verify && !ca.exists() {
+            if verify && !cx.syntax_only && !ca.exists() {
                 let kw = cx.kw;
-                cx.error(kw, format!("ca-file '{}' does not exist", ca.display()));
+                cx.env_error(kw, format!("ca-file '{}' does not exist", ca.display()));
                 return;
             }
         }
@@ -1582,6 +1641,7 @@ pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         maxconn: settings.maxconn,
         maxqueue: settings.maxqueue,
         check,
+        redir: settings.redir.clone(),
     });
 }
 
@@ -1590,7 +1650,7 @@ mod tests {
     use super::*;
 
     fn bind_addrs(s: &str) -> Vec<String> {
-        match parse_bind_addr(s) {
+        match parse_bind_addr(s, false) {
             Ok(v) => v.into_iter().map(|a| a.to_string()).collect(),
             Err(e) => vec![format!("error: {}", e.message)],
         }
@@ -1622,17 +1682,17 @@ mod tests {
     #[test]
     fn server_address_forms() {
         assert_eq!(
-            parse_server_addr("127.0.0.1:8080").ok(),
+            parse_server_addr("127.0.0.1:8080", false).ok(),
             Some("127.0.0.1:8080".parse().unwrap())
         );
         assert_eq!(
-            parse_server_addr("[::1]:8080").ok(),
+            parse_server_addr("[::1]:8080", false).ok(),
             Some("[::1]:8080".parse().unwrap())
         );
-        assert!(parse_server_addr("localhost:8080").is_ok());
-        assert!(parse_server_addr("127.0.0.1").is_err());
-        assert!(parse_server_addr("127.0.0.1:0").is_err());
-        assert!(parse_server_addr("127.0.0.1:+1").is_err());
-        assert!(parse_server_addr("no-such-host.invalid:80").is_err());
+        assert!(parse_server_addr("localhost:8080", false).is_ok());
+        assert!(parse_server_addr("127.0.0.1", false).is_err());
+        assert!(parse_server_addr("127.0.0.1:0", false).is_err());
+        assert!(parse_server_addr("127.0.0.1:+1", false).is_err());
+        assert!(parse_server_addr("no-such-host.invalid:80", false).is_err());
     }
 }

@@ -64,8 +64,28 @@ pub fn stats_auth(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
 }
 
 pub fn stats_realm(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
-    let Some(t) = cx.one_arg("stats realm <realm>") else {
-        return;
+    let args = cx.args;
+    // HAProxy reads the first word and ignores the rest (an unescaped
+    // space in `Haproxy\\ Statistics` splits the realm): so does wsgate,
+    // saying so, as the realm is only the name a browser shows.
+    let t = match args {
+        [t, extra, ..] => {
+            cx.warn(
+                extra,
+                format!(
+                    "the realm is the first word, '{}'; the rest is ignored, as HAProxy does",
+                    t.text
+                ),
+            )
+            .hint = Some("quote a realm with spaces: `stats realm \"My Stats\"`".into());
+            t
+        }
+        _ => {
+            let Some(t) = cx.one_arg("stats realm <realm>") else {
+                return;
+            };
+            t
+        }
     };
     if t.text.contains('"') {
         cx.error(t, "the realm cannot contain '\"'");
@@ -80,6 +100,14 @@ pub fn stats_refresh(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     };
     match parse_time(&t.text) {
         Ok(d) if d.as_secs() >= 1 => stats_page(p).refresh = Some(d),
+        // HAProxy counts the refresh in whole seconds: below 1s is 0,
+        // no refresh at all.
+        Ok(d) if !d.is_zero() => {
+            let d = cx.warn(t, format!("stats refresh '{}' is {}ms (times default to milliseconds): below one second, the page does not refresh, as in HAProxy", t.text, d.as_millis()));
+            if t.text.bytes().all(|b| b.is_ascii_digit()) {
+                d.hint = Some(format!("write `stats refresh {}s` for seconds", t.text));
+            }
+        }
         Ok(_) => {
             cx.error(t, "stats refresh must be at least 1s");
         }
@@ -225,6 +253,20 @@ fn parse_host_port(text: &str) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
+/// `name` or `name:port` with a DNS-style name and a valid port.
+fn is_host_name(text: &str) -> bool {
+    let host = match text.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() => h,
+        Some(_) => return false,
+        None => text,
+    };
+    !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+        && host.chars().any(|c| c.is_ascii_alphabetic())
+}
+
 /// `log <target> [len <n>] [format <fmt>] [sample <r>:<n>] <facility>
 /// [<level> [<minlevel>]]`, or `log global`. Parsed into a target or
 /// `None` after an error.
@@ -255,6 +297,29 @@ fn parse_log(cx: &mut Cx<'_>) -> Option<LogTarget> {
             });
             match addr {
                 Some(a) => LogSink::Udp(a),
+                None if is_host_name(rest) => {
+                    // A syslog host by name (`log localhost local0`),
+                    // resolved once, as HAProxy does at startup.
+                    let (host, port) = match rest.rsplit_once(':') {
+                        Some((h, p)) => (h, p.parse::<u16>().unwrap_or(514)),
+                        None => (rest, 514),
+                    };
+                    if cx.syntax_only {
+                        LogSink::Udp(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), port))
+                    } else {
+                        match std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+                            .ok()
+                            .and_then(|mut a| a.next())
+                        {
+                            Some(a) => LogSink::Udp(a),
+                            None => {
+                                cx.env_error(target, format!("cannot resolve log host '{host}'"))
+                                    .hint = Some("use an IP address, or make sure the name resolves here; `wsgate -c --syntax-only` skips name resolution".into());
+                                return None;
+                            }
+                        }
+                    }
+                }
                 None => {
                     cx.error(target, format!("cannot read log target '{t}'"))
                         .hint =

@@ -14,6 +14,7 @@
 //! Sections follow HAProxy's keyword matrix (manual §4.1).
 
 use super::handlers as h;
+use super::handlers_health as hh;
 use super::handlers_obs as o;
 use super::http_rules as r;
 use super::parser::{Cx, GlobalDraft, ProxyDraft};
@@ -183,7 +184,7 @@ const NO_AGENT: &str =
 const NO_PASSIVE: &str =
     "passive health (observing live traffic) is not implemented; only `check` marks servers down";
 const DHE: &str = "wsgate offers ECDHE key exchange only (rustls has no finite-field DHE), which every current client supports and is faster and safer than DHE, so no DH parameters are needed";
-const NO_CHROOT: &str = "wsgate reloads in process and re-reads the configuration, certificates and error files from their paths, which a chroot would hide; confine it with the service manager instead (systemd `ProtectSystem=strict`, `RootDirectory=`)";
+pub const NO_CHROOT: &str = "wsgate reloads in process and re-reads the configuration, certificates and error files from their paths, which a chroot would hide; confine it with the service manager instead (systemd `ProtectSystem=strict`, `RootDirectory=`)";
 
 /// Every keyword wsgate knows (the docs list them sorted by name).
 pub static KEYWORDS: &[Keyword] = &[
@@ -193,8 +194,8 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("bind", FL, Handler::Proxy(h::bind), "`bind <addr>:<port>[,...] [ssl crt <pem|dir> ... | crt-list <file>] [strict-sni] [ssl-min-ver ..] [ciphers ..] [alpn ..]`; `*:80`, `:80`, `[::]:443`, `ipv6@::1:80`, port ranges `8000-8010`"),
     ign("ca-base", G, "CA files are only used by options wsgate does not support yet"),
     ign("capture", FL, "header capture only feeds access logs, which are not implemented yet"),
-    ign("chroot", G, NO_CHROOT),
-    rej("compression", DFLB, "response compression is not implemented; responses would go out uncompressed", Some("let the server compress, or remove the line")),
+    sup("chroot", G, Handler::Global(process::chroot), "`chroot <dir>`: ignored with a warning (wsgate reloads in process and re-reads its files from their paths; confine it with the service manager); a directory missing on this machine is reported as an environment warning, since HAProxy would not start"),
+    ign("compression", DFLB, "response compression is not implemented: responses go out as the server sent them (uncompressed responses are still correct HTTP; WebSocket frames are never compressed by HAProxy either)"),
     rej("cookie", DLB, "cookie-based persistence is not implemented yet; without it a client could land on a different server each request", Some("remove it if your servers share session state (a WebSocket stays on its server anyway)")),
     ign("cpu-map", G, "threads are not pinned to CPUs"),
     sup("close-spread-time", G, Handler::Global(process::close_spread_time), "`close-spread-time <time|infinite>`: on stop, each WebSocket gets its close 1001 at a random moment within this window instead of all at once (`infinite`: wsgate closes none; `hard-stop-after` still ends the process)"),
@@ -215,7 +216,7 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("hard-stop-after", G, Handler::Global(h::hard_stop_after), "`hard-stop-after <time>`: on stop, how long open connections get (WebSockets are closed with 1001 first) before the process exits; wsgate's default is 30s"),
     sup("hash-type", DLB, Handler::Proxy(h::hash_type), "`hash-type map-based|consistent [sdbm|djb2|wt6|crc32] [avalanche]` (default map-based sdbm; consistent alone means sdbm avalanche)"),
     rej("http-after-response", FLB, "http-after-response rules are not implemented", Some("`http-response` rules change responses from servers")),
-    sup("http-check", DLB, Handler::Proxy(h::http_check), "`http-check expect [!] status <code>|string <text>` (default: any 2xx or 3xx is healthy)"),
+    sup("http-check", DLB, Handler::Proxy(h::http_check), "`http-check expect [!] status <code>|string <text>` (default: any 2xx or 3xx is healthy); `http-check send [meth <m>] [uri <u>] [ver <v>] [hdr <name> <value>]... [body <s>]`; `http-check disable-on-404` (read as a failed check, with a warning)"),
     sup("http-request", FLB, Handler::Proxy(r::http_request), "`http-request <action> [if|unless <condition>]`, in order, the first of allow/deny/return/redirect stopping the list: `set-header|add-header <name> <fmt>`, `del-header <name> [-m str|beg|end|sub|reg]`, `replace-header|replace-value <name> <regex> <fmt>`, `set-path|set-query|set-uri <fmt>`, `replace-path|replace-uri <regex> <fmt>`, `allow`, `deny [deny_status <code>]`, `return [status <code>] [content-type <type>] [string <text>|lf-string <fmt>|file <path>] [hdr <name> <fmt>]...`, `redirect location|prefix|scheme <x> [code <n>] [drop-query] [append-slash]`, `use-service prometheus-exporter`; `<fmt>` is text with %[src], %[src_port], %[dst], %[dst_port], %[hdr(<name>)], %[req.hdr(<name>)], %[path], %[url], %[query], %[method], %[ssl_fc], %ci %cp %fi %fp, and `\\1`.. in replace-*; backend rules run after the frontend's; Content-Length and Transfer-Encoding cannot be changed; `capture` is ignored with a warning; other actions are errors"),
     sup("http-response", FLB, Handler::Proxy(r::http_response), "`http-response set-header|add-header|del-header|replace-header|replace-value ...|allow|deny [deny_status <code>] [if|unless <condition>]` (default deny status 502), on the response head before the client gets it (101 included); conditions are evaluated on the request (HAProxy never matches request fetches there); `<fmt>` may use %[status], %[hdr(<name>)] and %[res.hdr(<name>)] (the response's), not the request's fetches; the backend's rules run before the frontend's"),
     ign("http-reuse", DLB, "idle server connections are not shared between clients yet"),
@@ -228,8 +229,8 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("master-worker", G, "wsgate is a single process that reloads in place"),
     sup("maxconn", Sections(1 | 2 | 4 | 8), Handler::Either { global: h::maxconn_global, proxy: h::maxconn_proxy }, "`maxconn <n>`: global cap, or per frontend (0 = the global value)"),
     sup("mode", DFLB, Handler::Proxy(h::mode), "`mode http|tcp` (default tcp)"),
-    rej("monitor", FL, "monitor rules are not implemented", None),
-    rej("monitor-uri", FL, "the monitor URI is not implemented; probes would be forwarded to the backend", None),
+    sup("monitor", FL, Handler::Proxy(hh::monitor), "`monitor fail if|unless <condition>`: the monitor URI answers 503 when it holds"),
+    sup("monitor-uri", DFL, Handler::Proxy(hh::monitor_uri), "`monitor-uri <uri>`: wsgate answers 200 to this exact request target (a health probe for the proxy itself), not logged; mode http"),
     ign("nbproc", G, "removed in HAProxy 2.5; wsgate is one multi-threaded process"),
     sup("nbthread", G, Handler::Global(h::nbthread), "`nbthread <n>`: worker threads (default: one per CPU the process may run on)"),
     ign("option abortonclose", DLB, "a request whose client has gone is still forwarded; its response is discarded"),
@@ -246,7 +247,7 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("option http-ignore-probes", DFL, LOGGING_LATER),
     ign("option http-pretend-keepalive", DLB, "only mattered with `http-server-close` against old servers"),
     sup("option http-server-close", DFLB, Handler::Proxy(h::option_http_server_close), "close the server connection after each response"),
-    sup("option httpchk", DLB, Handler::Proxy(h::option_httpchk), "`option httpchk [<method> <uri> [<version>]]` (default `OPTIONS / HTTP/1.0`); 2xx/3xx is healthy"),
+    sup("option httpchk", DLB, Handler::Proxy(h::option_httpchk), "`option httpchk [<method> <uri> [<version>]]` (default `OPTIONS / HTTP/1.0`; headers after `\\r\\n` in the version, the pre-2.2 idiom, are sent); 2xx/3xx is healthy"),
     sup("option httpclose", DFLB, Handler::Proxy(h::option_httpclose), "close both connections after each response"),
     sup("option httplog", DFLB, Handler::Proxy(o::option_httplog), "access log lines in HAProxy's default HTTP format (WebSocket tunnels logged when they close)"),
     ign("option log-health-checks", DLB, LOGGING_LATER),
@@ -270,7 +271,7 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("redirect", FLB, Handler::Proxy(r::redirect), "`redirect location|prefix|scheme <x> [code 301|302|303|307|308] [drop-query] [append-slash] [if|unless <condition>]` (the value is literal text), after the section's `http-request` rules: e.g. `redirect scheme https unless { ssl_fc }`"),
     sup("retries", DLB, Handler::Proxy(h::retries), "`retries <n>`: connection attempts after a failure (default 3)"),
     sup("server", LB, Handler::Proxy(h::server), "`server <name> <addr>:<port> [weight N] [disabled]`; host names resolved at startup"),
-    rej("server-template", LB, "servers from DNS templates are not supported", Some("list the servers with `server` lines")),
+    sup("server-template", LB, Handler::Proxy(super::server_template::server_template), "`server-template <prefix> <num>|<first>-<last> <fqdn>:<port> [params]`: the name is resolved once, at startup; slot k gets the k-th address, slots without one are disabled (a warning says so)"),
     rej("setenv", G, "changing the environment from the configuration is not supported", Some("set the variable in the environment wsgate starts in")),
     ign("spread-checks", G, "each server's first check is already spread over its interval"),
     sup("ssl-default-bind-ciphers", G, Handler::Global(h::ssl_default_bind_ciphers), "`ssl-default-bind-ciphers <openssl cipher string>`: `ciphers` of every later `bind ... ssl`"),
@@ -439,7 +440,7 @@ pub static BIND_OPTIONS: &[LineOption] = &[
         0,
         OR("the PROXY protocol is not implemented yet; connections would be misread"),
     ),
-    opt("allow-0rtt", 0, OR("TLS 0-RTT is not offered")),
+    opt("allow-0rtt", 0, OI("TLS 0-RTT (early data) is not offered: clients resume with a full 1-RTT handshake, which is slower by one round trip and never replayable")),
     opt("alpn", 1, OS("ALPN list; wsgate offers http/1.1 (`h2` is accepted with a warning until HTTP/2 is supported)")),
     opt(
         "backlog",
@@ -547,7 +548,7 @@ pub static SERVER_OPTIONS: &[LineOption] = &[
     opt("fall", 1, OS("consecutive failed checks to mark the server DOWN (default 3)")),
     opt("fastinter", 1, OS("check interval while the state is changing (default `inter`)")),
     opt("id", 1, OS("numeric server id (default: lowest free, in order); places the server on the consistent-hash ring and orders `balance first`")),
-    opt("init-addr", 1, OR("host names are resolved once, at startup, and must resolve")),
+    opt("init-addr", 1, OI("host names are resolved once, at startup, with the system resolver (as `init-addr libc`); a name that does not resolve is an error, except in `server-template` with `none`, whose unresolved slots are disabled")),
     opt("inter", 1, OS("check interval (default 2s); also the check timeout unless `timeout check` is set")),
     opt("maxconn", 1, OS("concurrent connections, WebSockets included (0 = unlimited); excess requests queue up to `timeout queue`, then 503")),
     opt("maxqueue", 1, OS("requests allowed to wait for this server (0 = unlimited); beyond, 503")),
@@ -562,9 +563,9 @@ pub static SERVER_OPTIONS: &[LineOption] = &[
     opt("pool-purge-delay", 1, OI("idle server connections are not pooled yet")),
     opt("port", 1, OS("port health checks connect to (default: the server's)")),
     opt("proto", 1, OR("only HTTP/1.1 and raw TCP to servers are implemented")),
-    opt("redir", 1, OR("redirecting to a server is not implemented")),
+    opt("redir", 1, OS("`redir <prefix>`: GET and HEAD requests for this server get `302 Location: <prefix><path>` instead of being forwarded (other methods are forwarded)")),
     opt("resolve-prefer", 1, OI("host names are resolved once, at startup, with the system resolver")),
-    opt("resolvers", 1, OR("runtime DNS resolution is not implemented yet; host names are resolved once at startup")),
+    opt("resolvers", 1, OI("host names are resolved once, at startup, with the system resolver; address changes are not followed while running")),
     opt("rise", 1, OS("consecutive successful checks to mark the server UP (default 2)")),
     opt("send-proxy", 0, OR("the PROXY protocol is not implemented yet; the server would get plain connections")),
     opt("send-proxy-v2", 0, OR("the PROXY protocol is not implemented yet; the server would get plain connections")),

@@ -14,11 +14,19 @@
 //!   `'`, and expand `$VAR`, `${VAR}`, `${VAR-default}` and `${VAR[*]}`
 //!   (one word per space-separated part). Variables are expanded **only
 //!   inside double quotes**, as HAProxy does; an unset variable expands to
-//!   nothing (with a warning here, since that is rarely intended);
+//!   nothing (with a warning here, since that is rarely intended). The
+//!   exception is HAProxy's too: `bind` and `server` addresses expand
+//!   `$VAR`/`${VAR}` even unquoted ([`expand_address`], called by their
+//!   handlers);
 //! * `.FILE` and `.LINE` pseudo-variables are supported;
 //! * a backslash at the very end of a line is *not* a line continuation in
 //!   HAProxy's language (HAProxy would keep it as a literal `\`), so it is
-//!   rejected with an explanation rather than silently misread.
+//!   rejected with an explanation rather than silently misread;
+//! * lines end with LF or CRLF; tabs separate words like spaces; lines
+//!   have no length or word limit. Where HAProxy 2.6 refuses a file that
+//!   wsgate reads (a UTF-8 byte order mark, no newline at the end, more
+//!   than 64 words on a line), a warning says so, for files that must
+//!   also work with HAProxy.
 //!
 //! A line with a lexical error is reported and dropped; the other lines are
 //! still lexed, so every problem in a file is reported at once.
@@ -64,6 +72,46 @@ pub enum LexError {
     BadExpand,
 }
 
+/// HAProxy's limit of words per line (`MAX_LINE_ARGS`, keyword included).
+const HAPROXY_MAX_WORDS: usize = 64;
+
+/// `$VAR` and `${VAR}` in an address (`bind`, `server`), expanded whether
+/// quoted or not, as HAProxy's address parser does (an unset variable is
+/// empty). Other words expand variables only inside double quotes.
+pub fn expand_address(text: &str, env: EnvLookup<'_>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (name, len) = match after.strip_prefix('{') {
+            Some(inner) => match inner.find('}') {
+                Some(end) => (&inner[..end], end + 2),
+                None => ("", 0),
+            },
+            None => {
+                let end = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                (&after[..end], end)
+            }
+        };
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+        if valid {
+            out.push_str(&env(name).unwrap_or_default());
+            rest = &after[len..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Looks up an environment variable; injected so tests do not depend on the
 /// process environment.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -77,6 +125,23 @@ pub fn lex(
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<Line> {
     let mut lines = Vec::new();
+    let at = |line: u32| Location {
+        file: file.clone(),
+        line,
+        col: 1,
+    };
+    // Editors on Windows may start a file with a byte order mark; HAProxy
+    // 2.6 reads it as part of the first word and refuses the file.
+    let text = match text.strip_prefix('\u{feff}') {
+        Some(rest) => {
+            diags.push(Diagnostic::warning(
+                at(1),
+                "UTF-8 byte order mark skipped (HAProxy 2.6 refuses a file that starts with one)",
+            ).with_hint("save the file as UTF-8 without BOM to use it with HAProxy too"));
+            rest
+        }
+        None => text,
+    };
     for (index, raw) in text.split('\n').enumerate() {
         let number = u32::try_from(index + 1).unwrap_or(u32::MAX);
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
@@ -90,6 +155,12 @@ pub fn lex(
         match lexer.run(raw) {
             Ok(()) => {
                 diags.append(&mut lexer.warnings);
+                if lexer.words.len() > HAPROXY_MAX_WORDS {
+                    diags.push(Diagnostic::warning(
+                        at(number),
+                        format!("{} words on one line: wsgate reads them all, HAProxy stops at {HAPROXY_MAX_WORDS} and refuses the file", lexer.words.len()),
+                    ).with_hint("split the line (e.g. several `acl` lines with one name are OR-ed) to use it with HAProxy too"));
+                }
                 if !lexer.words.is_empty() {
                     lines.push(Line {
                         line: number,
@@ -225,12 +296,14 @@ impl LineLexer<'_> {
                     i = self.expand(&chars, i, &mut word)?;
                 }
                 '$' if squote.is_none()
+                    && !self.in_address()
                     && chars
                         .get(i + 1)
                         .is_some_and(|n| *n == '{' || n.is_ascii_alphabetic() || *n == '_') =>
                 {
-                    // HAProxy leaves `$VAR` unexpanded outside double quotes;
-                    // so do we, but say so, since it is rarely intended.
+                    // HAProxy leaves `$VAR` unexpanded outside double quotes
+                    // (addresses aside); so do we, but say so, since it is
+                    // rarely intended.
                     let name: String = chars[i..]
                         .iter()
                         .take_while(|c| !c.is_whitespace() && **c != '"' && **c != '\'')
@@ -242,7 +315,7 @@ impl LineLexer<'_> {
                                 line: self.line,
                                 col: col_of(i),
                             },
-                            format!("'{name}' is not expanded: environment variables are only expanded inside double quotes"),
+                            format!("'{name}' is not expanded here: outside double quotes, HAProxy expands variables only in `bind` and `server` addresses"),
                         )
                         .with_hint(format!("write \"{name}\" to use the variable, or '{name}' to keep it as written")),
                     );
@@ -265,6 +338,17 @@ impl LineLexer<'_> {
             self.push(w);
         }
         Ok(())
+    }
+
+    /// The word being read is the address of a `bind` or `server` line,
+    /// where HAProxy expands variables itself ([`expand_address`]).
+    fn in_address(&self) -> bool {
+        match self.words.as_slice() {
+            [kw] => kw.text == "bind",
+            [kw, _] => kw.text == "server",
+            [kw, _, _] => kw.text == "server-template",
+            _ => false,
+        }
     }
 
     fn push(&mut self, w: Word) {
@@ -405,6 +489,19 @@ pub fn quote_word(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_expand_variables_unquoted() {
+        let env = |n: &str| match n {
+            "IP" => Some("10.0.0.1".to_owned()),
+            "PORT" => Some("8080".to_owned()),
+            _ => None,
+        };
+        assert_eq!(expand_address("${IP}:443", &env), "10.0.0.1:443");
+        assert_eq!(expand_address("$IP:$PORT", &env), "10.0.0.1:8080");
+        assert_eq!(expand_address("${UNSET}:80", &env), ":80");
+        assert_eq!(expand_address("a$:1 ${", &env), "a$:1 ${");
+    }
     use proptest::prelude::*;
 
     fn env(name: &str) -> Option<String> {

@@ -1,6 +1,7 @@
 //! HAProxy configuration language: text in, typed [`model::Config`] out.
 //!
-//! Passes: `lexer` (words, quotes, escapes, `${VAR}`) → `parser` (sections
+//! Passes: `lexer` (words, quotes, escapes, `${VAR}`) → `cond` (`.if`
+//! blocks and `.notice`-style messages) → `parser` (sections
 //! and keywords, driven by the one table in `keywords`) → `check` (names
 //! resolved, cross-section rules such as frontend/backend mode agreement).
 //! Every pass collects [`diag::Diagnostic`]s instead of stopping at the first
@@ -9,9 +10,11 @@
 
 pub mod acl;
 pub mod check;
+pub mod cond;
 pub mod diag;
 pub mod errorfile;
 mod handlers;
+mod handlers_health;
 mod handlers_obs;
 pub mod http_rules;
 pub mod keywords;
@@ -22,6 +25,7 @@ pub mod migrate;
 pub mod model;
 pub mod parser;
 pub mod process;
+mod server_template;
 pub mod tls;
 pub mod units;
 pub mod websocket;
@@ -29,7 +33,7 @@ pub mod websocket;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use diag::{Diagnostic, Severity};
+pub use diag::{Diagnostic, Kind, Severity};
 pub use model::Config;
 
 use model::Location;
@@ -49,9 +53,25 @@ pub struct Source {
     pub text: String,
 }
 
+/// What loading checks besides the language.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Check the language alone (`wsgate -c --syntax-only`): no file named
+    /// by the configuration is looked at and no host name is resolved
+    /// (servers named by host get an unspecified address), so the result
+    /// does not depend on the machine. Such a [`Config`] is for checking,
+    /// not for running.
+    pub syntax_only: bool,
+}
+
 /// Reads every `-f` argument (a directory contributes its `*.cfg` files in
 /// lexical order, as HAProxy does) and loads them as one configuration.
 pub fn load_paths(paths: &[PathBuf]) -> Loaded {
+    load_paths_with(paths, Options::default())
+}
+
+/// [`load_paths`] with explicit [`Options`].
+pub fn load_paths_with(paths: &[PathBuf], options: Options) -> Loaded {
     let mut sources = Vec::new();
     let mut diagnostics = Vec::new();
     for path in paths {
@@ -68,7 +88,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Loaded {
             "no configuration file found (a directory contributes only its *.cfg files)",
         ));
     }
-    let mut loaded = load_sources_with_env(&sources, &|name| std::env::var(name).ok());
+    let mut loaded = load_sources_with(&sources, &|name| std::env::var(name).ok(), options);
     diagnostics.append(&mut loaded.diagnostics);
     if diagnostics.iter().any(Diagnostic::is_error) {
         loaded.config = None;
@@ -112,10 +132,24 @@ fn read_path(path: &Path, sources: &mut Vec<Source>, diags: &mut Vec<Diagnostic>
         return;
     }
     match std::fs::read(path) {
-        Ok(bytes) => sources.push(Source {
-            name,
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-        }),
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            if !text.is_empty() && !text.ends_with('\n') {
+                let last = u32::try_from(text.split('\n').count()).unwrap_or(u32::MAX);
+                diags.push(
+                    Diagnostic::warning(
+                        Location {
+                            file: Arc::from(name.as_str()),
+                            line: last,
+                            col: 1,
+                        },
+                        "no newline at the end of the file: the last line is read, but HAProxy 2.6 refuses such a file (\"Missing LF on last line\")",
+                    )
+                    .with_hint("end the file with a newline to use it with HAProxy too"),
+                );
+            }
+            sources.push(Source { name, text });
+        }
         Err(e) => diags.push(
             Diagnostic::error(
                 whole_file(&name),
@@ -134,14 +168,24 @@ pub fn load_sources(sources: &[Source]) -> Loaded {
 
 /// [`load_sources`] with an explicit environment, for tests.
 pub fn load_sources_with_env(sources: &[Source], env: lexer::EnvLookup<'_>) -> Loaded {
+    load_sources_with(sources, env, Options::default())
+}
+
+/// [`load_sources_with_env`] with explicit [`Options`].
+pub fn load_sources_with(
+    sources: &[Source],
+    env: lexer::EnvLookup<'_>,
+    options: Options,
+) -> Loaded {
     let mut diagnostics = Vec::new();
-    let mut parser = parser::Parser::new();
+    let mut parser = parser::Parser::new(options);
     let mut order = Vec::new();
     for source in sources {
         let file: Arc<str> = Arc::from(source.name.as_str());
         order.push(file.clone());
         let lines = lexer::lex(&file, &source.text, env, &mut diagnostics);
-        parser.parse_file(&file, &lines, &mut diagnostics);
+        let lines = cond::apply(&file, lines, env, &mut diagnostics);
+        parser.parse_file(&file, &lines, env, &mut diagnostics);
     }
     let config = check::check(parser.finish(), &mut diagnostics);
     // Report in file order, then line and column, whatever pass found them.
@@ -300,6 +344,9 @@ mod tests {
                     "bind", "bind :", "bind [::", "bind :80 ssl crt", "server s", "server s :1 weight",
                     "default_backend", "timeout", "timeout client", "no option", "no", "option", "mode",
                     "balance", "\"${A", "\"$", ".if", "default-server weight", "stats",
+                    ".if defined(A) && (1 || !feature(X)", ".elif", ".else", ".endif", ".notice",
+                    "acl a hdr_cnt(x) gt", "acl a path_reg (", "monitor fail if", "server-template s 3 h:1",
+                    "http-check send hdr", "\u{feff}global",
                 ]).prop_map(String::from),
             ],
             0..12,

@@ -379,6 +379,11 @@ pub struct Frontend {
     pub http_response: Vec<HttpResponseRule>,
     /// `errorfile` pages.
     pub errorfiles: ErrorFiles,
+    /// `monitor-uri <uri>`: answered 200 by wsgate (503 when a `monitor
+    /// fail` condition holds), as HAProxy does; `None` when not set.
+    pub monitor_uri: Option<String>,
+    /// `monitor fail if|unless <condition>` lines (any holding means 503).
+    pub monitor_fail: Vec<Condition>,
     /// Access logs.
     pub log: FrontendLog,
 }
@@ -401,6 +406,11 @@ pub struct AclTerm {
     pub values: Vec<String>,
     /// The values parsed as networks, for `src` / `-m ip`.
     pub networks: Vec<Network>,
+    /// The values compiled, for `-m reg` (`path_reg`, `url_reg`, ...).
+    pub regexes: Vec<super::acl::AclRegex>,
+    /// The values as inclusive integer ranges, for `-m int` (`eq 0`,
+    /// `lt 2`, `1:5`).
+    pub ints: Vec<(i64, i64)>,
 }
 
 /// What an ACL looks at.
@@ -409,8 +419,16 @@ pub enum AclFetch {
     /// `path`, `path_beg`, `path_end`, `path_sub`: the path, without query.
     Path,
     /// `hdr(<name>)` and its `_beg`/`_end`/`_sub`/`_dom` forms: every
-    /// comma-separated value of every line of that header.
+    /// comma-separated value of every line of that header. Without a name
+    /// (`hdr_beg -i ws.`), nothing: HAProxy 2.6 accepts it and never
+    /// matches.
     Hdr(String),
+    /// `url` and its forms, `capture.req.uri`: the request target as sent.
+    Url,
+    /// `hdr_cnt(<name>)`: how many comma-separated values the header has.
+    HdrCnt(String),
+    /// `nbsrv(<backend>)`: how many of its servers are usable now.
+    Nbsrv(String),
     Method,
     /// `src`: the client's address.
     Src,
@@ -432,6 +450,12 @@ pub enum MatchMethod {
     Found,
     Ip,
     Bool,
+    /// Regular expression (`_reg`, `-m reg`).
+    Reg,
+    /// A whole slash-delimited part (`_dir`, `-m dir`).
+    Dir,
+    /// Integer ranges (`hdr_cnt`, `nbsrv`, `-m int`).
+    Int,
 }
 
 /// An address with a prefix length (`10.0.0.0/8`).
@@ -680,6 +704,10 @@ pub struct HttpCheck {
     pub method: String,
     pub uri: String,
     pub version: String,
+    /// Extra request headers (`http-check send hdr`, or after `\r\n` in
+    /// `option httpchk`'s version), and a body (`http-check send body`).
+    pub headers: Vec<(String, String)>,
+    pub body: String,
     /// `http-check expect`; `None` means any 2xx or 3xx status.
     pub expect: Option<HttpExpect>,
 }
@@ -691,6 +719,8 @@ impl Default for HttpCheck {
             method: "OPTIONS".into(),
             uri: "/".into(),
             version: "HTTP/1.0".into(),
+            headers: Vec::new(),
+            body: String::new(),
             expect: None,
         }
     }
@@ -762,6 +792,9 @@ pub struct Server {
     pub check: Option<ServerCheck>,
     /// `ssl`: connections to the server use TLS.
     pub ssl: Option<ServerSsl>,
+    /// `redir <prefix>`: GET and HEAD requests for this server are answered
+    /// `302` to `<prefix><path>` instead of being forwarded.
+    pub redir: Option<String>,
 }
 
 /// Health-check settings of one server (`check`, `inter`, `fastinter`,

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use super::acl::ConditionDraft;
 use super::diag::Diagnostic;
 use super::keywords::{self, Handler, Lookup, Sections, Status};
-use super::lexer::{Line, Token};
+use super::lexer::{EnvLookup, Line, Token};
 use super::model::{
     AclTerm, BackendTimeouts, Balance, Bind, FrontendTimeouts, HashType, HttpCheck, HttpConnMode,
     HttpExpect, Location, LogStyle, LogTarget, Mode, Server, StatsPage, StatsSocket,
@@ -63,17 +63,31 @@ impl SectionKind {
 const UNSUPPORTED_SECTIONS: &[(&str, &str)] = &[
     ("userlist", "HTTP authentication is not supported yet"),
     ("peers", "stick-table replication is not supported"),
-    ("resolvers", "runtime DNS resolution is not supported yet; server host names are resolved once at startup"),
-    ("cache", "response caching is not supported"),
     ("http-errors", "custom error pages are not supported yet"),
     ("mailers", "email alerts are not supported"),
     ("program", "wsgate does not start external programs"),
     ("ring", "log rings are not supported"),
     ("log-forward", "log forwarding is not supported"),
     ("fcgi-app", "FastCGI is not supported"),
-    ("crt-store", "certificate stores are not supported yet; use `crt` on the `bind` line"),
+    (
+        "crt-store",
+        "certificate stores are not supported yet; use `crt` on the `bind` line",
+    ),
     ("acme", "ACME is not configurable this way yet"),
     ("traces", "traces are not supported"),
+];
+
+/// Sections wsgate reads past with one warning: what they configure has a
+/// safe stand-in (their lines are skipped).
+const IGNORED_SECTIONS: &[(&str, &str)] = &[
+    (
+        "resolvers",
+        "server host names are resolved once, at startup, with the system resolver (not these nameservers); address changes are not followed while running",
+    ),
+    (
+        "cache",
+        "wsgate does not cache responses: every request reaches a server, which answers it as it would without a cache (slower, not different)",
+    ),
 ];
 
 /// Process-wide settings being collected from `global` sections.
@@ -160,6 +174,8 @@ pub struct ServerDefaults {
     pub fall: Option<u32>,
     pub port: Option<u16>,
     pub addr: Option<std::net::IpAddr>,
+    /// `redir <prefix>`.
+    pub redir: Option<String>,
 }
 
 /// Everything a `defaults`, `frontend`, `backend` or `listen` section can
@@ -191,10 +207,15 @@ pub struct ProxyDraft {
     /// `http-check expect`, kept apart so that it applies whether it is
     /// written before or after `option httpchk`.
     pub http_expect: Option<HttpExpect>,
+    /// `http-check send`, merged into `httpchk` by `check`.
+    pub http_send: Option<super::handlers_health::CheckSend>,
     pub servers: Vec<Server>,
     pub default_server: ServerDefaults,
     /// `acl` lines: name, term, where.
     pub acls: Vec<(String, AclTerm, Location)>,
+    /// Names of `acl` lines that did not parse (reported there): conditions
+    /// naming them are not reported again, one error per cause.
+    pub broken_acls: Vec<String>,
     /// `use_backend` lines: backend name, condition, where (the name's
     /// position, and each condition word's position for messages).
     pub use_backends: Vec<UseBackendDraft>,
@@ -219,6 +240,10 @@ pub struct ProxyDraft {
     pub redirects: Vec<(super::model::Redirect, UseBackendDraft)>,
     /// `errorfile` pages (inherited from `defaults`, replaced per status).
     pub errorfiles: super::model::ErrorFiles,
+    /// `monitor-uri` and the `monitor fail` conditions (as rules without a
+    /// backend).
+    pub monitor_uri: Option<String>,
+    pub monitor_fail: Vec<UseBackendDraft>,
 }
 
 #[derive(Debug, Clone)]
@@ -251,9 +276,13 @@ impl Default for ProxyDraft {
             allbackups: false,
             httpchk: None,
             http_expect: None,
+            http_send: None,
+            monitor_uri: None,
+            monitor_fail: Vec::new(),
             servers: Vec::new(),
             default_server: ServerDefaults::default(),
             acls: Vec::new(),
+            broken_acls: Vec::new(),
             use_backends: Vec::new(),
             stats: None,
             logs: Vec::new(),
@@ -297,6 +326,11 @@ pub struct Cx<'a> {
     pub crt_base: Option<&'a Path>,
     /// The global `ssl-default-bind-*` settings so far.
     pub ssl_bind: crate::config::model::TlsSettings,
+    /// `--syntax-only`: handlers look at no file and resolve no name.
+    pub syntax_only: bool,
+    /// The environment, for `$VAR` in addresses (see
+    /// [`super::lexer::expand_address`]).
+    pub env: EnvLookup<'a>,
     pub diags: &'a mut Vec<Diagnostic>,
 }
 
@@ -315,6 +349,16 @@ impl<'a> Cx<'a> {
 
     pub fn error(&mut self, t: &Token, msg: impl Into<String>) -> &mut Diagnostic {
         let d = Diagnostic::error(self.loc(t), msg);
+        self.diags.push(d);
+        let last = self.diags.len() - 1;
+        &mut self.diags[last]
+    }
+
+    /// An error about the machine (a missing file, a name that does not
+    /// resolve), not the language: see [`super::diag::Kind`]. Handlers
+    /// only look at the machine when `!self.syntax_only`.
+    pub fn env_error(&mut self, t: &Token, msg: impl Into<String>) -> &mut Diagnostic {
+        let d = Diagnostic::error(self.loc(t), msg).environment();
         self.diags.push(d);
         let last = self.diags.len() - 1;
         &mut self.diags[last]
@@ -402,16 +446,21 @@ enum Current {
 }
 
 /// Parses lexed files in order into one [`Parsed`].
-#[derive(Default)]
 pub struct Parser {
     parsed: Parsed,
     defaults: Vec<DefaultsDecl>,
     named_defaults: HashMap<String, usize>,
+    options: super::Options,
 }
 
 impl Parser {
-    pub fn new() -> Self {
-        Parser::default()
+    pub fn new(options: super::Options) -> Self {
+        Parser {
+            parsed: Parsed::default(),
+            defaults: Vec::new(),
+            named_defaults: HashMap::new(),
+            options,
+        }
     }
 
     pub fn finish(self) -> Parsed {
@@ -420,7 +469,13 @@ impl Parser {
 
     /// Parses one file. Sections do not continue across files, as in
     /// HAProxy.
-    pub fn parse_file(&mut self, file: &Arc<str>, lines: &[Line], diags: &mut Vec<Diagnostic>) {
+    pub fn parse_file(
+        &mut self,
+        file: &Arc<str>,
+        lines: &[Line],
+        env: EnvLookup<'_>,
+        diags: &mut Vec<Diagnostic>,
+    ) {
         let mut current = Current::None;
         for line in lines {
             let Some(first) = line.words.first() else {
@@ -431,20 +486,7 @@ impl Parser {
                 line: first.line,
                 col: first.col,
             };
-            if first.text.starts_with('.') {
-                diags.push(
-                    Diagnostic::error(
-                        loc,
-                        format!(
-                            "directive '{}' is not supported yet (conditional blocks and messages)",
-                            first.text
-                        ),
-                    )
-                    .with_hint("remove the directive and keep the lines that apply to this setup"),
-                );
-                continue;
-            }
-            if let Some(next) = self.section_header(file, line, diags) {
+            if let Some(next) = self.section_header(file, line, env, diags) {
                 current = next;
                 continue;
             }
@@ -461,7 +503,7 @@ impl Parser {
                 Current::Defaults(_) => SectionKind::Defaults,
                 Current::Proxy(i) => self.parsed.proxies[i].kind,
             };
-            self.keyword_line(file, line, section, &current, diags);
+            self.keyword_line(file, line, section, &current, env, diags);
         }
     }
 
@@ -470,6 +512,7 @@ impl Parser {
         &mut self,
         file: &Arc<str>,
         line: &Line,
+        env: EnvLookup<'_>,
         diags: &mut Vec<Diagnostic>,
     ) -> Option<Current> {
         let words = &line.words;
@@ -485,6 +528,14 @@ impl Parser {
             "frontend" => SectionKind::Frontend,
             "backend" => SectionKind::Backend,
             "listen" => SectionKind::Listen,
+            other if IGNORED_SECTIONS.iter().any(|(name, _)| *name == other) => {
+                let (_, reason) = IGNORED_SECTIONS.iter().find(|(n, _)| *n == other)?;
+                diags.push(Diagnostic::warning(
+                    loc_of(first),
+                    format!("'{other}' section ignored: {reason}"),
+                ));
+                return Some(Current::Skip);
+            }
             other => {
                 let (_, reason) = UNSUPPORTED_SECTIONS
                     .iter()
@@ -585,6 +636,8 @@ impl Parser {
                             section: kind,
                             crt_base: crt_dir.as_deref(),
                             ssl_bind: self.parsed.global.ssl_bind.clone(),
+                            syntax_only: self.options.syntax_only,
+                            env,
                             diags,
                         };
                         super::handlers::bind(&mut self.parsed.proxies[index].draft, &mut cx);
@@ -658,6 +711,7 @@ impl Parser {
         line: &Line,
         section: SectionKind,
         current: &Current,
+        env: EnvLookup<'_>,
         diags: &mut Vec<Diagnostic>,
     ) {
         let mut words = &line.words[..];
@@ -820,6 +874,8 @@ impl Parser {
                     section,
                     crt_base: crt_dir.as_deref(),
                     ssl_bind: self.parsed.global.ssl_bind.clone(),
+                    syntax_only: self.options.syntax_only,
+                    env,
                     diags,
                 };
                 match (handler, current) {
@@ -863,7 +919,13 @@ fn section_mismatch(
             || keyword.starts_with("option ")
             || matches!(
                 keyword,
-                "maxconn" | "default_backend" | "balance" | "retries"
+                "maxconn"
+                    | "default_backend"
+                    | "balance"
+                    | "retries"
+                    | "capture"
+                    | "monitor-uri"
+                    | "monitor"
             ));
     let side = match section {
         SectionKind::Backend => "a backend has no client side",

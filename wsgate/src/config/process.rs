@@ -1,5 +1,7 @@
 //! `global` keywords about the process itself: `user`/`uid`, `group`/`gid`
-//! (the identity wsgate takes once its sockets are bound), `pidfile`, and
+//! (the identity wsgate takes once its sockets are bound), `pidfile`,
+//! `chroot` (read, not applied: a missing directory is reported as an
+//! environment warning, since HAProxy would not start), and
 //! how it stops: `grace` and `close-spread-time` (`hard-stop-after` is
 //! with the other times, in handlers.rs).
 //!
@@ -11,6 +13,7 @@ use std::ffi::CString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::keywords::NO_CHROOT;
 use super::parser::{Cx, GlobalDraft, ProxyDraft};
 
 /// The process settings of `global`.
@@ -28,6 +31,26 @@ pub struct ProcessSettings {
     pub grace: Option<Duration>,
     /// `close-spread-time`: how the closes of a stop are spread in time.
     pub close_spread: CloseSpread,
+}
+
+/// `chroot <dir>`: ignored, with the reason; a missing directory is noted.
+pub fn chroot(_g: &mut GlobalDraft, cx: &mut Cx<'_>) {
+    let Some(dir) = cx.one_arg("chroot <dir>") else {
+        return;
+    };
+    let kw = cx.kw;
+    cx.warn(kw, format!("'chroot' is ignored: {NO_CHROOT}"));
+    if !cx.syntax_only && !std::path::Path::new(&dir.text).is_dir() {
+        let d = super::diag::Diagnostic::warning(
+            cx.loc(dir),
+            format!(
+                "chroot directory '{}' does not exist here: HAProxy would not start (wsgate does not chroot)",
+                dir.text
+            ),
+        )
+        .environment();
+        cx.diags.push(d);
+    }
 }
 
 /// `grace <time>` in a proxy section (HAProxy 1.x kept that one proxy up

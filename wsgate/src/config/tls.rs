@@ -7,11 +7,13 @@
 //! This module knows names only, no TLS library: `tls/` maps the enums
 //! below to rustls suites and groups. The accepted set is what rustls with
 //! the ring provider offers: TLS 1.2 and 1.3, AEAD ciphers (AES-GCM,
-//! ChaCha20-Poly1305) with ECDHE, groups X25519, P-256 and P-384. An
-//! OpenSSL name with no such equivalent is an error naming it, except the
-//! finite-field DHE suites of common "intermediate" lists (safe, but rustls
-//! has no DHE): those are skipped with a warning, so pasted Mozilla
-//! configurations keep working.
+//! ChaCha20-Poly1305) with ECDHE, groups X25519, P-256 and P-384. A
+//! TLS 1.2 cipher string is read as OpenSSL reads it (names,
+//! `FAMILY+FAMILY` intersections, `!`/`-` exclusions, `@STRENGTH`):
+//! wsgate keeps the AEAD ECDHE suites it selects and warns about the rest
+//! (weak CBC/3DES/RC4 suites, DHE, unknown words), naming each; like
+//! OpenSSL, it refuses the list only when nothing usable is left, so pasted
+//! Mozilla or distribution lists keep working with their safe part.
 
 /// A TLS protocol version wsgate can offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -133,7 +135,9 @@ pub struct CipherList {
     pub suites: Vec<CipherSuite>,
     /// Safe DHE names that rustls does not offer (a warning).
     pub skipped_dhe: Vec<String>,
-    /// Names with no safe rustls equivalent (an error).
+    /// Names or families with no safe rustls equivalent, or unknown: left
+    /// out with a warning, as OpenSSL ignores what it cannot use; an error
+    /// only when nothing is left (`ciphers`) or for TLS 1.3 suite names.
     pub refused: Vec<String>,
 }
 
@@ -156,11 +160,20 @@ fn family(word: &str) -> Option<Vec<CipherSuite>> {
         "AES256" => keep(&|n| n.contains("AES256")),
         "CHACHA20" => keep(&|n| n.contains("CHACHA20")),
         "ECDSA" | "aECDSA" => keep(&|n| n.contains("-ECDSA-")),
-        "RSA" | "aRSA" => keep(&|n| n.contains("-RSA-")),
+        "aRSA" => keep(&|n| n.contains("-RSA-")),
         "SHA256" => keep(&|n| n.ends_with("SHA256")),
         "SHA384" => keep(&|n| n.ends_with("SHA384")),
-        // DHE families: nothing rustls offers.
-        "DHE" | "EDH" | "kDHE" | "kEDH" => Vec::new(),
+        "ECDH" | "kECDH" | "ECDHE-ECDSA" | "ECDHE-RSA" => all,
+        // Families that select nothing wsgate offers: finite-field DHE
+        // (safe, not in rustls), and the weak ones (CBC-only, 3DES, RC4,
+        // export, anonymous, static RSA key exchange, ...).
+        "DHE" | "EDH" | "kDHE" | "kEDH" | "DH" | "kDH" | "aDH" | "ADH" | "AECDH" | "aNULL"
+        | "eNULL" | "NULL" | "COMPLEMENTOFALL" | "COMPLEMENTOFDEFAULT" | "3DES" | "DES" | "RC4"
+        | "RC2" | "MD5" | "SHA1" | "SHA" | "CAMELLIA" | "CAMELLIA128" | "CAMELLIA256" | "SEED"
+        | "IDEA" | "ARIA" | "EXPORT" | "EXP" | "LOW" | "MEDIUM" | "PSK" | "SRP" | "kRSA" | "DSS"
+        // `RSA` is OpenSSL's alias of kRSA (static RSA key exchange).
+        | "RSA"
+        | "aDSS" | "kPSK" | "aPSK" | "CBC" | "SSLv3" | "TLSv1" | "TLSv1.0" | "AESCCM" | "AESCCM8" => Vec::new(),
         _ => return None,
     })
 }
@@ -207,6 +220,8 @@ pub fn parse_cipher_list(text: &str) -> CipherList {
             continue;
         }
         match word_set(word) {
+            // A family word that selects nothing wsgate offers (`DH+3DES`).
+            Some(set) if set.is_empty() => out.refused.push(word.to_owned()),
             Some(set) => {
                 for s in set {
                     if !out.suites.contains(&s) && !excluded.contains(&s) {
@@ -245,7 +260,7 @@ pub fn refusal_reason(names: &[String]) -> &'static str {
     {
         "weak (CBC, RC4, 3DES, export or unauthenticated) or unknown; wsgate offers only AEAD suites with ECDHE"
     } else {
-        "unknown, or not implemented by rustls; wsgate offers only AEAD suites with ECDHE"
+        "unknown, or nothing rustls implements (DHE, static RSA); wsgate offers only AEAD suites with ECDHE"
     }
 }
 
@@ -304,12 +319,30 @@ mod tests {
         let l = parse_cipher_list("ECDHE+AESGCM:!aNULL:!MD5:@STRENGTH");
         assert_eq!(l.suites.len(), 4);
         assert!(l.refused.is_empty());
-        let l = parse_cipher_list("HIGH:!RSA");
+        let l = parse_cipher_list("HIGH:!aRSA");
         assert_eq!(l.suites.len(), 3);
+        let l = parse_cipher_list("HIGH:!RSA");
+        assert_eq!(l.suites.len(), 6, "RSA is kRSA: ECDHE-RSA suites stay");
         let l = parse_cipher_list("ECDHE-RSA-AES128-SHA:RC4-SHA:ECDHE-RSA-AES128-GCM-SHA256");
         assert_eq!(l.suites, [C::EcdheRsaAes128GcmSha256]);
         assert_eq!(l.refused, ["ECDHE-RSA-AES128-SHA", "RC4-SHA"]);
         assert!(refusal_reason(&l.refused).starts_with("weak"));
+    }
+
+    #[test]
+    fn distribution_lists_keep_their_aead_ecdhe_part() {
+        // Kazoo's list: ECDH families; AES256/AES128 narrow to GCM here.
+        let l = parse_cipher_list(
+            "ECDH+AESGCM:ECDH+CHACHA20:ECDH+AES256:ECDH+AES128:!aNULL:!SHA1:!AESCCM",
+        );
+        assert_eq!(l.suites.len(), 6, "{l:?}");
+        assert!(l.refused.is_empty());
+        // Matrix's list: the DH and 3DES words select nothing wsgate offers.
+        let l = parse_cipher_list("ECDH+AESGCM:DH+AESGCM:ECDH+AES256:DH+AES256:ECDH+AES128:DH+AES:ECDH+3DES:DH+3DES:RSA+3DES:!aNULL:!MD5:!DSS");
+        assert_eq!(l.suites.len(), 4, "the AES-GCM ECDHE suites");
+        assert!(l.refused.contains(&"DH+3DES".to_owned()));
+        // Nothing usable at all.
+        assert!(parse_cipher_list("DES-CBC3-SHA:RC4-MD5").suites.is_empty());
     }
 
     #[test]

@@ -41,6 +41,27 @@ pub fn parse_time(value: &str) -> Result<Duration, UnitError> {
         .ok_or_else(|| UnitError::Overflow(value.to_owned()))
 }
 
+/// HAProxy 2.6's reading of a time with trailing letters after a valid
+/// unit (`15min` is 15m): it warns and ignores the rest, later versions
+/// refuse it. Returns the value and the part that was read (`15m`), or
+/// `None` when even the prefix is not a time.
+pub fn parse_time_prefix(value: &str) -> Option<(Duration, String)> {
+    let digits = value.bytes().take_while(u8::is_ascii_digit).count();
+    let rest = &value[digits..];
+    let unit_len = if rest.starts_with("us") || rest.starts_with("ms") {
+        2
+    } else if rest.starts_with(['s', 'm', 'h', 'd']) {
+        1
+    } else {
+        return None;
+    };
+    let read = &value[..digits + unit_len];
+    if read.len() == value.len() {
+        return None;
+    }
+    parse_time(read).ok().map(|d| (d, read.to_owned()))
+}
+
 /// Parses a HAProxy size such as `16384`, `16k` or `1m`.
 pub fn parse_size(value: &str) -> Result<u64, UnitError> {
     let (number, unit) = split_number(value)?;

@@ -31,6 +31,10 @@ pub enum ConnectError {
     },
     #[error("connection to server {server} timed out")]
     Timeout { server: String },
+    /// `server ... redir`: the request is answered with a 302 to
+    /// `location`, no connection is made.
+    #[error("server {server} redirects to {location}")]
+    Redirect { server: String, location: String },
 }
 
 impl From<AcquireError> for ConnectError {
@@ -62,6 +66,21 @@ pub async fn connect(backend: &BackendRuntime, req: &dyn Fetch) -> Result<Connec
     result
 }
 
+/// `redir <prefix>`: the prefix followed by the request's URI from the
+/// leading `/` of its path, for GET and HEAD (HAProxy's rule).
+fn redirect_location(prefix: Option<&str>, req: &dyn Fetch) -> Option<String> {
+    let prefix = prefix?;
+    if !matches!(req.method(), Some("GET" | "HEAD")) {
+        return None;
+    }
+    let uri = req.uri()?;
+    let path = match uri.find("://") {
+        Some(i) => uri[i + 3..].find('/').map_or("/", |j| &uri[i + 3 + j..]),
+        None => uri,
+    };
+    Some(format!("{prefix}{path}"))
+}
+
 async fn try_connect(backend: &BackendRuntime, req: &dyn Fetch) -> Result<Connected, ConnectError> {
     let cfg = &backend.config;
     let mut guard = acquire(backend, req, None).await?;
@@ -70,6 +89,12 @@ async fn try_connect(backend: &BackendRuntime, req: &dyn Fetch) -> Result<Connec
     for attempt in 0..attempts {
         let server = guard.server();
         let target = &cfg.servers[server];
+        if let Some(location) = redirect_location(target.redir.as_deref(), req) {
+            return Err(ConnectError::Redirect {
+                server: target.name.clone(),
+                location,
+            });
+        }
         let result = match cfg.timeouts.connect {
             Some(limit) => tokio::time::timeout(limit, TcpStream::connect(target.addr)).await,
             None => Ok(TcpStream::connect(target.addr).await),

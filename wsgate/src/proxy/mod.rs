@@ -14,6 +14,7 @@ mod errors;
 pub mod http1;
 mod io;
 mod listener;
+mod monitor;
 pub mod route;
 mod rules;
 mod session;

@@ -21,6 +21,8 @@ pub struct RequestFacts<'a> {
     pub head: Option<&'a RequestHead>,
     pub peer: SocketAddr,
     pub tls: bool,
+    /// Backend state, for `nbsrv(<backend>)`; without it `nbsrv` is 0.
+    pub runtime: Option<&'a super::Runtime>,
 }
 
 impl<'a> RequestFacts<'a> {
@@ -29,6 +31,7 @@ impl<'a> RequestFacts<'a> {
             head: Some(head),
             peer,
             tls,
+            runtime: None,
         }
     }
 
@@ -37,7 +40,27 @@ impl<'a> RequestFacts<'a> {
             head: None,
             peer,
             tls,
+            runtime: None,
         }
+    }
+
+    /// Lets ACLs read backend state (`nbsrv`).
+    pub fn with_runtime(mut self, runtime: &'a super::Runtime) -> RequestFacts<'a> {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    /// `nbsrv(<backend>)`: usable active servers, or usable backups when no
+    /// active one is (HAProxy's count).
+    fn usable_servers(&self, backend: &str) -> i64 {
+        let Some(b) = self
+            .runtime
+            .and_then(|r| r.backends.iter().find(|b| b.config.name == backend))
+        else {
+            return 0;
+        };
+        let (active, backup) = b.usable_counts();
+        i64::try_from(if active > 0 { active } else { backup }).unwrap_or(i64::MAX)
     }
 
     /// The first value of header `name`: HAProxy's header fetches and
@@ -61,6 +84,10 @@ impl Fetch for RequestFacts<'_> {
 
     fn header(&self, name: &str) -> Option<&[u8]> {
         self.first_header_value(name)
+    }
+
+    fn method(&self) -> Option<&str> {
+        self.head.map(|h| h.method.as_str())
     }
 }
 
@@ -105,17 +132,20 @@ fn samples<'a>(fetch: &'a AclFetch, facts: &RequestFacts<'a>) -> Vec<Sample<'a>>
             .map(|h| Sample::Text(path_of(&h.target).as_bytes()))
             .into_iter()
             .collect(),
-        AclFetch::Hdr(name) => facts
+        // Without a name, HAProxy 2.6's string header fetches yield
+        // nothing in an ACL (checked side by side): never a match.
+        AclFetch::Hdr(name) if name.is_empty() => Vec::new(),
+        AclFetch::Hdr(name) => header_values(facts, name).map(Sample::Text).collect(),
+        AclFetch::Url => facts
             .head
-            .map(|h| {
-                h.headers
-                    .iter()
-                    .filter(|hd| hd.is(name))
-                    .flat_map(|hd| hd.value.split(|&c| c == b','))
-                    .map(|v| Sample::Text(v.trim_ascii()))
-                    .collect()
-            })
-            .unwrap_or_default(),
+            .map(|h| Sample::Text(h.target.as_bytes()))
+            .into_iter()
+            .collect(),
+        AclFetch::HdrCnt(name) => {
+            let n = header_values(facts, name).count();
+            vec![Sample::Int(i64::try_from(n).unwrap_or(i64::MAX))]
+        }
+        AclFetch::Nbsrv(backend) => vec![Sample::Int(facts.usable_servers(backend))],
         AclFetch::Method => facts
             .head
             .map(|h| Sample::Text(h.method.as_bytes()))
@@ -127,10 +157,26 @@ fn samples<'a>(fetch: &'a AclFetch, facts: &RequestFacts<'a>) -> Vec<Sample<'a>>
     }
 }
 
+/// Every comma-separated value of header `name` (of every header when
+/// `name` is empty), trimmed.
+fn header_values<'a>(
+    facts: &RequestFacts<'a>,
+    name: &'a str,
+) -> impl Iterator<Item = &'a [u8]> + 'a {
+    facts
+        .head
+        .into_iter()
+        .flat_map(|h| h.headers.iter())
+        .filter(move |hd| name.is_empty() || hd.is(name))
+        .flat_map(|hd| hd.value.split(|&c| c == b','))
+        .map(<[u8]>::trim_ascii)
+}
+
 enum Sample<'a> {
     Text(&'a [u8]),
     Ip(IpAddr),
     Bool(bool),
+    Int(i64),
 }
 
 /// The path of a request target: before `?`, after any scheme and host.
@@ -180,6 +226,12 @@ fn term_matches(term: &AclTerm, facts: &RequestFacts<'_>) -> bool {
 fn sample_matches(sample: &Sample<'_>, term: &AclTerm) -> bool {
     match (sample, term.method) {
         (Sample::Bool(b), _) => *b,
+        (Sample::Int(n), _) => term.ints.iter().any(|(lo, hi)| (lo..=hi).contains(&n)),
+        (Sample::Text(t), MatchMethod::Reg) => term.regexes.iter().any(|r| r.0.is_match(t)),
+        (Sample::Text(t), MatchMethod::Int) => std::str::from_utf8(t)
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .is_some_and(|n| term.ints.iter().any(|(lo, hi)| (*lo..=*hi).contains(&n))),
         (Sample::Ip(ip), _) => term.networks.iter().any(|n| in_network(*ip, n)),
         (Sample::Text(t), MatchMethod::Ip) => std::str::from_utf8(t)
             .ok()
@@ -207,9 +259,11 @@ fn text_matches(sample: &[u8], pattern: &[u8], method: MatchMethod, ignore_case:
         MatchMethod::Beg => sample.len() >= n && eq(&sample[..n], pattern),
         MatchMethod::End => sample.len() >= n && eq(&sample[sample.len() - n..], pattern),
         MatchMethod::Sub => n == 0 || sample.windows(n).any(|w| eq(w, pattern)),
-        MatchMethod::Dom => {
-            // The pattern as whole delimited parts (`/ ? . :` or the ends).
-            let delim = |c: u8| matches!(c, b'/' | b'?' | b'.' | b':');
+        // The pattern as whole delimited parts: `/ ? . :` for domains,
+        // `/ ?` for directories (HAProxy's match_word delimiters).
+        MatchMethod::Dom | MatchMethod::Dir => {
+            let dom = method == MatchMethod::Dom;
+            let delim = |c: u8| matches!(c, b'/' | b'?') || (dom && matches!(c, b'.' | b':'));
             (0..sample.len().saturating_sub(n.saturating_sub(1))).any(|i| {
                 i + n <= sample.len()
                     && eq(&sample[i..i + n], pattern)
@@ -217,7 +271,11 @@ fn text_matches(sample: &[u8], pattern: &[u8], method: MatchMethod, ignore_case:
                     && (i + n == sample.len() || delim(sample[i + n]))
             })
         }
-        MatchMethod::Found | MatchMethod::Ip | MatchMethod::Bool => false,
+        MatchMethod::Found
+        | MatchMethod::Ip
+        | MatchMethod::Bool
+        | MatchMethod::Reg
+        | MatchMethod::Int => false,
     }
 }
 
@@ -275,6 +333,45 @@ mod tests {
         assert!(!matches("ssl_fc", &ws, false));
         assert!(matches("always_true", &ws, false));
         assert!(matches("path -m beg /ch", &ws, false));
+    }
+
+    #[test]
+    fn url_reg_dir_and_counts() {
+        let h = head("GET /socket.io/?EIO=4 HTTP/1.1\r\nHost: a\r\nX-Scheme: https\r\nAccept: a, b\r\nAccept: c\r\n\r\n");
+        assert!(matches("url_beg /socket.io", &h, false));
+        assert!(matches("capture.req.uri -m beg /socket", &h, false));
+        assert!(matches("url_end EIO=4", &h, false), "url keeps the query");
+        assert!(!matches("path_end EIO=4", &h, false), "path does not");
+        assert!(matches("url_sub ?EIO", &h, false));
+        assert!(matches("url_reg ^/socket\\.io/\\?EIO=[0-9]+$", &h, false));
+        assert!(matches("path_reg -i ^/SOCKET", &h, false));
+        assert!(!matches("path_reg ^/SOCKET", &h, false));
+        assert!(matches("path_dir socket.io", &h, false));
+        assert!(!matches("path_dir socket", &h, false));
+        assert!(matches("req.hdr_cnt(X-Scheme) eq 1", &h, false));
+        assert!(matches("hdr_cnt(x-missing) eq 0", &h, false));
+        assert!(
+            matches("hdr_cnt(accept) gt 2", &h, false),
+            "values, not lines"
+        );
+        assert!(!matches("hdr_cnt(accept) lt 3", &h, false));
+        assert!(matches("hdr_cnt(accept) 2:5", &h, false));
+        assert!(
+            !matches("hdr_beg -i HTTPS", &h, false),
+            "no name: nothing, as HAProxy"
+        );
+        assert!(!matches("hdr -m found", &h, false));
+        assert!(
+            matches("hdr_cnt gt 3", &h, false),
+            "hdr_cnt without a name: all headers"
+        );
+        // Without backend state (no runtime), nbsrv counts nothing.
+        assert!(matches("nbsrv(app) lt 1", &h, false));
+        let predefined = crate::config::acl::predefined("METH_GET").unwrap();
+        assert!(term_matches(
+            &predefined,
+            &RequestFacts::http(&h, "10.1.2.3:5000".parse().unwrap(), false)
+        ));
     }
 
     #[test]

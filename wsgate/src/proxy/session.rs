@@ -116,6 +116,15 @@ where
         tracing::debug!(%peer, method = %request.method, target = %request.target, "request");
         let mut rec = Rec::new(began, head_len);
 
+        // `monitor-uri` first: HAProxy answers it before any rule.
+        {
+            let facts = RequestFacts::http(&request, peer, tls).with_runtime(runtime);
+            if let Some(reply) = super::monitor::reply(frontend, &request.target, &facts) {
+                let _ = write_with_timeout(&mut client, &reply, fe.client).await;
+                let _ = with_timeout(fe.client, client.shutdown()).await;
+                return None;
+            }
+        }
         // HAProxy's order: the frontend's `http-request` rules, the stats
         // page, the `redirect` lines, then routing.
         let outcome =
@@ -139,7 +148,6 @@ where
                 _ => return None,
             }
         }
-        // Requests wsgate answers itself (as HAProxy: before routing).
         if let Some(page) = frontend
             .stats
             .as_ref()
@@ -184,7 +192,7 @@ where
                 _ => return None,
             }
         }
-        let facts = RequestFacts::http(&request, peer, tls);
+        let facts = RequestFacts::http(&request, peer, tls).with_runtime(runtime);
         if let Some(rule) = &frontend.prometheus {
             let holds = rule
                 .condition
@@ -850,12 +858,21 @@ impl Exchange<'_> {
             }
         }
 
-        let facts = RequestFacts::http(request, self.conn.peer, self.conn.tls);
+        let facts =
+            RequestFacts::http(request, self.conn.peer, self.conn.tls).with_runtime(self.runtime);
         let connect_started = Instant::now();
         let connected = connect(self.backend, &facts).await;
         rec.t_connect = Some(ms(connect_started.elapsed()));
         let server = match connected {
             Ok(connected) => connected,
+            Err(ConnectError::Redirect { location, .. }) => {
+                let _ =
+                    write_with_timeout(client, &errors::redirect(302, &location), client_timeout)
+                        .await;
+                let _ = with_timeout(client_timeout, client.shutdown()).await;
+                (rec.status, rec.term) = (Some(302), *b"LR");
+                return Next::Abort;
+            }
             Err(e) => {
                 rec.status = Some(503);
                 rec.t_connect = None;
@@ -1357,14 +1374,17 @@ pub async fn serve_tcp<C: IntoTunnel>(
     let obs = Obs::new(runtime, fe_index, frontend, peer, false);
     let mut rec = Rec::new(Instant::now(), 0);
     rec.bytes_in = 0;
-    let Some(backend_id) = frontend.default_backend else {
+    // `use_backend` rules hold here too, on what a TCP connection offers
+    // (`src`, `nbsrv`, ...; HTTP fetches find nothing), as in HAProxy.
+    let facts = RequestFacts::tcp(peer, false).with_runtime(runtime);
+    let Some(backend_id) = route::select_backend(frontend, &facts, runtime) else {
         rec.term = *b"SC";
         obs.tcp_log(&rec, None, "<NOSRV>", "<NOSRV>");
         return None;
     };
     let backend = &runtime.backends[backend_id.0];
     let started = Instant::now();
-    let connected = match connect(backend, &RequestFacts::tcp(peer, false)).await {
+    let connected = match connect(backend, &facts).await {
         Ok(connected) => connected,
         Err(e) => {
             tracing::warn!(%peer, backend = %backend.config.name, "{e}");
