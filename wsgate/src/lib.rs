@@ -15,6 +15,7 @@ pub mod config;
 pub mod demo;
 pub mod log;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod reload;
 pub mod tls;
 pub mod ws;

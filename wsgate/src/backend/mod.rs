@@ -219,6 +219,7 @@ mod tests {
                 maxqueue: 0,
                 check: None,
                 ssl: None,
+                send_proxy: None,
             })
             .collect();
         BackendRuntime::new(Backend {

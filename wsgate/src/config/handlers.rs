@@ -17,8 +17,8 @@ use super::keywords::{self, LineOption, OptionStatus, BIND_OPTIONS, SERVER_OPTIO
 use super::lexer::Token;
 use super::model::{
     Balance, Bind, BindSsl, CertSource, CipherSuite, HashFunction, HashType, HttpCheck,
-    HttpConnMode, HttpExpect, Mode, Server, ServerCheck, ServerSsl, SniExpr, TlsSettings,
-    TlsVersion,
+    ClientAuth, HttpConnMode, HttpExpect, Mode, SendProxy, Server, ServerCheck, ServerSsl,
+    SniExpr, TlsSettings, TlsVersion,
 };
 use super::parser::{Cx, GlobalDraft, ProxyDraft, ServerDefaults};
 use super::tls;
@@ -741,11 +741,31 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     let mut crts: Vec<(&Token, PathBuf)> = Vec::new();
     let mut sources: Vec<CertSource> = Vec::new();
     let mut strict_sni = false;
+    let mut accept_proxy = false;
+    let mut ca_file: Option<(&Token, PathBuf)> = None;
+    let mut verify: Option<(&Token, &str)> = None;
     let mut settings = cx.ssl_bind.clone();
     let options = scan_options(cx, &args[1..], BIND_OPTIONS, "bind");
     for (o, t, value) in options {
         match o.name {
             "ssl" => ssl = Some(t),
+            "accept-proxy" => accept_proxy = true,
+            "ca-file" => {
+                if let Some(v) = value {
+                    ca_file = Some((v, resolve_crt(None, &v.text)));
+                }
+            }
+            "verify" => {
+                if let Some(v) = value {
+                    match v.text.as_str() {
+                        "none" | "optional" | "required" => verify = Some((v, v.text.as_str())),
+                        other => {
+                            cx.error(v, format!("verify '{other}': expected none, optional or required"));
+                            bad = true;
+                        }
+                    }
+                }
+            }
             "crt" => {
                 if let Some(v) = value {
                     let path = resolve_crt(cx.crt_base, &v.text);
@@ -818,6 +838,10 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
             );
         }
     }
+    let client_auth = match bind_client_auth(cx, ssl.is_some(), ca_file, verify) {
+        Ok(c) => c,
+        Err(()) => return,
+    };
     if bad {
         return;
     }
@@ -832,6 +856,7 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         sources,
         strict_sni,
         settings,
+        client_auth,
     });
     let location = cx.kw_loc();
     for addr in addrs {
@@ -839,7 +864,52 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
             location: location.clone(),
             addr,
             ssl: tls.clone(),
+            accept_proxy,
         });
+    }
+}
+
+/// `ca-file` and `verify` of a `bind` line: client certificates. As
+/// HAProxy, `verify` defaults to `none` (no certificate asked for), and
+/// `optional`/`required` need a `ca-file` to verify against. `Err` after
+/// reporting an error.
+fn bind_client_auth(
+    cx: &mut Cx<'_>,
+    ssl: bool,
+    ca_file: Option<(&Token, PathBuf)>,
+    verify: Option<(&Token, &str)>,
+) -> Result<Option<ClientAuth>, ()> {
+    let mode = verify.map_or("none", |(_, m)| m);
+    if let Some((tok, path)) = &ca_file {
+        if !path.exists() {
+            cx.error(tok, format!("ca-file '{}' does not exist", path.display()))
+                .hint = Some("give the PEM file of the CA(s) that sign client certificates; relative paths are resolved against the directory wsgate starts in".into());
+            return Err(());
+        }
+    }
+    if !ssl {
+        if let Some((tok, _)) = verify.filter(|(_, m)| *m != "none").or(ca_file.as_ref().map(|(t, _)| (*t, ""))) {
+            cx.warn(tok, "client certificate options without 'ssl': this listener serves plain TCP and they are not used");
+        }
+        return Ok(None);
+    }
+    match (mode, ca_file) {
+        ("none", None) => Ok(None),
+        ("none", Some((tok, _))) => {
+            cx.warn(tok, "'ca-file' with `verify none` (the default): client certificates are not requested")
+                .hint = Some("add `verify required` (or `verify optional`) to ask clients for a certificate".into());
+            Ok(None)
+        }
+        (_, None) => {
+            let (tok, _) = verify.expect("a verify mode other than none was written");
+            cx.error(tok, format!("`verify {mode}` needs a `ca-file` to verify client certificates against"))
+                .hint = Some("add `ca-file <pem>` with the CA(s) that sign client certificates".into());
+            Err(())
+        }
+        (m, Some((_, path))) => Ok(Some(ClientAuth {
+            ca_file: path,
+            required: m == "required",
+        })),
     }
 }
 
@@ -1432,6 +1502,32 @@ fn apply_server_options(
                 }
             },
             "ca-file" => defaults.ca_file = Some(resolve_crt(None, text)),
+            "send-proxy" => defaults.proxy_v1 = true,
+            "send-proxy-v2" => defaults.proxy.v2 = true,
+            "send-proxy-v2-ssl" => {
+                defaults.proxy.v2 = true;
+                defaults.proxy.ssl = true;
+            }
+            "send-proxy-v2-ssl-cn" => {
+                defaults.proxy.v2 = true;
+                defaults.proxy.ssl = true;
+                defaults.proxy.cert_cn = true;
+            }
+            "proxy-v2-options" => {
+                if let Some(v) = value {
+                    if !proxy_v2_options(cx, v, &mut defaults.proxy) {
+                        ok = false;
+                    }
+                }
+            }
+            "check-send-proxy" => defaults.check_send_proxy = true,
+            "check-ssl" => defaults.check_ssl = Some(true),
+            "no-check-ssl" => defaults.check_ssl = Some(false),
+            "alpn" => {
+                if let Some(v) = value {
+                    defaults.alpn = server_alpn(cx, v);
+                }
+            }
             "sni" => match parse_sni(text) {
                 Some(e) => defaults.sni = Some(e),
                 None => {
@@ -1458,6 +1554,64 @@ fn apply_server_options(
         }
     }
     ok
+}
+
+/// `proxy-v2-options <opt>[,<opt>...]`: the TLVs wsgate adds to a v2
+/// header. Returns false after reporting an error.
+fn proxy_v2_options(cx: &mut Cx<'_>, v: &Token, proxy: &mut SendProxy) -> bool {
+    let mut refused = Vec::new();
+    for option in v.text.split(',') {
+        match option {
+            "ssl" => proxy.ssl = true,
+            "cert-cn" => {
+                proxy.ssl = true;
+                proxy.cert_cn = true;
+            }
+            "ssl-cipher" => {
+                proxy.ssl = true;
+                proxy.ssl_cipher = true;
+            }
+            "authority" => proxy.authority = true,
+            "crc32c" => proxy.crc32c = true,
+            other => refused.push(other),
+        }
+    }
+    if refused.is_empty() {
+        return true;
+    }
+    cx.error(
+        v,
+        format!(
+            "proxy-v2-options {} not supported: wsgate sends ssl, cert-cn, ssl-cipher, authority and crc32c",
+            quoted(&refused.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+        ),
+    )
+    .hint = Some("`unique-id` needs `unique-id-format`, which wsgate does not have; `cert-sig` and `cert-key` describe the client certificate's algorithms, which are not extracted".into());
+    false
+}
+
+/// `alpn <list>` on a server: what wsgate offers over TLS. It speaks
+/// HTTP/1.1 to servers, so `h2` is left out with a warning (a server that
+/// picked it would get HTTP/1.1 bytes); an empty result offers `http/1.1`.
+fn server_alpn(cx: &mut Cx<'_>, v: &Token) -> Option<Vec<String>> {
+    let (h2, rest): (Vec<&str>, Vec<&str>) = v
+        .text
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .partition(|p| *p == "h2");
+    if !h2.is_empty() {
+        let offered = if rest.is_empty() {
+            "http/1.1".to_owned()
+        } else {
+            rest.join(",")
+        };
+        cx.warn(
+            v,
+            format!("'h2' left out of the server ALPN list: wsgate speaks HTTP/1.1 to servers; it offers {offered}"),
+        )
+        .hint = Some("write `alpn http/1.1` to say so".into());
+    }
+    Some(rest.into_iter().map(str::to_owned).collect())
 }
 
 pub fn default_server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
@@ -1500,23 +1654,12 @@ pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         return;
     }
     let location = cx.kw_loc();
-    let inter = settings.inter.unwrap_or(Duration::from_secs(2));
-    let check = settings.check.then(|| ServerCheck {
-        inter,
-        fastinter: settings.fastinter.unwrap_or(inter),
-        downinter: settings.downinter.unwrap_or(inter),
-        rise: settings.rise.unwrap_or(2),
-        fall: settings.fall.unwrap_or(3),
-        target: SocketAddr::new(
-            settings.addr.unwrap_or(addr.ip()),
-            settings.port.unwrap_or(addr.port()),
-        ),
-    });
-    let ssl = if settings.ssl {
+    let ssl = if settings.ssl || settings.check_ssl == Some(true) {
         let verify = settings.verify.unwrap_or(true);
+        let what = if settings.ssl { "`ssl`" } else { "`check-ssl`" };
         if verify && settings.ca_file.is_none() {
             let kw = cx.kw;
-            cx.error(kw, format!("server '{}' has `ssl` with certificate verification (the default) but no `ca-file`", name.text))
+            cx.error(kw, format!("server '{}' has {what} with certificate verification (the default) but no `ca-file`", name.text))
                 .hint = Some("add `ca-file <pem>` with the CA that signed the server's certificate, or `verify none` if you trust the network to the server".into());
             return;
         }
@@ -1531,12 +1674,44 @@ pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
             verify,
             ca_file: settings.ca_file.clone(),
             sni: settings.sni.clone(),
+            alpn: settings.alpn.clone().unwrap_or_default(),
         })
     } else {
         None
     };
+    let send_proxy = if settings.proxy.v2 {
+        Some(settings.proxy)
+    } else if settings.proxy_v1 {
+        Some(SendProxy::default())
+    } else {
+        None
+    };
+    // HAProxy: checks inherit `ssl` and `send-proxy` unless they go
+    // elsewhere (`port`, `addr`); `check-ssl`/`check-send-proxy` force them.
+    let checks_elsewhere = settings.port.is_some() || settings.addr.is_some();
+    let check_ssl = settings.check_ssl.unwrap_or(settings.ssl && !checks_elsewhere);
+    let check_proxy = settings.check_send_proxy || (send_proxy.is_some() && !checks_elsewhere);
+    let inter = settings.inter.unwrap_or(Duration::from_secs(2));
+    let check = settings.check.then(|| ServerCheck {
+        inter,
+        fastinter: settings.fastinter.unwrap_or(inter),
+        downinter: settings.downinter.unwrap_or(inter),
+        rise: settings.rise.unwrap_or(2),
+        fall: settings.fall.unwrap_or(3),
+        target: SocketAddr::new(
+            settings.addr.unwrap_or(addr.ip()),
+            settings.port.unwrap_or(addr.port()),
+        ),
+        ssl: ssl.clone().filter(|_| check_ssl),
+        send_proxy: if check_proxy {
+            Some(send_proxy.unwrap_or_default())
+        } else {
+            None
+        },
+    });
     p.servers.push(Server {
-        ssl,
+        ssl: ssl.filter(|_| settings.ssl),
+        send_proxy,
         name: name.text.clone(),
         location,
         addr,

@@ -29,6 +29,7 @@ use super::errors;
 use super::http1::body::{copy_body, BodyError, BodyKind};
 use super::http1::head::{parse_request, parse_response, RequestError, RequestHead, ResponseHead};
 use super::io::{with_timeout, write_with_timeout, IoError};
+use crate::proxy_protocol::Origin;
 use super::route::{self, RequestFacts};
 use super::tunnel::{self, IntoTunnel, TunnelOptions, TunnelTimeouts, WsSignals};
 use super::upstream::{self, ServerStream};
@@ -50,6 +51,7 @@ pub async fn serve_http<C>(
     mut client: C,
     peer: SocketAddr,
     tls: bool,
+    origin: &Origin,
     frontend: &Frontend,
     runtime: &Runtime,
     shutdown: &CancellationToken,
@@ -213,6 +215,7 @@ where
         let exchange = Exchange {
             peer,
             tls,
+            origin,
             frontend,
             backend,
             runtime,
@@ -713,6 +716,8 @@ enum Next {
 struct Exchange<'a> {
     peer: SocketAddr,
     tls: bool,
+    /// What a PROXY header to the server says (`send-proxy*`).
+    origin: &'a Origin,
     frontend: &'a Frontend,
     backend: &'a BackendRuntime,
     runtime: &'a Runtime,
@@ -783,7 +788,8 @@ impl Exchange<'_> {
                 .map(|h| String::from_utf8_lossy(&h.value).into_owned())
         };
         let stream =
-            upstream::secure(server.stream, tls, target.addr, host, be.timeouts.connect).await;
+            upstream::secure(server.stream, tls, target, self.origin, host, be.timeouts.connect)
+                .await;
         let mut stream = match stream {
             Ok(s) => s,
             Err(e) => {
@@ -1151,6 +1157,7 @@ async fn read_response_head<S: AsyncRead + Unpin>(
 pub async fn serve_tcp<C: IntoTunnel>(
     client: C,
     peer: SocketAddr,
+    origin: &Origin,
     frontend: &Frontend,
     runtime: &Runtime,
 ) -> Option<Handoff<C>> {
@@ -1179,7 +1186,8 @@ pub async fn serve_tcp<C: IntoTunnel>(
     let tls = runtime.server_tls(backend_id.0, connected.server);
     let no_headers = |_: &str| None;
     let limit = backend.config.timeouts.connect;
-    let server = match upstream::secure(connected.stream, tls, target.addr, no_headers, limit).await
+    let server = match upstream::secure(connected.stream, tls, target, origin, no_headers, limit)
+        .await
     {
         Ok(s) => s,
         Err(e) => {

@@ -224,6 +224,14 @@ pub fn date(unix: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
+/// The subject CN of a DER certificate (the first one, as OpenSSL's
+/// `X509_NAME_get_text_by_NID` in HAProxy), if it has one.
+pub fn subject_cn(der: &[u8]) -> Option<String> {
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?;
+    cn.as_str().ok().map(str::to_owned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,8 +58,13 @@ impl ServerTls {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
             .with_no_client_auth();
-        // The upgrade is HTTP/1.1.
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // The upgrade is HTTP/1.1; `alpn` may name other protocols (`h2`
+        // was left out by the configuration check).
+        config.alpn_protocols = if ssl.alpn.is_empty() {
+            vec![b"http/1.1".to_vec()]
+        } else {
+            ssl.alpn.iter().map(|p| p.as_bytes().to_vec()).collect()
+        };
         Ok(ServerTls {
             config: Arc::new(config),
             sni: ssl.sni.clone(),
