@@ -127,8 +127,8 @@ fn parse_v1(buf: &[u8]) -> Result<Parsed, HeaderError> {
         };
     };
     let len = end + 2;
-    let line = std::str::from_utf8(&buf[6..end])
-        .map_err(|_| HeaderError::V1Malformed("not ASCII"))?;
+    let line =
+        std::str::from_utf8(&buf[6..end]).map_err(|_| HeaderError::V1Malformed("not ASCII"))?;
     if line.bytes().any(|b| !(0x20..0x7f).contains(&b)) {
         return Err(HeaderError::V1Malformed("a control byte before the CRLF"));
     }
@@ -211,7 +211,14 @@ fn parse_v2(buf: &[u8]) -> Result<Parsed, HeaderError> {
     let (announced, addr_len) = match family {
         0x11 => {
             need(body, 12)?;
-            let ip = |at: usize| IpAddr::V4(Ipv4Addr::new(body[at], body[at + 1], body[at + 2], body[at + 3]));
+            let ip = |at: usize| {
+                IpAddr::V4(Ipv4Addr::new(
+                    body[at],
+                    body[at + 1],
+                    body[at + 2],
+                    body[at + 3],
+                ))
+            };
             let port = |at: usize| u16::from_be_bytes([body[at], body[at + 1]]);
             (
                 Announced::Addresses {
@@ -339,7 +346,11 @@ pub fn v1(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
 /// A v2 header: `PROXY` with the addresses, or `LOCAL` (`None`: a
 /// connection wsgate opened for itself, a health check), then `tlvs`
 /// (type, value) in order; with `crc`, a CRC32C TLV first.
-pub fn v2(addresses: Option<(SocketAddr, SocketAddr)>, tlvs: &[(u8, Vec<u8>)], crc: bool) -> Vec<u8> {
+pub fn v2(
+    addresses: Option<(SocketAddr, SocketAddr)>,
+    tlvs: &[(u8, Vec<u8>)],
+    crc: bool,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(&V2_SIGNATURE);
     match addresses {
@@ -427,7 +438,11 @@ pub struct Origin {
 impl Origin {
     /// A plain connection from `src` to `dst`.
     pub fn plain(src: SocketAddr, dst: SocketAddr) -> Origin {
-        Origin { src, dst, tls: None }
+        Origin {
+            src,
+            dst,
+            tls: None,
+        }
     }
 }
 
@@ -460,9 +475,7 @@ pub fn for_check(send: &SendProxy, local: SocketAddr, peer: SocketAddr) -> Vec<u
     if !send.v2 {
         return v1(local, peer);
     }
-    let ssl = send
-        .ssl
-        .then(|| (tlv::SSL, ssl_tlv(None, false, false)));
+    let ssl = send.ssl.then(|| (tlv::SSL, ssl_tlv(None, false, false)));
     v2(None, ssl.as_slice(), send.crc32c)
 }
 
@@ -508,22 +521,55 @@ mod tests {
             complete(b"PROXY UNKNOWN ffff::1 ffff::2 1 2\r\n").0,
             Announced::KeepReal
         );
-        for prefix in [&b"P"[..], b"PROXY", b"PROXY TCP4 1.2.3.4", b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r"] {
+        for prefix in [
+            &b"P"[..],
+            b"PROXY",
+            b"PROXY TCP4 1.2.3.4",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r",
+        ] {
             assert_eq!(parse(prefix), Ok(Parsed::Incomplete), "{prefix:?}");
         }
         let bad: &[(&[u8], HeaderError)] = &[
             (b"GET / HTTP/1.1\r\n", HeaderError::NotProxy),
             (b"\x16\x03\x01", HeaderError::NotProxy),
-            (b"PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n", HeaderError::V1Protocol),
-            (b"PROXY TCP4 ::1 5.6.7.8 1 2\r\n", HeaderError::V1Malformed("an address does not match the protocol")),
-            (b"PROXY TCP6 1.2.3.4 ::1 1 2\r\n", HeaderError::V1Malformed("an address does not match the protocol")),
-            (b"PROXY TCP4 1.2.3.4 5.6.7.8 1 65536\r\n", HeaderError::V1Malformed("a port is above 65535")),
-            (b"PROXY TCP4 1.2.3.4 5.6.7.8 -1 2\r\n", HeaderError::V1Malformed("a port is not a decimal number")),
-            (b"PROXY TCP4 1.2.3.4  5.6.7.8 1 2\r\n", HeaderError::V1Malformed("expected `PROXY TCP4|TCP6 <src> <dst> <sport> <dport>` with single spaces")),
-            (b"PROXY TCP4 1.2.3.4 5.6.7.8 1\n", HeaderError::V1Malformed("a control byte before the CRLF")),
+            (
+                b"PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n",
+                HeaderError::V1Protocol,
+            ),
+            (
+                b"PROXY TCP4 ::1 5.6.7.8 1 2\r\n",
+                HeaderError::V1Malformed("an address does not match the protocol"),
+            ),
+            (
+                b"PROXY TCP6 1.2.3.4 ::1 1 2\r\n",
+                HeaderError::V1Malformed("an address does not match the protocol"),
+            ),
+            (
+                b"PROXY TCP4 1.2.3.4 5.6.7.8 1 65536\r\n",
+                HeaderError::V1Malformed("a port is above 65535"),
+            ),
+            (
+                b"PROXY TCP4 1.2.3.4 5.6.7.8 -1 2\r\n",
+                HeaderError::V1Malformed("a port is not a decimal number"),
+            ),
+            (
+                b"PROXY TCP4 1.2.3.4  5.6.7.8 1 2\r\n",
+                HeaderError::V1Malformed(
+                    "expected `PROXY TCP4|TCP6 <src> <dst> <sport> <dport>` with single spaces",
+                ),
+            ),
+            (
+                b"PROXY TCP4 1.2.3.4 5.6.7.8 1\n",
+                HeaderError::V1Malformed("a control byte before the CRLF"),
+            ),
         ];
         for (input, want) in bad {
-            assert_eq!(parse(input).as_ref(), Err(want), "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                parse(input).as_ref(),
+                Err(want),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
         let long = [b"PROXY UNKNOWN ".as_slice(), &[b'x'; 100]].concat();
         assert_eq!(parse(&long), Err(HeaderError::V1TooLong));
@@ -558,7 +604,11 @@ mod tests {
         assert_eq!(local, [&V2_SIGNATURE[..], &[0x20, 0, 0, 0]].concat());
         assert_eq!(complete(&local), (Announced::KeepReal, 16));
         // Every prefix is incomplete, never an error.
-        let h = v2(Some((s4, d4)), &[(tlv::SSL, ssl_tlv(None, true, false))], true);
+        let h = v2(
+            Some((s4, d4)),
+            &[(tlv::SSL, ssl_tlv(None, true, false))],
+            true,
+        );
         for i in 0..h.len() {
             assert_eq!(parse(&h[..i]), Ok(Parsed::Incomplete), "prefix {i}");
         }
@@ -570,7 +620,11 @@ mod tests {
         let crc_at = 16 + 12 + 3;
         h[crc_at] ^= 1;
         assert_eq!(parse(&h), Err(HeaderError::V2Checksum));
-        let mut h = v2(Some((addr("10.0.0.1:1"), addr("10.0.0.2:2"))), &[(0xe0, vec![1, 2])], false);
+        let mut h = v2(
+            Some((addr("10.0.0.1:1"), addr("10.0.0.2:2"))),
+            &[(0xe0, vec![1, 2])],
+            false,
+        );
         // The TLV claims more than the header holds.
         let tlv_len_at = 16 + 12 + 1;
         h[tlv_len_at + 1] = 9;

@@ -80,14 +80,18 @@ impl Recorder {
 
     /// Waits for `n` health-check connections (a header, no request).
     fn checks(&self, n: usize) -> Vec<Vec<u8>> {
-        poll_until(Duration::from_secs(15), "health checks at the recorder", || {
-            let checks: Vec<Vec<u8>> = self
-                .connections()
-                .into_iter()
-                .filter(|c| !c.is_empty() && header_len(c) == c.len())
-                .collect();
-            (checks.len() >= n).then_some(checks)
-        })
+        poll_until(
+            Duration::from_secs(15),
+            "health checks at the recorder",
+            || {
+                let checks: Vec<Vec<u8>> = self
+                    .connections()
+                    .into_iter()
+                    .filter(|c| !c.is_empty() && header_len(c) == c.len())
+                    .collect();
+                (checks.len() >= n).then_some(checks)
+            },
+        )
         .unwrap()
     }
 }
@@ -281,19 +285,69 @@ fn accept_proxy_gives_the_announced_client_to_acls_and_forwardfor() {
     let dst4: SocketAddr = "198.51.100.1:443".parse().unwrap();
     let dst6: SocketAddr = "[2001:db8::1]:443".parse().unwrap();
     let cases: Vec<(&str, Vec<u8>, &str, Option<&str>)> = vec![
-        ("v1 TCP4", v1_line("203.0.113.7", "198.51.100.1", 40000, 443), "HTTP/1.1 200 OK", Some("203.0.113.7")),
-        ("v1 TCP6", v1_line("2001:db8::7", "2001:db8::1", 40000, 443), "HTTP/1.1 200 OK", Some("2001:db8::7")),
-        ("v1 UNKNOWN", b"PROXY UNKNOWN\r\n".to_vec(), "HTTP/1.1 200 OK", Some("127.0.0.1")),
-        ("v1 banned", v1_line("192.0.2.66", "198.51.100.1", 40000, 443), "HTTP/1.1 403 Forbidden", None),
-        ("v2 TCP4", v2_header(v4("203.0.113.8"), dst4, &[]), "HTTP/1.1 200 OK", Some("203.0.113.8")),
-        ("v2 TCP6 with TLVs", v2_header(v6("2001:db8::8"), dst6, &[(0x02, b"example.com"), (0xe0, b"x")]), "HTTP/1.1 200 OK", Some("2001:db8::8")),
-        ("v2 banned IPv6", v2_header(v6("2001:db8::66"), dst6, &[]), "HTTP/1.1 403 Forbidden", None),
-        ("v2 LOCAL", [&V2_SIG[..], &[0x20, 0x00, 0, 0]].concat(), "HTTP/1.1 200 OK", Some("127.0.0.1")),
+        (
+            "v1 TCP4",
+            v1_line("203.0.113.7", "198.51.100.1", 40000, 443),
+            "HTTP/1.1 200 OK",
+            Some("203.0.113.7"),
+        ),
+        (
+            "v1 TCP6",
+            v1_line("2001:db8::7", "2001:db8::1", 40000, 443),
+            "HTTP/1.1 200 OK",
+            Some("2001:db8::7"),
+        ),
+        (
+            "v1 UNKNOWN",
+            b"PROXY UNKNOWN\r\n".to_vec(),
+            "HTTP/1.1 200 OK",
+            Some("127.0.0.1"),
+        ),
+        (
+            "v1 banned",
+            v1_line("192.0.2.66", "198.51.100.1", 40000, 443),
+            "HTTP/1.1 403 Forbidden",
+            None,
+        ),
+        (
+            "v2 TCP4",
+            v2_header(v4("203.0.113.8"), dst4, &[]),
+            "HTTP/1.1 200 OK",
+            Some("203.0.113.8"),
+        ),
+        (
+            "v2 TCP6 with TLVs",
+            v2_header(
+                v6("2001:db8::8"),
+                dst6,
+                &[(0x02, b"example.com"), (0xe0, b"x")],
+            ),
+            "HTTP/1.1 200 OK",
+            Some("2001:db8::8"),
+        ),
+        (
+            "v2 banned IPv6",
+            v2_header(v6("2001:db8::66"), dst6, &[]),
+            "HTTP/1.1 403 Forbidden",
+            None,
+        ),
+        (
+            "v2 LOCAL",
+            [&V2_SIG[..], &[0x20, 0x00, 0, 0]].concat(),
+            "HTTP/1.1 200 OK",
+            Some("127.0.0.1"),
+        ),
     ];
     let mut expected_xff = Vec::new();
     for (name, head, want_status, xff) in &cases {
         let (got, _) = send_raw(addr, &[head.as_slice(), GET].concat(), false);
-        assert_eq!(status(&got), *want_status, "{name}: {}\n{}", String::from_utf8_lossy(&got), wsgate.log());
+        assert_eq!(
+            status(&got),
+            *want_status,
+            "{name}: {}\n{}",
+            String::from_utf8_lossy(&got),
+            wsgate.log()
+        );
         if let Some(x) = xff {
             expected_xff.push(*x);
         }
@@ -314,22 +368,61 @@ fn accept_proxy_gives_the_announced_client_to_acls_and_forwardfor() {
     };
     let refused: Vec<(&str, Vec<u8>, bool)> = vec![
         ("no header", GET.to_vec(), false),
-        ("TLS without header", b"\x16\x03\x01\x00\x05hello".to_vec(), false),
-        ("v1 bad protocol", [b"PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n".as_slice(), GET].concat(), false),
-        ("v1 IPv6 in TCP4", [b"PROXY TCP4 ::1 5.6.7.8 1 2\r\n".as_slice(), GET].concat(), false),
-        ("v1 port out of range", [b"PROXY TCP4 1.2.3.4 5.6.7.8 1 70000\r\n".as_slice(), GET].concat(), false),
-        ("v1 too long", [b"PROXY UNKNOWN ".as_slice(), &[b'x'; 120]].concat(), false),
+        (
+            "TLS without header",
+            b"\x16\x03\x01\x00\x05hello".to_vec(),
+            false,
+        ),
+        (
+            "v1 bad protocol",
+            [b"PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n".as_slice(), GET].concat(),
+            false,
+        ),
+        (
+            "v1 IPv6 in TCP4",
+            [b"PROXY TCP4 ::1 5.6.7.8 1 2\r\n".as_slice(), GET].concat(),
+            false,
+        ),
+        (
+            "v1 port out of range",
+            [b"PROXY TCP4 1.2.3.4 5.6.7.8 1 70000\r\n".as_slice(), GET].concat(),
+            false,
+        ),
+        (
+            "v1 too long",
+            [b"PROXY UNKNOWN ".as_slice(), &[b'x'; 120]].concat(),
+            false,
+        ),
         ("v2 bad CRC32C", [bad_crc.as_slice(), GET].concat(), false),
-        ("v2 bad command", [&V2_SIG[..], &[0x23, 0x11, 0, 0]].concat(), false),
-        ("truncated v1, then EOF", b"PROXY TCP4 203.0.113.7 198.5".to_vec(), true),
-        ("truncated v2, then EOF", v2_header(v4("203.0.113.8"), dst4, &[])[..20].to_vec(), true),
+        (
+            "v2 bad command",
+            [&V2_SIG[..], &[0x23, 0x11, 0, 0]].concat(),
+            false,
+        ),
+        (
+            "truncated v1, then EOF",
+            b"PROXY TCP4 203.0.113.7 198.5".to_vec(),
+            true,
+        ),
+        (
+            "truncated v2, then EOF",
+            v2_header(v4("203.0.113.8"), dst4, &[])[..20].to_vec(),
+            true,
+        ),
     ];
     let before = backend.seen().len();
     let connections_before = backend.connection_count();
     for (name, bytes, shut) in &refused {
         let (got, took) = send_raw(addr, bytes, *shut);
-        assert!(got.is_empty(), "{name}: got {:?}", String::from_utf8_lossy(&got));
-        assert!(took < Duration::from_secs(1), "{name}: closed after {took:?}, not at once");
+        assert!(
+            got.is_empty(),
+            "{name}: got {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        assert!(
+            took < Duration::from_secs(1),
+            "{name}: closed after {took:?}, not at once"
+        );
     }
     // A header that never completes: closed after `timeout client`.
     let (got, took) = send_raw(addr, b"PROXY TCP4 203.0.113.7 ", false);
@@ -338,11 +431,21 @@ fn accept_proxy_gives_the_announced_client_to_acls_and_forwardfor() {
         took >= Duration::from_millis(1400) && took < Duration::from_secs(6),
         "slow header closed after {took:?}, expected `timeout client` 1.5s"
     );
-    assert_eq!(backend.seen().len(), before, "a refused connection reached the server");
+    assert_eq!(
+        backend.seen().len(),
+        before,
+        "a refused connection reached the server"
+    );
     assert_eq!(backend.connection_count(), connections_before);
     let log = wsgate.log();
-    assert!(log.contains("PROXY protocol: no PROXY protocol header"), "{log}");
-    assert!(log.contains("no complete header within `timeout client`"), "{log}");
+    assert!(
+        log.contains("PROXY protocol: no PROXY protocol header"),
+        "{log}"
+    );
+    assert!(
+        log.contains("no complete header within `timeout client`"),
+        "{log}"
+    );
 }
 
 // ---------------------------------------------------------------- send-proxy vs HAProxy
@@ -355,7 +458,10 @@ struct Pair {
 
 /// The same configuration text (frontends on `ports`) run by HAProxy and
 /// by wsgate; `cfg(ports)` is called twice, with different ports.
-fn side_by_side(nports: usize, cfg: impl Fn(&[u16]) -> String) -> Option<(Pair, Vec<u16>, Vec<u16>)> {
+fn side_by_side(
+    nports: usize,
+    cfg: impl Fn(&[u16]) -> String,
+) -> Option<(Pair, Vec<u16>, Vec<u16>)> {
     let Some(bin) = haproxy_bin() else {
         skip_unless_ci("haproxy is not installed (Debian package `haproxy`)");
         return None;
@@ -363,7 +469,10 @@ fn side_by_side(nports: usize, cfg: impl Fn(&[u16]) -> String) -> Option<(Pair, 
     let hp: Vec<u16> = (0..nports).map(|_| free_port()).collect();
     let wp: Vec<u16> = (0..nports).map(|_| free_port()).collect();
     let addrs = |ports: &[u16]| -> Vec<SocketAddr> {
-        ports.iter().map(|p| SocketAddr::from(([127, 0, 0, 1], *p))).collect()
+        ports
+            .iter()
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], *p)))
+            .collect()
     };
     let haproxy = Haproxy::start(&bin, &cfg(&hp), &addrs(&hp));
     let wsgate = Wsgate::start(&cfg(&wp));
@@ -385,7 +494,12 @@ const DEFAULTS: &str = "defaults\n    timeout connect 2s\n    timeout client 5s\
 
 #[test]
 fn send_proxy_headers_are_byte_identical_to_haproxy() {
-    let rec = [Recorder::start(), Recorder::start(), Recorder::start(), Recorder::start()];
+    let rec = [
+        Recorder::start(),
+        Recorder::start(),
+        Recorder::start(),
+        Recorder::start(),
+    ];
     let r = |i: usize| rec[i].addr;
     let cfg = |p: &[u16]| {
         format!(
@@ -401,13 +515,23 @@ fn send_proxy_headers_are_byte_identical_to_haproxy() {
             p[0], r(0), p[1], r(1), p[2], r(2), p[3], r(3)
         )
     };
-    let Some((pair, hp, wp)) = side_by_side(4, cfg) else { return };
+    let Some((pair, hp, wp)) = side_by_side(4, cfg) else {
+        return;
+    };
     // Announced addresses: the same header text whichever proxy is asked.
     let inputs: Vec<Vec<u8>> = vec![
         v1_line("203.0.113.7", "198.51.100.1", 40000, 443),
         v1_line("2001:db8::7", "2001:db8::1", 40001, 8443),
-        v2_header("203.0.113.8:40002".parse().unwrap(), "198.51.100.2:80".parse().unwrap(), &[]),
-        v2_header("[2001:db8::9]:40003".parse().unwrap(), "[2001:db8::2]:80".parse().unwrap(), &[(0xe0, b"ignored")]),
+        v2_header(
+            "203.0.113.8:40002".parse().unwrap(),
+            "198.51.100.2:80".parse().unwrap(),
+            &[],
+        ),
+        v2_header(
+            "[2001:db8::9]:40003".parse().unwrap(),
+            "[2001:db8::2]:80".parse().unwrap(),
+            &[(0xe0, b"ignored")],
+        ),
         // The real addresses stay: the header names the client's socket.
         b"PROXY UNKNOWN\r\n".to_vec(),
     ];
@@ -415,7 +539,12 @@ fn send_proxy_headers_are_byte_identical_to_haproxy() {
         for ports in [&hp, &wp] {
             for p in ports.iter() {
                 let (got, _) = send_raw(addr(*p), &[input.as_slice(), GET].concat(), false);
-                assert!(got.starts_with(b"HTTP/1.1 200"), "input {i} on port {p}: {:?}\n{}", String::from_utf8_lossy(&got), pair.wsgate.log());
+                assert!(
+                    got.starts_with(b"HTTP/1.1 200"),
+                    "input {i} on port {p}: {:?}\n{}",
+                    String::from_utf8_lossy(&got),
+                    pair.wsgate.log()
+                );
             }
         }
     }
@@ -427,7 +556,10 @@ fn send_proxy_headers_are_byte_identical_to_haproxy() {
             if input.starts_with(b"PROXY UNKNOWN") {
                 // The client's own socket: 127.0.0.1 to each proxy's port.
                 if ri == 0 || ri == 3 {
-                    let (ha, ws) = (String::from_utf8(ha).unwrap(), String::from_utf8(ws).unwrap());
+                    let (ha, ws) = (
+                        String::from_utf8(ha).unwrap(),
+                        String::from_utf8(ws).unwrap(),
+                    );
                     let strip = |s: &str, port: u16| {
                         let f: Vec<&str> = s.trim_end().split(' ').collect();
                         assert_eq!(f[5], port.to_string(), "{s}");
@@ -489,7 +621,9 @@ fn send_proxy_v2_tls_fields_match_haproxy() {
             rec.addr
         )
     };
-    let Some((pair, hp, wp)) = side_by_side(1, cfg) else { return };
+    let Some((pair, hp, wp)) = side_by_side(1, cfg) else {
+        return;
+    };
     let curl = |port: u16, with_cert: bool| {
         let mut cmd = std::process::Command::new("curl");
         cmd.args(["-sS", "--max-time", "10", "--cacert"])
@@ -498,10 +632,21 @@ fn send_proxy_v2_tls_fields_match_haproxy() {
             .arg(format!("localhost:{port}:127.0.0.1"))
             .arg("--tlsv1.3");
         if with_cert {
-            cmd.arg("--cert").arg(&client_cert).arg("--key").arg(&client_key);
+            cmd.arg("--cert")
+                .arg(&client_cert)
+                .arg("--key")
+                .arg(&client_key);
         }
-        let out = cmd.arg(format!("https://localhost:{port}/")).output().unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "ok", "curl to {port}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = cmd
+            .arg(format!("https://localhost:{port}/"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "ok",
+            "curl to {port}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     for with_cert in [true, false] {
         curl(hp[0], with_cert);
@@ -509,7 +654,10 @@ fn send_proxy_v2_tls_fields_match_haproxy() {
     }
     let got = rec.requests(4);
     for (i, what) in ["with a client certificate", "without"].iter().enumerate() {
-        let (mut ha, mut ws) = (v2_fields(&header(&got[2 * i])), v2_fields(&header(&got[2 * i + 1])));
+        let (mut ha, mut ws) = (
+            v2_fields(&header(&got[2 * i])),
+            v2_fields(&header(&got[2 * i + 1])),
+        );
         assert_eq!(ha.dst, Some(addr(hp[0])), "{what}");
         assert_eq!(ws.dst, Some(addr(wp[0])), "{what}");
         assert_eq!(ha.src.unwrap().ip(), ws.src.unwrap().ip());
@@ -523,15 +671,28 @@ fn send_proxy_v2_tls_fields_match_haproxy() {
         let ssl = ws.tlvs.iter().find(|t| t.0 == 0x20).expect("SSL TLV");
         let cn = find(&ssl.1, b"alice").is_some();
         assert_eq!(cn, i == 0, "{what}: {:?}", ssl.1);
-        assert!(ws.tlvs.contains(&(0x02, b"localhost".to_vec())), "authority: {:?}", ws.tlvs);
-        assert!(ws.tlvs.contains(&(0x01, b"http/1.1".to_vec())), "ALPN: {:?}", ws.tlvs);
+        assert!(
+            ws.tlvs.contains(&(0x02, b"localhost".to_vec())),
+            "authority: {:?}",
+            ws.tlvs
+        );
+        assert!(
+            ws.tlvs.contains(&(0x01, b"http/1.1".to_vec())),
+            "ALPN: {:?}",
+            ws.tlvs
+        );
     }
     drop(pair);
 }
 
 #[test]
 fn health_checks_send_the_header_as_haproxy_does() {
-    let rec = [Recorder::start(), Recorder::start(), Recorder::start(), Recorder::start()];
+    let rec = [
+        Recorder::start(),
+        Recorder::start(),
+        Recorder::start(),
+        Recorder::start(),
+    ];
     let r = |i: usize| rec[i].addr;
     let cfg = |p: &[u16]| {
         format!(
@@ -550,7 +711,9 @@ fn health_checks_send_the_header_as_haproxy_does() {
             rec[3].addr.port()
         )
     };
-    let Some((pair, _, _)) = side_by_side(1, cfg) else { return };
+    let Some((pair, _, _)) = side_by_side(1, cfg) else {
+        return;
+    };
     let v1_fields = |b: &[u8]| -> Vec<String> {
         let s = String::from_utf8(header(b)).unwrap();
         assert!(s.ends_with("\r\n"), "{s:?}");
@@ -704,5 +867,9 @@ fn websocket_echo_through_wsgate_send_proxy_v2_and_haproxy_accept_proxy() {
     });
     // And from 127.0.0.1, HAProxy refuses: the address is the client's.
     let (got, _) = send_raw(addr(w), GET, false);
-    assert!(got.starts_with(b"HTTP/1.1 403"), "{:?}", String::from_utf8_lossy(&got));
+    assert!(
+        got.starts_with(b"HTTP/1.1 403"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
 }

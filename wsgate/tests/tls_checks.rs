@@ -44,7 +44,9 @@ fn start_tls_server(rt: &tokio::runtime::Runtime, cert_pem: &str) -> TlsServer {
     .with_single_cert(chain, key)
     .unwrap();
     let config = Arc::new(config);
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let addr = listener.local_addr().unwrap();
     let offered = Arc::new(Mutex::new(Vec::new()));
     let seen = offered.clone();
@@ -52,10 +54,8 @@ fn start_tls_server(rt: &tokio::runtime::Runtime, cert_pem: &str) -> TlsServer {
         while let Ok((tcp, _)) = listener.accept().await {
             let (config, seen) = (config.clone(), seen.clone());
             tokio::spawn(async move {
-                let acceptor = tokio_rustls::LazyConfigAcceptor::new(
-                    rustls::server::Acceptor::default(),
-                    tcp,
-                );
+                let acceptor =
+                    tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
                 let Ok(start) = acceptor.await else { return };
                 let alpn: Vec<String> = start
                     .client_hello()
@@ -63,7 +63,9 @@ fn start_tls_server(rt: &tokio::runtime::Runtime, cert_pem: &str) -> TlsServer {
                     .map(|l| l.map(|p| String::from_utf8_lossy(p).into_owned()).collect())
                     .unwrap_or_default();
                 seen.lock().unwrap().push(alpn);
-                let Ok(mut tls) = start.into_stream(config).await else { return };
+                let Ok(mut tls) = start.into_stream(config).await else {
+                    return;
+                };
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
                 while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -73,7 +75,9 @@ fn start_tls_server(rt: &tokio::runtime::Runtime, cert_pem: &str) -> TlsServer {
                     }
                 }
                 let _ = tls
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    )
                     .await;
                 let _ = tls.shutdown().await;
             });
@@ -173,7 +177,12 @@ fn check_ssl_marks_tls_servers_up_and_plain_ones_down() {
             .all(|((_, _, st, cs), (gst, gcs))| gst == st && gcs == cs);
         ok.then_some(got)
     });
-    assert!(seen.is_ok(), "{seen:?}: {:?}\n{}", stats(SocketAddr::from(([127, 0, 0, 1], port))), wsgate.log());
+    assert!(
+        seen.is_ok(),
+        "{seen:?}: {:?}\n{}",
+        stats(SocketAddr::from(([127, 0, 0, 1], port))),
+        wsgate.log()
+    );
     let log = wsgate.log();
     assert!(
         log.contains("Server l6/tls-other-ca is DOWN, reason: Layer6 invalid response"),
@@ -205,7 +214,11 @@ fn server_alpn_is_offered_without_h2() {
     let dir = TempDir::new("alpn");
     let path = dir.write("wsgate.cfg", &config);
     let (status, out) = run_wsgate(
-        &[std::ffi::OsStr::new("-c"), std::ffi::OsStr::new("-f"), path.as_os_str()],
+        &[
+            std::ffi::OsStr::new("-c"),
+            std::ffi::OsStr::new("-f"),
+            path.as_os_str(),
+        ],
         Duration::from_secs(30),
     );
     assert!(status.success(), "{out}");

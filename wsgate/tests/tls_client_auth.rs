@@ -35,7 +35,10 @@ fn curl(port: u16, ca: &Path, client: Option<(&Path, &Path)>) -> Result<String, 
     if let Some((cert, key)) = client {
         cmd.arg("--cert").arg(cert).arg("--key").arg(key);
     }
-    let out = cmd.arg(format!("https://localhost:{port}/")).output().unwrap();
+    let out = cmd
+        .arg(format!("https://localhost:{port}/"))
+        .output()
+        .unwrap();
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -87,7 +90,12 @@ fn client_certificates_required_and_optional() {
     let outcome = |ports: [u16; 2]| -> Vec<Vec<Result<String, String>>> {
         ports
             .iter()
-            .map(|p| clients.iter().map(|(_, c)| curl(*p, &ca_path, *c)).collect())
+            .map(|p| {
+                clients
+                    .iter()
+                    .map(|(_, c)| curl(*p, &ca_path, *c))
+                    .collect()
+            })
             .collect()
     };
     let got = outcome([wr, wo]);
@@ -95,7 +103,8 @@ fn client_certificates_required_and_optional() {
         for (c, (client, _)) in clients.iter().enumerate() {
             let served = got[l][c].as_deref() == Ok("ok");
             assert_eq!(
-                served, want[l][c],
+                served,
+                want[l][c],
                 "{listener}, {client}: {:?}\n{}",
                 got[l][c],
                 wsgate.log()
@@ -111,7 +120,10 @@ fn client_certificates_required_and_optional() {
     let _haproxy = balance_support::Haproxy::start(
         &bin,
         &cfg(hr, ho),
-        &[SocketAddr::from(([127, 0, 0, 1], hr)), SocketAddr::from(([127, 0, 0, 1], ho))],
+        &[
+            SocketAddr::from(([127, 0, 0, 1], hr)),
+            SocketAddr::from(([127, 0, 0, 1], ho)),
+        ],
     );
     let theirs = outcome([hr, ho]);
     for l in 0..2 {
@@ -136,11 +148,11 @@ fn client_certificate_configuration_errors_name_the_line() {
             "verify required",
             "`verify required` needs a `ca-file` to verify client certificates against",
         ),
+        ("verify optional ca-file missing-ca.pem", "ca-file '"),
         (
-            "verify optional ca-file missing-ca.pem",
-            "ca-file '",
+            "verify sometimes",
+            "verify 'sometimes': expected none, optional or required",
         ),
-        ("verify sometimes", "verify 'sometimes': expected none, optional or required"),
         (
             "ca-file site.pem crl-file crl.pem verify required",
             "bind option 'crl-file' is not supported: certificate revocation lists are not checked",
@@ -157,7 +169,11 @@ fn client_certificate_configuration_errors_name_the_line() {
             ),
         );
         let (status, out) = run_wsgate(
-            &[std::ffi::OsStr::new("-c"), std::ffi::OsStr::new("-f"), path.as_os_str()],
+            &[
+                std::ffi::OsStr::new("-c"),
+                std::ffi::OsStr::new("-f"),
+                path.as_os_str(),
+            ],
             Duration::from_secs(30),
         );
         assert!(!status.success(), "{options}: accepted:\n{out}");

@@ -127,7 +127,11 @@ where
     let tls = match check.ssl.as_ref().map(ServerTls::new).transpose() {
         Ok(t) => t,
         Err(e) => {
-            tracing::error!("Server {}/{}: health checks cannot use TLS: {e}", be.config.name, server.name);
+            tracing::error!(
+                "Server {}/{}: health checks cannot use TLS: {e}",
+                be.config.name,
+                server.name
+            );
             return;
         }
     };

@@ -16,9 +16,9 @@ use std::time::Duration;
 use super::keywords::{self, LineOption, OptionStatus, BIND_OPTIONS, SERVER_OPTIONS};
 use super::lexer::Token;
 use super::model::{
-    Balance, Bind, BindSsl, CertSource, CipherSuite, HashFunction, HashType, HttpCheck,
-    ClientAuth, HttpConnMode, HttpExpect, Mode, SendProxy, Server, ServerCheck, ServerSsl,
-    SniExpr, TlsSettings, TlsVersion,
+    Balance, Bind, BindSsl, CertSource, CipherSuite, ClientAuth, HashFunction, HashType, HttpCheck,
+    HttpConnMode, HttpExpect, Mode, SendProxy, Server, ServerCheck, ServerSsl, SniExpr,
+    TlsSettings, TlsVersion,
 };
 use super::parser::{Cx, GlobalDraft, ProxyDraft, ServerDefaults};
 use super::tls;
@@ -744,6 +744,7 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     let mut accept_proxy = false;
     let mut ca_file: Option<(&Token, PathBuf)> = None;
     let mut verify: Option<(&Token, &str)> = None;
+    let mut verify_invalid = false;
     let mut settings = cx.ssl_bind.clone();
     let options = scan_options(cx, &args[1..], BIND_OPTIONS, "bind");
     for (o, t, value) in options {
@@ -760,8 +761,12 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
                     match v.text.as_str() {
                         "none" | "optional" | "required" => verify = Some((v, v.text.as_str())),
                         other => {
-                            cx.error(v, format!("verify '{other}': expected none, optional or required"));
+                            cx.error(
+                                v,
+                                format!("verify '{other}': expected none, optional or required"),
+                            );
                             bad = true;
+                            verify_invalid = true;
                         }
                     }
                 }
@@ -838,6 +843,9 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
             );
         }
     }
+    if verify_invalid {
+        return;
+    }
     let client_auth = match bind_client_auth(cx, ssl.is_some(), ca_file, verify) {
         Ok(c) => c,
         Err(()) => return,
@@ -879,36 +887,52 @@ fn bind_client_auth(
     ca_file: Option<(&Token, PathBuf)>,
     verify: Option<(&Token, &str)>,
 ) -> Result<Option<ClientAuth>, ()> {
-    let mode = verify.map_or("none", |(_, m)| m);
     if let Some((tok, path)) = &ca_file {
         if !path.exists() {
-            cx.error(tok, format!("ca-file '{}' does not exist", path.display()))
+            let written = tok.text.clone();
+            let where_ = if Path::new(&written).is_relative() {
+                " (looked in the working directory)"
+            } else {
+                ""
+            };
+            cx.error(tok, format!("ca-file '{written}' does not exist{where_}"))
                 .hint = Some("give the PEM file of the CA(s) that sign client certificates; relative paths are resolved against the directory wsgate starts in".into());
             return Err(());
         }
     }
     if !ssl {
-        if let Some((tok, _)) = verify.filter(|(_, m)| *m != "none").or(ca_file.as_ref().map(|(t, _)| (*t, ""))) {
+        if let Some((tok, _)) = verify
+            .filter(|(_, m)| *m != "none")
+            .or(ca_file.as_ref().map(|(t, _)| (*t, "")))
+        {
             cx.warn(tok, "client certificate options without 'ssl': this listener serves plain TCP and they are not used");
         }
         return Ok(None);
     }
-    match (mode, ca_file) {
-        ("none", None) => Ok(None),
-        ("none", Some((tok, _))) => {
-            cx.warn(tok, "'ca-file' with `verify none` (the default): client certificates are not requested")
-                .hint = Some("add `verify required` (or `verify optional`) to ask clients for a certificate".into());
+    match (verify.filter(|(_, m)| *m != "none"), ca_file) {
+        (None, None) => Ok(None),
+        (None, Some((tok, _))) => {
+            cx.warn(
+                tok,
+                "'ca-file' with `verify none` (the default): client certificates are not requested",
+            )
+            .hint = Some(
+                "add `verify required` (or `verify optional`) to ask clients for a certificate"
+                    .into(),
+            );
             Ok(None)
         }
-        (_, None) => {
-            let (tok, _) = verify.expect("a verify mode other than none was written");
-            cx.error(tok, format!("`verify {mode}` needs a `ca-file` to verify client certificates against"))
-                .hint = Some("add `ca-file <pem>` with the CA(s) that sign client certificates".into());
+        (Some((tok, mode)), None) => {
+            cx.error(
+                tok,
+                format!("`verify {mode}` needs a `ca-file` to verify client certificates against"),
+            )
+            .hint = Some("add `ca-file <pem>` with the CA(s) that sign client certificates".into());
             Err(())
         }
-        (m, Some((_, path))) => Ok(Some(ClientAuth {
+        (Some((_, mode)), Some((_, path))) => Ok(Some(ClientAuth {
             ca_file: path,
-            required: m == "required",
+            required: mode == "required",
         })),
     }
 }
@@ -1689,7 +1713,9 @@ pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     // HAProxy: checks inherit `ssl` and `send-proxy` unless they go
     // elsewhere (`port`, `addr`); `check-ssl`/`check-send-proxy` force them.
     let checks_elsewhere = settings.port.is_some() || settings.addr.is_some();
-    let check_ssl = settings.check_ssl.unwrap_or(settings.ssl && !checks_elsewhere);
+    let check_ssl = settings
+        .check_ssl
+        .unwrap_or(settings.ssl && !checks_elsewhere);
     let check_proxy = settings.check_send_proxy || (send_proxy.is_some() && !checks_elsewhere);
     let inter = settings.inter.unwrap_or(Duration::from_secs(2));
     let check = settings.check.then(|| ServerCheck {

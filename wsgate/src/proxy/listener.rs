@@ -19,11 +19,11 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::proxy_protocol::{self, Announced, HeaderError, Origin, Parsed};
 use super::session;
 use super::tunnel::IntoTunnel;
 use super::{BindTarget, Runtime, Shared};
 use crate::config::model::Mode;
+use crate::proxy_protocol::{self, Announced, HeaderError, Origin, Parsed};
 use crate::tls::Handshake;
 
 /// Accept backlog, as HAProxy's default for a listener (`backlog` unset
@@ -180,15 +180,13 @@ impl Conn {
         }
         match target.tls {
             None => self.serve_stream(stream, false, origin).await,
-            Some(acceptor) => {
-                match super::io::with_timeout(limit, acceptor.accept(stream)).await {
-                    Ok(tls_stream) => {
-                        origin.tls = Some(Handshake::of(tls_stream.get_ref().1));
-                        self.serve_stream(tls_stream, true, origin).await
-                    }
-                    Err(e) => tracing::debug!(peer = %self.peer, "TLS handshake failed: {e}"),
+            Some(acceptor) => match super::io::with_timeout(limit, acceptor.accept(stream)).await {
+                Ok(tls_stream) => {
+                    origin.tls = Some(Handshake::of(tls_stream.get_ref().1));
+                    self.serve_stream(tls_stream, true, origin).await
                 }
-            }
+                Err(e) => tracing::debug!(peer = %self.peer, "TLS handshake failed: {e}"),
+            },
         }
     }
 

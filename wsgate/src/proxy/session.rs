@@ -29,7 +29,6 @@ use super::errors;
 use super::http1::body::{copy_body, BodyError, BodyKind};
 use super::http1::head::{parse_request, parse_response, RequestError, RequestHead, ResponseHead};
 use super::io::{with_timeout, write_with_timeout, IoError};
-use crate::proxy_protocol::Origin;
 use super::route::{self, RequestFacts};
 use super::tunnel::{self, IntoTunnel, TunnelOptions, TunnelTimeouts, WsSignals};
 use super::upstream::{self, ServerStream};
@@ -41,6 +40,7 @@ use crate::config::model::{
     Backend, Frontend, HttpConnMode, HttpRequestAction, LogStyle, StatsPage,
 };
 use crate::log::{Entry, Logger};
+use crate::proxy_protocol::Origin;
 
 /// How much the head buffer grows per read.
 const HEAD_READ_CHUNK: usize = 4096;
@@ -787,9 +787,15 @@ impl Exchange<'_> {
                 .find(|h| h.is(name))
                 .map(|h| String::from_utf8_lossy(&h.value).into_owned())
         };
-        let stream =
-            upstream::secure(server.stream, tls, target, self.origin, host, be.timeouts.connect)
-                .await;
+        let stream = upstream::secure(
+            server.stream,
+            tls,
+            target,
+            self.origin,
+            host,
+            be.timeouts.connect,
+        )
+        .await;
         let mut stream = match stream {
             Ok(s) => s,
             Err(e) => {
@@ -1186,17 +1192,16 @@ pub async fn serve_tcp<C: IntoTunnel>(
     let tls = runtime.server_tls(backend_id.0, connected.server);
     let no_headers = |_: &str| None;
     let limit = backend.config.timeouts.connect;
-    let server = match upstream::secure(connected.stream, tls, target, origin, no_headers, limit)
-        .await
-    {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(%peer, server = %target.name, "TLS to the server failed: {e}");
-            rec.term = *b"SC";
-            obs.tcp_log(&rec, Some(backend), &backend.config.name, &target.name);
-            return None;
-        }
-    };
+    let server =
+        match upstream::secure(connected.stream, tls, target, origin, no_headers, limit).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(%peer, server = %target.name, "TLS to the server failed: {e}");
+                rec.term = *b"SC";
+                obs.tcp_log(&rec, Some(backend), &backend.config.name, &target.name);
+                return None;
+            }
+        };
     let slot = connected.guard;
     rec.t_connect = Some(ms(started.elapsed()));
     rec.server = Some(slot.server());

@@ -18,9 +18,9 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use super::io::{with_timeout, write_with_timeout, IoError};
-use crate::proxy_protocol::{self, Origin};
 use super::tunnel::{IntoTunnel, PlainSocket, Stream, TunnelIo};
 use crate::config::model::Server;
+use crate::proxy_protocol::{self, Origin};
 use crate::tls::client::ServerTls;
 
 pub enum ServerStream {
