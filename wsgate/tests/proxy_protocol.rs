@@ -794,26 +794,41 @@ fn websocket_echo_through_haproxy_send_proxy_and_wsgate_accept_proxy() {
         return;
     };
     let backend = DemoBackend::start("pp1", "1h");
-    let (w1, w2) = (free_port(), free_port());
-    let wsgate = Wsgate::start(&format!(
-        "{DEFAULTS}\
-         frontend v1\n    mode http\n    option httplog\n    log stderr format raw local0\n    bind 127.0.0.1:{w1} accept-proxy\n    default_backend be\n\
-         frontend v2\n    mode http\n    option httplog\n    log stderr format raw local0\n    bind 127.0.0.1:{w2} accept-proxy\n    default_backend be\n\
-         backend be\n    mode http\n    server s1 {}\n",
-        backend.addr
-    ));
-    let (h1, h2) = (free_port(), free_port());
+    let (w1, w2, w3) = (free_port(), free_port(), free_port());
+    let dir = TempDir::new("pp-ws");
+    let ca = tls_support::Ca::new();
+    let site = dir.write("site.pem", ca.leaf("localhost", &["127.0.0.1"]));
+    let log = "    mode http\n    option httplog\n    log stderr format raw local0\n";
+    let wsgate = Wsgate::start_in(
+        dir,
+        &format!(
+            "{DEFAULTS}\
+             frontend v1\n{log}    bind 127.0.0.1:{w1} accept-proxy\n    default_backend be\n\
+             frontend v2\n{log}    bind 127.0.0.1:{w2} accept-proxy\n    default_backend be\n\
+             frontend v3\n{log}    bind 127.0.0.1:{w3} accept-proxy ssl crt {}\n    default_backend be\n\
+             backend be\n    mode http\n    server s1 {}\n",
+            site.display(),
+            backend.addr
+        ),
+    );
+    let (h1, h2, h3) = (free_port(), free_port(), free_port());
+    // The third: the header, then TLS from HAProxy to wsgate.
     let _haproxy = Haproxy::start(
         &bin,
         &format!(
             "{DEFAULTS}\
              listen l1\n    mode tcp\n    bind 127.0.0.2:{h1}\n    server w 127.0.0.1:{w1} send-proxy\n\
-             listen l2\n    mode http\n    bind 127.0.0.2:{h2}\n    server w 127.0.0.1:{w2} send-proxy-v2\n"
+             listen l2\n    mode http\n    bind 127.0.0.2:{h2}\n    server w 127.0.0.1:{w2} send-proxy-v2\n\
+             listen l3\n    mode http\n    bind 127.0.0.2:{h3}\n    server w 127.0.0.1:{w3} send-proxy-v2-ssl ssl verify none\n"
         ),
-        &[SocketAddr::from(([127, 0, 0, 2], h1)), SocketAddr::from(([127, 0, 0, 2], h2))],
+        &[
+            SocketAddr::from(([127, 0, 0, 2], h1)),
+            SocketAddr::from(([127, 0, 0, 2], h2)),
+            SocketAddr::from(([127, 0, 0, 2], h3)),
+        ],
     );
     runtime().block_on(async {
-        for port in [h1, h2] {
+        for port in [h1, h2, h3] {
             let mut ws = ws_from([127, 0, 0, 3], SocketAddr::from(([127, 0, 0, 2], port))).await;
             let text = format!("through haproxy {port}");
             let (echo, _) = common::ws::echo(&mut ws, &text, "haproxy → wsgate").await;
@@ -824,7 +839,7 @@ fn websocket_echo_through_haproxy_send_proxy_and_wsgate_accept_proxy() {
     // bound to 127.0.0.3), not HAProxy (127.0.0.1).
     let log = poll_until(Duration::from_secs(5), "access log lines", || {
         let log = wsgate.log();
-        (log.matches("\"GET / HTTP/1.1\"").count() >= 2).then_some(log)
+        (log.matches("\"GET / HTTP/1.1\"").count() >= 3).then_some(log)
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", wsgate.log()));
     for line in log.lines().filter(|l| l.contains("\"GET / HTTP/1.1\"")) {
