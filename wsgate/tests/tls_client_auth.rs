@@ -2,7 +2,8 @@
 //! optional|required`) through the real binary, with curl as the client:
 //! `required` refuses a handshake without a certificate or with one from
 //! another CA; `optional` lets a client without one through and still
-//! refuses a bad one. The same configuration text runs on Debian's
+//! refuses a bad one; `crl-file` refuses a revoked one. The same
+//! configuration text runs on Debian's
 //! HAProxy beside it, and every outcome must agree. Configuration errors
 //! (missing `ca-file`, a `ca-file` that does not exist) come with their
 //! line.
@@ -47,7 +48,7 @@ fn curl(port: u16, ca: &Path, client: Option<(&Path, &Path)>) -> Result<String, 
 }
 
 #[test]
-fn client_certificates_required_and_optional() {
+fn client_certificates_required_optional_and_revoked() {
     if !tls_support::have("curl") {
         skip_unless_ci("curl is not installed");
         return;
@@ -61,33 +62,43 @@ fn client_certificates_required_and_optional() {
     let alice = (dir.write("alice.crt", c), dir.write("alice.key", k));
     let (c, k) = other.leaf_dated("mallory", &[], (2020, 1, 1), (2090, 1, 1));
     let mallory = (dir.write("mallory.crt", c), dir.write("mallory.key", k));
+    let (c, k) = ca.leaf_with_serial("bob", 666);
+    let bob = (dir.write("bob.crt", c), dir.write("bob.key", k));
+    let crl_path = dir.write("crl.pem", ca.crl(&[666]));
     let backend = ScriptedBackend::start(Script::Reply(
         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
     ));
-    let cfg = |required: u16, optional: u16| {
+    let cfg = |p: [u16; 3]| {
         format!(
             "defaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n    timeout tunnel 1h\n\
-             frontend req\n    bind 127.0.0.1:{required} ssl crt {site} ca-file {ca} verify required\n    default_backend be\n\
-             frontend opt\n    bind 127.0.0.1:{optional} ssl crt {site} ca-file {ca} verify optional\n    default_backend be\n\
+             frontend req\n    bind 127.0.0.1:{} ssl crt {site} ca-file {ca} verify required\n    default_backend be\n\
+             frontend opt\n    bind 127.0.0.1:{} ssl crt {site} ca-file {ca} verify optional\n    default_backend be\n\
+             frontend crl\n    bind 127.0.0.1:{} ssl crt {site} ca-file {ca} verify required crl-file {crl}\n    default_backend be\n\
              backend be\n    server s1 {}\n",
+            p[0],
+            p[1],
+            p[2],
             backend.addr,
             site = site.display(),
             ca = ca_path.display(),
+            crl = crl_path.display(),
         )
     };
-    let (wr, wo) = (free_port(), free_port());
-    let wsgate = Wsgate::start(&cfg(wr, wo));
-    let clients: [(&str, Option<(&Path, &Path)>); 3] = [
+    let wp = [free_port(), free_port(), free_port()];
+    let wsgate = Wsgate::start(&cfg(wp));
+    let clients: [(&str, Option<(&Path, &Path)>); 4] = [
         ("no certificate", None),
         ("alice (our CA)", Some((&alice.0, &alice.1))),
         ("mallory (another CA)", Some((&mallory.0, &mallory.1))),
+        ("bob (our CA, revoked)", Some((&bob.0, &bob.1))),
     ];
     // (listener, client) → served?
     let want = [
-        [false, true, false], // required
-        [true, true, false],  // optional
+        [false, true, false, true],  // required
+        [true, true, false, true],   // optional
+        [false, true, false, false], // required, with the CRL
     ];
-    let outcome = |ports: [u16; 2]| -> Vec<Vec<Result<String, String>>> {
+    let outcome = |ports: [u16; 3]| -> Vec<Vec<Result<String, String>>> {
         ports
             .iter()
             .map(|p| {
@@ -98,8 +109,13 @@ fn client_certificates_required_and_optional() {
             })
             .collect()
     };
-    let got = outcome([wr, wo]);
-    for (l, listener) in ["verify required", "verify optional"].iter().enumerate() {
+    let got = outcome(wp);
+    let listeners = [
+        "verify required",
+        "verify optional",
+        "verify required + crl-file",
+    ];
+    for (l, listener) in listeners.iter().enumerate() {
         for (c, (client, _)) in clients.iter().enumerate() {
             let served = got[l][c].as_deref() == Ok("ok");
             assert_eq!(
@@ -116,18 +132,15 @@ fn client_certificates_required_and_optional() {
         skip_unless_ci("haproxy is not installed (Debian package `haproxy`)");
         return;
     };
-    let (hr, ho) = (free_port(), free_port());
+    let hp = [free_port(), free_port(), free_port()];
     let _haproxy = balance_support::Haproxy::start(
         &bin,
-        &cfg(hr, ho),
-        &[
-            SocketAddr::from(([127, 0, 0, 1], hr)),
-            SocketAddr::from(([127, 0, 0, 1], ho)),
-        ],
+        &cfg(hp),
+        &hp.map(|p| SocketAddr::from(([127, 0, 0, 1], p))),
     );
-    let theirs = outcome([hr, ho]);
-    for l in 0..2 {
-        for c in 0..3 {
+    let theirs = outcome(hp);
+    for l in 0..3 {
+        for c in 0..4 {
             assert_eq!(
                 theirs[l][c].as_deref() == Ok("ok"),
                 want[l][c],
@@ -154,8 +167,8 @@ fn client_certificate_configuration_errors_name_the_line() {
             "verify 'sometimes': expected none, optional or required",
         ),
         (
-            "ca-file site.pem crl-file crl.pem verify required",
-            "bind option 'crl-file' is not supported: certificate revocation lists are not checked",
+            "ca-file site.pem crl-file no-such-crl.pem verify required",
+            "crl-file 'no-such-crl.pem' does not exist",
         ),
     ];
     for (options, message) in cases {

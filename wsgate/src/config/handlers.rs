@@ -745,6 +745,7 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     let mut ca_file: Option<(&Token, PathBuf)> = None;
     let mut verify: Option<(&Token, &str)> = None;
     let mut verify_invalid = false;
+    let mut crl_file: Option<(&Token, PathBuf)> = None;
     let mut settings = cx.ssl_bind.clone();
     let options = scan_options(cx, &args[1..], BIND_OPTIONS, "bind");
     for (o, t, value) in options {
@@ -754,6 +755,11 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
             "ca-file" => {
                 if let Some(v) = value {
                     ca_file = Some((v, resolve_crt(None, &v.text)));
+                }
+            }
+            "crl-file" => {
+                if let Some(v) = value {
+                    crl_file = Some((v, resolve_crt(None, &v.text)));
                 }
             }
             "verify" => {
@@ -846,7 +852,7 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     if verify_invalid {
         return;
     }
-    let client_auth = match bind_client_auth(cx, ssl.is_some(), ca_file, verify) {
+    let client_auth = match bind_client_auth(cx, ssl.is_some(), ca_file, crl_file, verify) {
         Ok(c) => c,
         Err(()) => return,
     };
@@ -877,16 +883,24 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     }
 }
 
-/// `ca-file` and `verify` of a `bind` line: client certificates. As
-/// HAProxy, `verify` defaults to `none` (no certificate asked for), and
-/// `optional`/`required` need a `ca-file` to verify against. `Err` after
-/// reporting an error.
+/// `ca-file`, `crl-file` and `verify` of a `bind` line: client
+/// certificates. As HAProxy, `verify` defaults to `none` (no certificate
+/// asked for), and `optional`/`required` need a `ca-file` to verify
+/// against. `Err` after reporting an error.
 fn bind_client_auth(
     cx: &mut Cx<'_>,
     ssl: bool,
     ca_file: Option<(&Token, PathBuf)>,
+    crl_file: Option<(&Token, PathBuf)>,
     verify: Option<(&Token, &str)>,
 ) -> Result<Option<ClientAuth>, ()> {
+    if let Some((tok, path)) = &crl_file {
+        if !path.exists() {
+            cx.error(tok, format!("crl-file '{}' does not exist", tok.text))
+                .hint = Some("give the PEM file of the revocation lists of the CA(s) that sign client certificates".into());
+            return Err(());
+        }
+    }
     if let Some((tok, path)) = &ca_file {
         if !path.exists() {
             let written = tok.text.clone();
@@ -908,6 +922,9 @@ fn bind_client_auth(
             cx.warn(tok, "client certificate options without 'ssl': this listener serves plain TCP and they are not used");
         }
         return Ok(None);
+    }
+    if let (Some((tok, _)), None | Some((_, "none"))) = (&crl_file, verify) {
+        cx.warn(tok, "'crl-file' without `verify optional|required`: client certificates are not requested, so it is not used");
     }
     match (verify.filter(|(_, m)| *m != "none"), ca_file) {
         (None, None) => Ok(None),
@@ -933,6 +950,7 @@ fn bind_client_auth(
         (Some((_, mode)), Some((_, path))) => Ok(Some(ClientAuth {
             ca_file: path,
             required: mode == "required",
+            crl_file: crl_file.map(|(_, p)| p),
         })),
     }
 }

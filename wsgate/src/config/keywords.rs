@@ -457,7 +457,7 @@ pub static BIND_OPTIONS: &[LineOption] = &[
     opt(
         "crl-file",
         1,
-        OR("certificate revocation lists are not checked; a revoked client certificate would be accepted"),
+        OS("certificate revocation lists (PEM) for client certificates, with `verify optional|required`; every CA of the client's chain needs one, as in HAProxy"),
     ),
     opt(
         "crt",

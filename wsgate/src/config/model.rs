@@ -457,6 +457,10 @@ pub struct ClientAuth {
     /// the handshake; `verify optional`: it may go on without one (a
     /// certificate it does present must still verify).
     pub required: bool,
+    /// `crl-file`: revocation lists; with it, every certificate of the
+    /// client's chain must be covered by one (OpenSSL's full-chain check,
+    /// as in HAProxy).
+    pub crl_file: Option<PathBuf>,
 }
 
 impl BindSsl {

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 
 use crate::config::model::{
     BindSsl, CipherSuite, ClientAuth, KxGroup, Location, TlsSettings, TlsVersion,
@@ -261,7 +261,7 @@ fn build_config(
 
 /// `verify optional|required` with `ca-file`: rustls' WebPKI verifier
 /// over the CAs in the file (chain and validity dates checked, as
-/// OpenSSL's verification in HAProxy; no CRLs).
+/// OpenSSL's verification in HAProxy), with the CRLs of `crl-file`.
 fn client_verifier(
     auth: &ClientAuth,
     provider: &Arc<rustls::crypto::CryptoProvider>,
@@ -280,10 +280,27 @@ fn client_verifier(
     if roots.is_empty() {
         return Err(TlsError::NoCertificate(path.clone()));
     }
-    let builder = rustls::server::WebPkiClientVerifier::builder_with_provider(
+    let mut builder = rustls::server::WebPkiClientVerifier::builder_with_provider(
         Arc::new(roots),
         provider.clone(),
     );
+    if let Some(crl_path) = &auth.crl_file {
+        let crl_err = |reason: String| TlsError::Read {
+            path: crl_path.clone(),
+            reason,
+        };
+        let crls = CertificateRevocationListDer::pem_file_iter(crl_path)
+            .map_err(|e| crl_err(e.to_string()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| crl_err(e.to_string()))?;
+        if crls.is_empty() {
+            return Err(crl_err("no X509 CRL found in the file".into()));
+        }
+        // rustls-webpki's defaults: every certificate of the chain must
+        // have a CRL (unknown status is refused), OpenSSL's
+        // `X509_V_FLAG_CRL_CHECK_ALL`, which HAProxy sets.
+        builder = builder.with_crls(crls);
+    }
     let builder = if auth.required {
         builder
     } else {
