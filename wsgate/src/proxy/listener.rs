@@ -106,6 +106,7 @@ impl Listener {
             sessions.spawn(async move {
                 let conn = Conn {
                     peer,
+                    bound: self.addr,
                     runtime,
                     frontend: target.frontend,
                     shutdown: token,
@@ -142,6 +143,9 @@ struct Slots {
 /// One accepted connection and what it holds until its very end.
 struct Conn {
     peer: SocketAddr,
+    /// The listening address (where the client connected, unless it is a
+    /// wildcard).
+    bound: SocketAddr,
     runtime: Arc<Runtime>,
     frontend: usize,
     shutdown: CancellationToken,
@@ -157,7 +161,13 @@ impl Conn {
         // too: `timeout client` bounds them (HAProxy's `timeout client-hs`
         // default).
         let limit = self.runtime.frontends[self.frontend].timeouts.client;
-        let local = stream.local_addr().unwrap_or(self.peer);
+        // Where the client connected, for `send-proxy*` (a system call only
+        // for wildcard binds).
+        let local = if self.bound.ip().is_unspecified() {
+            stream.local_addr().unwrap_or(self.bound)
+        } else {
+            self.bound
+        };
         let mut origin = Origin::plain(self.peer, local);
         if target.accept_proxy {
             let header = match limit {

@@ -1192,16 +1192,16 @@ pub async fn serve_tcp<C: IntoTunnel>(
     let tls = runtime.server_tls(backend_id.0, connected.server);
     let no_headers = |_: &str| None;
     let limit = backend.config.timeouts.connect;
-    let server =
-        match upstream::secure(connected.stream, tls, target, origin, no_headers, limit).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(%peer, server = %target.name, "TLS to the server failed: {e}");
-                rec.term = *b"SC";
-                obs.tcp_log(&rec, Some(backend), &backend.config.name, &target.name);
-                return None;
-            }
-        };
+    let secured = upstream::secure(connected.stream, tls, target, origin, no_headers, limit).await;
+    let server = match secured {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(%peer, server = %target.name, "TLS to the server failed: {e}");
+            rec.term = *b"SC";
+            obs.tcp_log(&rec, Some(backend), &backend.config.name, &target.name);
+            return None;
+        }
+    };
     let slot = connected.guard;
     rec.t_connect = Some(ms(started.elapsed()));
     rec.server = Some(slot.server());

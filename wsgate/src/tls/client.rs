@@ -1,5 +1,6 @@
 //! TLS to servers: `server ... ssl [verify none|required] [ca-file <pem>]
-//! [sni <expr>]`, so `wss://` backends work.
+//! [sni <expr>] [alpn <list>]`, so `wss://` backends work; health checks
+//! with `check-ssl` use the same settings.
 //!
 //! HAProxy semantics: verification is on by default (`verify required`,
 //! which needs `ca-file`); without `sni` no name is sent and only the chain
