@@ -614,7 +614,7 @@ fn send_proxy_v2_tls_fields_match_haproxy() {
         format!(
             "{DEFAULTS}\
              frontend f1\n    mode http\n    bind 127.0.0.1:{} ssl crt {} ca-file {} verify optional alpn http/1.1\n    default_backend b1\n\
-             backend b1\n    mode http\n    server s {} send-proxy-v2-ssl-cn proxy-v2-options authority,crc32c\n",
+             backend b1\n    mode http\n    server s {} send-proxy-v2-ssl-cn proxy-v2-options authority,crc32c,ssl-cipher\n",
             p[0],
             site.display(),
             ca_path.display(),
@@ -669,6 +669,12 @@ fn send_proxy_v2_tls_fields_match_haproxy() {
         }
         assert_eq!(ha, ws, "{what}");
         let ssl = ws.tlvs.iter().find(|t| t.0 == 0x20).expect("SSL TLV");
+        // The cipher sub-TLV (0x23) names the suite as OpenSSL does.
+        assert!(
+            find(&ssl.1, b"\x23\x00\x16TLS_AES_256_GCM_SHA384").is_some(),
+            "{:?}",
+            ssl.1
+        );
         let cn = find(&ssl.1, b"alice").is_some();
         assert_eq!(cn, i == 0, "{what}: {:?}", ssl.1);
         assert!(
