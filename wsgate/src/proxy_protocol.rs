@@ -31,9 +31,6 @@ pub const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
 pub const V1_MAX: usize = 107;
 /// The longest v2 header: 16 fixed bytes and a 16-bit length.
 pub const V2_MAX: usize = 16 + 0xffff;
-/// The shortest header of either version (`PROXY UNKNOWN\r\n`); a reader
-/// may wait for this many bytes before looking.
-pub const MIN_HEADER: usize = 15;
 
 /// v2 TLV types (section 2.2 of the specification).
 pub mod tlv {
@@ -389,7 +386,7 @@ pub fn v2(
 }
 
 /// Appends one TLV; values are cut at 65535 bytes (they never come near).
-pub fn put_tlv(out: &mut Vec<u8>, kind: u8, value: &[u8]) {
+fn put_tlv(out: &mut Vec<u8>, kind: u8, value: &[u8]) {
     let value = &value[..value.len().min(0xffff)];
     out.push(kind);
     out.extend_from_slice(&(value.len() as u16).to_be_bytes());
@@ -675,7 +672,8 @@ mod tests {
         fn never_panics_and_bounds_hold(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             if let Ok(Parsed::Complete { len, .. }) = parse(&bytes) {
                 prop_assert!(len <= bytes.len());
-                prop_assert!(len >= MIN_HEADER);
+                // The shortest header: `PROXY UNKNOWN\r\n`.
+                prop_assert!(len >= 15);
             }
         }
 
