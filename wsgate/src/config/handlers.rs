@@ -1562,7 +1562,12 @@ fn apply_server_options(
                     }
                 }
             }
+            "no-send-proxy" => defaults.proxy_v1 = false,
+            "no-send-proxy-v2" => defaults.proxy.v2 = false,
+            "no-send-proxy-v2-ssl" => defaults.proxy.ssl = false,
+            "no-send-proxy-v2-ssl-cn" => defaults.proxy.cert_cn = false,
             "check-send-proxy" => defaults.check_send_proxy = true,
+            "no-check-send-proxy" => defaults.check_send_proxy = false,
             "check-ssl" => defaults.check_ssl = Some(true),
             "no-check-ssl" => defaults.check_ssl = Some(false),
             "alpn" => {
@@ -1801,6 +1806,75 @@ mod tests {
         );
         assert!(bind_addrs("unix@/tmp/s")[0].starts_with("error: address family"));
         assert!(bind_addrs("127.0.0.1")[0].starts_with("error: missing port"));
+    }
+
+    fn servers(text: &str) -> Vec<Server> {
+        let loaded = crate::config::load_sources(&[crate::config::Source {
+            name: "t.cfg".into(),
+            text: text.into(),
+        }]);
+        let errors: Vec<String> = loaded
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(ToString::to_string)
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        loaded.config.unwrap().backends.remove(0).servers
+    }
+
+    #[test]
+    fn send_proxy_check_ssl_and_their_inheritance() {
+        let s = servers(
+            "backend b
+ mode tcp
+ timeout connect 1s
+ timeout server 1s
+             default-server send-proxy-v2-ssl-cn proxy-v2-options crc32c check
+             server inherits 127.0.0.1:1
+             server plain_v2 127.0.0.1:2 no-send-proxy-v2-ssl-cn no-send-proxy-v2-ssl
+             server none 127.0.0.1:3 no-send-proxy-v2
+             server elsewhere 127.0.0.1:4 port 9
+             server forced 127.0.0.1:5 port 9 check-send-proxy
+             server both 127.0.0.1:6 send-proxy
+             server tls 127.0.0.1:7 ssl verify none alpn h2,http/1.1
+             server tls_port 127.0.0.1:8 ssl verify none port 9
+             server check_only 127.0.0.1:9 check-ssl verify none
+",
+        );
+        let full = SendProxy {
+            v2: true,
+            ssl: true,
+            cert_cn: true,
+            crc32c: true,
+            ..SendProxy::default()
+        };
+        let check = |i: usize| s[i].check.as_ref().unwrap();
+        assert_eq!(s[0].send_proxy, Some(full));
+        assert_eq!(check(0).send_proxy, Some(full));
+        assert_eq!(
+            s[1].send_proxy,
+            Some(SendProxy {
+                v2: true,
+                crc32c: true,
+                ..SendProxy::default()
+            })
+        );
+        assert_eq!(s[2].send_proxy, None);
+        assert_eq!(check(2).send_proxy, None);
+        // Checks elsewhere (`port`) go without the header unless forced.
+        assert_eq!(check(3).send_proxy, None);
+        assert_eq!(check(4).send_proxy, Some(full));
+        // v1 and v2 both set: v2, as HAProxy.
+        assert_eq!(s[5].send_proxy, Some(full));
+        let tls = s[6].ssl.as_ref().unwrap();
+        assert_eq!(tls.alpn, ["http/1.1"]);
+        assert!(check(6).ssl.is_some(), "`ssl` checks over TLS by default");
+        assert!(check(7).ssl.is_none(), "unless `port` moves them");
+        assert!(
+            s[8].ssl.is_none() && check(8).ssl.is_some(),
+            "check-ssl alone"
+        );
     }
 
     #[test]
