@@ -269,7 +269,7 @@ jJwU
         use rustls_pki_types::pem::PemObject;
         let der = CertificateDer::from_pem_slice(V1_CERT.as_bytes()).unwrap();
         // 2027-01-01: inside its validity.
-        let (info, findings) = inspect(&[der.clone()], 1_798_761_600).unwrap();
+        let (info, findings) = inspect(std::slice::from_ref(&der), 1_798_761_600).unwrap();
         assert_eq!(info.names, ["v1.test"]);
         assert_eq!(subject_cn(der.as_ref()).as_deref(), Some("v1.test"));
         let f: Vec<&str> = findings.iter().map(|f| f.message.as_str()).collect();
