@@ -212,7 +212,7 @@ pub async fn check_once(
         } else {
             c.inter
         };
-    let stream = match tokio::time::timeout(connect_limit, TcpStream::connect(c.target)).await {
+    let mut stream = match tokio::time::timeout(connect_limit, TcpStream::connect(c.target)).await {
         Err(_) => return fail("Layer4 timeout".into()),
         Ok(Err(e)) => {
             return fail(format!(
@@ -222,7 +222,6 @@ pub async fn check_once(
         }
         Ok(Ok(s)) => s,
     };
-    let mut stream = stream;
     if let Some(send) = &c.send_proxy {
         let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {
             return fail("Layer4 connection problem, info: \"no address\"".into());
@@ -236,16 +235,7 @@ pub async fn check_once(
         }
     }
     let Some(tls) = tls else {
-        let Some(http) = http else {
-            return Outcome {
-                ok: true,
-                reason: "Layer4 check passed".into(),
-            };
-        };
-        return match tokio::time::timeout_at(overall, http_check(stream, http)).await {
-            Err(_) => fail("Layer7 timeout".into()),
-            Ok(o) => o,
-        };
+        return finish(stream, http, overall, "Layer4 check passed").await;
     };
     // HAProxy: a failed handshake is a Layer6 problem; a good one passes
     // a check without `option httpchk`.
@@ -256,10 +246,21 @@ pub async fn check_once(
         Ok(Err(e)) => return fail(format!("Layer6 invalid response, info: \"{e}\"")),
         Ok(Ok(s)) => s,
     };
+    finish(stream, http, overall, "Layer6 check passed").await
+}
+
+/// The last step of a check on an open stream: with `option httpchk`, the
+/// HTTP exchange (by `overall`); without, the check `passed`.
+async fn finish<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    http: Option<&HttpCheck>,
+    overall: Instant,
+    passed: &str,
+) -> Outcome {
     let Some(http) = http else {
         return Outcome {
             ok: true,
-            reason: "Layer6 check passed".into(),
+            reason: passed.into(),
         };
     };
     match tokio::time::timeout_at(overall, http_check(stream, http)).await {
