@@ -494,12 +494,7 @@ const DEFAULTS: &str = "defaults\n    timeout connect 2s\n    timeout client 5s\
 
 #[test]
 fn send_proxy_headers_are_byte_identical_to_haproxy() {
-    let rec = [
-        Recorder::start(),
-        Recorder::start(),
-        Recorder::start(),
-        Recorder::start(),
-    ];
+    let rec: [Recorder; 4] = std::array::from_fn(|_| Recorder::start());
     let r = |i: usize| rec[i].addr;
     let cfg = |p: &[u16]| {
         format!(
@@ -693,12 +688,7 @@ fn send_proxy_v2_tls_fields_match_haproxy() {
 
 #[test]
 fn health_checks_send_the_header_as_haproxy_does() {
-    let rec = [
-        Recorder::start(),
-        Recorder::start(),
-        Recorder::start(),
-        Recorder::start(),
-    ];
+    let rec: [Recorder; 4] = std::array::from_fn(|_| Recorder::start());
     let r = |i: usize| rec[i].addr;
     let cfg = |p: &[u16]| {
         format!(

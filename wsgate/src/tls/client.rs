@@ -18,7 +18,6 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme};
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use super::TlsError;
@@ -106,24 +105,13 @@ fn webpki_verifier(
     ca: &Path,
     provider: &Arc<CryptoProvider>,
 ) -> Result<Arc<WebPkiServerVerifier>, TlsError> {
-    let read = |reason: String| TlsError::Read {
-        path: ca.to_owned(),
-        reason,
-    };
-    let certs = CertificateDer::pem_file_iter(ca)
-        .map_err(|e| read(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| read(e.to_string()))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in certs {
-        roots.add(cert).map_err(|e| read(e.to_string()))?;
-    }
-    if roots.is_empty() {
-        return Err(TlsError::NoCertificate(ca.to_owned()));
-    }
+    let roots = super::ca_roots(ca)?;
     WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
-        .map_err(|e| read(e.to_string()))
+        .map_err(|e| TlsError::Read {
+            path: ca.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 /// `verify required` (with or without a name check) or `verify none`.

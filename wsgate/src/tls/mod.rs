@@ -259,16 +259,11 @@ fn build_config(
     Ok(Arc::new(config))
 }
 
-/// `verify optional|required` with `ca-file`: rustls' WebPKI verifier
-/// over the CAs in the file (chain and validity dates checked, as
-/// OpenSSL's verification in HAProxy), with the CRLs of `crl-file`.
-fn client_verifier(
-    auth: &ClientAuth,
-    provider: &Arc<rustls::crypto::CryptoProvider>,
-) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
-    let path = &auth.ca_file;
+/// The certificates of a `ca-file` (on a `bind` for clients, on a
+/// `server` for servers) as trust anchors; an empty file is an error.
+pub fn ca_roots(path: &std::path::Path) -> Result<rustls::RootCertStore, TlsError> {
     let read = |reason: String| TlsError::Read {
-        path: path.clone(),
+        path: path.to_owned(),
         reason,
     };
     let mut roots = rustls::RootCertStore::empty();
@@ -278,8 +273,23 @@ fn client_verifier(
             .map_err(|e| read(e.to_string()))?;
     }
     if roots.is_empty() {
-        return Err(TlsError::NoCertificate(path.clone()));
+        return Err(TlsError::NoCertificate(path.to_owned()));
     }
+    Ok(roots)
+}
+
+/// `verify optional|required` with `ca-file`: rustls' WebPKI verifier
+/// over the CAs in the file (chain and validity dates checked, as
+/// OpenSSL's verification in HAProxy), with the CRLs of `crl-file`.
+fn client_verifier(
+    auth: &ClientAuth,
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    let roots = ca_roots(&auth.ca_file)?;
+    let read = |reason: String| TlsError::Read {
+        path: auth.ca_file.clone(),
+        reason,
+    };
     let mut builder = rustls::server::WebPkiClientVerifier::builder_with_provider(
         Arc::new(roots),
         provider.clone(),
