@@ -86,6 +86,15 @@ fn start_tls_server(rt: &tokio::runtime::Runtime, cert_pem: &str) -> TlsServer {
     TlsServer { addr, offered }
 }
 
+/// A runtime whose thread serves the TLS server while the test blocks.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// The stats CSV rows by (pxname, svname).
 fn stats(addr: SocketAddr) -> HashMap<(String, String), HashMap<String, String>> {
     let csv = exchange(
@@ -116,11 +125,7 @@ fn stats(addr: SocketAddr) -> HashMap<(String, String), HashMap<String, String>>
 
 #[test]
 fn check_ssl_marks_tls_servers_up_and_plain_ones_down() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let ca = tls_support::Ca::new();
     let other_ca = tls_support::Ca::new();
     let dir = TempDir::new("check-ssl");
@@ -193,11 +198,7 @@ fn check_ssl_marks_tls_servers_up_and_plain_ones_down() {
 
 #[test]
 fn server_alpn_is_offered_without_h2() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let ca = tls_support::Ca::new();
     let tls = start_tls_server(&rt, &ca.leaf("localhost", &["127.0.0.1"]));
     let (p1, p2, p3) = (free_port(), free_port(), free_port());
