@@ -16,6 +16,7 @@ pub mod demo;
 pub mod log;
 pub mod process;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod reload;
 pub mod systemd;
 pub mod tls;

@@ -1,5 +1,6 @@
 //! Health checks (`check`, `inter`, `fastinter`, `downinter`, `rise`,
-//! `fall`, `port`, `addr`, `option httpchk`, `http-check expect`).
+//! `fall`, `port`, `addr`, `option httpchk`, `http-check expect`,
+//! `check-ssl`, `check-send-proxy`).
 //!
 //! Stage: one task per checked server, started with the proxy and stopped
 //! with it. A check is a TCP connect, or with `option httpchk` an HTTP
@@ -16,13 +17,15 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::BackendRuntime;
 use crate::config::model::{HttpCheck, HttpExpect, ServerCheck};
+use crate::proxy_protocol;
+use crate::tls::client::ServerTls;
 
 /// Largest check response read (status line and enough body for `string`).
 const MAX_RESPONSE: usize = 16 * 1024;
@@ -131,6 +134,19 @@ where
     let Some(check) = server.check.clone() else {
         return;
     };
+    // The server's TLS settings (`check-ssl`); they loaded at start-up
+    // already, for the server itself or by the same code.
+    let tls = match check.ssl.as_ref().map(ServerTls::new).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(
+                "Server {}/{}: health checks cannot use TLS: {e}",
+                be.config.name,
+                server.name
+            );
+            return;
+        }
+    };
     // A reload keeps the server's state (backend/carry.rs): go on from it.
     let state = &be.servers[index];
     let mut health = Health::resume(
@@ -152,7 +168,7 @@ where
         }
         let started = Instant::now();
         let outcome = tokio::select! {
-            o = check_once(&check, be.config.httpchk.as_ref(), be.config.timeouts.connect, be.config.timeouts.check) => o,
+            o = check_once(&check, tls.as_ref(), be.config.httpchk.as_ref(), be.config.timeouts.connect, be.config.timeouts.check) => o,
             _ = stop.cancelled() => return,
         };
         let took = started.elapsed().as_millis();
@@ -206,9 +222,12 @@ where
     }
 }
 
-/// One check: connect (and with `option httpchk`, one HTTP exchange).
+/// One check: connect, send the PROXY header (`check-send-proxy`), do
+/// the TLS handshake (`check-ssl`), and with `option httpchk` one HTTP
+/// exchange.
 pub async fn check_once(
     c: &ServerCheck,
+    tls: Option<&ServerTls>,
     http: Option<&HttpCheck>,
     timeout_connect: Option<Duration>,
     timeout_check: Option<Duration>,
@@ -225,7 +244,7 @@ pub async fn check_once(
         } else {
             c.inter
         };
-    let stream = match tokio::time::timeout(connect_limit, TcpStream::connect(c.target)).await {
+    let mut stream = match tokio::time::timeout(connect_limit, TcpStream::connect(c.target)).await {
         Err(_) => return fail("Layer4 timeout".into()),
         Ok(Err(e)) => {
             return fail(format!(
@@ -235,10 +254,45 @@ pub async fn check_once(
         }
         Ok(Ok(s)) => s,
     };
+    if let Some(send) = &c.send_proxy {
+        let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {
+            return fail("Layer4 connection problem, info: \"no address\"".into());
+        };
+        let header = proxy_protocol::for_check(send, local, peer);
+        if let Err(e) = stream.write_all(&header).await {
+            return fail(format!(
+                "Layer4 connection problem, info: \"{}\"",
+                io_info(&e)
+            ));
+        }
+    }
+    let Some(tls) = tls else {
+        return finish(stream, http, overall, "Layer4 check passed").await;
+    };
+    // HAProxy: a failed handshake is a Layer6 problem; a good one passes
+    // a check without `option httpchk`.
+    let name = tls.server_name(c.target.ip(), |_| None);
+    let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+    let stream = match tokio::time::timeout_at(overall, connector.connect(name, stream)).await {
+        Err(_) => return fail("Layer6 timeout".into()),
+        Ok(Err(e)) => return fail(format!("Layer6 invalid response, info: \"{e}\"")),
+        Ok(Ok(s)) => s,
+    };
+    finish(stream, http, overall, "Layer6 check passed").await
+}
+
+/// The last step of a check on an open stream: with `option httpchk`, the
+/// HTTP exchange (by `overall`); without, the check `passed`.
+async fn finish<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    http: Option<&HttpCheck>,
+    overall: Instant,
+    passed: &str,
+) -> Outcome {
     let Some(http) = http else {
         return Outcome {
             ok: true,
-            reason: "Layer4 check passed".into(),
+            reason: passed.into(),
         };
     };
     match tokio::time::timeout_at(overall, http_check(stream, http)).await {
@@ -260,7 +314,7 @@ fn io_info(e: &std::io::Error) -> String {
     }
 }
 
-async fn http_check(mut stream: TcpStream, http: &HttpCheck) -> Outcome {
+async fn http_check<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, http: &HttpCheck) -> Outcome {
     let mut request = format!("{} {} {}\r\n", http.method, http.uri, http.version);
     for (name, value) in &http.headers {
         request.push_str(&format!("{name}: {value}\r\n"));
@@ -399,6 +453,8 @@ mod tests {
             rise: 2,
             fall: 3,
             target: "127.0.0.1:1".parse().unwrap(),
+            ssl: None,
+            send_proxy: None,
         };
         let mut h = Health::new(2, 3);
         assert_eq!(h.interval(&c), c.fastinter);

@@ -237,6 +237,7 @@ mod tests {
                 check: None,
                 ssl: None,
                 redir: None,
+                send_proxy: None,
             })
             .collect();
         BackendRuntime::new(Backend {

@@ -43,6 +43,10 @@ pub enum CheckStatus {
     L4Ok,
     L4Timeout,
     L4Con,
+    /// `check-ssl`: the TLS handshake (without `option httpchk`).
+    L6Ok,
+    L6Timeout,
+    L6Rsp,
     L7Ok,
     L7Timeout,
     L7Rsp,
@@ -50,11 +54,14 @@ pub enum CheckStatus {
 }
 
 impl CheckStatus {
-    pub const ALL: [CheckStatus; 8] = [
+    pub const ALL: [CheckStatus; 11] = [
         CheckStatus::Unknown,
         CheckStatus::L4Ok,
         CheckStatus::L4Timeout,
         CheckStatus::L4Con,
+        CheckStatus::L6Ok,
+        CheckStatus::L6Timeout,
+        CheckStatus::L6Rsp,
         CheckStatus::L7Ok,
         CheckStatus::L7Timeout,
         CheckStatus::L7Rsp,
@@ -67,6 +74,9 @@ impl CheckStatus {
             CheckStatus::L4Ok => "L4OK",
             CheckStatus::L4Timeout => "L4TOUT",
             CheckStatus::L4Con => "L4CON",
+            CheckStatus::L6Ok => "L6OK",
+            CheckStatus::L6Timeout => "L6TOUT",
+            CheckStatus::L6Rsp => "L6RSP",
             CheckStatus::L7Ok => "L7OK",
             CheckStatus::L7Timeout => "L7TOUT",
             CheckStatus::L7Rsp => "L7RSP",
@@ -81,6 +91,9 @@ impl CheckStatus {
             CheckStatus::L4Ok => "Layer4 check passed",
             CheckStatus::L4Timeout => "Layer4 timeout",
             CheckStatus::L4Con => "Layer4 connection problem",
+            CheckStatus::L6Ok => "Layer6 check passed",
+            CheckStatus::L6Timeout => "Layer6 timeout",
+            CheckStatus::L6Rsp => "Layer6 invalid response",
             CheckStatus::L7Ok => "Layer7 check passed",
             CheckStatus::L7Timeout => "Layer7 timeout",
             CheckStatus::L7Rsp => "Layer7 invalid response",
@@ -93,9 +106,12 @@ impl CheckStatus {
         let starts = |p: &str| reason.starts_with(p);
         match (ok, reason) {
             (true, _) if starts("Layer4") => CheckStatus::L4Ok,
+            (true, _) if starts("Layer6") => CheckStatus::L6Ok,
             (true, _) => CheckStatus::L7Ok,
             _ if starts("Layer4 timeout") => CheckStatus::L4Timeout,
             _ if starts("Layer4") => CheckStatus::L4Con,
+            _ if starts("Layer6 timeout") => CheckStatus::L6Timeout,
+            _ if starts("Layer6") => CheckStatus::L6Rsp,
             _ if starts("Layer7 timeout") => CheckStatus::L7Timeout,
             _ if starts("Layer7 wrong status") || starts("Layer7 check content") => {
                 CheckStatus::L7Sts

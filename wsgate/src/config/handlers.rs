@@ -16,9 +16,9 @@ use std::time::Duration;
 use super::keywords::{self, LineOption, OptionStatus, BIND_OPTIONS, SERVER_OPTIONS};
 use super::lexer::Token;
 use super::model::{
-    Balance, Bind, BindSsl, CertSource, CipherSuite, HashFunction, HashType, HttpCheck,
-    HttpConnMode, HttpExpect, Mode, Server, ServerCheck, ServerSsl, SniExpr, TlsSettings,
-    TlsVersion,
+    Balance, Bind, BindSsl, CertSource, CipherSuite, ClientAuth, HashFunction, HashType, HttpCheck,
+    HttpConnMode, HttpExpect, Mode, SendProxy, Server, ServerCheck, ServerSsl, SniExpr,
+    TlsSettings, TlsVersion,
 };
 use super::parser::{Cx, GlobalDraft, ProxyDraft, ServerDefaults};
 use super::tls;
@@ -778,11 +778,42 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     let mut crts: Vec<(&Token, PathBuf)> = Vec::new();
     let mut sources: Vec<CertSource> = Vec::new();
     let mut strict_sni = false;
+    let mut accept_proxy = false;
+    let mut ca_file: Option<(&Token, PathBuf)> = None;
+    let mut verify: Option<(&Token, &str)> = None;
+    let mut verify_invalid = false;
+    let mut crl_file: Option<(&Token, PathBuf)> = None;
     let mut settings = cx.ssl_bind.clone();
     let options = scan_options(cx, &args[1..], BIND_OPTIONS, "bind");
     for (o, t, value) in options {
         match o.name {
             "ssl" => ssl = Some(t),
+            "accept-proxy" => accept_proxy = true,
+            "ca-file" => {
+                if let Some(v) = value {
+                    ca_file = Some((v, resolve_crt(None, &v.text)));
+                }
+            }
+            "crl-file" => {
+                if let Some(v) = value {
+                    crl_file = Some((v, resolve_crt(None, &v.text)));
+                }
+            }
+            "verify" => {
+                if let Some(v) = value {
+                    match v.text.as_str() {
+                        "none" | "optional" | "required" => verify = Some((v, v.text.as_str())),
+                        other => {
+                            cx.error(
+                                v,
+                                format!("verify '{other}': expected none, optional or required"),
+                            );
+                            bad = true;
+                            verify_invalid = true;
+                        }
+                    }
+                }
+            }
             "crt" => {
                 if let Some(v) = value {
                     let path = resolve_crt(cx.crt_base, &v.text);
@@ -857,6 +888,13 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
             );
         }
     }
+    if verify_invalid {
+        return;
+    }
+    let client_auth = match bind_client_auth(cx, ssl.is_some(), ca_file, crl_file, verify) {
+        Ok(c) => c,
+        Err(()) => return,
+    };
     if bad {
         return;
     }
@@ -871,6 +909,7 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         sources,
         strict_sni,
         settings,
+        client_auth,
     });
     let location = cx.kw_loc();
     for addr in addrs {
@@ -878,7 +917,80 @@ pub fn bind(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
             location: location.clone(),
             addr,
             ssl: tls.clone(),
+            accept_proxy,
         });
+    }
+}
+
+/// `ca-file`, `crl-file` and `verify` of a `bind` line: client
+/// certificates. As HAProxy, `verify` defaults to `none` (no certificate
+/// asked for), and `optional`/`required` need a `ca-file` to verify
+/// against. `Err` after reporting an error.
+fn bind_client_auth(
+    cx: &mut Cx<'_>,
+    ssl: bool,
+    ca_file: Option<(&Token, PathBuf)>,
+    crl_file: Option<(&Token, PathBuf)>,
+    verify: Option<(&Token, &str)>,
+) -> Result<Option<ClientAuth>, ()> {
+    if let Some((tok, path)) = &crl_file {
+        if !path.exists() {
+            cx.error(tok, format!("crl-file '{}' does not exist", tok.text))
+                .hint = Some("give the PEM file of the revocation lists of the CA(s) that sign client certificates".into());
+            return Err(());
+        }
+    }
+    if let Some((tok, path)) = &ca_file {
+        if !path.exists() {
+            let written = tok.text.clone();
+            let where_ = if Path::new(&written).is_relative() {
+                " (looked in the working directory)"
+            } else {
+                ""
+            };
+            cx.error(tok, format!("ca-file '{written}' does not exist{where_}"))
+                .hint = Some("give the PEM file of the CA(s) that sign client certificates; relative paths are resolved against the directory wsgate starts in".into());
+            return Err(());
+        }
+    }
+    if !ssl {
+        if let Some((tok, _)) = verify
+            .filter(|(_, m)| *m != "none")
+            .or(ca_file.as_ref().map(|(t, _)| (*t, "")))
+        {
+            cx.warn(tok, "client certificate options without 'ssl': this listener serves plain TCP and they are not used");
+        }
+        return Ok(None);
+    }
+    if let (Some((tok, _)), None | Some((_, "none"))) = (&crl_file, verify) {
+        cx.warn(tok, "'crl-file' without `verify optional|required`: client certificates are not requested, so it is not used");
+    }
+    match (verify.filter(|(_, m)| *m != "none"), ca_file) {
+        (None, None) => Ok(None),
+        (None, Some((tok, _))) => {
+            cx.warn(
+                tok,
+                "'ca-file' with `verify none` (the default): client certificates are not requested",
+            )
+            .hint = Some(
+                "add `verify required` (or `verify optional`) to ask clients for a certificate"
+                    .into(),
+            );
+            Ok(None)
+        }
+        (Some((tok, mode)), None) => {
+            cx.error(
+                tok,
+                format!("`verify {mode}` needs a `ca-file` to verify client certificates against"),
+            )
+            .hint = Some("add `ca-file <pem>` with the CA(s) that sign client certificates".into());
+            Err(())
+        }
+        (Some((_, mode)), Some((_, path))) => Ok(Some(ClientAuth {
+            ca_file: path,
+            required: mode == "required",
+            crl_file: crl_file.map(|(_, p)| p),
+        })),
     }
 }
 
@@ -1523,6 +1635,37 @@ fn apply_server_options(
                 }
             },
             "ca-file" => defaults.ca_file = Some(resolve_crt(None, text)),
+            "send-proxy" => defaults.proxy_v1 = true,
+            "send-proxy-v2" => defaults.proxy.v2 = true,
+            "send-proxy-v2-ssl" => {
+                defaults.proxy.v2 = true;
+                defaults.proxy.ssl = true;
+            }
+            "send-proxy-v2-ssl-cn" => {
+                defaults.proxy.v2 = true;
+                defaults.proxy.ssl = true;
+                defaults.proxy.cert_cn = true;
+            }
+            "proxy-v2-options" => {
+                if let Some(v) = value {
+                    if !proxy_v2_options(cx, v, &mut defaults.proxy) {
+                        ok = false;
+                    }
+                }
+            }
+            "no-send-proxy" => defaults.proxy_v1 = false,
+            "no-send-proxy-v2" => defaults.proxy.v2 = false,
+            "no-send-proxy-v2-ssl" => defaults.proxy.ssl = false,
+            "no-send-proxy-v2-ssl-cn" => defaults.proxy.cert_cn = false,
+            "check-send-proxy" => defaults.check_send_proxy = true,
+            "no-check-send-proxy" => defaults.check_send_proxy = false,
+            "check-ssl" => defaults.check_ssl = Some(true),
+            "no-check-ssl" => defaults.check_ssl = Some(false),
+            "alpn" => {
+                if let Some(v) = value {
+                    defaults.alpn = server_alpn(cx, v);
+                }
+            }
             "sni" => match parse_sni(text) {
                 Some(e) => defaults.sni = Some(e),
                 None => {
@@ -1549,6 +1692,64 @@ fn apply_server_options(
         }
     }
     ok
+}
+
+/// `proxy-v2-options <opt>[,<opt>...]`: the TLVs wsgate adds to a v2
+/// header. Returns false after reporting an error.
+fn proxy_v2_options(cx: &mut Cx<'_>, v: &Token, proxy: &mut SendProxy) -> bool {
+    let mut refused = Vec::new();
+    for option in v.text.split(',') {
+        match option {
+            "ssl" => proxy.ssl = true,
+            "cert-cn" => {
+                proxy.ssl = true;
+                proxy.cert_cn = true;
+            }
+            "ssl-cipher" => {
+                proxy.ssl = true;
+                proxy.ssl_cipher = true;
+            }
+            "authority" => proxy.authority = true,
+            "crc32c" => proxy.crc32c = true,
+            other => refused.push(other),
+        }
+    }
+    if refused.is_empty() {
+        return true;
+    }
+    cx.error(
+        v,
+        format!(
+            "proxy-v2-options {} not supported: wsgate sends ssl, cert-cn, ssl-cipher, authority and crc32c",
+            quoted(&refused.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+        ),
+    )
+    .hint = Some("`unique-id` needs `unique-id-format`, which wsgate does not have; `cert-sig` and `cert-key` describe the client certificate's algorithms, which are not extracted".into());
+    false
+}
+
+/// `alpn <list>` on a server: what wsgate offers over TLS. It speaks
+/// HTTP/1.1 to servers, so `h2` is left out with a warning (a server that
+/// picked it would get HTTP/1.1 bytes); an empty result offers `http/1.1`.
+fn server_alpn(cx: &mut Cx<'_>, v: &Token) -> Option<Vec<String>> {
+    let (h2, rest): (Vec<&str>, Vec<&str>) = v
+        .text
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .partition(|p| *p == "h2");
+    if !h2.is_empty() {
+        let offered = if rest.is_empty() {
+            "http/1.1".to_owned()
+        } else {
+            rest.join(",")
+        };
+        cx.warn(
+            v,
+            format!("'h2' left out of the server ALPN list: wsgate speaks HTTP/1.1 to servers; it offers {offered}"),
+        )
+        .hint = Some("write `alpn http/1.1` to say so".into());
+    }
+    Some(rest.into_iter().map(str::to_owned).collect())
 }
 
 pub fn default_server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
@@ -1592,23 +1793,12 @@ pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         return;
     }
     let location = cx.kw_loc();
-    let inter = settings.inter.unwrap_or(Duration::from_secs(2));
-    let check = settings.check.then(|| ServerCheck {
-        inter,
-        fastinter: settings.fastinter.unwrap_or(inter),
-        downinter: settings.downinter.unwrap_or(inter),
-        rise: settings.rise.unwrap_or(2),
-        fall: settings.fall.unwrap_or(3),
-        target: SocketAddr::new(
-            settings.addr.unwrap_or(addr.ip()),
-            settings.port.unwrap_or(addr.port()),
-        ),
-    });
-    let ssl = if settings.ssl {
+    let ssl = if settings.ssl || settings.check_ssl == Some(true) {
         let verify = settings.verify.unwrap_or(true);
+        let what = if settings.ssl { "`ssl`" } else { "`check-ssl`" };
         if verify && settings.ca_file.is_none() {
             let kw = cx.kw;
-            cx.error(kw, format!("server '{}' has `ssl` with certificate verification (the default) but no `ca-file`", name.text))
+            cx.error(kw, format!("server '{}' has {what} with certificate verification (the default) but no `ca-file`", name.text))
                 .hint = Some("add `ca-file <pem>` with the CA that signed the server's certificate, or `verify none` if you trust the network to the server".into());
             return;
         }
@@ -1623,12 +1813,46 @@ pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
             verify,
             ca_file: settings.ca_file.clone(),
             sni: settings.sni.clone(),
+            alpn: settings.alpn.clone().unwrap_or_default(),
         })
     } else {
         None
     };
+    let send_proxy = if settings.proxy.v2 {
+        Some(settings.proxy)
+    } else if settings.proxy_v1 {
+        Some(SendProxy::default())
+    } else {
+        None
+    };
+    // HAProxy: checks inherit `ssl` and `send-proxy` unless they go
+    // elsewhere (`port`, `addr`); `check-ssl`/`check-send-proxy` force them.
+    let checks_elsewhere = settings.port.is_some() || settings.addr.is_some();
+    let check_ssl = settings
+        .check_ssl
+        .unwrap_or(settings.ssl && !checks_elsewhere);
+    let check_proxy = settings.check_send_proxy || (send_proxy.is_some() && !checks_elsewhere);
+    let inter = settings.inter.unwrap_or(Duration::from_secs(2));
+    let check = settings.check.then(|| ServerCheck {
+        inter,
+        fastinter: settings.fastinter.unwrap_or(inter),
+        downinter: settings.downinter.unwrap_or(inter),
+        rise: settings.rise.unwrap_or(2),
+        fall: settings.fall.unwrap_or(3),
+        target: SocketAddr::new(
+            settings.addr.unwrap_or(addr.ip()),
+            settings.port.unwrap_or(addr.port()),
+        ),
+        ssl: ssl.clone().filter(|_| check_ssl),
+        send_proxy: if check_proxy {
+            Some(send_proxy.unwrap_or_default())
+        } else {
+            None
+        },
+    });
     p.servers.push(Server {
-        ssl,
+        ssl: ssl.filter(|_| settings.ssl),
+        send_proxy,
         name: name.text.clone(),
         location,
         addr,
@@ -1677,6 +1901,75 @@ mod tests {
         );
         assert!(bind_addrs("unix@/tmp/s")[0].starts_with("error: address family"));
         assert!(bind_addrs("127.0.0.1")[0].starts_with("error: missing port"));
+    }
+
+    fn servers(text: &str) -> Vec<Server> {
+        let loaded = crate::config::load_sources(&[crate::config::Source {
+            name: "t.cfg".into(),
+            text: text.into(),
+        }]);
+        let errors: Vec<String> = loaded
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(ToString::to_string)
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        loaded.config.unwrap().backends.remove(0).servers
+    }
+
+    #[test]
+    fn send_proxy_check_ssl_and_their_inheritance() {
+        let s = servers(
+            "backend b
+ mode tcp
+ timeout connect 1s
+ timeout server 1s
+             default-server send-proxy-v2-ssl-cn proxy-v2-options crc32c check
+             server inherits 127.0.0.1:1
+             server plain_v2 127.0.0.1:2 no-send-proxy-v2-ssl-cn no-send-proxy-v2-ssl
+             server none 127.0.0.1:3 no-send-proxy-v2
+             server elsewhere 127.0.0.1:4 port 9
+             server forced 127.0.0.1:5 port 9 check-send-proxy
+             server both 127.0.0.1:6 send-proxy
+             server tls 127.0.0.1:7 ssl verify none alpn h2,http/1.1
+             server tls_port 127.0.0.1:8 ssl verify none port 9
+             server check_only 127.0.0.1:9 check-ssl verify none
+",
+        );
+        let full = SendProxy {
+            v2: true,
+            ssl: true,
+            cert_cn: true,
+            crc32c: true,
+            ..SendProxy::default()
+        };
+        let check = |i: usize| s[i].check.as_ref().unwrap();
+        assert_eq!(s[0].send_proxy, Some(full));
+        assert_eq!(check(0).send_proxy, Some(full));
+        assert_eq!(
+            s[1].send_proxy,
+            Some(SendProxy {
+                v2: true,
+                crc32c: true,
+                ..SendProxy::default()
+            })
+        );
+        assert_eq!(s[2].send_proxy, None);
+        assert_eq!(check(2).send_proxy, None);
+        // Checks elsewhere (`port`) go without the header unless forced.
+        assert_eq!(check(3).send_proxy, None);
+        assert_eq!(check(4).send_proxy, Some(full));
+        // v1 and v2 both set: v2, as HAProxy.
+        assert_eq!(s[5].send_proxy, Some(full));
+        let tls = s[6].ssl.as_ref().unwrap();
+        assert_eq!(tls.alpn, ["http/1.1"]);
+        assert!(check(6).ssl.is_some(), "`ssl` checks over TLS by default");
+        assert!(check(7).ssl.is_none(), "unless `port` moves them");
+        assert!(
+            s[8].ssl.is_none() && check(8).ssl.is_some(),
+            "check-ssl alone"
+        );
     }
 
     #[test]

@@ -509,6 +509,9 @@ pub struct Bind {
     pub addr: SocketAddr,
     /// `ssl crt <pem>`; `None` for plain TCP.
     pub ssl: Option<BindSsl>,
+    /// `accept-proxy`: every connection starts with a PROXY protocol
+    /// header (v1 or v2) whose addresses replace the connection's.
+    pub accept_proxy: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -527,6 +530,23 @@ pub struct BindSsl {
     /// Versions, ciphers, curves, tickets: the bind line's options over
     /// `ssl-default-bind-*` from `global`.
     pub settings: TlsSettings,
+    /// `ca-file` + `verify optional|required`: client certificates.
+    pub client_auth: Option<ClientAuth>,
+}
+
+/// Client certificates on a `bind ... ssl` (`ca-file`, `verify`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAuth {
+    /// The CAs a client certificate must chain to.
+    pub ca_file: PathBuf,
+    /// `verify required`: a client without a certificate is refused in
+    /// the handshake; `verify optional`: it may go on without one (a
+    /// certificate it does present must still verify).
+    pub required: bool,
+    /// `crl-file`: revocation lists; with it, every certificate of the
+    /// client's chain must be covered by one (OpenSSL's full-chain check,
+    /// as in HAProxy).
+    pub crl_file: Option<PathBuf>,
 }
 
 impl BindSsl {
@@ -588,6 +608,28 @@ pub struct ServerSsl {
     /// `sni <expr>`: the name sent (and verified); `None` sends none and
     /// verifies the chain only, as HAProxy does without `verifyhost`.
     pub sni: Option<SniExpr>,
+    /// `alpn`: the protocols offered (`h2` left out: wsgate speaks
+    /// HTTP/1.1 to servers); empty means `http/1.1`.
+    pub alpn: Vec<String>,
+}
+
+/// `send-proxy`, `send-proxy-v2`, `send-proxy-v2-ssl`,
+/// `send-proxy-v2-ssl-cn`, `proxy-v2-options`: a PROXY protocol header
+/// before the first byte to the server (before TLS, as HAProxy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SendProxy {
+    /// Version 2 (binary) rather than 1 (text).
+    pub v2: bool,
+    /// v2 `PP2_TYPE_SSL` TLV (`send-proxy-v2-ssl`, option `ssl`).
+    pub ssl: bool,
+    /// Its CN sub-TLV (`send-proxy-v2-ssl-cn`, option `cert-cn`).
+    pub cert_cn: bool,
+    /// Its cipher sub-TLV (option `ssl-cipher`).
+    pub ssl_cipher: bool,
+    /// `PP2_TYPE_AUTHORITY`: the client's SNI (option `authority`).
+    pub authority: bool,
+    /// `PP2_TYPE_CRC32C` (option `crc32c`).
+    pub crc32c: bool,
 }
 
 /// The sample expressions `sni` accepts.
@@ -795,6 +837,8 @@ pub struct Server {
     /// `redir <prefix>`: GET and HEAD requests for this server are answered
     /// `302` to `<prefix><path>` instead of being forwarded.
     pub redir: Option<String>,
+    /// `send-proxy*`: connections start with a PROXY protocol header.
+    pub send_proxy: Option<SendProxy>,
 }
 
 /// Health-check settings of one server (`check`, `inter`, `fastinter`,
@@ -814,4 +858,10 @@ pub struct ServerCheck {
     /// Where checks connect: the server address, with `addr`/`port`
     /// applied.
     pub target: SocketAddr,
+    /// Checks over TLS (`check-ssl`, or `ssl` without `port`/`addr`),
+    /// with the server's TLS settings.
+    pub ssl: Option<ServerSsl>,
+    /// Checks start with a PROXY header (`check-send-proxy`, or
+    /// `send-proxy*` without `port`/`addr`).
+    pub send_proxy: Option<SendProxy>,
 }

@@ -176,6 +176,16 @@ pub struct ServerDefaults {
     pub addr: Option<std::net::IpAddr>,
     /// `redir <prefix>`.
     pub redir: Option<String>,
+    /// `send-proxy`.
+    pub proxy_v1: bool,
+    /// `send-proxy-v2*` and `proxy-v2-options`.
+    pub proxy: crate::config::model::SendProxy,
+    /// `check-send-proxy`.
+    pub check_send_proxy: bool,
+    /// `check-ssl` / `no-check-ssl`.
+    pub check_ssl: Option<bool>,
+    /// `alpn` (without `h2`).
+    pub alpn: Option<Vec<String>>,
 }
 
 /// Everything a `defaults`, `frontend`, `backend` or `listen` section can

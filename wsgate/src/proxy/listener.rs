@@ -5,7 +5,9 @@
 //! lock or hand-off between them); one task per socket accepts connections
 //! while the connection limits allow (`maxconn` in `global` and in the frontend: at
 //! the limit the loop stops accepting and the kernel queues, as HAProxy
-//! does), terminates TLS when the bind has `ssl`, then spawns the session.
+//! does), reads the PROXY protocol header when the bind has `accept-proxy`
+//! (proxy_protocol.rs), terminates TLS when it has `ssl`, then spawns the
+//! session with the client's address (the announced one, if any).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,14 +16,15 @@ use socket2::{Domain, Socket, Type};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::session;
 use super::tunnel::IntoTunnel;
-use super::{Runtime, Shared};
+use super::{BindTarget, Runtime, Shared};
 use crate::config::model::Mode;
+use crate::proxy_protocol::{self, Announced, HeaderError, Origin, Parsed};
+use crate::tls::Handshake;
 
 /// Accept backlog, as HAProxy's default for a listener (`backlog` unset
 /// means the frontend's maxconn; this is a plain, generous value).
@@ -103,13 +106,14 @@ impl Listener {
             sessions.spawn(async move {
                 let conn = Conn {
                     peer,
+                    bound: self.addr,
                     runtime,
                     frontend: target.frontend,
                     shutdown: token,
                     tracker,
                     slots,
                 };
-                conn.serve(stream, target.tls).await;
+                conn.serve(stream, target).await;
             });
         }
     }
@@ -139,6 +143,9 @@ struct Slots {
 /// One accepted connection and what it holds until its very end.
 struct Conn {
     peer: SocketAddr,
+    /// The listening address (where the client connected, unless it is a
+    /// wildcard).
+    bound: SocketAddr,
     runtime: Arc<Runtime>,
     frontend: usize,
     shutdown: CancellationToken,
@@ -149,43 +156,59 @@ struct Conn {
 }
 
 impl Conn {
-    async fn serve(self, stream: TcpStream, tls: Option<TlsAcceptor>) {
-        let local = stream.local_addr().ok();
-        match tls {
-            None => self.serve_stream(stream, local, false).await,
-            Some(acceptor) => {
-                // The handshake is client inactivity too: `timeout client`
-                // bounds it (HAProxy's `timeout client-hs` default).
-                let limit = self.runtime.frontends[self.frontend].timeouts.client;
-                match super::io::with_timeout(limit, acceptor.accept(stream)).await {
-                    Ok(tls_stream) => self.serve_stream(tls_stream, local, true).await,
-                    Err(e) => tracing::debug!(peer = %self.peer, "TLS handshake failed: {e}"),
+    async fn serve(mut self, stream: TcpStream, target: BindTarget) {
+        // The PROXY header and the TLS handshake are client inactivity
+        // too: `timeout client` bounds them (HAProxy's `timeout client-hs`
+        // default).
+        let limit = self.runtime.frontends[self.frontend].timeouts.client;
+        // Where the client connected, for `send-proxy*` (a system call only
+        // for wildcard binds).
+        let local = if self.bound.ip().is_unspecified() {
+            stream.local_addr().unwrap_or(self.bound)
+        } else {
+            self.bound
+        };
+        let mut origin = Origin::plain(self.peer, local);
+        if target.accept_proxy {
+            let header = match limit {
+                Some(limit) => tokio::time::timeout(limit, read_proxy_header(&stream))
+                    .await
+                    .unwrap_or(Err(AcceptProxyError::Timeout)),
+                None => read_proxy_header(&stream).await,
+            };
+            match header {
+                Ok(Announced::Addresses { src, dst }) => (origin.src, origin.dst) = (src, dst),
+                Ok(Announced::KeepReal) => {}
+                Err(e) => {
+                    // As HAProxy: logged and closed, nothing sent back.
+                    tracing::info!(peer = %self.peer, "PROXY protocol: {e}; connection closed");
+                    return;
                 }
             }
+            // The announced client is the session's peer everywhere.
+            self.peer = origin.src;
+        }
+        match target.tls {
+            None => self.serve_stream(stream, false, origin).await,
+            Some(acceptor) => match super::io::with_timeout(limit, acceptor.accept(stream)).await {
+                Ok(tls_stream) => {
+                    origin.tls = Some(Handshake::of(tls_stream.get_ref().1));
+                    self.serve_stream(tls_stream, true, origin).await
+                }
+                Err(e) => tracing::debug!(peer = %self.peer, "TLS handshake failed: {e}"),
+            },
         }
     }
 
-    async fn serve_stream<C>(self, stream: C, local: Option<SocketAddr>, tls: bool)
+    async fn serve_stream<C>(self, stream: C, tls: bool, origin: Origin)
     where
         C: AsyncRead + AsyncWrite + Unpin + IntoTunnel + Send + 'static,
     {
         let fe = &self.runtime.frontends[self.frontend];
+        let (rt, peer) = (&self.runtime, self.peer);
         let handoff = match fe.mode {
-            Mode::Http => {
-                session::serve_http(
-                    stream,
-                    self.peer,
-                    local,
-                    tls,
-                    fe,
-                    &self.runtime,
-                    &self.shutdown,
-                )
-                .await
-            }
-            Mode::Tcp => {
-                session::serve_tcp(stream, self.peer, fe, &self.runtime, &self.shutdown).await
-            }
+            Mode::Http => session::serve_http(stream, tls, &origin, fe, rt, &self.shutdown).await,
+            Mode::Tcp => session::serve_tcp(stream, peer, &origin, fe, rt, &self.shutdown).await,
         };
         // The tunnel gets a task of its own, and this one ends: see
         // `session::Handoff`.
@@ -193,4 +216,60 @@ impl Conn {
             self.tracker.spawn(task);
         }
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum AcceptProxyError {
+    #[error("{0}")]
+    Header(#[from] HeaderError),
+    #[error("the client closed the connection before a complete header")]
+    Closed,
+    #[error("no complete header within `timeout client`")]
+    Timeout,
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads exactly the PROXY protocol header at the start of `stream` and
+/// nothing after it (a TLS ClientHello or a request stays in the socket):
+/// bytes are peeked, and only those that belong to the header are
+/// consumed. At most [`proxy_protocol::V2_MAX`] bytes are held.
+async fn read_proxy_header(stream: &TcpStream) -> Result<Announced, AcceptProxyError> {
+    let mut have: Vec<u8> = Vec::with_capacity(proxy_protocol::V1_MAX);
+    let mut scratch = vec![0u8; 4096];
+    loop {
+        let room = (proxy_protocol::V2_MAX - have.len()).min(scratch.len());
+        let n = stream.peek(&mut scratch[..room]).await?;
+        if n == 0 {
+            return Err(AcceptProxyError::Closed);
+        }
+        let consumed = have.len();
+        have.extend_from_slice(&scratch[..n]);
+        let (announced, take) = match proxy_protocol::parse(&have)? {
+            Parsed::Complete { announced, len } => (Some(announced), len - consumed),
+            // Everything peeked belongs to the header: consume it and wait
+            // for the rest.
+            Parsed::Incomplete => (None, n),
+        };
+        have.truncate(consumed + take);
+        consume(stream, &mut scratch[..take]).await?;
+        if let Some(announced) = announced {
+            return Ok(announced);
+        }
+    }
+}
+
+/// Reads exactly `buf.len()` bytes that are known to be in the socket.
+async fn consume(stream: &TcpStream, buf: &mut [u8]) -> std::io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        stream.readable().await?;
+        match stream.try_read(&mut buf[done..]) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

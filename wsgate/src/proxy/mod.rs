@@ -71,6 +71,8 @@ struct ServerKey {
 struct BindTarget {
     frontend: usize,
     tls: Option<TlsAcceptor>,
+    /// `accept-proxy`.
+    accept_proxy: bool,
 }
 
 impl Runtime {
@@ -215,6 +217,7 @@ impl Prepared {
                     BindTarget {
                         frontend: fe_index,
                         tls,
+                        accept_proxy: bind.accept_proxy,
                     },
                 );
             }

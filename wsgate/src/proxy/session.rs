@@ -44,6 +44,7 @@ use crate::admin;
 use crate::backend::{BackendRuntime, ConnGuard, Counters};
 use crate::config::model::{Backend, Frontend, HttpConnMode, LogStyle, StatsPage};
 use crate::log::{Entry, Logger};
+use crate::proxy_protocol::Origin;
 
 /// How much the head buffer grows per read.
 const HEAD_READ_CHUNK: usize = 4096;
@@ -52,9 +53,8 @@ const HEAD_READ_CHUNK: usize = 4096;
 /// to run when the connection was upgraded.
 pub async fn serve_http<C>(
     mut client: C,
-    peer: SocketAddr,
-    local: Option<SocketAddr>,
     tls: bool,
+    origin: &Origin,
     frontend: &Frontend,
     runtime: &Runtime,
     shutdown: &CancellationToken,
@@ -62,6 +62,9 @@ pub async fn serve_http<C>(
 where
     C: AsyncRead + AsyncWrite + Unpin + IntoTunnel,
 {
+    // The client and the address it reached: announced by a PROXY header
+    // (`accept-proxy`), or the socket's.
+    let (peer, local) = (origin.src, Some(origin.dst));
     let limit = runtime.global.tune_bufsize;
     let fe_index = Observability::frontend_index(&runtime.frontends, frontend);
     let sessions = runtime.obs.session(fe_index);
@@ -264,6 +267,7 @@ where
         let exchange = Exchange {
             conn,
             pages,
+            origin,
             frontend,
             backend,
             runtime,
@@ -817,6 +821,8 @@ struct Exchange<'a> {
     conn: rules::Conn,
     /// The error pages: the backend's `errorfile`s, then the frontend's.
     pages: errors::Pages<'a>,
+    /// What a PROXY header to the server says (`send-proxy*`).
+    origin: &'a Origin,
     frontend: &'a Frontend,
     backend: &'a BackendRuntime,
     runtime: &'a Runtime,
@@ -902,8 +908,15 @@ impl Exchange<'_> {
                 .find(|h| h.is(name))
                 .map(|h| String::from_utf8_lossy(&h.value).into_owned())
         };
-        let stream =
-            upstream::secure(server.stream, tls, target.addr, host, be.timeouts.connect).await;
+        let stream = upstream::secure(
+            server.stream,
+            tls,
+            target,
+            self.origin,
+            host,
+            be.timeouts.connect,
+        )
+        .await;
         let mut stream = match stream {
             Ok(s) => s,
             Err(e) => {
@@ -1365,6 +1378,7 @@ async fn read_response_head<S: AsyncRead + Unpin>(
 pub async fn serve_tcp<C: IntoTunnel>(
     client: C,
     peer: SocketAddr,
+    origin: &Origin,
     frontend: &Frontend,
     runtime: &Runtime,
     shutdown: &CancellationToken,
@@ -1397,8 +1411,8 @@ pub async fn serve_tcp<C: IntoTunnel>(
     let tls = runtime.server_tls(backend_id.0, connected.server);
     let no_headers = |_: &str| None;
     let limit = backend.config.timeouts.connect;
-    let server = match upstream::secure(connected.stream, tls, target.addr, no_headers, limit).await
-    {
+    let secured = upstream::secure(connected.stream, tls, target, origin, no_headers, limit).await;
+    let server = match secured {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(%peer, server = %target.name, "TLS to the server failed: {e}");

@@ -1,12 +1,12 @@
 //! The server side of a session: a plain TCP connection, or TLS on top of
-//! it for `server ... ssl` (so `wss://` backends work).
+//! it for `server ... ssl` (so `wss://` backends work), after the PROXY
+//! protocol header of `send-proxy*`.
 //!
 //! Stage: `connect` gives a TCP stream; [`secure`] adds TLS when the server
 //! asks for it; the session speaks HTTP over the result and, after a `101`,
 //! hands it to the tunnel as a [`ServerEnd`].
 
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -17,8 +17,10 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use super::io::{with_timeout, IoError};
+use super::io::{with_timeout, write_with_timeout, IoError};
 use super::tunnel::{IntoTunnel, PlainSocket, Stream, TunnelIo};
+use crate::config::model::Server;
+use crate::proxy_protocol::{self, Origin};
 use crate::tls::client::ServerTls;
 
 pub enum ServerStream {
@@ -26,20 +28,27 @@ pub enum ServerStream {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
-/// Wraps `stream` in TLS when `tls` is set. The handshake is part of the
-/// connection: `timeout connect` bounds it. A failure (certificate refused,
-/// server not speaking TLS) is an error the session answers with 503.
+/// Sends the PROXY protocol header when `server` has `send-proxy*`, then
+/// wraps `stream` in TLS when `tls` is set (the header goes first, in
+/// clear, as HAProxy sends it). Both are part of the connection: `timeout
+/// connect` bounds them. A failure (certificate refused, server not
+/// speaking TLS) is an error the session answers with 503.
 pub async fn secure(
-    stream: TcpStream,
+    mut stream: TcpStream,
     tls: Option<&Arc<ServerTls>>,
-    addr: SocketAddr,
+    server: &Server,
+    origin: &Origin,
     header: impl Fn(&str) -> Option<String>,
     limit: Option<Duration>,
 ) -> Result<ServerStream, IoError> {
+    if let Some(send) = &server.send_proxy {
+        let line = proxy_protocol::for_session(send, origin);
+        write_with_timeout(&mut stream, &line, limit).await?;
+    }
     let Some(tls) = tls else {
         return Ok(ServerStream::Plain(stream));
     };
-    let name = tls.server_name(addr.ip(), header);
+    let name = tls.server_name(server.addr.ip(), header);
     let connector = TlsConnector::from(tls.config.clone());
     let stream = with_timeout(limit, connector.connect(name, stream)).await?;
     Ok(ServerStream::Tls(Box::new(stream)))

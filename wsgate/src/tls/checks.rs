@@ -13,7 +13,7 @@
 //! that each certificate in a chain is signed by the next one.
 
 use rustls_pki_types::CertificateDer;
-use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate, X509Version};
 use x509_parser::public_key::PublicKey;
 
 /// Expiry closer than this is a warning.
@@ -152,6 +152,22 @@ pub fn inspect(chain: &[CertificateDer<'_>], now: i64) -> Result<(CertInfo, Vec<
             hint: Some("renew it soon".into()),
         });
     }
+    if leaf.version() != X509Version::V3 {
+        // webpki (under rustls) parses only v3; OpenSSL takes v1, so a
+        // certificate HAProxy serves can fail here, and the error rustls
+        // gives would read as a key mismatch.
+        findings.push(Finding {
+            error: true,
+            message: format!(
+                "X.509 version {} certificate: the TLS library (rustls) accepts version 3 only",
+                leaf.version().0 + 1
+            ),
+            hint: Some(
+                "re-issue it as v3: `openssl x509 -req` without `-extfile` makes v1 certificates; add e.g. `-extfile <(printf 'subjectAltName=DNS:example.com')`"
+                    .into(),
+            ),
+        });
+    }
     match &info.key {
         KeyKind::Rsa(bits) if *bits < 2048 => findings.push(Finding {
             error: true,
@@ -224,9 +240,45 @@ pub fn date(unix: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
+/// The subject CN of a DER certificate (the first one, as OpenSSL's
+/// `X509_NAME_get_text_by_NID` in HAProxy), if it has one.
+pub fn subject_cn(der: &[u8]) -> Option<String> {
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?;
+    cn.as_str().ok().map(str::to_owned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `openssl x509 -req -signkey` without extensions: version 1.
+    const V1_CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIBHzCBxwIUdd9On8XwTo38tzEOtPVYWjdtJxgwCgYIKoZIzj0EAwIwEjEQMA4G
+A1UEAwwHdjEudGVzdDAgFw0yNjExMjUxNjMyMzNaGA8yMTI2MTEwMTE2MzIzM1ow
+EjEQMA4GA1UEAwwHdjEudGVzdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABA+c
+MPpPYUBGJc3XkR4z/AP8XJ64j56+uhO8mJxwLlaUf0XZA+M7COCu6gqwU3s7ijIU
+jaTvKkT6hTl39469tGEwCgYIKoZIzj0EAwIDRwAwRAIgL1fWeX1nqx/JenUMLaMf
+Ae7YIT7hJYa4T7aqHbfJHmsCIGtroyEYogPpxQEHdvJBaIEvve1QmhUlvwseiZKT
+jJwU
+-----END CERTIFICATE-----
+";
+
+    #[test]
+    fn version_1_certificates_are_named() {
+        use rustls_pki_types::pem::PemObject;
+        let der = CertificateDer::from_pem_slice(V1_CERT.as_bytes()).unwrap();
+        // 2027-01-01: inside its validity.
+        let (info, findings) = inspect(std::slice::from_ref(&der), 1_798_761_600).unwrap();
+        assert_eq!(info.names, ["v1.test"]);
+        assert_eq!(subject_cn(der.as_ref()).as_deref(), Some("v1.test"));
+        let f: Vec<&str> = findings.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(
+            f,
+            ["X.509 version 1 certificate: the TLS library (rustls) accepts version 3 only"]
+        );
+        assert!(findings[0].error);
+    }
 
     #[test]
     fn dates() {

@@ -1,5 +1,6 @@
 //! TLS to servers: `server ... ssl [verify none|required] [ca-file <pem>]
-//! [sni <expr>]`, so `wss://` backends work.
+//! [sni <expr>] [alpn <list>]`, so `wss://` backends work; health checks
+//! with `check-ssl` use the same settings.
 //!
 //! HAProxy semantics: verification is on by default (`verify required`,
 //! which needs `ca-file`); without `sni` no name is sent and only the chain
@@ -17,7 +18,6 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme};
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use super::TlsError;
@@ -58,8 +58,13 @@ impl ServerTls {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
             .with_no_client_auth();
-        // The upgrade is HTTP/1.1.
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // The upgrade is HTTP/1.1; `alpn` may name other protocols (`h2`
+        // was left out by the configuration check).
+        config.alpn_protocols = if ssl.alpn.is_empty() {
+            vec![b"http/1.1".to_vec()]
+        } else {
+            ssl.alpn.iter().map(|p| p.as_bytes().to_vec()).collect()
+        };
         Ok(ServerTls {
             config: Arc::new(config),
             sni: ssl.sni.clone(),
@@ -100,24 +105,13 @@ fn webpki_verifier(
     ca: &Path,
     provider: &Arc<CryptoProvider>,
 ) -> Result<Arc<WebPkiServerVerifier>, TlsError> {
-    let read = |reason: String| TlsError::Read {
-        path: ca.to_owned(),
-        reason,
-    };
-    let certs = CertificateDer::pem_file_iter(ca)
-        .map_err(|e| read(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| read(e.to_string()))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in certs {
-        roots.add(cert).map_err(|e| read(e.to_string()))?;
-    }
-    if roots.is_empty() {
-        return Err(TlsError::NoCertificate(ca.to_owned()));
-    }
+    let roots = super::ca_roots(ca)?;
     WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
-        .map_err(|e| read(e.to_string()))
+        .map_err(|e| TlsError::Read {
+            path: ca.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 /// `verify required` (with or without a name check) or `verify none`.

@@ -23,9 +23,11 @@ use std::sync::Arc;
 
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 
-use crate::config::model::{BindSsl, CipherSuite, KxGroup, Location, TlsSettings, TlsVersion};
+use crate::config::model::{
+    BindSsl, CipherSuite, ClientAuth, KxGroup, Location, TlsSettings, TlsVersion,
+};
 use crate::config::Diagnostic;
 
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +139,7 @@ pub fn load_bind(ssl: &BindSsl, at: &Location) -> BindTls {
             diagnostics,
         };
     };
-    match build_config(&ssl.settings, provider, Arc::new(resolver)) {
+    match build_config(ssl, provider, Arc::new(resolver)) {
         Ok(config) => BindTls {
             config: Some(config),
             diagnostics,
@@ -224,10 +226,12 @@ fn provider(settings: &TlsSettings) -> rustls::crypto::CryptoProvider {
 }
 
 fn build_config(
-    settings: &TlsSettings,
+    ssl: &BindSsl,
     provider: rustls::crypto::CryptoProvider,
     resolver: Arc<dyn rustls::server::ResolvesServerCert>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
+    let settings = &ssl.settings;
+    let provider = Arc::new(provider);
     let min = settings.min_ver.unwrap_or(TlsVersion::Tls12);
     let max = settings.max_ver.unwrap_or(TlsVersion::Tls13);
     let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
@@ -237,11 +241,14 @@ fn build_config(
     if min <= TlsVersion::Tls12 && max >= TlsVersion::Tls12 {
         versions.push(&rustls::version::TLS12);
     }
-    let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
+    let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
-        .map_err(|e| TlsError::Config(format!("TLS settings rejected: {e}")))?
-        .with_no_client_auth()
-        .with_cert_resolver(resolver);
+        .map_err(|e| TlsError::Config(format!("TLS settings rejected: {e}")))?;
+    let builder = match &ssl.client_auth {
+        None => builder.with_no_client_auth(),
+        Some(auth) => builder.with_client_cert_verifier(client_verifier(auth, &provider)?),
+    };
+    let mut config = builder.with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     config.ignore_client_order = !settings.prefer_client_ciphers;
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
@@ -250,6 +257,120 @@ fn build_config(
             .map_err(|e| TlsError::Config(format!("cannot create the TLS ticket key: {e}")))?;
     }
     Ok(Arc::new(config))
+}
+
+/// The certificates of a `ca-file` (on a `bind` for clients, on a
+/// `server` for servers) as trust anchors; an empty file is an error.
+pub fn ca_roots(path: &std::path::Path) -> Result<rustls::RootCertStore, TlsError> {
+    let read = |reason: String| TlsError::Read {
+        path: path.to_owned(),
+        reason,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(path).map_err(|e| read(e.to_string()))? {
+        roots
+            .add(cert.map_err(|e| read(e.to_string()))?)
+            .map_err(|e| read(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(TlsError::NoCertificate(path.to_owned()));
+    }
+    Ok(roots)
+}
+
+/// `verify optional|required` with `ca-file`: rustls' WebPKI verifier
+/// over the CAs in the file (chain and validity dates checked, as
+/// OpenSSL's verification in HAProxy), with the CRLs of `crl-file`.
+fn client_verifier(
+    auth: &ClientAuth,
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    let roots = ca_roots(&auth.ca_file)?;
+    let read = |reason: String| TlsError::Read {
+        path: auth.ca_file.clone(),
+        reason,
+    };
+    let mut builder = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    );
+    if let Some(crl_path) = &auth.crl_file {
+        let crl_err = |reason: String| TlsError::Read {
+            path: crl_path.clone(),
+            reason,
+        };
+        let crls = CertificateRevocationListDer::pem_file_iter(crl_path)
+            .map_err(|e| crl_err(e.to_string()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| crl_err(e.to_string()))?;
+        if crls.is_empty() {
+            return Err(crl_err("no X509 CRL found in the file".into()));
+        }
+        // rustls-webpki's defaults: every certificate of the chain must
+        // have a CRL (unknown status is refused), OpenSSL's
+        // `X509_V_FLAG_CRL_CHECK_ALL`, which HAProxy sets.
+        builder = builder.with_crls(crls);
+    }
+    let builder = if auth.required {
+        builder
+    } else {
+        builder.allow_unauthenticated()
+    };
+    builder.build().map_err(|e| read(e.to_string()))
+}
+
+/// What a finished client handshake says, for the PROXY protocol's SSL
+/// TLV (`send-proxy-v2-ssl[-cn]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handshake {
+    /// OpenSSL's name for the version: `TLSv1.3`, `TLSv1.2`.
+    pub version: &'static str,
+    /// OpenSSL's name for the suite.
+    pub cipher: Option<&'static str>,
+    pub alpn: Option<Vec<u8>>,
+    pub sni: Option<String>,
+    /// The client certificate, when one was given (it verified).
+    pub client_cert: bool,
+    /// Its subject CN.
+    pub client_cn: Option<String>,
+}
+
+impl Handshake {
+    pub fn of(conn: &rustls::ServerConnection) -> Handshake {
+        let version = match conn.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+            _ => "TLSv1.3",
+        };
+        let leaf = conn.peer_certificates().and_then(|c| c.first());
+        Handshake {
+            version,
+            cipher: conn
+                .negotiated_cipher_suite()
+                .and_then(|s| openssl_cipher_name(s.suite())),
+            alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
+            sni: conn.server_name().map(str::to_owned),
+            client_cert: leaf.is_some(),
+            client_cn: leaf.and_then(|c| checks::subject_cn(c.as_ref())),
+        }
+    }
+}
+
+/// The OpenSSL name of a suite wsgate offers.
+fn openssl_cipher_name(suite: rustls::CipherSuite) -> Option<&'static str> {
+    use rustls::CipherSuite as R;
+    let ours = match suite {
+        R::TLS13_AES_128_GCM_SHA256 => CipherSuite::Tls13Aes128GcmSha256,
+        R::TLS13_AES_256_GCM_SHA384 => CipherSuite::Tls13Aes256GcmSha384,
+        R::TLS13_CHACHA20_POLY1305_SHA256 => CipherSuite::Tls13Chacha20Poly1305Sha256,
+        R::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 => CipherSuite::EcdheEcdsaAes128GcmSha256,
+        R::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 => CipherSuite::EcdheEcdsaAes256GcmSha384,
+        R::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 => CipherSuite::EcdheEcdsaChacha20Poly1305,
+        R::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => CipherSuite::EcdheRsaAes128GcmSha256,
+        R::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => CipherSuite::EcdheRsaAes256GcmSha384,
+        R::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 => CipherSuite::EcdheRsaChacha20Poly1305,
+        _ => return None,
+    };
+    Some(ours.name())
 }
 
 /// A self-signed certificate for `names`, as one PEM (certificate then

@@ -51,6 +51,41 @@ impl Ca {
         (cert.pem(), key.serialize_pem())
     }
 
+    /// A leaf for `cn` with serial number `serial`, valid from 2020 to
+    /// 2090: the certificate PEM and the key PEM (for revocation tests).
+    pub fn leaf_with_serial(&self, cn: &str, serial: u64) -> (String, String) {
+        let mut p = CertificateParams::new(vec![cn.to_owned()]).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.serial_number = Some(rcgen::SerialNumber::from(serial));
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2090, 1, 1);
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// A CRL of this CA (PEM) revoking the certificates with these serial
+    /// numbers, valid from 2020 to 2090.
+    pub fn crl(&self, revoked: &[u64]) -> String {
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2020, 1, 1),
+            next_update: rcgen::date_time_ymd(2090, 1, 1),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|s| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(*s),
+                    revocation_time: rcgen::date_time_ymd(2021, 1, 1),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        params.signed_by(&self.issuer).unwrap().pem().unwrap()
+    }
+
     /// A leaf valid from 2020 to 2090, as one PEM (certificate then key).
     pub fn leaf(&self, cn: &str, sans: &[&str]) -> String {
         let (c, k) = self.leaf_dated(cn, sans, (2020, 1, 1), (2090, 1, 1));
