@@ -93,7 +93,15 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             forwardfor: d.forwardfor,
             stats: d.stats.clone(),
             websocket: d.websocket.clone(),
+            sticky: Default::default(),
         });
+    }
+    // After every backend is known: `stick ... table <backend>` may name
+    // a later one.
+    let mut order: Vec<(usize, usize)> = backend_ids.values().map(|(id, i)| (id.0, *i)).collect();
+    order.sort_unstable();
+    for (id, i) in order {
+        backends[id].sticky = super::persist::resolve(&proxies[i], &proxies, &backend_ids, diags);
     }
 
     let mut frontends = Vec::new();
@@ -447,15 +455,9 @@ fn assign_server_ids(servers: &[Server], diags: &mut Vec<Diagnostic>) -> Vec<Ser
         .collect()
 }
 
-/// The frontend's ACLs (lines of one name OR-ed, in order of first
-/// appearance) and its `use_backend` rules with backend and ACL names
-/// resolved; unknown names are errors at the word that names them.
-fn resolve_rules(
-    p: &ProxyDecl,
-    proxies: &[ProxyDecl],
-    backend_ids: &HashMap<String, (BackendId, usize)>,
-    diags: &mut Vec<Diagnostic>,
-) -> (Vec<Acl>, Vec<UseBackend>) {
+/// A proxy's named ACLs: lines of one name OR-ed, in order of first
+/// appearance.
+pub(super) fn named_acls(p: &ProxyDecl) -> Vec<Acl> {
     let mut acls: Vec<Acl> = Vec::new();
     let mut by_name: HashMap<&str, usize> = HashMap::new();
     for (name, term, _) in &p.draft.acls {
@@ -470,6 +472,19 @@ fn resolve_rules(
             }
         }
     }
+    acls
+}
+
+/// The frontend's ACLs (lines of one name OR-ed, in order of first
+/// appearance) and its `use_backend` rules with backend and ACL names
+/// resolved; unknown names are errors at the word that names them.
+fn resolve_rules(
+    p: &ProxyDecl,
+    proxies: &[ProxyDecl],
+    backend_ids: &HashMap<String, (BackendId, usize)>,
+    diags: &mut Vec<Diagnostic>,
+) -> (Vec<Acl>, Vec<UseBackend>) {
+    let mut acls = named_acls(p);
     let mut rules = Vec::new();
     for ub in &p.draft.use_backends {
         let backend = match backend_ids.get(&ub.backend) {
@@ -521,7 +536,7 @@ fn resolve_rules(
 /// Resolves a rule's condition against the proxy's ACLs (named ones by
 /// name; anonymous `{ ... }` ones are appended to `acls`). `None` when a
 /// name is unknown (reported).
-fn resolve_condition(
+pub(super) fn resolve_condition(
     p: &ProxyDecl,
     rule: &UseBackendDraft,
     c: &ConditionDraft,

@@ -1445,6 +1445,8 @@ fn apply_server_options(
                     ok = false;
                 }
             },
+            "cookie" => defaults.cookie = Some(text.to_owned()),
+            "non-stick" => defaults.non_stick = true,
             "addr" => match text.parse::<IpAddr>() {
                 Ok(ip) => defaults.addr = Some(ip),
                 Err(_) => {
@@ -1547,6 +1549,8 @@ pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         maxconn: settings.maxconn,
         maxqueue: settings.maxqueue,
         check,
+        cookie: settings.cookie.clone(),
+        non_stick: settings.non_stick,
     });
 }
 

@@ -17,6 +17,7 @@ pub mod lexer;
 pub mod migrate;
 pub mod model;
 pub mod parser;
+pub mod persist;
 pub mod tls;
 pub mod units;
 pub mod websocket;

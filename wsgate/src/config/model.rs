@@ -539,6 +539,8 @@ pub struct Backend {
     pub httpchk: Option<HttpCheck>,
     /// The stats page, for requests routed to this backend.
     pub stats: Option<StatsPage>,
+    /// `cookie`, `option persist`, `stick-table`, `stick` rules.
+    pub sticky: super::persist::Persistence,
 }
 
 /// `balance`. Only what the runtime implements is representable.
@@ -691,6 +693,10 @@ pub struct Server {
     pub check: Option<ServerCheck>,
     /// `ssl`: connections to the server use TLS.
     pub ssl: Option<ServerSsl>,
+    /// `cookie <value>`: the persistence cookie value naming this server.
+    pub cookie: Option<String>,
+    /// `non-stick`: requests it serves are not stored in stick tables.
+    pub non_stick: bool,
 }
 
 /// Health-check settings of one server (`check`, `inter`, `fastinter`,

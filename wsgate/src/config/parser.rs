@@ -153,6 +153,10 @@ pub struct ServerDefaults {
     pub fall: Option<u32>,
     pub port: Option<u16>,
     pub addr: Option<std::net::IpAddr>,
+    /// `cookie <value>`: the persistence cookie value naming the server.
+    pub cookie: Option<String>,
+    /// `non-stick`: never stored in stick tables.
+    pub non_stick: bool,
 }
 
 /// Everything a `defaults`, `frontend`, `backend` or `listen` section can
@@ -205,6 +209,8 @@ pub struct ProxyDraft {
     pub prometheus: Option<UseBackendDraft>,
     /// `http-request deny|redirect` lines: their action and condition, in order.
     pub http_request: Vec<(super::model::HttpRequestAction, UseBackendDraft)>,
+    /// `cookie`, `option persist`, `stick-table`, `stick` (config/persist.rs).
+    pub sticky: super::persist::Draft,
 }
 
 #[derive(Debug, Clone)]
@@ -248,6 +254,7 @@ impl Default for ProxyDraft {
             dontlognull: false,
             prometheus: None,
             http_request: Vec::new(),
+            sticky: Default::default(),
         }
     }
 }

@@ -14,6 +14,7 @@ mod errors;
 pub mod http1;
 mod io;
 mod listener;
+mod persist;
 pub mod route;
 mod session;
 mod tunnel;
@@ -248,7 +249,18 @@ impl Prepared {
             backends: config
                 .backends
                 .into_iter()
-                .map(BackendRuntime::new)
+                .map(|be| {
+                    let mut be = BackendRuntime::new(be);
+                    let same_name = previous.and_then(|p| {
+                        p.backends
+                            .iter()
+                            .find(|old| old.config.name == be.config.name)
+                    });
+                    if let Some(old) = same_name {
+                        be.keep_table(old);
+                    }
+                    be
+                })
                 .collect(),
             binds,
             frontend_slots,

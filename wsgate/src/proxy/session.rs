@@ -29,6 +29,7 @@ use super::errors;
 use super::http1::body::{copy_body, BodyError, BodyKind};
 use super::http1::head::{parse_request, parse_response, RequestError, RequestHead, ResponseHead};
 use super::io::{with_timeout, write_with_timeout, IoError};
+use super::persist::Sticky;
 use super::route::{self, RequestFacts};
 use super::tunnel::{self, IntoTunnel, TunnelOptions, TunnelTimeouts, WsSignals};
 use super::upstream::{self, ServerStream};
@@ -748,8 +749,9 @@ impl Exchange<'_> {
         }
 
         let facts = RequestFacts::http(request, self.peer, self.tls);
+        let sticky = Sticky::for_request(self.runtime, self.backend, &facts);
         let connect_started = Instant::now();
-        let connected = connect(self.backend, &facts).await;
+        let connected = connect(self.backend, &facts, sticky.prefer()).await;
         rec.t_connect = Some(ms(connect_started.elapsed()));
         let server = match connected {
             Ok(connected) => connected,
@@ -770,6 +772,7 @@ impl Exchange<'_> {
                 return refuse(client, 503, client_timeout).await;
             }
         };
+        sticky.connected(self.runtime, self.backend, server.server);
         let target = &be.servers[server.server];
         let server_name = &target.name;
         rec.server = Some(server.server);
@@ -796,7 +799,9 @@ impl Exchange<'_> {
 
         let forwarded_for = (self.frontend.forwardfor || be.forwardfor).then(|| self.peer.ip());
         let mut out = Vec::with_capacity(1024);
-        request.write_for_server(forwarded_for, &mut out);
+        sticky
+            .request(request)
+            .write_for_server(forwarded_for, &mut out);
         if write_with_timeout(&mut stream, &out, server_timeout)
             .await
             .is_err()
@@ -837,7 +842,7 @@ impl Exchange<'_> {
         }
 
         let mut srvbuf: Vec<u8> = Vec::new();
-        let response = loop {
+        let mut response = loop {
             match read_response_head(&mut stream, &mut srvbuf, limit, server_timeout, request).await
             {
                 Ok((head, len)) => {
@@ -871,6 +876,7 @@ impl Exchange<'_> {
             }
         };
 
+        sticky.response(self.backend, server.server, request, &mut response);
         rec.status = Some(response.status);
         if response.status == 101 {
             if request.upgrade.is_none() {
@@ -1166,7 +1172,9 @@ pub async fn serve_tcp<C: IntoTunnel>(
     };
     let backend = &runtime.backends[backend_id.0];
     let started = Instant::now();
-    let connected = match connect(backend, &RequestFacts::tcp(peer, false)).await {
+    let facts = RequestFacts::tcp(peer, false);
+    let sticky = Sticky::for_request(runtime, backend, &facts);
+    let connected = match connect(backend, &facts, sticky.prefer()).await {
         Ok(connected) => connected,
         Err(e) => {
             tracing::warn!(%peer, backend = %backend.config.name, "{e}");
@@ -1175,6 +1183,7 @@ pub async fn serve_tcp<C: IntoTunnel>(
             return None;
         }
     };
+    sticky.connected(runtime, backend, connected.server);
     let target = &backend.config.servers[connected.server];
     let tls = runtime.server_tls(backend_id.0, connected.server);
     let no_headers = |_: &str| None;
