@@ -25,7 +25,8 @@
 //!   `Cache-control: private`.
 //! * response, rewrite/prefix mode: the server's `Set-Cookie` of that name
 //!   gets its value replaced by (rewrite) or prefixed with `<value>~`
-//!   (prefix).
+//!   (prefix). Without a mode the cookie is only read (the server sets it
+//!   with the right value itself).
 //!
 //! Date-stamped values (`maxidle`, `maxlife`) are refused by the
 //! configuration; a client value carrying a date (`<value>|<date>`) is
@@ -172,8 +173,9 @@ pub fn server_set_cookie(
     let end = start + after_eq.trim_ascii().len();
     let mut out = value[..start].to_vec();
     match cfg.mode {
+        CookieMode::Passive | CookieMode::Insert => return (true, SetCookie::Keep),
         CookieMode::Rewrite => out.extend_from_slice(id.as_bytes()),
-        _ => {
+        CookieMode::Prefix => {
             out.extend_from_slice(id.as_bytes());
             out.push(b'~');
             out.extend_from_slice(&value[start..end]);

@@ -73,6 +73,9 @@ pub struct Cookie {
 /// How the persistence cookie is carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CookieMode {
+    /// No mode given: the server sets the cookie itself, with a server's
+    /// `cookie` value; the proxy only reads it.
+    Passive,
     /// The server sets the cookie; its value is replaced by the server's
     /// `cookie` value.
     Rewrite,
@@ -133,7 +136,7 @@ pub enum StickFetch {
     /// the last (-1..).
     Hdr { name: String, occ: i32 },
     /// `req.cook(<name>)` / `cook(<name>)`: a request cookie's value (the
-    /// first occurrence).
+    /// last occurrence, as HAProxy outside ACLs).
     Cook(String),
     /// `url_param(<name>)` / `urlp(<name>)`: a query-string parameter.
     UrlParam(String),
@@ -189,7 +192,7 @@ pub fn cookie(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     };
     let mut c = Cookie {
         name: name.text.clone(),
-        mode: CookieMode::Rewrite,
+        mode: CookieMode::Passive,
         indirect: false,
         nocache: false,
         postonly: false,
@@ -266,9 +269,8 @@ pub fn cookie(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         }
         i += 1;
     }
-    c.mode = mode.map_or(CookieMode::Rewrite, |(m, _)| m);
-    if c.mode == CookieMode::Rewrite && c.indirect && mode.is_some() {
-        let at = mode.map_or(name, |(_, t)| t);
+    c.mode = mode.map_or(CookieMode::Passive, |(m, _)| m);
+    if let (Some((CookieMode::Rewrite, at)), true) = (mode, c.indirect) {
         cx.error(at, "cookie 'rewrite' and 'indirect' modes are incompatible");
         return;
     }
