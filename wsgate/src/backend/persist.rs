@@ -30,8 +30,9 @@
 //!
 //! Date-stamped values (`maxidle`, `maxlife`) are refused by the
 //! configuration; a client value carrying a date (`<value>|<date>`) is
-//! matched on the part before `|` and the cookie is set again without it,
-//! as HAProxy does when the dates are not configured.
+//! matched on the part before `|`, and when the date is valid and past the
+//! cookie is set again without it, as HAProxy does when the dates are not
+//! configured.
 
 use crate::config::persist::{Cookie, CookieMode};
 
@@ -40,7 +41,8 @@ use crate::config::persist::{Cookie, CookieMode};
 pub struct RequestCookie {
     /// The server (index) the cookie designates and that `accept` took.
     pub server: Option<usize>,
-    /// The designating value carried a `|` date: set it again (clean).
+    /// The designating value carried a past `|<date>`: set it again
+    /// without it.
     pub dated: bool,
     /// New values of the `Cookie` headers, in order, when they change
     /// (`None` for a header left empty, to be removed); `None` when the
@@ -69,6 +71,7 @@ pub fn request(
     values: &[Option<&str>],
     headers: &[&[u8]],
     accept: impl Fn(usize) -> bool,
+    now: u32,
 ) -> RequestCookie {
     let name = cfg.name.as_bytes();
     let mut out = RequestCookie::default();
@@ -99,7 +102,9 @@ pub fn request(
                     .filter(|&i| accept(i));
                 if let Some(i) = found {
                     out.server = Some(i);
-                    out.dated = cfg.mode != CookieMode::Prefix && id.len() < v.len();
+                    out.dated = cfg.mode != CookieMode::Prefix
+                        && v.get(id.len() + 1..)
+                            .is_some_and(|date| stale_date(date, now));
                 }
             }
             match (cfg.mode, rest) {
@@ -122,6 +127,31 @@ pub fn request(
         out.rewritten = Some(rewritten);
     }
     out
+}
+
+/// Whether a `|<date>` suffix (HAProxy's last-seen date: five base64
+/// digits of the UNIX time in 4-second units) is a date in the past
+/// (`now`: UNIX seconds), compared as HAProxy 2.6 does.
+fn stale_date(date: &[u8], now: u32) -> bool {
+    let Some(digits) = date.get(..5) else {
+        return false;
+    };
+    let mut v: u32 = 0;
+    for &c in digits {
+        let d = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return false,
+        };
+        v = (v << 6) | u32::from(d);
+    }
+    // HAProxy keeps `val << 2` in an `int` and compares it with the
+    // 64-bit `time_t` now: large values wrap negative, hence "past".
+    let last = i64::from(v.wrapping_shl(2) as i32);
+    v > 0 && last - i64::from(now) < 0
 }
 
 fn pair_bytes(n: &[u8], v: &[u8]) -> Vec<u8> {
@@ -299,7 +329,7 @@ mod tests {
 
     fn req(cfg: &Cookie, headers: &[&str], up: &[bool]) -> RequestCookie {
         let h: Vec<&[u8]> = headers.iter().map(|s| s.as_bytes()).collect();
-        request(cfg, &VALUES, &h, |i| up[i])
+        request(cfg, &VALUES, &h, |i| up[i], 1_764_000_000)
     }
 
     fn texts(r: &RequestCookie) -> Option<Vec<Option<String>>> {
@@ -342,8 +372,13 @@ mod tests {
     #[test]
     fn dates_are_ignored_but_flagged() {
         let cfg = cookie(CookieMode::Insert, false);
-        let r = req(&cfg, &["SRV=c2|abcde"], &[true; 3]);
+        let r = req(&cfg, &["SRV=c2|12345"], &[true; 3]);
         assert_eq!((r.server, r.dated), (Some(1), true));
+        // Zero, too short or not base64: no date (HAProxy 2.6 alike).
+        for v in ["SRV=c2|AAAAA", "SRV=c2|x", "SRV=c2|", "SRV=c2|**!!*"] {
+            let r = req(&cfg, &[v], &[true; 3]);
+            assert_eq!((r.server, r.dated), (Some(1), false), "{v}");
+        }
     }
 
     #[test]

@@ -56,7 +56,16 @@ impl Sticky {
                 .filter(|h| h.is("cookie"))
                 .map(|h| h.value.as_slice())
                 .collect();
-            let c = cookie::request(cfg, &values, &headers, |i| backend.accepts_persistent(i));
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as u32);
+            let c = cookie::request(
+                cfg,
+                &values,
+                &headers,
+                |i| backend.accepts_persistent(i),
+                now,
+            );
             out.prefer = c.server;
             out.cookie = Some(c);
         }
