@@ -59,7 +59,7 @@ impl Key {
             KeyType::Integer => match sample {
                 Sample::Addr(IpAddr::V4(v4)) => Some(Key::Integer(i64::from(u32::from(v4)))),
                 Sample::Addr(IpAddr::V6(_)) => None,
-                Sample::Text(t) if t.is_empty() => None,
+                Sample::Text([]) => None,
                 Sample::Text(t) => Some(Key::Integer(leading_int(t))),
             },
             KeyType::String { len } => {

@@ -228,12 +228,12 @@ fn fetch<'a>(f: &StickFetch, facts: &RequestFacts<'a>) -> Option<Sample<'a>> {
             .iter()
             .filter(|h| h.is("cookie"))
             .flat_map(|h| h.value.split(|&b| b == b';'))
-            .filter_map(|p| {
+            .rev()
+            .find_map(|p| {
                 let p = p.trim_ascii();
                 let eq = p.iter().position(|&b| b == b'=')?;
                 (p[..eq].trim_ascii() == name.as_bytes()).then(|| p[eq + 1..].trim_ascii())
             })
-            .last()
             .map(Sample::Text),
         StickFetch::UrlParam(name) => {
             let target = facts.head?.target.as_bytes();
@@ -246,5 +246,43 @@ fn fetch<'a>(f: &StickFetch, facts: &RequestFacts<'a>) -> Option<Sample<'a>> {
                 })
                 .map(Sample::Text)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::http1::head::parse_request;
+
+    fn sample(f: &StickFetch, raw: &str) -> Option<String> {
+        let head = parse_request(raw.as_bytes(), 16384).unwrap().unwrap().0;
+        let facts = RequestFacts::http(&head, "10.0.0.1:5000".parse().unwrap(), false);
+        fetch(f, &facts).map(|s| match s {
+            Sample::Addr(a) => a.to_string(),
+            Sample::Text(t) => String::from_utf8_lossy(t).into_owned(),
+        })
+    }
+
+    #[test]
+    fn fetches_pick_haproxy_occurrences() {
+        let raw = "GET /x?room=7&u=1 HTTP/1.1\r\nHost: h\r\nX-U: a, b\r\nX-U: c\r\n\
+                   Cookie: sid=1; t=2\r\nCookie: sid=3\r\n\r\n";
+        let hdr = |occ| StickFetch::Hdr {
+            name: "x-u".into(),
+            occ,
+        };
+        assert_eq!(sample(&hdr(-1), raw).as_deref(), Some("c"));
+        assert_eq!(sample(&hdr(1), raw).as_deref(), Some("a"));
+        assert_eq!(sample(&hdr(-2), raw).as_deref(), Some("b"));
+        assert_eq!(sample(&hdr(4), raw), None);
+        assert_eq!(sample(&hdr(-4), raw), None);
+        let cook = |n: &str| StickFetch::Cook(n.into());
+        assert_eq!(sample(&cook("sid"), raw).as_deref(), Some("3"));
+        assert_eq!(sample(&cook("t"), raw).as_deref(), Some("2"));
+        assert_eq!(sample(&cook("none"), raw), None);
+        let urlp = |n: &str| StickFetch::UrlParam(n.into());
+        assert_eq!(sample(&urlp("room"), raw).as_deref(), Some("7"));
+        assert_eq!(sample(&urlp("x"), raw), None);
+        assert_eq!(sample(&StickFetch::Src, raw).as_deref(), Some("10.0.0.1"));
     }
 }
