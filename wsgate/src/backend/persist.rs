@@ -10,8 +10,9 @@
 //! with Debian's 2.6.12 in `tests/balance_sticky.rs`:
 //!
 //! * request: the first cookie of that name whose value (before a `|`
-//!   date, or before the `~` in prefix mode) is a server's `cookie` value
-//!   sends the request to that server, if it is up (or `option persist`).
+//!   date, or before the `~` in prefix mode) is the `cookie` value of a
+//!   server that is up (or any, with `option persist`) sends the request
+//!   to the first such server (several servers may share a value).
 //!   In insert mode with `indirect` every cookie of that name is removed
 //!   before forwarding; in prefix mode the `<value>~` prefix is removed.
 //! * response, insert mode: `Set-Cookie: <name>=<value>; path=/` (then
@@ -96,10 +97,14 @@ pub fn request(
                 },
             };
             if out.server.is_none() {
-                let found = values
-                    .iter()
-                    .position(|s| s.is_some_and(|s| s.as_bytes() == id))
-                    .filter(|&i| accept(i));
+                // The first server with this value that may take it: a
+                // value shared by several servers is a failover chain.
+                let found = (!id.is_empty())
+                    .then(|| {
+                        (0..values.len())
+                            .find(|&i| values[i].is_some_and(|s| s.as_bytes() == id) && accept(i))
+                    })
+                    .flatten();
                 if let Some(i) = found {
                     out.server = Some(i);
                     out.dated = cfg.mode != CookieMode::Prefix
@@ -367,6 +372,13 @@ mod tests {
         // The first acceptable occurrence wins.
         let r = req(&cfg, &["SRV=c1; SRV=c2"], &[false, true, true]);
         assert_eq!(r.server, Some(1));
+        // A shared value goes to the first of its servers that is up.
+        let shared = [Some("c1"), Some("c1"), None];
+        let r = request(&cfg, &shared, &[b"SRV=c1"], |i| i != 0, 0);
+        assert_eq!(r.server, Some(1));
+        // An empty value names no server.
+        let r = request(&cfg, &[Some(""), None, None], &[b"SRV="], |_| true, 0);
+        assert_eq!(r.server, None);
     }
 
     #[test]

@@ -296,7 +296,7 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("stats socket", G, Handler::Global(o::stats_socket), "`stats socket <path>|ipv4@<ip>:<port> [mode <octal>] [level user|operator|admin]`: the runtime API (HAProxy's CLI commands)"),
     sup("stats timeout", G, Handler::Global(o::stats_timeout), "`stats timeout <time>`: idle runtime API connections are closed after it (default 10s)"),
     sup("stats uri", DFLB, Handler::Proxy(o::stats_uri), "`stats uri <prefix>` (default `/haproxy?stats`); enables the page"),
-    sup("stick", LB, Handler::Proxy(super::persist::stick), "`stick on|match|store-request <fetch> [table <backend>] [if|unless <condition>]`; fetches src, req.hdr(<name>[,<occ>]), hdr(), req.cook(<name>), cook(), url_param(<name>), urlp(); a DOWN server's entry is ignored (unless `option persist`)"),
+    sup("stick", FLB, Handler::Proxy(super::persist::stick), "`stick on|match|store-request <fetch> [table <backend>] [if|unless <condition>]` (backend, listen; ignored with a warning in a frontend, as HAProxy); fetches src, req.hdr(<name>[,<occ>]), hdr(), req.cook(<name>), cook(), url_param(<name>), urlp(); a DOWN server's entry is ignored (unless `option persist`)"),
     sup("stick-table", FLB, Handler::Proxy(super::persist::stick_table), "`stick-table type ip|ipv6|integer|string [len <n>] size <n>[k|m|g] [expire <time>] [nopurge]` (backend, listen; kept across reloads while unchanged); `peers`, `store` and `binary` are refused; ignored with a warning in a frontend"),
     rej("tcp-request", FLB, "tcp-request rules are not implemented yet", None),
     rej("tcp-response", LB, "tcp-response rules are not implemented yet", None),

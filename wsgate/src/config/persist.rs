@@ -469,6 +469,15 @@ const STICK_USAGE: &str = "stick on|match|store-request <fetch> [table <backend>
 
 /// `stick on|match|store-request <fetch> [table <name>] [if|unless ...]`.
 pub fn stick(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    if cx.section == SectionKind::Frontend {
+        // HAProxy 2.6 accepts it with this warning.
+        let kw = cx.kw;
+        cx.warn(
+            kw,
+            "'stick' ignored because this frontend has no backend capability",
+        );
+        return;
+    }
     let args = cx.args;
     let kw = cx.kw;
     let Some(action_tok) = args.first() else {
@@ -599,8 +608,8 @@ fn parse_fetch(text: &str) -> Result<StickFetch, String> {
 /// with a table, conditions to the backend's ACLs, and HAProxy's checks
 /// (cookies need `mode http`), plus two warnings of wsgate's own that
 /// HAProxy 2.6 does not print: server cookie values that no backend
-/// `cookie` line uses, and values shared by two servers (the second
-/// server is then never reached through the cookie).
+/// `cookie` line uses, and values shared by two servers (the second then
+/// gets the cookie's clients only while the first is down).
 pub(super) fn resolve(
     p: &ProxyDecl,
     proxies: &[ProxyDecl],
@@ -649,8 +658,8 @@ pub(super) fn resolve(
             if let Some(first) = seen.get(v.as_str()) {
                 diags.push(Diagnostic::warning(
                     s.location.clone(),
-                    format!("server '{}' has the same cookie value '{v}' as server '{first}': clients with this cookie always go to '{first}'", s.name),
-                ).with_hint("give every server its own `cookie` value"));
+                    format!("server '{}' has the same cookie value '{v}' as server '{first}': clients with this cookie go to '{first}', and to '{}' only while '{first}' is down", s.name, s.name),
+                ).with_hint("give every server its own `cookie` value, unless this is meant as a fallback"));
             } else {
                 seen.insert(v, &s.name);
             }
