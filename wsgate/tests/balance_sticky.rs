@@ -524,6 +524,7 @@ fn cookie_headers_match_haproxy_2_6() {
     let ours = upgrade_set_cookies(addrs(&w)[SECTIONS.len()]);
     let theirs = upgrade_set_cookies(addrs(&h)[SECTIONS.len()]);
     assert!(ours.0.starts_with("HTTP/1.1 101"), "{ours:?}");
+    assert_eq!(ours.1, ["SRV=s1; path=/"], "the 101 sets the cookie");
     if ours.1 != theirs.1 {
         differences.push(format!("101: wsgate {ours:?}, haproxy {theirs:?}"));
     }
