@@ -383,20 +383,72 @@ const SECTIONS: &[(&str, &str, bool)] = &[
     ("ins_post", "cookie SRV insert postonly", false),
     ("passive", "cookie JSESSIONID", false),
     ("no_value", "cookie SRV insert nocache", true),
+    ("dated", "cookie SRV insert indirect maxidle 60 maxlife 1h", false),
+    ("idle_only", "cookie SRV insert maxidle 60", false),
 ];
 
-/// (method, Cookie header) of each request.
-const REQUESTS: &[(&str, Option<&str>)] = &[
-    ("GET", None),
-    ("GET", Some("SRV=a1; x=1")),
-    ("GET", Some("x=1; SRV=zz")),
-    ("GET", Some("JSESSIONID=a1~abc; x=1")),
-    ("GET", Some("JSESSIONID=a1")),
-    ("GET", Some("SRV=a1|AAAAA")),
-    ("GET", Some("SRV=a1|12345")),
-    ("POST", None),
-    ("HEAD", Some("SRV=zz")),
-];
+/// HAProxy's cookie date stamp for UNIX time `t` (30-bit base64 of
+/// `(t + 3) / 4`), written here from its description.
+fn stamp(t: u64) -> String {
+    const TAB: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let v = (t + 3) >> 2;
+    (0..5)
+        .map(|i| char::from(TAB[((v >> (24 - 6 * i)) & 0x3f) as usize]))
+        .collect()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// (method, Cookie header) of each request; dated values relative to now.
+fn requests(now: u64) -> Vec<(&'static str, Option<String>)> {
+    let c = |s: &str| Some(s.to_owned());
+    vec![
+        ("GET", None),
+        ("GET", c("SRV=a1; x=1")),
+        ("GET", c("x=1; SRV=zz")),
+        ("GET", c("JSESSIONID=a1~abc; x=1")),
+        ("GET", c("JSESSIONID=a1")),
+        ("GET", c("SRV=a1|AAAAA")),
+        ("GET", c("SRV=a1|12345")),
+        ("GET", c("flag; SRV=a1; $Path=/")),
+        ("POST", None),
+        ("HEAD", c("SRV=zz")),
+        // Idle 20 s, first seen 1000 s ago: kept, the last date refreshed.
+        (
+            "GET",
+            Some(format!("SRV=a1|{}|{}", stamp(now - 20), stamp(now - 1000))),
+        ),
+        // Idle 300 s: past maxidle 60.
+        (
+            "GET",
+            Some(format!("SRV=a1|{}|{}", stamp(now - 300), stamp(now - 1000))),
+        ),
+        // First seen two hours ago: past maxlife 1h.
+        (
+            "GET",
+            Some(format!("SRV=a1|{}|{}", stamp(now - 20), stamp(now - 7200))),
+        ),
+        // Two days ahead: ignored.
+        ("GET", Some(format!("SRV=a1|{}", stamp(now + 172_800)))),
+        // Issued now: nothing to refresh (unless maxlife wants a first date).
+        ("GET", Some(format!("SRV=a1|{}", stamp(now + 8)))),
+    ]
+}
+
+/// Replaces date stamps within a few seconds of `now` by `<now>`: the two
+/// proxies answer a moment apart.
+fn mask_now(v: &str, now: u64) -> String {
+    let mut out = v.to_owned();
+    for t in now.saturating_sub(8)..=now + 8 {
+        out = out.replace(&stamp(t), "<now>");
+    }
+    out
+}
 
 fn side_config(
     ports: &[u16],
@@ -508,11 +560,17 @@ fn cookie_headers_match_haproxy_2_6() {
     );
 
     let mut differences = Vec::new();
+    let now = unix_now();
+    let masked = |mut o: Observed| {
+        o.1 = o.1.iter().map(|v| mask_now(v, now)).collect();
+        o
+    };
     for (i, (name, _, no_value)) in SECTIONS.iter().enumerate() {
         let backend = if *no_value { &plain } else { &app };
-        for (method, cookie) in REQUESTS {
-            let ours = observe(addrs(&w)[i], method, *cookie, backend);
-            let theirs = observe(addrs(&h)[i], method, *cookie, backend);
+        for (method, cookie) in requests(now) {
+            let cookie = cookie.as_deref();
+            let ours = masked(observe(addrs(&w)[i], method, cookie, backend));
+            let theirs = masked(observe(addrs(&h)[i], method, cookie, backend));
             if ours != theirs {
                 differences.push(format!(
                     "{name} {method} {cookie:?}:\n  wsgate  {ours:?}\n  haproxy {theirs:?}"

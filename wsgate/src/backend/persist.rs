@@ -29,11 +29,13 @@
 //!   (prefix). Without a mode the cookie is only read (the server sets it
 //!   with the right value itself).
 //!
-//! Date-stamped values (`maxidle`, `maxlife`) are refused by the
-//! configuration; a client value carrying a date (`<value>|<date>`) is
-//! matched on the part before `|`, and when the date is valid and past the
-//! cookie is set again without it, as HAProxy does when the dates are not
-//! configured.
+//! Date-stamped values (`maxidle`, `maxlife`, in seconds): inserted values
+//! are `<value>|<last seen>[|<first seen>]`, HAProxy's 30-bit base64
+//! stamps of the UNIX time in 4-second units. A cookie idle longer than
+//! `maxidle`, first set longer ago than `maxlife`, or dated more than a
+//! day ahead is ignored (the request is balanced and gets a new cookie); a
+//! past last-seen date is refreshed. Without them, a dated client value is
+//! matched on the part before `|` and set again without the dates.
 
 use crate::config::persist::{Cookie, CookieMode};
 
@@ -42,37 +44,81 @@ use crate::config::persist::{Cookie, CookieMode};
 pub struct RequestCookie {
     /// The server (index) the cookie designates and that `accept` took.
     pub server: Option<usize>,
-    /// The designating value carried a past `|<date>`: set it again
-    /// without it.
-    pub dated: bool,
+    /// The value's `|<last seen>` and `|<first seen>` dates (UNIX seconds
+    /// as HAProxy keeps them, in an `int`; 0: none), after `maxidle` and
+    /// `maxlife` have been applied (an expired cookie has none).
+    pub last_date: i32,
+    pub first_date: i32,
     /// New values of the `Cookie` headers, in order, when they change
     /// (`None` for a header left empty, to be removed); `None` when the
     /// headers go to the server as they are.
     pub rewritten: Option<Vec<Option<Vec<u8>>>>,
 }
 
-/// Splits a `Cookie` header value into its `name=value` pairs (trimmed;
-/// a pair without `=` has an empty value).
-fn pairs(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+/// The pairs of a `Cookie` header value: (name, value, the pair as
+/// written), trimmed. A pair without `=` has no name: it is nobody's
+/// persistence cookie and is kept as it is, as in HAProxy.
+fn pairs(header: &[u8]) -> impl Iterator<Item = (Option<&[u8]>, &[u8], &[u8])> {
     header
         .split(|&b| b == b';')
         .map(<[u8]>::trim_ascii)
         .filter(|p| !p.is_empty())
         .map(|p| match p.iter().position(|&b| b == b'=') {
-            Some(eq) => (p[..eq].trim_ascii(), p[eq + 1..].trim_ascii()),
-            None => (p, &p[p.len()..]),
+            Some(eq) => (Some(p[..eq].trim_ascii()), p[eq + 1..].trim_ascii(), p),
+            None => (None, &p[p.len()..], p),
         })
+}
+
+/// HAProxy's `b64tos30`: five base64 digits → a 30-bit value (`None` for
+/// fewer digits or a character outside the alphabet).
+fn b64_to_s30(digits: &[u8]) -> Option<u32> {
+    let mut v: u32 = 0;
+    for &c in digits.get(..5)? {
+        let d = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        v = (v << 6) | u32::from(d);
+    }
+    Some(v)
+}
+
+/// HAProxy's `s30tob64`: the low 30 bits of `v` as five base64 digits.
+fn s30_to_b64(v: i32, out: &mut String) {
+    const TAB: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for i in 0..5 {
+        out.push(char::from(TAB[((v >> (24 - 6 * i)) & 0x3f) as usize]));
+    }
+}
+
+/// A date field: `val << 2` as HAProxy stores it (an `int`, so large
+/// values wrap negative), 0 if absent, invalid or zero.
+fn date_field(digits: &[u8]) -> i32 {
+    match b64_to_s30(digits) {
+        Some(v) if v > 0 => v.wrapping_shl(2) as i32,
+        _ => 0,
+    }
+}
+
+/// HAProxy's `(signed)(a - b)` between an `int` date and a `time_t`.
+fn signed_diff(a: i64, b: i64) -> i32 {
+    a.wrapping_sub(b) as i32
 }
 
 /// Reads the persistence cookie from the request's `Cookie` header values.
 /// `values[i]` is server `i`'s `cookie` value; `accept(i)` says whether
-/// the server may take the request (up, or `option persist`).
+/// the server may take the request (up, or `option persist`); `now` is
+/// the UNIX time, for dated values (`maxidle`, `maxlife`).
 pub fn request(
     cfg: &Cookie,
     values: &[Option<&str>],
     headers: &[&[u8]],
     accept: impl Fn(usize) -> bool,
-    now: u32,
+    now: i64,
 ) -> RequestCookie {
     let name = cfg.name.as_bytes();
     let mut out = RequestCookie::default();
@@ -81,44 +127,74 @@ pub fn request(
     for header in headers {
         let mut kept: Vec<Vec<u8>> = Vec::new();
         let mut header_changed = false;
-        for (n, v) in pairs(header) {
-            if n != name {
-                kept.push(pair_bytes(n, v));
+        // RFC 2109 `$Path`-style attributes belong to the cookie before
+        // them, and go when it goes (as in HAProxy).
+        let mut deleting = false;
+        for (n, v, text) in pairs(header) {
+            if text.first() == Some(&b'$') {
+                if !deleting {
+                    kept.push(text.to_vec());
+                }
                 continue;
             }
-            let (id, rest) = match cfg.mode {
+            deleting = false;
+            if n != Some(name) {
+                kept.push(text.to_vec());
+                continue;
+            }
+            let (mut id, rest) = match cfg.mode {
                 CookieMode::Prefix => match v.iter().position(|&b| b == b'~') {
                     Some(t) => (&v[..t], Some(&v[t + 1..])),
                     None => (v, None),
                 },
                 _ => match v.iter().position(|&b| b == b'|') {
-                    Some(bar) => (&v[..bar], None),
+                    Some(bar) => {
+                        let dates = &v[bar + 1..];
+                        let last = date_field(dates);
+                        if last != 0 {
+                            out.last_date = last;
+                        }
+                        if let Some(bar2) = dates.iter().position(|&b| b == b'|') {
+                            let first = date_field(&dates[bar2 + 1..]);
+                            if first != 0 {
+                                out.first_date = first;
+                            }
+                        }
+                        (&v[..bar], None)
+                    }
                     None => (v, None),
                 },
             };
-            if out.server.is_none() {
+            // Too old (`maxlife`) or idle too long (`maxidle`), or dated
+            // more than a day ahead: as if there were no cookie.
+            let expired = |date: i32, max: Option<u32>| {
+                max.is_some_and(|max| {
+                    date != 0
+                        && (signed_diff(now, i64::from(date)) > max as i32
+                            || signed_diff(i64::from(date), now) > 86400)
+                })
+            };
+            if expired(out.first_date, cfg.maxlife) || expired(out.last_date, cfg.maxidle) {
+                out.first_date = 0;
+                out.last_date = 0;
+                id = &[];
+            }
+            if out.server.is_none() && !id.is_empty() {
                 // The first server with this value that may take it: a
                 // value shared by several servers is a failover chain.
-                let found = (!id.is_empty())
-                    .then(|| {
-                        (0..values.len())
-                            .find(|&i| values[i].is_some_and(|s| s.as_bytes() == id) && accept(i))
-                    })
-                    .flatten();
-                if let Some(i) = found {
-                    out.server = Some(i);
-                    out.dated = cfg.mode != CookieMode::Prefix
-                        && v.get(id.len() + 1..)
-                            .is_some_and(|date| stale_date(date, now));
-                }
+                out.server = (0..values.len())
+                    .find(|&i| values[i].is_some_and(|s| s.as_bytes() == id) && accept(i));
             }
             match (cfg.mode, rest) {
                 (CookieMode::Prefix, Some(real)) => {
-                    kept.push(pair_bytes(n, real));
+                    kept.push(pair_bytes(name, real));
                     header_changed = true;
                 }
-                (CookieMode::Insert, _) if cfg.indirect => header_changed = true,
-                _ => kept.push(pair_bytes(n, v)),
+                (CookieMode::Insert, _) if cfg.indirect => {
+                    header_changed = true;
+                    deleting = true;
+                }
+                _ => kept.push(text.to_vec()),
             }
         }
         if header_changed {
@@ -132,31 +208,6 @@ pub fn request(
         out.rewritten = Some(rewritten);
     }
     out
-}
-
-/// Whether a `|<date>` suffix (HAProxy's last-seen date: five base64
-/// digits of the UNIX time in 4-second units) is a date in the past
-/// (`now`: UNIX seconds), compared as HAProxy 2.6 does.
-fn stale_date(date: &[u8], now: u32) -> bool {
-    let Some(digits) = date.get(..5) else {
-        return false;
-    };
-    let mut v: u32 = 0;
-    for &c in digits {
-        let d = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return false,
-        };
-        v = (v << 6) | u32::from(d);
-    }
-    // HAProxy keeps `val << 2` in an `int` and compares it with the
-    // 64-bit `time_t` now: large values wrap negative, hence "past".
-    let last = i64::from(v.wrapping_shl(2) as i32);
-    v > 0 && last - i64::from(now) < 0
 }
 
 fn pair_bytes(n: &[u8], v: &[u8]) -> Vec<u8> {
@@ -220,25 +271,58 @@ pub fn server_set_cookie(
     (true, SetCookie::Replace(out))
 }
 
-/// Whether insert mode adds a `Set-Cookie` to this response.
+/// Whether insert mode adds a `Set-Cookie` to this response: the client
+/// did not come with the right cookie, or its dates need refreshing
+/// (`maxidle`: the last-seen date is past; `maxlife`: no first date yet;
+/// dates not configured: drop the client's).
 pub fn needs_insert(
     cfg: &Cookie,
     request: &RequestCookie,
     chosen: usize,
     server_set_it: bool,
     is_post: bool,
+    now: i64,
 ) -> bool {
+    let (last, first) = (request.last_date, request.first_date);
+    let refresh = ((cfg.maxidle.is_some() || last != 0)
+        && (last == 0 || i64::from(last) - now < 0))
+        || (cfg.maxlife.is_some() && first == 0)
+        || (cfg.maxlife.is_none() && first != 0);
     cfg.mode == CookieMode::Insert
         && !(server_set_it && cfg.preserve)
-        && (request.server != Some(chosen) || request.dated)
+        && (request.server != Some(chosen) || refresh)
         && (!cfg.postonly || is_post)
 }
 
 /// The `Set-Cookie` value insert mode adds for a server with `cookie`
-/// value `server_value` (`None`: clear the client's cookie).
-pub fn insert_value(cfg: &Cookie, server_value: Option<&str>) -> String {
+/// value `server_value` (`None`: clear the client's cookie); with
+/// `maxidle`/`maxlife` the value carries `|<now>` (and `|<first seen>`),
+/// in HAProxy's 4-second base64 stamps.
+pub fn insert_value(
+    cfg: &Cookie,
+    server_value: Option<&str>,
+    request: &RequestCookie,
+    now: i64,
+) -> String {
     let mut v = match server_value {
-        Some(id) => format!("{}={id}; path=/", cfg.name),
+        Some(id) => {
+            let mut v = format!("{}={id}", cfg.name);
+            if cfg.maxidle.is_some() || cfg.maxlife.is_some() {
+                let stamp = ((now + 3) >> 2) as i32;
+                v.push('|');
+                s30_to_b64(stamp, &mut v);
+                if cfg.maxlife.is_some() {
+                    v.push('|');
+                    let first = match request.first_date {
+                        0 => stamp,
+                        f => f >> 2,
+                    };
+                    s30_to_b64(first, &mut v);
+                }
+            }
+            v.push_str("; path=/");
+            v
+        }
         None => format!(
             "{}=; Expires=Thu, 01-Jan-1970 00:00:01 GMT; path=/",
             cfg.name
@@ -327,14 +411,25 @@ mod tests {
             secure: false,
             domains: vec![],
             attrs: vec![],
+            maxidle: None,
+            maxlife: None,
         }
+    }
+
+    const NOW: i64 = 1_764_000_000;
+
+    /// A date field for UNIX time `t`, as HAProxy writes it.
+    fn stamp(t: i64) -> String {
+        let mut s = String::new();
+        s30_to_b64(((t + 3) >> 2) as i32, &mut s);
+        s
     }
 
     const VALUES: [Option<&str>; 3] = [Some("c1"), Some("c2"), None];
 
     fn req(cfg: &Cookie, headers: &[&str], up: &[bool]) -> RequestCookie {
         let h: Vec<&[u8]> = headers.iter().map(|s| s.as_bytes()).collect();
-        request(cfg, &VALUES, &h, |i| up[i], 1_764_000_000)
+        request(cfg, &VALUES, &h, |i| up[i], NOW)
     }
 
     fn texts(r: &RequestCookie) -> Option<Vec<Option<String>>> {
@@ -355,6 +450,13 @@ mod tests {
         let r = req(&cfg, &["SRV=c1", "x=1; SRV=c1"], &[true, true, true]);
         assert_eq!(r.server, Some(0));
         assert_eq!(texts(&r), Some(vec![None, Some("x=1".into())]));
+        // Its `$` attributes go with it; a flag without `=` stays.
+        let r = req(
+            &cfg,
+            &["flag; SRV=c1; $Path=/; $x; b=2; $Domain=d"],
+            &[true; 3],
+        );
+        assert_eq!(texts(&r), Some(vec![Some("flag; b=2; $Domain=d".into())]));
         // Unknown values are removed too, and name no server.
         let r = req(&cfg, &["SRV=bogus; z=1"], &[true, true, true]);
         assert_eq!(r.server, None);
@@ -382,15 +484,80 @@ mod tests {
     }
 
     #[test]
-    fn dates_are_ignored_but_flagged() {
+    fn dates_without_maxidle_or_maxlife() {
         let cfg = cookie(CookieMode::Insert, false);
-        let r = req(&cfg, &["SRV=c2|12345"], &[true; 3]);
-        assert_eq!((r.server, r.dated), (Some(1), true));
-        // Zero, too short or not base64: no date (HAProxy 2.6 alike).
-        for v in ["SRV=c2|AAAAA", "SRV=c2|x", "SRV=c2|", "SRV=c2|**!!*"] {
+        let dated = |v: &str| {
             let r = req(&cfg, &[v], &[true; 3]);
-            assert_eq!((r.server, r.dated), (Some(1), false), "{v}");
+            (r.server, needs_insert(&cfg, &r, 1, false, false, NOW))
+        };
+        // A past date: matched, and set again without it.
+        assert_eq!(dated("SRV=c2|12345"), (Some(1), true));
+        assert_eq!(
+            dated(&format!("SRV=c2|{}", stamp(NOW - 100))),
+            (Some(1), true)
+        );
+        // A first date is dropped too.
+        assert_eq!(
+            dated(&format!("SRV=c2|{0}|{0}", stamp(NOW + 8))),
+            (Some(1), true)
+        );
+        // Zero, too short or not base64: no date (as HAProxy 2.6).
+        for v in ["SRV=c2|AAAAA", "SRV=c2|x", "SRV=c2|", "SRV=c2|**!!*"] {
+            assert_eq!(dated(v), (Some(1), false), "{v}");
         }
+    }
+
+    #[test]
+    fn maxidle_and_maxlife() {
+        let mut cfg = cookie(CookieMode::Insert, true);
+        cfg.maxidle = Some(60);
+        let r = req(&cfg, &[&format!("SRV=c1|{}", stamp(NOW - 30))], &[true; 3]);
+        assert_eq!((r.server, texts(&r)), (Some(0), Some(vec![None])));
+        assert!(
+            needs_insert(&cfg, &r, 0, false, false, NOW),
+            "the date is refreshed"
+        );
+        assert_eq!(
+            insert_value(&cfg, Some("c1"), &r, NOW),
+            format!("SRV=c1|{}; path=/", stamp(NOW))
+        );
+        // Idle too long, or more than a day ahead: ignored.
+        let r = req(&cfg, &[&format!("SRV=c1|{}", stamp(NOW - 90))], &[true; 3]);
+        assert_eq!((r.server, r.last_date), (None, 0));
+        let r = req(
+            &cfg,
+            &[&format!("SRV=c1|{}", stamp(NOW + 90_000))],
+            &[true; 3],
+        );
+        assert_eq!(r.server, None);
+        // No date at all: accepted, and dated in the answer.
+        let r = req(&cfg, &["SRV=c1"], &[true; 3]);
+        assert_eq!(r.server, Some(0));
+        assert!(needs_insert(&cfg, &r, 0, false, false, NOW));
+        // The date just issued needs no refresh.
+        let r = req(&cfg, &[&format!("SRV=c1|{}", stamp(NOW))], &[true; 3]);
+        assert!(!needs_insert(&cfg, &r, 0, false, false, NOW));
+
+        cfg.maxlife = Some(3600);
+        let first = stamp(NOW - 1000);
+        let r = req(
+            &cfg,
+            &[&format!("SRV=c1|{}|{first}", stamp(NOW))],
+            &[true; 3],
+        );
+        assert_eq!(r.server, Some(0));
+        assert!(!needs_insert(&cfg, &r, 0, false, false, NOW));
+        // The first date is kept when the cookie is set again.
+        assert_eq!(
+            insert_value(&cfg, Some("c1"), &r, NOW + 10),
+            format!("SRV=c1|{}|{first}; path=/", stamp(NOW + 10))
+        );
+        let r = req(
+            &cfg,
+            &[&format!("SRV=c1|{}|{}", stamp(NOW), stamp(NOW - 4000))],
+            &[true; 3],
+        );
+        assert_eq!(r.server, None, "older than maxlife");
     }
 
     #[test]
@@ -447,22 +614,22 @@ mod tests {
             server,
             ..RequestCookie::default()
         };
-        assert!(needs_insert(&cfg, &came(None), 0, false, false));
-        assert!(!needs_insert(&cfg, &came(Some(0)), 0, false, false));
-        assert!(needs_insert(&cfg, &came(Some(1)), 0, false, false));
+        assert!(needs_insert(&cfg, &came(None), 0, false, false, NOW));
+        assert!(!needs_insert(&cfg, &came(Some(0)), 0, false, false, NOW));
+        assert!(needs_insert(&cfg, &came(Some(1)), 0, false, false, NOW));
         cfg.postonly = true;
-        assert!(!needs_insert(&cfg, &came(None), 0, false, false));
-        assert!(needs_insert(&cfg, &came(None), 0, false, true));
+        assert!(!needs_insert(&cfg, &came(None), 0, false, false, NOW));
+        assert!(needs_insert(&cfg, &came(None), 0, false, true, NOW));
         cfg.domains = vec![".a.com".into(), ".b.com".into()];
         cfg.httponly = true;
         cfg.secure = true;
         cfg.attrs = vec!["SameSite=None".into()];
         assert_eq!(
-            insert_value(&cfg, Some("c1")),
+            insert_value(&cfg, Some("c1"), &came(None), NOW),
             "SRV=c1; path=/; domain=.a.com; domain=.b.com; HttpOnly; Secure; SameSite=None"
         );
         assert_eq!(
-            insert_value(&cookie(CookieMode::Insert, false), None),
+            insert_value(&cookie(CookieMode::Insert, false), None, &came(None), NOW),
             "SRV=; Expires=Thu, 01-Jan-1970 00:00:01 GMT; path=/"
         );
     }

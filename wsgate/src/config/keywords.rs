@@ -194,7 +194,7 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("capture", FL, "header capture only feeds access logs, which are not implemented yet"),
     ign("chroot", G, NO_PRIVDROP),
     rej("compression", DFLB, "response compression is not implemented; responses would go out uncompressed", Some("let the server compress, or remove the line")),
-    sup("cookie", DLB, Handler::Proxy(super::persist::cookie), "`cookie <name> [rewrite|insert|prefix] [indirect] [nocache] [postonly] [preserve] [httponly] [secure] [domain <d>]* [attr <a>]*` with `server ... cookie <value>`: a client's cookie sends it back to its server (mode http); `maxidle`, `maxlife` and `dynamic` are refused"),
+    sup("cookie", DLB, Handler::Proxy(super::persist::cookie), "`cookie <name> [rewrite|insert|prefix] [indirect] [nocache] [postonly] [preserve] [httponly] [secure] [domain <d>]* [maxidle <time>] [maxlife <time>] [attr <a>]*` with `server ... cookie <value>`: a client's cookie sends it back to its server (mode http; times in seconds unless suffixed); `dynamic` is refused"),
     ign("cpu-map", G, "threads are not pinned to CPUs"),
     sup("crt-base", G, Handler::Global(h::crt_base), "`crt-base <dir>`: where relative `crt` paths are resolved (default: the working directory)"),
     ign("daemon", G, "wsgate stays in the foreground; run it under your service manager"),

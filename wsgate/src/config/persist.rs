@@ -8,11 +8,11 @@
 //!
 //! HAProxy 2.6 semantics and messages (checked against Debian's 2.6.12):
 //! the three cookie modes exclude each other, `rewrite` excludes
-//! `indirect`, `preserve` needs `insert` or `indirect`; a table needs a
-//! type and a size; `expire` is at most 2^31-1 ms. What wsgate does not
-//! implement is refused with the reason: date-stamped cookies (`maxidle`,
-//! `maxlife`), dynamic cookies, table replication (`peers`), stored
-//! counters (`store`) and `binary` keys.
+//! `indirect`, `preserve` needs `insert` or `indirect`; `maxidle` and
+//! `maxlife` are in seconds unless suffixed; a table needs a type and a
+//! size; `expire` is at most 2^31-1 ms. What wsgate does not implement is
+//! refused with the reason: dynamic cookies, table replication (`peers`),
+//! stored counters (`store`) and `binary` keys.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -45,7 +45,8 @@ pub struct Persistence {
 }
 
 /// `cookie <name> [rewrite|insert|prefix] [indirect] [nocache] [postonly]
-/// [preserve] [httponly] [secure] [domain <d>]* [attr <a>]*`.
+/// [preserve] [httponly] [secure] [domain <d>]* [maxidle <t>] [maxlife <t>]
+/// [attr <a>]*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cookie {
     pub name: String,
@@ -68,6 +69,11 @@ pub struct Cookie {
     pub domains: Vec<String>,
     /// `attr` values, each emitted as `; <attr>` (e.g. `SameSite=None`).
     pub attrs: Vec<String>,
+    /// `maxidle` (seconds): a cookie whose last-seen date is older is
+    /// ignored; inserted cookies carry the date (`<value>|<date>`).
+    pub maxidle: Option<u32>,
+    /// `maxlife` (seconds): a cookie first set longer ago is ignored.
+    pub maxlife: Option<u32>,
 }
 
 /// How the persistence cookie is carried.
@@ -179,7 +185,7 @@ impl RuleDraft {
     }
 }
 
-const COOKIE_USAGE: &str = "cookie <name> [rewrite|insert|prefix] [indirect] [nocache] [postonly] [preserve] [httponly] [secure] [domain <domain>]* [attr <value>]*";
+const COOKIE_USAGE: &str = "cookie <name> [rewrite|insert|prefix] [indirect] [nocache] [postonly] [preserve] [httponly] [secure] [domain <domain>]* [maxidle <time>] [maxlife <time>] [attr <value>]*";
 
 /// `cookie <name> [options]` (backend side).
 pub fn cookie(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
@@ -201,6 +207,8 @@ pub fn cookie(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         secure: false,
         domains: Vec::new(),
         attrs: Vec::new(),
+        maxidle: None,
+        maxlife: None,
     };
     let mut mode: Option<(CookieMode, &Token)> = None;
     let mut i = 1;
@@ -249,9 +257,42 @@ pub fn cookie(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
             }
             "maxidle" | "maxlife" => {
                 let what = t.text.clone();
-                cx.error(t, format!("cookie '{what}' is not supported: date-stamped cookie values are not implemented"))
-                    .hint = Some("remove it; the cookie then lasts for the browser session (until the browser closes)".into());
-                return;
+                let Some(v) = value else {
+                    let arg = if what == "maxidle" {
+                        "<idletime>"
+                    } else {
+                        "<lifetime>"
+                    };
+                    cx.error(t, format!("'{what}' expects {arg} in seconds as argument"));
+                    return;
+                };
+                // Seconds unless suffixed, as HAProxy; 0 turns it off.
+                let secs = match v.text.bytes().all(|b| b.is_ascii_digit()) {
+                    true => parse_time(&format!("{}s", v.text)),
+                    false => parse_time(&v.text),
+                };
+                let secs = match secs {
+                    Ok(d) if d.as_secs() <= i32::MAX as u64 => d.as_secs() as u32,
+                    Ok(_) => {
+                        cx.error(
+                            v,
+                            format!("'{what}' is too large (at most 2147483647 seconds)"),
+                        );
+                        return;
+                    }
+                    Err(e) => {
+                        cx.error(v, format!("invalid time for '{what}': {e}")).hint =
+                            Some("seconds unless suffixed: s, m, h, d (e.g. `30m`)".into());
+                        return;
+                    }
+                };
+                let slot = if what == "maxidle" {
+                    &mut c.maxidle
+                } else {
+                    &mut c.maxlife
+                };
+                *slot = (secs > 0).then_some(secs);
+                i += 1;
             }
             "dynamic" => {
                 cx.error(
@@ -262,7 +303,7 @@ pub fn cookie(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
                 return;
             }
             other => {
-                cx.error(t, format!("unknown cookie option '{other}'; 'cookie' supports 'rewrite', 'insert', 'prefix', 'indirect', 'nocache', 'postonly', 'preserve', 'httponly', 'secure', 'domain' and 'attr'"))
+                cx.error(t, format!("unknown cookie option '{other}'; 'cookie' supports 'rewrite', 'insert', 'prefix', 'indirect', 'nocache', 'postonly', 'preserve', 'httponly', 'secure', 'domain', 'maxidle', 'maxlife' and 'attr'"))
                     .hint = Some(format!("usage: {COOKIE_USAGE}"));
                 return;
             }

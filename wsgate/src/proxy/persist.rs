@@ -56,15 +56,12 @@ impl Sticky {
                 .filter(|h| h.is("cookie"))
                 .map(|h| h.value.as_slice())
                 .collect();
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as u32);
             let c = cookie::request(
                 cfg,
                 &values,
                 &headers,
                 |i| backend.accepts_persistent(i),
-                now,
+                unix_now(),
             );
             out.prefer = c.server;
             out.cookie = Some(c);
@@ -176,7 +173,15 @@ impl Sticky {
                 }
             }
         });
-        if !cookie::needs_insert(cfg, came, server, server_set_it, request.method == "POST") {
+        let now = unix_now();
+        if !cookie::needs_insert(
+            cfg,
+            came,
+            server,
+            server_set_it,
+            request.method == "POST",
+            now,
+        ) {
             return;
         }
         let cacheable = cfg.nocache && {
@@ -191,7 +196,7 @@ impl Sticky {
         };
         response.headers.push(Header {
             name: "Set-Cookie".into(),
-            value: cookie::insert_value(cfg, value).into_bytes(),
+            value: cookie::insert_value(cfg, value, came, now).into_bytes(),
         });
         if cacheable {
             response.headers.push(Header {
@@ -200,6 +205,13 @@ impl Sticky {
             });
         }
     }
+}
+
+/// Seconds since the UNIX epoch (dated cookie values).
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The sample a stick rule's fetch gives for this request.
