@@ -346,6 +346,34 @@ fn stick_entry_for_a_down_server_moves_and_is_stored_again() {
 }
 
 #[test]
+fn stick_on_src_in_tcp_mode() {
+    let backends = three_demo_backends();
+    let port = free_port();
+    let proxy = SocketAddr::from(([127, 0, 0, 1], port));
+    let servers: String = backends
+        .iter()
+        .map(|b| format!("    server {} {}\n", b.name, b.addr))
+        .collect();
+    let _gate = Wsgate::start(&format!(
+        "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n\
+         listen raw\n    bind 127.0.0.1:{port}\n    balance roundrobin\n    stick-table type ipv6 size 10\n    stick on src\n{servers}"
+    ));
+    // (The start-up probe already took a turn of the round robin.)
+    let firsts: Vec<String> = (2..5).map(|last| from([127, 0, 0, last], proxy)).collect();
+    let mut distinct = firsts.clone();
+    distinct.sort();
+    assert_eq!(distinct, ["s1", "s2", "s3"]);
+    for _ in 0..3 {
+        let mut again: Vec<String> = (2..5)
+            .rev()
+            .map(|last| from([127, 0, 0, last], proxy))
+            .collect();
+        again.reverse();
+        assert_eq!(again, firsts);
+    }
+}
+
+#[test]
 fn stick_on_a_header_with_a_condition() {
     let backends = three_demo_backends();
     let port = free_port();
