@@ -413,6 +413,8 @@ const SECTIONS: &[(&str, &str, bool)] = &[
     ("no_value", "cookie SRV insert nocache", true),
     ("dated", "cookie SRV insert indirect maxidle 60 maxlife 1h", false),
     ("idle_only", "cookie SRV insert maxidle 60", false),
+    // A stick-table match counts as direct: no cookie inserted then.
+    ("with_stick", "cookie SRV insert\n    stick-table type ip size 10\n    stick on src", false),
 ];
 
 /// HAProxy's cookie date stamp for UNIX time `t` (30-bit base64 of

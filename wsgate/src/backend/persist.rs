@@ -271,14 +271,16 @@ pub fn server_set_cookie(
     (true, SetCookie::Replace(out))
 }
 
-/// Whether insert mode adds a `Set-Cookie` to this response: the client
-/// did not come with the right cookie, or its dates need refreshing
+/// Whether insert mode adds a `Set-Cookie` to this response: the request
+/// did not go straight to the server persistence named (`direct`: a
+/// cookie or a stick-table entry, as HAProxy's `SF_DIRECT`), or the
+/// cookie's dates need refreshing
 /// (`maxidle`: the last-seen date is past; `maxlife`: no first date yet;
 /// dates not configured: drop the client's).
 pub fn needs_insert(
     cfg: &Cookie,
     request: &RequestCookie,
-    chosen: usize,
+    direct: bool,
     server_set_it: bool,
     is_post: bool,
     now: i64,
@@ -290,7 +292,7 @@ pub fn needs_insert(
         || (cfg.maxlife.is_none() && first != 0);
     cfg.mode == CookieMode::Insert
         && !(server_set_it && cfg.preserve)
-        && (request.server != Some(chosen) || refresh)
+        && (!direct || refresh)
         && (!cfg.postonly || is_post)
 }
 
@@ -488,7 +490,10 @@ mod tests {
         let cfg = cookie(CookieMode::Insert, false);
         let dated = |v: &str| {
             let r = req(&cfg, &[v], &[true; 3]);
-            (r.server, needs_insert(&cfg, &r, 1, false, false, NOW))
+            (
+                r.server,
+                needs_insert(&cfg, &r, r.server == Some(1), false, false, NOW),
+            )
         };
         // A past date: matched, and set again without it.
         assert_eq!(dated("SRV=c2|12345"), (Some(1), true));
@@ -514,7 +519,7 @@ mod tests {
         let r = req(&cfg, &[&format!("SRV=c1|{}", stamp(NOW - 30))], &[true; 3]);
         assert_eq!((r.server, texts(&r)), (Some(0), Some(vec![None])));
         assert!(
-            needs_insert(&cfg, &r, 0, false, false, NOW),
+            needs_insert(&cfg, &r, r.server == Some(0), false, false, NOW),
             "the date is refreshed"
         );
         assert_eq!(
@@ -533,10 +538,24 @@ mod tests {
         // No date at all: accepted, and dated in the answer.
         let r = req(&cfg, &["SRV=c1"], &[true; 3]);
         assert_eq!(r.server, Some(0));
-        assert!(needs_insert(&cfg, &r, 0, false, false, NOW));
+        assert!(needs_insert(
+            &cfg,
+            &r,
+            r.server == Some(0),
+            false,
+            false,
+            NOW
+        ));
         // The date just issued needs no refresh.
         let r = req(&cfg, &[&format!("SRV=c1|{}", stamp(NOW))], &[true; 3]);
-        assert!(!needs_insert(&cfg, &r, 0, false, false, NOW));
+        assert!(!needs_insert(
+            &cfg,
+            &r,
+            r.server == Some(0),
+            false,
+            false,
+            NOW
+        ));
 
         cfg.maxlife = Some(3600);
         let first = stamp(NOW - 1000);
@@ -546,7 +565,14 @@ mod tests {
             &[true; 3],
         );
         assert_eq!(r.server, Some(0));
-        assert!(!needs_insert(&cfg, &r, 0, false, false, NOW));
+        assert!(!needs_insert(
+            &cfg,
+            &r,
+            r.server == Some(0),
+            false,
+            false,
+            NOW
+        ));
         // The first date is kept when the cookie is set again.
         assert_eq!(
             insert_value(&cfg, Some("c1"), &r, NOW + 10),
@@ -614,12 +640,12 @@ mod tests {
             server,
             ..RequestCookie::default()
         };
-        assert!(needs_insert(&cfg, &came(None), 0, false, false, NOW));
-        assert!(!needs_insert(&cfg, &came(Some(0)), 0, false, false, NOW));
-        assert!(needs_insert(&cfg, &came(Some(1)), 0, false, false, NOW));
+        assert!(needs_insert(&cfg, &came(None), false, false, false, NOW));
+        assert!(!needs_insert(&cfg, &came(Some(0)), true, false, false, NOW));
+        assert!(needs_insert(&cfg, &came(Some(1)), false, false, false, NOW));
         cfg.postonly = true;
-        assert!(!needs_insert(&cfg, &came(None), 0, false, false, NOW));
-        assert!(needs_insert(&cfg, &came(None), 0, false, true, NOW));
+        assert!(!needs_insert(&cfg, &came(None), false, false, false, NOW));
+        assert!(needs_insert(&cfg, &came(None), false, false, true, NOW));
         cfg.domains = vec![".a.com".into(), ".b.com".into()];
         cfg.httponly = true;
         cfg.secure = true;

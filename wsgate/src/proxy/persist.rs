@@ -156,7 +156,9 @@ impl Sticky {
             return;
         };
         let value = backend.config.servers[server].cookie.as_deref();
-        let direct = came.server == Some(server);
+        // Straight to the server persistence named (HAProxy's SF_DIRECT:
+        // a cookie or a stick-table match, not redispatched elsewhere).
+        let direct = self.prefer == Some(server);
         let mut server_set_it = false;
         response.headers.retain_mut(|h| {
             if !h.is("set-cookie") {
@@ -177,7 +179,7 @@ impl Sticky {
         if !cookie::needs_insert(
             cfg,
             came,
-            server,
+            direct,
             server_set_it,
             request.method == "POST",
             now,
