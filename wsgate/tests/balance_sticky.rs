@@ -373,6 +373,66 @@ fn stick_on_src_in_tcp_mode() {
     }
 }
 
+/// One runtime API command over TCP (`stats socket ipv4@...`).
+fn cli(addr: SocketAddr, command: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = common::http::connect(addr);
+    s.set_read_timeout(Some(IO_DEADLINE)).unwrap();
+    s.write_all(format!("{command}\n").as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn show_table_reports_entries_as_haproxy() {
+    let backends = three_demo_backends();
+    let (port, cli_port) = (free_port(), free_port());
+    let proxy = SocketAddr::from(([127, 0, 0, 1], port));
+    let api = SocketAddr::from(([127, 0, 0, 1], cli_port));
+    let _gate = Wsgate::start(&format!(
+        "global\n    stats socket ipv4@127.0.0.1:{cli_port} level admin\n{DEFAULTS}\
+         listen app\n    bind 127.0.0.1:{port}\n    stick-table type ip size 1k expire 30s\n    stick on src\n{}\
+         backend users\n    stick-table type string len 8 size 10\n    server u1 127.0.0.1:1\n",
+        servers(&backends, "")
+    ));
+    poll_until(Duration::from_secs(10), "the stats socket", || {
+        common::accepts(api).then_some(())
+    })
+    .unwrap();
+    assert_eq!(from([127, 0, 0, 7], proxy), "s1");
+    assert_eq!(from([127, 0, 0, 8], proxy), "s2");
+    // Last declared first, as HAProxy 2.6 lists them.
+    assert_eq!(
+        cli(api, "show table"),
+        "# table: users, type: string, size:10, used:0\n# table: app, type: ip, size:1024, used:2\n\n"
+    );
+    let dump = cli(api, "show table app");
+    let lines: Vec<&str> = dump.lines().collect();
+    assert_eq!(
+        lines[0], "# table: app, type: ip, size:1024, used:2",
+        "{dump}"
+    );
+    for (line, (key, id, name)) in lines[1..3]
+        .iter()
+        .zip([("127.0.0.7", 1, "s1"), ("127.0.0.8", 2, "s2")])
+    {
+        let (_, rest) = line.split_once(": ").unwrap();
+        let exp: u64 = rest
+            .split(' ')
+            .find_map(|w| w.strip_prefix("exp="))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((25_000..=30_000).contains(&exp), "{line}");
+        assert_eq!(
+            rest.replace(&format!("exp={exp}"), "exp=N"),
+            format!("key={key} use=0 exp=N server_id={id} server_key={name}")
+        );
+    }
+    assert_eq!(cli(api, "show table nope"), "No such table\n\n");
+}
+
 #[test]
 fn stick_on_a_header_with_a_condition() {
     let backends = three_demo_backends();

@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::persist::{KeyType, StickTable as Definition};
 
@@ -209,12 +209,42 @@ impl StickTable {
         inner.purge(&self.def, now);
         inner.entries.len()
     }
+
+    /// The entries not yet expired, least recently used first: (serial,
+    /// key, server id, time left before expiry).
+    pub fn entries(&self, now: Instant) -> Vec<(u64, Key, u32, Option<Duration>)> {
+        let mut inner = self.lock();
+        inner.purge(&self.def, now);
+        inner
+            .order
+            .iter()
+            .filter_map(|(seq, key)| {
+                let e = inner.entries.get(key)?;
+                let left = self
+                    .def
+                    .expire
+                    .map(|x| x.saturating_sub(now.saturating_duration_since(e.touched)));
+                Some((*seq, key.clone(), e.server_id, left))
+            })
+            .collect()
+    }
+}
+
+impl std::fmt::Display for Key {
+    /// As HAProxy's `show table` prints keys.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Key::Ip(a) => write!(f, "{a}"),
+            Key::Ipv6(a) => write!(f, "{a}"),
+            Key::Integer(n) => write!(f, "{n}"),
+            Key::String(s) => f.write_str(&String::from_utf8_lossy(s)),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn table(size: usize, expire: Option<u64>, nopurge: bool) -> StickTable {
         StickTable::new(Definition {
@@ -242,6 +272,10 @@ mod tests {
         assert_eq!(t.lookup(&ip(1), t0 + Duration::from_secs(9)), Some(3));
         // The match refreshed it.
         assert_eq!(t.lookup(&ip(1), t0 + Duration::from_secs(18)), Some(3));
+        assert_eq!(
+            t.entries(t0 + Duration::from_secs(20)),
+            vec![(2, ip(1), 3, Some(Duration::from_secs(8)))]
+        );
         assert_eq!(t.lookup(&ip(1), t0 + Duration::from_secs(28)), None);
         assert_eq!(t.len(t0 + Duration::from_secs(28)), 0);
         // A store updates the server.
