@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::{AdminState, BackendRuntime, Counters};
 use crate::config::model::{CliLevel, SocketAddress, StatsSocket};
+use crate::config::persist::KeyType;
 use crate::proxy::Runtime;
 use crate::reload::ReloadRequests;
 
@@ -329,6 +330,11 @@ const COMMANDS: &[(&str, &str, CliLevel)] = &[
         CliLevel::User,
     ),
     (
+        "show table",
+        "report table usage stats or dump this table's contents",
+        CliLevel::User,
+    ),
+    (
         "shutdown sessions server",
         "kill sessions on a server (WebSockets get close 1012)",
         CliLevel::Admin,
@@ -346,6 +352,7 @@ fn help(level: CliLevel) -> String {
                 "disable server" => "disable server <bk>/<srv>",
                 "show servers state" => "show servers state [<backend>]",
                 "show stat" => "show stat [json]",
+                "show table" => "show table [<table>]",
                 "shutdown sessions server" => "shutdown sessions server <bk>/<srv>",
                 "clear counters" => "clear counters [all]",
                 other => other,
@@ -401,6 +408,7 @@ pub fn execute(rt: &Runtime, level: CliLevel, words: &[&str]) -> String {
             }
         }
         "show servers state" => servers_state(rt, args.first().copied()),
+        "show table" => show_table(rt, args.first().copied()),
         "clear counters" => {
             let all = args.first() == Some(&"all");
             if all && level < CliLevel::Admin {
@@ -513,6 +521,50 @@ fn set_server(rt: &Runtime, args: &[&str]) -> String {
 }
 
 /// `show servers state [<backend>]` in HAProxy's version 1 layout.
+/// `show table`: one summary line per stick table (HAProxy lists them
+/// last declared first); `show table <name>`: that line and its entries.
+/// Entry "addresses" are recency serials here; `use` is always 0.
+fn show_table(rt: &Runtime, only: Option<&str>) -> String {
+    let now = std::time::Instant::now();
+    let tables = rt
+        .backends
+        .iter()
+        .rev()
+        .filter_map(|be| Some((be, be.table.as_ref()?)))
+        .filter(|(be, _)| only.is_none_or(|n| n == be.config.name));
+    let mut s = String::new();
+    for (be, table) in tables {
+        let ty = match table.def.key {
+            KeyType::Ip => "ip",
+            KeyType::Ipv6 => "ipv6",
+            KeyType::Integer => "integer",
+            KeyType::String { .. } => "string",
+        };
+        s.push_str(&format!(
+            "# table: {}, type: {ty}, size:{}, used:{}\n",
+            be.config.name,
+            table.def.size,
+            table.len(now)
+        ));
+        if only.is_none() {
+            continue;
+        }
+        for (serial, key, id, left) in table.entries(now) {
+            let name = be
+                .server_by_id(id)
+                .map_or("", |i| be.config.servers[i].name.as_str());
+            let exp = left.map_or(0, |d| d.as_millis());
+            s.push_str(&format!(
+                "{serial:#014x}: key={key} use=0 exp={exp} server_id={id} server_key={name}\n"
+            ));
+        }
+    }
+    if s.is_empty() && only.is_some() {
+        return "No such table\n".into();
+    }
+    s
+}
+
 fn servers_state(rt: &Runtime, only: Option<&str>) -> String {
     let mut s = String::from("1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n");
     if let Some(name) = only {

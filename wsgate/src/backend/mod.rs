@@ -22,9 +22,11 @@
 mod carry;
 pub mod counters;
 pub mod health;
+pub mod persist;
 pub mod queue;
 pub mod server;
 pub mod sessions;
+pub mod stick;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,6 +36,7 @@ use tokio::sync::Notify;
 use crate::balance::{self, Algorithm, Candidate, Fetch, ServerSet};
 use crate::config::model::Backend;
 use sessions::ServerSessions;
+use stick::StickTable;
 
 pub use counters::{CloseReason, Counters, SessionGuard};
 pub use queue::{acquire, AcquireError};
@@ -53,6 +56,9 @@ pub struct BackendRuntime {
     /// Per server, the signal that ends its tunnels (`shutdown-sessions`,
     /// reload, stop); filled by the proxy, which owns the stop token.
     pub sessions: Vec<Arc<ServerSessions>>,
+    /// This backend's `stick-table`, shared with the rules of backends
+    /// that name it (and kept across reloads while unchanged).
+    pub table: Option<Arc<StickTable>>,
 }
 
 /// What one attempt to choose a server gave.
@@ -75,7 +81,13 @@ impl BackendRuntime {
             .collect();
         let balancer = Mutex::new(balance::build(&config));
         let weight_gcd = balance::weight_gcd(config.servers.iter().map(|s| s.weight));
+        let table = config
+            .sticky
+            .table
+            .clone()
+            .map(|def| Arc::new(StickTable::new(def)));
         BackendRuntime {
+            table,
             config,
             servers,
             balancer,
@@ -92,6 +104,35 @@ impl BackendRuntime {
     pub fn is_usable(&self, i: usize) -> bool {
         let st = &self.servers[i];
         st.admin() == AdminState::Ready && st.weight() > 0 && st.is_up()
+    }
+
+    /// Takes over `previous`'s stick table when it is the same table (same
+    /// backend name, type, size, expiry and purge policy), so a reload
+    /// keeps every client on its server.
+    pub fn keep_table(&mut self, previous: &BackendRuntime) {
+        let same = |a: &crate::config::persist::StickTable,
+                    b: &crate::config::persist::StickTable| {
+            (a.key, a.size, a.expire, a.nopurge) == (b.key, b.size, b.expire, b.nopurge)
+        };
+        if let (Some(new), Some(old)) = (&self.table, &previous.table) {
+            if previous.config.name == self.config.name && same(&new.def, &old.def) {
+                self.table = Some(old.clone());
+            }
+        }
+    }
+
+    /// Whether server `i` may take a request that a persistence cookie or
+    /// stick-table entry sends to it: not in maintenance, and up (or down
+    /// with `option persist`). Unlike the balancer, a `drain` server or
+    /// one of weight 0 still serves its persistent clients, as in HAProxy.
+    pub fn accepts_persistent(&self, i: usize) -> bool {
+        let st = &self.servers[i];
+        st.admin() != AdminState::Maint && (st.is_up() || self.config.sticky.persist)
+    }
+
+    /// Index of the server with numeric id `id` (stick-table entries).
+    pub fn server_by_id(&self, id: u32) -> Option<usize> {
+        self.config.servers.iter().position(|s| s.id == id)
     }
 
     /// Index of the server called `name`.
@@ -170,12 +211,16 @@ impl BackendRuntime {
     }
 
     /// One attempt to choose a server for `req`, avoiding `avoid` unless it
-    /// is the only choice. The slot is taken under the balancer's lock, so
-    /// `maxconn` is never exceeded.
-    pub fn try_pick(&self, req: &dyn Fetch, avoid: Option<usize>) -> Pick {
+    /// is the only choice; `prefer` (persistence) bypasses the balancer. The
+    /// slot is taken under the balancer's lock, so `maxconn` is never
+    /// exceeded.
+    pub fn try_pick(&self, req: &dyn Fetch, avoid: Option<usize>, prefer: Option<usize>) -> Pick {
         // A poisoned lock only means another session panicked mid-pick; the
         // algorithm's state is still usable numbers, so keep balancing.
         let mut algo = self.balancer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = prefer {
+            return self.take(i);
+        }
         let candidates = self.candidates();
         if candidates.is_empty() {
             return Pick::NoServer;
@@ -187,6 +232,11 @@ impl BackendRuntime {
         let Some(i) = algo.pick(&set, req, avoid) else {
             return Pick::Saturated(None);
         };
+        self.take(i)
+    }
+
+    /// A slot on server `i`, or `Saturated(Some(i))` at its `maxconn`.
+    fn take(&self, i: usize) -> Pick {
         let s = &self.config.servers[i];
         if s.maxconn > 0 && self.servers[i].served() >= s.maxconn {
             return Pick::Saturated(Some(i));
@@ -238,6 +288,8 @@ mod tests {
                 ssl: None,
                 redir: None,
                 send_proxy: None,
+                cookie: None,
+                non_stick: false,
             })
             .collect();
         BackendRuntime::new(Backend {
@@ -256,11 +308,12 @@ mod tests {
             allbackups: false,
             httpchk: None,
             stats: None,
+            sticky: Default::default(),
         })
     }
 
     fn pick(be: &BackendRuntime) -> Option<usize> {
-        match be.try_pick(&SourceOnly("127.0.0.1".parse().unwrap()), None) {
+        match be.try_pick(&SourceOnly("127.0.0.1".parse().unwrap()), None, None) {
             Pick::Server(g) => Some(g.server()),
             _ => None,
         }
@@ -294,7 +347,7 @@ mod tests {
     fn guards_count_open_connections() {
         let mut be = backend(&[("a", 1, false), ("b", 1, false)], Balance::LeastConn);
         be.config.servers[0].maxconn = 1;
-        let g1 = match be.try_pick(&SourceOnly("127.0.0.1".parse().unwrap()), None) {
+        let g1 = match be.try_pick(&SourceOnly("127.0.0.1".parse().unwrap()), None, None) {
             Pick::Server(g) => g,
             _ => panic!(),
         };

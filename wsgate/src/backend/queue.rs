@@ -32,12 +32,13 @@ impl Drop for Queued<'_> {
     }
 }
 
-/// Chooses a server for `req` and takes a connection slot on it, waiting
-/// in the queue when needed.
+/// Chooses a server for `req` (`prefer`: the one persistence named) and
+/// takes a connection slot on it, waiting in the queue when needed.
 pub async fn acquire<'a>(
     backend: &'a BackendRuntime,
     req: &dyn Fetch,
     avoid: Option<usize>,
+    prefer: Option<usize>,
 ) -> Result<ConnGuard, AcquireError> {
     let t = &backend.config.timeouts;
     let wait: Option<Duration> = t.queue.or(t.connect);
@@ -49,7 +50,7 @@ pub async fn acquire<'a>(
         let notified = backend.slot_freed.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        match backend.try_pick(req, avoid) {
+        match backend.try_pick(req, avoid, prefer) {
             Pick::Server(guard) => return Ok(guard),
             Pick::NoServer => return Err(AcquireError::NoServer),
             Pick::Saturated(pinned) => {
@@ -90,9 +91,9 @@ mod tests {
         be.config.servers[0].maxconn = 1;
         be.config.timeouts.queue = Some(Duration::from_secs(2));
         let req = SourceOnly("127.0.0.1".parse().unwrap());
-        let first = acquire(&be, &req, None).await.unwrap();
+        let first = acquire(&be, &req, None, None).await.unwrap();
         // The second waits; freeing the slot lets it through.
-        let second = async { acquire(&be, &req, None).await.map(|g| g.server()) };
+        let second = async { acquire(&be, &req, None, None).await.map(|g| g.server()) };
         let release = async {
             tokio::time::sleep(Duration::from_secs(1)).await;
             drop(first);
@@ -100,10 +101,10 @@ mod tests {
         let (got, ()) = tokio::join!(second, release);
         assert_eq!(got, Ok(0));
         // With the slot held, a waiter gets QueueTimeout after 2 s.
-        let held = acquire(&be, &req, None).await.unwrap();
+        let held = acquire(&be, &req, None, None).await.unwrap();
         let started = Instant::now();
         assert_eq!(
-            acquire(&be, &req, None).await.err(),
+            acquire(&be, &req, None, None).await.err(),
             Some(AcquireError::QueueTimeout)
         );
         assert_eq!(started.elapsed(), Duration::from_secs(2));

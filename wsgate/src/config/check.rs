@@ -109,7 +109,15 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             http: backend_http(p, diags),
             stats: d.stats.clone(),
             websocket: d.websocket.clone(),
+            sticky: Default::default(),
         });
+    }
+    // After every backend is known: `stick ... table <backend>` may name
+    // a later one.
+    let mut order: Vec<(usize, usize)> = backend_ids.values().map(|(id, i)| (id.0, *i)).collect();
+    order.sort_unstable();
+    for (id, i) in order {
+        backends[id].sticky = super::persist::resolve(&proxies[i], &proxies, &backend_ids, diags);
     }
 
     let mut frontends = Vec::new();
@@ -562,7 +570,7 @@ fn backend_http(p: &ProxyDecl, diags: &mut Vec<Diagnostic>) -> BackendHttp {
         ..BackendHttp::default()
     };
     if p.kind == SectionKind::Backend {
-        let mut acls = proxy_acls(p);
+        let mut acls = named_acls(p);
         http.http_request = request_rules(p, &d.http_request, &mut acls, diags);
         http.redirects = request_rules(p, &redirect_rules(p), &mut acls, diags);
         http.http_response = response_rules(p, &d.http_response, &mut acls, diags);
@@ -674,7 +682,7 @@ fn response_rules(
 
 /// A proxy's named ACLs: lines of one name OR-ed, in order of first
 /// appearance.
-fn proxy_acls(p: &ProxyDecl) -> Vec<Acl> {
+pub(super) fn named_acls(p: &ProxyDecl) -> Vec<Acl> {
     let mut acls: Vec<Acl> = Vec::new();
     let mut by_name: HashMap<&str, usize> = HashMap::new();
     for (name, term, _) in &p.draft.acls {
@@ -700,7 +708,7 @@ fn resolve_rules(
     backend_ids: &HashMap<String, (BackendId, usize)>,
     diags: &mut Vec<Diagnostic>,
 ) -> (Vec<Acl>, Vec<UseBackend>) {
-    let mut acls = proxy_acls(p);
+    let mut acls = named_acls(p);
     // `nbsrv(<backend>)` names a backend, checked as HAProxy does.
     for (acl, term, loc) in &p.draft.acls {
         if matches!(&term.fetch, AclFetch::Hdr(name) if name.is_empty()) {
@@ -772,7 +780,7 @@ fn resolve_rules(
 /// Resolves a rule's condition against the proxy's ACLs (named ones by
 /// name; anonymous `{ ... }` ones are appended to `acls`). `None` when a
 /// name is unknown (reported).
-fn resolve_condition(
+pub(super) fn resolve_condition(
     p: &ProxyDecl,
     rule: &UseBackendDraft,
     c: &ConditionDraft,

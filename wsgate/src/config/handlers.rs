@@ -1679,6 +1679,8 @@ fn apply_server_options(
                     ok = false;
                 }
             },
+            "cookie" => defaults.cookie = Some(text.to_owned()),
+            "non-stick" => defaults.non_stick = true,
             "addr" => match text.parse::<IpAddr>() {
                 Ok(ip) => defaults.addr = Some(ip),
                 Err(_) => {
@@ -1866,6 +1868,8 @@ pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         maxqueue: settings.maxqueue,
         check,
         redir: settings.redir.clone(),
+        cookie: settings.cookie.clone(),
+        non_stick: settings.non_stick,
     });
 }
 

@@ -24,6 +24,7 @@ pub mod logformat;
 pub mod migrate;
 pub mod model;
 pub mod parser;
+pub mod persist;
 pub mod process;
 mod server_template;
 pub mod tls;

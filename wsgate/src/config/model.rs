@@ -668,6 +668,8 @@ pub struct Backend {
     pub httpchk: Option<HttpCheck>,
     /// The stats page, for requests routed to this backend.
     pub stats: Option<StatsPage>,
+    /// `cookie`, `option persist`, `stick-table`, `stick` rules.
+    pub sticky: super::persist::Persistence,
 }
 
 /// `balance`. Only what the runtime implements is representable.
@@ -839,6 +841,10 @@ pub struct Server {
     pub redir: Option<String>,
     /// `send-proxy*`: connections start with a PROXY protocol header.
     pub send_proxy: Option<SendProxy>,
+    /// `cookie <value>`: the persistence cookie value naming this server.
+    pub cookie: Option<String>,
+    /// `non-stick`: requests it serves are not stored in stick tables.
+    pub non_stick: bool,
 }
 
 /// Health-check settings of one server (`check`, `inter`, `fastinter`,

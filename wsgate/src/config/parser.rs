@@ -186,6 +186,10 @@ pub struct ServerDefaults {
     pub check_ssl: Option<bool>,
     /// `alpn` (without `h2`).
     pub alpn: Option<Vec<String>>,
+    /// `cookie <value>`: the persistence cookie value naming the server.
+    pub cookie: Option<String>,
+    /// `non-stick`: never stored in stick tables.
+    pub non_stick: bool,
 }
 
 /// Everything a `defaults`, `frontend`, `backend` or `listen` section can
@@ -254,6 +258,8 @@ pub struct ProxyDraft {
     /// backend).
     pub monitor_uri: Option<String>,
     pub monitor_fail: Vec<UseBackendDraft>,
+    /// `cookie`, `option persist`, `stick-table`, `stick` (config/persist.rs).
+    pub sticky: super::persist::Draft,
 }
 
 #[derive(Debug, Clone)]
@@ -304,6 +310,7 @@ impl Default for ProxyDraft {
             http_response: Vec::new(),
             redirects: Vec::new(),
             errorfiles: super::model::ErrorFiles::default(),
+            sticky: Default::default(),
         }
     }
 }

@@ -54,12 +54,17 @@ pub struct Connected {
     pub guard: ConnGuard,
 }
 
-/// Chooses a server for `req` (its key for hash-based balancing) and
-/// connects to it, retrying as configured. Failed attempts, retries and
-/// redispatches are counted on the server and the backend (`econ`,
-/// `wretr`, `wredis`).
-pub async fn connect(backend: &BackendRuntime, req: &dyn Fetch) -> Result<Connected, ConnectError> {
-    let result = try_connect(backend, req).await;
+/// Chooses a server for `req` (its key for hash-based balancing; `prefer`:
+/// the server a persistence cookie or stick-table entry named, which
+/// bypasses the balancer) and connects to it, retrying as configured.
+/// Failed attempts, retries and redispatches are counted on the server and
+/// the backend (`econ`, `wretr`, `wredis`).
+pub async fn connect(
+    backend: &BackendRuntime,
+    req: &dyn Fetch,
+    prefer: Option<usize>,
+) -> Result<Connected, ConnectError> {
+    let result = try_connect(backend, req, prefer).await;
     if let Err(ConnectError::NoServer | ConnectError::Queue(_)) = &result {
         Counters::add(&backend.counters.connection_errors, 1);
     }
@@ -81,9 +86,13 @@ fn redirect_location(prefix: Option<&str>, req: &dyn Fetch) -> Option<String> {
     Some(format!("{prefix}{path}"))
 }
 
-async fn try_connect(backend: &BackendRuntime, req: &dyn Fetch) -> Result<Connected, ConnectError> {
+async fn try_connect(
+    backend: &BackendRuntime,
+    req: &dyn Fetch,
+    prefer: Option<usize>,
+) -> Result<Connected, ConnectError> {
     let cfg = &backend.config;
-    let mut guard = acquire(backend, req, None).await?;
+    let mut guard = acquire(backend, req, None, prefer).await?;
     let attempts = cfg.retries.saturating_add(1);
     let mut last_error = ConnectError::NoServer;
     for attempt in 0..attempts {
@@ -135,7 +144,8 @@ async fn try_connect(backend: &BackendRuntime, req: &dyn Fetch) -> Result<Connec
             // Give the slot back before asking for another server.
             let from = guard.server_counters().clone();
             drop(guard);
-            guard = acquire(backend, req, Some(server)).await?;
+            // The balancer chooses now, persistence notwithstanding.
+            guard = acquire(backend, req, Some(server), None).await?;
             if guard.server() != server {
                 Counters::add(&from.redispatches, 1);
                 Counters::add(&backend.counters.redispatches, 1);

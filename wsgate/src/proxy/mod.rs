@@ -15,6 +15,7 @@ pub mod http1;
 mod io;
 mod listener;
 mod monitor;
+mod persist;
 pub mod route;
 mod rules;
 mod session;
@@ -244,6 +245,7 @@ impl Prepared {
                     .find(|o| o.config.name == be.config.name)
                 {
                     be.inherit(old);
+                    be.keep_table(old);
                 }
             }
         }

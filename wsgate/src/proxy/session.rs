@@ -32,6 +32,7 @@ use super::errors;
 use super::http1::body::{copy_body, BodyError, BodyKind};
 use super::http1::head::{parse_request, parse_response, RequestError, RequestHead, ResponseHead};
 use super::io::{with_timeout, write_with_timeout, IoError};
+use super::persist::Sticky;
 use super::route::{self, RequestFacts};
 use super::rules::{self, Outcome};
 use super::tunnel::{
@@ -866,8 +867,9 @@ impl Exchange<'_> {
 
         let facts =
             RequestFacts::http(request, self.conn.peer, self.conn.tls).with_runtime(self.runtime);
+        let sticky = Sticky::for_request(self.runtime, self.backend, &facts);
         let connect_started = Instant::now();
-        let connected = connect(self.backend, &facts).await;
+        let connected = connect(self.backend, &facts, sticky.prefer()).await;
         rec.t_connect = Some(ms(connect_started.elapsed()));
         let server = match connected {
             Ok(connected) => connected,
@@ -896,6 +898,7 @@ impl Exchange<'_> {
                 return refuse(client, &self.pages, 503, client_timeout).await;
             }
         };
+        sticky.connected(self.runtime, self.backend, server.server);
         let target = &be.servers[server.server];
         let server_name = &target.name;
         rec.server = Some(server.server);
@@ -934,7 +937,9 @@ impl Exchange<'_> {
             self.conn.peer.ip(),
         );
         let mut out = Vec::with_capacity(1024);
-        request.write_for_server(forwarded_for, &mut out);
+        sticky
+            .request(request)
+            .write_for_server(forwarded_for, &mut out);
         if write_with_timeout(&mut stream, &out, server_timeout)
             .await
             .is_err()
@@ -1031,6 +1036,7 @@ impl Exchange<'_> {
             tracing::info!(server = %server_name, "response denied by an http-response rule: {status}");
             return refuse(client, &self.pages, status, client_timeout).await;
         }
+        sticky.response(self.backend, server.server, request, &mut response);
         rec.status = Some(response.status);
         if response.status == 101 {
             if request.upgrade.is_none() {
@@ -1398,7 +1404,8 @@ pub async fn serve_tcp<C: IntoTunnel>(
     };
     let backend = &runtime.backends[backend_id.0];
     let started = Instant::now();
-    let connected = match connect(backend, &facts).await {
+    let sticky = Sticky::for_request(runtime, backend, &facts);
+    let connected = match connect(backend, &facts, sticky.prefer()).await {
         Ok(connected) => connected,
         Err(e) => {
             tracing::warn!(%peer, backend = %backend.config.name, "{e}");
@@ -1407,6 +1414,7 @@ pub async fn serve_tcp<C: IntoTunnel>(
             return None;
         }
     };
+    sticky.connected(runtime, backend, connected.server);
     let target = &backend.config.servers[connected.server];
     let tls = runtime.server_tls(backend_id.0, connected.server);
     let no_headers = |_: &str| None;
