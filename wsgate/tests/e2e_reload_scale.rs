@@ -168,7 +168,7 @@ async fn twenty_reloads_under_load() {
         backends[3].addr,
     ];
     let port = common::free_port();
-    let mut gate = Wsgate::start(&config(port, &addrs, 0));
+    let gate = Wsgate::start(&config(port, &addrs, 0));
     let url = format!("ws://127.0.0.1:{port}/ws");
 
     // The held WebSockets, opened 50 at a time.
