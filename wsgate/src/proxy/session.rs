@@ -50,6 +50,20 @@ use crate::proxy_protocol::Origin;
 /// How much the head buffer grows per read.
 const HEAD_READ_CHUNK: usize = 4096;
 
+/// After a request wsgate answered itself: on to the next request of the
+/// connection (`Next::KeepAlive`), or the session ends.
+macro_rules! next_request_or_end {
+    ($next:expr, $first:ident) => {
+        match $next {
+            Next::KeepAlive => {
+                $first = false;
+                continue;
+            }
+            _ => return None,
+        }
+    };
+}
+
 /// Serves one client connection of an `http` frontend. Returns the tunnel
 /// to run when the connection was upgraded.
 pub async fn serve_http<C>(
@@ -134,7 +148,7 @@ where
         let outcome =
             rules::apply_request(&frontend.http_request, &frontend.acls, &mut request, &conn);
         if outcome != Outcome::Continue {
-            match answer(
+            let next = answer(
                 &mut client,
                 outcome,
                 &fe_pages,
@@ -143,21 +157,15 @@ where
                 rec,
                 "<NOSRV>",
             )
-            .await
-            {
-                Next::KeepAlive => {
-                    first = false;
-                    continue;
-                }
-                _ => return None,
-            }
+            .await;
+            next_request_or_end!(next, first);
         }
         if let Some(page) = frontend
             .stats
             .as_ref()
             .filter(|p| admin::stats::matches(p, &request.target))
         {
-            match serve_stats(
+            let next = serve_stats(
                 &mut client,
                 page,
                 &request,
@@ -166,19 +174,13 @@ where
                 &frontend.name,
                 rec,
             )
-            .await
-            {
-                Next::KeepAlive => {
-                    first = false;
-                    continue;
-                }
-                _ => return None,
-            }
+            .await;
+            next_request_or_end!(next, first);
         }
         let outcome =
             rules::apply_request(&frontend.redirects, &frontend.acls, &mut request, &conn);
         if outcome != Outcome::Continue {
-            match answer(
+            let next = answer(
                 &mut client,
                 outcome,
                 &fe_pages,
@@ -187,14 +189,8 @@ where
                 rec,
                 "<NOSRV>",
             )
-            .await
-            {
-                Next::KeepAlive => {
-                    first = false;
-                    continue;
-                }
-                _ => return None,
-            }
+            .await;
+            next_request_or_end!(next, first);
         }
         let facts = RequestFacts::http(&request, peer, tls).with_runtime(runtime);
         if let Some(rule) = &frontend.prometheus {
@@ -203,13 +199,8 @@ where
                 .as_ref()
                 .is_none_or(|c| route::condition_holds(c, &frontend.acls, &facts));
             if holds {
-                match serve_metrics(&mut client, &request, runtime, &obs, rec).await {
-                    Next::KeepAlive => {
-                        first = false;
-                        continue;
-                    }
-                    _ => return None,
-                }
+                let next = serve_metrics(&mut client, &request, runtime, &obs, rec).await;
+                next_request_or_end!(next, first);
             }
         }
         let Some(backend_id) = route::select_backend(frontend, &facts, runtime) else {
@@ -232,13 +223,8 @@ where
         }
         if outcome != Outcome::Continue {
             let name = &backend.config.name;
-            match answer(&mut client, outcome, &pages, &request, &obs, rec, name).await {
-                Next::KeepAlive => {
-                    first = false;
-                    continue;
-                }
-                _ => return None,
-            }
+            let next = answer(&mut client, outcome, &pages, &request, &obs, rec, name).await;
+            next_request_or_end!(next, first);
         }
         if let Some(page) = backend
             .config
@@ -247,7 +233,7 @@ where
             .filter(|p| admin::stats::matches(p, &request.target))
         {
             Counters::add(&backend.counters.intercepted, 1);
-            match serve_stats(
+            let next = serve_stats(
                 &mut client,
                 page,
                 &request,
@@ -256,14 +242,8 @@ where
                 &backend.config.name,
                 rec,
             )
-            .await
-            {
-                Next::KeepAlive => {
-                    first = false;
-                    continue;
-                }
-                _ => return None,
-            }
+            .await;
+            next_request_or_end!(next, first);
         }
         let exchange = Exchange {
             conn,
