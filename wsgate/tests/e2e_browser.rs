@@ -3,7 +3,9 @@
 //! scheme) receives an echo and a push, read back from the page's DOM.
 //!
 //! The page (wsgate/src/demo/page.html) sends `hello from the page` on
-//! open and writes what it gets into elements with stable ids.
+//! open and writes what it gets into elements with stable ids. Over https
+//! Chromium trusts exactly the test certificate's key
+//! (`--ignore-certificate-errors-spki-list`), not any certificate.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -25,9 +27,28 @@ fn element_text<'a>(dom: &'a str, id: &str) -> Option<&'a str> {
     Some(rest[..rest.find('<').unwrap_or(rest.len())].trim())
 }
 
+/// The base64 SHA-256 of a certificate's public key (SPKI), computed by
+/// openssl, for Chromium's `--ignore-certificate-errors-spki-list`: the
+/// browser trusts exactly that test key, and nothing else.
+fn spki_hash(pem: &std::path::Path) -> String {
+    let script = format!(
+        "openssl x509 -in '{}' -pubkey -noout | openssl pkey -pubin -outform der \
+         | openssl dgst -sha256 -binary | openssl enc -base64",
+        pem.display()
+    );
+    let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 /// Loads `url` in headless Chromium and returns the DOM after the page's
-/// scripts ran for `budget_ms` of virtual time.
-fn dump_dom(chromium: &std::path::Path, url: &str, budget_ms: u32) -> String {
+/// scripts ran for `budget_ms` of virtual time. `spki` pins the test
+/// certificate for https.
+fn dump_dom(chromium: &std::path::Path, url: &str, spki: Option<&str>, budget_ms: u32) -> String {
     let profile = TempDir::new("chromium-profile");
     let mut cmd = Command::new(chromium);
     cmd.args([
@@ -42,8 +63,8 @@ fn dump_dom(chromium: &std::path::Path, url: &str, budget_ms: u32) -> String {
     ])
     .arg(format!("--user-data-dir={}", profile.path().display()))
     .arg(format!("--virtual-time-budget={budget_ms}"));
-    if url.starts_with("https:") {
-        cmd.arg("--ignore-certificate-errors");
+    if let Some(spki) = spki {
+        cmd.arg(format!("--ignore-certificate-errors-spki-list={spki}"));
     }
     cmd.arg("--dump-dom").arg(url);
     let (status, out, err) = common::run_with_deadline(cmd, Duration::from_secs(90))
@@ -56,10 +77,16 @@ fn dump_dom(chromium: &std::path::Path, url: &str, budget_ms: u32) -> String {
 /// `servers`) and a push. Chromium's virtual time makes a single run
 /// usually enough; a loaded machine gets two more runs with larger budgets
 /// before the test fails.
-fn check_page(chromium: &std::path::Path, url: &str, servers: &[&str], log: &dyn Fn() -> String) {
+fn check_page(
+    chromium: &std::path::Path,
+    url: &str,
+    spki: Option<&str>,
+    servers: &[&str],
+    log: &dyn Fn() -> String,
+) {
     let mut last = String::new();
     for budget in [3000, 6000, 10000] {
-        let dom = dump_dom(chromium, url, budget);
+        let dom = dump_dom(chromium, url, spki, budget);
         let echo = element_text(&dom, "echo").unwrap_or_default();
         let push = element_text(&dom, "push").unwrap_or_default();
         let echo_ok = echo.starts_with(PAGE_ECHO)
@@ -116,12 +143,15 @@ backend demo
     check_page(
         &chromium,
         &format!("http://127.0.0.1:{http}/"),
+        None,
         &["s1"],
         &log,
     );
+    let spki = spki_hash(&cert.pem_path);
     check_page(
         &chromium,
         &format!("https://127.0.0.1:{https}/"),
+        Some(&spki),
         &["s1"],
         &log,
     );
@@ -156,12 +186,22 @@ fn wsgate_demo_command_over_http_and_https() {
     check_page(
         &chromium,
         &format!("http://127.0.0.1:{http}/"),
+        None,
         &servers,
         &log,
     );
+    // The demo prints where its certificate is: pin exactly that key.
+    let out = demo.output();
+    let pem = out
+        .lines()
+        .find_map(|l| l.strip_prefix("certificate "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no certificate path in the demo output:\n{out}"));
+    let spki = spki_hash(std::path::Path::new(pem));
     check_page(
         &chromium,
         &format!("https://127.0.0.1:{https}/"),
+        Some(&spki),
         &servers,
         &log,
     );
