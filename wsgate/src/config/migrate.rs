@@ -37,10 +37,14 @@ pub fn migrate(text: &str) -> (String, usize) {
                     changes += 1;
                 }
                 Err(refusal) => {
-                    out.push_str(&format!(
+                    let note = format!(
                         "{indent}# wsgate migrate: NOT rewritten: `{old}` was removed in HAProxy {}, and {}; the closest current form is `{}`{ending}",
                         legacy_rules::REMOVED_IN, refusal.reason, refusal.closest
-                    ));
+                    );
+                    // A second pass finds the note already there.
+                    if !out.ends_with(&note) {
+                        out.push_str(&note);
+                    }
                     out.push_str(line);
                 }
             }
@@ -180,5 +184,53 @@ mod tests {
         );
         assert!(new.contains("\n    reqdeny ^X-Bad:\n"), "{new}");
         assert_eq!(migrate(&new).1, 0);
+    }
+
+    proptest::proptest! {
+        /// Migrating a migrated file changes nothing, whatever mix of old
+        /// and current lines, comments, blank lines and spacing it has.
+        #[test]
+        fn migrate_is_idempotent(lines in proptest::collection::vec(line(), 0..24)) {
+            let text: String = lines.concat();
+            let (once, _) = migrate(&text);
+            let (twice, changed) = migrate(&once);
+            proptest::prop_assert_eq!(changed, 0, "second pass changed lines:\n{}", once);
+            proptest::prop_assert_eq!(twice, once);
+        }
+    }
+
+    /// One line of a configuration: section headers (with the old
+    /// `listen <name> <addr>` form), removed keywords, their current forms,
+    /// comments and blank lines, with varied indentation.
+    fn line() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let body = prop_oneof![
+            Just("defaults".to_string()),
+            Just("frontend fe".to_string()),
+            Just("backend be".to_string()),
+            (1u16..65535).prop_map(|p| format!("listen app 0.0.0.0:{p}")),
+            Just("listen app".to_string()),
+            (0u32..100000).prop_map(|t| format!("clitimeout {t}")),
+            (0u32..100000).prop_map(|t| format!("srvtimeout {t}   # server")),
+            (0u32..100000).prop_map(|t| format!("contimeout {t}")),
+            Just("redispatch".to_string()),
+            Just("option forceclose".to_string()),
+            Just("block if bad".to_string()),
+            Just("reqadd X-Proto:\\ https".to_string()),
+            Just("rspadd X-A:\\ a".to_string()),
+            Just("reqidel ^X-Debug:.*".to_string()),
+            Just("reqrep ^([^\\ :]*)\\ /api/(.*) \\1\\ /\\2".to_string()),
+            Just("reqdeny ^X-Bad:".to_string()),
+            Just("timeout client 30s".to_string()),
+            Just("bind :80".to_string()),
+            Just("server s1 127.0.0.1:8080 check".to_string()),
+            Just("# a comment".to_string()),
+            Just(String::new()),
+        ];
+        (
+            prop_oneof![Just(""), Just("    "), Just("\t"), Just("  ")],
+            body,
+        )
+            .prop_map(|(indent, body)| format!("{indent}{body}\n"))
     }
 }
