@@ -227,6 +227,9 @@ pub static KEYWORDS: &[Keyword] = &[
     rej("lua-load", G, "Lua scripts are not supported", None),
     rej("lua-load-per-thread", G, "Lua scripts are not supported", None),
     ign("master-worker", G, "wsgate is a single process that reloads in place"),
+    ign("bind-process", DFLB, "processes were removed in HAProxy 2.5 (`bind-process` has had no effect since); wsgate is one multi-threaded process"),
+    ign("stats bind-process", G, "processes were removed in HAProxy 2.5; wsgate is one multi-threaded process"),
+    ign("option independent-streams", DFLB, "inside a tunnel wsgate's inactivity timeouts count traffic in either direction, and `timeout client-fin`/`server-fin` apply after a half-close; this option changes nothing"),
     sup("maxconn", Sections(1 | 2 | 4 | 8), Handler::Either { global: h::maxconn_global, proxy: h::maxconn_proxy }, "`maxconn <n>`: global cap, or per frontend (0 = the global value)"),
     sup("mode", DFLB, Handler::Proxy(h::mode), "`mode http|tcp` (default tcp)"),
     sup("monitor", FL, Handler::Proxy(hh::monitor), "`monitor fail if|unless <condition>`: the monitor URI answers 503 when it holds"),
@@ -632,6 +635,15 @@ pub struct Legacy {
     pub new: &'static str,
 }
 
+/// Keywords HAProxy removed that have no replacement: `wsgate migrate`
+/// comments such lines out (wsgate itself reads them with a warning, as
+/// their `ign` rows above say). The HAProxy version that refuses each.
+pub static DROPPED: &[(&str, &str)] = &[
+    ("nbproc", "2.5"),
+    ("bind-process", "2.5"),
+    ("stats bind-process", "2.5"),
+];
+
 /// Removed keywords read in their modern form. Deprecated since HAProxy
 /// 1.5 and made fatal in 2.1 (the timeouts, `redispatch`, `block`), or
 /// removed in 2.0 (`option forceclose`).
@@ -660,6 +672,11 @@ pub static LEGACY: &[Legacy] = &[
         old: "block",
         removed_in: "2.1",
         new: "http-request deny",
+    },
+    Legacy {
+        old: "option independant-streams",
+        removed_in: "2.0",
+        new: "option independent-streams",
     },
     Legacy {
         old: "option forceclose",
@@ -757,7 +774,7 @@ pub fn markdown_table() -> String {
         out.push_str(&format!(
             "| `{}` | {} | {} |\n",
             old.replace(", ", "`, `"),
-            super::legacy_rules::REMOVED_IN,
+            super::legacy_rules::removed_in(old),
             escape(new)
         ));
     }

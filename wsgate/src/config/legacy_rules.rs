@@ -12,8 +12,17 @@
 //! replaced the whole line with the expansion; a translation is offered
 //! only when the modern rule sees and produces the same text.
 
-/// HAProxy version that refuses all of them.
+/// HAProxy version that refuses the `req*`/`rsp*` keywords.
 pub const REMOVED_IN: &str = "2.1";
+
+/// The HAProxy version that removed `keyword` (one of those translated
+/// here).
+pub fn removed_in(keyword: &str) -> &'static str {
+    match keyword {
+        "monitor-net" => "2.4",
+        _ => REMOVED_IN,
+    }
+}
 
 /// The removed keywords and the rule each becomes, for the docs.
 pub static TABLE: &[(&str, &str)] = &[
@@ -23,6 +32,7 @@ pub static TABLE: &[(&str, &str)] = &[
     ("rspdel, rspidel", "`http-response del-header <name>` (regex `^<name>:` only)"),
     ("reqrep, reqirep", "`http-request replace-uri` (request-line regex `^([^\\ :]*)\\ <uri>(.*)`) or `http-request replace-header` (`^<name>:\\ ...`)"),
     ("rsprep, rspirep", "`http-response replace-header` (`^<name>:\\ ...`)"),
+    ("monitor-net", "`http-request return status 200 if { src <net> }` (HAProxy's own advice; removed in 2.4)"),
     ("reqdeny, reqideny, reqallow, reqiallow, reqpass, reqipass, reqtarpit, reqitarpit, rspdeny, rspideny, reqsetbe, reqisetbe", "refused, with the closest `http-request`/`http-response`/`use_backend` line"),
 ];
 
@@ -42,6 +52,30 @@ pub type Translation = Result<Vec<String>, Refusal>;
 /// removed `req*`/`rsp*` keyword; `None` for any other line.
 pub fn translate(words: &[&str]) -> Option<Translation> {
     let (&kw, args) = words.split_first()?;
+    if kw == "monitor-net" {
+        // Health checks from a network answered at once, unlogged: what
+        // HAProxy 2.4+ tells users to write instead.
+        let closest = "http-request return status 200 if { src <net> }".to_owned();
+        return Some(match args {
+            [net] => Ok([
+                "http-request",
+                "return",
+                "status",
+                "200",
+                "if",
+                "{",
+                "src",
+                net,
+                "}",
+            ]
+            .map(str::to_owned)
+            .to_vec()),
+            _ => Err(Refusal {
+                reason: "it takes exactly one network".into(),
+                closest,
+            }),
+        });
+    }
     let side = match kw.get(..3) {
         Some("req") => "http-request",
         Some("rsp") => "http-response",

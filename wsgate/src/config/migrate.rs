@@ -31,7 +31,7 @@ pub fn migrate(text: &str) -> (String, usize) {
                 Ok(new) => {
                     out.push_str(&format!(
                         "{indent}# wsgate migrate: `{old}` was removed in HAProxy {}; this is its current form{ending}",
-                        legacy_rules::REMOVED_IN
+                        legacy_rules::removed_in(old)
                     ));
                     out.push_str(&format!("{indent}{new}{ending}"));
                     changes += 1;
@@ -39,7 +39,7 @@ pub fn migrate(text: &str) -> (String, usize) {
                 Err(refusal) => {
                     let note = format!(
                         "{indent}# wsgate migrate: NOT rewritten: `{old}` was removed in HAProxy {}, and {}; the closest current form is `{}`{ending}",
-                        legacy_rules::REMOVED_IN, refusal.reason, refusal.closest
+                        legacy_rules::removed_in(old), refusal.reason, refusal.closest
                     );
                     // A second pass finds the note already there.
                     if !out.ends_with(&note) {
@@ -48,6 +48,18 @@ pub fn migrate(text: &str) -> (String, usize) {
                     out.push_str(line);
                 }
             }
+            continue;
+        }
+        let dropped = keywords::DROPPED.iter().find(|(kw, _)| {
+            let n = kw.split(' ').count();
+            words.len() >= n && words[..n].join(" ") == *kw
+        });
+        if let Some((kw, removed_in)) = dropped {
+            out.push_str(&format!(
+                "{indent}# wsgate migrate: `{kw}` was removed in HAProxy {removed_in} and has no replacement (threads are used); line commented out{ending}"
+            ));
+            out.push_str(&format!("{indent}# {rest}{ending}"));
+            changes += 1;
             continue;
         }
         if let Some((legacy, used)) = keywords::legacy(words.iter().copied()) {
@@ -221,6 +233,11 @@ mod tests {
             Just("reqidel ^X-Debug:.*".to_string()),
             Just("reqrep ^([^\\ :]*)\\ /api/(.*) \\1\\ /\\2".to_string()),
             Just("reqdeny ^X-Bad:".to_string()),
+            Just("nbproc 2".to_string()),
+            Just("bind-process 1".to_string()),
+            Just("stats bind-process 1".to_string()),
+            Just("monitor-net 10.0.0.0/8".to_string()),
+            Just("option independant-streams".to_string()),
             Just("timeout client 30s".to_string()),
             Just("bind :80".to_string()),
             Just("server s1 127.0.0.1:8080 check".to_string()),

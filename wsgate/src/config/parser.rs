@@ -760,7 +760,7 @@ impl Parser {
                             format!(
                                 "'{}' was removed in HAProxy {}; read as `{line_text}`",
                                 old.text,
-                                super::legacy_rules::REMOVED_IN
+                                super::legacy_rules::removed_in(&old.text)
                             ),
                         )
                         .with_hint(format!(
@@ -784,7 +784,7 @@ impl Parser {
                             format!(
                                 "'{}' was removed in HAProxy {}, and {}",
                                 old.text,
-                                super::legacy_rules::REMOVED_IN,
+                                super::legacy_rules::removed_in(&old.text),
                                 refusal.reason
                             ),
                         )
