@@ -29,11 +29,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use std::io::{Read, Write};
-use std::net::Shutdown;
-
-use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
@@ -105,58 +101,51 @@ pub trait TunnelIo {
 }
 
 /// A plain TCP socket driven by readiness, with the drained-on-short-read
-/// rule (see the module header).
-pub struct PlainSocket(AsyncFd<std::net::TcpStream>);
+/// rule (see the module header). It stays registered with tokio's reactor
+/// as the session had it: no second registration (two `epoll_ctl` calls per
+/// socket, which every short-lived WebSocket paid).
+pub struct PlainSocket(TcpStream);
 
 impl PlainSocket {
-    /// Takes the socket over from tokio's `TcpStream` (which is
-    /// deregistered from the reactor and registered again here).
     pub fn new(stream: TcpStream) -> io::Result<PlainSocket> {
-        let socket = stream.into_std()?;
-        // SAFETY: a std TcpStream owns its descriptor and returns the same
-        // one from as_raw_fd until it is dropped, which only happens when
-        // the AsyncFd (its owner) is dropped.
-        let fd = unsafe { AsyncFd::register(socket) }?;
-        Ok(PlainSocket(fd))
+        Ok(PlainSocket(stream))
     }
 }
 
 impl TunnelIo for PlainSocket {
     fn poll_read_pooled(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<(PooledBuf, usize)>> {
         loop {
-            let mut guard = match self.0.poll_read_ready(cx) {
-                Poll::Ready(Ok(g)) => g,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            };
+            std::task::ready!(self.0.poll_read_ready(cx))?;
             let mut buf = PooledBuf::take();
-            match guard.try_io(|fd| fd.get_ref().read(buf.as_mut())) {
-                Ok(Ok(n)) => {
+            match self.0.try_read(buf.as_mut()) {
+                Ok(n) => {
                     if n > 0 && n < buf.as_ref().len() {
                         // Drained: the kernel gave less than asked, so the
-                        // next read would only say EAGAIN. Wait for an edge.
-                        // (A FIN stays visible: tokio keeps "read closed".)
-                        guard.clear_ready();
+                        // next read would only say EAGAIN. Clear the
+                        // readiness (a closure answering WouldBlock does
+                        // that, without a system call) and wait for an
+                        // edge. A FIN stays visible: tokio keeps "read
+                        // closed".
+                        let _ = self.0.try_io(Interest::READABLE, || {
+                            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                        });
                     }
                     return Poll::Ready(Ok((buf, n)));
                 }
-                Ok(Err(e)) => return Poll::Ready(Err(e)),
-                // EAGAIN after all: readiness was cleared by try_io.
-                Err(_would_block) => continue,
+                // EAGAIN after all: try_read cleared the readiness.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
     }
 
     fn poll_write_some(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         loop {
-            let mut guard = match self.0.poll_write_ready(cx) {
-                Poll::Ready(Ok(g)) => g,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            };
-            match guard.try_io(|fd| fd.get_ref().write(buf)) {
-                Ok(result) => return Poll::Ready(result),
-                Err(_would_block) => continue,
+            std::task::ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(buf) {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
     }
@@ -165,8 +154,8 @@ impl TunnelIo for PlainSocket {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.0.get_ref().shutdown(Shutdown::Write))
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 
