@@ -334,3 +334,41 @@ async fn reload_keeps_server_state_counters_and_open_tunnel_counts() {
         assert!(ask(ws, "still").await.ends_with(":still"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grace_delays_the_close_of_websockets_on_a_removed_server() {
+    let s1 = RecordingBackend::start(Some("s1")).await.addr;
+    let s2 = RecordingBackend::start(Some("s2")).await.addr;
+    let port = common::free_port();
+    let with = |servers: &[(&str, SocketAddr)]| {
+        format!("global\n    grace 1500ms\n{}", config(port, servers))
+    };
+    let gate = Wsgate::start(&with(&[("s2", s2)]));
+    let mut ws = connect(&format!("ws://127.0.0.1:{port}/ws"), None).await;
+    assert_eq!(ask(&mut ws, "a").await, "s2:a");
+
+    std::fs::write(&gate.config, with(&[("s1", s1)])).unwrap();
+    gate.guard.signal(libc::SIGHUP);
+    wait_for_log(&gate, "reloaded", 1);
+    let reloaded = Instant::now();
+    // Within the grace the WebSocket on the removed server still works...
+    assert_eq!(ask(&mut ws, "b").await, "s2:b");
+    // ...then it gets its 1012.
+    let code = tokio::time::timeout(WS_DEADLINE, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(Some(f)))) => return f.code,
+                Some(Ok(_)) => {}
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("close frame after the grace");
+    assert_eq!(code, CloseCode::Restart);
+    assert!(
+        reloaded.elapsed() >= Duration::from_millis(1200),
+        "closed after {:?}, before the grace",
+        reloaded.elapsed()
+    );
+}

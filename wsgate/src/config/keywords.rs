@@ -210,7 +210,7 @@ pub static KEYWORDS: &[Keyword] = &[
     rej("errorfiles", DFLB, "`errorfiles` refers to `http-errors` sections, which are not supported", Some("write one `errorfile <code> <file>` line per status")),
     ign("dynamic-cookie-key", DLB, "only used by dynamic cookies, which are not implemented"),
     ign("fullconn", DLB, "only matters with dynamic server maxconn, which is not implemented"),
-    sup("grace", ALL, Handler::Either { global: process::grace, proxy: process::grace_proxy }, "`grace <time>` (global): after a stop signal wsgate keeps serving as usual for this long, then stops; in a proxy section it is ignored with a warning"),
+    sup("grace", ALL, Handler::Either { global: process::grace, proxy: process::grace_proxy }, "`grace <time>` (global): after a stop signal wsgate keeps serving as usual for this long, then stops; after a reload, WebSockets on removed servers get their 1012 this long later; in a proxy section it is ignored with a warning"),
     sup("gid", G, Handler::Global(process::gid), "`gid <number>`: the group wsgate switches to once its sockets are bound (supplementary groups cleared)"),
     sup("group", G, Handler::Global(process::group), "`group <name>`: like `gid`, by name"),
     sup("hard-stop-after", G, Handler::Global(h::hard_stop_after), "`hard-stop-after <time>`: on stop, how long open connections get (WebSockets are closed with 1001 first) before the process exits; wsgate's default is 30s"),

@@ -679,8 +679,21 @@ impl Proxy {
         summary.binds_kept = listeners.len();
         drop(listeners);
         self.spawn_listeners(bound);
-        for token in gone {
-            token.cancel();
+        // WebSockets on removed servers get their 1012 after `grace` (at
+        // once when unset), so clients of a server being retired can be
+        // given a moment to finish what they are doing.
+        let close_gone = move || gone.iter().for_each(CancellationToken::cancel);
+        match (
+            runtime.global.process.grace,
+            tokio::runtime::Handle::try_current(),
+        ) {
+            (Some(grace), Ok(handle)) => {
+                handle.spawn(async move {
+                    tokio::time::sleep(grace).await;
+                    close_gone();
+                });
+            }
+            _ => close_gone(),
         }
         Ok(summary)
     }
