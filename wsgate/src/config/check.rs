@@ -118,6 +118,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
     order.sort_unstable();
     for (id, i) in order {
         backends[id].sticky = super::persist::resolve(&proxies[i], &proxies, &backend_ids, diags);
+        super::persist::dynamic_cookies(&proxies[i], &mut backends[id].servers, diags);
     }
 
     let mut frontends = Vec::new();
