@@ -606,3 +606,114 @@ fn deny_pages_match_haproxy() {
         assert_same(&views, &format!("deny_status {code}"));
     }
 }
+
+const AFTER_RULES: &str = "\
+frontend fe
+    bind 127.0.0.1:{PORT}
+    http-after-response set-header Strict-Transport-Security \"max-age=31536000\"
+    http-after-response add-header X-After fe-%[status]
+    http-after-response del-header X-Drop
+    http-response add-header X-Response yes
+    http-request return status 200 content-type text/plain string hi if { path /ret }
+    http-request redirect location /elsewhere if { path /redir }
+    http-request deny if { path /deny }
+    stats enable
+    stats uri /stats
+    use_backend empty if { path /none }
+    use_backend tea if { path_beg /tea }
+    use_backend other if { path_beg /other }
+    default_backend be
+backend be
+    http-after-response add-header X-Backend-After be
+    server s1 {SERVER}
+backend empty
+    http-after-response add-header X-Backend-After empty
+backend tea
+    http-after-response set-status 418 reason Teapot
+    server s1 {SERVER}
+backend other
+    http-after-response set-status 299
+    http-after-response allow
+    http-after-response add-header X-Never yes
+    server s1 {SERVER}
+";
+
+/// `http-after-response` rules reach every response the client gets, the
+/// server's and the proxy's own (a `return`, a redirect, a deny page, a
+/// 503 without servers, the stats page), with the backend's rules first,
+/// `set-status` (HAProxy's reason when none is given) and `allow`: the
+/// status line and headers are HAProxy's for each.
+#[test]
+fn after_response_rules_match_haproxy() {
+    let pair = pair(
+        Script::Reply("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Drop: 1\r\n\r\nok"),
+        AFTER_RULES,
+    );
+    let view = |m: &Message| -> View {
+        let hs = m
+            .headers
+            .iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+            .filter(|(n, _)| n.starts_with("x-") || n == "strict-transport-security")
+            .collect();
+        (m.start.clone(), hs)
+    };
+    let sts = (
+        "strict-transport-security".to_owned(),
+        "max-age=31536000".to_owned(),
+    );
+    let cases: [(&str, &str, &[(&str, &str)]); 8] = [
+        (
+            "/",
+            "HTTP/1.1 200 OK",
+            &[
+                ("x-response", "yes"),
+                ("x-backend-after", "be"),
+                ("x-after", "fe-200"),
+            ],
+        ),
+        ("/ret", "HTTP/1.1 200 OK", &[("x-after", "fe-200")]),
+        ("/redir", "HTTP/1.1 302 Found", &[("x-after", "fe-302")]),
+        ("/deny", "HTTP/1.1 403 Forbidden", &[("x-after", "fe-403")]),
+        (
+            "/none",
+            "HTTP/1.1 503 Service Unavailable",
+            &[("x-backend-after", "empty"), ("x-after", "fe-503")],
+        ),
+        ("/stats", "HTTP/1.1 200 OK", &[("x-after", "fe-200")]),
+        (
+            "/tea",
+            "HTTP/1.1 418 Teapot",
+            &[("x-response", "yes"), ("x-after", "fe-418")],
+        ),
+        (
+            "/other",
+            "HTTP/1.1 299 Success",
+            &[("x-response", "yes"), ("x-after", "fe-299")],
+        ),
+    ];
+    for (target, start, xs) in cases {
+        let views: Vec<_> = pair
+            .sides
+            .iter()
+            .map(|side| {
+                let m = exchange(side.addr, &request(target, "")).unwrap();
+                (side.name, view(&m))
+            })
+            .collect();
+        let (got_start, got) = &views[0].1;
+        assert_eq!(got_start, start, "{target}");
+        assert!(got.contains(&sts), "{target}: {got:?}");
+        for (n, v) in xs {
+            assert!(
+                got.contains(&((*n).to_owned(), (*v).to_owned())),
+                "{target}: {got:?}"
+            );
+        }
+        assert!(
+            !got.iter().any(|(n, _)| n == "x-drop" || n == "x-never"),
+            "{target}: {got:?}"
+        );
+        assert_same(&views, target);
+    }
+}

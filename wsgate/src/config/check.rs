@@ -17,8 +17,9 @@ use super::diag::Diagnostic;
 use super::keywords;
 use super::model::{
     Acl, AclFetch, Backend, BackendHttp, BackendId, CondTerm, Condition, Config, Frontend,
-    FrontendLog, Global, HttpRequestAction, HttpRequestRule, HttpResponseAction, HttpResponseRule,
-    Location, LogStyle, Mode, Server, ServiceRule, UseBackend,
+    FrontendLog, Global, HttpAfterAction, HttpAfterRule, HttpRequestAction, HttpRequestRule,
+    HttpResponseAction, HttpResponseRule, Location, LogStyle, Mode, Server, ServiceRule,
+    UseBackend,
 };
 use super::parser::{Parsed, ProxyDecl, SectionKind, UseBackendDraft};
 
@@ -204,6 +205,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
         let http_request = request_rules(p, &d.http_request, &mut acls, diags);
         let redirects = request_rules(p, &redirect_rules(p), &mut acls, diags);
         let http_response = response_rules(p, &d.http_response, &mut acls, diags);
+        let http_after_response = after_rules(p, &d.http_after_response, &mut acls, diags);
         let monitor_fail = d
             .monitor_fail
             .iter()
@@ -240,6 +242,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             http_request,
             redirects,
             http_response,
+            http_after_response,
             errorfiles: d.errorfiles.clone(),
             monitor_uri: d.monitor_uri.clone(),
             monitor_fail,
@@ -575,6 +578,7 @@ fn backend_http(p: &ProxyDecl, diags: &mut Vec<Diagnostic>) -> BackendHttp {
         http.http_request = request_rules(p, &d.http_request, &mut acls, diags);
         http.redirects = request_rules(p, &redirect_rules(p), &mut acls, diags);
         http.http_response = response_rules(p, &d.http_response, &mut acls, diags);
+        http.http_after_response = after_rules(p, &d.http_after_response, &mut acls, diags);
         http.acls = acls;
     }
     http
@@ -589,6 +593,11 @@ fn tcp_mode_rules(p: &ProxyDecl, diags: &mut Vec<Diagnostic>) {
         .iter()
         .map(|(_, r)| ("http-request", r))
         .chain(d.http_response.iter().map(|(_, r)| ("http-response", r)))
+        .chain(
+            d.http_after_response
+                .iter()
+                .map(|(_, r)| ("http-after-response", r)),
+        )
         .chain(d.redirects.iter().map(|(_, r)| ("redirect", r)));
     for (keyword, rule) in rules {
         diags.push(
@@ -655,24 +664,62 @@ fn response_rules(
                 None => None,
                 Some(c) => Some(resolve_condition(p, rule, c, acls, diags)?),
             };
-            let request_fetch = condition
-                .iter()
-                .flat_map(|c| c.groups.iter().flatten())
-                .filter_map(|t| acls.get(t.acl))
-                .flat_map(|a| a.terms.iter())
-                .find_map(|t| match &t.fetch {
-                    AclFetch::Path => Some("path".to_owned()),
-                    AclFetch::Method => Some("method".to_owned()),
-                    AclFetch::Hdr(h) => Some(format!("hdr({h})")),
-                    _ => None,
-                });
-            if let Some(fetch) = request_fetch {
-                diags.push(Diagnostic::warning(
-                    rule.location.clone(),
-                    format!("this `http-response` condition reads '{fetch}' from the request; HAProxy 2.6 would not (it never matches request fetches there, and `hdr` reads the response)"),
-                ).with_hint("wsgate evaluates conditions of response rules on the request, so the rule applies to responses to matching requests"));
-            }
+            request_fetch_warning("http-response", condition.as_ref(), acls, rule, diags);
             Some(HttpResponseRule {
+                location: rule.location.clone(),
+                action: action.clone(),
+                condition,
+            })
+        })
+        .collect()
+}
+
+/// A response rule's condition on the request's path, method or headers
+/// is evaluated on the request, where HAProxy would never match (path,
+/// method) or read the response's headers (`hdr`): a warning says so.
+fn request_fetch_warning(
+    keyword: &str,
+    condition: Option<&Condition>,
+    acls: &[Acl],
+    rule: &UseBackendDraft,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let request_fetch = condition
+        .iter()
+        .flat_map(|c| c.groups.iter().flatten())
+        .filter_map(|t| acls.get(t.acl))
+        .flat_map(|a| a.terms.iter())
+        .find_map(|t| match &t.fetch {
+            AclFetch::Path => Some("path".to_owned()),
+            AclFetch::Method => Some("method".to_owned()),
+            AclFetch::Hdr(h) => Some(format!("hdr({h})")),
+            _ => None,
+        });
+    if let Some(fetch) = request_fetch {
+        diags.push(Diagnostic::warning(
+            rule.location.clone(),
+            format!("this `{keyword}` condition reads '{fetch}' from the request; HAProxy 2.6 would not (it never matches request fetches there, and `hdr` reads the response)"),
+        ).with_hint("wsgate evaluates conditions of response rules on the request, so the rule applies to responses to matching requests"));
+    }
+}
+
+/// `http-after-response` rules with their conditions resolved (warned
+/// about as `http-response` ones).
+fn after_rules(
+    p: &ProxyDecl,
+    drafts: &[(HttpAfterAction, UseBackendDraft)],
+    acls: &mut Vec<Acl>,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<HttpAfterRule> {
+    drafts
+        .iter()
+        .filter_map(|(action, rule)| {
+            let condition = match &rule.condition {
+                None => None,
+                Some(c) => Some(resolve_condition(p, rule, c, acls, diags)?),
+            };
+            request_fetch_warning("http-after-response", condition.as_ref(), acls, rule, diags);
+            Some(HttpAfterRule {
                 location: rule.location.clone(),
                 action: action.clone(),
                 condition,

@@ -1,5 +1,5 @@
-//! `http-request`, `http-response` and `redirect` rules: their actions as
-//! typed values, and the handlers that read them.
+//! `http-request`, `http-response`, `http-after-response` and `redirect`
+//! rules: their actions as typed values, and the handlers that read them.
 //!
 //! Stage: called by the `parser` through the keyword table; `check`
 //! resolves the conditions' ACL names; `proxy::rules` runs them. HAProxy
@@ -153,6 +153,22 @@ pub enum HttpResponseAction {
     },
 }
 
+/// `http-after-response` actions: they run on every response the client
+/// gets, the server's and those wsgate makes itself (errors, redirects,
+/// `return`, the stats page), after the `http-response` rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpAfterAction {
+    Header(HeaderAction),
+    /// `set-status <code> [reason <text>]`: the reason defaults to the
+    /// code's standard one.
+    SetStatus {
+        status: u16,
+        reason: Option<String>,
+    },
+    /// `allow`: stops the list.
+    Allow,
+}
+
 /// The statuses `deny deny_status` may use: HAProxy's, those it has a
 /// built-in page for (and wsgate the same page).
 const DENY_STATUSES: [u16; 19] = super::errorfile::ERRORFILE_CODES;
@@ -185,12 +201,16 @@ pub fn is_hop_by_hop(name: &str) -> bool {
 const REQUEST_ACTIONS: &str = "set-header, add-header, del-header, replace-header, replace-value, set-path, set-query, set-uri, replace-path, replace-uri, allow, deny, return, redirect, use-service prometheus-exporter";
 const RESPONSE_ACTIONS: &str =
     "set-header, add-header, del-header, replace-header, replace-value, allow, deny";
+const AFTER_ACTIONS: &str =
+    "set-header, add-header, del-header, replace-header, replace-value, set-status, allow";
 
 /// Which list a rule is read for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Side {
     Request,
     Response,
+    /// `http-after-response`: a response, as `Response`.
+    After,
 }
 
 /// Reads the arguments of one rule; `Err(())` after reporting.
@@ -286,7 +306,7 @@ impl<'a> Words<'_, 'a> {
         if is_hop_by_hop(&t.text) {
             let what = match side {
                 Side::Request => "the server",
-                Side::Response => "the client",
+                Side::Response | Side::After => "the client",
             };
             self.cx.warn(
                 t,
@@ -307,7 +327,7 @@ fn parse_header_action(
 ) -> Result<HeaderAction, ()> {
     let usage = Use {
         groups: false,
-        response: side == Side::Response,
+        response: side != Side::Request,
     };
     let groups = Use {
         groups: true,
@@ -553,6 +573,7 @@ fn unsupported(cx: &mut Cx<'_>, at: &Token, side: Side) {
     let (keyword, list) = match side {
         Side::Request => ("http-request", REQUEST_ACTIONS),
         Side::Response => ("http-response", RESPONSE_ACTIONS),
+        Side::After => ("http-after-response", AFTER_ACTIONS),
     };
     cx.error(at, format!("'{keyword} {}' is not supported", at.text))
         .hint = Some(format!("wsgate implements {list}"));
@@ -675,6 +696,68 @@ pub fn http_response(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
             p.http_response.push((action, rule));
         }
     }
+}
+
+/// `http-after-response <action> ... [if|unless <condition>]`.
+pub fn http_after_response(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    let args = cx.args;
+    let Some(action) = args.first() else {
+        let kw = cx.kw;
+        cx.error(kw, "'http-after-response' needs an action").hint =
+            Some(format!("wsgate implements {AFTER_ACTIONS}"));
+        return;
+    };
+    let mut w = Words {
+        cx,
+        words: args,
+        at: 1,
+    };
+    let parsed = match action.text.as_str() {
+        "set-header" | "add-header" | "del-header" | "replace-header" | "replace-value" => {
+            parse_header_action(&mut w, &action.text, Side::After).map(HttpAfterAction::Header)
+        }
+        "set-status" => parse_set_status(&mut w),
+        "allow" => Ok(HttpAfterAction::Allow),
+        _ => {
+            unsupported(w.cx, action, Side::After);
+            Err(())
+        }
+    };
+    let rest = w.rest();
+    if let Ok(action) = parsed {
+        if let Some(rule) = finish(cx, rest) {
+            p.http_after_response.push((action, rule));
+        }
+    }
+}
+
+/// `set-status <code> [reason <text>]`: HAProxy takes codes 100 to 999.
+fn parse_set_status(w: &mut Words<'_, '_>) -> Result<HttpAfterAction, ()> {
+    let t = w.next("a status code")?;
+    let status = match t.text.parse::<u16>() {
+        Ok(n) if (100..=999).contains(&n) => n,
+        _ => {
+            w.cx.error(
+                t,
+                format!(
+                    "expects an integer status code between 100 and 999, not '{}'",
+                    t.text
+                ),
+            );
+            return Err(());
+        }
+    };
+    let mut reason = None;
+    if w.peek().is_some_and(|t| t.text == "reason") {
+        w.at += 1;
+        let r = w.next("a reason")?;
+        if r.text.bytes().any(|b| b.is_ascii_control()) {
+            w.cx.error(r, "a reason cannot contain control characters");
+            return Err(());
+        }
+        reason = Some(r.text.clone());
+    }
+    Ok(HttpAfterAction::SetStatus { status, reason })
 }
 
 /// `redirect location|prefix|scheme <x> [code <n>] [drop-query]

@@ -179,8 +179,8 @@ pub struct ServiceRule {
 
 pub use super::errorfile::ErrorFiles;
 pub use super::http_rules::{
-    HeaderAction, HttpRequestAction, HttpResponseAction, NameMatch, Pattern, Redirect,
-    RedirectKind, Reply, ReplyBody,
+    HeaderAction, HttpAfterAction, HttpRequestAction, HttpResponseAction, NameMatch, Pattern,
+    Redirect, RedirectKind, Reply, ReplyBody,
 };
 
 /// An `http-request` rule, or a `redirect` line (its action is then
@@ -198,6 +198,15 @@ pub struct HttpRequestRule {
 pub struct HttpResponseRule {
     pub location: Location,
     pub action: HttpResponseAction,
+    pub condition: Option<Condition>,
+}
+
+/// An `http-after-response` rule with its optional condition (evaluated
+/// with the request's ACLs, as `http-response` ones).
+#[derive(Debug, Clone)]
+pub struct HttpAfterRule {
+    pub location: Location,
+    pub action: HttpAfterAction,
     pub condition: Option<Condition>,
 }
 
@@ -224,6 +233,8 @@ pub struct BackendHttp {
     pub redirects: Vec<HttpRequestRule>,
     /// Run on the server's response before the frontend's.
     pub http_response: Vec<HttpResponseRule>,
+    /// `http-after-response`: on every response, before the frontend's.
+    pub http_after_response: Vec<HttpAfterRule>,
     /// `errorfile` pages; they win over the frontend's for errors tied to
     /// this backend.
     pub errorfiles: ErrorFiles,
@@ -377,6 +388,8 @@ pub struct Frontend {
     pub redirects: Vec<HttpRequestRule>,
     /// `http-response` rules, run after the backend's.
     pub http_response: Vec<HttpResponseRule>,
+    /// `http-after-response` rules, run after the backend's.
+    pub http_after_response: Vec<HttpAfterRule>,
     /// `errorfile` pages.
     pub errorfiles: ErrorFiles,
     /// `monitor-uri <uri>`: answered 200 by wsgate (503 when a `monitor

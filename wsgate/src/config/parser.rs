@@ -250,6 +250,8 @@ pub struct ProxyDraft {
     pub http_request: Vec<(super::model::HttpRequestAction, UseBackendDraft)>,
     /// `http-response` lines.
     pub http_response: Vec<(super::model::HttpResponseAction, UseBackendDraft)>,
+    /// `http-after-response` lines.
+    pub http_after_response: Vec<(super::http_rules::HttpAfterAction, UseBackendDraft)>,
     /// `redirect` lines.
     pub redirects: Vec<(super::model::Redirect, UseBackendDraft)>,
     /// `errorfile` pages (inherited from `defaults`, replaced per status).
@@ -308,6 +310,7 @@ impl Default for ProxyDraft {
             prometheus: None,
             http_request: Vec::new(),
             http_response: Vec::new(),
+            http_after_response: Vec::new(),
             redirects: Vec::new(),
             errorfiles: super::model::ErrorFiles::default(),
             sticky: Default::default(),
