@@ -29,8 +29,10 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
     let Parsed {
         global,
         mut proxies,
+        userlists,
     } = parsed;
     upgrade_tcp_frontends(&mut proxies, diags);
+    let userlists = super::userlist::resolve(&userlists, diags);
 
     // Unique names per side, as HAProxy: frontends (and listens) among
     // themselves, backends (and listens) among themselves.
@@ -107,7 +109,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             retries: d.retries,
             redispatch: d.redispatch,
             http_conn_mode: d.http_conn_mode,
-            http: backend_http(p, diags),
+            http: backend_http(p, &userlists, diags),
             stats: d.stats.clone(),
             websocket: d.websocket.clone(),
             sticky: Default::default(),
@@ -120,6 +122,12 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
     for (id, i) in order {
         backends[id].sticky = super::persist::resolve(&proxies[i], &proxies, &backend_ids, diags);
         super::persist::dynamic_cookies(&proxies[i], &mut backends[id].servers, diags);
+        super::userlist::bind_acls(
+            &mut backends[id].sticky.acls,
+            &userlists,
+            &proxies[i],
+            diags,
+        );
     }
 
     let mut frontends = Vec::new();
@@ -234,6 +242,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
         if d.mode == Mode::Tcp {
             http_fetch_warnings(p, &acls, &use_backends, diags);
         }
+        super::userlist::bind_acls(&mut acls, &userlists, p, diags);
         frontends.push(Frontend {
             acls,
             use_backends,
@@ -566,7 +575,11 @@ fn assign_server_ids(servers: &[Server], diags: &mut Vec<Diagnostic>) -> Vec<Ser
 /// The HTTP side of a backend: its own rules and ACLs for a `backend`
 /// section; for a `listen` section only the pages and `forwardfor` (its
 /// rules run once, as the frontend's).
-fn backend_http(p: &ProxyDecl, diags: &mut Vec<Diagnostic>) -> BackendHttp {
+fn backend_http(
+    p: &ProxyDecl,
+    userlists: &HashMap<String, std::sync::Arc<super::userlist::Userlist>>,
+    diags: &mut Vec<Diagnostic>,
+) -> BackendHttp {
     let d = &p.draft;
     let mut http = BackendHttp {
         errorfiles: d.errorfiles.clone(),
@@ -579,6 +592,7 @@ fn backend_http(p: &ProxyDecl, diags: &mut Vec<Diagnostic>) -> BackendHttp {
         http.redirects = request_rules(p, &redirect_rules(p), &mut acls, diags);
         http.http_response = response_rules(p, &d.http_response, &mut acls, diags);
         http.http_after_response = after_rules(p, &d.http_after_response, &mut acls, diags);
+        super::userlist::bind_acls(&mut acls, userlists, p, diags);
         http.acls = acls;
     }
     http
@@ -638,9 +652,16 @@ fn request_rules(
                 None => None,
                 Some(c) => Some(resolve_condition(p, rule, c, acls, diags)?),
             };
+            let action = match action {
+                // `http-request auth` without a realm: the proxy's name.
+                HttpRequestAction::Auth { realm: None } => HttpRequestAction::Auth {
+                    realm: Some(p.name.clone()),
+                },
+                other => other.clone(),
+            };
             Some(HttpRequestRule {
                 location: rule.location.clone(),
-                action: action.clone(),
+                action,
                 condition,
             })
         })

@@ -139,6 +139,11 @@ pub enum HttpRequestAction {
     /// `return ...`: answered by wsgate.
     Return(Reply),
     Redirect(Redirect),
+    /// `auth [realm <realm>]`: 401 with `WWW-Authenticate: Basic
+    /// realm="<realm>"` (the proxy's name by default, filled in by `check`).
+    Auth {
+        realm: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,7 +203,7 @@ pub fn is_hop_by_hop(name: &str) -> bool {
     .any(|h| name.eq_ignore_ascii_case(h))
 }
 
-const REQUEST_ACTIONS: &str = "set-header, add-header, del-header, replace-header, replace-value, set-path, set-query, set-uri, replace-path, replace-uri, allow, deny, return, redirect, use-service prometheus-exporter";
+const REQUEST_ACTIONS: &str = "set-header, add-header, del-header, replace-header, replace-value, set-path, set-query, set-uri, replace-path, replace-uri, allow, deny, return, redirect, auth, use-service prometheus-exporter";
 const RESPONSE_ACTIONS: &str =
     "set-header, add-header, del-header, replace-header, replace-value, allow, deny";
 const AFTER_ACTIONS: &str =
@@ -651,6 +656,7 @@ pub fn http_request(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         "deny" => parse_deny(&mut w, 403).map(|status| HttpRequestAction::Deny { status }),
         "return" => parse_return(&mut w).map(HttpRequestAction::Return),
         "redirect" => parse_redirect(&mut w, true).map(HttpRequestAction::Redirect),
+        "auth" => parse_auth(&mut w),
         _ => {
             unsupported(w.cx, action, Side::Request);
             Err(())
@@ -729,6 +735,25 @@ pub fn http_after_response(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
             p.http_after_response.push((action, rule));
         }
     }
+}
+
+/// `auth [realm <realm>]`: the realm goes between quotes in a header, so
+/// it may not contain one.
+fn parse_auth(w: &mut Words<'_, '_>) -> Result<HttpRequestAction, ()> {
+    let mut realm = None;
+    if w.peek().is_some_and(|t| t.text == "realm") {
+        w.at += 1;
+        let r = w.next("a realm")?;
+        if r.text
+            .bytes()
+            .any(|b| b == b'"' || b == b'\\' || b.is_ascii_control())
+        {
+            w.cx.error(r, "a realm cannot contain '\"', '\\' or control characters");
+            return Err(());
+        }
+        realm = Some(r.text.clone());
+    }
+    Ok(HttpRequestAction::Auth { realm })
 }
 
 /// `set-status <code> [reason <text>]`: HAProxy takes codes 100 to 999.

@@ -448,6 +448,12 @@ pub enum AclFetch {
     /// `ssl_fc`: the client connection is TLS.
     SslFc,
     AlwaysTrue,
+    /// `http_auth(<userlist>)`: the request's `Authorization: Basic`
+    /// credentials are a user of the list with the right password.
+    HttpAuth(super::userlist::UserlistRef),
+    /// `http_auth_group(<userlist>) <group>...`: the same, and the user is
+    /// in one of the groups (yields the user's groups).
+    HttpAuthGroup(super::userlist::UserlistRef),
 }
 
 /// `-m` match methods (each fetch has HAProxy's default).

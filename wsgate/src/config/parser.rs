@@ -61,7 +61,6 @@ impl SectionKind {
 /// Sections wsgate recognises but does not implement: their lines are
 /// skipped after one error at the section line.
 const UNSUPPORTED_SECTIONS: &[(&str, &str)] = &[
-    ("userlist", "HTTP authentication is not supported yet"),
     ("peers", "stick-table replication is not supported"),
     ("http-errors", "custom error pages are not supported yet"),
     ("mailers", "email alerts are not supported"),
@@ -454,6 +453,8 @@ impl<'a> Cx<'a> {
 pub struct Parsed {
     pub global: GlobalDraft,
     pub proxies: Vec<ProxyDecl>,
+    /// `userlist` sections (config/userlist.rs).
+    pub userlists: Vec<super::userlist::Draft>,
 }
 
 enum Current {
@@ -461,6 +462,8 @@ enum Current {
     Global,
     Defaults(usize),
     Proxy(usize),
+    /// A `userlist` section: its lines go to config/userlist.rs.
+    Userlist(usize),
     /// Inside a section wsgate does not implement: lines are skipped.
     Skip,
 }
@@ -512,6 +515,10 @@ impl Parser {
             }
             let section = match current {
                 Current::Skip => continue,
+                Current::Userlist(i) => {
+                    super::userlist::line(&mut self.parsed.userlists[i], file, line, diags);
+                    continue;
+                }
                 Current::None => {
                     diags.push(
                         Diagnostic::error(loc, format!("'{}' appears before any section", first.text))
@@ -548,6 +555,21 @@ impl Parser {
             "frontend" => SectionKind::Frontend,
             "backend" => SectionKind::Backend,
             "listen" => SectionKind::Listen,
+            "userlist" => {
+                let Some(name) = words.get(1) else {
+                    diags.push(
+                        Diagnostic::error(loc_of(first), "'userlist' needs a name")
+                            .with_hint("write `userlist <name>`"),
+                    );
+                    return Some(Current::Skip);
+                };
+                let index = self.parsed.userlists.len();
+                self.parsed.userlists.push(super::userlist::Draft::new(
+                    name.text.clone(),
+                    loc_of(first),
+                ));
+                return Some(Current::Userlist(index));
+            }
             other if IGNORED_SECTIONS.iter().any(|(name, _)| *name == other) => {
                 let (_, reason) = IGNORED_SECTIONS.iter().find(|(n, _)| *n == other)?;
                 diags.push(Diagnostic::warning(

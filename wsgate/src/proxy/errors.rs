@@ -211,6 +211,18 @@ pub fn response_with(status: u16, header: Option<&str>) -> Vec<u8> {
     .into_bytes()
 }
 
+/// HAProxy's answer to `http-request auth`: the built-in 401 page with
+/// `www-authenticate: Basic realm="<realm>"` (the connection stays open).
+pub fn unauthorized(realm: &str) -> Vec<u8> {
+    let (reason, text) = page_text(401);
+    let body = format!("<html><body><h1>401 {reason}</h1>\n{text}\n</body></html>\n");
+    format!(
+        "HTTP/1.1 401 {reason}\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/html\r\nwww-authenticate: Basic realm=\"{realm}\"\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 /// A redirect (`redirect`, `http-request redirect`): `code` with
 /// `Location`, no body, and the connection closed after it, as HAProxy
 /// sends it.

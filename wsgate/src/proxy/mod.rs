@@ -8,6 +8,7 @@
 //! sessions up to a grace time.
 
 mod after;
+mod auth;
 mod buffers;
 mod connect;
 pub mod counters;

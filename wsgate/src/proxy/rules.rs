@@ -87,6 +87,12 @@ pub fn apply_request(
                     response: reply_bytes(reply, &src),
                 }
             }
+            HttpRequestAction::Auth { realm } => {
+                return Outcome::Answer {
+                    status: 401,
+                    response: errors::unauthorized(realm.as_deref().unwrap_or_default()),
+                }
+            }
             HttpRequestAction::Redirect(r) => {
                 return Outcome::Redirect {
                     code: r.code,
