@@ -48,7 +48,8 @@ fn curl(addr: SocketAddr, path: &str, user: Option<&str>) -> (String, String, St
         .lines()
         .find_map(|l| {
             let (n, v) = l.split_once(':')?;
-            n.eq_ignore_ascii_case("www-authenticate").then(|| v.trim().to_owned())
+            n.eq_ignore_ascii_case("www-authenticate")
+                .then(|| v.trim().to_owned())
         })
         .unwrap_or_default();
     (status, www, body.to_owned())
