@@ -165,3 +165,16 @@ backend be
         Some("Basic ZGF2ZTpwbGFpbg==")
     );
 }
+
+/// The golden configuration with a userlist, `http-request auth`,
+/// `http-after-response` and dynamic cookies is one HAProxy accepts too.
+#[test]
+fn the_auth_cookie_golden_configuration_passes_haproxy_check() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/config/auth_cookie_ok.cfg");
+    let dir = common::TempDir::new("auth-cookie-ok");
+    let copy = dir.write("auth_cookie_ok.cfg", std::fs::read(&path).unwrap());
+    if let Some(result) = common::haproxy_check(&copy) {
+        result.unwrap_or_else(|e| panic!("haproxy -c refused auth_cookie_ok.cfg:\n{e}"));
+    }
+}

@@ -662,7 +662,9 @@ fn after_response_rules_match_haproxy() {
         "strict-transport-security".to_owned(),
         "max-age=31536000".to_owned(),
     );
-    let cases: [(&str, &str, &[(&str, &str)]); 8] = [
+    // (target, status line, headers the client must get)
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let cases: [Case; 8] = [
         (
             "/",
             "HTTP/1.1 200 OK",

@@ -68,13 +68,19 @@ impl UserlistRef {
     }
 }
 
+/// Names given on a line (`groups a,b`, `users a,b`), where they were
+/// written.
+type Refs = Vec<(String, Location)>;
+
 /// A `userlist` section being read.
 #[derive(Debug, Clone)]
 pub struct Draft {
     pub name: String,
     pub location: Location,
-    users: Vec<(User, Vec<(String, Location)>, Location)>,
-    groups: Vec<(String, Vec<(String, Location)>, Location)>,
+    /// Each user, the groups its line names, the line.
+    users: Vec<(User, Refs, Location)>,
+    /// Each group, the users its line names, the line.
+    groups: Vec<(String, Refs, Location)>,
 }
 
 impl Draft {
@@ -97,7 +103,7 @@ fn loc(file: &Arc<str>, t: &Token) -> Location {
 }
 
 /// `a,b,c` (HAProxy's separator), each name with the token's location.
-fn names(file: &Arc<str>, t: &Token) -> Vec<(String, Location)> {
+fn names(file: &Arc<str>, t: &Token) -> Refs {
     t.text
         .split(',')
         .filter(|n| !n.is_empty())

@@ -91,6 +91,24 @@ mod tests {
         assert_eq!(user("Basic Ym9iOnNlY3JldDY=", &hashed), None);
         assert_eq!(user("Bearer YWxpY2U6c2VjcmV0Ng==", &hashed), None);
         assert_eq!(user("Basic !!!", &hashed), None);
+        // bcrypt from libxcrypt's crypt("secretb"); $2y$ and $2a$ name the
+        // same algorithm.
+        for variant in ["$2b$", "$2y$", "$2a$"] {
+            let h = "$2b$04$E6/0FYFRhg5GHnp4ea6En.7kl4GVzTpWuLpDYWKVKxf.StRAIp8M."
+                .replace("$2b$", variant);
+            let bcrypt = list(Password::Hash(h));
+            // base64("alice:secretb"), base64("alice:secretc")
+            assert_eq!(
+                user("Basic YWxpY2U6c2VjcmV0Yg==", &bcrypt),
+                Some("alice".into()),
+                "{variant}"
+            );
+            assert_eq!(
+                user("Basic YWxpY2U6c2VjcmV0Yw==", &bcrypt),
+                None,
+                "{variant}"
+            );
+        }
         let plain = list(Password::Insecure("secret6".into()));
         assert_eq!(
             user("Basic YWxpY2U6c2VjcmV0Ng==", &plain),

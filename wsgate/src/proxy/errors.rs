@@ -52,7 +52,18 @@ impl<'a> Pages<'a> {
 /// HAProxy's `http_get_reason`: the reason `set-status` gives a code
 /// when the rule names none.
 pub fn standard_reason(status: u16) -> &'static str {
-    match status {
+    known_reason(status).unwrap_or(match status {
+        100..=199 => "Informational",
+        200..=299 => "Success",
+        300..=399 => "Redirection",
+        400..=499 => "Client Error",
+        500..=599 => "Server Error",
+        _ => "Other",
+    })
+}
+
+fn known_reason(status: u16) -> Option<&'static str> {
+    Some(match status {
         100 => "Continue",
         101 => "Switching Protocols",
         102 => "Processing",
@@ -121,13 +132,8 @@ pub fn standard_reason(status: u16) -> &'static str {
         510 => "Not extended",
         511 => "Network authentication required",
         520 => "Web server is returning an unknown error",
-        100..=199 => "Informational",
-        200..=299 => "Success",
-        300..=399 => "Redirection",
-        400..=499 => "Client Error",
-        500..=599 => "Server Error",
-        _ => "Other",
-    }
+        _ => return None,
+    })
 }
 
 /// The reason phrase wsgate writes for `status`.
