@@ -614,6 +614,7 @@ frontend fe
     http-after-response add-header X-After fe-%[status]
     http-after-response del-header X-Drop
     http-response add-header X-Response yes
+    monitor-uri /mon
     http-request return status 200 content-type text/plain string hi if { path /ret }
     http-request redirect location /elsewhere if { path /redir }
     http-request deny if { path /deny }
@@ -640,9 +641,10 @@ backend other
 
 /// `http-after-response` rules reach every response the client gets, the
 /// server's and the proxy's own (a `return`, a redirect, a deny page, a
-/// 503 without servers, the stats page), with the backend's rules first,
-/// `set-status` (HAProxy's reason when none is given) and `allow`: the
-/// status line and headers are HAProxy's for each.
+/// 503 without servers, the stats page, `monitor-uri`), with the backend's
+/// rules first, `set-status` (HAProxy's reason when none is given) and
+/// `allow` (which ends the backend's list, not the frontend's): the status
+/// line and headers are HAProxy's for each.
 #[test]
 fn after_response_rules_match_haproxy() {
     let pair = pair(
@@ -664,7 +666,7 @@ fn after_response_rules_match_haproxy() {
     );
     // (target, status line, headers the client must get)
     type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
-    let cases: [Case; 8] = [
+    let cases: [Case; 9] = [
         (
             "/",
             "HTTP/1.1 200 OK",
@@ -683,6 +685,7 @@ fn after_response_rules_match_haproxy() {
             &[("x-backend-after", "empty"), ("x-after", "fe-503")],
         ),
         ("/stats", "HTTP/1.1 200 OK", &[("x-after", "fe-200")]),
+        ("/mon", "HTTP/1.1 200 OK", &[("x-after", "fe-200")]),
         (
             "/tea",
             "HTTP/1.1 418 Teapot",
@@ -718,4 +721,20 @@ fn after_response_rules_match_haproxy() {
         );
         assert_same(&views, target);
     }
+    // A request that cannot be read gets its 400 without the rules, in
+    // both: there is no request to run them for.
+    let views: Vec<_> = pair
+        .sides
+        .iter()
+        .map(|side| {
+            let m = exchange(
+                side.addr,
+                b"GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n",
+            )
+            .unwrap();
+            (side.name, view(&m))
+        })
+        .collect();
+    assert_eq!(views[0].1, ("HTTP/1.1 400 Bad request".to_owned(), vec![]));
+    assert_same(&views, "a bad request");
 }

@@ -1,7 +1,8 @@
 //! `http-after-response` rules: the last word on every response the client
 //! gets. Unlike `http-response` rules (server responses only), they also
 //! run on the responses wsgate makes itself (error pages, redirects,
-//! `return`, the stats page, metrics), as in HAProxy 2.6, e.g. so that
+//! `return`, `auth`, `monitor-uri`, the stats page, metrics), as in HAProxy
+//! 2.6, e.g. so that
 //! `Strict-Transport-Security` is on every answer.
 //!
 //! Stage: the session builds an [`After`] with the frontend's and the
@@ -10,8 +11,8 @@
 //! response wsgate wrote (parsed back, changed, written again). The
 //! backend's rules run before the frontend's; conditions are evaluated on
 //! the request, as for `http-response`. A response made before a request
-//! was read (400, 408 on the head) has no request to evaluate them on and
-//! goes out unchanged.
+//! was read (400, 408 on the head) goes out unchanged, as in HAProxy
+//! (checked side by side).
 
 use std::borrow::Cow;
 

@@ -127,6 +127,7 @@ where
         {
             let facts = RequestFacts::http(&request, peer, tls).with_runtime(runtime);
             if let Some(reply) = super::monitor::reply(frontend, &request.target, &facts) {
+                let reply = fe_pages.with(&request).after.raw(Cow::Owned(reply));
                 let _ = write_with_timeout(&mut client, &reply, fe.client).await;
                 let _ = with_timeout(fe.client, client.shutdown()).await;
                 return None;
