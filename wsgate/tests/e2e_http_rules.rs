@@ -738,3 +738,68 @@ fn after_response_rules_match_haproxy() {
     assert_eq!(views[0].1, ("HTTP/1.1 400 Bad request".to_owned(), vec![]));
     assert_same(&views, "a bad request");
 }
+
+/// The `101` of a WebSocket upgrade gets the `http-after-response`
+/// headers too, as from HAProxy (the upgrade goes on afterwards).
+#[test]
+fn after_response_rules_reach_the_101() {
+    let demo = common::DemoBackend::start("s1", "1h");
+    let template = "frontend fe
+    bind 127.0.0.1:{PORT}
+    http-after-response set-header Strict-Transport-Security \"max-age=31536000\"
+    http-after-response add-header X-After fe-%[status]
+    default_backend be
+backend be
+    server s1 {SERVER}
+";
+    let port = free_port();
+    let mut sides = vec![("wsgate", SocketAddr::from(([127, 0, 0, 1], port)))];
+    let _gate = Wsgate::start(&config(template, port, demo.addr));
+    let _haproxy = haproxy_bin().map(|bin| {
+        let port = free_port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        sides.push(("haproxy", addr));
+        Haproxy::start(&bin, &config(template, port, demo.addr), &[addr])
+    });
+    if sides.len() == 1 {
+        common::skip_unless_ci("haproxy is not installed: no side-by-side comparison");
+    }
+    let views: Vec<_> = sides
+        .iter()
+        .map(|(name, addr)| {
+            let mut s = common::http::connect(*addr);
+            std::io::Write::write_all(
+                &mut s,
+                b"GET /ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            )
+            .unwrap();
+            let m = common::http::Reader::new(s, common::http::IO_DEADLINE)
+                .read_head()
+                .unwrap()
+                .expect("a response");
+            let hs: Vec<(String, String)> = m
+                .headers
+                .iter()
+                .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+                .filter(|(n, _)| n.starts_with("x-") || n == "strict-transport-security")
+                .collect();
+            (*name, (m.start.clone(), hs))
+        })
+        .collect();
+    assert_eq!(
+        views[0].1,
+        (
+            "HTTP/1.1 101 Switching Protocols".to_owned(),
+            vec![
+                ("x-served-by".to_owned(), "s1".to_owned()),
+                (
+                    "strict-transport-security".to_owned(),
+                    "max-age=31536000".to_owned()
+                ),
+                ("x-after".to_owned(), "fe-101".to_owned()),
+            ]
+        )
+    );
+    assert_same(&views, "101");
+}
