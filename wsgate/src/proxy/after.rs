@@ -92,3 +92,23 @@ impl<'a> After<'a> {
         Cow::Owned(out)
     }
 }
+
+/// The status of a whole response wsgate made (after `set-status`), for
+/// the logs and counters.
+pub fn status_of(response: &[u8]) -> Option<u16> {
+    let line = response.get(..12)?;
+    std::str::from_utf8(line.strip_prefix(b"HTTP/1.1 ")?)
+        .ok()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn status_of_a_made_response() {
+        assert_eq!(super::status_of(b"HTTP/1.1 418 Teapot\r\n\r\n"), Some(418));
+        assert_eq!(super::status_of(b"HTTP/1.0 200 OK\r\n\r\n"), None);
+        assert_eq!(super::status_of(b"HTTP/1.1 2"), None);
+    }
+}

@@ -27,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::after::After;
+use super::after::{self, After};
 use super::connect::{connect, ConnectError};
 use super::counters::{close_reason, EofWatch, FirstEof, Observability, Sessions};
 use super::errors;
@@ -384,7 +384,7 @@ async fn answer<C: AsyncRead + AsyncWrite + Unpin>(
     };
     let written = write_with_timeout(client, &response, obs.client_timeout).await;
     let _ = with_timeout(obs.client_timeout, client.shutdown()).await;
-    rec.status = Some(status);
+    rec.status = Some(after::status_of(&response).unwrap_or(status));
     rec.term = if written.is_ok() { *b"PR" } else { *b"CR" };
     rec.bytes_out = response.len() as u64;
     obs.exchange(&rec, None, proxy, "<NOSRV>", request);
@@ -457,7 +457,7 @@ async fn intercepted<C: AsyncRead + AsyncWrite + Unpin>(
     if let Some(c) = &obs.frontend {
         Counters::add(&c.intercepted, 1);
     }
-    rec.status = Some(status);
+    rec.status = Some(after::status_of(response).unwrap_or(status));
     rec.term = *b"LR";
     let written = write_with_timeout(client, response, obs.client_timeout)
         .await
