@@ -408,6 +408,8 @@ fn http_fetch_warnings(
                 | AclFetch::Hdr(_)
                 | AclFetch::HdrCnt(_)
                 | AclFetch::Method
+                | AclFetch::HttpAuth(_)
+                | AclFetch::HttpAuthGroup(_)
         )
     };
     for rule in rules {
@@ -421,7 +423,7 @@ fn http_fetch_warnings(
                 Diagnostic::warning(
                     rule.location.clone(),
                     format!(
-                        "{} '{}' is mode tcp: this rule's HTTP fetches (path, url, hdr, method) find nothing, so they never match",
+                        "{} '{}' is mode tcp: this rule's HTTP fetches (path, url, hdr, method, http_auth) find nothing, so they never match",
                         p.kind.name(),
                         p.name
                     ),
