@@ -695,3 +695,80 @@ fn the_persistence_golden_configuration_passes_haproxy_check() {
         result.unwrap_or_else(|e| panic!("haproxy -c refused sticky_ok.cfg:\n{e}"));
     }
 }
+
+/// `cookie ... dynamic`: each server's value is HAProxy's (derived from
+/// `dynamic-cookie-key`, its address and port), so the same configuration
+/// in both proxies sets the same cookies, and a cookie one proxy set
+/// brings the client to the same server through the other. A server
+/// with its own `cookie` value keeps it; without a key no value exists and
+/// both clear the client's cookie.
+#[test]
+fn dynamic_cookies_are_haproxys() {
+    let Some(bin) = haproxy_bin() else {
+        skip_unless_ci("haproxy is not installed");
+        return;
+    };
+    let backends = three_demo_backends();
+    let lines = |key: &str| {
+        let mut s = format!(
+            "    balance roundrobin\n    cookie SRV insert indirect nocache dynamic\n{key}"
+        );
+        for (i, b) in backends.iter().enumerate() {
+            let own = if i == 2 { " cookie fixed" } else { "" };
+            s.push_str(&format!("    server {} {}{own}\n", b.name, b.addr));
+        }
+        s
+    };
+    let (w, h) = ([free_port(), free_port()], [free_port(), free_port()]);
+    let cfg = |p: [u16; 2]| {
+        format!(
+            "{DEFAULTS}listen keyed\n    bind 127.0.0.1:{}\n{}listen unkeyed\n    bind 127.0.0.1:{}\n{}",
+            p[0],
+            lines("    dynamic-cookie-key \"mlchat-sticky-key\"\n"),
+            p[1],
+            lines("")
+        )
+    };
+    let at = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+    let gate = Wsgate::start(&cfg(w));
+    let _haproxy = Haproxy::start(
+        &bin,
+        &format!("global\n    maxconn 100\n{}", cfg(h)),
+        &[at(h[0]), at(h[1])],
+    );
+
+    for section in 0..2 {
+        let round = |p: u16| -> Vec<(String, Option<String>)> {
+            (0..3)
+                .map(|_| {
+                    let m = get(at(p), "/health", None);
+                    (served(&m), m.header("set-cookie").map(str::to_owned))
+                })
+                .collect()
+        };
+        let (ours, theirs) = (round(w[section]), round(h[section]));
+        assert_eq!(ours, theirs, "section {section}\n{}", gate.log());
+        if section == 0 {
+            let values: Vec<String> = ours.iter().filter_map(|(_, c)| c.clone()).collect();
+            assert_eq!(values.len(), 3, "{ours:?}");
+            for v in &values[..2] {
+                let v = v.trim_start_matches("SRV=").trim_end_matches("; path=/");
+                assert!(
+                    v.len() == 16 && v.bytes().all(|b| b.is_ascii_hexdigit()),
+                    "{v}"
+                );
+            }
+            assert_eq!(values[2], "SRV=fixed; path=/");
+            // s2's cookie, set by HAProxy, brings the client to s2 through wsgate.
+            let pair = theirs[1].1.as_deref().unwrap().split(';').next().unwrap();
+            for _ in 0..3 {
+                assert_eq!(served(&get(at(w[0]), "/health", Some(pair))), "s2");
+            }
+        } else {
+            assert!(
+                ours[0].1.as_deref().unwrap().starts_with("SRV=; Expires="),
+                "{ours:?}"
+            );
+        }
+    }
+}

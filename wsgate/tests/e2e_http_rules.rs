@@ -606,3 +606,200 @@ fn deny_pages_match_haproxy() {
         assert_same(&views, &format!("deny_status {code}"));
     }
 }
+
+const AFTER_RULES: &str = "\
+frontend fe
+    bind 127.0.0.1:{PORT}
+    http-after-response set-header Strict-Transport-Security \"max-age=31536000\"
+    http-after-response add-header X-After fe-%[status]
+    http-after-response del-header X-Drop
+    http-response add-header X-Response yes
+    monitor-uri /mon
+    http-request return status 200 content-type text/plain string hi if { path /ret }
+    http-request redirect location /elsewhere if { path /redir }
+    http-request deny if { path /deny }
+    stats enable
+    stats uri /stats
+    use_backend empty if { path /none }
+    use_backend tea if { path_beg /tea }
+    use_backend other if { path_beg /other }
+    default_backend be
+backend be
+    http-after-response add-header X-Backend-After be
+    server s1 {SERVER}
+backend empty
+    http-after-response add-header X-Backend-After empty
+backend tea
+    http-after-response set-status 418 reason Teapot
+    server s1 {SERVER}
+backend other
+    http-after-response set-status 299
+    http-after-response allow
+    http-after-response add-header X-Never yes
+    server s1 {SERVER}
+";
+
+/// `http-after-response` rules reach every response the client gets, the
+/// server's and the proxy's own (a `return`, a redirect, a deny page, a
+/// 503 without servers, the stats page, `monitor-uri`), with the backend's
+/// rules first, `set-status` (HAProxy's reason when none is given) and
+/// `allow` (which ends the backend's list, not the frontend's): the status
+/// line and headers are HAProxy's for each.
+#[test]
+fn after_response_rules_match_haproxy() {
+    let pair = pair(
+        Script::Reply("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Drop: 1\r\n\r\nok"),
+        AFTER_RULES,
+    );
+    let view = |m: &Message| -> View {
+        let hs = m
+            .headers
+            .iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+            .filter(|(n, _)| n.starts_with("x-") || n == "strict-transport-security")
+            .collect();
+        (m.start.clone(), hs)
+    };
+    let sts = (
+        "strict-transport-security".to_owned(),
+        "max-age=31536000".to_owned(),
+    );
+    // (target, status line, headers the client must get)
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let cases: [Case; 9] = [
+        (
+            "/",
+            "HTTP/1.1 200 OK",
+            &[
+                ("x-response", "yes"),
+                ("x-backend-after", "be"),
+                ("x-after", "fe-200"),
+            ],
+        ),
+        ("/ret", "HTTP/1.1 200 OK", &[("x-after", "fe-200")]),
+        ("/redir", "HTTP/1.1 302 Found", &[("x-after", "fe-302")]),
+        ("/deny", "HTTP/1.1 403 Forbidden", &[("x-after", "fe-403")]),
+        (
+            "/none",
+            "HTTP/1.1 503 Service Unavailable",
+            &[("x-backend-after", "empty"), ("x-after", "fe-503")],
+        ),
+        ("/stats", "HTTP/1.1 200 OK", &[("x-after", "fe-200")]),
+        ("/mon", "HTTP/1.1 200 OK", &[("x-after", "fe-200")]),
+        (
+            "/tea",
+            "HTTP/1.1 418 Teapot",
+            &[("x-response", "yes"), ("x-after", "fe-418")],
+        ),
+        (
+            "/other",
+            "HTTP/1.1 299 Success",
+            &[("x-response", "yes"), ("x-after", "fe-299")],
+        ),
+    ];
+    for (target, start, xs) in cases {
+        let views: Vec<_> = pair
+            .sides
+            .iter()
+            .map(|side| {
+                let m = exchange(side.addr, &request(target, "")).unwrap();
+                (side.name, view(&m))
+            })
+            .collect();
+        let (got_start, got) = &views[0].1;
+        assert_eq!(got_start, start, "{target}");
+        assert!(got.contains(&sts), "{target}: {got:?}");
+        for (n, v) in xs {
+            assert!(
+                got.contains(&((*n).to_owned(), (*v).to_owned())),
+                "{target}: {got:?}"
+            );
+        }
+        assert!(
+            !got.iter().any(|(n, _)| n == "x-drop" || n == "x-never"),
+            "{target}: {got:?}"
+        );
+        assert_same(&views, target);
+    }
+    // A request that cannot be read gets its 400 without the rules, in
+    // both: there is no request to run them for.
+    let views: Vec<_> = pair
+        .sides
+        .iter()
+        .map(|side| {
+            let m = exchange(
+                side.addr,
+                b"GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n",
+            )
+            .unwrap();
+            (side.name, view(&m))
+        })
+        .collect();
+    assert_eq!(views[0].1, ("HTTP/1.1 400 Bad request".to_owned(), vec![]));
+    assert_same(&views, "a bad request");
+}
+
+/// The `101` of a WebSocket upgrade gets the `http-after-response`
+/// headers too, as from HAProxy (the upgrade goes on afterwards).
+#[test]
+fn after_response_rules_reach_the_101() {
+    let demo = common::DemoBackend::start("s1", "1h");
+    let template = "frontend fe
+    bind 127.0.0.1:{PORT}
+    http-after-response set-header Strict-Transport-Security \"max-age=31536000\"
+    http-after-response add-header X-After fe-%[status]
+    default_backend be
+backend be
+    server s1 {SERVER}
+";
+    let port = free_port();
+    let mut sides = vec![("wsgate", SocketAddr::from(([127, 0, 0, 1], port)))];
+    let _gate = Wsgate::start(&config(template, port, demo.addr));
+    let _haproxy = haproxy_bin().map(|bin| {
+        let port = free_port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        sides.push(("haproxy", addr));
+        Haproxy::start(&bin, &config(template, port, demo.addr), &[addr])
+    });
+    if sides.len() == 1 {
+        common::skip_unless_ci("haproxy is not installed: no side-by-side comparison");
+    }
+    let views: Vec<_> = sides
+        .iter()
+        .map(|(name, addr)| {
+            let mut s = common::http::connect(*addr);
+            std::io::Write::write_all(
+                &mut s,
+                b"GET /ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            )
+            .unwrap();
+            let m = common::http::Reader::new(s, common::http::IO_DEADLINE)
+                .read_head()
+                .unwrap()
+                .expect("a response");
+            let hs: Vec<(String, String)> = m
+                .headers
+                .iter()
+                .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+                .filter(|(n, _)| n.starts_with("x-") || n == "strict-transport-security")
+                .collect();
+            (*name, (m.start.clone(), hs))
+        })
+        .collect();
+    assert_eq!(
+        views[0].1,
+        (
+            "HTTP/1.1 101 Switching Protocols".to_owned(),
+            vec![
+                ("x-served-by".to_owned(), "s1".to_owned()),
+                (
+                    "strict-transport-security".to_owned(),
+                    "max-age=31536000".to_owned()
+                ),
+                ("x-after".to_owned(), "fe-101".to_owned()),
+            ]
+        )
+    );
+    assert_same(&views, "101");
+}

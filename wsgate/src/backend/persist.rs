@@ -415,6 +415,7 @@ mod tests {
             attrs: vec![],
             maxidle: None,
             maxlife: None,
+            dynamic: false,
         }
     }
 

@@ -61,6 +61,8 @@ const FETCHES: &[&str] = &[
     "src",
     "ssl_fc",
     "always_true",
+    "http_auth",
+    "http_auth_group",
 ];
 
 /// A compiled `-m reg` pattern. HAProxy uses PCRE; the `regex` crate reads
@@ -191,6 +193,20 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
         "src" => (AclFetch::Src, MatchMethod::Ip),
         "ssl_fc" => (AclFetch::SslFc, MatchMethod::Bool),
         "always_true" => (AclFetch::AlwaysTrue, MatchMethod::Bool),
+        "http_auth" | "http_auth_group" => {
+            let Some(list) = arg.clone().filter(|a| !a.is_empty()) else {
+                return Err(AclError {
+                    at: 0,
+                    message: format!("'{base}' needs a userlist name in parentheses"),
+                    hint: Some(format!("e.g. `{base}(users)`")),
+                });
+            };
+            let r = super::userlist::UserlistRef::new(list);
+            match base {
+                "http_auth" => (AclFetch::HttpAuth(r), MatchMethod::Bool),
+                _ => (AclFetch::HttpAuthGroup(r), MatchMethod::Str),
+            }
+        }
         other => {
             let mut e = err(0, format!("unknown fetch '{other}' in ACL"));
             e.hint = Some(
@@ -205,7 +221,11 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
     if arg.is_some()
         && !matches!(
             fetch,
-            AclFetch::Hdr(_) | AclFetch::HdrCnt(_) | AclFetch::Nbsrv(_)
+            AclFetch::Hdr(_)
+                | AclFetch::HdrCnt(_)
+                | AclFetch::Nbsrv(_)
+                | AclFetch::HttpAuth(_)
+                | AclFetch::HttpAuthGroup(_)
         )
     {
         return Err(err(0, format!("'{base}' takes no argument")));

@@ -17,8 +17,9 @@ use super::diag::Diagnostic;
 use super::keywords;
 use super::model::{
     Acl, AclFetch, Backend, BackendHttp, BackendId, CondTerm, Condition, Config, Frontend,
-    FrontendLog, Global, HttpRequestAction, HttpRequestRule, HttpResponseAction, HttpResponseRule,
-    Location, LogStyle, Mode, Server, ServiceRule, UseBackend,
+    FrontendLog, Global, HttpAfterAction, HttpAfterRule, HttpRequestAction, HttpRequestRule,
+    HttpResponseAction, HttpResponseRule, Location, LogStyle, Mode, Server, ServiceRule,
+    UseBackend,
 };
 use super::parser::{Parsed, ProxyDecl, SectionKind, UseBackendDraft};
 
@@ -28,8 +29,10 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
     let Parsed {
         global,
         mut proxies,
+        userlists,
     } = parsed;
     upgrade_tcp_frontends(&mut proxies, diags);
+    let userlists = super::userlist::resolve(&userlists, diags);
 
     // Unique names per side, as HAProxy: frontends (and listens) among
     // themselves, backends (and listens) among themselves.
@@ -106,7 +109,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             retries: d.retries,
             redispatch: d.redispatch,
             http_conn_mode: d.http_conn_mode,
-            http: backend_http(p, diags),
+            http: backend_http(p, &userlists, diags),
             stats: d.stats.clone(),
             websocket: d.websocket.clone(),
             sticky: Default::default(),
@@ -118,6 +121,13 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
     order.sort_unstable();
     for (id, i) in order {
         backends[id].sticky = super::persist::resolve(&proxies[i], &proxies, &backend_ids, diags);
+        super::persist::dynamic_cookies(&proxies[i], &mut backends[id].servers, diags);
+        super::userlist::bind_acls(
+            &mut backends[id].sticky.acls,
+            &userlists,
+            &proxies[i],
+            diags,
+        );
     }
 
     let mut frontends = Vec::new();
@@ -203,6 +213,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
         let http_request = request_rules(p, &d.http_request, &mut acls, diags);
         let redirects = request_rules(p, &redirect_rules(p), &mut acls, diags);
         let http_response = response_rules(p, &d.http_response, &mut acls, diags);
+        let http_after_response = after_rules(p, &d.http_after_response, &mut acls, diags);
         let monitor_fail = d
             .monitor_fail
             .iter()
@@ -231,6 +242,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
         if d.mode == Mode::Tcp {
             http_fetch_warnings(p, &acls, &use_backends, diags);
         }
+        super::userlist::bind_acls(&mut acls, &userlists, p, diags);
         frontends.push(Frontend {
             acls,
             use_backends,
@@ -239,6 +251,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             http_request,
             redirects,
             http_response,
+            http_after_response,
             errorfiles: d.errorfiles.clone(),
             monitor_uri: d.monitor_uri.clone(),
             monitor_fail,
@@ -395,6 +408,8 @@ fn http_fetch_warnings(
                 | AclFetch::Hdr(_)
                 | AclFetch::HdrCnt(_)
                 | AclFetch::Method
+                | AclFetch::HttpAuth(_)
+                | AclFetch::HttpAuthGroup(_)
         )
     };
     for rule in rules {
@@ -408,7 +423,7 @@ fn http_fetch_warnings(
                 Diagnostic::warning(
                     rule.location.clone(),
                     format!(
-                        "{} '{}' is mode tcp: this rule's HTTP fetches (path, url, hdr, method) find nothing, so they never match",
+                        "{} '{}' is mode tcp: this rule's HTTP fetches (path, url, hdr, method, http_auth) find nothing, so they never match",
                         p.kind.name(),
                         p.name
                     ),
@@ -562,7 +577,11 @@ fn assign_server_ids(servers: &[Server], diags: &mut Vec<Diagnostic>) -> Vec<Ser
 /// The HTTP side of a backend: its own rules and ACLs for a `backend`
 /// section; for a `listen` section only the pages and `forwardfor` (its
 /// rules run once, as the frontend's).
-fn backend_http(p: &ProxyDecl, diags: &mut Vec<Diagnostic>) -> BackendHttp {
+fn backend_http(
+    p: &ProxyDecl,
+    userlists: &HashMap<String, std::sync::Arc<super::userlist::Userlist>>,
+    diags: &mut Vec<Diagnostic>,
+) -> BackendHttp {
     let d = &p.draft;
     let mut http = BackendHttp {
         errorfiles: d.errorfiles.clone(),
@@ -574,6 +593,8 @@ fn backend_http(p: &ProxyDecl, diags: &mut Vec<Diagnostic>) -> BackendHttp {
         http.http_request = request_rules(p, &d.http_request, &mut acls, diags);
         http.redirects = request_rules(p, &redirect_rules(p), &mut acls, diags);
         http.http_response = response_rules(p, &d.http_response, &mut acls, diags);
+        http.http_after_response = after_rules(p, &d.http_after_response, &mut acls, diags);
+        super::userlist::bind_acls(&mut acls, userlists, p, diags);
         http.acls = acls;
     }
     http
@@ -588,6 +609,11 @@ fn tcp_mode_rules(p: &ProxyDecl, diags: &mut Vec<Diagnostic>) {
         .iter()
         .map(|(_, r)| ("http-request", r))
         .chain(d.http_response.iter().map(|(_, r)| ("http-response", r)))
+        .chain(
+            d.http_after_response
+                .iter()
+                .map(|(_, r)| ("http-after-response", r)),
+        )
         .chain(d.redirects.iter().map(|(_, r)| ("redirect", r)));
     for (keyword, rule) in rules {
         diags.push(
@@ -628,9 +654,16 @@ fn request_rules(
                 None => None,
                 Some(c) => Some(resolve_condition(p, rule, c, acls, diags)?),
             };
+            let action = match action {
+                // `http-request auth` without a realm: the proxy's name.
+                HttpRequestAction::Auth { realm: None } => HttpRequestAction::Auth {
+                    realm: Some(p.name.clone()),
+                },
+                other => other.clone(),
+            };
             Some(HttpRequestRule {
                 location: rule.location.clone(),
-                action: action.clone(),
+                action,
                 condition,
             })
         })
@@ -654,24 +687,62 @@ fn response_rules(
                 None => None,
                 Some(c) => Some(resolve_condition(p, rule, c, acls, diags)?),
             };
-            let request_fetch = condition
-                .iter()
-                .flat_map(|c| c.groups.iter().flatten())
-                .filter_map(|t| acls.get(t.acl))
-                .flat_map(|a| a.terms.iter())
-                .find_map(|t| match &t.fetch {
-                    AclFetch::Path => Some("path".to_owned()),
-                    AclFetch::Method => Some("method".to_owned()),
-                    AclFetch::Hdr(h) => Some(format!("hdr({h})")),
-                    _ => None,
-                });
-            if let Some(fetch) = request_fetch {
-                diags.push(Diagnostic::warning(
-                    rule.location.clone(),
-                    format!("this `http-response` condition reads '{fetch}' from the request; HAProxy 2.6 would not (it never matches request fetches there, and `hdr` reads the response)"),
-                ).with_hint("wsgate evaluates conditions of response rules on the request, so the rule applies to responses to matching requests"));
-            }
+            request_fetch_warning("http-response", condition.as_ref(), acls, rule, diags);
             Some(HttpResponseRule {
+                location: rule.location.clone(),
+                action: action.clone(),
+                condition,
+            })
+        })
+        .collect()
+}
+
+/// A response rule's condition on the request's path, method or headers
+/// is evaluated on the request, where HAProxy would never match (path,
+/// method) or read the response's headers (`hdr`): a warning says so.
+fn request_fetch_warning(
+    keyword: &str,
+    condition: Option<&Condition>,
+    acls: &[Acl],
+    rule: &UseBackendDraft,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let request_fetch = condition
+        .iter()
+        .flat_map(|c| c.groups.iter().flatten())
+        .filter_map(|t| acls.get(t.acl))
+        .flat_map(|a| a.terms.iter())
+        .find_map(|t| match &t.fetch {
+            AclFetch::Path => Some("path".to_owned()),
+            AclFetch::Method => Some("method".to_owned()),
+            AclFetch::Hdr(h) => Some(format!("hdr({h})")),
+            _ => None,
+        });
+    if let Some(fetch) = request_fetch {
+        diags.push(Diagnostic::warning(
+            rule.location.clone(),
+            format!("this `{keyword}` condition reads '{fetch}' from the request; HAProxy 2.6 would not (it never matches request fetches there, and `hdr` reads the response)"),
+        ).with_hint("wsgate evaluates conditions of response rules on the request, so the rule applies to responses to matching requests"));
+    }
+}
+
+/// `http-after-response` rules with their conditions resolved (warned
+/// about as `http-response` ones).
+fn after_rules(
+    p: &ProxyDecl,
+    drafts: &[(HttpAfterAction, UseBackendDraft)],
+    acls: &mut Vec<Acl>,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<HttpAfterRule> {
+    drafts
+        .iter()
+        .filter_map(|(action, rule)| {
+            let condition = match &rule.condition {
+                None => None,
+                Some(c) => Some(resolve_condition(p, rule, c, acls, diags)?),
+            };
+            request_fetch_warning("http-after-response", condition.as_ref(), acls, rule, diags);
+            Some(HttpAfterRule {
                 location: rule.location.clone(),
                 action: action.clone(),
                 condition,

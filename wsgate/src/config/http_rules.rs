@@ -1,5 +1,5 @@
-//! `http-request`, `http-response` and `redirect` rules: their actions as
-//! typed values, and the handlers that read them.
+//! `http-request`, `http-response`, `http-after-response` and `redirect`
+//! rules: their actions as typed values, and the handlers that read them.
 //!
 //! Stage: called by the `parser` through the keyword table; `check`
 //! resolves the conditions' ACL names; `proxy::rules` runs them. HAProxy
@@ -139,6 +139,11 @@ pub enum HttpRequestAction {
     /// `return ...`: answered by wsgate.
     Return(Reply),
     Redirect(Redirect),
+    /// `auth [realm <realm>]`: 401 with `WWW-Authenticate: Basic
+    /// realm="<realm>"` (the proxy's name by default, filled in by `check`).
+    Auth {
+        realm: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +156,22 @@ pub enum HttpResponseAction {
     Deny {
         status: u16,
     },
+}
+
+/// `http-after-response` actions: they run on every response the client
+/// gets, the server's and those wsgate makes itself (errors, redirects,
+/// `return`, the stats page), after the `http-response` rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpAfterAction {
+    Header(HeaderAction),
+    /// `set-status <code> [reason <text>]`: the reason defaults to the
+    /// code's standard one.
+    SetStatus {
+        status: u16,
+        reason: Option<String>,
+    },
+    /// `allow`: stops the list.
+    Allow,
 }
 
 /// The statuses `deny deny_status` may use: HAProxy's, those it has a
@@ -182,15 +203,19 @@ pub fn is_hop_by_hop(name: &str) -> bool {
     .any(|h| name.eq_ignore_ascii_case(h))
 }
 
-const REQUEST_ACTIONS: &str = "set-header, add-header, del-header, replace-header, replace-value, set-path, set-query, set-uri, replace-path, replace-uri, allow, deny, return, redirect, use-service prometheus-exporter";
+const REQUEST_ACTIONS: &str = "set-header, add-header, del-header, replace-header, replace-value, set-path, set-query, set-uri, replace-path, replace-uri, allow, deny, return, redirect, auth, use-service prometheus-exporter";
 const RESPONSE_ACTIONS: &str =
     "set-header, add-header, del-header, replace-header, replace-value, allow, deny";
+const AFTER_ACTIONS: &str =
+    "set-header, add-header, del-header, replace-header, replace-value, set-status, allow";
 
 /// Which list a rule is read for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Side {
     Request,
     Response,
+    /// `http-after-response`: a response, as `Response`.
+    After,
 }
 
 /// Reads the arguments of one rule; `Err(())` after reporting.
@@ -286,7 +311,7 @@ impl<'a> Words<'_, 'a> {
         if is_hop_by_hop(&t.text) {
             let what = match side {
                 Side::Request => "the server",
-                Side::Response => "the client",
+                Side::Response | Side::After => "the client",
             };
             self.cx.warn(
                 t,
@@ -307,7 +332,7 @@ fn parse_header_action(
 ) -> Result<HeaderAction, ()> {
     let usage = Use {
         groups: false,
-        response: side == Side::Response,
+        response: side != Side::Request,
     };
     let groups = Use {
         groups: true,
@@ -553,6 +578,7 @@ fn unsupported(cx: &mut Cx<'_>, at: &Token, side: Side) {
     let (keyword, list) = match side {
         Side::Request => ("http-request", REQUEST_ACTIONS),
         Side::Response => ("http-response", RESPONSE_ACTIONS),
+        Side::After => ("http-after-response", AFTER_ACTIONS),
     };
     cx.error(at, format!("'{keyword} {}' is not supported", at.text))
         .hint = Some(format!("wsgate implements {list}"));
@@ -630,6 +656,7 @@ pub fn http_request(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         "deny" => parse_deny(&mut w, 403).map(|status| HttpRequestAction::Deny { status }),
         "return" => parse_return(&mut w).map(HttpRequestAction::Return),
         "redirect" => parse_redirect(&mut w, true).map(HttpRequestAction::Redirect),
+        "auth" => parse_auth(&mut w),
         _ => {
             unsupported(w.cx, action, Side::Request);
             Err(())
@@ -675,6 +702,87 @@ pub fn http_response(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
             p.http_response.push((action, rule));
         }
     }
+}
+
+/// `http-after-response <action> ... [if|unless <condition>]`.
+pub fn http_after_response(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    let args = cx.args;
+    let Some(action) = args.first() else {
+        let kw = cx.kw;
+        cx.error(kw, "'http-after-response' needs an action").hint =
+            Some(format!("wsgate implements {AFTER_ACTIONS}"));
+        return;
+    };
+    let mut w = Words {
+        cx,
+        words: args,
+        at: 1,
+    };
+    let parsed = match action.text.as_str() {
+        "set-header" | "add-header" | "del-header" | "replace-header" | "replace-value" => {
+            parse_header_action(&mut w, &action.text, Side::After).map(HttpAfterAction::Header)
+        }
+        "set-status" => parse_set_status(&mut w),
+        "allow" => Ok(HttpAfterAction::Allow),
+        _ => {
+            unsupported(w.cx, action, Side::After);
+            Err(())
+        }
+    };
+    let rest = w.rest();
+    if let Ok(action) = parsed {
+        if let Some(rule) = finish(cx, rest) {
+            p.http_after_response.push((action, rule));
+        }
+    }
+}
+
+/// `auth [realm <realm>]`: the realm goes between quotes in a header, so
+/// it may not contain one.
+fn parse_auth(w: &mut Words<'_, '_>) -> Result<HttpRequestAction, ()> {
+    let mut realm = None;
+    if w.peek().is_some_and(|t| t.text == "realm") {
+        w.at += 1;
+        let r = w.next("a realm")?;
+        if r.text
+            .bytes()
+            .any(|b| b == b'"' || b == b'\\' || b.is_ascii_control())
+        {
+            w.cx.error(r, "a realm cannot contain '\"', '\\' or control characters");
+            return Err(());
+        }
+        realm = Some(r.text.clone());
+    }
+    Ok(HttpRequestAction::Auth { realm })
+}
+
+/// `set-status <code> [reason <text>]`: HAProxy takes codes 100 to 999.
+fn parse_set_status(w: &mut Words<'_, '_>) -> Result<HttpAfterAction, ()> {
+    let t = w.next("a status code")?;
+    let status = match t.text.parse::<u16>() {
+        Ok(n) if (100..=999).contains(&n) => n,
+        _ => {
+            w.cx.error(
+                t,
+                format!(
+                    "expects an integer status code between 100 and 999, not '{}'",
+                    t.text
+                ),
+            );
+            return Err(());
+        }
+    };
+    let mut reason = None;
+    if w.peek().is_some_and(|t| t.text == "reason") {
+        w.at += 1;
+        let r = w.next("a reason")?;
+        if r.text.bytes().any(|b| b.is_ascii_control()) {
+            w.cx.error(r, "a reason cannot contain control characters");
+            return Err(());
+        }
+        reason = Some(r.text.clone());
+    }
+    Ok(HttpAfterAction::SetStatus { status, reason })
 }
 
 /// `redirect location|prefix|scheme <x> [code <n>] [drop-query]

@@ -188,7 +188,7 @@ pub const NO_CHROOT: &str = "wsgate reloads in process and re-reads the configur
 
 /// Every keyword wsgate knows (the docs list them sorted by name).
 pub static KEYWORDS: &[Keyword] = &[
-    sup("acl", FLB, Handler::Proxy(h::acl), "`acl <name> <fetch> [-i] [-m str|beg|end|sub|dom|found|ip] [--] [values...]`; fetches path, path_beg, path_end, path_sub, hdr(), hdr_beg(), hdr_end(), hdr_sub(), hdr_dom(), method, src, ssl_fc, always_true; lines with one name are OR-ed"),
+    sup("acl", FLB, Handler::Proxy(h::acl), "`acl <name> <fetch> [-i] [-m str|beg|end|sub|dom|found|ip] [--] [values...]`; fetches path, path_beg, path_end, path_sub, hdr(), hdr_beg(), hdr_end(), hdr_sub(), hdr_dom(), method, src, ssl_fc, always_true, http_auth(<userlist>), http_auth_group(<userlist>) <group>...; lines with one name are OR-ed"),
     ign("backlog", DFL, "the listen backlog uses the system default"),
     sup("balance", DLB, Handler::Proxy(h::balance), "`balance roundrobin|static-rr|leastconn|first|source|uri [len N] [depth N] [whole] [path-only]|url_param <name>|hdr(<name>) [use_domain_only]|random[(<draws>)]` (default roundrobin, as HAProxy up to 3.2); hash-based choices are the same as HAProxy 2.6's"),
     sup("bind", FL, Handler::Proxy(h::bind), "`bind <addr>:<port>[,...] [ssl crt <pem|dir> ... | crt-list <file>] [strict-sni] [ssl-min-ver ..] [ciphers ..] [alpn ..]`; `*:80`, `:80`, `[::]:443`, `ipv6@::1:80`, port ranges `8000-8010`"),
@@ -196,7 +196,7 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("capture", FL, "header capture only feeds access logs, which are not implemented yet"),
     sup("chroot", G, Handler::Global(process::chroot), "`chroot <dir>`: ignored with a warning (wsgate reloads in process and re-reads its files from their paths; confine it with the service manager); a directory missing on this machine is reported as an environment warning, since HAProxy would not start"),
     ign("compression", DFLB, "response compression is not implemented: responses go out as the server sent them (uncompressed responses are still correct HTTP; WebSocket frames are never compressed by HAProxy either)"),
-    sup("cookie", DLB, Handler::Proxy(super::persist::cookie), "`cookie <name> [rewrite|insert|prefix] [indirect] [nocache] [postonly] [preserve] [httponly] [secure] [domain <d>]* [maxidle <time>] [maxlife <time>] [attr <a>]*` with `server ... cookie <value>`: a client's cookie sends it back to its server (mode http; times in seconds unless suffixed); `dynamic` is refused"),
+    sup("cookie", DLB, Handler::Proxy(super::persist::cookie), "`cookie <name> [rewrite|insert|prefix] [indirect] [nocache] [postonly] [preserve] [httponly] [secure] [domain <d>]* [maxidle <time>] [maxlife <time>] [attr <a>]* [dynamic]` with `server ... cookie <value>`: a client's cookie sends it back to its server (mode http; times in seconds unless suffixed); `dynamic`: servers without a value get HAProxy's value derived from `dynamic-cookie-key`, their address and port"),
     ign("cpu-map", G, "threads are not pinned to CPUs"),
     sup("close-spread-time", G, Handler::Global(process::close_spread_time), "`close-spread-time <time|infinite>`: on stop, each WebSocket gets its close 1001 at a random moment within this window instead of all at once (`infinite`: wsgate closes none; `hard-stop-after` still ends the process)"),
     sup("crt-base", G, Handler::Global(h::crt_base), "`crt-base <dir>`: where relative `crt` paths are resolved (default: the working directory)"),
@@ -208,16 +208,16 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("default_backend", DFL, Handler::Proxy(h::default_backend), "`default_backend <backend>`"),
     sup("errorfile", DFLB, Handler::Proxy(super::errorfile::errorfile), "`errorfile <code> <file>`: the file (a full raw HTTP response, read at start) is sent instead of the built-in page for 200 400 401 403 404 405 407 408 410 413 421 422 425 429 500 501 502 503 504; a backend's page wins for errors tied to it"),
     rej("errorfiles", DFLB, "`errorfiles` refers to `http-errors` sections, which are not supported", Some("write one `errorfile <code> <file>` line per status")),
-    ign("dynamic-cookie-key", DLB, "only used by dynamic cookies, which are not implemented"),
+    sup("dynamic-cookie-key", DLB, Handler::Proxy(super::persist::dynamic_cookie_key), "`dynamic-cookie-key <key>`: the secret of `cookie ... dynamic` values (HAProxy's: the same key gives a server the same value in every HAProxy and wsgate)"),
     ign("fullconn", DLB, "only matters with dynamic server maxconn, which is not implemented"),
     sup("grace", ALL, Handler::Either { global: process::grace, proxy: process::grace_proxy }, "`grace <time>` (global): after a stop signal wsgate keeps serving as usual for this long, then stops; after a reload, WebSockets on removed servers get their 1012 this long later; in a proxy section it is ignored with a warning"),
     sup("gid", G, Handler::Global(process::gid), "`gid <number>`: the group wsgate switches to once its sockets are bound (supplementary groups cleared)"),
     sup("group", G, Handler::Global(process::group), "`group <name>`: like `gid`, by name"),
     sup("hard-stop-after", G, Handler::Global(h::hard_stop_after), "`hard-stop-after <time>`: on stop, how long open connections get (WebSockets are closed with 1001 first) before the process exits; wsgate's default is 30s"),
     sup("hash-type", DLB, Handler::Proxy(h::hash_type), "`hash-type map-based|consistent [sdbm|djb2|wt6|crc32] [avalanche]` (default map-based sdbm; consistent alone means sdbm avalanche)"),
-    rej("http-after-response", FLB, "http-after-response rules are not implemented", Some("`http-response` rules change responses from servers")),
+    sup("http-after-response", FLB, Handler::Proxy(r::http_after_response), "`http-after-response set-header|add-header|del-header|replace-header|replace-value ...|set-status <code> [reason <text>]|allow [if|unless <condition>]`: on every response the client gets, the server's (after `http-response` rules) and wsgate's own (errors, redirects, `return`, `auth`, stats, metrics, `monitor-uri`; as in HAProxy, not the 400/408 for a request that could not be read); the backend's rules run before the frontend's; conditions and `<fmt>` as in `http-response`"),
     sup("http-check", DLB, Handler::Proxy(h::http_check), "`http-check expect [!] status <code>|string <text>` (default: any 2xx or 3xx is healthy); `http-check send [meth <m>] [uri <u>] [ver <v>] [hdr <name> <value>]... [body <s>]`; `http-check disable-on-404` (read as a failed check, with a warning)"),
-    sup("http-request", FLB, Handler::Proxy(r::http_request), "`http-request <action> [if|unless <condition>]`, in order, the first of allow/deny/return/redirect stopping the list: `set-header|add-header <name> <fmt>`, `del-header <name> [-m str|beg|end|sub|reg]`, `replace-header|replace-value <name> <regex> <fmt>`, `set-path|set-query|set-uri <fmt>`, `replace-path|replace-uri <regex> <fmt>`, `allow`, `deny [deny_status <code>]`, `return [status <code>] [content-type <type>] [string <text>|lf-string <fmt>|file <path>] [hdr <name> <fmt>]...`, `redirect location|prefix|scheme <x> [code <n>] [drop-query] [append-slash]`, `use-service prometheus-exporter`; `<fmt>` is text with %[src], %[src_port], %[dst], %[dst_port], %[hdr(<name>)], %[req.hdr(<name>)], %[path], %[url], %[query], %[method], %[ssl_fc], %ci %cp %fi %fp, and `\\1`.. in replace-*; backend rules run after the frontend's; Content-Length and Transfer-Encoding cannot be changed; `capture` is ignored with a warning; other actions are errors"),
+    sup("http-request", FLB, Handler::Proxy(r::http_request), "`http-request <action> [if|unless <condition>]`, in order, the first of allow/deny/return/redirect stopping the list: `set-header|add-header <name> <fmt>`, `del-header <name> [-m str|beg|end|sub|reg]`, `replace-header|replace-value <name> <regex> <fmt>`, `set-path|set-query|set-uri <fmt>`, `replace-path|replace-uri <regex> <fmt>`, `allow`, `deny [deny_status <code>]`, `return [status <code>] [content-type <type>] [string <text>|lf-string <fmt>|file <path>] [hdr <name> <fmt>]...`, `redirect location|prefix|scheme <x> [code <n>] [drop-query] [append-slash]`, `auth [realm <realm>]` (401 with `WWW-Authenticate: Basic`, realm the proxy's name by default), `use-service prometheus-exporter`; `<fmt>` is text with %[src], %[src_port], %[dst], %[dst_port], %[hdr(<name>)], %[req.hdr(<name>)], %[path], %[url], %[query], %[method], %[ssl_fc], %ci %cp %fi %fp, and `\\1`.. in replace-*; backend rules run after the frontend's; Content-Length and Transfer-Encoding cannot be changed; `capture` is ignored with a warning; other actions are errors"),
     sup("http-response", FLB, Handler::Proxy(r::http_response), "`http-response set-header|add-header|del-header|replace-header|replace-value ...|allow|deny [deny_status <code>] [if|unless <condition>]` (default deny status 502), on the response head before the client gets it (101 included); conditions are evaluated on the request (HAProxy never matches request fetches there); `<fmt>` may use %[status], %[hdr(<name>)] and %[res.hdr(<name>)] (the response's), not the request's fetches; the backend's rules run before the frontend's"),
     ign("http-reuse", DLB, "idle server connections are not shared between clients yet"),
     sup("log", ALL, Handler::Either { global: o::log_global, proxy: o::log_proxy }, "`log stdout|stderr|<ip>[:<port>]|<path> [format raw|rfc3164|rfc5424] <facility> [<level>]`, `log global`, `no log`; access lines need `option httplog` or `option tcplog`"),
@@ -781,10 +781,15 @@ pub fn markdown_table() -> String {
     out.push_str(
         "\n## Sections\n\n`global`, `defaults [<name>] [from <defaults>]`, `frontend <name> [from <defaults>]`, \
          `backend <name> [from <defaults>]` and `listen <name> [from <defaults>]` are supported. \
-         A `listen` section becomes a frontend and a backend of the same name. Other HAProxy \
-         sections (`userlist`, `peers`, `resolvers`, `cache`, `http-errors`, `mailers`, `program`, \
-         `ring`, `log-forward`, `fcgi-app`, `crt-store`, `acme`, `traces`) are rejected, as are \
-         conditional blocks (`.if`).\n",
+         A `listen` section becomes a frontend and a backend of the same name. \
+         `userlist <name>` sections are supported, with `user <name> [password <hash> | \
+         insecure-password <pw>] [groups <g>,...]` and `group <name> [users <u>,...]` lines; \
+         hashes are crypt(3) SHA-512 (`$6$`), SHA-256 (`$5$`), MD5 (`$1$`) or bcrypt (`$2a$`, \
+         `$2b$`, `$2y$`), any other scheme is an error at its line; the `http_auth(<userlist>)` \
+         and `http_auth_group(<userlist>)` ACL fetches read them. `resolvers` and `cache` \
+         sections are ignored with a warning. Other HAProxy sections (`peers`, `http-errors`, \
+         `mailers`, `program`, `ring`, `log-forward`, `fcgi-app`, `crt-store`, `acme`, `traces`) \
+         are rejected. Conditional blocks (`.if`) are evaluated as HAProxy 2.6 does.\n",
     );
     out
 }

@@ -297,6 +297,7 @@ impl LineLexer<'_> {
                 }
                 '$' if squote.is_none()
                     && !self.in_address()
+                    && !self.in_password_hash()
                     && chars
                         .get(i + 1)
                         .is_some_and(|n| *n == '{' || n.is_ascii_alphabetic() || *n == '_') =>
@@ -349,6 +350,12 @@ impl LineLexer<'_> {
             [kw, _, _] => kw.text == "server-template",
             _ => false,
         }
+    }
+
+    /// A userlist's `user <name> password <hash>`: crypt hashes are full of
+    /// `$`, which is no variable there.
+    fn in_password_hash(&self) -> bool {
+        matches!(self.words.as_slice(), [kw, _, p] if kw.text == "user" && p.text == "password")
     }
 
     fn push(&mut self, w: Word) {

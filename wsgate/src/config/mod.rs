@@ -29,6 +29,7 @@ pub mod process;
 mod server_template;
 pub mod tls;
 pub mod units;
+pub mod userlist;
 pub mod websocket;
 
 use std::path::{Path, PathBuf};

@@ -179,8 +179,8 @@ pub struct ServiceRule {
 
 pub use super::errorfile::ErrorFiles;
 pub use super::http_rules::{
-    HeaderAction, HttpRequestAction, HttpResponseAction, NameMatch, Pattern, Redirect,
-    RedirectKind, Reply, ReplyBody,
+    HeaderAction, HttpAfterAction, HttpRequestAction, HttpResponseAction, NameMatch, Pattern,
+    Redirect, RedirectKind, Reply, ReplyBody,
 };
 
 /// An `http-request` rule, or a `redirect` line (its action is then
@@ -198,6 +198,15 @@ pub struct HttpRequestRule {
 pub struct HttpResponseRule {
     pub location: Location,
     pub action: HttpResponseAction,
+    pub condition: Option<Condition>,
+}
+
+/// An `http-after-response` rule with its optional condition (evaluated
+/// with the request's ACLs, as `http-response` ones).
+#[derive(Debug, Clone)]
+pub struct HttpAfterRule {
+    pub location: Location,
+    pub action: HttpAfterAction,
     pub condition: Option<Condition>,
 }
 
@@ -224,6 +233,8 @@ pub struct BackendHttp {
     pub redirects: Vec<HttpRequestRule>,
     /// Run on the server's response before the frontend's.
     pub http_response: Vec<HttpResponseRule>,
+    /// `http-after-response`: on every response, before the frontend's.
+    pub http_after_response: Vec<HttpAfterRule>,
     /// `errorfile` pages; they win over the frontend's for errors tied to
     /// this backend.
     pub errorfiles: ErrorFiles,
@@ -377,6 +388,8 @@ pub struct Frontend {
     pub redirects: Vec<HttpRequestRule>,
     /// `http-response` rules, run after the backend's.
     pub http_response: Vec<HttpResponseRule>,
+    /// `http-after-response` rules, run after the backend's.
+    pub http_after_response: Vec<HttpAfterRule>,
     /// `errorfile` pages.
     pub errorfiles: ErrorFiles,
     /// `monitor-uri <uri>`: answered 200 by wsgate (503 when a `monitor
@@ -435,6 +448,12 @@ pub enum AclFetch {
     /// `ssl_fc`: the client connection is TLS.
     SslFc,
     AlwaysTrue,
+    /// `http_auth(<userlist>)`: the request's `Authorization: Basic`
+    /// credentials are a user of the list with the right password.
+    HttpAuth(super::userlist::UserlistRef),
+    /// `http_auth_group(<userlist>) <group>...`: the same, and the user is
+    /// in one of the groups (yields the user's groups).
+    HttpAuthGroup(super::userlist::UserlistRef),
 }
 
 /// `-m` match methods (each fetch has HAProxy's default).

@@ -61,7 +61,6 @@ impl SectionKind {
 /// Sections wsgate recognises but does not implement: their lines are
 /// skipped after one error at the section line.
 const UNSUPPORTED_SECTIONS: &[(&str, &str)] = &[
-    ("userlist", "HTTP authentication is not supported yet"),
     ("peers", "stick-table replication is not supported"),
     ("http-errors", "custom error pages are not supported yet"),
     ("mailers", "email alerts are not supported"),
@@ -250,6 +249,8 @@ pub struct ProxyDraft {
     pub http_request: Vec<(super::model::HttpRequestAction, UseBackendDraft)>,
     /// `http-response` lines.
     pub http_response: Vec<(super::model::HttpResponseAction, UseBackendDraft)>,
+    /// `http-after-response` lines.
+    pub http_after_response: Vec<(super::http_rules::HttpAfterAction, UseBackendDraft)>,
     /// `redirect` lines.
     pub redirects: Vec<(super::model::Redirect, UseBackendDraft)>,
     /// `errorfile` pages (inherited from `defaults`, replaced per status).
@@ -308,6 +309,7 @@ impl Default for ProxyDraft {
             prometheus: None,
             http_request: Vec::new(),
             http_response: Vec::new(),
+            http_after_response: Vec::new(),
             redirects: Vec::new(),
             errorfiles: super::model::ErrorFiles::default(),
             sticky: Default::default(),
@@ -451,6 +453,8 @@ impl<'a> Cx<'a> {
 pub struct Parsed {
     pub global: GlobalDraft,
     pub proxies: Vec<ProxyDecl>,
+    /// `userlist` sections (config/userlist.rs).
+    pub userlists: Vec<super::userlist::Draft>,
 }
 
 enum Current {
@@ -458,6 +462,8 @@ enum Current {
     Global,
     Defaults(usize),
     Proxy(usize),
+    /// A `userlist` section: its lines go to config/userlist.rs.
+    Userlist(usize),
     /// Inside a section wsgate does not implement: lines are skipped.
     Skip,
 }
@@ -509,6 +515,10 @@ impl Parser {
             }
             let section = match current {
                 Current::Skip => continue,
+                Current::Userlist(i) => {
+                    super::userlist::line(&mut self.parsed.userlists[i], file, line, diags);
+                    continue;
+                }
                 Current::None => {
                     diags.push(
                         Diagnostic::error(loc, format!("'{}' appears before any section", first.text))
@@ -545,6 +555,21 @@ impl Parser {
             "frontend" => SectionKind::Frontend,
             "backend" => SectionKind::Backend,
             "listen" => SectionKind::Listen,
+            "userlist" => {
+                let Some(name) = words.get(1) else {
+                    diags.push(
+                        Diagnostic::error(loc_of(first), "'userlist' needs a name")
+                            .with_hint("write `userlist <name>`"),
+                    );
+                    return Some(Current::Skip);
+                };
+                let index = self.parsed.userlists.len();
+                self.parsed.userlists.push(super::userlist::Draft::new(
+                    name.text.clone(),
+                    loc_of(first),
+                ));
+                return Some(Current::Userlist(index));
+            }
             other if IGNORED_SECTIONS.iter().any(|(name, _)| *name == other) => {
                 let (_, reason) = IGNORED_SECTIONS.iter().find(|(n, _)| *n == other)?;
                 diags.push(Diagnostic::warning(

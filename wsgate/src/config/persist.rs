@@ -11,16 +11,18 @@
 //! `indirect`, `preserve` needs `insert` or `indirect`; `maxidle` and
 //! `maxlife` are in seconds unless suffixed; a table needs a type and a
 //! size; `expire` is at most 2^31-1 ms. What wsgate does not implement is
-//! refused with the reason: dynamic cookies, table replication (`peers`),
-//! stored counters (`store`) and `binary` keys.
+//! refused with the reason: table replication (`peers`), stored counters
+//! (`store`) and `binary` keys. `cookie ... dynamic` values are HAProxy's
+//! `srv_set_dyncookie` (see [`dynamic_value`]).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::acl::ConditionDraft;
 use super::diag::Diagnostic;
 use super::lexer::Token;
-use super::model::{Acl, BackendId, Condition, Location, Mode};
+use super::model::{Acl, BackendId, Condition, Location, Mode, Server};
 use super::parser::{Cx, ProxyDecl, ProxyDraft, SectionKind, UseBackendDraft};
 use super::units::{parse_size, parse_time};
 
@@ -74,6 +76,10 @@ pub struct Cookie {
     pub maxidle: Option<u32>,
     /// `maxlife` (seconds): a cookie first set longer ago is ignored.
     pub maxlife: Option<u32>,
+    /// `dynamic`: servers without a `cookie` value get one derived from
+    /// `dynamic-cookie-key`, their address and port (filled in by
+    /// [`dynamic_cookies`] at check time).
+    pub dynamic: bool,
 }
 
 /// How the persistence cookie is carried.
@@ -163,6 +169,8 @@ pub struct StickRule {
 #[derive(Debug, Clone, Default)]
 pub struct Draft {
     pub cookie: Option<(Cookie, Location)>,
+    /// `dynamic-cookie-key <key>` (inherited from `defaults`).
+    pub dynamic_key: Option<String>,
     pub persist: bool,
     pub table: Option<StickTable>,
     pub rules: Vec<RuleDraft>,
@@ -185,7 +193,7 @@ impl RuleDraft {
     }
 }
 
-const COOKIE_USAGE: &str = "cookie <name> [rewrite|insert|prefix] [indirect] [nocache] [postonly] [preserve] [httponly] [secure] [domain <domain>]* [maxidle <time>] [maxlife <time>] [attr <value>]*";
+const COOKIE_USAGE: &str = "cookie <name> [rewrite|insert|prefix] [indirect] [nocache] [postonly] [preserve] [httponly] [secure] [domain <domain>]* [maxidle <time>] [maxlife <time>] [attr <value>]* [dynamic]";
 
 /// `cookie <name> [options]` (backend side).
 pub fn cookie(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
@@ -209,6 +217,7 @@ pub fn cookie(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         attrs: Vec::new(),
         maxidle: None,
         maxlife: None,
+        dynamic: false,
     };
     let mut mode: Option<(CookieMode, &Token)> = None;
     let mut i = 1;
@@ -294,16 +303,9 @@ pub fn cookie(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
                 *slot = (secs > 0).then_some(secs);
                 i += 1;
             }
-            "dynamic" => {
-                cx.error(
-                    t,
-                    "cookie 'dynamic' is not supported: dynamic cookie values are not implemented",
-                )
-                .hint = Some("give each server its value with `server ... cookie <value>`".into());
-                return;
-            }
+            "dynamic" => c.dynamic = true,
             other => {
-                cx.error(t, format!("unknown cookie option '{other}'; 'cookie' supports 'rewrite', 'insert', 'prefix', 'indirect', 'nocache', 'postonly', 'preserve', 'httponly', 'secure', 'domain', 'maxidle', 'maxlife' and 'attr'"))
+                cx.error(t, format!("unknown cookie option '{other}'; 'cookie' supports 'rewrite', 'insert', 'prefix', 'indirect', 'nocache', 'postonly', 'preserve', 'httponly', 'secure', 'domain', 'maxidle', 'maxlife', 'dynamic' and 'attr'"))
                     .hint = Some(format!("usage: {COOKIE_USAGE}"));
                 return;
             }
@@ -324,6 +326,73 @@ pub fn cookie(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         return;
     }
     p.sticky.cookie = Some((c, cx.kw_loc()));
+}
+
+/// `dynamic-cookie-key <key>`: the secret mixed into `cookie ... dynamic`
+/// values.
+pub fn dynamic_cookie_key(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    let kw = cx.kw;
+    match cx.args {
+        [key] => p.sticky.dynamic_key = Some(key.text.clone()),
+        [] => {
+            cx.error(kw, "'dynamic-cookie-key' expects <key> as argument");
+        }
+        [_, extra, ..] => {
+            cx.error(
+                extra,
+                format!(
+                    "unexpected '{}' after 'dynamic-cookie-key <key>'",
+                    extra.text
+                ),
+            )
+            .hint = Some("quote a key that contains spaces".into());
+        }
+    }
+}
+
+/// HAProxy's `srv_set_dyncookie`: XXH64 (seed 0) over the key, the
+/// server's address bytes (4 for IPv4, 16 for IPv6, network order) and its
+/// port as a 4-byte big-endian number, printed as 16 hex digits. Every
+/// HAProxy (and wsgate) with the same key gives a server the same value,
+/// so clients keep their server across load balancers.
+pub fn dynamic_value(key: &str, addr: SocketAddr) -> String {
+    let mut buf = key.as_bytes().to_vec();
+    match addr {
+        SocketAddr::V4(a) => buf.extend_from_slice(&a.ip().octets()),
+        SocketAddr::V6(a) => buf.extend_from_slice(&a.ip().octets()),
+    }
+    buf.extend_from_slice(&u32::from(addr.port()).to_be_bytes());
+    format!("{:016x}", xxhash_rust::xxh64::xxh64(&buf, 0))
+}
+
+/// `cookie ... dynamic`: gives each server without its own `cookie` value
+/// the [`dynamic_value`] of `dynamic-cookie-key`. Without a key HAProxy
+/// gives them none (so clients' cookies are cleared); that is accepted
+/// with a warning.
+pub(super) fn dynamic_cookies(p: &ProxyDecl, servers: &mut [Server], diags: &mut Vec<Diagnostic>) {
+    let Some((cookie, at)) = &p.draft.sticky.cookie else {
+        return;
+    };
+    if !cookie.dynamic || p.draft.mode != Mode::Http {
+        return;
+    }
+    let Some(key) = &p.draft.sticky.dynamic_key else {
+        diags.push(
+            Diagnostic::warning(
+                at.clone(),
+                format!(
+                    "cookie 'dynamic' in {} '{}' without 'dynamic-cookie-key': servers without a `cookie` value get no cookie, and clients' cookies are cleared",
+                    p.kind.name(),
+                    p.name
+                ),
+            )
+            .with_hint("add `dynamic-cookie-key <secret>` to this section or to `defaults`"),
+        );
+        return;
+    };
+    for s in servers.iter_mut().filter(|s| s.cookie.is_none()) {
+        s.cookie = Some(dynamic_value(key, s.addr));
+    }
 }
 
 /// `option persist`.
@@ -769,6 +838,23 @@ pub(super) fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Values read from the `Set-Cookie` of Debian's HAProxy 2.6.12 with
+    /// `dynamic-cookie-key "mlchat-sticky-key"`.
+    #[test]
+    fn dynamic_values_are_haproxys() {
+        let key = "mlchat-sticky-key";
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap_or_else(|_| unreachable!());
+        assert_eq!(
+            dynamic_value(key, at("127.0.0.1:18091")),
+            "daf86104f4d34d77"
+        );
+        assert_eq!(
+            dynamic_value(key, at("127.0.0.2:18092")),
+            "46261455a6fbd702"
+        );
+        assert_eq!(dynamic_value(key, at("[::1]:18093")), "5e908a1be6276846");
+    }
 
     #[test]
     fn fetches() {

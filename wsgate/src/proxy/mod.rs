@@ -7,6 +7,8 @@
 //! the accept loops, and [`Proxy::shutdown`] stops them and waits for open
 //! sessions up to a grace time.
 
+mod after;
+mod auth;
 mod buffers;
 mod connect;
 pub mod counters;

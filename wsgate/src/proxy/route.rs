@@ -154,6 +154,17 @@ fn samples<'a>(fetch: &'a AclFetch, facts: &RequestFacts<'a>) -> Vec<Sample<'a>>
         AclFetch::Src => vec![Sample::Ip(canonical(facts.peer.ip()))],
         AclFetch::SslFc => vec![Sample::Bool(facts.tls)],
         AclFetch::AlwaysTrue => vec![Sample::Bool(true)],
+        AclFetch::HttpAuth(r) => vec![Sample::Bool(
+            super::auth::authenticated(r, facts.head).is_some(),
+        )],
+        AclFetch::HttpAuthGroup(r) => super::auth::authenticated(r, facts.head)
+            .map(|u| {
+                u.groups
+                    .iter()
+                    .map(|g| Sample::Text(g.as_bytes()))
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 

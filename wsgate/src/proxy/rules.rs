@@ -19,8 +19,9 @@ use super::route::{self, RequestFacts};
 use crate::config::http_rules;
 use crate::config::logformat::{Fetch, Format, Part};
 use crate::config::model::{
-    Acl, ForwardFor, HeaderAction, HttpRequestAction, HttpRequestRule, HttpResponseAction,
-    HttpResponseRule, NameMatch, Redirect, RedirectKind, Reply, ReplyBody,
+    Acl, ForwardFor, HeaderAction, HttpAfterAction, HttpAfterRule, HttpRequestAction,
+    HttpRequestRule, HttpResponseAction, HttpResponseRule, NameMatch, Redirect, RedirectKind,
+    Reply, ReplyBody,
 };
 
 /// The connection a request came on.
@@ -84,6 +85,12 @@ pub fn apply_request(
                 return Outcome::Answer {
                     status: reply.status,
                     response: reply_bytes(reply, &src),
+                }
+            }
+            HttpRequestAction::Auth { realm } => {
+                return Outcome::Answer {
+                    status: 401,
+                    response: errors::unauthorized(realm.as_deref().unwrap_or_default()),
                 }
             }
             HttpRequestAction::Redirect(r) => {
@@ -175,6 +182,45 @@ pub fn apply_response(
         }
     }
     None
+}
+
+/// Runs `http-after-response` rules on a response head (the server's, or
+/// one wsgate made, parsed back).
+pub fn apply_after(
+    rules: &[HttpAfterRule],
+    acls: &[Acl],
+    req: &RequestHead,
+    res: &mut ResponseHead,
+    conn: &Conn,
+) {
+    let facts = RequestFacts::http(req, conn.peer, conn.tls);
+    for rule in rules {
+        let holds = rule
+            .condition
+            .as_ref()
+            .is_none_or(|c| route::condition_holds(c, acls, &facts));
+        if !holds {
+            continue;
+        }
+        match &rule.action {
+            HttpAfterAction::Header(action) => {
+                let src = Sources {
+                    req,
+                    res: Some(res),
+                    conn,
+                };
+                let edit = plan_header(action, &res.headers, &src);
+                apply_edit(edit, &mut res.headers);
+            }
+            HttpAfterAction::SetStatus { status, reason } => {
+                res.status = *status;
+                res.reason = reason
+                    .clone()
+                    .unwrap_or_else(|| errors::standard_reason(*status).to_owned());
+            }
+            HttpAfterAction::Allow => return,
+        }
+    }
 }
 
 /// The header `option forwardfor` adds, if any: its name and the

@@ -15,6 +15,7 @@
 //! server, as with `option http-server-close`). The client side keeps
 //! alive.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -26,6 +27,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::after::{self, After};
 use super::connect::{connect, ConnectError};
 use super::counters::{close_reason, EofWatch, FirstEof, Observability, Sessions};
 use super::errors;
@@ -88,6 +90,7 @@ where
     let fe_pages = errors::Pages {
         frontend: &frontend.errorfiles,
         backend: None,
+        after: After::new(frontend, None, conn),
     };
     let mut inbuf: Vec<u8> = Vec::new();
     let mut first = true;
@@ -138,6 +141,7 @@ where
         {
             let facts = RequestFacts::http(&request, peer, tls).with_runtime(runtime);
             if let Some(reply) = super::monitor::reply(frontend, &request.target, &facts) {
+                let reply = fe_pages.with(&request).after.raw(Cow::Owned(reply));
                 let _ = write_with_timeout(&mut client, &reply, fe.client).await;
                 let _ = with_timeout(fe.client, client.shutdown()).await;
                 return None;
@@ -173,6 +177,7 @@ where
                 &obs,
                 &frontend.name,
                 rec,
+                fe_pages.after,
             )
             .await;
             next_request_or_end!(next, first);
@@ -199,12 +204,13 @@ where
                 .as_ref()
                 .is_none_or(|c| route::condition_holds(c, &frontend.acls, &facts));
             if holds {
-                let next = serve_metrics(&mut client, &request, runtime, &obs, rec).await;
+                let next =
+                    serve_metrics(&mut client, &request, runtime, &obs, rec, fe_pages.after).await;
                 next_request_or_end!(next, first);
             }
         }
         let Some(backend_id) = route::select_backend(frontend, &facts, runtime) else {
-            send_error(&mut client, &fe_pages, 503, fe.client).await;
+            send_error(&mut client, &fe_pages.with(&request), 503, fe.client).await;
             rec.status = Some(503);
             rec.term = *b"SC";
             obs.exchange(&rec, None, "<NOSRV>", "<NOSRV>", &request);
@@ -215,6 +221,7 @@ where
         let pages = errors::Pages {
             frontend: &frontend.errorfiles,
             backend: Some(&be_http.errorfiles),
+            after: After::new(frontend, Some(be_http), conn),
         };
         let mut outcome =
             rules::apply_request(&be_http.http_request, &be_http.acls, &mut request, &conn);
@@ -241,6 +248,7 @@ where
                 &obs,
                 &backend.config.name,
                 rec,
+                pages.after,
             )
             .await;
             next_request_or_end!(next, first);
@@ -328,10 +336,11 @@ async fn answer<C: AsyncRead + AsyncWrite + Unpin>(
     mut rec: Rec,
     proxy: &str,
 ) -> Next {
+    let pages = pages.with(request);
     let (status, response) = match outcome {
         Outcome::Continue => return Next::KeepAlive,
-        Outcome::Deny(status) => (status, pages.response(status, None).into_owned()),
-        Outcome::Redirect { code, response } => (code, response),
+        Outcome::Deny(status) => (status, pages.response(status, None)),
+        Outcome::Redirect { code, response } => (code, pages.after.raw(Cow::Owned(response))),
         Outcome::Answer { status, response } => {
             let name = obs.frontend_name.clone();
             let proxy = if proxy == "<NOSRV>" {
@@ -340,14 +349,22 @@ async fn answer<C: AsyncRead + AsyncWrite + Unpin>(
                 proxy
             };
             return intercepted(
-                client, request, obs, &mut rec, status, &response, proxy, "<NOSRV>",
+                client,
+                request,
+                obs,
+                &mut rec,
+                status,
+                &response,
+                proxy,
+                "<NOSRV>",
+                pages.after,
             )
             .await;
         }
     };
     let written = write_with_timeout(client, &response, obs.client_timeout).await;
     let _ = with_timeout(obs.client_timeout, client.shutdown()).await;
-    rec.status = Some(status);
+    rec.status = Some(after::status_of(&response).unwrap_or(status));
     rec.term = if written.is_ok() { *b"PR" } else { *b"CR" };
     rec.bytes_out = response.len() as u64;
     obs.exchange(&rec, None, proxy, "<NOSRV>", request);
@@ -355,6 +372,7 @@ async fn answer<C: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Answers a stats page request (`stats uri`): HTML, `;csv` or `;json`.
+#[allow(clippy::too_many_arguments)]
 async fn serve_stats<C: AsyncRead + AsyncWrite + Unpin>(
     client: &mut C,
     page: &StatsPage,
@@ -363,6 +381,7 @@ async fn serve_stats<C: AsyncRead + AsyncWrite + Unpin>(
     obs: &Obs,
     proxy: &str,
     mut rec: Rec,
+    after: After<'_>,
 ) -> Next {
     let auth = request
         .headers
@@ -371,7 +390,7 @@ async fn serve_stats<C: AsyncRead + AsyncWrite + Unpin>(
         .map(|h| h.value.as_slice());
     let (status, response) = admin::stats::answer(page, &request.target, auth, runtime);
     intercepted(
-        client, request, obs, &mut rec, status, &response, proxy, "<STATS>",
+        client, request, obs, &mut rec, status, &response, proxy, "<STATS>", after,
     )
     .await
 }
@@ -384,6 +403,7 @@ async fn serve_metrics<C: AsyncRead + AsyncWrite + Unpin>(
     runtime: &Runtime,
     obs: &Obs,
     mut rec: Rec,
+    after: After<'_>,
 ) -> Next {
     let body = admin::metrics::render(runtime);
     let head = format!(
@@ -393,7 +413,7 @@ async fn serve_metrics<C: AsyncRead + AsyncWrite + Unpin>(
     let response = [head.into_bytes(), body.into_bytes()].concat();
     let name = obs.frontend_name.clone();
     intercepted(
-        client, request, obs, &mut rec, 200, &response, &name, "<PROMEX>",
+        client, request, obs, &mut rec, 200, &response, &name, "<PROMEX>", after,
     )
     .await
 }
@@ -410,11 +430,14 @@ async fn intercepted<C: AsyncRead + AsyncWrite + Unpin>(
     response: &[u8],
     proxy: &str,
     server: &str,
+    after: After<'_>,
 ) -> Next {
+    let response = after.with(request).raw(Cow::Borrowed(response));
+    let response = &response[..];
     if let Some(c) = &obs.frontend {
         Counters::add(&c.intercepted, 1);
     }
-    rec.status = Some(status);
+    rec.status = Some(after::status_of(response).unwrap_or(status));
     rec.term = *b"LR";
     let written = write_with_timeout(client, response, obs.client_timeout)
         .await
@@ -823,6 +846,7 @@ impl Exchange<'_> {
     where
         C: AsyncRead + AsyncWrite + Unpin,
     {
+        let pages = self.pages.with(request);
         let be = &self.backend.config;
         let client_timeout = self.frontend.timeouts.client;
         let server_timeout = be.timeouts.server;
@@ -834,7 +858,7 @@ impl Exchange<'_> {
                 tracing::info!(peer = %self.conn.peer, "WebSocket handshake refused: {refusal}");
                 send_error_with(
                     client,
-                    &self.pages,
+                    &pages,
                     refusal.status(),
                     refusal.header(),
                     client_timeout,
@@ -854,9 +878,10 @@ impl Exchange<'_> {
         let server = match connected {
             Ok(connected) => connected,
             Err(ConnectError::Redirect { location, .. }) => {
-                let _ =
-                    write_with_timeout(client, &errors::redirect(302, &location), client_timeout)
-                        .await;
+                let response = pages
+                    .after
+                    .raw(Cow::Owned(errors::redirect(302, &location)));
+                let _ = write_with_timeout(client, &response, client_timeout).await;
                 let _ = with_timeout(client_timeout, client.shutdown()).await;
                 (rec.status, rec.term) = (Some(302), *b"LR");
                 return Next::Abort;
@@ -875,7 +900,7 @@ impl Exchange<'_> {
                     }
                     _ => tracing::warn!(backend = %be.name, "{e}: 503"),
                 }
-                return refuse(client, &self.pages, 503, client_timeout).await;
+                return refuse(client, &pages, 503, client_timeout).await;
             }
         };
         sticky.connected(self.runtime, self.backend, server.server);
@@ -905,7 +930,7 @@ impl Exchange<'_> {
             Err(e) => {
                 (rec.status, rec.term) = (Some(503), *b"SC");
                 tracing::warn!(backend = %be.name, server = %server_name, "TLS to the server failed: {e}: 503");
-                return refuse(client, &self.pages, 503, client_timeout).await;
+                return refuse(client, &pages, 503, client_timeout).await;
             }
         };
         let sent_at = Instant::now();
@@ -926,7 +951,7 @@ impl Exchange<'_> {
         {
             rec.status = Some(502);
             rec.term = *b"SH";
-            return refuse(client, &self.pages, 502, client_timeout).await;
+            return refuse(client, &pages, 502, client_timeout).await;
         }
         drop(out);
 
@@ -943,15 +968,15 @@ impl Exchange<'_> {
             Ok(n) => rec.bytes_in += n,
             Err(BodyError::Read(IoError::Timeout)) => {
                 (rec.status, rec.term) = (Some(408), *b"cD");
-                return refuse(client, &self.pages, 408, client_timeout).await;
+                return refuse(client, &pages, 408, client_timeout).await;
             }
             Err(BodyError::Chunked(_)) => {
                 (rec.status, rec.term) = (Some(400), *b"PR");
-                return refuse(client, &self.pages, 400, client_timeout).await;
+                return refuse(client, &pages, 400, client_timeout).await;
             }
             Err(BodyError::Write(_)) => {
                 (rec.status, rec.term) = (Some(502), *b"SD");
-                return refuse(client, &self.pages, 502, client_timeout).await;
+                return refuse(client, &pages, 502, client_timeout).await;
             }
             Err(BodyError::Read(_) | BodyError::Truncated) => {
                 rec.term = *b"CD";
@@ -989,7 +1014,7 @@ impl Exchange<'_> {
                     Counters::add(&self.backend.counters.response_errors, 1);
                     Counters::add(&server.guard.server_counters().response_errors, 1);
                     tracing::warn!(backend = %be.name, server = %server_name, "bad or missing response: {status}");
-                    return refuse(client, &self.pages, status, client_timeout).await;
+                    return refuse(client, &pages, status, client_timeout).await;
                 }
             }
         };
@@ -1014,15 +1039,16 @@ impl Exchange<'_> {
         if let Some(status) = denied {
             (rec.status, rec.term) = (Some(status), *b"PH");
             tracing::info!(server = %server_name, "response denied by an http-response rule: {status}");
-            return refuse(client, &self.pages, status, client_timeout).await;
+            return refuse(client, &pages, status, client_timeout).await;
         }
         sticky.response(self.backend, server.server, request, &mut response);
+        pages.after.head(&mut response);
         rec.status = Some(response.status);
         if response.status == 101 {
             if request.upgrade.is_none() {
                 (rec.status, rec.term) = (Some(502), *b"SH");
                 tracing::warn!(server = %server_name, "101 without an upgrade request: 502");
-                return refuse(client, &self.pages, 502, client_timeout).await;
+                return refuse(client, &pages, 502, client_timeout).await;
             }
             let websocket =
                 ws_settings.map(|(fe_ws, be_ws)| websocket::plan(&fe_ws.merged(be_ws), &response));
