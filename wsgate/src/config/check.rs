@@ -213,6 +213,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             log: FrontendLog {
                 targets: log_targets,
                 style: d.log_style,
+                format: d.log_format.clone(),
                 dontlognull: d.dontlognull,
             },
             name: p.name.clone(),

@@ -1,5 +1,5 @@
 //! Handlers of the observability keywords: `stats ...` (page and runtime
-//! socket), `log`, `option httplog|tcplog|dontlognull`, and the one
+//! socket), `log`, `log-format`, `option httplog|tcplog|dontlognull`, and the one
 //! `http-request` form wsgate implements, `http-request use-service
 //! prometheus-exporter [if|unless <cond>]`.
 //!
@@ -12,11 +12,13 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::model::{
     CliLevel, LogFormat, LogSink, LogStyle, LogTarget, SocketAddress, StatsPage, StatsSocket,
 };
-use super::parser::{Cx, GlobalDraft, ProxyDraft};
+use super::logline;
+use super::parser::{Cx, GlobalDraft, ProxyDraft, SectionKind};
 use super::units::parse_time;
 
 const FACILITIES: [&str; 24] = [
@@ -402,6 +404,29 @@ pub fn option_httplog(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     } else {
         LogStyle::Http
     };
+    p.log_format = None;
+}
+
+/// `log-format <fmt>`: the access log line of this proxy; the last of
+/// `log-format`, `option httplog` and `option tcplog` wins, as in HAProxy.
+pub fn log_format(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    if cx.section == SectionKind::Backend {
+        cx.warn(cx.kw, "'log-format' is ignored in backends (the frontend's line is written)");
+        return;
+    }
+    let [fmt] = cx.args else {
+        let at = cx.args.get(1).unwrap_or(cx.kw);
+        cx.error(at, "log-format expects exactly one argument")
+            .hint = Some("put the format between double quotes, or escape its spaces with '\\'".into());
+        return;
+    };
+    match logline::parse(&fmt.text) {
+        Ok(line) => {
+            p.log_format = Some(Arc::new(line));
+            p.log_style = LogStyle::Http;
+        }
+        Err(e) => cx.error(fmt, e.message).hint = e.hint,
+    }
 }
 
 pub fn option_tcplog(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
@@ -411,6 +436,7 @@ pub fn option_tcplog(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     } else {
         LogStyle::Tcp
     };
+    p.log_format = None;
 }
 
 pub fn option_dontlognull(p: &mut ProxyDraft, cx: &mut Cx<'_>) {

@@ -220,7 +220,7 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("http-response", FLB, Handler::Proxy(r::http_response), "`http-response set-header|add-header|del-header|replace-header|replace-value ...|allow|deny [deny_status <code>] [if|unless <condition>]` (default deny status 502), on the response head before the client gets it (101 included); conditions are evaluated on the request (HAProxy never matches request fetches there); `<fmt>` may use %[status], %[hdr(<name>)] and %[res.hdr(<name>)] (the response's), not the request's fetches; the backend's rules run before the frontend's"),
     ign("http-reuse", DLB, "idle server connections are not shared between clients yet"),
     sup("log", ALL, Handler::Either { global: o::log_global, proxy: o::log_proxy }, "`log stdout|stderr|<ip>[:<port>]|<path> [format raw|rfc3164|rfc5424] <facility> [<level>]`, `log global`, `no log`; access lines need `option httplog` or `option tcplog`"),
-    ign("log-format", DFLB, LOGGING_LATER),
+    sup("log-format", DFLB, Handler::Proxy(o::log_format), "`log-format <fmt>`: the access log line from HAProxy's log variables (`%ci %cp %fi %fp %si %sp %f %ft %b %s %ST %B %U %Tq %TR %Tw %Tc %Tr %Ta %Tt %Td %ts %tsc %ac %fc %bc %sc %rc %sq %bq %r %HM %HU %HP %HPO %HQ %HV %t %tr %T %Tl %Ts %ms %pid %H`, `%{+Q,+X,+E}` options) and `%[<sample>]`; unknown variables are errors; ignored in backends, as in HAProxy"),
     ign("log-send-hostname", G, LOGGING_LATER),
     ign("log-tag", G, LOGGING_LATER),
     rej("lua-load", G, "Lua scripts are not supported", None),

@@ -278,6 +278,8 @@ pub struct FrontendLog {
     /// Its `log` lines, with `log global` expanded.
     pub targets: Vec<LogTarget>,
     pub style: LogStyle,
+    /// `log-format`: the line written instead of the style's default.
+    pub format: Option<std::sync::Arc<super::logline::LogLine>>,
     /// `option dontlognull`: no line for connections that sent nothing.
     pub dontlognull: bool,
 }

@@ -204,8 +204,10 @@ pub struct ProxyDraft {
     pub logs: Vec<LogTarget>,
     /// `log global`.
     pub log_global: bool,
-    /// `option httplog` / `option tcplog`.
+    /// `option httplog` / `option tcplog` (`Http` with `log-format`).
     pub log_style: LogStyle,
+    /// `log-format`, unless an `option httplog|tcplog` came after it.
+    pub log_format: Option<std::sync::Arc<super::logline::LogLine>>,
     /// `option dontlognull`.
     pub dontlognull: bool,
     /// `http-request use-service prometheus-exporter`: its condition, in
@@ -259,6 +261,7 @@ impl Default for ProxyDraft {
             logs: Vec::new(),
             log_global: false,
             log_style: LogStyle::None,
+            log_format: None,
             dontlognull: false,
             prometheus: None,
             http_request: Vec::new(),

@@ -38,6 +38,7 @@ use super::Runtime;
 use crate::admin;
 use crate::backend::{BackendRuntime, ConnGuard, Counters};
 use crate::config::model::{Backend, Frontend, HttpConnMode, LogStyle, StatsPage};
+use crate::config::logline::{self, LogLine};
 use crate::log::{Entry, Logger};
 
 /// How much the head buffer grows per read.
@@ -60,7 +61,7 @@ where
     let limit = runtime.global.tune_bufsize;
     let fe_index = Observability::frontend_index(&runtime.frontends, frontend);
     let sessions = runtime.obs.session(fe_index);
-    let obs = Obs::new(runtime, fe_index, frontend, peer, tls);
+    let obs = Obs::new(runtime, fe_index, frontend, peer, local, tls);
     let conn = rules::Conn { peer, local, tls };
     let fe_pages = errors::Pages {
         frontend: &frontend.errorfiles,
@@ -492,9 +493,11 @@ struct Obs {
     logger: Arc<Logger>,
     /// The frontend's log targets, when it writes access logs.
     targets: Option<Arc<[crate::config::model::LogTarget]>>,
-    style: LogStyle,
+    /// The line this frontend writes (`log-format`, `option httplog|tcplog`).
+    line: Arc<LogLine>,
     frontend_name: String,
     peer: SocketAddr,
+    local: Option<SocketAddr>,
     tls: bool,
     client_timeout: Option<Duration>,
 }
@@ -505,6 +508,7 @@ impl Obs {
         fe_index: usize,
         frontend: &Frontend,
         peer: SocketAddr,
+        local: Option<SocketAddr>,
         tls: bool,
     ) -> Obs {
         Obs {
@@ -512,13 +516,16 @@ impl Obs {
             frontend: runtime.obs.frontends.get(fe_index).cloned(),
             logger: runtime.obs.logger.clone(),
             targets: runtime.obs.log_targets.get(fe_index).cloned().flatten(),
-            // A `mode tcp` frontend writes tcplog lines whatever it asked.
-            style: match (frontend.mode, frontend.log.style) {
-                (crate::config::model::Mode::Tcp, LogStyle::Http) => LogStyle::Tcp,
-                (_, style) => style,
+            // A `mode tcp` frontend writes tcplog lines unless it has a
+            // `log-format`.
+            line: match (&frontend.log.format, frontend.mode, frontend.log.style) {
+                (Some(line), _, _) => line.clone(),
+                (None, crate::config::model::Mode::Http, LogStyle::Http) => logline::httplog(),
+                (None, _, _) => logline::tcplog(),
             },
             frontend_name: frontend.name.clone(),
             peer,
+            local,
             tls,
             client_timeout: frontend.timeouts.client,
         }
@@ -611,6 +618,11 @@ impl Obs {
             super::http1::head::Version::Http11 => "HTTP/1.1",
         };
         e.request_line = format!("{} {} {version}", request.method, request.target);
+        e.samples = self
+            .line
+            .header_fetches()
+            .map(|name| rules::header_value(&request.headers, name))
+            .collect();
         Some(e)
     }
 
@@ -624,9 +636,14 @@ impl Obs {
         let targets = self.targets.clone()?;
         let g = Counters::get;
         Some(Entry {
-            style: self.style,
+            line: self.line.clone(),
             targets,
             client: self.peer,
+            local: self.local,
+            server_addr: backend
+                .zip(rec.server)
+                .and_then(|(b, i)| b.config.servers.get(i))
+                .map(|s| s.addr),
             date: rec.date,
             frontend: self.frontend_name.clone(),
             tls: self.tls,
@@ -639,6 +656,7 @@ impl Obs {
             t_total: ms(rec.began.elapsed()),
             status: rec.status,
             bytes: rec.bytes_out,
+            bytes_up: rec.bytes_in,
             term: rec.term,
             conns: [
                 g(&self.process.cur_sessions),
@@ -650,6 +668,7 @@ impl Obs {
             redispatched: false,
             queues: [0, 0],
             request_line: String::new(),
+            samples: Vec::new(),
         })
     }
 
@@ -1187,6 +1206,7 @@ impl<C: IntoTunnel> Handoff<C> {
         {
             entry.t_total = ms(began.elapsed());
             entry.bytes += outcome.bytes_down;
+            entry.bytes_up += outcome.bytes_up;
             entry.term = term;
             logger.send(entry);
         }
@@ -1288,7 +1308,7 @@ pub async fn serve_tcp<C: IntoTunnel>(
 ) -> Option<Handoff<C>> {
     let fe_index = Observability::frontend_index(&runtime.frontends, frontend);
     let sessions = runtime.obs.session(fe_index);
-    let obs = Obs::new(runtime, fe_index, frontend, peer, false);
+    let obs = Obs::new(runtime, fe_index, frontend, peer, None, false);
     let mut rec = Rec::new(Instant::now(), 0);
     rec.bytes_in = 0;
     let Some(backend_id) = frontend.default_backend else {
