@@ -133,11 +133,27 @@ impl Entry {
         use std::fmt::Write as _;
         let ms = |v: Option<u64>| v.map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX));
         let num = |s: &mut String, n: i64| {
+            let _ = write!(s, "{n}");
+        };
+        // `+X` changes only addresses, ports, `%Ts`, `%ms` and `%pid`, as
+        // in HAProxy 2.6.
+        let hex = |s: &mut String, n: i64, width: usize| {
             if flags.hex {
-                let _ = write!(s, "{n:X}");
+                let _ = write!(s, "{n:0width$X}");
             } else {
                 let _ = write!(s, "{n}");
             }
+        };
+        let ip = |s: &mut String, a: Option<SocketAddr>| match a {
+            Some(a) if flags.hex => {
+                let octets: Vec<u8> = match a.ip() {
+                    std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+                    std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
+                };
+                let h: String = octets.iter().map(|o| format!("{o:02X}")).collect();
+                text(s, Some(&h), flags);
+            }
+            a => text(s, a.map(|a| a.ip().to_string()).as_deref(), flags),
         };
         let u = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         let (_, target, version) = split_request(&self.request_line);
@@ -149,17 +165,16 @@ impl Entry {
             None => (None, None),
         };
         match v {
-            Var::ClientIp => text(s, Some(&self.client.ip().to_string()), flags),
-            Var::ClientPort => num(s, i64::from(self.client.port())),
-            Var::FrontendIp => text(s, self.local.map(|a| a.ip().to_string()).as_deref(), flags),
-            Var::FrontendPort => num(s, self.local.map_or(-1, |a| i64::from(a.port()))),
-            Var::ServerIp => text(
-                s,
-                self.server_addr.map(|a| a.ip().to_string()).as_deref(),
-                flags,
-            ),
+            Var::ClientIp => ip(s, Some(self.client)),
+            Var::ClientPort => hex(s, i64::from(self.client.port()), 4),
+            Var::FrontendIp => ip(s, self.local),
+            Var::FrontendPort => match self.local {
+                Some(a) => hex(s, i64::from(a.port()), 4),
+                None => text(s, None, flags),
+            },
+            Var::ServerIp => ip(s, self.server_addr),
             Var::ServerPort => match self.server_addr {
-                Some(a) => num(s, i64::from(a.port())),
+                Some(a) => hex(s, i64::from(a.port()), 4),
                 None => text(s, None, flags),
             },
             Var::Frontend => text(s, Some(&self.frontend), flags),
@@ -219,7 +234,7 @@ impl Entry {
             Var::Date => s.push_str(&accept_date(self.date)),
             Var::GmtDate => s.push_str(&gmt_date(self.date)),
             Var::LocalDate => s.push_str(&local_date(self.date)),
-            Var::Timestamp => num(s, unix_secs(self.date)),
+            Var::Timestamp => hex(s, unix_secs(self.date), 4),
             Var::Millis => {
                 let millis = local_time(self.date).micros / 1000;
                 if flags.hex {
@@ -228,7 +243,7 @@ impl Entry {
                     let _ = write!(s, "{millis:03}");
                 }
             }
-            Var::Pid => num(s, i64::from(std::process::id())),
+            Var::Pid => hex(s, i64::from(std::process::id()), 4),
             Var::Hostname => text(s, Some(hostname()), flags),
             Var::UniqueId | Var::Cookie => text(s, None, flags),
             Var::Captures => return false,
@@ -637,14 +652,14 @@ mod tests {
     #[test]
     fn custom_lines_use_haproxy_variables_and_options() {
         let line = logline::parse(
-            "%ci:%cp>%fi:%fp>%si:%sp %f %b/%s %ST %B %U %HM %HU %HP %HQ %HV %{+Q}r %ts %tsc %[req.hdr(host)] %{+Q}[req.hdr(x-none)] %[path] %[status] %{+X}ST %T %hr %hs|",
+            "%ci:%cp>%fi:%fp>%si:%sp %f %b/%s %ST %B %U %HM %HU %HP %HQ %HV %{+Q}r %ts %tsc %[req.hdr(host)] %{+Q}[req.hdr(x-none)] %[path] %[status] %{+X}ST %{+X}ci:%{+X}cp %T %hr %hs|",
         )
         .unwrap();
         let mut e = entry(Arc::new(line));
         e.samples = vec![Some("example.com".into()), None];
         assert_eq!(
             e.format(),
-            "10.0.1.2:33317>10.0.3.31:8012>192.168.1.5:8080 http-in static/srv1 200 2750 180 GET /index.html?x=1 /index.html ?x=1 HTTP/1.1 \"GET /index.html?x=1 HTTP/1.1\" -- ---- example.com \"\" /index.html 200 C8 13/Feb/2009:23:31:30 +0000 |"
+            "10.0.1.2:33317>10.0.3.31:8012>192.168.1.5:8080 http-in static/srv1 200 2750 180 GET /index.html?x=1 /index.html ?x=1 HTTP/1.1 \"GET /index.html?x=1 HTTP/1.1\" -- ---- example.com \"\" /index.html 200 200 0A000102:8225 13/Feb/2009:23:31:30 +0000 |"
         );
     }
 
