@@ -13,6 +13,7 @@
 use std::fmt::Write as _;
 
 use super::server_status;
+use crate::backend::counters::TUNNEL_BUCKETS;
 use crate::backend::{CheckStatus, CloseReason, Counters};
 use crate::config::model::Mode;
 use crate::proxy::Runtime;
@@ -528,6 +529,7 @@ pub fn render(rt: &Runtime) -> String {
             );
         }
     }
+    tunnel_lifetimes(m, rt);
     m.one(
         "wsgate_log_dropped_total",
         "counter",
@@ -535,6 +537,43 @@ pub fn render(rt: &Runtime) -> String {
         rt.obs.logger.dropped(),
     );
     out
+}
+
+/// `wsgate_tunnel_duration_seconds`: closed tunnels' lifetimes, one
+/// histogram per backend (per server would multiply the series by the
+/// bucket count for every server).
+fn tunnel_lifetimes(m: &mut Metrics<'_>, rt: &Runtime) {
+    const NAME: &str = "wsgate_tunnel_duration_seconds";
+    m.head(
+        NAME,
+        "histogram",
+        "Lifetime of closed WebSocket (and mode tcp) tunnels, per backend",
+    );
+    for be in &rt.backends {
+        let c = &be.counters;
+        let proxy = be.config.name.as_str();
+        let mut cumulative = 0;
+        for (i, count) in c.tunnel_lifetimes.iter().enumerate() {
+            cumulative += Counters::get(count);
+            let le = TUNNEL_BUCKETS
+                .get(i)
+                .map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
+            m.line(
+                &format!("{NAME}_bucket"),
+                &[("proxy", proxy), ("le", &le)],
+                cumulative,
+            );
+        }
+        let sum_ms = Counters::get(&c.tunnel_lifetime_ms);
+        let _ = writeln!(
+            m.out,
+            "{NAME}_sum{{proxy=\"{}\"}} {}.{:03}",
+            label_escape(proxy),
+            sum_ms / 1000,
+            sum_ms % 1000
+        );
+        m.line(&format!("{NAME}_count"), &[("proxy", proxy)], cumulative);
+    }
 }
 
 struct Metrics<'a> {

@@ -215,7 +215,8 @@ pub fn close_reason(end: &TunnelEnd, client_first: Option<bool>) -> (CloseReason
             _ => (CloseReason::ClientClose, *b"CD"),
         },
         TunnelEnd::Timeout => (CloseReason::Timeout, *b"cD"),
-        TunnelEnd::Stopped => (CloseReason::Stopping, *b"KD"),
+        // Stop, reload or shutdown-sessions: the session tells which.
+        TunnelEnd::Stopped => (CloseReason::Stop, *b"KD"),
         TunnelEnd::Policy(_) => (CloseReason::Limit, *b"PD"),
         TunnelEnd::ClientError(_) => (CloseReason::Error, *b"CD"),
         TunnelEnd::ServerError(_) => (CloseReason::Error, *b"SD"),

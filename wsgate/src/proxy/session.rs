@@ -36,7 +36,7 @@ use super::upstream::{self, ServerStream};
 use super::websocket::{self, TunnelPlan};
 use super::Runtime;
 use crate::admin;
-use crate::backend::{BackendRuntime, ConnGuard, Counters};
+use crate::backend::{BackendRuntime, CloseReason, ConnGuard, Counters};
 use crate::config::model::{Backend, Frontend, HttpConnMode, LogStyle, StatsPage};
 use crate::config::logline::{self, LogLine};
 use crate::log::{Entry, Logger};
@@ -1178,6 +1178,12 @@ impl<C: IntoTunnel> Handoff<C> {
             slot.server_counters().tunnel_open();
             slot.backend_counters().tunnel_open();
         }
+        // Which signal ended a tunnel that wsgate closed.
+        let stop_why = options
+            .signals
+            .as_ref()
+            .map(|s| (s.stop.clone(), s.removed.clone()));
+        let opened = Instant::now();
         let outcome = tunnel::run(client, server, options).await;
         tracing::debug!(
             %peer,
@@ -1187,11 +1193,22 @@ impl<C: IntoTunnel> Handoff<C> {
             outcome.end
         );
         let (reason, term) = close_reason(&outcome.end, first.client_first());
+        let reason = match (reason, stop_why) {
+            (CloseReason::Stop, Some((stop, removed))) if !stop.is_cancelled() => {
+                if removed.is_cancelled() {
+                    CloseReason::Reload
+                } else {
+                    CloseReason::Shutdown
+                }
+            }
+            (reason, _) => reason,
+        };
         let mut counted: Vec<&Counters> = Vec::with_capacity(3);
         counted.extend(obs.frontend.as_deref());
         if let Some(slot) = &slot {
             slot.server_counters().tunnel_closed(reason);
             slot.backend_counters().tunnel_closed(reason);
+            slot.backend_counters().tunnel_lifetime(opened.elapsed());
             counted.push(slot.server_counters());
             counted.push(slot.backend_counters());
         }
