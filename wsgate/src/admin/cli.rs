@@ -11,6 +11,8 @@
 //! HAProxy's "Unknown command" answer followed by the commands valid at
 //! the connection's level.
 //!
+//! `show sess` and `show errors` are rendered by `inspect`.
+//!
 //! Stage: started by `main` once the proxy runs, on the main runtime;
 //! reads the same snapshot as the stats page and steers servers through
 //! `BackendRuntime::{set_admin, set_weight}`.
@@ -291,6 +293,11 @@ const COMMANDS: &[(&str, &str, CliLevel)] = &[
         "enable a disabled server (use 'set server' instead)",
         CliLevel::Admin,
     ),
+    (
+        "get weight",
+        "report a server's current weight",
+        CliLevel::User,
+    ),
     ("help", "list known CLI commands", CliLevel::User),
     (
         "prompt",
@@ -314,6 +321,16 @@ const COMMANDS: &[(&str, &str, CliLevel)] = &[
         CliLevel::Admin,
     ),
     (
+        "show backend",
+        "list backends in the current running config",
+        CliLevel::User,
+    ),
+    (
+        "show errors",
+        "report the last refused request of each frontend",
+        CliLevel::Operator,
+    ),
+    (
         "show info",
         "report information about the running process",
         CliLevel::User,
@@ -324,8 +341,18 @@ const COMMANDS: &[(&str, &str, CliLevel)] = &[
         CliLevel::User,
     ),
     (
+        "show sess",
+        "report the list of current sessions (WebSocket tunnels included)",
+        CliLevel::Operator,
+    ),
+    (
         "show stat",
         "report counters for each proxy and server [json]",
+        CliLevel::User,
+    ),
+    (
+        "show version",
+        "show version of the current process",
         CliLevel::User,
     ),
     (
@@ -342,6 +369,7 @@ fn help(level: CliLevel) -> String {
             let syntax = match *name {
                 "set server" => "set server <bk>/<srv> [opts]",
                 "set weight" => "set weight <bk>/<srv> (<w>|<w>%)",
+                "get weight" => "get weight <bk>/<srv>",
                 "enable server" => "enable server <bk>/<srv>",
                 "disable server" => "disable server <bk>/<srv>",
                 "show servers state" => "show servers state [<backend>]",
@@ -401,6 +429,23 @@ pub fn execute(rt: &Runtime, level: CliLevel, words: &[&str]) -> String {
             }
         }
         "show servers state" => servers_state(rt, args.first().copied()),
+        "show backend" => std::iter::once("# name".to_owned())
+            .chain(rt.backends.iter().map(|b| b.config.name.clone()))
+            .map(|l| l + "\n")
+            .collect(),
+        "show version" => format!("{}\n", env!("CARGO_PKG_VERSION")),
+        "show sess" => super::inspect::show_sess(rt),
+        "show errors" => super::inspect::show_errors(rt),
+        "get weight" => match args {
+            [target] => with_server(rt, target, |be, i| {
+                format!(
+                    "{} (initial {})\n",
+                    be.servers[i].weight(),
+                    be.config.servers[i].weight
+                )
+            }),
+            _ => "Require 'backend/server'.\n".into(),
+        },
         "clear counters" => {
             let all = args.first() == Some(&"all");
             if all && level < CliLevel::Admin {

@@ -9,6 +9,7 @@
 //! scripts written for HAProxy's CSV keep working.
 
 pub mod cli;
+mod inspect;
 pub mod metrics;
 pub mod stats;
 

@@ -14,6 +14,8 @@ use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
 use super::buffers::PooledBuf;
+use super::captured::Captures;
+use super::registry::{Registry, Tracked};
 use super::tunnel::{TunnelEnd, TunnelIo};
 use crate::backend::{CloseReason, Counters, SessionGuard};
 use crate::config::model::{Config, Frontend, LogStyle, LogTarget};
@@ -31,6 +33,11 @@ pub struct Observability {
     /// Per frontend: its log targets when it writes access logs.
     pub log_targets: Vec<Option<Arc<[LogTarget]>>>,
     pub logger: Arc<Logger>,
+    /// Live connections (`show sess`), kept across reloads.
+    pub registry: Arc<Registry>,
+    /// Last refused request per frontend (`show errors`), kept across
+    /// reloads.
+    pub captures: Arc<Captures>,
 }
 
 impl Observability {
@@ -71,6 +78,8 @@ impl Observability {
             frontends,
             log_targets,
             logger,
+            registry: previous.map_or_else(Arc::default, |(o, _)| o.registry.clone()),
+            captures: previous.map_or_else(Arc::default, |(o, _)| o.captures.clone()),
         }
     }
 
@@ -91,6 +100,7 @@ impl Observability {
                 .get(frontend)
                 .map(|c| SessionGuard::new(c.clone())),
             _process: SessionGuard::new(self.process.clone()),
+            tracked: None,
         }
     }
 }
@@ -101,9 +111,25 @@ impl Observability {
 pub struct Sessions {
     pub frontend: Option<SessionGuard>,
     _process: SessionGuard,
+    /// The connection's entry in `show sess`.
+    tracked: Option<Tracked>,
 }
 
 impl Sessions {
+    /// Lists the connection in `show sess` until it ends.
+    pub fn track(mut self, registry: &Arc<Registry>, frontend: &str, peer: std::net::SocketAddr, tls: bool) -> Sessions {
+        self.tracked = Some(registry.track(frontend, peer, tls));
+        self
+    }
+
+    /// An exchange went to `backend`/`server` (`tunnel`: it became one,
+    /// `Some(true)` for a WebSocket).
+    pub fn note(&self, backend: &str, server: &str, tunnel: Option<bool>) {
+        if let Some(t) = &self.tracked {
+            t.live().note(backend, server, tunnel);
+        }
+    }
+
     pub fn frontend_counters(&self) -> Option<&Arc<Counters>> {
         self.frontend.as_ref().map(SessionGuard::counters)
     }

@@ -9,11 +9,13 @@
 
 mod buffers;
 mod connect;
+pub mod captured;
 pub mod counters;
 mod errors;
 pub mod http1;
 mod io;
 mod listener;
+pub mod registry;
 pub mod route;
 mod rules;
 mod session;

@@ -60,7 +60,12 @@ where
 {
     let limit = runtime.global.tune_bufsize;
     let fe_index = Observability::frontend_index(&runtime.frontends, frontend);
-    let sessions = runtime.obs.session(fe_index);
+    let sessions = runtime.obs.session(fe_index).track(
+        &runtime.obs.registry,
+        &frontend.name,
+        peer,
+        tls,
+    );
     let obs = Obs::new(runtime, fe_index, frontend, peer, local, tls);
     let conn = rules::Conn { peer, local, tls };
     let fe_pages = errors::Pages {
@@ -87,6 +92,8 @@ where
                 HeadRead::Head(request, len, began) => (request, len, began),
                 HeadRead::Invalid(e) => {
                     tracing::debug!(%peer, "refused request: {e}");
+                    let reason = e.to_string();
+                    runtime.obs.captures.request(&frontend.name, peer, e.status(), reason, &inbuf);
                     send_error(&mut client, &fe_pages, e.status(), fe.client).await;
                     obs.refused(e.status(), *b"PR");
                     return None;
@@ -260,6 +267,11 @@ where
         let next = exchange
             .forward(&mut client, &request, &mut inbuf, limit, shutdown, &mut rec)
             .await;
+        let tunnel = match &next {
+            Next::Upgrade { websocket, .. } => Some(websocket.is_some()),
+            _ => None,
+        };
+        sessions.note(&backend.config.name, rec.server_name(backend), tunnel);
         if let Next::Upgrade { slot, .. } = &next {
             // Counted now; logged when the tunnel ends.
             obs.count(
@@ -1324,7 +1336,11 @@ pub async fn serve_tcp<C: IntoTunnel>(
     shutdown: &CancellationToken,
 ) -> Option<Handoff<C>> {
     let fe_index = Observability::frontend_index(&runtime.frontends, frontend);
-    let sessions = runtime.obs.session(fe_index);
+    let sessions =
+        runtime
+            .obs
+            .session(fe_index)
+            .track(&runtime.obs.registry, &frontend.name, peer, false);
     let obs = Obs::new(runtime, fe_index, frontend, peer, None, false);
     let mut rec = Rec::new(Instant::now(), 0);
     rec.bytes_in = 0;
@@ -1362,6 +1378,7 @@ pub async fn serve_tcp<C: IntoTunnel>(
     rec.t_connect = Some(ms(started.elapsed()));
     rec.server = Some(slot.server());
     rec.server_conns = u64::from(slot.server_conns());
+    sessions.note(&backend.config.name, rec.server_name(backend), Some(false));
     let log = obs
         .entry_raw(
             &rec,

@@ -1,0 +1,101 @@
+//! The runtime API's views of single connections: `show sess` (the live
+//! ones, WebSocket tunnels included) and `show errors` (the last refused
+//! request of each frontend), in HAProxy's layouts where they make sense
+//! for wsgate.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use crate::log::accept_date;
+use crate::proxy::captured::dump;
+use crate::proxy::Runtime;
+
+/// `show sess`: one line per live connection, oldest first:
+/// `0x<id>: proto=tcpv4 src=<ip:port> fe=<frontend> be=<backend>
+/// srv=<server> age=<time> state=<http|websocket|tunnel> reqs=<n>
+/// [tunnel_age=<time>]`.
+pub fn show_sess(rt: &Runtime) -> String {
+    let mut out = String::new();
+    for live in rt.obs.registry.snapshot() {
+        let st = live.state();
+        let proto = if live.peer.is_ipv4() { "tcpv4" } else { "tcpv6" };
+        let state = match st.tunnel {
+            Some(t) if t.websocket => "websocket",
+            Some(_) => "tunnel",
+            None => "http",
+        };
+        let _ = write!(
+            out,
+            "0x{:x}: proto={proto} src={} fe={}{} be={} srv={} age={} state={state} reqs={}",
+            live.id,
+            live.peer,
+            live.frontend,
+            if live.tls { "~" } else { "" },
+            st.backend.as_deref().unwrap_or("<NONE>"),
+            st.server.as_deref().unwrap_or("<NONE>"),
+            human(live.started.elapsed()),
+            st.exchanges,
+        );
+        if let Some(t) = st.tunnel {
+            let _ = write!(out, " tunnel_age={}", human(t.since.elapsed()));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `show errors`: HAProxy's header, then per frontend its last refused
+/// request with the offending position and the bytes received.
+pub fn show_errors(rt: &Runtime) -> String {
+    let captures = rt.obs.captures.all();
+    let mut out = format!(
+        "Total events captured on [{}] : {}\n",
+        accept_date(SystemTime::now()),
+        rt.obs.captures.events()
+    );
+    for c in captures {
+        let fe_id = rt
+            .frontends
+            .iter()
+            .position(|f| f.name == c.frontend)
+            .map_or(-1, |i| i64::try_from(i).unwrap_or(-1) + 1);
+        let _ = write!(
+            out,
+            "\n[{}] frontend {} (#{fe_id}): invalid request\n  backend <NONE> (#-1), server <NONE> (#-1), event #{}, src {}\n  answered {} ({})\n  len {}, error at position {}:\n\n{}",
+            accept_date(c.date),
+            c.frontend,
+            c.event,
+            c.peer,
+            c.status,
+            c.reason,
+            c.bytes.len(),
+            c.position,
+            dump(&c.bytes)
+        );
+    }
+    out
+}
+
+/// `5s`, `3m12s`, `2h5m`, as HAProxy prints ages.
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_as_haproxy_prints_them() {
+        assert_eq!(human(Duration::from_secs(5)), "5s");
+        assert_eq!(human(Duration::from_secs(192)), "3m12s");
+        assert_eq!(human(Duration::from_secs(7500)), "2h5m");
+        assert_eq!(human(Duration::from_secs(90_000)), "1d1h");
+    }
+}

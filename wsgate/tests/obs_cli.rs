@@ -1,0 +1,208 @@
+//! The runtime API's session and error views and small queries, through
+//! the real binary, on its Unix socket (Rust and Python clients): `show
+//! sess` lists a WebSocket tunnel and a keep-alive HTTP connection with
+//! their backend and server, and forgets them when they close; `show
+//! errors` shows a refused request with the position of its bad byte;
+//! `show backend`, `get weight` (after `set weight`) and their errors
+//! answer as Debian's HAProxy 2.6 does on the same configuration.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod balance_support;
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use balance_support::{haproxy_bin, Haproxy};
+use common::http::{Reader, Script, ScriptedBackend};
+use common::ws::{connect, echo};
+use common::{free_port, poll_until, DemoBackend, TempDir, Wsgate};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn config(port: u16, admin: &Path, user: &Path, server: SocketAddr, other: SocketAddr) -> String {
+    format!(
+        "global\n    stats socket {} level admin\n    stats socket {} level user\n\
+         defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n    timeout tunnel 30s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    default_backend app\n\
+         backend app\n    server s1 {server} weight 2\n\
+         backend other\n    server o1 {other}\n",
+        admin.display(),
+        user.display()
+    )
+}
+
+fn cli(sock: &Path, command: &str) -> String {
+    let mut s = UnixStream::connect(sock).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.write_all(format!("{command}\n").as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// The same exchange from Python's `socket` module.
+fn python_cli(sock: &Path, command: &str) -> Option<String> {
+    let script = "import socket, sys\n\
+        s = socket.socket(socket.AF_UNIX)\n\
+        s.connect(sys.argv[1])\n\
+        s.sendall(sys.argv[2].encode() + b'\\n')\n\
+        out = b''\n\
+        while True:\n\
+        \x20   b = s.recv(65536)\n\
+        \x20   if not b: break\n\
+        \x20   out += b\n\
+        sys.stdout.write(out.decode())\n";
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(sock)
+        .arg(command)
+        .output()
+        .ok()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    Some(String::from_utf8(out.stdout).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_sess_lists_tunnels_and_http_connections() {
+    let dir = TempDir::new("cli");
+    let admin = dir.path().join("admin.sock");
+    let user = dir.path().join("user.sock");
+    let s1 = DemoBackend::start("s1", "1h");
+    let o1 = ScriptedBackend::start(Script::Ok);
+    let port = free_port();
+    let gate = Wsgate::start_in(dir, &config(port, &admin, &user, s1.addr, o1.addr));
+
+    assert_eq!(cli(&admin, "show sess"), "\n", "nothing open yet");
+    let mut ws = connect(&format!("ws://127.0.0.1:{port}/"), None).await;
+    echo(&mut ws, "hi", "echo").await;
+    // A keep-alive HTTP connection after one request.
+    let mut http = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    http.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    let mut reader = Reader::new(http.try_clone().unwrap(), DEADLINE);
+    reader.read_response().unwrap();
+    let http_port = http.local_addr().unwrap().port();
+
+    let answer = poll_until(DEADLINE, "both sessions listed", || {
+        let a = cli(&admin, "show sess");
+        (a.lines().filter(|l| !l.is_empty()).count() == 2).then_some(a)
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", cli(&admin, "show sess")));
+    let lines: Vec<&str> = answer.lines().collect();
+    assert!(answer.ends_with("\n\n"), "{answer:?}");
+    let ws_line = lines[0];
+    assert!(ws_line.starts_with("0x"), "{answer}");
+    for part in [
+        "proto=tcpv4 src=127.0.0.1:",
+        " fe=fe be=app srv=s1 age=",
+        " state=websocket reqs=1 tunnel_age=",
+    ] {
+        assert!(ws_line.contains(part), "{part} in {ws_line}");
+    }
+    assert!(
+        lines[1].contains(&format!("src=127.0.0.1:{http_port} fe=fe be=app srv=s1 age=")),
+        "{answer}"
+    );
+    assert!(lines[1].contains(" state=http reqs=1"), "{answer}");
+
+    // Python sees the same; the user level may not.
+    if let Some(py) = python_cli(&admin, "show sess") {
+        assert_eq!(py.lines().filter(|l| !l.is_empty()).count(), 2, "{py}");
+    } else {
+        common::skip_unless_ci("python3 is missing: no Python client");
+    }
+    assert_eq!(cli(&user, "show sess"), "Permission denied\n\n");
+
+    // Closed connections leave the list.
+    ws.close(None).await.unwrap();
+    drop(ws);
+    drop(reader);
+    drop(http);
+    poll_until(DEADLINE, "sessions gone", || {
+        (cli(&admin, "show sess") == "\n").then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}\n{}", cli(&admin, "show sess"), gate.log()));
+}
+
+#[test]
+fn show_errors_shows_the_refused_bytes() {
+    let dir = TempDir::new("cli-errors");
+    let admin = dir.path().join("admin.sock");
+    let user = dir.path().join("user.sock");
+    let b = ScriptedBackend::start(Script::Ok);
+    let port = free_port();
+    let _gate = Wsgate::start_in(dir, &config(port, &admin, &user, b.addr, b.addr));
+    let empty = cli(&admin, "show errors");
+    assert!(empty.starts_with("Total events captured on ["), "{empty}");
+    assert!(empty.ends_with("] : 0\n\n"), "{empty}");
+
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    let _ = s.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+
+    let answer = cli(&admin, "show errors");
+    assert!(answer.contains("] : 1\n"), "{answer}");
+    assert!(answer.contains("] frontend fe (#1): invalid request\n"), "{answer}");
+    assert!(answer.contains("event #0, src 127.0.0.1:"), "{answer}");
+    assert!(answer.contains("  answered 400 ("), "{answer}");
+    assert!(answer.contains("  len 30, error at position 6:\n"), "{answer}");
+    assert!(
+        answer.contains("\n  00000  GET /a\\x01b HTTP/1.1\\r\\n\n  00019  Host: x\\r\\n\n  00028  \\r\\n\n"),
+        "{answer}"
+    );
+    assert_eq!(cli(&user, "show errors"), "Permission denied\n\n");
+}
+
+/// `show backend`, `get weight`, `set weight` and their errors: the same
+/// answers from wsgate and HAProxy.
+#[test]
+fn small_queries_answer_as_haproxy() {
+    let dir = TempDir::new("cli-queries");
+    let admin = dir.path().join("admin.sock");
+    let user = dir.path().join("user.sock");
+    let b = ScriptedBackend::start(Script::Ok);
+    let port = free_port();
+    let _gate = Wsgate::start_in(dir, &config(port, &admin, &user, b.addr, b.addr));
+    let script = [
+        "show backend",
+        "get weight app/s1",
+        "set weight app/s1 50",
+        "get weight app/s1",
+        "set server app/s1 weight 25%",
+        "get weight app/s1",
+        "get weight app/nope",
+        "get weight nope/s1",
+        "get weight app",
+    ];
+    let ours: Vec<String> = script.iter().map(|c| cli(&admin, c)).collect();
+    assert_eq!(ours[0], "# name\napp\nother\n\n");
+    assert_eq!(ours[1], "2 (initial 2)\n\n");
+    assert_eq!(ours[3], "50 (initial 2)\n\n");
+    let version = cli(&user, "show version");
+    assert_eq!(version, format!("{}\n\n", env!("CARGO_PKG_VERSION")));
+
+    let Some(bin) = haproxy_bin() else {
+        common::skip_unless_ci("haproxy is not installed: no side-by-side comparison");
+        return;
+    };
+    let hdir = TempDir::new("cli-haproxy");
+    let hadmin = hdir.path().join("admin.sock");
+    let huser = hdir.path().join("user.sock");
+    let hport = free_port();
+    let _h = Haproxy::start(
+        &bin,
+        &config(hport, &hadmin, &huser, b.addr, b.addr),
+        &[SocketAddr::from(([127, 0, 0, 1], hport))],
+    );
+    for (cmd, mine) in script.iter().zip(&ours) {
+        assert_eq!(&cli(&hadmin, cmd), mine, "{cmd}");
+    }
+}
