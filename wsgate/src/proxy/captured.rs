@@ -201,7 +201,7 @@ mod tests {
     fn dump_escapes_and_splits_lines() {
         assert_eq!(
             dump(b"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n"),
-            "  00000  GET /\\x01 HTTP/1.1\\r\\n\n  00019  Host: x\\r\\n\n  00028  \\r\\n\n"
+            "  00000  GET /\\x01 HTTP/1.1\\r\\n\n  00017  Host: x\\r\\n\n  00026  \\r\\n\n"
         );
     }
 }
