@@ -10,6 +10,7 @@
 
 pub mod cli;
 mod inspect;
+pub mod stats_admin;
 pub mod metrics;
 pub mod stats;
 

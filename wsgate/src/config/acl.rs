@@ -220,6 +220,26 @@ pub struct ConditionDraft {
 }
 
 /// Parses `if|unless ...` (the words from `if` on).
+/// HAProxy's predefined ACLs that wsgate evaluates: `TRUE` and
+/// `LOCALHOST` (the usual `stats admin if ...` conditions), as the term
+/// each stands for. Used when no `acl` line declares the name.
+pub fn predefined(name: &str) -> Option<AclTerm> {
+    let words: &[&str] = match name {
+        "TRUE" => &["always_true"],
+        "LOCALHOST" => &["src", "127.0.0.1/8", "::1"],
+        _ => return None,
+    };
+    let tokens: Vec<Token> = words
+        .iter()
+        .map(|w| Token {
+            text: (*w).to_owned(),
+            line: 0,
+            col: 0,
+        })
+        .collect();
+    parse_acl(&tokens).ok()
+}
+
 pub fn parse_condition(words: &[Token]) -> Result<ConditionDraft, AclError> {
     let Some(first) = words.first() else {
         return Err(err(0, "missing condition"));
@@ -329,6 +349,13 @@ mod tests {
         assert!(e.hint.unwrap().contains("did you mean 'path_beg'"));
         assert!(parse_acl(&toks("path")).is_err());
         assert!(parse_acl(&toks("src nope")).is_err());
+    }
+
+    #[test]
+    fn predefined_acls() {
+        assert!(predefined("TRUE").is_some());
+        assert!(predefined("LOCALHOST").is_some());
+        assert!(predefined("HTTP_1.1").is_none());
     }
 
     #[test]

@@ -181,6 +181,16 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
                 condition,
             })
         });
+        let stats_admin = d.stats_admin.as_ref().and_then(|rule| {
+            let condition = match &rule.condition {
+                None => None,
+                Some(c) => Some(resolve_condition(p, rule, c, &mut acls, diags)?),
+            };
+            Some(ServiceRule {
+                location: rule.location.clone(),
+                condition,
+            })
+        });
         let http_request = request_rules(p, &d.http_request, &mut acls, diags);
         let redirects = request_rules(p, &redirect_rules(p), &mut acls, diags);
         let http_response = response_rules(p, &d.http_response, &mut acls, diags);
@@ -206,6 +216,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             use_backends,
             stats: d.stats.clone(),
             prometheus,
+            stats_admin,
             http_request,
             redirects,
             http_response,
@@ -670,6 +681,16 @@ fn resolve_condition(
                         acl,
                         negate: *negate,
                     }),
+                    None if super::acl::predefined(name).is_some() => {
+                        acls.extend(super::acl::predefined(name).map(|term| Acl {
+                            name: name.clone(),
+                            terms: vec![term],
+                        }));
+                        terms.push(CondTerm {
+                            acl: acls.len() - 1,
+                            negate: *negate,
+                        });
+                    }
                     None => {
                         ok = false;
                         let loc = rule

@@ -34,6 +34,29 @@ fn stats_page(p: &mut ProxyDraft) -> &mut StatsPage {
     p.stats.get_or_insert_with(StatsPage::default)
 }
 
+/// `stats admin { if | unless } <cond>`: the page offers server actions
+/// to the requests the condition accepts (`admin/stats_admin.rs`).
+pub fn stats_admin(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    if cx.section == SectionKind::Backend {
+        let kw = cx.kw;
+        cx.error(kw, "'stats admin' is supported in frontend and listen sections")
+            .hint = Some("put the `stats` lines in the frontend that serves the page".into());
+        return;
+    }
+    let args = cx.args;
+    if !matches!(args.first().map(|t| t.text.as_str()), Some("if" | "unless")) {
+        let at = args.first().unwrap_or(cx.kw);
+        cx.error(at, "'stats admin' needs a condition: `stats admin if <cond>`")
+            .hint = Some("e.g. `stats admin if LOCALHOST`, or `stats admin if TRUE` with `stats auth`".into());
+        return;
+    }
+    let location = cx.kw_loc();
+    if let Some(rule) = cx.rule(String::new(), location, args) {
+        stats_page(p);
+        p.stats_admin = Some(rule);
+    }
+}
+
 pub fn stats_enable(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     no_args(cx);
     stats_page(p);

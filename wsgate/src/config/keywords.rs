@@ -282,7 +282,7 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("ssl-default-server-options", G, "server TLS settings use rustls' safe defaults (TLS 1.2 and 1.3, AEAD suites)"),
     ign("ssl-dh-param-file", G, DHE),
     ign("ssl-server-verify", G, "verification is set per server (`verify`, default required)"),
-    ign("stats admin", DFLB, "the stats page is read-only; change server states with the runtime API (`stats socket`, `set server <be>/<srv> state drain`)"),
+    sup("stats admin", FLB, Handler::Proxy(o::stats_admin), "`stats admin if|unless <cond>`: the stats page offers per-server actions (ready, drain, maint, kill sessions, weight) to requests the condition accepts, posted as HAProxy's form (`s=<server>&action=<action>&b=<backend>`) with a per-process token and a same-origin check; `stats auth` applies; without it a POST gets 403; frontend and listen sections"),
     sup("stats auth", DFLB, Handler::Proxy(o::stats_auth), "`stats auth <user>:<password>`: HTTP Basic authentication for the stats page (repeatable)"),
     sup("stats enable", DFLB, Handler::Proxy(o::stats_enable), "serve the stats page (HTML, `;csv`, `;json`) at `stats uri`"),
     sup("stats hide-version", DFLB, Handler::Proxy(o::stats_hide_version), "leave the version out of the stats page"),

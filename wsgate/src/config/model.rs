@@ -373,6 +373,8 @@ pub struct Frontend {
     pub stats: Option<StatsPage>,
     /// `http-request use-service prometheus-exporter`.
     pub prometheus: Option<ServiceRule>,
+    /// `stats admin if <cond>`: who may act on servers from the page.
+    pub stats_admin: Option<ServiceRule>,
     /// `http-request` rules, in order.
     pub http_request: Vec<HttpRequestRule>,
     /// `redirect` lines, in order: run after the `http-request` rules.

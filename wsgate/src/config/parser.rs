@@ -210,6 +210,8 @@ pub struct ProxyDraft {
     pub log_format: Option<std::sync::Arc<super::logline::LogLine>>,
     /// `option dontlognull`.
     pub dontlognull: bool,
+    /// `stats admin if <cond>`: its condition, as `prometheus`'s.
+    pub stats_admin: Option<UseBackendDraft>,
     /// `http-request use-service prometheus-exporter`: its condition, in
     /// the shape of a `use_backend` rule (with no backend).
     pub prometheus: Option<UseBackendDraft>,
@@ -264,6 +266,7 @@ impl Default for ProxyDraft {
             log_format: None,
             dontlognull: false,
             prometheus: None,
+            stats_admin: None,
             http_request: Vec::new(),
             http_response: Vec::new(),
             redirects: Vec::new(),

@@ -148,6 +148,12 @@ where
             .as_ref()
             .filter(|p| admin::stats::matches(p, &request.target))
         {
+            let admin = frontend.stats_admin.as_ref().is_some_and(|rule| {
+                let facts = RequestFacts::http(&request, peer, tls);
+                rule.condition
+                    .as_ref()
+                    .is_none_or(|c| route::condition_holds(c, &frontend.acls, &facts))
+            });
             match serve_stats(
                 &mut client,
                 page,
@@ -156,6 +162,8 @@ where
                 &obs,
                 &frontend.name,
                 rec,
+                admin,
+                &mut inbuf,
             )
             .await
             {
@@ -246,6 +254,8 @@ where
                 &obs,
                 &backend.config.name,
                 rec,
+                false,
+                &mut inbuf,
             )
             .await
             {
@@ -369,7 +379,9 @@ async fn answer<C: AsyncRead + AsyncWrite + Unpin>(
     Next::Close
 }
 
-/// Answers a stats page request (`stats uri`): HTML, `;csv` or `;json`.
+/// Answers a stats page request (`stats uri`): HTML, `;csv` or `;json`;
+/// a POST carries `stats admin` actions (`admin`: its condition holds).
+#[allow(clippy::too_many_arguments)]
 async fn serve_stats<C: AsyncRead + AsyncWrite + Unpin>(
     client: &mut C,
     page: &StatsPage,
@@ -378,17 +390,67 @@ async fn serve_stats<C: AsyncRead + AsyncWrite + Unpin>(
     obs: &Obs,
     proxy: &str,
     mut rec: Rec,
+    admin: bool,
+    inbuf: &mut Vec<u8>,
 ) -> Next {
-    let auth = request
-        .headers
-        .iter()
-        .find(|h| h.is("authorization"))
-        .map(|h| h.value.as_slice());
-    let (status, response) = admin::stats::answer(page, &request.target, auth, runtime);
+    let header = |name: &str| {
+        request
+            .headers
+            .iter()
+            .find(|h| h.is(name))
+            .map(|h| h.value.as_slice())
+    };
+    let auth = header("authorization");
+    let (status, response) = if request.method == "POST" {
+        match read_form(client, request, inbuf, obs.client_timeout).await {
+            Some(body) => {
+                let text = |name: &str| header(name).and_then(|v| std::str::from_utf8(v).ok());
+                let post = admin::stats_admin::Post {
+                    host: text("host"),
+                    origin: text("origin"),
+                    referer: text("referer"),
+                    body: &body,
+                };
+                admin::stats::answer_post(page, auth, runtime, admin, &post)
+            }
+            None => (
+                400,
+                b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_vec(),
+            ),
+        }
+    } else {
+        admin::stats::answer(page, &request.target, auth, runtime, admin)
+    };
     intercepted(
         client, request, obs, &mut rec, status, &response, proxy, "<STATS>",
     )
     .await
+}
+
+/// The body of a stats form POST: `Content-Length` framed, at most
+/// `stats_admin::MAX_FORM` bytes; `None` otherwise or when it does not
+/// come in time.
+async fn read_form<C: AsyncRead + Unpin>(
+    client: &mut C,
+    request: &RequestHead,
+    inbuf: &mut Vec<u8>,
+    timeout: Option<Duration>,
+) -> Option<Vec<u8>> {
+    let len = match request.body {
+        BodyKind::None => 0,
+        BodyKind::Length(n) => usize::try_from(n).ok()?,
+        BodyKind::Chunked | BodyKind::UntilClose => return None,
+    };
+    if len > admin::stats_admin::MAX_FORM {
+        return None;
+    }
+    let have = len.min(inbuf.len());
+    let mut body: Vec<u8> = inbuf.drain(..have).collect();
+    body.resize(len, 0);
+    with_timeout(timeout, client.read_exact(&mut body[have..]))
+        .await
+        .ok()?;
+    Some(body)
 }
 
 /// Answers a Prometheus scrape (`http-request use-service
