@@ -194,7 +194,12 @@ impl Entry {
             Var::Tr => num(s, ms(self.t_response)),
             Var::Ta | Var::Tt => num(s, u(self.t_total)),
             Var::Td => {
-                let parts = [self.t_request, self.t_queue, self.t_connect, self.t_response];
+                let parts = [
+                    self.t_request,
+                    self.t_queue,
+                    self.t_connect,
+                    self.t_response,
+                ];
                 let td = match parts.iter().copied().collect::<Option<Vec<u64>>>() {
                     Some(p) => u(self.t_total).saturating_sub(u(p.iter().sum())),
                     None => -1,
@@ -312,7 +317,9 @@ fn split_request(line: &str) -> (Option<&str>, Option<&str>, Option<&str>) {
 /// form (`%HPO`, `path`).
 fn path_only(target: &str) -> &str {
     match target.find("://") {
-        Some(i) => target[i + 3..].find('/').map_or("/", |j| &target[i + 3 + j..]),
+        Some(i) => target[i + 3..]
+            .find('/')
+            .map_or("/", |j| &target[i + 3 + j..]),
         None => target,
     }
 }

@@ -64,7 +64,11 @@ fn python_cli(sock: &Path, command: &str) -> Option<String> {
         .arg(command)
         .output()
         .ok()?;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Some(String::from_utf8(out.stdout).unwrap())
 }
 
@@ -83,7 +87,8 @@ async fn show_sess_lists_tunnels_and_http_connections() {
     echo(&mut ws, "hi", "echo").await;
     // A keep-alive HTTP connection after one request.
     let mut http = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    http.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    http.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
     let mut reader = Reader::new(http.try_clone().unwrap(), DEADLINE);
     reader.read_response().unwrap();
     let http_port = http.local_addr().unwrap().port();
@@ -105,7 +110,9 @@ async fn show_sess_lists_tunnels_and_http_connections() {
         assert!(ws_line.contains(part), "{part} in {ws_line}");
     }
     assert!(
-        lines[1].contains(&format!("src=127.0.0.1:{http_port} fe=fe be=app srv=s1 age=")),
+        lines[1].contains(&format!(
+            "src=127.0.0.1:{http_port} fe=fe be=app srv=s1 age="
+        )),
         "{answer}"
     );
     assert!(lines[1].contains(" state=http reqs=1"), "{answer}");
@@ -142,7 +149,8 @@ fn show_errors_shows_the_refused_bytes() {
     assert!(empty.ends_with("] : 0\n\n"), "{empty}");
 
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(b"GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    s.write_all(b"GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut reply = String::new();
     s.set_read_timeout(Some(DEADLINE)).unwrap();
     let _ = s.read_to_string(&mut reply);
@@ -150,12 +158,20 @@ fn show_errors_shows_the_refused_bytes() {
 
     let answer = cli(&admin, "show errors");
     assert!(answer.contains("] : 1\n"), "{answer}");
-    assert!(answer.contains("] frontend fe (#1): invalid request\n"), "{answer}");
+    assert!(
+        answer.contains("] frontend fe (#1): invalid request\n"),
+        "{answer}"
+    );
     assert!(answer.contains("event #0, src 127.0.0.1:"), "{answer}");
     assert!(answer.contains("  answered 400 ("), "{answer}");
-    assert!(answer.contains("  len 30, error at position 6:\n"), "{answer}");
     assert!(
-        answer.contains("\n  00000  GET /a\\x01b HTTP/1.1\\r\\n\n  00019  Host: x\\r\\n\n  00028  \\r\\n\n"),
+        answer.contains("  len 30, error at position 6:\n"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains(
+            "\n  00000  GET /a\\x01b HTTP/1.1\\r\\n\n  00019  Host: x\\r\\n\n  00028  \\r\\n\n"
+        ),
         "{answer}"
     );
     assert_eq!(cli(&user, "show errors"), "Permission denied\n\n");

@@ -130,7 +130,13 @@ fn custom_line_matches_haproxy_field_for_field() {
     let expected = format!(
         "127.0.0.1 127.0.0.1:{{PORT}} fe fe be s1 127.0.0.1:{port} 200 GET /a/b?x=1&y=2 /a/b /a/b ?x=1&y=2 HTTP/1.1 \"GET /a/b?x=1&y=2 HTTP/1.1\" -- ---- 1/1/0/0/0 0/0 127.0.0.1 {{PORT}} 0 \"/a/b?x=1&y=2\" - - - 200 7F000001",
     );
-    let fe_port = fields.split(' ').nth(1).unwrap().rsplit(':').next().unwrap();
+    let fe_port = fields
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap();
     assert_eq!(fields, expected.replace("{PORT}", fe_port), "{ours}");
     check_timing(timing, &ours);
 
@@ -205,7 +211,10 @@ fn request_samples_are_taken_from_the_request() {
     );
     assert_eq!(
         line,
-        format!("example.com t1 \"\" /a/b /a/b?x=1&y=2 x=1&y=2 GET 200 {}", REQUEST.len())
+        format!(
+            "example.com t1 \"\" /a/b /a/b?x=1&y=2 x=1&y=2 GET 200 {}",
+            REQUEST.len()
+        )
     );
 }
 
@@ -215,10 +224,18 @@ fn unknown_variables_are_config_errors_with_their_line() {
     for (line, needle) in [
         ("log-format \"%ci %zz\"", "'%zz' is not supported"),
         ("log-format \"%{+Z}r\"", "'+Z' is not supported"),
-        ("log-format \"%[res.hdr(x)]\"", "not available in a log-format line"),
+        (
+            "log-format \"%[res.hdr(x)]\"",
+            "not available in a log-format line",
+        ),
         ("log-format %ci %b", "exactly one argument"),
     ] {
-        let cfg = config(free_port(), "127.0.0.1:514".parse().unwrap(), "127.0.0.1:1".parse().unwrap(), line);
+        let cfg = config(
+            free_port(),
+            "127.0.0.1:514".parse().unwrap(),
+            "127.0.0.1:1".parse().unwrap(),
+            line,
+        );
         let path = dir.write("bad.cfg", &cfg);
         let (status, out) = run_wsgate(&["-c".as_ref(), "-f".as_ref(), path.as_os_str()], DEADLINE);
         assert!(!status.success(), "{line}: {out}");
@@ -226,8 +243,12 @@ fn unknown_variables_are_config_errors_with_their_line() {
         assert!(out.contains(needle), "{line}: {out}");
     }
     // In a backend it is ignored with a warning, as in HAProxy.
-    let cfg = config(free_port(), "127.0.0.1:514".parse().unwrap(), "127.0.0.1:1".parse().unwrap(), "option httplog")
-        + "    log-format \"%ci\"\n";
+    let cfg = config(
+        free_port(),
+        "127.0.0.1:514".parse().unwrap(),
+        "127.0.0.1:1".parse().unwrap(),
+        "option httplog",
+    ) + "    log-format \"%ci\"\n";
     let path = dir.write("be.cfg", &cfg);
     let (status, out) = run_wsgate(&["-c".as_ref(), "-f".as_ref(), path.as_os_str()], DEADLINE);
     assert!(status.success(), "{out}");
@@ -259,7 +280,13 @@ async fn websocket_line_is_written_when_the_tunnel_closes() {
         "{line}\n{}",
         gate.log()
     );
-    let bytes = |p: &str| -> u64 { f.iter().find_map(|x| x.strip_prefix(p)).unwrap().parse().unwrap() };
+    let bytes = |p: &str| -> u64 {
+        f.iter()
+            .find_map(|x| x.strip_prefix(p))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
     assert!(bytes("B=") > 150, "{line}");
     assert!(bytes("U=") > 150, "{line}");
 }

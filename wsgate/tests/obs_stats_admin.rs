@@ -49,7 +49,11 @@ fn curl(args: &[&str]) -> (u16, String, String) {
         .args(args)
         .output()
         .expect("curl");
-    assert!(out.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
@@ -85,7 +89,10 @@ async fn stats_page_actions_with_csrf_checks() {
     assert_eq!(curl(&[&page]).0, 401);
     let (status, _, html) = curl(&["-u", "admin:s3cret", &page]);
     assert_eq!(status, 200);
-    assert!(html.contains("<form method=\"post\" action=\"/stats\""), "{html}");
+    assert!(
+        html.contains("<form method=\"post\" action=\"/stats\""),
+        "{html}"
+    );
     assert!(html.contains("name=\"s\" value=\"s1\""), "{html}");
     let token = html
         .split("name=\"token\" value=\"")
@@ -105,7 +112,11 @@ async fn stats_page_actions_with_csrf_checks() {
     // Refusals: no token, a wrong token, a foreign origin, wrong password.
     assert_eq!(post("s=s1&action=drain&b=app".into(), &[]).0, 403);
     assert_eq!(
-        post("s=s1&action=drain&b=app&token=00000000000000000000000000000000".into(), &[]).0,
+        post(
+            "s=s1&action=drain&b=app&token=00000000000000000000000000000000".into(),
+            &[]
+        )
+        .0,
         403
     );
     let with_token = format!("s=s1&action=drain&b=app&token={token}");
@@ -114,13 +125,21 @@ async fn stats_page_actions_with_csrf_checks() {
         403
     );
     assert_eq!(
-        post(with_token.clone(), &["-H", "Referer: http://evil.example/stats"]).0,
+        post(
+            with_token.clone(),
+            &["-H", "Referer: http://evil.example/stats"]
+        )
+        .0,
         403
     );
     let wrong = curl(&["-u", "admin:nope", "--data", &with_token, &page]);
     assert_eq!(wrong.0, 401);
     // The read-only frontend has no `stats admin`.
-    let ro = curl(&["--data", &with_token, &format!("http://127.0.0.1:{plain}/stats")]);
+    let ro = curl(&[
+        "--data",
+        &with_token,
+        &format!("http://127.0.0.1:{plain}/stats"),
+    ]);
     assert_eq!(ro.0, 403);
     assert_eq!(state(&sock, "s1").0, "0", "nothing changed yet");
 
@@ -140,7 +159,8 @@ async fn stats_page_actions_with_csrf_checks() {
     assert!(html.contains("Action processed successfully."), "{html}");
 
     // Weight and maint on both, then ready again; unknown names count.
-    let both = |action: &str, extra: &str| format!("s=s1&s=s2&action={action}&b=app&token={token}{extra}");
+    let both =
+        |action: &str, extra: &str| format!("s=s1&s=s2&action={action}&b=app&token={token}{extra}");
     assert!(post(both("weight", "&weight=7"), &[]).1.contains("st=done"));
     assert_eq!(state(&sock, "s2").1, "7");
     assert!(post(both("maint", ""), &[]).1.contains("st=done"));

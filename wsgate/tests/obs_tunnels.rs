@@ -79,7 +79,9 @@ fn python_parse(text: &str) -> Option<String> {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        common::skip_unless_ci("python3 prometheus_client is missing: /metrics read by the test's own parser");
+        common::skip_unless_ci(
+            "python3 prometheus_client is missing: /metrics read by the test's own parser",
+        );
         return None;
     }
     let mut child = Command::new("python3")
@@ -89,7 +91,12 @@ fn python_parse(text: &str) -> Option<String> {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -185,13 +192,16 @@ async fn tunnels_closed_by_reason_and_their_lifetimes() {
     // counters); d between 1 s and 10 s.
     // `prometheus_client` sorts labels; wsgate writes `proxy` first.
     let bucket = |proxy: &str, le: &str| {
-        let sorted = format!("wsgate_tunnel_duration_seconds_bucket{{le=\"{le}\",proxy=\"{proxy}\"}}");
-        let ours = format!("wsgate_tunnel_duration_seconds_bucket{{proxy=\"{proxy}\",le=\"{le}\"}}");
+        let sorted =
+            format!("wsgate_tunnel_duration_seconds_bucket{{le=\"{le}\",proxy=\"{proxy}\"}}");
+        let ours =
+            format!("wsgate_tunnel_duration_seconds_bucket{{proxy=\"{proxy}\",le=\"{le}\"}}");
         *m.get(&sorted)
             .or_else(|| m.get(&ours))
             .unwrap_or_else(|| panic!("{sorted}: {m:?}"))
     };
-    let count = |proxy: &str| m[&format!("wsgate_tunnel_duration_seconds_count{{proxy=\"{proxy}\"}}")];
+    let count =
+        |proxy: &str| m[&format!("wsgate_tunnel_duration_seconds_count{{proxy=\"{proxy}\"}}")];
     let sum = |proxy: &str| m[&format!("wsgate_tunnel_duration_seconds_sum{{proxy=\"{proxy}\"}}")];
     assert_eq!(count("app"), 3.0, "{m:?}");
     assert_eq!(bucket("app", "+Inf"), 3.0);

@@ -18,7 +18,11 @@ pub fn show_sess(rt: &Runtime) -> String {
     let mut out = String::new();
     for live in rt.obs.registry.snapshot() {
         let st = live.state();
-        let proto = if live.peer.is_ipv4() { "tcpv4" } else { "tcpv6" };
+        let proto = if live.peer.is_ipv4() {
+            "tcpv4"
+        } else {
+            "tcpv6"
+        };
         let state = match st.tunnel {
             Some(t) if t.websocket => "websocket",
             Some(_) => "tunnel",

@@ -10,9 +10,9 @@
 
 pub mod cli;
 mod inspect;
-pub mod stats_admin;
 pub mod metrics;
 pub mod stats;
+pub mod stats_admin;
 
 use std::fmt::Write as _;
 

@@ -43,7 +43,10 @@ pub fn answer(
     } else if rest.contains(";json") {
         ("application/json", super::json(&snapshot))
     } else {
-        ("text/html; charset=utf-8", html(page, rt, &snapshot, target, admin))
+        (
+            "text/html; charset=utf-8",
+            html(page, rt, &snapshot, target, admin),
+        )
     };
     let mut head = format!(
         "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: {ctype}\r\n",

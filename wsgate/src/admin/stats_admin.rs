@@ -63,8 +63,7 @@ pub fn post(rt: &Runtime, admin: bool, req: &Post<'_>) -> Result<&'static str, R
     let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let expected = token();
     let given = field("token").unwrap_or("");
-    if expected.is_empty()
-        || !super::stats::constant_time_eq(expected.as_bytes(), given.as_bytes())
+    if expected.is_empty() || !super::stats::constant_time_eq(expected.as_bytes(), given.as_bytes())
     {
         return Err(Refusal::Forbidden);
     }
@@ -251,9 +250,21 @@ mod tests {
         };
         assert!(same_origin(&p(Some("h:80"), None, None)));
         assert!(same_origin(&p(Some("h:80"), Some("http://h:80"), None)));
-        assert!(same_origin(&p(Some("h:80"), None, Some("https://H:80/stats"))));
-        assert!(!same_origin(&p(Some("h:80"), Some("http://evil"), Some("http://h:80/"))));
-        assert!(!same_origin(&p(Some("h:80"), None, Some("http://h:80.evil/"))));
+        assert!(same_origin(&p(
+            Some("h:80"),
+            None,
+            Some("https://H:80/stats")
+        )));
+        assert!(!same_origin(&p(
+            Some("h:80"),
+            Some("http://evil"),
+            Some("http://h:80/")
+        )));
+        assert!(!same_origin(&p(
+            Some("h:80"),
+            None,
+            Some("http://h:80.evil/")
+        )));
         assert!(!same_origin(&p(Some("h:80"), Some("null"), None)));
         assert!(!same_origin(&p(None, Some("http://h"), None)));
     }

@@ -14,10 +14,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::logline;
 use super::model::{
     CliLevel, LogFormat, LogSink, LogStyle, LogTarget, SocketAddress, StatsPage, StatsSocket,
 };
-use super::logline;
 use super::parser::{Cx, GlobalDraft, ProxyDraft, SectionKind};
 use super::units::parse_time;
 
@@ -39,15 +39,23 @@ fn stats_page(p: &mut ProxyDraft) -> &mut StatsPage {
 pub fn stats_admin(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     if cx.section == SectionKind::Backend {
         let kw = cx.kw;
-        cx.error(kw, "'stats admin' is supported in frontend and listen sections")
-            .hint = Some("put the `stats` lines in the frontend that serves the page".into());
+        cx.error(
+            kw,
+            "'stats admin' is supported in frontend and listen sections",
+        )
+        .hint = Some("put the `stats` lines in the frontend that serves the page".into());
         return;
     }
     let args = cx.args;
     if !matches!(args.first().map(|t| t.text.as_str()), Some("if" | "unless")) {
         let at = args.first().unwrap_or(cx.kw);
-        cx.error(at, "'stats admin' needs a condition: `stats admin if <cond>`")
-            .hint = Some("e.g. `stats admin if LOCALHOST`, or `stats admin if TRUE` with `stats auth`".into());
+        cx.error(
+            at,
+            "'stats admin' needs a condition: `stats admin if <cond>`",
+        )
+        .hint = Some(
+            "e.g. `stats admin if LOCALHOST`, or `stats admin if TRUE` with `stats auth`".into(),
+        );
         return;
     }
     let location = cx.kw_loc();
@@ -434,13 +442,16 @@ pub fn option_httplog(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
 /// `log-format`, `option httplog` and `option tcplog` wins, as in HAProxy.
 pub fn log_format(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     if cx.section == SectionKind::Backend {
-        cx.warn(cx.kw, "'log-format' is ignored in backends (the frontend's line is written)");
+        cx.warn(
+            cx.kw,
+            "'log-format' is ignored in backends (the frontend's line is written)",
+        );
         return;
     }
     let [fmt] = cx.args else {
         let at = cx.args.get(1).unwrap_or(cx.kw);
-        cx.error(at, "log-format expects exactly one argument")
-            .hint = Some("put the format between double quotes, or escape its spaces with '\\'".into());
+        cx.error(at, "log-format expects exactly one argument").hint =
+            Some("put the format between double quotes, or escape its spaces with '\\'".into());
         return;
     };
     match logline::parse(&fmt.text) {

@@ -20,8 +20,7 @@ use super::logformat::{self, Fetch, FormatError, Use};
 /// HAProxy 2.6's `option httplog` format.
 pub const HTTPLOG: &str = "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r";
 /// HAProxy 2.6's `option tcplog` format.
-pub const TCPLOG: &str =
-    "%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq";
+pub const TCPLOG: &str = "%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq";
 
 /// A log variable (`%<name>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

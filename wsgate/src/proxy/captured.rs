@@ -131,7 +131,11 @@ pub fn error_position(b: &[u8]) -> usize {
         }
         i += 2;
         if i < n && b[i] == b'\r' {
-            return if i + 1 < n && b[i + 1] == b'\n' { n } else { i + 1 };
+            return if i + 1 < n && b[i + 1] == b'\n' {
+                n
+            } else {
+                i + 1
+            };
         }
         let name = i;
         while i < n && is_tchar(b[i]) {
@@ -141,7 +145,8 @@ pub fn error_position(b: &[u8]) -> usize {
             return i;
         }
         i += 1;
-        while i < n && (b[i] == b'\t' || b[i] == b' ' || (0x21..0x7f).contains(&b[i]) || b[i] >= 0x80)
+        while i < n
+            && (b[i] == b'\t' || b[i] == b' ' || (0x21..0x7f).contains(&b[i]) || b[i] >= 0x80)
         {
             i += 1;
         }

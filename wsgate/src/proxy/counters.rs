@@ -117,7 +117,13 @@ pub struct Sessions {
 
 impl Sessions {
     /// Lists the connection in `show sess` until it ends.
-    pub fn track(mut self, registry: &Arc<Registry>, frontend: &str, peer: std::net::SocketAddr, tls: bool) -> Sessions {
+    pub fn track(
+        mut self,
+        registry: &Arc<Registry>,
+        frontend: &str,
+        peer: std::net::SocketAddr,
+        tls: bool,
+    ) -> Sessions {
         self.tracked = Some(registry.track(frontend, peer, tls));
         self
     }

@@ -8,8 +8,8 @@
 //! sessions up to a grace time.
 
 mod buffers;
-mod connect;
 pub mod captured;
+mod connect;
 pub mod counters;
 mod errors;
 pub mod http1;

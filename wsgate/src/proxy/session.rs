@@ -37,8 +37,8 @@ use super::websocket::{self, TunnelPlan};
 use super::Runtime;
 use crate::admin;
 use crate::backend::{BackendRuntime, CloseReason, ConnGuard, Counters};
-use crate::config::model::{Backend, Frontend, HttpConnMode, LogStyle, StatsPage};
 use crate::config::logline::{self, LogLine};
+use crate::config::model::{Backend, Frontend, HttpConnMode, LogStyle, StatsPage};
 use crate::log::{Entry, Logger};
 
 /// How much the head buffer grows per read.
@@ -60,12 +60,11 @@ where
 {
     let limit = runtime.global.tune_bufsize;
     let fe_index = Observability::frontend_index(&runtime.frontends, frontend);
-    let sessions = runtime.obs.session(fe_index).track(
-        &runtime.obs.registry,
-        &frontend.name,
-        peer,
-        tls,
-    );
+    let sessions =
+        runtime
+            .obs
+            .session(fe_index)
+            .track(&runtime.obs.registry, &frontend.name, peer, tls);
     let obs = Obs::new(runtime, fe_index, frontend, peer, local, tls);
     let conn = rules::Conn { peer, local, tls };
     let fe_pages = errors::Pages {
@@ -93,7 +92,10 @@ where
                 HeadRead::Invalid(e) => {
                     tracing::debug!(%peer, "refused request: {e}");
                     let reason = e.to_string();
-                    runtime.obs.captures.request(&frontend.name, peer, e.status(), reason, &inbuf);
+                    runtime
+                        .obs
+                        .captures
+                        .request(&frontend.name, peer, e.status(), reason, &inbuf);
                     send_error(&mut client, &fe_pages, e.status(), fe.client).await;
                     obs.refused(e.status(), *b"PR");
                     return None;
@@ -415,7 +417,8 @@ async fn serve_stats<C: AsyncRead + AsyncWrite + Unpin>(
             }
             None => (
                 400,
-                b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_vec(),
+                b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    .to_vec(),
             ),
         }
     } else {
