@@ -82,7 +82,11 @@ async fn show_sess_lists_tunnels_and_http_connections() {
     let port = free_port();
     let gate = Wsgate::start_in(dir, &config(port, &admin, &user, s1.addr, o1.addr));
 
-    assert_eq!(cli(&admin, "show sess"), "\n", "nothing open yet");
+    // The start-up probe's connection may still be open for a moment.
+    poll_until(DEADLINE, "nothing open yet", || {
+        (cli(&admin, "show sess") == "\n").then_some(())
+    })
+    .unwrap();
     let mut ws = connect(&format!("ws://127.0.0.1:{port}/"), None).await;
     echo(&mut ws, "hi", "echo").await;
     // A keep-alive HTTP connection after one request.
@@ -197,6 +201,14 @@ fn small_queries_answer_as_haproxy() {
         "get weight app/nope",
         "get weight nope/s1",
         "get weight app",
+        "set server app/s1 addr 127.0.0.2",
+        "set server app/s1 addr 127.0.0.2",
+        "set server app/s1 addr 127.0.0.3 port 9999",
+        "set server app/s1 addr 127.0.0.3 port 9999",
+        "set server app/s1 addr 127.0.0.3 port 9998",
+        "set server app/s1 addr nope",
+        "set server app/s1 addr 127.0.0.3 port x",
+        "set server app/s1 addr",
     ];
     let ours: Vec<String> = script.iter().map(|c| cli(&admin, c)).collect();
     assert_eq!(ours[0], "# name\napp\nother\n\n");
@@ -221,4 +233,41 @@ fn small_queries_answer_as_haproxy() {
     for (cmd, mine) in script.iter().zip(&ours) {
         assert_eq!(&cli(&hadmin, cmd), mine, "{cmd}");
     }
+}
+
+/// `set server addr`: new WebSockets go to the new address, the open one
+/// stays on the old; `show servers state` and `show sess` follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_server_addr_moves_new_connections_only() {
+    let dir = TempDir::new("cli-addr");
+    let admin = dir.path().join("admin.sock");
+    let user = dir.path().join("user.sock");
+    let d1 = DemoBackend::start("d1", "1h");
+    let d2 = DemoBackend::start("d2", "1h");
+    let port = free_port();
+    let _gate = Wsgate::start_in(dir, &config(port, &admin, &user, d1.addr, d1.addr));
+    let url = format!("ws://127.0.0.1:{port}/");
+    let mut old = connect(&url, None).await;
+    assert!(echo(&mut old, "a", "old").await.0.ends_with("[d1]"));
+
+    let answer = cli(
+        &admin,
+        &format!("set server app/s1 addr 127.0.0.1 port {}", d2.addr.port()),
+    );
+    assert_eq!(
+        answer,
+        format!(
+            "no need to change the addr, port changed from '{}' to '{}' by 'stats socket command'\n\n",
+            d1.addr.port(),
+            d2.addr.port()
+        )
+    );
+    let state = cli(&admin, "show servers state app");
+    assert!(state.contains(&format!(" s1 127.0.0.1 ")), "{state}");
+    assert!(state.contains(&format!(" {} ", d2.addr.port())), "{state}");
+
+    let mut new = connect(&url, None).await;
+    assert!(echo(&mut new, "b", "new").await.0.ends_with("[d2]"));
+    assert!(echo(&mut old, "c", "old again").await.0.ends_with("[d1]"));
+    assert_eq!(cli(&user, "set server app/s1 addr 127.0.0.1"), "Permission denied\n\n");
 }

@@ -312,7 +312,7 @@ const COMMANDS: &[(&str, &str, CliLevel)] = &[
     ),
     (
         "set server",
-        "change a server's state, weight",
+        "change a server's state, weight, address",
         CliLevel::Admin,
     ),
     (
@@ -552,9 +552,48 @@ fn set_server(rt: &Runtime, args: &[&str]) -> String {
             String::new()
         }
         ("weight", [w]) => weight(be, i, w),
+        ("addr", rest) => set_addr(be, i, rest),
         ("state", _) => "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n".into(),
-        _ => "'set server <srv>' only supports 'state' and 'weight' in wsgate.\n".into(),
+        _ => "'set server <srv>' only supports 'state', 'weight' and 'addr' in wsgate.\n".into(),
     })
+}
+
+/// `set server <be>/<srv> addr <ip> [port <port>]`: new connections go
+/// there; open ones (WebSockets) stay. Answered in HAProxy 2.6's words
+/// (checked side by side); port 0 (HAProxy's port mapping) is refused.
+fn set_addr(be: &BackendRuntime, i: usize, args: &[&str]) -> String {
+    let (ip, port) = match args {
+        [ip] => (*ip, None),
+        [ip, "port", p] => (*ip, Some(*p)),
+        _ => return "set server <b>/<s> addr requires an address and optionally a port.\n".into(),
+    };
+    const BY: &str = " by 'stats socket command'\n";
+    let Ok(ip_addr) = ip.parse::<std::net::IpAddr>() else {
+        return format!("Invalid addr '{ip}'{BY}");
+    };
+    let st = &be.servers[i];
+    let old = st.addr();
+    let mut new = std::net::SocketAddr::new(ip_addr, old.port());
+    let mut msg = if old.ip() == ip_addr {
+        "no need to change the addr".to_owned()
+    } else {
+        format!("IP changed from '{}' to '{ip_addr}'", old.ip())
+    };
+    if let Some(p) = port {
+        match p.parse::<u16>() {
+            Ok(p) if p > 0 => {
+                if p == old.port() {
+                    msg.push_str(", no need to change the port");
+                } else {
+                    msg.push_str(&format!(", port changed from '{}' to '{p}'", old.port()));
+                }
+                new.set_port(p);
+            }
+            _ => msg.push_str(&format!(", problem converting port '{p}' to an int")),
+        }
+    }
+    st.set_addr(new);
+    msg + BY
 }
 
 /// `show servers state [<backend>]` in HAProxy's version 1 layout.
@@ -584,7 +623,7 @@ fn servers_state(rt: &Runtime, only: Option<&str>) -> String {
                 be.config.name,
                 srv.id,
                 srv.name,
-                srv.addr.ip(),
+                st.addr().ip(),
                 st.weight(),
                 srv.weight,
                 st.last_change_age(),
@@ -592,7 +631,7 @@ fn servers_state(rt: &Runtime, only: Option<&str>) -> String {
                 if checked { u8::from(st.is_up()) + 1 } else { 0 },
                 st.check_health.load(std::sync::atomic::Ordering::Relaxed),
                 if checked { 6 } else { 0 },
-                srv.addr.port(),
+                st.addr().port(),
                 srv.check.as_ref().map_or(0, |c| c.target.port()),
             ));
         }

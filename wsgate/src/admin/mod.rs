@@ -334,7 +334,7 @@ fn backend_rows(be: &BackendRuntime, iid: u64, out: &mut Vec<Row>) {
         if last > 0 {
             r.num("lastsess", now.saturating_sub(last));
         }
-        r.text("addr", s.addr.to_string());
+        r.text("addr", st.addr().to_string());
         r.text("mode", cfg.mode.to_string());
         r.num("used_conn_cur", u64::from(st.served()));
         if let Some(chk) = &s.check {

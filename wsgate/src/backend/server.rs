@@ -142,6 +142,9 @@ pub struct ServerState {
     /// Health counter (`check_health`).
     pub check_health: AtomicU32,
     check_info: Mutex<CheckInfo>,
+    /// Where new connections go: the configured address until the runtime
+    /// API's `set server ... addr` changes it (a reload resets it).
+    addr: Mutex<std::net::SocketAddr>,
 }
 
 impl ServerState {
@@ -161,7 +164,19 @@ impl ServerState {
             last_change: AtomicU64::new(unix_now()),
             check_health: AtomicU32::new(s.check.as_ref().map_or(0, |c| c.rise)),
             check_info: Mutex::new(CheckInfo::default()),
+            addr: Mutex::new(s.addr),
         }
+    }
+
+    /// The address new connections go to.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        *self.addr.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `set server <be>/<srv> addr <ip> [port <port>]`; returns the
+    /// previous address. Open connections stay where they are.
+    pub fn set_addr(&self, addr: std::net::SocketAddr) -> std::net::SocketAddr {
+        std::mem::replace(&mut *self.addr.lock().unwrap_or_else(|p| p.into_inner()), addr)
     }
 
     pub fn is_up(&self) -> bool {

@@ -70,9 +70,10 @@ async fn try_connect(backend: &BackendRuntime, req: &dyn Fetch) -> Result<Connec
     for attempt in 0..attempts {
         let server = guard.server();
         let target = &cfg.servers[server];
+        let addr = backend.servers[server].addr();
         let result = match cfg.timeouts.connect {
-            Some(limit) => tokio::time::timeout(limit, TcpStream::connect(target.addr)).await,
-            None => Ok(TcpStream::connect(target.addr).await),
+            Some(limit) => tokio::time::timeout(limit, TcpStream::connect(addr)).await,
+            None => Ok(TcpStream::connect(addr).await),
         };
         match result {
             Ok(Ok(stream)) => {

@@ -719,8 +719,8 @@ impl Obs {
             local: self.local,
             server_addr: backend
                 .zip(rec.server)
-                .and_then(|(b, i)| b.config.servers.get(i))
-                .map(|s| s.addr),
+                .and_then(|(b, i)| b.servers.get(i))
+                .map(|s| s.addr()),
             date: rec.date,
             frontend: self.frontend_name.clone(),
             tls: self.tls,
