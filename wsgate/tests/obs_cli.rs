@@ -269,5 +269,8 @@ async fn set_server_addr_moves_new_connections_only() {
     let mut new = connect(&url, None).await;
     assert!(echo(&mut new, "b", "new").await.0.ends_with("[d2]"));
     assert!(echo(&mut old, "c", "old again").await.0.ends_with("[d1]"));
-    assert_eq!(cli(&user, "set server app/s1 addr 127.0.0.1"), "Permission denied\n\n");
+    assert_eq!(
+        cli(&user, "set server app/s1 addr 127.0.0.1"),
+        "Permission denied\n\n"
+    );
 }

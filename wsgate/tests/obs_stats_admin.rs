@@ -190,3 +190,128 @@ fn stats_admin_needs_a_condition_and_a_frontend() {
         assert!(out.contains(needle), "{needle} in {out}");
     }
 }
+
+/// Loads `url` in headless Chromium; the DOM after its scripts ran.
+fn dump_dom(chromium: &Path, url: &str) -> String {
+    let profile = TempDir::new("chromium-profile");
+    let mut cmd = Command::new(chromium);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        "--virtual-time-budget=5000",
+    ])
+    .arg(format!("--user-data-dir={}", profile.path().display()))
+    .arg("--dump-dom")
+    .arg(url);
+    let (status, out, err) = common::run_with_deadline(cmd, Duration::from_secs(90))
+        .unwrap_or_else(|e| panic!("chromium on {url}: {e}"));
+    assert!(status.success(), "chromium on {url}: {status}\n{err}");
+    out
+}
+
+/// A page whose script posts the stats form to `action` with `token`.
+/// (Reading the token with `fetch` first works in a browser, but headless
+/// Chromium's virtual time then never ends the page load, so the test
+/// hands the token in.)
+fn posting_page(action: &str, token: &str) -> &'static str {
+    let body = format!(
+        "<!DOCTYPE html><html><head><link rel=\"icon\" href=\"data:,\"></head><body><p id=\"out\">posting</p><script>\
+         Promise.resolve('{token}').then(tok => {{\
+           const f = document.createElement('form'); f.method = 'post'; f.action = '{action}';\
+           for (const [k, v] of [['s', 's1'], ['action', 'drain'], ['b', 'app'], ['token', tok]]) {{\
+             const i = document.createElement('input'); i.name = k; i.value = v; f.appendChild(i); }}\
+           document.body.appendChild(f); f.submit(); }});\
+         </script></body></html>"
+    );
+    Box::leak(
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_boxed_str(),
+    )
+}
+
+/// Serves `reply` to every connection on `listener` (a thread per
+/// connection; ends with the process).
+fn serve_page(listener: std::net::TcpListener, reply: &'static str) {
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = c.write_all(reply.as_bytes());
+            });
+        }
+    });
+}
+
+/// Headless Chromium: a page on the stats page's own origin can drain a
+/// server through the form; a page on another origin cannot, even with the
+/// process's token (its `Origin` gives it away).
+#[test]
+fn browser_posts_from_same_origin_only() {
+    let Some(chromium) = common::chromium() else {
+        common::skip_unless_ci("Chromium (/usr/bin/chromium) is not installed");
+        return;
+    };
+    let dir = TempDir::new("stats-admin-browser");
+    let sock = dir.path().join("admin.sock");
+    let s1 = DemoBackend::start("s1", "1h");
+    let (port, evil_port) = (free_port(), free_port());
+    let same = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let evil = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let cfg = format!(
+        "global\n    stats socket {} level admin\n\
+         defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    stats uri /stats\n    stats admin if LOCALHOST\n\
+         \x20   use_backend same if {{ path_beg /page }}\n    default_backend app\n\
+         frontend other\n    bind 127.0.0.1:{evil_port}\n    default_backend evil\n\
+         backend app\n    server s1 {}\n\
+         backend same\n    server p {}\n\
+         backend evil\n    server p {}\n",
+        sock.display(),
+        s1.addr,
+        same.local_addr().unwrap(),
+        evil.local_addr().unwrap()
+    );
+    let gate = Wsgate::start(&cfg);
+    let stats = format!("http://127.0.0.1:{port}/stats");
+    let (_, _, html) = curl(&[&stats]);
+    let token = html
+        .split("name=\"token\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    serve_page(same, posting_page("/stats", &token));
+    serve_page(evil, posting_page(&stats, &token));
+
+    // Another origin, right token: refused, nothing changes.
+    let dom = dump_dom(&chromium, &format!("http://127.0.0.1:{evil_port}/"));
+    assert!(dom.contains("403 Forbidden"), "{dom}\n{}", gate.log());
+    assert_eq!(state(&sock, "s1").0, "0");
+
+    // The page's own origin: the form goes through, the browser follows
+    // the 303 to the page, which says so.
+    let dom = dump_dom(&chromium, &format!("http://127.0.0.1:{port}/page"));
+    assert!(
+        dom.contains("Action processed successfully."),
+        "{dom}\n{}",
+        gate.log()
+    );
+    assert_eq!(state(&sock, "s1").0, "8", "drain");
+}

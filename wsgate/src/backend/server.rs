@@ -176,7 +176,10 @@ impl ServerState {
     /// `set server <be>/<srv> addr <ip> [port <port>]`; returns the
     /// previous address. Open connections stay where they are.
     pub fn set_addr(&self, addr: std::net::SocketAddr) -> std::net::SocketAddr {
-        std::mem::replace(&mut *self.addr.lock().unwrap_or_else(|p| p.into_inner()), addr)
+        std::mem::replace(
+            &mut *self.addr.lock().unwrap_or_else(|p| p.into_inner()),
+            addr,
+        )
     }
 
     pub fn is_up(&self) -> bool {
