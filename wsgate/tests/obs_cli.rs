@@ -263,7 +263,7 @@ async fn set_server_addr_moves_new_connections_only() {
         )
     );
     let state = cli(&admin, "show servers state app");
-    assert!(state.contains(&format!(" s1 127.0.0.1 ")), "{state}");
+    assert!(state.contains(" s1 127.0.0.1 "), "{state}");
     assert!(state.contains(&format!(" {} ", d2.addr.port())), "{state}");
 
     let mut new = connect(&url, None).await;
