@@ -181,6 +181,44 @@ fn show_errors_shows_the_refused_bytes() {
     assert_eq!(cli(&user, "show errors"), "Permission denied\n\n");
 }
 
+#[test]
+fn show_errors_shows_an_unreadable_response() {
+    let dir = TempDir::new("cli-errors-resp");
+    let admin = dir.path().join("admin.sock");
+    let user = dir.path().join("user.sock");
+    let garbage = ScriptedBackend::start(Script::Garbage);
+    let port = free_port();
+    let _gate = Wsgate::start_in(
+        dir,
+        &config(port, &admin, &user, garbage.addr, garbage.addr),
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    let _ = s.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1.1 502"), "{reply}");
+    let answer = cli(&admin, "show errors");
+    assert!(answer.contains("] : 1\n"), "{answer}");
+    assert!(
+        answer.contains("] backend app (#1): invalid response\n"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("  frontend fe (#1), server s1 (#1), event #0, src 127.0.0.1:"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("  answered 502 (invalid response head)\n"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains(", error at position 0:\n\n  00000  "),
+        "{answer}"
+    );
+}
+
 /// `show backend`, `get weight`, `set weight` and their errors: the same
 /// answers from wsgate and HAProxy.
 #[test]

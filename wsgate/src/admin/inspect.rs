@@ -49,7 +49,8 @@ pub fn show_sess(rt: &Runtime) -> String {
 }
 
 /// `show errors`: HAProxy's header, then per frontend its last refused
-/// request with the offending position and the bytes received.
+/// request and per backend its last unreadable response, with the
+/// offending position and the bytes received.
 pub fn show_errors(rt: &Runtime) -> String {
     let captures = rt.obs.captures.all();
     let mut out = format!(
@@ -57,17 +58,35 @@ pub fn show_errors(rt: &Runtime) -> String {
         accept_date(SystemTime::now()),
         rt.obs.captures.events()
     );
+    let id = |i: Option<usize>| i.map_or(-1, |i| i64::try_from(i).unwrap_or(-2) + 1);
     for c in captures {
-        let fe_id = rt
-            .frontends
-            .iter()
-            .position(|f| f.name == c.frontend)
-            .map_or(-1, |i| i64::try_from(i).unwrap_or(-1) + 1);
+        let fe_id = id(rt.frontends.iter().position(|f| f.name == c.frontend));
+        let _ = write!(out, "\n[{}] ", accept_date(c.date));
+        match &c.response {
+            None => {
+                let _ = write!(
+                    out,
+                    "frontend {} (#{fe_id}): invalid request\n  backend <NONE> (#-1), server <NONE> (#-1)",
+                    c.frontend
+                );
+            }
+            Some((backend, server)) => {
+                let be = rt.backends.iter().position(|b| b.config.name == *backend);
+                let srv = be.and_then(|b| rt.backends[b].server_index(server));
+                let srv_id = srv
+                    .zip(be)
+                    .map_or(-1, |(s, b)| i64::from(rt.backends[b].config.servers[s].id));
+                let _ = write!(
+                    out,
+                    "backend {backend} (#{}): invalid response\n  frontend {} (#{fe_id}), server {server} (#{srv_id})",
+                    id(be),
+                    c.frontend
+                );
+            }
+        }
         let _ = write!(
             out,
-            "\n[{}] frontend {} (#{fe_id}): invalid request\n  backend <NONE> (#-1), server <NONE> (#-1), event #{}, src {}\n  answered {} ({})\n  len {}, error at position {}:\n\n{}",
-            accept_date(c.date),
-            c.frontend,
+            ", event #{}, src {}\n  answered {} ({})\n  len {}, error at position {}:\n\n{}",
             c.event,
             c.peer,
             c.status,

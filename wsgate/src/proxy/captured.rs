@@ -1,12 +1,14 @@
-//! The last invalid request of each frontend, for the runtime API's `show
-//! errors`: when, from whom, why, the bytes received (up to
-//! `tune.bufsize`) and the position of the first byte the parser could
-//! not accept, as HAProxy keeps them.
+//! The last invalid request of each frontend and the last invalid
+//! response of each backend, for the runtime API's `show errors`: when,
+//! from whom, why, the bytes received (up to `tune.bufsize`) and the
+//! position of the first byte the parser could not accept, as HAProxy
+//! keeps them.
 //!
 //! Stage: the session records a request head it refused (400, 414, 431,
-//! 501, 505) here; `admin/cli.rs` prints the captures. Process-wide and
-//! kept across reloads. Only refused requests are written, so the data
-//! path of valid traffic does not touch it.
+//! 501, 505) or a server's response head it could not read (502) here;
+//! `admin/cli.rs` prints the captures. Process-wide and kept across
+//! reloads. Only refused messages are written, so the data path of valid
+//! traffic does not touch it.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,8 +21,8 @@ use std::time::SystemTime;
 pub struct Captures {
     /// Events captured since start (HAProxy's event numbers).
     events: AtomicU64,
-    /// The last one per frontend name.
-    last: Mutex<BTreeMap<String, Captured>>,
+    /// The last one per frontend (requests) and per backend (responses).
+    last: Mutex<BTreeMap<(bool, String), Captured>>,
 }
 
 /// One refused request.
@@ -29,6 +31,8 @@ pub struct Captured {
     pub event: u64,
     pub date: SystemTime,
     pub frontend: String,
+    /// For a response: its backend and server.
+    pub response: Option<(String, String)>,
     pub peer: SocketAddr,
     pub status: u16,
     pub reason: String,
@@ -53,13 +57,41 @@ impl Captures {
             event,
             date: SystemTime::now(),
             frontend: frontend.to_owned(),
+            response: None,
             peer,
             status,
             reason,
             position: error_position(bytes),
             bytes: bytes.to_vec(),
         };
-        self.lock().insert(frontend.to_owned(), c);
+        self.lock().insert((false, frontend.to_owned()), c);
+    }
+
+    /// Records a server's response head that could not be read (the
+    /// client got `status`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn response(
+        &self,
+        frontend: &str,
+        backend: &str,
+        server: &str,
+        peer: SocketAddr,
+        status: u16,
+        bytes: &[u8],
+    ) {
+        let event = self.events.fetch_add(1, Ordering::Relaxed);
+        let c = Captured {
+            event,
+            date: SystemTime::now(),
+            frontend: frontend.to_owned(),
+            response: Some((backend.to_owned(), server.to_owned())),
+            peer,
+            status,
+            reason: "invalid response head".into(),
+            position: response_error_position(bytes),
+            bytes: bytes.to_vec(),
+        };
+        self.lock().insert((true, backend.to_owned()), c);
     }
 
     /// The captures, by frontend name.
@@ -71,7 +103,7 @@ impl Captures {
         self.events.load(Ordering::Relaxed)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Captured>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(bool, String), Captured>> {
         self.last.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -153,6 +185,47 @@ pub fn error_position(b: &[u8]) -> usize {
     }
 }
 
+/// The offset of the first byte refused in a response head: `HTTP/x.y`,
+/// SP, three digits, SP, reason (visible text), CRLF, then as a request's
+/// header lines.
+pub fn response_error_position(b: &[u8]) -> usize {
+    let n = b.len();
+    let mut i = 0;
+    for want in b"HTTP/" {
+        if i >= n || b[i] != *want {
+            return i;
+        }
+        i += 1;
+    }
+    for ok in [
+        u8::is_ascii_digit as fn(&u8) -> bool,
+        |c: &u8| *c == b'.',
+        u8::is_ascii_digit,
+        |c: &u8| *c == b' ',
+        u8::is_ascii_digit,
+        u8::is_ascii_digit,
+        u8::is_ascii_digit,
+    ] {
+        if i >= n || !ok(&b[i]) {
+            return i;
+        }
+        i += 1;
+    }
+    while i < n && (b[i] == b' ' || b[i] == b'\t' || (0x21..0x7f).contains(&b[i]) || b[i] >= 0x80) {
+        i += 1;
+    }
+    // The rest is a request's: reuse its header-line checks on a
+    // synthetic request line of the same length.
+    if i >= n {
+        return i;
+    }
+    let mut fake = b"GET / HTTP/1.1".to_vec();
+    let shift = i as isize - fake.len() as isize;
+    fake.extend_from_slice(&b[i..]);
+    let p = error_position(&fake) as isize + shift;
+    usize::try_from(p).unwrap_or(i)
+}
+
 /// HAProxy's dump of captured bytes: 5-digit offsets, one line per input
 /// line (or 64 bytes), `\r`, `\n`, `\t`, `\\` and `\xHH` escapes.
 pub fn dump(bytes: &[u8]) -> String {
@@ -199,6 +272,24 @@ mod tests {
             (b"GET / HTTP/1.1\nHost: x\r\n\r\n", 14),
         ] {
             assert_eq!(error_position(req), pos, "{}", String::from_utf8_lossy(req));
+        }
+    }
+
+    #[test]
+    fn first_refused_response_byte() {
+        for (res, pos) in [
+            (&b"HTTP/1.1 200 OK\r\nA: b\r\n\r\n"[..], 25),
+            (b"HTTP/1.1 2x0 OK\r\n\r\n", 10),
+            (b"HTTQ/1.1 200 OK\r\n\r\n", 3),
+            (b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", 20),
+            (b"garbage", 0),
+        ] {
+            assert_eq!(
+                response_error_position(res),
+                pos,
+                "{}",
+                String::from_utf8_lossy(res)
+            );
         }
     }
 

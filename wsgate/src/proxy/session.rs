@@ -1063,6 +1063,16 @@ impl Exchange<'_> {
                     Counters::add(&self.backend.counters.response_errors, 1);
                     Counters::add(&server.guard.server_counters().response_errors, 1);
                     tracing::warn!(backend = %be.name, server = %server_name, "bad or missing response: {status}");
+                    if status == 502 && !srvbuf.is_empty() {
+                        self.runtime.obs.captures.response(
+                            &self.frontend.name,
+                            &be.name,
+                            server_name,
+                            self.conn.peer,
+                            status,
+                            &srvbuf,
+                        );
+                    }
                     return refuse(client, &self.pages, status, client_timeout).await;
                 }
             }
