@@ -99,7 +99,8 @@ async fn show_sess_lists_tunnels_and_http_connections() {
 
     let answer = poll_until(DEADLINE, "both sessions listed", || {
         let a = cli(&admin, "show sess");
-        (a.lines().filter(|l| !l.is_empty()).count() == 2).then_some(a)
+        (a.lines().filter(|l| !l.is_empty()).count() == 2 && a.contains(" state=http reqs=1"))
+            .then_some(a)
     })
     .unwrap_or_else(|e| panic!("{e}: {}", cli(&admin, "show sess")));
     let lines: Vec<&str> = answer.lines().collect();
@@ -113,6 +114,18 @@ async fn show_sess_lists_tunnels_and_http_connections() {
     ] {
         assert!(ws_line.contains(part), "{part} in {ws_line}");
     }
+    // Tunnel bytes so far: the masked "hi" frame (8 bytes) up, its echo
+    // down.
+    let count = |key: &str| -> u64 {
+        ws_line
+            .split(' ')
+            .find_map(|f| f.strip_prefix(key))
+            .unwrap_or_else(|| panic!("{key} in {ws_line}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(count("bytes_in=") >= 8, "{ws_line}");
+    assert!(count("bytes_out=") > 20, "{ws_line}");
     assert!(
         lines[1].contains(&format!(
             "src=127.0.0.1:{http_port} fe=fe be=app srv=s1 age="

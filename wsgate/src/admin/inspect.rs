@@ -13,7 +13,7 @@ use crate::proxy::Runtime;
 /// `show sess`: one line per live connection, oldest first:
 /// `0x<id>: proto=tcpv4 src=<ip:port> fe=<frontend> be=<backend>
 /// srv=<server> age=<time> state=<http|websocket|tunnel> reqs=<n>
-/// [tunnel_age=<time>]`.
+/// [tunnel_age=<time> bytes_in=<from client> bytes_out=<from server>]`.
 pub fn show_sess(rt: &Runtime) -> String {
     let mut out = String::new();
     for live in rt.obs.registry.snapshot() {
@@ -41,7 +41,12 @@ pub fn show_sess(rt: &Runtime) -> String {
             st.exchanges,
         );
         if let Some(t) = st.tunnel {
-            let _ = write!(out, " tunnel_age={}", human(t.since.elapsed()));
+            let (up, down) = live.tunnel_bytes();
+            let _ = write!(
+                out,
+                " tunnel_age={} bytes_in={up} bytes_out={down}",
+                human(t.since.elapsed())
+            );
         }
         out.push('\n');
     }

@@ -15,7 +15,7 @@ use std::time::{Instant, SystemTime};
 
 use super::buffers::PooledBuf;
 use super::captured::Captures;
-use super::registry::{Registry, Tracked};
+use super::registry::{Live, Registry, Tracked};
 use super::tunnel::{TunnelEnd, TunnelIo};
 use crate::backend::{CloseReason, Counters, SessionGuard};
 use crate::config::model::{Config, Frontend, LogStyle, LogTarget};
@@ -128,6 +128,11 @@ impl Sessions {
         self
     }
 
+    /// The connection's `show sess` entry.
+    pub fn live(&self) -> Option<Arc<Live>> {
+        self.tracked.as_ref().map(|t| t.live().clone())
+    }
+
     /// An exchange went to `backend`/`server` (`tunnel`: it became one,
     /// `Some(true)` for a WebSocket).
     pub fn note(&self, backend: &str, server: &str, tunnel: Option<bool>) {
@@ -179,6 +184,10 @@ pub struct EofWatch<T> {
     pub side: u8,
     /// Look for close frames (the tunnel carries WebSocket).
     pub websocket: bool,
+    /// The connection's `show sess` entry: bytes read on this end are
+    /// added to it (one uncontended add per read, on the connection's own
+    /// counter), so open tunnels show their traffic.
+    pub live: Option<Arc<Live>>,
 }
 
 /// Whether a read starts with a whole WebSocket close frame header from
@@ -197,6 +206,9 @@ impl<T: TunnelIo> TunnelIo for EofWatch<T> {
         cx: &mut Context<'_>,
     ) -> Poll<std::io::Result<(PooledBuf, usize)>> {
         let r = self.inner.poll_read_pooled(cx);
+        if let (Some(live), Poll::Ready(Ok((_, n)))) = (&self.live, &r) {
+            live.tunnel_read(self.side == 1, *n as u64);
+        }
         match &r {
             Poll::Ready(Ok((_, 0))) => {
                 let _ = self.first.eof.compare_exchange(

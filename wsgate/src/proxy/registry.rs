@@ -34,6 +34,9 @@ pub struct Live {
     pub tls: bool,
     pub started: Instant,
     state: Mutex<LiveState>,
+    /// Tunnel bytes read from the client and from the server so far.
+    tunnel_up: AtomicU64,
+    tunnel_down: AtomicU64,
 }
 
 /// What changes during a connection.
@@ -57,6 +60,24 @@ pub struct Tunnel {
 impl Live {
     pub fn state(&self) -> LiveState {
         lock(&self.state).clone()
+    }
+
+    /// `n` bytes read on the tunnel, from the client (`up`) or the server.
+    pub fn tunnel_read(&self, up: bool, n: u64) {
+        let c = if up {
+            &self.tunnel_up
+        } else {
+            &self.tunnel_down
+        };
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Tunnel bytes (from the client, from the server) so far.
+    pub fn tunnel_bytes(&self) -> (u64, u64) {
+        (
+            self.tunnel_up.load(Ordering::Relaxed),
+            self.tunnel_down.load(Ordering::Relaxed),
+        )
     }
 
     /// An exchange was routed to `backend`/`server`; `tunnel` when it
@@ -99,6 +120,8 @@ impl Registry {
             tls,
             started: Instant::now(),
             state: Mutex::new(LiveState::default()),
+            tunnel_up: AtomicU64::new(0),
+            tunnel_down: AtomicU64::new(0),
         });
         lock(self.shard(id)).insert(id, live.clone());
         Tracked {
@@ -131,7 +154,7 @@ pub struct Tracked {
 }
 
 impl Tracked {
-    pub fn live(&self) -> &Live {
+    pub fn live(&self) -> &Arc<Live> {
         &self.live
     }
 }

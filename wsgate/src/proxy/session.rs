@@ -1249,17 +1249,20 @@ impl<C: IntoTunnel> Handoff<C> {
         };
         let first = Arc::new(FirstEof::default());
         let websocket = options.websocket.is_some();
+        let live = obs.sessions.live();
         let client = EofWatch {
             inner: client,
             first: first.clone(),
             side: 1,
             websocket,
+            live: live.clone(),
         };
         let server = EofWatch {
             inner: server,
             first: first.clone(),
             side: 2,
             websocket,
+            live,
         };
         if let Some(slot) = &slot {
             slot.server_counters().tunnel_open();
