@@ -177,7 +177,7 @@ const fn rej(
     }
 }
 
-const LOGGING_LATER: &str = "only HAProxy's default log formats are written (`option httplog`, `option tcplog`); custom formats and log options are not implemented yet";
+const LOGGING_LATER: &str = "of the logging options, `option httplog`, `option tcplog`, `option dontlognull` and `log-format` are implemented; this one is not yet";
 const NO_AGENT: &str =
     "agent checks are not implemented; the server's state comes from `check` only";
 const NO_PASSIVE: &str =
@@ -192,7 +192,7 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("balance", DLB, Handler::Proxy(h::balance), "`balance roundrobin|static-rr|leastconn|first|source|uri [len N] [depth N] [whole] [path-only]|url_param <name>|hdr(<name>) [use_domain_only]|random[(<draws>)]` (default roundrobin, as HAProxy up to 3.2); hash-based choices are the same as HAProxy 2.6's"),
     sup("bind", FL, Handler::Proxy(h::bind), "`bind <addr>:<port>[,...] [ssl crt <pem|dir> ... | crt-list <file>] [strict-sni] [ssl-min-ver ..] [ciphers ..] [alpn ..]`; `*:80`, `:80`, `[::]:443`, `ipv6@::1:80`, port ranges `8000-8010`"),
     ign("ca-base", G, "CA files are only used by options wsgate does not support yet"),
-    ign("capture", FL, "header capture only feeds access logs, which are not implemented yet"),
+    ign("capture", FL, "header captures are not implemented: `%hr` and `%hs` in access logs print nothing"),
     ign("chroot", G, NO_CHROOT),
     rej("compression", DFLB, "response compression is not implemented; responses would go out uncompressed", Some("let the server compress, or remove the line")),
     rej("cookie", DLB, "cookie-based persistence is not implemented yet; without it a client could land on a different server each request", Some("remove it if your servers share session state (a WebSocket stays on its server anyway)")),
@@ -202,7 +202,7 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("daemon", G, "wsgate stays in the foreground; run it under your service manager"),
     ign("debug", G, "use WSGATE_LOG=debug for debug output"),
     sup("default-path", G, Handler::Global(h::default_path), "`default-path current|config|parent|origin <dir>`: base of relative paths (default current)"),
-    ign("declare", FL, "`declare capture` only feeds access logs, which are not implemented yet"),
+    ign("declare", FL, "`declare capture` only feeds captures, which are not implemented: `%hr` and `%hs` in access logs print nothing"),
     sup("default-server", DLB, Handler::Proxy(h::default_server), "`default-server [weight N] [disabled] ...`: defaults for later `server` lines"),
     sup("default_backend", DFL, Handler::Proxy(h::default_backend), "`default_backend <backend>`"),
     sup("errorfile", DFLB, Handler::Proxy(super::errorfile::errorfile), "`errorfile <code> <file>`: the file (a full raw HTTP response, read at start) is sent instead of the built-in page for 200 400 401 403 404 405 407 408 410 413 421 422 425 429 500 501 502 503 504; a backend's page wins for errors tied to it"),
