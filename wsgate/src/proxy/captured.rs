@@ -69,7 +69,6 @@ impl Captures {
 
     /// Records a server's response head that could not be read (the
     /// client got `status`).
-    #[allow(clippy::too_many_arguments)]
     pub fn response(
         &self,
         frontend: &str,
