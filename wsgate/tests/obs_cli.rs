@@ -21,6 +21,9 @@ use balance_support::{haproxy_bin, Haproxy};
 use common::http::{Reader, Script, ScriptedBackend};
 use common::ws::{connect, echo};
 use common::{free_port, poll_until, DemoBackend, TempDir, Wsgate};
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -142,8 +145,36 @@ async fn show_sess_lists_tunnels_and_http_connections() {
     }
     assert_eq!(cli(&user, "show sess"), "Permission denied\n\n");
 
+    // `shutdown session`: the WebSocket gets 1012; an HTTP connection is
+    // not a tunnel; unknown ids and the user level are refused.
+    let id = |line: &str| line.split(':').next().unwrap().to_string();
+    let http_id = id(lines[1]);
+    assert_eq!(
+        cli(&admin, &format!("shutdown session {http_id}")),
+        "wsgate only shuts down tunnels (WebSocket or mode tcp); this session is not one.\n\n"
+    );
+    assert_eq!(
+        cli(&admin, "shutdown session 0xfffff"),
+        "No such session (use 'show sess').\n\n"
+    );
+    assert_eq!(
+        cli(&user, &format!("shutdown session {}", id(ws_line))),
+        "Permission denied\n\n"
+    );
+    assert_eq!(
+        cli(&admin, &format!("shutdown session {}", id(ws_line))),
+        "\n"
+    );
+    let code = loop {
+        match tokio::time::timeout(DEADLINE, ws.next()).await {
+            Ok(Some(Ok(Message::Close(Some(f))))) => break f.code,
+            Ok(Some(Ok(_))) => {}
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(code, CloseCode::Restart);
+
     // Closed connections leave the list.
-    ws.close(None).await.unwrap();
     drop(ws);
     drop(reader);
     drop(http);

@@ -356,6 +356,11 @@ const COMMANDS: &[(&str, &str, CliLevel)] = &[
         CliLevel::User,
     ),
     (
+        "shutdown session",
+        "kill a specific tunnel (WebSockets get close 1012)",
+        CliLevel::Admin,
+    ),
+    (
         "shutdown sessions server",
         "kill sessions on a server (WebSockets get close 1012)",
         CliLevel::Admin,
@@ -375,6 +380,7 @@ fn help(level: CliLevel) -> String {
                 "show servers state" => "show servers state [<backend>]",
                 "show stat" => "show stat [json]",
                 "shutdown sessions server" => "shutdown sessions server <bk>/<srv>",
+                "shutdown session" => "shutdown session <id>",
                 "clear counters" => "clear counters [all]",
                 other => other,
             };
@@ -459,6 +465,17 @@ pub fn execute(rt: &Runtime, level: CliLevel, words: &[&str]) -> String {
             [target, w] => with_server(rt, target, |be, i| weight(be, i, w)),
             _ => "Require 'backend/server' and 'weight' or 'weight%'.\n".into(),
         },
+        "shutdown session" => {
+            let live = args
+                .first()
+                .and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())
+                .and_then(|id| rt.obs.registry.find(id));
+            match live {
+                None => "No such session (use 'show sess').\n".into(),
+                Some(l) if l.kill() => String::new(),
+                Some(_) => "wsgate only shuts down tunnels (WebSocket or mode tcp); this session is not one.\n".into(),
+            }
+        }
         "shutdown sessions server" => match args {
             [target] => with_server(rt, target, |be, i| {
                 be.shutdown_sessions(i);

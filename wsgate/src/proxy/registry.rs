@@ -1,7 +1,8 @@
 //! The live client connections, for the runtime API's `show sess`: one
 //! entry per connection from accept to close, with its frontend, the
 //! backend and server of its last exchange, and whether it became a
-//! tunnel (WebSocket or `mode tcp`) and since when.
+//! tunnel (WebSocket or `mode tcp`) and since when; `shutdown session`
+//! ends one tunnel through it.
 //!
 //! Stage: a session registers when it starts (through
 //! [`super::counters::Sessions::track`]) and the entry leaves the registry
@@ -15,6 +16,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
 
 const SHARDS: usize = 16;
 
@@ -37,6 +40,8 @@ pub struct Live {
     /// Tunnel bytes read from the client and from the server so far.
     tunnel_up: AtomicU64,
     tunnel_down: AtomicU64,
+    /// Ends this connection's tunnel (`shutdown session`), once it is one.
+    kill: Mutex<Option<CancellationToken>>,
 }
 
 /// What changes during a connection.
@@ -70,6 +75,24 @@ impl Live {
             &self.tunnel_down
         };
         c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The token whose cancellation ends this connection's tunnel.
+    pub fn set_kill(&self, token: CancellationToken) {
+        *lock(&self.kill) = Some(token);
+    }
+
+    /// `shutdown session <id>`: ends the tunnel (WebSockets get their
+    /// close frame at the next message boundary); false when the
+    /// connection is not a tunnel.
+    pub fn kill(&self) -> bool {
+        match &*lock(&self.kill) {
+            Some(t) => {
+                t.cancel();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Tunnel bytes (from the client, from the server) so far.
@@ -122,12 +145,18 @@ impl Registry {
             state: Mutex::new(LiveState::default()),
             tunnel_up: AtomicU64::new(0),
             tunnel_down: AtomicU64::new(0),
+            kill: Mutex::new(None),
         });
         lock(self.shard(id)).insert(id, live.clone());
         Tracked {
             registry: self.clone(),
             live,
         }
+    }
+
+    /// The connection with this id, if it is still open.
+    pub fn find(&self, id: u64) -> Option<Arc<Live>> {
+        lock(self.shard(id)).get(&id).cloned()
     }
 
     /// The live connections, oldest first.

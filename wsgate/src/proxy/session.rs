@@ -324,6 +324,7 @@ where
                             backend_id.0,
                             slot.as_ref().map(ConnGuard::server),
                             shutdown,
+                            &sessions,
                         )),
                         websocket: ws_policy(websocket),
                     },
@@ -1329,6 +1330,7 @@ fn tunnel_signals(
     backend: usize,
     server: Option<usize>,
     stop: &CancellationToken,
+    conn: &Sessions,
 ) -> TunnelSignals {
     let sessions = server.and_then(|s| runtime.server_sessions(backend, s));
     // No known server: only the stop applies.
@@ -1338,7 +1340,8 @@ fn tunnel_signals(
     };
     TunnelSignals {
         stop: stop.clone(),
-        server_gone,
+        // `shutdown session <id>` ends this one tunnel the same way.
+        server_gone: conn.killable(server_gone),
         removed,
         spread: runtime.global.close_spread(),
     }
@@ -1469,7 +1472,13 @@ pub async fn serve_tcp<C: IntoTunnel>(
             began: rec.began,
             logger: obs.logger.clone(),
         });
-    let signals = tunnel_signals(runtime, backend_id.0, Some(slot.server()), shutdown);
+    let signals = tunnel_signals(
+        runtime,
+        backend_id.0,
+        Some(slot.server()),
+        shutdown,
+        &sessions,
+    );
     Some(Handoff {
         client,
         server,
