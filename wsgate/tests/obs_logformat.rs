@@ -290,3 +290,51 @@ async fn websocket_line_is_written_when_the_tunnel_closes() {
     assert!(bytes("B=") > 150, "{line}");
     assert!(bytes("U=") > 150, "{line}");
 }
+
+/// A WebSocket closed by the client, through wsgate and HAProxy with the
+/// same `log-format`: the same fields, except two documented differences
+/// after `|`: wsgate's `%tsc` says who closed (`CD--`) where HAProxy
+/// writes `----` for a clean close, and `%bc` is taken at the upgrade by
+/// wsgate (1), at the close by HAProxy (0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_line_beside_haproxy() {
+    let Some(bin) = haproxy_bin() else {
+        common::skip_unless_ci("haproxy is not installed: no side-by-side comparison");
+        return;
+    };
+    let line = "log-format \"%ci %f %b/%s %ST %HM %HU %HV %ac/%fc/%rc %sq/%bq | %tsc %bc\"";
+    let mut lines = Vec::new();
+    for haproxy in [false, true] {
+        let syslog = Syslog::start();
+        let demo = common::DemoBackend::start("s1", "1h");
+        let port = free_port();
+        let cfg = config(port, syslog.addr(), demo.addr, line);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let _w;
+        let _h;
+        if haproxy {
+            _h = Some(Haproxy::start(&bin, &cfg, &[addr]));
+        } else {
+            _w = Some(Wsgate::start(&cfg));
+        }
+        let mut ws = common::ws::connect(&format!("ws://{addr}/ws"), None).await;
+        common::ws::echo(&mut ws, "hello", "echo").await;
+        ws.close(None).await.unwrap();
+        tokio::time::timeout(DEADLINE, async {
+            use futures_util::StreamExt;
+            while ws.next().await.is_some() {}
+        })
+        .await
+        .unwrap();
+        drop(ws);
+        let got = tokio::task::spawn_blocking(move || syslog.next("tunnel close"))
+            .await
+            .unwrap();
+        lines.push(got);
+    }
+    let fields = |l: &str| l.split(" | ").next().unwrap().to_string();
+    let both = format!("\nwsgate:  {}\nhaproxy: {}", lines[0], lines[1]);
+    assert_eq!(fields(&lines[0]), fields(&lines[1]), "{both}");
+    assert!(lines[0].ends_with(" | CD-- 1"), "{both}");
+    assert!(lines[1].ends_with(" | ---- 0"), "{both}");
+}
