@@ -311,6 +311,11 @@ const COMMANDS: &[(&str, &str, CliLevel)] = &[
         CliLevel::Admin,
     ),
     (
+        "set maxconn server",
+        "change a server's maxconn setting",
+        CliLevel::Admin,
+    ),
+    (
         "set server",
         "change a server's state, weight, address",
         CliLevel::Admin,
@@ -375,6 +380,7 @@ fn help(level: CliLevel) -> String {
                 "set server" => "set server <bk>/<srv> [opts]",
                 "set weight" => "set weight <bk>/<srv> (<w>|<w>%)",
                 "get weight" => "get weight <bk>/<srv>",
+                "set maxconn server" => "set maxconn server <bk>/<srv> <n>",
                 "enable server" => "enable server <bk>/<srv>",
                 "disable server" => "disable server <bk>/<srv>",
                 "show servers state" => "show servers state [<backend>]",
@@ -461,6 +467,21 @@ pub fn execute(rt: &Runtime, level: CliLevel, words: &[&str]) -> String {
             String::new()
         }
         "set server" => set_server(rt, args),
+        "set maxconn server" => match args {
+            [target, n] => with_server(rt, target, |be, i| {
+                let digits = n.bytes().take_while(u8::is_ascii_digit).count();
+                match n.parse::<u32>() {
+                    Ok(n) => {
+                        be.set_maxconn(i, n);
+                        String::new()
+                    }
+                    Err(_) if digits == 0 => "maxconn string empty or preceded by garbage\n".into(),
+                    Err(_) => "Trailing garbage in maxconn string\n".into(),
+                }
+            }),
+            [target] => with_server(rt, target, |_, _| "Require <maxconn>.\n".into()),
+            _ => "Require 'backend/server'.\n".into(),
+        },
         "set weight" => match args {
             [target, w] => with_server(rt, target, |be, i| weight(be, i, w)),
             _ => "Require 'backend/server' and 'weight' or 'weight%'.\n".into(),

@@ -312,8 +312,8 @@ fn backend_rows(be: &BackendRuntime, iid: u64, out: &mut Vec<Row>) {
         r.traffic(c, http);
         r.num("qcur", u64::from(st.queued()));
         r.num("qmax", Counters::get(&c.max_queue));
-        if s.maxconn > 0 {
-            r.num("slim", u64::from(s.maxconn));
+        if st.maxconn() > 0 {
+            r.num("slim", u64::from(st.maxconn()));
         }
         if s.maxqueue > 0 {
             r.num("qlimit", u64::from(s.maxqueue));

@@ -135,7 +135,7 @@ impl BackendRuntime {
                 id: s.id,
                 weight: st.weight(),
                 conns: st.load(),
-                full: s.maxconn > 0 && st.served() >= s.maxconn,
+                full: st.maxconn() > 0 && st.served() >= st.maxconn(),
             }
         };
         let usable = |backup: bool| {
@@ -187,8 +187,8 @@ impl BackendRuntime {
         let Some(i) = algo.pick(&set, req, avoid) else {
             return Pick::Saturated(None);
         };
-        let s = &self.config.servers[i];
-        if s.maxconn > 0 && self.servers[i].served() >= s.maxconn {
+        let max = self.servers[i].maxconn();
+        if max > 0 && self.servers[i].served() >= max {
             return Pick::Saturated(Some(i));
         }
         Pick::Server(ConnGuard::new(
@@ -200,6 +200,13 @@ impl BackendRuntime {
     }
 
     /// Wakes queued requests (a slot was freed or a server came up).
+    /// `set maxconn server <be>/<srv> <n>` (0: no limit); queued requests
+    /// try again at once.
+    pub fn set_maxconn(&self, i: usize, n: u32) {
+        self.servers[i].set_maxconn(n);
+        self.wake_queue();
+    }
+
     pub(crate) fn wake_queue(&self) {
         self.slot_freed.notify_waiters();
     }

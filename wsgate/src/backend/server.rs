@@ -145,6 +145,9 @@ pub struct ServerState {
     /// Where new connections go: the configured address until the runtime
     /// API's `set server ... addr` changes it (a reload resets it).
     addr: Mutex<std::net::SocketAddr>,
+    /// `maxconn` (0: none); starts as configured, `set maxconn server`
+    /// changes it.
+    maxconn: AtomicU32,
 }
 
 impl ServerState {
@@ -165,7 +168,17 @@ impl ServerState {
             check_health: AtomicU32::new(s.check.as_ref().map_or(0, |c| c.rise)),
             check_info: Mutex::new(CheckInfo::default()),
             addr: Mutex::new(s.addr),
+            maxconn: AtomicU32::new(s.maxconn),
         }
+    }
+
+    /// The connection limit in force (0: none).
+    pub fn maxconn(&self) -> u32 {
+        self.maxconn.load(Ordering::Relaxed)
+    }
+
+    pub fn set_maxconn(&self, n: u32) {
+        self.maxconn.store(n, Ordering::Relaxed);
     }
 
     /// The address new connections go to.
