@@ -297,8 +297,8 @@ mod tests {
 
     #[test]
     fn guards_count_open_connections() {
-        let mut be = backend(&[("a", 1, false), ("b", 1, false)], Balance::LeastConn);
-        be.config.servers[0].maxconn = 1;
+        let be = backend(&[("a", 1, false), ("b", 1, false)], Balance::LeastConn);
+        be.servers[0].set_maxconn(1);
         let g1 = match be.try_pick(&SourceOnly("127.0.0.1".parse().unwrap()), None) {
             Pick::Server(g) => g,
             _ => panic!(),
