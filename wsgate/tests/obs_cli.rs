@@ -297,6 +297,10 @@ fn small_queries_answer_as_haproxy() {
         "set maxconn server app/s1",
         "set maxconn server app/s1 10x",
         "set maxconn server app",
+        "disable health app/s1",
+        "enable health app/s1",
+        "disable health app/nope",
+        "enable health app",
     ];
     let ours: Vec<String> = script.iter().map(|c| cli(&admin, c)).collect();
     assert_eq!(ours[0], "# name\napp\nother\n\n");
@@ -409,4 +413,49 @@ async fn set_maxconn_server_limits_new_connections() {
     assert_eq!(cli(&admin, "set maxconn server app/s1 0"), "\n");
     let mut c = connect(&url, None).await;
     assert_eq!(served(echo(&mut c, "c", "c").await.0), "d1", "no limit");
+}
+
+/// `disable health`: a server its checks marked DOWN counts as up and gets
+/// traffic; `enable health` lets the checks mark it DOWN again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disable_health_keeps_a_failing_server_in() {
+    let dir = TempDir::new("cli-health");
+    let admin = dir.path().join("admin.sock");
+    let d1 = DemoBackend::start("d1", "1h");
+    // Checks go to a port nobody listens on.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let port = free_port();
+    let _gate = Wsgate::start_in(
+        dir,
+        &format!(
+            "global\n    stats socket {} level admin\n\
+             defaults\n    mode http\n    timeout connect 1s\n    timeout client 30s\n    timeout server 30s\n    timeout tunnel 30s\n\
+             frontend fe\n    bind 127.0.0.1:{port}\n    default_backend app\n\
+             backend app\n    server s1 {} check port {dead_port} inter 100 fall 1 rise 1\n",
+            admin.display(),
+            d1.addr
+        ),
+    );
+    let op_state = || {
+        let out = cli(&admin, "show servers state app");
+        out.lines()
+            .find(|l| l.split(' ').nth(3) == Some("s1"))
+            .and_then(|l| l.split(' ').nth(5).map(str::to_string))
+            .unwrap_or_else(|| panic!("{out}"))
+    };
+    poll_until(DEADLINE, "s1 DOWN", || (op_state() == "0").then_some(())).unwrap();
+    assert_eq!(cli(&admin, "disable health app/s1"), "\n");
+    assert_eq!(op_state(), "2", "up once its checks are off");
+    let url = format!("ws://127.0.0.1:{port}/");
+    let mut ws = connect(&url, None).await;
+    assert!(echo(&mut ws, "x", "served").await.0.ends_with("[d1]"));
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(op_state(), "2", "no check ran");
+    assert_eq!(cli(&admin, "enable health app/s1"), "\n");
+    poll_until(DEADLINE, "s1 DOWN again", || {
+        (op_state() == "0").then_some(())
+    })
+    .unwrap();
 }

@@ -284,10 +284,16 @@ const COMMANDS: &[(&str, &str, CliLevel)] = &[
         CliLevel::Operator,
     ),
     (
+        "disable health",
+        "disable health checks (the server counts as up)",
+        CliLevel::Admin,
+    ),
+    (
         "disable server",
         "disable a server for maintenance (use 'set server' instead)",
         CliLevel::Admin,
     ),
+    ("enable health", "enable health checks", CliLevel::Admin),
     (
         "enable server",
         "enable a disabled server (use 'set server' instead)",
@@ -382,6 +388,8 @@ fn help(level: CliLevel) -> String {
                 "get weight" => "get weight <bk>/<srv>",
                 "set maxconn server" => "set maxconn server <bk>/<srv> <n>",
                 "enable server" => "enable server <bk>/<srv>",
+                "enable health" => "enable health <bk>/<srv>",
+                "disable health" => "disable health <bk>/<srv>",
                 "disable server" => "disable server <bk>/<srv>",
                 "show servers state" => "show servers state [<backend>]",
                 "show stat" => "show stat [json]",
@@ -500,6 +508,18 @@ pub fn execute(rt: &Runtime, level: CliLevel, words: &[&str]) -> String {
         "shutdown sessions server" => match args {
             [target] => with_server(rt, target, |be, i| {
                 be.shutdown_sessions(i);
+                String::new()
+            }),
+            _ => "Require 'backend/server'.\n".into(),
+        },
+        "enable health" | "disable health" => match args {
+            [target] => with_server(rt, target, |be, i| {
+                let enable = name == "enable health";
+                if enable && be.config.servers[i].check.is_none() {
+                    return "Health check was not configured on this server, cannot enable.\n"
+                        .into();
+                }
+                be.set_health_checks(i, enable);
                 String::new()
             }),
             _ => "Require 'backend/server'.\n".into(),

@@ -207,6 +207,17 @@ impl BackendRuntime {
         self.wake_queue();
     }
 
+    /// `disable health` / `enable health`: a paused server's checks are
+    /// not run and it counts as up (as HAProxy's unchecked servers do);
+    /// once enabled, checks go on from up.
+    pub fn set_health_checks(&self, i: usize, enabled: bool) {
+        self.servers[i].pause_checks(!enabled);
+        if !enabled && !self.servers[i].is_up() {
+            self.servers[i].set_up(true);
+            self.wake_queue();
+        }
+    }
+
     pub(crate) fn wake_queue(&self) {
         self.slot_freed.notify_waiters();
     }

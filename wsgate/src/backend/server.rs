@@ -148,6 +148,8 @@ pub struct ServerState {
     /// `maxconn` (0: none); starts as configured, `set maxconn server`
     /// changes it.
     maxconn: AtomicU32,
+    /// `disable health`: checks are not run and the server counts as up.
+    checks_paused: AtomicBool,
 }
 
 impl ServerState {
@@ -169,7 +171,17 @@ impl ServerState {
             check_info: Mutex::new(CheckInfo::default()),
             addr: Mutex::new(s.addr),
             maxconn: AtomicU32::new(s.maxconn),
+            checks_paused: AtomicBool::new(false),
         }
+    }
+
+    /// Whether `disable health` paused this server's checks.
+    pub fn checks_paused(&self) -> bool {
+        self.checks_paused.load(Ordering::Relaxed)
+    }
+
+    pub fn pause_checks(&self, paused: bool) {
+        self.checks_paused.store(paused, Ordering::Relaxed);
     }
 
     /// The connection limit in force (0: none).
