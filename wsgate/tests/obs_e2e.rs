@@ -124,9 +124,11 @@ fn parse_csv(csv: &str) -> HashMap<(String, String), HashMap<String, String>> {
 
 /// A strict parser of the Prometheus text format (0.0.4): every sample
 /// line is `name{label="value",...} value`, every metric has `# TYPE`
+/// (or, for a histogram's `_bucket`, `_sum` and `_count`, its family's)
 /// before its samples, names and labels are valid. Returns the samples.
 fn parse_prometheus(text: &str) -> HashMap<String, f64> {
     let mut typed = std::collections::HashSet::new();
+    let mut histograms = std::collections::HashSet::new();
     let mut samples = HashMap::new();
     let valid_name = |n: &str| {
         !n.is_empty()
@@ -138,7 +140,10 @@ fn parse_prometheus(text: &str) -> HashMap<String, f64> {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, ty) = rest.split_once(' ').unwrap();
             assert!(valid_name(name), "{line}");
-            assert!(["counter", "gauge"].contains(&ty), "{line}");
+            assert!(["counter", "gauge", "histogram"].contains(&ty), "{line}");
+            if ty == "histogram" {
+                histograms.insert(name.to_string());
+            }
             assert!(typed.insert(name.to_string()), "TYPE twice: {line}");
             continue;
         }
@@ -153,7 +158,11 @@ fn parse_prometheus(text: &str) -> HashMap<String, f64> {
         let value: f64 = value.parse().unwrap_or_else(|_| panic!("value in {line}"));
         let name = series.split('{').next().unwrap();
         assert!(valid_name(name), "{line}");
-        assert!(typed.contains(name), "no TYPE before {line}");
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|b| histograms.contains(*b)))
+            .unwrap_or(name);
+        assert!(typed.contains(family), "no TYPE before {line}");
         if let Some(labels) = series.strip_prefix(name) {
             if !labels.is_empty() {
                 let inner = labels

@@ -11,6 +11,8 @@
 //! HAProxy's "Unknown command" answer followed by the commands valid at
 //! the connection's level.
 //!
+//! `show sess` and `show errors` are rendered by `inspect`.
+//!
 //! Stage: started by `main` once the proxy runs, on the main runtime;
 //! reads the same snapshot as the stats page and steers servers through
 //! `BackendRuntime::{set_admin, set_weight}`.
@@ -283,14 +285,25 @@ const COMMANDS: &[(&str, &str, CliLevel)] = &[
         CliLevel::Operator,
     ),
     (
+        "disable health",
+        "disable health checks (the server counts as up)",
+        CliLevel::Admin,
+    ),
+    (
         "disable server",
         "disable a server for maintenance (use 'set server' instead)",
         CliLevel::Admin,
     ),
+    ("enable health", "enable health checks", CliLevel::Admin),
     (
         "enable server",
         "enable a disabled server (use 'set server' instead)",
         CliLevel::Admin,
+    ),
+    (
+        "get weight",
+        "report a server's current weight",
+        CliLevel::User,
     ),
     ("help", "list known CLI commands", CliLevel::User),
     (
@@ -305,14 +318,29 @@ const COMMANDS: &[(&str, &str, CliLevel)] = &[
         CliLevel::Admin,
     ),
     (
+        "set maxconn server",
+        "change a server's maxconn setting",
+        CliLevel::Admin,
+    ),
+    (
         "set server",
-        "change a server's state, weight",
+        "change a server's state, weight, address",
         CliLevel::Admin,
     ),
     (
         "set weight",
         "change a server's weight (deprecated)",
         CliLevel::Admin,
+    ),
+    (
+        "show backend",
+        "list backends in the current running config",
+        CliLevel::User,
+    ),
+    (
+        "show errors",
+        "report the last refused request of each frontend",
+        CliLevel::Operator,
     ),
     (
         "show info",
@@ -325,6 +353,11 @@ const COMMANDS: &[(&str, &str, CliLevel)] = &[
         CliLevel::User,
     ),
     (
+        "show sess",
+        "report the list of current sessions (WebSocket tunnels included)",
+        CliLevel::Operator,
+    ),
+    (
         "show stat",
         "report counters for each proxy and server [json]",
         CliLevel::User,
@@ -333,6 +366,16 @@ const COMMANDS: &[(&str, &str, CliLevel)] = &[
         "show table",
         "report table usage stats or dump this table's contents",
         CliLevel::User,
+    ),
+    (
+        "show version",
+        "show version of the current process",
+        CliLevel::User,
+    ),
+    (
+        "shutdown session",
+        "kill a specific tunnel (WebSockets get close 1012)",
+        CliLevel::Admin,
     ),
     (
         "shutdown sessions server",
@@ -348,12 +391,17 @@ fn help(level: CliLevel) -> String {
             let syntax = match *name {
                 "set server" => "set server <bk>/<srv> [opts]",
                 "set weight" => "set weight <bk>/<srv> (<w>|<w>%)",
+                "get weight" => "get weight <bk>/<srv>",
+                "set maxconn server" => "set maxconn server <bk>/<srv> <n>",
                 "enable server" => "enable server <bk>/<srv>",
+                "enable health" => "enable health <bk>/<srv>",
+                "disable health" => "disable health <bk>/<srv>",
                 "disable server" => "disable server <bk>/<srv>",
                 "show servers state" => "show servers state [<backend>]",
                 "show stat" => "show stat [json]",
                 "show table" => "show table [<table>]",
                 "shutdown sessions server" => "shutdown sessions server <bk>/<srv>",
+                "shutdown session" => "shutdown session <id>",
                 "clear counters" => "clear counters [all]",
                 other => other,
             };
@@ -409,6 +457,23 @@ pub fn execute(rt: &Runtime, level: CliLevel, words: &[&str]) -> String {
         }
         "show servers state" => servers_state(rt, args.first().copied()),
         "show table" => show_table(rt, args.first().copied()),
+        "show backend" => std::iter::once("# name".to_owned())
+            .chain(rt.backends.iter().map(|b| b.config.name.clone()))
+            .map(|l| l + "\n")
+            .collect(),
+        "show version" => format!("{}\n", env!("CARGO_PKG_VERSION")),
+        "show sess" => super::inspect::show_sess(rt),
+        "show errors" => super::inspect::show_errors(rt),
+        "get weight" => match args {
+            [target] => with_server(rt, target, |be, i| {
+                format!(
+                    "{} (initial {})\n",
+                    be.servers[i].weight(),
+                    be.config.servers[i].weight
+                )
+            }),
+            _ => "Require 'backend/server'.\n".into(),
+        },
         "clear counters" => {
             let all = args.first() == Some(&"all");
             if all && level < CliLevel::Admin {
@@ -418,13 +483,51 @@ pub fn execute(rt: &Runtime, level: CliLevel, words: &[&str]) -> String {
             String::new()
         }
         "set server" => set_server(rt, args),
+        "set maxconn server" => match args {
+            [target, n] => with_server(rt, target, |be, i| {
+                let digits = n.bytes().take_while(u8::is_ascii_digit).count();
+                match n.parse::<u32>() {
+                    Ok(n) => {
+                        be.set_maxconn(i, n);
+                        String::new()
+                    }
+                    Err(_) if digits == 0 => "maxconn string empty or preceded by garbage\n".into(),
+                    Err(_) => "Trailing garbage in maxconn string\n".into(),
+                }
+            }),
+            [target] => with_server(rt, target, |_, _| "Require <maxconn>.\n".into()),
+            _ => "Require 'backend/server'.\n".into(),
+        },
         "set weight" => match args {
             [target, w] => with_server(rt, target, |be, i| weight(be, i, w)),
             _ => "Require 'backend/server' and 'weight' or 'weight%'.\n".into(),
         },
+        "shutdown session" => {
+            let live = args
+                .first()
+                .and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())
+                .and_then(|id| rt.obs.registry.find(id));
+            match live {
+                None => "No such session (use 'show sess').\n".into(),
+                Some(l) if l.kill() => String::new(),
+                Some(_) => "wsgate only shuts down tunnels (WebSocket or mode tcp); this session is not one.\n".into(),
+            }
+        }
         "shutdown sessions server" => match args {
             [target] => with_server(rt, target, |be, i| {
                 be.shutdown_sessions(i);
+                String::new()
+            }),
+            _ => "Require 'backend/server'.\n".into(),
+        },
+        "enable health" | "disable health" => match args {
+            [target] => with_server(rt, target, |be, i| {
+                let enable = name == "enable health";
+                if enable && be.config.servers[i].check.is_none() {
+                    return "Health check was not configured on this server, cannot enable.\n"
+                        .into();
+                }
+                be.set_health_checks(i, enable);
                 String::new()
             }),
             _ => "Require 'backend/server'.\n".into(),
@@ -515,9 +618,48 @@ fn set_server(rt: &Runtime, args: &[&str]) -> String {
             String::new()
         }
         ("weight", [w]) => weight(be, i, w),
+        ("addr", rest) => set_addr(be, i, rest),
         ("state", _) => "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n".into(),
-        _ => "'set server <srv>' only supports 'state' and 'weight' in wsgate.\n".into(),
+        _ => "'set server <srv>' only supports 'state', 'weight' and 'addr' in wsgate.\n".into(),
     })
+}
+
+/// `set server <be>/<srv> addr <ip> [port <port>]`: new connections go
+/// there; open ones (WebSockets) stay. Answered in HAProxy 2.6's words
+/// (checked side by side); port 0 (HAProxy's port mapping) is refused.
+fn set_addr(be: &BackendRuntime, i: usize, args: &[&str]) -> String {
+    let (ip, port) = match args {
+        [ip] => (*ip, None),
+        [ip, "port", p] => (*ip, Some(*p)),
+        _ => return "set server <b>/<s> addr requires an address and optionally a port.\n".into(),
+    };
+    const BY: &str = " by 'stats socket command'\n";
+    let Ok(ip_addr) = ip.parse::<std::net::IpAddr>() else {
+        return format!("Invalid addr '{ip}'{BY}");
+    };
+    let st = &be.servers[i];
+    let old = st.addr();
+    let mut new = std::net::SocketAddr::new(ip_addr, old.port());
+    let mut msg = if old.ip() == ip_addr {
+        "no need to change the addr".to_owned()
+    } else {
+        format!("IP changed from '{}' to '{ip_addr}'", old.ip())
+    };
+    if let Some(p) = port {
+        match p.parse::<u16>() {
+            Ok(p) if p > 0 => {
+                if p == old.port() {
+                    msg.push_str(", no need to change the port");
+                } else {
+                    msg.push_str(&format!(", port changed from '{}' to '{p}'", old.port()));
+                }
+                new.set_port(p);
+            }
+            _ => msg.push_str(&format!(", problem converting port '{p}' to an int")),
+        }
+    }
+    st.set_addr(new);
+    msg + BY
 }
 
 /// `show servers state [<backend>]` in HAProxy's version 1 layout.
@@ -591,7 +733,7 @@ fn servers_state(rt: &Runtime, only: Option<&str>) -> String {
                 be.config.name,
                 srv.id,
                 srv.name,
-                srv.addr.ip(),
+                st.addr().ip(),
                 st.weight(),
                 srv.weight,
                 st.last_change_age(),
@@ -599,7 +741,7 @@ fn servers_state(rt: &Runtime, only: Option<&str>) -> String {
                 if checked { u8::from(st.is_up()) + 1 } else { 0 },
                 st.check_health.load(std::sync::atomic::Ordering::Relaxed),
                 if checked { 6 } else { 0 },
-                srv.addr.port(),
+                st.addr().port(),
                 srv.check.as_ref().map_or(0, |c| c.target.port()),
             ));
         }

@@ -9,8 +9,10 @@
 //! scripts written for HAProxy's CSV keep working.
 
 pub mod cli;
+mod inspect;
 pub mod metrics;
 pub mod stats;
+pub mod stats_admin;
 
 use std::fmt::Write as _;
 
@@ -310,8 +312,8 @@ fn backend_rows(be: &BackendRuntime, iid: u64, out: &mut Vec<Row>) {
         r.traffic(c, http);
         r.num("qcur", u64::from(st.queued()));
         r.num("qmax", Counters::get(&c.max_queue));
-        if s.maxconn > 0 {
-            r.num("slim", u64::from(s.maxconn));
+        if st.maxconn() > 0 {
+            r.num("slim", u64::from(st.maxconn()));
         }
         if s.maxqueue > 0 {
             r.num("qlimit", u64::from(s.maxqueue));
@@ -332,7 +334,7 @@ fn backend_rows(be: &BackendRuntime, iid: u64, out: &mut Vec<Row>) {
         if last > 0 {
             r.num("lastsess", now.saturating_sub(last));
         }
-        r.text("addr", s.addr.to_string());
+        r.text("addr", st.addr().to_string());
         r.text("mode", cfg.mode.to_string());
         r.num("used_conn_cur", u64::from(st.served()));
         if let Some(chk) = &s.check {

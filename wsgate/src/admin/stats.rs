@@ -23,21 +23,18 @@ pub fn matches(page: &StatsPage, target: &str) -> bool {
     target.starts_with(&page.uri)
 }
 
-/// The full HTTP/1.1 response (head and body) and its status.
+/// The full HTTP/1.1 response (head and body) and its status. `admin`:
+/// `stats admin` holds for this request (the page shows the server
+/// actions).
 pub fn answer(
     page: &StatsPage,
     target: &str,
     authorization: Option<&[u8]>,
     rt: &Runtime,
+    admin: bool,
 ) -> (u16, Vec<u8>) {
     if !page.users.is_empty() && !authorized(page, authorization) {
-        let body = "<html><body><h1>401 Unauthorized</h1>\nYou need a valid user and password to access this content.\n</body></html>\n";
-        let head = format!(
-            "HTTP/1.1 401 Unauthorized\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/html\r\nwww-authenticate: Basic realm=\"{}\"\r\n\r\n",
-            body.len(),
-            page.realm
-        );
-        return (401, [head.as_bytes(), body.as_bytes()].concat());
+        return unauthorized(page);
     }
     let rest = &target[page.uri.len().min(target.len())..];
     let snapshot = rows(rt);
@@ -46,7 +43,10 @@ pub fn answer(
     } else if rest.contains(";json") {
         ("application/json", super::json(&snapshot))
     } else {
-        ("text/html; charset=utf-8", html(page, rt, &snapshot))
+        (
+            "text/html; charset=utf-8",
+            html(page, rt, &snapshot, target, admin),
+        )
     };
     let mut head = format!(
         "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: {ctype}\r\n",
@@ -59,6 +59,47 @@ pub fn answer(
     }
     head.push_str("\r\n");
     (200, [head.into_bytes(), body.into_bytes()].concat())
+}
+
+/// A POST to the stats URI: `stats admin` actions (`stats_admin`), after
+/// the same authentication as the page.
+pub fn answer_post(
+    page: &StatsPage,
+    authorization: Option<&[u8]>,
+    rt: &Runtime,
+    admin: bool,
+    post: &super::stats_admin::Post<'_>,
+) -> (u16, Vec<u8>) {
+    if !page.users.is_empty() && !authorized(page, authorization) {
+        return unauthorized(page);
+    }
+    match super::stats_admin::post(rt, admin, post) {
+        Ok(code) => {
+            let head = format!(
+                "HTTP/1.1 303 See Other\r\ncontent-length: 0\r\ncache-control: no-cache\r\nlocation: {};st={code}\r\n\r\n",
+                page.uri
+            );
+            (303, head.into_bytes())
+        }
+        Err(super::stats_admin::Refusal::Forbidden) => {
+            let body = "<html><body><h1>403 Forbidden</h1>\nRequest forbidden by administrative rules.\n</body></html>\n";
+            let head = format!(
+                "HTTP/1.1 403 Forbidden\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/html\r\n\r\n",
+                body.len()
+            );
+            (403, [head.into_bytes(), body.as_bytes().to_vec()].concat())
+        }
+    }
+}
+
+fn unauthorized(page: &StatsPage) -> (u16, Vec<u8>) {
+    let body = "<html><body><h1>401 Unauthorized</h1>\nYou need a valid user and password to access this content.\n</body></html>\n";
+    let head = format!(
+        "HTTP/1.1 401 Unauthorized\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/html\r\nwww-authenticate: Basic realm=\"{}\"\r\n\r\n",
+        body.len(),
+        page.realm
+    );
+    (401, [head.as_bytes(), body.as_bytes()].concat())
 }
 
 /// Checks `Authorization: Basic <base64(user:pass)>` against every
@@ -162,7 +203,7 @@ tr.fe td{background:#eef4ff}tr.be td{background:#eef1f4;font-weight:600}\
 .UP,.OPEN,.no{color:#0a7a2f}.DOWN{color:#c01818;font-weight:700}.MAINT{color:#6b46c1}.DRAIN{color:#b7791f}\
 .ws{font-weight:700;color:#1d4ed8}.small{font-size:11px;color:#666;text-align:left;white-space:normal;min-width:12em}";
 
-fn html(page: &StatsPage, rt: &Runtime, rows: &[Row]) -> String {
+fn html(page: &StatsPage, rt: &Runtime, rows: &[Row], target: &str, admin: bool) -> String {
     let mut s = String::with_capacity(4096 + rows.len() * 600);
     let up = rt.obs.started_at.elapsed().as_secs();
     let info = super::info(rt);
@@ -198,6 +239,9 @@ fn html(page: &StatsPage, rt: &Runtime, rows: &[Row]) -> String {
         get("CumConns"),
         get("CurrTunnels"),
     );
+    if let Some(text) = super::stats_admin::banner(target) {
+        let _ = write!(s, "<p class=\"banner\" id=\"banner\">{text}</p>");
+    }
     let mut i = 0;
     while i < rows.len() {
         let px = rows[i].s("pxname");
@@ -209,6 +253,9 @@ fn html(page: &StatsPage, rt: &Runtime, rows: &[Row]) -> String {
             i += 1;
         }
         proxy_table(&mut s, &px, &rows[start..i]);
+    }
+    if admin {
+        s.push_str(&super::stats_admin::forms(rt, &page.uri));
     }
     s.push_str("<p class=\"meta\">Also as <a href=\"");
     s.push_str(&escape(&page.uri));

@@ -17,19 +17,28 @@ use std::sync::Arc;
 pub enum CloseReason {
     ClientClose,
     ServerClose,
+    /// `timeout tunnel` (or client/server) expired.
     Timeout,
-    Stopping,
+    /// The proxy stopped (SIGTERM, SIGINT, SIGUSR1).
+    Stop,
+    /// A reload removed the tunnel's server.
+    Reload,
+    /// `shutdown sessions server`, `on-marked-down shutdown-sessions`,
+    /// `on-marked-up shutdown-backup-sessions`.
+    Shutdown,
     Error,
     /// A WebSocket limit or policy (`websocket ...` settings) was broken.
     Limit,
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 6] = [
+    pub const ALL: [CloseReason; 8] = [
         CloseReason::ClientClose,
         CloseReason::ServerClose,
         CloseReason::Timeout,
-        CloseReason::Stopping,
+        CloseReason::Stop,
+        CloseReason::Reload,
+        CloseReason::Shutdown,
         CloseReason::Error,
         CloseReason::Limit,
     ];
@@ -40,7 +49,9 @@ impl CloseReason {
             CloseReason::ClientClose => "client_close",
             CloseReason::ServerClose => "server_close",
             CloseReason::Timeout => "timeout",
-            CloseReason::Stopping => "stopping",
+            CloseReason::Stop => "stop",
+            CloseReason::Reload => "reload",
+            CloseReason::Shutdown => "shutdown_sessions",
             CloseReason::Error => "error",
             CloseReason::Limit => "limit",
         }
@@ -50,6 +61,13 @@ impl CloseReason {
         self as usize
     }
 }
+
+/// Upper bounds (seconds) of the tunnel lifetime histogram's buckets
+/// (`wsgate_tunnel_duration_seconds`): WebSockets live from a second to
+/// days, so the buckets grow roughly tenfold.
+pub const TUNNEL_BUCKETS: [f64; 10] = [
+    1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14_400.0, 43_200.0, 86_400.0,
+];
 
 /// One proxy's or server's counters. Which fields a kind of object fills
 /// follows HAProxy's CSV letters (F, B, S).
@@ -90,7 +108,12 @@ pub struct Counters {
     /// Tunnels since start.
     pub total_tunnels: AtomicU64,
     /// Closed tunnels by [`CloseReason`].
-    pub tunnels_closed: [AtomicU64; 6],
+    pub tunnels_closed: [AtomicU64; CloseReason::ALL.len()],
+    /// Closed tunnels by lifetime: one count per [`TUNNEL_BUCKETS`] bound
+    /// (not cumulative), then the ones above the last.
+    pub tunnel_lifetimes: [AtomicU64; TUNNEL_BUCKETS.len() + 1],
+    /// Sum of the closed tunnels' lifetimes, in milliseconds.
+    pub tunnel_lifetime_ms: AtomicU64,
     /// Highest queue length seen (`qmax`).
     pub max_queue: AtomicU64,
     /// Unix time (s) of the last session (`lastsess`); 0 = never.
@@ -141,6 +164,19 @@ impl Counters {
         self.tunnels_closed[reason.index()].fetch_add(1, Relaxed);
     }
 
+    /// A tunnel that lived `d` closed (the histogram; one `fetch_add` per
+    /// bucket and sum, once per tunnel).
+    pub fn tunnel_lifetime(&self, d: std::time::Duration) {
+        let secs = d.as_secs_f64();
+        let bucket = TUNNEL_BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(TUNNEL_BUCKETS.len());
+        self.tunnel_lifetimes[bucket].fetch_add(1, Relaxed);
+        self.tunnel_lifetime_ms
+            .fetch_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX), Relaxed);
+    }
+
     pub fn closed(&self, reason: CloseReason) -> u64 {
         self.tunnels_closed[reason.index()].load(Relaxed)
     }
@@ -178,10 +214,16 @@ impl Counters {
             &self.selected,
             &self.intercepted,
             &self.total_tunnels,
+            &self.tunnel_lifetime_ms,
         ] {
             a.store(0, Relaxed);
         }
-        for a in self.responses.iter().chain(&self.tunnels_closed) {
+        for a in self
+            .responses
+            .iter()
+            .chain(&self.tunnels_closed)
+            .chain(&self.tunnel_lifetimes)
+        {
             a.store(0, Relaxed);
         }
     }
@@ -239,5 +281,16 @@ mod tests {
         assert_eq!(Counters::get(&c.total_sessions), 2);
         c.clear_all();
         assert_eq!(Counters::get(&c.total_sessions), 0);
+    }
+
+    #[test]
+    fn tunnel_lifetimes_fall_in_their_bucket() {
+        let c = Counters::new();
+        for ms in [0, 1000, 1001, 59_000, 100_000_000] {
+            c.tunnel_lifetime(std::time::Duration::from_millis(ms));
+        }
+        let counts: Vec<u64> = c.tunnel_lifetimes.iter().map(Counters::get).collect();
+        assert_eq!(counts, vec![2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(Counters::get(&c.tunnel_lifetime_ms), 100_061_001);
     }
 }

@@ -161,10 +161,21 @@ where
     // farm is not probed all at once.
     let first = Duration::from_millis(fastrand::u64(..=check.inter.as_millis().min(1000) as u64));
     let mut wait = first;
+    let mut paused = false;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stop.cancelled() => return,
+        }
+        // `disable health`: no probes; after `enable health`, go on from
+        // up with the full margin.
+        if be.servers[index].checks_paused() {
+            paused = true;
+            wait = check.inter;
+            continue;
+        }
+        if std::mem::take(&mut paused) {
+            health = Health::resume(check.rise, check.fall, true, u32::MAX);
         }
         let started = Instant::now();
         let outcome = tokio::select! {

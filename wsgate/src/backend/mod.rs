@@ -176,7 +176,7 @@ impl BackendRuntime {
                 id: s.id,
                 weight: st.weight(),
                 conns: st.load(),
-                full: s.maxconn > 0 && st.served() >= s.maxconn,
+                full: st.maxconn() > 0 && st.served() >= st.maxconn(),
             }
         };
         let usable = |backup: bool| {
@@ -237,8 +237,8 @@ impl BackendRuntime {
 
     /// A slot on server `i`, or `Saturated(Some(i))` at its `maxconn`.
     fn take(&self, i: usize) -> Pick {
-        let s = &self.config.servers[i];
-        if s.maxconn > 0 && self.servers[i].served() >= s.maxconn {
+        let max = self.servers[i].maxconn();
+        if max > 0 && self.servers[i].served() >= max {
             return Pick::Saturated(Some(i));
         }
         Pick::Server(ConnGuard::new(
@@ -250,6 +250,24 @@ impl BackendRuntime {
     }
 
     /// Wakes queued requests (a slot was freed or a server came up).
+    /// `set maxconn server <be>/<srv> <n>` (0: no limit); queued requests
+    /// try again at once.
+    pub fn set_maxconn(&self, i: usize, n: u32) {
+        self.servers[i].set_maxconn(n);
+        self.wake_queue();
+    }
+
+    /// `disable health` / `enable health`: a paused server's checks are
+    /// not run and it counts as up (as HAProxy's unchecked servers do);
+    /// once enabled, checks go on from up.
+    pub fn set_health_checks(&self, i: usize, enabled: bool) {
+        self.servers[i].pause_checks(!enabled);
+        if !enabled && !self.servers[i].is_up() {
+            self.servers[i].set_up(true);
+            self.wake_queue();
+        }
+    }
+
     pub(crate) fn wake_queue(&self) {
         self.slot_freed.notify_waiters();
     }
@@ -345,8 +363,8 @@ mod tests {
 
     #[test]
     fn guards_count_open_connections() {
-        let mut be = backend(&[("a", 1, false), ("b", 1, false)], Balance::LeastConn);
-        be.config.servers[0].maxconn = 1;
+        let be = backend(&[("a", 1, false), ("b", 1, false)], Balance::LeastConn);
+        be.servers[0].set_maxconn(1);
         let g1 = match be.try_pick(&SourceOnly("127.0.0.1".parse().unwrap()), None, None) {
             Pick::Server(g) => g,
             _ => panic!(),

@@ -88,7 +88,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn waits_for_a_slot_then_times_out() {
         let mut be = backend(&[("a", 1, false)], Balance::RoundRobin);
-        be.config.servers[0].maxconn = 1;
+        be.servers[0].set_maxconn(1);
         be.config.timeouts.queue = Some(Duration::from_secs(2));
         let req = SourceOnly("127.0.0.1".parse().unwrap());
         let first = acquire(&be, &req, None, None).await.unwrap();

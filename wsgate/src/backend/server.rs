@@ -158,6 +158,14 @@ pub struct ServerState {
     /// Health counter (`check_health`).
     pub check_health: AtomicU32,
     check_info: Mutex<CheckInfo>,
+    /// Where new connections go: the configured address until the runtime
+    /// API's `set server ... addr` changes it (a reload resets it).
+    addr: Mutex<std::net::SocketAddr>,
+    /// `maxconn` (0: none); starts as configured, `set maxconn server`
+    /// changes it.
+    maxconn: AtomicU32,
+    /// `disable health`: checks are not run and the server counts as up.
+    checks_paused: AtomicBool,
 }
 
 impl ServerState {
@@ -177,7 +185,42 @@ impl ServerState {
             last_change: AtomicU64::new(unix_now()),
             check_health: AtomicU32::new(s.check.as_ref().map_or(0, |c| c.rise)),
             check_info: Mutex::new(CheckInfo::default()),
+            addr: Mutex::new(s.addr),
+            maxconn: AtomicU32::new(s.maxconn),
+            checks_paused: AtomicBool::new(false),
         }
+    }
+
+    /// Whether `disable health` paused this server's checks.
+    pub fn checks_paused(&self) -> bool {
+        self.checks_paused.load(Ordering::Relaxed)
+    }
+
+    pub fn pause_checks(&self, paused: bool) {
+        self.checks_paused.store(paused, Ordering::Relaxed);
+    }
+
+    /// The connection limit in force (0: none).
+    pub fn maxconn(&self) -> u32 {
+        self.maxconn.load(Ordering::Relaxed)
+    }
+
+    pub fn set_maxconn(&self, n: u32) {
+        self.maxconn.store(n, Ordering::Relaxed);
+    }
+
+    /// The address new connections go to.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        *self.addr.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `set server <be>/<srv> addr <ip> [port <port>]`; returns the
+    /// previous address. Open connections stay where they are.
+    pub fn set_addr(&self, addr: std::net::SocketAddr) -> std::net::SocketAddr {
+        std::mem::replace(
+            &mut *self.addr.lock().unwrap_or_else(|p| p.into_inner()),
+            addr,
+        )
     }
 
     pub fn is_up(&self) -> bool {

@@ -506,6 +506,13 @@ mod tests {
     }
 
     #[test]
+    fn predefined_acls() {
+        assert!(predefined("TRUE").is_some());
+        assert!(predefined("LOCALHOST").is_some());
+        assert!(predefined("HTTP_1.1").is_none());
+    }
+
+    #[test]
     fn conditions() {
         let c = parse_condition(&toks("if is_ws !is_api || { path_beg /x } other")).unwrap();
         assert!(!c.unless);

@@ -210,6 +210,16 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
                 condition,
             })
         });
+        let stats_admin = d.stats_admin.as_ref().and_then(|rule| {
+            let condition = match &rule.condition {
+                None => None,
+                Some(c) => Some(resolve_condition(p, rule, c, &mut acls, diags)?),
+            };
+            Some(ServiceRule {
+                location: rule.location.clone(),
+                condition,
+            })
+        });
         let http_request = request_rules(p, &d.http_request, &mut acls, diags);
         let redirects = request_rules(p, &redirect_rules(p), &mut acls, diags);
         let http_response = response_rules(p, &d.http_response, &mut acls, diags);
@@ -248,6 +258,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             use_backends,
             stats: d.stats.clone(),
             prometheus,
+            stats_admin,
             http_request,
             redirects,
             http_response,
@@ -258,6 +269,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             log: FrontendLog {
                 targets: log_targets,
                 style: d.log_style,
+                format: d.log_format.clone(),
                 dontlognull: d.dontlognull,
             },
             name: p.name.clone(),

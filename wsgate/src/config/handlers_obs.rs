@@ -1,5 +1,5 @@
 //! Handlers of the observability keywords: `stats ...` (page and runtime
-//! socket), `log`, `option httplog|tcplog|dontlognull`, and the one
+//! socket), `log`, `log-format`, `option httplog|tcplog|dontlognull`, and the one
 //! `http-request` form wsgate implements, `http-request use-service
 //! prometheus-exporter [if|unless <cond>]`.
 //!
@@ -12,11 +12,13 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use super::logline;
 use super::model::{
     CliLevel, LogFormat, LogSink, LogStyle, LogTarget, SocketAddress, StatsPage, StatsSocket,
 };
-use super::parser::{Cx, GlobalDraft, ProxyDraft};
+use super::parser::{Cx, GlobalDraft, ProxyDraft, SectionKind};
 use super::units::parse_time;
 
 const FACILITIES: [&str; 24] = [
@@ -30,6 +32,39 @@ const LEVELS: [&str; 8] = [
 
 fn stats_page(p: &mut ProxyDraft) -> &mut StatsPage {
     p.stats.get_or_insert_with(StatsPage::default)
+}
+
+/// `stats admin { if | unless } <cond>`: the page offers server actions
+/// to the requests the condition accepts (`admin/stats_admin.rs`).
+pub fn stats_admin(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    if cx.section == SectionKind::Backend {
+        // The page a backend serves stays read-only: a warning, not an
+        // error, since the rest of the page works as HAProxy's.
+        let kw = cx.kw;
+        cx.warn(
+            kw,
+            "'stats admin' in a backend is ignored: wsgate offers admin actions on the stats pages of frontend and listen sections",
+        )
+        .hint = Some("put the `stats` lines in the frontend that serves the page".into());
+        return;
+    }
+    let args = cx.args;
+    if !matches!(args.first().map(|t| t.text.as_str()), Some("if" | "unless")) {
+        let at = args.first().unwrap_or(cx.kw);
+        cx.error(
+            at,
+            "'stats admin' needs a condition: `stats admin if <cond>`",
+        )
+        .hint = Some(
+            "e.g. `stats admin if LOCALHOST`, or `stats admin if TRUE` with `stats auth`".into(),
+        );
+        return;
+    }
+    let location = cx.kw_loc();
+    if let Some(rule) = cx.rule(String::new(), location, args) {
+        stats_page(p);
+        p.stats_admin = Some(rule);
+    }
 }
 
 pub fn stats_enable(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
@@ -467,6 +502,32 @@ pub fn option_httplog(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     } else {
         LogStyle::Http
     };
+    p.log_format = None;
+}
+
+/// `log-format <fmt>`: the access log line of this proxy; the last of
+/// `log-format`, `option httplog` and `option tcplog` wins, as in HAProxy.
+pub fn log_format(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    if cx.section == SectionKind::Backend {
+        cx.warn(
+            cx.kw,
+            "'log-format' is ignored in backends (the frontend's line is written)",
+        );
+        return;
+    }
+    let [fmt] = cx.args else {
+        let at = cx.args.get(1).unwrap_or(cx.kw);
+        cx.error(at, "log-format expects exactly one argument").hint =
+            Some("put the format between double quotes, or escape its spaces with '\\'".into());
+        return;
+    };
+    match logline::parse(&fmt.text) {
+        Ok(line) => {
+            p.log_format = Some(Arc::new(line));
+            p.log_style = LogStyle::Http;
+        }
+        Err(e) => cx.error(fmt, e.message).hint = e.hint,
+    }
 }
 
 pub fn option_tcplog(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
@@ -476,6 +537,7 @@ pub fn option_tcplog(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     } else {
         LogStyle::Tcp
     };
+    p.log_format = None;
 }
 
 pub fn option_dontlognull(p: &mut ProxyDraft, cx: &mut Cx<'_>) {

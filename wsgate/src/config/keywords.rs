@@ -178,7 +178,7 @@ const fn rej(
     }
 }
 
-const LOGGING_LATER: &str = "only HAProxy's default log formats are written (`option httplog`, `option tcplog`); custom formats and log options are not implemented yet";
+const LOGGING_LATER: &str = "of the logging options, `option httplog`, `option tcplog`, `option dontlognull` and `log-format` are implemented; this one is not yet";
 const NO_AGENT: &str =
     "agent checks are not implemented; the server's state comes from `check` only";
 const NO_PASSIVE: &str =
@@ -193,7 +193,7 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("balance", DLB, Handler::Proxy(h::balance), "`balance roundrobin|static-rr|leastconn|first|source|uri [len N] [depth N] [whole] [path-only]|url_param <name>|hdr(<name>) [use_domain_only]|random[(<draws>)]` (default roundrobin, as HAProxy up to 3.2); hash-based choices are the same as HAProxy 2.6's"),
     sup("bind", FL, Handler::Proxy(h::bind), "`bind <addr>:<port>[,...] [ssl crt <pem|dir> ... | crt-list <file>] [strict-sni] [ssl-min-ver ..] [ciphers ..] [alpn ..]`; `*:80`, `:80`, `[::]:443`, `ipv6@::1:80`, port ranges `8000-8010`"),
     ign("ca-base", G, "CA files are only used by options wsgate does not support yet"),
-    ign("capture", FL, "header capture only feeds access logs, which are not implemented yet"),
+    ign("capture", FL, "header captures are not implemented: `%hr` and `%hs` in access logs print nothing"),
     sup("chroot", G, Handler::Global(process::chroot), "`chroot <dir>`: ignored with a warning (wsgate reloads in process and re-reads its files from their paths; confine it with the service manager); a directory missing on this machine is reported as an environment warning, since HAProxy would not start"),
     ign("compression", DFLB, "response compression is not implemented: responses go out as the server sent them (uncompressed responses are still correct HTTP; WebSocket frames are never compressed by HAProxy either)"),
     sup("cookie", DLB, Handler::Proxy(super::persist::cookie), "`cookie <name> [rewrite|insert|prefix] [indirect] [nocache] [postonly] [preserve] [httponly] [secure] [domain <d>]* [maxidle <time>] [maxlife <time>] [attr <a>]* [dynamic]` with `server ... cookie <value>`: a client's cookie sends it back to its server (mode http; times in seconds unless suffixed); `dynamic`: servers without a value get HAProxy's value derived from `dynamic-cookie-key`, their address and port"),
@@ -203,7 +203,7 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("daemon", G, "wsgate stays in the foreground; run it under your service manager"),
     ign("debug", G, "use WSGATE_LOG=debug for debug output"),
     sup("default-path", G, Handler::Global(h::default_path), "`default-path current|config|parent|origin <dir>`: base of relative paths (default current)"),
-    ign("declare", FL, "`declare capture` only feeds access logs, which are not implemented yet"),
+    ign("declare", FL, "`declare capture` only feeds captures, which are not implemented: `%hr` and `%hs` in access logs print nothing"),
     sup("default-server", DLB, Handler::Proxy(h::default_server), "`default-server [weight N] [disabled] ...`: defaults for later `server` lines"),
     sup("default_backend", DFL, Handler::Proxy(h::default_backend), "`default_backend <backend>`"),
     sup("errorfile", DFLB, Handler::Proxy(super::errorfile::errorfile), "`errorfile <code> <file>`: the file (a full raw HTTP response, read at start) is sent instead of the built-in page for 200 400 401 403 404 405 407 408 410 413 421 422 425 429 500 501 502 503 504; a backend's page wins for errors tied to it"),
@@ -221,7 +221,7 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("http-response", FLB, Handler::Proxy(r::http_response), "`http-response set-header|add-header|del-header|replace-header|replace-value ...|allow|deny [deny_status <code>] [if|unless <condition>]` (default deny status 502), on the response head before the client gets it (101 included); conditions are evaluated on the request (HAProxy never matches request fetches there); `<fmt>` may use %[status], %[hdr(<name>)] and %[res.hdr(<name>)] (the response's), not the request's fetches; the backend's rules run before the frontend's"),
     ign("http-reuse", DLB, "idle server connections are not shared between clients yet"),
     sup("log", ALL, Handler::Either { global: o::log_global, proxy: o::log_proxy }, "`log stdout|stderr|<ip>[:<port>]|<path> [format raw|rfc3164|rfc5424] <facility> [<level>]`, `log global`, `no log`; access lines need `option httplog` or `option tcplog`"),
-    ign("log-format", DFLB, LOGGING_LATER),
+    sup("log-format", DFLB, Handler::Proxy(o::log_format), "`log-format <fmt>`: the access log line from HAProxy's log variables (`%ci %cp %fi %fp %si %sp %f %ft %b %s %ST %B %U %Tq %TR %Tw %Tc %Tr %Ta %Tt %Td %ts %tsc %ac %fc %bc %sc %rc %sq %bq %r %HM %HU %HP %HPO %HQ %HV %t %tr %T %Tl %Ts %ms %pid %H`, `%{+Q,+X,+E}` options) and `%[<sample>]`; unknown variables are errors; ignored in backends, as in HAProxy"),
     ign("log-send-hostname", G, LOGGING_LATER),
     ign("log-tag", G, LOGGING_LATER),
     rej("lua-load", G, "Lua scripts are not supported", None),
@@ -287,7 +287,7 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("ssl-default-server-options", G, "server TLS settings use rustls' safe defaults (TLS 1.2 and 1.3, AEAD suites)"),
     ign("ssl-dh-param-file", G, DHE),
     ign("ssl-server-verify", G, "verification is set per server (`verify`, default required)"),
-    ign("stats admin", DFLB, "the stats page is read-only; change server states with the runtime API (`stats socket`, `set server <be>/<srv> state drain`)"),
+    sup("stats admin", FLB, Handler::Proxy(o::stats_admin), "`stats admin if|unless <cond>`: the stats page offers per-server actions (ready, drain, maint, kill sessions, weight) to requests the condition accepts, posted as HAProxy's form (`s=<server>&action=<action>&b=<backend>`) with a per-process token and a same-origin check; `stats auth` applies; without it a POST gets 403; frontend and listen sections"),
     sup("stats auth", DFLB, Handler::Proxy(o::stats_auth), "`stats auth <user>:<password>`: HTTP Basic authentication for the stats page (repeatable)"),
     sup("stats enable", DFLB, Handler::Proxy(o::stats_enable), "serve the stats page (HTML, `;csv`, `;json`) at `stats uri`"),
     sup("stats hide-version", DFLB, Handler::Proxy(o::stats_hide_version), "leave the version out of the stats page"),

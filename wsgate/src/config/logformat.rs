@@ -89,7 +89,7 @@ pub struct FormatError {
 
 const KNOWN: &str = "src, src_port, dst, dst_port, hdr(<name>), req.hdr(<name>), res.hdr(<name>), path, url, query, method, ssl_fc, status; aliases %ci %cp %fi %fp";
 
-fn error(message: String) -> FormatError {
+pub(crate) fn error(message: String) -> FormatError {
     FormatError {
         message,
         hint: Some(format!("wsgate evaluates {KNOWN}")),
@@ -179,8 +179,9 @@ fn flush(lit: &mut String, parts: &mut Vec<Part>) {
     }
 }
 
-/// One `%[...]` expression: a fetch with no converter.
-fn fetch(expr: &str, usage: Use) -> Result<Fetch, FormatError> {
+/// One `%[...]` expression: a fetch with no converter (also read by
+/// `log-format` lines, `config::logline`).
+pub(crate) fn fetch(expr: &str, usage: Use) -> Result<Fetch, FormatError> {
     let expr = expr.trim();
     let mut depth = 0u32;
     let converter = expr.chars().any(|c| {

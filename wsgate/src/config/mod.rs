@@ -21,6 +21,7 @@ pub mod keywords;
 pub mod legacy_rules;
 pub mod lexer;
 pub mod logformat;
+pub mod logline;
 pub mod migrate;
 pub mod model;
 pub mod parser;

@@ -289,6 +289,8 @@ pub struct FrontendLog {
     /// Its `log` lines, with `log global` expanded.
     pub targets: Vec<LogTarget>,
     pub style: LogStyle,
+    /// `log-format`: the line written instead of the style's default.
+    pub format: Option<std::sync::Arc<super::logline::LogLine>>,
     /// `option dontlognull`: no line for connections that sent nothing.
     pub dontlognull: bool,
 }
@@ -382,6 +384,8 @@ pub struct Frontend {
     pub stats: Option<StatsPage>,
     /// `http-request use-service prometheus-exporter`.
     pub prometheus: Option<ServiceRule>,
+    /// `stats admin if <cond>`: who may act on servers from the page.
+    pub stats_admin: Option<ServiceRule>,
     /// `http-request` rules, in order.
     pub http_request: Vec<HttpRequestRule>,
     /// `redirect` lines, in order: run after the `http-request` rules.

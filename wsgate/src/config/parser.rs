@@ -238,10 +238,14 @@ pub struct ProxyDraft {
     pub logs: Vec<LogTarget>,
     /// `log global`.
     pub log_global: bool,
-    /// `option httplog` / `option tcplog`.
+    /// `option httplog` / `option tcplog` (`Http` with `log-format`).
     pub log_style: LogStyle,
+    /// `log-format`, unless an `option httplog|tcplog` came after it.
+    pub log_format: Option<std::sync::Arc<super::logline::LogLine>>,
     /// `option dontlognull`.
     pub dontlognull: bool,
+    /// `stats admin if <cond>`: its condition, as `prometheus`'s.
+    pub stats_admin: Option<UseBackendDraft>,
     /// `http-request use-service prometheus-exporter`: its condition, in
     /// the shape of a `use_backend` rule (with no backend).
     pub prometheus: Option<UseBackendDraft>,
@@ -305,8 +309,10 @@ impl Default for ProxyDraft {
             logs: Vec::new(),
             log_global: false,
             log_style: LogStyle::None,
+            log_format: None,
             dontlognull: false,
             prometheus: None,
+            stats_admin: None,
             http_request: Vec::new(),
             http_response: Vec::new(),
             http_after_response: Vec::new(),

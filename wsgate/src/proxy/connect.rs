@@ -104,9 +104,10 @@ async fn try_connect(
                 location,
             });
         }
+        let addr = backend.servers[server].addr();
         let result = match cfg.timeouts.connect {
-            Some(limit) => tokio::time::timeout(limit, TcpStream::connect(target.addr)).await,
-            None => Ok(TcpStream::connect(target.addr).await),
+            Some(limit) => tokio::time::timeout(limit, TcpStream::connect(addr)).await,
+            None => Ok(TcpStream::connect(addr).await),
         };
         match result {
             Ok(Ok(stream)) => {

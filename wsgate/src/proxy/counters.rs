@@ -13,7 +13,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
+use tokio_util::sync::CancellationToken;
+
 use super::buffers::PooledBuf;
+use super::captured::Captures;
+use super::registry::{Live, Registry, Tracked};
 use super::tunnel::{TunnelEnd, TunnelIo};
 use crate::backend::{CloseReason, Counters, SessionGuard};
 use crate::config::model::{Config, Frontend, LogStyle, LogTarget};
@@ -31,6 +35,11 @@ pub struct Observability {
     /// Per frontend: its log targets when it writes access logs.
     pub log_targets: Vec<Option<Arc<[LogTarget]>>>,
     pub logger: Arc<Logger>,
+    /// Live connections (`show sess`), kept across reloads.
+    pub registry: Arc<Registry>,
+    /// Last refused request per frontend (`show errors`), kept across
+    /// reloads.
+    pub captures: Arc<Captures>,
 }
 
 impl Observability {
@@ -71,6 +80,8 @@ impl Observability {
             frontends,
             log_targets,
             logger,
+            registry: previous.map_or_else(Arc::default, |(o, _)| o.registry.clone()),
+            captures: previous.map_or_else(Arc::default, |(o, _)| o.captures.clone()),
         }
     }
 
@@ -91,6 +102,7 @@ impl Observability {
                 .get(frontend)
                 .map(|c| SessionGuard::new(c.clone())),
             _process: SessionGuard::new(self.process.clone()),
+            tracked: None,
         }
     }
 }
@@ -101,9 +113,49 @@ impl Observability {
 pub struct Sessions {
     pub frontend: Option<SessionGuard>,
     _process: SessionGuard,
+    /// The connection's entry in `show sess`.
+    tracked: Option<Tracked>,
 }
 
 impl Sessions {
+    /// Lists the connection in `show sess` until it ends.
+    pub fn track(
+        mut self,
+        registry: &Arc<Registry>,
+        frontend: &str,
+        peer: std::net::SocketAddr,
+        tls: bool,
+    ) -> Sessions {
+        self.tracked = Some(registry.track(frontend, peer, tls));
+        self
+    }
+
+    /// The token that ends this connection's tunnel: `server_gone` (the
+    /// server's), or a child of it that `shutdown session <id>` cancels.
+    pub fn killable(&self, server_gone: CancellationToken) -> CancellationToken {
+        match &self.tracked {
+            Some(t) => {
+                let own = server_gone.child_token();
+                t.live().set_kill(own.clone());
+                own
+            }
+            None => server_gone,
+        }
+    }
+
+    /// The connection's `show sess` entry.
+    pub fn live(&self) -> Option<Arc<Live>> {
+        self.tracked.as_ref().map(|t| t.live().clone())
+    }
+
+    /// An exchange went to `backend`/`server` (`tunnel`: it became one,
+    /// `Some(true)` for a WebSocket).
+    pub fn note(&self, backend: &str, server: &str, tunnel: Option<bool>) {
+        if let Some(t) = &self.tracked {
+            t.live().note(backend, server, tunnel);
+        }
+    }
+
     pub fn frontend_counters(&self) -> Option<&Arc<Counters>> {
         self.frontend.as_ref().map(SessionGuard::counters)
     }
@@ -147,6 +199,10 @@ pub struct EofWatch<T> {
     pub side: u8,
     /// Look for close frames (the tunnel carries WebSocket).
     pub websocket: bool,
+    /// The connection's `show sess` entry: bytes read on this end are
+    /// added to it (one uncontended add per read, on the connection's own
+    /// counter), so open tunnels show their traffic.
+    pub live: Option<Arc<Live>>,
 }
 
 /// Whether a read starts with a whole WebSocket close frame header from
@@ -165,6 +221,9 @@ impl<T: TunnelIo> TunnelIo for EofWatch<T> {
         cx: &mut Context<'_>,
     ) -> Poll<std::io::Result<(PooledBuf, usize)>> {
         let r = self.inner.poll_read_pooled(cx);
+        if let (Some(live), Poll::Ready(Ok((_, n)))) = (&self.live, &r) {
+            live.tunnel_read(self.side == 1, *n as u64);
+        }
         match &r {
             Poll::Ready(Ok((_, 0))) => {
                 let _ = self.first.eof.compare_exchange(
@@ -215,7 +274,8 @@ pub fn close_reason(end: &TunnelEnd, client_first: Option<bool>) -> (CloseReason
             _ => (CloseReason::ClientClose, *b"CD"),
         },
         TunnelEnd::Timeout => (CloseReason::Timeout, *b"cD"),
-        TunnelEnd::Stopped => (CloseReason::Stopping, *b"KD"),
+        // Stop, reload or shutdown-sessions: the session tells which.
+        TunnelEnd::Stopped => (CloseReason::Stop, *b"KD"),
         TunnelEnd::Policy(_) => (CloseReason::Limit, *b"PD"),
         TunnelEnd::ClientError(_) => (CloseReason::Error, *b"CD"),
         TunnelEnd::ServerError(_) => (CloseReason::Error, *b"SD"),

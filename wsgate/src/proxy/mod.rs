@@ -10,6 +10,7 @@
 mod after;
 mod auth;
 mod buffers;
+pub mod captured;
 mod connect;
 pub mod counters;
 mod errors;
@@ -18,6 +19,7 @@ mod io;
 mod listener;
 mod monitor;
 mod persist;
+pub mod registry;
 pub mod route;
 mod rules;
 mod session;

@@ -445,6 +445,11 @@ fn fetch(f: &Fetch, src: &Sources<'_>) -> Option<Vec<u8>> {
     }
 }
 
+/// `hdr(<name>)` as a log-format sample (`log-format` lines).
+pub(crate) fn header_value(headers: &[Header], name: &str) -> Option<String> {
+    last_value(headers, name).map(|v| String::from_utf8_lossy(&v).into_owned())
+}
+
 /// The last comma-separated value of the last line of `name`, trimmed:
 /// HAProxy's `hdr()` outside ACLs.
 fn last_value(headers: &[Header], name: &str) -> Option<Vec<u8>> {

@@ -44,7 +44,8 @@ use super::upstream::{self, ServerStream};
 use super::websocket::{self, TunnelPlan};
 use super::Runtime;
 use crate::admin;
-use crate::backend::{BackendRuntime, ConnGuard, Counters};
+use crate::backend::{BackendRuntime, CloseReason, ConnGuard, Counters};
+use crate::config::logline::{self, LogLine};
 use crate::config::model::{Backend, Frontend, HttpConnMode, LogStyle, StatsPage};
 use crate::log::{Entry, Logger};
 use crate::proxy_protocol::Origin;
@@ -84,8 +85,12 @@ where
     let (peer, local) = (origin.src, Some(origin.dst));
     let limit = runtime.global.tune_bufsize;
     let fe_index = Observability::frontend_index(&runtime.frontends, frontend);
-    let sessions = runtime.obs.session(fe_index);
-    let obs = Obs::new(runtime, fe_index, frontend, peer, tls);
+    let sessions =
+        runtime
+            .obs
+            .session(fe_index)
+            .track(&runtime.obs.registry, &frontend.name, peer, tls);
+    let obs = Obs::new(runtime, fe_index, frontend, peer, local, tls);
     let conn = rules::Conn { peer, local, tls };
     let fe_pages = errors::Pages {
         frontend: &frontend.errorfiles,
@@ -112,6 +117,11 @@ where
                 HeadRead::Head(request, len, began) => (request, len, began),
                 HeadRead::Invalid(e) => {
                     tracing::debug!(%peer, "refused request: {e}");
+                    let reason = e.to_string();
+                    runtime
+                        .obs
+                        .captures
+                        .request(&frontend.name, peer, e.status(), reason, &inbuf);
                     send_error(&mut client, &fe_pages, e.status(), fe.client).await;
                     obs.refused(e.status(), *b"PR");
                     return None;
@@ -169,6 +179,12 @@ where
             .as_ref()
             .filter(|p| admin::stats::matches(p, &request.target))
         {
+            let admin = frontend.stats_admin.as_ref().is_some_and(|rule| {
+                let facts = RequestFacts::http(&request, peer, tls).with_runtime(runtime);
+                rule.condition
+                    .as_ref()
+                    .is_none_or(|c| route::condition_holds(c, &frontend.acls, &facts))
+            });
             let next = serve_stats(
                 &mut client,
                 page,
@@ -178,6 +194,8 @@ where
                 &frontend.name,
                 rec,
                 fe_pages.after,
+                admin,
+                &mut inbuf,
             )
             .await;
             next_request_or_end!(next, first);
@@ -249,6 +267,8 @@ where
                 &backend.config.name,
                 rec,
                 pages.after,
+                false,
+                &mut inbuf,
             )
             .await;
             next_request_or_end!(next, first);
@@ -265,6 +285,11 @@ where
         let next = exchange
             .forward(&mut client, &request, &mut inbuf, limit, shutdown, &mut rec)
             .await;
+        let tunnel = match &next {
+            Next::Upgrade { websocket, .. } => Some(websocket.is_some()),
+            _ => None,
+        };
+        sessions.note(&backend.config.name, rec.server_name(backend), tunnel);
         if let Next::Upgrade { slot, .. } = &next {
             // Counted now; logged when the tunnel ends.
             obs.count(
@@ -305,6 +330,7 @@ where
                             backend_id.0,
                             slot.as_ref().map(ConnGuard::server),
                             shutdown,
+                            &sessions,
                         )),
                         websocket: ws_policy(websocket),
                     },
@@ -371,7 +397,8 @@ async fn answer<C: AsyncRead + AsyncWrite + Unpin>(
     Next::Close
 }
 
-/// Answers a stats page request (`stats uri`): HTML, `;csv` or `;json`.
+/// Answers a stats page request (`stats uri`): HTML, `;csv` or `;json`;
+/// a POST carries `stats admin` actions (`admin`: its condition holds).
 #[allow(clippy::too_many_arguments)]
 async fn serve_stats<C: AsyncRead + AsyncWrite + Unpin>(
     client: &mut C,
@@ -382,17 +409,68 @@ async fn serve_stats<C: AsyncRead + AsyncWrite + Unpin>(
     proxy: &str,
     mut rec: Rec,
     after: After<'_>,
+    admin: bool,
+    inbuf: &mut Vec<u8>,
 ) -> Next {
-    let auth = request
-        .headers
-        .iter()
-        .find(|h| h.is("authorization"))
-        .map(|h| h.value.as_slice());
-    let (status, response) = admin::stats::answer(page, &request.target, auth, runtime);
+    let header = |name: &str| {
+        request
+            .headers
+            .iter()
+            .find(|h| h.is(name))
+            .map(|h| h.value.as_slice())
+    };
+    let auth = header("authorization");
+    let (status, response) = if request.method == "POST" {
+        match read_form(client, request, inbuf, obs.client_timeout).await {
+            Some(body) => {
+                let text = |name: &str| header(name).and_then(|v| std::str::from_utf8(v).ok());
+                let post = admin::stats_admin::Post {
+                    host: text("host"),
+                    origin: text("origin"),
+                    referer: text("referer"),
+                    body: &body,
+                };
+                admin::stats::answer_post(page, auth, runtime, admin, &post)
+            }
+            None => (
+                400,
+                b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    .to_vec(),
+            ),
+        }
+    } else {
+        admin::stats::answer(page, &request.target, auth, runtime, admin)
+    };
     intercepted(
         client, request, obs, &mut rec, status, &response, proxy, "<STATS>", after,
     )
     .await
+}
+
+/// The body of a stats form POST: `Content-Length` framed, at most
+/// `stats_admin::MAX_FORM` bytes; `None` otherwise or when it does not
+/// come in time.
+async fn read_form<C: AsyncRead + Unpin>(
+    client: &mut C,
+    request: &RequestHead,
+    inbuf: &mut Vec<u8>,
+    timeout: Option<Duration>,
+) -> Option<Vec<u8>> {
+    let len = match request.body {
+        BodyKind::None => 0,
+        BodyKind::Length(n) => usize::try_from(n).ok()?,
+        BodyKind::Chunked | BodyKind::UntilClose => return None,
+    };
+    if len > admin::stats_admin::MAX_FORM {
+        return None;
+    }
+    let have = len.min(inbuf.len());
+    let mut body: Vec<u8> = inbuf.drain(..have).collect();
+    body.resize(len, 0);
+    with_timeout(timeout, client.read_exact(&mut body[have..]))
+        .await
+        .ok()?;
+    Some(body)
 }
 
 /// Answers a Prometheus scrape (`http-request use-service
@@ -513,9 +591,11 @@ struct Obs {
     logger: Arc<Logger>,
     /// The frontend's log targets, when it writes access logs.
     targets: Option<Arc<[crate::config::model::LogTarget]>>,
-    style: LogStyle,
+    /// The line this frontend writes (`log-format`, `option httplog|tcplog`).
+    line: Arc<LogLine>,
     frontend_name: String,
     peer: SocketAddr,
+    local: Option<SocketAddr>,
     tls: bool,
     client_timeout: Option<Duration>,
 }
@@ -526,6 +606,7 @@ impl Obs {
         fe_index: usize,
         frontend: &Frontend,
         peer: SocketAddr,
+        local: Option<SocketAddr>,
         tls: bool,
     ) -> Obs {
         Obs {
@@ -533,13 +614,16 @@ impl Obs {
             frontend: runtime.obs.frontends.get(fe_index).cloned(),
             logger: runtime.obs.logger.clone(),
             targets: runtime.obs.log_targets.get(fe_index).cloned().flatten(),
-            // A `mode tcp` frontend writes tcplog lines whatever it asked.
-            style: match (frontend.mode, frontend.log.style) {
-                (crate::config::model::Mode::Tcp, LogStyle::Http) => LogStyle::Tcp,
-                (_, style) => style,
+            // A `mode tcp` frontend writes tcplog lines unless it has a
+            // `log-format`.
+            line: match (&frontend.log.format, frontend.mode, frontend.log.style) {
+                (Some(line), _, _) => line.clone(),
+                (None, crate::config::model::Mode::Http, LogStyle::Http) => logline::httplog(),
+                (None, _, _) => logline::tcplog(),
             },
             frontend_name: frontend.name.clone(),
             peer,
+            local,
             tls,
             client_timeout: frontend.timeouts.client,
         }
@@ -632,6 +716,11 @@ impl Obs {
             super::http1::head::Version::Http11 => "HTTP/1.1",
         };
         e.request_line = format!("{} {} {version}", request.method, request.target);
+        e.samples = self
+            .line
+            .header_fetches()
+            .map(|name| rules::header_value(&request.headers, name))
+            .collect();
         Some(e)
     }
 
@@ -645,9 +734,14 @@ impl Obs {
         let targets = self.targets.clone()?;
         let g = Counters::get;
         Some(Entry {
-            style: self.style,
+            line: self.line.clone(),
             targets,
             client: self.peer,
+            local: self.local,
+            server_addr: backend
+                .zip(rec.server)
+                .and_then(|(b, i)| b.servers.get(i))
+                .map(|s| s.addr()),
             date: rec.date,
             frontend: self.frontend_name.clone(),
             tls: self.tls,
@@ -660,6 +754,7 @@ impl Obs {
             t_total: ms(rec.began.elapsed()),
             status: rec.status,
             bytes: rec.bytes_out,
+            bytes_up: rec.bytes_in,
             term: rec.term,
             conns: [
                 g(&self.process.cur_sessions),
@@ -671,6 +766,7 @@ impl Obs {
             redispatched: false,
             queues: [0, 0],
             request_line: String::new(),
+            samples: Vec::new(),
         })
     }
 
@@ -1014,6 +1110,16 @@ impl Exchange<'_> {
                     Counters::add(&self.backend.counters.response_errors, 1);
                     Counters::add(&server.guard.server_counters().response_errors, 1);
                     tracing::warn!(backend = %be.name, server = %server_name, "bad or missing response: {status}");
+                    if status == 502 && !srvbuf.is_empty() {
+                        self.runtime.obs.captures.response(
+                            &self.frontend.name,
+                            &be.name,
+                            server_name,
+                            self.conn.peer,
+                            status,
+                            &srvbuf,
+                        );
+                    }
                     return refuse(client, &pages, status, client_timeout).await;
                 }
             }
@@ -1199,22 +1305,31 @@ impl<C: IntoTunnel> Handoff<C> {
         };
         let first = Arc::new(FirstEof::default());
         let websocket = options.websocket.is_some();
+        let live = obs.sessions.live();
         let client = EofWatch {
             inner: client,
             first: first.clone(),
             side: 1,
             websocket,
+            live: live.clone(),
         };
         let server = EofWatch {
             inner: server,
             first: first.clone(),
             side: 2,
             websocket,
+            live,
         };
         if let Some(slot) = &slot {
             slot.server_counters().tunnel_open();
             slot.backend_counters().tunnel_open();
         }
+        // Which signal ended a tunnel that wsgate closed (for the close
+        // reason counted).
+        let stop_why = options
+            .signals
+            .as_ref()
+            .map(|s| (s.stop.clone(), s.removed.clone()));
         Some(TunnelTask {
             tunnel: tunnel::run(client, server, options),
             end: Some(TunnelFinish {
@@ -1222,6 +1337,8 @@ impl<C: IntoTunnel> Handoff<C> {
                 peer,
                 slot,
                 obs,
+                stop_why,
+                opened: Instant::now(),
                 _hold: hold,
             }),
         })
@@ -1238,12 +1355,17 @@ pin_project_lite::pin_project! {
 }
 
 /// What the end of a tunnel needs: who closed first, where it went, its
-/// counters and log line, and the slots it holds.
+/// counters and log line, why wsgate closed it, when it opened, and the
+/// slots it holds.
 pub struct TunnelFinish<H> {
     first: Arc<FirstEof>,
     peer: SocketAddr,
     slot: Option<ConnGuard>,
     obs: TunnelObs,
+    /// The stop and server-removed signals: which one fired tells a stop,
+    /// a reload and a shutdown of the server's sessions apart.
+    stop_why: Option<(CancellationToken, CancellationToken)>,
+    opened: Instant,
     _hold: H,
 }
 
@@ -1254,21 +1376,24 @@ impl<F: Future<Output = TunnelOutcome>, H> Future for TunnelTask<F, H> {
         let this = self.project();
         let outcome = std::task::ready!(this.tunnel.poll(cx));
         if let Some(end) = this.end.take() {
-            finish(outcome, &end.first, end.peer, end.slot, end.obs);
+            finish(outcome, end);
         }
         Poll::Ready(())
     }
 }
 
-/// The end of a tunnel: counters by close reason and bytes, the access log
-/// line.
-fn finish(
-    outcome: tunnel::TunnelOutcome,
-    first: &FirstEof,
-    peer: SocketAddr,
-    slot: Option<ConnGuard>,
-    obs: TunnelObs,
-) {
+/// The end of a tunnel: counters by close reason, lifetime and bytes, the
+/// access log line.
+fn finish<H>(outcome: tunnel::TunnelOutcome, end: TunnelFinish<H>) {
+    let TunnelFinish {
+        first,
+        peer,
+        slot,
+        obs,
+        stop_why,
+        opened,
+        _hold,
+    } = end;
     tracing::debug!(
         %peer,
         up = outcome.bytes_up,
@@ -1277,11 +1402,22 @@ fn finish(
         outcome.end
     );
     let (reason, term) = close_reason(&outcome.end, first.client_first());
+    let reason = match (reason, stop_why) {
+        (CloseReason::Stop, Some((stop, removed))) if !stop.is_cancelled() => {
+            if removed.is_cancelled() {
+                CloseReason::Reload
+            } else {
+                CloseReason::Shutdown
+            }
+        }
+        (reason, _) => reason,
+    };
     let mut counted: Vec<&Counters> = Vec::with_capacity(3);
     counted.extend(obs.frontend.as_deref());
     if let Some(slot) = &slot {
         slot.server_counters().tunnel_closed(reason);
         slot.backend_counters().tunnel_closed(reason);
+        slot.backend_counters().tunnel_lifetime(opened.elapsed());
         counted.push(slot.server_counters());
         counted.push(slot.backend_counters());
     }
@@ -1296,6 +1432,7 @@ fn finish(
         } = *log;
         entry.t_total = ms(began.elapsed());
         entry.bytes += outcome.bytes_down;
+        entry.bytes_up += outcome.bytes_up;
         entry.term = term;
         logger.send(entry);
     }
@@ -1310,6 +1447,7 @@ fn tunnel_signals(
     backend: usize,
     server: Option<usize>,
     stop: &CancellationToken,
+    conn: &Sessions,
 ) -> TunnelSignals {
     let sessions = server.and_then(|s| runtime.server_sessions(backend, s));
     // No known server: only the stop applies.
@@ -1319,7 +1457,8 @@ fn tunnel_signals(
     };
     TunnelSignals {
         stop: stop.clone(),
-        server_gone,
+        // `shutdown session <id>` ends this one tunnel the same way.
+        server_gone: conn.killable(server_gone),
         removed,
         spread: runtime.global.close_spread(),
     }
@@ -1396,8 +1535,12 @@ pub async fn serve_tcp<C: IntoTunnel>(
     shutdown: &CancellationToken,
 ) -> Option<Handoff<C>> {
     let fe_index = Observability::frontend_index(&runtime.frontends, frontend);
-    let sessions = runtime.obs.session(fe_index);
-    let obs = Obs::new(runtime, fe_index, frontend, peer, false);
+    let sessions =
+        runtime
+            .obs
+            .session(fe_index)
+            .track(&runtime.obs.registry, &frontend.name, peer, false);
+    let obs = Obs::new(runtime, fe_index, frontend, peer, None, false);
     let mut rec = Rec::new(Instant::now(), 0);
     rec.bytes_in = 0;
     // `use_backend` rules hold here too, on what a TCP connection offers
@@ -1439,6 +1582,7 @@ pub async fn serve_tcp<C: IntoTunnel>(
     rec.t_connect = Some(ms(started.elapsed()));
     rec.server = Some(slot.server());
     rec.server_conns = u64::from(slot.server_conns());
+    sessions.note(&backend.config.name, rec.server_name(backend), Some(false));
     let log = obs
         .entry_raw(
             &rec,
@@ -1453,7 +1597,13 @@ pub async fn serve_tcp<C: IntoTunnel>(
                 logger: obs.logger.clone(),
             })
         });
-    let signals = tunnel_signals(runtime, backend_id.0, Some(slot.server()), shutdown);
+    let signals = tunnel_signals(
+        runtime,
+        backend_id.0,
+        Some(slot.server()),
+        shutdown,
+        &sessions,
+    );
     Some(Handoff {
         client,
         server,

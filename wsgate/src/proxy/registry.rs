@@ -1,0 +1,222 @@
+//! The live client connections, for the runtime API's `show sess`: one
+//! entry per connection from accept to close, with its frontend, the
+//! backend and server of its last exchange, and whether it became a
+//! tunnel (WebSocket or `mode tcp`) and since when; `shutdown session`
+//! ends one tunnel through it.
+//!
+//! Stage: a session registers when it starts (through
+//! [`super::counters::Sessions::track`]) and the entry leaves the registry
+//! when the session's [`Tracked`] handle is dropped — when the connection
+//! or its tunnel ends. The registry is process-wide and kept across
+//! reloads, like the process counters. Cost: one lock of one of 16 shards
+//! at accept, close and per exchange's note; none per byte or message.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+const SHARDS: usize = 16;
+
+/// Every live connection.
+#[derive(Debug)]
+pub struct Registry {
+    next: AtomicU64,
+    shards: [Mutex<HashMap<u64, Arc<Live>>>; SHARDS],
+}
+
+/// One connection.
+#[derive(Debug)]
+pub struct Live {
+    pub id: u64,
+    pub frontend: String,
+    pub peer: SocketAddr,
+    pub tls: bool,
+    pub started: Instant,
+    state: Mutex<LiveState>,
+    /// Tunnel bytes read from the client and from the server so far.
+    tunnel_up: AtomicU64,
+    tunnel_down: AtomicU64,
+    /// Ends this connection's tunnel (`shutdown session`), once it is one.
+    kill: Mutex<Option<CancellationToken>>,
+}
+
+/// What changes during a connection.
+#[derive(Debug, Clone, Default)]
+pub struct LiveState {
+    /// Backend and server of the last exchange (or of the tunnel).
+    pub backend: Option<String>,
+    pub server: Option<String>,
+    /// Exchanges so far (HTTP requests; 1 for `mode tcp`).
+    pub exchanges: u64,
+    /// Set once the connection is a tunnel.
+    pub tunnel: Option<Tunnel>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Tunnel {
+    pub websocket: bool,
+    pub since: Instant,
+}
+
+impl Live {
+    pub fn state(&self) -> LiveState {
+        lock(&self.state).clone()
+    }
+
+    /// `n` bytes read on the tunnel, from the client (`up`) or the server.
+    pub fn tunnel_read(&self, up: bool, n: u64) {
+        let c = if up {
+            &self.tunnel_up
+        } else {
+            &self.tunnel_down
+        };
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The token whose cancellation ends this connection's tunnel.
+    pub fn set_kill(&self, token: CancellationToken) {
+        *lock(&self.kill) = Some(token);
+    }
+
+    /// `shutdown session <id>`: ends the tunnel (WebSockets get their
+    /// close frame at the next message boundary); false when the
+    /// connection is not a tunnel.
+    pub fn kill(&self) -> bool {
+        match &*lock(&self.kill) {
+            Some(t) => {
+                t.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Tunnel bytes (from the client, from the server) so far.
+    pub fn tunnel_bytes(&self) -> (u64, u64) {
+        (
+            self.tunnel_up.load(Ordering::Relaxed),
+            self.tunnel_down.load(Ordering::Relaxed),
+        )
+    }
+
+    /// An exchange was routed to `backend`/`server`; `tunnel` when it
+    /// turned into one (`Some(true)` for a WebSocket).
+    pub fn note(&self, backend: &str, server: &str, tunnel: Option<bool>) {
+        let mut st = lock(&self.state);
+        if st.backend.as_deref() != Some(backend) {
+            st.backend = Some(backend.to_owned());
+        }
+        if st.server.as_deref() != Some(server) {
+            st.server = Some(server.to_owned());
+        }
+        st.exchanges += 1;
+        if let Some(websocket) = tunnel {
+            st.tunnel = Some(Tunnel {
+                websocket,
+                since: Instant::now(),
+            });
+        }
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            next: AtomicU64::new(1),
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+        }
+    }
+}
+
+impl Registry {
+    /// Registers a connection until the handle is dropped.
+    pub fn track(self: &Arc<Self>, frontend: &str, peer: SocketAddr, tls: bool) -> Tracked {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let live = Arc::new(Live {
+            id,
+            frontend: frontend.to_owned(),
+            peer,
+            tls,
+            started: Instant::now(),
+            state: Mutex::new(LiveState::default()),
+            tunnel_up: AtomicU64::new(0),
+            tunnel_down: AtomicU64::new(0),
+            kill: Mutex::new(None),
+        });
+        lock(self.shard(id)).insert(id, live.clone());
+        Tracked {
+            registry: self.clone(),
+            live,
+        }
+    }
+
+    /// The connection with this id, if it is still open.
+    pub fn find(&self, id: u64) -> Option<Arc<Live>> {
+        lock(self.shard(id)).get(&id).cloned()
+    }
+
+    /// The live connections, oldest first.
+    pub fn snapshot(&self) -> Vec<Arc<Live>> {
+        let mut all: Vec<Arc<Live>> = self
+            .shards
+            .iter()
+            .flat_map(|s| lock(s).values().cloned().collect::<Vec<_>>())
+            .collect();
+        all.sort_by_key(|l| l.id);
+        all
+    }
+
+    fn shard(&self, id: u64) -> &Mutex<HashMap<u64, Arc<Live>>> {
+        &self.shards[(id as usize) % SHARDS]
+    }
+}
+
+/// A connection's place in the registry.
+#[derive(Debug)]
+pub struct Tracked {
+    registry: Arc<Registry>,
+    live: Arc<Live>,
+}
+
+impl Tracked {
+    pub fn live(&self) -> &Arc<Live> {
+        &self.live
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        lock(self.registry.shard(self.live.id)).remove(&self.live.id);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_live_as_long_as_their_handle() {
+        let r = Arc::new(Registry::default());
+        let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let a = r.track("fe", peer, false);
+        let b = r.track("fe", peer, true);
+        a.live().note("app", "s1", None);
+        b.live().note("app", "s2", Some(true));
+        let all = r.snapshot();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].state().server.as_deref(), Some("s1"));
+        assert!(all[1].state().tunnel.is_some_and(|t| t.websocket));
+        drop(a);
+        assert_eq!(r.snapshot().len(), 1);
+        drop(b);
+        assert!(r.snapshot().is_empty());
+    }
+}
