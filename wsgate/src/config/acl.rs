@@ -61,6 +61,14 @@ const FETCHES: &[&str] = &[
     "src",
     "ssl_fc",
     "always_true",
+    "rand",
+    "sc_http_req_rate",
+    "sc_conn_cur",
+    "sc_conn_rate",
+    "sc_http_err_rate",
+    "src_conn_rate",
+    "src_conn_cur",
+    "src_http_req_rate",
 ];
 
 /// A compiled `-m reg` pattern. HAProxy uses PCRE; the `regex` crate reads
@@ -191,7 +199,24 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
         "src" => (AclFetch::Src, MatchMethod::Ip),
         "ssl_fc" => (AclFetch::SslFc, MatchMethod::Bool),
         "always_true" => (AclFetch::AlwaysTrue, MatchMethod::Bool),
-        other => {
+        "rand" => {
+            let n = match arg.as_deref() {
+                None => 1 << 32,
+                Some(a) => match a.trim().parse::<u64>() {
+                    Ok(n) if n > 0 && n <= 1 << 32 => n,
+                    _ => return Err(err(0, format!("'rand' needs a positive integer range, not '{a}'"))),
+                },
+            };
+            (AclFetch::Rand(n), MatchMethod::Int)
+        }
+        other => match super::track::parse_counter_fetch(other, arg.as_deref()) {
+            Ok(Some(c)) => (AclFetch::Counter(c), MatchMethod::Int),
+            Err(message) => {
+                let mut e = err(0, message);
+                e.hint = Some("stick counters need `track-sc0|1|2` rules and a `stick-table ... store <counter>`".into());
+                return Err(e);
+            }
+            Ok(None) => {
             let mut e = err(0, format!("unknown fetch '{other}' in ACL"));
             e.hint = Some(
                 match super::keywords::closest(other, FETCHES.iter().copied()) {
@@ -200,12 +225,17 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
                 },
             );
             return Err(e);
-        }
+            }
+        },
     };
     if arg.is_some()
         && !matches!(
             fetch,
-            AclFetch::Hdr(_) | AclFetch::HdrCnt(_) | AclFetch::Nbsrv(_)
+            AclFetch::Hdr(_)
+                | AclFetch::HdrCnt(_)
+                | AclFetch::Nbsrv(_)
+                | AclFetch::Counter(_)
+                | AclFetch::Rand(_)
         )
     {
         return Err(err(0, format!("'{base}' takes no argument")));

@@ -237,6 +237,10 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             stats: d.stats.clone(),
             prometheus,
             http_request,
+            // A `listen` section's table is its backend half's.
+            table: (p.kind == SectionKind::Frontend)
+                .then(|| d.sticky.table.clone())
+                .flatten(),
             redirects,
             http_response,
             errorfiles: d.errorfiles.clone(),
@@ -291,7 +295,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
         }
     }
 
-    Config {
+    let config = Config {
         global: Global {
             maxconn: global.maxconn,
             tune_bufsize: global.tune_bufsize,
@@ -304,7 +308,9 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
         },
         frontends,
         backends,
-    }
+    };
+    super::track::check_tables(&config, diags);
+    config
 }
 
 fn has_frontend(p: &ProxyDecl) -> bool {

@@ -139,6 +139,8 @@ pub enum HttpRequestAction {
     /// `return ...`: answered by wsgate.
     Return(Reply),
     Redirect(Redirect),
+    /// `track-sc0|1|2 <fetch> [table <name>]` (config/track.rs).
+    TrackSc(super::track::Track),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,7 +184,7 @@ pub fn is_hop_by_hop(name: &str) -> bool {
     .any(|h| name.eq_ignore_ascii_case(h))
 }
 
-const REQUEST_ACTIONS: &str = "set-header, add-header, del-header, replace-header, replace-value, set-path, set-query, set-uri, replace-path, replace-uri, allow, deny, return, redirect, use-service prometheus-exporter";
+const REQUEST_ACTIONS: &str = "set-header, add-header, del-header, replace-header, replace-value, set-path, set-query, set-uri, replace-path, replace-uri, allow, deny, return, redirect, track-sc0, track-sc1, track-sc2, use-service prometheus-exporter";
 const RESPONSE_ACTIONS: &str =
     "set-header, add-header, del-header, replace-header, replace-value, allow, deny";
 
@@ -564,6 +566,28 @@ fn finish(cx: &mut Cx<'_>, rest: &[Token]) -> Option<UseBackendDraft> {
     cx.rule(String::new(), location, rest)
 }
 
+/// `track-sc<n> <fetch> [table <name>]` (config/track.rs).
+fn parse_track(w: &mut Words<'_, '_>, word: &str) -> Result<super::track::Track, ()> {
+    let slot = super::track::track_slot(word).unwrap_or(0);
+    let t = w.next("a sample fetch (e.g. `src`)")?;
+    let fetch = match super::persist::parse_fetch(&t.text) {
+        Ok(f) => f,
+        Err(msg) => {
+            let msg = msg.replacen("'stick'", &format!("'{word}'"), 1);
+            w.cx.error(t, msg).hint = Some(format!(
+                "usage: {word} src|req.hdr(<name>)|req.cook(<name>)|url_param(<name>) [table <name>]"
+            ));
+            return Err(());
+        }
+    };
+    let mut table = None;
+    if w.peek().is_some_and(|t| t.text == "table") {
+        w.at += 1;
+        table = Some(w.next("a table name after 'table'")?.text.clone());
+    }
+    Ok(super::track::Track { slot, fetch, table })
+}
+
 /// `http-request <action> ... [if|unless <condition>]`.
 pub fn http_request(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     let args = cx.args;
@@ -630,6 +654,9 @@ pub fn http_request(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         "deny" => parse_deny(&mut w, 403).map(|status| HttpRequestAction::Deny { status }),
         "return" => parse_return(&mut w).map(HttpRequestAction::Return),
         "redirect" => parse_redirect(&mut w, true).map(HttpRequestAction::Redirect),
+        word if super::track::track_slot(word).is_some() => {
+            parse_track(&mut w, word).map(HttpRequestAction::TrackSc)
+        }
         _ => {
             unsupported(w.cx, action, Side::Request);
             Err(())

@@ -28,6 +28,7 @@ pub mod persist;
 pub mod process;
 mod server_template;
 pub mod tls;
+pub mod track;
 pub mod units;
 pub mod websocket;
 

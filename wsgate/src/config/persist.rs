@@ -11,8 +11,8 @@
 //! `indirect`, `preserve` needs `insert` or `indirect`; `maxidle` and
 //! `maxlife` are in seconds unless suffixed; a table needs a type and a
 //! size; `expire` is at most 2^31-1 ms. What wsgate does not implement is
-//! refused with the reason: dynamic cookies, table replication (`peers`),
-//! stored counters (`store`) and `binary` keys.
+//! refused with the reason: dynamic cookies, table replication (`peers`)
+//! and `binary` keys. `store` is read by `track` (stick counters).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -105,6 +105,8 @@ pub struct StickTable {
     /// `nopurge`: when full, new keys are not stored (instead of the
     /// least recently used entry being dropped).
     pub nopurge: bool,
+    /// `store <data>,...`: the counters each entry keeps (config/track.rs).
+    pub store: Vec<super::track::DataType>,
     pub location: Location,
 }
 
@@ -338,16 +340,11 @@ pub fn option_persist(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
 }
 
 const TABLE_USAGE: &str =
-    "stick-table type ip|ipv6|integer|string [len <n>] size <n>[k|m|g] [expire <time>] [nopurge]";
+    "stick-table type ip|ipv6|integer|string [len <n>] size <n>[k|m|g] [expire <time>] [nopurge] [store <data>,...]";
 
-/// `stick-table ...` (backend, listen; ignored with a warning in a
-/// frontend, where only `track-sc` rules would use it).
+/// `stick-table ...` (frontend, backend, listen; in a frontend only
+/// `track-sc` rules and counter fetches use it).
 pub fn stick_table(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
-    if cx.section == SectionKind::Frontend {
-        let kw = cx.kw;
-        cx.warn(kw, "'stick-table' in a frontend is ignored: only `track-sc` rules use it there, and they are not implemented");
-        return;
-    }
     let args = cx.args;
     let kw = cx.kw;
     if let Some(prev) = &p.sticky.table {
@@ -361,6 +358,7 @@ pub fn stick_table(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     let mut size: Option<usize> = None;
     let mut expire = None;
     let mut nopurge = false;
+    let mut store = Vec::new();
     let mut i = 0;
     while let Some(t) = args.get(i) {
         let value = args.get(i + 1);
@@ -454,10 +452,21 @@ pub fn stick_table(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
                     .hint = Some("remove `peers <name>`; the table then lives in this wsgate process (and is kept across reloads)".into());
                 return;
             }
-            ("store", _) => {
-                cx.error(t, "stick-table: 'store' is not supported: tables only record the server (counters and rates are not implemented)")
-                    .hint = Some("remove `store ...`; `stick on`/`stick match` need only the server, which is always stored".into());
-                return;
+            ("store", Some(v)) => {
+                match super::track::parse_store(&v.text) {
+                    Ok(types) => {
+                        for ty in types {
+                            if !store.iter().any(|d: &super::track::DataType| d.counter() == ty.counter()) {
+                                store.push(ty);
+                            }
+                        }
+                    }
+                    Err((msg, hint)) => {
+                        cx.error(v, msg).hint = hint;
+                        return;
+                    }
+                }
+                i += 1;
             }
             ("srvkey", Some(v)) => {
                 if v.text != "name" {
@@ -502,6 +511,7 @@ pub fn stick_table(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         size,
         expire,
         nopurge,
+        store,
         location: cx.kw_loc(),
     });
 }
@@ -602,7 +612,7 @@ pub fn stick(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
 
 /// A stick rule's fetch: `src`, `req.hdr(<name>[,<occ>])` (`hdr`),
 /// `req.cook(<name>)` (`cook`), `url_param(<name>)` (`urlp`).
-fn parse_fetch(text: &str) -> Result<StickFetch, String> {
+pub(super) fn parse_fetch(text: &str) -> Result<StickFetch, String> {
     if text == "src" {
         return Ok(StickFetch::Src);
     }

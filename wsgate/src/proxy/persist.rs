@@ -217,7 +217,7 @@ fn unix_now() -> i64 {
 }
 
 /// The sample a stick rule's fetch gives for this request.
-fn fetch<'a>(f: &StickFetch, facts: &RequestFacts<'a>) -> Option<Sample<'a>> {
+pub(super) fn fetch<'a>(f: &StickFetch, facts: &RequestFacts<'a>) -> Option<Sample<'a>> {
     match f {
         StickFetch::Src => Some(Sample::Addr(facts.peer.ip())),
         StickFetch::Hdr { name, occ } => {

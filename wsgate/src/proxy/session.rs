@@ -34,6 +34,7 @@ use super::http1::head::{parse_request, parse_response, RequestError, RequestHea
 use super::io::{with_timeout, write_with_timeout, IoError};
 use super::persist::Sticky;
 use super::route::{self, RequestFacts};
+use super::track::{Scope, Trackers};
 use super::rules::{self, Outcome};
 use super::tunnel::{
     self, IntoTunnel, TunnelOptions, TunnelOutcome, TunnelSignals, TunnelTimeouts, WsPolicy,
@@ -119,6 +120,14 @@ where
         inbuf.drain(..head_len);
         tracing::debug!(%peer, method = %request.method, target = %request.target, "request");
         let mut rec = Rec::new(began, head_len);
+        // Stick counters this request tracks (released when it ends, or
+        // when its WebSocket tunnel closes).
+        let trackers = Trackers::default();
+        let fe_scope = Scope {
+            trackers: &trackers,
+            runtime,
+            own: &frontend.name,
+        };
 
         // `monitor-uri` first: HAProxy answers it before any rule.
         {
@@ -132,8 +141,9 @@ where
         // HAProxy's order: the frontend's `http-request` rules, the stats
         // page, the `redirect` lines, then routing.
         let outcome =
-            rules::apply_request(&frontend.http_request, &frontend.acls, &mut request, &conn);
+            rules::apply_request(&frontend.http_request, &frontend.acls, &mut request, &conn, &fe_scope);
         if outcome != Outcome::Continue {
+            trackers.answered(&outcome);
             match answer(
                 &mut client,
                 outcome,
@@ -176,8 +186,9 @@ where
             }
         }
         let outcome =
-            rules::apply_request(&frontend.redirects, &frontend.acls, &mut request, &conn);
+            rules::apply_request(&frontend.redirects, &frontend.acls, &mut request, &conn, &fe_scope);
         if outcome != Outcome::Continue {
+            trackers.answered(&outcome);
             match answer(
                 &mut client,
                 outcome,
@@ -196,7 +207,7 @@ where
                 _ => return None,
             }
         }
-        let facts = RequestFacts::http(&request, peer, tls).with_runtime(runtime);
+        let facts = RequestFacts::http(&request, peer, tls).with_scope(fe_scope);
         if let Some(rule) = &frontend.prometheus {
             let holds = rule
                 .condition
@@ -225,12 +236,28 @@ where
             frontend: &frontend.errorfiles,
             backend: Some(&be_http.errorfiles),
         };
-        let mut outcome =
-            rules::apply_request(&be_http.http_request, &be_http.acls, &mut request, &conn);
+        let be_scope = Scope {
+            own: &backend.config.name,
+            ..fe_scope
+        };
+        let mut outcome = rules::apply_request(
+            &be_http.http_request,
+            &be_http.acls,
+            &mut request,
+            &conn,
+            &be_scope,
+        );
         if outcome == Outcome::Continue {
-            outcome = rules::apply_request(&be_http.redirects, &be_http.acls, &mut request, &conn);
+            outcome = rules::apply_request(
+                &be_http.redirects,
+                &be_http.acls,
+                &mut request,
+                &conn,
+                &be_scope,
+            );
         }
         if outcome != Outcome::Continue {
+            trackers.answered(&outcome);
             let name = &backend.config.name;
             match answer(&mut client, outcome, &pages, &request, &obs, rec, name).await {
                 Next::KeepAlive => {
@@ -277,6 +304,9 @@ where
         let next = exchange
             .forward(&mut client, &request, &mut inbuf, limit, shutdown, &mut rec)
             .await;
+        if let Some(status) = rec.status {
+            trackers.response(status);
+        }
         if let Next::Upgrade { slot, .. } = &next {
             // Counted now; logged when the tunnel ends.
             obs.count(
@@ -325,6 +355,7 @@ where
                         sessions,
                         frontend: obs.frontend.clone(),
                         log,
+                        _trackers: (!trackers.is_empty()).then(|| Box::new(trackers)),
                     },
                 });
             }
@@ -709,6 +740,9 @@ struct TunnelObs {
     /// Boxed: most tunnels log nothing, and those that do should not make
     /// every idle tunnel's task bigger.
     log: Option<Box<PendingLog>>,
+    /// The request's stick counters: the tunnel holds them (`conn_cur`
+    /// counts it) until it closes. Boxed, as `log`.
+    _trackers: Option<Box<Trackers>>,
 }
 
 enum HeadRead {
@@ -1462,6 +1496,7 @@ pub async fn serve_tcp<C: IntoTunnel>(
             sessions,
             frontend: obs.frontend.clone(),
             log,
+            _trackers: None,
         },
     })
 }
@@ -1497,6 +1532,7 @@ mod tests {
                 sessions: Observability::new(&config, None).session(0),
                 frontend: None,
                 log: None,
+                _trackers: None,
             },
         };
         let task = handoff.run(()).unwrap();

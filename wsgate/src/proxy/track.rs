@@ -1,0 +1,203 @@
+//! Stick counters in a session: the entries a request tracks
+//! (`http-request track-sc0|1|2`), the counters it updates, and the
+//! `sc_*`/`src_*` fetches its conditions read.
+//!
+//! Stage: the session makes one [`Trackers`] per request and passes it,
+//! with the proxy whose rules run, as a [`Scope`] to the rules and ACLs;
+//! after the response it reports the status ([`Trackers::response`]). The
+//! trackers are released (`conn_cur` drops, the entry's expiry restarts)
+//! when the request ends, or, for a WebSocket, when its tunnel closes: so
+//! `sc_conn_cur(0)` counts a client's open WebSockets, and
+//! `http-request deny if { sc_conn_cur(0) gt 10 }` at the upgrade caps them.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use super::persist::fetch as stick_fetch;
+use super::route::RequestFacts;
+use super::rules::Outcome;
+use super::Runtime;
+use crate::backend::stick::{Key, Reading, Sample, StickTable};
+use crate::config::model::Frontend;
+use crate::config::track::{Counter, CounterFetch, Source, Track};
+
+/// One tracked entry.
+struct Tracked {
+    table: Arc<StickTable>,
+    key: Key,
+}
+
+/// The stick counters tracked by one request, by slot (sc0, sc1, sc2).
+#[derive(Default)]
+pub struct Trackers {
+    /// A mutex only because facts are `Sync`: one task uses it.
+    slots: Mutex<[Option<Tracked>; 3]>,
+}
+
+/// What the rules and ACLs of one proxy see.
+#[derive(Clone, Copy)]
+pub struct Scope<'a> {
+    pub trackers: &'a Trackers,
+    pub runtime: &'a Runtime,
+    /// The proxy whose rules run: its table is the default one.
+    pub own: &'a str,
+}
+
+impl Trackers {
+    fn slots(&self) -> MutexGuard<'_, [Option<Tracked>; 3]> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether any slot is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.slots().iter().all(Option::is_none)
+    }
+
+    /// The response's status: 4xx (401 and 407 included) counts as an
+    /// HTTP error (`http_err_cnt`, `http_err_rate`) on every tracked
+    /// entry, as in HAProxy 2.6.
+    pub fn response(&self, status: u16) {
+        if !(400..500).contains(&status) {
+            return;
+        }
+        let now = Instant::now();
+        for t in self.slots().iter().flatten() {
+            t.table
+                .count(&t.key, &[Counter::HttpErrCnt, Counter::HttpErrRate], now);
+        }
+    }
+}
+
+impl Trackers {
+    /// The rules answered the request: a `deny` counts as an HTTP error
+    /// when 4xx, a `return` or `redirect` does not (HAProxy 2.6, checked
+    /// side by side).
+    pub fn answered(&self, outcome: &Outcome) {
+        if let Outcome::Deny(status) = outcome {
+            self.response(*status);
+        }
+    }
+}
+
+impl Drop for Trackers {
+    fn drop(&mut self) {
+        let now = Instant::now();
+        let slots = self.slots.get_mut().unwrap_or_else(|p| p.into_inner());
+        for t in slots.iter().flatten() {
+            t.table.release(&t.key, now);
+        }
+    }
+}
+
+impl Runtime {
+    /// The stick table of the frontend, else the backend, called `name`.
+    pub fn table_named(&self, name: &str) -> Option<&Arc<StickTable>> {
+        self.frontends
+            .iter()
+            .zip(&self.frontend_tables)
+            .find(|(f, t)| f.name == name && t.is_some())
+            .and_then(|(_, t)| t.as_ref())
+            .or_else(|| {
+                self.backends
+                    .iter()
+                    .find(|b| b.config.name == name && b.table.is_some())
+                    .and_then(|b| b.table.as_ref())
+            })
+    }
+}
+
+/// The frontends' tables (`None` where a frontend has none); one that
+/// `previous` had with the same name and definition is kept, entries and
+/// counters included, as backends' tables are.
+pub(super) fn frontend_tables(
+    frontends: &[Frontend],
+    previous: Option<&Runtime>,
+) -> Vec<Option<Arc<StickTable>>> {
+    frontends
+        .iter()
+        .map(|f| {
+            let def = f.table.as_ref()?;
+            let kept = previous.and_then(|p| {
+                p.frontends
+                    .iter()
+                    .zip(&p.frontend_tables)
+                    .find(|(o, t)| o.name == f.name && t.as_ref().is_some_and(|t| t.def.same_as(def)))
+                    .and_then(|(_, t)| t.clone())
+            });
+            Some(kept.unwrap_or_else(|| Arc::new(StickTable::new(def.clone()))))
+        })
+        .collect()
+}
+
+/// `track-sc<n>`: tracks the key in the slot, unless the slot is taken;
+/// counts the connection and the request (HAProxy counts the request at
+/// the first tracking of it).
+pub fn track(t: &Track, scope: &Scope<'_>, facts: &RequestFacts<'_>) {
+    let slot = usize::from(t.slot);
+    if scope.trackers.slots()[slot].is_some() {
+        return;
+    }
+    let name = t.table.as_deref().unwrap_or(scope.own);
+    let Some(table) = scope.runtime.table_named(name) else {
+        return;
+    };
+    let Some(key) = stick_fetch(&t.fetch, facts).and_then(|s| Key::from_sample(table.def.key, s))
+    else {
+        return;
+    };
+    let now = Instant::now();
+    if !table.track(&key, now) {
+        return;
+    }
+    table.count(&key, &[Counter::HttpReqCnt, Counter::HttpReqRate], now);
+    scope.trackers.slots()[slot] = Some(Tracked {
+        table: table.clone(),
+        key,
+    });
+}
+
+/// A counter fetch's value: `None` (no sample, the ACL does not match)
+/// for an untracked slot or a counter the table does not store; 0 for a
+/// key without an entry.
+pub fn counter(f: &CounterFetch, facts: &RequestFacts<'_>) -> Option<i64> {
+    let scope = facts.scope?;
+    let now = Instant::now();
+    let (table, key) = match f.source {
+        Source::Slot(n) => {
+            let slots = scope.trackers.slots();
+            let tracked = slots[usize::from(n)].as_ref()?;
+            match &f.table {
+                Some(name) => {
+                    let table = scope.runtime.table_named(name)?.clone();
+                    let key = Key::from_sample(table.def.key, key_sample(&tracked.key)?)?;
+                    (table, key)
+                }
+                None => (tracked.table.clone(), tracked.key.clone()),
+            }
+        }
+        Source::Src => {
+            let name = f.table.as_deref().unwrap_or(scope.own);
+            let table = scope.runtime.table_named(name)?.clone();
+            let key = Key::from_sample(table.def.key, Sample::Addr(facts.peer.ip()))?;
+            (table, key)
+        }
+    };
+    if f.inc {
+        table.count(&key, &[Counter::Gpc0, Counter::Gpc0Rate], now);
+    }
+    match table.read(&key, f.counter, now) {
+        Reading::NoEntry => Some(0),
+        Reading::NotStored => None,
+        Reading::Value(v) => Some(i64::try_from(v).unwrap_or(i64::MAX)),
+    }
+}
+
+/// A tracked key as a sample, to look it up in another table.
+fn key_sample(key: &Key) -> Option<Sample<'_>> {
+    Some(match key {
+        Key::Ip(a) => Sample::Addr((*a).into()),
+        Key::Ipv6(a) => Sample::Addr((*a).into()),
+        Key::String(s) => Sample::Text(s),
+        Key::Integer(_) => return None,
+    })
+}
