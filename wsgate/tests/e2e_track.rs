@@ -193,7 +193,12 @@ fn untracked_slots_give_nothing_and_src_fetches_read_the_table() {
     }
 }
 
-async fn upgrade_status(proxy: SocketAddr) -> Result<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>, u16> {
+async fn upgrade_status(
+    proxy: SocketAddr,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    u16,
+> {
     let url = format!("ws://{proxy}/ws");
     let fut = tokio_tungstenite::connect_async(url.as_str());
     match tokio::time::timeout(Duration::from_secs(10), fut).await {
@@ -249,7 +254,10 @@ async fn conn_cur_caps_open_websockets_per_client() {
         })
         .await
         .unwrap();
-        let again = upgrade_status(s.proxy).await.map(|_| 101).unwrap_or_else(|e| e);
+        let again = upgrade_status(s.proxy)
+            .await
+            .map(|_| 101)
+            .unwrap_or_else(|e| e);
         drop(first);
         seen.push((third, open, after, again));
     }
@@ -264,6 +272,90 @@ async fn conn_cur_caps_open_websockets_per_client() {
         "ADDR: key=127.0.0.1 use=1 exp=N conn_cnt=3 conn_cur=1"
     );
     assert_eq!(*again, 101, "a slot freed by a closed WebSocket is usable");
+    if let Some(theirs) = seen.get(1) {
+        assert_eq!(&seen[0], theirs, "wsgate vs haproxy");
+    }
+}
+
+/// Two requests on one keep-alive connection from 127.0.0.5; the
+/// statuses, or `None` when the proxy reset the connection.
+fn two_requests_on_one_connection(proxy: SocketAddr) -> Option<(u16, u16)> {
+    use std::io::Write;
+    // A rejected connection may be reset before `connect` returns.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 5], 0)).into())
+        .unwrap();
+    socket
+        .connect_timeout(&proxy.into(), Duration::from_secs(5))
+        .ok()?;
+    let mut reader = common::http::Reader::new(socket.into(), IO_DEADLINE);
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let sent = reader
+            .stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n");
+        let response = sent.ok().and_then(|()| reader.read_response().ok())?;
+        statuses.push(response.status());
+    }
+    Some((statuses[0], statuses[1]))
+}
+
+/// `tcp-request connection track-sc0 src` tracks the whole connection:
+/// each request on it counts; `tcp-request connection reject if {
+/// src_conn_rate(fe) gt 3 }` closes the fourth connection within the
+/// period without a word. (The clients come from 127.0.0.5: the start-up
+/// checks' connections from 127.0.0.1 are tracked too.)
+#[test]
+fn connection_rules_track_connections_and_reject_above_a_rate() {
+    let backend = DemoBackend::start("s1", "1h");
+    let config = move |port: u16, api: u16| {
+        format!(
+            "global\n    stats socket ipv4@127.0.0.1:{api} level admin\n{DEFAULTS}\
+             frontend fe\n    bind 127.0.0.1:{port}\n\
+             \x20   stick-table type ip size 1k expire 1m store conn_cnt,conn_cur,conn_rate(10s),http_req_cnt,http_req_rate(10s)\n\
+             \x20   tcp-request connection accept if {{ src 127.0.0.9 }}\n\
+             \x20   tcp-request connection track-sc0 src\n\
+             \x20   tcp-request connection reject if {{ src_conn_rate(fe) gt 3 }}\n\
+             \x20   http-request deny deny_status 429 if {{ sc0_http_req_cnt gt 6 }}\n\
+             \x20   default_backend app\n\
+             backend app\n    server s1 {}\n",
+            backend.addr
+        )
+    };
+    let (sides, gate, _haproxy) = start_both(config);
+    let mut seen = Vec::new();
+    for s in &sides {
+        let outcomes: Vec<Option<(u16, u16)>> = (0..5)
+            .map(|_| two_requests_on_one_connection(s.proxy))
+            .collect();
+        let untracked = served_by(s.proxy, Some([127, 0, 0, 9].into()), "/", &[])
+            .unwrap()
+            .0;
+        let table: Vec<String> = table_dump(s.api, "fe", 60_000)
+            .into_iter()
+            .filter(|l| l.contains("key=127.0.0.5"))
+            .collect();
+        seen.push((outcomes, untracked, table));
+    }
+    let (outcomes, untracked, table) = &seen[0];
+    assert_eq!(
+        outcomes,
+        &[
+            Some((200, 200)),
+            Some((200, 200)),
+            Some((200, 200)),
+            None,
+            None
+        ],
+        "{}",
+        gate.log()
+    );
+    assert_eq!(*untracked, 200, "`accept` ends the list before tracking");
+    assert_eq!(
+        table,
+        &["ADDR: key=127.0.0.5 use=0 exp=N conn_cnt=5 conn_rate(10000)=5 conn_cur=0 http_req_cnt=6 http_req_rate(10000)=6"]
+    );
     if let Some(theirs) = seen.get(1) {
         assert_eq!(&seen[0], theirs, "wsgate vs haproxy");
     }

@@ -220,8 +220,7 @@ impl Inner {
         let mut budget = self.entries.len();
         while let Some((_, key)) = self.order.first_key_value() {
             let entry = self.entries.get(key);
-            let expired =
-                entry.is_none_or(|e| now.saturating_duration_since(e.touched) >= expire);
+            let expired = entry.is_none_or(|e| now.saturating_duration_since(e.touched) >= expire);
             if !expired || budget == 0 {
                 break;
             }
@@ -375,7 +374,9 @@ impl StickTable {
             .iter()
             .zip(&e.data)
             .find(|(d, _)| d.counter() == what)
-            .map_or(Reading::NotStored, |(d, v)| Reading::Value(value(*d, v, ms)))
+            .map_or(Reading::NotStored, |(d, v)| {
+                Reading::Value(value(*d, v, ms))
+            })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

@@ -204,7 +204,12 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
                 None => 1 << 32,
                 Some(a) => match a.trim().parse::<u64>() {
                     Ok(n) if n > 0 && n <= 1 << 32 => n,
-                    _ => return Err(err(0, format!("'rand' needs a positive integer range, not '{a}'"))),
+                    _ => {
+                        return Err(err(
+                            0,
+                            format!("'rand' needs a positive integer range, not '{a}'"),
+                        ))
+                    }
                 },
             };
             (AclFetch::Rand(n), MatchMethod::Int)
@@ -217,14 +222,16 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
                 return Err(e);
             }
             Ok(None) => {
-            let mut e = err(0, format!("unknown fetch '{other}' in ACL"));
-            e.hint = Some(
-                match super::keywords::closest(other, FETCHES.iter().copied()) {
-                    Some(s) => format!("did you mean '{s}'? wsgate knows: {}", FETCHES.join(", ")),
-                    None => format!("wsgate knows: {}", FETCHES.join(", ")),
-                },
-            );
-            return Err(e);
+                let mut e = err(0, format!("unknown fetch '{other}' in ACL"));
+                e.hint = Some(
+                    match super::keywords::closest(other, FETCHES.iter().copied()) {
+                        Some(s) => {
+                            format!("did you mean '{s}'? wsgate knows: {}", FETCHES.join(", "))
+                        }
+                        None => format!("wsgate knows: {}", FETCHES.join(", ")),
+                    },
+                );
+                return Err(e);
             }
         },
     };

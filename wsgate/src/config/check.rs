@@ -200,6 +200,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
                 condition,
             })
         });
+        let tcp_connection = super::tcp_rules::resolve(p, &d.tcp_connection, &mut acls, diags);
         let http_request = request_rules(p, &d.http_request, &mut acls, diags);
         let redirects = request_rules(p, &redirect_rules(p), &mut acls, diags);
         let http_response = response_rules(p, &d.http_response, &mut acls, diags);
@@ -237,6 +238,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             stats: d.stats.clone(),
             prometheus,
             http_request,
+            tcp_connection,
             // A `listen` section's table is its backend half's.
             table: (p.kind == SectionKind::Frontend)
                 .then(|| d.sticky.table.clone())

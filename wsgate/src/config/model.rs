@@ -373,6 +373,8 @@ pub struct Frontend {
     pub prometheus: Option<ServiceRule>,
     /// `http-request` rules, in order.
     pub http_request: Vec<HttpRequestRule>,
+    /// `tcp-request connection` rules, run when a connection is accepted.
+    pub tcp_connection: Vec<super::tcp_rules::TcpRule>,
     /// `stick-table` declared in a frontend (`track-sc` rules use it).
     pub table: Option<super::persist::StickTable>,
     /// `redirect` lines, in order: run after the `http-request` rules.

@@ -248,6 +248,8 @@ pub struct ProxyDraft {
     pub prometheus: Option<UseBackendDraft>,
     /// `http-request` lines: their action and condition, in order.
     pub http_request: Vec<(super::model::HttpRequestAction, UseBackendDraft)>,
+    /// `tcp-request connection` rules (config/tcp_rules.rs).
+    pub tcp_connection: Vec<(super::tcp_rules::TcpAction, UseBackendDraft)>,
     /// `http-response` lines.
     pub http_response: Vec<(super::model::HttpResponseAction, UseBackendDraft)>,
     /// `redirect` lines.
@@ -307,6 +309,7 @@ impl Default for ProxyDraft {
             dontlognull: false,
             prometheus: None,
             http_request: Vec::new(),
+            tcp_connection: Vec::new(),
             http_response: Vec::new(),
             redirects: Vec::new(),
             errorfiles: super::model::ErrorFiles::default(),

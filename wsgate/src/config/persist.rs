@@ -456,7 +456,10 @@ pub fn stick_table(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
                 match super::track::parse_store(&v.text) {
                     Ok(types) => {
                         for ty in types {
-                            if !store.iter().any(|d: &super::track::DataType| d.counter() == ty.counter()) {
+                            if !store
+                                .iter()
+                                .any(|d: &super::track::DataType| d.counter() == ty.counter())
+                            {
                                 store.push(ty);
                             }
                         }

@@ -26,7 +26,13 @@ impl StickTable {
     /// The same definition: a reload keeps such a table and its entries.
     pub fn same_as(&self, other: &StickTable) -> bool {
         (self.key, self.size, self.expire, self.nopurge, &self.store)
-            == (other.key, other.size, other.expire, other.nopurge, &other.store)
+            == (
+                other.key,
+                other.size,
+                other.expire,
+                other.nopurge,
+                &other.store,
+            )
     }
 }
 
@@ -340,7 +346,9 @@ pub fn parse_counter_fetch(name: &str, arg: Option<&str>) -> Result<Option<Count
             }
         };
         if args.len() > 2 {
-            return Err(format!("'{name}' takes at most two arguments: <n>[,<table>]"));
+            return Err(format!(
+                "'{name}' takes at most two arguments: <n>[,<table>]"
+            ));
         }
         (Source::Slot(n), args.get(1).map(|t| (*t).to_owned()))
     } else {
@@ -349,7 +357,9 @@ pub fn parse_counter_fetch(name: &str, arg: Option<&str>) -> Result<Option<Count
         }
         (
             source.unwrap_or(Source::Src),
-            args.first().filter(|t| !t.is_empty()).map(|t| (*t).to_owned()),
+            args.first()
+                .filter(|t| !t.is_empty())
+                .map(|t| (*t).to_owned()),
         )
     };
     Ok(Some(CounterFetch {
@@ -386,9 +396,12 @@ pub fn check_tables(config: &Config, diags: &mut Vec<Diagnostic>) {
         .frontends
         .iter()
         .map(|f| (&f.name, &f.location, &f.http_request, &f.acls))
-        .chain(config.backends.iter().map(|b| {
-            (&b.name, &b.location, &b.http.http_request, &b.http.acls)
-        }));
+        .chain(
+            config
+                .backends
+                .iter()
+                .map(|b| (&b.name, &b.location, &b.http.http_request, &b.http.acls)),
+        );
     for (own, section, rules, acls) in sections {
         for rule in rules {
             if let HttpRequestAction::TrackSc(t) = &rule.action {
@@ -432,8 +445,14 @@ mod tests {
         );
         assert!(parse_store("http_req_rate").is_err());
         assert!(parse_store("conn_cur(1s)").is_err());
-        assert!(parse_store("bytes_in_rate(1s)").unwrap_err().0.contains("not supported"));
-        assert!(parse_store("nope").unwrap_err().0.contains("unknown data type"));
+        assert!(parse_store("bytes_in_rate(1s)")
+            .unwrap_err()
+            .0
+            .contains("not supported"));
+        assert!(parse_store("nope")
+            .unwrap_err()
+            .0
+            .contains("unknown data type"));
     }
 
     #[test]

@@ -73,7 +73,7 @@ pub fn apply_request(
             continue;
         }
         if let HttpRequestAction::TrackSc(t) = &rule.action {
-            track::track(t, scope, &facts());
+            track::track(t, scope, &facts(), true);
             continue;
         }
         let src = Sources {

@@ -34,8 +34,8 @@ use super::http1::head::{parse_request, parse_response, RequestError, RequestHea
 use super::io::{with_timeout, write_with_timeout, IoError};
 use super::persist::Sticky;
 use super::route::{self, RequestFacts};
-use super::track::{Scope, Trackers};
 use super::rules::{self, Outcome};
+use super::track::{Scope, Trackers};
 use super::tunnel::{
     self, IntoTunnel, TunnelOptions, TunnelOutcome, TunnelSignals, TunnelTimeouts, WsPolicy,
 };
@@ -60,6 +60,7 @@ pub async fn serve_http<C>(
     frontend: &Frontend,
     runtime: &Runtime,
     shutdown: &CancellationToken,
+    tracked: Option<&Arc<Trackers>>,
 ) -> Option<Handoff<C>>
 where
     C: AsyncRead + AsyncWrite + Unpin + IntoTunnel,
@@ -122,7 +123,7 @@ where
         let mut rec = Rec::new(began, head_len);
         // Stick counters this request tracks (released when it ends, or
         // when its WebSocket tunnel closes).
-        let trackers = Trackers::default();
+        let trackers = Trackers::for_request(tracked);
         let fe_scope = Scope {
             trackers: &trackers,
             runtime,
@@ -140,8 +141,13 @@ where
         }
         // HAProxy's order: the frontend's `http-request` rules, the stats
         // page, the `redirect` lines, then routing.
-        let outcome =
-            rules::apply_request(&frontend.http_request, &frontend.acls, &mut request, &conn, &fe_scope);
+        let outcome = rules::apply_request(
+            &frontend.http_request,
+            &frontend.acls,
+            &mut request,
+            &conn,
+            &fe_scope,
+        );
         if outcome != Outcome::Continue {
             trackers.answered(&outcome);
             match answer(
@@ -185,8 +191,13 @@ where
                 _ => return None,
             }
         }
-        let outcome =
-            rules::apply_request(&frontend.redirects, &frontend.acls, &mut request, &conn, &fe_scope);
+        let outcome = rules::apply_request(
+            &frontend.redirects,
+            &frontend.acls,
+            &mut request,
+            &conn,
+            &fe_scope,
+        );
         if outcome != Outcome::Continue {
             trackers.answered(&outcome);
             match answer(
@@ -1422,6 +1433,7 @@ pub async fn serve_tcp<C: IntoTunnel>(
     frontend: &Frontend,
     runtime: &Runtime,
     shutdown: &CancellationToken,
+    tracked: Option<&Arc<Trackers>>,
 ) -> Option<Handoff<C>> {
     let fe_index = Observability::frontend_index(&runtime.frontends, frontend);
     let sessions = runtime.obs.session(fe_index);
@@ -1496,7 +1508,7 @@ pub async fn serve_tcp<C: IntoTunnel>(
             sessions,
             frontend: obs.frontend.clone(),
             log,
-            _trackers: None,
+            _trackers: Trackers::holding(tracked),
         },
     })
 }

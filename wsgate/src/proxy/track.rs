@@ -14,11 +14,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::persist::fetch as stick_fetch;
-use super::route::RequestFacts;
+use super::route::{condition_holds, RequestFacts};
 use super::rules::Outcome;
 use super::Runtime;
 use crate::backend::stick::{Key, Reading, Sample, StickTable};
 use crate::config::model::Frontend;
+use crate::config::tcp_rules::TcpAction;
 use crate::config::track::{Counter, CounterFetch, Source, Track};
 
 /// One tracked entry.
@@ -27,11 +28,15 @@ struct Tracked {
     key: Key,
 }
 
-/// The stick counters tracked by one request, by slot (sc0, sc1, sc2).
+/// The stick counters tracked by one request, by slot (sc0, sc1, sc2),
+/// or by a connection (`tcp-request connection track-sc<n>`).
 #[derive(Default)]
 pub struct Trackers {
     /// A mutex only because facts are `Sync`: one task uses it.
     slots: Mutex<[Option<Tracked>; 3]>,
+    /// The connection's trackers, for a request's: fetches of a slot the
+    /// request did not track read the connection's, as in HAProxy.
+    session: Option<Arc<Trackers>>,
 }
 
 /// What the rules and ACLs of one proxy see.
@@ -48,9 +53,53 @@ impl Trackers {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether any slot is tracked.
+    /// Whether any slot is tracked (here or by the connection).
     pub fn is_empty(&self) -> bool {
-        self.slots().iter().all(Option::is_none)
+        self.slots().iter().all(Option::is_none) && self.session.is_none()
+    }
+
+    /// A request's trackers on a connection that `session` tracks: the
+    /// request counts on the connection's entries (`http_req_*`).
+    pub fn for_request(session: Option<&Arc<Trackers>>) -> Trackers {
+        if let Some(s) = session {
+            let now = Instant::now();
+            for t in s.slots().iter().flatten() {
+                t.table
+                    .count(&t.key, &[Counter::HttpReqCnt, Counter::HttpReqRate], now);
+            }
+        }
+        Trackers {
+            slots: Mutex::default(),
+            session: session.cloned(),
+        }
+    }
+
+    /// Trackers that only keep the connection's (a mode tcp tunnel).
+    pub fn holding(session: Option<&Arc<Trackers>>) -> Option<Box<Trackers>> {
+        session.map(|s| {
+            Box::new(Trackers {
+                slots: Mutex::default(),
+                session: Some(s.clone()),
+            })
+        })
+    }
+
+    /// Runs on every tracked entry of each slot: the request's, else the
+    /// connection's.
+    fn each_entry(&self, mut f: impl FnMut(&Tracked)) {
+        let own = self.slots();
+        let session = self.session.as_ref().map(|s| s.slots());
+        for (i, slot) in own.iter().enumerate() {
+            match (slot, &session) {
+                (Some(t), _) => f(t),
+                (None, Some(s)) => {
+                    if let Some(t) = &s[i] {
+                        f(t)
+                    }
+                }
+                (None, None) => {}
+            }
+        }
     }
 
     /// The response's status: 4xx (401 and 407 included) counts as an
@@ -61,10 +110,10 @@ impl Trackers {
             return;
         }
         let now = Instant::now();
-        for t in self.slots().iter().flatten() {
+        self.each_entry(|t| {
             t.table
-                .count(&t.key, &[Counter::HttpErrCnt, Counter::HttpErrRate], now);
-        }
+                .count(&t.key, &[Counter::HttpErrCnt, Counter::HttpErrRate], now)
+        });
     }
 }
 
@@ -121,7 +170,9 @@ pub(super) fn frontend_tables(
                 p.frontends
                     .iter()
                     .zip(&p.frontend_tables)
-                    .find(|(o, t)| o.name == f.name && t.as_ref().is_some_and(|t| t.def.same_as(def)))
+                    .find(|(o, t)| {
+                        o.name == f.name && t.as_ref().is_some_and(|t| t.def.same_as(def))
+                    })
                     .and_then(|(_, t)| t.clone())
             });
             Some(kept.unwrap_or_else(|| Arc::new(StickTable::new(def.clone()))))
@@ -129,10 +180,45 @@ pub(super) fn frontend_tables(
         .collect()
 }
 
+/// `tcp-request connection` rules on a new connection from `peer`:
+/// `Err` when one rejects it; else the connection's trackers, if any.
+#[allow(clippy::result_unit_err)]
+pub fn connection(
+    frontend: &Frontend,
+    runtime: &Runtime,
+    peer: std::net::SocketAddr,
+) -> Result<Option<Arc<Trackers>>, ()> {
+    if frontend.tcp_connection.is_empty() {
+        return Ok(None);
+    }
+    let trackers = Trackers::default();
+    let scope = Scope {
+        trackers: &trackers,
+        runtime,
+        own: &frontend.name,
+    };
+    for rule in &frontend.tcp_connection {
+        let facts = RequestFacts::tcp(peer, false).with_scope(scope);
+        let holds = rule
+            .condition
+            .as_ref()
+            .is_none_or(|c| condition_holds(c, &frontend.acls, &facts));
+        if !holds {
+            continue;
+        }
+        match &rule.action {
+            TcpAction::Accept => break,
+            TcpAction::Reject => return Err(()),
+            TcpAction::TrackSc(t) => track(t, &scope, &facts, false),
+        }
+    }
+    Ok((!trackers.is_empty()).then(|| Arc::new(trackers)))
+}
+
 /// `track-sc<n>`: tracks the key in the slot, unless the slot is taken;
-/// counts the connection and the request (HAProxy counts the request at
-/// the first tracking of it).
-pub fn track(t: &Track, scope: &Scope<'_>, facts: &RequestFacts<'_>) {
+/// counts the connection and, for `http-request`, the request (HAProxy
+/// counts the request at the first tracking of it).
+pub fn track(t: &Track, scope: &Scope<'_>, facts: &RequestFacts<'_>, request: bool) {
     let slot = usize::from(t.slot);
     if scope.trackers.slots()[slot].is_some() {
         return;
@@ -149,7 +235,9 @@ pub fn track(t: &Track, scope: &Scope<'_>, facts: &RequestFacts<'_>) {
     if !table.track(&key, now) {
         return;
     }
-    table.count(&key, &[Counter::HttpReqCnt, Counter::HttpReqRate], now);
+    if request {
+        table.count(&key, &[Counter::HttpReqCnt, Counter::HttpReqRate], now);
+    }
     scope.trackers.slots()[slot] = Some(Tracked {
         table: table.clone(),
         key,
@@ -164,8 +252,12 @@ pub fn counter(f: &CounterFetch, facts: &RequestFacts<'_>) -> Option<i64> {
     let now = Instant::now();
     let (table, key) = match f.source {
         Source::Slot(n) => {
-            let slots = scope.trackers.slots();
-            let tracked = slots[usize::from(n)].as_ref()?;
+            let own = scope.trackers.slots();
+            let session = scope.trackers.session.as_ref().map(|s| s.slots());
+            let n = usize::from(n);
+            let tracked = own[n]
+                .as_ref()
+                .or_else(|| session.as_ref().and_then(|s| s[n].as_ref()))?;
             match &f.table {
                 Some(name) => {
                     let table = scope.runtime.table_named(name)?.clone();
