@@ -419,7 +419,10 @@ pub fn check_tables(config: &Config, diags: &mut Vec<Diagnostic>) {
                 }) = &term.fetch
                 {
                     if !has_table(name) {
-                        let what = format!("acl '{}' in '{own}'", acl.name);
+                        let what = match acl.name.starts_with('{') {
+                            true => format!("a condition of '{own}'"),
+                            false => format!("acl '{}' of '{own}'", acl.name),
+                        };
                         missing(what, name, section, diags);
                     }
                 }

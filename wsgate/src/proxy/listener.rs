@@ -173,7 +173,7 @@ impl Conn {
         let fe = &self.runtime.frontends[self.frontend];
         let Ok(tracked) = super::track::connection(fe, &self.runtime, self.peer) else {
             // Reset, not closed: HAProxy's `reject` leaves no TIME_WAIT.
-            let _ = stream.set_linger(Some(std::time::Duration::ZERO));
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(std::time::Duration::ZERO));
             tracing::debug!(peer = %self.peer, "connection rejected by a `tcp-request connection` rule");
             return;
         };
