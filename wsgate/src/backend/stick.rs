@@ -539,6 +539,62 @@ mod tests {
     }
 
     #[test]
+    fn rates_slide_over_the_previous_period() {
+        let mut f = FreqCtr::default();
+        let p = 10_000;
+        for _ in 0..10 {
+            f.add(100, p, 1);
+        }
+        assert_eq!(f.read(100, p), 10);
+        assert_eq!(f.read(9_999, p), 10);
+        // 2.5 s into the next period: the 10 weigh 75%.
+        assert_eq!(f.read(12_600, p), 7);
+        f.add(12_600, p, 1);
+        assert_eq!(f.read(12_600, p), 1 + 7);
+        // Two periods later nothing is left.
+        assert_eq!(f.read(40_000, p), 0);
+        f.add(40_000, p, 1);
+        assert_eq!((f.read(40_000, p), f.prev), (1, 0));
+    }
+
+    #[test]
+    fn tracking_counts_and_holds_entries() {
+        let mut t = table(10, Some(10), false);
+        t.def.store = vec![
+            DataType::ConnCur,
+            DataType::HttpReqRate(Duration::from_secs(10)),
+            DataType::ConnCnt,
+        ];
+        let t = StickTable::new(t.def.clone());
+        let t0 = Instant::now();
+        assert!(t.track(&ip(1), t0));
+        t.count(&ip(1), &[Counter::HttpReqCnt, Counter::HttpReqRate], t0);
+        assert!(t.track(&ip(1), t0));
+        assert_eq!(t.read(&ip(1), Counter::ConnCur, t0), Reading::Value(2));
+        assert_eq!(t.read(&ip(1), Counter::HttpReqRate, t0), Reading::Value(1));
+        assert_eq!(t.read(&ip(1), Counter::Gpc0, t0), Reading::NotStored);
+        assert_eq!(t.read(&ip(2), Counter::ConnCur, t0), Reading::NoEntry);
+        // In use, the entry outlives `expire`; released, it expires
+        // `expire` after the last release.
+        let later = t0 + Duration::from_secs(30);
+        assert_eq!(t.len(later), 1);
+        t.release(&ip(1), later);
+        t.release(&ip(1), later);
+        let e = &t.entries(later)[0];
+        assert_eq!((e.refs, e.server_id), (0, None));
+        // Columns in HAProxy's order, whatever the `store` order.
+        assert_eq!(
+            e.data.iter().map(|(d, _)| d.counter()).collect::<Vec<_>>(),
+            [Counter::ConnCnt, Counter::ConnCur, Counter::HttpReqRate]
+        );
+        assert_eq!(t.read(&ip(1), Counter::ConnCur, later), Reading::Value(0));
+        assert_eq!(t.len(later + Duration::from_secs(10)), 0);
+        // A tracked-only entry names no server for stick rules.
+        assert!(t.track(&ip(3), later));
+        assert_eq!(t.lookup(&ip(3), later), None);
+    }
+
+    #[test]
     fn samples_convert_as_haproxy() {
         let v4: IpAddr = "10.1.2.3".parse().unwrap();
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
