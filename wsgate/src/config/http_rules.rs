@@ -571,6 +571,11 @@ fn parse_track(w: &mut Words<'_, '_>, word: &str) -> Result<super::track::Track,
     let slot = super::track::track_slot(word).unwrap_or(0);
     let t = w.next("a sample fetch (e.g. `src`)")?;
     let fetch = match super::persist::parse_fetch(&t.text) {
+        Ok(super::persist::StickFetch::Payload { .. }) => {
+            w.cx.error(t, format!("'{word}': req.payload is read only by `stick` rules of mode tcp backends"))
+                .hint = Some(format!("usage: {word} src|req.hdr(<name>)|req.cook(<name>)|url_param(<name>) [table <name>]"));
+            return Err(());
+        }
         Ok(f) => f,
         Err(msg) => {
             let msg = msg.replacen("'stick'", &format!("'{word}'"), 1);

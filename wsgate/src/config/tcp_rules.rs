@@ -49,8 +49,12 @@ pub fn tcp_request(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     };
     match kind.text.as_str() {
         "connection" => {}
-        "content" | "session" | "inspect-delay" => {
-            cx.error(kind, format!("'tcp-request {}' is not supported: wsgate does not inspect connection contents", kind.text))
+        "inspect-delay" => {
+            inspect_delay(p, cx);
+            return;
+        }
+        "content" | "session" => {
+            cx.error(kind, format!("'tcp-request {}' is not supported: wsgate has no content rules (`req.payload` is read by `stick` rules only)", kind.text))
                 .hint = Some(format!("`tcp-request connection` rules are supported: {USAGE}"));
             return;
         }
@@ -130,6 +134,30 @@ pub fn tcp_request(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     if let Some(rule) = cx.rule(String::new(), location, rest) {
         p.tcp_connection.push((action, rule));
     }
+}
+
+/// `tcp-request inspect-delay <time>`: in a mode tcp backend, the longest
+/// wait for the bytes a `stick ... req.payload(...)` rule reads. wsgate has
+/// no `tcp-request content` rules, so elsewhere it does nothing (warned).
+fn inspect_delay(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    let Some(v) = cx.args.get(1) else {
+        let kw = cx.kw;
+        cx.error(kw, "'tcp-request inspect-delay' expects a time (e.g. `5s`)");
+        return;
+    };
+    let d = match super::units::parse_time(&v.text) {
+        Ok(d) => d,
+        Err(e) => {
+            cx.error(v, format!("'tcp-request inspect-delay': invalid time: {e}"));
+            return;
+        }
+    };
+    if cx.section == SectionKind::Frontend {
+        cx.warn(v, "'tcp-request inspect-delay' in a frontend does nothing in wsgate: it has no `tcp-request content` rules")
+            .hint = Some("set it in the mode tcp backend whose `stick ... req.payload(...)` rule needs the bytes".into());
+        return;
+    }
+    p.tcp_inspect_delay = Some(d);
 }
 
 /// The rules with their conditions resolved against the section's ACLs.

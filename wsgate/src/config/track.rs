@@ -233,7 +233,7 @@ pub fn parse_store(text: &str) -> Result<Vec<DataType>, (String, Option<String>)
 }
 
 /// Splits at commas outside parentheses.
-fn split_top(text: &str) -> Vec<&str> {
+pub(super) fn split_top(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let (mut depth, mut start) = (0u32, 0);
     for (i, c) in text.char_indices() {

@@ -15,6 +15,7 @@ pub mod http1;
 mod io;
 mod listener;
 mod monitor;
+mod mqtt;
 mod persist;
 pub mod route;
 mod rules;

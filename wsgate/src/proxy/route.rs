@@ -25,6 +25,8 @@ pub struct RequestFacts<'a> {
     pub runtime: Option<&'a super::Runtime>,
     /// Stick counters (`sc_*`, `src_*`); without them those give nothing.
     pub scope: Option<super::track::Scope<'a>>,
+    /// Mode tcp: the client's first bytes (`req.payload`).
+    pub payload: Option<&'a [u8]>,
 }
 
 impl<'a> RequestFacts<'a> {
@@ -35,6 +37,7 @@ impl<'a> RequestFacts<'a> {
             tls,
             runtime: None,
             scope: None,
+            payload: None,
         }
     }
 
@@ -45,6 +48,7 @@ impl<'a> RequestFacts<'a> {
             tls,
             runtime: None,
             scope: None,
+            payload: None,
         }
     }
 

@@ -1426,15 +1426,18 @@ async fn read_response_head<S: AsyncRead + Unpin>(
 
 /// Serves one client connection of a `tcp` frontend: a tunnel to a server
 /// from the first byte.
-pub async fn serve_tcp<C: IntoTunnel>(
-    client: C,
+pub async fn serve_tcp<C>(
+    mut client: C,
     peer: SocketAddr,
     origin: &Origin,
     frontend: &Frontend,
     runtime: &Runtime,
     shutdown: &CancellationToken,
     tracked: Option<&Arc<Trackers>>,
-) -> Option<Handoff<C>> {
+) -> Option<Handoff<C>>
+where
+    C: AsyncRead + AsyncWrite + Unpin + IntoTunnel,
+{
     let fe_index = Observability::frontend_index(&runtime.frontends, frontend);
     let sessions = runtime.obs.session(fe_index);
     let obs = Obs::new(runtime, fe_index, frontend, peer, false);
@@ -1449,6 +1452,12 @@ pub async fn serve_tcp<C: IntoTunnel>(
         return None;
     };
     let backend = &runtime.backends[backend_id.0];
+    let first =
+        super::persist::first_bytes(&mut client, backend, runtime.global.tune_bufsize).await;
+    let facts = RequestFacts {
+        payload: Some(&first),
+        ..facts
+    };
     let started = Instant::now();
     let sticky = Sticky::for_request(runtime, backend, &facts);
     let connected = match connect(backend, &facts, sticky.prefer()).await {
@@ -1466,7 +1475,7 @@ pub async fn serve_tcp<C: IntoTunnel>(
     let no_headers = |_: &str| None;
     let limit = backend.config.timeouts.connect;
     let secured = upstream::secure(connected.stream, tls, target, origin, no_headers, limit).await;
-    let server = match secured {
+    let mut server = match secured {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(%peer, server = %target.name, "TLS to the server failed: {e}");
@@ -1475,6 +1484,19 @@ pub async fn serve_tcp<C: IntoTunnel>(
             return None;
         }
     };
+    if !first.is_empty() {
+        let limit = backend.config.timeouts.server;
+        if write_with_timeout(&mut server, &first, limit)
+            .await
+            .is_err()
+        {
+            rec.term = *b"SD";
+            obs.tcp_log(&rec, Some(backend), &backend.config.name, &target.name);
+            return None;
+        }
+        rec.bytes_in += first.len() as u64;
+    }
+    drop(first);
     let slot = connected.guard;
     rec.t_connect = Some(ms(started.elapsed()));
     rec.server = Some(slot.server());
