@@ -360,3 +360,45 @@ fn connection_rules_track_connections_and_reject_above_a_rate() {
         assert_eq!(&seen[0], theirs, "wsgate vs haproxy");
     }
 }
+
+/// A reload keeps a frontend's table and its counters while the table
+/// is the same (a client stays rate limited); a changed `store` list is a
+/// new, empty table.
+#[test]
+fn a_reload_keeps_the_counters_of_an_unchanged_table() {
+    let backend = DemoBackend::start("s1", "1h");
+    let (port, api) = (free_port(), free_port());
+    let config = rate_limit_config(backend.addr);
+    let gate = Wsgate::start(&config(port, api));
+    poll_until(Duration::from_secs(10), "the runtime API", || {
+        common::accepts(local(api)).then_some(())
+    })
+    .unwrap();
+    let a: IpAddr = [127, 0, 0, 2].into();
+    for _ in 0..6 {
+        served_by(local(port), Some(a), "/", &[]).unwrap();
+    }
+    let reload = |text: &str, n: usize| {
+        std::fs::write(&gate.config, text).unwrap();
+        gate.guard.signal(libc::SIGHUP);
+        poll_until(Duration::from_secs(10), "the reload", || {
+            (gate.log().matches("reloaded").count() == n).then_some(())
+        })
+        .unwrap();
+    };
+    reload(&config(port, api), 1);
+    let status = served_by(local(port), Some(a), "/", &[]).unwrap().0;
+    assert_eq!(
+        status,
+        429,
+        "still limited after the reload\n{}",
+        gate.log()
+    );
+    reload(&config(port, api).replace(",http_err_cnt", ""), 2);
+    let status = served_by(local(port), Some(a), "/", &[]).unwrap().0;
+    assert_eq!(status, 200, "a changed table starts empty\n{}", gate.log());
+    assert_eq!(
+        table_dump(local(api), "fe", 300_000)[1],
+        "ADDR: key=127.0.0.2 use=0 exp=N conn_cur=0 http_req_cnt=1 http_req_rate(10000)=1"
+    );
+}

@@ -337,6 +337,8 @@ where
         match next {
             Next::KeepAlive => {}
             Next::Close => {
+                // The request is over before the connection is.
+                drop(trackers);
                 let _ = with_timeout(fe.client, client.shutdown()).await;
                 return None;
             }

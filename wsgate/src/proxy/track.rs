@@ -118,10 +118,12 @@ impl Trackers {
 }
 
 impl Trackers {
-    /// The rules answered the request: a `deny` counts as an HTTP error
-    /// when 4xx, a `return` or `redirect` does not (HAProxy 2.6, checked
-    /// side by side).
-    pub fn answered(&self, outcome: &Outcome) {
+    /// The rules answered the request, which ends here: a `deny` counts
+    /// as an HTTP error when 4xx, a `return` or `redirect` does not
+    /// (HAProxy 2.6, checked side by side); then the entries are released,
+    /// before the answer is written, so a client that has it sees them
+    /// released.
+    pub fn answered(self, outcome: &Outcome) {
         if let Outcome::Deny(status) = outcome {
             self.response(*status);
         }
