@@ -402,3 +402,51 @@ fn a_reload_keeps_the_counters_of_an_unchanged_table() {
         "ADDR: key=127.0.0.2 use=0 exp=N conn_cur=0 http_req_cnt=1 http_req_rate(10000)=1"
     );
 }
+
+/// Mode tcp: `use_backend` reads the connection's counters; a client with
+/// a connection already open goes to the overflow backend.
+#[test]
+fn mode_tcp_routing_reads_the_connection_counters() {
+    let (main, overflow) = (
+        DemoBackend::start("main", "1h"),
+        DemoBackend::start("overflow", "1h"),
+    );
+    let config = move |port: u16, api: u16| {
+        format!(
+            "global\n    stats socket ipv4@127.0.0.1:{api} level admin\n\
+             defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n\
+             frontend fe\n    bind 127.0.0.1:{port}\n\
+             \x20   stick-table type ip size 1k expire 1m store conn_cur\n\
+             \x20   tcp-request connection track-sc0 src\n\
+             \x20   use_backend spill if {{ sc0_conn_cur gt 1 }}\n\
+             \x20   default_backend app\n\
+             backend app\n    server s1 {}\n\
+             backend spill\n    server s2 {}\n",
+            main.addr, overflow.addr
+        )
+    };
+    let (sides, gate, _haproxy) = start_both(config);
+    let client: IpAddr = [127, 0, 0, 6].into();
+    for s in &sides {
+        assert_eq!(
+            served_by(s.proxy, Some(client), "/", &[]).unwrap().1,
+            "main"
+        );
+        let held = common::http::connect(s.proxy);
+        // Wait until the held connection is counted.
+        poll_until(Duration::from_secs(10), "conn_cur=1", || {
+            let out = cli(s.api, "show table fe");
+            out.contains("key=127.0.0.1 use=1").then_some(())
+        })
+        .unwrap();
+        let second = served_by(s.proxy, Some([127, 0, 0, 1].into()), "/", &[]).unwrap();
+        assert_eq!(second.1, "overflow", "{}: {}", s.name, gate.log());
+        drop(held);
+        assert_eq!(
+            served_by(s.proxy, Some(client), "/", &[]).unwrap().1,
+            "main",
+            "{}",
+            s.name
+        );
+    }
+}

@@ -18,7 +18,7 @@
 use std::time::Duration;
 
 use super::diag::Diagnostic;
-use super::model::{AclFetch, Config, HttpRequestAction, Location};
+use super::model::{Acl, AclFetch, Condition, Config, HttpRequestAction, Location};
 use super::persist::{StickFetch, StickTable};
 use super::units::parse_time;
 
@@ -402,6 +402,36 @@ pub fn check_tables(config: &Config, diags: &mut Vec<Diagnostic>) {
                 .iter()
                 .map(|b| (&b.name, &b.location, &b.http.http_request, &b.http.acls)),
         );
+    // Where conditions are evaluated without the request's counters.
+    let unsupported = config
+        .frontends
+        .iter()
+        .flat_map(|f| {
+            f.http_response
+                .iter()
+                .map(|r| (&r.condition, &r.location, &f.acls))
+        })
+        .chain(config.backends.iter().flat_map(|b| {
+            let response = b
+                .http
+                .http_response
+                .iter()
+                .map(|r| (&r.condition, &r.location, &b.http.acls));
+            let stick = b
+                .sticky
+                .rules
+                .iter()
+                .map(|r| (&r.condition, &r.location, &b.sticky.acls));
+            response.chain(stick)
+        }));
+    for (condition, at, acls) in unsupported {
+        if condition.as_ref().is_some_and(|c| uses_counters(c, acls)) {
+            diags.push(
+                Diagnostic::warning(at.clone(), "stick counter fetches (`sc_*`, `src_*`) give nothing in `http-response` and `stick` conditions: this condition's counter ACLs never match")
+                    .with_hint("test the counters in `http-request` rules, which see them (deny there, or set a header there)"),
+            );
+        }
+    }
     for (own, section, rules, acls) in sections {
         for rule in rules {
             if let HttpRequestAction::TrackSc(t) = &rule.action {
@@ -429,6 +459,17 @@ pub fn check_tables(config: &Config, diags: &mut Vec<Diagnostic>) {
             }
         }
     }
+}
+
+/// Whether a condition reads a stick counter.
+fn uses_counters(c: &Condition, acls: &[Acl]) -> bool {
+    c.groups.iter().flatten().any(|t| {
+        acls.get(t.acl).is_some_and(|a| {
+            a.terms
+                .iter()
+                .any(|term| matches!(term.fetch, AclFetch::Counter(_)))
+        })
+    })
 }
 
 #[cfg(test)]

@@ -1446,8 +1446,15 @@ where
     let mut rec = Rec::new(Instant::now(), 0);
     rec.bytes_in = 0;
     // `use_backend` rules hold here too, on what a TCP connection offers
-    // (`src`, `nbsrv`, ...; HTTP fetches find nothing), as in HAProxy.
-    let facts = RequestFacts::tcp(peer, false).with_runtime(runtime);
+    // (`src`, `nbsrv`, the connection's stick counters...; HTTP fetches
+    // find nothing), as in HAProxy.
+    let counters = Trackers::of_connection(tracked);
+    let scope = Scope {
+        trackers: &counters,
+        runtime,
+        own: &frontend.name,
+    };
+    let facts = RequestFacts::tcp(peer, false).with_scope(scope);
     let Some(backend_id) = route::select_backend(frontend, &facts, runtime) else {
         rec.term = *b"SC";
         obs.tcp_log(&rec, None, "<NOSRV>", "<NOSRV>");

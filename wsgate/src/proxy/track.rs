@@ -74,6 +74,15 @@ impl Trackers {
         }
     }
 
+    /// The connection's counters as a mode tcp connection's conditions
+    /// see them (nothing counted).
+    pub fn of_connection(session: Option<&Arc<Trackers>>) -> Trackers {
+        Trackers {
+            slots: Mutex::default(),
+            session: session.cloned(),
+        }
+    }
+
     /// Trackers that only keep the connection's (a mode tcp tunnel).
     pub fn holding(session: Option<&Arc<Trackers>>) -> Option<Box<Trackers>> {
         session.map(|s| {
