@@ -665,17 +665,29 @@ fn set_addr(be: &BackendRuntime, i: usize, args: &[&str]) -> String {
 /// `show servers state [<backend>]` in HAProxy's version 1 layout.
 /// `show table`: one summary line per stick table (HAProxy lists them
 /// last declared first); `show table <name>`: that line and its entries.
-/// Entry "addresses" are recency serials here; `use` is always 0.
+/// Entry "addresses" are recency serials here; `use` counts the requests
+/// and WebSocket tunnels tracking the entry; stored counters follow, in
+/// HAProxy's order.
 fn show_table(rt: &Runtime, only: Option<&str>) -> String {
     let now = std::time::Instant::now();
+    // Frontends' tables (track-sc only) and backends' ones, by name.
     let tables = rt
-        .backends
+        .frontends
         .iter()
+        .zip(&rt.frontend_tables)
+        .filter_map(|(fe, t)| Some((fe.name.as_str(), None, t.as_ref()?)))
+        .chain(
+            rt.backends
+                .iter()
+                .filter_map(|be| Some((be.config.name.as_str(), Some(be), be.table.as_ref()?))),
+        )
+        .collect::<Vec<_>>();
+    let tables = tables
+        .into_iter()
         .rev()
-        .filter_map(|be| Some((be, be.table.as_ref()?)))
-        .filter(|(be, _)| only.is_none_or(|n| n == be.config.name));
+        .filter(|(name, _, _)| only.is_none_or(|n| n == *name));
     let mut s = String::new();
-    for (be, table) in tables {
+    for (name, be, table) in tables {
         let ty = match table.def.key {
             KeyType::Ip => "ip",
             KeyType::Ipv6 => "ipv6",
@@ -683,22 +695,37 @@ fn show_table(rt: &Runtime, only: Option<&str>) -> String {
             KeyType::String { .. } => "string",
         };
         s.push_str(&format!(
-            "# table: {}, type: {ty}, size:{}, used:{}\n",
-            be.config.name,
+            "# table: {name}, type: {ty}, size:{}, used:{}\n",
             table.def.size,
             table.len(now)
         ));
         if only.is_none() {
             continue;
         }
-        for (serial, key, id, left) in table.entries(now) {
-            let name = be
-                .server_by_id(id)
-                .map_or("", |i| be.config.servers[i].name.as_str());
-            let exp = left.map_or(0, |d| d.as_millis());
+        for e in table.entries(now) {
+            let exp = e.left.map_or(0, |d| d.as_millis());
             s.push_str(&format!(
-                "{serial:#014x}: key={key} use=0 exp={exp} server_id={id} server_key={name}\n"
+                "{:#014x}: key={} use={} exp={exp}",
+                e.serial, e.key, e.refs
             ));
+            // HAProxy's order: server_id, the counters, server_key.
+            if let Some(id) = e.server_id {
+                s.push_str(&format!(" server_id={id}"));
+            }
+            for (d, v) in &e.data {
+                let name = d.counter().name();
+                match d.period() {
+                    Some(p) => s.push_str(&format!(" {name}({})={v}", p.as_millis())),
+                    None => s.push_str(&format!(" {name}={v}")),
+                }
+            }
+            if let Some(id) = e.server_id {
+                let server = be
+                    .and_then(|be| Some(be.config.servers[be.server_by_id(id)?].name.as_str()))
+                    .unwrap_or("");
+                s.push_str(&format!(" server_key={server}"));
+            }
+            s.push('\n');
         }
     }
     if s.is_empty() && only.is_some() {

@@ -110,12 +110,8 @@ impl BackendRuntime {
     /// backend name, type, size, expiry and purge policy), so a reload
     /// keeps every client on its server.
     pub fn keep_table(&mut self, previous: &BackendRuntime) {
-        let same = |a: &crate::config::persist::StickTable,
-                    b: &crate::config::persist::StickTable| {
-            (a.key, a.size, a.expire, a.nopurge) == (b.key, b.size, b.expire, b.nopurge)
-        };
         if let (Some(new), Some(old)) = (&self.table, &previous.table) {
-            if previous.config.name == self.config.name && same(&new.def, &old.def) {
+            if previous.config.name == self.config.name && new.def.same_as(&old.def) {
                 self.table = Some(old.clone());
             }
         }

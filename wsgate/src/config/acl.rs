@@ -63,6 +63,14 @@ const FETCHES: &[&str] = &[
     "always_true",
     "http_auth",
     "http_auth_group",
+    "rand",
+    "sc_http_req_rate",
+    "sc_conn_cur",
+    "sc_conn_rate",
+    "sc_http_err_rate",
+    "src_conn_rate",
+    "src_conn_cur",
+    "src_http_req_rate",
 ];
 
 /// A compiled `-m reg` pattern. HAProxy uses PCRE; the `regex` crate reads
@@ -207,16 +215,41 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
                 _ => (AclFetch::HttpAuthGroup(r), MatchMethod::Str),
             }
         }
-        other => {
-            let mut e = err(0, format!("unknown fetch '{other}' in ACL"));
-            e.hint = Some(
-                match super::keywords::closest(other, FETCHES.iter().copied()) {
-                    Some(s) => format!("did you mean '{s}'? wsgate knows: {}", FETCHES.join(", ")),
-                    None => format!("wsgate knows: {}", FETCHES.join(", ")),
+        "rand" => {
+            let n = match arg.as_deref() {
+                None => 1 << 32,
+                Some(a) => match a.trim().parse::<u64>() {
+                    Ok(n) if n > 0 && n <= 1 << 32 => n,
+                    _ => {
+                        return Err(err(
+                            0,
+                            format!("'rand' needs a positive integer range, not '{a}'"),
+                        ))
+                    }
                 },
-            );
-            return Err(e);
+            };
+            (AclFetch::Rand(n), MatchMethod::Int)
         }
+        other => match super::track::parse_counter_fetch(other, arg.as_deref()) {
+            Ok(Some(c)) => (AclFetch::Counter(c), MatchMethod::Int),
+            Err(message) => {
+                let mut e = err(0, message);
+                e.hint = Some("stick counters need `track-sc0|1|2` rules and a `stick-table ... store <counter>`".into());
+                return Err(e);
+            }
+            Ok(None) => {
+                let mut e = err(0, format!("unknown fetch '{other}' in ACL"));
+                e.hint = Some(
+                    match super::keywords::closest(other, FETCHES.iter().copied()) {
+                        Some(s) => {
+                            format!("did you mean '{s}'? wsgate knows: {}", FETCHES.join(", "))
+                        }
+                        None => format!("wsgate knows: {}", FETCHES.join(", ")),
+                    },
+                );
+                return Err(e);
+            }
+        },
     };
     if arg.is_some()
         && !matches!(
@@ -226,6 +259,8 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
                 | AclFetch::Nbsrv(_)
                 | AclFetch::HttpAuth(_)
                 | AclFetch::HttpAuthGroup(_)
+                | AclFetch::Counter(_)
+                | AclFetch::Rand(_)
         )
     {
         return Err(err(0, format!("'{base}' takes no argument")));

@@ -220,6 +220,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
                 condition,
             })
         });
+        let tcp_connection = super::tcp_rules::resolve(p, &d.tcp_connection, &mut acls, diags);
         let http_request = request_rules(p, &d.http_request, &mut acls, diags);
         let redirects = request_rules(p, &redirect_rules(p), &mut acls, diags);
         let http_response = response_rules(p, &d.http_response, &mut acls, diags);
@@ -260,6 +261,11 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             prometheus,
             stats_admin,
             http_request,
+            tcp_connection,
+            // A `listen` section's table is its backend half's.
+            table: (p.kind == SectionKind::Frontend)
+                .then(|| d.sticky.table.clone())
+                .flatten(),
             redirects,
             http_response,
             http_after_response,
@@ -316,7 +322,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
         }
     }
 
-    Config {
+    let config = Config {
         global: Global {
             maxconn: global.maxconn,
             tune_bufsize: global.tune_bufsize,
@@ -329,7 +335,9 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
         },
         frontends,
         backends,
-    }
+    };
+    super::track::check_tables(&config, diags);
+    config
 }
 
 fn has_frontend(p: &ProxyDecl) -> bool {

@@ -144,6 +144,8 @@ pub enum HttpRequestAction {
     Auth {
         realm: Option<String>,
     },
+    /// `track-sc0|1|2 <fetch> [table <name>]` (config/track.rs).
+    TrackSc(super::track::Track),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,7 +205,7 @@ pub fn is_hop_by_hop(name: &str) -> bool {
     .any(|h| name.eq_ignore_ascii_case(h))
 }
 
-const REQUEST_ACTIONS: &str = "set-header, add-header, del-header, replace-header, replace-value, set-path, set-query, set-uri, replace-path, replace-uri, allow, deny, return, redirect, auth, use-service prometheus-exporter";
+const REQUEST_ACTIONS: &str = "set-header, add-header, del-header, replace-header, replace-value, set-path, set-query, set-uri, replace-path, replace-uri, allow, deny, return, redirect, auth, track-sc0, track-sc1, track-sc2, use-service prometheus-exporter";
 const RESPONSE_ACTIONS: &str =
     "set-header, add-header, del-header, replace-header, replace-value, allow, deny";
 const AFTER_ACTIONS: &str =
@@ -590,6 +592,33 @@ fn finish(cx: &mut Cx<'_>, rest: &[Token]) -> Option<UseBackendDraft> {
     cx.rule(String::new(), location, rest)
 }
 
+/// `track-sc<n> <fetch> [table <name>]` (config/track.rs).
+fn parse_track(w: &mut Words<'_, '_>, word: &str) -> Result<super::track::Track, ()> {
+    let slot = super::track::track_slot(word).unwrap_or(0);
+    let t = w.next("a sample fetch (e.g. `src`)")?;
+    let fetch = match super::persist::parse_fetch(&t.text) {
+        Ok(super::persist::StickFetch::Payload { .. }) => {
+            w.cx.error(t, format!("'{word}': req.payload is read only by `stick` rules of mode tcp backends"))
+                .hint = Some(format!("usage: {word} src|req.hdr(<name>)|req.cook(<name>)|url_param(<name>) [table <name>]"));
+            return Err(());
+        }
+        Ok(f) => f,
+        Err(msg) => {
+            let msg = msg.replacen("'stick'", &format!("'{word}'"), 1);
+            w.cx.error(t, msg).hint = Some(format!(
+                "usage: {word} src|req.hdr(<name>)|req.cook(<name>)|url_param(<name>) [table <name>]"
+            ));
+            return Err(());
+        }
+    };
+    let mut table = None;
+    if w.peek().is_some_and(|t| t.text == "table") {
+        w.at += 1;
+        table = Some(w.next("a table name after 'table'")?.text.clone());
+    }
+    Ok(super::track::Track { slot, fetch, table })
+}
+
 /// `http-request <action> ... [if|unless <condition>]`.
 pub fn http_request(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     let args = cx.args;
@@ -657,6 +686,9 @@ pub fn http_request(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         "return" => parse_return(&mut w).map(HttpRequestAction::Return),
         "redirect" => parse_redirect(&mut w, true).map(HttpRequestAction::Redirect),
         "auth" => parse_auth(&mut w),
+        word if super::track::track_slot(word).is_some() => {
+            parse_track(&mut w, word).map(HttpRequestAction::TrackSc)
+        }
         _ => {
             unsupported(w.cx, action, Side::Request);
             Err(())

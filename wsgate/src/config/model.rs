@@ -388,6 +388,10 @@ pub struct Frontend {
     pub stats_admin: Option<ServiceRule>,
     /// `http-request` rules, in order.
     pub http_request: Vec<HttpRequestRule>,
+    /// `tcp-request connection` rules, run when a connection is accepted.
+    pub tcp_connection: Vec<super::tcp_rules::TcpRule>,
+    /// `stick-table` declared in a frontend (`track-sc` rules use it).
+    pub table: Option<super::persist::StickTable>,
     /// `redirect` lines, in order: run after the `http-request` rules.
     pub redirects: Vec<HttpRequestRule>,
     /// `http-response` rules, run after the backend's.
@@ -446,6 +450,10 @@ pub enum AclFetch {
     HdrCnt(String),
     /// `nbsrv(<backend>)`: how many of its servers are usable now.
     Nbsrv(String),
+    /// `sc_http_req_rate(0)`, `src_conn_cur(t)`...: a stick counter.
+    Counter(super::track::CounterFetch),
+    /// `rand(<n>)`: a random integer in `[0, n)` (`rand`: 32 bits).
+    Rand(u64),
     Method,
     /// `src`: the client's address.
     Src,

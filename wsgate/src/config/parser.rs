@@ -251,6 +251,10 @@ pub struct ProxyDraft {
     pub prometheus: Option<UseBackendDraft>,
     /// `http-request` lines: their action and condition, in order.
     pub http_request: Vec<(super::model::HttpRequestAction, UseBackendDraft)>,
+    /// `tcp-request inspect-delay` (config/tcp_rules.rs).
+    pub tcp_inspect_delay: Option<std::time::Duration>,
+    /// `tcp-request connection` rules (config/tcp_rules.rs).
+    pub tcp_connection: Vec<(super::tcp_rules::TcpAction, UseBackendDraft)>,
     /// `http-response` lines.
     pub http_response: Vec<(super::model::HttpResponseAction, UseBackendDraft)>,
     /// `http-after-response` lines.
@@ -314,6 +318,8 @@ impl Default for ProxyDraft {
             prometheus: None,
             stats_admin: None,
             http_request: Vec::new(),
+            tcp_connection: Vec::new(),
+            tcp_inspect_delay: None,
             http_response: Vec::new(),
             http_after_response: Vec::new(),
             redirects: Vec::new(),

@@ -11,9 +11,9 @@
 //! `indirect`, `preserve` needs `insert` or `indirect`; `maxidle` and
 //! `maxlife` are in seconds unless suffixed; a table needs a type and a
 //! size; `expire` is at most 2^31-1 ms. What wsgate does not implement is
-//! refused with the reason: table replication (`peers`), stored counters
-//! (`store`) and `binary` keys. `cookie ... dynamic` values are HAProxy's
-//! `srv_set_dyncookie` (see [`dynamic_value`]).
+//! refused with the reason: table replication (`peers`) and `binary`
+//! keys. `store` is read by `track` (stick counters). `cookie ... dynamic`
+//! values are HAProxy's `srv_set_dyncookie` (see [`dynamic_value`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -44,6 +44,10 @@ pub struct Persistence {
     pub rules: Vec<StickRule>,
     /// The backend's ACLs, referenced by the rules' conditions.
     pub acls: Vec<Acl>,
+    /// `tcp-request inspect-delay`: how long a mode tcp connection waits
+    /// for the first bytes a `req.payload` stick rule reads (`None`: only
+    /// those already received).
+    pub inspect_delay: Option<Duration>,
 }
 
 /// `cookie <name> [rewrite|insert|prefix] [indirect] [nocache] [postonly]
@@ -111,6 +115,8 @@ pub struct StickTable {
     /// `nopurge`: when full, new keys are not stored (instead of the
     /// least recently used entry being dropped).
     pub nopurge: bool,
+    /// `store <data>,...`: the counters each entry keeps (config/track.rs).
+    pub store: Vec<super::track::DataType>,
     pub location: Location,
 }
 
@@ -152,6 +158,14 @@ pub enum StickFetch {
     Cook(String),
     /// `url_param(<name>)` / `urlp(<name>)`: a query-string parameter.
     UrlParam(String),
+    /// `req.payload(<offset>,<length>)` (mode tcp): the client's first
+    /// bytes (`length` 0: all those buffered), optionally through
+    /// `mqtt_field_value(connect,client_identifier)`: the MQTT client id.
+    Payload {
+        offset: usize,
+        len: usize,
+        mqtt_client_id: bool,
+    },
 }
 
 /// One `stick ...` rule, resolved.
@@ -407,16 +421,11 @@ pub fn option_persist(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
 }
 
 const TABLE_USAGE: &str =
-    "stick-table type ip|ipv6|integer|string [len <n>] size <n>[k|m|g] [expire <time>] [nopurge]";
+    "stick-table type ip|ipv6|integer|string [len <n>] size <n>[k|m|g] [expire <time>] [nopurge] [store <data>,...]";
 
-/// `stick-table ...` (backend, listen; ignored with a warning in a
-/// frontend, where only `track-sc` rules would use it).
+/// `stick-table ...` (frontend, backend, listen; in a frontend only
+/// `track-sc` rules and counter fetches use it).
 pub fn stick_table(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
-    if cx.section == SectionKind::Frontend {
-        let kw = cx.kw;
-        cx.warn(kw, "'stick-table' in a frontend is ignored: only `track-sc` rules use it there, and they are not implemented");
-        return;
-    }
     let args = cx.args;
     let kw = cx.kw;
     if let Some(prev) = &p.sticky.table {
@@ -430,6 +439,7 @@ pub fn stick_table(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     let mut size: Option<usize> = None;
     let mut expire = None;
     let mut nopurge = false;
+    let mut store = Vec::new();
     let mut i = 0;
     while let Some(t) = args.get(i) {
         let value = args.get(i + 1);
@@ -523,10 +533,24 @@ pub fn stick_table(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
                     .hint = Some("remove `peers <name>`; the table then lives in this wsgate process (and is kept across reloads)".into());
                 return;
             }
-            ("store", _) => {
-                cx.error(t, "stick-table: 'store' is not supported: tables only record the server (counters and rates are not implemented)")
-                    .hint = Some("remove `store ...`; `stick on`/`stick match` need only the server, which is always stored".into());
-                return;
+            ("store", Some(v)) => {
+                match super::track::parse_store(&v.text) {
+                    Ok(types) => {
+                        for ty in types {
+                            if !store
+                                .iter()
+                                .any(|d: &super::track::DataType| d.counter() == ty.counter())
+                            {
+                                store.push(ty);
+                            }
+                        }
+                    }
+                    Err((msg, hint)) => {
+                        cx.error(v, msg).hint = hint;
+                        return;
+                    }
+                }
+                i += 1;
             }
             ("srvkey", Some(v)) => {
                 if v.text != "name" {
@@ -571,11 +595,12 @@ pub fn stick_table(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         size,
         expire,
         nopurge,
+        store,
         location: cx.kw_loc(),
     });
 }
 
-const STICK_USAGE: &str = "stick on|match|store-request <fetch> [table <backend>] [if|unless <condition>], fetch: src, req.hdr(<name>[,<occ>]), req.cook(<name>), url_param(<name>)";
+const STICK_USAGE: &str = "stick on|match|store-request <fetch> [table <backend>] [if|unless <condition>], fetch: src, req.hdr(<name>[,<occ>]), req.cook(<name>), url_param(<name>), req.payload(<offset>,<length>)[,mqtt_field_value(connect,client_identifier)] (mode tcp)";
 
 /// `stick on|match|store-request <fetch> [table <name>] [if|unless ...]`.
 pub fn stick(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
@@ -670,8 +695,18 @@ pub fn stick(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
 }
 
 /// A stick rule's fetch: `src`, `req.hdr(<name>[,<occ>])` (`hdr`),
-/// `req.cook(<name>)` (`cook`), `url_param(<name>)` (`urlp`).
-fn parse_fetch(text: &str) -> Result<StickFetch, String> {
+/// `req.cook(<name>)` (`cook`), `url_param(<name>)` (`urlp`),
+/// `req.payload(<off>,<len>)[,mqtt_field_value(connect,client_identifier)]`.
+pub(super) fn parse_fetch(text: &str) -> Result<StickFetch, String> {
+    let chain = super::track::split_top(text);
+    if let [fetch, converters @ ..] = chain.as_slice() {
+        if !converters.is_empty() {
+            return parse_payload(fetch, converters, text);
+        }
+    }
+    if text.starts_with("req.payload(") || text.starts_with("payload(") {
+        return parse_payload(text, &[], text);
+    }
     if text == "src" {
         return Ok(StickFetch::Src);
     }
@@ -712,6 +747,33 @@ fn parse_fetch(text: &str) -> Result<StickFetch, String> {
             "'stick': unknown or unsupported fetch method '{name}' (wsgate supports src, req.hdr(), hdr(), req.cook(), cook(), url_param(), urlp())"
         )),
     }
+}
+
+/// `req.payload(<off>,<len>)` with at most the MQTT client id converter.
+fn parse_payload(fetch: &str, converters: &[&str], text: &str) -> Result<StickFetch, String> {
+    let args = fetch
+        .strip_prefix("req.payload(")
+        .or_else(|| fetch.strip_prefix("payload("))
+        .and_then(|a| a.strip_suffix(')'))
+        .ok_or_else(|| format!("'stick': converters ('{text}') are supported only after req.payload(<offset>,<length>)"))?;
+    let nums: Vec<Option<usize>> = args.split(',').map(|n| n.trim().parse().ok()).collect();
+    let [Some(offset), Some(len)] = nums.as_slice() else {
+        return Err(format!(
+            "'stick': req.payload needs <offset>,<length> (numbers), not '{args}'"
+        ));
+    };
+    let mqtt_client_id = match converters {
+        [] => false,
+        ["mqtt_field_value(connect,client_identifier)" | "mqtt_field_value(connect,3)"] => true,
+        [other, ..] => {
+            return Err(format!("'stick': converter '{other}' is not supported (wsgate knows mqtt_field_value(connect,client_identifier))"))
+        }
+    };
+    Ok(StickFetch::Payload {
+        offset: *offset,
+        len: *len,
+        mqtt_client_id,
+    })
 }
 
 /// The backend's [`Persistence`]: `table <name>` resolved to a backend
@@ -818,6 +880,20 @@ pub(super) fn resolve(
             }
             _ => None,
         };
+        let payload = matches!(r.fetch, StickFetch::Payload { .. });
+        if payload && d.mode == Mode::Tcp && d.tcp_inspect_delay.is_none() {
+            diags.push(
+                Diagnostic::warning(r.location.clone(), "'stick ... req.payload(...)' without `tcp-request inspect-delay` only sees the bytes that came with the connection: the key is often missing")
+                    .with_hint("add e.g. `tcp-request inspect-delay 5s` to this backend: wsgate then waits that long at most for the bytes the rule reads"),
+            );
+        }
+        if payload && d.mode == Mode::Http {
+            diags.push(
+                Diagnostic::error(r.location.clone(), "'stick ... req.payload(...)' needs `mode tcp`: in mode http the payload is the HTTP request")
+                    .with_hint("use a header (`req.hdr(<name>)`) or a cookie in mode http"),
+            );
+            continue;
+        }
         rules.push(StickRule {
             action: r.action,
             fetch: r.fetch.clone(),
@@ -830,6 +906,7 @@ pub(super) fn resolve(
         cookie,
         persist: d.sticky.persist,
         table: d.sticky.table.clone(),
+        inspect_delay: d.tcp_inspect_delay,
         rules,
         acls,
     }

@@ -168,6 +168,15 @@ impl Conn {
         } else {
             self.bound
         };
+        // `tcp-request connection` rules: before anything is read, on the
+        // socket's peer, as in HAProxy.
+        let fe = &self.runtime.frontends[self.frontend];
+        let Ok(tracked) = super::track::connection(fe, &self.runtime, self.peer) else {
+            // Reset, not closed: HAProxy's `reject` leaves no TIME_WAIT.
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(std::time::Duration::ZERO));
+            tracing::debug!(peer = %self.peer, "connection rejected by a `tcp-request connection` rule");
+            return;
+        };
         let mut origin = Origin::plain(self.peer, local);
         if target.accept_proxy {
             let header = match limit {
@@ -189,26 +198,32 @@ impl Conn {
             self.peer = origin.src;
         }
         match target.tls {
-            None => self.serve_stream(stream, false, origin).await,
+            None => self.serve_stream(stream, false, origin, tracked).await,
             Some(acceptor) => match super::io::with_timeout(limit, acceptor.accept(stream)).await {
                 Ok(tls_stream) => {
                     origin.tls = Some(Handshake::of(tls_stream.get_ref().1));
-                    self.serve_stream(tls_stream, true, origin).await
+                    self.serve_stream(tls_stream, true, origin, tracked).await
                 }
                 Err(e) => tracing::debug!(peer = %self.peer, "TLS handshake failed: {e}"),
             },
         }
     }
 
-    async fn serve_stream<C>(self, stream: C, tls: bool, origin: Origin)
-    where
+    async fn serve_stream<C>(
+        self,
+        stream: C,
+        tls: bool,
+        origin: Origin,
+        tracked: Option<Arc<super::track::Trackers>>,
+    ) where
         C: AsyncRead + AsyncWrite + Unpin + IntoTunnel + Send + 'static,
     {
         let fe = &self.runtime.frontends[self.frontend];
-        let (rt, peer) = (&self.runtime, self.peer);
+        let (rt, peer, sd) = (&self.runtime, self.peer, &self.shutdown);
+        let tracked = tracked.as_ref();
         let handoff = match fe.mode {
-            Mode::Http => session::serve_http(stream, tls, &origin, fe, rt, &self.shutdown).await,
-            Mode::Tcp => session::serve_tcp(stream, peer, &origin, fe, rt, &self.shutdown).await,
+            Mode::Http => session::serve_http(stream, tls, &origin, fe, rt, sd, tracked).await,
+            Mode::Tcp => session::serve_tcp(stream, peer, &origin, fe, rt, sd, tracked).await,
         };
         // The tunnel gets a task of its own, and this one ends: see
         // `session::Handoff`.

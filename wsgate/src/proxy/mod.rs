@@ -18,11 +18,13 @@ pub mod http1;
 mod io;
 mod listener;
 mod monitor;
+mod mqtt;
 mod persist;
 pub mod registry;
 pub mod route;
 mod rules;
 mod session;
+mod track;
 mod tunnel;
 mod upstream;
 mod websocket;
@@ -62,6 +64,8 @@ pub struct Runtime {
     server_sessions: HashMap<ServerKey, Arc<ServerSessions>>,
     /// TLS to servers (`server ... ssl`), by (backend, server) index.
     server_tls: HashMap<(usize, usize), Arc<ServerTls>>,
+    /// Per frontend, its `stick-table` (track.rs).
+    pub frontend_tables: Vec<Option<Arc<crate::backend::stick::StickTable>>>,
 }
 
 /// A server's identity across reloads: a changed address is a new server.
@@ -236,6 +240,7 @@ impl Prepared {
             &config,
             previous.map(|p| (&p.obs, p.frontends.as_slice())),
         );
+        let frontend_tables = track::frontend_tables(&config.frontends, previous);
         let mut backends: Vec<BackendRuntime> = config
             .backends
             .into_iter()
@@ -277,6 +282,7 @@ impl Prepared {
             frontend_slots,
             server_sessions,
             server_tls,
+            frontend_tables,
         }
     }
 

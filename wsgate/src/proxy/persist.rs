@@ -13,7 +13,9 @@
 //! redispatched client is stored again on its new server).
 
 use std::borrow::Cow;
+
 use std::time::Instant;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::http1::head::{Header, RequestHead, ResponseHead};
 use super::route::{condition_holds, RequestFacts};
@@ -217,7 +219,7 @@ fn unix_now() -> i64 {
 }
 
 /// The sample a stick rule's fetch gives for this request.
-fn fetch<'a>(f: &StickFetch, facts: &RequestFacts<'a>) -> Option<Sample<'a>> {
+pub(super) fn fetch<'a>(f: &StickFetch, facts: &RequestFacts<'a>) -> Option<Sample<'a>> {
     match f {
         StickFetch::Src => Some(Sample::Addr(facts.peer.ip())),
         StickFetch::Hdr { name, occ } => {
@@ -260,7 +262,72 @@ fn fetch<'a>(f: &StickFetch, facts: &RequestFacts<'a>) -> Option<Sample<'a>> {
                 })
                 .map(Sample::Text)
         }
+        StickFetch::Payload { .. } => payload(f, facts.payload?).ok().map(Sample::Text),
     }
+}
+
+/// A `req.payload(...)` sample of the client's first bytes: `Err(true)`
+/// while more bytes could still give it (HAProxy's "may change"),
+/// `Err(false)` when they never will.
+pub(super) fn payload<'a>(f: &StickFetch, buf: &'a [u8]) -> Result<&'a [u8], bool> {
+    let StickFetch::Payload {
+        offset,
+        len,
+        mqtt_client_id,
+    } = f
+    else {
+        return Err(false);
+    };
+    let end = if *len == 0 { buf.len() } else { offset + len };
+    let bytes = buf.get(*offset..end).ok_or(true)?;
+    if *len == 0 && bytes.is_empty() {
+        return Err(true);
+    }
+    if !mqtt_client_id {
+        return Ok(bytes);
+    }
+    match super::mqtt::connect_client_id(bytes) {
+        Ok(id) if !id.is_empty() => Ok(id),
+        Ok(_) => Err(false),
+        Err(e) => Err(e == super::mqtt::MqttError::Incomplete),
+    }
+}
+
+/// Mode tcp: the client's first bytes, when the backend's stick rules
+/// read them (`req.payload`; empty otherwise). Reads until every such
+/// fetch has its bytes (or never will), `limit` bytes are buffered, the
+/// client stops sending, or `tcp-request inspect-delay` is over; without
+/// it, only the bytes already received. The caller sends them to the
+/// server first.
+pub(super) async fn first_bytes<C: AsyncRead + Unpin>(
+    client: &mut C,
+    backend: &BackendRuntime,
+    limit: usize,
+) -> Vec<u8> {
+    let fetches: Vec<&StickFetch> = backend
+        .config
+        .sticky
+        .rules
+        .iter()
+        .map(|r| &r.fetch)
+        .filter(|f| matches!(f, StickFetch::Payload { .. }))
+        .collect();
+    let mut buf = Vec::new();
+    if fetches.is_empty() {
+        return buf;
+    }
+    let wait = backend.config.sticky.inspect_delay.unwrap_or_default();
+    let deadline = tokio::time::Instant::now() + wait;
+    while buf.len() < limit && fetches.iter().any(|f| payload(f, &buf) == Err(true)) {
+        let mut chunk = vec![0u8; limit - buf.len()];
+        // Polled once even when the deadline has passed: what is already
+        // there is read.
+        match tokio::time::timeout_at(deadline, client.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => break,
+        }
+    }
+    buf
 }
 
 #[cfg(test)]

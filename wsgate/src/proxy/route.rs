@@ -23,6 +23,10 @@ pub struct RequestFacts<'a> {
     pub tls: bool,
     /// Backend state, for `nbsrv(<backend>)`; without it `nbsrv` is 0.
     pub runtime: Option<&'a super::Runtime>,
+    /// Stick counters (`sc_*`, `src_*`); without them those give nothing.
+    pub scope: Option<super::track::Scope<'a>>,
+    /// Mode tcp: the client's first bytes (`req.payload`).
+    pub payload: Option<&'a [u8]>,
 }
 
 impl<'a> RequestFacts<'a> {
@@ -32,6 +36,8 @@ impl<'a> RequestFacts<'a> {
             peer,
             tls,
             runtime: None,
+            scope: None,
+            payload: None,
         }
     }
 
@@ -41,7 +47,16 @@ impl<'a> RequestFacts<'a> {
             peer,
             tls,
             runtime: None,
+            scope: None,
+            payload: None,
         }
+    }
+
+    /// Lets ACLs read stick counters, and backend state (`nbsrv`).
+    pub fn with_scope(mut self, scope: super::track::Scope<'a>) -> RequestFacts<'a> {
+        self.runtime = Some(scope.runtime);
+        self.scope = Some(scope);
+        self
     }
 
     /// Lets ACLs read backend state (`nbsrv`).
@@ -146,6 +161,14 @@ fn samples<'a>(fetch: &'a AclFetch, facts: &RequestFacts<'a>) -> Vec<Sample<'a>>
             vec![Sample::Int(i64::try_from(n).unwrap_or(i64::MAX))]
         }
         AclFetch::Nbsrv(backend) => vec![Sample::Int(facts.usable_servers(backend))],
+        AclFetch::Counter(c) => super::track::counter(c, facts)
+            .map(Sample::Int)
+            .into_iter()
+            .collect(),
+        AclFetch::Rand(range) => {
+            let n = fastrand::u32(..);
+            vec![Sample::Int(((u64::from(n) * range) >> 32) as i64)]
+        }
         AclFetch::Method => facts
             .head
             .map(|h| Sample::Text(h.method.as_bytes()))

@@ -16,6 +16,7 @@ use regex::bytes::Captures;
 use super::errors;
 use super::http1::head::{Header, RequestHead, ResponseHead};
 use super::route::{self, RequestFacts};
+use super::track::{self, Scope};
 use crate::config::http_rules;
 use crate::config::logformat::{Fetch, Format, Part};
 use crate::config::model::{
@@ -54,18 +55,26 @@ struct Sources<'a> {
     conn: &'a Conn,
 }
 
-/// Runs `rules` (with `acls` for their conditions) on `req`.
+/// Runs `rules` (with `acls` for their conditions) on `req`; `scope`:
+/// the stick counters and the proxy the rules belong to.
 pub fn apply_request(
     rules: &[HttpRequestRule],
     acls: &[Acl],
     req: &mut RequestHead,
     conn: &Conn,
+    scope: &Scope<'_>,
 ) -> Outcome {
     for rule in rules {
-        let holds = rule.condition.as_ref().is_none_or(|c| {
-            route::condition_holds(c, acls, &RequestFacts::http(req, conn.peer, conn.tls))
-        });
+        let facts = || RequestFacts::http(req, conn.peer, conn.tls).with_scope(*scope);
+        let holds = rule
+            .condition
+            .as_ref()
+            .is_none_or(|c| route::condition_holds(c, acls, &facts()));
         if !holds {
+            continue;
+        }
+        if let HttpRequestAction::TrackSc(t) = &rule.action {
+            track::track(t, scope, &facts(), true);
             continue;
         }
         let src = Sources {
@@ -136,6 +145,7 @@ pub fn apply_request(
                 .regex
                 .captures(req.target.as_bytes())
                 .map(|caps| evaluate(value, &src, Some(&caps))),
+            HttpRequestAction::TrackSc(_) => None,
         };
         if let Some(t) = target {
             match valid_target(t) {

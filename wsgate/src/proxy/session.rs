@@ -37,6 +37,7 @@ use super::io::{with_timeout, write_with_timeout, IoError};
 use super::persist::Sticky;
 use super::route::{self, RequestFacts};
 use super::rules::{self, Outcome};
+use super::track::{Scope, Trackers};
 use super::tunnel::{
     self, IntoTunnel, TunnelOptions, TunnelOutcome, TunnelSignals, TunnelTimeouts, WsPolicy,
 };
@@ -76,6 +77,7 @@ pub async fn serve_http<C>(
     frontend: &Frontend,
     runtime: &Runtime,
     shutdown: &CancellationToken,
+    tracked: Option<&Arc<Trackers>>,
 ) -> Option<Handoff<C>>
 where
     C: AsyncRead + AsyncWrite + Unpin + IntoTunnel,
@@ -146,6 +148,14 @@ where
         inbuf.drain(..head_len);
         tracing::debug!(%peer, method = %request.method, target = %request.target, "request");
         let mut rec = Rec::new(began, head_len);
+        // Stick counters this request tracks (released when it ends, or
+        // when its WebSocket tunnel closes).
+        let trackers = Trackers::for_request(tracked);
+        let fe_scope = Scope {
+            trackers: &trackers,
+            runtime,
+            own: &frontend.name,
+        };
 
         // `monitor-uri` first: HAProxy answers it before any rule.
         {
@@ -159,9 +169,15 @@ where
         }
         // HAProxy's order: the frontend's `http-request` rules, the stats
         // page, the `redirect` lines, then routing.
-        let outcome =
-            rules::apply_request(&frontend.http_request, &frontend.acls, &mut request, &conn);
+        let outcome = rules::apply_request(
+            &frontend.http_request,
+            &frontend.acls,
+            &mut request,
+            &conn,
+            &fe_scope,
+        );
         if outcome != Outcome::Continue {
+            trackers.answered(&outcome);
             let next = answer(
                 &mut client,
                 outcome,
@@ -200,9 +216,15 @@ where
             .await;
             next_request_or_end!(next, first);
         }
-        let outcome =
-            rules::apply_request(&frontend.redirects, &frontend.acls, &mut request, &conn);
+        let outcome = rules::apply_request(
+            &frontend.redirects,
+            &frontend.acls,
+            &mut request,
+            &conn,
+            &fe_scope,
+        );
         if outcome != Outcome::Continue {
+            trackers.answered(&outcome);
             let next = answer(
                 &mut client,
                 outcome,
@@ -215,7 +237,7 @@ where
             .await;
             next_request_or_end!(next, first);
         }
-        let facts = RequestFacts::http(&request, peer, tls).with_runtime(runtime);
+        let facts = RequestFacts::http(&request, peer, tls).with_scope(fe_scope);
         if let Some(rule) = &frontend.prometheus {
             let holds = rule
                 .condition
@@ -241,12 +263,28 @@ where
             backend: Some(&be_http.errorfiles),
             after: After::new(frontend, Some(be_http), conn),
         };
-        let mut outcome =
-            rules::apply_request(&be_http.http_request, &be_http.acls, &mut request, &conn);
+        let be_scope = Scope {
+            own: &backend.config.name,
+            ..fe_scope
+        };
+        let mut outcome = rules::apply_request(
+            &be_http.http_request,
+            &be_http.acls,
+            &mut request,
+            &conn,
+            &be_scope,
+        );
         if outcome == Outcome::Continue {
-            outcome = rules::apply_request(&be_http.redirects, &be_http.acls, &mut request, &conn);
+            outcome = rules::apply_request(
+                &be_http.redirects,
+                &be_http.acls,
+                &mut request,
+                &conn,
+                &be_scope,
+            );
         }
         if outcome != Outcome::Continue {
+            trackers.answered(&outcome);
             let name = &backend.config.name;
             let next = answer(&mut client, outcome, &pages, &request, &obs, rec, name).await;
             next_request_or_end!(next, first);
@@ -290,6 +328,9 @@ where
             _ => None,
         };
         sessions.note(&backend.config.name, rec.server_name(backend), tunnel);
+        if let Some(status) = rec.status {
+            trackers.response(status);
+        }
         if let Next::Upgrade { slot, .. } = &next {
             // Counted now; logged when the tunnel ends.
             obs.count(
@@ -309,6 +350,8 @@ where
         match next {
             Next::KeepAlive => {}
             Next::Close => {
+                // The request is over before the connection is.
+                drop(trackers);
                 let _ = with_timeout(fe.client, client.shutdown()).await;
                 return None;
             }
@@ -339,6 +382,7 @@ where
                         sessions,
                         frontend: obs.frontend.clone(),
                         log,
+                        _trackers: (!trackers.is_empty()).then(|| Box::new(trackers)),
                     },
                 });
             }
@@ -808,6 +852,9 @@ struct TunnelObs {
     /// Boxed: most tunnels log nothing, and those that do should not make
     /// every idle tunnel's task bigger.
     log: Option<Box<PendingLog>>,
+    /// The request's stick counters: the tunnel holds them (`conn_cur`
+    /// counts it) until it closes. Boxed, as `log`.
+    _trackers: Option<Box<Trackers>>,
 }
 
 enum HeadRead {
@@ -1526,14 +1573,18 @@ async fn read_response_head<S: AsyncRead + Unpin>(
 
 /// Serves one client connection of a `tcp` frontend: a tunnel to a server
 /// from the first byte.
-pub async fn serve_tcp<C: IntoTunnel>(
-    client: C,
+pub async fn serve_tcp<C>(
+    mut client: C,
     peer: SocketAddr,
     origin: &Origin,
     frontend: &Frontend,
     runtime: &Runtime,
     shutdown: &CancellationToken,
-) -> Option<Handoff<C>> {
+    tracked: Option<&Arc<Trackers>>,
+) -> Option<Handoff<C>>
+where
+    C: AsyncRead + AsyncWrite + Unpin + IntoTunnel,
+{
     let fe_index = Observability::frontend_index(&runtime.frontends, frontend);
     let sessions =
         runtime
@@ -1544,14 +1595,27 @@ pub async fn serve_tcp<C: IntoTunnel>(
     let mut rec = Rec::new(Instant::now(), 0);
     rec.bytes_in = 0;
     // `use_backend` rules hold here too, on what a TCP connection offers
-    // (`src`, `nbsrv`, ...; HTTP fetches find nothing), as in HAProxy.
-    let facts = RequestFacts::tcp(peer, false).with_runtime(runtime);
+    // (`src`, `nbsrv`, the connection's stick counters...; HTTP fetches
+    // find nothing), as in HAProxy.
+    let counters = Trackers::of_connection(tracked);
+    let scope = Scope {
+        trackers: &counters,
+        runtime,
+        own: &frontend.name,
+    };
+    let facts = RequestFacts::tcp(peer, false).with_scope(scope);
     let Some(backend_id) = route::select_backend(frontend, &facts, runtime) else {
         rec.term = *b"SC";
         obs.tcp_log(&rec, None, "<NOSRV>", "<NOSRV>");
         return None;
     };
     let backend = &runtime.backends[backend_id.0];
+    let first =
+        super::persist::first_bytes(&mut client, backend, runtime.global.tune_bufsize).await;
+    let facts = RequestFacts {
+        payload: Some(&first),
+        ..facts
+    };
     let started = Instant::now();
     let sticky = Sticky::for_request(runtime, backend, &facts);
     let connected = match connect(backend, &facts, sticky.prefer()).await {
@@ -1569,7 +1633,7 @@ pub async fn serve_tcp<C: IntoTunnel>(
     let no_headers = |_: &str| None;
     let limit = backend.config.timeouts.connect;
     let secured = upstream::secure(connected.stream, tls, target, origin, no_headers, limit).await;
-    let server = match secured {
+    let mut server = match secured {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(%peer, server = %target.name, "TLS to the server failed: {e}");
@@ -1578,6 +1642,19 @@ pub async fn serve_tcp<C: IntoTunnel>(
             return None;
         }
     };
+    if !first.is_empty() {
+        let limit = backend.config.timeouts.server;
+        if write_with_timeout(&mut server, &first, limit)
+            .await
+            .is_err()
+        {
+            rec.term = *b"SD";
+            obs.tcp_log(&rec, Some(backend), &backend.config.name, &target.name);
+            return None;
+        }
+        rec.bytes_in += first.len() as u64;
+    }
+    drop(first);
     let slot = connected.guard;
     rec.t_connect = Some(ms(started.elapsed()));
     rec.server = Some(slot.server());
@@ -1618,6 +1695,7 @@ pub async fn serve_tcp<C: IntoTunnel>(
             sessions,
             frontend: obs.frontend.clone(),
             log,
+            _trackers: Trackers::holding(tracked),
         },
     })
 }
@@ -1653,6 +1731,7 @@ mod tests {
                 sessions: Observability::new(&config, None).session(0),
                 frontend: None,
                 log: None,
+                _trackers: None,
             },
         };
         let task = handoff.run(()).unwrap();
