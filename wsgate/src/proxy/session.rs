@@ -300,7 +300,10 @@ where
                             slot.as_ref().map(ConnGuard::server),
                             shutdown,
                         )),
-                        websocket: ws_policy(websocket),
+                        websocket: ws_policy(
+                            websocket,
+                            [obs.frontend.as_deref(), Some(&backend.counters)],
+                        ),
                     },
                     slot,
                     obs: TunnelObs {
@@ -1219,11 +1222,12 @@ fn tunnel_signals(
 
 /// What wsgate checks and adds on a WebSocket tunnel. `None` for other
 /// upgrades (not framed as WebSocket).
-fn ws_policy(websocket: Option<TunnelPlan>) -> Option<WsPolicy> {
+fn ws_policy(websocket: Option<TunnelPlan>, counters: [Option<&Counters>; 2]) -> Option<WsPolicy> {
     websocket.map(|plan| WsPolicy {
         client_policy: plan.client,
         server_policy: plan.server,
         keepalive: plan.keepalive,
+        counters: counters.map(|c| c.map(|c| c.ws.clone())),
     })
 }
 
