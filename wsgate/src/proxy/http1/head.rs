@@ -140,7 +140,8 @@ impl RequestHead {
         self.method == "HEAD"
     }
 
-    /// Serialises the head for the server: hop-by-hop headers removed, the
+    /// Serialises the head for the server, in the client's HTTP version:
+    /// hop-by-hop headers removed, the
     /// upgrade request kept when there is one, `X-Forwarded-For` appended
     /// when asked (under the header name given, `option forwardfor
     /// header`), and `Connection: close` unless the request is an upgrade
@@ -153,7 +154,12 @@ impl RequestHead {
         out.extend_from_slice(self.method.as_bytes());
         out.push(b' ');
         out.extend_from_slice(self.target.as_bytes());
-        out.extend_from_slice(b" HTTP/1.1\r\n");
+        // The client's version: an HTTP/1.0 request may lack Host, which
+        // would make it an invalid HTTP/1.1 one (found by http1/fuzz.rs).
+        out.extend_from_slice(match self.version {
+            Version::Http10 => b" HTTP/1.0\r\n",
+            Version::Http11 => b" HTTP/1.1\r\n",
+        });
         for h in &self.headers {
             if self.connection.is_hop_by_hop(&h.name) && !h.is("te") {
                 continue;
