@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::connect::{connect, ConnectError};
 use super::counters::{close_reason, EofWatch, FirstEof, Observability, Sessions};
 use super::errors;
-use super::http1::body::{copy_body, BodyError, BodyKind};
+use super::http1::body::{check_buffered, copy_body, BodyError, BodyKind};
 use super::http1::head::{parse_request, parse_response, RequestError, RequestHead, ResponseHead};
 use super::io::{with_timeout, write_with_timeout, IoError};
 use super::route::{self, RequestFacts};
@@ -846,6 +846,11 @@ impl Exchange<'_> {
             }
         }
 
+        if check_buffered(request.body, inbuf).is_err() {
+            tracing::info!(peer = %self.conn.peer, "invalid chunked body: 400");
+            (rec.status, rec.term) = (Some(400), *b"PR");
+            return refuse(client, &self.pages, 400, client_timeout).await;
+        }
         let facts = RequestFacts::http(request, self.conn.peer, self.conn.tls);
         let connect_started = Instant::now();
         let connected = connect(self.backend, &facts).await;
