@@ -316,7 +316,10 @@ fn ambiguous_requests_side_by_side_with_haproxy() {
         ));
         let w = verdicts[0];
         if w.status != want_wsgate {
-            failures.push(format!("{name}: wsgate answered {} (expected {want_wsgate})", w.status));
+            failures.push(format!(
+                "{name}: wsgate answered {} (expected {want_wsgate})",
+                w.status
+            ));
         }
         if w.smuggled || w.forwarded > 1 {
             failures.push(format!("{name}: wsgate forwarded {w:?}"));
@@ -327,7 +330,10 @@ fn ambiguous_requests_side_by_side_with_haproxy() {
         }
         if let Some(h) = h {
             if h.status != want_haproxy {
-                failures.push(format!("{name}: HAProxy answered {} (expected {want_haproxy})", h.status));
+                failures.push(format!(
+                    "{name}: HAProxy answered {} (expected {want_haproxy})",
+                    h.status
+                ));
             }
             if h.forwarded == 0 && (400..500).contains(&h.status) && w.forwarded > 0 {
                 failures.push(format!("{name}: HAProxy refused it, wsgate forwarded it"));

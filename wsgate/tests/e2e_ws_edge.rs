@@ -111,12 +111,30 @@ async fn over_the_rate_the_client_gets_1008_and_the_server_1001() {
     .await;
     // The three messages each way that went through; the fourth did not.
     for (name, want) in [
-        (r#"wsgate_frontend_ws_messages_total{proxy="fe",from="client"}"#, 3),
-        (r#"wsgate_frontend_ws_messages_total{proxy="fe",from="server"}"#, 3),
-        (r#"wsgate_backend_ws_messages_total{proxy="be",from="client"}"#, 3),
-        (r#"wsgate_backend_ws_message_bytes_total{proxy="be",from="client"}"#, 6),
-        (r#"wsgate_backend_ws_policy_closes_total{proxy="be",reason="rate"}"#, 1),
-        (r#"wsgate_backend_ws_policy_closes_total{proxy="be",reason="size"}"#, 0),
+        (
+            r#"wsgate_frontend_ws_messages_total{proxy="fe",from="client"}"#,
+            3,
+        ),
+        (
+            r#"wsgate_frontend_ws_messages_total{proxy="fe",from="server"}"#,
+            3,
+        ),
+        (
+            r#"wsgate_backend_ws_messages_total{proxy="be",from="client"}"#,
+            3,
+        ),
+        (
+            r#"wsgate_backend_ws_message_bytes_total{proxy="be",from="client"}"#,
+            6,
+        ),
+        (
+            r#"wsgate_backend_ws_policy_closes_total{proxy="be",reason="rate"}"#,
+            1,
+        ),
+        (
+            r#"wsgate_backend_ws_policy_closes_total{proxy="be",reason="size"}"#,
+            0,
+        ),
     ] {
         assert_eq!(m.get(name), Some(&want), "{name}\n{m:?}");
     }
@@ -172,10 +190,22 @@ async fn over_the_rate_with_drop_messages_vanish_and_are_counted() {
     )
     .await;
     for (name, want) in [
-        (r#"wsgate_frontend_ws_messages_total{proxy="fe",from="client"}"#, 2),
-        (r#"wsgate_frontend_ws_close_codes_total{proxy="fe",from="client",code="1000"}"#, 1),
-        (r#"wsgate_frontend_ws_close_codes_total{proxy="fe",from="server",code="1000"}"#, 1),
-        (r#"wsgate_frontend_ws_policy_closes_total{proxy="fe",reason="rate"}"#, 0),
+        (
+            r#"wsgate_frontend_ws_messages_total{proxy="fe",from="client"}"#,
+            2,
+        ),
+        (
+            r#"wsgate_frontend_ws_close_codes_total{proxy="fe",from="client",code="1000"}"#,
+            1,
+        ),
+        (
+            r#"wsgate_frontend_ws_close_codes_total{proxy="fe",from="server",code="1000"}"#,
+            1,
+        ),
+        (
+            r#"wsgate_frontend_ws_policy_closes_total{proxy="fe",reason="rate"}"#,
+            0,
+        ),
     ] {
         assert_eq!(m.get(name), Some(&want), "{name}\n{m:?}");
     }
@@ -328,8 +358,12 @@ async fn pings_to_both_sides_keep_a_quiet_websocket_and_pongs_stay_with_wsgate()
     let port = common::free_port();
     // timeout tunnel alone would end the quiet WebSocket after 500 ms.
     let gate = Wsgate::start(
-        &config(port, be.addr, "    websocket keepalive 100ms timeout 1s server\n")
-            .replace("timeout tunnel 1h", "timeout tunnel 500ms"),
+        &config(
+            port,
+            be.addr,
+            "    websocket keepalive 100ms timeout 1s server\n",
+        )
+        .replace("timeout tunnel 1h", "timeout tunnel 500ms"),
     );
     let mut ws = connect(&format!("ws://127.0.0.1:{port}/ws"), None).await;
     let mut pings = 0;
@@ -378,10 +412,19 @@ fn rate_limit_and_keepalive_lines_are_checked() {
         ("websocket rate-limit 0 per 1s", "not a valid message count"),
         ("websocket rate-limit 10 every 1s", "expected 'per'"),
         ("websocket rate-limit 10 per 0s", "more than 0"),
-        ("websocket rate-limit 10 per 1s action kill", "unexpected 'kill'"),
+        (
+            "websocket rate-limit 10 per 1s action kill",
+            "unexpected 'kill'",
+        ),
         ("websocket rate-limit 10 per 1s burst", "needs a value"),
-        ("websocket rate-limit 10 per 1s color red", "unknown rate-limit option"),
-        ("websocket keepalive 1s server client", "expects an interval"),
+        (
+            "websocket rate-limit 10 per 1s color red",
+            "unknown rate-limit option",
+        ),
+        (
+            "websocket keepalive 1s server client",
+            "expects an interval",
+        ),
     ] {
         let bad = dir.write("bad.cfg", config(1, be, &format!("    {line}\n")));
         let (status, out) = common::run_wsgate(

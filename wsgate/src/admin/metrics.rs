@@ -559,9 +559,24 @@ fn websocket_messages(m: &mut Metrics<'_>, rt: &Runtime) {
     ];
     type PerSender = fn(&WsCounters) -> &[AtomicU64; 2];
     let per_sender: [(&str, &str, &str, PerSender); 3] = [
-        ("messages_total", "counter", "WebSocket data messages forwarded, by sender", |c| &c.messages),
-        ("message_bytes_total", "counter", "Payload bytes of forwarded WebSocket data frames (wire sizes), by sender", |c| &c.payload_bytes),
-        ("rate_limit_drops_total", "counter", "WebSocket messages dropped by `websocket rate-limit ... action drop`, by sender", |c| &c.dropped),
+        (
+            "messages_total",
+            "counter",
+            "WebSocket data messages forwarded, by sender",
+            |c| &c.messages,
+        ),
+        (
+            "message_bytes_total",
+            "counter",
+            "Payload bytes of forwarded WebSocket data frames (wire sizes), by sender",
+            |c| &c.payload_bytes,
+        ),
+        (
+            "rate_limit_drops_total",
+            "counter",
+            "WebSocket messages dropped by `websocket rate-limit ... action drop`, by sender",
+            |c| &c.dropped,
+        ),
     ];
     for (kind, list) in &proxies {
         for (suffix, ty, help, pick) in per_sender {
@@ -569,27 +584,47 @@ fn websocket_messages(m: &mut Metrics<'_>, rt: &Runtime) {
             m.head(&name, ty, help);
             for (proxy, c) in list {
                 for (i, from) in FROM.iter().enumerate() {
-                    m.line(&name, &[("proxy", proxy), ("from", from)], pick(c)[i].load(Relaxed));
+                    m.line(
+                        &name,
+                        &[("proxy", proxy), ("from", from)],
+                        pick(c)[i].load(Relaxed),
+                    );
                 }
             }
         }
         let name = format!("wsgate_{kind}_ws_close_codes_total");
-        m.head(&name, "counter", "WebSocket close frames seen, by sender and code (codes seen so far)");
+        m.head(
+            &name,
+            "counter",
+            "WebSocket close frames seen, by sender and code (codes seen so far)",
+        );
         for (proxy, c) in list {
             for (i, from) in FROM.iter().enumerate() {
                 for (slot, code) in close_code_labels() {
                     let v = c.close_codes[i][slot].load(Relaxed);
                     if v > 0 {
-                        m.line(&name, &[("proxy", proxy), ("from", from), ("code", &code)], v);
+                        m.line(
+                            &name,
+                            &[("proxy", proxy), ("from", from), ("code", &code)],
+                            v,
+                        );
                     }
                 }
             }
         }
         let name = format!("wsgate_{kind}_ws_policy_closes_total");
-        m.head(&name, "counter", "WebSockets closed by wsgate for breaking a `websocket` limit, by reason");
+        m.head(
+            &name,
+            "counter",
+            "WebSockets closed by wsgate for breaking a `websocket` limit, by reason",
+        );
         for (proxy, c) in list {
             for (i, reason) in POLICY_REASONS.iter().enumerate() {
-                m.line(&name, &[("proxy", proxy), ("reason", reason)], c.policy_closes[i].load(Relaxed));
+                m.line(
+                    &name,
+                    &[("proxy", proxy), ("reason", reason)],
+                    c.policy_closes[i].load(Relaxed),
+                );
             }
         }
     }

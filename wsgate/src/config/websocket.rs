@@ -156,12 +156,16 @@ pub fn keepalive(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
 /// it. `burst` (default `<n>`) is how many may come at once.
 pub fn rate_limit(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     portability_note(cx);
-    let usage = "websocket rate-limit <n> per <time> [burst <m>] [action close|drop] [from client|server]";
+    let usage =
+        "websocket rate-limit <n> per <time> [burst <m>] [action close|drop] [from client|server]";
     let count = |cx: &mut Cx<'_>, t: &super::lexer::Token, what: &str| match t.text.parse::<u32>() {
         Ok(n) if n >= 1 => Some(n),
         _ => {
-            cx.error(t, format!("'{}' is not a valid {what} (a whole number from 1)", t.text))
-                .hint = Some(usage.into());
+            cx.error(
+                t,
+                format!("'{}' is not a valid {what} (a whole number from 1)", t.text),
+            )
+            .hint = Some(usage.into());
             None
         }
     };
@@ -281,7 +285,11 @@ impl WebSocketSettings {
         };
         // The lower long-run rate wins.
         let rate = |a: Option<RateLimit>, b: Option<RateLimit>| match (a, b) {
-            (Some(a), Some(b)) => Some(if a.per_second() <= b.per_second() { a } else { b }),
+            (Some(a), Some(b)) => Some(if a.per_second() <= b.per_second() {
+                a
+            } else {
+                b
+            }),
             (a, b) => a.or(b),
         };
         WebSocketSettings {

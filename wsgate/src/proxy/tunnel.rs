@@ -630,7 +630,10 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
             }
             stop_registered = true;
         }
-        if let Some(signals) = signals.as_ref().filter(|_| !stopping && websocket.is_none()) {
+        if let Some(signals) = signals
+            .as_ref()
+            .filter(|_| !stopping && websocket.is_none())
+        {
             // Not a WebSocket: no close frame to send. A shutdown of the
             // server's sessions closes it now; on a stop or a reload it
             // carries on (until `hard-stop-after`).
@@ -641,7 +644,10 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
                 return Poll::Ready(TunnelEnd::Stopped);
             }
         }
-        if let Some(signals) = signals.as_ref().filter(|_| !stopping && websocket.is_some()) {
+        if let Some(signals) = signals
+            .as_ref()
+            .filter(|_| !stopping && websocket.is_some())
+        {
             let due = signals.server_gone.is_cancelled().then(|| {
                 let now = Instant::now();
                 if signals.stop.is_cancelled() {
@@ -780,7 +786,11 @@ pub async fn run<C: TunnelIo, S: TunnelIo>(
                     // ("idle timeout", or "ping timeout" when a keepalive
                     // ping went unanswered) and a FIN instead of a bare close.
                     if up.idle_at_boundary() && down.idle_at_boundary() && !stopping {
-                        let reason = if pong_overdue { "ping timeout" } else { "idle timeout" };
+                        let reason = if pong_overdue {
+                            "ping timeout"
+                        } else {
+                            "idle timeout"
+                        };
                         up.request_close(
                             close_frame(CloseCode::GoingAway, reason, Peer::Server),
                             false,

@@ -417,12 +417,12 @@ impl FrameTracker {
             Opcode::Close => {
                 fed.saw_close = true;
                 if self.stats.close_code.is_none() {
-                    self.stats.close_code = Some(if self.close_code_len == 2 && h.payload_len >= 2
-                    {
-                        u16::from_be_bytes(self.close_code)
-                    } else {
-                        0
-                    });
+                    self.stats.close_code =
+                        Some(if self.close_code_len == 2 && h.payload_len >= 2 {
+                            u16::from_be_bytes(self.close_code)
+                        } else {
+                            0
+                        });
                 }
             }
             Opcode::Ping | Opcode::Pong => {}
@@ -704,7 +704,10 @@ mod tests {
         assert_eq!(fed.first_boundary, Some(kept.len()));
         assert!(t.at_boundary());
         let stats = t.stats();
-        assert_eq!((stats.messages, stats.dropped, stats.payload_bytes), (1, 1, 3));
+        assert_eq!(
+            (stats.messages, stats.dropped, stats.payload_bytes),
+            (1, 1, 3)
+        );
     }
 
     #[test]
@@ -747,7 +750,12 @@ mod tests {
         mut t: FrameTracker,
         stream: &[u8],
         cuts: &[usize],
-    ) -> (Vec<u8>, Option<usize>, Option<(Option<usize>, Violation)>, FrameTracker) {
+    ) -> (
+        Vec<u8>,
+        Option<usize>,
+        Option<(Option<usize>, Violation)>,
+        FrameTracker,
+    ) {
         let mut kept = Vec::new();
         let (mut boundary, mut violation) = (None, None);
         let mut pos = 0;
@@ -797,7 +805,10 @@ mod tests {
             1 => Policy {
                 max_frame: Some(150),
                 max_message: Some(300),
-                strict: Some(Strict { masked, rsv1_allowed: burst == 1 }),
+                strict: Some(Strict {
+                    masked,
+                    rsv1_allowed: burst == 1,
+                }),
                 rate: None,
             },
             2 => dropping(burst),

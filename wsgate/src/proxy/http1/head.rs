@@ -619,7 +619,10 @@ mod tests {
     #[test]
     fn status_codes_below_100_and_unknown_request_codings_are_refused() {
         for line in ["HTTP/1.1 000 Zero\r\n\r\n", "HTTP/1.1 099 Low\r\n\r\n"] {
-            assert!(parse_response(line.as_bytes(), 16384, false).is_err(), "{line}");
+            assert!(
+                parse_response(line.as_bytes(), 16384, false).is_err(),
+                "{line}"
+            );
         }
         let gzip = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
         let e = req(gzip).unwrap_err();
