@@ -196,9 +196,13 @@ fn cases() -> Vec<(&'static str, String, u16, u16)> {
         ),
         (
             "Upgrade: h2c",
-            format!(
-                "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, close\r\nUpgrade: h2c\r\n\r\n"
-            ),
+            "GET / HTTP/1.1
+Host: a
+Connection: Upgrade, close
+Upgrade: h2c
+
+"
+                .to_owned(),
             200,
             200,
         ),
@@ -228,7 +232,6 @@ fn send_raw(addr: SocketAddr, bytes: &[u8]) -> u16 {
 }
 
 struct Side {
-    name: &'static str,
     addr: SocketAddr,
     backend: ScriptedBackend,
 }
@@ -270,7 +273,6 @@ fn ambiguous_requests_side_by_side_with_haproxy() {
     let port = free_port();
     let _wsgate = Wsgate::start(&template(port, wb.addr));
     let mut sides = vec![Side {
-        name: "wsgate",
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
         backend: wb,
     }];
@@ -280,11 +282,7 @@ fn ambiguous_requests_side_by_side_with_haproxy() {
             let port = free_port();
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             let h = Haproxy::start(&bin, &template(port, hb.addr), &[addr]);
-            sides.push(Side {
-                name: "haproxy",
-                addr,
-                backend: hb,
-            });
+            sides.push(Side { addr, backend: hb });
             Some(h)
         }
         None => {

@@ -794,8 +794,8 @@ enum Next {
     Upgrade {
         server: ServerStream,
         /// The new protocol is WebSocket: what each side may send (client,
-        /// server).
-        websocket: Option<TunnelPlan>,
+        /// server). Boxed: it is the largest part of `Next`.
+        websocket: Option<Box<TunnelPlan>>,
         slot: Option<ConnGuard>,
     },
 }
@@ -1009,8 +1009,8 @@ impl Exchange<'_> {
                 tracing::warn!(server = %server_name, "101 without an upgrade request: 502");
                 return refuse(client, &self.pages, 502, client_timeout).await;
             }
-            let websocket =
-                ws_settings.map(|(fe_ws, be_ws)| websocket::plan(&fe_ws.merged(be_ws), &response));
+            let websocket = ws_settings
+                .map(|(fe_ws, be_ws)| Box::new(websocket::plan(&fe_ws.merged(be_ws), &response)));
             // The server's connection slot goes with the tunnel.
             return match self
                 .upgrade(client, stream, &response, &srvbuf, inbuf, rec)
@@ -1227,7 +1227,10 @@ fn tunnel_signals(
 
 /// What wsgate checks and adds on a WebSocket tunnel. `None` for other
 /// upgrades (not framed as WebSocket).
-fn ws_policy(websocket: Option<TunnelPlan>, counters: [Option<&Counters>; 2]) -> Option<WsPolicy> {
+fn ws_policy(
+    websocket: Option<Box<TunnelPlan>>,
+    counters: [Option<&Counters>; 2],
+) -> Option<WsPolicy> {
     websocket.map(|plan| WsPolicy {
         client_policy: plan.client,
         server_policy: plan.server,

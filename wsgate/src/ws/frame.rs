@@ -743,19 +743,18 @@ mod tests {
         assert_eq!(t.stats().close_code, Some(4001));
     }
 
-    /// Feeds `stream` in pieces cut at `cuts` (cycled); returns the kept
-    /// bytes, the absolute kept offset of the first boundary and of the
-    /// violation, and the tracker.
-    fn feed_split(
-        mut t: FrameTracker,
-        stream: &[u8],
-        cuts: &[usize],
-    ) -> (
+    /// What a tracker made of a stream fed in pieces.
+    type Split = (
         Vec<u8>,
         Option<usize>,
         Option<(Option<usize>, Violation)>,
         FrameTracker,
-    ) {
+    );
+
+    /// Feeds `stream` in pieces cut at `cuts` (cycled); returns the kept
+    /// bytes, the absolute kept offset of the first boundary and of the
+    /// violation, and the tracker.
+    fn feed_split(mut t: FrameTracker, stream: &[u8], cuts: &[usize]) -> Split {
         let mut kept = Vec::new();
         let (mut boundary, mut violation) = (None, None);
         let mut pos = 0;
