@@ -139,6 +139,8 @@ pub struct FrameTracker {
     last: Option<FrameHeader>,
     failed: Option<FrameError>,
     policy: Policy,
+    /// The policy has limits or strict checks to apply to each frame.
+    checked: bool,
     /// Payload bytes of the current data message so far.
     message_len: u64,
     /// `policy.rate`'s bucket, made at the first message.
@@ -193,6 +195,9 @@ impl FrameTracker {
     pub fn with_policy(policy: Policy) -> FrameTracker {
         FrameTracker {
             policy,
+            checked: policy.strict.is_some()
+                || policy.max_frame.is_some()
+                || policy.max_message.is_some(),
             ..FrameTracker::default()
         }
     }
@@ -247,6 +252,24 @@ impl FrameTracker {
             }
             let prev = usize::from(self.header_len);
             if prev == 0 {
+                match self.small_frame(chunk, pos, &mut out) {
+                    Small::Done(end) => {
+                        pos = end;
+                        if !self.in_message && fed.first_boundary.is_none() {
+                            fed.first_boundary = Some(out.at(pos));
+                        }
+                        continue;
+                    }
+                    Small::Refused(v) => {
+                        fed.violation = Some((Some(out.at(pos)), v));
+                        self.failed = Some(match v {
+                            Violation::Protocol(e) => e,
+                            _ => FrameError::LengthTooLarge,
+                        });
+                        break;
+                    }
+                    Small::NotSmall => {}
+                }
                 // A frame starts: kept or removed, decided on its opcode.
                 if let Err(v) = self.begin_frame(chunk[pos]) {
                     fed.violation = Some((Some(out.at(pos)), v));
@@ -329,6 +352,60 @@ impl FrameTracker {
         }
         fed.kept = out.finish(chunk);
         fed
+    }
+
+    /// The fast path, for the common frame: a data, ping or pong frame of
+    /// at most 125 bytes lying whole in the chunk, valid where it stands.
+    /// Same effects as the general path (which handles the rest, and errors).
+    #[inline]
+    fn small_frame(&mut self, chunk: &mut [u8], pos: usize, out: &mut Compact) -> Small {
+        let [b0, b1, ..] = chunk[pos..] else {
+            return Small::NotSmall;
+        };
+        let len = usize::from(b1 & 0x7f);
+        let end = pos + 2 + if b1 & 0x80 != 0 { 4 } else { 0 } + len;
+        let fin = b0 & 0x80 != 0;
+        let opcode = match b0 & 0x0f {
+            1 if !self.in_message => Opcode::Text,
+            2 if !self.in_message => Opcode::Binary,
+            0 if self.in_message => Opcode::Continuation,
+            9 if fin => Opcode::Ping,
+            10 if fin => Opcode::Pong,
+            _ => return Small::NotSmall,
+        };
+        if len >= 126 || end > chunk.len() {
+            return Small::NotSmall;
+        }
+        if self.policy.rate.is_some() || self.pongs_expected > 0 {
+            if let Err(v) = self.begin_frame(b0) {
+                return Small::Refused(v);
+            }
+        }
+        if self.checked {
+            let h = FrameHeader {
+                fin,
+                rsv: (b0 >> 4) & 0b111,
+                opcode,
+                masked: b1 & 0x80 != 0,
+                payload_len: len as u64,
+            };
+            if let Some(v) = self.check(&h) {
+                return Small::Refused(v);
+            }
+        }
+        let skipped = std::mem::take(&mut self.skip_frame);
+        if skipped {
+            out.skip_from(chunk, pos);
+            out.keep_from(end);
+        }
+        if !opcode.is_control() {
+            self.in_message = !fin;
+            if !skipped {
+                self.stats.payload_bytes += len as u64;
+                self.stats.messages += u64::from(fin);
+            }
+        }
+        Small::Done(end)
     }
 
     /// Decides, on the first byte of a frame, whether it is removed: the
@@ -431,6 +508,16 @@ impl FrameTracker {
             fed.first_boundary = Some(out.at(offset));
         }
     }
+}
+
+/// What [`FrameTracker::small_frame`] did.
+enum Small {
+    /// The frame was handled; the next one starts here.
+    Done(usize),
+    /// The policy refuses it.
+    Refused(Violation),
+    /// Not the common case: the general path takes it.
+    NotSmall,
 }
 
 /// Cuts removed frames out of a chunk in place: kept runs are moved down
