@@ -211,6 +211,76 @@ async fn over_the_rate_with_drop_messages_vanish_and_are_counted() {
     }
 }
 
+/// A masked client frame.
+fn masked(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let key = [0x12, 0x34, 0x56, 0x78];
+    let mut f = vec![(u8::from(fin) << 7) | opcode, 0x80 | payload.len() as u8];
+    f.extend_from_slice(&key);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    f
+}
+
+/// Reads one unmasked server frame: (opcode, payload).
+fn read_server_frame(s: &mut std::net::TcpStream) -> (u8, Vec<u8>) {
+    let mut h = [0u8; 2];
+    s.read_exact(&mut h).unwrap();
+    assert_eq!(h[1] & 0x80, 0, "frames to a client are not masked");
+    let mut payload = vec![0u8; usize::from(h[1] & 0x7f)];
+    s.read_exact(&mut payload).unwrap();
+    (h[0] & 0x0f, payload)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_fragmented_message_keeps_its_interleaved_ping() {
+    let be = RecordingBackend::start(None).await;
+    let port = common::free_port();
+    let gate = Wsgate::start(&config(
+        port,
+        be.addr,
+        "    websocket rate-limit 1 per 1m burst 1 action drop\n",
+    ));
+    let log = gate.log();
+    tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(WS_DEADLINE)).unwrap();
+        write!(
+            s,
+            "GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 101 "), "{log}");
+        s.write_all(&masked(true, 1, b"allowed")).unwrap();
+        // Over the rate: a fragmented message with a ping between its
+        // fragments, each frame's header split across two writes.
+        for frame in [
+            masked(false, 1, b"dropped "),
+            masked(true, 9, b"ping"),
+            masked(true, 0, b"too"),
+        ] {
+            s.write_all(&frame[..1]).unwrap();
+            std::thread::sleep(Duration::from_millis(30));
+            s.write_all(&frame[1..]).unwrap();
+        }
+        s.write_all(&masked(true, 1, b"and this")).unwrap();
+        assert_eq!(read_server_frame(&mut s), (1, b"allowed".to_vec()));
+        assert_eq!(read_server_frame(&mut s), (10, b"ping".to_vec()));
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut more = [0u8; 1];
+        let quiet = s.read(&mut more);
+        assert!(quiet.is_err(), "nothing else comes back: {quiet:?}");
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_client_sees_1008() {
     let be = RecordingBackend::start(None).await;
