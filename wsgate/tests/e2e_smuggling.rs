@@ -32,6 +32,15 @@ fn cases() -> Vec<(&'static str, String, u16, u16)> {
     };
     vec![
         (
+            "control: valid chunked body",
+            post(
+                "Transfer-Encoding: chunked\r\n",
+                "5\r\nhello\r\n0\r\n\r\n",
+            ),
+            200,
+            200,
+        ),
+        (
             "CL + TE",
             post(
                 "Content-Length: 6\r\nTransfer-Encoding: chunked\r\n",
