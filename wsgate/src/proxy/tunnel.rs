@@ -1165,6 +1165,44 @@ mod tests {
         assert!(matches!(task.await.unwrap().end, TunnelEnd::Timeout));
     }
 
+    #[tokio::test]
+    async fn message_counts_reach_the_shared_counters_before_the_end() {
+        let (mut client, proxy_client) = duplex(1 << 16);
+        let (proxy_server, mut server) = duplex(1 << 16);
+        let counters = Arc::new(WsCounters::default());
+        let options = TunnelOptions {
+            timeouts: TunnelTimeouts::default(),
+            signals: None,
+            websocket: Some(WsPolicy {
+                client_policy: Policy::default(),
+                server_policy: Policy::default(),
+                keepalive: None,
+                counters: [Some(counters.clone()), None],
+            }),
+        };
+        let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
+        let frame = ws_frame(true, 2, true, b"12345");
+        let n = FLUSH_EVERY as usize + 10;
+        let writer = tokio::spawn(async move {
+            for _ in 0..n {
+                client.write_all(&frame).await.unwrap();
+            }
+            client
+        });
+        let mut got = vec![0u8; n * 11];
+        server.read_exact(&mut got).await.unwrap();
+        // The tunnel is still open: at least one batch was added.
+        let messages = || counters.messages[0].load(std::sync::atomic::Ordering::Relaxed);
+        assert!(messages() >= FLUSH_EVERY, "{}", messages());
+        let mut client = writer.await.unwrap();
+        client.shutdown().await.unwrap();
+        server.shutdown().await.unwrap();
+        task.await.unwrap();
+        assert_eq!(messages(), n as u64);
+        let bytes = counters.payload_bytes[0].load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(bytes, 5 * n as u64);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn idle_websockets_get_a_close_frame_on_timeout() {
         let (mut client, proxy_client) = duplex(1024);
