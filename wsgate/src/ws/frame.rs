@@ -268,7 +268,7 @@ impl FrameTracker {
                         });
                         break;
                     }
-                    Small::NotSmall => {}
+                    Small::General => {}
                 }
                 // A frame starts: kept or removed, decided on its opcode.
                 if let Err(v) = self.begin_frame(chunk[pos]) {
@@ -360,7 +360,7 @@ impl FrameTracker {
     #[inline]
     fn small_frame(&mut self, chunk: &mut [u8], pos: usize, out: &mut Compact) -> Small {
         let [b0, b1, ..] = chunk[pos..] else {
-            return Small::NotSmall;
+            return Small::General;
         };
         let len = usize::from(b1 & 0x7f);
         let end = pos + 2 + if b1 & 0x80 != 0 { 4 } else { 0 } + len;
@@ -371,10 +371,10 @@ impl FrameTracker {
             0 if self.in_message => Opcode::Continuation,
             9 if fin => Opcode::Ping,
             10 if fin => Opcode::Pong,
-            _ => return Small::NotSmall,
+            _ => return Small::General,
         };
         if len >= 126 || end > chunk.len() {
-            return Small::NotSmall;
+            return Small::General;
         }
         if self.policy.rate.is_some() || self.pongs_expected > 0 {
             if let Err(v) = self.begin_frame(b0) {
@@ -517,7 +517,7 @@ enum Small {
     /// The policy refuses it.
     Refused(Violation),
     /// Not the common case: the general path takes it.
-    NotSmall,
+    General,
 }
 
 /// Cuts removed frames out of a chunk in place: kept runs are moved down
