@@ -262,10 +262,7 @@ impl FrameTracker {
                     }
                     Small::Refused(v) => {
                         fed.violation = Some((Some(out.at(pos)), v));
-                        self.failed = Some(match v {
-                            Violation::Protocol(e) => e,
-                            _ => FrameError::LengthTooLarge,
-                        });
+                        self.stop_at(v);
                         break;
                     }
                     Small::General => {}
@@ -273,7 +270,7 @@ impl FrameTracker {
                 // A frame starts: kept or removed, decided on its opcode.
                 if let Err(v) = self.begin_frame(chunk[pos]) {
                     fed.violation = Some((Some(out.at(pos)), v));
-                    self.failed = Some(FrameError::LengthTooLarge);
+                    self.stop_at(v);
                     break;
                 }
                 if self.skip_frame {
@@ -292,10 +289,7 @@ impl FrameTracker {
                     if let Some(v) = self.check(&h) {
                         let start = (prev == 0).then(|| out.at(pos));
                         fed.violation = Some((start, v));
-                        self.failed = Some(match v {
-                            Violation::Protocol(e) => e,
-                            _ => FrameError::LengthTooLarge,
-                        });
+                        self.stop_at(v);
                         break;
                     }
                     let header_start = pos;
@@ -352,6 +346,16 @@ impl FrameTracker {
         }
         fed.kept = out.finish(chunk);
         fed
+    }
+
+    /// Stops following the stream at a refused frame: `failed` marks it
+    /// (violations that are not protocol errors borrow a framing error,
+    /// never reported as such: the violation is).
+    fn stop_at(&mut self, v: Violation) {
+        self.failed = Some(match v {
+            Violation::Protocol(e) => e,
+            _ => FrameError::LengthTooLarge,
+        });
     }
 
     /// The fast path, for the common frame: a data, ping or pong frame of
