@@ -11,12 +11,14 @@
 //! keeps the scrape to one pass and one allocation growing a `String`.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::server_status;
 use crate::backend::counters::TUNNEL_BUCKETS;
 use crate::backend::{CheckStatus, CloseReason, Counters};
 use crate::config::model::Mode;
 use crate::proxy::Runtime;
+use crate::ws::counters::{close_code_labels, WsCounters, FROM, POLICY_REASONS};
 
 /// Picks one counter for a metric line.
 type Pick = fn(&Counters) -> u64;
@@ -539,6 +541,7 @@ pub fn render(rt: &Runtime) -> String {
         "Access log lines dropped because the log writer was behind",
         rt.obs.logger.dropped(),
     );
+    websocket_messages(m, rt);
     out
 }
 
@@ -573,6 +576,96 @@ fn tunnel_lifetimes(m: &mut Metrics<'_>, rt: &Runtime) {
         label_escape(m.out, proxy);
         let _ = writeln!(m.out, "\"}} {}.{:03}", sum_ms / 1000, sum_ms % 1000);
         m.line(&count_name, &[("proxy", proxy)], cumulative);
+    }
+}
+
+/// `wsgate_{frontend,backend}_ws_*`: WebSocket messages, bytes, rate-limit
+/// drops and close codes by sender, and wsgate's policy closes by reason,
+/// counted where frame tracking is on (every WebSocket tunnel).
+fn websocket_messages(m: &mut Metrics<'_>, rt: &Runtime) {
+    let frontends = rt
+        .frontends
+        .iter()
+        .zip(&rt.obs.frontends)
+        .map(|(fe, c)| (fe.name.as_str(), &*c.ws));
+    let backends = rt
+        .backends
+        .iter()
+        .map(|be| (be.config.name.as_str(), &*be.counters.ws));
+    let proxies: [(&str, Vec<(&str, &WsCounters)>); 2] = [
+        ("frontend", frontends.collect()),
+        ("backend", backends.collect()),
+    ];
+    type PerSender = fn(&WsCounters) -> &[AtomicU64; 2];
+    let per_sender: [(&str, &str, &str, PerSender); 3] = [
+        (
+            "messages_total",
+            "counter",
+            "WebSocket data messages forwarded, by sender",
+            |c| &c.messages,
+        ),
+        (
+            "message_bytes_total",
+            "counter",
+            "Payload bytes of forwarded WebSocket data frames (wire sizes), by sender",
+            |c| &c.payload_bytes,
+        ),
+        (
+            "rate_limit_drops_total",
+            "counter",
+            "WebSocket messages dropped by `websocket rate-limit ... action drop`, by sender",
+            |c| &c.dropped,
+        ),
+    ];
+    for (kind, list) in &proxies {
+        for (suffix, ty, help, pick) in per_sender {
+            let name = format!("wsgate_{kind}_ws_{suffix}");
+            m.head(&name, ty, help);
+            for (proxy, c) in list {
+                for (i, from) in FROM.iter().enumerate() {
+                    m.line(
+                        &name,
+                        &[("proxy", proxy), ("from", from)],
+                        pick(c)[i].load(Relaxed),
+                    );
+                }
+            }
+        }
+        let name = format!("wsgate_{kind}_ws_close_codes_total");
+        m.head(
+            &name,
+            "counter",
+            "WebSocket close frames seen, by sender and code (codes seen so far)",
+        );
+        for (proxy, c) in list {
+            for (i, from) in FROM.iter().enumerate() {
+                for (slot, code) in close_code_labels() {
+                    let v = c.close_codes[i][slot].load(Relaxed);
+                    if v > 0 {
+                        m.line(
+                            &name,
+                            &[("proxy", proxy), ("from", from), ("code", &code)],
+                            v,
+                        );
+                    }
+                }
+            }
+        }
+        let name = format!("wsgate_{kind}_ws_policy_closes_total");
+        m.head(
+            &name,
+            "counter",
+            "WebSockets closed by wsgate for breaking a `websocket` limit, by reason",
+        );
+        for (proxy, c) in list {
+            for (i, reason) in POLICY_REASONS.iter().enumerate() {
+                m.line(
+                    &name,
+                    &[("proxy", proxy), ("reason", reason)],
+                    c.policy_closes[i].load(Relaxed),
+                );
+            }
+        }
     }
 }
 

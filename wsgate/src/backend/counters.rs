@@ -11,6 +11,8 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+use crate::ws::counters::WsCounters;
+
 /// Why a tunnel ended, for `wsgate_tunnels_closed_total{reason}` and the
 /// access log's termination state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +120,9 @@ pub struct Counters {
     pub max_queue: AtomicU64,
     /// Unix time (s) of the last session (`lastsess`); 0 = never.
     pub last_session: AtomicU64,
+    /// WebSocket messages, close codes, policy closes (frontends and
+    /// backends; shared with the tunnels, which flush into it).
+    pub ws: Arc<WsCounters>,
 }
 
 impl Counters {
@@ -226,6 +231,7 @@ impl Counters {
         {
             a.store(0, Relaxed);
         }
+        self.ws.clear();
     }
 }
 

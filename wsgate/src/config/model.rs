@@ -341,7 +341,15 @@ pub struct WebSocketSettings {
     /// `websocket keepalive <interval> [timeout <time>]`: ping an idle
     /// client; (interval, timeout).
     pub keepalive: Option<(Duration, Duration)>,
+    /// `websocket keepalive ... server`: ping the server too.
+    pub keepalive_server: bool,
+    /// `websocket rate-limit ...`: messages the client may send.
+    pub rate_limit: Option<RateLimit>,
+    /// `websocket rate-limit ... from server`: messages the server may send.
+    pub server_rate_limit: Option<RateLimit>,
 }
+
+pub use super::websocket::{RateAction, RateLimit};
 
 /// One `websocket allow-origin` value.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,6 +8,8 @@
 //! sizes and RFC 6455 checks, from frame headers only) and the session
 //! (handshake and Origin checks, before any server is contacted).
 
+use std::time::Duration;
+
 use super::model::{OriginPattern, WebSocketSettings};
 use super::parser::{Cx, ProxyDraft};
 use super::units::{parse_size, parse_time};
@@ -96,12 +98,15 @@ pub fn allow_origin(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     }
 }
 
-/// `websocket keepalive <interval> [timeout <time>]`: after `interval`
-/// without traffic, ping the client; without an answer within `timeout`
-/// (default: the interval), close it with 1001 "ping timeout".
+/// `websocket keepalive <interval> [timeout <time>] [server]`: after
+/// `interval` without a word from the client, ping it; without an answer
+/// within `timeout` (default: the interval), close with 1001 "ping
+/// timeout" to both sides. With `server`, the server is pinged the same
+/// way. wsgate's pings are answered to wsgate: the pongs are taken out of
+/// the stream.
 pub fn keepalive(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     portability_note(cx);
-    let usage = "websocket keepalive <interval> [timeout <time>]";
+    let usage = "websocket keepalive <interval> [timeout <time>] [server]";
     let time = |cx: &mut Cx<'_>, t: &super::lexer::Token| match parse_time(&t.text) {
         Ok(d) if !d.is_zero() => Some(d),
         Ok(_) => {
@@ -113,32 +118,162 @@ pub fn keepalive(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
             None
         }
     };
-    let args = cx.args;
+    let mut args = cx.args;
+    let server = args.last().is_some_and(|t| t.text == "server");
+    if server {
+        args = &args[..args.len() - 1];
+    }
     match args {
         [interval] => {
             if let Some(i) = time(cx, interval) {
                 p.websocket.keepalive = Some((i, i));
+                p.websocket.keepalive_server = server;
             }
         }
         [interval, kw, timeout] if kw.text == "timeout" => {
             if let (Some(i), Some(t)) = (time(cx, interval), time(cx, timeout)) {
                 p.websocket.keepalive = Some((i, t));
+                p.websocket.keepalive_server = server;
             }
         }
         _ => {
             let kw = cx.kw;
             cx.error(
                 kw,
-                "'websocket keepalive' expects an interval and an optional timeout",
+                "'websocket keepalive' expects an interval, an optional timeout and an optional 'server'",
             )
             .hint = Some(usage.into());
         }
     }
 }
 
+/// `websocket rate-limit <n> per <time> [burst <m>] [action close|drop]
+/// [from client|server]`: a token bucket per connection over the data
+/// messages one peer sends (the client's unless `from server`). Over the
+/// rate, `action close` (the default) sends 1008 Policy Violation to the
+/// sender and 1001 to the other side, at the message boundary; `action
+/// drop` discards the whole message (control frames still pass) and counts
+/// it. `burst` (default `<n>`) is how many may come at once.
+pub fn rate_limit(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    portability_note(cx);
+    let usage =
+        "websocket rate-limit <n> per <time> [burst <m>] [action close|drop] [from client|server]";
+    let count = |cx: &mut Cx<'_>, t: &super::lexer::Token, what: &str| match t.text.parse::<u32>() {
+        Ok(n) if n >= 1 => Some(n),
+        _ => {
+            cx.error(
+                t,
+                format!("'{}' is not a valid {what} (a whole number from 1)", t.text),
+            )
+            .hint = Some(usage.into());
+            None
+        }
+    };
+    let args = cx.args;
+    let [n, per, period, rest @ ..] = args else {
+        let kw = cx.kw;
+        cx.error(kw, "'websocket rate-limit' expects '<n> per <time>'")
+            .hint = Some(usage.into());
+        return;
+    };
+    if per.text != "per" {
+        cx.error(per, format!("expected 'per', found '{}'", per.text))
+            .hint = Some(usage.into());
+        return;
+    }
+    let Some(messages) = count(cx, n, "message count") else {
+        return;
+    };
+    let period = match parse_time(&period.text) {
+        Ok(d) if !d.is_zero() && d <= Duration::from_secs(86_400) => d,
+        Ok(_) => {
+            cx.error(period, "the period must be more than 0 and at most 1d");
+            return;
+        }
+        Err(e) => {
+            cx.error(period, format!("invalid time '{}': {e}", period.text))
+                .hint = Some(usage.into());
+            return;
+        }
+    };
+    let mut limit = RateLimit {
+        messages,
+        period,
+        burst: messages,
+        action: RateAction::Close,
+    };
+    let mut from_server = false;
+    let mut rest = rest;
+    while let [word, value, tail @ ..] = rest {
+        match (word.text.as_str(), value.text.as_str()) {
+            ("burst", _) => match count(cx, value, "burst") {
+                Some(b) => limit.burst = b,
+                None => return,
+            },
+            ("action", "close") => limit.action = RateAction::Close,
+            ("action", "drop") => limit.action = RateAction::Drop,
+            ("from", "client") => from_server = false,
+            ("from", "server") => from_server = true,
+            ("action" | "from", other) => {
+                cx.error(value, format!("unexpected '{other}' after '{}'", word.text))
+                    .hint = Some(usage.into());
+                return;
+            }
+            (other, _) => {
+                cx.error(word, format!("unknown rate-limit option '{other}'"))
+                    .hint = Some(usage.into());
+                return;
+            }
+        }
+        rest = tail;
+    }
+    if let [extra] = rest {
+        cx.error(extra, format!("'{}' needs a value", extra.text))
+            .hint = Some(usage.into());
+        return;
+    }
+    if from_server {
+        p.websocket.server_rate_limit = Some(limit);
+    } else {
+        p.websocket.rate_limit = Some(limit);
+    }
+}
+
+/// What happens to a message over the rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateAction {
+    /// Close 1008 (Policy Violation) to the sender, 1001 to the other peer,
+    /// at the message boundary before the message.
+    Close,
+    /// The whole message is discarded (its frames are not forwarded;
+    /// control frames in between still are) and counted.
+    Drop,
+}
+
+/// `websocket rate-limit <n> per <time> [burst <m>] [action close|drop]`.
+/// Counted by the tunnel (ws/rate.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Messages allowed per `period` in the long run (≥ 1).
+    pub messages: u32,
+    pub period: Duration,
+    /// Messages that may come at once after a quiet spell (≥ 1; default
+    /// `messages`).
+    pub burst: u32,
+    pub action: RateAction,
+}
+
+impl RateLimit {
+    /// Messages per second in the long run, to compare two limits.
+    pub fn per_second(&self) -> f64 {
+        f64::from(self.messages) / self.period.as_secs_f64()
+    }
+}
+
 impl WebSocketSettings {
     /// The settings in force for a tunnel: the frontend's and the
-    /// backend's together (the smaller limit, strict if either is).
+    /// backend's together (the smaller limit, the lower rate, strict or
+    /// server keepalive if either says so).
     pub fn merged(&self, other: &WebSocketSettings) -> WebSocketSettings {
         let min = |a: Option<u64>, b: Option<u64>| match (a, b) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -148,12 +283,24 @@ impl WebSocketSettings {
             (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
             (a, b) => a.or(b),
         };
+        // The lower long-run rate wins.
+        let rate = |a: Option<RateLimit>, b: Option<RateLimit>| match (a, b) {
+            (Some(a), Some(b)) => Some(if a.per_second() <= b.per_second() {
+                a
+            } else {
+                b
+            }),
+            (a, b) => a.or(b),
+        };
         WebSocketSettings {
             max_message_size: min(self.max_message_size, other.max_message_size),
             max_frame_size: min(self.max_frame_size, other.max_frame_size),
             strict: self.strict || other.strict,
             allow_origins: Vec::new(),
             keepalive,
+            keepalive_server: self.keepalive_server || other.keepalive_server,
+            rate_limit: rate(self.rate_limit, other.rate_limit),
+            server_rate_limit: rate(self.server_rate_limit, other.server_rate_limit),
         }
     }
 }

@@ -26,6 +26,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -37,7 +38,8 @@ use tokio_util::sync::CancellationToken;
 use super::buffers::PooledBuf;
 use crate::config::process::CloseSpread;
 use crate::ws::close::{close_frame, ping_frame, CloseCode, Peer};
-use crate::ws::frame::{FrameTracker, Policy, Violation};
+use crate::ws::counters::{WsCounters, FLUSH_EVERY};
+use crate::ws::frame::{DirStats, FrameTracker, Policy, Violation};
 
 /// The inactivity limits of one tunnel; `None` is infinite.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -358,11 +360,14 @@ impl Half {
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Read(e))),
                         Poll::Ready(Ok((_, 0))) => self.state = Direction::ShuttingDown,
-                        Poll::Ready(Ok((buf, len))) => {
+                        Poll::Ready(Ok((mut buf, len))) => {
                             *activity = true;
                             let mut forward = len;
                             if let Some(tracker) = self.tracker.as_mut() {
-                                let fed = tracker.feed(&buf.as_ref()[..len]);
+                                let fed = tracker.feed(&mut buf.as_mut()[..len]);
+                                // Removed frames (dropped messages, pongs to
+                                // wsgate's pings) are cut out.
+                                forward = fed.kept;
                                 if let Some((start, violation)) = fed.violation {
                                     // Nothing of the refused frame goes on.
                                     // The reader gets its close (1009/1002)
@@ -472,11 +477,11 @@ impl Half {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Read(e))),
                     Poll::Ready(Ok((_, 0))) => self.state = Direction::Done,
-                    Poll::Ready(Ok((buf, len))) => {
+                    Poll::Ready(Ok((mut buf, len))) => {
                         let replied = self
                             .tracker
                             .as_mut()
-                            .is_some_and(|t| t.feed(&buf.as_ref()[..len]).saw_close);
+                            .is_some_and(|t| t.feed(&mut buf.as_mut()[..len]).saw_close);
                         if replied {
                             self.state = Direction::Done;
                         }
@@ -536,29 +541,33 @@ pub struct TunnelSignals {
 }
 
 /// How wsgate follows a WebSocket tunnel: what each side may send (a peer
-/// that breaks the policy gets 1009 for size or 1002 for protocol, and the
-/// other side 1001), and keepalive pings.
+/// that breaks the policy gets 1009 for size, 1008 for rate or 1002 for
+/// protocol, and the other side 1001), and keepalive pings.
 pub struct WsPolicy {
     /// What the client may send.
     pub client_policy: Policy,
     /// What the server may send.
     pub server_policy: Policy,
-    /// `websocket keepalive`: ping the client after this much silence.
+    /// `websocket keepalive`: ping a peer after this much silence.
     pub keepalive: Option<Keepalive>,
+    /// Where the message counts go (the frontend's and the backend's).
+    pub counters: [Option<Arc<WsCounters>>; 2],
 }
 
-/// Keepalive pings (`websocket keepalive <interval> [timeout <time>]`): after
-/// `interval` without traffic wsgate sends the client a ping (between two
-/// messages); the client's pong — or anything else it sends — within
-/// `timeout` proves it is alive, and counts as traffic, so a quiet but
-/// living WebSocket survives `timeout tunnel` and NAT idle timers. A client
-/// that stays silent gets close 1001 "ping timeout". Pongs are passed on to
-/// the server, which RFC 6455 §5.5.3 allows (an unsolicited pong needs no
-/// answer).
+/// Keepalive pings (`websocket keepalive <interval> [timeout <time>]
+/// [server]`): after `interval` without a word from the client (and, with
+/// `server`, from the server) wsgate sends it a ping, between two
+/// messages; its pong — or anything else it sends — within `timeout`
+/// proves it is alive, and counts as traffic, so a quiet but living
+/// WebSocket survives `timeout tunnel` and NAT idle timers. The pong is
+/// taken out of the stream (the other peer never saw the ping). A peer
+/// that stays silent: close 1001 "ping timeout" to both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Keepalive {
     pub interval: Duration,
     pub timeout: Duration,
+    /// Ping the server too.
+    pub server: bool,
 }
 
 /// Copies between `client` and `server` until both directions have ended,
@@ -575,7 +584,7 @@ pub fn run<C: TunnelIo + Unpin, S: TunnelIo + Unpin>(
     let TunnelOptions {
         timeouts,
         signals,
-        websocket,
+        mut websocket,
     } = options;
     Tunnel {
         client,
@@ -593,7 +602,13 @@ pub fn run<C: TunnelIo + Unpin, S: TunnelIo + Unpin>(
         close_due: None,
         idle_closing: false,
         keepalive: websocket.as_ref().and_then(|w| w.keepalive),
-        ping_sent: None,
+        pings: Pings::new(Instant::now()),
+        flush: Flush {
+            counters: websocket
+                .as_mut()
+                .map_or([None, None], |w| std::mem::take(&mut w.counters)),
+            flushed: [DirStats::default(); 2],
+        },
         websocket: websocket.is_some(),
         timeouts,
         signals,
@@ -622,8 +637,10 @@ pub struct Tunnel<C, S> {
     close_due: Option<Option<Instant>>,
     idle_closing: bool,
     keepalive: Option<Keepalive>,
-    /// When the last keepalive ping went out, while its answer is awaited.
-    ping_sent: Option<Instant>,
+    /// Keepalive pings in flight, per peer.
+    pings: Pings,
+    /// Message counts on their way to the shared counters.
+    flush: Flush,
     /// Frame tracking is on (the upgrade was to `websocket`).
     websocket: bool,
     timeouts: TunnelTimeouts,
@@ -635,7 +652,16 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Future for Tunnel<C, S> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<TunnelOutcome> {
         let this = self.get_mut();
-        this.step(cx).map(|end| TunnelOutcome {
+        let end = std::task::ready!(this.step(cx));
+        if let (Some(u), Some(d)) = (&this.up.tracker, &this.down.tracker) {
+            this.flush.flush([u.stats(), d.stats()]);
+            if let TunnelEnd::Policy(v) = &end {
+                for c in this.flush.counters.iter().flatten() {
+                    c.policy_close(v);
+                }
+            }
+        }
+        Poll::Ready(TunnelOutcome {
             end,
             bytes_up: this.up.bytes,
             bytes_down: this.down.bytes,
@@ -660,7 +686,8 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
             close_due,
             idle_closing,
             keepalive,
-            ping_sent,
+            pings,
+            flush,
             websocket,
             timeouts,
             signals,
@@ -752,20 +779,23 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
             return Poll::Pending;
         }
         let activity = client_spoke || server_spoke;
-        if client_spoke {
-            // The client is alive: no pong is awaited any more.
-            *ping_sent = None;
+        if activity {
+            flush.every_so_often(up, down);
         }
         let now_if_active = activity.then(Instant::now);
         if let Some(now) = now_if_active {
             *last_activity = now;
+            // A peer that spoke is alive: no pong is awaited from it.
+            if client_spoke {
+                pings.client.heard(now);
+            }
+            if server_spoke {
+                pings.server.heard(now);
+            }
         }
         let idle_deadline =
             current_limit(timeouts, up.is_done(), down.is_done()).map(|l| *last_activity + l);
-        let ping_deadline = keepalive.map(|k| match ping_sent {
-            None => *last_activity + k.interval,
-            Some(sent) => *sent + k.timeout,
-        });
+        let ping_deadline = keepalive.map(|k| pings.deadline(&k));
         let stop_deadline = close_due.flatten().filter(|_| !*stopping);
         let Some(deadline) = [idle_deadline, ping_deadline, stop_deadline]
             .into_iter()
@@ -803,17 +833,16 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
                         cx.waker().wake_by_ref();
                         return Poll::Pending;
                     }
-                    let pong_overdue = matches!((keepalive, *ping_sent), (Some(k), Some(sent)) if now >= sent + k.timeout);
-                    let ping_due = keepalive
-                        .is_some_and(|k| ping_sent.is_none() && now >= *last_activity + k.interval);
+                    let pong_overdue = keepalive.is_some_and(|k| pings.overdue(&k, now));
+                    let (ping_client, ping_server) =
+                        keepalive.map_or((false, false), |k| pings.due(&k, now));
                     let idle_over = idle_deadline.is_some_and(|d| now >= d);
-                    if ping_due && !idle_over && !pong_overdue && !*stopping {
-                        if down.start_ping(ping_frame(Peer::Client)) {
-                            *ping_sent = Some(now);
-                        } else {
-                            // The server is in the middle of a message: that
-                            // is traffic; ping later.
-                            *last_activity = now;
+                    if (ping_client || ping_server) && !idle_over && !pong_overdue && !*stopping {
+                        if ping_client {
+                            pings.client.ping(down, up, Peer::Client, now);
+                        }
+                        if ping_server {
+                            pings.server.ping(up, down, Peer::Server, now);
                         }
                         cx.waker().wake_by_ref();
                         return Poll::Pending;
@@ -847,6 +876,111 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
     }
 }
 
+/// The tunnel's message counts on their way to the shared counters: added
+/// every [`FLUSH_EVERY`] messages and at the end, never per message.
+struct Flush {
+    counters: [Option<Arc<WsCounters>>; 2],
+    /// What was added so far.
+    flushed: [DirStats; 2],
+}
+
+impl Flush {
+    fn every_so_often(&mut self, up: &Half, down: &Half) {
+        let (Some(u), Some(d)) = (&up.tracker, &down.tracker) else {
+            return;
+        };
+        let (u, d) = (u.stats(), d.stats());
+        let done = self.flushed[0].messages + self.flushed[1].messages;
+        if u.messages + d.messages >= done + FLUSH_EVERY {
+            self.flush([u, d]);
+        }
+    }
+
+    fn flush(&mut self, now: [DirStats; 2]) {
+        for c in self.counters.iter().flatten() {
+            c.add(&now, &self.flushed);
+        }
+        self.flushed = now;
+    }
+}
+
+/// Keepalive state of both peers (`websocket keepalive`).
+struct Pings {
+    client: PeerPing,
+    server: PeerPing,
+}
+
+/// When a peer was last heard from, and the ping awaiting its pong.
+#[derive(Clone, Copy)]
+struct PeerPing {
+    heard: Instant,
+    sent: Option<Instant>,
+}
+
+impl PeerPing {
+    fn heard(&mut self, now: Instant) {
+        self.heard = now;
+        self.sent = None;
+    }
+
+    /// Pings the peer through `to_peer` (the direction that writes to it)
+    /// if that direction is between messages; its pong, read by
+    /// `from_peer`, will be taken out. Otherwise the other peer is
+    /// talking to it: that will do for now, ping later.
+    fn ping(&mut self, to_peer: &mut Half, from_peer: &mut Half, peer: Peer, now: Instant) {
+        if to_peer.start_ping(ping_frame(peer)) {
+            self.sent = Some(now);
+            if let Some(t) = from_peer.tracker.as_mut() {
+                t.expect_pong();
+            }
+        } else {
+            self.heard = now;
+        }
+    }
+
+    fn deadline(&self, k: &Keepalive) -> Instant {
+        match self.sent {
+            None => self.heard + k.interval,
+            Some(sent) => sent + k.timeout,
+        }
+    }
+}
+
+impl Pings {
+    fn new(now: Instant) -> Pings {
+        let peer = PeerPing {
+            heard: now,
+            sent: None,
+        };
+        Pings {
+            client: peer,
+            server: peer,
+        }
+    }
+
+    /// The next ping or pong deadline.
+    fn deadline(&self, k: &Keepalive) -> Instant {
+        let client = self.client.deadline(k);
+        if k.server {
+            client.min(self.server.deadline(k))
+        } else {
+            client
+        }
+    }
+
+    /// A ping went unanswered past the timeout.
+    fn overdue(&self, k: &Keepalive, now: Instant) -> bool {
+        let late = |p: &PeerPing| p.sent.is_some_and(|sent| now >= sent + k.timeout);
+        late(&self.client) || (k.server && late(&self.server))
+    }
+
+    /// Which peers are due a ping.
+    fn due(&self, k: &Keepalive, now: Instant) -> (bool, bool) {
+        let due = |p: &PeerPing| p.sent.is_none() && now >= p.heard + k.interval;
+        (due(&self.client), k.server && due(&self.server))
+    }
+}
+
 /// When a stopping proxy closes one WebSocket (`close-spread-time`): at
 /// once, at a uniformly random moment of the window, or never.
 fn spread_due(spread: CloseSpread, now: Instant) -> Option<Instant> {
@@ -861,11 +995,7 @@ fn spread_due(spread: CloseSpread, now: Instant) -> Option<Instant> {
 /// close code that says why (`to` is the offender).
 fn relay_violation(offender: &mut Half, other: &mut Half, to: Peer) -> Option<Violation> {
     let v = offender.violation.take()?;
-    let (code, reason) = if v.is_size() {
-        (CloseCode::MessageTooBig, "message too big")
-    } else {
-        (CloseCode::ProtocolError, "protocol error")
-    };
+    let (code, reason) = CloseCode::for_violation(&v);
     other.request_close(close_frame(code, reason, to), true);
     Some(v)
 }
@@ -941,6 +1071,7 @@ mod tests {
                 client_policy: Policy::default(),
                 server_policy: Policy::default(),
                 keepalive: None,
+                counters: [None, None],
             }),
         };
         let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
@@ -1002,6 +1133,7 @@ mod tests {
                 client_policy: Policy::default(),
                 server_policy: Policy::default(),
                 keepalive: None,
+                counters: [None, None],
             }),
         };
         let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
@@ -1042,7 +1174,9 @@ mod tests {
                 keepalive: Some(Keepalive {
                     interval: Duration::from_secs(5),
                     timeout: Duration::from_secs(2),
+                    server: false,
                 }),
+                counters: [None, None],
             }),
         };
         let start = Instant::now();
@@ -1056,25 +1190,68 @@ mod tests {
             .write_all(&ws_frame(true, 10, true, &payload))
             .await
             .unwrap();
-        // The pong goes on to the server (allowed unsolicited).
-        assert_eq!(read_frame(&mut server).await.0, 10);
+        // The pong answered wsgate: the server gets only what follows it.
+        client
+            .write_all(&ws_frame(true, 1, true, b"after"))
+            .await
+            .unwrap();
+        assert_eq!(read_frame(&mut server).await, (1, true, b"after".to_vec()));
+        let start = Instant::now();
         // Silence again: another ping, unanswered this time.
         assert_eq!(read_frame(&mut client).await.0, 9);
         let (op, _, payload) = read_frame(&mut client).await;
         assert_eq!(op, 8);
         assert_eq!(&payload[2..], b"ping timeout");
-        // Two pings 5 s apart plus the 2 s answer time.
+        // Silence since "after": a ping 5 s later, plus the 2 s answer time.
         assert!(
-            start.elapsed() >= Duration::from_secs(12),
+            start.elapsed() >= Duration::from_secs(7),
             "{:?}",
             start.elapsed()
         );
         assert!(
-            start.elapsed() < Duration::from_secs(13),
+            start.elapsed() < Duration::from_secs(8),
             "{:?}",
             start.elapsed()
         );
         assert!(matches!(task.await.unwrap().end, TunnelEnd::Timeout));
+    }
+
+    #[tokio::test]
+    async fn message_counts_reach_the_shared_counters_before_the_end() {
+        let (mut client, proxy_client) = duplex(1 << 16);
+        let (proxy_server, mut server) = duplex(1 << 16);
+        let counters = Arc::new(WsCounters::default());
+        let options = TunnelOptions {
+            timeouts: TunnelTimeouts::default(),
+            signals: None,
+            websocket: Some(WsPolicy {
+                client_policy: Policy::default(),
+                server_policy: Policy::default(),
+                keepalive: None,
+                counters: [Some(counters.clone()), None],
+            }),
+        };
+        let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
+        let frame = ws_frame(true, 2, true, b"12345");
+        let n = FLUSH_EVERY as usize + 10;
+        let writer = tokio::spawn(async move {
+            for _ in 0..n {
+                client.write_all(&frame).await.unwrap();
+            }
+            client
+        });
+        let mut got = vec![0u8; n * 11];
+        server.read_exact(&mut got).await.unwrap();
+        // The tunnel is still open: at least one batch was added.
+        let messages = || counters.messages[0].load(std::sync::atomic::Ordering::Relaxed);
+        assert!(messages() >= FLUSH_EVERY, "{}", messages());
+        let mut client = writer.await.unwrap();
+        client.shutdown().await.unwrap();
+        server.shutdown().await.unwrap();
+        task.await.unwrap();
+        assert_eq!(messages(), n as u64);
+        let bytes = counters.payload_bytes[0].load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(bytes, 5 * n as u64);
     }
 
     #[tokio::test(start_paused = true)]
@@ -1096,6 +1273,7 @@ mod tests {
                 client_policy: Policy::default(),
                 server_policy: Policy::default(),
                 keepalive: None,
+                counters: [None, None],
             }),
         };
         let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));

@@ -105,8 +105,8 @@ pub struct TunnelPlan {
     pub keepalive: Option<Keepalive>,
 }
 
-/// The plan for the tunnel after `response` (the `101`): limits apply to
-/// what the client sends; `strict` checks both directions, with RSV1
+/// The plan for the tunnel after `response` (the `101`): size limits apply
+/// to what the client sends, rate limits to the side they name; `strict` checks both directions, with RSV1
 /// allowed when an extension (permessage-deflate) was negotiated. Sizes
 /// are wire sizes: with compression they count compressed bytes.
 pub fn plan(settings: &WebSocketSettings, response: &ResponseHead) -> TunnelPlan {
@@ -124,14 +124,18 @@ pub fn plan(settings: &WebSocketSettings, response: &ResponseHead) -> TunnelPlan
         max_frame: settings.max_frame_size,
         max_message: settings.max_message_size,
         strict: strict(true),
+        rate: settings.rate_limit,
     };
     let server = Policy {
         strict: strict(false),
+        rate: settings.server_rate_limit,
         ..Policy::default()
     };
-    let keepalive = settings
-        .keepalive
-        .map(|(interval, timeout)| Keepalive { interval, timeout });
+    let keepalive = settings.keepalive.map(|(interval, timeout)| Keepalive {
+        interval,
+        timeout,
+        server: settings.keepalive_server,
+    });
     TunnelPlan {
         client,
         server,

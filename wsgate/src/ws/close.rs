@@ -8,6 +8,8 @@
 
 use ring::rand::{SecureRandom, SystemRandom};
 
+use super::frame::Violation;
+
 /// Close codes wsgate uses (RFC 6455 §7.4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseCode {
@@ -15,6 +17,8 @@ pub enum CloseCode {
     GoingAway,
     /// 1002: the peer broke the protocol (`websocket strict`).
     ProtocolError,
+    /// 1008: the peer sent messages faster than `websocket rate-limit`.
+    PolicyViolation,
     /// 1009: a frame or message over `websocket max-*-size`.
     MessageTooBig,
     /// 1012: the service is restarting (a reload removed this server):
@@ -28,7 +32,21 @@ impl CloseCode {
             CloseCode::GoingAway => 1001,
             CloseCode::ServiceRestart => 1012,
             CloseCode::ProtocolError => 1002,
+            CloseCode::PolicyViolation => 1008,
             CloseCode::MessageTooBig => 1009,
+        }
+    }
+}
+
+impl CloseCode {
+    /// The code and reason for a peer that broke the policy.
+    pub fn for_violation(v: &Violation) -> (CloseCode, &'static str) {
+        match v {
+            Violation::FrameTooBig(_) | Violation::MessageTooBig(_) => {
+                (CloseCode::MessageTooBig, "message too big")
+            }
+            Violation::RateLimited => (CloseCode::PolicyViolation, "message rate limit"),
+            Violation::Protocol(_) => (CloseCode::ProtocolError, "protocol error"),
         }
     }
 }
@@ -98,7 +116,8 @@ mod tests {
         for to in [Peer::Client, Peer::Server] {
             let f = close_frame(CloseCode::GoingAway, "server stopping", to);
             let mut t = FrameTracker::default();
-            let fed = t.feed(&f);
+            let mut f = f;
+            let fed = t.feed(&mut f);
             assert!(fed.saw_close && t.at_boundary() && t.error().is_none());
             let masked = f[1] & 0x80 != 0;
             assert_eq!(masked, to == Peer::Server);

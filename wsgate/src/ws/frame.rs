@@ -10,6 +10,23 @@
 //! A stream that stops looking like WebSocket framing makes the tracker
 //! report an error; the tunnel then goes on copying blindly (the bytes are
 //! still the peers' business) but can no longer close at a boundary.
+//!
+//! Removing frames: a message over `websocket rate-limit ... action drop`
+//! and the pong answering one of wsgate's keepalive pings are taken out of
+//! the chunk in place ([`FrameTracker::feed`] compacts the kept bytes; a
+//! chunk with nothing removed is not touched). The decision is made on a
+//! frame's first byte (its opcode), so a frame header split across reads
+//! is never half forwarded. (Should that header then turn out not to be
+//! framing at all, its bytes from the earlier read stay removed: the
+//! stream is no longer WebSocket, and is copied blindly from there.)
+//!
+//! Counting: data messages and their payload bytes, drops, and the code of
+//! a close frame (its first two payload bytes, unmasked) go into plain
+//! per-direction [`DirStats`], read by the tunnel at its end.
+
+use std::time::Instant;
+
+use super::rate::{RateAction, RateLimit, TokenBucket};
 
 /// Largest frame header: 2 bytes, 8 of extended length, 4 of mask key.
 const MAX_HEADER: usize = 14;
@@ -64,6 +81,8 @@ pub struct Policy {
     /// client's; `Some(false)`: must not be, as a server's), and RSV bits
     /// other than RSV1 with a negotiated extension.
     pub strict: Option<Strict>,
+    /// `websocket rate-limit`: messages per period from this direction.
+    pub rate: Option<RateLimit>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,16 +101,8 @@ pub enum Violation {
     MessageTooBig(u64),
     #[error("protocol error: {0}")]
     Protocol(FrameError),
-}
-
-impl Violation {
-    /// RFC 6455 §7.4.1: 1009 for sizes, 1002 for protocol errors.
-    pub fn is_size(&self) -> bool {
-        matches!(
-            self,
-            Violation::FrameTooBig(_) | Violation::MessageTooBig(_)
-        )
-    }
+    #[error("message rate over the limit")]
+    RateLimited,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -128,8 +139,39 @@ pub struct FrameTracker {
     last: Option<FrameHeader>,
     failed: Option<FrameError>,
     policy: Policy,
+    /// The policy has limits or strict checks to apply to each frame.
+    checked: bool,
     /// Payload bytes of the current data message so far.
     message_len: u64,
+    /// `policy.rate`'s bucket, made at the first message.
+    bucket: Option<TokenBucket>,
+    /// The current data message is being dropped (rate limit).
+    dropping: bool,
+    /// The current frame (header and payload) is left out of the stream.
+    skip_frame: bool,
+    /// Pongs still to come for wsgate's keepalive pings: taken out.
+    pongs_expected: u8,
+    /// The mask key of the current close frame and its code bytes so far.
+    close_mask: [u8; 4],
+    close_code: [u8; 2],
+    close_code_len: u8,
+    stats: DirStats,
+}
+
+/// What one direction carried, counted as it went (plain integers: the
+/// tunnel flushes them to the shared counters).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DirStats {
+    /// Data messages forwarded whole.
+    pub messages: u64,
+    /// Payload bytes of the forwarded data frames (wire sizes: compressed
+    /// with permessage-deflate).
+    pub payload_bytes: u64,
+    /// Messages dropped by `websocket rate-limit ... action drop`.
+    pub dropped: u64,
+    /// The code of the close frame this direction sent: `Some(0)` for a
+    /// close frame without one (RFC 6455 §7.1.5: 1005, never sent).
+    pub close_code: Option<u16>,
 }
 
 /// What [`FrameTracker::feed`] found in a chunk.
@@ -144,12 +186,18 @@ pub struct Fed {
     /// byte in the chunk (`None` when it began in an earlier chunk). The
     /// tracker stops there.
     pub violation: Option<(Option<usize>, Violation)>,
+    /// How many bytes of the chunk are kept, at its start, once the
+    /// removed frames are taken out. Offsets above are in the kept bytes.
+    pub kept: usize,
 }
 
 impl FrameTracker {
     pub fn with_policy(policy: Policy) -> FrameTracker {
         FrameTracker {
             policy,
+            checked: policy.strict.is_some()
+                || policy.max_frame.is_some()
+                || policy.max_message.is_some(),
             ..FrameTracker::default()
         }
     }
@@ -164,26 +212,71 @@ impl FrameTracker {
         self.failed
     }
 
+    pub fn stats(&self) -> DirStats {
+        self.stats
+    }
+
+    /// wsgate sent a keepalive ping to this direction's reader: its pong
+    /// is taken out of the stream instead of reaching the other peer.
+    pub fn expect_pong(&mut self) {
+        self.pongs_expected = self.pongs_expected.saturating_add(1);
+    }
+
     /// Consumes one chunk of the stream, as it is copied. Headers that lie
     /// whole inside the chunk (the usual case) are parsed in place; only a
-    /// header split across reads is gathered into the tracker.
-    pub fn feed(&mut self, chunk: &[u8]) -> Fed {
+    /// header split across reads is gathered into the tracker. Frames to
+    /// remove are cut out of `chunk` in place: what goes on is
+    /// `chunk[..fed.kept]`.
+    pub fn feed(&mut self, chunk: &mut [u8]) -> Fed {
         let mut fed = Fed::default();
+        let mut out = Compact {
+            w: 0,
+            run: (!self.skip_frame).then_some(0),
+        };
         let mut pos = 0usize;
         while pos < chunk.len() && self.failed.is_none() {
             if self.in_payload {
-                let available = (chunk.len() - pos) as u64;
-                if self.remaining > available {
-                    self.remaining -= available;
-                    return fed;
+                let available = chunk.len() - pos;
+                // ≤ available: fits usize.
+                let take = self.remaining.min(available as u64) as usize;
+                if self.close_code_len < 2 {
+                    self.capture_close_code(&chunk[pos..pos + take]);
                 }
-                // The payload ends inside this chunk (≤ available: fits usize).
-                pos += self.remaining as usize;
-                self.remaining = 0;
-                self.end_frame(pos, &mut fed);
+                pos += take;
+                self.remaining -= take as u64;
+                if self.remaining > 0 {
+                    break;
+                }
+                self.end_frame(pos, &mut fed, &mut out);
                 continue;
             }
             let prev = usize::from(self.header_len);
+            if prev == 0 {
+                match self.small_frame(chunk, pos, &mut out) {
+                    Small::Done(end) => {
+                        pos = end;
+                        if !self.in_message && fed.first_boundary.is_none() {
+                            fed.first_boundary = Some(out.at(pos));
+                        }
+                        continue;
+                    }
+                    Small::Refused(v) => {
+                        fed.violation = Some((Some(out.at(pos)), v));
+                        self.stop_at(v);
+                        break;
+                    }
+                    Small::General => {}
+                }
+                // A frame starts: kept or removed, decided on its opcode.
+                if let Err(v) = self.begin_frame(chunk[pos]) {
+                    fed.violation = Some((Some(out.at(pos)), v));
+                    self.stop_at(v);
+                    break;
+                }
+                if self.skip_frame {
+                    out.skip_from(chunk, pos);
+                }
+            }
             let n = (MAX_HEADER - prev).min(chunk.len() - pos);
             let parsed = if prev == 0 {
                 parse_header(&chunk[pos..], self.in_message)
@@ -194,21 +287,38 @@ impl FrameTracker {
             match parsed {
                 Ok(Some((h, header_len))) => {
                     if let Some(v) = self.check(&h) {
-                        let start = (prev == 0).then_some(pos);
+                        let start = (prev == 0).then(|| out.at(pos));
                         fed.violation = Some((start, v));
-                        self.failed = Some(match v {
-                            Violation::Protocol(e) => e,
-                            _ => FrameError::LengthTooLarge,
-                        });
-                        return fed;
+                        self.stop_at(v);
+                        break;
                     }
+                    let header_start = pos;
                     pos += header_len - prev;
                     self.header_len = 0;
                     self.last = Some(h);
                     self.remaining = h.payload_len;
                     self.in_payload = true;
+                    if h.opcode == Opcode::Close {
+                        self.close_code_len = 0;
+                        self.close_mask = if h.masked {
+                            let key = if prev == 0 {
+                                &chunk[header_start + header_len - 4..pos]
+                            } else {
+                                &self.header[header_len - 4..header_len]
+                            };
+                            [key[0], key[1], key[2], key[3]]
+                        } else {
+                            [0; 4]
+                        };
+                    } else {
+                        // Nothing to capture.
+                        self.close_code_len = 2;
+                        if !h.opcode.is_control() && !self.skip_frame {
+                            self.stats.payload_bytes += h.payload_len;
+                        }
+                    }
                     if h.payload_len == 0 {
-                        self.end_frame(pos, &mut fed);
+                        self.end_frame(pos, &mut fed, &mut out);
                     }
                 }
                 Ok(None) => {
@@ -221,14 +331,126 @@ impl FrameTracker {
                 }
                 Err(e) => {
                     if self.policy.strict.is_some() {
-                        let start = (prev == 0).then_some(pos);
+                        let start = (prev == 0).then(|| out.at(pos));
                         fed.violation = Some((start, Violation::Protocol(e)));
                     }
                     self.failed = Some(e);
+                    // Not framing any more: the rest is copied blindly.
+                    self.skip_frame = false;
+                    out.keep_from(pos);
                 }
             }
         }
+        if fed.violation.is_some() {
+            self.skip_frame = false;
+        }
+        fed.kept = out.finish(chunk);
         fed
+    }
+
+    /// Stops following the stream at a refused frame: `failed` marks it
+    /// (violations that are not protocol errors borrow a framing error,
+    /// never reported as such: the violation is).
+    fn stop_at(&mut self, v: Violation) {
+        self.failed = Some(match v {
+            Violation::Protocol(e) => e,
+            _ => FrameError::LengthTooLarge,
+        });
+    }
+
+    /// The fast path, for the common frame: a data, ping or pong frame of
+    /// at most 125 bytes lying whole in the chunk, valid where it stands.
+    /// Same effects as the general path (which handles the rest, and errors).
+    #[inline]
+    fn small_frame(&mut self, chunk: &mut [u8], pos: usize, out: &mut Compact) -> Small {
+        let [b0, b1, ..] = chunk[pos..] else {
+            return Small::General;
+        };
+        let len = usize::from(b1 & 0x7f);
+        let end = pos + 2 + if b1 & 0x80 != 0 { 4 } else { 0 } + len;
+        let fin = b0 & 0x80 != 0;
+        let opcode = match b0 & 0x0f {
+            1 if !self.in_message => Opcode::Text,
+            2 if !self.in_message => Opcode::Binary,
+            0 if self.in_message => Opcode::Continuation,
+            9 if fin => Opcode::Ping,
+            10 if fin => Opcode::Pong,
+            _ => return Small::General,
+        };
+        if len >= 126 || end > chunk.len() {
+            return Small::General;
+        }
+        if self.policy.rate.is_some() || self.pongs_expected > 0 {
+            if let Err(v) = self.begin_frame(b0) {
+                return Small::Refused(v);
+            }
+        }
+        if self.checked {
+            let h = FrameHeader {
+                fin,
+                rsv: (b0 >> 4) & 0b111,
+                opcode,
+                masked: b1 & 0x80 != 0,
+                payload_len: len as u64,
+            };
+            if let Some(v) = self.check(&h) {
+                return Small::Refused(v);
+            }
+        }
+        let skipped = std::mem::take(&mut self.skip_frame);
+        if skipped {
+            out.skip_from(chunk, pos);
+            out.keep_from(end);
+        }
+        if !opcode.is_control() {
+            self.in_message = !fin;
+            if !skipped {
+                self.stats.payload_bytes += len as u64;
+                self.stats.messages += u64::from(fin);
+            }
+        }
+        Small::Done(end)
+    }
+
+    /// Decides, on the first byte of a frame, whether it is removed: the
+    /// frames of a message over the rate limit (`action drop`), and the
+    /// pong answering a keepalive ping. A message over the limit with
+    /// `action close` is a violation.
+    fn begin_frame(&mut self, b0: u8) -> Result<(), Violation> {
+        self.skip_frame = match b0 & 0x0f {
+            1 | 2 if !self.in_message => {
+                if let Some(limit) = self.policy.rate {
+                    let now = Instant::now();
+                    let allowed = self
+                        .bucket
+                        .get_or_insert_with(|| TokenBucket::new(&limit, now))
+                        .take(now);
+                    if !allowed && limit.action == RateAction::Close {
+                        return Err(Violation::RateLimited);
+                    }
+                    self.dropping = !allowed;
+                    self.stats.dropped += u64::from(!allowed);
+                }
+                self.dropping
+            }
+            0 => self.dropping,
+            10 if self.pongs_expected > 0 => {
+                self.pongs_expected -= 1;
+                true
+            }
+            _ => false,
+        };
+        Ok(())
+    }
+
+    /// Gathers the first two payload bytes of a close frame (its code),
+    /// unmasked.
+    fn capture_close_code(&mut self, bytes: &[u8]) {
+        for &b in bytes.iter().take(usize::from(2 - self.close_code_len)) {
+            let i = usize::from(self.close_code_len);
+            self.close_code[i] = b ^ self.close_mask[i];
+            self.close_code_len += 1;
+        }
     }
 
     /// The policy's verdict on a new frame; also counts message sizes.
@@ -259,17 +481,87 @@ impl FrameTracker {
         None
     }
 
-    fn end_frame(&mut self, offset: usize, fed: &mut Fed) {
+    fn end_frame(&mut self, offset: usize, fed: &mut Fed, out: &mut Compact) {
         self.in_payload = false;
+        let skipped = std::mem::take(&mut self.skip_frame);
+        if skipped {
+            out.keep_from(offset);
+        }
         let Some(h) = self.last else { return };
         match h.opcode {
-            Opcode::Text | Opcode::Binary | Opcode::Continuation => self.in_message = !h.fin,
-            Opcode::Close => fed.saw_close = true,
+            Opcode::Text | Opcode::Binary | Opcode::Continuation => {
+                self.in_message = !h.fin;
+                if h.fin && !skipped {
+                    self.stats.messages += 1;
+                }
+            }
+            Opcode::Close => {
+                fed.saw_close = true;
+                if self.stats.close_code.is_none() {
+                    self.stats.close_code =
+                        Some(if self.close_code_len == 2 && h.payload_len >= 2 {
+                            u16::from_be_bytes(self.close_code)
+                        } else {
+                            0
+                        });
+                }
+            }
             Opcode::Ping | Opcode::Pong => {}
         }
         if !self.in_message && fed.first_boundary.is_none() {
-            fed.first_boundary = Some(offset);
+            fed.first_boundary = Some(out.at(offset));
         }
+    }
+}
+
+/// What [`FrameTracker::small_frame`] did.
+enum Small {
+    /// The frame was handled; the next one starts here.
+    Done(usize),
+    /// The policy refuses it.
+    Refused(Violation),
+    /// Not the common case: the general path takes it.
+    General,
+}
+
+/// Cuts removed frames out of a chunk in place: kept runs are moved down
+/// to `w` (nothing moves until something is removed).
+struct Compact {
+    /// End of the kept bytes so far.
+    w: usize,
+    /// Start of the kept run in progress; `None` while removing.
+    run: Option<usize>,
+}
+
+impl Compact {
+    /// Where `offset` of the chunk lands in the kept bytes.
+    fn at(&self, offset: usize) -> usize {
+        match self.run {
+            Some(r) => self.w + (offset - r),
+            None => self.w,
+        }
+    }
+
+    /// Bytes from `a` on are removed (until [`Compact::keep_from`]).
+    fn skip_from(&mut self, chunk: &mut [u8], a: usize) {
+        if let Some(r) = self.run.take() {
+            if r != self.w {
+                chunk.copy_within(r..a, self.w);
+            }
+            self.w += a - r;
+        }
+    }
+
+    fn keep_from(&mut self, b: usize) {
+        if self.run.is_none() {
+            self.run = Some(b);
+        }
+    }
+
+    fn finish(mut self, chunk: &mut [u8]) -> usize {
+        let len = chunk.len();
+        self.skip_from(chunk, len);
+        self.w
     }
 }
 
@@ -333,6 +625,7 @@ fn parse_header(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::model::{RateAction, RateLimit};
     use proptest::prelude::*;
 
     /// Encodes one frame (payload zeros; masking irrelevant to framing).
@@ -365,7 +658,7 @@ mod tests {
         stream.extend(frame(true, 9, true, 0)); // ping inside the message
         stream.extend(frame(true, 0, true, 70_000)); // final fragment
         let mut t = FrameTracker::default();
-        let fed = t.feed(&stream);
+        let fed = t.feed(&mut stream);
         assert_eq!(fed.first_boundary, Some(first_end));
         assert!(t.at_boundary());
         assert!(t.error().is_none());
@@ -376,9 +669,9 @@ mod tests {
         let mut stream = frame(false, 1, false, 3);
         stream.extend(frame(true, 10, false, 2)); // pong between fragments
         let mut t = FrameTracker::default();
-        assert_eq!(t.feed(&stream).first_boundary, None);
+        assert_eq!(t.feed(&mut stream).first_boundary, None);
         assert!(!t.at_boundary());
-        let fed = t.feed(&frame(true, 0, false, 1));
+        let fed = t.feed(&mut frame(true, 0, false, 1));
         assert!(fed.first_boundary.is_some());
         assert!(t.at_boundary());
     }
@@ -386,7 +679,7 @@ mod tests {
     #[test]
     fn close_frames_are_noticed() {
         let mut t = FrameTracker::default();
-        let fed = t.feed(&frame(true, 8, true, 2));
+        let fed = t.feed(&mut frame(true, 8, true, 2));
         assert!(fed.saw_close);
     }
 
@@ -398,9 +691,9 @@ mod tests {
             (frame(true, 8, false, 126), FrameError::BadControlFrame),
             (frame(true, 0, false, 1), FrameError::UnexpectedContinuation),
         ];
-        for (bytes, expected) in cases {
+        for (mut bytes, expected) in cases {
             let mut t = FrameTracker::default();
-            t.feed(&bytes);
+            t.feed(&mut bytes);
             assert_eq!(t.error(), Some(expected));
             assert!(!t.at_boundary());
         }
@@ -411,26 +704,26 @@ mod tests {
         let policy = Policy {
             max_frame: Some(100),
             max_message: Some(150),
-            strict: None,
+            ..Policy::default()
         };
         let mut t = FrameTracker::with_policy(policy);
-        let ok = frame(true, 1, true, 100);
-        let fed = t.feed(&ok);
+        let mut ok = frame(true, 1, true, 100);
+        let fed = t.feed(&mut ok);
         assert!(fed.violation.is_none());
         let mut stream = frame(false, 2, true, 100);
         let second = stream.len();
         stream.extend(frame(true, 0, true, 60)); // message now 160 > 150
-        let fed = t.feed(&stream);
+        let fed = t.feed(&mut stream);
         assert_eq!(
             fed.violation,
             Some((Some(second), Violation::MessageTooBig(160)))
         );
         let mut t = FrameTracker::with_policy(policy);
-        let fed = t.feed(&frame(true, 2, true, 101));
+        let fed = t.feed(&mut frame(true, 2, true, 101));
         assert_eq!(fed.violation, Some((Some(0), Violation::FrameTooBig(101))));
         // Control frames are not data: never counted.
         let mut t = FrameTracker::with_policy(policy);
-        assert!(t.feed(&frame(true, 9, true, 125)).violation.is_none());
+        assert!(t.feed(&mut frame(true, 9, true, 125)).violation.is_none());
     }
 
     #[test]
@@ -443,7 +736,7 @@ mod tests {
             ..Policy::default()
         };
         let mut t = FrameTracker::with_policy(client);
-        let fed = t.feed(&frame(true, 1, false, 3));
+        let fed = t.feed(&mut frame(true, 1, false, 3));
         assert_eq!(
             fed.violation,
             Some((Some(0), Violation::Protocol(FrameError::Masking)))
@@ -451,7 +744,7 @@ mod tests {
         let mut t = FrameTracker::with_policy(client);
         let mut rsv1 = frame(true, 1, true, 3);
         rsv1[0] |= 0x40;
-        let fed = t.feed(&rsv1);
+        let fed = t.feed(&mut rsv1);
         assert_eq!(
             fed.violation,
             Some((Some(0), Violation::Protocol(FrameError::ReservedBits)))
@@ -463,16 +756,224 @@ mod tests {
             }),
             ..Policy::default()
         });
-        assert!(t.feed(&rsv1).violation.is_none());
+        assert!(t.feed(&mut rsv1).violation.is_none());
         let mut t = FrameTracker::with_policy(client);
-        let fed = t.feed(&frame(true, 3, true, 0));
+        let fed = t.feed(&mut frame(true, 3, true, 0));
         assert_eq!(
             fed.violation,
             Some((Some(0), Violation::Protocol(FrameError::ReservedOpcode(3))))
         );
     }
 
+    fn dropping(burst: u32) -> Policy {
+        Policy {
+            rate: Some(RateLimit {
+                messages: 1,
+                period: std::time::Duration::from_secs(86_400),
+                burst,
+                action: RateAction::Drop,
+            }),
+            ..Policy::default()
+        }
+    }
+
+    #[test]
+    fn messages_over_the_rate_are_cut_out_whole() {
+        let mut t = FrameTracker::with_policy(dropping(1));
+        let kept = frame(true, 1, true, 3);
+        let mut stream = kept.clone();
+        // The second message (two fragments around a ping) is dropped; the
+        // ping stays.
+        stream.extend(frame(false, 2, true, 200));
+        let ping = frame(true, 9, true, 4);
+        stream.extend(&ping);
+        stream.extend(frame(true, 0, true, 10));
+        let fed = t.feed(&mut stream);
+        let mut expected = kept.clone();
+        expected.extend(&ping);
+        assert_eq!(&stream[..fed.kept], &expected[..]);
+        assert_eq!(fed.first_boundary, Some(kept.len()));
+        assert!(t.at_boundary());
+        let stats = t.stats();
+        assert_eq!(
+            (stats.messages, stats.dropped, stats.payload_bytes),
+            (1, 1, 3)
+        );
+    }
+
+    #[test]
+    fn a_message_over_the_rate_closes_before_its_first_byte() {
+        let mut policy = dropping(1);
+        policy.rate.as_mut().unwrap().action = RateAction::Close;
+        let mut t = FrameTracker::with_policy(policy);
+        let mut stream = frame(true, 1, true, 3);
+        let first = stream.len();
+        stream.extend(frame(true, 1, true, 3));
+        let fed = t.feed(&mut stream);
+        assert_eq!(fed.violation, Some((Some(first), Violation::RateLimited)));
+    }
+
+    #[test]
+    fn pongs_to_wsgate_are_taken_out_and_close_codes_read() {
+        let mut t = FrameTracker::default();
+        t.expect_pong();
+        let mut stream = frame(true, 10, true, 16);
+        let text = frame(true, 1, true, 2);
+        stream.extend(&text);
+        stream.extend(frame(true, 10, true, 0)); // not expected: kept
+        let fed = t.feed(&mut stream);
+        let mut expected = text.clone();
+        expected.extend(frame(true, 10, true, 0));
+        assert_eq!(&stream[..fed.kept], &expected[..]);
+        // A masked close frame with code 4001, split inside its code.
+        let mut close = vec![0x88, 0x82, 0x11, 0x22, 0x33, 0x44];
+        close.extend([0x0f ^ 0x11, 0xa1 ^ 0x22]);
+        let (a, b) = close.split_at_mut(7);
+        t.feed(a);
+        assert!(t.feed(b).saw_close);
+        assert_eq!(t.stats().close_code, Some(4001));
+    }
+
+    /// What a tracker made of a stream fed in pieces.
+    type Split = (
+        Vec<u8>,
+        Option<usize>,
+        Option<(Option<usize>, Violation)>,
+        FrameTracker,
+    );
+
+    /// Feeds `stream` in pieces cut at `cuts` (cycled); returns the kept
+    /// bytes, the absolute kept offset of the first boundary and of the
+    /// violation, and the tracker.
+    fn feed_split(mut t: FrameTracker, stream: &[u8], cuts: &[usize]) -> Split {
+        let mut kept = Vec::new();
+        let (mut boundary, mut violation) = (None, None);
+        let mut pos = 0;
+        for cut in cuts.iter().cycle() {
+            if pos >= stream.len() || violation.is_some() {
+                break;
+            }
+            let end = (pos + cut).min(stream.len());
+            let mut piece = stream[pos..end].to_vec();
+            let fed = t.feed(&mut piece);
+            if boundary.is_none() {
+                boundary = fed.first_boundary.map(|b| kept.len() + b);
+            }
+            if let Some((start, v)) = fed.violation {
+                violation = Some((start.map(|s| kept.len() + s), v));
+                kept.extend_from_slice(&piece[..start.unwrap_or(0)]);
+            } else {
+                kept.extend_from_slice(&piece[..fed.kept]);
+            }
+            pos = end;
+        }
+        (kept, boundary, violation, t)
+    }
+
+    /// A stream of valid frames from (fin, opcode, masked, len) choices,
+    /// fragmentation kept consistent.
+    fn valid_stream(frames: &[(bool, u8, bool, usize)]) -> Vec<u8> {
+        let mut stream = Vec::new();
+        let mut in_message = false;
+        for &(fin, kind, masked, len) in frames {
+            let (fin, opcode, len) = match kind % 4 {
+                0 | 1 => (fin, if in_message { 0 } else { 1 + kind % 2 }, len),
+                2 => (true, 9, len % 126),
+                _ => (true, 10, len % 126),
+            };
+            if opcode <= 2 {
+                in_message = !fin;
+            }
+            stream.extend(frame(fin, opcode, masked, len));
+        }
+        stream
+    }
+
+    fn policies() -> impl Strategy<Value = Policy> {
+        (0u8..4, any::<bool>(), 1u32..4).prop_map(|(kind, masked, burst)| match kind {
+            0 => Policy::default(),
+            1 => Policy {
+                max_frame: Some(150),
+                max_message: Some(300),
+                strict: Some(Strict {
+                    masked,
+                    rsv1_allowed: burst == 1,
+                }),
+                rate: None,
+            },
+            2 => dropping(burst),
+            _ => {
+                let mut p = dropping(burst);
+                p.rate.as_mut().unwrap().action = RateAction::Close;
+                p
+            }
+        })
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(512)
+        ))]
+
+        /// Fuzzing: arbitrary bytes, and valid streams with bytes mutated,
+        /// cut anywhere, under any policy: never a panic, and the same
+        /// kept bytes, boundaries, verdict and counts as one whole read.
+        #[test]
+        fn arbitrary_and_mutated_streams_split_anywhere_agree(
+            frames in proptest::collection::vec((any::<bool>(), any::<u8>(), any::<bool>(), 0usize..300), 0..12),
+            noise in proptest::collection::vec(any::<u8>(), 0..64),
+            mutations in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+            arbitrary in any::<bool>(),
+            policy in policies(),
+            pongs in 0u8..3,
+            cuts in proptest::collection::vec(1usize..40, 1..30),
+        ) {
+            let mut stream = if arbitrary { noise } else { valid_stream(&frames) };
+            if !stream.is_empty() {
+                for (at, byte) in &mutations {
+                    let i = at % stream.len();
+                    stream[i] = *byte;
+                }
+            }
+            let fresh = || {
+                let mut t = FrameTracker::with_policy(policy);
+                for _ in 0..pongs {
+                    t.expect_pong();
+                }
+                t
+            };
+            let (kept, boundary, violation, whole) = feed_split(fresh(), &stream, &[usize::MAX]);
+            let (kept_s, boundary_s, violation_s, split) = feed_split(fresh(), &stream, &cuts);
+            prop_assert_eq!(boundary, boundary_s);
+            match violation_s {
+                // The refused frame's header was split: its first bytes
+                // had gone on with the earlier read (the tunnel then
+                // closes the writer without a close frame).
+                Some((None, v)) => {
+                    prop_assert_eq!(violation.map(|(_, v)| v), Some(v));
+                    prop_assert!(kept_s.starts_with(&kept));
+                    prop_assert!(kept_s.len() - kept.len() < MAX_HEADER);
+                }
+                // Framing broke inside the header of a frame being removed:
+                // its first bytes, cut out with the earlier read, are gone.
+                None if whole.error().is_some() && kept != kept_s => {
+                    prop_assert!(violation.is_none());
+                    let same = kept.iter().zip(&kept_s).take_while(|(a, b)| a == b).count();
+                    let lost = kept.len() - kept_s.len();
+                    prop_assert!(lost < MAX_HEADER);
+                    prop_assert_eq!(&kept[same + lost..], &kept_s[same..]);
+                }
+                _ => {
+                    prop_assert_eq!(&kept, &kept_s);
+                    prop_assert_eq!(violation, violation_s);
+                }
+            }
+            prop_assert_eq!(whole.error(), split.error());
+            prop_assert_eq!(whole.at_boundary(), split.at_boundary());
+            prop_assert_eq!(whole.stats(), split.stats());
+            prop_assert!(kept.len() <= stream.len());
+        }
+
         /// However the stream is cut into reads, the tracker ends at the
         /// same place, between messages, with the same boundaries found.
         #[test]
@@ -485,7 +986,7 @@ mod tests {
                 stream.extend(frame(true, if *binary { 2 } else { 1 }, *masked, *len));
             }
             let mut whole = FrameTracker::default();
-            let first = whole.feed(&stream).first_boundary;
+            let first = whole.feed(&mut stream).first_boundary;
             prop_assert!(whole.at_boundary());
 
             let mut pieces = FrameTracker::default();
@@ -494,7 +995,7 @@ mod tests {
             for cut in cuts.iter().cycle() {
                 if pos >= stream.len() { break; }
                 let end = (pos + cut).min(stream.len());
-                let fed = pieces.feed(&stream[pos..end]);
+                let fed = pieces.feed(&mut stream[pos..end]);
                 if first_split.is_none() {
                     first_split = fed.first_boundary.map(|b| pos + b);
                 }

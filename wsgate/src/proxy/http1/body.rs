@@ -120,6 +120,17 @@ pub enum BodyError {
     Chunked(#[from] ChunkedError),
 }
 
+/// Checks the chunked framing of the body bytes that came with the head,
+/// before anything is sent to a server: a chunk size HAProxy would refuse
+/// (not hex, too large) is then refused before the head goes out, not
+/// halfway through forwarding (tests/e2e_smuggling.rs).
+pub fn check_buffered(kind: BodyKind, already: &[u8]) -> Result<(), ChunkedError> {
+    if kind == BodyKind::Chunked {
+        ChunkedScanner::default().scan(already)?;
+    }
+    Ok(())
+}
+
 /// Streams one body from `from` to `to`. `already` holds bytes read past
 /// the head; the part of it that belongs to the body is consumed from the
 /// front, and what follows the body (a pipelined request) stays in it.

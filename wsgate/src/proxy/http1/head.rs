@@ -99,6 +99,8 @@ pub enum RequestError {
     Version,
     #[error("method {0} is not supported")]
     Method(String),
+    #[error("transfer coding {0} is not supported in requests")]
+    Coding(String),
 }
 
 impl RequestError {
@@ -108,7 +110,7 @@ impl RequestError {
             RequestError::HeadTooLarge => 431,
             RequestError::UriTooLong => 414,
             RequestError::Version => 505,
-            RequestError::Method(_) => 501,
+            RequestError::Method(_) | RequestError::Coding(_) => 501,
         }
     }
 }
@@ -140,7 +142,8 @@ impl RequestHead {
         self.method == "HEAD"
     }
 
-    /// Serialises the head for the server: hop-by-hop headers removed, the
+    /// Serialises the head for the server, in the client's HTTP version:
+    /// hop-by-hop headers removed, the
     /// upgrade request kept when there is one, `X-Forwarded-For` appended
     /// when asked (under the header name given, `option forwardfor
     /// header`), and `Connection: close` unless the request is an upgrade
@@ -153,7 +156,12 @@ impl RequestHead {
         out.extend_from_slice(self.method.as_bytes());
         out.push(b' ');
         out.extend_from_slice(self.target.as_bytes());
-        out.extend_from_slice(b" HTTP/1.1\r\n");
+        // The client's version: an HTTP/1.0 request may lack Host, which
+        // would make it an invalid HTTP/1.1 one (found by http1/fuzz.rs).
+        out.extend_from_slice(match self.version {
+            Version::Http10 => b" HTTP/1.0\r\n",
+            Version::Http11 => b" HTTP/1.1\r\n",
+        });
         for h in &self.headers {
             if self.connection.is_hop_by_hop(&h.name) && !h.is("te") {
                 continue;
@@ -293,7 +301,13 @@ fn request_body(headers: &[Header], version: Version) -> Result<BodyKind, Reques
         (Some(_), None) if version == Version::Http10 => Err(RequestError::Malformed(
             "Transfer-Encoding in an HTTP/1.0 request",
         )),
-        (Some(true), None) => Ok(BodyKind::Chunked),
+        (Some(true), None) => match other_coding(headers) {
+            // wsgate forwards the body as it is: a server that knows the
+            // coding and one that ignores it would read different bodies.
+            // HAProxy 2.6 refuses these too (422); RFC 9112 §6.1 says 501.
+            Some(coding) => Err(RequestError::Coding(coding)),
+            None => Ok(BodyKind::Chunked),
+        },
         (Some(false), None) => Err(RequestError::Malformed(
             "Transfer-Encoding does not end with chunked",
         )),
@@ -326,6 +340,20 @@ fn transfer_encoding(headers: &[Header]) -> Result<Option<bool>, &'static str> {
         return Err("chunked applied more than once");
     }
     Ok(last.map(|l| l == "chunked"))
+}
+
+/// A transfer coding other than `chunked` in Transfer-Encoding, if any.
+fn other_coding(headers: &[Header]) -> Option<String> {
+    headers
+        .iter()
+        .filter(|h| h.is("transfer-encoding"))
+        .flat_map(|h| {
+            String::from_utf8_lossy(&h.value)
+                .split(',')
+                .map(|c| c.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .find(|c| !c.is_empty() && c != "chunked")
 }
 
 /// The Content-Length, if any. Repeated identical values (in one header
@@ -415,6 +443,11 @@ pub fn parse_response(
         _ => return Err(ResponseError::TooLarge),
     };
     let status = resp.code.unwrap_or_default();
+    if status < 100 {
+        // "000" or "099" would be written back as "0" or "99": not a
+        // status line any client reads (found by http1/fuzz.rs).
+        return Err(ResponseError::Malformed("status code below 100"));
+    }
     let version =
         Version::from_minor(resp.version).ok_or(ResponseError::Malformed("unsupported version"))?;
     let reason = resp.reason.unwrap_or_default().to_owned();
@@ -581,5 +614,23 @@ mod tests {
             BodyKind::None
         );
         assert!(parse_response(b"garbage\r\n\r\n", 16384, false).is_err());
+    }
+
+    #[test]
+    fn status_codes_below_100_and_unknown_request_codings_are_refused() {
+        for line in ["HTTP/1.1 000 Zero\r\n\r\n", "HTTP/1.1 099 Low\r\n\r\n"] {
+            assert!(
+                parse_response(line.as_bytes(), 16384, false).is_err(),
+                "{line}"
+            );
+        }
+        let gzip = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
+        let e = req(gzip).unwrap_err();
+        assert_eq!((e.status(), e), (501, RequestError::Coding("gzip".into())));
+        let http10 = "GET / HTTP/1.0\r\n\r\n";
+        let (head, _) = req(http10).unwrap().unwrap();
+        let mut out = Vec::new();
+        head.write_for_server(None, &mut out);
+        assert!(out.starts_with(b"GET / HTTP/1.0\r\n"));
     }
 }

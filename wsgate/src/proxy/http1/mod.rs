@@ -2,3 +2,6 @@
 
 pub mod body;
 pub mod head;
+
+#[cfg(test)]
+mod fuzz;

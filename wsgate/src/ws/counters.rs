@@ -1,0 +1,149 @@
+//! Per-message WebSocket figures of one frontend or backend, for the
+//! `wsgate_*_ws_*` metrics.
+//!
+//! The data path never touches these atomics per frame or per message:
+//! each tunnel counts in plain integers ([`DirStats`]) and adds what it
+//! counted here every [`FLUSH_EVERY`] messages and when it ends.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use super::frame::{DirStats, Violation};
+
+/// A tunnel flushes its counts after this many messages (both directions
+/// together), so that long-lived WebSockets show up before they close.
+pub const FLUSH_EVERY: u64 = 1024;
+
+/// Close codes counted one by one: 1000–1015 (RFC 6455 §7.4.1 and the IANA
+/// registry). Others are counted by range.
+const NAMED_CODES: u16 = 16;
+
+/// Slots of [`WsCounters::close_codes`]: the named codes, then "none" (a
+/// close frame without a code), "3xxx", "4xxx", "invalid".
+const CODE_SLOTS: usize = NAMED_CODES as usize + 4;
+
+/// The labels of the close code slots, in order.
+pub fn close_code_labels() -> impl Iterator<Item = (usize, String)> {
+    (0..CODE_SLOTS).map(|i| {
+        let label = match i {
+            i if i < usize::from(NAMED_CODES) => (1000 + i).to_string(),
+            16 => "none".to_owned(),
+            17 => "3xxx".to_owned(),
+            18 => "4xxx".to_owned(),
+            _ => "invalid".to_owned(),
+        };
+        (i, label)
+    })
+}
+
+fn code_slot(code: u16) -> usize {
+    match code {
+        1000..=1015 => usize::from(code - 1000),
+        0 => 16,
+        3000..=3999 => 17,
+        4000..=4999 => 18,
+        _ => 19,
+    }
+}
+
+/// Which peer sent something: index 0 the client, 1 the server.
+pub const FROM: [&str; 2] = ["client", "server"];
+
+/// Why wsgate closed a WebSocket for breaking the policy.
+pub const POLICY_REASONS: [&str; 3] = ["size", "protocol", "rate"];
+
+/// One proxy's WebSocket message counters.
+#[derive(Debug, Default)]
+pub struct WsCounters {
+    /// Data messages forwarded, by sender.
+    pub messages: [AtomicU64; 2],
+    /// Their payload bytes (wire sizes), by sender.
+    pub payload_bytes: [AtomicU64; 2],
+    /// Messages dropped by `websocket rate-limit ... action drop`, by sender.
+    pub dropped: [AtomicU64; 2],
+    /// Close frames seen, by sender and code slot.
+    pub close_codes: [[AtomicU64; CODE_SLOTS]; 2],
+    /// Tunnels wsgate closed for a broken policy, by [`POLICY_REASONS`].
+    pub policy_closes: [AtomicU64; 3],
+}
+
+impl WsCounters {
+    /// Adds what a tunnel counted since its last flush (`before`: the
+    /// figures then) up to `now`.
+    pub fn add(&self, now: &[DirStats; 2], before: &[DirStats; 2]) {
+        for from in 0..2 {
+            let (n, b) = (&now[from], &before[from]);
+            let add = |a: &AtomicU64, v: u64| {
+                if v > 0 {
+                    a.fetch_add(v, Relaxed);
+                }
+            };
+            add(&self.messages[from], n.messages - b.messages);
+            add(&self.payload_bytes[from], n.payload_bytes - b.payload_bytes);
+            add(&self.dropped[from], n.dropped - b.dropped);
+            if let (Some(code), None) = (n.close_code, b.close_code) {
+                self.close_codes[from][code_slot(code)].fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// A tunnel closed by wsgate for `v`.
+    pub fn policy_close(&self, v: &Violation) {
+        let i = match v {
+            Violation::FrameTooBig(_) | Violation::MessageTooBig(_) => 0,
+            Violation::Protocol(_) => 1,
+            Violation::RateLimited => 2,
+        };
+        self.policy_closes[i].fetch_add(1, Relaxed);
+    }
+
+    /// `clear counters all`.
+    pub fn clear(&self) {
+        let all = self
+            .messages
+            .iter()
+            .chain(&self.payload_bytes)
+            .chain(&self.dropped)
+            .chain(self.close_codes.iter().flatten())
+            .chain(&self.policy_closes);
+        for a in all {
+            a.store(0, Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flushes_add_only_what_is_new() {
+        let c = WsCounters::default();
+        let first = [
+            DirStats {
+                messages: 3,
+                payload_bytes: 30,
+                ..DirStats::default()
+            },
+            DirStats::default(),
+        ];
+        c.add(&first, &[DirStats::default(); 2]);
+        let mut second = first;
+        second[0].messages = 5;
+        second[0].payload_bytes = 31;
+        second[1].close_code = Some(1000);
+        second[0].close_code = Some(4001);
+        c.add(&second, &first);
+        c.add(&second, &second);
+        assert_eq!(c.messages[0].load(Relaxed), 5);
+        assert_eq!(c.payload_bytes[0].load(Relaxed), 31);
+        assert_eq!(c.close_codes[1][0].load(Relaxed), 1);
+        assert_eq!(c.close_codes[0][18].load(Relaxed), 1);
+        let labels: Vec<String> = close_code_labels().map(|(_, l)| l).collect();
+        assert_eq!(labels[0], "1000");
+        assert_eq!(labels[18], "4xxx");
+        c.policy_close(&Violation::RateLimited);
+        assert_eq!(c.policy_closes[2].load(Relaxed), 1);
+        c.clear();
+        assert_eq!(c.messages[0].load(Relaxed), 0);
+    }
+}
