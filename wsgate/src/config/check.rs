@@ -659,14 +659,19 @@ fn redirect_rules(p: &ProxyDecl) -> Vec<(HttpRequestAction, UseBackendDraft)> {
         .collect()
 }
 
-/// `http-request` rules (or `redirect` lines) with their conditions
-/// resolved; a rule with an unknown ACL is reported and left out.
-fn request_rules(
+/// Rules (`http-request`, `redirect`, `http-response`,
+/// `http-after-response`) with their conditions resolved; a rule with an
+/// unknown ACL is reported and left out. `response` names the keyword of a
+/// rule that runs on responses, whose request-fetch conditions are warned
+/// about (see [`request_fetch_warning`]).
+fn resolved_rules<A, R>(
     p: &ProxyDecl,
-    drafts: &[(HttpRequestAction, UseBackendDraft)],
+    drafts: &[(A, UseBackendDraft)],
     acls: &mut Vec<Acl>,
     diags: &mut Vec<Diagnostic>,
-) -> Vec<HttpRequestRule> {
+    response: Option<&str>,
+    make: impl Fn(Location, &A, Option<Condition>) -> R,
+) -> Vec<R> {
     drafts
         .iter()
         .filter_map(|(action, rule)| {
@@ -674,6 +679,29 @@ fn request_rules(
                 None => None,
                 Some(c) => Some(resolve_condition(p, rule, c, acls, diags)?),
             };
+            if let Some(keyword) = response {
+                request_fetch_warning(keyword, condition.as_ref(), acls, rule, diags);
+            }
+            Some(make(rule.location.clone(), action, condition))
+        })
+        .collect()
+}
+
+/// `http-request` rules (or `redirect` lines) with their conditions
+/// resolved.
+fn request_rules(
+    p: &ProxyDecl,
+    drafts: &[(HttpRequestAction, UseBackendDraft)],
+    acls: &mut Vec<Acl>,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<HttpRequestRule> {
+    resolved_rules(
+        p,
+        drafts,
+        acls,
+        diags,
+        None,
+        |location, action, condition| {
             let action = match action {
                 // `http-request auth` without a realm: the proxy's name.
                 HttpRequestAction::Auth { realm: None } => HttpRequestAction::Auth {
@@ -681,40 +709,28 @@ fn request_rules(
                 },
                 other => other.clone(),
             };
-            Some(HttpRequestRule {
-                location: rule.location.clone(),
+            HttpRequestRule {
+                location,
                 action,
                 condition,
-            })
-        })
-        .collect()
+            }
+        },
+    )
 }
 
-/// `http-response` rules with their conditions resolved. A condition on
-/// the request's path, method or headers is evaluated on the request, where
-/// HAProxy would never match (path, method) or read the response's
-/// headers (`hdr`): a warning says so.
+/// `http-response` rules with their conditions resolved.
 fn response_rules(
     p: &ProxyDecl,
     drafts: &[(HttpResponseAction, UseBackendDraft)],
     acls: &mut Vec<Acl>,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<HttpResponseRule> {
-    drafts
-        .iter()
-        .filter_map(|(action, rule)| {
-            let condition = match &rule.condition {
-                None => None,
-                Some(c) => Some(resolve_condition(p, rule, c, acls, diags)?),
-            };
-            request_fetch_warning("http-response", condition.as_ref(), acls, rule, diags);
-            Some(HttpResponseRule {
-                location: rule.location.clone(),
-                action: action.clone(),
-                condition,
-            })
-        })
-        .collect()
+    let make = |location, action: &HttpResponseAction, condition| HttpResponseRule {
+        location,
+        action: action.clone(),
+        condition,
+    };
+    resolved_rules(p, drafts, acls, diags, Some("http-response"), make)
 }
 
 /// A response rule's condition on the request's path, method or headers
@@ -754,21 +770,12 @@ fn after_rules(
     acls: &mut Vec<Acl>,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<HttpAfterRule> {
-    drafts
-        .iter()
-        .filter_map(|(action, rule)| {
-            let condition = match &rule.condition {
-                None => None,
-                Some(c) => Some(resolve_condition(p, rule, c, acls, diags)?),
-            };
-            request_fetch_warning("http-after-response", condition.as_ref(), acls, rule, diags);
-            Some(HttpAfterRule {
-                location: rule.location.clone(),
-                action: action.clone(),
-                condition,
-            })
-        })
-        .collect()
+    let make = |location, action: &HttpAfterAction, condition| HttpAfterRule {
+        location,
+        action: action.clone(),
+        condition,
+    };
+    resolved_rules(p, drafts, acls, diags, Some("http-after-response"), make)
 }
 
 /// A proxy's named ACLs: lines of one name OR-ed, in order of first
