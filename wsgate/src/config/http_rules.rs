@@ -632,6 +632,10 @@ pub fn http_request(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         prometheus(p, cx);
         return;
     }
+    if action.text == "cache-use" {
+        cache_ignored(cx, action);
+        return;
+    }
     if action.text == "capture" {
         // As the `capture` keyword: it only feeds access logs and the
         // `capture.*` fetches, neither of which wsgate has.
@@ -711,6 +715,10 @@ pub fn http_response(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
             Some(format!("wsgate implements {RESPONSE_ACTIONS}"));
         return;
     };
+    if action.text == "cache-store" {
+        cache_ignored(cx, action);
+        return;
+    }
     let mut w = Words {
         cx,
         words: args,
@@ -734,6 +742,19 @@ pub fn http_response(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
             p.http_response.push((action, rule));
         }
     }
+}
+
+/// `http-request cache-use` / `http-response cache-store`: wsgate has no
+/// cache (`cache` sections are read and ignored), so every response comes
+/// from the server — slower, never wrong: a warning, not an error.
+fn cache_ignored(cx: &mut Cx<'_>, action: &super::lexer::Token) {
+    let keyword = format!("{} {}", cx.kw.text, action.text);
+    cx.warn(
+        action,
+        format!(
+            "'{keyword}' is ignored: wsgate has no cache, so every response comes from the server"
+        ),
+    );
 }
 
 /// `http-after-response <action> ... [if|unless <condition>]`.
