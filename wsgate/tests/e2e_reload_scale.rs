@@ -295,14 +295,14 @@ async fn twenty_reloads_under_load() {
         &not_1012[..not_1012.len().min(5)],
         s2.len()
     );
-    let seen = backends[1].closes(s2.len() + closed).await;
+    let seen = backends[1].closes(s2.len()).await;
     let server_1001 = seen.iter().filter(|c| **c == Some(1001)).count();
-    // Each held tunnel on s2, and each connect-loop one that raced the
-    // removal, closed with 1001 towards s2.
-    assert_eq!(
-        server_1001,
-        s2.len() + closed,
-        "s2 saw close 1001 on each of its tunnels"
+    // Each held tunnel on s2 closed with 1001 towards s2; a connect-loop
+    // one that raced the removal may add one (or may have ended first).
+    assert!(
+        (s2.len()..=s2.len() + closed).contains(&server_1001),
+        "s2 saw close 1001 on each of its tunnels: {server_1001} for {} held, {closed} raced",
+        s2.len()
     );
 }
 
