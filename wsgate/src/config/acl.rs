@@ -60,6 +60,7 @@ const FETCHES: &[&str] = &[
     "capture.req.method",
     "src",
     "ssl_fc",
+    "ssl_fc_sni",
     "always_true",
     "http_auth",
     "http_auth_group",
@@ -200,6 +201,7 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
         "method" | "capture.req.method" => (AclFetch::Method, MatchMethod::Str),
         "src" => (AclFetch::Src, MatchMethod::Ip),
         "ssl_fc" => (AclFetch::SslFc, MatchMethod::Bool),
+        "ssl_fc_sni" => (AclFetch::SslFcSni, MatchMethod::Str),
         "always_true" => (AclFetch::AlwaysTrue, MatchMethod::Bool),
         "http_auth" | "http_auth_group" => {
             let Some(list) = arg.clone().filter(|a| !a.is_empty()) else {

@@ -467,6 +467,8 @@ pub enum AclFetch {
     Src,
     /// `ssl_fc`: the client connection is TLS.
     SslFc,
+    /// `ssl_fc_sni`: the server name the client sent in its TLS handshake.
+    SslFcSni,
     AlwaysTrue,
     /// `http_auth(<userlist>)`: the request's `Authorization: Basic`
     /// credentials are a user of the list with the right password.

@@ -25,13 +25,13 @@ use crate::config::model::{Acl, BackendHttp, Frontend, HttpAfterRule};
 pub struct After<'a> {
     /// The backend's rules (with its ACLs), then the frontend's.
     lists: [(&'a [HttpAfterRule], &'a [Acl]); 2],
-    conn: Conn,
+    conn: Conn<'a>,
     /// The request being answered; without it no rule runs.
     request: Option<&'a RequestHead>,
 }
 
 impl<'a> After<'a> {
-    pub fn new(frontend: &'a Frontend, backend: Option<&'a BackendHttp>, conn: Conn) -> Self {
+    pub fn new(frontend: &'a Frontend, backend: Option<&'a BackendHttp>, conn: Conn<'a>) -> Self {
         let backend = backend.map_or((&[][..], &[][..]), |b| {
             (&b.http_after_response[..], &b.acls[..])
         });

@@ -27,6 +27,8 @@ pub struct RequestFacts<'a> {
     pub scope: Option<super::track::Scope<'a>>,
     /// Mode tcp: the client's first bytes (`req.payload`).
     pub payload: Option<&'a [u8]>,
+    /// The TLS server name the client sent (`ssl_fc_sni`).
+    pub sni: Option<&'a str>,
 }
 
 impl<'a> RequestFacts<'a> {
@@ -38,6 +40,7 @@ impl<'a> RequestFacts<'a> {
             runtime: None,
             scope: None,
             payload: None,
+            sni: None,
         }
     }
 
@@ -49,7 +52,14 @@ impl<'a> RequestFacts<'a> {
             runtime: None,
             scope: None,
             payload: None,
+            sni: None,
         }
+    }
+
+    /// The TLS server name of the connection, for `ssl_fc_sni`.
+    pub fn with_sni(mut self, sni: Option<&'a str>) -> RequestFacts<'a> {
+        self.sni = sni;
+        self
     }
 
     /// Lets ACLs read stick counters, and backend state (`nbsrv`).
@@ -176,6 +186,11 @@ fn samples<'a>(fetch: &'a AclFetch, facts: &RequestFacts<'a>) -> Vec<Sample<'a>>
             .collect(),
         AclFetch::Src => vec![Sample::Ip(canonical(facts.peer.ip()))],
         AclFetch::SslFc => vec![Sample::Bool(facts.tls)],
+        AclFetch::SslFcSni => facts
+            .sni
+            .map(|s| Sample::Text(s.as_bytes()))
+            .into_iter()
+            .collect(),
         AclFetch::AlwaysTrue => vec![Sample::Bool(true)],
         AclFetch::HttpAuth(r) => vec![Sample::Bool(
             super::auth::authenticated(r, facts.head).is_some(),

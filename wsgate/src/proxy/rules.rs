@@ -27,11 +27,14 @@ use crate::config::model::{
 
 /// The connection a request came on.
 #[derive(Debug, Clone, Copy)]
-pub struct Conn {
+pub struct Conn<'a> {
     pub peer: SocketAddr,
     /// The address the client connected to (`dst`, `%fp`).
     pub local: Option<SocketAddr>,
     pub tls: bool,
+    /// The server name the client asked for in its TLS handshake
+    /// (`ssl_fc_sni`).
+    pub sni: Option<&'a str>,
 }
 
 /// What the request rules decided.
@@ -52,7 +55,7 @@ pub enum Outcome {
 struct Sources<'a> {
     req: &'a RequestHead,
     res: Option<&'a ResponseHead>,
-    conn: &'a Conn,
+    conn: &'a Conn<'a>,
 }
 
 /// Runs `rules` (with `acls` for their conditions) on `req`; `scope`:
@@ -61,11 +64,15 @@ pub fn apply_request(
     rules: &[HttpRequestRule],
     acls: &[Acl],
     req: &mut RequestHead,
-    conn: &Conn,
+    conn: &Conn<'_>,
     scope: &Scope<'_>,
 ) -> Outcome {
     for rule in rules {
-        let facts = || RequestFacts::http(req, conn.peer, conn.tls).with_scope(*scope);
+        let facts = || {
+            RequestFacts::http(req, conn.peer, conn.tls)
+                .with_sni(conn.sni)
+                .with_scope(*scope)
+        };
         let holds = rule
             .condition
             .as_ref()
@@ -166,9 +173,9 @@ pub fn apply_response(
     acls: &[Acl],
     req: &RequestHead,
     res: &mut ResponseHead,
-    conn: &Conn,
+    conn: &Conn<'_>,
 ) -> Option<u16> {
-    let facts = RequestFacts::http(req, conn.peer, conn.tls);
+    let facts = RequestFacts::http(req, conn.peer, conn.tls).with_sni(conn.sni);
     for rule in rules {
         let holds = rule
             .condition
@@ -201,9 +208,9 @@ pub fn apply_after(
     acls: &[Acl],
     req: &RequestHead,
     res: &mut ResponseHead,
-    conn: &Conn,
+    conn: &Conn<'_>,
 ) {
-    let facts = RequestFacts::http(req, conn.peer, conn.tls);
+    let facts = RequestFacts::http(req, conn.peer, conn.tls).with_sni(conn.sni);
     for rule in rules {
         let holds = rule
             .condition
@@ -589,6 +596,7 @@ mod tests {
             peer: SocketAddr::from(([127, 0, 0, 1], 1)),
             local: None,
             tls: false,
+            sni: None,
         };
         let src = Sources {
             req: &req,

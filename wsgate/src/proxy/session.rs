@@ -93,7 +93,12 @@ where
             .session(fe_index)
             .track(&runtime.obs.registry, &frontend.name, peer, tls);
     let obs = Obs::new(runtime, fe_index, frontend, peer, local, tls);
-    let conn = rules::Conn { peer, local, tls };
+    let conn = rules::Conn {
+        peer,
+        local,
+        tls,
+        sni: origin.tls.as_ref().and_then(|h| h.sni.as_deref()),
+    };
     let fe_pages = errors::Pages {
         frontend: &frontend.errorfiles,
         backend: None,
@@ -159,7 +164,9 @@ where
 
         // `monitor-uri` first: HAProxy answers it before any rule.
         {
-            let facts = RequestFacts::http(&request, peer, tls).with_runtime(runtime);
+            let facts = RequestFacts::http(&request, peer, tls)
+                .with_sni(conn.sni)
+                .with_runtime(runtime);
             if let Some(reply) = super::monitor::reply(frontend, &request.target, &facts) {
                 let reply = fe_pages.with(&request).after.raw(Cow::Owned(reply));
                 let _ = write_with_timeout(&mut client, &reply, fe.client).await;
@@ -196,7 +203,9 @@ where
             .filter(|p| admin::stats::matches(p, &request.target))
         {
             let admin = frontend.stats_admin.as_ref().is_some_and(|rule| {
-                let facts = RequestFacts::http(&request, peer, tls).with_runtime(runtime);
+                let facts = RequestFacts::http(&request, peer, tls)
+                    .with_sni(conn.sni)
+                    .with_runtime(runtime);
                 rule.condition
                     .as_ref()
                     .is_none_or(|c| route::condition_holds(c, &frontend.acls, &facts))
@@ -237,7 +246,9 @@ where
             .await;
             next_request_or_end!(next, first);
         }
-        let facts = RequestFacts::http(&request, peer, tls).with_scope(fe_scope);
+        let facts = RequestFacts::http(&request, peer, tls)
+            .with_sni(conn.sni)
+            .with_scope(fe_scope);
         if let Some(rule) = &frontend.prometheus {
             let holds = rule
                 .condition
@@ -968,7 +979,7 @@ enum Next {
 
 /// One request/response exchange (or the upgrade that ends the session).
 struct Exchange<'a> {
-    conn: rules::Conn,
+    conn: rules::Conn<'a>,
     /// The error pages: the backend's `errorfile`s, then the frontend's.
     pages: errors::Pages<'a>,
     /// What a PROXY header to the server says (`send-proxy*`).
@@ -1020,8 +1031,9 @@ impl Exchange<'_> {
             (rec.status, rec.term) = (Some(400), *b"PR");
             return refuse(client, &self.pages, 400, client_timeout).await;
         }
-        let facts =
-            RequestFacts::http(request, self.conn.peer, self.conn.tls).with_runtime(self.runtime);
+        let facts = RequestFacts::http(request, self.conn.peer, self.conn.tls)
+            .with_sni(self.conn.sni)
+            .with_runtime(self.runtime);
         let sticky = Sticky::for_request(self.runtime, self.backend, &facts);
         let connect_started = Instant::now();
         let connected = connect(self.backend, &facts, sticky.prefer()).await;
@@ -1615,7 +1627,10 @@ where
         runtime,
         own: &frontend.name,
     };
-    let facts = RequestFacts::tcp(peer, false).with_scope(scope);
+    let handshake = origin.tls.as_ref();
+    let facts = RequestFacts::tcp(peer, handshake.is_some())
+        .with_scope(scope)
+        .with_sni(handshake.and_then(|h| h.sni.as_deref()));
     let Some(backend_id) = route::select_backend(frontend, &facts, runtime) else {
         rec.term = *b"SC";
         obs.tcp_log(&rec, None, "<NOSRV>", "<NOSRV>");
