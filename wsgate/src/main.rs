@@ -203,13 +203,16 @@ fn run(args: RunArgs) -> ExitCode {
             Ok(bound) => bound,
             Err(e) => anyhow::bail!("{e}"),
         };
-        let proxy = prepared.start().await?;
-        // Bound and certificates read: now the pid file and the switch of
-        // user, as HAProxy.
-        if let Some(path) = &process.pidfile {
-            wsgate::process::write_pidfile(path)?;
-        }
-        wsgate::process::drop_privileges(&process)?;
+        // Bound and certificates read, nothing accepted yet: now the pid
+        // file and the switch of user, as HAProxy.
+        let proxy = prepared
+            .start_then(|| {
+                if let Some(path) = &process.pidfile {
+                    wsgate::process::write_pidfile(path).map_err(|e| e.to_string())?;
+                }
+                wsgate::process::drop_privileges(&process).map_err(|e| e.to_string())
+            })
+            .await?;
         if let Some(u) = &process.user {
             if process.group.is_none() {
                 tracing::warn!(

@@ -298,6 +298,17 @@ impl Prepared {
     /// scheduler cost noticeably more user time per message; see
     /// docs/performance.md).
     pub async fn start(self) -> Result<Proxy, StartError> {
+        self.start_then(|| Ok(())).await
+    }
+
+    /// [`Prepared::start`], running `before_serving` once every socket is
+    /// bound and before the first connection is accepted: where the pid
+    /// file is written and root privileges are dropped, so no connection
+    /// is ever served as root.
+    pub async fn start_then(
+        self,
+        before_serving: impl FnOnce() -> Result<(), String>,
+    ) -> Result<Proxy, StartError> {
         raise_fd_limit();
         let threads = match self.config.global.nbthread {
             Some(n) => n as usize,
@@ -341,6 +352,11 @@ impl Prepared {
             shutdown,
             sessions,
         };
+        if let Err(e) = before_serving() {
+            proxy.shutdown.cancel();
+            proxy.sessions.close();
+            return Err(StartError::BeforeServing(e));
+        }
         proxy.spawn_listeners(bound);
         Ok(proxy)
     }
@@ -517,6 +533,9 @@ pub enum StartError {
     },
     #[error("cannot start a worker thread: {0}")]
     Thread(std::io::Error),
+    /// The pid file or the switch of user failed (see `process.rs`).
+    #[error("{0}")]
+    BeforeServing(String),
 }
 
 /// A running proxy.
@@ -630,7 +649,7 @@ impl Proxy {
                 location,
                 format!("cannot bind {addr}: {source}"),
             )],
-            StartError::Thread(e) => vec![Diagnostic::error(
+            other => vec![Diagnostic::error(
                 wanted
                     .first()
                     .map(|(_, l)| l.clone())
@@ -639,7 +658,7 @@ impl Proxy {
                         line: 0,
                         col: 0,
                     }),
-                e.to_string(),
+                other.to_string(),
             )],
         })?;
 
