@@ -149,37 +149,16 @@ pub fn render(rt: &Runtime) -> String {
     );
 
     // Frontends.
-    let fe_metrics: [(&str, &str, &str, Pick); 8] = [
-        (
-            "current_sessions",
-            "gauge",
-            "Number of current sessions",
-            |c| Counters::get(&c.cur_sessions),
-        ),
-        (
-            "max_sessions",
-            "gauge",
-            "Maximum observed number of active sessions",
-            |c| Counters::get(&c.max_sessions),
-        ),
-        (
-            "sessions_total",
-            "counter",
-            "Total number of sessions",
-            |c| Counters::get(&c.total_sessions),
-        ),
-        (
-            "bytes_in_total",
-            "counter",
-            "Current total of incoming bytes",
-            |c| Counters::get(&c.bytes_in),
-        ),
-        (
-            "bytes_out_total",
-            "counter",
-            "Current total of outgoing bytes",
-            |c| Counters::get(&c.bytes_out),
-        ),
+    // Current sessions, then the four session and byte counters backends
+    // and servers share (same names, order and help), then the frontend's
+    // own.
+    let fe_current: (&str, &str, &str, Pick) = (
+        "current_sessions",
+        "gauge",
+        "Number of current sessions",
+        |c| Counters::get(&c.cur_sessions),
+    );
+    let fe_own: [(&str, &str, &str, Pick); 3] = [
         (
             "requests_denied_total",
             "counter",
@@ -199,6 +178,9 @@ pub fn render(rt: &Runtime) -> String {
             |c| Counters::get(&c.intercepted),
         ),
     ];
+    let fe_metrics = std::iter::once(fe_current)
+        .chain(SHARED_METRICS[..4].iter().copied())
+        .chain(fe_own);
     for (name, ty, help, pick) in fe_metrics {
         let full = format!("haproxy_frontend_{name}");
         m.head(&full, ty, help);
