@@ -152,7 +152,7 @@ impl Sessions {
     /// `Some(true)` for a WebSocket).
     pub fn note(&self, backend: &str, server: &str, tunnel: Option<bool>) {
         if let Some(t) = &self.tracked {
-            t.live().note(backend, server, tunnel);
+            t.note(backend, server, tunnel);
         }
     }
 

@@ -10,8 +10,12 @@
 //! or its tunnel ends. The registry is process-wide and kept across
 //! reloads, like the process counters. Cost: one lock of one of 16 shards
 //! at accept, close and per exchange's note; none per byte or message.
+//!
+//! Names (frontend, backend, server) are interned: every entry shares one
+//! `Arc<str>` per name instead of owning copies, which would be three small
+//! allocations per idle WebSocket (docs/performance.md, "Idle memory").
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,13 +30,16 @@ const SHARDS: usize = 16;
 pub struct Registry {
     next: AtomicU64,
     shards: [Mutex<HashMap<u64, Arc<Live>>>; SHARDS],
+    /// Every name seen, shared by the entries. Never shrinks: it holds the
+    /// configuration's names, old and new, a few bytes each.
+    names: Mutex<HashSet<Arc<str>>>,
 }
 
 /// One connection.
 #[derive(Debug)]
 pub struct Live {
     pub id: u64,
-    pub frontend: String,
+    pub frontend: Arc<str>,
     pub peer: SocketAddr,
     pub tls: bool,
     pub started: Instant,
@@ -48,8 +55,8 @@ pub struct Live {
 #[derive(Debug, Clone, Default)]
 pub struct LiveState {
     /// Backend and server of the last exchange (or of the tunnel).
-    pub backend: Option<String>,
-    pub server: Option<String>,
+    pub backend: Option<Arc<str>>,
+    pub server: Option<Arc<str>>,
     /// Exchanges so far (HTTP requests; 1 for `mode tcp`).
     pub exchanges: u64,
     /// Set once the connection is a tunnel.
@@ -102,25 +109,6 @@ impl Live {
             self.tunnel_down.load(Ordering::Relaxed),
         )
     }
-
-    /// An exchange was routed to `backend`/`server`; `tunnel` when it
-    /// turned into one (`Some(true)` for a WebSocket).
-    pub fn note(&self, backend: &str, server: &str, tunnel: Option<bool>) {
-        let mut st = lock(&self.state);
-        if st.backend.as_deref() != Some(backend) {
-            st.backend = Some(backend.to_owned());
-        }
-        if st.server.as_deref() != Some(server) {
-            st.server = Some(server.to_owned());
-        }
-        st.exchanges += 1;
-        if let Some(websocket) = tunnel {
-            st.tunnel = Some(Tunnel {
-                websocket,
-                since: Instant::now(),
-            });
-        }
-    }
 }
 
 impl Default for Registry {
@@ -128,6 +116,7 @@ impl Default for Registry {
         Registry {
             next: AtomicU64::new(1),
             shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            names: Mutex::new(HashSet::new()),
         }
     }
 }
@@ -138,7 +127,7 @@ impl Registry {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let live = Arc::new(Live {
             id,
-            frontend: frontend.to_owned(),
+            frontend: self.intern(frontend),
             peer,
             tls,
             started: Instant::now(),
@@ -173,6 +162,17 @@ impl Registry {
     fn shard(&self, id: u64) -> &Mutex<HashMap<u64, Arc<Live>>> {
         &self.shards[(id as usize) % SHARDS]
     }
+
+    /// The shared copy of `name`.
+    fn intern(&self, name: &str) -> Arc<str> {
+        let mut names = lock(&self.names);
+        if let Some(n) = names.get(name) {
+            return n.clone();
+        }
+        let n: Arc<str> = Arc::from(name);
+        names.insert(n.clone());
+        n
+    }
 }
 
 /// A connection's place in the registry.
@@ -185,6 +185,25 @@ pub struct Tracked {
 impl Tracked {
     pub fn live(&self) -> &Arc<Live> {
         &self.live
+    }
+
+    /// An exchange was routed to `backend`/`server`; `tunnel` when it
+    /// turned into one (`Some(true)` for a WebSocket).
+    pub fn note(&self, backend: &str, server: &str, tunnel: Option<bool>) {
+        let mut st = lock(&self.live.state);
+        if st.backend.as_deref() != Some(backend) {
+            st.backend = Some(self.registry.intern(backend));
+        }
+        if st.server.as_deref() != Some(server) {
+            st.server = Some(self.registry.intern(server));
+        }
+        st.exchanges += 1;
+        if let Some(websocket) = tunnel {
+            st.tunnel = Some(Tunnel {
+                websocket,
+                since: Instant::now(),
+            });
+        }
     }
 }
 
@@ -208,12 +227,13 @@ mod tests {
         let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let a = r.track("fe", peer, false);
         let b = r.track("fe", peer, true);
-        a.live().note("app", "s1", None);
-        b.live().note("app", "s2", Some(true));
+        a.note("app", "s1", None);
+        b.note("app", "s2", Some(true));
         let all = r.snapshot();
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].state().server.as_deref(), Some("s1"));
         assert!(all[1].state().tunnel.is_some_and(|t| t.websocket));
+        assert!(Arc::ptr_eq(&all[0].frontend, &all[1].frontend));
         drop(a);
         assert_eq!(r.snapshot().len(), 1);
         drop(b);

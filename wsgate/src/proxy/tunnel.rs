@@ -52,6 +52,47 @@ pub struct TunnelTimeouts {
     pub server_fin: Option<Duration>,
 }
 
+/// [`TunnelTimeouts`] as a running tunnel keeps them: milliseconds, as
+/// HAProxy stores its timeouts, in 12 bytes instead of 48 (an idle tunnel's
+/// memory is mostly its task: docs/performance.md, "Idle memory"). A
+/// timeout over `u32::MAX - 1` ms (49 days) is held at that.
+#[derive(Debug, Clone, Copy)]
+struct Inactivity {
+    idle: u32,
+    client_fin: u32,
+    server_fin: u32,
+}
+
+impl Inactivity {
+    /// No timeout.
+    const NONE: u32 = u32::MAX;
+
+    fn new(t: TunnelTimeouts) -> Inactivity {
+        let ms = |d: Option<Duration>| {
+            d.map_or(Self::NONE, |d| {
+                u32::try_from(d.as_millis()).map_or(Self::NONE - 1, |ms| ms.min(Self::NONE - 1))
+            })
+        };
+        Inactivity {
+            idle: ms(t.idle),
+            client_fin: ms(t.client_fin),
+            server_fin: ms(t.server_fin),
+        }
+    }
+
+    /// The limit in force: the `-fin` timeouts once a side has shut its
+    /// sending direction (when set), the tunnel's idle limit otherwise.
+    fn current(&self, client_done: bool, server_done: bool) -> Option<Duration> {
+        let fin = match (client_done, server_done) {
+            (true, false) => self.client_fin,
+            (false, true) => self.server_fin,
+            _ => Self::NONE,
+        };
+        let ms = if fin == Self::NONE { self.idle } else { fin };
+        (ms != Self::NONE).then(|| Duration::from_millis(u64::from(ms)))
+    }
+}
+
 /// How a tunnel ended.
 #[derive(Debug)]
 pub enum TunnelEnd {
@@ -88,6 +129,17 @@ pub struct TunnelOutcome {
     pub bytes_up: u64,
     /// Bytes from the server to the client.
     pub bytes_down: u64,
+    /// Whether the tunnel's server was gone when it ended, and why (the
+    /// proxy was not stopping): removed by a reload, or its sessions shut
+    /// down.
+    pub server_gone: Option<ServerGone>,
+}
+
+/// Why a tunnel's server was gone (see [`TunnelSignals::server_gone`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerGone {
+    Removed,
+    SessionsShutDown,
 }
 
 /// One end of a tunnel, as the copy loop sees it.
@@ -254,7 +306,8 @@ struct Half {
     bytes: u64,
     /// Frame boundaries of this direction, for WebSocket tunnels.
     tracker: Option<FrameTracker>,
-    close: Option<CloseRequest>,
+    /// Boxed: rare, and every idle WebSocket would carry its room.
+    close: Option<Box<CloseRequest>>,
     /// The reader sent a close frame of its own.
     saw_close: bool,
     /// Who this direction writes to (decides close frame masking).
@@ -298,10 +351,10 @@ impl Half {
     /// Asks for `frame` to be sent at the next message boundary.
     fn request_close(&mut self, frame: Vec<u8>, then_discard: bool) {
         if self.can_close() && self.close.is_none() {
-            self.close = Some(CloseRequest {
+            self.close = Some(Box::new(CloseRequest {
                 frame,
                 then_discard,
-            });
+            }));
         }
     }
 
@@ -379,7 +432,7 @@ impl Half {
                                     match start {
                                         Some(start) => {
                                             forward = start;
-                                            self.close = Some(CloseRequest {
+                                            self.close = Some(Box::new(CloseRequest {
                                                 frame: close_frame(
                                                     CloseCode::GoingAway,
                                                     "peer violated the WebSocket policy",
@@ -389,7 +442,7 @@ impl Half {
                                                 // longer be followed: no reply
                                                 // to wait for from it.
                                                 then_discard: false,
-                                            });
+                                            }));
                                             self.close_now = true;
                                         }
                                         None => {
@@ -601,8 +654,10 @@ pub fn run<C: TunnelIo + Unpin, S: TunnelIo + Unpin>(
         stopping: false,
         close_due: None,
         idle_closing: false,
-        keepalive: websocket.as_ref().and_then(|w| w.keepalive),
-        pings: Pings::new(Instant::now()),
+        pings: websocket
+            .as_ref()
+            .and_then(|w| w.keepalive)
+            .map(|k| Box::new(Pings::new(k, Instant::now()))),
         flush: Flush {
             counters: websocket
                 .as_mut()
@@ -610,7 +665,7 @@ pub fn run<C: TunnelIo + Unpin, S: TunnelIo + Unpin>(
             flushed: [DirStats::default(); 2],
         },
         websocket: websocket.is_some(),
-        timeouts,
+        timeouts: Inactivity::new(timeouts),
         signals,
     }
 }
@@ -636,14 +691,15 @@ pub struct Tunnel<C, S> {
     /// drawn once; `Some(None)` is never (`infinite`).
     close_due: Option<Option<Instant>>,
     idle_closing: bool,
-    keepalive: Option<Keepalive>,
-    /// Keepalive pings in flight, per peer.
-    pings: Pings,
+    /// `websocket keepalive` and the pings in flight, per peer. Boxed:
+    /// most WebSockets run without, and an idle tunnel's memory is mostly
+    /// its task (docs/performance.md, "Idle memory").
+    pings: Option<Box<Pings>>,
     /// Message counts on their way to the shared counters.
     flush: Flush,
     /// Frame tracking is on (the upgrade was to `websocket`).
     websocket: bool,
-    timeouts: TunnelTimeouts,
+    timeouts: Inactivity,
     signals: Option<TunnelSignals>,
 }
 
@@ -661,10 +717,22 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Future for Tunnel<C, S> {
                 }
             }
         }
+        let server_gone = this
+            .signals
+            .as_ref()
+            .filter(|s| !s.stop.is_cancelled() && s.server_gone.is_cancelled())
+            .map(|s| {
+                if s.removed.is_cancelled() {
+                    ServerGone::Removed
+                } else {
+                    ServerGone::SessionsShutDown
+                }
+            });
         Poll::Ready(TunnelOutcome {
             end,
             bytes_up: this.up.bytes,
             bytes_down: this.down.bytes,
+            server_gone,
         })
     }
 }
@@ -685,14 +753,12 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
             stopping,
             close_due,
             idle_closing,
-            keepalive,
             pings,
             flush,
             websocket,
             timeouts,
             signals,
         } = self;
-        let keepalive = *keepalive;
         if !*stop_registered {
             // First poll: register this task for the wake-up. The future
             // is kept (dropping it would unregister) but not polled again.
@@ -786,16 +852,19 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
         if let Some(now) = now_if_active {
             *last_activity = now;
             // A peer that spoke is alive: no pong is awaited from it.
-            if client_spoke {
-                pings.client.heard(now);
-            }
-            if server_spoke {
-                pings.server.heard(now);
+            if let Some(pings) = pings.as_mut() {
+                if client_spoke {
+                    pings.client.heard(now);
+                }
+                if server_spoke {
+                    pings.server.heard(now);
+                }
             }
         }
-        let idle_deadline =
-            current_limit(timeouts, up.is_done(), down.is_done()).map(|l| *last_activity + l);
-        let ping_deadline = keepalive.map(|k| pings.deadline(&k));
+        let idle_deadline = timeouts
+            .current(up.is_done(), down.is_done())
+            .map(|l| *last_activity + l);
+        let ping_deadline = pings.as_ref().map(|p| p.deadline());
         let stop_deadline = close_due.flatten().filter(|_| !*stopping);
         let Some(deadline) = [idle_deadline, ping_deadline, stop_deadline]
             .into_iter()
@@ -833,11 +902,12 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
                         cx.waker().wake_by_ref();
                         return Poll::Pending;
                     }
-                    let pong_overdue = keepalive.is_some_and(|k| pings.overdue(&k, now));
+                    let pong_overdue = pings.as_ref().is_some_and(|p| p.overdue(now));
                     let (ping_client, ping_server) =
-                        keepalive.map_or((false, false), |k| pings.due(&k, now));
+                        pings.as_ref().map_or((false, false), |p| p.due(now));
                     let idle_over = idle_deadline.is_some_and(|d| now >= d);
-                    if (ping_client || ping_server) && !idle_over && !pong_overdue && !*stopping {
+                    let ping_due = (ping_client || ping_server) && !idle_over && !pong_overdue;
+                    if let Some(pings) = pings.as_mut().filter(|_| ping_due && !*stopping) {
                         if ping_client {
                             pings.client.ping(down, up, Peer::Client, now);
                         }
@@ -906,6 +976,7 @@ impl Flush {
 
 /// Keepalive state of both peers (`websocket keepalive`).
 struct Pings {
+    keepalive: Keepalive,
     client: PeerPing,
     server: PeerPing,
 }
@@ -947,19 +1018,21 @@ impl PeerPing {
 }
 
 impl Pings {
-    fn new(now: Instant) -> Pings {
+    fn new(keepalive: Keepalive, now: Instant) -> Pings {
         let peer = PeerPing {
             heard: now,
             sent: None,
         };
         Pings {
+            keepalive,
             client: peer,
             server: peer,
         }
     }
 
     /// The next ping or pong deadline.
-    fn deadline(&self, k: &Keepalive) -> Instant {
+    fn deadline(&self) -> Instant {
+        let k = &self.keepalive;
         let client = self.client.deadline(k);
         if k.server {
             client.min(self.server.deadline(k))
@@ -969,13 +1042,15 @@ impl Pings {
     }
 
     /// A ping went unanswered past the timeout.
-    fn overdue(&self, k: &Keepalive, now: Instant) -> bool {
+    fn overdue(&self, now: Instant) -> bool {
+        let k = &self.keepalive;
         let late = |p: &PeerPing| p.sent.is_some_and(|sent| now >= sent + k.timeout);
         late(&self.client) || (k.server && late(&self.server))
     }
 
     /// Which peers are due a ping.
-    fn due(&self, k: &Keepalive, now: Instant) -> (bool, bool) {
+    fn due(&self, now: Instant) -> (bool, bool) {
+        let k = &self.keepalive;
         let due = |p: &PeerPing| p.sent.is_none() && now >= p.heard + k.interval;
         (due(&self.client), k.server && due(&self.server))
     }
@@ -998,17 +1073,6 @@ fn relay_violation(offender: &mut Half, other: &mut Half, to: Peer) -> Option<Vi
     let (code, reason) = CloseCode::for_violation(&v);
     other.request_close(close_frame(code, reason, to), true);
     Some(v)
-}
-
-/// The inactivity limit in force: the `-fin` timeouts once a side has shut
-/// its sending direction (when set), the tunnel's idle limit otherwise.
-fn current_limit(t: &TunnelTimeouts, client_done: bool, server_done: bool) -> Option<Duration> {
-    let fin = match (client_done, server_done) {
-        (true, false) => t.client_fin,
-        (false, true) => t.server_fin,
-        _ => None,
-    };
-    fin.or(t.idle)
 }
 
 #[cfg(test)]
@@ -1419,14 +1483,23 @@ mod tests {
             client_fin: Some(Duration::from_secs(1)),
             server_fin: None,
         };
-        assert_eq!(
-            current_limit(&t, false, false),
-            Some(Duration::from_secs(60))
-        );
-        assert_eq!(current_limit(&t, true, false), Some(Duration::from_secs(1)));
-        assert_eq!(
-            current_limit(&t, false, true),
-            Some(Duration::from_secs(60))
-        );
+        let t = Inactivity::new(t);
+        assert_eq!(t.current(false, false), Some(Duration::from_secs(60)));
+        assert_eq!(t.current(true, false), Some(Duration::from_secs(1)));
+        assert_eq!(t.current(false, true), Some(Duration::from_secs(60)));
+        assert_eq!(t.current(true, true), Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn timeouts_are_kept_in_milliseconds_up_to_49_days() {
+        let t = Inactivity::new(TunnelTimeouts {
+            idle: Some(Duration::from_secs(100 * 86_400)),
+            client_fin: Some(Duration::ZERO),
+            server_fin: None,
+        });
+        let max = Duration::from_millis(u64::from(u32::MAX - 1));
+        assert_eq!(t.current(false, false), Some(max));
+        assert_eq!(t.current(true, false), Some(Duration::ZERO));
+        assert_eq!(t.current(false, true), Some(max));
     }
 }

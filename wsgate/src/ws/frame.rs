@@ -124,6 +124,10 @@ pub enum FrameError {
 }
 
 /// Follows the frames of one direction of a WebSocket connection.
+///
+/// Kept small: an idle WebSocket costs little more than its task, and two
+/// trackers live in every WebSocket tunnel's task (docs/performance.md,
+/// "Idle memory"). What only the `websocket` limits need is boxed apart.
 #[derive(Debug, Clone, Default)]
 pub struct FrameTracker {
     /// Header bytes gathered so far (a header may be split across reads).
@@ -135,16 +139,12 @@ pub struct FrameTracker {
     in_payload: bool,
     /// A fragmented data message has started and not yet ended.
     in_message: bool,
-    /// The last complete header seen.
-    last: Option<FrameHeader>,
+    /// Opcode and FIN bit of the last complete header seen.
+    last: Option<(Opcode, bool)>,
     failed: Option<FrameError>,
-    policy: Policy,
-    /// The policy has limits or strict checks to apply to each frame.
-    checked: bool,
-    /// Payload bytes of the current data message so far.
-    message_len: u64,
-    /// `policy.rate`'s bucket, made at the first message.
-    bucket: Option<TokenBucket>,
+    /// The `websocket` limits of this direction, with their running state;
+    /// `None` when none is set (the default).
+    limits: Option<Box<Limits>>,
     /// The current data message is being dropped (rate limit).
     dropping: bool,
     /// The current frame (header and payload) is left out of the stream.
@@ -156,6 +156,18 @@ pub struct FrameTracker {
     close_code: [u8; 2],
     close_code_len: u8,
     stats: DirStats,
+}
+
+/// A direction's [`Policy`] and what applying it needs to remember.
+#[derive(Debug, Clone)]
+struct Limits {
+    policy: Policy,
+    /// The policy has size limits or strict checks to apply to each frame.
+    checked: bool,
+    /// Payload bytes of the current data message so far.
+    message_len: u64,
+    /// `policy.rate`'s bucket, made at the first message.
+    bucket: Option<TokenBucket>,
 }
 
 /// What one direction carried, counted as it went (plain integers: the
@@ -193,13 +205,25 @@ pub struct Fed {
 
 impl FrameTracker {
     pub fn with_policy(policy: Policy) -> FrameTracker {
+        let limits = (policy != Policy::default()).then(|| {
+            Box::new(Limits {
+                policy,
+                checked: policy.strict.is_some()
+                    || policy.max_frame.is_some()
+                    || policy.max_message.is_some(),
+                message_len: 0,
+                bucket: None,
+            })
+        });
         FrameTracker {
-            policy,
-            checked: policy.strict.is_some()
-                || policy.max_frame.is_some()
-                || policy.max_message.is_some(),
+            limits,
             ..FrameTracker::default()
         }
+    }
+
+    /// The policy's rate limit, if it has one.
+    fn rate(&self) -> Option<RateLimit> {
+        self.limits.as_ref().and_then(|l| l.policy.rate)
     }
 
     /// Whether the stream is between messages right now: no frame header or
@@ -295,7 +319,7 @@ impl FrameTracker {
                     let header_start = pos;
                     pos += header_len - prev;
                     self.header_len = 0;
-                    self.last = Some(h);
+                    self.last = Some((h.opcode, h.fin));
                     self.remaining = h.payload_len;
                     self.in_payload = true;
                     if h.opcode == Opcode::Close {
@@ -330,7 +354,11 @@ impl FrameTracker {
                     pos += n;
                 }
                 Err(e) => {
-                    if self.policy.strict.is_some() {
+                    if self
+                        .limits
+                        .as_ref()
+                        .is_some_and(|l| l.policy.strict.is_some())
+                    {
                         let start = (prev == 0).then(|| out.at(pos));
                         fed.violation = Some((start, Violation::Protocol(e)));
                     }
@@ -380,12 +408,12 @@ impl FrameTracker {
         if len >= 126 || end > chunk.len() {
             return Small::General;
         }
-        if self.policy.rate.is_some() || self.pongs_expected > 0 {
+        if self.pongs_expected > 0 || self.rate().is_some() {
             if let Err(v) = self.begin_frame(b0) {
                 return Small::Refused(v);
             }
         }
-        if self.checked {
+        if self.limits.as_ref().is_some_and(|l| l.checked) {
             let h = FrameHeader {
                 fin,
                 rsv: (b0 >> 4) & 0b111,
@@ -419,10 +447,13 @@ impl FrameTracker {
     fn begin_frame(&mut self, b0: u8) -> Result<(), Violation> {
         self.skip_frame = match b0 & 0x0f {
             1 | 2 if !self.in_message => {
-                if let Some(limit) = self.policy.rate {
+                let rated = self
+                    .limits
+                    .as_mut()
+                    .and_then(|l| Some((l.policy.rate?, &mut l.bucket)));
+                if let Some((limit, bucket)) = rated {
                     let now = Instant::now();
-                    let allowed = self
-                        .bucket
+                    let allowed = bucket
                         .get_or_insert_with(|| TokenBucket::new(&limit, now))
                         .take(now);
                     if !allowed && limit.action == RateAction::Close {
@@ -455,7 +486,8 @@ impl FrameTracker {
 
     /// The policy's verdict on a new frame; also counts message sizes.
     fn check(&mut self, h: &FrameHeader) -> Option<Violation> {
-        let p = &self.policy;
+        let limits = self.limits.as_mut()?;
+        let p = &limits.policy;
         if let Some(strict) = p.strict {
             if h.masked != strict.masked {
                 return Some(Violation::Protocol(FrameError::Masking));
@@ -472,11 +504,11 @@ impl FrameTracker {
             return Some(Violation::FrameTooBig(h.payload_len));
         }
         if h.opcode != Opcode::Continuation {
-            self.message_len = 0;
+            limits.message_len = 0;
         }
-        self.message_len = self.message_len.saturating_add(h.payload_len);
-        if p.max_message.is_some_and(|max| self.message_len > max) {
-            return Some(Violation::MessageTooBig(self.message_len));
+        limits.message_len = limits.message_len.saturating_add(h.payload_len);
+        if p.max_message.is_some_and(|max| limits.message_len > max) {
+            return Some(Violation::MessageTooBig(limits.message_len));
         }
         None
     }
@@ -487,23 +519,25 @@ impl FrameTracker {
         if skipped {
             out.keep_from(offset);
         }
-        let Some(h) = self.last else { return };
-        match h.opcode {
+        let Some((opcode, fin)) = self.last else {
+            return;
+        };
+        match opcode {
             Opcode::Text | Opcode::Binary | Opcode::Continuation => {
-                self.in_message = !h.fin;
-                if h.fin && !skipped {
+                self.in_message = !fin;
+                if fin && !skipped {
                     self.stats.messages += 1;
                 }
             }
             Opcode::Close => {
                 fed.saw_close = true;
                 if self.stats.close_code.is_none() {
-                    self.stats.close_code =
-                        Some(if self.close_code_len == 2 && h.payload_len >= 2 {
-                            u16::from_be_bytes(self.close_code)
-                        } else {
-                            0
-                        });
+                    // Two code bytes captured: the payload had them.
+                    self.stats.close_code = Some(if self.close_code_len == 2 {
+                        u16::from_be_bytes(self.close_code)
+                    } else {
+                        0
+                    });
                 }
             }
             Opcode::Ping | Opcode::Pong => {}
