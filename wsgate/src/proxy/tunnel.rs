@@ -40,6 +40,7 @@ use crate::config::process::CloseSpread;
 use crate::ws::close::{close_frame, ping_frame, CloseCode, Peer};
 use crate::ws::counters::{WsCounters, FLUSH_EVERY};
 use crate::ws::frame::{DirStats, FrameTracker, Policy, Violation};
+use crate::ws::rate::Clock;
 
 /// The inactivity limits of one tunnel; `None` is infinite.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -402,6 +403,7 @@ impl Half {
         r: &mut R,
         w: &mut W,
         activity: &mut bool,
+        clock: &mut Clock,
     ) -> Poll<Result<(), Side>> {
         loop {
             match &mut self.state {
@@ -417,7 +419,7 @@ impl Half {
                             *activity = true;
                             let mut forward = len;
                             if let Some(tracker) = self.tracker.as_mut() {
-                                let fed = tracker.feed(&mut buf.as_mut()[..len]);
+                                let fed = tracker.feed_at(&mut buf.as_mut()[..len], clock);
                                 // Removed frames (dropped messages, pongs to
                                 // wsgate's pings) are cut out.
                                 forward = fed.kept;
@@ -534,7 +536,7 @@ impl Half {
                         let replied = self
                             .tracker
                             .as_mut()
-                            .is_some_and(|t| t.feed(&mut buf.as_mut()[..len]).saw_close);
+                            .is_some_and(|t| t.feed_at(&mut buf.as_mut()[..len], clock).saw_close);
                         if replied {
                             self.state = Direction::Done;
                         }
@@ -805,15 +807,16 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
             }
         }
         let (mut client_spoke, mut server_spoke) = (false, false);
+        let mut clock = Clock::default();
         if !up.is_done() {
-            match up.poll_copy(cx, client, server, &mut client_spoke) {
+            match up.poll_copy(cx, client, server, &mut client_spoke, &mut clock) {
                 Poll::Ready(Err(Side::Read(e))) => return Poll::Ready(TunnelEnd::ClientError(e)),
                 Poll::Ready(Err(Side::Write(e))) => return Poll::Ready(TunnelEnd::ServerError(e)),
                 _ => {}
             }
         }
         if !down.is_done() {
-            match down.poll_copy(cx, server, client, &mut server_spoke) {
+            match down.poll_copy(cx, server, client, &mut server_spoke, &mut clock) {
                 Poll::Ready(Err(Side::Read(e))) => return Poll::Ready(TunnelEnd::ServerError(e)),
                 Poll::Ready(Err(Side::Write(e))) => return Poll::Ready(TunnelEnd::ClientError(e)),
                 _ => {}
@@ -848,7 +851,7 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
         if activity {
             flush.every_so_often(up, down);
         }
-        let now_if_active = activity.then(Instant::now);
+        let now_if_active = activity.then(|| clock.now());
         if let Some(now) = now_if_active {
             *last_activity = now;
             // A peer that spoke is alive: no pong is awaited from it.

@@ -24,9 +24,7 @@
 //! a close frame (its first two payload bytes, unmasked) go into plain
 //! per-direction [`DirStats`], read by the tunnel at its end.
 
-use std::time::Instant;
-
-use super::rate::{RateAction, RateLimit, TokenBucket};
+use super::rate::{Clock, RateAction, RateLimit, TokenBucket};
 
 /// Largest frame header: 2 bytes, 8 of extended length, 4 of mask key.
 const MAX_HEADER: usize = 14;
@@ -252,6 +250,12 @@ impl FrameTracker {
     /// remove are cut out of `chunk` in place: what goes on is
     /// `chunk[..fed.kept]`.
     pub fn feed(&mut self, chunk: &mut [u8]) -> Fed {
+        self.feed_at(chunk, &mut Clock::default())
+    }
+
+    /// [`FrameTracker::feed`], with the clock of the tunnel's wake-up (read
+    /// only if a rate limit needs it, and then shared with the tunnel).
+    pub fn feed_at(&mut self, chunk: &mut [u8], clock: &mut Clock) -> Fed {
         let mut fed = Fed::default();
         let mut out = Compact {
             w: 0,
@@ -276,7 +280,7 @@ impl FrameTracker {
             }
             let prev = usize::from(self.header_len);
             if prev == 0 {
-                match self.small_frame(chunk, pos, &mut out) {
+                match self.small_frame(chunk, pos, &mut out, clock) {
                     Small::Done(end) => {
                         pos = end;
                         if !self.in_message && fed.first_boundary.is_none() {
@@ -292,7 +296,7 @@ impl FrameTracker {
                     Small::General => {}
                 }
                 // A frame starts: kept or removed, decided on its opcode.
-                if let Err(v) = self.begin_frame(chunk[pos]) {
+                if let Err(v) = self.begin_frame(chunk[pos], clock) {
                     fed.violation = Some((Some(out.at(pos)), v));
                     self.stop_at(v);
                     break;
@@ -390,7 +394,13 @@ impl FrameTracker {
     /// at most 125 bytes lying whole in the chunk, valid where it stands.
     /// Same effects as the general path (which handles the rest, and errors).
     #[inline]
-    fn small_frame(&mut self, chunk: &mut [u8], pos: usize, out: &mut Compact) -> Small {
+    fn small_frame(
+        &mut self,
+        chunk: &mut [u8],
+        pos: usize,
+        out: &mut Compact,
+        clock: &mut Clock,
+    ) -> Small {
         let [b0, b1, ..] = chunk[pos..] else {
             return Small::General;
         };
@@ -409,7 +419,7 @@ impl FrameTracker {
             return Small::General;
         }
         if self.pongs_expected > 0 || self.rate().is_some() {
-            if let Err(v) = self.begin_frame(b0) {
+            if let Err(v) = self.begin_frame(b0, clock) {
                 return Small::Refused(v);
             }
         }
@@ -444,7 +454,7 @@ impl FrameTracker {
     /// frames of a message over the rate limit (`action drop`), and the
     /// pong answering a keepalive ping. A message over the limit with
     /// `action close` is a violation.
-    fn begin_frame(&mut self, b0: u8) -> Result<(), Violation> {
+    fn begin_frame(&mut self, b0: u8, clock: &mut Clock) -> Result<(), Violation> {
         self.skip_frame = match b0 & 0x0f {
             1 | 2 if !self.in_message => {
                 let rated = self
@@ -452,7 +462,7 @@ impl FrameTracker {
                     .as_mut()
                     .and_then(|l| Some((l.policy.rate?, &mut l.bucket)));
                 if let Some((limit, bucket)) = rated {
-                    let now = Instant::now();
+                    let now = clock.now().into_std();
                     let allowed = bucket
                         .get_or_insert_with(|| TokenBucket::new(&limit, now))
                         .take(now);
