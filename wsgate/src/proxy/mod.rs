@@ -25,6 +25,7 @@ pub mod route;
 mod rules;
 mod session;
 mod track;
+mod trim;
 mod tunnel;
 mod upstream;
 mod websocket;
@@ -357,6 +358,10 @@ impl Prepared {
             proxy.sessions.close();
             return Err(StartError::BeforeServing(e));
         }
+        tokio::spawn(trim::after_bursts(
+            proxy.shared.current().obs.process.clone(),
+            proxy.shutdown.clone(),
+        ));
         proxy.spawn_listeners(bound);
         Ok(proxy)
     }
