@@ -19,10 +19,15 @@ use std::fmt::Write as _;
 use crate::backend::counters::unix_now;
 use crate::backend::{AdminState, BackendRuntime, Counters};
 use crate::proxy::Runtime;
+use crate::ws::counters::{WsCounters, SIZE_BUCKETS};
 
-/// HAProxy's static CSV columns, in order (0..=99). Columns wsgate has no
-/// figure for stay empty, as HAProxy leaves inapplicable ones.
-pub const COLUMNS: [&str; 100] = [
+/// The CSV columns, in order: HAProxy 2.6's, as Debian's build writes
+/// them (the static columns 0..=102, `-`, then its `ssl`, `h2` and `h1`
+/// modules' columns), so that scripts reading HAProxy's CSV by position
+/// or by name keep working; columns wsgate has no figure for stay empty,
+/// as HAProxy leaves inapplicable ones. wsgate's own columns come after
+/// HAProxy's last one, from [`FIRST_WSGATE_COLUMN`] on.
+pub const COLUMNS: [&str; 157] = [
     "pxname",
     "svname",
     "qcur",
@@ -123,7 +128,71 @@ pub const COLUMNS: [&str; 100] = [
     "used_conn_cur",
     "need_conn_est",
     "uweight",
+    "agg_server_status",
+    "agg_server_check_status",
+    "agg_check_status",
+    "-",
+    "ssl_sess",
+    "ssl_reused_sess",
+    "ssl_failed_handshake",
+    "h2_headers_rcvd",
+    "h2_data_rcvd",
+    "h2_settings_rcvd",
+    "h2_rst_stream_rcvd",
+    "h2_goaway_rcvd",
+    "h2_detected_conn_protocol_errors",
+    "h2_detected_strm_protocol_errors",
+    "h2_rst_stream_resp",
+    "h2_goaway_resp",
+    "h2_open_connections",
+    "h2_backend_open_streams",
+    "h2_total_connections",
+    "h2_backend_total_streams",
+    "h1_open_connections",
+    "h1_open_streams",
+    "h1_total_connections",
+    "h1_total_streams",
+    "h1_bytes_in",
+    "h1_bytes_out",
+    "h1_spliced_bytes_in",
+    "h1_spliced_bytes_out",
+    // wsgate's columns (docs/observability.md). Tunnels: WebSockets after
+    // their 101 (connections in `mode tcp`); `_in` is what the client
+    // sent, `_out` what the server sent; the message figures are the
+    // frame tracker's, for frontends and backends.
+    "tunnel_cur",
+    "tunnel_tot",
+    "ws_msg_in",
+    "ws_msg_out",
+    "ws_bytes_in",
+    "ws_bytes_out",
+    "ws_dropped_in",
+    "ws_dropped_out",
+    "ws_policy_closes",
+    "ws_size_in_le64",
+    "ws_size_in_le256",
+    "ws_size_in_le1k",
+    "ws_size_in_le4k",
+    "ws_size_in_le16k",
+    "ws_size_in_le64k",
+    "ws_size_in_le256k",
+    "ws_size_in_le1m",
+    "ws_size_in_le4m",
+    "ws_size_in_le16m",
+    "ws_size_out_le64",
+    "ws_size_out_le256",
+    "ws_size_out_le1k",
+    "ws_size_out_le4k",
+    "ws_size_out_le16k",
+    "ws_size_out_le64k",
+    "ws_size_out_le256k",
+    "ws_size_out_le1m",
+    "ws_size_out_le4m",
+    "ws_size_out_le16m",
 ];
+
+/// Where wsgate's own columns begin: just after HAProxy's last.
+pub const FIRST_WSGATE_COLUMN: usize = 128;
 
 fn col(name: &str) -> usize {
     COLUMNS.iter().position(|c| *c == name).unwrap_or(0)
@@ -161,8 +230,6 @@ pub struct Row {
     /// Server id (`sid`, 0 for frontends and backends).
     pub sid: u64,
     pub fields: Vec<Option<Value>>,
-    /// Open WebSocket (and `mode tcp`) tunnels: not a HAProxy column.
-    pub tunnels: u64,
 }
 
 impl Row {
@@ -172,7 +239,6 @@ impl Row {
             proxy_id,
             sid,
             fields: vec![None; COLUMNS.len()],
-            tunnels: 0,
         };
         r.set("pxname", Value::Str(px.to_owned()));
         r.set("svname", Value::Str(sv.to_owned()));
@@ -242,7 +308,27 @@ impl Row {
                 self.num(name, g(&c.responses[i]));
             }
         }
-        self.tunnels = g(&c.cur_tunnels);
+        if self.kind != RowKind::Frontend {
+            self.num("tunnel_cur", g(&c.cur_tunnels));
+            self.num("tunnel_tot", g(&c.total_tunnels));
+        }
+    }
+
+    /// The `ws_*` columns: a frontend's or backend's per-message figures.
+    fn websocket(&mut self, ws: &WsCounters) {
+        let g = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        for (i, dir) in ["in", "out"].iter().enumerate() {
+            self.num(&format!("ws_msg_{dir}"), g(&ws.messages[i]));
+            self.num(&format!("ws_bytes_{dir}"), g(&ws.payload_bytes[i]));
+            self.num(&format!("ws_dropped_{dir}"), g(&ws.dropped[i]));
+            let first = col(&format!("ws_size_{dir}_le64"));
+            let mut cumulative = 0;
+            for (b, count) in ws.sizes[i][..SIZE_BUCKETS].iter().enumerate() {
+                cumulative += g(count);
+                self.fields[first + b] = Some(Value::U64(cumulative));
+            }
+        }
+        self.num("ws_policy_closes", ws.policy_closes.iter().map(g).sum());
     }
 }
 
@@ -266,6 +352,7 @@ pub fn rows(rt: &Runtime) -> Vec<Row> {
     let mut out = Vec::new();
     let mut iid = 0u64;
     let mut shown = vec![false; rt.backends.len()];
+    let fe_tunnels = frontend_tunnels(rt);
     for (fi, fe) in rt.frontends.iter().enumerate() {
         iid += 1;
         let mut r = Row::new(RowKind::Frontend, iid, 0, &fe.name, "FRONTEND");
@@ -279,7 +366,12 @@ pub fn rows(rt: &Runtime) -> Vec<Row> {
             }
             r.num("conn_tot", Counters::get(&c.total_sessions));
             r.num("intercepted", Counters::get(&c.intercepted));
+            r.websocket(&c.ws);
         }
+        r.num(
+            "tunnel_cur",
+            fe_tunnels.get(&*fe.name).copied().unwrap_or(0),
+        );
         if let Some(m) = fe.maxconn.or(rt.global.maxconn) {
             r.num("slim", u64::from(m));
         }
@@ -392,12 +484,20 @@ fn backend_rows(be: &BackendRuntime, iid: u64, out: &mut Vec<Row>) {
     r.text("mode", cfg.mode.to_string());
     r.text("algo", algo_name(&cfg.balance));
     r.num("intercepted", Counters::get(&c.intercepted));
-    r.tunnels = be
-        .servers
-        .iter()
-        .map(|s| Counters::get(&s.counters.cur_tunnels))
-        .sum();
+    r.websocket(&c.ws);
     out.push(r);
+}
+
+/// Open tunnels per frontend name, from the live connections (frontends
+/// keep no tunnel counter of their own).
+fn frontend_tunnels(rt: &Runtime) -> std::collections::HashMap<String, u64> {
+    let mut n = std::collections::HashMap::new();
+    for live in rt.obs.registry.snapshot() {
+        if live.state().tunnel.is_some() {
+            *n.entry(live.frontend.clone()).or_insert(0) += 1;
+        }
+    }
+    n
 }
 
 fn algo_name(b: &crate::config::model::Balance) -> &'static str {

@@ -1,9 +1,10 @@
 //! Per-message WebSocket figures of one frontend or backend, for the
-//! `wsgate_*_ws_*` metrics.
+//! `wsgate_*_ws_*` metrics and the stats page's `ws_*` columns.
 //!
 //! The data path never touches these atomics per frame or per message:
-//! each tunnel counts in plain integers ([`DirStats`]) and adds what it
-//! counted here every [`FLUSH_EVERY`] messages and when it ends.
+//! each tunnel counts in plain integers ([`DirStats`], with its
+//! [`MessageSizes`]) and adds what it counted here every [`FLUSH_EVERY`]
+//! messages and when it ends.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -45,6 +46,56 @@ fn code_slot(code: u16) -> usize {
     }
 }
 
+/// Upper bounds (bytes, inclusive) of the message size histogram's
+/// buckets: powers of 4 from 64 B to 16 MiB. Messages above the last
+/// bound are counted in one more bucket (`+Inf`).
+pub const SIZE_BOUNDS: [u64; SIZE_BUCKETS] = [
+    64,
+    256,
+    1 << 10,
+    4 << 10,
+    16 << 10,
+    64 << 10,
+    256 << 10,
+    1 << 20,
+    4 << 20,
+    16 << 20,
+];
+
+/// Finite buckets of the message size histogram.
+pub const SIZE_BUCKETS: usize = 10;
+
+/// The histogram bucket of a message of `len` payload bytes: 0 for at
+/// most 64 bytes, then one per power of 4, [`SIZE_BUCKETS`] above 16 MiB.
+/// From the bit length of `len - 1` (`leading_zeros`): no loop, no table.
+#[inline]
+pub fn size_bucket(len: u64) -> usize {
+    let bits = 64 - len.saturating_sub(1).leading_zeros();
+    // Lengths up to 2^6 (64) have at most 6 bits: bucket 0; each further
+    // 2 bits is one power of 4.
+    (bits.saturating_sub(5) / 2).min(SIZE_BUCKETS as u32) as usize
+}
+
+/// A tunnel's message sizes so far, per finite bucket, in plain integers
+/// (one direction). The count above the last bound is not kept: it is
+/// the messages counted minus these. The counts wrap, and are only ever
+/// read as differences between two flushes (far fewer than 2^32 messages
+/// apart).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MessageSizes([u32; SIZE_BUCKETS]);
+
+impl DirStats {
+    /// A data message of `len` payload bytes was forwarded whole: counted
+    /// and put in its size bucket.
+    #[inline]
+    pub fn message_done(&mut self, len: u64) {
+        self.messages += 1;
+        if let Some(c) = self.sizes.0.get_mut(size_bucket(len)) {
+            *c = c.wrapping_add(1);
+        }
+    }
+}
+
 /// Which peer sent something: index 0 the client, 1 the server.
 pub const FROM: [&str; 2] = ["client", "server"];
 
@@ -64,6 +115,9 @@ pub struct WsCounters {
     pub close_codes: [[AtomicU64; CODE_SLOTS]; 2],
     /// Tunnels wsgate closed for a broken policy, by [`POLICY_REASONS`].
     pub policy_closes: [AtomicU64; 3],
+    /// Forwarded messages by sender and size bucket ([`SIZE_BOUNDS`], then
+    /// `+Inf`); not cumulative.
+    pub sizes: [[AtomicU64; SIZE_BUCKETS + 1]; 2],
 }
 
 impl WsCounters {
@@ -80,6 +134,14 @@ impl WsCounters {
             add(&self.messages[from], n.messages - b.messages);
             add(&self.payload_bytes[from], n.payload_bytes - b.payload_bytes);
             add(&self.dropped[from], n.dropped - b.dropped);
+            let mut finite = 0u64;
+            for (i, (now_c, before_c)) in n.sizes.0.iter().zip(&b.sizes.0).enumerate() {
+                let d = u64::from(now_c.wrapping_sub(*before_c));
+                finite += d;
+                add(&self.sizes[from][i], d);
+            }
+            let all = n.messages - b.messages;
+            add(&self.sizes[from][SIZE_BUCKETS], all.saturating_sub(finite));
             if let (Some(code), None) = (n.close_code, b.close_code) {
                 self.close_codes[from][code_slot(code)].fetch_add(1, Relaxed);
             }
@@ -104,7 +166,8 @@ impl WsCounters {
             .chain(&self.payload_bytes)
             .chain(&self.dropped)
             .chain(self.close_codes.iter().flatten())
-            .chain(&self.policy_closes);
+            .chain(&self.policy_closes)
+            .chain(self.sizes.iter().flatten());
         for a in all {
             a.store(0, Relaxed);
         }
@@ -145,5 +208,42 @@ mod tests {
         assert_eq!(c.policy_closes[2].load(Relaxed), 1);
         c.clear();
         assert_eq!(c.messages[0].load(Relaxed), 0);
+    }
+
+    #[test]
+    fn size_buckets_follow_the_bounds() {
+        for (i, &bound) in SIZE_BOUNDS.iter().enumerate() {
+            assert_eq!(size_bucket(bound), i, "{bound}");
+            assert_eq!(size_bucket(bound + 1), i + 1, "{bound}+1");
+            if i > 0 {
+                assert_eq!(size_bucket(SIZE_BOUNDS[i - 1] + 1), i);
+            }
+        }
+        assert_eq!(size_bucket(0), 0);
+        assert_eq!(size_bucket(1), 0);
+        assert_eq!(size_bucket(u64::MAX), SIZE_BUCKETS);
+        assert_eq!(size_bucket(1 << 40), SIZE_BUCKETS);
+    }
+
+    #[test]
+    fn sizes_flush_as_differences_even_across_a_wrap() {
+        let c = WsCounters::default();
+        let mut before = [DirStats::default(); 2];
+        // Counts near the wrap: only differences matter.
+        before[1].sizes.0[3] = u32::MAX - 1;
+        before[1].messages = 7;
+        let mut now = before;
+        now[0].message_done(64);
+        now[0].message_done(65);
+        now[0].message_done(17 << 20);
+        for _ in 0..4 {
+            now[1].message_done(4000);
+        }
+        c.add(&now, &before);
+        let got = |from: usize, i: usize| c.sizes[from][i].load(Relaxed);
+        assert_eq!((got(0, 0), got(0, 1), got(0, SIZE_BUCKETS)), (1, 1, 1));
+        assert_eq!(got(1, 3), 4);
+        assert_eq!(got(1, SIZE_BUCKETS), 0);
+        assert_eq!(c.messages[0].load(Relaxed), 3);
     }
 }

@@ -26,6 +26,7 @@
 
 use std::time::Instant;
 
+use super::counters::MessageSizes;
 use super::rate::{RateAction, RateLimit, TokenBucket};
 
 /// Largest frame header: 2 bytes, 8 of extended length, 4 of mask key.
@@ -172,6 +173,8 @@ pub struct DirStats {
     /// The code of the close frame this direction sent: `Some(0)` for a
     /// close frame without one (RFC 6455 §7.1.5: 1005, never sent).
     pub close_code: Option<u16>,
+    /// The forwarded messages by size (`DirStats::message_done`).
+    pub sizes: MessageSizes,
 }
 
 /// What [`FrameTracker::feed`] found in a chunk.
@@ -286,6 +289,9 @@ impl FrameTracker {
             };
             match parsed {
                 Ok(Some((h, header_len))) => {
+                    if !h.opcode.is_control() {
+                        self.grow_message(h.opcode, h.payload_len);
+                    }
                     if let Some(v) = self.check(&h) {
                         let start = (prev == 0).then(|| out.at(pos));
                         fed.violation = Some((start, v));
@@ -385,6 +391,9 @@ impl FrameTracker {
                 return Small::Refused(v);
             }
         }
+        if !opcode.is_control() {
+            self.grow_message(opcode, len as u64);
+        }
         if self.checked {
             let h = FrameHeader {
                 fin,
@@ -406,7 +415,9 @@ impl FrameTracker {
             self.in_message = !fin;
             if !skipped {
                 self.stats.payload_bytes += len as u64;
-                self.stats.messages += u64::from(fin);
+                if fin {
+                    self.stats.message_done(self.message_len);
+                }
             }
         }
         Small::Done(end)
@@ -453,8 +464,19 @@ impl FrameTracker {
         }
     }
 
-    /// The policy's verdict on a new frame; also counts message sizes.
-    fn check(&mut self, h: &FrameHeader) -> Option<Violation> {
+    /// A data frame of `len` payload bytes starts: the current message's
+    /// length so far (for `max_message` and the size histogram).
+    #[inline]
+    fn grow_message(&mut self, opcode: Opcode, len: u64) {
+        self.message_len = if opcode == Opcode::Continuation {
+            self.message_len.saturating_add(len)
+        } else {
+            len
+        };
+    }
+
+    /// The policy's verdict on a new frame (its message already grown).
+    fn check(&self, h: &FrameHeader) -> Option<Violation> {
         let p = &self.policy;
         if let Some(strict) = p.strict {
             if h.masked != strict.masked {
@@ -471,10 +493,6 @@ impl FrameTracker {
         if p.max_frame.is_some_and(|max| h.payload_len > max) {
             return Some(Violation::FrameTooBig(h.payload_len));
         }
-        if h.opcode != Opcode::Continuation {
-            self.message_len = 0;
-        }
-        self.message_len = self.message_len.saturating_add(h.payload_len);
         if p.max_message.is_some_and(|max| self.message_len > max) {
             return Some(Violation::MessageTooBig(self.message_len));
         }
@@ -492,7 +510,7 @@ impl FrameTracker {
             Opcode::Text | Opcode::Binary | Opcode::Continuation => {
                 self.in_message = !h.fin;
                 if h.fin && !skipped {
-                    self.stats.messages += 1;
+                    self.stats.message_done(self.message_len);
                 }
             }
             Opcode::Close => {
