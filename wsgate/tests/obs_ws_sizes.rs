@@ -1,7 +1,7 @@
 //! The WebSocket message-size histogram through the real binary: clients
 //! send messages of known sizes — tokio-tungstenite one frame each, Python
-//! `websockets` fragmented ones (one of them past the last bucket, 16 MiB
-//! + 1) — to an echo backend; `/metrics` is parsed by `prometheus_client`
+//! `websockets` fragmented ones (one of them one byte past the last bucket,
+//! 16 MiB) — to an echo backend; `/metrics` is parsed by `prometheus_client`
 //! and `wsgate_websocket_message_size_bytes` checked bucket by bucket, per
 //! frontend and backend, per sender, with its count and sum; the stats
 //! page's `;json` carries the same buckets.
