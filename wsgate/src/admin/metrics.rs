@@ -121,12 +121,12 @@ pub fn render(rt: &Runtime) -> String {
         "Number of started threads",
         std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
     );
-    if let Some(max) = rt.global.maxconn {
+    if let Some(max) = super::global_maxconn(rt) {
         m.one(
             "haproxy_process_max_connections",
             "gauge",
             "Maximum number of concurrent connections",
-            u64::from(max),
+            max,
         );
     }
     m.one(
@@ -195,13 +195,9 @@ pub fn render(rt: &Runtime) -> String {
         "gauge",
         "Configured session limit",
     );
-    for fe in &rt.frontends {
-        if let Some(l) = fe.maxconn.or(rt.global.maxconn) {
-            m.line(
-                "haproxy_frontend_limit_sessions",
-                &[("proxy", &fe.name)],
-                u64::from(l),
-            );
+    for (fi, fe) in rt.frontends.iter().enumerate() {
+        if let Some(l) = super::frontend_maxconn(rt, fi) {
+            m.line("haproxy_frontend_limit_sessions", &[("proxy", &fe.name)], l);
         }
     }
     m.head(

@@ -372,8 +372,8 @@ pub fn rows(rt: &Runtime) -> Vec<Row> {
             "tunnel_cur",
             fe_tunnels.get(&*fe.name).copied().unwrap_or(0),
         );
-        if let Some(m) = fe.maxconn.or(rt.global.maxconn) {
-            r.num("slim", u64::from(m));
+        if let Some(m) = frontend_maxconn(rt, fi) {
+            r.num("slim", m);
         }
         r.text("status", "OPEN");
         r.text("mode", fe.mode.to_string());
@@ -486,6 +486,26 @@ fn backend_rows(be: &BackendRuntime, iid: u64, out: &mut Vec<Row>) {
     r.num("intercepted", Counters::get(&c.intercepted));
     r.websocket(&c.ws);
     out.push(r);
+}
+
+/// Global `maxconn` as shown: the limit in force when the file set one or
+/// the runtime API changed it (else none is shown, as before any change).
+pub fn global_maxconn(rt: &Runtime) -> Option<u64> {
+    let limit = rt.global_limit.limit();
+    (rt.global.maxconn.is_some() || limit != rt.global_limit.initial())
+        .then_some(limit)
+        .flatten()
+        .map(|n| n as u64)
+}
+
+/// A frontend's session limit as shown (`slim`): its `maxconn` in force,
+/// else the global one.
+pub fn frontend_maxconn(rt: &Runtime, fi: usize) -> Option<u64> {
+    rt.frontend_limits
+        .get(fi)
+        .and_then(|l| l.limit())
+        .map(|n| n as u64)
+        .or_else(|| global_maxconn(rt))
 }
 
 /// Open tunnels per frontend name, from the live connections (frontends
@@ -638,7 +658,16 @@ pub fn info(rt: &Runtime) -> Vec<(&'static str, String)> {
         ("Start_time_sec", started.to_string()),
         (
             "Maxconn",
-            rt.global.maxconn.map(|m| m.to_string()).unwrap_or_default(),
+            global_maxconn(rt)
+                .map(|m| m.to_string())
+                .unwrap_or_default(),
+        ),
+        (
+            "Hard_maxconn",
+            rt.global_limit
+                .initial()
+                .map(|m| m.to_string())
+                .unwrap_or_default(),
         ),
         ("CurrConns", Counters::get(&p.cur_sessions).to_string()),
         ("MaxConnReached", Counters::get(&p.max_sessions).to_string()),
