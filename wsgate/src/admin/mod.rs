@@ -27,7 +27,7 @@ use crate::ws::counters::{WsCounters, SIZE_BUCKETS};
 /// or by name keep working; columns wsgate has no figure for stay empty,
 /// as HAProxy leaves inapplicable ones. wsgate's own columns come after
 /// HAProxy's last one, from [`FIRST_WSGATE_COLUMN`] on.
-pub const COLUMNS: [&str; 157] = [
+pub const COLUMNS: [&str; 153] = [
     "pxname",
     "svname",
     "qcur",
@@ -175,9 +175,7 @@ pub const COLUMNS: [&str; 157] = [
     "ws_size_in_le4k",
     "ws_size_in_le16k",
     "ws_size_in_le64k",
-    "ws_size_in_le256k",
     "ws_size_in_le1m",
-    "ws_size_in_le4m",
     "ws_size_in_le16m",
     "ws_size_out_le64",
     "ws_size_out_le256",
@@ -185,9 +183,7 @@ pub const COLUMNS: [&str; 157] = [
     "ws_size_out_le4k",
     "ws_size_out_le16k",
     "ws_size_out_le64k",
-    "ws_size_out_le256k",
     "ws_size_out_le1m",
-    "ws_size_out_le4m",
     "ws_size_out_le16m",
 ];
 

@@ -144,8 +144,9 @@ pub struct FrameTracker {
     checked: bool,
     /// Payload bytes of the current data message so far.
     message_len: u64,
-    /// `policy.rate`'s bucket, made at the first message.
-    bucket: Option<TokenBucket>,
+    /// `policy.rate`'s bucket, made at the first message. Boxed: few
+    /// tunnels have a rate limit, and every tunnel holds two trackers.
+    bucket: Option<Box<TokenBucket>>,
     /// The current data message is being dropped (rate limit).
     dropping: bool,
     /// The current frame (header and payload) is left out of the stream.
@@ -168,8 +169,9 @@ pub struct DirStats {
     /// Payload bytes of the forwarded data frames (wire sizes: compressed
     /// with permessage-deflate).
     pub payload_bytes: u64,
-    /// Messages dropped by `websocket rate-limit ... action drop`.
-    pub dropped: u64,
+    /// Messages dropped by `websocket rate-limit ... action drop`
+    /// (wrapping: only differences between two flushes are read).
+    pub dropped: u32,
     /// The code of the close frame this direction sent: `Some(0)` for a
     /// close frame without one (RFC 6455 §7.1.5: 1005, never sent).
     pub close_code: Option<u16>,
@@ -434,13 +436,13 @@ impl FrameTracker {
                     let now = Instant::now();
                     let allowed = self
                         .bucket
-                        .get_or_insert_with(|| TokenBucket::new(&limit, now))
+                        .get_or_insert_with(|| Box::new(TokenBucket::new(&limit, now)))
                         .take(now);
                     if !allowed && limit.action == RateAction::Close {
                         return Err(Violation::RateLimited);
                     }
                     self.dropping = !allowed;
-                    self.stats.dropped += u64::from(!allowed);
+                    self.stats.dropped = self.stats.dropped.wrapping_add(u32::from(!allowed));
                 }
                 self.dropping
             }
