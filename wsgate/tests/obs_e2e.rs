@@ -308,7 +308,7 @@ async fn stats_page_metrics_and_tunnel_logs() {
         .next()
         .unwrap();
     assert!(
-        s1_row.contains("data-field=\"tunnels\">3<"),
+        s1_row.contains("data-field=\"tunnel_cur\" class=\"ws\">3<"),
         "3 tunnels on s1: {s1_row}"
     );
 

@@ -318,6 +318,16 @@ const COMMANDS: &[(&str, &str, CliLevel)] = &[
         CliLevel::Admin,
     ),
     (
+        "set maxconn frontend",
+        "change a frontend's maxconn setting",
+        CliLevel::Admin,
+    ),
+    (
+        "set maxconn global",
+        "change the per-process maxconn setting",
+        CliLevel::Admin,
+    ),
+    (
         "set maxconn server",
         "change a server's maxconn setting",
         CliLevel::Admin,
@@ -393,6 +403,8 @@ fn help(level: CliLevel) -> String {
                 "set weight" => "set weight <bk>/<srv> (<w>|<w>%)",
                 "get weight" => "get weight <bk>/<srv>",
                 "set maxconn server" => "set maxconn server <bk>/<srv> <n>",
+                "set maxconn frontend" => "set maxconn frontend <frontend> <value>",
+                "set maxconn global" => "set maxconn global <value>",
                 "enable server" => "enable server <bk>/<srv>",
                 "enable health" => "enable health <bk>/<srv>",
                 "disable health" => "disable health <bk>/<srv>",
@@ -483,6 +495,8 @@ pub fn execute(rt: &Runtime, level: CliLevel, words: &[&str]) -> String {
             String::new()
         }
         "set server" => set_server(rt, args),
+        "set maxconn frontend" => set_maxconn_frontend(rt, args),
+        "set maxconn global" => set_maxconn_global(rt, args),
         "set maxconn server" => match args {
             [target, n] => with_server(rt, target, |be, i| {
                 let digits = n.bytes().take_while(u8::is_ascii_digit).count();
@@ -545,6 +559,58 @@ pub fn execute(rt: &Runtime, level: CliLevel, words: &[&str]) -> String {
             _ => "Require 'backend/server'.\n".into(),
         },
         _ => String::new(),
+    }
+}
+
+/// `set maxconn frontend <name|#id> <n>`: HAProxy's answers, except that
+/// a value that is not a number is refused (HAProxy reads it as 0, which
+/// stops the frontend accepting).
+fn set_maxconn_frontend(rt: &Runtime, args: &[&str]) -> String {
+    let Some(name) = args.first() else {
+        return "A frontend name is expected.\n".into();
+    };
+    // `#<id>`: the frontend's `iid` in `show stat` (frontends come first).
+    let index = match name.strip_prefix('#') {
+        Some(id) => id
+            .parse::<usize>()
+            .ok()
+            .and_then(|id| id.checked_sub(1))
+            .filter(|&i| i < rt.frontends.len()),
+        None => rt.frontends.iter().position(|fe| fe.name == *name),
+    };
+    let Some(limit) = index.and_then(|i| rt.frontend_limits.get(i)) else {
+        return "No such frontend.\n".into();
+    };
+    match args.get(1).map(|v| v.parse::<i64>()) {
+        None | Some(Err(_)) => "Integer value expected.\n".into(),
+        Some(Ok(n)) => match usize::try_from(n) {
+            Ok(n) => {
+                limit.set(n);
+                String::new()
+            }
+            Err(_) => "Value out of range.\n".into(),
+        },
+    }
+}
+
+/// `set maxconn global <n>`: within the limit the process started with
+/// (`Hard_maxconn`); 0 restores it.
+fn set_maxconn_global(rt: &Runtime, args: &[&str]) -> String {
+    let limit = &rt.global_limit;
+    let hard = limit.initial().unwrap_or(usize::MAX);
+    match args.first().map(|v| v.parse::<i64>()) {
+        None | Some(Err(_)) => "Expects an integer value.\n".into(),
+        Some(Ok(0)) => {
+            limit.set(hard);
+            String::new()
+        }
+        Some(Ok(n)) => match usize::try_from(n) {
+            Ok(n) if n <= hard => {
+                limit.set(n);
+                String::new()
+            }
+            _ => "Value out of range.\n".into(),
+        },
     }
 }
 

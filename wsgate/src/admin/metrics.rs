@@ -18,7 +18,7 @@ use crate::backend::counters::TUNNEL_BUCKETS;
 use crate::backend::{CheckStatus, CloseReason, Counters};
 use crate::config::model::Mode;
 use crate::proxy::Runtime;
-use crate::ws::counters::{close_code_labels, WsCounters, FROM, POLICY_REASONS};
+use crate::ws::counters::{close_code_labels, WsCounters, FROM, POLICY_REASONS, SIZE_BOUNDS};
 
 /// Picks one counter for a metric line.
 type Pick = fn(&Counters) -> u64;
@@ -121,12 +121,12 @@ pub fn render(rt: &Runtime) -> String {
         "Number of started threads",
         std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
     );
-    if let Some(max) = rt.global.maxconn {
+    if let Some(max) = super::global_maxconn(rt) {
         m.one(
             "haproxy_process_max_connections",
             "gauge",
             "Maximum number of concurrent connections",
-            u64::from(max),
+            max,
         );
     }
     m.one(
@@ -195,13 +195,9 @@ pub fn render(rt: &Runtime) -> String {
         "gauge",
         "Configured session limit",
     );
-    for fe in &rt.frontends {
-        if let Some(l) = fe.maxconn.or(rt.global.maxconn) {
-            m.line(
-                "haproxy_frontend_limit_sessions",
-                &[("proxy", &fe.name)],
-                u64::from(l),
-            );
+    for (fi, fe) in rt.frontends.iter().enumerate() {
+        if let Some(l) = super::frontend_maxconn(rt, fi) {
+            m.line("haproxy_frontend_limit_sessions", &[("proxy", &fe.name)], l);
         }
     }
     m.head(
@@ -524,6 +520,7 @@ pub fn render(rt: &Runtime) -> String {
         rt.obs.logger.dropped(),
     );
     websocket_messages(m, rt);
+    message_sizes(m, rt);
     out
 }
 
@@ -647,6 +644,49 @@ fn websocket_messages(m: &mut Metrics<'_>, rt: &Runtime) {
                     c.policy_closes[i].load(Relaxed),
                 );
             }
+        }
+    }
+}
+
+/// `wsgate_websocket_message_size_bytes`: forwarded WebSocket messages by
+/// payload size (wire sizes), per frontend and per backend (`type`), by
+/// sender. The sum is the payload bytes forwarded, which also holds the
+/// bytes of a message a tunnel's end cut short.
+fn message_sizes(m: &mut Metrics<'_>, rt: &Runtime) {
+    const NAME: &str = "wsgate_websocket_message_size_bytes";
+    m.head(
+        NAME,
+        "histogram",
+        "Forwarded WebSocket messages by payload size, per frontend and backend, by sender",
+    );
+    let bucket = format!("{NAME}_bucket");
+    let sum = format!("{NAME}_sum");
+    let count = format!("{NAME}_count");
+    let les: Vec<String> = SIZE_BOUNDS
+        .iter()
+        .map(u64::to_string)
+        .chain(std::iter::once("+Inf".to_owned()))
+        .collect();
+    let frontends = rt
+        .frontends
+        .iter()
+        .zip(&rt.obs.frontends)
+        .map(|(fe, c)| ("frontend", fe.name.as_str(), &*c.ws));
+    let backends = rt
+        .backends
+        .iter()
+        .map(|be| ("backend", be.config.name.as_str(), &*be.counters.ws));
+    for (ty, proxy, c) in frontends.chain(backends) {
+        for (i, from) in FROM.iter().enumerate() {
+            let labels = [("type", ty), ("proxy", proxy), ("from", from)];
+            let mut cumulative = 0;
+            for (n, le) in c.sizes[i].iter().zip(&les) {
+                cumulative += n.load(Relaxed);
+                let [t, p, f] = labels;
+                m.line(&bucket, &[t, p, f, ("le", le)], cumulative);
+            }
+            m.line(&sum, &labels, c.payload_bytes[i].load(Relaxed));
+            m.line(&count, &labels, cumulative);
         }
     }
 }

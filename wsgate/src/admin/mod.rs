@@ -19,10 +19,15 @@ use std::fmt::Write as _;
 use crate::backend::counters::unix_now;
 use crate::backend::{AdminState, BackendRuntime, Counters};
 use crate::proxy::Runtime;
+use crate::ws::counters::{WsCounters, SIZE_BUCKETS};
 
-/// HAProxy's static CSV columns, in order (0..=99). Columns wsgate has no
-/// figure for stay empty, as HAProxy leaves inapplicable ones.
-pub const COLUMNS: [&str; 100] = [
+/// The CSV columns, in order: HAProxy 2.6's, as Debian's build writes
+/// them (the static columns 0..=102, `-`, then its `ssl`, `h2` and `h1`
+/// modules' columns), so that scripts reading HAProxy's CSV by position
+/// or by name keep working; columns wsgate has no figure for stay empty,
+/// as HAProxy leaves inapplicable ones. wsgate's own columns come after
+/// HAProxy's last one, from [`FIRST_WSGATE_COLUMN`] on.
+pub const COLUMNS: [&str; 153] = [
     "pxname",
     "svname",
     "qcur",
@@ -123,7 +128,67 @@ pub const COLUMNS: [&str; 100] = [
     "used_conn_cur",
     "need_conn_est",
     "uweight",
+    "agg_server_status",
+    "agg_server_check_status",
+    "agg_check_status",
+    "-",
+    "ssl_sess",
+    "ssl_reused_sess",
+    "ssl_failed_handshake",
+    "h2_headers_rcvd",
+    "h2_data_rcvd",
+    "h2_settings_rcvd",
+    "h2_rst_stream_rcvd",
+    "h2_goaway_rcvd",
+    "h2_detected_conn_protocol_errors",
+    "h2_detected_strm_protocol_errors",
+    "h2_rst_stream_resp",
+    "h2_goaway_resp",
+    "h2_open_connections",
+    "h2_backend_open_streams",
+    "h2_total_connections",
+    "h2_backend_total_streams",
+    "h1_open_connections",
+    "h1_open_streams",
+    "h1_total_connections",
+    "h1_total_streams",
+    "h1_bytes_in",
+    "h1_bytes_out",
+    "h1_spliced_bytes_in",
+    "h1_spliced_bytes_out",
+    // wsgate's columns (docs/observability.md). Tunnels: WebSockets after
+    // their 101 (connections in `mode tcp`); `_in` is what the client
+    // sent, `_out` what the server sent; the message figures are the
+    // frame tracker's, for frontends and backends.
+    "tunnel_cur",
+    "tunnel_tot",
+    "ws_msg_in",
+    "ws_msg_out",
+    "ws_bytes_in",
+    "ws_bytes_out",
+    "ws_dropped_in",
+    "ws_dropped_out",
+    "ws_policy_closes",
+    "ws_size_in_le64",
+    "ws_size_in_le256",
+    "ws_size_in_le1k",
+    "ws_size_in_le4k",
+    "ws_size_in_le16k",
+    "ws_size_in_le64k",
+    "ws_size_in_le1m",
+    "ws_size_in_le16m",
+    "ws_size_out_le64",
+    "ws_size_out_le256",
+    "ws_size_out_le1k",
+    "ws_size_out_le4k",
+    "ws_size_out_le16k",
+    "ws_size_out_le64k",
+    "ws_size_out_le1m",
+    "ws_size_out_le16m",
 ];
+
+/// Where wsgate's own columns begin: just after HAProxy's last.
+pub const FIRST_WSGATE_COLUMN: usize = 128;
 
 fn col(name: &str) -> usize {
     COLUMNS.iter().position(|c| *c == name).unwrap_or(0)
@@ -161,8 +226,6 @@ pub struct Row {
     /// Server id (`sid`, 0 for frontends and backends).
     pub sid: u64,
     pub fields: Vec<Option<Value>>,
-    /// Open WebSocket (and `mode tcp`) tunnels: not a HAProxy column.
-    pub tunnels: u64,
 }
 
 impl Row {
@@ -172,7 +235,6 @@ impl Row {
             proxy_id,
             sid,
             fields: vec![None; COLUMNS.len()],
-            tunnels: 0,
         };
         r.set("pxname", Value::Str(px.to_owned()));
         r.set("svname", Value::Str(sv.to_owned()));
@@ -242,7 +304,25 @@ impl Row {
                 self.num(name, g(&c.responses[i]));
             }
         }
-        self.tunnels = g(&c.cur_tunnels);
+        self.num("tunnel_cur", g(&c.cur_tunnels));
+        self.num("tunnel_tot", g(&c.total_tunnels));
+    }
+
+    /// The `ws_*` columns: a frontend's or backend's per-message figures.
+    fn websocket(&mut self, ws: &WsCounters) {
+        let g = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        for (i, dir) in ["in", "out"].iter().enumerate() {
+            self.num(&format!("ws_msg_{dir}"), g(&ws.messages[i]));
+            self.num(&format!("ws_bytes_{dir}"), g(&ws.payload_bytes[i]));
+            self.num(&format!("ws_dropped_{dir}"), g(&ws.dropped[i]));
+            let first = col(&format!("ws_size_{dir}_le64"));
+            let mut cumulative = 0;
+            for (b, count) in ws.sizes[i][..SIZE_BUCKETS].iter().enumerate() {
+                cumulative += g(count);
+                self.fields[first + b] = Some(Value::U64(cumulative));
+            }
+        }
+        self.num("ws_policy_closes", ws.policy_closes.iter().map(g).sum());
     }
 }
 
@@ -279,9 +359,10 @@ pub fn rows(rt: &Runtime) -> Vec<Row> {
             }
             r.num("conn_tot", Counters::get(&c.total_sessions));
             r.num("intercepted", Counters::get(&c.intercepted));
+            r.websocket(&c.ws);
         }
-        if let Some(m) = fe.maxconn.or(rt.global.maxconn) {
-            r.num("slim", u64::from(m));
+        if let Some(m) = frontend_maxconn(rt, fi) {
+            r.num("slim", m);
         }
         r.text("status", "OPEN");
         r.text("mode", fe.mode.to_string());
@@ -392,12 +473,28 @@ fn backend_rows(be: &BackendRuntime, iid: u64, out: &mut Vec<Row>) {
     r.text("mode", cfg.mode.to_string());
     r.text("algo", algo_name(&cfg.balance));
     r.num("intercepted", Counters::get(&c.intercepted));
-    r.tunnels = be
-        .servers
-        .iter()
-        .map(|s| Counters::get(&s.counters.cur_tunnels))
-        .sum();
+    r.websocket(&c.ws);
     out.push(r);
+}
+
+/// Global `maxconn` as shown: the limit in force when the file set one or
+/// the runtime API changed it (else none is shown, as before any change).
+pub fn global_maxconn(rt: &Runtime) -> Option<u64> {
+    let limit = rt.global_limit.limit();
+    (rt.global.maxconn.is_some() || limit != rt.global_limit.initial())
+        .then_some(limit)
+        .flatten()
+        .map(|n| n as u64)
+}
+
+/// A frontend's session limit as shown (`slim`): its `maxconn` in force,
+/// else the global one.
+pub fn frontend_maxconn(rt: &Runtime, fi: usize) -> Option<u64> {
+    rt.frontend_limits
+        .get(fi)
+        .and_then(|l| l.limit())
+        .map(|n| n as u64)
+        .or_else(|| global_maxconn(rt))
 }
 
 fn algo_name(b: &crate::config::model::Balance) -> &'static str {
@@ -538,7 +635,16 @@ pub fn info(rt: &Runtime) -> Vec<(&'static str, String)> {
         ("Start_time_sec", started.to_string()),
         (
             "Maxconn",
-            rt.global.maxconn.map(|m| m.to_string()).unwrap_or_default(),
+            global_maxconn(rt)
+                .map(|m| m.to_string())
+                .unwrap_or_default(),
+        ),
+        (
+            "Hard_maxconn",
+            rt.global_limit
+                .initial()
+                .map(|m| m.to_string())
+                .unwrap_or_default(),
         ),
         ("CurrConns", Counters::get(&p.cur_sessions).to_string()),
         ("MaxConnReached", Counters::get(&p.max_sessions).to_string()),

@@ -265,6 +265,9 @@ fn html(page: &StatsPage, rt: &Runtime, rows: &[Row], target: &str, admin: bool)
     s
 }
 
+/// One table per proxy. Every cell carries `data-field`: the CSV column
+/// it shows (two joined by `/` where the cell shows both), for scripts and
+/// tests that read the page.
 fn proxy_table(s: &mut String, px: &str, rows: &[Row]) {
     let _ = write!(
         s,
@@ -280,6 +283,8 @@ fn proxy_table(s: &mut String, px: &str, rows: &[Row]) {
         "Sessions cur/max/limit",
         "Total",
         "WS tunnels",
+        "WS total",
+        "WS msgs in/out",
         "Bytes in",
         "Bytes out",
         "1xx",
@@ -307,12 +312,11 @@ fn proxy_table(s: &mut String, px: &str, rows: &[Row]) {
         let status_class = status.split(' ').next().unwrap_or("").to_owned();
         let _ = write!(
             s,
-            "<tr class=\"{class}\" data-sv=\"{}\"><td>{}</td><td class=\"{}\">{}</td>",
+            "<tr class=\"{class}\" data-sv=\"{}\"><td data-field=\"svname\">{}</td>",
             escape(&r.s("svname")),
             escape(&name),
-            escape(&status_class),
-            escape(&status)
         );
+        cell(s, "status", &status_class, &escape(&status));
         let chk = match r.kind {
             RowKind::Server if r.get("check_status").is_some() => format!(
                 "{} in {}ms<br>{}",
@@ -322,48 +326,54 @@ fn proxy_table(s: &mut String, px: &str, rows: &[Row]) {
             ),
             _ => String::new(),
         };
-        let _ = write!(s, "<td class=\"small\">{chk}</td>");
+        cell(s, "check_status", "small", &chk);
         let opt = |name: &str| r.get(name).map(ToString::to_string).unwrap_or_default();
-        let _ = write!(s, "<td>{}</td>", opt("weight"));
+        cell(s, "weight", "", &opt("weight"));
         let queue = if r.kind == RowKind::Frontend {
             String::new()
         } else {
             format!("{}/{}", r.n("qcur"), r.n("qmax"))
         };
-        let _ = write!(s, "<td>{queue}</td>");
-        let _ = write!(
-            s,
-            "<td>{}/{}/{}</td><td>{}</td>",
-            r.n("scur"),
-            r.n("smax"),
-            opt("slim"),
-            r.n("stot")
-        );
-        let tunnels = if r.kind == RowKind::Frontend {
-            String::new()
-        } else {
-            r.tunnels.to_string()
+        cell(s, "qcur/qmax", "", &queue);
+        let sessions = format!("{}/{}/{}", r.n("scur"), r.n("smax"), opt("slim"));
+        cell(s, "scur/smax/slim", "", &sessions);
+        cell(s, "stot", "", &opt("stot"));
+        cell(s, "tunnel_cur", "ws", &opt("tunnel_cur"));
+        cell(s, "tunnel_tot", "", &opt("tunnel_tot"));
+        let messages = match (r.get("ws_msg_in"), r.get("ws_msg_out")) {
+            (Some(i), Some(o)) => format!("{i}/{o}"),
+            _ => String::new(),
         };
-        let _ = write!(s, "<td class=\"ws\" data-field=\"tunnels\">{tunnels}</td>");
-        let _ = write!(
-            s,
-            "<td>{}</td><td>{}</td>",
-            bytes_text(r.n("bin")),
-            bytes_text(r.n("bout"))
-        );
-        for c in ["hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx"] {
-            let _ = write!(s, "<td>{}</td>", opt(c));
-        }
-        for c in ["ereq", "econ", "eresp", "wretr", "wredis"] {
-            let _ = write!(s, "<td>{}</td>", opt(c));
+        cell(s, "ws_msg_in/ws_msg_out", "", &messages);
+        cell(s, "bin", "", &bytes_text(r.n("bin")));
+        cell(s, "bout", "", &bytes_text(r.n("bout")));
+        for c in [
+            "hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "ereq", "econ", "eresp",
+            "wretr", "wredis",
+        ] {
+            cell(s, c, "", &opt(c));
         }
         let lastchg = r
             .get("lastchg")
             .map(|_| super::uptime_text(r.n("lastchg")))
             .unwrap_or_default();
-        let _ = write!(s, "<td>{lastchg}</td></tr>");
+        cell(s, "lastchg", "", &lastchg);
+        s.push_str("</tr>");
     }
     s.push_str("</tbody></table></div>");
+}
+
+/// A table cell whose `html` is already escaped.
+fn cell(s: &mut String, field: &str, class: &str, html: &str) {
+    s.push_str("<td data-field=\"");
+    s.push_str(field);
+    if !class.is_empty() {
+        s.push_str("\" class=\"");
+        s.push_str(&escape(class));
+    }
+    s.push_str("\">");
+    s.push_str(html);
+    s.push_str("</td>");
 }
 
 #[cfg(test)]

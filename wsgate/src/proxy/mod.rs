@@ -17,6 +17,7 @@ mod errors;
 pub mod http1;
 mod io;
 mod listener;
+pub mod maxconn;
 mod monitor;
 mod mqtt;
 mod persist;
@@ -57,8 +58,14 @@ pub struct Runtime {
     /// What each listening address serves (the bound address: a `bind` on
     /// port 0 is known by the port it got).
     binds: HashMap<SocketAddr, BindTarget>,
-    /// Frontend `maxconn`, per frontend, when set.
+    /// Per frontend, the permits of its `maxconn` (`frontend_limits`).
     frontend_slots: Vec<Option<Arc<Semaphore>>>,
+    /// Per frontend, its `maxconn` (unlimited when unset), which `set
+    /// maxconn frontend` changes; a reload starts from the file again.
+    pub frontend_limits: Vec<Arc<maxconn::ConnLimit>>,
+    /// Global `maxconn` (`set maxconn global`): one for the process, kept
+    /// across reloads.
+    pub global_limit: Arc<maxconn::ConnLimit>,
     /// Per server, the signal that ends its tunnels (see
     /// backend/sessions.rs); kept across reloads for servers that stay
     /// (same backend, name and address), so their tunnels stay reachable.
@@ -232,11 +239,19 @@ impl Prepared {
                 );
             }
         }
-        let frontend_slots = config
+        let frontend_limits: Vec<Arc<maxconn::ConnLimit>> = config
             .frontends
             .iter()
-            .map(|fe| fe.maxconn.map(|n| Arc::new(Semaphore::new(n as usize))))
+            .map(|fe| maxconn::ConnLimit::new(fe.maxconn.map(|n| n as usize)))
             .collect();
+        let frontend_slots = frontend_limits
+            .iter()
+            .map(|l| Some(l.permits().clone()))
+            .collect();
+        let global_limit = previous.map_or_else(
+            || maxconn::ConnLimit::new(Some(global_maxconn(&config.global))),
+            |p| p.global_limit.clone(),
+        );
         let obs = counters::Observability::new(
             &config,
             previous.map(|p| (&p.obs, p.frontends.as_slice())),
@@ -281,6 +296,8 @@ impl Prepared {
             backends,
             binds,
             frontend_slots,
+            frontend_limits,
+            global_limit,
             server_sessions,
             server_tls,
             frontend_tables,
@@ -333,9 +350,9 @@ impl Prepared {
                 return Err(e);
             }
         };
-        let global_slots = Arc::new(Semaphore::new(global_maxconn(&self.config.global)));
         let actual: Vec<SocketAddr> = bound.iter().map(|b| b.actual).collect();
         let runtime = Arc::new(self.into_runtime(&actual, &shutdown, None));
+        let global_slots = runtime.global_limit.permits().clone();
         let health = shutdown.child_token();
         if let Err(e) = start_health_checks(&runtime, &health) {
             shutdown.cancel();

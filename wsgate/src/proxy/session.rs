@@ -1392,6 +1392,9 @@ impl<C: IntoTunnel> Handoff<C> {
             slot.server_counters().tunnel_open();
             slot.backend_counters().tunnel_open();
         }
+        if let Some(f) = obs.frontend.as_deref() {
+            f.tunnel_open();
+        }
         Some(TunnelTask {
             tunnel: tunnel::run(client, server, options),
             end: Some(TunnelFinish {
@@ -1462,6 +1465,9 @@ fn finish<H>(outcome: tunnel::TunnelOutcome, end: TunnelFinish<H>) {
         (reason, _) => reason,
     };
     let mut counted: Vec<&Counters> = Vec::with_capacity(3);
+    if let Some(f) = obs.frontend.as_deref() {
+        f.tunnel_closed(reason);
+    }
     counted.extend(obs.frontend.as_deref());
     if let Some(slot) = &slot {
         slot.server_counters().tunnel_closed(reason);

@@ -39,7 +39,7 @@ use super::buffers::PooledBuf;
 use crate::config::process::CloseSpread;
 use crate::ws::close::{close_frame, ping_frame, CloseCode, Peer};
 use crate::ws::counters::{WsCounters, FLUSH_EVERY};
-use crate::ws::frame::{DirStats, FrameTracker, Policy, Violation};
+use crate::ws::frame::{FrameTracker, Policy, Violation};
 use crate::ws::rate::Clock;
 
 /// The inactivity limits of one tunnel; `None` is infinite.
@@ -664,7 +664,6 @@ pub fn run<C: TunnelIo + Unpin, S: TunnelIo + Unpin>(
             counters: websocket
                 .as_mut()
                 .map_or([None, None], |w| std::mem::take(&mut w.counters)),
-            flushed: [DirStats::default(); 2],
         },
         websocket: websocket.is_some(),
         timeouts: Inactivity::new(timeouts),
@@ -711,8 +710,8 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Future for Tunnel<C, S> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<TunnelOutcome> {
         let this = self.get_mut();
         let end = std::task::ready!(this.step(cx));
-        if let (Some(u), Some(d)) = (&this.up.tracker, &this.down.tracker) {
-            this.flush.flush([u.stats(), d.stats()]);
+        if let (Some(u), Some(d)) = (&mut this.up.tracker, &mut this.down.tracker) {
+            this.flush.flush(u, d);
             if let TunnelEnd::Policy(v) = &end {
                 for c in this.flush.counters.iter().flatten() {
                     c.policy_close(v);
@@ -949,31 +948,28 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
     }
 }
 
-/// The tunnel's message counts on their way to the shared counters: added
-/// every [`FLUSH_EVERY`] messages and at the end, never per message.
+/// Where the tunnel's message counts go: added every [`FLUSH_EVERY`]
+/// messages and at the end, never per message. The trackers count what
+/// was not added yet.
 struct Flush {
     counters: [Option<Arc<WsCounters>>; 2],
-    /// What was added so far.
-    flushed: [DirStats; 2],
 }
 
 impl Flush {
-    fn every_so_often(&mut self, up: &Half, down: &Half) {
-        let (Some(u), Some(d)) = (&up.tracker, &down.tracker) else {
+    fn every_so_often(&mut self, up: &mut Half, down: &mut Half) {
+        let (Some(u), Some(d)) = (&mut up.tracker, &mut down.tracker) else {
             return;
         };
-        let (u, d) = (u.stats(), d.stats());
-        let done = self.flushed[0].messages + self.flushed[1].messages;
-        if u.messages + d.messages >= done + FLUSH_EVERY {
-            self.flush([u, d]);
+        if u.stats().messages + d.stats().messages >= FLUSH_EVERY {
+            self.flush(u, d);
         }
     }
 
-    fn flush(&mut self, now: [DirStats; 2]) {
+    fn flush(&mut self, up: &mut FrameTracker, down: &mut FrameTracker) {
+        let counted = [up.take_stats(), down.take_stats()];
         for c in self.counters.iter().flatten() {
-            c.add(&now, &self.flushed);
+            c.add(&counted);
         }
-        self.flushed = now;
     }
 }
 

@@ -24,6 +24,7 @@
 //! a close frame (its first two payload bytes, unmasked) go into plain
 //! per-direction [`DirStats`], read by the tunnel at its end.
 
+use super::counters::MessageSizes;
 use super::rate::{Clock, RateAction, RateLimit, TokenBucket};
 
 /// Largest frame header: 2 bytes, 8 of extended length, 4 of mask key.
@@ -143,6 +144,9 @@ pub struct FrameTracker {
     /// The `websocket` limits of this direction, with their running state;
     /// `None` when none is set (the default).
     limits: Option<Box<Limits>>,
+    /// Payload bytes of the current data message so far (for `max_message`
+    /// and the size histogram).
+    message_len: u64,
     /// The current data message is being dropped (rate limit).
     dropping: bool,
     /// The current frame (header and payload) is left out of the stream.
@@ -153,6 +157,8 @@ pub struct FrameTracker {
     close_mask: [u8; 4],
     close_code: [u8; 2],
     close_code_len: u8,
+    /// The first close frame's code was counted (later ones are not).
+    close_counted: bool,
     stats: DirStats,
 }
 
@@ -162,14 +168,12 @@ struct Limits {
     policy: Policy,
     /// The policy has size limits or strict checks to apply to each frame.
     checked: bool,
-    /// Payload bytes of the current data message so far.
-    message_len: u64,
     /// `policy.rate`'s bucket, made at the first message.
     bucket: Option<TokenBucket>,
 }
 
-/// What one direction carried, counted as it went (plain integers: the
-/// tunnel flushes them to the shared counters).
+/// What one direction carried since the last flush, counted as it went
+/// (plain integers: the tunnel adds them to the shared counters).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DirStats {
     /// Data messages forwarded whole.
@@ -177,11 +181,14 @@ pub struct DirStats {
     /// Payload bytes of the forwarded data frames (wire sizes: compressed
     /// with permessage-deflate).
     pub payload_bytes: u64,
-    /// Messages dropped by `websocket rate-limit ... action drop`.
-    pub dropped: u64,
+    /// Messages dropped by `websocket rate-limit ... action drop` (since
+    /// the last flush, as the others: see `MessageSizes` for the bound).
+    pub dropped: u32,
     /// The code of the close frame this direction sent: `Some(0)` for a
     /// close frame without one (RFC 6455 §7.1.5: 1005, never sent).
     pub close_code: Option<u16>,
+    /// The forwarded messages by size (`DirStats::message_done`).
+    pub sizes: MessageSizes,
 }
 
 /// What [`FrameTracker::feed`] found in a chunk.
@@ -209,7 +216,6 @@ impl FrameTracker {
                 checked: policy.strict.is_some()
                     || policy.max_frame.is_some()
                     || policy.max_message.is_some(),
-                message_len: 0,
                 bucket: None,
             })
         });
@@ -234,8 +240,17 @@ impl FrameTracker {
         self.failed
     }
 
-    pub fn stats(&self) -> DirStats {
-        self.stats
+    /// What this direction carried since the last [`FrameTracker::take_stats`].
+    pub fn stats(&self) -> &DirStats {
+        &self.stats
+    }
+
+    /// What this direction carried since the last call, for the shared
+    /// counters; the counts start again from zero. Deltas rather than
+    /// totals, so the tunnel need not keep a copy of what it flushed (an
+    /// idle tunnel's memory is mostly its task).
+    pub fn take_stats(&mut self) -> DirStats {
+        std::mem::take(&mut self.stats)
     }
 
     /// wsgate sent a keepalive ping to this direction's reader: its pong
@@ -314,6 +329,9 @@ impl FrameTracker {
             };
             match parsed {
                 Ok(Some((h, header_len))) => {
+                    if !h.opcode.is_control() {
+                        self.grow_message(h.opcode, h.payload_len);
+                    }
                     if let Some(v) = self.check(&h) {
                         let start = (prev == 0).then(|| out.at(pos));
                         fed.violation = Some((start, v));
@@ -423,6 +441,9 @@ impl FrameTracker {
                 return Small::Refused(v);
             }
         }
+        if !opcode.is_control() {
+            self.grow_message(opcode, len as u64);
+        }
         if self.limits.as_ref().is_some_and(|l| l.checked) {
             let h = FrameHeader {
                 fin,
@@ -444,7 +465,9 @@ impl FrameTracker {
             self.in_message = !fin;
             if !skipped {
                 self.stats.payload_bytes += len as u64;
-                self.stats.messages += u64::from(fin);
+                if fin {
+                    self.stats.message_done(self.message_len);
+                }
             }
         }
         Small::Done(end)
@@ -470,7 +493,7 @@ impl FrameTracker {
                         return Err(Violation::RateLimited);
                     }
                     self.dropping = !allowed;
-                    self.stats.dropped += u64::from(!allowed);
+                    self.stats.dropped = self.stats.dropped.wrapping_add(u32::from(!allowed));
                 }
                 self.dropping
             }
@@ -494,10 +517,20 @@ impl FrameTracker {
         }
     }
 
-    /// The policy's verdict on a new frame; also counts message sizes.
-    fn check(&mut self, h: &FrameHeader) -> Option<Violation> {
-        let limits = self.limits.as_mut()?;
-        let p = &limits.policy;
+    /// A data frame of `len` payload bytes starts: the current message's
+    /// length so far (for `max_message` and the size histogram).
+    #[inline]
+    fn grow_message(&mut self, opcode: Opcode, len: u64) {
+        self.message_len = if opcode == Opcode::Continuation {
+            self.message_len.saturating_add(len)
+        } else {
+            len
+        };
+    }
+
+    /// The policy's verdict on a new frame (its message already grown).
+    fn check(&self, h: &FrameHeader) -> Option<Violation> {
+        let p = &self.limits.as_ref()?.policy;
         if let Some(strict) = p.strict {
             if h.masked != strict.masked {
                 return Some(Violation::Protocol(FrameError::Masking));
@@ -513,12 +546,8 @@ impl FrameTracker {
         if p.max_frame.is_some_and(|max| h.payload_len > max) {
             return Some(Violation::FrameTooBig(h.payload_len));
         }
-        if h.opcode != Opcode::Continuation {
-            limits.message_len = 0;
-        }
-        limits.message_len = limits.message_len.saturating_add(h.payload_len);
-        if p.max_message.is_some_and(|max| limits.message_len > max) {
-            return Some(Violation::MessageTooBig(limits.message_len));
+        if p.max_message.is_some_and(|max| self.message_len > max) {
+            return Some(Violation::MessageTooBig(self.message_len));
         }
         None
     }
@@ -536,12 +565,12 @@ impl FrameTracker {
             Opcode::Text | Opcode::Binary | Opcode::Continuation => {
                 self.in_message = !fin;
                 if fin && !skipped {
-                    self.stats.messages += 1;
+                    self.stats.message_done(self.message_len);
                 }
             }
             Opcode::Close => {
                 fed.saw_close = true;
-                if self.stats.close_code.is_none() {
+                if !std::mem::replace(&mut self.close_counted, true) {
                     // Two code bytes captured: the payload had them.
                     self.stats.close_code = Some(if self.close_code_len == 2 {
                         u16::from_be_bytes(self.close_code)
