@@ -211,6 +211,7 @@ where
             }
             Transition::WentUp => {
                 be.servers[index].set_up(true);
+                be.servers[index].start_ramp();
                 let (act, bck) = be.usable_counts();
                 tracing::warn!(
                     "Server {}/{} is UP, reason: {}, check duration: {took}ms. {act} active and {bck} backup servers online. 0 sessions requeued, 0 total in queue.",

@@ -10,7 +10,10 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
+use tokio::time::Instant;
+
 use super::counters::{unix_now, Counters};
+use super::slowstart::Ramp;
 use crate::config::model::Server;
 
 /// The administrative state set with `set server ... state` or `disabled`.
@@ -166,6 +169,10 @@ pub struct ServerState {
     maxconn: AtomicU32,
     /// `disable health`: checks are not run and the server counts as up.
     checks_paused: AtomicBool,
+    /// `slowstart` period in whole seconds (0: off).
+    slowstart: u32,
+    /// The `slowstart` ramp under way since the server came back, if any.
+    ramp: Mutex<Option<Ramp>>,
 }
 
 impl ServerState {
@@ -188,7 +195,46 @@ impl ServerState {
             addr: Mutex::new(s.addr),
             maxconn: AtomicU32::new(s.maxconn),
             checks_paused: AtomicBool::new(false),
+            slowstart: s.slowstart,
+            ramp: Mutex::new(None),
         }
+    }
+
+    /// The server came back (checks brought it UP, or it left
+    /// maintenance): with `slowstart`, its weight and `maxconn` ramp up
+    /// from now.
+    pub fn start_ramp(&self) {
+        if self.slowstart > 0 {
+            *self.ramp.lock().unwrap_or_else(|p| p.into_inner()) = Some(Ramp {
+                since: Instant::now(),
+                period_s: self.slowstart,
+            });
+        }
+    }
+
+    /// The ramp still under way at `now` (cleared once over).
+    pub fn ramp(&self, now: Instant) -> Option<Ramp> {
+        let mut ramp = self.ramp.lock().unwrap_or_else(|p| p.into_inner());
+        if ramp.is_some_and(|r| r.done(now)) {
+            *ramp = None;
+        }
+        *ramp
+    }
+
+    /// The connection limit in force at `now` (0: none): `maxconn`, lower
+    /// while a `slowstart` ramp is under way.
+    pub fn effective_maxconn(&self, now: Instant) -> u32 {
+        let max = self.maxconn();
+        match self.ramp(now) {
+            Some(r) => r.maxconn(max, now),
+            None => max,
+        }
+    }
+
+    /// Whether a new connection would exceed the limit in force at `now`.
+    pub fn is_full(&self, now: Instant) -> bool {
+        let max = self.effective_maxconn(now);
+        max > 0 && self.served() >= max
     }
 
     /// Whether `disable health` paused this server's checks.

@@ -1,7 +1,8 @@
 //! HAProxy's consistent-hash ring (`lb_chash.c`): `hash-type consistent`
 //! and `balance random`.
 //!
-//! Each server appears `weight × 16` times on a 32-bit ring, at
+//! Each server appears `eweight` times (its weight × 16 at full speed,
+//! fewer during a `slowstart` ramp) on a 32-bit ring, at
 //! `full_hash(id × 4096 + n)`; a key goes to the server whose point is
 //! closest (the previous one on a tie). Placing points by server id, not
 //! position, is what keeps most keys in place when a server comes or goes
@@ -10,10 +11,9 @@
 use super::hash::full_hash;
 use super::ServerSet;
 
-/// HAProxy's `BE_WEIGHT_SCALE`: points per unit of weight.
-const WEIGHT_SCALE: u32 = 16;
-/// HAProxy's `SRV_EWGHT_RANGE` (256 × 16): the id stride between servers.
-const EWGHT_RANGE: u32 = 256 * WEIGHT_SCALE;
+/// HAProxy's `SRV_EWGHT_RANGE` (256 × `BE_WEIGHT_SCALE` 16): the id
+/// stride between servers.
+const EWGHT_RANGE: u32 = 256 * 16;
 
 #[derive(Debug, Clone, Default)]
 pub struct Ring {
@@ -26,7 +26,7 @@ impl Ring {
         let mut points = Vec::new();
         for (pos, c) in set.servers.iter().enumerate() {
             let base = c.id.wrapping_mul(EWGHT_RANGE);
-            for n in 0..c.weight * WEIGHT_SCALE {
+            for n in 0..c.eweight {
                 points.push((full_hash(base.wrapping_add(n)), pos));
             }
         }
@@ -76,6 +76,7 @@ mod tests {
         let set = ServerSet {
             servers: &s,
             weight_gcd: 1,
+            served: 0,
         };
         let ring = Ring::build(&set);
         assert_eq!(ring.points.len(), 64);
@@ -84,6 +85,7 @@ mod tests {
         let ring2 = Ring::build(&ServerSet {
             servers: fewer,
             weight_gcd: 1,
+            served: 0,
         });
         for k in 0..2000u32 {
             let h = full_hash(k);

@@ -192,7 +192,7 @@ impl Hashed {
         let sig: Vec<(usize, u32, u32)> = set
             .servers
             .iter()
-            .map(|c: &Candidate| (c.index, c.id, c.weight))
+            .map(|c: &Candidate| (c.index, c.id, c.eweight))
             .collect();
         if sig != self.built_for || (self.map.slots.is_empty() && !sig.is_empty()) {
             self.map = Map::build(set);
@@ -307,6 +307,7 @@ mod tests {
         let set = ServerSet {
             servers: &s,
             weight_gcd: 1,
+            served: 0,
         };
         let mut a = Hashed::new(
             KeySource::Hdr {
@@ -340,6 +341,7 @@ mod tests {
         let set = ServerSet {
             servers: &s,
             weight_gcd: 1,
+            served: 0,
         };
         let t = HashType {
             consistent: true,

@@ -34,7 +34,7 @@ impl Random {
 
 /// Load per unit of weight, compared exactly.
 fn lighter(a: &Candidate, b: &Candidate) -> bool {
-    u64::from(a.conns) * u64::from(b.weight) < u64::from(b.conns) * u64::from(a.weight)
+    u64::from(a.conns) * u64::from(b.eweight) < u64::from(b.conns) * u64::from(a.eweight)
 }
 
 impl Algorithm for Random {
@@ -42,7 +42,7 @@ impl Algorithm for Random {
         let sig: Vec<(usize, u32, u32)> = set
             .servers
             .iter()
-            .map(|c| (c.index, c.id, c.weight))
+            .map(|c| (c.index, c.id, c.eweight))
             .collect();
         if sig != self.built_for {
             self.ring = Ring::build(set);
@@ -81,6 +81,7 @@ mod tests {
             let set = ServerSet {
                 servers: &s,
                 weight_gcd: 1,
+                served: 0,
             };
             let i = a.pick(&set, &Req::none(), None).unwrap();
             counts[i] += 1;
@@ -95,6 +96,7 @@ mod tests {
         let set = ServerSet {
             servers: &s,
             weight_gcd: 1,
+            served: 0,
         };
         assert_eq!(a.pick(&set, &Req::none(), None), None);
     }

@@ -1681,6 +1681,22 @@ fn apply_server_options(
             },
             "cookie" => defaults.cookie = Some(text.to_owned()),
             "non-stick" => defaults.non_stick = true,
+            "slowstart" => match value.map(|v| (v, parse_time(&v.text))) {
+                // HAProxy keeps whole seconds, rounded up; 0 turns it off.
+                Some((_, Ok(d))) if d <= MAX_TIMEOUT => {
+                    defaults.slowstart = u32::try_from(d.as_millis().div_ceil(1000)).unwrap_or(0)
+                }
+                Some((v, Ok(_))) => {
+                    cx.error(v, "'slowstart' must be below 24.8 days");
+                    ok = false;
+                }
+                Some((v, Err(e))) => {
+                    cx.error(v, format!("invalid time for 'slowstart': {e}"))
+                        .hint = Some(TIME_HINT.into());
+                    ok = false;
+                }
+                None => {}
+            },
             "addr" => match text.parse::<IpAddr>() {
                 Ok(ip) => defaults.addr = Some(ip),
                 Err(_) => {
@@ -1870,6 +1886,7 @@ pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         redir: settings.redir.clone(),
         cookie: settings.cookie.clone(),
         non_stick: settings.non_stick,
+        slowstart: settings.slowstart,
     });
 }
 

@@ -584,7 +584,7 @@ pub static SERVER_OPTIONS: &[LineOption] = &[
     opt("send-proxy-v2", 0, OS("PROXY protocol v2 header before the first byte to the server (before TLS); an ALPN TLV when the client negotiated one")),
     opt("send-proxy-v2-ssl", 0, OS("`send-proxy-v2` with the SSL TLV: whether the client came over TLS, its version, whether it gave a certificate")),
     opt("send-proxy-v2-ssl-cn", 0, OS("`send-proxy-v2-ssl` with the client certificate's CN")),
-    opt("slowstart", 1, OI("servers get their full weight at once")),
+    opt("slowstart", 1, OS("`slowstart <time>` (whole seconds, rounded up): when checks bring the server back UP, or it leaves maintenance (never at start-up), its weight grows from 1/16 to full over the period, one step a second, as HAProxy's (roundrobin, leastconn, first, random, consistent hashing; the static algorithms keep their weights), and its `maxconn` from 1 to full")),
     opt("sni", 1, OS("name sent to the server with `ssl`: `str(<name>)` or `req.hdr(host)`; verified against its certificate")),
     opt("source", 1, OR("choosing the source address is not supported")),
     opt("ssl", 0, OS("TLS to the server (wss:// backends); `verify required` (default, needs `ca-file`) or `verify none`, `sni`")),

@@ -886,6 +886,10 @@ pub struct Server {
     pub cookie: Option<String>,
     /// `non-stick`: requests it serves are not stored in stick tables.
     pub non_stick: bool,
+    /// `slowstart`, in whole seconds (rounded up, as HAProxy stores it; 0:
+    /// off): after the server comes back up its weight and `maxconn` ramp
+    /// up over this period instead of taking a full share at once.
+    pub slowstart: u32,
 }
 
 /// Health-check settings of one server (`check`, `inter`, `fastinter`,

@@ -189,6 +189,8 @@ pub struct ServerDefaults {
     pub cookie: Option<String>,
     /// `non-stick`: never stored in stick tables.
     pub non_stick: bool,
+    /// `slowstart`, whole seconds.
+    pub slowstart: u32,
 }
 
 /// Everything a `defaults`, `frontend`, `backend` or `listen` section can
