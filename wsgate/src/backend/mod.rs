@@ -362,6 +362,7 @@ mod tests {
             http: Default::default(),
             websocket: Default::default(),
             hash_type: Default::default(),
+            hash_balance_factor: 0,
             allbackups: false,
             httpchk: None,
             stats: None,

@@ -65,6 +65,32 @@ impl Ring {
     }
 }
 
+/// `hash-balance-factor`: whether the server at position `pos` may take
+/// one more connection (HAProxy's `chash_server_is_eligible`, the
+/// "consistent hashing with bounded loads" of Mirrokni, Thorup and
+/// Zadimoghaddam, adapted to weights). The backend's open connections plus
+/// the one to come, times `factor`%, make the slots; each unit of weight
+/// gets an equal whole number of them and the remainder is spread in
+/// proportion to the weights, in declaration order, so that the slots add
+/// up exactly; no server gets none. A key whose server is out of slots
+/// goes on round the ring, which keeps most keys where they were.
+pub fn within_bound(set: &ServerSet<'_>, pos: usize, factor: u32) -> bool {
+    if factor == 0 {
+        return true;
+    }
+    let weight = |c: &super::Candidate| u64::from(c.eweight);
+    let total: u64 = set.servers.iter().map(weight).sum();
+    let Some(c) = set.servers.get(pos).filter(|_| total > 0) else {
+        return true;
+    };
+    let cumulative: u64 = set.servers[..pos].iter().map(weight).sum();
+    let slots_total = ((u64::from(set.served) + 1) * u64::from(factor)).div_ceil(100);
+    let (per_weight, remainder) = (slots_total / total, slots_total % total);
+    let slots = weight(c) * per_weight + ((cumulative + weight(c)) * remainder) / total
+        - (cumulative * remainder) / total;
+    u64::from(c.served) < slots.max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

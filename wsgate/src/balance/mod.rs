@@ -114,11 +114,14 @@ pub fn build(backend: &Backend) -> Box<dyn Algorithm> {
         Balance::StaticRr => Box::new(static_rr::StaticRr::default()),
         Balance::LeastConn => Box::new(leastconn::LeastConn::default()),
         Balance::First => Box::new(first::First),
-        Balance::Random { draws } => Box::new(random::Random::new(*draws)),
+        Balance::Random { draws } => {
+            Box::new(random::Random::new(*draws, backend.hash_balance_factor))
+        }
         Balance::Source | Balance::Uri { .. } | Balance::UrlParam(_) | Balance::Hdr { .. } => {
             Box::new(hashed::Hashed::new(
                 hashed::KeySource::from_balance(&backend.balance),
                 backend.hash_type,
+                backend.hash_balance_factor,
             ))
         }
     }

@@ -93,6 +93,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             balance: d.balance.clone(),
             servers: assign_server_ids(&d.servers, diags),
             hash_type: d.hash_type,
+            hash_balance_factor: d.hash_balance_factor,
             allbackups: d.allbackups,
             httpchk: d.httpchk.clone().map(|mut c| {
                 c.expect = d.http_expect.clone();

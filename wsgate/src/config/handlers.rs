@@ -481,6 +481,30 @@ pub fn hash_type(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     p.hash_type = ty;
 }
 
+/// `hash-balance-factor <n>`: 0 (off) or above 100, as HAProxy requires.
+pub fn hash_balance_factor(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    let Some(v) = cx.args.first() else {
+        let kw = cx.kw;
+        cx.error(kw, "'hash-balance-factor' needs a percentage")
+            .hint = Some(
+            "e.g. `hash-balance-factor 150`: no server above 1.5 times the average load".into(),
+        );
+        return;
+    };
+    match v.text.parse::<u32>() {
+        Ok(n) if n == 0 || n > 100 => p.hash_balance_factor = n,
+        _ => {
+            cx.error(
+                v,
+                format!("'hash-balance-factor' must be 0 or greater than 100, not '{}'", v.text),
+            )
+            .hint = Some("it is the highest load allowed, as a percentage of the average (125 to 200 are usual); 0 turns it off".into());
+            return;
+        }
+    }
+    no_extra_args(cx, 1);
+}
+
 pub fn option_allbackups(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     no_extra_args(cx, 0);
     p.allbackups = !cx.negated;

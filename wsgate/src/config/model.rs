@@ -701,6 +701,11 @@ pub struct Backend {
     pub websocket: WebSocketSettings,
     /// `hash-type`: how hash-based algorithms map a key to a server.
     pub hash_type: HashType,
+    /// `hash-balance-factor` (0: off, else above 100): with consistent
+    /// hashing or `random`, no server takes more than this percentage of
+    /// the average load (open connections per unit of weight); a key whose
+    /// server is over it goes on round the ring.
+    pub hash_balance_factor: u32,
     /// `option allbackups`: when every active server is down, balance over
     /// all backup servers instead of only the first one.
     pub allbackups: bool,

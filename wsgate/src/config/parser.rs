@@ -217,6 +217,8 @@ pub struct ProxyDraft {
     pub websocket: WebSocketSettings,
     pub balance: Balance,
     pub hash_type: HashType,
+    /// `hash-balance-factor` (0: off).
+    pub hash_balance_factor: u32,
     pub allbackups: bool,
     pub httpchk: Option<HttpCheck>,
     /// `http-check expect`, kept apart so that it applies whether it is
@@ -300,6 +302,7 @@ impl Default for ProxyDraft {
             websocket: WebSocketSettings::default(),
             balance: Balance::RoundRobin,
             hash_type: HashType::default(),
+            hash_balance_factor: 0,
             allbackups: false,
             httpchk: None,
             http_expect: None,
