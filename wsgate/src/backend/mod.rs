@@ -28,6 +28,7 @@ pub mod server;
 pub mod sessions;
 pub mod slowstart;
 pub mod stick;
+pub mod tcp_check;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -363,6 +364,7 @@ mod tests {
             websocket: Default::default(),
             hash_type: Default::default(),
             hash_balance_factor: 0,
+            tcp_check: None,
             allbackups: false,
             httpchk: None,
             stats: None,

@@ -94,6 +94,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             servers: assign_server_ids(&d.servers, diags),
             hash_type: d.hash_type,
             hash_balance_factor: d.hash_balance_factor,
+            tcp_check: super::tcp_check::resolve(d, &p.name, diags),
             allbackups: d.allbackups,
             httpchk: d.httpchk.clone().map(|mut c| {
                 c.expect = d.http_expect.clone();

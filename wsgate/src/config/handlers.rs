@@ -517,6 +517,7 @@ pub fn option_httpchk(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         p.httpchk = None;
         return;
     }
+    p.tcp_check_on = false;
     let args = cx.args;
     let mut c = HttpCheck::default();
     match args {

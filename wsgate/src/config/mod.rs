@@ -28,6 +28,7 @@ pub mod parser;
 pub mod persist;
 pub mod process;
 mod server_template;
+pub mod tcp_check;
 pub mod tcp_rules;
 pub mod tls;
 pub mod track;

@@ -701,6 +701,9 @@ pub struct Backend {
     pub websocket: WebSocketSettings,
     /// `hash-type`: how hash-based algorithms map a key to a server.
     pub hash_type: HashType,
+    /// `option tcp-check` and its script: health checks of the servers with
+    /// `check` run it instead of a bare connect.
+    pub tcp_check: Option<super::tcp_check::TcpCheck>,
     /// `hash-balance-factor` (0: off, else above 100): with consistent
     /// hashing or `random`, no server takes more than this percentage of
     /// the average load (open connections per unit of weight); a key whose
