@@ -15,6 +15,8 @@
 //! `timeout check` to read when that is set. State changes are logged in
 //! HAProxy's words ("Server be/s1 is DOWN, reason: Layer4 connection
 //! problem, ..."). A server that is down is never picked by the balancer.
+//! Passive health (`observe`, `backend::observe`) feeds the same counter
+//! between checks.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -25,7 +27,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::BackendRuntime;
-use crate::config::model::{HttpCheck, HttpExpect, SendProxy, ServerCheck};
+use crate::config::model::{HttpCheck, HttpExpect, OnError, SendProxy, ServerCheck};
 use crate::config::tcp_check::TcpCheck;
 use crate::proxy_protocol;
 use crate::tls::client::ServerTls;
@@ -92,6 +94,22 @@ impl Health {
         self.rise + self.fall - 1
     }
 
+    /// `on-error sudden-death`: a server with more margin than that keeps
+    /// one failed check from DOWN.
+    pub fn brink(&mut self) {
+        if self.value > self.rise {
+            self.value = self.rise + 1;
+        }
+    }
+
+    /// `on-error mark-down`: an UP server is left up by the slimmest
+    /// margin, so the failure recorded next takes it DOWN.
+    pub fn lowest_up(&mut self) {
+        if self.is_up() {
+            self.value = self.rise;
+        }
+    }
+
     pub fn record(&mut self, ok: bool) -> Transition {
         let was_up = self.is_up();
         if ok {
@@ -134,6 +152,12 @@ where
 {
     let be: &BackendRuntime = &backend;
     let server = &be.config.servers[index];
+    // Passive health is on only for checked servers (nothing else would
+    // bring them back); a reload brings the new settings here.
+    let observer = be.servers[index].counters.observer.clone();
+    if let Some(o) = &observer {
+        o.configure(server.check.as_ref().map(|_| &server.passive));
+    }
     let Some(check) = server.check.clone() else {
         return;
     };
@@ -169,18 +193,54 @@ where
     // Spread the first checks over the interval, as HAProxy does, so a big
     // farm is not probed all at once.
     let first = Duration::from_millis(fastrand::u64(..=check.inter.as_millis().min(1000) as u64));
-    let mut wait = first;
+    let mut next = Instant::now() + first;
     let mut paused = false;
     loop {
+        let passive = async {
+            match &observer {
+                Some(o) => o.wake.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep_until(next) => {}
+            _ = passive => {
+                let Some(event) = observer.as_ref().and_then(|o| o.take()) else {
+                    continue;
+                };
+                if paused || state.checks_paused() {
+                    continue;
+                }
+                // HAProxy's `on-error`: the check counter moves as for a
+                // failed check (`fastinter` alone leaves it), and every
+                // mode checks again within `fastinter`.
+                let transition = match event.action {
+                    OnError::FastInter => None,
+                    OnError::FailCheck => Some(health.record(false)),
+                    OnError::SuddenDeath => {
+                        health.brink();
+                        Some(health.record(false))
+                    }
+                    OnError::MarkDown => {
+                        health.lowest_up();
+                        Some(health.record(false))
+                    }
+                };
+                if let Some(transition) = transition {
+                    let reason = format!("Health analyze, info: \"{}\"", event.info);
+                    state.record_check(false, &reason, 0, health.value());
+                    announce(be, index, transition, &reason, 0);
+                }
+                next = next.min(Instant::now() + check.fastinter);
+                continue;
+            }
             _ = stop.cancelled() => return,
         }
         // `disable health`: no probes; after `enable health`, go on from
         // up with the full margin.
-        if be.servers[index].checks_paused() {
+        if state.checks_paused() {
             paused = true;
-            wait = check.inter;
+            next = Instant::now() + check.inter;
             continue;
         }
         if std::mem::take(&mut paused) {
@@ -200,55 +260,54 @@ where
             o = check_once(&probe) => o,
             _ = stop.cancelled() => return,
         };
-        let took = started.elapsed().as_millis();
+        let took = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let transition = health.record(outcome.ok);
-        be.servers[index].record_check(
-            outcome.ok,
-            &outcome.reason,
-            u64::try_from(took).unwrap_or(u64::MAX),
-            health.value(),
-        );
-        match transition {
-            Transition::None => {}
-            Transition::WentDown => {
-                be.servers[index].set_up(false);
-                let (act, bck) = be.usable_counts();
-                tracing::warn!(
-                    "Server {}/{} is DOWN, reason: {}, check duration: {took}ms. {act} active and {bck} backup servers left. {} sessions active, 0 requeued, 0 remaining in queue.",
-                    be.config.name,
-                    server.name,
-                    outcome.reason,
-                    be.servers[index].served(),
-                );
-                if act == 0 && bck == 0 {
-                    tracing::error!("backend {} has no server available!", be.config.name);
-                }
-                if server.shutdown_on_down {
-                    be.shutdown_sessions(index);
-                }
+        state.record_check(outcome.ok, &outcome.reason, took, health.value());
+        announce(be, index, transition, &outcome.reason, took);
+        next = Instant::now() + health.interval(&check);
+    }
+}
+
+/// Applies a change of state that a check (or passive health) caused to
+/// server `index`, logged in HAProxy's words.
+fn announce(be: &BackendRuntime, index: usize, transition: Transition, reason: &str, took: u64) {
+    let server = &be.config.servers[index];
+    match transition {
+        Transition::None => {}
+        Transition::WentDown => {
+            be.servers[index].set_up(false);
+            let (act, bck) = be.usable_counts();
+            tracing::warn!(
+                "Server {}/{} is DOWN, reason: {reason}, check duration: {took}ms. {act} active and {bck} backup servers left. {} sessions active, 0 requeued, 0 remaining in queue.",
+                be.config.name,
+                server.name,
+                be.servers[index].served(),
+            );
+            if act == 0 && bck == 0 {
+                tracing::error!("backend {} has no server available!", be.config.name);
             }
-            Transition::WentUp => {
-                be.servers[index].set_up(true);
-                be.servers[index].start_ramp();
-                let (act, bck) = be.usable_counts();
-                tracing::warn!(
-                    "Server {}/{} is UP, reason: {}, check duration: {took}ms. {act} active and {bck} backup servers online. 0 sessions requeued, 0 total in queue.",
-                    be.config.name,
-                    server.name,
-                    outcome.reason,
-                );
-                be.wake_queue();
-                if server.shutdown_backups_on_up && !server.backup && be.servers[index].weight() > 0
-                {
-                    for (i, s) in be.config.servers.iter().enumerate() {
-                        if s.backup {
-                            be.shutdown_sessions(i);
-                        }
+            if server.shutdown_on_down {
+                be.shutdown_sessions(index);
+            }
+        }
+        Transition::WentUp => {
+            be.servers[index].set_up(true);
+            be.servers[index].start_ramp(server.slowstart);
+            let (act, bck) = be.usable_counts();
+            tracing::warn!(
+                "Server {}/{} is UP, reason: {reason}, check duration: {took}ms. {act} active and {bck} backup servers online. 0 sessions requeued, 0 total in queue.",
+                be.config.name,
+                server.name,
+            );
+            be.wake_queue();
+            if server.shutdown_backups_on_up && !server.backup && be.servers[index].weight() > 0 {
+                for (i, s) in be.config.servers.iter().enumerate() {
+                    if s.backup {
+                        be.shutdown_sessions(i);
                     }
                 }
             }
         }
-        wait = health.interval(&check);
     }
 }
 
@@ -514,6 +573,25 @@ mod tests {
         assert_eq!(h.record(false), Transition::None);
         assert_eq!(h.record(true), Transition::None);
         assert_eq!(h.record(true), Transition::WentUp);
+    }
+
+    #[test]
+    fn passive_health_moves_the_counter_as_haproxy() {
+        // sudden-death: one failed check from DOWN, then one failure.
+        let mut h = Health::resume(2, 3, true, 4);
+        h.brink();
+        assert_eq!(h.record(false), Transition::None);
+        assert_eq!(h.value(), 2);
+        assert_eq!(h.record(false), Transition::WentDown);
+        // mark-down: DOWN at once, from any margin.
+        let mut h = Health::resume(2, 3, true, 4);
+        h.lowest_up();
+        assert_eq!(h.record(false), Transition::WentDown);
+        // Not again when already down or rising.
+        let mut h = Health::resume(2, 3, false, 1);
+        h.lowest_up();
+        assert_eq!(h.record(false), Transition::None);
+        assert_eq!(h.value(), 0);
     }
 
     #[test]

@@ -22,6 +22,7 @@
 mod carry;
 pub mod counters;
 pub mod health;
+pub mod observe;
 pub mod persist;
 pub mod queue;
 pub mod server;
@@ -163,7 +164,7 @@ impl BackendRuntime {
         self.servers[i].set_admin(state);
         if state == AdminState::Ready {
             if was == AdminState::Maint {
-                self.servers[i].start_ramp();
+                self.servers[i].start_ramp(self.config.servers[i].slowstart);
             }
             self.wake_queue();
         }
@@ -348,6 +349,7 @@ mod tests {
                 cookie: None,
                 non_stick: false,
                 slowstart: 0,
+                passive: Default::default(),
             })
             .collect();
         BackendRuntime::new(Backend {
@@ -423,7 +425,7 @@ mod tests {
         be.servers[1].set_up(false);
         assert_eq!(share_of_s2(&be, 10), 0);
         be.servers[1].set_up(true);
-        be.servers[1].start_ramp();
+        be.servers[1].start_ramp(be.config.servers[1].slowstart);
         // Effective weights 16 and 1, then 16 and 6, then 16 and 11.
         assert_eq!(share_of_s2(&be, 17), 1);
         assert_eq!(be.effective_weight(1), 1);
@@ -441,7 +443,7 @@ mod tests {
     async fn slowstart_leaves_static_algorithms_alone_but_ramps_maxconn() {
         let be = ramping(Balance::StaticRr, 10);
         be.servers[1].set_maxconn(20);
-        be.servers[1].start_ramp();
+        be.servers[1].start_ramp(be.config.servers[1].slowstart);
         assert_eq!(be.effective_weight(1), 1);
         assert_eq!(be.servers[1].effective_maxconn(Instant::now()), 1);
         tokio::time::advance(Duration::from_millis(4500)).await;

@@ -54,10 +54,12 @@ pub enum CheckStatus {
     L7Timeout,
     L7Rsp,
     L7Sts,
+    /// Passive health (`observe`): too many errors in live traffic.
+    Hana,
 }
 
 impl CheckStatus {
-    pub const ALL: [CheckStatus; 11] = [
+    pub const ALL: [CheckStatus; 12] = [
         CheckStatus::Unknown,
         CheckStatus::L4Ok,
         CheckStatus::L4Timeout,
@@ -69,6 +71,7 @@ impl CheckStatus {
         CheckStatus::L7Timeout,
         CheckStatus::L7Rsp,
         CheckStatus::L7Sts,
+        CheckStatus::Hana,
     ];
 
     pub fn code(self) -> &'static str {
@@ -84,6 +87,7 @@ impl CheckStatus {
             CheckStatus::L7Timeout => "L7TOUT",
             CheckStatus::L7Rsp => "L7RSP",
             CheckStatus::L7Sts => "L7STS",
+            CheckStatus::Hana => "HANA",
         }
     }
 
@@ -101,6 +105,7 @@ impl CheckStatus {
             CheckStatus::L7Timeout => "Layer7 timeout",
             CheckStatus::L7Rsp => "Layer7 invalid response",
             CheckStatus::L7Sts => "Layer7 wrong status",
+            CheckStatus::Hana => "Health analyze",
         }
     }
 
@@ -111,6 +116,7 @@ impl CheckStatus {
             (true, _) if starts("Layer4") => CheckStatus::L4Ok,
             (true, _) if starts("Layer6") => CheckStatus::L6Ok,
             (true, _) => CheckStatus::L7Ok,
+            _ if starts("Health analyze") => CheckStatus::Hana,
             _ if starts("Layer4 timeout") => CheckStatus::L4Timeout,
             _ if starts("Layer4") => CheckStatus::L4Con,
             _ if starts("Layer6 timeout") => CheckStatus::L6Timeout,
@@ -169,8 +175,6 @@ pub struct ServerState {
     maxconn: AtomicU32,
     /// `disable health`: checks are not run and the server counts as up.
     checks_paused: AtomicBool,
-    /// `slowstart` period in whole seconds (0: off).
-    slowstart: u32,
     /// The `slowstart` ramp under way since the server came back, if any.
     ramp: Mutex<Option<Ramp>>,
 }
@@ -185,7 +189,7 @@ impl ServerState {
             weight: AtomicU32::new(s.weight),
             served: AtomicU32::new(0),
             queued: AtomicU32::new(0),
-            counters: Counters::new(),
+            counters: Counters::for_server(),
             check_status: AtomicU8::new(0),
             check_failures: AtomicU64::new(0),
             check_downs: AtomicU64::new(0),
@@ -195,19 +199,19 @@ impl ServerState {
             addr: Mutex::new(s.addr),
             maxconn: AtomicU32::new(s.maxconn),
             checks_paused: AtomicBool::new(false),
-            slowstart: s.slowstart,
             ramp: Mutex::new(None),
         }
     }
 
     /// The server came back (checks brought it UP, or it left
-    /// maintenance): with `slowstart`, its weight and `maxconn` ramp up
-    /// from now.
-    pub fn start_ramp(&self) {
-        if self.slowstart > 0 {
+    /// maintenance): with `slowstart` (`period_s` seconds, from the
+    /// configuration in force: a reload keeps this state but may change
+    /// it), its weight and `maxconn` ramp up from now.
+    pub fn start_ramp(&self, period_s: u32) {
+        if period_s > 0 {
             *self.ramp.lock().unwrap_or_else(|p| p.into_inner()) = Some(Ramp {
                 since: Instant::now(),
-                period_s: self.slowstart,
+                period_s,
             });
         }
     }
@@ -414,6 +418,14 @@ impl ConnGuard {
     /// The backend's counters.
     pub fn backend_counters(&self) -> &Arc<Counters> {
         &self.backend
+    }
+
+    /// Tells the server's passive health (`observe`) whether an attempt to
+    /// connect to it succeeded.
+    pub fn observe_connect(&self, ok: bool) {
+        if let Some(o) = &self.state.counters.observer {
+            o.connect(ok);
+        }
     }
 
     /// Connections open on the server now (for the log's `srv_conn`).

@@ -85,6 +85,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             continue;
         }
         let d = &p.draft;
+        passive_health(d, diags);
         backend_ids.insert(p.name.clone(), (BackendId(backends.len()), i));
         backends.push(Backend {
             name: p.name.clone(),
@@ -953,6 +954,34 @@ pub(super) fn resolve_condition(
         unless: c.unless,
         groups,
     })
+}
+
+/// `observe` needs `check` (only checks bring a server back; HAProxy
+/// ignores it too), and `observe layer7` reads HTTP responses, so it
+/// needs `mode http`.
+fn passive_health(d: &super::parser::ProxyDraft, diags: &mut Vec<Diagnostic>) {
+    for s in &d.servers {
+        let Some(mode) = s.passive.observe else {
+            continue;
+        };
+        if mode == super::model::Observe::Layer7 && d.mode != Mode::Http {
+            diags.push(
+                Diagnostic::error(
+                    s.location.clone(),
+                    format!("server '{}': `observe layer7` needs `mode http` (it judges HTTP responses)", s.name),
+                )
+                .with_hint("use `observe layer4` in mode tcp: failed connections count"),
+            );
+        } else if s.check.is_none() {
+            diags.push(
+                Diagnostic::warning(
+                    s.location.clone(),
+                    format!("server '{}': `observe` is ignored without `check`", s.name),
+                )
+                .with_hint("add `check`: passive health marks the server down, and only health checks bring it back up"),
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -17,8 +17,8 @@ use super::keywords::{self, LineOption, OptionStatus, BIND_OPTIONS, SERVER_OPTIO
 use super::lexer::Token;
 use super::model::{
     Balance, Bind, BindSsl, CertSource, CipherSuite, ClientAuth, HashFunction, HashType, HttpCheck,
-    HttpConnMode, HttpExpect, Mode, SendProxy, Server, ServerCheck, ServerSsl, SniExpr,
-    TlsSettings, TlsVersion,
+    HttpConnMode, HttpExpect, Mode, Observe, OnError, SendProxy, Server, ServerCheck, ServerSsl,
+    SniExpr, TlsSettings, TlsVersion,
 };
 use super::parser::{Cx, GlobalDraft, ProxyDraft, ServerDefaults};
 use super::tls;
@@ -1706,6 +1706,36 @@ fn apply_server_options(
             },
             "cookie" => defaults.cookie = Some(text.to_owned()),
             "non-stick" => defaults.non_stick = true,
+            "observe" => match text {
+                "layer4" => defaults.passive.observe = Some(Observe::Layer4),
+                "layer7" => defaults.passive.observe = Some(Observe::Layer7),
+                _ => {
+                    if let Some(v) = value {
+                        cx.error(v, format!("observe '{text}': expected layer4 or layer7"));
+                    }
+                    ok = false;
+                }
+            },
+            "error-limit" => {
+                if let Some(n) = count(cx, &mut ok, 1) {
+                    defaults.passive.error_limit = n;
+                }
+            }
+            "on-error" => match text {
+                "fastinter" => defaults.passive.on_error = OnError::FastInter,
+                "fail-check" => defaults.passive.on_error = OnError::FailCheck,
+                "sudden-death" => defaults.passive.on_error = OnError::SuddenDeath,
+                "mark-down" => defaults.passive.on_error = OnError::MarkDown,
+                _ => {
+                    if let Some(v) = value {
+                        cx.error(
+                            v,
+                            format!("on-error '{text}': expected fastinter, fail-check, sudden-death or mark-down"),
+                        );
+                    }
+                    ok = false;
+                }
+            },
             "slowstart" => match value.map(|v| (v, parse_time(&v.text))) {
                 // HAProxy keeps whole seconds, rounded up; 0 turns it off.
                 Some((_, Ok(d))) if d <= MAX_TIMEOUT => {
@@ -1912,6 +1942,7 @@ pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         cookie: settings.cookie.clone(),
         non_stick: settings.non_stick,
         slowstart: settings.slowstart,
+        passive: settings.passive,
     });
 }
 

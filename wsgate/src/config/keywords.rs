@@ -181,8 +181,6 @@ const fn rej(
 const LOGGING_LATER: &str = "of the logging options, `option httplog`, `option tcplog`, `option dontlognull` and `log-format` are implemented; this one is not yet";
 const NO_AGENT: &str =
     "agent checks are not implemented; the server's state comes from `check` only";
-const NO_PASSIVE: &str =
-    "passive health (observing live traffic) is not implemented; only `check` marks servers down";
 const DHE: &str = "wsgate offers ECDHE key exchange only (rustls has no finite-field DHE), which every current client supports and is faster and safer than DHE, so no DH parameters are needed";
 pub const NO_CHROOT: &str = "wsgate reloads in process and re-reads the configuration, certificates and error files from their paths, which a chroot would hide; confine it with the service manager instead (systemd `ProtectSystem=strict`, `RootDirectory=`)";
 
@@ -553,7 +551,7 @@ pub static SERVER_OPTIONS: &[LineOption] = &[
     opt("disabled", 0, OS("the server starts in maintenance and gets no traffic")),
     opt("downinter", 1, OS("check interval while the server is down (default `inter`)")),
     opt("enabled", 0, OS("the server gets traffic (the default)")),
-    opt("error-limit", 1, OI(NO_PASSIVE)),
+    opt("error-limit", 1, OS("with `observe`: consecutive errors in live traffic that trigger `on-error` (default 10)")),
     opt("fall", 1, OS("consecutive failed checks to mark the server DOWN (default 3)")),
     opt("fastinter", 1, OS("check interval while the state is changing (default `inter`)")),
     opt("id", 1, OS("numeric server id (default: lowest free, in order); places the server on the consistent-hash ring and orders `balance first`")),
@@ -570,8 +568,8 @@ pub static SERVER_OPTIONS: &[LineOption] = &[
     opt("no-send-proxy-v2-ssl", 0, OS("undoes the SSL TLV of `send-proxy-v2-ssl` from default-server")),
     opt("no-send-proxy-v2-ssl-cn", 0, OS("undoes the CN of `send-proxy-v2-ssl-cn` from default-server")),
     opt("non-stick", 0, OS("requests this server serves are not stored in stick tables")),
-    opt("observe", 1, OI(NO_PASSIVE)),
-    opt("on-error", 1, OI(NO_PASSIVE)),
+    opt("observe", 1, OS("`layer4`: failed connections to the server count as errors, an established one clears the count; `layer7` (mode http): responses too, 100-499, 501 and 505 clear it, other 5xx (wsgate's 502 and 504 included) count; needs `check`")),
+    opt("on-error", 1, OS("what `error-limit` consecutive errors do: `fastinter` (check sooner), `fail-check` (a failed check, the default), `sudden-death` (one check from DOWN, then a failed check), `mark-down` (DOWN at once); all check again after `fastinter`")),
     opt("on-marked-down", 1, OS("`shutdown-sessions`: when checks mark the server down, its tunnels are closed (WebSockets get 1012 at a message boundary, plain TCP tunnels are closed)")),
     opt("on-marked-up", 1, OS("`shutdown-backup-sessions`: when this server comes up, the tunnels on the backend's backup servers are closed (WebSockets get 1012)")),
     opt("pool-max-conn", 1, OI("idle server connections are not pooled yet")),

@@ -894,10 +894,61 @@ pub struct Server {
     pub cookie: Option<String>,
     /// `non-stick`: requests it serves are not stored in stick tables.
     pub non_stick: bool,
+    /// `observe`, `error-limit`, `on-error`: passive health from the
+    /// server's live traffic.
+    pub passive: Passive,
     /// `slowstart`, in whole seconds (rounded up, as HAProxy stores it; 0:
     /// off): after the server comes back up its weight and `maxconn` ramp
     /// up over this period instead of taking a full share at once.
     pub slowstart: u32,
+}
+
+/// Passive health (`observe layer4|layer7`, `error-limit`, `on-error`):
+/// `error-limit` consecutive errors in real traffic act like a failed
+/// health check, as `on-error` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Passive {
+    /// `None`: not observed (the default).
+    pub observe: Option<Observe>,
+    /// `error-limit` (default 10).
+    pub error_limit: u32,
+    /// `on-error` (default `fail-check`).
+    pub on_error: OnError,
+}
+
+impl Default for Passive {
+    fn default() -> Self {
+        Passive {
+            observe: None,
+            error_limit: 10,
+            on_error: OnError::FailCheck,
+        }
+    }
+}
+
+/// `observe layer4|layer7`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observe {
+    /// Connections to the server: refused or timed out is an error, an
+    /// established one clears the count.
+    Layer4,
+    /// Responses too (mode http): 100-499, 501 and 505 clear the count,
+    /// other 5xx (wsgate's own 502 and 504 for a bad or missing response
+    /// included) and failed connections are errors.
+    Layer7,
+}
+
+/// `on-error fastinter|fail-check|sudden-death|mark-down`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// Only check sooner (`fastinter`), as all the others also do.
+    FastInter,
+    /// Count as one failed check.
+    FailCheck,
+    /// Leave the server one failed check from DOWN, then count one.
+    SuddenDeath,
+    /// Mark the server DOWN at once.
+    MarkDown,
 }
 
 /// Health-check settings of one server (`check`, `inter`, `fastinter`,

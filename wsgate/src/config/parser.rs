@@ -202,6 +202,8 @@ pub struct ServerDefaults {
     pub non_stick: bool,
     /// `slowstart`, whole seconds.
     pub slowstart: u32,
+    /// `observe`, `error-limit`, `on-error`.
+    pub passive: crate::config::model::Passive,
 }
 
 /// Everything a `defaults`, `frontend`, `backend` or `listen` section can
