@@ -202,7 +202,14 @@ pub fn acl(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         return;
     }
     match super::acl::parse_acl(words) {
-        Ok(term) => p.acls.push((name.text.clone(), term, cx.loc(name))),
+        Ok(mut term) => {
+            let files = super::acl_file::files(words);
+            if super::acl_file::load(cx, &files, &mut term) {
+                p.acls.push((name.text.clone(), term, cx.loc(name)));
+            } else {
+                p.broken_acls.push(name.text.clone());
+            }
+        }
         Err(e) => {
             let at = words.get(e.at).unwrap_or(&words[0]);
             cx.error(at, e.message).hint = e.hint;

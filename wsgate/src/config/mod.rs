@@ -9,6 +9,7 @@
 //! and fuzzed on its own.
 
 pub mod acl;
+pub mod acl_file;
 pub mod check;
 pub mod cond;
 pub mod diag;
