@@ -16,7 +16,9 @@ use std::time::Duration;
 use common::{free_port, poll_until, Wsgate};
 
 /// A Redis-like server: answers each `PING\r\n` with `+PONG\r\n` (or
-/// `-ERR` while `healthy` is false), and records what it received.
+/// `-ERR` while `healthy` is false, or when `require_proxy` and the
+/// connection did not start with a PROXY line), and records what it
+/// received.
 struct FakeRedis {
     addr: SocketAddr,
     healthy: Arc<AtomicBool>,
@@ -25,6 +27,10 @@ struct FakeRedis {
 
 impl FakeRedis {
     fn start() -> FakeRedis {
+        FakeRedis::start_with(false)
+    }
+
+    fn start_with(require_proxy: bool) -> FakeRedis {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let healthy = Arc::new(AtomicBool::new(true));
@@ -38,6 +44,7 @@ impl FakeRedis {
                     let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 512];
+                    let mut proxied = false;
                     while let Ok(n) = conn.read(&mut chunk) {
                         if n == 0 {
                             return;
@@ -46,7 +53,12 @@ impl FakeRedis {
                         s.lock().unwrap().extend_from_slice(&chunk[..n]);
                         while let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
                             let line: Vec<u8> = buf.drain(..end + 2).collect();
-                            let answer: &[u8] = match (&line[..], h.load(Ordering::SeqCst)) {
+                            if line.starts_with(b"PROXY TCP4 ") {
+                                proxied = true;
+                                continue;
+                            }
+                            let healthy = h.load(Ordering::SeqCst) && (proxied || !require_proxy);
+                            let answer: &[u8] = match (&line[..], healthy) {
                                 (b"PING\r\n", true) => b"+PONG\r\n",
                                 (b"PING\r\n", false) => b"-ERR loading the dataset\r\n",
                                 _ => b"-ERR unknown command\r\n",
@@ -183,5 +195,51 @@ fn binary_regex_and_negated_steps_on_another_port() {
     wait_log(
         &wsgate,
         "Server redis/r1 is UP, reason: Layer7 check passed",
+    );
+}
+
+/// `tcp-check connect send-proxy`: the check connection starts with a
+/// PROXY v1 line (a server behind a PROXY-protocol listener only answers
+/// such connections); the same script without it gets `-ERR` and, with
+/// `min-recv`, a mismatch at once.
+#[test]
+fn connect_send_proxy() {
+    let redis = FakeRedis::start_with(true);
+    let port = free_port();
+    let script = |proxy: &str| {
+        format!(
+            "    option tcp-check\n    tcp-check connect{proxy}\n    tcp-check send PING\\r\\n\n    \
+             tcp-check expect min-recv 5 string +PONG\n    server r1 {} check inter 200 fall 2 rise 2\n",
+            redis.addr
+        )
+    };
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 30s\n    timeout server 30s\n    timeout check 1s\n\n\
+         backend proxied\n{}\nbackend plain\n{}\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    default_backend proxied\n",
+        script(" send-proxy"),
+        script(""),
+    );
+    let wsgate = Wsgate::start(&cfg);
+    wait_log(
+        &wsgate,
+        "Server plain/r1 is DOWN, reason: Layer7 invalid response, info: \"TCPCHK did not match content '+PONG' at step 3\"",
+    );
+    poll_until(Duration::from_secs(10), "a PROXY line", || {
+        String::from_utf8_lossy(&redis.seen.lock().unwrap())
+            .contains("PROXY TCP4 127.0.0.1 127.0.0.1 ")
+            .then_some(())
+    })
+    .unwrap();
+    // Three checks of the proxied server later it never went DOWN.
+    let checks = |log: &str| log.matches("PROXY TCP4").count();
+    poll_until(Duration::from_secs(10), "three proxied checks", || {
+        (checks(&String::from_utf8_lossy(&redis.seen.lock().unwrap())) >= 3).then_some(())
+    })
+    .unwrap();
+    assert!(
+        !wsgate.log().contains("Server proxied/r1 is DOWN"),
+        "{}",
+        wsgate.log()
     );
 }

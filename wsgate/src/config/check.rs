@@ -86,6 +86,18 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
         }
         let d = &p.draft;
         passive_health(d, diags);
+        if d.hash_balance_factor > 0 && !bounded_loads_apply(&d.balance, d.hash_type.consistent) {
+            diags.push(
+                Diagnostic::warning(
+                    p.location.clone(),
+                    format!(
+                        "backend '{}': `hash-balance-factor` has no effect with this `balance`",
+                        p.name
+                    ),
+                )
+                .with_hint("it bounds consistent hashing: `hash-type consistent` with a hash-based `balance` (source, uri, url_param, hdr), or `balance random`"),
+            );
+        }
         backend_ids.insert(p.name.clone(), (BackendId(backends.len()), i));
         backends.push(Backend {
             name: p.name.clone(),
@@ -954,6 +966,12 @@ pub(super) fn resolve_condition(
         unless: c.unless,
         groups,
     })
+}
+
+/// Whether `hash-balance-factor` changes anything: it bounds the
+/// consistent-hash ring, which `balance random` and consistent hashing use.
+fn bounded_loads_apply(balance: &super::model::Balance, consistent: bool) -> bool {
+    matches!(balance, super::model::Balance::Random { .. }) || (balance.is_hash() && consistent)
 }
 
 /// `observe` needs `check` (only checks bring a server back; HAProxy
