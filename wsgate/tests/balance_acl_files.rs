@@ -3,7 +3,8 @@
 //! host list matched case-insensitively; relative paths taken from the
 //! working directory (checked against HAProxy 2.6 in the same layout); a
 //! missing file is an environment error that `--syntax-only` skips; a bad
-//! pattern names its file and line.
+//! pattern names its file and line; anonymous `{ ... -f <file> }` ACLs
+//! read theirs too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod balance_support;
@@ -55,6 +56,7 @@ fn layout(port: u16, s1: SocketAddr, s2: SocketAddr) -> TempDir {
         "127.0.0.3\r\n#127.0.0.4 is not blocked\r\n",
     );
     dir.write("lists/hosts.lst", "API.example.com\n  admin.example.com\n");
+    dir.write("lists/users.lst", "mallory\n");
     dir.write(
         "conf/wsgate.cfg",
         format!(
@@ -63,6 +65,7 @@ fn layout(port: u16, s1: SocketAddr, s2: SocketAddr) -> TempDir {
              acl blocked src -f lists/blocklist.lst -f lists/more.lst 127.0.0.9\n    \
              acl api hdr(host) -i -f lists/hosts.lst\n    \
              http-request deny if blocked\n    \
+             http-request deny deny_status 429 if {{ hdr(x-user) -f lists/users.lst }}\n    \
              use_backend api if api\n    default_backend web\n\n\
              backend web\n    server s1 {s1}\n\n\
              backend api\n    server s2 {s2}\n"
@@ -112,6 +115,10 @@ fn blocklist_and_host_list_from_files() {
         "leading spaces dropped, -i applies"
     );
     assert_eq!(host("www.example.com"), "web");
+    // An anonymous ACL's file.
+    let user = |u: &str| served_by(proxy, None, "/", &[("X-User", u)]).unwrap().0;
+    assert_eq!(user("mallory"), 429);
+    assert_eq!(user("alice"), 200);
 }
 
 /// Relative paths are taken from the working directory, not the
@@ -159,11 +166,11 @@ fn relative_paths_missing_files_and_bad_patterns() {
         ),
         "{out}"
     );
-    // `-f` without a file, and in an anonymous ACL.
+    // `-f` without a file; a missing one in an anonymous ACL.
     dir.write(
         "conf/bad.cfg",
         "frontend fe\n    mode http\n    bind 127.0.0.1:1\n    acl a src -f\n    \
-         http-request deny if { src -f lists/more.lst }\n",
+         http-request deny if { src -f lists/gone.lst }\n",
     );
     let (ok, out) = run_in(&wsgate, dir.path(), &["-c", "-f", "conf/bad.cfg"]);
     assert!(!ok);
@@ -172,7 +179,9 @@ fn relative_paths_missing_files_and_bad_patterns() {
         "{out}"
     );
     assert!(
-        out.contains("error: '-f <file>' is not supported in an anonymous ACL"),
+        out.contains(
+            "bad.cfg:5:35: error: [environment] cannot read pattern file 'lists/gone.lst'"
+        ),
         "{out}"
     );
 }

@@ -482,13 +482,6 @@ pub fn parse_condition(words: &[Token]) -> Result<ConditionDraft, AclError> {
                 .position(|t| t.text == "}")
                 .map(|p| start + 1 + p)
                 .ok_or_else(|| err(start, "'{' without a matching '}'"))?;
-            if let Some(f) = words[start + 1..close].iter().position(|t| t.text == "-f") {
-                return Err(AclError {
-                    at: start + 1 + f,
-                    message: "'-f <file>' is not supported in an anonymous ACL".into(),
-                    hint: Some("name it: `acl <name> <fetch> -f <file>`, then use the name in the condition".into()),
-                });
-            }
             let acl = parse_acl(&words[start + 1..close]).map_err(|mut e| {
                 e.at += start + 1;
                 e

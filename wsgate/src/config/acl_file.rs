@@ -2,7 +2,9 @@
 //! patterns read from files, added to those on the line.
 //!
 //! Stage: `acl::parse_acl` accepts the `-f <file>` flags and leaves the
-//! files to the `acl` handler, which calls [`load`] with the parsed term;
+//! files to the `acl` handler, which calls [`load`] with the parsed term
+//! (and to `Cx::rule` for the anonymous ACLs of a condition, `{ src -f
+//! <file> }`, [`load_anonymous`]);
 //! `check` and the session see one ACL, whatever its patterns came from.
 //! HAProxy's file rules (`pat_ref_read_from_file`): one pattern per line,
 //! ending at CR or LF (inner and trailing spaces are part of it); a `#` in
@@ -12,6 +14,7 @@
 //! environment error (`wsgate -c --syntax-only` does not open it); a
 //! pattern the match method cannot use is an error naming the file's line.
 
+use super::acl::{ConditionDraft, TermDraft};
 use super::lexer::Token;
 use super::model::{AclTerm, MatchMethod};
 use super::parser::Cx;
@@ -73,6 +76,35 @@ pub fn load(cx: &mut Cx<'_>, files: &[&Token], term: &mut AclTerm) -> bool {
                 ok = false;
             }
         }
+    }
+    ok
+}
+
+/// The `-f` files of a condition's anonymous ACLs (`{ src -f <file> }`),
+/// read into them; false after an error.
+pub fn load_anonymous(cx: &mut Cx<'_>, words: &[Token], cond: &mut ConditionDraft) -> bool {
+    // The braces in the order `parse_condition` met them, which is the
+    // order of the anonymous terms.
+    let mut braces = Vec::new();
+    let mut i = 0;
+    while let Some(w) = words.get(i) {
+        if w.text.trim_start_matches('!') == "{" {
+            let Some(close) = words[i + 1..].iter().position(|t| t.text == "}") else {
+                break;
+            };
+            braces.push(&words[i + 1..i + 1 + close]);
+            i += close + 2;
+        } else {
+            i += 1;
+        }
+    }
+    let anonymous = cond.groups.iter_mut().flatten().filter_map(|t| match t {
+        TermDraft::Anonymous { acl, .. } => Some(acl),
+        TermDraft::Named { .. } => None,
+    });
+    let mut ok = true;
+    for (inner, acl) in braces.into_iter().zip(anonymous) {
+        ok &= load(cx, &files(inner), acl);
     }
     ok
 }

@@ -439,7 +439,12 @@ impl<'a> Cx<'a> {
             None
         } else {
             match super::acl::parse_condition(words) {
-                Ok(c) => Some(c),
+                Ok(mut c) => {
+                    if !super::acl_file::load_anonymous(self, words, &mut c) {
+                        return None;
+                    }
+                    Some(c)
+                }
                 Err(e) => {
                     let at = words.get(e.at).unwrap_or(&words[0]);
                     self.error(at, e.message).hint = e.hint;
