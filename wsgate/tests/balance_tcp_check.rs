@@ -9,6 +9,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -242,4 +243,53 @@ fn connect_send_proxy() {
         "{}",
         wsgate.log()
     );
+}
+
+/// `tcp-check connect ssl` and `connect default` (with the server's
+/// `ssl`): the script talks to `openssl s_server -rev` (which sends each
+/// line back reversed) over TLS. The server starts after wsgate, so the
+/// checks first fail at the connect step, then pass.
+#[test]
+fn connect_ssl_to_openssl_s_server() {
+    if Command::new("openssl").arg("version").output().is_err() {
+        common::skip_unless_ci("openssl is not installed");
+        return;
+    }
+    let dir = common::TempDir::new("tcp-check-ssl");
+    let cert = common::TestCert::generate(dir.path(), "server.pem");
+    let tls = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let port = free_port();
+    let script = |connect: &str| {
+        format!(
+            "    option tcp-check\n    tcp-check connect {connect}\n    tcp-check send GNOP+\\n\n    \
+             tcp-check expect string +PONG\n    server t1 {tls} ssl verify required ca-file {} check inter 200 fall 1 rise 1\n",
+            cert.ca_path.display()
+        )
+    };
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 30s\n    timeout server 30s\n    timeout check 2s\n\n\
+         backend explicit\n{}\nbackend default\n{}\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    default_backend explicit\n",
+        script("ssl"),
+        script("default"),
+    );
+    let wsgate = Wsgate::start(&cfg);
+    for be in ["explicit", "default"] {
+        wait_log(
+            &wsgate,
+            &format!("Server {be}/t1 is DOWN, reason: Layer4 connection problem, info: \"Connection refused\" at step 1 of tcp-check (connect)"),
+        );
+    }
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_server", "-quiet", "-rev", "-accept"])
+        .arg(tls.to_string())
+        .arg("-cert")
+        .arg(&cert.pem_path);
+    let _server = common::ChildGuard::spawn(cmd, dir.path().join("s_server.log"));
+    for be in ["explicit", "default"] {
+        wait_log(
+            &wsgate,
+            &format!("Server {be}/t1 is UP, reason: Layer7 check passed, info: \"(tcp-check)\""),
+        );
+    }
 }

@@ -41,8 +41,9 @@ pub async fn run(
     );
     let implicit = (!starts_with_connect).then_some(Step::Connect {
         port: None,
-        ssl: c.ssl.is_some(),
-        send_proxy: c.send_proxy.is_some(),
+        ssl: false,
+        send_proxy: false,
+        default: true,
     });
     // HAProxy numbers steps by line (comments included); the implicit
     // connect is the "initial connection step".
@@ -69,13 +70,16 @@ pub async fn run(
                 port,
                 ssl,
                 send_proxy,
+                default,
             } => {
+                let ssl = *ssl || (*default && c.ssl.is_some());
+                let send_proxy = *send_proxy || (*default && c.send_proxy.is_some());
                 // The previous connection closes before the next opens.
                 drop(conn.take());
                 received.clear();
                 let target = SocketAddr::new(c.target.ip(), port.unwrap_or(c.target.port()));
                 let proxy = send_proxy.then(|| c.send_proxy.or(p.server_proxy).unwrap_or_default());
-                let tls = if *ssl {
+                let tls = if ssl {
                     match p.tls {
                         Some(t) => Some(t),
                         None => {

@@ -47,12 +47,14 @@ pub struct TcpCheckRule {
 
 #[derive(Debug, Clone)]
 pub enum Step {
-    /// `connect [port <n>] [ssl] [send-proxy]`: a new connection to the
-    /// check address (or `port`).
+    /// `connect [default] [port <n>] [ssl] [send-proxy]`: a new
+    /// connection to the check address (or `port`); `default` adds the
+    /// server's own check options (`check-ssl`, `check-send-proxy`).
     Connect {
         port: Option<u16>,
         ssl: bool,
         send_proxy: bool,
+        default: bool,
     },
     /// `send <string>` / `send-binary <hex>`.
     Send(Vec<u8>),
@@ -280,6 +282,7 @@ fn trailing_comment(cx: &mut Cx<'_>, words: &[Token], i: &mut usize) -> Option<O
 
 fn connect(cx: &mut Cx<'_>, words: &[Token]) -> Option<(Step, Option<String>)> {
     let (mut port, mut ssl, mut send_proxy, mut comment) = (None, false, false, None);
+    let mut default = false;
     let mut i = 0;
     while let Some(w) = words.get(i) {
         match w.text.as_str() {
@@ -303,8 +306,12 @@ fn connect(cx: &mut Cx<'_>, words: &[Token]) -> Option<(Step, Option<String>)> {
                 send_proxy = true;
                 i += 1;
             }
-            // HAProxy's defaults for the other options are what wsgate does.
-            "default" | "linger" => i += 1,
+            "default" => {
+                default = true;
+                i += 1;
+            }
+            // A lingering close is what wsgate does anyway.
+            "linger" => i += 1,
             "comment" => comment = trailing_comment(cx, words, &mut i)?,
             "addr" | "sni" | "alpn" | "proto" | "via-socks4" => {
                 cx.error(w, format!("'tcp-check connect {}' is not supported", w.text))
@@ -326,6 +333,7 @@ fn connect(cx: &mut Cx<'_>, words: &[Token]) -> Option<(Step, Option<String>)> {
             port,
             ssl,
             send_proxy,
+            default,
         },
         comment,
     ))
@@ -519,7 +527,8 @@ mod tests {
             Step::Connect {
                 port: Some(26379),
                 ssl: false,
-                send_proxy: false
+                send_proxy: false,
+                default: false,
             }
         ));
         // Step numbers count the comment line; the comment carries on.
