@@ -14,6 +14,11 @@
 //! `maxconn` and the queue (`queue`) all see open tunnels, not just
 //! requests in flight.
 //!
+//! Health comes from the checks (`health`, `tcp_check`) and from live
+//! traffic (`observe`); a server that comes back takes load gradually with
+//! `slowstart`, which lowers the effective weight the dynamic algorithms
+//! see and the `maxconn` in force.
+//!
 //! The runtime API steers servers here too: a server in `drain` or `maint`
 //! ([`AdminState`]) is not a candidate, and `set server ... weight` changes
 //! the weight the balancer sees (the weights' common divisor is
