@@ -123,3 +123,47 @@ fn leastconn_does_not_flood_the_comeback() {
     }
     assert_eq!(after, vec!["s1"; 4], "{}", wsgate.log());
 }
+
+/// `slowstart 20s` with `maxconn 10`: the limit in force ramps from 1
+/// (HAProxy: `max(1, maxconn * (100 * elapsed / period) / 100)`, still 1
+/// for the first four seconds). Before the server went down two WebSockets
+/// were open at once; right after it is back, one open WebSocket fills it
+/// and a request waits in the queue, then gets 503 after `timeout queue`.
+#[test]
+fn maxconn_ramps_from_one() {
+    let dir = TempDir::new("slowstart-maxconn");
+    let addr = loopback(free_port());
+    let first = demo_backend_at(addr, "s1", &dir);
+    let port = free_port();
+    let cfg = format!(
+        "{DEFAULTS}    timeout queue 300ms\n\nlisten app\n    bind 127.0.0.1:{port}\n    \
+         server s1 {addr} check inter 100 fall 1 rise 1 maxconn 10 slowstart 20s\n"
+    );
+    let wsgate = Wsgate::start(&cfg);
+    let proxy = loopback(port);
+    let both = (
+        open_websocket(proxy).unwrap(),
+        open_websocket(proxy).unwrap(),
+    );
+    assert_eq!(served_by(proxy, None, "/", &[]).unwrap().0, 200);
+    drop(both);
+
+    drop(first); // stops s1
+    wait_log(&wsgate, "Server app/s1 is DOWN");
+    let _again = demo_backend_at(addr, "s1", &dir);
+    wait_log(&wsgate, "Server app/s1 is UP");
+    let (ws, server) = open_websocket(proxy).unwrap();
+    assert_eq!(server, "s1");
+    let (status, _) = served_by(proxy, None, "/", &[]).unwrap();
+    assert_eq!(
+        status,
+        503,
+        "the one slot in force is taken\n{}",
+        wsgate.log()
+    );
+    drop(ws);
+    poll_until(Duration::from_secs(5), "the slot to be free again", || {
+        (served_by(proxy, None, "/", &[]).ok()?.0 == 200).then_some(())
+    })
+    .unwrap();
+}
