@@ -6,6 +6,10 @@
 //! consistent hashing and each hash function. A user who migrates keeps
 //! every client on the server it had.
 //!
+//! `hash-balance-factor` too: held WebSockets are opened one after the
+//! other with skewed keys, so each choice depends on the connections
+//! already open, and both proxies must still choose alike.
+//!
 //! Needs `/usr/sbin/haproxy` (installed by `.ci/run`): without it the test
 //! is skipped locally and fails when `CI` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -15,7 +19,7 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use balance_support::{haproxy_bin, served_by, Haproxy};
+use balance_support::{haproxy_bin, open_websocket_with, served_by, Haproxy};
 use common::{free_port, skip_unless_ci, DemoBackend, Wsgate};
 
 /// A request for one key: target and extra headers.
@@ -260,4 +264,81 @@ fn hash_choices_match_haproxy() {
             wsgate.log()
         );
     });
+}
+
+/// The key of the `i`-th WebSocket: one hot key a third of the time, else
+/// one of seven others, so that bounded loads have work to do.
+fn skewed_key(i: usize) -> String {
+    if i % 3 == 0 {
+        "hot".into()
+    } else {
+        format!("user-{}", i % 7)
+    }
+}
+
+/// `hash-balance-factor`: 48 WebSockets held open one after the other
+/// through each proxy; the bound on load moves keys round the ring, and
+/// the sequence of servers must be HAProxy's.
+#[test]
+fn bounded_load_choices_match_haproxy() {
+    let Some(bin) = haproxy_bin() else {
+        skip_unless_ci("haproxy is not installed (Debian package `haproxy`)");
+        return;
+    };
+    let backends: Vec<DemoBackend> = (1..=4)
+        .map(|i| DemoBackend::start(&format!("s{i}"), "1h"))
+        .collect();
+    let section = |name: &str, port: u16, factor: &str| {
+        let mut cfg = format!(
+            "\nlisten {name}\n    bind 127.0.0.1:{port}\n    balance hdr(X-User)\n    \
+             hash-type consistent\n{factor}"
+        );
+        for (b, w) in backends.iter().zip([1, 2, 1, 1]) {
+            cfg.push_str(&format!("    server {} {} weight {w}\n", b.name, b.addr));
+        }
+        cfg
+    };
+    let defaults = "defaults\n    mode http\n    timeout connect 5s\n    timeout client 30s\n    \
+                    timeout server 30s\n    timeout tunnel 1h\n";
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let bounded = "    hash-balance-factor 125\n";
+    let ha_cfg = format!("{defaults}{}", section("bounded", ports[0], bounded));
+    let ws_cfg = format!(
+        "{defaults}{}{}",
+        section("bounded", ports[1], bounded),
+        section("unbounded", ports[2], "")
+    );
+    let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+    let _haproxy = Haproxy::start(&bin, &ha_cfg, &[addr(ports[0])]);
+    let wsgate = Wsgate::start(&ws_cfg);
+
+    let open_all = |proxy: SocketAddr| {
+        let mut held = Vec::new();
+        let mut names = Vec::new();
+        for i in 0..48 {
+            let key = skewed_key(i);
+            let (ws, name) = open_websocket_with(proxy, &[("X-User", &key)])
+                .unwrap_or_else(|e| panic!("websocket {i} through {proxy}: {e}"));
+            held.push(ws);
+            names.push(name);
+        }
+        (held, names)
+    };
+    let (_ha_held, haproxy) = open_all(addr(ports[0]));
+    let (_ws_held, ours) = open_all(addr(ports[1]));
+    let (_plain_held, unbounded) = open_all(addr(ports[2]));
+    eprintln!("haproxy: {haproxy:?}\nwsgate:  {ours:?}");
+    assert_eq!(ours, haproxy, "{}", wsgate.log());
+    // The bound changed something: the hot key alone stays on one server
+    // without it, and no server holds more than its share with it.
+    let hot = |names: &[String]| {
+        names
+            .iter()
+            .step_by(3)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    assert_eq!(hot(&unbounded), 1, "{unbounded:?}");
+    assert!(hot(&ours) > 1, "{ours:?}");
+    assert_ne!(ours, unbounded);
 }

@@ -8,6 +8,7 @@
 //! values use `fetch_max`. `clear counters` (runtime API) resets the
 //! maxima, as HAProxy's does; `clear counters all` resets everything.
 
+use super::observe::Observer;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -123,11 +124,22 @@ pub struct Counters {
     /// WebSocket messages, close codes, policy closes (frontends and
     /// backends; shared with the tunnels, which flush into it).
     pub ws: Arc<WsCounters>,
+    /// A server's passive health (`observe`), which sees the statuses
+    /// counted here; `None` for frontends and backends.
+    pub observer: Option<Arc<Observer>>,
 }
 
 impl Counters {
     pub fn new() -> Arc<Counters> {
         Arc::new(Counters::default())
+    }
+
+    /// A server's counters, with its passive-health [`Observer`].
+    pub fn for_server() -> Arc<Counters> {
+        Arc::new(Counters {
+            observer: Some(Arc::default()),
+            ..Counters::default()
+        })
     }
 
     /// A session starts: current, max, total.
@@ -148,6 +160,9 @@ impl Counters {
             _ => 5,
         };
         self.responses[class].fetch_add(1, Relaxed);
+        if let Some(o) = &self.observer {
+            o.response(status);
+        }
     }
 
     pub fn bytes(&self, bytes_in: u64, bytes_out: u64) {

@@ -1,6 +1,7 @@
 //! Health checks (`check`, `inter`, `fastinter`, `downinter`, `rise`,
 //! `fall`, `port`, `addr`, `option httpchk`, `http-check expect`,
-//! `check-ssl`, `check-send-proxy`).
+//! `check-ssl`, `check-send-proxy`; `option tcp-check` scripts run in
+//! `tcp_check`).
 //!
 //! Stage: one task per checked server, started with the proxy and stopped
 //! with it. A check is a TCP connect, or with `option httpchk` an HTTP
@@ -14,7 +15,10 @@
 //! `timeout check` to read when that is set. State changes are logged in
 //! HAProxy's words ("Server be/s1 is DOWN, reason: Layer4 connection
 //! problem, ..."). A server that is down is never picked by the balancer.
+//! Passive health (`observe`, `backend::observe`) feeds the same counter
+//! between checks.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -23,7 +27,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::BackendRuntime;
-use crate::config::model::{HttpCheck, HttpExpect, ServerCheck};
+use crate::config::model::{HttpCheck, HttpExpect, OnError, SendProxy, ServerCheck};
+use crate::config::tcp_check::TcpCheck;
 use crate::proxy_protocol;
 use crate::tls::client::ServerTls;
 
@@ -89,6 +94,22 @@ impl Health {
         self.rise + self.fall - 1
     }
 
+    /// `on-error sudden-death`: a server with more margin than that keeps
+    /// one failed check from DOWN.
+    pub fn brink(&mut self) {
+        if self.value > self.rise {
+            self.value = self.rise + 1;
+        }
+    }
+
+    /// `on-error mark-down`: an UP server is left up by the slimmest
+    /// margin, so the failure recorded next takes it DOWN.
+    pub fn lowest_up(&mut self) {
+        if self.is_up() {
+            self.value = self.rise;
+        }
+    }
+
     pub fn record(&mut self, ok: bool) -> Transition {
         let was_up = self.is_up();
         if ok {
@@ -131,12 +152,24 @@ where
 {
     let be: &BackendRuntime = &backend;
     let server = &be.config.servers[index];
+    // Passive health is on only for checked servers (nothing else would
+    // bring them back); a reload brings the new settings here.
+    let observer = be.servers[index].counters.observer.clone();
+    if let Some(o) = &observer {
+        o.configure(server.check.as_ref().map(|_| &server.passive));
+    }
     let Some(check) = server.check.clone() else {
         return;
     };
-    // The server's TLS settings (`check-ssl`); they loaded at start-up
-    // already, for the server itself or by the same code.
-    let tls = match check.ssl.as_ref().map(ServerTls::new).transpose() {
+    // The server's TLS settings (`check-ssl`, or the server's own for a
+    // `tcp-check connect ssl` step); they loaded at start-up already, for
+    // the server itself or by the same code.
+    let tcp_ssl = be.config.tcp_check.as_ref().is_some_and(|t| t.wants_ssl());
+    let ssl = check
+        .ssl
+        .as_ref()
+        .or(server.ssl.as_ref().filter(|_| tcp_ssl));
+    let tls = match ssl.map(ServerTls::new).transpose() {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(
@@ -160,136 +193,223 @@ where
     // Spread the first checks over the interval, as HAProxy does, so a big
     // farm is not probed all at once.
     let first = Duration::from_millis(fastrand::u64(..=check.inter.as_millis().min(1000) as u64));
-    let mut wait = first;
+    let mut next = Instant::now() + first;
     let mut paused = false;
     loop {
+        let passive = async {
+            match &observer {
+                Some(o) => o.wake.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep_until(next) => {}
+            _ = passive => {
+                let Some(event) = observer.as_ref().and_then(|o| o.take()) else {
+                    continue;
+                };
+                if paused || state.checks_paused() {
+                    continue;
+                }
+                // HAProxy's `on-error`: the check counter moves as for a
+                // failed check (`fastinter` alone leaves it), and every
+                // mode checks again within `fastinter`.
+                let transition = match event.action {
+                    OnError::FastInter => None,
+                    OnError::FailCheck => Some(health.record(false)),
+                    OnError::SuddenDeath => {
+                        health.brink();
+                        Some(health.record(false))
+                    }
+                    OnError::MarkDown => {
+                        health.lowest_up();
+                        Some(health.record(false))
+                    }
+                };
+                if let Some(transition) = transition {
+                    let reason = format!("Health analyze, info: \"{}\"", event.info);
+                    state.record_check(false, &reason, 0, health.value());
+                    announce(be, index, transition, &reason, 0);
+                }
+                next = next.min(Instant::now() + check.fastinter);
+                continue;
+            }
             _ = stop.cancelled() => return,
         }
         // `disable health`: no probes; after `enable health`, go on from
         // up with the full margin.
-        if be.servers[index].checks_paused() {
+        if state.checks_paused() {
             paused = true;
-            wait = check.inter;
+            next = Instant::now() + check.inter;
             continue;
         }
         if std::mem::take(&mut paused) {
             health = Health::resume(check.rise, check.fall, true, u32::MAX);
         }
         let started = Instant::now();
+        let probe = Probe {
+            check: &check,
+            tls: tls.as_ref(),
+            http: be.config.httpchk.as_ref(),
+            tcp: be.config.tcp_check.as_ref(),
+            server_proxy: server.send_proxy,
+            timeout_connect: be.config.timeouts.connect,
+            timeout_check: be.config.timeouts.check,
+        };
         let outcome = tokio::select! {
-            o = check_once(&check, tls.as_ref(), be.config.httpchk.as_ref(), be.config.timeouts.connect, be.config.timeouts.check) => o,
+            o = check_once(&probe) => o,
             _ = stop.cancelled() => return,
         };
-        let took = started.elapsed().as_millis();
+        let took = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let transition = health.record(outcome.ok);
-        be.servers[index].record_check(
-            outcome.ok,
-            &outcome.reason,
-            u64::try_from(took).unwrap_or(u64::MAX),
-            health.value(),
-        );
-        match transition {
-            Transition::None => {}
-            Transition::WentDown => {
-                be.servers[index].set_up(false);
-                let (act, bck) = be.usable_counts();
-                tracing::warn!(
-                    "Server {}/{} is DOWN, reason: {}, check duration: {took}ms. {act} active and {bck} backup servers left. {} sessions active, 0 requeued, 0 remaining in queue.",
-                    be.config.name,
-                    server.name,
-                    outcome.reason,
-                    be.servers[index].served(),
-                );
-                if act == 0 && bck == 0 {
-                    tracing::error!("backend {} has no server available!", be.config.name);
-                }
-                if server.shutdown_on_down {
-                    be.shutdown_sessions(index);
-                }
+        state.record_check(outcome.ok, &outcome.reason, took, health.value());
+        announce(be, index, transition, &outcome.reason, took);
+        next = Instant::now() + health.interval(&check);
+    }
+}
+
+/// Applies a change of state that a check (or passive health) caused to
+/// server `index`, logged in HAProxy's words.
+fn announce(be: &BackendRuntime, index: usize, transition: Transition, reason: &str, took: u64) {
+    let server = &be.config.servers[index];
+    match transition {
+        Transition::None => {}
+        Transition::WentDown => {
+            be.servers[index].set_up(false);
+            let (act, bck) = be.usable_counts();
+            tracing::warn!(
+                "Server {}/{} is DOWN, reason: {reason}, check duration: {took}ms. {act} active and {bck} backup servers left. {} sessions active, 0 requeued, 0 remaining in queue.",
+                be.config.name,
+                server.name,
+                be.servers[index].served(),
+            );
+            if act == 0 && bck == 0 {
+                tracing::error!("backend {} has no server available!", be.config.name);
             }
-            Transition::WentUp => {
-                be.servers[index].set_up(true);
-                let (act, bck) = be.usable_counts();
-                tracing::warn!(
-                    "Server {}/{} is UP, reason: {}, check duration: {took}ms. {act} active and {bck} backup servers online. 0 sessions requeued, 0 total in queue.",
-                    be.config.name,
-                    server.name,
-                    outcome.reason,
-                );
-                be.wake_queue();
-                if server.shutdown_backups_on_up && !server.backup && be.servers[index].weight() > 0
-                {
-                    for (i, s) in be.config.servers.iter().enumerate() {
-                        if s.backup {
-                            be.shutdown_sessions(i);
-                        }
+            if server.shutdown_on_down {
+                be.shutdown_sessions(index);
+            }
+        }
+        Transition::WentUp => {
+            be.servers[index].set_up(true);
+            be.servers[index].start_ramp(server.slowstart);
+            let (act, bck) = be.usable_counts();
+            tracing::warn!(
+                "Server {}/{} is UP, reason: {reason}, check duration: {took}ms. {act} active and {bck} backup servers online. 0 sessions requeued, 0 total in queue.",
+                be.config.name,
+                server.name,
+            );
+            be.wake_queue();
+            if server.shutdown_backups_on_up && !server.backup && be.servers[index].weight() > 0 {
+                for (i, s) in be.config.servers.iter().enumerate() {
+                    if s.backup {
+                        be.shutdown_sessions(i);
                     }
                 }
             }
         }
-        wait = health.interval(&check);
     }
 }
 
+/// Everything one check of one server needs.
+pub struct Probe<'a> {
+    pub check: &'a ServerCheck,
+    /// TLS settings for `check-ssl`, or for a `tcp-check connect ssl` step.
+    pub tls: Option<&'a ServerTls>,
+    /// `option httpchk`.
+    pub http: Option<&'a HttpCheck>,
+    /// `option tcp-check` and its script.
+    pub tcp: Option<&'a TcpCheck>,
+    /// The server's `send-proxy*` settings (`tcp-check connect
+    /// send-proxy` sends its header the way the server gets it).
+    pub server_proxy: Option<SendProxy>,
+    pub timeout_connect: Option<Duration>,
+    pub timeout_check: Option<Duration>,
+}
+
+impl Probe<'_> {
+    /// HAProxy's limits: with `timeout check`, connect within
+    /// min(`timeout connect`, `inter`) and finish within `timeout check`
+    /// more; otherwise `inter` bounds the whole check.
+    fn limits(&self) -> (Duration, Instant) {
+        let inter = self.check.inter;
+        match self.timeout_check {
+            Some(tc) => {
+                let connect = self.timeout_connect.map_or(inter, |t| t.min(inter));
+                (connect, Instant::now() + connect + tc)
+            }
+            None => (inter, Instant::now() + inter),
+        }
+    }
+}
+
+/// A check connection, plain or TLS.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
 /// One check: connect, send the PROXY header (`check-send-proxy`), do
 /// the TLS handshake (`check-ssl`), and with `option httpchk` one HTTP
-/// exchange.
-pub async fn check_once(
-    c: &ServerCheck,
+/// exchange; with `option tcp-check`, its script instead.
+pub async fn check_once(p: &Probe<'_>) -> Outcome {
+    let (connect_limit, overall) = p.limits();
+    if let Some(script) = p.tcp {
+        return super::tcp_check::run(p, script, connect_limit, overall).await;
+    }
+    let c = p.check;
+    let tls = p.tls.filter(|_| c.ssl.is_some());
+    match open(c.target, connect_limit, c.send_proxy.as_ref(), tls, overall).await {
+        Ok((stream, passed)) => finish(stream, p.http, overall, passed).await,
+        Err(failed) => failed,
+    }
+}
+
+/// Opens a check connection to `target`: connect within `connect_limit`,
+/// send the PROXY header, then the TLS handshake when `tls` is given (by
+/// `overall`). Returns the stream and the reason of a check that stops
+/// there ("Layer4 check passed", or "Layer6" after TLS).
+pub(crate) async fn open(
+    target: SocketAddr,
+    connect_limit: Duration,
+    send_proxy: Option<&SendProxy>,
     tls: Option<&ServerTls>,
-    http: Option<&HttpCheck>,
-    timeout_connect: Option<Duration>,
-    timeout_check: Option<Duration>,
-) -> Outcome {
-    // HAProxy: with `timeout check`, connect within min(connect, inter) and
-    // read within `timeout check`; otherwise `inter` bounds the whole check.
-    let (connect_limit, read_limit) = match timeout_check {
-        Some(tc) => (timeout_connect.map_or(c.inter, |t| t.min(c.inter)), tc),
-        None => (c.inter, c.inter),
-    };
-    let overall = Instant::now()
-        + if timeout_check.is_some() {
-            connect_limit + read_limit
-        } else {
-            c.inter
-        };
-    let mut stream = match tokio::time::timeout(connect_limit, TcpStream::connect(c.target)).await {
-        Err(_) => return fail("Layer4 timeout".into()),
+    overall: Instant,
+) -> Result<(Box<dyn Io>, &'static str), Outcome> {
+    let mut stream = match tokio::time::timeout(connect_limit, TcpStream::connect(target)).await {
+        Err(_) => return Err(fail("Layer4 timeout".into())),
         Ok(Err(e)) => {
-            return fail(format!(
+            return Err(fail(format!(
                 "Layer4 connection problem, info: \"{}\"",
                 io_info(&e)
-            ))
+            )))
         }
         Ok(Ok(s)) => s,
     };
-    if let Some(send) = &c.send_proxy {
+    if let Some(send) = send_proxy {
         let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {
-            return fail("Layer4 connection problem, info: \"no address\"".into());
+            return Err(fail(
+                "Layer4 connection problem, info: \"no address\"".into(),
+            ));
         };
         let header = proxy_protocol::for_check(send, local, peer);
         if let Err(e) = stream.write_all(&header).await {
-            return fail(format!(
+            return Err(fail(format!(
                 "Layer4 connection problem, info: \"{}\"",
                 io_info(&e)
-            ));
+            )));
         }
     }
     let Some(tls) = tls else {
-        return finish(stream, http, overall, "Layer4 check passed").await;
+        return Ok((Box::new(stream), "Layer4 check passed"));
     };
     // HAProxy: a failed handshake is a Layer6 problem; a good one passes
     // a check without `option httpchk`.
-    let name = tls.server_name(c.target.ip(), |_| None);
+    let name = tls.server_name(target.ip(), |_| None);
     let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
-    let stream = match tokio::time::timeout_at(overall, connector.connect(name, stream)).await {
-        Err(_) => return fail("Layer6 timeout".into()),
-        Ok(Err(e)) => return fail(format!("Layer6 invalid response, info: \"{e}\"")),
-        Ok(Ok(s)) => s,
-    };
-    finish(stream, http, overall, "Layer6 check passed").await
+    match tokio::time::timeout_at(overall, connector.connect(name, stream)).await {
+        Err(_) => Err(fail("Layer6 timeout".into())),
+        Ok(Err(e)) => Err(fail(format!("Layer6 invalid response, info: \"{e}\""))),
+        Ok(Ok(s)) => Ok((Box::new(s), "Layer6 check passed")),
+    }
 }
 
 /// The last step of a check on an open stream: with `option httpchk`, the
@@ -312,12 +432,12 @@ async fn finish<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-fn fail(reason: String) -> Outcome {
+pub(crate) fn fail(reason: String) -> Outcome {
     Outcome { ok: false, reason }
 }
 
 /// The OS message without Rust's "(os error N)" suffix, like HAProxy's.
-fn io_info(e: &std::io::Error) -> String {
+pub(crate) fn io_info(e: &std::io::Error) -> String {
     let s = e.to_string();
     match s.find(" (os error") {
         Some(i) => s[..i].to_owned(),
@@ -453,6 +573,25 @@ mod tests {
         assert_eq!(h.record(false), Transition::None);
         assert_eq!(h.record(true), Transition::None);
         assert_eq!(h.record(true), Transition::WentUp);
+    }
+
+    #[test]
+    fn passive_health_moves_the_counter_as_haproxy() {
+        // sudden-death: one failed check from DOWN, then one failure.
+        let mut h = Health::resume(2, 3, true, 4);
+        h.brink();
+        assert_eq!(h.record(false), Transition::None);
+        assert_eq!(h.value(), 2);
+        assert_eq!(h.record(false), Transition::WentDown);
+        // mark-down: DOWN at once, from any margin.
+        let mut h = Health::resume(2, 3, true, 4);
+        h.lowest_up();
+        assert_eq!(h.record(false), Transition::WentDown);
+        // Not again when already down or rising.
+        let mut h = Health::resume(2, 3, false, 1);
+        h.lowest_up();
+        assert_eq!(h.record(false), Transition::None);
+        assert_eq!(h.value(), 0);
     }
 
     #[test]

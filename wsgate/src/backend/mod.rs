@@ -14,6 +14,11 @@
 //! `maxconn` and the queue (`queue`) all see open tunnels, not just
 //! requests in flight.
 //!
+//! Health comes from the checks (`health`, `tcp_check`) and from live
+//! traffic (`observe`); a server that comes back takes load gradually with
+//! `slowstart`, which lowers the effective weight the dynamic algorithms
+//! see and the `maxconn` in force.
+//!
 //! The runtime API steers servers here too: a server in `drain` or `maint`
 //! ([`AdminState`]) is not a candidate, and `set server ... weight` changes
 //! the weight the balancer sees (the weights' common divisor is
@@ -22,20 +27,25 @@
 mod carry;
 pub mod counters;
 pub mod health;
+pub mod observe;
 pub mod persist;
 pub mod queue;
 pub mod server;
 pub mod sessions;
+pub mod slowstart;
 pub mod stick;
+pub mod tcp_check;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::balance::{self, Algorithm, Candidate, Fetch, ServerSet};
 use crate::config::model::Backend;
 use sessions::ServerSessions;
+use slowstart::WEIGHT_SCALE;
 use stick::StickTable;
 
 pub use counters::{CloseReason, Counters, SessionGuard};
@@ -152,18 +162,53 @@ impl BackendRuntime {
         }
     }
 
-    /// `set server <be>/<srv> state ready|drain|maint`.
+    /// `set server <be>/<srv> state ready|drain|maint`. Leaving
+    /// maintenance starts the `slowstart` ramp, as in HAProxy.
     pub fn set_admin(&self, i: usize, state: AdminState) {
+        let was = self.servers[i].admin();
         self.servers[i].set_admin(state);
         if state == AdminState::Ready {
+            if was == AdminState::Maint {
+                self.servers[i].start_ramp(self.config.servers[i].slowstart);
+            }
             self.wake_queue();
         }
+    }
+
+    /// The weight server `i` has now, in the user's units (what HAProxy's
+    /// stats show as `weight`, `uweight` being the configured one): lower
+    /// than configured while a `slowstart` ramp is under way, for the
+    /// algorithms that ramp.
+    pub fn effective_weight(&self, i: usize) -> u32 {
+        let st = &self.servers[i];
+        self.eweight(st, Instant::now()).div_ceil(WEIGHT_SCALE)
+    }
+
+    /// HAProxy's effective weight (the user's weight times
+    /// [`WEIGHT_SCALE`] at full speed) of a server at `now`.
+    fn eweight(&self, st: &ServerState, now: Instant) -> u32 {
+        let step = match st.ramp(now) {
+            Some(r) if balance::is_dynamic(&self.config) => r.step(now),
+            _ => WEIGHT_SCALE,
+        };
+        st.weight() * step
+    }
+
+    /// The next moment a `slowstart` ramp raises some server's `maxconn`
+    /// (queued requests look again then), if any ramp is under way.
+    pub fn next_ramp_step(&self) -> Option<Instant> {
+        let now = Instant::now();
+        self.servers
+            .iter()
+            .filter_map(|s| s.ramp(now).and_then(|r| r.next_step(now)))
+            .min()
     }
 
     /// The servers the algorithm may choose from now: the usable active
     /// ones; if there are none, the first usable backup (or every usable
     /// backup with `option allbackups`).
     pub fn candidates(&self) -> Vec<Candidate> {
+        let now = Instant::now();
         let make = |i: usize| {
             let s = &self.config.servers[i];
             let st = &self.servers[i];
@@ -171,8 +216,10 @@ impl BackendRuntime {
                 index: i,
                 id: s.id,
                 weight: st.weight(),
+                eweight: self.eweight(st, now),
                 conns: st.load(),
-                full: st.maxconn() > 0 && st.served() >= st.maxconn(),
+                served: st.served(),
+                full: st.is_full(now),
             }
         };
         let usable = |backup: bool| {
@@ -224,6 +271,7 @@ impl BackendRuntime {
         let set = ServerSet {
             servers: &candidates,
             weight_gcd: self.weight_gcd.load(Ordering::Acquire),
+            served: self.servers.iter().map(|s| s.served()).sum(),
         };
         let Some(i) = algo.pick(&set, req, avoid) else {
             return Pick::Saturated(None);
@@ -233,8 +281,7 @@ impl BackendRuntime {
 
     /// A slot on server `i`, or `Saturated(Some(i))` at its `maxconn`.
     fn take(&self, i: usize) -> Pick {
-        let max = self.servers[i].maxconn();
-        if max > 0 && self.servers[i].served() >= max {
+        if self.servers[i].is_full(Instant::now()) {
             return Pick::Saturated(Some(i));
         }
         Pick::Server(ConnGuard::new(
@@ -272,6 +319,8 @@ impl BackendRuntime {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
     use crate::balance::SourceOnly;
     use crate::config::model::{Balance, Server};
 
@@ -304,6 +353,8 @@ mod tests {
                 send_proxy: None,
                 cookie: None,
                 non_stick: false,
+                slowstart: 0,
+                passive: Default::default(),
             })
             .collect();
         BackendRuntime::new(Backend {
@@ -319,6 +370,8 @@ mod tests {
             http: Default::default(),
             websocket: Default::default(),
             hash_type: Default::default(),
+            hash_balance_factor: 0,
+            tcp_check: None,
             allbackups: false,
             httpchk: None,
             stats: None,
@@ -355,6 +408,69 @@ mod tests {
         be.servers[1].set_up(false);
         be.servers[2].set_up(false);
         assert_eq!(pick(&be), None);
+    }
+
+    /// With the clock at `secs` into a `slowstart 3` ramp of `s2`, how many
+    /// of `n` round-robin picks go to it.
+    fn share_of_s2(be: &BackendRuntime, n: usize) -> usize {
+        (0..n).filter(|_| pick(be) == Some(1)).count()
+    }
+
+    fn ramping(balance: Balance, slowstart: u32) -> BackendRuntime {
+        let mut cfg = backend(&[("s1", 1, false), ("s2", 1, false)], balance).config;
+        cfg.servers[1].slowstart = slowstart;
+        BackendRuntime::new(cfg)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slowstart_ramps_the_weight_a_step_a_second() {
+        let be = ramping(Balance::RoundRobin, 3);
+        // Not at start-up: both servers at full weight.
+        assert_eq!(share_of_s2(&be, 32), 16);
+        be.servers[1].set_up(false);
+        assert_eq!(share_of_s2(&be, 10), 0);
+        be.servers[1].set_up(true);
+        be.servers[1].start_ramp(be.config.servers[1].slowstart);
+        // Effective weights 16 and 1, then 16 and 6, then 16 and 11.
+        assert_eq!(share_of_s2(&be, 17), 1);
+        assert_eq!(be.effective_weight(1), 1);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(share_of_s2(&be, 22), 6);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(share_of_s2(&be, 27), 11);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(share_of_s2(&be, 32), 16);
+        assert_eq!(be.servers[1].ramp(Instant::now()), None);
+        assert_eq!(be.effective_weight(1), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slowstart_leaves_static_algorithms_alone_but_ramps_maxconn() {
+        let be = ramping(Balance::StaticRr, 10);
+        be.servers[1].set_maxconn(20);
+        be.servers[1].start_ramp(be.config.servers[1].slowstart);
+        assert_eq!(be.effective_weight(1), 1);
+        assert_eq!(be.servers[1].effective_maxconn(Instant::now()), 1);
+        tokio::time::advance(Duration::from_millis(4500)).await;
+        assert_eq!(be.servers[1].effective_maxconn(Instant::now()), 8);
+        assert!(be.next_ramp_step().is_some());
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert_eq!(be.servers[1].effective_maxconn(Instant::now()), 20);
+        assert_eq!(be.next_ramp_step(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn leaving_maintenance_starts_the_ramp() {
+        let be = ramping(Balance::LeastConn, 4);
+        be.set_admin(1, AdminState::Maint);
+        be.set_admin(1, AdminState::Ready);
+        let c = be.candidates();
+        assert_eq!((c[0].eweight, c[1].eweight), (16, 1));
+        // Draining and back is no comeback.
+        let be = ramping(Balance::LeastConn, 4);
+        be.set_admin(1, AdminState::Drain);
+        be.set_admin(1, AdminState::Ready);
+        assert_eq!(be.candidates()[1].eweight, 16);
     }
 
     #[test]

@@ -67,9 +67,18 @@ pub async fn acquire<'a>(
                 }
             }
         }
-        match deadline {
-            Some(d) => {
-                if tokio::time::timeout_at(d, notified).await.is_err() {
+        // A `slowstart` ramp raises `maxconn` a step each second without
+        // any slot being freed: look again at the next step too.
+        let step = backend.next_ramp_step();
+        let wake = match (deadline, step) {
+            (Some(d), Some(s)) => Some(d.min(s)),
+            (d, s) => d.or(s),
+        };
+        match wake {
+            Some(w) => {
+                if tokio::time::timeout_at(w, notified).await.is_err()
+                    && deadline.is_some_and(|d| Instant::now() >= d)
+                {
                     return Err(AcquireError::QueueTimeout);
                 }
             }

@@ -10,7 +10,10 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
+use tokio::time::Instant;
+
 use super::counters::{unix_now, Counters};
+use super::slowstart::Ramp;
 use crate::config::model::Server;
 
 /// The administrative state set with `set server ... state` or `disabled`.
@@ -51,10 +54,12 @@ pub enum CheckStatus {
     L7Timeout,
     L7Rsp,
     L7Sts,
+    /// Passive health (`observe`): too many errors in live traffic.
+    Hana,
 }
 
 impl CheckStatus {
-    pub const ALL: [CheckStatus; 11] = [
+    pub const ALL: [CheckStatus; 12] = [
         CheckStatus::Unknown,
         CheckStatus::L4Ok,
         CheckStatus::L4Timeout,
@@ -66,6 +71,7 @@ impl CheckStatus {
         CheckStatus::L7Timeout,
         CheckStatus::L7Rsp,
         CheckStatus::L7Sts,
+        CheckStatus::Hana,
     ];
 
     pub fn code(self) -> &'static str {
@@ -81,6 +87,7 @@ impl CheckStatus {
             CheckStatus::L7Timeout => "L7TOUT",
             CheckStatus::L7Rsp => "L7RSP",
             CheckStatus::L7Sts => "L7STS",
+            CheckStatus::Hana => "HANA",
         }
     }
 
@@ -98,6 +105,7 @@ impl CheckStatus {
             CheckStatus::L7Timeout => "Layer7 timeout",
             CheckStatus::L7Rsp => "Layer7 invalid response",
             CheckStatus::L7Sts => "Layer7 wrong status",
+            CheckStatus::Hana => "Health analyze",
         }
     }
 
@@ -108,6 +116,7 @@ impl CheckStatus {
             (true, _) if starts("Layer4") => CheckStatus::L4Ok,
             (true, _) if starts("Layer6") => CheckStatus::L6Ok,
             (true, _) => CheckStatus::L7Ok,
+            _ if starts("Health analyze") => CheckStatus::Hana,
             _ if starts("Layer4 timeout") => CheckStatus::L4Timeout,
             _ if starts("Layer4") => CheckStatus::L4Con,
             _ if starts("Layer6 timeout") => CheckStatus::L6Timeout,
@@ -166,6 +175,8 @@ pub struct ServerState {
     maxconn: AtomicU32,
     /// `disable health`: checks are not run and the server counts as up.
     checks_paused: AtomicBool,
+    /// The `slowstart` ramp under way since the server came back, if any.
+    ramp: Mutex<Option<Ramp>>,
 }
 
 impl ServerState {
@@ -178,7 +189,7 @@ impl ServerState {
             weight: AtomicU32::new(s.weight),
             served: AtomicU32::new(0),
             queued: AtomicU32::new(0),
-            counters: Counters::new(),
+            counters: Counters::for_server(),
             check_status: AtomicU8::new(0),
             check_failures: AtomicU64::new(0),
             check_downs: AtomicU64::new(0),
@@ -188,7 +199,46 @@ impl ServerState {
             addr: Mutex::new(s.addr),
             maxconn: AtomicU32::new(s.maxconn),
             checks_paused: AtomicBool::new(false),
+            ramp: Mutex::new(None),
         }
+    }
+
+    /// The server came back (checks brought it UP, or it left
+    /// maintenance): with `slowstart` (`period_s` seconds, from the
+    /// configuration in force: a reload keeps this state but may change
+    /// it), its weight and `maxconn` ramp up from now.
+    pub fn start_ramp(&self, period_s: u32) {
+        if period_s > 0 {
+            *self.ramp.lock().unwrap_or_else(|p| p.into_inner()) = Some(Ramp {
+                since: Instant::now(),
+                period_s,
+            });
+        }
+    }
+
+    /// The ramp still under way at `now` (cleared once over).
+    pub fn ramp(&self, now: Instant) -> Option<Ramp> {
+        let mut ramp = self.ramp.lock().unwrap_or_else(|p| p.into_inner());
+        if ramp.is_some_and(|r| r.done(now)) {
+            *ramp = None;
+        }
+        *ramp
+    }
+
+    /// The connection limit in force at `now` (0: none): `maxconn`, lower
+    /// while a `slowstart` ramp is under way.
+    pub fn effective_maxconn(&self, now: Instant) -> u32 {
+        let max = self.maxconn();
+        match self.ramp(now) {
+            Some(r) => r.maxconn(max, now),
+            None => max,
+        }
+    }
+
+    /// Whether a new connection would exceed the limit in force at `now`.
+    pub fn is_full(&self, now: Instant) -> bool {
+        let max = self.effective_maxconn(now);
+        max > 0 && self.served() >= max
     }
 
     /// Whether `disable health` paused this server's checks.
@@ -368,6 +418,14 @@ impl ConnGuard {
     /// The backend's counters.
     pub fn backend_counters(&self) -> &Arc<Counters> {
         &self.backend
+    }
+
+    /// Tells the server's passive health (`observe`) whether an attempt to
+    /// connect to it succeeded.
+    pub fn observe_connect(&self, ok: bool) {
+        if let Some(o) = &self.state.counters.observer {
+            o.connect(ok);
+        }
     }
 
     /// Connections open on the server now (for the log's `srv_conn`).

@@ -1,7 +1,8 @@
 //! HAProxy's consistent-hash ring (`lb_chash.c`): `hash-type consistent`
 //! and `balance random`.
 //!
-//! Each server appears `weight × 16` times on a 32-bit ring, at
+//! Each server appears `eweight` times (its weight × 16 at full speed,
+//! fewer during a `slowstart` ramp) on a 32-bit ring, at
 //! `full_hash(id × 4096 + n)`; a key goes to the server whose point is
 //! closest (the previous one on a tie). Placing points by server id, not
 //! position, is what keeps most keys in place when a server comes or goes
@@ -10,10 +11,9 @@
 use super::hash::full_hash;
 use super::ServerSet;
 
-/// HAProxy's `BE_WEIGHT_SCALE`: points per unit of weight.
-const WEIGHT_SCALE: u32 = 16;
-/// HAProxy's `SRV_EWGHT_RANGE` (256 × 16): the id stride between servers.
-const EWGHT_RANGE: u32 = 256 * WEIGHT_SCALE;
+/// HAProxy's `SRV_EWGHT_RANGE` (256 × `BE_WEIGHT_SCALE` 16): the id
+/// stride between servers.
+const EWGHT_RANGE: u32 = 256 * 16;
 
 #[derive(Debug, Clone, Default)]
 pub struct Ring {
@@ -26,7 +26,7 @@ impl Ring {
         let mut points = Vec::new();
         for (pos, c) in set.servers.iter().enumerate() {
             let base = c.id.wrapping_mul(EWGHT_RANGE);
-            for n in 0..c.weight * WEIGHT_SCALE {
+            for n in 0..c.eweight {
                 points.push((full_hash(base.wrapping_add(n)), pos));
             }
         }
@@ -65,6 +65,32 @@ impl Ring {
     }
 }
 
+/// `hash-balance-factor`: whether the server at position `pos` may take
+/// one more connection (HAProxy's `chash_server_is_eligible`, the
+/// "consistent hashing with bounded loads" of Mirrokni, Thorup and
+/// Zadimoghaddam, adapted to weights). The backend's open connections plus
+/// the one to come, times `factor`%, make the slots; each unit of weight
+/// gets an equal whole number of them and the remainder is spread in
+/// proportion to the weights, in declaration order, so that the slots add
+/// up exactly; no server gets none. A key whose server is out of slots
+/// goes on round the ring, which keeps most keys where they were.
+pub fn within_bound(set: &ServerSet<'_>, pos: usize, factor: u32) -> bool {
+    if factor == 0 {
+        return true;
+    }
+    let weight = |c: &super::Candidate| u64::from(c.eweight);
+    let total: u64 = set.servers.iter().map(weight).sum();
+    let Some(c) = set.servers.get(pos).filter(|_| total > 0) else {
+        return true;
+    };
+    let cumulative: u64 = set.servers[..pos].iter().map(weight).sum();
+    let slots_total = ((u64::from(set.served) + 1) * u64::from(factor)).div_ceil(100);
+    let (per_weight, remainder) = (slots_total / total, slots_total % total);
+    let slots = weight(c) * per_weight + ((cumulative + weight(c)) * remainder) / total
+        - (cumulative * remainder) / total;
+    u64::from(c.served) < slots.max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,6 +102,7 @@ mod tests {
         let set = ServerSet {
             servers: &s,
             weight_gcd: 1,
+            served: 0,
         };
         let ring = Ring::build(&set);
         assert_eq!(ring.points.len(), 64);
@@ -84,6 +111,7 @@ mod tests {
         let ring2 = Ring::build(&ServerSet {
             servers: fewer,
             weight_gcd: 1,
+            served: 0,
         });
         for k in 0..2000u32 {
             let h = full_hash(k);

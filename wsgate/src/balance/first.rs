@@ -32,12 +32,14 @@ mod tests {
         let set = ServerSet {
             servers: &s,
             weight_gcd: 1,
+            served: 0,
         };
         assert_eq!(First.pick(&set, &Req::none(), None), Some(1));
         s[1].full = true;
         let set = ServerSet {
             servers: &s,
             weight_gcd: 1,
+            served: 0,
         };
         assert_eq!(First.pick(&set, &Req::none(), None), Some(2));
         assert_eq!(First.pick(&set, &Req::none(), Some(2)), Some(0));

@@ -170,6 +170,8 @@ fn domain_only(v: &[u8]) -> &[u8] {
 pub struct Hashed {
     key: KeySource,
     ty: HashType,
+    /// `hash-balance-factor` (0: off), for consistent hashing.
+    factor: u32,
     built_for: Vec<(usize, u32, u32)>,
     map: Map,
     ring: Ring,
@@ -177,10 +179,11 @@ pub struct Hashed {
 }
 
 impl Hashed {
-    pub fn new(key: KeySource, ty: HashType) -> Hashed {
+    pub fn new(key: KeySource, ty: HashType, factor: u32) -> Hashed {
         Hashed {
             key,
             ty,
+            factor,
             built_for: Vec::new(),
             map: Map::default(),
             ring: Ring::default(),
@@ -192,7 +195,7 @@ impl Hashed {
         let sig: Vec<(usize, u32, u32)> = set
             .servers
             .iter()
-            .map(|c: &Candidate| (c.index, c.id, c.weight))
+            .map(|c: &Candidate| (c.index, c.id, c.eweight))
             .collect();
         if sig != self.built_for || (self.map.slots.is_empty() && !sig.is_empty()) {
             self.map = Map::build(set);
@@ -222,8 +225,13 @@ impl Algorithm for Hashed {
             return self.rr.pick(&self.map, set, avoid);
         };
         let pos = if self.ty.consistent {
+            let avoided = |pos: usize| Some(set.servers[pos].index) == avoid;
+            let factor = self.factor;
             self.ring
-                .lookup_avoiding(h, |pos| Some(set.servers[pos].index) == avoid)?
+                .lookup_avoiding(h, |pos| {
+                    avoided(pos) || !super::chash::within_bound(set, pos, factor)
+                })
+                .or_else(|| self.ring.lookup_avoiding(h, avoided))?
         } else {
             let pos = self.map.lookup(h)?;
             if Some(set.servers[pos].index) == avoid {
@@ -307,6 +315,7 @@ mod tests {
         let set = ServerSet {
             servers: &s,
             weight_gcd: 1,
+            served: 0,
         };
         let mut a = Hashed::new(
             KeySource::Hdr {
@@ -314,6 +323,7 @@ mod tests {
                 use_domain_only: false,
             },
             ty(),
+            0,
         );
         for v in ["a", "b", "c", "dd", "user-17"] {
             let expect = (sdbm_of(v) % 3) as usize;
@@ -340,6 +350,7 @@ mod tests {
         let set = ServerSet {
             servers: &s,
             weight_gcd: 1,
+            served: 0,
         };
         let t = HashType {
             consistent: true,
@@ -352,11 +363,85 @@ mod tests {
                 use_domain_only: false,
             },
             t,
+            0,
         );
         let r = Req::header("x", "alice");
         let first = a.pick(&set, &r, None).unwrap();
         assert_eq!(a.pick(&set, &r, None), Some(first));
         let other = a.pick(&set, &r, Some(first)).unwrap();
         assert_ne!(other, first);
+    }
+
+    fn bounded(factor: u32) -> Hashed {
+        let t = HashType {
+            consistent: true,
+            function: HashFunction::Sdbm,
+            avalanche: true,
+        };
+        let key = KeySource::Hdr {
+            name: "x".into(),
+            use_domain_only: false,
+        };
+        Hashed::new(key, t, factor)
+    }
+
+    /// Opens a connection per key in turn (none closes); returns the open
+    /// connections per server, checking after each that no server is
+    /// above its share of `factor`% of the load: with T the slots
+    /// (`ceil(total * factor / 100)`), a server of effective weight e out
+    /// of W never holds more than `floor(e * T / W) + 1`.
+    fn open_all(weights: &[u32], factor: u32, keys: &[u32]) -> Vec<u32> {
+        let mut s = servers(weights);
+        let mut a = bounded(factor);
+        let w_total: u64 = s.iter().map(|c| u64::from(c.eweight)).sum();
+        for (n, k) in keys.iter().enumerate() {
+            let served = s.iter().map(|c| c.served).sum();
+            let set = ServerSet {
+                servers: &s,
+                weight_gcd: 1,
+                served,
+            };
+            let i = a
+                .pick(&set, &Req::header("x", &format!("key-{k}")), None)
+                .unwrap();
+            s[i].served += 1;
+            s[i].conns += 1;
+            if factor > 0 {
+                let slots = ((n as u64 + 1) * u64::from(factor)).div_ceil(100);
+                for c in &s {
+                    let bound = (u64::from(c.eweight) * slots / w_total + 1).max(1);
+                    assert!(
+                        u64::from(c.served) <= bound,
+                        "server {} holds {} of {} (bound {bound}, weights {weights:?}, factor {factor})",
+                        c.index,
+                        c.served,
+                        n + 1
+                    );
+                }
+            }
+        }
+        s.iter().map(|c| c.served).collect()
+    }
+
+    #[test]
+    fn balance_factor_spreads_a_hot_key() {
+        let hot = vec![7u32; 100];
+        // Without the factor one key means one server.
+        assert!(open_all(&[1, 1, 1, 1], 0, &hot).contains(&100));
+        // With 150%: at most floor(1.5 * 100 / 4) + 1 = 38 each.
+        let loads = open_all(&[1, 1, 1, 1], 150, &hot);
+        assert!(loads.iter().all(|&l| l <= 38), "{loads:?}");
+        assert_eq!(loads.iter().sum::<u32>(), 100);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn balance_factor_bounds_every_server(
+            weights in proptest::collection::vec(1u32..=4, 2..6),
+            factor in 101u32..300,
+            keys in proptest::collection::vec(0u32..40, 1..200),
+        ) {
+            open_all(&weights, factor, &keys);
+        }
     }
 }

@@ -20,14 +20,14 @@ pub struct LeastConn {
 /// Compares the load of two servers: (conns + 1) / weight, exactly, by
 /// cross-multiplying (HAProxy's key also counts the connection to come).
 fn load_cmp(a: &Candidate, b: &Candidate) -> Ordering {
-    let la = u64::from(a.conns + 1) * u64::from(b.weight);
-    let lb = u64::from(b.conns + 1) * u64::from(a.weight);
+    let la = u64::from(a.conns + 1) * u64::from(b.eweight);
+    let lb = u64::from(b.conns + 1) * u64::from(a.eweight);
     la.cmp(&lb)
 }
 
 impl Algorithm for LeastConn {
     fn pick(&mut self, set: &ServerSet<'_>, _: &dyn Fetch, avoid: Option<usize>) -> Option<usize> {
-        let usable = |c: &&Candidate| !c.full && c.weight > 0;
+        let usable = |c: &&Candidate| !c.full && c.eweight > 0;
         let choose = |skip_avoid: bool, last: Option<usize>| -> Option<usize> {
             let pool: Vec<&Candidate> = set
                 .servers
@@ -67,6 +67,7 @@ mod tests {
             let set = ServerSet {
                 servers: &s,
                 weight_gcd: 1,
+                served: 0,
             };
             let i = a.pick(&set, &Req::none(), None).unwrap();
             s[i].conns += 1;
@@ -87,6 +88,7 @@ mod tests {
             let set = ServerSet {
                 servers: &s,
                 weight_gcd: 1,
+                served: 0,
             };
             let i = a.pick(&set, &Req::none(), None).unwrap();
             s[i].conns += 1;
@@ -106,6 +108,7 @@ mod tests {
         let set = ServerSet {
             servers: &s,
             weight_gcd: 1,
+            served: 0,
         };
         let mut a = LeastConn::default();
         assert_eq!(a.pick(&set, &Req::none(), None), Some(0));
@@ -115,6 +118,7 @@ mod tests {
         let set = ServerSet {
             servers: &s,
             weight_gcd: 1,
+            served: 0,
         };
         assert_eq!(a.pick(&set, &Req::none(), None), None);
     }

@@ -114,6 +114,7 @@ mod tests {
         Map::build(&ServerSet {
             servers: &s,
             weight_gcd: gcd,
+            served: 0,
         })
         .slots
     }
@@ -140,6 +141,7 @@ mod tests {
         let set = ServerSet {
             servers: &s,
             weight_gcd: 1,
+            served: 0,
         };
         let map = Map::build(&set);
         let mut rr = MapRr::default();

@@ -38,10 +38,17 @@ pub struct Candidate {
     pub index: usize,
     /// The server's numeric id (`id`, or its position by default).
     pub id: u32,
-    /// Configured weight, 1..=256 (servers of weight 0 are not candidates).
+    /// Configured weight, 1..=256 (servers of weight 0 are not candidates):
+    /// what the static algorithms (`static-rr`, map-based hashing) use.
     pub weight: u32,
+    /// HAProxy's effective weight, which the dynamic algorithms use: the
+    /// weight times 16 (`BE_WEIGHT_SCALE`) at full speed, less while a
+    /// `slowstart` ramp is under way (`backend::slowstart`).
+    pub eweight: u32,
     /// Open connections (tunnels included) plus requests queued for it.
     pub conns: u32,
+    /// Open connections alone (`hash-balance-factor` bounds these).
+    pub served: u32,
     /// At its `maxconn`: algorithms that may choose freely skip it.
     pub full: bool,
 }
@@ -53,6 +60,9 @@ pub struct ServerSet<'a> {
     /// Greatest common divisor of every configured weight in the backend
     /// (HAProxy divides weights by it when building its static map).
     pub weight_gcd: u32,
+    /// Open connections on all the backend's servers (HAProxy's
+    /// `px->served`), for `hash-balance-factor`.
+    pub served: u32,
 }
 
 /// What a hash-based algorithm can take its key from.
@@ -104,13 +114,30 @@ pub fn build(backend: &Backend) -> Box<dyn Algorithm> {
         Balance::StaticRr => Box::new(static_rr::StaticRr::default()),
         Balance::LeastConn => Box::new(leastconn::LeastConn::default()),
         Balance::First => Box::new(first::First),
-        Balance::Random { draws } => Box::new(random::Random::new(*draws)),
+        Balance::Random { draws } => {
+            Box::new(random::Random::new(*draws, backend.hash_balance_factor))
+        }
         Balance::Source | Balance::Uri { .. } | Balance::UrlParam(_) | Balance::Hdr { .. } => {
             Box::new(hashed::Hashed::new(
                 hashed::KeySource::from_balance(&backend.balance),
                 backend.hash_type,
+                backend.hash_balance_factor,
             ))
         }
+    }
+}
+
+/// Whether the backend's algorithm is dynamic in HAProxy's sense
+/// (`BE_LB_PROP_DYN`): it follows weight changes as they happen, so a
+/// `slowstart` ramp applies to it. The static map (`static-rr`,
+/// map-based hashing) keeps the configured weights.
+pub fn is_dynamic(backend: &Backend) -> bool {
+    match backend.balance {
+        Balance::StaticRr => false,
+        Balance::Source | Balance::Uri { .. } | Balance::UrlParam(_) | Balance::Hdr { .. } => {
+            backend.hash_type.consistent
+        }
+        Balance::RoundRobin | Balance::LeastConn | Balance::First | Balance::Random { .. } => true,
     }
 }
 
@@ -140,7 +167,9 @@ pub(crate) mod testing {
                 index: i,
                 id: i as u32 + 1,
                 weight: w,
+                eweight: w * 16,
                 conns: 0,
+                served: 0,
                 full: false,
             })
             .collect()

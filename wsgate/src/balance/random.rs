@@ -8,15 +8,18 @@ use super::{Algorithm, Candidate, Fetch, ServerSet};
 #[derive(Debug)]
 pub struct Random {
     draws: u32,
+    /// `hash-balance-factor` (0: off).
+    factor: u32,
     built_for: Vec<(usize, u32, u32)>,
     ring: Ring,
     rng: fastrand::Rng,
 }
 
 impl Random {
-    pub fn new(draws: u32) -> Random {
+    pub fn new(draws: u32, factor: u32) -> Random {
         Random {
             draws: draws.max(1),
+            factor,
             built_for: Vec::new(),
             ring: Ring::default(),
             rng: fastrand::Rng::new(),
@@ -27,14 +30,14 @@ impl Random {
     fn seeded(draws: u32, seed: u64) -> Random {
         Random {
             rng: fastrand::Rng::with_seed(seed),
-            ..Random::new(draws)
+            ..Random::new(draws, 0)
         }
     }
 }
 
 /// Load per unit of weight, compared exactly.
 fn lighter(a: &Candidate, b: &Candidate) -> bool {
-    u64::from(a.conns) * u64::from(b.weight) < u64::from(b.conns) * u64::from(a.weight)
+    u64::from(a.conns) * u64::from(b.eweight) < u64::from(b.conns) * u64::from(a.eweight)
 }
 
 impl Algorithm for Random {
@@ -42,7 +45,7 @@ impl Algorithm for Random {
         let sig: Vec<(usize, u32, u32)> = set
             .servers
             .iter()
-            .map(|c| (c.index, c.id, c.weight))
+            .map(|c| (c.index, c.id, c.eweight))
             .collect();
         if sig != self.built_for {
             self.ring = Ring::build(set);
@@ -53,9 +56,13 @@ impl Algorithm for Random {
             let c = &set.servers[pos];
             c.full || (!all_blocked && Some(c.index) == avoid)
         };
+        let factor = self.factor;
+        let bounded = |pos: usize| skip(pos) || !super::chash::within_bound(set, pos, factor);
         let mut best: Option<usize> = None;
         for _ in 0..self.draws {
-            let Some(pos) = self.ring.lookup_avoiding(self.rng.u32(..), skip) else {
+            let key = self.rng.u32(..);
+            let found = self.ring.lookup_avoiding(key, bounded);
+            let Some(pos) = found.or_else(|| self.ring.lookup_avoiding(key, skip)) else {
                 break;
             };
             best = match best {
@@ -81,6 +88,7 @@ mod tests {
             let set = ServerSet {
                 servers: &s,
                 weight_gcd: 1,
+                served: 0,
             };
             let i = a.pick(&set, &Req::none(), None).unwrap();
             counts[i] += 1;
@@ -95,6 +103,7 @@ mod tests {
         let set = ServerSet {
             servers: &s,
             weight_gcd: 1,
+            served: 0,
         };
         assert_eq!(a.pick(&set, &Req::none(), None), None);
     }

@@ -52,7 +52,7 @@ impl Algorithm for RoundRobin {
         }
         let mut weights = vec![0u32; self.scores.len()];
         for c in set.servers.iter().filter(|c| !c.full) {
-            weights[c.index] = c.weight;
+            weights[c.index] = c.eweight;
         }
         if let Some(avoid) = avoid {
             let chosen = RoundRobin::pick(self, |i| if i == avoid { 0 } else { weights[i] });

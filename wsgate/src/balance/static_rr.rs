@@ -36,6 +36,7 @@ mod tests {
         let set = ServerSet {
             servers: &s,
             weight_gcd: 1,
+            served: 0,
         };
         let mut a = StaticRr::default();
         let seq: Vec<_> = (0..8)

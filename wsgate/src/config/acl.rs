@@ -89,7 +89,7 @@ impl PartialEq for AclRegex {
 /// An integer pattern as an inclusive range: `5`, `eq 5`, `lt 5`, `le 5`,
 /// `gt 5`, `ge 5`, `1:5`, `:5`, `5:` (HAProxy's `-m int`). `Err` names
 /// what is wrong. `op` is the operator word when one was given.
-fn int_range(op: Option<&str>, v: &str) -> Result<(i64, i64), String> {
+pub(super) fn int_range(op: Option<&str>, v: &str) -> Result<(i64, i64), String> {
     let num = |t: &str| {
         t.parse::<i64>()
             .map_err(|_| format!("'{t}' is not an integer"))
@@ -269,6 +269,7 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
     }
     let mut method = default;
     let mut ignore_case = false;
+    let mut has_files = false;
     let mut i = 1;
     while let Some(w) = words.get(i) {
         match w.text.as_str() {
@@ -303,10 +304,13 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
                 i += 1;
                 break;
             }
+            // The files are read by the `acl` handler (`acl_file`).
             "-f" => {
-                let mut e = err(i, "'-f <file>' pattern files are not supported yet");
-                e.hint = Some("list the values on the acl line".into());
-                return Err(e);
+                if words.get(i + 1).is_none() {
+                    return Err(err(i, "'-f' needs a file name"));
+                }
+                has_files = true;
+                i += 1;
             }
             "-n" | "-u" | "-M" => {
                 return Err(err(i, format!("ACL flag '{}' is not supported", w.text)));
@@ -317,7 +321,7 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
     }
     let values: Vec<String> = words[i..].iter().map(|t| t.text.clone()).collect();
     let needs_values = !matches!(method, MatchMethod::Found | MatchMethod::Bool);
-    if needs_values && values.is_empty() {
+    if needs_values && values.is_empty() && !has_files {
         return Err(AclError {
             at: 0,
             message: format!("ACL on '{}' has no value to match", f.text),

@@ -85,6 +85,19 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             continue;
         }
         let d = &p.draft;
+        passive_health(d, diags);
+        if d.hash_balance_factor > 0 && !bounded_loads_apply(&d.balance, d.hash_type.consistent) {
+            diags.push(
+                Diagnostic::warning(
+                    p.location.clone(),
+                    format!(
+                        "backend '{}': `hash-balance-factor` has no effect with this `balance`",
+                        p.name
+                    ),
+                )
+                .with_hint("it bounds consistent hashing: `hash-type consistent` with a hash-based `balance` (source, uri, url_param, hdr), or `balance random`"),
+            );
+        }
         backend_ids.insert(p.name.clone(), (BackendId(backends.len()), i));
         backends.push(Backend {
             name: p.name.clone(),
@@ -93,6 +106,8 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             balance: d.balance.clone(),
             servers: assign_server_ids(&d.servers, diags),
             hash_type: d.hash_type,
+            hash_balance_factor: d.hash_balance_factor,
+            tcp_check: super::tcp_check::resolve(d, &p.name, diags),
             allbackups: d.allbackups,
             httpchk: d.httpchk.clone().map(|mut c| {
                 c.expect = d.http_expect.clone();
@@ -951,6 +966,40 @@ pub(super) fn resolve_condition(
         unless: c.unless,
         groups,
     })
+}
+
+/// Whether `hash-balance-factor` changes anything: it bounds the
+/// consistent-hash ring, which `balance random` and consistent hashing use.
+fn bounded_loads_apply(balance: &super::model::Balance, consistent: bool) -> bool {
+    matches!(balance, super::model::Balance::Random { .. }) || (balance.is_hash() && consistent)
+}
+
+/// `observe` needs `check` (only checks bring a server back; HAProxy
+/// ignores it too), and `observe layer7` reads HTTP responses, so it
+/// needs `mode http`.
+fn passive_health(d: &super::parser::ProxyDraft, diags: &mut Vec<Diagnostic>) {
+    for s in &d.servers {
+        let Some(mode) = s.passive.observe else {
+            continue;
+        };
+        if mode == super::model::Observe::Layer7 && d.mode != Mode::Http {
+            diags.push(
+                Diagnostic::error(
+                    s.location.clone(),
+                    format!("server '{}': `observe layer7` needs `mode http` (it judges HTTP responses)", s.name),
+                )
+                .with_hint("use `observe layer4` in mode tcp: failed connections count"),
+            );
+        } else if s.check.is_none() {
+            diags.push(
+                Diagnostic::warning(
+                    s.location.clone(),
+                    format!("server '{}': `observe` is ignored without `check`", s.name),
+                )
+                .with_hint("add `check`: passive health marks the server down, and only health checks bring it back up"),
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -17,8 +17,8 @@ use super::keywords::{self, LineOption, OptionStatus, BIND_OPTIONS, SERVER_OPTIO
 use super::lexer::Token;
 use super::model::{
     Balance, Bind, BindSsl, CertSource, CipherSuite, ClientAuth, HashFunction, HashType, HttpCheck,
-    HttpConnMode, HttpExpect, Mode, SendProxy, Server, ServerCheck, ServerSsl, SniExpr,
-    TlsSettings, TlsVersion,
+    HttpConnMode, HttpExpect, Mode, Observe, OnError, SendProxy, Server, ServerCheck, ServerSsl,
+    SniExpr, TlsSettings, TlsVersion,
 };
 use super::parser::{Cx, GlobalDraft, ProxyDraft, ServerDefaults};
 use super::tls;
@@ -202,7 +202,14 @@ pub fn acl(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         return;
     }
     match super::acl::parse_acl(words) {
-        Ok(term) => p.acls.push((name.text.clone(), term, cx.loc(name))),
+        Ok(mut term) => {
+            let files = super::acl_file::files(words);
+            if super::acl_file::load(cx, &files, &mut term) {
+                p.acls.push((name.text.clone(), term, cx.loc(name)));
+            } else {
+                p.broken_acls.push(name.text.clone());
+            }
+        }
         Err(e) => {
             let at = words.get(e.at).unwrap_or(&words[0]);
             cx.error(at, e.message).hint = e.hint;
@@ -481,6 +488,30 @@ pub fn hash_type(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     p.hash_type = ty;
 }
 
+/// `hash-balance-factor <n>`: 0 (off) or above 100, as HAProxy requires.
+pub fn hash_balance_factor(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    let Some(v) = cx.args.first() else {
+        let kw = cx.kw;
+        cx.error(kw, "'hash-balance-factor' needs a percentage")
+            .hint = Some(
+            "e.g. `hash-balance-factor 150`: no server above 1.5 times the average load".into(),
+        );
+        return;
+    };
+    match v.text.parse::<u32>() {
+        Ok(n) if n == 0 || n > 100 => p.hash_balance_factor = n,
+        _ => {
+            cx.error(
+                v,
+                format!("'hash-balance-factor' must be 0 or greater than 100, not '{}'", v.text),
+            )
+            .hint = Some("it is the highest load allowed, as a percentage of the average (125 to 200 are usual); 0 turns it off".into());
+            return;
+        }
+    }
+    no_extra_args(cx, 1);
+}
+
 pub fn option_allbackups(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     no_extra_args(cx, 0);
     p.allbackups = !cx.negated;
@@ -493,6 +524,7 @@ pub fn option_httpchk(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         p.httpchk = None;
         return;
     }
+    p.tcp_check_on = false;
     let args = cx.args;
     let mut c = HttpCheck::default();
     match args {
@@ -1681,6 +1713,52 @@ fn apply_server_options(
             },
             "cookie" => defaults.cookie = Some(text.to_owned()),
             "non-stick" => defaults.non_stick = true,
+            "observe" => match text {
+                "layer4" => defaults.passive.observe = Some(Observe::Layer4),
+                "layer7" => defaults.passive.observe = Some(Observe::Layer7),
+                _ => {
+                    if let Some(v) = value {
+                        cx.error(v, format!("observe '{text}': expected layer4 or layer7"));
+                    }
+                    ok = false;
+                }
+            },
+            "error-limit" => {
+                if let Some(n) = count(cx, &mut ok, 1) {
+                    defaults.passive.error_limit = n;
+                }
+            }
+            "on-error" => match text {
+                "fastinter" => defaults.passive.on_error = OnError::FastInter,
+                "fail-check" => defaults.passive.on_error = OnError::FailCheck,
+                "sudden-death" => defaults.passive.on_error = OnError::SuddenDeath,
+                "mark-down" => defaults.passive.on_error = OnError::MarkDown,
+                _ => {
+                    if let Some(v) = value {
+                        cx.error(
+                            v,
+                            format!("on-error '{text}': expected fastinter, fail-check, sudden-death or mark-down"),
+                        );
+                    }
+                    ok = false;
+                }
+            },
+            "slowstart" => match value.map(|v| (v, parse_time(&v.text))) {
+                // HAProxy keeps whole seconds, rounded up; 0 turns it off.
+                Some((_, Ok(d))) if d <= MAX_TIMEOUT => {
+                    defaults.slowstart = u32::try_from(d.as_millis().div_ceil(1000)).unwrap_or(0)
+                }
+                Some((v, Ok(_))) => {
+                    cx.error(v, "'slowstart' must be below 24.8 days");
+                    ok = false;
+                }
+                Some((v, Err(e))) => {
+                    cx.error(v, format!("invalid time for 'slowstart': {e}"))
+                        .hint = Some(TIME_HINT.into());
+                    ok = false;
+                }
+                None => {}
+            },
             "addr" => match text.parse::<IpAddr>() {
                 Ok(ip) => defaults.addr = Some(ip),
                 Err(_) => {
@@ -1870,6 +1948,8 @@ pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         redir: settings.redir.clone(),
         cookie: settings.cookie.clone(),
         non_stick: settings.non_stick,
+        slowstart: settings.slowstart,
+        passive: settings.passive,
     });
 }
 

@@ -181,14 +181,12 @@ const fn rej(
 const LOGGING_LATER: &str = "of the logging options, `option httplog`, `option tcplog`, `option dontlognull` and `log-format` are implemented; this one is not yet";
 const NO_AGENT: &str =
     "agent checks are not implemented; the server's state comes from `check` only";
-const NO_PASSIVE: &str =
-    "passive health (observing live traffic) is not implemented; only `check` marks servers down";
 const DHE: &str = "wsgate offers ECDHE key exchange only (rustls has no finite-field DHE), which every current client supports and is faster and safer than DHE, so no DH parameters are needed";
 pub const NO_CHROOT: &str = "wsgate reloads in process and re-reads the configuration, certificates and error files from their paths, which a chroot would hide; confine it with the service manager instead (systemd `ProtectSystem=strict`, `RootDirectory=`)";
 
 /// Every keyword wsgate knows (the docs list them sorted by name).
 pub static KEYWORDS: &[Keyword] = &[
-    sup("acl", FLB, Handler::Proxy(h::acl), "`acl <name> <fetch> [-i] [-m str|beg|end|sub|dom|found|ip] [--] [values...]`; fetches path, path_beg, path_end, path_sub, hdr(), hdr_beg(), hdr_end(), hdr_sub(), hdr_dom(), method, src, ssl_fc, always_true, http_auth(<userlist>), http_auth_group(<userlist>) <group>...; lines with one name are OR-ed"),
+    sup("acl", FLB, Handler::Proxy(h::acl), "`acl <name> <fetch> [-i] [-m str|beg|end|sub|dom|found|ip] [-f <file>]... [--] [values...]`; `-f`: patterns from a file, one per line (leading blanks dropped, `#` in the first column for comments, empty lines skipped; a relative path is taken from the working directory; a missing file is an environment error, not read by `-c --syntax-only`; anonymous `{ src -f <file> }` too); fetches path, path_beg, path_end, path_sub, hdr(), hdr_beg(), hdr_end(), hdr_sub(), hdr_dom(), method, src, ssl_fc, always_true, http_auth(<userlist>), http_auth_group(<userlist>) <group>...; lines with one name are OR-ed"),
     ign("backlog", DFL, "the listen backlog uses the system default"),
     sup("balance", DLB, Handler::Proxy(h::balance), "`balance roundrobin|static-rr|leastconn|first|source|uri [len N] [depth N] [whole] [path-only]|url_param <name>|hdr(<name>) [use_domain_only]|random[(<draws>)]` (default roundrobin, as HAProxy up to 3.2); hash-based choices are the same as HAProxy 2.6's"),
     sup("bind", FL, Handler::Proxy(h::bind), "`bind <addr>:<port>[,...] [ssl crt <pem|dir> ... | crt-list <file>] [strict-sni] [ssl-min-ver ..] [ciphers ..] [alpn ..]`; `*:80`, `:80`, `[::]:443`, `ipv6@::1:80`, port ranges `8000-8010`"),
@@ -214,6 +212,7 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("gid", G, Handler::Global(process::gid), "`gid <number>`: the group wsgate switches to once its sockets are bound (supplementary groups cleared)"),
     sup("group", G, Handler::Global(process::group), "`group <name>`: like `gid`, by name"),
     sup("hard-stop-after", G, Handler::Global(h::hard_stop_after), "`hard-stop-after <time>`: on stop, how long open connections get (WebSockets are closed with 1001 first) before the process exits; wsgate's default is 30s"),
+    sup("hash-balance-factor", DLB, Handler::Proxy(h::hash_balance_factor), "`hash-balance-factor <n>` (0, the default: off; else above 100): consistent hashing with bounded loads for `hash-type consistent` and `balance random`: a server with more than n% of the average open connections per unit of weight is passed over for the next one on the ring, with HAProxy's slot arithmetic"),
     sup("hash-type", DLB, Handler::Proxy(h::hash_type), "`hash-type map-based|consistent [sdbm|djb2|wt6|crc32] [avalanche]` (default map-based sdbm; consistent alone means sdbm avalanche)"),
     sup("http-after-response", FLB, Handler::Proxy(r::http_after_response), "`http-after-response set-header|add-header|del-header|replace-header|replace-value ...|set-status <code> [reason <text>]|allow [if|unless <condition>]`: on every response the client gets, the server's (after `http-response` rules) and wsgate's own (errors, redirects, `return`, `auth`, stats, metrics, `monitor-uri`; as in HAProxy, not the 400/408 for a request that could not be read); the backend's rules run before the frontend's; conditions and `<fmt>` as in `http-response`"),
     sup("http-check", DLB, Handler::Proxy(h::http_check), "`http-check expect [!] status <code>|string <text>` (default: any 2xx or 3xx is healthy); `http-check send [meth <m>] [uri <u>] [ver <v>] [hdr <name> <value>]... [body <s>]`; `http-check disable-on-404` (read as a failed check, with a warning)"),
@@ -251,6 +250,7 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("option http-pretend-keepalive", DLB, "only mattered with `http-server-close` against old servers"),
     sup("option http-server-close", DFLB, Handler::Proxy(h::option_http_server_close), "close the server connection after each response"),
     sup("option httpchk", DLB, Handler::Proxy(h::option_httpchk), "`option httpchk [<method> <uri> [<version>]]` (default `OPTIONS / HTTP/1.0`; headers after `\\r\\n` in the version, the pre-2.2 idiom, are sent); 2xx/3xx is healthy"),
+    sup("option tcp-check", DLB, Handler::Proxy(super::tcp_check::option_tcp_check), "health checks of servers with `check` run the section's `tcp-check` script (connect only when it has none); the last of `option httpchk` and `option tcp-check` wins"),
     sup("option httpclose", DFLB, Handler::Proxy(h::option_httpclose), "close both connections after each response"),
     sup("option httplog", DFLB, Handler::Proxy(o::option_httplog), "access log lines in HAProxy's default HTTP format (WebSocket tunnels logged when they close)"),
     ign("option log-health-checks", DLB, LOGGING_LATER),
@@ -303,6 +303,7 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("stick", FLB, Handler::Proxy(super::persist::stick), "`stick on|match|store-request <fetch> [table <backend>] [if|unless <condition>]` (backend, listen; ignored with a warning in a frontend, as HAProxy); fetches src, req.hdr(<name>[,<occ>]), hdr(), req.cook(<name>), cook(), url_param(<name>), urlp(), and in mode tcp req.payload(<offset>,<length>) optionally followed by `,mqtt_field_value(connect,client_identifier)` (MQTT client ids; wsgate waits for those bytes at most `tcp-request inspect-delay`); a DOWN server's entry is ignored (unless `option persist`)"),
     sup("stick-table", FLB, Handler::Proxy(super::persist::stick_table), "`stick-table type ip|ipv6|integer|string [len <n>] size <n>[k|m|g] [expire <time>] [nopurge] [store <data>,...]` (kept across reloads while unchanged); `store` keeps `conn_cnt`, `conn_cur`, `conn_rate(<period>)`, `http_req_cnt`, `http_req_rate(<period>)`, `http_err_cnt`, `http_err_rate(<period>)`, `gpc0`, `gpc0_rate(<period>)` for `track-sc` rules and the `sc_*`/`src_*` fetches (read in `http-request`, `use_backend` and `tcp-request connection` conditions; in `http-response` and `stick` conditions they give nothing, with a warning); an open WebSocket holds its entry (`conn_cur`) until it closes; in a frontend only tracking uses it; `peers` and `binary` are refused"),
     sup("tcp-request", FLB, Handler::Proxy(super::tcp_rules::tcp_request), "`tcp-request connection accept|reject|track-sc0|1|2 src [table <name>] [if|unless <condition>]` (frontend, listen), run when a connection is accepted: the first accept/reject that applies ends the list, `reject` closes the connection; conditions may use `src` and stick counters (`src_conn_rate(<table>)`, `sc0_conn_cur`...); `tcp-request inspect-delay <time>` in a mode tcp backend bounds the wait for the bytes of a `stick ... req.payload(...)` rule (warned elsewhere); `tcp-request content|session` are refused (no content rules)"),
+    sup("tcp-check", DLB, Handler::Proxy(super::tcp_check::tcp_check), "with `option tcp-check`, in order: `tcp-check connect [default] [port <n>] [ssl] [send-proxy]` (a connection to the check address; `default` adds the server's `check-ssl`/`check-send-proxy`; one such is made first when the script does not start with a connect), `tcp-check send <string>` / `send-binary <hex>`, `tcp-check expect [min-recv <n>] [!] string|rstring|binary <pattern>` (searched in what arrived since the last send; a mismatch waits for more data, so a server that keeps the connection open ends the check as a Layer7 timeout, as in HAProxy, unless `min-recv` bytes make it final), `tcp-check comment <text>` (reported with the next step's failure), `comment <text>` at the end of a step; a section's own lines replace those of its `defaults`; `send-lf`, `set-var`, `expect` status options and `connect addr|sni|alpn` are errors"),
     rej("tcp-response", LB, "tcp-response rules are not implemented yet", None),
     sup("timeout check", DLB, Handler::Proxy(h::timeout_check), "extra read time for a health check once connected (default: `inter` bounds the whole check)"),
     sup("timeout client", DFL, Handler::Proxy(h::timeout_client), "client-side inactivity (default: none, i.e. never)"),
@@ -550,7 +551,7 @@ pub static SERVER_OPTIONS: &[LineOption] = &[
     opt("disabled", 0, OS("the server starts in maintenance and gets no traffic")),
     opt("downinter", 1, OS("check interval while the server is down (default `inter`)")),
     opt("enabled", 0, OS("the server gets traffic (the default)")),
-    opt("error-limit", 1, OI(NO_PASSIVE)),
+    opt("error-limit", 1, OS("with `observe`: consecutive errors in live traffic that trigger `on-error` (default 10)")),
     opt("fall", 1, OS("consecutive failed checks to mark the server DOWN (default 3)")),
     opt("fastinter", 1, OS("check interval while the state is changing (default `inter`)")),
     opt("id", 1, OS("numeric server id (default: lowest free, in order); places the server on the consistent-hash ring and orders `balance first`")),
@@ -567,8 +568,8 @@ pub static SERVER_OPTIONS: &[LineOption] = &[
     opt("no-send-proxy-v2-ssl", 0, OS("undoes the SSL TLV of `send-proxy-v2-ssl` from default-server")),
     opt("no-send-proxy-v2-ssl-cn", 0, OS("undoes the CN of `send-proxy-v2-ssl-cn` from default-server")),
     opt("non-stick", 0, OS("requests this server serves are not stored in stick tables")),
-    opt("observe", 1, OI(NO_PASSIVE)),
-    opt("on-error", 1, OI(NO_PASSIVE)),
+    opt("observe", 1, OS("`layer4`: failed connections to the server count as errors, an established one clears the count; `layer7` (mode http): responses too, 100-499, 501 and 505 clear it, other 5xx (wsgate's 502 and 504 included) count; needs `check`")),
+    opt("on-error", 1, OS("what `error-limit` consecutive errors do: `fastinter` (check sooner), `fail-check` (a failed check, the default), `sudden-death` (one check from DOWN, then a failed check), `mark-down` (DOWN at once); all check again after `fastinter`")),
     opt("on-marked-down", 1, OS("`shutdown-sessions`: when checks mark the server down, its tunnels are closed (WebSockets get 1012 at a message boundary, plain TCP tunnels are closed)")),
     opt("on-marked-up", 1, OS("`shutdown-backup-sessions`: when this server comes up, the tunnels on the backend's backup servers are closed (WebSockets get 1012)")),
     opt("pool-max-conn", 1, OI("idle server connections are not pooled yet")),
@@ -584,7 +585,7 @@ pub static SERVER_OPTIONS: &[LineOption] = &[
     opt("send-proxy-v2", 0, OS("PROXY protocol v2 header before the first byte to the server (before TLS); an ALPN TLV when the client negotiated one")),
     opt("send-proxy-v2-ssl", 0, OS("`send-proxy-v2` with the SSL TLV: whether the client came over TLS, its version, whether it gave a certificate")),
     opt("send-proxy-v2-ssl-cn", 0, OS("`send-proxy-v2-ssl` with the client certificate's CN")),
-    opt("slowstart", 1, OI("servers get their full weight at once")),
+    opt("slowstart", 1, OS("`slowstart <time>` (whole seconds, rounded up): when checks bring the server back UP, or it leaves maintenance (never at start-up), its weight grows from 1/16 to full over the period, one step a second, as HAProxy's (roundrobin, leastconn, first, random, consistent hashing; the static algorithms keep their weights), and its `maxconn` from 1 to full")),
     opt("sni", 1, OS("name sent to the server with `ssl`: `str(<name>)` or `req.hdr(host)`; verified against its certificate")),
     opt("source", 1, OR("choosing the source address is not supported")),
     opt("ssl", 0, OS("TLS to the server (wss:// backends); `verify required` (default, needs `ca-file`) or `verify none`, `sni`")),

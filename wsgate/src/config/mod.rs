@@ -9,6 +9,7 @@
 //! and fuzzed on its own.
 
 pub mod acl;
+pub mod acl_file;
 pub mod check;
 pub mod cond;
 pub mod diag;
@@ -28,6 +29,7 @@ pub mod parser;
 pub mod persist;
 pub mod process;
 mod server_template;
+pub mod tcp_check;
 pub mod tcp_rules;
 pub mod tls;
 pub mod track;

@@ -701,6 +701,14 @@ pub struct Backend {
     pub websocket: WebSocketSettings,
     /// `hash-type`: how hash-based algorithms map a key to a server.
     pub hash_type: HashType,
+    /// `option tcp-check` and its script: health checks of the servers with
+    /// `check` run it instead of a bare connect.
+    pub tcp_check: Option<super::tcp_check::TcpCheck>,
+    /// `hash-balance-factor` (0: off, else above 100): with consistent
+    /// hashing or `random`, no server takes more than this percentage of
+    /// the average load (open connections per unit of weight); a key whose
+    /// server is over it goes on round the ring.
+    pub hash_balance_factor: u32,
     /// `option allbackups`: when every active server is down, balance over
     /// all backup servers instead of only the first one.
     pub allbackups: bool,
@@ -886,6 +894,61 @@ pub struct Server {
     pub cookie: Option<String>,
     /// `non-stick`: requests it serves are not stored in stick tables.
     pub non_stick: bool,
+    /// `observe`, `error-limit`, `on-error`: passive health from the
+    /// server's live traffic.
+    pub passive: Passive,
+    /// `slowstart`, in whole seconds (rounded up, as HAProxy stores it; 0:
+    /// off): after the server comes back up its weight and `maxconn` ramp
+    /// up over this period instead of taking a full share at once.
+    pub slowstart: u32,
+}
+
+/// Passive health (`observe layer4|layer7`, `error-limit`, `on-error`):
+/// `error-limit` consecutive errors in real traffic act like a failed
+/// health check, as `on-error` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Passive {
+    /// `None`: not observed (the default).
+    pub observe: Option<Observe>,
+    /// `error-limit` (default 10).
+    pub error_limit: u32,
+    /// `on-error` (default `fail-check`).
+    pub on_error: OnError,
+}
+
+impl Default for Passive {
+    fn default() -> Self {
+        Passive {
+            observe: None,
+            error_limit: 10,
+            on_error: OnError::FailCheck,
+        }
+    }
+}
+
+/// `observe layer4|layer7`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observe {
+    /// Connections to the server: refused or timed out is an error, an
+    /// established one clears the count.
+    Layer4,
+    /// Responses too (mode http): 100-499, 501 and 505 clear the count,
+    /// other 5xx (wsgate's own 502 and 504 for a bad or missing response
+    /// included) and failed connections are errors.
+    Layer7,
+}
+
+/// `on-error fastinter|fail-check|sudden-death|mark-down`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// Only check sooner (`fastinter`), as all the others also do.
+    FastInter,
+    /// Count as one failed check.
+    FailCheck,
+    /// Leave the server one failed check from DOWN, then count one.
+    SuddenDeath,
+    /// Mark the server DOWN at once.
+    MarkDown,
 }
 
 /// Health-check settings of one server (`check`, `inter`, `fastinter`,

@@ -145,6 +145,17 @@ impl Default for GlobalDraft {
     }
 }
 
+impl ProxyDraft {
+    /// A copy for a section that inherits from this `defaults` (its
+    /// `tcp-check` lines are replaced by the section's own, if any).
+    fn inherit(&self) -> ProxyDraft {
+        ProxyDraft {
+            tcp_check: self.tcp_check.inherit(),
+            ..self.clone()
+        }
+    }
+}
+
 /// `default-server` settings, inherited by later `server` lines.
 #[derive(Debug, Clone, Default)]
 pub struct ServerDefaults {
@@ -189,6 +200,10 @@ pub struct ServerDefaults {
     pub cookie: Option<String>,
     /// `non-stick`: never stored in stick tables.
     pub non_stick: bool,
+    /// `slowstart`, whole seconds.
+    pub slowstart: u32,
+    /// `observe`, `error-limit`, `on-error`.
+    pub passive: crate::config::model::Passive,
 }
 
 /// Everything a `defaults`, `frontend`, `backend` or `listen` section can
@@ -215,6 +230,12 @@ pub struct ProxyDraft {
     pub websocket: WebSocketSettings,
     pub balance: Balance,
     pub hash_type: HashType,
+    /// `hash-balance-factor` (0: off).
+    pub hash_balance_factor: u32,
+    /// `option tcp-check`.
+    pub tcp_check_on: bool,
+    /// `tcp-check` lines.
+    pub tcp_check: super::tcp_check::TcpCheckDraft,
     pub allbackups: bool,
     pub httpchk: Option<HttpCheck>,
     /// `http-check expect`, kept apart so that it applies whether it is
@@ -298,6 +319,9 @@ impl Default for ProxyDraft {
             websocket: WebSocketSettings::default(),
             balance: Balance::RoundRobin,
             hash_type: HashType::default(),
+            hash_balance_factor: 0,
+            tcp_check_on: false,
+            tcp_check: Default::default(),
             allbackups: false,
             httpchk: None,
             http_expect: None,
@@ -415,7 +439,12 @@ impl<'a> Cx<'a> {
             None
         } else {
             match super::acl::parse_condition(words) {
-                Ok(c) => Some(c),
+                Ok(mut c) => {
+                    if !super::acl_file::load_anonymous(self, words, &mut c) {
+                        return None;
+                    }
+                    Some(c)
+                }
                 Err(e) => {
                     let at = words.get(e.at).unwrap_or(&words[0]);
                     self.error(at, e.message).hint = e.hint;
@@ -622,7 +651,7 @@ impl Parser {
                     rest = &rest[1..];
                 }
                 let draft = match self.parse_from_clause(rest, file, diags) {
-                    Some(Some(parent)) => self.defaults[parent].draft.clone(),
+                    Some(Some(parent)) => self.defaults[parent].draft.inherit(),
                     _ => ProxyDraft::default(),
                 };
                 let index = self.defaults.len();
@@ -652,11 +681,11 @@ impl Parser {
                 // An unusable `from` (already reported) falls back to the
                 // last defaults, to avoid a cascade of follow-up warnings.
                 let draft = match self.parse_from_clause(rest, file, diags) {
-                    Some(Some(parent)) => self.defaults[parent].draft.clone(),
+                    Some(Some(parent)) => self.defaults[parent].draft.inherit(),
                     _ => self
                         .defaults
                         .last()
-                        .map(|d| d.draft.clone())
+                        .map(|d| d.draft.inherit())
                         .unwrap_or_default(),
                 };
                 let index = self.parsed.proxies.len();

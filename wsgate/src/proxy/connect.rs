@@ -111,6 +111,7 @@ async fn try_connect(
         };
         match result {
             Ok(Ok(stream)) => {
+                guard.observe_connect(true);
                 // Small WebSocket messages must not wait for Nagle.
                 let _ = stream.set_nodelay(true);
                 return Ok(Connected {
@@ -135,6 +136,7 @@ async fn try_connect(
         }
         Counters::add(&guard.server_counters().connection_errors, 1);
         Counters::add(&backend.counters.connection_errors, 1);
+        guard.observe_connect(false);
         let retries_left = attempts - attempt - 1;
         if retries_left == 0 {
             break;

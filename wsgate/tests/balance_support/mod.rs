@@ -116,16 +116,29 @@ pub fn served_by(
 /// Opens a WebSocket with a raw upgrade request and returns the open
 /// stream and the server that accepted it (`X-Served-By` on the 101).
 pub fn open_websocket(proxy: SocketAddr) -> Result<(TcpStream, String), String> {
+    open_websocket_with(proxy, &[])
+}
+
+/// [`open_websocket`] with extra request headers (a balancing key).
+pub fn open_websocket_with(
+    proxy: SocketAddr,
+    headers: &[(&str, &str)],
+) -> Result<(TcpStream, String), String> {
+    let mut request = String::from(
+        "GET /ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
+    );
+    for (n, v) in headers {
+        request.push_str(&format!("{n}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
     let mut stream = TcpStream::connect_timeout(&proxy, Duration::from_secs(5))
         .map_err(|e| format!("connect {proxy}: {e}"))?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
     stream
-        .write_all(
-            b"GET /ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        )
+        .write_all(request.as_bytes())
         .map_err(|e| format!("write: {e}"))?;
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
