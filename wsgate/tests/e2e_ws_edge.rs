@@ -281,6 +281,70 @@ async fn a_dropped_fragmented_message_keeps_its_interleaved_ping() {
     .unwrap();
 }
 
+/// A masked client frame of any length (extended length forms).
+fn masked_long(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let key = [0x12, 0x34, 0x56, 0x78];
+    let mut f = vec![0x80 | opcode];
+    match payload.len() {
+        n @ 0..=125 => f.push(0x80 | n as u8),
+        n @ 126..=0xffff => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(0x80 | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&key);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    f
+}
+
+/// Bytes that ride with the upgrade request (a client may pipeline its
+/// first frames) go through the frame tracker like the rest: a small
+/// message is echoed, and a frame over `websocket max-message-size` whose
+/// header starts in the request's packet still gets 1009. (They used to be
+/// relayed on the side, which left the tracker mid-frame and blind to
+/// every limit for the rest of the connection.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_sent_with_the_upgrade_request_are_held_to_the_limits() {
+    let be = RecordingBackend::start(None).await;
+    let port = common::free_port();
+    let gate = Wsgate::start(&config(
+        port,
+        be.addr,
+        "    websocket max-message-size 1000\n",
+    ));
+    let log = gate.log();
+    tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(WS_DEADLINE)).unwrap();
+        let big = masked_long(2, &[7u8; 5000]);
+        let mut first =
+            b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                .to_vec();
+        first.extend(masked(true, 1, b"early"));
+        first.extend_from_slice(&big[..2]);
+        s.write_all(&first).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 101 "), "{log}");
+        assert_eq!(read_server_frame(&mut s), (1, b"early".to_vec()));
+        s.write_all(&big[2..]).unwrap();
+        let (opcode, payload) = read_server_frame(&mut s);
+        assert_eq!(opcode, 8, "a close frame");
+        assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1009);
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_client_sees_1008() {
     let be = RecordingBackend::start(None).await;

@@ -317,6 +317,10 @@ async fn websocket_line_beside_haproxy() {
         } else {
             _w = Some(Wsgate::start(&cfg));
         }
+        // The start-up probe's connection must be over before the tunnel's
+        // line counts the open connections (%ac/%fc); on a loaded machine
+        // the proxy may see its end a moment later.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let mut ws = common::ws::connect(&format!("ws://{addr}/ws"), None).await;
         common::ws::echo(&mut ws, "hello", "echo").await;
         ws.close(None).await.unwrap();

@@ -295,7 +295,7 @@ pub fn render(rt: &Runtime) -> String {
     for be in &rt.backends {
         let w: u64 = (0..be.servers.len())
             .filter(|&i| be.is_usable(i))
-            .map(|i| u64::from(be.servers[i].weight()))
+            .map(|i| u64::from(be.effective_weight(i)))
             .sum();
         m.line("haproxy_backend_weight", &[("proxy", &be.config.name)], w);
     }
@@ -396,7 +396,7 @@ pub fn render(rt: &Runtime) -> String {
             m.line(
                 "haproxy_server_weight",
                 &[("proxy", &be.config.name), ("server", &s.name)],
-                u64::from(be.servers[i].weight()),
+                u64::from(be.effective_weight(i)),
             );
         }
     }

@@ -385,7 +385,8 @@ fn backend_rows(be: &BackendRuntime, iid: u64, out: &mut Vec<Row>) {
     let cfg = &be.config;
     let http = cfg.mode == crate::config::model::Mode::Http;
     let now = unix_now();
-    let (mut act, mut bck, mut weight, mut queued) = (0u64, 0u64, 0u64, 0u64);
+    let (mut act, mut bck, mut queued) = (0u64, 0u64, 0u64);
+    let (mut weight, mut uweight) = (0u64, 0u64);
     for (i, s) in cfg.servers.iter().enumerate() {
         let st = &be.servers[i];
         let mut r = Row::new(RowKind::Server, iid, u64::from(s.id), &cfg.name, &s.name);
@@ -405,7 +406,9 @@ fn backend_rows(be: &BackendRuntime, iid: u64, out: &mut Vec<Row>) {
         r.num("wredis", Counters::get(&c.redispatches));
         let status = server_status(be, i);
         r.text("status", status);
-        r.num("weight", u64::from(st.weight()));
+        // `weight` is the effective weight (ramping during `slowstart`),
+        // `uweight` the user's, as HAProxy shows them.
+        r.num("weight", u64::from(be.effective_weight(i)));
         r.num("uweight", u64::from(st.weight()));
         r.num("act", u64::from(!s.backup));
         r.num("bck", u64::from(s.backup));
@@ -442,7 +445,8 @@ fn backend_rows(be: &BackendRuntime, iid: u64, out: &mut Vec<Row>) {
             } else {
                 act += 1;
             }
-            weight += u64::from(st.weight());
+            weight += u64::from(be.effective_weight(i));
+            uweight += u64::from(st.weight());
         }
         queued += u64::from(st.queued());
         out.push(r);
@@ -459,7 +463,7 @@ fn backend_rows(be: &BackendRuntime, iid: u64, out: &mut Vec<Row>) {
     r.num("wredis", Counters::get(&c.redispatches));
     r.text("status", if act + bck > 0 { "UP" } else { "DOWN" });
     r.num("weight", weight);
-    r.num("uweight", weight);
+    r.num("uweight", uweight);
     r.num("act", act);
     r.num("bck", bck);
     r.num("lbtot", Counters::get(&c.selected));

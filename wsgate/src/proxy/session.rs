@@ -372,6 +372,7 @@ where
                 server,
                 websocket,
                 slot,
+                early,
             } => {
                 let log = obs.pending(&rec, backend, &request);
                 return Some(Handoff {
@@ -391,6 +392,7 @@ where
                             websocket,
                             [obs.frontend.as_deref(), Some(&backend.counters)],
                         ),
+                        early,
                     },
                     slot,
                     obs: TunnelObs {
@@ -975,6 +977,8 @@ enum Next {
         /// server). Boxed: it is the largest part of `Next`.
         websocket: Option<Box<TunnelPlan>>,
         slot: Option<ConnGuard>,
+        /// What either side sent after its head: the tunnel reads it first.
+        early: Option<Box<tunnel::Early>>,
     },
 }
 
@@ -1227,19 +1231,15 @@ impl Exchange<'_> {
             let websocket = ws_settings
                 .map(|(fe_ws, be_ws)| Box::new(websocket::plan(&fe_ws.merged(be_ws), &response)));
             // The server's connection slot goes with the tunnel.
-            return match self
-                .upgrade(client, stream, &response, &srvbuf, inbuf, rec)
-                .await
-            {
-                Some(stream) => Next::Upgrade {
-                    server: stream,
-                    websocket,
-                    slot: Some(server.guard),
-                },
-                None => {
-                    rec.term = *b"CD";
-                    Next::Abort
-                }
+            if !self.upgrade(client, &response, rec).await {
+                rec.term = *b"CD";
+                return Next::Abort;
+            }
+            return Next::Upgrade {
+                server: stream,
+                websocket,
+                slot: Some(server.guard),
+                early: tunnel::Early::new(std::mem::take(inbuf), srvbuf),
             };
         }
 
@@ -1287,41 +1287,23 @@ impl Exchange<'_> {
         }
     }
 
-    /// The server accepted the protocol switch: relay its `101`, then the
-    /// bytes either side sent early. Returns the server connection for the
-    /// tunnel, or `None` when either side broke meanwhile.
-    async fn upgrade<C>(
-        &self,
-        client: &mut C,
-        mut server: ServerStream,
-        response: &ResponseHead,
-        server_early: &[u8],
-        client_early: &mut Vec<u8>,
-        rec: &mut Rec,
-    ) -> Option<ServerStream>
+    /// The server accepted the protocol switch: relay its `101`. Whether
+    /// the client could take it; the bytes either side sent early go to
+    /// the tunnel ([`tunnel::Early`]).
+    async fn upgrade<C>(&self, client: &mut C, response: &ResponseHead, rec: &mut Rec) -> bool
     where
         C: AsyncRead + AsyncWrite + Unpin,
     {
-        let be = &self.backend.config;
-        let fe = &self.frontend.timeouts;
         let mut head = Vec::with_capacity(256);
         response.write_for_client(false, &mut head);
-        head.extend_from_slice(server_early);
-        if write_with_timeout(client, &head, fe.client).await.is_err() {
-            return None;
+        if write_with_timeout(client, &head, self.frontend.timeouts.client)
+            .await
+            .is_err()
+        {
+            return false;
         }
         rec.bytes_out += head.len() as u64;
-        rec.bytes_in += client_early.len() as u64;
-        drop(head);
-        if !client_early.is_empty()
-            && write_with_timeout(&mut server, client_early, be.timeouts.server)
-                .await
-                .is_err()
-        {
-            return None;
-        }
-        *client_early = Vec::new();
-        Some(server)
+        true
     }
 }
 
@@ -1704,6 +1686,7 @@ where
             timeouts: tunnel_timeouts(frontend, &backend.config),
             signals: Some(signals),
             websocket: None,
+            early: None,
         },
         slot: Some(slot),
         obs: TunnelObs {
@@ -1746,6 +1729,7 @@ mod tests {
                 timeouts: TunnelTimeouts::default(),
                 signals: None,
                 websocket: None,
+                early: None,
             },
             slot: None,
             obs: TunnelObs {

@@ -404,6 +404,7 @@ impl Half {
         w: &mut W,
         activity: &mut bool,
         clock: &mut Clock,
+        early: &mut Vec<u8>,
     ) -> Poll<Result<(), Side>> {
         loop {
             match &mut self.state {
@@ -411,7 +412,12 @@ impl Half {
                     if self.close.is_some() && self.start_close_if_at_boundary() {
                         continue;
                     }
-                    match r.poll_read_pooled(cx) {
+                    let read = if early.is_empty() {
+                        r.poll_read_pooled(cx)
+                    } else {
+                        Poll::Ready(Ok(replay(early)))
+                    };
+                    match read {
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Read(e))),
                         Poll::Ready(Ok((_, 0))) => self.state = Direction::ShuttingDown,
@@ -560,6 +566,40 @@ enum Side {
     Write(io::Error),
 }
 
+/// Bytes that a peer sent before the tunnel began: pipelined after the
+/// upgrade request, or arriving with the server's `101`. The tunnel reads
+/// them first, as if they had just arrived, so they pass through the same
+/// frame tracking, limits and counts as what follows. (Relayed on the
+/// side, a frame begun there would leave the tracker mid-frame, and the
+/// rest of the connection would be copied blindly, past every limit.)
+#[derive(Debug, Default)]
+pub struct Early {
+    pub from_client: Vec<u8>,
+    pub from_server: Vec<u8>,
+}
+
+impl Early {
+    /// `None` when neither peer sent anything early (the usual case: the
+    /// tunnel then carries no room for it).
+    pub fn new(from_client: Vec<u8>, from_server: Vec<u8>) -> Option<Box<Early>> {
+        (!from_client.is_empty() || !from_server.is_empty()).then(|| {
+            Box::new(Early {
+                from_client,
+                from_server,
+            })
+        })
+    }
+}
+
+/// Takes up to one buffer's worth of early bytes, as a read would give.
+fn replay(early: &mut Vec<u8>) -> (PooledBuf, usize) {
+    let mut buf = PooledBuf::take();
+    let n = early.len().min(buf.as_ref().len());
+    buf.as_mut()[..n].copy_from_slice(&early[..n]);
+    early.drain(..n);
+    (buf, n)
+}
+
 /// What a tunnel carries and how it may be ended besides by its peers.
 pub struct TunnelOptions {
     pub timeouts: TunnelTimeouts,
@@ -573,6 +613,8 @@ pub struct TunnelOptions {
     /// otherwise carry on until their peers end them or the stop grace
     /// runs out.
     pub websocket: Option<WsPolicy>,
+    /// What the peers sent before the tunnel began, read first.
+    pub early: Option<Box<Early>>,
 }
 
 /// Why wsgate may close a tunnel on its own. WebSockets: on a stop both
@@ -640,6 +682,7 @@ pub fn run<C: TunnelIo + Unpin, S: TunnelIo + Unpin>(
         timeouts,
         signals,
         mut websocket,
+        early,
     } = options;
     Tunnel {
         client,
@@ -668,6 +711,7 @@ pub fn run<C: TunnelIo + Unpin, S: TunnelIo + Unpin>(
         websocket: websocket.is_some(),
         timeouts: Inactivity::new(timeouts),
         signals,
+        early,
     }
 }
 
@@ -702,6 +746,8 @@ pub struct Tunnel<C, S> {
     websocket: bool,
     timeouts: Inactivity,
     signals: Option<TunnelSignals>,
+    /// Bytes sent before the tunnel began, until they are read.
+    early: Option<Box<Early>>,
 }
 
 impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Future for Tunnel<C, S> {
@@ -759,6 +805,7 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
             websocket,
             timeouts,
             signals,
+            early,
         } = self;
         if !*stop_registered {
             // First poll: register this task for the wake-up. The future
@@ -807,19 +854,37 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
         }
         let (mut client_spoke, mut server_spoke) = (false, false);
         let mut clock = Clock::default();
+        let (mut none_up, mut none_down) = (Vec::new(), Vec::new());
+        let (early_up, early_down) = match early.as_deref_mut() {
+            Some(e) => (&mut e.from_client, &mut e.from_server),
+            None => (&mut none_up, &mut none_down),
+        };
         if !up.is_done() {
-            match up.poll_copy(cx, client, server, &mut client_spoke, &mut clock) {
+            match up.poll_copy(cx, client, server, &mut client_spoke, &mut clock, early_up) {
                 Poll::Ready(Err(Side::Read(e))) => return Poll::Ready(TunnelEnd::ClientError(e)),
                 Poll::Ready(Err(Side::Write(e))) => return Poll::Ready(TunnelEnd::ServerError(e)),
                 _ => {}
             }
         }
         if !down.is_done() {
-            match down.poll_copy(cx, server, client, &mut server_spoke, &mut clock) {
+            match down.poll_copy(
+                cx,
+                server,
+                client,
+                &mut server_spoke,
+                &mut clock,
+                early_down,
+            ) {
                 Poll::Ready(Err(Side::Read(e))) => return Poll::Ready(TunnelEnd::ServerError(e)),
                 Poll::Ready(Err(Side::Write(e))) => return Poll::Ready(TunnelEnd::ClientError(e)),
                 _ => {}
             }
+        }
+        if early
+            .as_ref()
+            .is_some_and(|e| e.from_client.is_empty() && e.from_server.is_empty())
+        {
+            *early = None;
         }
         // A broken policy: the offender gets told why, through the other
         // direction, as soon as that one is between messages.
@@ -1084,6 +1149,7 @@ mod tests {
             timeouts,
             signals: None,
             websocket: None,
+            early: None,
         }
     }
 
@@ -1136,6 +1202,7 @@ mod tests {
                 keepalive: None,
                 counters: [None, None],
             }),
+            early: None,
         };
         let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
         // A whole message, then the first fragment of another.
@@ -1198,6 +1265,7 @@ mod tests {
                 keepalive: None,
                 counters: [None, None],
             }),
+            early: None,
         };
         let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
         gone.cancel();
@@ -1241,6 +1309,7 @@ mod tests {
                 }),
                 counters: [None, None],
             }),
+            early: None,
         };
         let start = Instant::now();
         let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
@@ -1293,6 +1362,7 @@ mod tests {
                 keepalive: None,
                 counters: [Some(counters.clone()), None],
             }),
+            early: None,
         };
         let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
         let frame = ws_frame(true, 2, true, b"12345");
@@ -1338,6 +1408,7 @@ mod tests {
                 keepalive: None,
                 counters: [None, None],
             }),
+            early: None,
         };
         let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
         let (op, _, payload) = read_frame(&mut client).await;
