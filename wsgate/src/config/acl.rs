@@ -61,6 +61,11 @@ const FETCHES: &[&str] = &[
     "src",
     "ssl_fc",
     "ssl_fc_sni",
+    "req.ssl_sni",
+    "req.ssl_hello_type",
+    "req.ssl_ver",
+    "req.len",
+    "wait_end",
     "always_true",
     "http_auth",
     "http_auth_group",
@@ -128,6 +133,8 @@ const PREDEFINED: &[(&str, &str)] = &[
     ("HTTP_URL_ABS", "url_reg ^[^/:]*://"),
     ("HTTP_URL_SLASH", "url_beg /"),
     ("HTTP_URL_STAR", "url *"),
+    ("REQ_CONTENT", "req.len gt 0"),
+    ("WAIT_END", "wait_end"),
 ];
 
 /// The predefined ACL `name` (`METH_GET`, `LOCALHOST`, ...), when it is one
@@ -158,6 +165,7 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
         },
         None => (f.text.as_str(), None),
     };
+    let raw = base;
     let base = base.strip_prefix("req.").unwrap_or(base);
     let backend_name = |arg: Option<String>| -> Result<String, AclError> {
         match arg {
@@ -202,6 +210,13 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
         "src" => (AclFetch::Src, MatchMethod::Ip),
         "ssl_fc" => (AclFetch::SslFc, MatchMethod::Bool),
         "ssl_fc_sni" => (AclFetch::SslFcSni, MatchMethod::Str),
+        "ssl_sni" | "req_ssl_sni" if content_name(raw) => (AclFetch::ReqSslSni, MatchMethod::Str),
+        "ssl_hello_type" | "req_ssl_hello_type" if content_name(raw) => {
+            (AclFetch::ReqSslHelloType, MatchMethod::Int)
+        }
+        "ssl_ver" | "req_ssl_ver" if content_name(raw) => (AclFetch::ReqSslVer, MatchMethod::Int),
+        "len" | "req_len" if content_name(raw) => (AclFetch::ReqLen, MatchMethod::Int),
+        "wait_end" => (AclFetch::WaitEnd, MatchMethod::Bool),
         "always_true" => (AclFetch::AlwaysTrue, MatchMethod::Bool),
         "http_auth" | "http_auth_group" => {
             let Some(list) = arg.clone().filter(|a| !a.is_empty()) else {
@@ -316,6 +331,10 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
         i += 1;
     }
     let values: Vec<String> = words[i..].iter().map(|t| t.text.clone()).collect();
+    let values = match fetch {
+        AclFetch::ReqSslVer => dotted_versions(values).map_err(|(k, m)| err(i + k, m))?,
+        _ => values,
+    };
     let needs_values = !matches!(method, MatchMethod::Found | MatchMethod::Bool);
     if needs_values && values.is_empty() {
         return Err(AclError {
@@ -386,6 +405,45 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
         regexes,
         ints,
     })
+}
+
+/// The content-inspection fetches exist under `req.` and their older
+/// `req_` names only (`req.ssl_sni`, `req_ssl_sni`), not bare.
+fn content_name(raw: &str) -> bool {
+    raw.starts_with("req.") || raw.starts_with("req_")
+}
+
+/// `req.ssl_ver` patterns are versions written `MAJOR.MINOR` (`3.1` is
+/// TLS 1.0, as in HAProxy), alone, in `lo:hi` ranges or after an integer
+/// operator; each becomes the fetch's integer (`major << 16 | minor`).
+/// `Err` holds the index of the bad value and the message.
+fn dotted_versions(values: Vec<String>) -> Result<Vec<String>, (usize, String)> {
+    let one = |k: usize, v: &str| -> Result<String, (usize, String)> {
+        if v.is_empty() {
+            return Ok(String::new());
+        }
+        let parsed = v.split_once('.').and_then(|(major, minor)| {
+            Some((major.parse::<u16>().ok()?, minor.parse::<u16>().ok()?))
+        });
+        match parsed {
+            Some((major, minor)) => Ok((u32::from(major) << 16 | u32::from(minor)).to_string()),
+            None => Err((
+                k,
+                format!("'{v}' is not a TLS record version (MAJOR.MINOR, e.g. 3.1 for TLS 1.0, 3.3 for TLS 1.2)"),
+            )),
+        }
+    };
+    values
+        .iter()
+        .enumerate()
+        .map(|(k, v)| match v.as_str() {
+            "eq" | "lt" | "le" | "gt" | "ge" => Ok(v.clone()),
+            _ => match v.split_once(':') {
+                Some((lo, hi)) => Ok(format!("{}:{}", one(k, lo)?, one(k, hi)?)),
+                None => one(k, v),
+            },
+        })
+        .collect()
 }
 
 pub(super) fn parse_network(v: &str) -> Option<Network> {

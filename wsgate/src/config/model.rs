@@ -398,6 +398,10 @@ pub struct Frontend {
     pub http_request: Vec<HttpRequestRule>,
     /// `tcp-request connection` rules, run when a connection is accepted.
     pub tcp_connection: Vec<super::tcp_rules::TcpRule>,
+    /// Mode tcp content inspection (`tcp-request content` rules, fetches
+    /// of the client's first bytes such as `req.ssl_sni`); `None` when
+    /// nothing reads those bytes.
+    pub inspection: Option<super::tcp_rules::Inspection>,
     /// `stick-table` declared in a frontend (`track-sc` rules use it).
     pub table: Option<super::persist::StickTable>,
     /// `redirect` lines, in order: run after the `http-request` rules.
@@ -469,6 +473,19 @@ pub enum AclFetch {
     SslFc,
     /// `ssl_fc_sni`: the server name the client sent in its TLS handshake.
     SslFcSni,
+    /// `req.ssl_sni`: the server name in a ClientHello that wsgate passes
+    /// through without terminating TLS (mode tcp content inspection).
+    ReqSslSni,
+    /// `req.ssl_hello_type`: the type of the first TLS handshake message
+    /// in the client's bytes (1: a ClientHello).
+    ReqSslHelloType,
+    /// `req.ssl_ver`: the TLS record version of the client's bytes
+    /// (`major << 16 | minor`; matched as `3.1`).
+    ReqSslVer,
+    /// `req.len`: how many bytes the client has sent so far.
+    ReqLen,
+    /// `wait_end`: true once content inspection stops waiting.
+    WaitEnd,
     AlwaysTrue,
     /// `http_auth(<userlist>)`: the request's `Authorization: Basic`
     /// credentials are a user of the list with the right password.

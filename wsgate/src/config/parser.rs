@@ -255,6 +255,8 @@ pub struct ProxyDraft {
     pub tcp_inspect_delay: Option<std::time::Duration>,
     /// `tcp-request connection` rules (config/tcp_rules.rs).
     pub tcp_connection: Vec<(super::tcp_rules::TcpAction, UseBackendDraft)>,
+    /// `tcp-request content` rules (config/tcp_rules.rs).
+    pub tcp_content: Vec<(super::tcp_rules::TcpAction, UseBackendDraft)>,
     /// `http-response` lines.
     pub http_response: Vec<(super::model::HttpResponseAction, UseBackendDraft)>,
     /// `http-after-response` lines.
@@ -319,6 +321,7 @@ impl Default for ProxyDraft {
             stats_admin: None,
             http_request: Vec::new(),
             tcp_connection: Vec::new(),
+            tcp_content: Vec::new(),
             tcp_inspect_delay: None,
             http_response: Vec::new(),
             http_after_response: Vec::new(),

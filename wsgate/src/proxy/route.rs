@@ -29,6 +29,9 @@ pub struct RequestFacts<'a> {
     pub payload: Option<&'a [u8]>,
     /// The TLS server name the client sent (`ssl_fc_sni`).
     pub sni: Option<&'a str>,
+    /// Mode tcp content inspection: what the client's first bytes said
+    /// (`req.ssl_sni`, `req.ssl_hello_type`, `req.ssl_ver`, `req.len`).
+    pub inspected: Option<&'a super::inspect::Inspected>,
 }
 
 impl<'a> RequestFacts<'a> {
@@ -41,6 +44,7 @@ impl<'a> RequestFacts<'a> {
             scope: None,
             payload: None,
             sni: None,
+            inspected: None,
         }
     }
 
@@ -53,12 +57,22 @@ impl<'a> RequestFacts<'a> {
             scope: None,
             payload: None,
             sni: None,
+            inspected: None,
         }
     }
 
     /// The TLS server name of the connection, for `ssl_fc_sni`.
     pub fn with_sni(mut self, sni: Option<&'a str>) -> RequestFacts<'a> {
         self.sni = sni;
+        self
+    }
+
+    /// What content inspection found in the client's first bytes.
+    pub fn with_inspected(
+        mut self,
+        inspected: Option<&'a super::inspect::Inspected>,
+    ) -> RequestFacts<'a> {
+        self.inspected = inspected;
         self
     }
 
@@ -192,6 +206,31 @@ fn samples<'a>(fetch: &'a AclFetch, facts: &RequestFacts<'a>) -> Vec<Sample<'a>>
             .into_iter()
             .collect(),
         AclFetch::AlwaysTrue => vec![Sample::Bool(true)],
+        AclFetch::ReqSslSni => facts
+            .inspected
+            .and_then(|i| i.sni.found())
+            .map(|s| Sample::Text(s))
+            .into_iter()
+            .collect(),
+        AclFetch::ReqSslHelloType => facts
+            .inspected
+            .and_then(|i| i.hello_type.found())
+            .map(|t| Sample::Int(i64::from(*t)))
+            .into_iter()
+            .collect(),
+        AclFetch::ReqSslVer => facts
+            .inspected
+            .and_then(|i| i.version.found())
+            .map(|v| Sample::Int(i64::from(*v)))
+            .into_iter()
+            .collect(),
+        AclFetch::ReqLen => facts
+            .inspected
+            .map(|i| Sample::Int(i64::try_from(i.len).unwrap_or(i64::MAX)))
+            .into_iter()
+            .collect(),
+        // True once inspection stops waiting (always, outside it).
+        AclFetch::WaitEnd => vec![Sample::Bool(facts.inspected.is_none_or(|i| i.definitive))],
         AclFetch::HttpAuth(r) => vec![Sample::Bool(
             super::auth::authenticated(r, facts.head).is_some(),
         )],
@@ -264,7 +303,7 @@ pub(super) fn in_network(ip: IpAddr, n: &Network) -> bool {
     }
 }
 
-fn term_matches(term: &AclTerm, facts: &RequestFacts<'_>) -> bool {
+pub(super) fn term_matches(term: &AclTerm, facts: &RequestFacts<'_>) -> bool {
     let samples = samples(&term.fetch, facts);
     if term.method == MatchMethod::Found {
         return !samples.is_empty();

@@ -1607,7 +1607,7 @@ pub async fn serve_tcp<C>(
     tracked: Option<&Arc<Trackers>>,
 ) -> Option<Handoff<C>>
 where
-    C: AsyncRead + AsyncWrite + Unpin + IntoTunnel,
+    C: AsyncRead + AsyncWrite + Unpin + IntoTunnel + super::inspect::Peek,
 {
     let fe_index = Observability::frontend_index(&runtime.frontends, frontend);
     let sessions =
@@ -1631,6 +1631,17 @@ where
     let facts = RequestFacts::tcp(peer, handshake.is_some())
         .with_scope(scope)
         .with_sni(handshake.and_then(|h| h.sni.as_deref()));
+    let bufsize = runtime.global.tune_bufsize;
+    let inspected = match super::inspect::content(&client, frontend, &facts, bufsize).await {
+        Ok(inspected) => inspected,
+        Err(refused) => {
+            tracing::debug!(%peer, "{refused}");
+            rec.term = refused.term();
+            obs.tcp_log(&rec, None, &frontend.name, "<NOSRV>");
+            return None;
+        }
+    };
+    let facts = facts.with_inspected(inspected.as_ref());
     let Some(backend_id) = route::select_backend(frontend, &facts, runtime) else {
         rec.term = *b"SC";
         obs.tcp_log(&rec, None, "<NOSRV>", "<NOSRV>");

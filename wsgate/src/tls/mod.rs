@@ -16,6 +16,7 @@
 
 pub mod checks;
 pub mod client;
+pub mod hello;
 pub mod store;
 
 use std::path::PathBuf;
