@@ -66,6 +66,15 @@ const FETCHES: &[&str] = &[
     "req.ssl_ver",
     "req.len",
     "wait_end",
+    "ssl_c_used",
+    "ssl_c_verify",
+    "ssl_c_s_dn",
+    "ssl_c_i_dn",
+    "ssl_c_serial",
+    "ssl_c_sha1",
+    "ssl_c_notbefore",
+    "ssl_c_notafter",
+    "ssl_c_version",
     "always_true",
     "http_auth",
     "http_auth_group",
@@ -217,6 +226,7 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
         "ssl_ver" | "req_ssl_ver" if content_name(raw) => (AclFetch::ReqSslVer, MatchMethod::Int),
         "len" | "req_len" if content_name(raw) => (AclFetch::ReqLen, MatchMethod::Int),
         "wait_end" => (AclFetch::WaitEnd, MatchMethod::Bool),
+        name if name.starts_with("ssl_c_") => client_cert_fetch(name, arg.as_deref())?,
         "always_true" => (AclFetch::AlwaysTrue, MatchMethod::Bool),
         "http_auth" | "http_auth_group" => {
             let Some(list) = arg.clone().filter(|a| !a.is_empty()) else {
@@ -278,6 +288,7 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
                 | AclFetch::HttpAuthGroup(_)
                 | AclFetch::Counter(_)
                 | AclFetch::Rand(_)
+                | AclFetch::ClientCert(_)
         )
     {
         return Err(err(0, format!("'{base}' takes no argument")));
@@ -304,11 +315,12 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
                     "reg" => MatchMethod::Reg,
                     "dir" => MatchMethod::Dir,
                     "int" => MatchMethod::Int,
+                    "bin" => MatchMethod::Bin,
                     other => {
                         let mut e =
                             err(i + 1, format!("match method '-m {other}' is not supported"));
                         e.hint =
-                            Some("wsgate knows -m str, beg, end, sub, dom, dir, reg, int, found, ip, bool".into());
+                            Some("wsgate knows -m str, beg, end, sub, dom, dir, reg, int, bin, found, ip, bool".into());
                         return Err(e);
                     }
                 };
@@ -333,6 +345,18 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
     let values: Vec<String> = words[i..].iter().map(|t| t.text.clone()).collect();
     let values = match fetch {
         AclFetch::ReqSslVer => dotted_versions(values).map_err(|(k, m)| err(i + k, m))?,
+        // As HAProxy: a binary sample has no default match.
+        AclFetch::ClientCert(ref c)
+            if c.is_binary() && !words[1..i].iter().any(|w| w.text == "-m") =>
+        {
+            let mut e = err(
+                0,
+                format!("'{}' is binary: it needs a match method", f.text),
+            );
+            e.hint = Some(format!("e.g. `{} -m bin 01AF` (hexadecimal bytes)", f.text));
+            return Err(e);
+        }
+        _ if method == MatchMethod::Bin => hex_patterns(values).map_err(|(k, m)| err(i + k, m))?,
         _ => values,
     };
     let needs_values = !matches!(method, MatchMethod::Found | MatchMethod::Bool);
@@ -405,6 +429,45 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
         regexes,
         ints,
     })
+}
+
+/// `ssl_c_*` with HAProxy's default match: a boolean, integers (the
+/// verification errors, the version), strings (names, dates); binary
+/// values have none (`-m bin` is required, checked by the caller).
+fn client_cert_fetch(name: &str, arg: Option<&str>) -> Result<(AclFetch, MatchMethod), AclError> {
+    use super::model::CertFetch;
+    let fetch = match super::tls::parse_cert_fetch(name, arg) {
+        Some(Ok(f)) => f,
+        Some(Err(message)) => return Err(err(0, message)),
+        None => return Err(err(0, format!("unknown fetch '{name}' in ACL"))),
+    };
+    let method = match fetch {
+        CertFetch::Used => MatchMethod::Bool,
+        CertFetch::VerifyError | CertFetch::Version => MatchMethod::Int,
+        CertFetch::Serial | CertFetch::Sha1 => MatchMethod::Bin,
+        _ => MatchMethod::Str,
+    };
+    Ok((AclFetch::ClientCert(fetch), method))
+}
+
+/// `-m bin` patterns, written in hex as HAProxy reads them: checked, and
+/// upper-cased to compare with the sample's hex. `Err` holds the index of
+/// the bad value.
+fn hex_patterns(values: Vec<String>) -> Result<Vec<String>, (usize, String)> {
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(k, v)| {
+            if v.len() % 2 == 0 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Ok(v.to_ascii_uppercase())
+            } else {
+                Err((
+                    k,
+                    format!("'{v}' is not a hexadecimal byte string (e.g. 01AF)"),
+                ))
+            }
+        })
+        .collect()
 }
 
 /// The content-inspection fetches exist under `req.` and their older

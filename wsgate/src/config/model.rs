@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use super::tls::{CipherSuite, KxGroup, TlsVersion};
+pub use super::tls::{CertFetch, CipherSuite, DnQuery, KxGroup, TlsVersion};
 
 /// Where a configuration item was written: for diagnostics raised after
 /// parsing (a certificate that does not load, a port already in use).
@@ -486,6 +486,9 @@ pub enum AclFetch {
     ReqLen,
     /// `wait_end`: true once content inspection stops waiting.
     WaitEnd,
+    /// `ssl_c_used`, `ssl_c_s_dn(cn)`...: the client certificate of a
+    /// `bind ... ssl ... verify optional|required`.
+    ClientCert(CertFetch),
     AlwaysTrue,
     /// `http_auth(<userlist>)`: the request's `Authorization: Basic`
     /// credentials are a user of the list with the right password.
@@ -514,6 +517,9 @@ pub enum MatchMethod {
     Dir,
     /// Integer ranges (`hdr_cnt`, `nbsrv`, `-m int`).
     Int,
+    /// `-m bin`: the sample's bytes equal a pattern written in hex
+    /// (patterns are kept upper-cased).
+    Bin,
 }
 
 /// An address with a prefix length (`10.0.0.0/8`).

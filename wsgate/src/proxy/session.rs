@@ -97,7 +97,7 @@ where
         peer,
         local,
         tls,
-        sni: origin.tls.as_ref().and_then(|h| h.sni.as_deref()),
+        handshake: origin.tls.as_ref(),
     };
     let fe_pages = errors::Pages {
         frontend: &frontend.errorfiles,
@@ -165,7 +165,7 @@ where
         // `monitor-uri` first: HAProxy answers it before any rule.
         {
             let facts = RequestFacts::http(&request, peer, tls)
-                .with_sni(conn.sni)
+                .with_handshake(conn.handshake)
                 .with_runtime(runtime);
             if let Some(reply) = super::monitor::reply(frontend, &request.target, &facts) {
                 let reply = fe_pages.with(&request).after.raw(Cow::Owned(reply));
@@ -204,7 +204,7 @@ where
         {
             let admin = frontend.stats_admin.as_ref().is_some_and(|rule| {
                 let facts = RequestFacts::http(&request, peer, tls)
-                    .with_sni(conn.sni)
+                    .with_handshake(conn.handshake)
                     .with_runtime(runtime);
                 rule.condition
                     .as_ref()
@@ -247,7 +247,7 @@ where
             next_request_or_end!(next, first);
         }
         let facts = RequestFacts::http(&request, peer, tls)
-            .with_sni(conn.sni)
+            .with_handshake(conn.handshake)
             .with_scope(fe_scope);
         if let Some(rule) = &frontend.prometheus {
             let holds = rule
@@ -1032,7 +1032,7 @@ impl Exchange<'_> {
             return refuse(client, &self.pages, 400, client_timeout).await;
         }
         let facts = RequestFacts::http(request, self.conn.peer, self.conn.tls)
-            .with_sni(self.conn.sni)
+            .with_handshake(self.conn.handshake)
             .with_runtime(self.runtime);
         let sticky = Sticky::for_request(self.runtime, self.backend, &facts);
         let connect_started = Instant::now();
@@ -1630,7 +1630,7 @@ where
     let handshake = origin.tls.as_ref();
     let facts = RequestFacts::tcp(peer, handshake.is_some())
         .with_scope(scope)
-        .with_sni(handshake.and_then(|h| h.sni.as_deref()));
+        .with_handshake(handshake);
     let bufsize = runtime.global.tune_bufsize;
     let inspected = match super::inspect::content(&client, frontend, &facts, bufsize).await {
         Ok(inspected) => inspected,
