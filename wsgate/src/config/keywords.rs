@@ -546,7 +546,7 @@ pub static SERVER_OPTIONS: &[LineOption] = &[
     opt("check-send-proxy", 0, OS("health checks start with a PROXY header too (the default with `send-proxy*` when no `port`/`addr` is set): v1 with the check connection's addresses, v2 LOCAL")),
     opt("check-ssl", 0, OS("health checks over TLS with the server's `verify`/`ca-file`/`sni` (the default with `ssl` when no `port`/`addr` is set)")),
     opt("cookie", 1, OS("the value of the backend's persistence cookie that designates this server (none by default: then the server gets no cookie, and insert mode clears the client's)")),
-    opt("crt", 1, OR("client certificates to servers are not supported yet")),
+    opt("crt", 1, OS("with `ssl`: the client certificate presented to the server when it asks for one (mutual TLS); a PEM with the certificate, its chain and the key, or the key in `<file>.key`; relative to `crt-base`; checked at start-up like a bind's (key mismatch, expiry)")),
     opt("disabled", 0, OS("the server starts in maintenance and gets no traffic")),
     opt("downinter", 1, OS("check interval while the server is down (default `inter`)")),
     opt("enabled", 0, OS("the server gets traffic (the default)")),

@@ -669,6 +669,9 @@ pub struct ServerSsl {
     pub verify: bool,
     /// `ca-file`: the CAs the server's certificate must chain to.
     pub ca_file: Option<PathBuf>,
+    /// `crt <pem>`: a certificate (and its key, in the PEM or in
+    /// `<pem>.key`) presented when the server asks for one (mutual TLS).
+    pub crt: Option<PathBuf>,
     /// `sni <expr>`: the name sent (and verified); `None` sends none and
     /// verifies the chain only, as HAProxy does without `verifyhost`.
     pub sni: Option<SniExpr>,

@@ -153,6 +153,8 @@ pub struct ServerDefaults {
     /// `verify none|required` (`None`: required, HAProxy's default).
     pub verify: Option<bool>,
     pub ca_file: Option<PathBuf>,
+    /// `crt`: the client certificate presented to a TLS server.
+    pub crt: Option<PathBuf>,
     pub sni: Option<crate::config::model::SniExpr>,
     pub weight: Option<u32>,
     pub disabled: bool,
