@@ -244,7 +244,9 @@ fn client_certificate_fetches_as_haproxy_writes_them() {
              \x20   http-request return status 200 content-type text/plain string acl-no if {{ path /acl }}\n\
              \x20   http-request set-header X-SSL-Client-CN %[ssl_c_s_dn(cn)]\n\
              \x20   http-request set-header X-SSL-Client-DN %[ssl_c_s_dn]\n\
+             \x20   use_backend by_cert if {{ path /route }} {{ ssl_c_s_dn(cn) alice }}\n\
              \x20   default_backend be\n\
+             backend by_cert\n    http-request return status 200 content-type text/plain string routed-by-cert\n\
              backend be\n    server s1 {}\n",
             backend.addr,
             site = site.display(),
@@ -274,6 +276,8 @@ fn client_certificate_fetches_as_haproxy_writes_them() {
         get(port, "/fetches", None),
         get(port, "/acl", with),
         get(port, "/acl", None),
+        get(port, "/route", with),
+        get(port, "/route", None),
     ];
     let sha1 = {
         let der = rustls_pki_types::pem::PemObject::from_pem_file(&alice.0).unwrap();
@@ -296,6 +300,11 @@ fn client_certificate_fetches_as_haproxy_writes_them() {
         "used=0 verify=0 err=0 ca_err=0 s= cn= ou1= ou-1= rfc= i= icn= serial= sha1= from= to= version="
     );
     assert_eq!([ours[2].as_str(), ours[3].as_str()], ["acl-ok", "acl-no"]);
+    // `use_backend` sees the certificate too.
+    assert_eq!(
+        [ours[4].as_str(), ours[5].as_str()],
+        ["routed-by-cert", "ok"]
+    );
     assert_eq!(get(port, "/", with), "ok");
     let seen = backend.seen();
     let last = seen.last().unwrap();
@@ -320,6 +329,8 @@ fn client_certificate_fetches_as_haproxy_writes_them() {
         get(hport, "/fetches", None),
         get(hport, "/acl", with),
         get(hport, "/acl", None),
+        get(hport, "/route", with),
+        get(hport, "/route", None),
     ];
     assert_eq!(ours, theirs, "wsgate (left), HAProxy (right)");
 }
