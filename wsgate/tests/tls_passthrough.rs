@@ -93,8 +93,8 @@ impl Servers {
         }
     }
 
-    /// The passthrough frontend (HAProxy's documented example, plus a
-    /// reject rule) on `port`, and a second one on `short` with a 300 ms
+    /// The passthrough frontend (HAProxy's documented example, plus
+    /// reject rules) on `port`, and a second one on `short` with a 300 ms
     /// delay for the clients that never complete a hello.
     fn passthrough(&self, port: u16, short: u16, log: bool) -> String {
         let log = if log {
@@ -108,6 +108,7 @@ impl Servers {
             "    log global\n    option tcplog\n"
         };
         let rules = "    tcp-request content reject if { req.ssl_sni -i evil.example.com }\n\
+                     \x20   tcp-request content reject if { req.ssl_ver lt 3.1 }\n\
                      \x20   tcp-request content accept if { req.ssl_hello_type 1 }\n\
                      \x20   use_backend bk_a if { req.ssl_sni -i a.example.com }\n\
                      \x20   use_backend bk_b if { req_ssl_sni -i B.example.com }\n\
@@ -202,6 +203,11 @@ fn observe(port: u16, short: u16) -> Vec<String> {
             "evil: {:?}",
             text(exchange(port, &client_hello(Some("evil.example.com"))).0)
         ),
+        // A hello offering SSLv3 (3.0): refused by `req.ssl_ver lt 3.1`.
+        format!(
+            "sslv3: {:?}",
+            text(exchange(port, b"\x16\x03\x00\x00\x06\x01\x00\x00\x02\x03\x00").0)
+        ),
         format!("silent: {}", text(exchange(short, b"").0)),
         format!(
             "cut hello: {}",
@@ -229,6 +235,7 @@ fn sni_routes_tls_it_does_not_terminate() {
             "no sni: plain",
             "plain text: plain",
             "evil: \"\"",
+            "sslv3: \"\"",
             "silent: plain",
             "cut hello: plain",
         ],

@@ -479,8 +479,8 @@ pub enum AclFetch {
     /// `req.ssl_hello_type`: the type of the first TLS handshake message
     /// in the client's bytes (1: a ClientHello).
     ReqSslHelloType,
-    /// `req.ssl_ver`: the TLS record version of the client's bytes
-    /// (`major << 16 | minor`; matched as `3.1`).
+    /// `req.ssl_ver`: the version a ClientHello offers (`major << 16 |
+    /// minor`; matched as `3.3`).
     ReqSslVer,
     /// `req.len`: how many bytes the client has sent so far.
     ReqLen,

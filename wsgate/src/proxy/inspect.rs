@@ -48,7 +48,7 @@ impl Inspected {
             len: bytes.len(),
             definitive,
             hello_type: hello::hello_type(bytes),
-            version: hello::record_version(bytes),
+            version: hello::hello_version(bytes),
             sni: hello::server_name(bytes),
         }
     }
@@ -478,9 +478,11 @@ mod tests {
         assert_eq!(state(&[("wait_end", false)], b"", false), None);
         assert_eq!(state(&[("wait_end", false)], b"", true), Some(true));
         let h = hello("v.example.com");
-        assert_eq!(state(&[("req.ssl_ver 3.1", false)], &h, false), Some(true));
+        // rustls offers 3.3 in the hello (its record says 3.1).
+        assert_eq!(state(&[("req.ssl_ver 3.3", false)], &h, false), Some(true));
+        assert_eq!(state(&[("req.ssl_ver 3.1", false)], &h, false), Some(false));
         assert_eq!(
-            state(&[("req.ssl_ver 3.2:3.4", false)], &h, false),
+            state(&[("req.ssl_ver 3.0:3.2", false)], &h, false),
             Some(false)
         );
         assert_eq!(

@@ -49,27 +49,30 @@ const HANDSHAKE: u8 = 0x16;
 /// RFC 5246 allows (HAProxy's bound too).
 const MAX_RECORD: usize = (1 << 14) + 2048;
 
-/// `req.ssl_ver`: the record layer's protocol version as `major << 16 |
-/// minor` (TLS 1.0 is 3.1, and TLS 1.3 ClientHellos also say 3.1 there),
-/// once the whole first record is in; an SSLv2-framed hello gives the
-/// version it announces. As HAProxy's `smp_fetch_req_ssl_ver`.
-pub fn record_version(buf: &[u8]) -> Probe<u32> {
+/// `req.ssl_ver`: the version the ClientHello offers (its
+/// `legacy_version`, not the record layer's: 3.3 for TLS 1.2 and 1.3
+/// clients, whose records say 3.1) as `major << 16 | minor`, once the
+/// whole first record is in; an SSLv2-framed hello gives the version it
+/// announces. As HAProxy 2.6's `smp_fetch_req_ssl_ver` (checked side by
+/// side): it reads those two bytes whatever the message type, and wants
+/// 11 bytes and a record of at least 6.
+pub fn hello_version(buf: &[u8]) -> Probe<u32> {
     let Some(&first) = buf.first() else {
         return Probe::Incomplete;
     };
     if (0x14..=0x17).contains(&first) || first == 0xff {
-        let Some(h) = buf.get(..5) else {
+        let Some(h) = buf.get(..11) else {
             return Probe::Incomplete;
         };
-        let version = u32::from(h[1]) << 16 | u32::from(h[2]);
+        let record = u32::from(h[1]) << 16 | u32::from(h[2]);
         let len = usize::from(h[3]) << 8 | usize::from(h[4]);
-        if version < 0x0003_0000 || len == 0 || len > MAX_RECORD {
+        if record < 0x0003_0000 || !(6..=MAX_RECORD).contains(&len) {
             return Probe::Absent;
         }
         return if buf.len() - 5 < len {
             Probe::Incomplete
         } else {
-            Probe::Found(version)
+            Probe::Found(u32::from(h[9]) << 16 | u32::from(h[10]))
         };
     }
     sslv2_version(buf)
@@ -128,9 +131,8 @@ fn first_message(buf: &[u8]) -> Probe<(u8, Vec<u8>)> {
             return Probe::Incomplete;
         };
         let len = usize::from(h[3]) << 8 | usize::from(h[4]);
-        // TLS 1.0 to 1.3 records (3.1 to 3.4); SSLv3's 3.0 is refused as
-        // HAProxy's SNI fetch does.
-        if h[0] != HANDSHAKE || h[1] != 3 || h[2] == 0 || len == 0 || len > MAX_RECORD {
+        // Record versions from SSLv3's 3.0 up, as HAProxy 2.6's fetches.
+        if h[0] != HANDSHAKE || h[1] < 3 || len == 0 || len > MAX_RECORD {
             return Probe::Absent;
         }
         let Some(fragment) = buf.get(at + 5..at + 5 + len) else {
@@ -305,7 +307,8 @@ mod tests {
             "rustls sends the name as given"
         );
         assert_eq!(hello_type(&h), Probe::Found(1));
-        assert_eq!(record_version(&h), Probe::Found(0x0003_0001));
+        // The hello's legacy_version (3.3), not its record's (3.1).
+        assert_eq!(hello_version(&h), Probe::Found(0x0003_0003));
         let anonymous = client_hello(None);
         assert_eq!(server_name(&anonymous), Probe::Absent);
         assert_eq!(hello_type(&anonymous), Probe::Found(1));
@@ -337,19 +340,27 @@ mod tests {
             &b"GET / HTTP/1.1\r\n"[..],
             b"\x10\x1a\x00\x04MQTT",
             b"SSH-2.0-OpenSSH",
-            b"\x16\x03\x00\x00\x05\x01\x00\x00\x01\x00", // SSLv3 record
-            b"\x16\x03\x01\x00\x00",                     // empty record
-            b"\x15\x03\x03\x00\x02\x02\x28",             // an alert
+            b"\x16\x03\x01\x00\x00",         // empty record
+            b"\x15\x03\x03\x00\x02\x02\x28", // an alert
         ] {
             assert_eq!(server_name(bytes), Probe::Absent, "{bytes:?}");
             assert_eq!(hello_type(bytes), Probe::Absent, "{bytes:?}");
         }
-        assert_eq!(record_version(b"GET / HTTP/1.1\r\n"), Probe::Absent);
-        // An alert record is TLS: its version is known.
+        assert_eq!(hello_version(b"GET / HTTP/1.1\r\n"), Probe::Absent);
+        // An alert record is too short to hold a version (HAProxy's rule).
         assert_eq!(
-            record_version(b"\x15\x03\x03\x00\x02\x02\x28"),
-            Probe::Found(0x0003_0003)
+            hello_version(b"\x15\x03\x03\x00\x02\x02\x28"),
+            Probe::Incomplete
         );
+        assert_eq!(
+            hello_version(b"\x15\x03\x03\x00\x02\x02\x28\0\0\0\0"),
+            Probe::Absent
+        );
+        let sslv3 = b"\x16\x03\x00\x00\x06\x01\x00\x00\x02\x03\x00";
+        assert_eq!(hello_version(sslv3), Probe::Found(0x0003_0000));
+        // A (truncated) SSLv3 hello: a hello, with no room for a name.
+        assert_eq!(hello_type(sslv3), Probe::Found(1));
+        assert_eq!(server_name(sslv3), Probe::Absent);
     }
 
     #[test]
@@ -367,8 +378,8 @@ mod tests {
         // session id, a 16-byte challenge.
         let mut m = vec![0x80, 9 + 3 + 16, 1, 3, 1, 0, 3, 0, 0, 0, 16];
         m.extend_from_slice(&[0; 3 + 16]);
-        assert_eq!(record_version(&m), Probe::Found(0x0003_0001));
-        assert_eq!(record_version(&m[..m.len() - 1]), Probe::Incomplete);
+        assert_eq!(hello_version(&m), Probe::Found(0x0003_0001));
+        assert_eq!(hello_version(&m[..m.len() - 1]), Probe::Incomplete);
     }
 
     proptest::proptest! {
@@ -376,7 +387,7 @@ mod tests {
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
             let _ = server_name(&bytes);
             let _ = hello_type(&bytes);
-            let _ = record_version(&bytes);
+            let _ = hello_version(&bytes);
         }
 
         #[test]
