@@ -348,6 +348,15 @@ pub(super) fn inspection(
                         .with_hint("make `timeout client` at least as long as the inspect delay"),
                 );
             }
+            // The delay holds the content rules only: `use_backend` runs
+            // once, on what has come (HAProxy's behaviour too).
+            let waiting = rules.iter().any(|r| reading(&r.condition));
+            if let Some(at) = readers.first().filter(|_| !waiting) {
+                diags.push(
+                    Diagnostic::warning((*at).clone(), "this rule reads the client's first bytes, but no `tcp-request content` rule waits for them: `tcp-request inspect-delay` holds only those rules, so it sees only what arrived with the connection")
+                        .with_hint("add `tcp-request content accept if { req.ssl_hello_type 1 }` to wait for a complete ClientHello"),
+                );
+            }
         }
     }
     Some(Inspection {
