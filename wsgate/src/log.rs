@@ -275,7 +275,8 @@ impl Entry {
             Fetch::Method => method.map(str::to_owned),
             Fetch::SslFc => Some(if self.tls { "1" } else { "0" }.to_owned()),
             Fetch::Status => self.status.map(|c| c.to_string()),
-            Fetch::Hdr(_) | Fetch::ReqHdr(_) | Fetch::ResHdr(_) => None,
+            // Refused in log-format lines (config::logline).
+            Fetch::Hdr(_) | Fetch::ReqHdr(_) | Fetch::ResHdr(_) | Fetch::ClientCert(_) => None,
         }
     }
 }

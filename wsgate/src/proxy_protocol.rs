@@ -658,6 +658,7 @@ mod tests {
             sni: None,
             client_cert: true,
             client_cn: Some("alice".into()),
+            client_leaf: None,
         };
         let v = ssl_tlv(Some(&facts), true, false);
         let mut want = vec![0x07, 0, 0, 0, 0, 0x21, 0, 7];

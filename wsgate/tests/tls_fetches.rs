@@ -1,6 +1,7 @@
 //! `ssl_fc_sni`: routing on the server name a client asked for in its TLS
 //! handshake, in mode http (curl with `--resolve`, so the name is sent as
-//! SNI) and in mode tcp (openssl s_client `-servername`).
+//! SNI) and in mode tcp (openssl s_client `-servername`), where a
+//! `tcp-request content reject` rule can read it too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -70,6 +71,7 @@ fn ssl_fc_sni_routes_in_http_and_tcp_mode() {
              backend a\n    mode http\n    http-request return status 200 content-type text/plain string a\n\
              backend b\n    mode http\n    http-request return status 200 content-type text/plain string b\n\
              frontend raw\n    mode tcp\n    bind 127.0.0.1:{tcp} ssl crt {pem}\n\
+             \x20   tcp-request content reject if {{ ssl_fc_sni -i bad.example.com }}\n\
              \x20   use_backend ta if {{ ssl_fc_sni -m end .a.example.com }}\n    default_backend tb\n\
              backend ta\n    mode tcp\n    server ta {ta}\n\
              backend tb\n    mode tcp\n    server tb {tb}\n"
@@ -84,4 +86,7 @@ fn ssl_fc_sni_routes_in_http_and_tcp_mode() {
         gate.log()
     );
     assert_eq!(s_client_sni(tcp, "other.example.com"), "tb");
+    // A content rule on a bind that terminates TLS runs once the handshake
+    // is done, on what it said (no ClientHello to wait for).
+    assert_eq!(s_client_sni(tcp, "bad.example.com"), "", "{}", gate.log());
 }

@@ -61,6 +61,20 @@ const FETCHES: &[&str] = &[
     "src",
     "ssl_fc",
     "ssl_fc_sni",
+    "req.ssl_sni",
+    "req.ssl_hello_type",
+    "req.ssl_ver",
+    "req.len",
+    "wait_end",
+    "ssl_c_used",
+    "ssl_c_verify",
+    "ssl_c_s_dn",
+    "ssl_c_i_dn",
+    "ssl_c_serial",
+    "ssl_c_sha1",
+    "ssl_c_notbefore",
+    "ssl_c_notafter",
+    "ssl_c_version",
     "always_true",
     "http_auth",
     "http_auth_group",
@@ -128,6 +142,8 @@ const PREDEFINED: &[(&str, &str)] = &[
     ("HTTP_URL_ABS", "url_reg ^[^/:]*://"),
     ("HTTP_URL_SLASH", "url_beg /"),
     ("HTTP_URL_STAR", "url *"),
+    ("REQ_CONTENT", "req.len gt 0"),
+    ("WAIT_END", "wait_end"),
 ];
 
 /// The predefined ACL `name` (`METH_GET`, `LOCALHOST`, ...), when it is one
@@ -158,6 +174,7 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
         },
         None => (f.text.as_str(), None),
     };
+    let raw = base;
     let base = base.strip_prefix("req.").unwrap_or(base);
     let backend_name = |arg: Option<String>| -> Result<String, AclError> {
         match arg {
@@ -202,6 +219,14 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
         "src" => (AclFetch::Src, MatchMethod::Ip),
         "ssl_fc" => (AclFetch::SslFc, MatchMethod::Bool),
         "ssl_fc_sni" => (AclFetch::SslFcSni, MatchMethod::Str),
+        "ssl_sni" | "req_ssl_sni" if content_name(raw) => (AclFetch::ReqSslSni, MatchMethod::Str),
+        "ssl_hello_type" | "req_ssl_hello_type" if content_name(raw) => {
+            (AclFetch::ReqSslHelloType, MatchMethod::Int)
+        }
+        "ssl_ver" | "req_ssl_ver" if content_name(raw) => (AclFetch::ReqSslVer, MatchMethod::Int),
+        "len" | "req_len" if content_name(raw) => (AclFetch::ReqLen, MatchMethod::Int),
+        "wait_end" => (AclFetch::WaitEnd, MatchMethod::Bool),
+        name if name.starts_with("ssl_c_") => client_cert_fetch(name, arg.as_deref())?,
         "always_true" => (AclFetch::AlwaysTrue, MatchMethod::Bool),
         "http_auth" | "http_auth_group" => {
             let Some(list) = arg.clone().filter(|a| !a.is_empty()) else {
@@ -263,6 +288,7 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
                 | AclFetch::HttpAuthGroup(_)
                 | AclFetch::Counter(_)
                 | AclFetch::Rand(_)
+                | AclFetch::ClientCert(_)
         )
     {
         return Err(err(0, format!("'{base}' takes no argument")));
@@ -290,11 +316,12 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
                     "reg" => MatchMethod::Reg,
                     "dir" => MatchMethod::Dir,
                     "int" => MatchMethod::Int,
+                    "bin" => MatchMethod::Bin,
                     other => {
                         let mut e =
                             err(i + 1, format!("match method '-m {other}' is not supported"));
                         e.hint =
-                            Some("wsgate knows -m str, beg, end, sub, dom, dir, reg, int, found, ip, bool".into());
+                            Some("wsgate knows -m str, beg, end, sub, dom, dir, reg, int, bin, found, ip, bool".into());
                         return Err(e);
                     }
                 };
@@ -320,6 +347,22 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
         i += 1;
     }
     let values: Vec<String> = words[i..].iter().map(|t| t.text.clone()).collect();
+    let values = match fetch {
+        AclFetch::ReqSslVer => dotted_versions(values).map_err(|(k, m)| err(i + k, m))?,
+        // As HAProxy: a binary sample has no default match.
+        AclFetch::ClientCert(ref c)
+            if c.is_binary() && !words[1..i].iter().any(|w| w.text == "-m") =>
+        {
+            let mut e = err(
+                0,
+                format!("'{}' is binary: it needs a match method", f.text),
+            );
+            e.hint = Some(format!("e.g. `{} -m bin 01AF` (hexadecimal bytes)", f.text));
+            return Err(e);
+        }
+        _ if method == MatchMethod::Bin => hex_patterns(values).map_err(|(k, m)| err(i + k, m))?,
+        _ => values,
+    };
     let needs_values = !matches!(method, MatchMethod::Found | MatchMethod::Bool);
     if needs_values && values.is_empty() && !has_files {
         return Err(AclError {
@@ -390,6 +433,84 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
         regexes,
         ints,
     })
+}
+
+/// `ssl_c_*` with HAProxy's default match: a boolean, integers (the
+/// verification errors, the version), strings (names, dates); binary
+/// values have none (`-m bin` is required, checked by the caller).
+fn client_cert_fetch(name: &str, arg: Option<&str>) -> Result<(AclFetch, MatchMethod), AclError> {
+    use super::model::CertFetch;
+    let fetch = match super::tls::parse_cert_fetch(name, arg) {
+        Some(Ok(f)) => f,
+        Some(Err(message)) => return Err(err(0, message)),
+        None => return Err(err(0, format!("unknown fetch '{name}' in ACL"))),
+    };
+    let method = match fetch {
+        CertFetch::Used => MatchMethod::Bool,
+        CertFetch::VerifyError | CertFetch::Version => MatchMethod::Int,
+        CertFetch::Serial | CertFetch::Sha1 => MatchMethod::Bin,
+        _ => MatchMethod::Str,
+    };
+    Ok((AclFetch::ClientCert(fetch), method))
+}
+
+/// `-m bin` patterns, written in hex as HAProxy reads them: checked, and
+/// upper-cased to compare with the sample's hex. `Err` holds the index of
+/// the bad value.
+fn hex_patterns(values: Vec<String>) -> Result<Vec<String>, (usize, String)> {
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(k, v)| {
+            if v.len() % 2 == 0 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Ok(v.to_ascii_uppercase())
+            } else {
+                Err((
+                    k,
+                    format!("'{v}' is not a hexadecimal byte string (e.g. 01AF)"),
+                ))
+            }
+        })
+        .collect()
+}
+
+/// The content-inspection fetches exist under `req.` and their older
+/// `req_` names only (`req.ssl_sni`, `req_ssl_sni`), not bare.
+fn content_name(raw: &str) -> bool {
+    raw.starts_with("req.") || raw.starts_with("req_")
+}
+
+/// `req.ssl_ver` patterns are versions written `MAJOR.MINOR` (`3.1` is
+/// TLS 1.0, as in HAProxy), alone, in `lo:hi` ranges or after an integer
+/// operator; each becomes the fetch's integer (`major << 16 | minor`).
+/// `Err` holds the index of the bad value and the message.
+fn dotted_versions(values: Vec<String>) -> Result<Vec<String>, (usize, String)> {
+    let one = |k: usize, v: &str| -> Result<String, (usize, String)> {
+        if v.is_empty() {
+            return Ok(String::new());
+        }
+        let parsed = v.split_once('.').and_then(|(major, minor)| {
+            Some((major.parse::<u16>().ok()?, minor.parse::<u16>().ok()?))
+        });
+        match parsed {
+            Some((major, minor)) => Ok((u32::from(major) << 16 | u32::from(minor)).to_string()),
+            None => Err((
+                k,
+                format!("'{v}' is not a TLS record version (MAJOR.MINOR, e.g. 3.1 for TLS 1.0, 3.3 for TLS 1.2)"),
+            )),
+        }
+    };
+    values
+        .iter()
+        .enumerate()
+        .map(|(k, v)| match v.as_str() {
+            "eq" | "lt" | "le" | "gt" | "ge" => Ok(v.clone()),
+            _ => match v.split_once(':') {
+                Some((lo, hi)) => Ok(format!("{}:{}", one(k, lo)?, one(k, hi)?)),
+                None => one(k, v),
+            },
+        })
+        .collect()
 }
 
 pub(super) fn parse_network(v: &str) -> Option<Network> {

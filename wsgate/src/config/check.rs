@@ -236,6 +236,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             })
         });
         let tcp_connection = super::tcp_rules::resolve(p, &d.tcp_connection, &mut acls, diags);
+        let tcp_content = super::tcp_rules::resolve(p, &d.tcp_content, &mut acls, diags);
         let http_request = request_rules(p, &d.http_request, &mut acls, diags);
         let redirects = request_rules(p, &redirect_rules(p), &mut acls, diags);
         let http_response = response_rules(p, &d.http_response, &mut acls, diags);
@@ -269,6 +270,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             http_fetch_warnings(p, &acls, &use_backends, diags);
         }
         super::userlist::bind_acls(&mut acls, &userlists, p, diags);
+        let inspection = super::tcp_rules::inspection(p, tcp_content, &acls, &use_backends, diags);
         frontends.push(Frontend {
             acls,
             use_backends,
@@ -277,6 +279,7 @@ pub fn check(parsed: Parsed, diags: &mut Vec<Diagnostic>) -> Config {
             stats_admin,
             http_request,
             tcp_connection,
+            inspection,
             // A `listen` section's table is its backend half's.
             table: (p.kind == SectionKind::Frontend)
                 .then(|| d.sticky.table.clone())
@@ -463,7 +466,7 @@ fn http_fetch_warnings(
                         p.name
                     ),
                 )
-                .with_hint("route HTTP with `mode http`; in mode tcp use `src`, `nbsrv` or `ssl_fc` (HAProxy can read HTTP here only with `tcp-request inspect-delay`, which wsgate does not implement)"),
+                .with_hint("route HTTP with `mode http`; in mode tcp use `src`, `nbsrv` or `ssl_fc` (HAProxy can read HTTP here with `tcp-request inspect-delay`; wsgate inspects only TLS ClientHellos: `req.ssl_sni`)"),
             );
         }
     }

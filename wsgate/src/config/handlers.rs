@@ -1667,6 +1667,8 @@ fn apply_server_options(
                 }
             },
             "ca-file" => defaults.ca_file = Some(resolve_crt(None, text)),
+            // Relative to `crt-base`, as a bind's `crt` (HAProxy's rule).
+            "crt" => defaults.crt = Some(resolve_crt(cx.crt_base, text)),
             "send-proxy" => defaults.proxy_v1 = true,
             "send-proxy-v2" => defaults.proxy.v2 = true,
             "send-proxy-v2-ssl" => {
@@ -1889,13 +1891,35 @@ pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
                 return;
             }
         }
+        if let Some(crt) = &settings.crt {
+            if !cx.syntax_only && !crt.exists() {
+                let kw = cx.kw;
+                cx.env_error(kw, format!("crt '{}' does not exist", crt.display()))
+                    .hint = Some("`crt` on a server line is the client certificate wsgate presents to it: a PEM with the certificate, its chain and the key (or the key in <file>.key); relative paths start at `crt-base`".into());
+                return;
+            }
+        }
         Some(ServerSsl {
             verify,
             ca_file: settings.ca_file.clone(),
+            crt: settings.crt.clone(),
             sni: settings.sni.clone(),
             alpn: settings.alpn.clone().unwrap_or_default(),
         })
     } else {
+        if settings.crt.is_some() {
+            let kw = cx.kw;
+            cx.warn(
+                kw,
+                format!(
+                    "server '{}' has `crt` but no `ssl`: the certificate is never presented",
+                    name.text
+                ),
+            )
+            .hint = Some(
+                "add `ssl` (with `ca-file` or `verify none`) to talk TLS to this server".into(),
+            );
+        }
         None
     };
     let send_proxy = if settings.proxy.v2 {

@@ -52,6 +52,9 @@ pub enum Fetch {
     SslFc,
     /// `status` (responses only).
     Status,
+    /// `ssl_c_s_dn(cn)`, `ssl_c_serial,hex`...: the client certificate
+    /// (binary fetches only with `,hex`).
+    ClientCert(super::tls::CertFetch),
 }
 
 /// A parsed `<fmt>`.
@@ -87,7 +90,7 @@ pub struct FormatError {
     pub hint: Option<String>,
 }
 
-const KNOWN: &str = "src, src_port, dst, dst_port, hdr(<name>), req.hdr(<name>), res.hdr(<name>), path, url, query, method, ssl_fc, status; aliases %ci %cp %fi %fp";
+const KNOWN: &str = "src, src_port, dst, dst_port, hdr(<name>), req.hdr(<name>), res.hdr(<name>), path, url, query, method, ssl_fc, status, ssl_c_* (client certificate; ssl_c_serial,hex and ssl_c_sha1,hex); aliases %ci %cp %fi %fp";
 
 pub(crate) fn error(message: String) -> FormatError {
     FormatError {
@@ -183,6 +186,9 @@ fn flush(lit: &mut String, parts: &mut Vec<Part>) {
 /// `log-format` lines, `config::logline`).
 pub(crate) fn fetch(expr: &str, usage: Use) -> Result<Fetch, FormatError> {
     let expr = expr.trim();
+    if let Some(cert) = client_cert(expr) {
+        return cert.map(Fetch::ClientCert);
+    }
     let mut depth = 0u32;
     let converter = expr.chars().any(|c| {
         match c {
@@ -259,6 +265,35 @@ pub(crate) fn fetch(expr: &str, usage: Use) -> Result<Fetch, FormatError> {
         });
     }
     Ok(f)
+}
+
+/// `%[ssl_c_...]`: `None` when `expr` is no client-certificate fetch.
+/// A binary one (`ssl_c_serial`, `ssl_c_sha1`) needs `,hex`, which is
+/// then the only converter taken: HAProxy would put its raw bytes, cut at
+/// the first zero byte, in the header.
+fn client_cert(expr: &str) -> Option<Result<super::tls::CertFetch, FormatError>> {
+    let (sample, converter) = match expr.rsplit_once(',') {
+        Some((s, c)) if !c.contains(')') => (s, Some(c.trim())),
+        _ => (expr, None),
+    };
+    let (name, arg) = match sample.split_once('(') {
+        Some((n, rest)) => (n, Some(rest.strip_suffix(')').unwrap_or(rest))),
+        None => (sample, None),
+    };
+    let fetch = match super::tls::parse_cert_fetch(name, arg)? {
+        Ok(f) => f,
+        Err(message) => return Some(Err(error(message))),
+    };
+    Some(match (fetch.is_binary(), converter) {
+        (true, Some("hex")) | (false, None) => Ok(fetch),
+        (true, _) => Err(FormatError {
+            message: format!("'%[{expr}]' is binary: write '%[{sample},hex]'"),
+            hint: Some("HAProxy copies a binary sample's raw bytes into a header (up to the first zero byte); `,hex` writes them in uppercase hex".into()),
+        }),
+        (false, Some(c)) => Err(error(format!(
+            "converters are not supported in '%[{expr}]' (`{c}`)"
+        ))),
+    })
 }
 
 #[cfg(test)]

@@ -341,7 +341,7 @@ fn sample(expr: &str) -> Result<Fetch, FormatError> {
     if expr == "status" {
         return Ok(Fetch::Status);
     }
-    if expr.starts_with("res.") {
+    if expr.starts_with("res.") || expr.starts_with("ssl_c_") {
         return Err(FormatError {
             message: format!("'%[{expr}]' is not available in a log-format line"),
             hint: Some(format!("log-format lines can use {SAMPLES}")),

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use super::tls::{CipherSuite, KxGroup, TlsVersion};
+pub use super::tls::{CertFetch, CipherSuite, DnQuery, KxGroup, TlsVersion};
 
 /// Where a configuration item was written: for diagnostics raised after
 /// parsing (a certificate that does not load, a port already in use).
@@ -398,6 +398,10 @@ pub struct Frontend {
     pub http_request: Vec<HttpRequestRule>,
     /// `tcp-request connection` rules, run when a connection is accepted.
     pub tcp_connection: Vec<super::tcp_rules::TcpRule>,
+    /// Mode tcp content inspection (`tcp-request content` rules, fetches
+    /// of the client's first bytes such as `req.ssl_sni`); `None` when
+    /// nothing reads those bytes.
+    pub inspection: Option<super::tcp_rules::Inspection>,
     /// `stick-table` declared in a frontend (`track-sc` rules use it).
     pub table: Option<super::persist::StickTable>,
     /// `redirect` lines, in order: run after the `http-request` rules.
@@ -469,6 +473,22 @@ pub enum AclFetch {
     SslFc,
     /// `ssl_fc_sni`: the server name the client sent in its TLS handshake.
     SslFcSni,
+    /// `req.ssl_sni`: the server name in a ClientHello that wsgate passes
+    /// through without terminating TLS (mode tcp content inspection).
+    ReqSslSni,
+    /// `req.ssl_hello_type`: the type of the first TLS handshake message
+    /// in the client's bytes (1: a ClientHello).
+    ReqSslHelloType,
+    /// `req.ssl_ver`: the version a ClientHello offers (`major << 16 |
+    /// minor`; matched as `3.3`).
+    ReqSslVer,
+    /// `req.len`: how many bytes the client has sent so far.
+    ReqLen,
+    /// `wait_end`: true once content inspection stops waiting.
+    WaitEnd,
+    /// `ssl_c_used`, `ssl_c_s_dn(cn)`...: the client certificate of a
+    /// `bind ... ssl ... verify optional|required`.
+    ClientCert(CertFetch),
     AlwaysTrue,
     /// `http_auth(<userlist>)`: the request's `Authorization: Basic`
     /// credentials are a user of the list with the right password.
@@ -497,6 +517,9 @@ pub enum MatchMethod {
     Dir,
     /// Integer ranges (`hdr_cnt`, `nbsrv`, `-m int`).
     Int,
+    /// `-m bin`: the sample's bytes equal a pattern written in hex
+    /// (patterns are kept upper-cased).
+    Bin,
 }
 
 /// An address with a prefix length (`10.0.0.0/8`).
@@ -646,6 +669,9 @@ pub struct ServerSsl {
     pub verify: bool,
     /// `ca-file`: the CAs the server's certificate must chain to.
     pub ca_file: Option<PathBuf>,
+    /// `crt <pem>`: a certificate (and its key, in the PEM or in
+    /// `<pem>.key`) presented when the server asks for one (mutual TLS).
+    pub crt: Option<PathBuf>,
     /// `sni <expr>`: the name sent (and verified); `None` sends none and
     /// verifies the chain only, as HAProxy does without `verifyhost`.
     pub sni: Option<SniExpr>,

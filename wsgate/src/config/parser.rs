@@ -164,6 +164,8 @@ pub struct ServerDefaults {
     /// `verify none|required` (`None`: required, HAProxy's default).
     pub verify: Option<bool>,
     pub ca_file: Option<PathBuf>,
+    /// `crt`: the client certificate presented to a TLS server.
+    pub crt: Option<PathBuf>,
     pub sni: Option<crate::config::model::SniExpr>,
     pub weight: Option<u32>,
     pub disabled: bool,
@@ -276,6 +278,8 @@ pub struct ProxyDraft {
     pub tcp_inspect_delay: Option<std::time::Duration>,
     /// `tcp-request connection` rules (config/tcp_rules.rs).
     pub tcp_connection: Vec<(super::tcp_rules::TcpAction, UseBackendDraft)>,
+    /// `tcp-request content` rules (config/tcp_rules.rs).
+    pub tcp_content: Vec<(super::tcp_rules::TcpAction, UseBackendDraft)>,
     /// `http-response` lines.
     pub http_response: Vec<(super::model::HttpResponseAction, UseBackendDraft)>,
     /// `http-after-response` lines.
@@ -343,6 +347,7 @@ impl Default for ProxyDraft {
             stats_admin: None,
             http_request: Vec::new(),
             tcp_connection: Vec::new(),
+            tcp_content: Vec::new(),
             tcp_inspect_delay: None,
             http_response: Vec::new(),
             http_after_response: Vec::new(),

@@ -364,3 +364,112 @@ mod tests {
         );
     }
 }
+
+/// A client-certificate fetch (`ssl_c_*`) of a `bind ... ssl` with
+/// `verify optional|required`, in ACLs and in `%[...]` formats, with
+/// HAProxy 2.6's output formats (`tls::client_cert` computes them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertFetch {
+    /// `ssl_c_used`: the client presented a certificate (boolean).
+    Used,
+    /// `ssl_c_verify`, `ssl_c_err`, `ssl_c_ca_err`: OpenSSL's verification
+    /// error numbers. wsgate refuses the handshake whenever verification
+    /// fails (HAProxy does too unless `ca-ignore-err`/`crt-ignore-err`,
+    /// which wsgate does not have), so on a TLS connection they are 0.
+    VerifyError,
+    /// `ssl_c_s_dn(...)`: the subject.
+    SubjectDn(DnQuery),
+    /// `ssl_c_i_dn(...)`: the issuer.
+    IssuerDn(DnQuery),
+    /// `ssl_c_serial` (binary: the serial number's bytes).
+    Serial,
+    /// `ssl_c_sha1` (binary: the SHA-1 of the certificate's DER).
+    Sha1,
+    /// `ssl_c_notbefore`, `ssl_c_notafter`: `YYMMDDhhmmssZ`.
+    NotBefore,
+    NotAfter,
+    /// `ssl_c_version`: 3 for an X.509 v3 certificate.
+    Version,
+}
+
+/// The `[<entry>[,<occ>[,<format>]]]` arguments of `ssl_c_s_dn` and
+/// `ssl_c_i_dn`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DnQuery {
+    /// `CN`, `O`, `OU`...: the value of that attribute (OpenSSL's short
+    /// name, any case) instead of the whole name.
+    pub entry: Option<String>,
+    /// Which occurrence of `entry`: 1 the first, -1 the last.
+    pub occurrence: i64,
+    /// `rfc2253`: the whole name as RFC 2253 (LDAP) writes it, instead of
+    /// OpenSSL's `/C=../CN=..` one-line form.
+    pub rfc2253: bool,
+}
+
+impl CertFetch {
+    /// Binary samples (`ssl_c_serial`, `ssl_c_sha1`): ACL patterns are
+    /// hexadecimal, and formats need `,hex` (HAProxy would copy the raw
+    /// bytes, up to the first zero byte, into a header).
+    pub fn is_binary(&self) -> bool {
+        matches!(self, CertFetch::Serial | CertFetch::Sha1)
+    }
+}
+
+/// `ssl_c_*` with its parenthesised argument: `None` when `name` is not a
+/// client-certificate fetch wsgate knows, `Some(Err)` with the reason
+/// when its arguments are wrong or it is one wsgate does not evaluate.
+pub fn parse_cert_fetch(name: &str, arg: Option<&str>) -> Option<Result<CertFetch, String>> {
+    let no_arg = |f: CertFetch| match arg {
+        Some(_) => Err(format!("'{name}' takes no argument")),
+        None => Ok(f),
+    };
+    Some(match name {
+        "ssl_c_used" => no_arg(CertFetch::Used),
+        "ssl_c_verify" | "ssl_c_err" | "ssl_c_ca_err" => no_arg(CertFetch::VerifyError),
+        "ssl_c_serial" => no_arg(CertFetch::Serial),
+        "ssl_c_sha1" => no_arg(CertFetch::Sha1),
+        "ssl_c_notbefore" => no_arg(CertFetch::NotBefore),
+        "ssl_c_notafter" => no_arg(CertFetch::NotAfter),
+        "ssl_c_version" => no_arg(CertFetch::Version),
+        "ssl_c_s_dn" => dn_query(name, arg).map(CertFetch::SubjectDn),
+        "ssl_c_i_dn" => dn_query(name, arg).map(CertFetch::IssuerDn),
+        other if other.starts_with("ssl_c_") => Err(format!(
+            "'{other}' is not supported (wsgate knows ssl_c_used, ssl_c_verify, ssl_c_err, ssl_c_ca_err, ssl_c_s_dn, ssl_c_i_dn, ssl_c_serial, ssl_c_sha1, ssl_c_notbefore, ssl_c_notafter, ssl_c_version)"
+        )),
+        _ => return None,
+    })
+}
+
+fn dn_query(name: &str, arg: Option<&str>) -> Result<DnQuery, String> {
+    let mut q = DnQuery {
+        entry: None,
+        occurrence: 1,
+        rfc2253: false,
+    };
+    let Some(arg) = arg else {
+        return Ok(q);
+    };
+    let mut parts = arg.split(',').map(str::trim);
+    if let Some(entry) = parts.next().filter(|e| !e.is_empty()) {
+        q.entry = Some(entry.to_owned());
+    }
+    if let Some(occ) = parts.next().filter(|o| !o.is_empty()) {
+        q.occurrence = occ
+            .parse()
+            .map_err(|_| format!("'{name}': the occurrence '{occ}' is not an integer"))?;
+    }
+    if let Some(format) = parts.next().filter(|f| !f.is_empty()) {
+        if format != "rfc2253" {
+            return Err(format!(
+                "'{name}': unknown DN format '{format}' (HAProxy knows rfc2253 only)"
+            ));
+        }
+        q.rfc2253 = true;
+    }
+    if let Some(extra) = parts.next() {
+        return Err(format!(
+            "'{name}': unexpected argument '{extra}' (usage: {name}([<entry>[,<occ>[,rfc2253]]]))"
+        ));
+    }
+    Ok(q)
+}

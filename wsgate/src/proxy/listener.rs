@@ -216,7 +216,7 @@ impl Conn {
         origin: Origin,
         tracked: Option<Arc<super::track::Trackers>>,
     ) where
-        C: AsyncRead + AsyncWrite + Unpin + IntoTunnel + Send + 'static,
+        C: AsyncRead + AsyncWrite + Unpin + IntoTunnel + super::inspect::Peek + Send + 'static,
     {
         let fe = &self.runtime.frontends[self.frontend];
         let (rt, peer, sd) = (&self.runtime, self.peer, &self.shutdown);

@@ -15,6 +15,7 @@ mod connect;
 pub mod counters;
 mod errors;
 pub mod http1;
+mod inspect;
 mod io;
 mod listener;
 pub mod maxconn;

@@ -27,8 +27,12 @@ pub struct RequestFacts<'a> {
     pub scope: Option<super::track::Scope<'a>>,
     /// Mode tcp: the client's first bytes (`req.payload`).
     pub payload: Option<&'a [u8]>,
-    /// The TLS server name the client sent (`ssl_fc_sni`).
-    pub sni: Option<&'a str>,
+    /// What the client's TLS handshake with wsgate said: the server name
+    /// (`ssl_fc_sni`), the client certificate (`ssl_c_*`).
+    pub handshake: Option<&'a crate::tls::Handshake>,
+    /// Mode tcp content inspection: what the client's first bytes said
+    /// (`req.ssl_sni`, `req.ssl_hello_type`, `req.ssl_ver`, `req.len`).
+    pub inspected: Option<&'a super::inspect::Inspected>,
 }
 
 impl<'a> RequestFacts<'a> {
@@ -40,7 +44,8 @@ impl<'a> RequestFacts<'a> {
             runtime: None,
             scope: None,
             payload: None,
-            sni: None,
+            handshake: None,
+            inspected: None,
         }
     }
 
@@ -52,13 +57,26 @@ impl<'a> RequestFacts<'a> {
             runtime: None,
             scope: None,
             payload: None,
-            sni: None,
+            handshake: None,
+            inspected: None,
         }
     }
 
-    /// The TLS server name of the connection, for `ssl_fc_sni`.
-    pub fn with_sni(mut self, sni: Option<&'a str>) -> RequestFacts<'a> {
-        self.sni = sni;
+    /// The connection's TLS handshake, for `ssl_fc_sni` and `ssl_c_*`.
+    pub fn with_handshake(
+        mut self,
+        handshake: Option<&'a crate::tls::Handshake>,
+    ) -> RequestFacts<'a> {
+        self.handshake = handshake;
+        self
+    }
+
+    /// What content inspection found in the client's first bytes.
+    pub fn with_inspected(
+        mut self,
+        inspected: Option<&'a super::inspect::Inspected>,
+    ) -> RequestFacts<'a> {
+        self.inspected = inspected;
         self
     }
 
@@ -187,11 +205,38 @@ fn samples<'a>(fetch: &'a AclFetch, facts: &RequestFacts<'a>) -> Vec<Sample<'a>>
         AclFetch::Src => vec![Sample::Ip(canonical(facts.peer.ip()))],
         AclFetch::SslFc => vec![Sample::Bool(facts.tls)],
         AclFetch::SslFcSni => facts
-            .sni
+            .handshake
+            .and_then(|h| h.sni.as_deref())
             .map(|s| Sample::Text(s.as_bytes()))
             .into_iter()
             .collect(),
         AclFetch::AlwaysTrue => vec![Sample::Bool(true)],
+        AclFetch::ReqSslSni => facts
+            .inspected
+            .and_then(|i| i.sni.found())
+            .map(|s| Sample::Text(s))
+            .into_iter()
+            .collect(),
+        AclFetch::ReqSslHelloType => facts
+            .inspected
+            .and_then(|i| i.hello_type.found())
+            .map(|t| Sample::Int(i64::from(*t)))
+            .into_iter()
+            .collect(),
+        AclFetch::ReqSslVer => facts
+            .inspected
+            .and_then(|i| i.version.found())
+            .map(|v| Sample::Int(i64::from(*v)))
+            .into_iter()
+            .collect(),
+        AclFetch::ReqLen => facts
+            .inspected
+            .map(|i| Sample::Int(i64::try_from(i.len).unwrap_or(i64::MAX)))
+            .into_iter()
+            .collect(),
+        AclFetch::ClientCert(c) => client_cert(c, facts).into_iter().collect(),
+        // True once inspection stops waiting (always, outside it).
+        AclFetch::WaitEnd => vec![Sample::Bool(facts.inspected.is_none_or(|i| i.definitive))],
         AclFetch::HttpAuth(r) => vec![Sample::Bool(
             super::auth::authenticated(r, facts.head).is_some(),
         )],
@@ -221,8 +266,26 @@ fn header_values<'a>(
         .map(<[u8]>::trim_ascii)
 }
 
+/// An `ssl_c_*` sample: nothing on a plain connection.
+fn client_cert<'a>(
+    fetch: &crate::config::model::CertFetch,
+    facts: &RequestFacts<'a>,
+) -> Option<Sample<'a>> {
+    use crate::tls::client_cert::{self, CertValue};
+    let h = facts.handshake?;
+    Some(
+        match client_cert::value(fetch, h.client_leaf.as_ref().map(|c| c.as_ref()))? {
+            CertValue::Bool(b) => Sample::Bool(b),
+            CertValue::Int(n) => Sample::Int(n),
+            CertValue::Bytes(b) => Sample::Owned(b),
+        },
+    )
+}
+
 enum Sample<'a> {
     Text(&'a [u8]),
+    /// Text computed for the request (a client certificate's field).
+    Owned(Vec<u8>),
     Ip(IpAddr),
     Bool(bool),
     Int(i64),
@@ -264,7 +327,7 @@ pub(super) fn in_network(ip: IpAddr, n: &Network) -> bool {
     }
 }
 
-fn term_matches(term: &AclTerm, facts: &RequestFacts<'_>) -> bool {
+pub(super) fn term_matches(term: &AclTerm, facts: &RequestFacts<'_>) -> bool {
     let samples = samples(&term.fetch, facts);
     if term.method == MatchMethod::Found {
         return !samples.is_empty();
@@ -274,6 +337,7 @@ fn term_matches(term: &AclTerm, facts: &RequestFacts<'_>) -> bool {
 
 fn sample_matches(sample: &Sample<'_>, term: &AclTerm) -> bool {
     match (sample, term.method) {
+        (Sample::Owned(t), _) => sample_matches(&Sample::Text(t), term),
         (Sample::Bool(b), _) => *b,
         (Sample::Int(n), _) => term.ints.iter().any(|(lo, hi)| (lo..=hi).contains(&n)),
         (Sample::Text(t), MatchMethod::Reg) => term.regexes.iter().any(|r| r.0.is_match(t)),
@@ -320,6 +384,7 @@ fn text_matches(sample: &[u8], pattern: &[u8], method: MatchMethod, ignore_case:
                     && (i + n == sample.len() || delim(sample[i + n]))
             })
         }
+        MatchMethod::Bin => crate::tls::client_cert::hex(sample).as_bytes() == pattern,
         MatchMethod::Found
         | MatchMethod::Ip
         | MatchMethod::Bool

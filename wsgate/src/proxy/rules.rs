@@ -32,9 +32,9 @@ pub struct Conn<'a> {
     /// The address the client connected to (`dst`, `%fp`).
     pub local: Option<SocketAddr>,
     pub tls: bool,
-    /// The server name the client asked for in its TLS handshake
-    /// (`ssl_fc_sni`).
-    pub sni: Option<&'a str>,
+    /// What the client's TLS handshake said: the server name
+    /// (`ssl_fc_sni`), the client certificate (`ssl_c_*`).
+    pub handshake: Option<&'a crate::tls::Handshake>,
 }
 
 /// What the request rules decided.
@@ -70,7 +70,7 @@ pub fn apply_request(
     for rule in rules {
         let facts = || {
             RequestFacts::http(req, conn.peer, conn.tls)
-                .with_sni(conn.sni)
+                .with_handshake(conn.handshake)
                 .with_scope(*scope)
         };
         let holds = rule
@@ -175,7 +175,7 @@ pub fn apply_response(
     res: &mut ResponseHead,
     conn: &Conn<'_>,
 ) -> Option<u16> {
-    let facts = RequestFacts::http(req, conn.peer, conn.tls).with_sni(conn.sni);
+    let facts = RequestFacts::http(req, conn.peer, conn.tls).with_handshake(conn.handshake);
     for rule in rules {
         let holds = rule
             .condition
@@ -210,7 +210,7 @@ pub fn apply_after(
     res: &mut ResponseHead,
     conn: &Conn<'_>,
 ) {
-    let facts = RequestFacts::http(req, conn.peer, conn.tls).with_sni(conn.sni);
+    let facts = RequestFacts::http(req, conn.peer, conn.tls).with_handshake(conn.handshake);
     for rule in rules {
         let holds = rule
             .condition
@@ -459,6 +459,11 @@ fn fetch(f: &Fetch, src: &Sources<'_>) -> Option<Vec<u8>> {
             b"0".to_vec()
         }),
         Fetch::Status => src.res.map(|r| r.status.to_string().into_bytes()),
+        Fetch::ClientCert(c) => {
+            let leaf = src.conn.handshake?.client_leaf.as_ref().map(|c| c.as_ref());
+            let v = crate::tls::client_cert::value(c, leaf)?;
+            Some(crate::tls::client_cert::text(v, c.is_binary()))
+        }
     }
 }
 
@@ -596,7 +601,7 @@ mod tests {
             peer: SocketAddr::from(([127, 0, 0, 1], 1)),
             local: None,
             tls: false,
-            sni: None,
+            handshake: None,
         };
         let src = Sources {
             req: &req,

@@ -98,7 +98,7 @@ where
         peer,
         local,
         tls,
-        sni: origin.tls.as_ref().and_then(|h| h.sni.as_deref()),
+        handshake: origin.tls.as_ref(),
     };
     let fe_pages = errors::Pages {
         frontend: &frontend.errorfiles,
@@ -166,7 +166,7 @@ where
         // `monitor-uri` first: HAProxy answers it before any rule.
         {
             let facts = RequestFacts::http(&request, peer, tls)
-                .with_sni(conn.sni)
+                .with_handshake(conn.handshake)
                 .with_runtime(runtime);
             if let Some(reply) = super::monitor::reply(frontend, &request.target, &facts) {
                 let reply = fe_pages.with(&request).after.raw(Cow::Owned(reply));
@@ -205,7 +205,7 @@ where
         {
             let admin = frontend.stats_admin.as_ref().is_some_and(|rule| {
                 let facts = RequestFacts::http(&request, peer, tls)
-                    .with_sni(conn.sni)
+                    .with_handshake(conn.handshake)
                     .with_runtime(runtime);
                 rule.condition
                     .as_ref()
@@ -248,7 +248,7 @@ where
             next_request_or_end!(next, first);
         }
         let facts = RequestFacts::http(&request, peer, tls)
-            .with_sni(conn.sni)
+            .with_handshake(conn.handshake)
             .with_scope(fe_scope);
         if let Some(rule) = &frontend.prometheus {
             let holds = rule
@@ -1037,7 +1037,7 @@ impl Exchange<'_> {
             return refuse(client, &self.pages, 400, client_timeout).await;
         }
         let facts = RequestFacts::http(request, self.conn.peer, self.conn.tls)
-            .with_sni(self.conn.sni)
+            .with_handshake(self.conn.handshake)
             .with_runtime(self.runtime);
         let sticky = Sticky::for_request(self.runtime, self.backend, &facts);
         let connect_started = Instant::now();
@@ -1577,7 +1577,7 @@ pub async fn serve_tcp<C>(
     tracked: Option<&Arc<Trackers>>,
 ) -> Option<Handoff<C>>
 where
-    C: AsyncRead + AsyncWrite + Unpin + IntoTunnel,
+    C: AsyncRead + AsyncWrite + Unpin + IntoTunnel + super::inspect::Peek,
 {
     let fe_index = Observability::frontend_index(&runtime.frontends, frontend);
     let sessions =
@@ -1600,7 +1600,18 @@ where
     let handshake = origin.tls.as_ref();
     let facts = RequestFacts::tcp(peer, handshake.is_some())
         .with_scope(scope)
-        .with_sni(handshake.and_then(|h| h.sni.as_deref()));
+        .with_handshake(handshake);
+    let bufsize = runtime.global.tune_bufsize;
+    let inspected = match super::inspect::content(&client, frontend, &facts, bufsize).await {
+        Ok(inspected) => inspected,
+        Err(refused) => {
+            tracing::debug!(%peer, "{refused}");
+            rec.term = refused.term();
+            obs.tcp_log(&rec, None, &frontend.name, "<NOSRV>");
+            return None;
+        }
+    };
+    let facts = facts.with_inspected(inspected.as_ref());
     let Some(backend_id) = route::select_backend(frontend, &facts, runtime) else {
         rec.term = *b"SC";
         obs.tcp_log(&rec, None, "<NOSRV>", "<NOSRV>");

@@ -227,7 +227,14 @@ fn check_chain(chain: &[CertificateDer<'_>]) -> Vec<Finding> {
 
 /// `2030-01-31` from Unix seconds (UTC).
 pub fn date(unix: i64) -> String {
+    let (year, month, day, ..) = civil(unix);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// Year, month, day, hour, minute, second (UTC) of Unix seconds.
+pub fn civil(unix: i64) -> (i64, i64, i64, i64, i64, i64) {
     // Howard Hinnant's days-to-civil algorithm.
+    let secs = unix.rem_euclid(86_400);
     let z = unix.div_euclid(86_400) + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -237,7 +244,7 @@ pub fn date(unix: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    (year, month, day, secs / 3600, secs / 60 % 60, secs % 60)
 }
 
 /// The subject CN of a DER certificate (the first one, as OpenSSL's

@@ -1,6 +1,7 @@
 //! TLS to servers: `server ... ssl [verify none|required] [ca-file <pem>]
-//! [sni <expr>] [alpn <list>]`, so `wss://` backends work; health checks
-//! with `check-ssl` use the same settings.
+//! [sni <expr>] [alpn <list>] [crt <pem>]`, so `wss://` backends work,
+//! mutual TLS included; health checks with `check-ssl` use the same
+//! settings.
 //!
 //! HAProxy semantics: verification is on by default (`verify required`,
 //! which needs `ca-file`); without `sni` no name is sent and only the chain
@@ -49,15 +50,21 @@ impl ServerTls {
             check_name: ssl.sni.is_some(),
             provider: provider.clone(),
         };
-        let mut config = ClientConfig::builder_with_provider(provider)
+        let config = ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| TlsError::Rejected {
                 path: Default::default(),
                 reason: e.to_string(),
             })?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
+            .with_custom_certificate_verifier(Arc::new(verifier));
+        let mut config = match &ssl.crt {
+            None => config.with_no_client_auth(),
+            Some(crt) => {
+                let key = super::store::load_client_identity(crt, &provider, super::unix_now())?;
+                config.with_client_cert_resolver(Arc::new(ClientIdentity(key)))
+            }
+        };
         // The upgrade is HTTP/1.1; `alpn` may name other protocols (`h2`
         // was left out by the configuration check).
         config.alpn_protocols = if ssl.alpn.is_empty() {
@@ -112,6 +119,26 @@ fn webpki_verifier(
             path: ca.to_owned(),
             reason: e.to_string(),
         })
+}
+
+/// `crt`: the one certificate offered whenever a server asks, as
+/// OpenSSL's `SSL_CTX_use_certificate` in HAProxy (no selection by the
+/// server's accepted CAs or schemes).
+#[derive(Debug)]
+struct ClientIdentity(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for ClientIdentity {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
 }
 
 /// `verify required` (with or without a name check) or `verify none`.

@@ -16,6 +16,8 @@
 
 pub mod checks;
 pub mod client;
+pub mod client_cert;
+pub mod hello;
 pub mod store;
 
 use std::path::PathBuf;
@@ -333,6 +335,8 @@ pub struct Handshake {
     pub client_cert: bool,
     /// Its subject CN.
     pub client_cn: Option<String>,
+    /// The certificate itself (DER), for the `ssl_c_*` fetches.
+    pub client_leaf: Option<CertificateDer<'static>>,
 }
 
 impl Handshake {
@@ -351,6 +355,7 @@ impl Handshake {
             sni: conn.server_name().map(str::to_owned),
             client_cert: leaf.is_some(),
             client_cn: leaf.and_then(|c| checks::subject_cn(c.as_ref())),
+            client_leaf: leaf.map(|c| c.clone().into_owned()),
         }
     }
 }

@@ -295,6 +295,28 @@ fn load_file(
     ))
 }
 
+/// A server line's `crt`: the client certificate and key wsgate presents
+/// to that server, checked as a bind's certificate is (an error for a
+/// certificate no server would accept; warnings are not reported here).
+pub fn load_client_identity(
+    path: &Path,
+    provider: &CryptoProvider,
+    now: i64,
+) -> Result<Arc<CertifiedKey>, TlsError> {
+    match load_file(path, provider, now)? {
+        (Some(loaded), _) => Ok(loaded.key),
+        (None, findings) => Err(TlsError::Rejected {
+            path: path.to_owned(),
+            reason: findings
+                .into_iter()
+                .filter(|f| f.error)
+                .map(|f| f.message)
+                .collect::<Vec<_>>()
+                .join("; "),
+        }),
+    }
+}
+
 /// The key is in the same PEM, or else in `<file>.key` (HAProxy's rule).
 fn load_key(path: &Path, pem: &[u8]) -> Result<PrivateKeyDer<'static>, TlsError> {
     if let Ok(key) = PrivateKeyDer::from_pem_slice(pem) {

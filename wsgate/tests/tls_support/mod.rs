@@ -64,6 +64,25 @@ impl Ca {
         (cert.pem(), key.serialize_pem())
     }
 
+    /// A client leaf whose subject is `dn` in this order (OpenSSL's
+    /// one-line form lists it so), with serial number `serial`, valid from
+    /// 2020-01-02 03:04:05 to 2090-06-07 08:09:10: the certificate PEM and
+    /// the key PEM (for the `ssl_c_*` fetches).
+    pub fn client_leaf(&self, dn: &[(DnType, &str)], serial: &[u8]) -> (String, String) {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        for (t, v) in dn {
+            p.distinguished_name.push(t.clone(), *v);
+        }
+        p.serial_number = Some(rcgen::SerialNumber::from(serial.to_vec()));
+        let hms = |h: u64, m: u64, s: u64| Duration::from_secs(h * 3600 + m * 60 + s);
+        p.not_before = rcgen::date_time_ymd(2020, 1, 2) + hms(3, 4, 5);
+        p.not_after = rcgen::date_time_ymd(2090, 6, 7) + hms(8, 9, 10);
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
     /// A CRL of this CA (PEM) revoking the certificates with these serial
     /// numbers, valid from 2020 to 2090.
     pub fn crl(&self, revoked: &[u64]) -> String {
