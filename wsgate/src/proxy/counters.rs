@@ -13,8 +13,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
-use tokio_util::sync::CancellationToken;
-
 use super::buffers::PooledBuf;
 use super::captured::Captures;
 use super::registry::{Live, Registry, Tracked};
@@ -128,19 +126,6 @@ impl Sessions {
     ) -> Sessions {
         self.tracked = Some(registry.track(frontend, peer, tls));
         self
-    }
-
-    /// The token that ends this connection's tunnel: `server_gone` (the
-    /// server's), or a child of it that `shutdown session <id>` cancels.
-    pub fn killable(&self, server_gone: CancellationToken) -> CancellationToken {
-        match &self.tracked {
-            Some(t) => {
-                let own = server_gone.child_token();
-                t.live().set_kill(own.clone());
-                own
-            }
-            None => server_gone,
-        }
     }
 
     /// The connection's `show sess` entry.

@@ -17,11 +17,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
 use std::time::Instant;
-
-use tokio_util::sync::CancellationToken;
 
 const SHARDS: usize = 16;
 
@@ -47,8 +46,12 @@ pub struct Live {
     /// Tunnel bytes read from the client and from the server so far.
     tunnel_up: AtomicU64,
     tunnel_down: AtomicU64,
-    /// Ends this connection's tunnel (`shutdown session`), once it is one.
-    kill: Mutex<Option<CancellationToken>>,
+    /// `shutdown session`: set, and the tunnel woken, to end its tunnel.
+    killed: AtomicBool,
+    /// The tunnel's waker, registered at its first wake-up. A flag and a
+    /// waker rather than a cancellation token of its own: a child token
+    /// is a 112-byte node per WebSocket, for a command seldom used.
+    tunnel_waker: Mutex<Option<Waker>>,
 }
 
 /// What changes during a connection.
@@ -84,22 +87,29 @@ impl Live {
         c.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// The token whose cancellation ends this connection's tunnel.
-    pub fn set_kill(&self, token: CancellationToken) {
-        *lock(&self.kill) = Some(token);
-    }
-
     /// `shutdown session <id>`: ends the tunnel (WebSockets get their
     /// close frame at the next message boundary); false when the
     /// connection is not a tunnel.
     pub fn kill(&self) -> bool {
-        match &*lock(&self.kill) {
-            Some(t) => {
-                t.cancel();
-                true
-            }
-            None => false,
+        if lock(&self.state).tunnel.is_none() {
+            return false;
         }
+        self.killed.store(true, Ordering::Release);
+        if let Some(w) = lock(&self.tunnel_waker).take() {
+            w.wake();
+        }
+        true
+    }
+
+    /// Whether `shutdown session` ended this connection's tunnel.
+    pub fn killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
+    }
+
+    /// The tunnel's waker, for [`Live::kill`]. A kill that came first is
+    /// seen by the tunnel through [`Live::killed`] when it checks.
+    pub fn register_tunnel(&self, waker: &Waker) {
+        *lock(&self.tunnel_waker) = Some(waker.clone());
     }
 
     /// Tunnel bytes (from the client, from the server) so far.
@@ -134,7 +144,8 @@ impl Registry {
             state: Mutex::new(LiveState::default()),
             tunnel_up: AtomicU64::new(0),
             tunnel_down: AtomicU64::new(0),
-            kill: Mutex::new(None),
+            killed: AtomicBool::new(false),
+            tunnel_waker: Mutex::new(None),
         });
         lock(self.shard(id)).insert(id, live.clone());
         Tracked {

@@ -1494,8 +1494,9 @@ fn tunnel_signals(
     };
     TunnelSignals {
         stop: stop.clone(),
+        server_gone,
         // `shutdown session <id>` ends this one tunnel the same way.
-        server_gone: conn.killable(server_gone),
+        kill: conn.live(),
         removed,
         spread: runtime.global.close_spread(),
     }

@@ -36,6 +36,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
 use super::buffers::PooledBuf;
+use super::registry::Live;
 use crate::config::process::CloseSpread;
 use crate::ws::close::{close_frame, ping_frame, CloseCode, Peer};
 use crate::ws::counters::{WsCounters, FLUSH_EVERY};
@@ -635,6 +636,16 @@ pub struct TunnelSignals {
     pub removed: CancellationToken,
     /// `close-spread-time`: when, after `stop`, this tunnel is closed.
     pub spread: CloseSpread,
+    /// The connection's `show sess` entry: `shutdown session <id>` ends
+    /// this one tunnel as if its server were gone.
+    pub kill: Option<Arc<Live>>,
+}
+
+impl TunnelSignals {
+    /// The server is gone, or this tunnel was shut down on its own.
+    fn server_gone(&self) -> bool {
+        self.server_gone.is_cancelled() || self.kill.as_ref().is_some_and(|l| l.killed())
+    }
 }
 
 /// How wsgate follows a WebSocket tunnel: what each side may send (a peer
@@ -767,7 +778,7 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Future for Tunnel<C, S> {
         let server_gone = this
             .signals
             .as_ref()
-            .filter(|s| !s.stop.is_cancelled() && s.server_gone.is_cancelled())
+            .filter(|s| !s.stop.is_cancelled() && s.server_gone())
             .map(|s| {
                 if s.removed.is_cancelled() {
                     ServerGone::Removed
@@ -813,13 +824,16 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
             if let Some(signal) = stop_signal.as_mut() {
                 let _ = signal.as_mut().poll(cx);
             }
+            if let Some(live) = signals.as_ref().and_then(|s| s.kill.as_ref()) {
+                live.register_tunnel(cx.waker());
+            }
             *stop_registered = true;
         }
         if let Some(signals) = signals.as_ref().filter(|_| !*stopping && !*websocket) {
             // Not a WebSocket: no close frame to send. A shutdown of the
             // server's sessions closes it now; on a stop or a reload it
             // carries on (until `hard-stop-after`).
-            if signals.server_gone.is_cancelled()
+            if signals.server_gone()
                 && !signals.stop.is_cancelled()
                 && !signals.removed.is_cancelled()
             {
@@ -827,7 +841,7 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
             }
         }
         if let Some(signals) = signals.as_ref().filter(|_| !*stopping && *websocket) {
-            let due = signals.server_gone.is_cancelled().then(|| {
+            let due = signals.server_gone().then(|| {
                 let now = Instant::now();
                 if signals.stop.is_cancelled() {
                     *close_due.get_or_insert_with(|| spread_due(signals.spread, now))
@@ -1195,6 +1209,7 @@ mod tests {
                 server_gone: stop.child_token(),
                 removed: stop.clone(),
                 spread: CloseSpread::AtOnce,
+                kill: None,
             }),
             websocket: Some(WsPolicy {
                 client_policy: Policy::default(),
@@ -1258,6 +1273,7 @@ mod tests {
                 server_gone: gone.clone(),
                 removed: gone.clone(),
                 spread: CloseSpread::AtOnce,
+                kill: None,
             }),
             websocket: Some(WsPolicy {
                 client_policy: Policy::default(),
@@ -1298,6 +1314,7 @@ mod tests {
                 server_gone: CancellationToken::new(),
                 removed: CancellationToken::new(),
                 spread: CloseSpread::AtOnce,
+                kill: None,
             }),
             websocket: Some(WsPolicy {
                 client_policy: Policy::default(),
@@ -1401,6 +1418,7 @@ mod tests {
                 server_gone: CancellationToken::new(),
                 removed: CancellationToken::new(),
                 spread: CloseSpread::AtOnce,
+                kill: None,
             }),
             websocket: Some(WsPolicy {
                 client_policy: Policy::default(),
