@@ -1719,9 +1719,11 @@ mod tests {
     /// and 1,272 after per-peer keepalive state, per-message counters, stick
     /// counters and close-reason tracking were added; 768 once what only
     /// limits, keepalive and wsgate's own closes need was boxed apart and
-    /// timeouts kept in milliseconds. tokio rounds a task up to 128 bytes
-    /// (its header is cache-line aligned): at this size the spawned task is
-    /// 896 bytes, at 1,272 it was 1,408.
+    /// timeouts kept in milliseconds; 744 with the message-size histogram,
+    /// early bytes and the `shutdown session` switch. tokio rounds a task
+    /// up to 128 bytes (its header is cache-line aligned): with the accept
+    /// slots it holds, the spawned task is 896 bytes (measured with dhat;
+    /// at 1,272 it was 1,408). 16 bytes more and it is 1,024.
     #[tokio::test]
     async fn an_idle_tunnel_task_stays_small() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -1753,6 +1755,6 @@ mod tests {
         };
         let task = handoff.run(()).unwrap();
         let size = std::mem::size_of_val(&task);
-        assert!(size <= 800, "tunnel task is {size} bytes");
+        assert!(size <= 760, "tunnel task is {size} bytes");
     }
 }

@@ -268,23 +268,26 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TunnelIo for Stream<T> {
     }
 }
 
+/// What one direction is doing. Kept to 32 bytes (offsets in a 16 KiB
+/// buffer fit in `u32`; frames to send are boxed slices): two live in
+/// every tunnel's task.
 enum Direction {
     Reading,
     Writing {
         buf: PooledBuf,
-        pos: usize,
-        len: usize,
+        pos: u32,
+        len: u32,
     },
     Flushing,
     /// Writing a keepalive ping to this direction's writer, between two
     /// messages; copying resumes after it.
     Pinging {
-        frame: Vec<u8>,
+        frame: Box<[u8]>,
         pos: usize,
     },
     /// Writing wsgate's own close frame to this direction's writer.
     Injecting {
-        frame: Vec<u8>,
+        frame: Box<[u8]>,
         pos: usize,
     },
     /// Our close frame went out: read and drop what the reader still sends
@@ -318,7 +321,8 @@ struct Half {
     /// boundary (the stream was cut at a frame boundary).
     close_now: bool,
     /// The reader broke the WebSocket policy; the tunnel tells it.
-    violation: Option<Violation>,
+    /// Boxed, as `close`: rare.
+    violation: Option<Box<Violation>>,
 }
 
 impl Half {
@@ -373,7 +377,10 @@ impl Half {
         if self.close.is_some() || !self.idle_at_boundary() {
             return false;
         }
-        self.state = Direction::Pinging { frame, pos: 0 };
+        self.state = Direction::Pinging {
+            frame: frame.into_boxed_slice(),
+            pos: 0,
+        };
         true
     }
 
@@ -387,7 +394,7 @@ impl Half {
         }
         match self.close.as_mut() {
             Some(req) => {
-                let frame = std::mem::take(&mut req.frame);
+                let frame = std::mem::take(&mut req.frame).into_boxed_slice();
                 self.state = Direction::Injecting { frame, pos: 0 };
                 true
             }
@@ -437,7 +444,7 @@ impl Half {
                                     // gets 1001 right after the last good
                                     // frame, or a plain FIN when the frame
                                     // began in an earlier read.
-                                    self.violation = Some(violation);
+                                    self.violation = Some(Box::new(violation));
                                     match start {
                                         Some(start) => {
                                             forward = start;
@@ -475,7 +482,8 @@ impl Half {
                             self.state = Direction::Writing {
                                 buf,
                                 pos: 0,
-                                len: forward,
+                                // At most one buffer: fits.
+                                len: forward as u32,
                             };
                         }
                     }
@@ -485,14 +493,15 @@ impl Half {
                         self.state = Direction::Flushing;
                         continue;
                     }
-                    match w.poll_write_some(cx, &buf.as_ref()[*pos..*len]) {
+                    match w.poll_write_some(cx, &buf.as_ref()[*pos as usize..*len as usize]) {
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Write(e))),
                         Poll::Ready(Ok(0)) => {
                             return Poll::Ready(Err(Side::Write(io::ErrorKind::WriteZero.into())))
                         }
                         Poll::Ready(Ok(n)) => {
-                            *pos += n;
+                            // At most what was asked for: fits.
+                            *pos += n as u32;
                             self.bytes += n as u64;
                         }
                     }
@@ -733,7 +742,7 @@ pub struct Tunnel<C, S> {
     /// Client to server, and server to client.
     up: Half,
     down: Half,
-    violated: Option<Violation>,
+    violated: Option<Box<Violation>>,
     last_activity: Instant,
     /// One timer for the tunnel, re-armed lazily: activity only records a
     /// time stamp, and the timer is moved forward when it fires early.
@@ -905,13 +914,13 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
         let broken = relay_violation(up, down, Peer::Client)
             .or_else(|| relay_violation(down, up, Peer::Server));
         if let Some(v) = broken {
-            *violated = Some(v);
+            *violated = Some(Box::new(v));
             *stopping = true;
             cx.waker().wake_by_ref();
         }
         if up.is_done() && down.is_done() {
-            if let Some(v) = *violated {
-                return Poll::Ready(TunnelEnd::Policy(v));
+            if let Some(v) = violated.as_deref() {
+                return Poll::Ready(TunnelEnd::Policy(*v));
             }
             return Poll::Ready(if *idle_closing {
                 TunnelEnd::Timeout
@@ -1147,7 +1156,7 @@ fn spread_due(spread: CloseSpread, now: Instant) -> Option<Instant> {
 /// When `offender`'s reader broke the policy, asks `other` to send it the
 /// close code that says why (`to` is the offender).
 fn relay_violation(offender: &mut Half, other: &mut Half, to: Peer) -> Option<Violation> {
-    let v = offender.violation.take()?;
+    let v = *offender.violation.take()?;
     let (code, reason) = CloseCode::for_violation(&v);
     other.request_close(close_frame(code, reason, to), true);
     Some(v)
