@@ -168,7 +168,8 @@ pub struct ServerState {
     pub check_health: AtomicU32,
     check_info: Mutex<CheckInfo>,
     /// Where new connections go: the configured address until the runtime
-    /// API's `set server ... addr` changes it (a reload resets it).
+    /// API's `set server ... addr` changes it (a reload keeps the change
+    /// while the file's address for the server stays the same: carry.rs).
     addr: Mutex<std::net::SocketAddr>,
     /// `maxconn` (0: none); starts as configured, `set maxconn server`
     /// changes it.
