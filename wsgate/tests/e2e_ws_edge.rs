@@ -230,6 +230,27 @@ fn read_server_frame(s: &mut std::net::TcpStream) -> (u8, Vec<u8>) {
     (h[0] & 0x0f, payload)
 }
 
+/// A raw-socket WebSocket handshake: the upgrade request followed, in the
+/// same write, by `early` (frames a client pipelines), then the server's
+/// head read up to its end. Panics (with the proxy's log) unless it is 101.
+fn raw_upgrade(port: u16, early: &[u8], log: &str) -> std::net::TcpStream {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(WS_DEADLINE)).unwrap();
+    let mut first = b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        .to_vec();
+    first.extend_from_slice(early);
+    s.write_all(&first).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101 "), "{log}");
+    s
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_fragmented_message_keeps_its_interleaved_ping() {
     let be = RecordingBackend::start(None).await;
@@ -241,21 +262,7 @@ async fn a_dropped_fragmented_message_keeps_its_interleaved_ping() {
     ));
     let log = gate.log();
     tokio::task::spawn_blocking(move || {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.set_read_timeout(Some(WS_DEADLINE)).unwrap();
-        write!(
-            s,
-            "GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        .unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            s.read_exact(&mut byte).unwrap();
-            head.push(byte[0]);
-        }
-        assert!(head.starts_with(b"HTTP/1.1 101 "), "{log}");
+        let mut s = raw_upgrade(port, &[], &log);
         s.write_all(&masked(true, 1, b"allowed")).unwrap();
         // Over the rate: a fragmented message with a ping between its
         // fragments, each frame's header split across two writes.
@@ -318,23 +325,10 @@ async fn bytes_sent_with_the_upgrade_request_are_held_to_the_limits() {
     ));
     let log = gate.log();
     tokio::task::spawn_blocking(move || {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.set_read_timeout(Some(WS_DEADLINE)).unwrap();
         let big = masked_long(2, &[7u8; 5000]);
-        let mut first =
-            b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-                .to_vec();
-        first.extend(masked(true, 1, b"early"));
-        first.extend_from_slice(&big[..2]);
-        s.write_all(&first).unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            s.read_exact(&mut byte).unwrap();
-            head.push(byte[0]);
-        }
-        assert!(head.starts_with(b"HTTP/1.1 101 "), "{log}");
+        let mut early = masked(true, 1, b"early");
+        early.extend_from_slice(&big[..2]);
+        let mut s = raw_upgrade(port, &early, &log);
         assert_eq!(read_server_frame(&mut s), (1, b"early".to_vec()));
         s.write_all(&big[2..]).unwrap();
         let (opcode, payload) = read_server_frame(&mut s);
