@@ -365,7 +365,7 @@ mod tests {
     }
 
     fn hello(name: &str) -> Vec<u8> {
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let provider = std::sync::Arc::new(crate::tls::crypto::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()

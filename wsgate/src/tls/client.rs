@@ -33,7 +33,7 @@ pub struct ServerTls {
 
 impl ServerTls {
     pub fn new(ssl: &ServerSsl) -> Result<ServerTls, TlsError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(crate::tls::crypto::default_provider());
         let webpki = match (&ssl.ca_file, ssl.verify) {
             (_, false) => None,
             (Some(ca), true) => Some(webpki_verifier(ca, &provider)?),

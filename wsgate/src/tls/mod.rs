@@ -5,7 +5,8 @@
 //! binds, so a bad certificate is a diagnostic at its `bind` line (for
 //! `wsgate -c` too, which also lists every certificate loaded as a
 //! `note:`); the resulting `ServerConfig` is shared by the listener's
-//! threads. The ring provider is the one crypto stack in the build.
+//! threads. The crypto stack is ring, or aws-lc-rs when built with the
+//! `aws-lc-rs` feature ([`crypto`]; docs/performance.md compares them).
 //! Submodules: `store` (files, directories, crt-list, SNI resolver),
 //! `checks` (what a certificate says and what is wrong with it).
 //!
@@ -25,6 +26,13 @@ use std::sync::Arc;
 
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
+
+/// The rustls crypto provider every TLS configuration is built with.
+#[cfg(feature = "aws-lc-rs")]
+pub use rustls::crypto::aws_lc_rs as crypto;
+/// The rustls crypto provider every TLS configuration is built with.
+#[cfg(not(feature = "aws-lc-rs"))]
+pub use rustls::crypto::ring as crypto;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 
 use crate::config::model::{
@@ -188,8 +196,8 @@ pub fn server_config(ssl: &BindSsl) -> Result<Arc<ServerConfig>, TlsError> {
 
 /// The ring provider restricted to the configured suites and groups.
 fn provider(settings: &TlsSettings) -> rustls::crypto::CryptoProvider {
-    use rustls::crypto::ring::{cipher_suite as cs, kx_group};
-    let mut p = rustls::crypto::ring::default_provider();
+    use crypto::{cipher_suite as cs, kx_group};
+    let mut p = crypto::default_provider();
     let suite = |s: CipherSuite| match s {
         CipherSuite::Tls13Aes128GcmSha256 => cs::TLS13_AES_128_GCM_SHA256,
         CipherSuite::Tls13Aes256GcmSha384 => cs::TLS13_AES_256_GCM_SHA384,
@@ -255,7 +263,7 @@ fn build_config(
     config.ignore_client_order = !settings.prefer_client_ciphers;
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
     if !settings.no_tls_tickets {
-        config.ticketer = rustls::crypto::ring::Ticketer::new()
+        config.ticketer = crypto::Ticketer::new()
             .map_err(|e| TlsError::Config(format!("cannot create the TLS ticket key: {e}")))?;
     }
     Ok(Arc::new(config))
