@@ -343,8 +343,9 @@ fn endless_frame_header() -> Vec<u8> {
 }
 
 /// Streams zeros on `s` until `stop`, an error, or `limit` bytes; returns
-/// how many were written.
+/// how many were written. A write blocked for a minute is an error.
 fn stream_zeros(mut s: TcpStream, stop: &AtomicBool, limit: u64) -> u64 {
+    s.set_write_timeout(Some(Duration::from_secs(60))).unwrap();
     let chunk = vec![0u8; 64 * 1024];
     let mut sent = 0;
     while sent < limit && !stop.load(Ordering::SeqCst) {
@@ -359,6 +360,7 @@ fn stream_zeros(mut s: TcpStream, stop: &AtomicBool, limit: u64) -> u64 {
 /// Reads one WebSocket frame (unmasked, as a server sends it): opcode and
 /// payload.
 fn read_frame(r: &mut Reader<TcpStream>) -> (u8, Vec<u8>) {
+    r.stream.set_read_timeout(Some(WS_DEADLINE)).unwrap();
     let need = |n: usize, r: &mut Reader<TcpStream>| -> Vec<u8> {
         while r.buf.len() < n {
             let mut chunk = [0u8; 4096];
