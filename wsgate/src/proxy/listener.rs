@@ -108,11 +108,8 @@ impl Listener {
                 _ = self.removed.cancelled() => return,
             };
             let Some(slots) = slots else { return };
-            let accepted = match ready.try_io(|l| l.get_ref().accept()) {
-                Ok(accepted) => accepted.and_then(|(s, peer)| {
-                    s.set_nonblocking(true)?;
-                    Ok((TcpStream::from_std(s)?, peer))
-                }),
+            let accepted = match ready.try_io(|l| accept(l.get_ref())) {
+                Ok(accepted) => accepted,
                 // Nothing waits any more (readiness cleared): start over.
                 Err(_would_block) => continue,
             };
@@ -153,6 +150,17 @@ impl Listener {
             });
         }
     }
+}
+
+/// Accepts a connection the way tokio would, in one system call: the
+/// socket comes non-blocking and close-on-exec.
+fn accept(listener: &std::net::TcpListener) -> std::io::Result<(TcpStream, SocketAddr)> {
+    let (socket, peer) =
+        socket2::SockRef::from(listener).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)?;
+    let peer = peer
+        .as_socket()
+        .ok_or_else(|| std::io::Error::other("accepted a connection that is not TCP/IP"))?;
+    Ok((TcpStream::from_std(socket.into())?, peer))
 }
 
 /// How long accepting pauses after a failure that is not one connection's
