@@ -14,6 +14,13 @@ use wsgate::fuzzing::{parse_request, RequestError};
 /// `tune.bufsize`'s default.
 const LIMIT: usize = 16384;
 
+/// wsgate's limit on header lines (`tune.http.maxhdr`, 101). A head
+/// that has that many comes out with one or two more (wsgate's
+/// `Connection`, `X-Forwarded-For`), which wsgate's own parser would then
+/// count as too many: known and accepted (the other hop's limit is its
+/// own), so the re-parse below lets only that through.
+const MAX_HEADERS: usize = 101;
+
 fuzz_target!(|data: &[u8]| {
     let Ok(Some((head, len))) = parse_request(data, LIMIT) else {
         return;
@@ -42,6 +49,9 @@ fuzz_target!(|data: &[u8]| {
     let mut out = Vec::new();
     head.write_for_server(None, &mut out);
     let again = parse_request(&out, usize::MAX);
+    if matches!(again, Err(RequestError::HeadTooLarge)) && head.headers.len() + 2 > MAX_HEADERS {
+        return;
+    }
     let Ok(Some((again, again_len))) = again else {
         panic!(
             "forwarded head refused: {again:?}\n{}",

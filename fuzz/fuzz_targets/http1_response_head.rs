@@ -9,10 +9,17 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsgate::fuzzing::parse_response;
+use wsgate::fuzzing::{parse_response, ResponseError};
 
 /// `tune.bufsize`'s default.
 const LIMIT: usize = 16384;
+
+/// wsgate's limit on header lines (`tune.http.maxhdr`, 101). A head
+/// that has that many comes out with one or two more (wsgate's
+/// `Connection`, `X-Forwarded-For`), which wsgate's own parser would then
+/// count as too many: known and accepted (the other hop's limit is its
+/// own), so the re-parse below lets only that through.
+const MAX_HEADERS: usize = 101;
 
 fuzz_target!(|data: &[u8]| {
     for head_request in [false, true] {
@@ -41,6 +48,9 @@ fn check(data: &[u8], head_request: bool) {
         let mut out = Vec::new();
         head.write_for_client(close, &mut out);
         let again = parse_response(&out, usize::MAX, head_request);
+        if matches!(again, Err(ResponseError::TooLarge)) && head.headers.len() + 1 > MAX_HEADERS {
+            continue;
+        }
         let Ok(Some((again, again_len))) = again else {
             panic!(
                 "forwarded head refused: {again:?}\n{}",

@@ -29,7 +29,9 @@ pub mod ws;
 pub mod fuzzing {
     pub use crate::config::{Diagnostic, Loaded, Severity};
     pub use crate::proxy::http1::body::ChunkedScanner;
-    pub use crate::proxy::http1::head::{parse_request, parse_response, RequestError};
+    pub use crate::proxy::http1::head::{
+        parse_request, parse_response, RequestError, ResponseError,
+    };
     pub use crate::ws::frame::{Fed, FrameTracker, Policy, Strict, Violation};
     pub use crate::ws::rate::{RateAction, RateLimit};
 
