@@ -8,13 +8,19 @@
 //! does), reads the PROXY protocol header when the bind has `accept-proxy`
 //! (proxy_protocol.rs), terminates TLS when it has `ssl`, then spawns the
 //! session with the client's address (the announced one, if any).
+//!
+//! Out of file descriptors (EMFILE), accepting pauses and retries instead
+//! of spinning, and says so at most once a second (tests/e2e_abuse.rs).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -62,14 +68,33 @@ impl Listener {
     /// the socket. Each connection is served with the runtime current when
     /// it was accepted, so a reload never changes a session midway.
     pub async fn run(self, shutdown: CancellationToken, sessions: TaskTracker) {
-        let tcp = match TcpListener::from_std(self.socket) {
-            Ok(tcp) => tcp,
+        // SAFETY: the std listener owns its descriptor, and the AsyncFd
+        // owns the listener until it is dropped: the descriptor stays open
+        // and the same for the registration's whole life.
+        let registered =
+            unsafe { AsyncFd::register_with_interest(self.socket, Interest::READABLE) };
+        let listener = match registered {
+            Ok(fd) => fd,
             Err(e) => {
                 tracing::error!("cannot register a listening socket: {e}");
                 return;
             }
         };
         loop {
+            // Slots are taken only once a connection waits: a loop idle on
+            // an empty queue holding one would keep it from a connection
+            // waiting in another worker's queue (SO_REUSEPORT).
+            let mut ready = tokio::select! {
+                r = listener.readable() => match r {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!("listening socket {}: {e}", self.addr);
+                        return;
+                    }
+                },
+                _ = shutdown.cancelled() => return,
+                _ = self.removed.cancelled() => return,
+            };
             let frontend_slots = {
                 let runtime = self.shared.current();
                 let Some(target) = runtime.binds.get(&self.addr) else {
@@ -83,18 +108,26 @@ impl Listener {
                 _ = self.removed.cancelled() => return,
             };
             let Some(slots) = slots else { return };
-            let (stream, peer) = tokio::select! {
-                accepted = tcp.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // EMFILE and friends: wait a little rather than spin.
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
+            let accepted = match ready.try_io(|l| accept(l.get_ref())) {
+                Ok(accepted) => accepted,
+                // Nothing waits any more (readiness cleared): start over.
+                Err(_would_block) => continue,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    drop(slots);
+                    if let Some(pause) = after_accept_error(self.addr, &e) {
+                        // The connection stays in the kernel's queue
+                        // meanwhile; closing sessions free descriptors.
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            _ = shutdown.cancelled() => return,
+                            _ = self.removed.cancelled() => return,
+                        }
                     }
-                },
-                _ = shutdown.cancelled() => return,
-                _ = self.removed.cancelled() => return,
+                    continue;
+                }
             };
             let _ = stream.set_nodelay(true);
             let runtime = self.shared.current();
@@ -119,15 +152,80 @@ impl Listener {
     }
 }
 
+/// Accepts a connection the way tokio would, in one system call: the
+/// socket comes non-blocking and close-on-exec.
+fn accept(listener: &std::net::TcpListener) -> std::io::Result<(TcpStream, SocketAddr)> {
+    let (socket, peer) =
+        socket2::SockRef::from(listener).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)?;
+    let peer = peer
+        .as_socket()
+        .ok_or_else(|| std::io::Error::other("accepted a connection that is not TCP/IP"))?;
+    Ok((TcpStream::from_std(socket.into())?, peer))
+}
+
+/// How long accepting pauses after a failure that is not one connection's
+/// (EMFILE, ENFILE, ENOBUFS, ENOMEM): retrying at once would spin on the
+/// connection still waiting in the queue, a core burnt for nothing.
+/// HAProxy pauses its listeners too, until a connection ends or 100 ms.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// At most one log line a second for accept failures, for the whole
+/// process: at EMFILE every worker's every listener fails together.
+const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// When failures were last logged, and how many were not logged since.
+static ACCEPT_LOG: Mutex<(Option<Instant>, u64)> = Mutex::new((None, 0));
+
+/// Logs an accept failure (rate-limited) and says how long to pause:
+/// `None` for errors that concern only the connection being accepted (it
+/// was reset before we took it): the next one may be fine.
+fn after_accept_error(addr: SocketAddr, e: &std::io::Error) -> Option<Duration> {
+    use std::io::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::ConnectionAborted
+            | ErrorKind::ConnectionReset
+            | ErrorKind::Interrupted
+            | ErrorKind::WouldBlock
+    ) {
+        tracing::debug!("accept on {addr}: {e}");
+        return None;
+    }
+    let mut log = ACCEPT_LOG.lock().unwrap_or_else(|p| p.into_inner());
+    let now = Instant::now();
+    match log.0 {
+        Some(last) if now.duration_since(last) < ACCEPT_LOG_INTERVAL => log.1 += 1,
+        _ => {
+            let unlogged = std::mem::take(&mut log.1);
+            log.0 = Some(now);
+            let fds = if e.raw_os_error() == Some(libc::EMFILE) {
+                " (out of file descriptors: raise `ulimit -n`, or lower `maxconn`)"
+            } else {
+                ""
+            };
+            tracing::warn!(
+                "accept on {addr} failed: {e}{fds}; accepting pauses {} ms at a time \
+                 ({unlogged} more such failures since the last report)",
+                ACCEPT_PAUSE.as_millis()
+            );
+        }
+    }
+    Some(ACCEPT_PAUSE)
+}
+
+/// Takes a slot of the frontend, then one of the process. In this order:
+/// a loop waiting for its full frontend must not sit on a global slot
+/// meanwhile, which would take it from the other frontends (a flood of one
+/// frontend would then lower everyone's global `maxconn`).
 async fn acquire_slots(
     global: &Arc<Semaphore>,
     frontend: Option<&Arc<Semaphore>>,
 ) -> Option<Slots> {
-    let global = global.clone().acquire_owned().await.ok()?;
     let frontend = match frontend {
         Some(s) => Some(s.clone().acquire_owned().await.ok()?),
         None => None,
     };
+    let global = global.clone().acquire_owned().await.ok()?;
     Some(Slots {
         _global: global,
         _frontend: frontend,

@@ -1,6 +1,7 @@
-//! Property-based fuzzing of the HTTP/1 parsers (proptest; cargo-fuzz is
-//! not available here). Run longer with `PROPTEST_CASES=200000 cargo test
-//! --lib http1::fuzz` (docs/architecture.md, "Fuzzing").
+//! Property-based fuzzing of the HTTP/1 parsers (proptest, inside `cargo
+//! test`; the coverage-guided targets in `fuzz/` check the same properties).
+//! Run longer with `PROPTEST_CASES=200000 cargo test --lib http1::fuzz`
+//! (docs/architecture.md, "Fuzzing"; docs/security.md).
 //!
 //! Inputs are arbitrary bytes and mutated plausible heads: methods,
 //! versions and the framing headers a smuggler plays with (Content-Length,

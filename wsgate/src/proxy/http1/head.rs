@@ -70,6 +70,18 @@ impl ConnectionTokens {
         tokens
     }
 
+    /// Whether `Connection` names a header that every hop needs as if it
+    /// were this hop's alone. Removing it, as RFC 9110 §7.6.1 asks of a
+    /// proxy, would drop the Host or change the framing of a body that is
+    /// forwarded as it is (`Connection: content-length`: the server would
+    /// read the body as the next request). Such messages are refused
+    /// (found by fuzz/ `http1_request_head`).
+    fn names_end_to_end(&self) -> bool {
+        self.others
+            .iter()
+            .any(|o| matches!(o.as_str(), "host" | "content-length" | "transfer-encoding"))
+    }
+
     /// Whether `name` must not be forwarded to the next hop (RFC 9110
     /// §7.6.1): the fixed hop-by-hop set plus whatever `Connection` names.
     fn is_hop_by_hop(&self, name: &str) -> bool {
@@ -233,6 +245,11 @@ pub fn parse_request(
     }
     let body = request_body(&headers, version)?;
     let connection = ConnectionTokens::from_headers(&headers);
+    if connection.names_end_to_end() {
+        return Err(RequestError::Malformed(
+            "Connection names Host, Content-Length or Transfer-Encoding",
+        ));
+    }
     let upgrade = if connection.upgrade && version == Version::Http11 {
         headers
             .iter()
@@ -453,6 +470,11 @@ pub fn parse_response(
     let reason = resp.reason.unwrap_or_default().to_owned();
     let headers = collect_headers(resp.headers);
     let connection = ConnectionTokens::from_headers(&headers);
+    if connection.names_end_to_end() {
+        return Err(ResponseError::Malformed(
+            "Connection names Content-Length or Transfer-Encoding",
+        ));
+    }
     let te = transfer_encoding(&headers).map_err(ResponseError::Malformed)?;
     let cl = content_length(&headers).map_err(ResponseError::Malformed)?;
     let body = if request_was_head || (100..200).contains(&status) || status == 204 || status == 304
@@ -507,6 +529,37 @@ mod tests {
             "{out}"
         );
         assert!(!out.contains("keep-alive"));
+    }
+
+    /// Found by fuzz/ `http1_request_head` (Host) and then by looking
+    /// around it: a header every hop needs, named in `Connection`, would
+    /// have been removed before forwarding.
+    #[test]
+    fn connection_naming_end_to_end_headers_is_refused() {
+        for named in ["Host", "content-length", "Transfer-Encoding"] {
+            let text = format!(
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: close, {named}\r\n\r\nhello"
+            );
+            assert_eq!(
+                req(&text).unwrap_err(),
+                RequestError::Malformed(
+                    "Connection names Host, Content-Length or Transfer-Encoding"
+                ),
+                "{named}"
+            );
+        }
+        let fuzzed = b"BGET / HTTP/1.1\r\nHost:~\xd1k\r\nConnection:\xc2\x96,,/,,Host,,`a\r\n\r\n";
+        assert_eq!(parse_request(fuzzed, 16384).unwrap_err().status(), 400);
+        let response =
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: Content-Length\r\n\r\nhello";
+        assert!(parse_response(response.as_bytes(), 16384, false).is_err());
+        // Other names are still this hop's, removed as before.
+        let (head, _) = req("GET / HTTP/1.1\r\nHost: a\r\nConnection: x-hop\r\nX-Hop: 1\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        let mut out = Vec::new();
+        head.write_for_server(None, &mut out);
+        assert!(!String::from_utf8_lossy(&out).contains("X-Hop"));
     }
 
     #[test]
