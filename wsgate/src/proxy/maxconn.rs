@@ -11,9 +11,9 @@
 //! fair and hands released permits to the first waiter, accepts queued
 //! behind it wait until the count is under the new limit — HAProxy's "new
 //! connections acceptation will be delayed until the threshold is
-//! reached". Open connections are never closed by a lower limit. (Each
-//! accept loop holds the permit of the connection it is waiting for, so a
-//! lower limit applies from each loop's next connection on.)
+//! reached". Open connections are never closed by a lower limit. Accept
+//! loops take permits only once a connection waits, so a lower limit
+//! applies to the very next connection.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
