@@ -8,17 +8,15 @@
 
 mod common;
 
+use common::cli;
+
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
 use common::ws::{connect, echo};
 use common::{free_port, DemoBackend, TempDir, Wsgate};
-
-const DEADLINE: Duration = Duration::from_secs(10);
 
 /// `s1`'s address and both servers' `maxconn` as in the file; `dead` is a
 /// port nothing listens on, checked so that only `disable health` keeps
@@ -32,15 +30,6 @@ fn config(port: u16, admin: &Path, s1: SocketAddr, s1_max: u32, o1_max: u32, dea
          backend other\n    server o1 127.0.0.1:{dead} maxconn {o1_max} check inter 100ms fall 1 rise 1\n",
         admin.display()
     )
-}
-
-fn cli(sock: &Path, command: &str) -> String {
-    let mut s = UnixStream::connect(sock).unwrap();
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    s.write_all(format!("{command}\n").as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }
 
 /// `show stat` as (pxname, svname) → column → value.

@@ -10,9 +10,10 @@
 mod balance_support;
 mod common;
 
+use common::cli;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -37,15 +38,6 @@ fn config(port: u16, admin: &Path, user: &Path, server: SocketAddr, other: Socke
         admin.display(),
         user.display()
     )
-}
-
-fn cli(sock: &Path, command: &str) -> String {
-    let mut s = UnixStream::connect(sock).unwrap();
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    s.write_all(format!("{command}\n").as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }
 
 /// The same exchange from Python's `socket` module.

@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::cli;
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -182,16 +184,6 @@ fn parse_prometheus(text: &str) -> HashMap<String, f64> {
         );
     }
     samples
-}
-
-/// One runtime API exchange on a Unix socket.
-fn cli(sock: &Path, command: &str) -> String {
-    let mut s = UnixStream::connect(sock).unwrap();
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    s.write_all(format!("{command}\n").as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }
 
 /// The access log lines wsgate wrote so far (httplog lines contain '"').

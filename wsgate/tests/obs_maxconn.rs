@@ -10,9 +10,9 @@
 mod balance_support;
 mod common;
 
-use std::io::{Read, Write};
+use common::cli;
+
 use std::net::SocketAddr;
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
@@ -35,15 +35,6 @@ fn config(port: u16, admin: &Path, user: &Path, server: SocketAddr) -> String {
         admin.display(),
         user.display()
     )
-}
-
-fn cli(sock: &Path, command: &str) -> String {
-    let mut s = UnixStream::connect(sock).unwrap();
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    s.write_all(format!("{command}\n").as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }
 
 /// `Maxconn` and `Hard_maxconn` of `show info`.

@@ -9,8 +9,9 @@
 
 mod common;
 
+use common::cli;
+
 use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -31,15 +32,6 @@ fn config(port: u16, plain: u16, sock: &Path, s1: &DemoBackend, s2: &DemoBackend
         s1.addr,
         s2.addr
     )
-}
-
-fn cli(sock: &Path, command: &str) -> String {
-    let mut s = UnixStream::connect(sock).unwrap();
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    s.write_all(format!("{command}\n").as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }
 
 /// curl: (status, headers, body).

@@ -9,9 +9,10 @@
 
 mod common;
 
+use common::cli;
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -41,15 +42,6 @@ fn config(port: u16, sock: &Path, servers: &[&DemoBackend], idle: &DemoBackend) 
         idle.addr,
         sock = sock.display()
     )
-}
-
-fn cli(sock: &Path, command: &str) -> String {
-    let mut s = UnixStream::connect(sock).unwrap();
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    s.write_all(format!("{command}\n").as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }
 
 /// `/metrics` as `series -> value`, parsed by `prometheus_client` when it

@@ -462,3 +462,17 @@ pub fn haproxy_check(path: &Path) -> Option<Result<(), String>> {
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     })
 }
+
+// ---------------------------------------------------------------- runtime API
+
+/// One runtime API command over a unix `stats socket`; its whole answer
+/// (the socket is closed after one command, as HAProxy's is).
+pub fn cli(sock: &Path, command: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(format!("{command}\n").as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
