@@ -73,7 +73,32 @@ fn wsgate_line(log_line: &str) -> String {
     let gate = Wsgate::start(&config(port, syslog.addr(), backend.addr, log_line));
     let resp = exchange(SocketAddr::from(([127, 0, 0, 1], port)), REQUEST).unwrap();
     assert_eq!(resp.status(), 200, "{}", gate.log());
-    syslog.next(log_line)
+    without_probe(&syslog.next(log_line))
+}
+
+/// `line` with its `%ac/%fc/%bc/%sc/%rc` field normalised to a single
+/// client connection. (Every word of five `/`-separated numbers is looked
+/// at; the httplog timer word has that shape too, but callers mask it.)
+///
+/// The test harness finds the proxy ready by connecting to its port and
+/// closing at once; that probe can still be counted in `%ac` and `%fc`
+/// when the request is logged (for HAProxy as for wsgate). The two must
+/// agree and be 1 or 2; anything else stays in the line and fails the
+/// comparison.
+fn without_probe(line: &str) -> String {
+    let words: Vec<String> = line
+        .split(' ')
+        .map(|w| {
+            let n: Vec<&str> = w.split('/').collect();
+            let numeric = n.len() == 5 && n.iter().all(|x| x.parse::<u32>().is_ok());
+            if numeric && n[0] == n[1] && (n[0] == "1" || n[0] == "2") {
+                format!("1/1/{}/{}/{}", n[2], n[3], n[4])
+            } else {
+                w.to_string()
+            }
+        })
+        .collect();
+    words.join(" ")
 }
 
 /// An httplog line with the client port, the date and the timers masked.
@@ -157,7 +182,7 @@ fn custom_line_matches_haproxy_field_for_field() {
     );
     let resp = exchange(haddr, REQUEST).unwrap();
     assert_eq!(resp.status(), 200);
-    let theirs = syslog.next("haproxy");
+    let theirs = without_probe(&syslog.next("haproxy"));
     let (hfields, htiming) = theirs.split_once(" | ").unwrap();
     let hport_s = hport.to_string();
     let sport = backend.addr.port().to_string();
