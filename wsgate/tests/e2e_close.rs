@@ -10,11 +10,11 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
-use common::ws::{connect, RecordingBackend, WS_DEADLINE};
+use common::ws::{connect, expect_close, RecordingBackend};
 use common::Wsgate;
 
 fn config(port: u16, backend: SocketAddr, tunnel: &str) -> String {
@@ -23,22 +23,6 @@ fn config(port: u16, backend: SocketAddr, tunnel: &str) -> String {
          frontend fe\n    bind 127.0.0.1:{port}\n    default_backend be\n\
          backend be\n    server s1 {backend}\n"
     )
-}
-
-/// Reads until a close frame arrives; returns its code and reason.
-async fn expect_close(ws: &mut common::ws::Ws, context: &str) -> (CloseCode, String) {
-    loop {
-        match tokio::time::timeout(WS_DEADLINE, ws.next()).await {
-            Ok(Some(Ok(Message::Close(Some(frame))))) => {
-                return (frame.code, frame.reason.to_string())
-            }
-            Ok(Some(Ok(Message::Close(None)))) => panic!("{context}: close frame without a code"),
-            Ok(Some(Ok(_))) => {}
-            Ok(Some(Err(e))) => panic!("{context}: error instead of a close frame: {e}"),
-            Ok(None) => panic!("{context}: connection ended without a close frame"),
-            Err(_) => panic!("{context}: no close frame within {WS_DEADLINE:?}"),
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,6 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
+use common::metrics::metric_reaches;
 use common::ws::{connect, next_text, RecordingBackend, WS_DEADLINE};
 use common::Wsgate;
 
@@ -37,46 +37,6 @@ async fn expect_close(ws: &mut common::ws::Ws) -> (CloseCode, String) {
             Ok(Some(Ok(_))) => {}
             other => panic!("expected a close frame, got {other:?}"),
         }
-    }
-}
-
-/// The `wsgate_*` metric lines, by their full name with labels.
-fn metrics(port: u16) -> HashMap<String, u64> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let response = common::http::exchange(
-        addr,
-        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    )
-    .unwrap();
-    response
-        .body_str()
-        .lines()
-        .filter(|l| l.starts_with("wsgate_"))
-        .filter_map(|l| {
-            let (name, v) = l.rsplit_once(' ')?;
-            Some((name.to_owned(), v.parse().ok()?))
-        })
-        .collect()
-}
-
-/// Polls the metrics until `name` reaches `want` (counters are flushed
-/// when a tunnel ends, which is just after the peers saw the close).
-async fn metric_reaches(port: u16, name: &str, want: u64, gate: &Wsgate) -> HashMap<String, u64> {
-    let deadline = std::time::Instant::now() + WS_DEADLINE;
-    loop {
-        let m = tokio::task::spawn_blocking(move || metrics(port))
-            .await
-            .unwrap();
-        if m.get(name) == Some(&want) {
-            return m;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{name} never reached {want}: {:?}\n{}",
-            m.get(name),
-            gate.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -514,6 +514,12 @@ pub fn render(rt: &Runtime) -> String {
     }
     tunnel_lifetimes(m, rt);
     m.one(
+        "wsgate_tunnels_parked",
+        "gauge",
+        "Idle tunnels parked outside their tasks now (tune.idle-park)",
+        crate::proxy::parked_tunnels(),
+    );
+    m.one(
         "wsgate_log_dropped_total",
         "counter",
         "Access log lines dropped because the log writer was behind",

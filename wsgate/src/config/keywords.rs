@@ -320,6 +320,7 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("tune.buffers.limit", G, "buffers are pooled and sized by wsgate"),
     ign("tune.h2.initial-window-size", G, "HTTP/2 tuning does not apply yet"),
     ign("tune.h2.max-concurrent-streams", G, "HTTP/2 tuning does not apply yet"),
+    sup("tune.idle-park", G, Handler::Global(process::idle_park), "`tune.idle-park <time>` (wsgate): a tunnel silent this long with nothing in flight leaves its task for its worker's parked set, where an idle WebSocket costs about half the memory; woken by its first byte, its deadline or a stop (default 2s; 0 never parks)"),
     ign("tune.maxrewrite", G, "headers are not rewritten in place"),
     ign("tune.ssl.cachesize", G, "rustls manages its session cache"),
     ign("tune.ssl.default-dh-param", G, DHE),

@@ -31,6 +31,40 @@ pub struct ProcessSettings {
     pub grace: Option<Duration>,
     /// `close-spread-time`: how the closes of a stop are spread in time.
     pub close_spread: CloseSpread,
+    /// `tune.idle-park`: when idle tunnels leave their tasks.
+    pub idle_park: IdlePark,
+}
+
+/// `tune.idle-park <time>` (wsgate): how long a tunnel must be silent,
+/// with nothing in flight, before it leaves its task and waits in its
+/// worker's parked set (proxy/park.rs), where an idle WebSocket costs
+/// about half as much memory. `0` keeps every tunnel in its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdlePark(pub Option<Duration>);
+
+impl IdlePark {
+    /// A park and its wake-up cost about a dozen system calls: a tunnel
+    /// quiet for two seconds is likely to stay quiet much longer.
+    pub const DEFAULT: Duration = Duration::from_secs(2);
+}
+
+impl Default for IdlePark {
+    fn default() -> IdlePark {
+        IdlePark(Some(IdlePark::DEFAULT))
+    }
+}
+
+/// `tune.idle-park <time>`: a wsgate extension (HAProxy has no parked
+/// tunnels), so it warns that HAProxy will not load the file.
+pub fn idle_park(g: &mut GlobalDraft, cx: &mut Cx<'_>) {
+    let kw = cx.kw;
+    cx.warn(
+        kw,
+        "`tune.idle-park` is a wsgate extension: HAProxy will not load this configuration",
+    );
+    if let Some(t) = super::handlers::time_arg(cx) {
+        g.process.idle_park = IdlePark(t);
+    }
 }
 
 /// `chroot <dir>`: ignored, with the reason; a missing directory is noted.

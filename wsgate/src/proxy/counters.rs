@@ -8,6 +8,7 @@
 //! and the process), count requests and responses once per exchange, and
 //! tunnels once when they end. `admin/` reads all of it.
 
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -16,7 +17,7 @@ use std::time::{Instant, SystemTime};
 use super::buffers::PooledBuf;
 use super::captured::Captures;
 use super::registry::{Live, Registry, Tracked};
-use super::tunnel::{TunnelEnd, TunnelIo};
+use super::tunnel::{Parkable, TunnelEnd, TunnelIo};
 use crate::backend::{CloseReason, Counters, SessionGuard};
 use crate::config::model::{Config, Frontend, LogStyle, LogTarget};
 use crate::log::Logger;
@@ -245,6 +246,58 @@ impl<T: TunnelIo> TunnelIo for EofWatch<T> {
     }
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         self.inner.poll_shutdown(cx)
+    }
+}
+
+/// Parked, the watch keeps what it notes into; only the end inside
+/// changes form.
+impl<T: Parkable> Parkable for EofWatch<T> {
+    type Parked = EofWatch<T::Parked>;
+
+    fn parkable(&self) -> bool {
+        self.inner.parkable()
+    }
+
+    fn park(self) -> Result<Self::Parked, Self> {
+        let EofWatch {
+            inner,
+            first,
+            side,
+            websocket,
+            live,
+        } = self;
+        match inner.park() {
+            Ok(inner) => Ok(EofWatch {
+                inner,
+                first,
+                side,
+                websocket,
+                live,
+            }),
+            Err(inner) => Err(EofWatch {
+                inner,
+                first,
+                side,
+                websocket,
+                live,
+            }),
+        }
+    }
+
+    fn unpark(parked: Self::Parked) -> std::io::Result<Self> {
+        Ok(EofWatch {
+            inner: T::unpark(parked.inner)?,
+            first: parked.first,
+            side: parked.side,
+            websocket: parked.websocket,
+            live: parked.live,
+        })
+    }
+}
+
+impl<P: AsRawFd> AsRawFd for EofWatch<P> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.as_raw_fd()
     }
 }
 

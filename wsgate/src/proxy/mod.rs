@@ -21,6 +21,7 @@ mod listener;
 pub mod maxconn;
 mod monitor;
 mod mqtt;
+mod park;
 mod persist;
 pub mod registry;
 pub mod route;
@@ -385,6 +386,11 @@ impl Prepared {
     }
 }
 
+/// Idle tunnels parked now, in all workers (park.rs).
+pub fn parked_tunnels() -> u64 {
+    park::parked_now()
+}
+
 /// Starts the worker threads and returns a handle to each one's runtime.
 fn start_workers(
     threads: usize,
@@ -429,6 +435,14 @@ fn worker(
         return;
     }
     rt.block_on(async move {
+        // Idle tunnels of this worker are parked here (park.rs); without
+        // it they stay in their tasks, as they would anyway.
+        let parked = sessions.clone();
+        tokio::spawn(async move {
+            if let Err(e) = park::run(parked).await {
+                tracing::warn!("idle tunnels will not be parked on this worker: {e}");
+            }
+        });
         shutdown.cancelled().await;
         // Sessions started here are driven by this runtime: keep it running
         // until they are all over (or the process exits after the grace).

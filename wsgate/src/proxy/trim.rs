@@ -13,8 +13,9 @@
 //! `malloc_trim(0)` returns every whole free page inside the heap (glibc
 //! 2.8 and later: `madvise(MADV_DONTNEED)`), not just the heap's top. It is
 //! called from one background task, at most every [`PERIOD`], and only
-//! when at least [`MIN_NEW_SESSIONS`] connections were accepted since the
-//! last call: an idle or steady proxy never pays for it. HAProxy does the
+//! when at least [`MIN_NEW_SESSIONS`] connections were accepted (or idle
+//! tunnels parked, each of which frees its task: park.rs) since the last
+//! call: an idle or steady proxy never pays for it. HAProxy does the
 //! same from its pool garbage collector.
 
 use std::sync::Arc;
@@ -35,17 +36,19 @@ pub const MIN_NEW_SESSIONS: u64 = 256;
 pub async fn after_bursts(process: Arc<Counters>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut trimmed_at = Counters::get(&process.total_sessions);
+    // Parks count as sessions: each frees a task's worth of memory.
+    let activity = || Counters::get(&process.total_sessions) + super::park::parked_total();
+    let mut trimmed_at = activity();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let sessions = Counters::get(&process.total_sessions);
-        if sessions.saturating_sub(trimmed_at) < MIN_NEW_SESSIONS {
+        let now = activity();
+        if now.saturating_sub(trimmed_at) < MIN_NEW_SESSIONS {
             continue;
         }
-        trimmed_at = sessions;
+        trimmed_at = now;
         let started = Instant::now();
         let released = trim();
         tracing::debug!(released, took = ?started.elapsed(), "heap trimmed");

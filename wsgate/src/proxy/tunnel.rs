@@ -25,9 +25,10 @@
 
 use std::future::Future;
 use std::io;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
@@ -218,7 +219,7 @@ impl TunnelIo for PlainSocket {
 /// A client or server connection that can become a tunnel end once its
 /// HTTP part is over.
 pub trait IntoTunnel {
-    type End: TunnelIo + Send + Unpin;
+    type End: TunnelIo + Parkable + Send + Unpin + 'static;
     fn into_tunnel(self) -> io::Result<Self::End>;
 }
 
@@ -233,6 +234,74 @@ impl IntoTunnel for tokio_rustls::server::TlsStream<TcpStream> {
     type End = Stream<Self>;
     fn into_tunnel(self) -> io::Result<Stream<Self>> {
         Ok(Stream(self))
+    }
+}
+
+/// A tunnel end that can leave tokio's reactor while its tunnel is idle
+/// (see [`super::park`]): parked, it is only its socket, watched by the
+/// worker's own epoll set, and costs no registration, task or timer.
+pub trait Parkable: Sized {
+    /// The end while parked.
+    type Parked: AsRawFd + Send + 'static;
+    /// Whether this end is of a kind that can be parked (a plain socket;
+    /// a TLS session keeps its state in tokio-rustls's stream).
+    fn parkable(&self) -> bool;
+    /// Leaves the reactor. `Err(self)`, unchanged, when it cannot (not
+    /// [`parkable`](Parkable::parkable), or no descriptor left).
+    fn park(self) -> Result<Self::Parked, Self>;
+    /// Back into the reactor of the current runtime.
+    fn unpark(parked: Self::Parked) -> io::Result<Self>;
+}
+
+impl Parkable for PlainSocket {
+    type Parked = std::net::TcpStream;
+
+    fn parkable(&self) -> bool {
+        true
+    }
+
+    /// The socket is duplicated and tokio's stream dropped, which
+    /// deregisters it (tokio offers no deregistration that keeps the
+    /// stream; `into_std` would lose the socket if deregistering failed).
+    /// The duplicate shares the open file (O_NONBLOCK included), so
+    /// nothing reaches the peer.
+    fn park(self) -> Result<std::net::TcpStream, PlainSocket> {
+        match self.0.as_fd().try_clone_to_owned() {
+            Ok(fd) => {
+                drop(self);
+                Ok(std::net::TcpStream::from(fd))
+            }
+            Err(_) => Err(self),
+        }
+    }
+
+    fn unpark(parked: std::net::TcpStream) -> io::Result<PlainSocket> {
+        TcpStream::from_std(parked).map(PlainSocket)
+    }
+}
+
+/// An end that is never parked has no parked form.
+pub enum NeverParked {}
+
+impl AsRawFd for NeverParked {
+    fn as_raw_fd(&self) -> RawFd {
+        match *self {}
+    }
+}
+
+impl<T> Parkable for Stream<T> {
+    type Parked = NeverParked;
+
+    fn parkable(&self) -> bool {
+        false
+    }
+
+    fn park(self) -> Result<NeverParked, Self> {
+        Err(self)
+    }
+
+    fn unpark(parked: NeverParked) -> io::Result<Self> {
+        match parked {}
     }
 }
 
@@ -341,6 +410,15 @@ impl Half {
 
     fn is_done(&self) -> bool {
         matches!(self.state, Direction::Done)
+    }
+
+    /// Waiting for data, with nothing of wsgate's own to send.
+    fn quiet(&self) -> bool {
+        matches!(self.state, Direction::Reading)
+            && self.close.is_none()
+            && self.violation.is_none()
+            && !self.saw_close
+            && !self.close_now
     }
 
     /// Whether a close can be placed in this direction: it is a WebSocket
@@ -625,6 +703,9 @@ pub struct TunnelOptions {
     pub websocket: Option<WsPolicy>,
     /// What the peers sent before the tunnel began, read first.
     pub early: Option<Box<Early>>,
+    /// `tune.idle-park`: how long the tunnel must be idle before it
+    /// reports [`Flow::Idle`] (its task then parks it); `None` never.
+    pub park_after: Option<Duration>,
 }
 
 /// Why wsgate may close a tunnel on its own. WebSockets: on a stop both
@@ -693,7 +774,7 @@ pub struct Keepalive {
 /// A struct rather than an `async fn`: an idle WebSocket costs its task,
 /// and an `async fn` would keep its arguments besides the state built from
 /// them.
-pub fn run<C: TunnelIo + Unpin, S: TunnelIo + Unpin>(
+pub fn run<C: TunnelIo + Parkable + Unpin, S: TunnelIo + Parkable + Unpin>(
     client: C,
     server: S,
     options: TunnelOptions,
@@ -703,42 +784,60 @@ pub fn run<C: TunnelIo + Unpin, S: TunnelIo + Unpin>(
         signals,
         mut websocket,
         early,
+        park_after,
     } = options;
+    // Milliseconds, as the timeouts: 0 never parks.
+    let park_after_ms = park_after
+        .filter(|_| client.parkable() && server.parkable())
+        .map_or(0, |d| {
+            u32::try_from(d.as_millis()).unwrap_or(u32::MAX).max(1)
+        });
     Tunnel {
         client,
         server,
-        up: Half::new(websocket.as_ref().map(|w| w.client_policy), Peer::Server),
-        down: Half::new(websocket.as_ref().map(|w| w.server_policy), Peer::Client),
-        violated: None,
-        last_activity: Instant::now(),
-        timer: None,
-        stop_signal: signals
-            .as_ref()
-            .map(|s| Box::pin(s.server_gone.clone().cancelled_owned())),
-        stop_registered: false,
-        stopping: false,
-        close_due: None,
-        idle_closing: false,
-        pings: websocket
-            .as_ref()
-            .and_then(|w| w.keepalive)
-            .map(|k| Box::new(Pings::new(k, Instant::now()))),
-        flush: Flush {
-            counters: websocket
-                .as_mut()
-                .map_or([None, None], |w| std::mem::take(&mut w.counters)),
+        st: State {
+            up: Half::new(websocket.as_ref().map(|w| w.client_policy), Peer::Server),
+            down: Half::new(websocket.as_ref().map(|w| w.server_policy), Peer::Client),
+            violated: None,
+            last_activity: Instant::now(),
+            timer: None,
+            stop_signal: signals
+                .as_ref()
+                .map(|s| Box::pin(s.server_gone.clone().cancelled_owned())),
+            stop_registered: false,
+            stopping: false,
+            close_due: None,
+            idle_closing: false,
+            pings: websocket
+                .as_ref()
+                .and_then(|w| w.keepalive)
+                .map(|k| Box::new(Pings::new(k, Instant::now()))),
+            flush: Flush {
+                counters: websocket
+                    .as_mut()
+                    .map_or([None, None], |w| std::mem::take(&mut w.counters)),
+            },
+            websocket: websocket.is_some(),
+            timeouts: Inactivity::new(timeouts),
+            signals,
+            early,
+            park_after_ms,
+            park_refusals: 0,
+            unparked: false,
         },
-        websocket: websocket.is_some(),
-        timeouts: Inactivity::new(timeouts),
-        signals,
-        early,
     }
 }
 
-/// A running tunnel (see [`run`]).
+/// A running tunnel (see [`run`]): its two ends, and the rest, which
+/// stays as it is when the ends are parked ([`Tunnel::park`]).
 pub struct Tunnel<C, S> {
     client: C,
     server: S,
+    st: State,
+}
+
+/// Everything of a tunnel but its ends.
+struct State {
     /// Client to server, and server to client.
     up: Half,
     down: Half,
@@ -768,23 +867,60 @@ pub struct Tunnel<C, S> {
     signals: Option<TunnelSignals>,
     /// Bytes sent before the tunnel began, until they are read.
     early: Option<Box<Early>>,
+    /// How long the tunnel must be idle before it may be parked, in
+    /// milliseconds; 0 never (`tune.idle-park 0`, a TLS end).
+    park_after_ms: u32,
+    /// Times in a row it was idle long enough to park but could not be
+    /// (a close on its way, a peer mid-write): each doubles the wait.
+    park_refusals: u8,
+    /// Woken from the parked set, and nothing happened since: it does not
+    /// park again before what woke it (a peer's bytes, which tokio reports
+    /// only after the new registration's first turn of the reactor, or a
+    /// deadline) has been seen.
+    unparked: bool,
 }
 
+/// What a wake-up of a tunnel came to.
+pub enum Flow {
+    /// The tunnel is over.
+    End(TunnelOutcome),
+    /// It has been idle for its `park_after` ([`TunnelOptions`]) with
+    /// nothing in flight, and may be parked ([`Tunnel::park`]); polling it
+    /// again carries on.
+    Idle,
+}
+
+/// Tests run tunnels as plain futures, which never park.
+#[cfg(test)]
 impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Future for Tunnel<C, S> {
     type Output = TunnelOutcome;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<TunnelOutcome> {
-        let this = self.get_mut();
-        let end = std::task::ready!(this.step(cx));
-        if let (Some(u), Some(d)) = (&mut this.up.tracker, &mut this.down.tracker) {
-            this.flush.flush(u, d);
+        match std::task::ready!(self.get_mut().poll_tunnel(cx)) {
+            Flow::End(outcome) => Poll::Ready(outcome),
+            Flow::Idle => unreachable!("parking is never allowed here"),
+        }
+    }
+}
+
+impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
+    /// Runs the tunnel until it ends or, when parking is allowed, until it
+    /// is idle.
+    pub fn poll_tunnel(&mut self, cx: &mut Context<'_>) -> Poll<Flow> {
+        let end = match std::task::ready!(self.step(cx)) {
+            Step::End(end) => end,
+            Step::Idle => return Poll::Ready(Flow::Idle),
+        };
+        let st = &mut self.st;
+        if let (Some(u), Some(d)) = (&mut st.up.tracker, &mut st.down.tracker) {
+            st.flush.flush(u, d);
             if let TunnelEnd::Policy(v) = &end {
-                for c in this.flush.counters.iter().flatten() {
+                for c in st.flush.counters.iter().flatten() {
                     c.policy_close(v);
                 }
             }
         }
-        let server_gone = this
+        let server_gone = st
             .signals
             .as_ref()
             .filter(|s| !s.stop.is_cancelled() && s.server_gone())
@@ -795,21 +931,145 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Future for Tunnel<C, S> {
                     ServerGone::SessionsShutDown
                 }
             });
-        Poll::Ready(TunnelOutcome {
+        Poll::Ready(Flow::End(TunnelOutcome {
             end,
-            bytes_up: this.up.bytes,
-            bytes_down: this.down.bytes,
+            bytes_up: st.up.bytes,
+            bytes_down: st.down.bytes,
             server_gone,
-        })
+        }))
     }
+}
+
+/// Why a tunnel was not parked.
+pub enum NotParked<T> {
+    /// It cannot be now (or ever: TLS); it carries on as it was.
+    Kept(T),
+    /// A socket could not be put back into the reactor: the tunnel is
+    /// over, with this outcome.
+    Broken(TunnelOutcome),
+}
+
+impl<C: Parkable, S: Parkable> Tunnel<C, S> {
+    /// Takes both ends out of the reactor; the state stays, minus what a
+    /// task needs only while it runs: the timer (re-armed on the next
+    /// wake-up) and the counts not yet added to the shared counters (added
+    /// now, so that an idle tunnel's messages show).
+    // The error is the tunnel itself, handed back to the task that holds
+    // it (moved once per try, every few seconds at most): boxing it would
+    // cost an allocation for nothing.
+    #[allow(clippy::result_large_err)]
+    pub fn park(self) -> Result<Tunnel<C::Parked, S::Parked>, NotParked<Self>> {
+        let Tunnel {
+            client,
+            server,
+            mut st,
+        } = self;
+        // Counted now, undone once parked: a refused park waits longer
+        // before the next try.
+        st.park_refusals = st.park_refusals.saturating_add(1);
+        let client = match client.park() {
+            Ok(c) => c,
+            Err(client) => return Err(NotParked::Kept(Tunnel { client, server, st })),
+        };
+        let server = match server.park() {
+            Ok(s) => s,
+            Err(server) => {
+                return match C::unpark(client) {
+                    Ok(client) => Err(NotParked::Kept(Tunnel { client, server, st })),
+                    Err(e) => Err(NotParked::Broken(st.broken(TunnelEnd::ClientError(e)))),
+                }
+            }
+        };
+        st.park_refusals = 0;
+        st.timer = None;
+        // The next task registers its own waker for the signals.
+        st.stop_registered = false;
+        if let (Some(u), Some(d)) = (&mut st.up.tracker, &mut st.down.tracker) {
+            st.flush.flush(u, d);
+        }
+        Ok(Tunnel { client, server, st })
+    }
+
+    /// Puts a parked tunnel's ends back into the reactor of the current
+    /// runtime.
+    pub fn unpark(parked: Tunnel<C::Parked, S::Parked>) -> Result<Self, TunnelOutcome> {
+        let Tunnel {
+            client,
+            server,
+            mut st,
+        } = parked;
+        st.unparked = true;
+        let client = match C::unpark(client) {
+            Ok(c) => c,
+            Err(e) => return Err(st.broken(TunnelEnd::ClientError(e))),
+        };
+        match S::unpark(server) {
+            Ok(server) => Ok(Tunnel { client, server, st }),
+            Err(e) => Err(st.broken(TunnelEnd::ServerError(e))),
+        }
+    }
+}
+
+/// A parked tunnel, as its parked set sees it.
+impl<C: AsRawFd, S: AsRawFd> Tunnel<C, S> {
+    /// Its two sockets, client first.
+    pub fn sockets(&self) -> [RawFd; 2] {
+        [self.client.as_raw_fd(), self.server.as_raw_fd()]
+    }
+
+    /// When it must be woken even if nobody speaks: its inactivity
+    /// timeout, or its next keepalive ping.
+    pub fn wake_at(&self) -> Option<Instant> {
+        let st = &self.st;
+        let idle = st
+            .timeouts
+            .current(st.up.is_done(), st.down.is_done())
+            .map(|l| st.last_activity + l);
+        let ping = st.pings.as_ref().map(|p| p.deadline());
+        idle.into_iter().chain(ping).min()
+    }
+
+    /// Whether wsgate wants it closed: a stop, a reload that removed its
+    /// server, a shutdown of its server's sessions or of this session.
+    pub fn signalled(&self) -> bool {
+        self.st.signals.as_ref().is_some_and(|s| s.server_gone())
+    }
+
+    /// Registers `waker` to be woken by those signals.
+    pub fn watch_signals(&mut self, waker: &Waker) {
+        let mut cx = Context::from_waker(waker);
+        if let Some(signal) = self.st.stop_signal.as_mut() {
+            let _ = signal.as_mut().poll(&mut cx);
+        }
+        if let Some(live) = self.st.signals.as_ref().and_then(|s| s.kill.as_ref()) {
+            live.register_tunnel(waker);
+        }
+    }
+}
+
+impl State {
+    /// The outcome of a tunnel that broke while being parked or woken.
+    fn broken(self, end: TunnelEnd) -> TunnelOutcome {
+        TunnelOutcome {
+            end,
+            bytes_up: self.up.bytes,
+            bytes_down: self.down.bytes,
+            server_gone: None,
+        }
+    }
+}
+
+/// What one wake-up of [`Tunnel::step`] came to.
+enum Step {
+    End(TunnelEnd),
+    Idle,
 }
 
 impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
     /// One wake-up: move bytes both ways, act on signals and timers.
-    fn step(&mut self, cx: &mut Context<'_>) -> Poll<TunnelEnd> {
-        let Tunnel {
-            client,
-            server,
+    fn step(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
+        let Tunnel { client, server, st } = self;
+        let State {
             up,
             down,
             violated,
@@ -826,7 +1086,10 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
             timeouts,
             signals,
             early,
-        } = self;
+            park_after_ms,
+            park_refusals,
+            unparked,
+        } = st;
         if !*stop_registered {
             // First poll: register this task for the wake-up. The future
             // is kept (dropping it would unregister) but not polled again.
@@ -846,7 +1109,7 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
                 && !signals.stop.is_cancelled()
                 && !signals.removed.is_cancelled()
             {
-                return Poll::Ready(TunnelEnd::Stopped);
+                return Poll::Ready(Step::End(TunnelEnd::Stopped));
             }
         }
         if let Some(signals) = signals.as_ref().filter(|_| !*stopping && *websocket) {
@@ -884,8 +1147,12 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
         };
         if !up.is_done() {
             match up.poll_copy(cx, client, server, &mut client_spoke, &mut clock, early_up) {
-                Poll::Ready(Err(Side::Read(e))) => return Poll::Ready(TunnelEnd::ClientError(e)),
-                Poll::Ready(Err(Side::Write(e))) => return Poll::Ready(TunnelEnd::ServerError(e)),
+                Poll::Ready(Err(Side::Read(e))) => {
+                    return Poll::Ready(Step::End(TunnelEnd::ClientError(e)))
+                }
+                Poll::Ready(Err(Side::Write(e))) => {
+                    return Poll::Ready(Step::End(TunnelEnd::ServerError(e)))
+                }
                 _ => {}
             }
         }
@@ -898,8 +1165,12 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
                 &mut clock,
                 early_down,
             ) {
-                Poll::Ready(Err(Side::Read(e))) => return Poll::Ready(TunnelEnd::ServerError(e)),
-                Poll::Ready(Err(Side::Write(e))) => return Poll::Ready(TunnelEnd::ClientError(e)),
+                Poll::Ready(Err(Side::Read(e))) => {
+                    return Poll::Ready(Step::End(TunnelEnd::ServerError(e)))
+                }
+                Poll::Ready(Err(Side::Write(e))) => {
+                    return Poll::Ready(Step::End(TunnelEnd::ClientError(e)))
+                }
                 _ => {}
             }
         }
@@ -920,15 +1191,15 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
         }
         if up.is_done() && down.is_done() {
             if let Some(v) = violated.as_deref() {
-                return Poll::Ready(TunnelEnd::Policy(*v));
+                return Poll::Ready(Step::End(TunnelEnd::Policy(*v)));
             }
-            return Poll::Ready(if *idle_closing {
+            return Poll::Ready(Step::End(if *idle_closing {
                 TunnelEnd::Timeout
             } else if *stopping {
                 TunnelEnd::Stopped
             } else {
                 TunnelEnd::Closed
-            });
+            }));
         }
         if *idle_closing {
             // Close frames and FINs are on their way to idle peers.
@@ -941,6 +1212,8 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
         let now_if_active = activity.then(|| clock.now());
         if let Some(now) = now_if_active {
             *last_activity = now;
+            *park_refusals = 0;
+            *unparked = false;
             // A peer that spoke is alive: no pong is awaited from it.
             if let Some(pings) = pings.as_mut() {
                 if client_spoke {
@@ -956,7 +1229,12 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
             .map(|l| *last_activity + l);
         let ping_deadline = pings.as_ref().map(|p| p.deadline());
         let stop_deadline = close_due.flatten().filter(|_| !*stopping);
-        let Some(deadline) = [idle_deadline, ping_deadline, stop_deadline]
+        // Refused parks wait twice as long each time, up to 64 times.
+        let park_deadline = (*park_after_ms > 0 && !*stopping && !*unparked).then(|| {
+            *last_activity
+                + Duration::from_millis(u64::from(*park_after_ms) << (*park_refusals).min(6))
+        });
+        let Some(deadline) = [idle_deadline, ping_deadline, stop_deadline, park_deadline]
             .into_iter()
             .flatten()
             .min()
@@ -987,6 +1265,7 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(()) if Instant::now() >= deadline => {
                     let now = Instant::now();
+                    *unparked = false;
                     if stop_deadline.is_some_and(|d| now >= d) {
                         // This tunnel's turn to close (see the top).
                         cx.waker().wake_by_ref();
@@ -997,6 +1276,26 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
                         pings.as_ref().map_or((false, false), |p| p.due(now));
                     let idle_over = idle_deadline.is_some_and(|d| now >= d);
                     let ping_due = (ping_client || ping_server) && !idle_over && !pong_overdue;
+                    let park_due = park_deadline.is_some_and(|d| now >= d);
+                    if park_due && !ping_due && !idle_over && !pong_overdue {
+                        // Nothing in flight: both directions wait for
+                        // data, no close is on its way, no early bytes
+                        // are left, and wsgate is not closing the tunnel.
+                        // (The frame trackers may be mid-message: their
+                        // state is kept.)
+                        let quiet = up.quiet()
+                            && down.quiet()
+                            && violated.is_none()
+                            && close_due.is_none()
+                            && early.is_none()
+                            && !signals.as_ref().is_some_and(TunnelSignals::server_gone);
+                        if quiet {
+                            return Poll::Ready(Step::Idle);
+                        }
+                        *park_refusals = park_refusals.saturating_add(1);
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
                     if let Some(pings) = pings.as_mut().filter(|_| ping_due && !*stopping) {
                         if ping_client {
                             pings.client.ping(down, up, Peer::Client, now);
@@ -1028,7 +1327,7 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
                         cx.waker().wake_by_ref();
                         return Poll::Pending;
                     }
-                    return Poll::Ready(TunnelEnd::Timeout);
+                    return Poll::Ready(Step::End(TunnelEnd::Timeout));
                 }
                 Poll::Ready(()) => sleep.as_mut().reset(deadline),
             }
@@ -1173,6 +1472,7 @@ mod tests {
             signals: None,
             websocket: None,
             early: None,
+            park_after: None,
         }
     }
 
@@ -1227,6 +1527,7 @@ mod tests {
                 counters: [None, None],
             }),
             early: None,
+            park_after: None,
         };
         let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
         // A whole message, then the first fragment of another.
@@ -1291,6 +1592,7 @@ mod tests {
                 counters: [None, None],
             }),
             early: None,
+            park_after: None,
         };
         let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
         gone.cancel();
@@ -1336,6 +1638,7 @@ mod tests {
                 counters: [None, None],
             }),
             early: None,
+            park_after: None,
         };
         let start = Instant::now();
         let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
@@ -1389,6 +1692,7 @@ mod tests {
                 counters: [Some(counters.clone()), None],
             }),
             early: None,
+            park_after: None,
         };
         let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
         let frame = ws_frame(true, 2, true, b"12345");
@@ -1436,6 +1740,7 @@ mod tests {
                 counters: [None, None],
             }),
             early: None,
+            park_after: None,
         };
         let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
         let (op, _, payload) = read_frame(&mut client).await;

@@ -18,7 +18,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use super::io::{with_timeout, write_with_timeout, IoError};
-use super::tunnel::{IntoTunnel, PlainSocket, Stream, TunnelIo};
+use super::tunnel::{IntoTunnel, Parkable, PlainSocket, Stream, TunnelIo};
 use crate::config::model::Server;
 use crate::proxy_protocol::{self, Origin};
 use crate::tls::client::ServerTls;
@@ -110,6 +110,26 @@ impl IntoTunnel for ServerStream {
             ServerStream::Plain(s) => ServerEnd::Plain(PlainSocket::new(s)?),
             ServerStream::Tls(s) => ServerEnd::Tls(Stream(s)),
         })
+    }
+}
+
+/// A plain server end parks as its socket; a TLS one does not park.
+impl Parkable for ServerEnd {
+    type Parked = std::net::TcpStream;
+
+    fn parkable(&self) -> bool {
+        matches!(self, ServerEnd::Plain(_))
+    }
+
+    fn park(self) -> Result<std::net::TcpStream, ServerEnd> {
+        match self {
+            ServerEnd::Plain(s) => s.park().map_err(ServerEnd::Plain),
+            tls => Err(tls),
+        }
+    }
+
+    fn unpark(parked: std::net::TcpStream) -> io::Result<ServerEnd> {
+        PlainSocket::unpark(parked).map(ServerEnd::Plain)
     }
 }
 

@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod metrics;
 pub mod ws;
 
 use std::collections::HashSet;

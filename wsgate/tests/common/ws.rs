@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -62,6 +63,22 @@ pub async fn send(ws: &mut Ws, text: &str) {
     ws.send(Message::text(text))
         .await
         .unwrap_or_else(|e| panic!("send {text:?}: {e}"));
+}
+
+/// Reads until a close frame arrives; returns its code and reason.
+pub async fn expect_close(ws: &mut Ws, context: &str) -> (CloseCode, String) {
+    loop {
+        match tokio::time::timeout(WS_DEADLINE, ws.next()).await {
+            Ok(Some(Ok(Message::Close(Some(frame))))) => {
+                return (frame.code, frame.reason.to_string())
+            }
+            Ok(Some(Ok(Message::Close(None)))) => panic!("{context}: close frame without a code"),
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(e))) => panic!("{context}: error instead of a close frame: {e}"),
+            Ok(None) => panic!("{context}: connection ended without a close frame"),
+            Err(_) => panic!("{context}: no close frame within {WS_DEADLINE:?}"),
+        }
+    }
 }
 
 /// What the demo backend's echo of `text` looks like for server `name`.

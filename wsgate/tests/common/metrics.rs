@@ -1,0 +1,53 @@
+//! The proxy's Prometheus metrics, as a test reads them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::ws::WS_DEADLINE;
+use super::Wsgate;
+
+/// The `wsgate_*` metric lines, by their full name with labels.
+pub fn metrics(port: u16) -> HashMap<String, u64> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let response = super::http::exchange(
+        addr,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    response
+        .body_str()
+        .lines()
+        .filter(|l| l.starts_with("wsgate_"))
+        .filter_map(|l| {
+            let (name, v) = l.rsplit_once(' ')?;
+            Some((name.to_owned(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Polls the metrics until `name` reaches `want` (counters are flushed
+/// when a tunnel ends, which is just after the peers saw the close).
+pub async fn metric_reaches(
+    port: u16,
+    name: &str,
+    want: u64,
+    gate: &Wsgate,
+) -> HashMap<String, u64> {
+    let deadline = std::time::Instant::now() + WS_DEADLINE;
+    loop {
+        let m = tokio::task::spawn_blocking(move || metrics(port))
+            .await
+            .unwrap();
+        if m.get(name) == Some(&want) {
+            return m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} never reached {want}: {:?}\n{}",
+            m.get(name),
+            gate.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
