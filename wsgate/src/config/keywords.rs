@@ -119,6 +119,14 @@ pub enum Status {
         reason: &'static str,
         alternative: Option<&'static str>,
     },
+    /// An option asking for a lenient mode wsgate does not have: refused as
+    /// [`Status::Rejected`], while its `no option` form, which asks for what
+    /// wsgate always does, is accepted without a word (configurations write
+    /// it to undo the option set in a `defaults` section).
+    Lenient {
+        reason: &'static str,
+        alternative: &'static str,
+    },
 }
 
 /// One row of the table.
@@ -171,6 +179,23 @@ const fn rej(
         name,
         sections,
         status: Status::Rejected {
+            reason,
+            alternative,
+        },
+        summary: "",
+    }
+}
+
+const fn lenient(
+    name: &'static str,
+    sections: Sections,
+    reason: &'static str,
+    alternative: &'static str,
+) -> Keyword {
+    Keyword {
+        name,
+        sections,
+        status: Status::Lenient {
             reason,
             alternative,
         },
@@ -236,8 +261,8 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("nbproc", G, "removed in HAProxy 2.5; wsgate is one multi-threaded process"),
     sup("nbthread", G, Handler::Global(h::nbthread), "`nbthread <n>`: worker threads (default: one per CPU the process may run on)"),
     ign("option abortonclose", DLB, "a request whose client has gone is still forwarded; its response is discarded"),
-    rej("option accept-invalid-http-request", DFL, "wsgate parses HTTP/1.1 strictly (RFC 9112) and has no lenient mode: ambiguous requests are how requests get smuggled", Some("fix the client, or remove the line to get 400 for invalid requests")),
-    rej("option accept-invalid-http-response", DLB, "wsgate parses HTTP/1.1 strictly (RFC 9112) and has no lenient mode", Some("fix the server, or remove the line to get 502 for invalid responses")),
+    lenient("option accept-invalid-http-request", DFL, "wsgate parses HTTP/1.1 strictly (RFC 9112) and has no lenient mode: ambiguous requests are how requests get smuggled", "fix the client, or remove the line to get 400 for invalid requests"),
+    lenient("option accept-invalid-http-response", DLB, "wsgate parses HTTP/1.1 strictly (RFC 9112) and has no lenient mode", "fix the server, or remove the line to get 502 for invalid responses"),
     sup("option allbackups", DLB, Handler::Proxy(h::option_allbackups), "when all active servers are down, use every backup server, not only the first"),
     ign("option clitcpka", DFL, "TCP keepalive is not configurable yet"),
     ign("option contstats", DFL, "byte counters are updated when an exchange or tunnel ends (long tunnels report their bytes when they close)"),
@@ -609,6 +634,13 @@ fn status_cell(status: &Status) -> (&'static str, String) {
                 Some(a) => format!("{reason}; {a}"),
                 None => (*reason).to_owned(),
             },
+        ),
+        Status::Lenient {
+            reason,
+            alternative,
+        } => (
+            "rejected (error); `no` form accepted",
+            format!("{reason}; {alternative}; `no option ...` asks for strict parsing, which is what wsgate does, and is accepted silently"),
         ),
     }
 }

@@ -928,12 +928,24 @@ impl Parser {
             ));
             return;
         }
-        let rejected = matches!(entry.status, Status::Rejected { .. });
+        let rejected = match entry.status {
+            Status::Rejected { .. } => true,
+            Status::Lenient { .. } => !negated,
+            _ => false,
+        };
         if !rejected && !entry.sections.contains(section.flag()) {
             section_mismatch(entry, &keyword, section, loc, diags);
             return;
         }
         match &entry.status {
+            Status::Lenient { .. } if negated => {}
+            Status::Lenient {
+                reason,
+                alternative,
+            } => diags.push(
+                Diagnostic::error(loc, format!("'{keyword}' is not supported: {reason}"))
+                    .with_hint(*alternative),
+            ),
             Status::Ignored(reason) => {
                 diags.push(Diagnostic::warning(
                     loc,
