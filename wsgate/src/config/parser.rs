@@ -147,10 +147,14 @@ impl Default for GlobalDraft {
 
 impl ProxyDraft {
     /// A copy for a section that inherits from this `defaults` (its
-    /// `tcp-check` lines are replaced by the section's own, if any).
+    /// `tcp-check` lines are replaced by the section's own, if any). The
+    /// `acl` lines stay behind: a `defaults` section's ACLs are seen only
+    /// by its own rules, which carry them (config/defaults_rules.rs).
     fn inherit(&self) -> ProxyDraft {
         ProxyDraft {
             tcp_check: self.tcp_check.inherit(),
+            acls: Vec::new(),
+            broken_acls: Vec::new(),
             ..self.clone()
         }
     }
@@ -370,6 +374,11 @@ pub struct ProxyDecl {
 #[derive(Debug, Clone)]
 struct DefaultsDecl {
     draft: ProxyDraft,
+    /// `defaults <name>`: rules and ACLs need a name (HAProxy 2.5+).
+    named: bool,
+    location: Location,
+    /// Who inherits its rules, if it has any.
+    users: super::defaults_rules::Users,
 }
 
 /// What a handler gets: the words of its line and a place for diagnostics.
@@ -656,14 +665,22 @@ impl Parser {
                     rest = &rest[1..];
                 }
                 let draft = match self.parse_from_clause(rest, file, diags) {
-                    Some(Some(parent)) => self.defaults[parent].draft.inherit(),
+                    Some(Some(parent)) => {
+                        self.use_defaults(parent, kind, loc_of(first), diags);
+                        self.defaults[parent].draft.inherit()
+                    }
                     _ => ProxyDraft::default(),
                 };
                 let index = self.defaults.len();
                 if let Some(n) = &name {
                     self.named_defaults.insert(n.clone(), index);
                 }
-                self.defaults.push(DefaultsDecl { draft });
+                self.defaults.push(DefaultsDecl {
+                    draft,
+                    named: words.get(1).is_some_and(|t| t.text != "from"),
+                    location: loc_of(first),
+                    users: Default::default(),
+                });
                 Some(Current::Defaults(index))
             }
             SectionKind::Frontend | SectionKind::Backend | SectionKind::Listen => {
@@ -685,13 +702,16 @@ impl Parser {
                 }
                 // An unusable `from` (already reported) falls back to the
                 // last defaults, to avoid a cascade of follow-up warnings.
-                let draft = match self.parse_from_clause(rest, file, diags) {
-                    Some(Some(parent)) => self.defaults[parent].draft.inherit(),
-                    _ => self
-                        .defaults
-                        .last()
-                        .map(|d| d.draft.inherit())
-                        .unwrap_or_default(),
+                let parent = match self.parse_from_clause(rest, file, diags) {
+                    Some(Some(parent)) => Some(parent),
+                    _ => self.defaults.len().checked_sub(1),
+                };
+                let draft = match parent {
+                    Some(parent) => {
+                        self.use_defaults(parent, kind, loc_of(first), diags);
+                        self.defaults[parent].draft.inherit()
+                    }
+                    None => ProxyDraft::default(),
                 };
                 let index = self.parsed.proxies.len();
                 self.parsed.proxies.push(ProxyDecl {
@@ -734,6 +754,19 @@ impl Parser {
                 Some(Current::Proxy(index))
             }
         }
+    }
+
+    /// Records that a section of `kind` at `at` inherits from defaults
+    /// `parent` (refused when both sides of a proxy would run its rules).
+    fn use_defaults(
+        &mut self,
+        parent: usize,
+        kind: SectionKind,
+        at: Location,
+        diags: &mut Vec<Diagnostic>,
+    ) {
+        let d = &mut self.defaults[parent];
+        super::defaults_rules::check_use(&d.draft, &d.location, &mut d.users, kind, at, diags);
     }
 
     /// Parses `from <name>`: `None` when absent, `Some(None)` when it names
@@ -937,6 +970,12 @@ impl Parser {
             section_mismatch(entry, &keyword, section, loc, diags);
             return;
         }
+        if let Current::Defaults(i) = current {
+            if !self.defaults[*i].named && super::defaults_rules::named_only(entry.name) {
+                diags.push(super::defaults_rules::anonymous(&keyword, loc));
+                return;
+            }
+        }
         match &entry.status {
             Status::Lenient { .. } if negated => {}
             Status::Lenient {
@@ -986,7 +1025,9 @@ impl Parser {
                         Handler::Proxy(f) | Handler::Either { proxy: f, .. },
                         Current::Defaults(i),
                     ) => {
-                        f(&mut self.defaults[*i].draft, &mut cx);
+                        let draft = &mut self.defaults[*i].draft;
+                        f(draft, &mut cx);
+                        super::defaults_rules::resolve_acls(draft, diags);
                     }
                     (Handler::Proxy(f) | Handler::Either { proxy: f, .. }, Current::Proxy(i)) => {
                         let draft = &mut self.parsed.proxies[*i].draft;
