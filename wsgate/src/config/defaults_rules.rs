@@ -40,8 +40,9 @@ pub fn anonymous(keyword: &str, at: Location) -> Diagnostic {
         format!("'{keyword}' is not allowed in an anonymous defaults section"),
     )
     .with_hint(
-        "name the section (`defaults <name>`), as HAProxy 2.5+ requires; its rules then run \
-         before those of each proxy using it",
+        "name the section (`defaults <name>`), as HAProxy 2.5+ requires, and use it for \
+         frontends only or backends only (its rules run before each one's own); or move the \
+         line into the proxies",
     )
 }
 
