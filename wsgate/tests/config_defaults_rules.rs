@@ -2,7 +2,9 @@
 //! requests through the real binary and, side by side, through Debian's
 //! HAProxy 2.6 on the same configuration. The defaults' rules run before
 //! the proxy's own (frontend side, then backend side), its ACLs serve its
-//! own rules, and `http-response` rules in defaults apply as well.
+//! own rules, `http-response` rules in defaults apply as well, and an
+//! `http-request auth` rule with its `http_auth` ACL in defaults (corpus
+//! file 18's intent, in the form HAProxy 2.6 takes) asks for credentials.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod balance_support;
@@ -109,4 +111,82 @@ fn defaults_rules_run_before_the_proxys_own_as_in_haproxy() {
     let ha = SocketAddr::from(([127, 0, 0, 1], port));
     let _haproxy = Haproxy::start(&bin, &config(port, server.addr), &[ha]);
     assert_eq!(observe(ha, &server), expected, "haproxy 2.6");
+}
+
+/// 18-mistio-userlist-ws.cfg's intent (basic authentication on every
+/// request, its ACL declared in `defaults`) written the way HAProxy 2.6
+/// takes it: a named section used by the frontend only. The realm, unset,
+/// is the name of the proxy running the rule, in both.
+fn auth_config(port: u16, server: SocketAddr) -> String {
+    format!(
+        "\
+userlist httpusers
+    user admin insecure-password admin
+
+defaults base
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+    timeout tunnel 1h
+
+defaults auth from base
+    acl auth_acl http_auth(httpusers)
+    http-request auth unless auth_acl
+
+frontend www from auth
+    bind 127.0.0.1:{port}
+    default_backend be
+
+backend be from base
+    server s1 {server}
+"
+    )
+}
+
+#[test]
+fn defaults_acl_and_auth_rule_as_in_haproxy() {
+    let ask = |proxy: SocketAddr| {
+        let anonymous = exchange(
+            proxy,
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let admin = exchange(
+            proxy,
+            b"GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Basic YWRtaW46YWRtaW4=\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        (
+            anonymous.status(),
+            anonymous
+                .header("www-authenticate")
+                .unwrap_or_default()
+                .to_owned(),
+            admin.status(),
+        )
+    };
+    let expected = (401, "Basic realm=\"www\"".to_owned(), 200);
+
+    let server = ScriptedBackend::start(Script::Ok);
+    let port = free_port();
+    let wsgate = Wsgate::start(&auth_config(port, server.addr));
+    let got = ask(SocketAddr::from(([127, 0, 0, 1], port)));
+    assert_eq!(got, expected, "wsgate; log:\n{}", wsgate.log());
+    assert_eq!(server.seen().len(), 1, "only the authenticated request");
+
+    let Some(bin) = haproxy_bin() else {
+        skip_unless_ci("haproxy is not installed (side-by-side part)");
+        return;
+    };
+    let server = ScriptedBackend::start(Script::Ok);
+    let port = free_port();
+    let ha = SocketAddr::from(([127, 0, 0, 1], port));
+    let _haproxy = Haproxy::start(&bin, &auth_config(port, server.addr), &[ha]);
+    assert_eq!(ask(ha), expected, "haproxy 2.6");
+    assert_eq!(
+        server.seen().len(),
+        1,
+        "haproxy: only the authenticated request"
+    );
 }

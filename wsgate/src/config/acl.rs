@@ -550,7 +550,6 @@ pub enum TermDraft {
     /// (config/defaults_rules.rs): the proxies inheriting the rule get its
     /// lines (OR-ed), not its name, which they must not see.
     Defaults {
-        name: String,
         terms: Vec<AclTerm>,
         negate: bool,
     },

@@ -954,7 +954,6 @@ pub(super) fn resolve_condition(
                 TermDraft::Defaults {
                     terms: lines,
                     negate,
-                    ..
                 } => {
                     // Named `{ ... }` so that no later rule finds it by name.
                     acls.push(Acl {

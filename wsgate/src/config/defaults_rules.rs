@@ -117,7 +117,6 @@ impl Scope<'_> {
                 .collect();
             if !lines.is_empty() {
                 *term = TermDraft::Defaults {
-                    name: std::mem::take(name),
                     terms: lines,
                     negate: *negate,
                 };
