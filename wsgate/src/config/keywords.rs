@@ -816,6 +816,8 @@ pub fn markdown_table() -> String {
         "\n## Sections\n\n`global`, `defaults [<name>] [from <defaults>]`, `frontend <name> [from <defaults>]`, \
          `backend <name> [from <defaults>]` and `listen <name> [from <defaults>]` are supported. \
          A `listen` section becomes a frontend and a backend of the same name. \
+         Proxies use one named `defaults` section either with `from` or as the last one before \
+         them, not both ways (refused, as by HAProxy 2.6). \
          `userlist <name>` sections are supported, with `user <name> [password <hash> | \
          insecure-password <pw>] [groups <g>,...]` and `group <name> [users <u>,...]` lines; \
          hashes are crypt(3) SHA-512 (`$6$`), SHA-256 (`$5$`), MD5 (`$1$`) or bcrypt (`$2a$`, \

@@ -379,6 +379,10 @@ struct DefaultsDecl {
     location: Location,
     /// Who inherits its rules, if it has any.
     users: super::defaults_rules::Users,
+    /// The first proxy naming it with `from`, and the first using it
+    /// without (as the last defaults section before it).
+    explicit_use: Option<Location>,
+    implicit_use: Option<Location>,
 }
 
 /// What a handler gets: the words of its line and a place for diagnostics.
@@ -666,7 +670,7 @@ impl Parser {
                 }
                 let draft = match self.parse_from_clause(rest, file, diags) {
                     Some(Some(parent)) => {
-                        self.use_defaults(parent, kind, loc_of(first), diags);
+                        self.use_defaults(parent, kind, true, loc_of(first), diags);
                         self.defaults[parent].draft.inherit()
                     }
                     _ => ProxyDraft::default(),
@@ -680,6 +684,8 @@ impl Parser {
                     named: words.get(1).is_some_and(|t| t.text != "from"),
                     location: loc_of(first),
                     users: Default::default(),
+                    explicit_use: None,
+                    implicit_use: None,
                 });
                 Some(Current::Defaults(index))
             }
@@ -701,18 +707,19 @@ impl Parser {
                     rest = &rest[1..];
                 }
                 // An unusable `from` (already reported) falls back to the
-                // last defaults, to avoid a cascade of follow-up warnings.
-                let parent = match self.parse_from_clause(rest, file, diags) {
+                // last defaults, to avoid a cascade of follow-up warnings,
+                // without counting as a use of it.
+                let from = self.parse_from_clause(rest, file, diags);
+                let parent = match from {
                     Some(Some(parent)) => Some(parent),
                     _ => self.defaults.len().checked_sub(1),
                 };
-                let draft = match parent {
-                    Some(parent) => {
-                        self.use_defaults(parent, kind, loc_of(first), diags);
-                        self.defaults[parent].draft.inherit()
-                    }
-                    None => ProxyDraft::default(),
-                };
+                if let (Some(parent), false) = (parent, matches!(from, Some(None))) {
+                    self.use_defaults(parent, kind, from.is_some(), loc_of(first), diags);
+                }
+                let draft = parent
+                    .map(|p| self.defaults[p].draft.inherit())
+                    .unwrap_or_default();
                 let index = self.parsed.proxies.len();
                 self.parsed.proxies.push(ProxyDecl {
                     kind,
@@ -757,15 +764,48 @@ impl Parser {
     }
 
     /// Records that a section of `kind` at `at` inherits from defaults
-    /// `parent` (refused when both sides of a proxy would run its rules).
+    /// `parent`, named with `from` (`explicit`) or as the last one before
+    /// it. Refused, as in HAProxy 2.6: proxies using one named section
+    /// both ways (which one a proxy without `from` gets would depend on
+    /// where it is written), and both sides of proxies running its rules.
     fn use_defaults(
         &mut self,
         parent: usize,
         kind: SectionKind,
+        explicit: bool,
         at: Location,
         diags: &mut Vec<Diagnostic>,
     ) {
         let d = &mut self.defaults[parent];
+        if kind != SectionKind::Defaults && d.named {
+            let (mine, other) = if explicit {
+                (&mut d.explicit_use, &d.implicit_use)
+            } else {
+                (&mut d.implicit_use, &d.explicit_use)
+            };
+            if let Some(other) = other {
+                let (this_way, that_way) = if explicit {
+                    ("with `from`", "as the last defaults section before it")
+                } else {
+                    ("as the last defaults section before it", "with `from`")
+                };
+                diags.push(
+                    Diagnostic::error(
+                        at.clone(),
+                        format!(
+                            "this section uses defaults section at {} {this_way}, and the one at \
+                             line {} uses it {that_way}: HAProxy refuses mixing both",
+                            d.location, other.line
+                        ),
+                    )
+                    .with_hint(
+                        "add a last defaults section that no `from` names, or name it with \
+                         `from` everywhere",
+                    ),
+                );
+            }
+            mine.get_or_insert_with(|| at.clone());
+        }
         super::defaults_rules::check_use(&d.draft, &d.location, &mut d.users, kind, at, diags);
     }
 
