@@ -204,20 +204,13 @@ struct Verdict {
     syntax_only: Result<(), Vec<String>>,
 }
 
-/// Error lines (with their hints) of a `wsgate -c` run.
+/// Error diagnostics (with their own hints) of a `wsgate -c` run.
 fn errors_of(stderr: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for line in stderr.lines() {
-        if line.contains(": error: ") {
-            out.push(line.to_owned());
-        } else if let (Some(last), true) = (out.last_mut(), line.starts_with("  hint: ")) {
-            if !last.contains('\n') {
-                last.push('\n');
-                last.push_str(line);
-            }
-        }
-    }
-    out
+    common::diag::parse(stderr)
+        .iter()
+        .filter(|d| d.is_error())
+        .map(common::diag::Reported::text)
+        .collect()
 }
 
 fn wsgate_check(
@@ -386,6 +379,53 @@ fn render(verdicts: &[Verdict]) -> String {
     }
     s.push_str(END);
     s
+}
+
+/// Regression: an error printed without a hint, followed by a warning with
+/// one, was shown in docs/compatibility.md with the warning's hint (08's
+/// `nbsrv` error got "set `timeout tunnel 1h`", 27's `lua-load` the cipher
+/// list). Each error must keep exactly the hint `wsgate -c` printed for it.
+#[test]
+fn refusals_keep_their_own_hints() {
+    let dir = TempDir::new("corpus-hints");
+    let name = "hints.cfg";
+    dir.write(
+        name,
+        "global\n    lua-load empty.lua\n    ssl-default-bind-ciphers AES256+EDH:ECDHE-RSA-AES128-GCM-SHA256\n\
+         defaults\n    mode http\n    timeout connect 5s\n    timeout client 25s\n    timeout server 25s\n\
+         frontend fe\n    bind 127.0.0.1:8080\n    acl gone nbsrv(nowhere) lt 1\n    use_backend be if gone\n    default_backend be\n\
+         backend be\n    server s1 127.0.0.1:8081\n",
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsgate"));
+    cmd.args(["-c", "-f", name])
+        .current_dir(dir.path())
+        .env_remove("WSGATE_LOG");
+    let (status, _, stderr) = run_with_deadline(cmd, Duration::from_secs(60)).unwrap();
+    assert!(!status.success(), "must be refused:\n{stderr}");
+    let all = common::diag::parse(&stderr);
+    let hint_of = |needle: &str| {
+        let d = all
+            .iter()
+            .find(|d| d.header.contains(needle))
+            .unwrap_or_else(|| panic!("no diagnostic with {needle:?}:\n{stderr}"));
+        d.hint.clone()
+    };
+    // The warnings that follow each error do have hints...
+    assert!(hint_of("has no `timeout tunnel`").is_some(), "{stderr}");
+    // ...which must not move to the errors, which have none.
+    let errors = errors_of(&stderr);
+    assert_eq!(errors.len(), 2, "{stderr}");
+    for e in &errors {
+        assert!(
+            !e.contains("hint:"),
+            "an error with a hint not its own: {e}\n{stderr}"
+        );
+    }
+    assert!(
+        errors[0].contains("'lua-load' is not supported"),
+        "{stderr}"
+    );
+    assert!(errors[1].contains("nbsrv(nowhere)"), "{stderr}");
 }
 
 #[test]

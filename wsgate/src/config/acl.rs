@@ -546,6 +546,13 @@ pub enum TermDraft {
         acl: AclTerm,
         negate: bool,
     },
+    /// A named ACL of a `defaults` section, resolved at its rule's line
+    /// (config/defaults_rules.rs): the proxies inheriting the rule get its
+    /// lines (OR-ed), not its name, which they must not see.
+    Defaults {
+        terms: Vec<AclTerm>,
+        negate: bool,
+    },
 }
 
 /// `if|unless <terms>`: OR of AND-groups, names unresolved.

@@ -100,7 +100,7 @@ pub fn load_anonymous(cx: &mut Cx<'_>, words: &[Token], cond: &mut ConditionDraf
     }
     let anonymous = cond.groups.iter_mut().flatten().filter_map(|t| match t {
         TermDraft::Anonymous { acl, .. } => Some(acl),
-        TermDraft::Named { .. } => None,
+        TermDraft::Named { .. } | TermDraft::Defaults { .. } => None,
     });
     let mut ok = true;
     for (inner, acl) in braces.into_iter().zip(anonymous) {

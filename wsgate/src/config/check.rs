@@ -951,6 +951,20 @@ pub(super) fn resolve_condition(
                         diags.push(e);
                     }
                 },
+                TermDraft::Defaults {
+                    terms: lines,
+                    negate,
+                } => {
+                    // Named `{ ... }` so that no later rule finds it by name.
+                    acls.push(Acl {
+                        name: "{ ... }".into(),
+                        terms: lines.clone(),
+                    });
+                    terms.push(CondTerm {
+                        acl: acls.len() - 1,
+                        negate: *negate,
+                    });
+                }
                 TermDraft::Anonymous { acl, negate } => {
                     acls.push(Acl {
                         name: "{ ... }".into(),

@@ -119,6 +119,14 @@ pub enum Status {
         reason: &'static str,
         alternative: Option<&'static str>,
     },
+    /// An option asking for a lenient mode wsgate does not have: refused as
+    /// [`Status::Rejected`], while its `no option` form, which asks for what
+    /// wsgate always does, is accepted without a word (configurations write
+    /// it to undo the option set in a `defaults` section).
+    Lenient {
+        reason: &'static str,
+        alternative: &'static str,
+    },
 }
 
 /// One row of the table.
@@ -178,6 +186,23 @@ const fn rej(
     }
 }
 
+const fn lenient(
+    name: &'static str,
+    sections: Sections,
+    reason: &'static str,
+    alternative: &'static str,
+) -> Keyword {
+    Keyword {
+        name,
+        sections,
+        status: Status::Lenient {
+            reason,
+            alternative,
+        },
+        summary: "",
+    }
+}
+
 const LOGGING_LATER: &str = "of the logging options, `option httplog`, `option tcplog`, `option dontlognull` and `log-format` are implemented; this one is not yet";
 const NO_AGENT: &str =
     "agent checks are not implemented; the server's state comes from `check` only";
@@ -186,7 +211,7 @@ pub const NO_CHROOT: &str = "wsgate reloads in process and re-reads the configur
 
 /// Every keyword wsgate knows (the docs list them sorted by name).
 pub static KEYWORDS: &[Keyword] = &[
-    sup("acl", FLB, Handler::Proxy(h::acl), "`acl <name> <fetch> [-i] [-m str|beg|end|sub|dom|found|ip] [-f <file>]... [--] [values...]`; `-f`: patterns from a file, one per line (leading blanks dropped, `#` in the first column for comments, empty lines skipped; a relative path is taken from the working directory; a missing file is an environment error, not read by `-c --syntax-only`; anonymous `{ src -f <file> }` too); fetches path, path_beg, path_end, path_sub, hdr(), hdr_beg(), hdr_end(), hdr_sub(), hdr_dom(), method, src, ssl_fc, always_true, http_auth(<userlist>), http_auth_group(<userlist>) <group>...; lines with one name are OR-ed"),
+    sup("acl", DFLB, Handler::Proxy(h::acl), "`acl <name> <fetch> [-i] [-m str|beg|end|sub|dom|found|ip] [-f <file>]... [--] [values...]`; `-f`: patterns from a file, one per line (leading blanks dropped, `#` in the first column for comments, empty lines skipped; a relative path is taken from the working directory; a missing file is an environment error, not read by `-c --syntax-only`; anonymous `{ src -f <file> }` too); fetches path, path_beg, path_end, path_sub, hdr(), hdr_beg(), hdr_end(), hdr_sub(), hdr_dom(), method, src, ssl_fc, always_true, http_auth(<userlist>), http_auth_group(<userlist>) <group>...; lines with one name are OR-ed; in a named `defaults` section (HAProxy 2.5+, refused in an anonymous one) an ACL is seen only by that section's own rules, declared above them, never by the proxies using it"),
     ign("backlog", DFL, "the listen backlog uses the system default"),
     sup("balance", DLB, Handler::Proxy(h::balance), "`balance roundrobin|static-rr|leastconn|first|source|uri [len N] [depth N] [whole] [path-only]|url_param <name>|hdr(<name>) [use_domain_only]|random[(<draws>)]` (default roundrobin, as HAProxy up to 3.2); hash-based choices are the same as HAProxy 2.6's"),
     sup("bind", FL, Handler::Proxy(h::bind), "`bind <addr>:<port>[,...] [ssl crt <pem|dir> ... | crt-list <file>] [strict-sni] [ssl-min-ver ..] [ciphers ..] [alpn ..]`; `*:80`, `:80`, `[::]:443`, `ipv6@::1:80`, port ranges `8000-8010`"),
@@ -214,10 +239,10 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("hard-stop-after", G, Handler::Global(h::hard_stop_after), "`hard-stop-after <time>`: on stop, how long open connections get (WebSockets are closed with 1001 first) before the process exits; wsgate's default is 30s"),
     sup("hash-balance-factor", DLB, Handler::Proxy(h::hash_balance_factor), "`hash-balance-factor <n>` (0, the default: off; else above 100): consistent hashing with bounded loads for `hash-type consistent` and `balance random`: a server with more than n% of the average open connections per unit of weight is passed over for the next one on the ring, with HAProxy's slot arithmetic"),
     sup("hash-type", DLB, Handler::Proxy(h::hash_type), "`hash-type map-based|consistent [sdbm|djb2|wt6|crc32] [avalanche]` (default map-based sdbm; consistent alone means sdbm avalanche)"),
-    sup("http-after-response", FLB, Handler::Proxy(r::http_after_response), "`http-after-response set-header|add-header|del-header|replace-header|replace-value ...|set-status <code> [reason <text>]|allow [if|unless <condition>]`: on every response the client gets, the server's (after `http-response` rules) and wsgate's own (errors, redirects, `return`, `auth`, stats, metrics, `monitor-uri`; as in HAProxy, not the 400/408 for a request that could not be read); the backend's rules run before the frontend's; conditions and `<fmt>` as in `http-response`"),
+    sup("http-after-response", DFLB, Handler::Proxy(r::http_after_response), "`http-after-response set-header|add-header|del-header|replace-header|replace-value ...|set-status <code> [reason <text>]|allow [if|unless <condition>]`: on every response the client gets, the server's (after `http-response` rules) and wsgate's own (errors, redirects, `return`, `auth`, stats, metrics, `monitor-uri`; as in HAProxy, not the 400/408 for a request that could not be read); the backend's rules run before the frontend's; conditions and `<fmt>` as in `http-response`; in a named `defaults` section (HAProxy 2.5+, refused in an anonymous one) the rules run before those of each proxy using it, which may then be frontends or backends but not both, nor `listen` sections"),
     sup("http-check", DLB, Handler::Proxy(h::http_check), "`http-check expect [!] status <code>|string <text>` (default: any 2xx or 3xx is healthy); `http-check send [meth <m>] [uri <u>] [ver <v>] [hdr <name> <value>]... [body <s>]`; `http-check disable-on-404` (read as a failed check, with a warning)"),
-    sup("http-request", FLB, Handler::Proxy(r::http_request), "`http-request <action> [if|unless <condition>]`, in order, the first of allow/deny/return/redirect stopping the list: `set-header|add-header <name> <fmt>`, `del-header <name> [-m str|beg|end|sub|reg]`, `replace-header|replace-value <name> <regex> <fmt>`, `set-path|set-query|set-uri <fmt>`, `replace-path|replace-uri <regex> <fmt>`, `allow`, `deny [deny_status <code>]`, `return [status <code>] [content-type <type>] [string <text>|lf-string <fmt>|file <path>] [hdr <name> <fmt>]...`, `redirect location|prefix|scheme <x> [code <n>] [drop-query] [append-slash]`, `auth [realm <realm>]` (401 with `WWW-Authenticate: Basic`, realm the proxy's name by default), `use-service prometheus-exporter`; `<fmt>` is text with %[src], %[src_port], %[dst], %[dst_port], %[hdr(<name>)], %[req.hdr(<name>)], %[path], %[url], %[query], %[method], %[ssl_fc], %ci %cp %fi %fp, and `\\1`.. in replace-*; backend rules run after the frontend's; Content-Length and Transfer-Encoding cannot be changed; `capture` is ignored with a warning; other actions are errors"),
-    sup("http-response", FLB, Handler::Proxy(r::http_response), "`http-response set-header|add-header|del-header|replace-header|replace-value ...|allow|deny [deny_status <code>] [if|unless <condition>]` (default deny status 502), on the response head before the client gets it (101 included); conditions are evaluated on the request (HAProxy never matches request fetches there); `<fmt>` may use %[status], %[hdr(<name>)] and %[res.hdr(<name>)] (the response's), not the request's fetches; the backend's rules run before the frontend's"),
+    sup("http-request", DFLB, Handler::Proxy(r::http_request), "`http-request <action> [if|unless <condition>]`, in order, the first of allow/deny/return/redirect stopping the list: `set-header|add-header <name> <fmt>`, `del-header <name> [-m str|beg|end|sub|reg]`, `replace-header|replace-value <name> <regex> <fmt>`, `set-path|set-query|set-uri <fmt>`, `replace-path|replace-uri <regex> <fmt>`, `allow`, `deny [deny_status <code>]`, `return [status <code>] [content-type <type>] [string <text>|lf-string <fmt>|file <path>] [hdr <name> <fmt>]...`, `redirect location|prefix|scheme <x> [code <n>] [drop-query] [append-slash]`, `auth [realm <realm>]` (401 with `WWW-Authenticate: Basic`, realm the proxy's name by default), `use-service prometheus-exporter`; `<fmt>` is text with %[src], %[src_port], %[dst], %[dst_port], %[hdr(<name>)], %[req.hdr(<name>)], %[path], %[url], %[query], %[method], %[ssl_fc], %ci %cp %fi %fp, and `\\1`.. in replace-*; backend rules run after the frontend's; Content-Length and Transfer-Encoding cannot be changed; `capture` is ignored with a warning; other actions are errors; in a named `defaults` section (HAProxy 2.5+, refused in an anonymous one) the rules run before those of each proxy using it, which may then be frontends or backends but not both, nor `listen` sections"),
+    sup("http-response", DFLB, Handler::Proxy(r::http_response), "`http-response set-header|add-header|del-header|replace-header|replace-value ...|allow|deny [deny_status <code>] [if|unless <condition>]` (default deny status 502), on the response head before the client gets it (101 included); conditions are evaluated on the request (HAProxy never matches request fetches there); `<fmt>` may use %[status], %[hdr(<name>)] and %[res.hdr(<name>)] (the response's), not the request's fetches; the backend's rules run before the frontend's; in a named `defaults` section (HAProxy 2.5+, refused in an anonymous one) the rules run before those of each proxy using it, which may then be frontends or backends but not both, nor `listen` sections"),
     ign("http-reuse", DLB, "idle server connections are not shared between clients yet"),
     sup("log", ALL, Handler::Either { global: o::log_global, proxy: o::log_proxy }, "`log stdout|stderr|<ip>[:<port>]|<path> [format raw|rfc3164|rfc5424] <facility> [<level>]`, `log global`, `no log`; access lines need `option httplog` or `option tcplog`"),
     sup("log-format", DFLB, Handler::Proxy(o::log_format), "`log-format <fmt>`: the access log line from HAProxy's log variables (`%ci %cp %fi %fp %si %sp %f %ft %b %s %ST %B %U %Tq %TR %Tw %Tc %Tr %Ta %Tt %Td %ts %tsc %ac %fc %bc %sc %rc %sq %bq %r %HM %HU %HP %HPO %HQ %HV %t %tr %T %Tl %Ts %ms %pid %H`, `%{+Q,+X,+E}` options) and `%[<sample>]`; unknown variables are errors; ignored in backends, as in HAProxy"),
@@ -236,8 +261,8 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("nbproc", G, "removed in HAProxy 2.5; wsgate is one multi-threaded process"),
     sup("nbthread", G, Handler::Global(h::nbthread), "`nbthread <n>`: worker threads (default: one per CPU the process may run on)"),
     ign("option abortonclose", DLB, "a request whose client has gone is still forwarded; its response is discarded"),
-    rej("option accept-invalid-http-request", DFL, "wsgate parses HTTP/1.1 strictly (RFC 9112) and has no lenient mode: ambiguous requests are how requests get smuggled", Some("fix the client, or remove the line to get 400 for invalid requests")),
-    rej("option accept-invalid-http-response", DLB, "wsgate parses HTTP/1.1 strictly (RFC 9112) and has no lenient mode", Some("fix the server, or remove the line to get 502 for invalid responses")),
+    lenient("option accept-invalid-http-request", DFL, "wsgate parses HTTP/1.1 strictly (RFC 9112) and has no lenient mode: ambiguous requests are how requests get smuggled", "fix the client, or remove the line to get 400 for invalid requests"),
+    lenient("option accept-invalid-http-response", DLB, "wsgate parses HTTP/1.1 strictly (RFC 9112) and has no lenient mode", "fix the server, or remove the line to get 502 for invalid responses"),
     sup("option allbackups", DLB, Handler::Proxy(h::option_allbackups), "when all active servers are down, use every backup server, not only the first"),
     ign("option clitcpka", DFL, "TCP keepalive is not configurable yet"),
     ign("option contstats", DFL, "byte counters are updated when an exchange or tunnel ends (long tunnels report their bytes when they close)"),
@@ -302,7 +327,7 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("stats uri", DFLB, Handler::Proxy(o::stats_uri), "`stats uri <prefix>` (default `/haproxy?stats`); enables the page"),
     sup("stick", FLB, Handler::Proxy(super::persist::stick), "`stick on|match|store-request <fetch> [table <backend>] [if|unless <condition>]` (backend, listen; ignored with a warning in a frontend, as HAProxy); fetches src, req.hdr(<name>[,<occ>]), hdr(), req.cook(<name>), cook(), url_param(<name>), urlp(), and in mode tcp req.payload(<offset>,<length>) optionally followed by `,mqtt_field_value(connect,client_identifier)` (MQTT client ids; wsgate waits for those bytes at most `tcp-request inspect-delay`); a DOWN server's entry is ignored (unless `option persist`)"),
     sup("stick-table", FLB, Handler::Proxy(super::persist::stick_table), "`stick-table type ip|ipv6|integer|string [len <n>] size <n>[k|m|g] [expire <time>] [nopurge] [store <data>,...]` (kept across reloads while unchanged); `store` keeps `conn_cnt`, `conn_cur`, `conn_rate(<period>)`, `http_req_cnt`, `http_req_rate(<period>)`, `http_err_cnt`, `http_err_rate(<period>)`, `gpc0`, `gpc0_rate(<period>)` for `track-sc` rules and the `sc_*`/`src_*` fetches (read in `http-request`, `use_backend` and `tcp-request connection` conditions; in `http-response` and `stick` conditions they give nothing, with a warning); an open WebSocket holds its entry (`conn_cur`) until it closes; in a frontend only tracking uses it; `peers` and `binary` are refused"),
-    sup("tcp-request", FLB, Handler::Proxy(super::tcp_rules::tcp_request), "`tcp-request connection accept|reject|track-sc0|1|2 src [table <name>] [if|unless <condition>]` (frontend, listen), run when a connection is accepted: the first accept/reject that applies ends the list, `reject` closes the connection; conditions may use `src` and stick counters (`src_conn_rate(<table>)`, `sc0_conn_cur`...); `tcp-request content accept|reject [if|unless <condition>]` (mode tcp frontend, listen) run next on the client's first bytes, peeked and left for the server: TLS passthrough by SNI with `req.ssl_sni`, `req.ssl_hello_type`, `req.ssl_ver`, `req.len`, `WAIT_END` (also in `use_backend`), re-run as bytes arrive until `tcp-request inspect-delay <time>` is over, then on what is there; a rejected connection is closed and logged `PR`; the delay also bounds a mode tcp backend's wait for the bytes of a `stick ... req.payload(...)` rule; content rules in mode http or in a backend, their other actions and `tcp-request session` are refused"),
+    sup("tcp-request", DFLB, Handler::Proxy(super::tcp_rules::tcp_request), "`tcp-request connection accept|reject|track-sc0|1|2 src [table <name>] [if|unless <condition>]` (frontend, listen), run when a connection is accepted: the first accept/reject that applies ends the list, `reject` closes the connection; conditions may use `src` and stick counters (`src_conn_rate(<table>)`, `sc0_conn_cur`...); `tcp-request content accept|reject [if|unless <condition>]` (mode tcp frontend, listen) run next on the client's first bytes, peeked and left for the server: TLS passthrough by SNI with `req.ssl_sni`, `req.ssl_hello_type`, `req.ssl_ver`, `req.len`, `WAIT_END` (also in `use_backend`), re-run as bytes arrive until `tcp-request inspect-delay <time>` is over, then on what is there; a rejected connection is closed and logged `PR`; the delay also bounds a mode tcp backend's wait for the bytes of a `stick ... req.payload(...)` rule; content rules in mode http or in a backend, their other actions and `tcp-request session` are refused; in a named `defaults` section (HAProxy 2.5+, refused in an anonymous one) the rules run before those of each proxy using it, which may then be frontends or backends but not both, nor `listen` sections; a backend cannot inherit `tcp-request` rules"),
     sup("tcp-check", DLB, Handler::Proxy(super::tcp_check::tcp_check), "with `option tcp-check`, in order: `tcp-check connect [default] [port <n>] [ssl] [send-proxy]` (a connection to the check address; `default` adds the server's `check-ssl`/`check-send-proxy`; one such is made first when the script does not start with a connect), `tcp-check send <string>` / `send-binary <hex>`, `tcp-check expect [min-recv <n>] [!] string|rstring|binary <pattern>` (searched in what arrived since the last send; a mismatch waits for more data, so a server that keeps the connection open ends the check as a Layer7 timeout, as in HAProxy, unless `min-recv` bytes make it final), `tcp-check comment <text>` (reported with the next step's failure), `comment <text>` at the end of a step; a section's own lines replace those of its `defaults`; `send-lf`, `set-var`, `expect` status options and `connect addr|sni|alpn` are errors"),
     rej("tcp-response", LB, "tcp-response rules are not implemented yet", None),
     sup("timeout check", DLB, Handler::Proxy(h::timeout_check), "extra read time for a health check once connected (default: `inter` bounds the whole check)"),
@@ -611,6 +636,13 @@ fn status_cell(status: &Status) -> (&'static str, String) {
                 None => (*reason).to_owned(),
             },
         ),
+        Status::Lenient {
+            reason,
+            alternative,
+        } => (
+            "rejected (error); `no` form accepted",
+            format!("{reason}; {alternative}; `no option ...` asks for strict parsing, which is what wsgate does, and is accepted silently"),
+        ),
     }
 }
 
@@ -785,6 +817,8 @@ pub fn markdown_table() -> String {
         "\n## Sections\n\n`global`, `defaults [<name>] [from <defaults>]`, `frontend <name> [from <defaults>]`, \
          `backend <name> [from <defaults>]` and `listen <name> [from <defaults>]` are supported. \
          A `listen` section becomes a frontend and a backend of the same name. \
+         Proxies use one named `defaults` section either with `from` or as the last one before \
+         them, not both ways (refused, as by HAProxy 2.6). \
          `userlist <name>` sections are supported, with `user <name> [password <hash> | \
          insecure-password <pw>] [groups <g>,...]` and `group <name> [users <u>,...]` lines; \
          hashes are crypt(3) SHA-512 (`$6$`), SHA-256 (`$5$`), MD5 (`$1$`) or bcrypt (`$2a$`, \

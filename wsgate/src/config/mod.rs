@@ -12,6 +12,7 @@ pub mod acl;
 pub mod acl_file;
 pub mod check;
 pub mod cond;
+mod defaults_rules;
 pub mod diag;
 pub mod errorfile;
 mod handlers;

@@ -147,10 +147,14 @@ impl Default for GlobalDraft {
 
 impl ProxyDraft {
     /// A copy for a section that inherits from this `defaults` (its
-    /// `tcp-check` lines are replaced by the section's own, if any).
+    /// `tcp-check` lines are replaced by the section's own, if any). The
+    /// `acl` lines stay behind: a `defaults` section's ACLs are seen only
+    /// by its own rules, which carry them (config/defaults_rules.rs).
     fn inherit(&self) -> ProxyDraft {
         ProxyDraft {
             tcp_check: self.tcp_check.inherit(),
+            acls: Vec::new(),
+            broken_acls: Vec::new(),
             ..self.clone()
         }
     }
@@ -370,6 +374,15 @@ pub struct ProxyDecl {
 #[derive(Debug, Clone)]
 struct DefaultsDecl {
     draft: ProxyDraft,
+    /// `defaults <name>`: rules and ACLs need a name (HAProxy 2.5+).
+    named: bool,
+    location: Location,
+    /// Who inherits its rules, if it has any.
+    users: super::defaults_rules::Users,
+    /// The first proxy naming it with `from`, and the first using it
+    /// without (as the last defaults section before it).
+    explicit_use: Option<Location>,
+    implicit_use: Option<Location>,
 }
 
 /// What a handler gets: the words of its line and a place for diagnostics.
@@ -656,14 +669,24 @@ impl Parser {
                     rest = &rest[1..];
                 }
                 let draft = match self.parse_from_clause(rest, file, diags) {
-                    Some(Some(parent)) => self.defaults[parent].draft.inherit(),
+                    Some(Some(parent)) => {
+                        self.use_defaults(parent, kind, true, loc_of(first), diags);
+                        self.defaults[parent].draft.inherit()
+                    }
                     _ => ProxyDraft::default(),
                 };
                 let index = self.defaults.len();
                 if let Some(n) = &name {
                     self.named_defaults.insert(n.clone(), index);
                 }
-                self.defaults.push(DefaultsDecl { draft });
+                self.defaults.push(DefaultsDecl {
+                    draft,
+                    named: words.get(1).is_some_and(|t| t.text != "from"),
+                    location: loc_of(first),
+                    users: Default::default(),
+                    explicit_use: None,
+                    implicit_use: None,
+                });
                 Some(Current::Defaults(index))
             }
             SectionKind::Frontend | SectionKind::Backend | SectionKind::Listen => {
@@ -684,15 +707,19 @@ impl Parser {
                     rest = &rest[1..];
                 }
                 // An unusable `from` (already reported) falls back to the
-                // last defaults, to avoid a cascade of follow-up warnings.
-                let draft = match self.parse_from_clause(rest, file, diags) {
-                    Some(Some(parent)) => self.defaults[parent].draft.inherit(),
-                    _ => self
-                        .defaults
-                        .last()
-                        .map(|d| d.draft.inherit())
-                        .unwrap_or_default(),
+                // last defaults, to avoid a cascade of follow-up warnings,
+                // without counting as a use of it.
+                let from = self.parse_from_clause(rest, file, diags);
+                let parent = match from {
+                    Some(Some(parent)) => Some(parent),
+                    _ => self.defaults.len().checked_sub(1),
                 };
+                if let (Some(parent), false) = (parent, matches!(from, Some(None))) {
+                    self.use_defaults(parent, kind, from.is_some(), loc_of(first), diags);
+                }
+                let draft = parent
+                    .map(|p| self.defaults[p].draft.inherit())
+                    .unwrap_or_default();
                 let index = self.parsed.proxies.len();
                 self.parsed.proxies.push(ProxyDecl {
                     kind,
@@ -734,6 +761,52 @@ impl Parser {
                 Some(Current::Proxy(index))
             }
         }
+    }
+
+    /// Records that a section of `kind` at `at` inherits from defaults
+    /// `parent`, named with `from` (`explicit`) or as the last one before
+    /// it. Refused, as in HAProxy 2.6: proxies using one named section
+    /// both ways (which one a proxy without `from` gets would depend on
+    /// where it is written), and both sides of proxies running its rules.
+    fn use_defaults(
+        &mut self,
+        parent: usize,
+        kind: SectionKind,
+        explicit: bool,
+        at: Location,
+        diags: &mut Vec<Diagnostic>,
+    ) {
+        let d = &mut self.defaults[parent];
+        if kind != SectionKind::Defaults && d.named {
+            let (mine, other) = if explicit {
+                (&mut d.explicit_use, &d.implicit_use)
+            } else {
+                (&mut d.implicit_use, &d.explicit_use)
+            };
+            if let Some(other) = other {
+                let (this_way, that_way) = if explicit {
+                    ("with `from`", "as the last defaults section before it")
+                } else {
+                    ("as the last defaults section before it", "with `from`")
+                };
+                diags.push(
+                    Diagnostic::error(
+                        at.clone(),
+                        format!(
+                            "this section uses defaults section at {} {this_way}, and the one at \
+                             line {} uses it {that_way}: HAProxy refuses mixing both",
+                            d.location, other.line
+                        ),
+                    )
+                    .with_hint(
+                        "add a last defaults section that no `from` names, or name it with \
+                         `from` everywhere",
+                    ),
+                );
+            }
+            mine.get_or_insert_with(|| at.clone());
+        }
+        super::defaults_rules::check_use(&d.draft, &d.location, &mut d.users, kind, at, diags);
     }
 
     /// Parses `from <name>`: `None` when absent, `Some(None)` when it names
@@ -928,12 +1001,30 @@ impl Parser {
             ));
             return;
         }
-        let rejected = matches!(entry.status, Status::Rejected { .. });
+        let rejected = match entry.status {
+            Status::Rejected { .. } => true,
+            Status::Lenient { .. } => !negated,
+            _ => false,
+        };
         if !rejected && !entry.sections.contains(section.flag()) {
             section_mismatch(entry, &keyword, section, loc, diags);
             return;
         }
+        if let Current::Defaults(i) = current {
+            if !self.defaults[*i].named && super::defaults_rules::named_only(entry.name) {
+                diags.push(super::defaults_rules::anonymous(&keyword, loc));
+                return;
+            }
+        }
         match &entry.status {
+            Status::Lenient { .. } if negated => {}
+            Status::Lenient {
+                reason,
+                alternative,
+            } => diags.push(
+                Diagnostic::error(loc, format!("'{keyword}' is not supported: {reason}"))
+                    .with_hint(*alternative),
+            ),
             Status::Ignored(reason) => {
                 diags.push(Diagnostic::warning(
                     loc,
@@ -974,7 +1065,9 @@ impl Parser {
                         Handler::Proxy(f) | Handler::Either { proxy: f, .. },
                         Current::Defaults(i),
                     ) => {
-                        f(&mut self.defaults[*i].draft, &mut cx);
+                        let draft = &mut self.defaults[*i].draft;
+                        f(draft, &mut cx);
+                        super::defaults_rules::resolve_acls(draft, diags);
                     }
                     (Handler::Proxy(f) | Handler::Either { proxy: f, .. }, Current::Proxy(i)) => {
                         let draft = &mut self.parsed.proxies[*i].draft;

@@ -8,6 +8,7 @@
 //! Not every test file uses every helper, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod diag;
 pub mod http;
 pub mod metrics;
 pub mod ws;
