@@ -7,8 +7,9 @@
 //! (a chat, a dashboard, a notification channel), so that is what a fleet
 //! of them costs (docs/performance.md, "Idle memory").
 //!
-//! A tunnel silent for [`PARK_AFTER`](super::tunnel::PARK_AFTER) with
-//! nothing in flight leaves its task: its state is boxed into its worker's
+//! A tunnel silent for `tune.idle-park` (its `park_after`, see
+//! [`TunnelOptions`](super::tunnel::TunnelOptions)) with nothing in
+//! flight leaves its task: its state is boxed into its worker's
 //! parked set, its two sockets go into one epoll instance of the worker's
 //! own (their tokio registrations are dropped), and its next deadline
 //! (`timeout tunnel`, a keepalive ping) into a heap. The first byte or FIN

@@ -1440,8 +1440,8 @@ where
                 park::park(Box::new(ParkedTunnel::<C, S, H> { tunnel, end }));
                 Poll::Ready(())
             }
-            Err(NotParked::Kept(tunnel)) => {
-                // It waits longer before it tries again (Tunnel::park).
+            Err(NotParked::Kept(mut tunnel)) => {
+                tunnel.park_refused();
                 this.tunnel = Some(tunnel);
                 this.end = Some(end);
                 cx.waker().wake_by_ref();

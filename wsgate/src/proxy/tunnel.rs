@@ -964,9 +964,6 @@ impl<C: Parkable, S: Parkable> Tunnel<C, S> {
             server,
             mut st,
         } = self;
-        // Counted now, undone once parked: a refused park waits longer
-        // before the next try.
-        st.park_refusals = st.park_refusals.saturating_add(1);
         let client = match client.park() {
             Ok(c) => c,
             Err(client) => return Err(NotParked::Kept(Tunnel { client, server, st })),
@@ -988,6 +985,13 @@ impl<C: Parkable, S: Parkable> Tunnel<C, S> {
             st.flush.flush(u, d);
         }
         Ok(Tunnel { client, server, st })
+    }
+
+    /// The tunnel reported [`Flow::Idle`] but could not be parked (no
+    /// parked set on this thread, no descriptor left): it waits twice as
+    /// long before the next try instead of asking again at once.
+    pub fn park_refused(&mut self) {
+        self.st.park_refusals = self.st.park_refusals.saturating_add(1);
     }
 
     /// Puts a parked tunnel's ends back into the reactor of the current
