@@ -62,6 +62,31 @@ fn send(proxy: SocketAddr, request: &str) -> common::http::Message {
     .unwrap()
 }
 
+/// Starts wsgate on `config` with a fresh scripted server and compares
+/// what `observe` sees with `expected`; then the same with Debian's
+/// HAProxy (required in CI).
+fn side_by_side<T: PartialEq + std::fmt::Debug>(
+    config: fn(u16, SocketAddr) -> String,
+    observe: impl Fn(SocketAddr, &ScriptedBackend) -> T,
+    expected: &T,
+) {
+    let server = ScriptedBackend::start(Script::Ok);
+    let port = free_port();
+    let wsgate = Wsgate::start(&config(port, server.addr));
+    let got = observe(SocketAddr::from(([127, 0, 0, 1], port)), &server);
+    assert_eq!(&got, expected, "wsgate; log:\n{}", wsgate.log());
+
+    let Some(bin) = haproxy_bin() else {
+        skip_unless_ci("haproxy is not installed (side-by-side part)");
+        return;
+    };
+    let server = ScriptedBackend::start(Script::Ok);
+    let port = free_port();
+    let ha = SocketAddr::from(([127, 0, 0, 1], port));
+    let _haproxy = Haproxy::start(&bin, &config(port, server.addr), &[ha]);
+    assert_eq!(&observe(ha, &server), expected, "haproxy 2.6");
+}
+
 /// What a client and the server see: statuses of /blocked, /slow and /ok,
 /// the `X-Seq` values the server got for /ok, and the response header.
 fn observe(proxy: SocketAddr, server: &ScriptedBackend) -> (u16, u16, u16, Vec<String>, String) {
@@ -109,21 +134,7 @@ fn defaults_rules_run_before_the_proxys_own_as_in_haproxy() {
         "yes".to_owned(),
     );
 
-    let server = ScriptedBackend::start(Script::Ok);
-    let port = free_port();
-    let wsgate = Wsgate::start(&config(port, server.addr));
-    let got = observe(SocketAddr::from(([127, 0, 0, 1], port)), &server);
-    assert_eq!(got, expected, "wsgate; log:\n{}", wsgate.log());
-
-    let Some(bin) = haproxy_bin() else {
-        skip_unless_ci("haproxy is not installed (side-by-side part)");
-        return;
-    };
-    let server = ScriptedBackend::start(Script::Ok);
-    let port = free_port();
-    let ha = SocketAddr::from(([127, 0, 0, 1], port));
-    let _haproxy = Haproxy::start(&bin, &config(port, server.addr), &[ha]);
-    assert_eq!(observe(ha, &server), expected, "haproxy 2.6");
+    side_by_side(config, observe, &expected);
 }
 
 /// 18-mistio-userlist-ws.cfg's intent (basic authentication on every
@@ -159,7 +170,9 @@ backend be from base
 
 #[test]
 fn defaults_acl_and_auth_rule_as_in_haproxy() {
-    let ask = |proxy: SocketAddr| {
+    // Statuses without and with credentials, the challenge, and how many
+    // requests reached the server (only the authenticated one).
+    let ask = |proxy: SocketAddr, server: &ScriptedBackend| {
         let anonymous = send(
             proxy,
             "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
@@ -175,29 +188,9 @@ fn defaults_acl_and_auth_rule_as_in_haproxy() {
                 .unwrap_or_default()
                 .to_owned(),
             admin.status(),
+            server.seen().len(),
         )
     };
-    let expected = (401, "Basic realm=\"www\"".to_owned(), 200);
-
-    let server = ScriptedBackend::start(Script::Ok);
-    let port = free_port();
-    let wsgate = Wsgate::start(&auth_config(port, server.addr));
-    let got = ask(SocketAddr::from(([127, 0, 0, 1], port)));
-    assert_eq!(got, expected, "wsgate; log:\n{}", wsgate.log());
-    assert_eq!(server.seen().len(), 1, "only the authenticated request");
-
-    let Some(bin) = haproxy_bin() else {
-        skip_unless_ci("haproxy is not installed (side-by-side part)");
-        return;
-    };
-    let server = ScriptedBackend::start(Script::Ok);
-    let port = free_port();
-    let ha = SocketAddr::from(([127, 0, 0, 1], port));
-    let _haproxy = Haproxy::start(&bin, &auth_config(port, server.addr), &[ha]);
-    assert_eq!(ask(ha), expected, "haproxy 2.6");
-    assert_eq!(
-        server.seen().len(),
-        1,
-        "haproxy: only the authenticated request"
-    );
+    let expected = (401, "Basic realm=\"www\"".to_owned(), 200, 1);
+    side_by_side(auth_config, ask, &expected);
 }
