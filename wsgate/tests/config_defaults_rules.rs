@@ -5,6 +5,10 @@
 //! own rules, `http-response` rules in defaults apply as well, and an
 //! `http-request auth` rule with its `http_auth` ACL in defaults (corpus
 //! file 18's intent, in the form HAProxy 2.6 takes) asks for credentials.
+//! Corpus file 18 as written (its rules in an anonymous `defaults`, which
+//! HAProxy refuses) runs in wsgate as `wsgate migrate` writes it for
+//! HAProxy: the rules once per request, in the frontend and the listen
+//! section.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod balance_support;
@@ -15,7 +19,7 @@ use std::time::Duration;
 
 use balance_support::{haproxy_bin, Haproxy};
 use common::http::{exchange, Script, ScriptedBackend};
-use common::{free_port, poll_until, skip_unless_ci, Wsgate};
+use common::{free_port, poll_until, skip_unless_ci, TempDir, Wsgate};
 
 fn config(port: u16, server: SocketAddr) -> String {
     format!(
@@ -70,10 +74,27 @@ fn side_by_side<T: PartialEq + std::fmt::Debug>(
     observe: impl Fn(SocketAddr, &ScriptedBackend) -> T,
     expected: &T,
 ) {
+    compare(
+        |[port], server| config(port, server),
+        |text| text,
+        |[proxy], server| observe(proxy, server),
+        expected,
+    );
+}
+
+/// [`side_by_side`] with `N` listening ports, and HAProxy running
+/// `for_haproxy` of the configuration wsgate runs.
+fn compare<const N: usize, T: PartialEq + std::fmt::Debug>(
+    config: impl Fn([u16; N], SocketAddr) -> String,
+    for_haproxy: impl Fn(String) -> String,
+    observe: impl Fn([SocketAddr; N], &ScriptedBackend) -> T,
+    expected: &T,
+) {
+    let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
     let server = ScriptedBackend::start(Script::Ok);
-    let port = free_port();
-    let wsgate = Wsgate::start(&config(port, server.addr));
-    let got = observe(SocketAddr::from(([127, 0, 0, 1], port)), &server);
+    let ports = [(); N].map(|()| free_port());
+    let wsgate = Wsgate::start(&config(ports, server.addr));
+    let got = observe(ports.map(local), &server);
     assert_eq!(&got, expected, "wsgate; log:\n{}", wsgate.log());
 
     let Some(bin) = haproxy_bin() else {
@@ -81,10 +102,13 @@ fn side_by_side<T: PartialEq + std::fmt::Debug>(
         return;
     };
     let server = ScriptedBackend::start(Script::Ok);
-    let port = free_port();
-    let ha = SocketAddr::from(([127, 0, 0, 1], port));
-    let _haproxy = Haproxy::start(&bin, &config(port, server.addr), &[ha]);
-    assert_eq!(&observe(ha, &server), expected, "haproxy 2.6");
+    let ports = [(); N].map(|()| free_port());
+    let _haproxy = Haproxy::start(
+        &bin,
+        &for_haproxy(config(ports, server.addr)),
+        &ports.map(local),
+    );
+    assert_eq!(&observe(ports.map(local), &server), expected, "haproxy 2.6");
 }
 
 /// What a client and the server see: statuses of /blocked, /slow and /ok,
@@ -193,4 +217,99 @@ fn defaults_acl_and_auth_rule_as_in_haproxy() {
     };
     let expected = (401, "Basic realm=\"www\"".to_owned(), 200, 1);
     side_by_side(auth_config, ask, &expected);
+}
+
+/// Corpus file 18's shape: the `http_auth` ACL and the rules in the
+/// anonymous `defaults` section (HAProxy refuses it as it is), used by a
+/// frontend, its backend and a `listen` section.
+fn anonymous_config([www, stats]: [u16; 2], server: SocketAddr) -> String {
+    format!(
+        "\
+userlist httpusers
+    user admin insecure-password admin
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+    timeout tunnel 1h
+    acl auth_acl http_auth(httpusers)
+    http-request auth realm basicauth unless auth_acl
+    http-request add-header X-Count 1
+
+frontend www
+    bind 127.0.0.1:{www}
+    default_backend be
+
+backend be
+    server s1 {server}
+
+listen stats
+    bind 127.0.0.1:{stats}
+    server s1 {server}
+"
+    )
+}
+
+/// `text` as `wsgate migrate` rewrites it.
+fn migrated(text: String) -> String {
+    let dir = TempDir::new("migrate");
+    let path = dir.write("old.cfg", text);
+    let out = std::process::Command::new(common::wsgate_bin())
+        .arg("migrate")
+        .arg("-f")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn anonymous_defaults_rules_run_once_in_each_frontend_and_listen() {
+    // For the frontend then the listen section: the status without
+    // credentials and its challenge, the status with them; then the
+    // `X-Count` values each request reaching the server carried.
+    let ask = |proxies: [SocketAddr; 2], server: &ScriptedBackend| {
+        let answers: Vec<(u16, String, u16)> = proxies
+            .iter()
+            .map(|proxy| {
+                let anonymous = send(
+                    *proxy,
+                    "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                );
+                let admin = send(
+                    *proxy,
+                    "GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Basic YWRtaW46YWRtaW4=\r\nConnection: close\r\n\r\n",
+                );
+                (
+                    anonymous.status(),
+                    anonymous
+                        .header("www-authenticate")
+                        .unwrap_or_default()
+                        .to_owned(),
+                    admin.status(),
+                )
+            })
+            .collect();
+        let counts: Vec<Vec<String>> = server
+            .seen()
+            .iter()
+            .map(|r| {
+                r.headers_named("x-count")
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .collect();
+        (answers, counts)
+    };
+    let answer = (401, "Basic realm=\"basicauth\"".to_owned(), 200);
+    let expected = (vec![answer.clone(), answer], vec![vec!["1".to_owned()]; 2]);
+    compare(anonymous_config, migrated, ask, &expected);
 }

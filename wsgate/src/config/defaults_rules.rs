@@ -13,11 +13,17 @@
 //!   client side (frontend) and one with a server side (backend), nor by a
 //!   `listen` section (which has both), nor be the `from` of another
 //!   `defaults` section: otherwise a rule would run twice per request.
+//!
+//! Rules in an *anonymous* `defaults` section, which every HAProxy version
+//! refuses, are read as what their authors meant (issue #10): wsgate
+//! applies them at the top of each proxy that takes requests from clients
+//! and uses the section, with a warning per line saying where
+//! ([`Anonymous`]).
 
 use super::acl::{ConditionDraft, TermDraft};
 use super::diag::Diagnostic;
 use super::model::{AclTerm, Location};
-use super::parser::{ProxyDraft, SectionKind, UseBackendDraft};
+use super::parser::{ProxyDecl, ProxyDraft, SectionKind, UseBackendDraft};
 
 /// Keywords HAProxy 2.6 takes in a `defaults` section only when it is named.
 const NAMED_ONLY: &[&str] = &[
@@ -28,22 +34,10 @@ const NAMED_ONLY: &[&str] = &[
     "tcp-request",
 ];
 
-/// Whether `keyword` (a table entry's name) needs a named `defaults`.
+/// Whether `keyword` (a table entry's name, or a line's first word) needs
+/// a named `defaults`.
 pub fn named_only(keyword: &str) -> bool {
     NAMED_ONLY.contains(&keyword)
-}
-
-/// The error for such a keyword in `defaults` without a name.
-pub fn anonymous(keyword: &str, at: Location) -> Diagnostic {
-    Diagnostic::error(
-        at,
-        format!("'{keyword}' is not allowed in an anonymous defaults section"),
-    )
-    .with_hint(
-        "name the section (`defaults <name>`), as HAProxy 2.5+ requires, and use it for \
-         frontends only or backends only (its rules run before each one's own); or move the \
-         line into the proxies",
-    )
 }
 
 /// Whether a `defaults` section defines rules (its ACLs alone do not
@@ -219,4 +213,160 @@ pub fn check_use(
         }
         SectionKind::Global => {}
     }
+}
+
+/// The rule lines of an anonymous `defaults` section and the proxies using
+/// it. HAProxy refuses such lines (before 2.5 in any `defaults`; since, in
+/// one without a name); wsgate applies them as if written at the top of
+/// each `frontend` and `listen` section using the section, or, when only
+/// backends use it, at the top of each backend. Each request passes
+/// exactly one frontend or listen section (or one backend), so the rules
+/// run exactly once per request, before the proxy's own: what rules in a
+/// named `defaults` section do in HAProxy 2.5+. Their ACLs are resolved at
+/// the section's lines ([`resolve_acls`]), as in a named section, so a
+/// proxy's own ACL of the same name neither sees nor changes them.
+#[derive(Debug, Clone, Default)]
+pub struct Anonymous {
+    /// Each rule line read without error: the keyword as written, where.
+    lines: Vec<(String, Location)>,
+    /// The proxies using the section, as indices into the parsed proxies.
+    users: Vec<usize>,
+}
+
+impl Anonymous {
+    pub fn line(&mut self, keyword: String, at: Location) {
+        self.lines.push((keyword, at));
+    }
+
+    pub fn used_by(&mut self, proxy: usize) {
+        self.users.push(proxy);
+    }
+
+    /// Takes the section's rules (`section`, which every user inherited as
+    /// the first entries of its lists) out of the users that do not run
+    /// them, and reports each line.
+    pub fn apply(
+        &self,
+        section: &ProxyDraft,
+        proxies: &mut [ProxyDecl],
+        diags: &mut Vec<Diagnostic>,
+    ) {
+        if self.lines.is_empty() {
+            return;
+        }
+        let (backends, clients): (Vec<usize>, Vec<usize>) = self
+            .users
+            .iter()
+            .partition(|i| proxies[**i].kind == SectionKind::Backend);
+        let backends_only = clients.is_empty();
+        let receivers = if backends_only {
+            backends
+        } else {
+            for i in &backends {
+                strip(&mut proxies[*i].draft, section);
+            }
+            clients
+        };
+        let kinds: Vec<SectionKind> = receivers.iter().map(|i| proxies[*i].kind).collect();
+        let names = names(
+            receivers
+                .iter()
+                .map(|i| (proxies[*i].kind.name(), proxies[*i].name.as_str())),
+        );
+        let refused: Vec<&Location> = section
+            .tcp_connection
+            .iter()
+            .chain(&section.tcp_content)
+            .map(|(_, r)| &r.location)
+            .filter(|_| backends_only)
+            .collect();
+        for (keyword, at) in &self.lines {
+            diags.push(if receivers.is_empty() {
+                unused(keyword, at.clone())
+            } else if refused.contains(&at) {
+                tcp_in_backends(at.clone(), &names)
+            } else {
+                Diagnostic::warning(
+                    at.clone(),
+                    format!(
+                        "HAProxy refuses '{keyword}' in an anonymous defaults section; wsgate \
+                         applies it at the top of {names}"
+                    ),
+                )
+                .with_hint(naming_hint(&kinds))
+            });
+        }
+    }
+}
+
+/// Removes the rules a proxy inherited from `section`: the first entries
+/// of each of its lists (a `use-service` it set itself stays).
+fn strip(p: &mut ProxyDraft, section: &ProxyDraft) {
+    p.http_request.drain(..section.http_request.len());
+    p.http_response.drain(..section.http_response.len());
+    p.http_after_response
+        .drain(..section.http_after_response.len());
+    p.tcp_connection.drain(..section.tcp_connection.len());
+    p.tcp_content.drain(..section.tcp_content.len());
+    let at = |r: &Option<UseBackendDraft>| r.as_ref().map(|r| r.location.clone());
+    if section.prometheus.is_some() && at(&p.prometheus) == at(&section.prometheus) {
+        p.prometheus = None;
+    }
+}
+
+/// `frontend 'a', frontend 'b' and listen 'c'` from kinds and names (the
+/// first three, then how many more).
+pub fn names<'a>(proxies: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let all: Vec<String> = proxies
+        .map(|(kind, name)| format!("{kind} '{name}'"))
+        .collect();
+    match all.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [first @ .., last] if all.len() <= 3 => format!("{} and {last}", first.join(", ")),
+        _ => format!("{} and {} more", all[..3].join(", "), all.len() - 3),
+    }
+}
+
+/// What to write today: naming the section is enough when HAProxy 2.5+
+/// takes a named section with rules used by these proxies (no `listen`,
+/// not both frontends and backends); else the line goes into each.
+fn naming_hint(kinds: &[SectionKind]) -> String {
+    let move_it = "move the line into each of them (`wsgate migrate -f <file>` rewrites the file)";
+    let why = if kinds.contains(&SectionKind::Listen) {
+        "a listen section uses it"
+    } else if kinds.iter().any(|k| *k != kinds[0]) {
+        "frontends and backends use it"
+    } else {
+        return format!(
+            "name the section (`defaults <name>`), as HAProxy 2.5+ requires, or {move_it}"
+        );
+    };
+    format!("{move_it}; naming the section is not enough: {why}")
+}
+
+/// A line of an anonymous `defaults` section no proxy uses.
+fn unused(keyword: &str, at: Location) -> Diagnostic {
+    Diagnostic::warning(
+        at,
+        format!(
+            "HAProxy refuses '{keyword}' in an anonymous defaults section, and no proxy uses this \
+             one: the line does nothing"
+        ),
+    )
+    .with_hint("remove it, or move it into the proxies it was meant for")
+}
+
+/// A `tcp-request` rule of an anonymous `defaults` section used by
+/// backends only, where wsgate cannot run it.
+fn tcp_in_backends(at: Location, names: &str) -> Diagnostic {
+    Diagnostic::error(
+        at,
+        format!(
+            "HAProxy refuses 'tcp-request' in an anonymous defaults section, and only backends \
+             use this one ({names}): wsgate runs `tcp-request` rules in frontends, before \
+             `use_backend`"
+        ),
+    )
+    .with_hint("move the line into the frontends or listen sections that route to them")
 }

@@ -4,15 +4,25 @@
 //! survive; each changed line gets a comment above it saying what changed.
 //! The rewrites are the keyword table's [`LEGACY`](super::keywords::LEGACY)
 //! entries, plus the old `listen|frontend <name> <addr:port>` form, which
-//! becomes the section line and a `bind` line. The output is meant for
-//! current HAProxy as much as for wsgate.
+//! becomes the section line and a `bind` line. Then the rule lines of an
+//! anonymous `defaults` section, which HAProxy refuses, move to the top of
+//! the proxies wsgate applies them in ([`move_anonymous_rules`]). The
+//! output is meant for current HAProxy as much as for wsgate.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{keywords, legacy_rules, lexer};
+use super::{defaults_rules, keywords, legacy_rules, lexer};
 
 /// Returns the rewritten text and how many lines changed.
 pub fn migrate(text: &str) -> (String, usize) {
+    let (lines, changes) = migrate_lines(text);
+    let (out, moved) = move_anonymous_rules(&lines);
+    (out, changes + moved)
+}
+
+/// The removed keywords and forms, rewritten line by line.
+fn migrate_lines(text: &str) -> (String, usize) {
     let mut out = String::with_capacity(text.len() + 256);
     let mut changes = 0;
     for line in text.split_inclusive('\n') {
@@ -89,6 +99,149 @@ pub fn migrate(text: &str) -> (String, usize) {
         out.push_str(line);
     }
     (out, changes)
+}
+
+/// A section of the text, as far as moving rules is concerned.
+struct Section<'a> {
+    /// `defaults`, `frontend`, ... (any section keyword).
+    kind: &'a str,
+    name: &'a str,
+    /// Its first line (the section line) and the line after its last.
+    start: usize,
+    end: usize,
+    /// A `defaults` section with a name, or a proxy naming its `defaults`
+    /// with `from`: not concerned by an anonymous one.
+    named: bool,
+}
+
+/// The words of a line before any comment.
+fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace()
+        .take_while(|w| !w.starts_with('#'))
+        .collect()
+}
+
+fn sections<'a>(lines: &[&'a str]) -> Vec<Section<'a>> {
+    let mut out: Vec<Section<'a>> = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let words = words(line);
+        let Some(kind) = words.first().filter(|w| super::parser::opens_section(w)) else {
+            continue;
+        };
+        if let Some(last) = out.last_mut() {
+            last.end = i;
+        }
+        let name = words.get(1).copied().unwrap_or_default();
+        out.push(Section {
+            kind,
+            name,
+            start: i,
+            end: lines.len(),
+            named: if *kind == "defaults" {
+                !name.is_empty() && name != "from"
+            } else {
+                words.iter().skip(2).any(|w| *w == "from")
+            },
+        });
+    }
+    out
+}
+
+/// Moves the rule lines (`acl`, `http-request`...) of each anonymous
+/// `defaults` section, which HAProxy refuses, to the top of the proxies
+/// wsgate applies them in (config/defaults_rules.rs): each `frontend` and
+/// `listen` section using it, or each backend when only backends do. A
+/// comment line is left in their place, and one above each copy. Lines of
+/// a section no proxy uses are commented out. Returns the text and how
+/// many lines moved.
+fn move_anonymous_rules(text: &str) -> (String, usize) {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let sections = sections(&lines);
+    // What replaces a line (a rule leaving), and what follows one (the
+    // rules arriving after a section line).
+    let mut replaced: HashMap<usize, String> = HashMap::new();
+    let mut after: HashMap<usize, String> = HashMap::new();
+    let mut moved = 0;
+    for (k, d) in sections.iter().enumerate() {
+        if d.kind != "defaults" || d.named {
+            continue;
+        }
+        let rules: Vec<usize> = (d.start + 1..d.end)
+            .filter(|i| {
+                words(lines[*i])
+                    .first()
+                    .is_some_and(|w| defaults_rules::named_only(w))
+            })
+            .collect();
+        let Some(first) = rules.first() else {
+            continue;
+        };
+        let users = sections[k + 1..]
+            .iter()
+            .take_while(|s| s.kind != "defaults")
+            .filter(|s| matches!(s.kind, "frontend" | "backend" | "listen") && !s.named);
+        let (backends, clients): (Vec<&Section>, Vec<&Section>) =
+            users.partition(|s| s.kind == "backend");
+        let receivers = if clients.is_empty() {
+            backends
+        } else {
+            clients
+        };
+        let fate = if receivers.is_empty() {
+            for i in &rules {
+                let indent = indent(lines[*i]);
+                replaced.insert(
+                    *i,
+                    format!("{indent}# {}", with_newline(lines[*i].trim_start())),
+                );
+            }
+            "no proxy uses this section, so these lines did nothing; commented out".to_owned()
+        } else {
+            let block: String = rules.iter().map(|i| with_newline(lines[*i])).collect();
+            let indent = indent(lines[*first]);
+            for s in &receivers {
+                after.insert(s.start, format!(
+                    "{indent}# wsgate migrate: from the anonymous defaults section at line {}, where HAProxy refuses them\n{block}",
+                    d.start + 1
+                ));
+            }
+            for i in &rules {
+                replaced.insert(*i, String::new());
+            }
+            let names = defaults_rules::names(receivers.iter().map(|s| (s.kind, s.name)));
+            format!("its rule lines moved to the top of {names}")
+        };
+        let indent = indent(lines[*first]);
+        let note = format!("{indent}# wsgate migrate: HAProxy refuses rules in an anonymous defaults section; {fate}\n");
+        replaced.insert(*first, note + &replaced[first]);
+        moved += rules.len();
+    }
+    let mut out = String::with_capacity(text.len() + 256);
+    for (i, line) in lines.iter().enumerate() {
+        match (replaced.get(&i), after.get(&i)) {
+            (Some(new), _) => out.push_str(new),
+            (None, Some(rules)) => {
+                out.push_str(&with_newline(line));
+                out.push_str(rules);
+            }
+            (None, None) => out.push_str(line),
+        }
+    }
+    (out, moved)
+}
+
+/// A line's indentation.
+fn indent(line: &str) -> &str {
+    &line[..line.len() - line.trim_start().len()]
+}
+
+/// `line`, ending with a line feed (the last line of a file may have none).
+fn with_newline(line: &str) -> String {
+    if line.ends_with('\n') {
+        line.to_owned()
+    } else {
+        format!("{line}\n")
+    }
 }
 
 /// A removed `req*`/`rsp*` line (without its indentation) as the line to
@@ -198,6 +351,31 @@ mod tests {
         assert_eq!(migrate(&new).1, 0);
     }
 
+    #[test]
+    fn anonymous_defaults_rules_move_to_the_proxies_running_them() {
+        let old = "defaults\n    acl a path /x\n    http-request deny if a\nbackend b\n    server s 127.0.0.1:1\n\
+                   frontend f\n    bind :80\nbackend c from named\n";
+        let (new, n) = migrate(old);
+        assert_eq!(n, 2, "{new}");
+        let moved = "    # wsgate migrate: from the anonymous defaults section at line 1, where HAProxy refuses them\n    acl a path /x\n    http-request deny if a\n";
+        assert!(
+            new.contains(&format!("frontend f\n{moved}    bind :80\n")),
+            "{new}"
+        );
+        assert!(new.contains("backend b\n    server"), "{new}");
+        assert!(new.contains("backend c from named\n"), "{new}");
+        assert_eq!(new.matches("acl a").count(), 1, "{new}");
+        // Backends only: they get the lines; no proxy: commented out.
+        let (new, _) = migrate("defaults\n    http-request deny\nbackend b\n");
+        assert!(new.ends_with("backend b\n    # wsgate migrate: from the anonymous defaults section at line 1, where HAProxy refuses them\n    http-request deny\n"), "{new}");
+        let (new, _) = migrate("defaults\n    http-request deny\ndefaults\n");
+        assert!(
+            new.contains("no proxy uses this section") && new.contains("    # http-request deny\n"),
+            "{new}"
+        );
+        assert_eq!(migrate(&new).1, 0);
+    }
+
     proptest::proptest! {
         /// Migrating a migrated file changes nothing, whatever mix of old
         /// and current lines, comments, blank lines and spacing it has.
@@ -240,6 +418,10 @@ mod tests {
             Just("option independant-streams".to_string()),
             Just("timeout client 30s".to_string()),
             Just("bind :80".to_string()),
+            Just("acl a path /x".to_string()),
+            Just("http-request deny if a".to_string()),
+            Just("defaults named".to_string()),
+            Just("backend be from named".to_string()),
             Just("server s1 127.0.0.1:8080 check".to_string()),
             Just("# a comment".to_string()),
             Just(String::new()),

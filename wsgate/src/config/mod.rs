@@ -195,7 +195,7 @@ pub fn load_sources_with(
         let lines = cond::apply(&file, lines, env, &mut diagnostics);
         parser.parse_file(&file, &lines, env, &mut diagnostics);
     }
-    let config = check::check(parser.finish(), &mut diagnostics);
+    let config = check::check(parser.finish(&mut diagnostics), &mut diagnostics);
     // Report in file order, then line and column, whatever pass found them.
     diagnostics.sort_by_key(|d| {
         let file = order
@@ -336,6 +336,43 @@ mod tests {
         assert_eq!((e.location.line, e.location.col), (5, 2));
         assert!(e.message.contains("mode http") && e.message.contains("mode tcp"));
         assert!(e.hint.as_deref().unwrap().contains("(line 6)"));
+    }
+
+    /// Rules of an anonymous `defaults` section (refused by HAProxy) run
+    /// at the top of its frontend and listen section, not in its backend,
+    /// with their own ACL: the frontend's ACL of the same name is another.
+    #[test]
+    fn anonymous_defaults_rules_run_once_per_request() {
+        let loaded = load(
+            "defaults\n mode http\n timeout client 1s\n timeout connect 1s\n timeout server 1s\n\
+             timeout tunnel 1h\n acl a path /x\n http-request deny if a\n\
+             frontend f\n bind :80\n acl a path /y\n http-request deny if a\n default_backend b\n\
+             backend b\n server s 127.0.0.1:1\n\
+             listen l\n bind :81\n server s 127.0.0.1:1\n",
+        );
+        let warned: Vec<u32> = loaded
+            .diagnostics
+            .iter()
+            .filter(|d| d.message.contains("anonymous defaults"))
+            .map(|d| d.location.line)
+            .collect();
+        assert_eq!(warned, [7, 8]);
+        let c = loaded.config.unwrap();
+        let f = &c.frontends[0];
+        let lines: Vec<u32> = f.http_request.iter().map(|r| r.location.line).collect();
+        assert_eq!(lines, [8, 12], "the defaults' rule first, once");
+        let acl = |i: usize| {
+            let cond = f.http_request[i].condition.as_ref().unwrap();
+            &f.acls[cond.groups[0][0].acl]
+        };
+        assert_ne!(acl(0).terms, acl(1).terms);
+        assert_eq!(
+            acl(1).terms.len(),
+            1,
+            "the frontend's `a` is its own line only"
+        );
+        assert!(c.backends[0].http.http_request.is_empty(), "backend b");
+        assert_eq!(c.frontends[1].http_request.len(), 1, "listen l");
     }
 
     use proptest::strategy::Strategy as _;

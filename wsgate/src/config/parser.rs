@@ -89,6 +89,18 @@ const IGNORED_SECTIONS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Whether `word` opens a section (for `wsgate migrate`, which reads the
+/// text without parsing it).
+pub fn opens_section(word: &str) -> bool {
+    matches!(
+        word,
+        "global" | "defaults" | "frontend" | "backend" | "listen" | "userlist"
+    ) || UNSUPPORTED_SECTIONS
+        .iter()
+        .chain(IGNORED_SECTIONS)
+        .any(|(name, _)| *name == word)
+}
+
 /// Process-wide settings being collected from `global` sections.
 #[derive(Debug, Clone)]
 pub struct GlobalDraft {
@@ -374,11 +386,14 @@ pub struct ProxyDecl {
 #[derive(Debug, Clone)]
 struct DefaultsDecl {
     draft: ProxyDraft,
-    /// `defaults <name>`: rules and ACLs need a name (HAProxy 2.5+).
+    /// `defaults <name>`: HAProxy 2.5+ takes rules and ACLs only there
+    /// (wsgate places those of an anonymous one: `anonymous`).
     named: bool,
     location: Location,
-    /// Who inherits its rules, if it has any.
+    /// Who inherits its rules, if it has any (a named section).
     users: super::defaults_rules::Users,
+    /// Its rule lines and users, when it has no name.
+    anonymous: super::defaults_rules::Anonymous,
     /// The first proxy naming it with `from`, and the first using it
     /// without (as the last defaults section before it).
     explicit_use: Option<Location>,
@@ -545,7 +560,12 @@ impl Parser {
         }
     }
 
-    pub fn finish(self) -> Parsed {
+    /// The result, once the rules of anonymous `defaults` sections are
+    /// where they apply (their users are known only at the end).
+    pub fn finish(mut self, diags: &mut Vec<Diagnostic>) -> Parsed {
+        for d in &self.defaults {
+            d.anonymous.apply(&d.draft, &mut self.parsed.proxies, diags);
+        }
         self.parsed
     }
 
@@ -684,6 +704,7 @@ impl Parser {
                     named: words.get(1).is_some_and(|t| t.text != "from"),
                     location: loc_of(first),
                     users: Default::default(),
+                    anonymous: Default::default(),
                     explicit_use: None,
                     implicit_use: None,
                 });
@@ -768,6 +789,8 @@ impl Parser {
     /// it. Refused, as in HAProxy 2.6: proxies using one named section
     /// both ways (which one a proxy without `from` gets would depend on
     /// where it is written), and both sides of proxies running its rules.
+    /// An anonymous one only records its users: where its rules go is
+    /// known at the end ([`Parser::finish`]).
     fn use_defaults(
         &mut self,
         parent: usize,
@@ -776,8 +799,15 @@ impl Parser {
         at: Location,
         diags: &mut Vec<Diagnostic>,
     ) {
+        let proxy = self.parsed.proxies.len();
         let d = &mut self.defaults[parent];
-        if kind != SectionKind::Defaults && d.named {
+        if !d.named {
+            // Only a proxy can use it (`from` needs a name): the proxy
+            // about to be added.
+            d.anonymous.used_by(proxy);
+            return;
+        }
+        if kind != SectionKind::Defaults {
             let (mine, other) = if explicit {
                 (&mut d.explicit_use, &d.implicit_use)
             } else {
@@ -1010,12 +1040,6 @@ impl Parser {
             section_mismatch(entry, &keyword, section, loc, diags);
             return;
         }
-        if let Current::Defaults(i) = current {
-            if !self.defaults[*i].named && super::defaults_rules::named_only(entry.name) {
-                diags.push(super::defaults_rules::anonymous(&keyword, loc));
-                return;
-            }
-        }
         match &entry.status {
             Status::Lenient { .. } if negated => {}
             Status::Lenient {
@@ -1043,6 +1067,7 @@ impl Parser {
                 diags.push(d);
             }
             Status::Supported(handler) => {
+                let before = diags.len();
                 let crt_dir = self.parsed.global.crt_dir();
                 let mut cx = Cx {
                     file,
@@ -1065,9 +1090,14 @@ impl Parser {
                         Handler::Proxy(f) | Handler::Either { proxy: f, .. },
                         Current::Defaults(i),
                     ) => {
-                        let draft = &mut self.defaults[*i].draft;
-                        f(draft, &mut cx);
-                        super::defaults_rules::resolve_acls(draft, diags);
+                        let decl = &mut self.defaults[*i];
+                        f(&mut decl.draft, &mut cx);
+                        let keyword = std::mem::take(&mut cx.keyword);
+                        super::defaults_rules::resolve_acls(&mut decl.draft, diags);
+                        let read = !diags[before..].iter().any(Diagnostic::is_error);
+                        if !decl.named && read && super::defaults_rules::named_only(entry.name) {
+                            decl.anonymous.line(keyword, loc);
+                        }
                     }
                     (Handler::Proxy(f) | Handler::Either { proxy: f, .. }, Current::Proxy(i)) => {
                         let draft = &mut self.parsed.proxies[*i].draft;
