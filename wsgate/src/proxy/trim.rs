@@ -2,21 +2,24 @@
 //!
 //! A connection's HTTP phase needs far more memory than its tunnel: the
 //! session task and its head buffers are some 20 KiB, an idle WebSocket
-//! afterwards under 2 KiB. When many handshakes are in flight at once
-//! (a burst of reconnecting clients, a proxy behind on its accept queue),
-//! glibc's heap grows for them, and once they become tunnels the freed
-//! session state is left as holes between the long-lived tunnel tasks:
-//! the process keeps those pages, and RSS per idle WebSocket doubles
-//! (measured: 9,000 WebSockets opened at 3,000/s on an unpinned proxy,
-//! 4.9 KiB each instead of 2.2; docs/performance.md, "Idle memory").
+//! afterwards about 1 KiB. When many handshakes are in flight at once (a
+//! burst of reconnecting clients, a proxy behind on its accept queue), the
+//! heap grows for them, and once they are tunnels that memory is free but
+//! still resident: RSS per idle WebSocket doubles (measured: 9,000
+//! WebSockets opened at 3,000/s on an unpinned proxy, 4.9 KiB each instead
+//! of 2.2 with glibc's malloc; docs/performance.md, "Idle memory").
 //!
-//! `malloc_trim(0)` returns every whole free page inside the heap (glibc
-//! 2.8 and later: `madvise(MADV_DONTNEED)`), not just the heap's top. It is
-//! called from one background task, at most every [`PERIOD`], and only
+//! wsgate's allocator is jemalloc (`main.rs`), which keeps freed pages
+//! ("dirty") for a while to reuse them and returns them to the system
+//! (`madvise`) as they age. Purging every arena at once returns them now.
+//! It is done from one background task, at most every [`PERIOD`], and only
 //! when at least [`MIN_NEW_SESSIONS`] connections were accepted (or idle
 //! tunnels parked, each of which frees its task: park.rs) since the last
-//! call: an idle or steady proxy never pays for it. HAProxy does the
-//! same from its pool garbage collector.
+//! time: an idle or steady proxy never pays for it. HAProxy does the same
+//! from its pool garbage collector. (With glibc's malloc this was
+//! `malloc_trim(0)`: it returns whole free pages, but glibc mixes the
+//! small blocks that stay with the large ones that go, so fewer pages
+//! were whole.)
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,17 +58,22 @@ pub async fn after_bursts(process: Arc<Counters>, shutdown: CancellationToken) {
     }
 }
 
-/// Returns free heap pages to the system; whether any were.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+/// Returns free heap pages to the system; whether jemalloc did it.
 fn trim() -> bool {
-    // SAFETY: malloc_trim only walks glibc's own arenas, under their locks.
-    unsafe { libc::malloc_trim(0) == 1 }
-}
-
-/// Other allocators return memory on their own (or not at all).
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn trim() -> bool {
-    false
+    // `MALLCTL_ARENAS_ALL`: the pseudo-index for every arena.
+    const PURGE_ALL: &std::ffi::CStr = c"arena.4096.purge";
+    // SAFETY: a purge takes no argument and returns none (all pointers
+    // null, length 0); jemalloc does it under its own locks.
+    let status = unsafe {
+        tikv_jemalloc_sys::mallctl(
+            PURGE_ALL.as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    status == 0
 }
 
 #[cfg(test)]
@@ -77,6 +85,7 @@ mod tests {
         let process = Counters::new();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(after_bursts(process.clone(), shutdown.clone()));
+        assert!(trim(), "jemalloc accepts the purge");
         for _ in 0..MIN_NEW_SESSIONS {
             process.session_start();
         }
