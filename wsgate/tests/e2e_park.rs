@@ -3,7 +3,8 @@
 //! raw TCP echo): a tunnel idle past the delay leaves its task
 //! (`wsgate_tunnels_parked` counts it) and everything that can happen to
 //! it still does: a message from either peer, its `timeout tunnel` (close
-//! 1001 "idle timeout"), `shutdown session` (1012), a stop (1001), a
+//! 1001 "idle timeout"), `shutdown session` and `shutdown sessions
+//! server` (1012), a reload that removes its server (1012), a stop (1001), a
 //! peer's FIN, and a `mode tcp` tunnel's bytes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -92,21 +93,19 @@ async fn a_parked_websocket_gets_its_idle_timeout() {
     assert_eq!(backend.closes(1).await, vec![Some(1001)], "{}", gate.log());
 }
 
+/// Every signal that ends tunnels reaches parked ones: they hold no
+/// registration of their own (backend/sessions.rs rings their set).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_session_and_stop_reach_parked_websockets() {
+async fn every_signal_reaches_parked_websockets() {
     let backend = RecordingBackend::start(None).await;
+    let other = RecordingBackend::start(None).await;
     let port = common::free_port();
     let dir = TempDir::new("park-api");
     let sock = dir.path().join("api.sock");
-    let cfg = config(port, backend.addr, "1h", Some(&sock));
-    let mut gate = Wsgate::start_in(dir, &cfg);
+    let mut gate = Wsgate::start_in(dir, &config(port, backend.addr, "1h", Some(&sock)));
     let url = format!("ws://127.0.0.1:{port}/");
-    let mut first = connect(&url, None).await;
-    let mut second = connect(&url, None).await;
-    for ws in [&mut first, &mut second] {
-        ws.send(Message::Text("hi".into())).await.unwrap();
-        assert_eq!(next_text(ws, "echo").await, "hi");
-    }
+    let mut first = parked(&url).await;
+    let mut second = parked(&url).await;
     metric_reaches(port, PARKED, 2, &gate).await;
 
     // `shutdown session <id>` of the first: 1012 to it, the second stays.
@@ -129,18 +128,52 @@ async fn shutdown_session_and_stop_reach_parked_websockets() {
     drop(first);
     metric_reaches(port, PARKED, 1, &gate).await;
 
-    // A stop: the second, still parked, gets 1001.
+    // `shutdown sessions server be/s1`: the second gets 1012.
+    let answer = common::cli(&sock, "shutdown sessions server be/s1");
+    assert!(answer.trim().is_empty(), "{answer}");
+    let (code, _) = expect_close(&mut second, "server's sessions shut down while parked").await;
+    assert_eq!(code, CloseCode::Restart, "{}", gate.log());
+    drop(second);
+
+    // A reload that replaces s1: a third, parked on s1, gets 1012.
+    let mut third = parked(&url).await;
+    metric_reaches(port, PARKED, 1, &gate).await;
+    std::fs::write(&gate.config, config(port, other.addr, "1h", Some(&sock))).unwrap();
+    gate.guard.signal(libc::SIGHUP);
+    let (code, reason) = expect_close(&mut third, "server removed while parked").await;
+    assert_eq!(code, CloseCode::Restart, "{}", gate.log());
+    assert_eq!(reason, "service restart");
+    drop(third);
+
+    // A stop: a fourth, parked on the new server, gets 1001.
+    let mut fourth = parked(&url).await;
+    metric_reaches(port, PARKED, 1, &gate).await;
     gate.guard.signal(libc::SIGTERM);
-    let (code, reason) = expect_close(&mut second, "stop while parked").await;
+    let (code, reason) = expect_close(&mut fourth, "stop while parked").await;
     assert_eq!(code, CloseCode::Away, "{}", gate.log());
     assert_eq!(reason, "server stopping");
-    let _ = second.flush().await;
-    drop(second);
+    let _ = fourth.flush().await;
+    drop(fourth);
     let status = gate
         .guard
         .wait_exit(Duration::from_secs(15))
         .unwrap_or_else(|e| panic!("after SIGTERM: {e}\n{}", gate.log()));
     assert_eq!(status.code(), Some(0), "{}", gate.log());
+    assert_eq!(
+        backend.closes(3).await,
+        vec![Some(1001); 3],
+        "{}",
+        gate.log()
+    );
+    assert_eq!(other.closes(1).await, vec![Some(1001)], "{}", gate.log());
+}
+
+/// A WebSocket that has said something and gone quiet (to be parked).
+async fn parked(url: &str) -> common::ws::Ws {
+    let mut ws = connect(url, None).await;
+    ws.send(Message::Text("hi".into())).await.unwrap();
+    assert_eq!(next_text(&mut ws, "echo").await, "hi");
+    ws
 }
 
 /// A raw TCP echo server: every connection echoes until EOF, then closes.

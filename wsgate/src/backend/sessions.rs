@@ -11,10 +11,46 @@
 //! level is cancelled, and picks its close code (1001 stop, 1012 otherwise).
 //! A shutdown replaces the `sessions` token with a fresh one, so tunnels
 //! opened afterwards are not affected.
+//!
+//! Parked tunnels (proxy/park.rs) hold no registration of their own: each
+//! would cost a waiter allocation per idle WebSocket, and tokens cannot be
+//! told apart to register once per server. Their worker's set is a
+//! [`watch_all`] watcher instead, rung after any cancellation in the tree
+//! ([`end`], [`ServerSessions::shutdown`]); it then looks at its tunnels.
 
 use std::sync::Mutex;
+use std::task::Waker;
 
 use tokio_util::sync::CancellationToken;
+
+/// Wakers rung after any cancellation in the token tree, from any thread.
+static WATCHERS: Mutex<Vec<Waker>> = Mutex::new(Vec::new());
+
+/// Rings `waker` after every cancellation that may end tunnels, until
+/// [`unwatch_all`].
+pub fn watch_all(waker: &Waker) {
+    lock(&WATCHERS).push(waker.clone());
+}
+
+/// Stops ringing `waker` (one registered with [`watch_all`]).
+pub fn unwatch_all(waker: &Waker) {
+    lock(&WATCHERS).retain(|w| !w.will_wake(waker));
+}
+
+/// Cancels `token` (the stop token, or a removed server's), ending the
+/// tunnels under it, parked ones included.
+pub fn end(token: &CancellationToken) {
+    token.cancel();
+    ring_watchers();
+}
+
+fn ring_watchers() {
+    lock(&WATCHERS).iter().for_each(Waker::wake_by_ref);
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// The tunnels of one server, as a group that can be closed.
 #[derive(Debug)]
@@ -33,7 +69,7 @@ impl ServerSessions {
 
     /// The token a new tunnel on this server watches.
     pub fn token(&self) -> CancellationToken {
-        self.lock().clone()
+        lock(&self.current).clone()
     }
 
     /// Cancelled when the server is removed by a reload or the proxy stops.
@@ -44,13 +80,12 @@ impl ServerSessions {
     /// Ends every tunnel open on the server now (each gets its close frame
     /// at the next message boundary); later tunnels are not affected.
     pub fn shutdown(&self) {
-        let mut current = self.lock();
-        current.cancel();
-        *current = self.removed.child_token();
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, CancellationToken> {
-        self.current.lock().unwrap_or_else(|p| p.into_inner())
+        {
+            let mut current = lock(&self.current);
+            current.cancel();
+            *current = self.removed.child_token();
+        }
+        ring_watchers();
     }
 }
 

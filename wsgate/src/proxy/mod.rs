@@ -43,7 +43,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::backend::sessions::ServerSessions;
+use crate::backend::sessions::{self, ServerSessions};
 use crate::backend::BackendRuntime;
 use crate::config::model::{Frontend, Global, Location};
 use crate::config::{Config, Diagnostic};
@@ -748,7 +748,7 @@ impl Proxy {
         // WebSockets on removed servers get their 1012 after `grace` (at
         // once when unset), so clients of a server being retired can be
         // given a moment to finish what they are doing.
-        let close_gone = move || gone.iter().for_each(CancellationToken::cancel);
+        let close_gone = move || gone.iter().for_each(sessions::end);
         match (
             runtime.global.process.grace,
             tokio::runtime::Handle::try_current(),
@@ -769,7 +769,7 @@ impl Proxy {
     /// up to `grace`, then returns (whatever is still open ends with the
     /// process).
     pub async fn shutdown(self, grace: Duration) {
-        self.shutdown.cancel();
+        sessions::end(&self.shutdown);
         self.sessions.close();
         if tokio::time::timeout(grace, self.sessions.wait())
             .await

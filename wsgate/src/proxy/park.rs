@@ -21,9 +21,12 @@
 //! The set is per worker thread (each worker is a single-threaded runtime
 //! with `SO_REUSEPORT` listeners): nothing here is shared or locked, and a
 //! tunnel is woken on the thread it ran on. Signals come from other
-//! threads (the runtime API, health checks) through one waker per set,
-//! which makes the set look at every parked tunnel: those signals are
-//! rare, and a waker per tunnel would cost what parking saves.
+//! threads (the runtime API, health checks, a reload, the stop) through
+//! one waker per set, which makes the set look at every parked tunnel: it
+//! watches every cancellation of the stop and server tokens
+//! (backend/sessions.rs), and each parked tunnel's `show sess` entry
+//! holds it for `shutdown session`. Those signals are rare, and a waker
+//! registration per tunnel would cost what parking saves.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
@@ -41,6 +44,7 @@ use tokio::time::Instant;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::TaskTracker;
 
+use crate::backend::sessions;
 use crate::config::model::Global;
 
 /// Tunnels parked now, in all workers of the process.
@@ -117,6 +121,7 @@ pub async fn run(tasks: TaskTracker) -> io::Result<()> {
     let epoll = unsafe { AsyncFd::register_with_interest(owned, tokio::io::Interest::READABLE) }
         .map_err(io::Error::from)?;
     let bell = Arc::new(Bell::default());
+    let bell_waker = Waker::from(bell.clone());
     let rearm = Arc::new(Notify::new());
     SET.with(|s| {
         *s.borrow_mut() = Some(Set {
@@ -127,11 +132,12 @@ pub async fn run(tasks: TaskTracker) -> io::Result<()> {
             len: 0,
             sleeping_until: None,
             rearm: rearm.clone(),
-            bell: Waker::from(bell.clone()),
+            bell: bell_waker.clone(),
             tasks: tasks.clone(),
         })
     });
-    let _installed = Installed;
+    sessions::watch_all(&bell_waker);
+    let _installed = Installed(bell_waker);
     loop {
         let next = SET.with(|s| s.borrow_mut().as_mut().and_then(Set::next_deadline));
         let sleep = async {
@@ -167,11 +173,13 @@ fn with_set<T: Default>(f: impl FnOnce(&mut Set) -> T) -> T {
 }
 
 /// Removes the set from the thread when its task ends (the worker stops),
-/// dropping the tunnels still parked, which closes their sockets.
-struct Installed;
+/// dropping the tunnels still parked, which closes their sockets; and its
+/// bell from the stop and server signals' watchers.
+struct Installed(Waker);
 
 impl Drop for Installed {
     fn drop(&mut self) {
+        sessions::unwatch_all(&self.0);
         let set = SET.with(|s| s.borrow_mut().take());
         drop(set);
     }

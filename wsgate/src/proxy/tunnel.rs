@@ -801,9 +801,7 @@ pub fn run<C: TunnelIo + Parkable + Unpin, S: TunnelIo + Parkable + Unpin>(
             violated: None,
             last_activity: Instant::now(),
             timer: None,
-            stop_signal: signals
-                .as_ref()
-                .map(|s| Box::pin(s.server_gone.clone().cancelled_owned())),
+            stop_signal: stop_signal(signals.as_ref()),
             stop_registered: false,
             stopping: false,
             close_due: None,
@@ -828,6 +826,14 @@ pub fn run<C: TunnelIo + Parkable + Unpin, S: TunnelIo + Parkable + Unpin>(
     }
 }
 
+/// The registration through which a stop, a reload that removed the
+/// server, or a shutdown of its sessions wakes a running tunnel's task.
+type StopSignal = Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>;
+
+fn stop_signal(signals: Option<&TunnelSignals>) -> Option<StopSignal> {
+    signals.map(|s| Box::pin(s.server_gone.clone().cancelled_owned()))
+}
+
 /// A running tunnel (see [`run`]): its two ends, and the rest, which
 /// stays as it is when the ends are parked ([`Tunnel::park`]).
 pub struct Tunnel<C, S> {
@@ -848,7 +854,8 @@ struct State {
     timer: Option<Pin<Box<Sleep>>>,
     /// Polled once to register this task's waker; afterwards a flag check
     /// per poll is enough, since cancellation wakes the task through it.
-    stop_signal: Option<Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>>,
+    /// `None` while parked.
+    stop_signal: Option<StopSignal>,
     stop_registered: bool,
     stopping: bool,
     /// On stop: when this tunnel's close is due (`close-spread-time`),
@@ -979,7 +986,9 @@ impl<C: Parkable, S: Parkable> Tunnel<C, S> {
         };
         st.park_refusals = 0;
         st.timer = None;
-        // The next task registers its own waker for the signals.
+        // The set watches every token at once (`watch_signals`); the next
+        // task registers a waker of its own.
+        st.stop_signal = None;
         st.stop_registered = false;
         if let (Some(u), Some(d)) = (&mut st.up.tracker, &mut st.down.tracker) {
             st.flush.flush(u, d);
@@ -1003,6 +1012,7 @@ impl<C: Parkable, S: Parkable> Tunnel<C, S> {
             mut st,
         } = parked;
         st.unparked = true;
+        st.stop_signal = stop_signal(st.signals.as_ref());
         let client = match C::unpark(client) {
             Ok(c) => c,
             Err(e) => return Err(st.broken(TunnelEnd::ClientError(e))),
@@ -1039,12 +1049,9 @@ impl<C: AsRawFd, S: AsRawFd> Tunnel<C, S> {
         self.st.signals.as_ref().is_some_and(|s| s.server_gone())
     }
 
-    /// Registers `waker` to be woken by those signals.
+    /// Registers `waker` to be woken by `shutdown session`. (The stop and
+    /// server signals ring every parked set's waker: backend/sessions.rs.)
     pub fn watch_signals(&mut self, waker: &Waker) {
-        let mut cx = Context::from_waker(waker);
-        if let Some(signal) = self.st.stop_signal.as_mut() {
-            let _ = signal.as_mut().poll(&mut cx);
-        }
         if let Some(live) = self.st.signals.as_ref().and_then(|s| s.kill.as_ref()) {
             live.register_tunnel(waker);
         }
