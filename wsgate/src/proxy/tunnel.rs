@@ -337,9 +337,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TunnelIo for Stream<T> {
     }
 }
 
-/// What one direction is doing. Kept to 32 bytes (offsets in a 16 KiB
-/// buffer fit in `u32`; frames to send are boxed slices): two live in
-/// every tunnel's task.
+/// What one direction is doing. Kept to 24 bytes (offsets in a 16 KiB
+/// buffer fit in `u32`; wsgate's own frames are boxed slices of what is
+/// left to write): two live in every tunnel's task and parked tunnel.
 enum Direction {
     Reading,
     Writing {
@@ -350,15 +350,9 @@ enum Direction {
     Flushing,
     /// Writing a keepalive ping to this direction's writer, between two
     /// messages; copying resumes after it.
-    Pinging {
-        frame: Box<[u8]>,
-        pos: usize,
-    },
+    Pinging(Box<[u8]>),
     /// Writing wsgate's own close frame to this direction's writer.
-    Injecting {
-        frame: Box<[u8]>,
-        pos: usize,
-    },
+    Injecting(Box<[u8]>),
     /// Our close frame went out: read and drop what the reader still sends
     /// until its own close frame (the reply) or EOF.
     Discarding,
@@ -455,10 +449,7 @@ impl Half {
         if self.close.is_some() || !self.idle_at_boundary() {
             return false;
         }
-        self.state = Direction::Pinging {
-            frame: frame.into_boxed_slice(),
-            pos: 0,
-        };
+        self.state = Direction::Pinging(frame.into_boxed_slice());
         true
     }
 
@@ -473,7 +464,7 @@ impl Half {
         match self.close.as_mut() {
             Some(req) => {
                 let frame = std::mem::take(&mut req.frame).into_boxed_slice();
-                self.state = Direction::Injecting { frame, pos: 0 };
+                self.state = Direction::Injecting(frame);
                 true
             }
             None => false,
@@ -589,38 +580,18 @@ impl Half {
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Write(e))),
                     Poll::Ready(Ok(())) => self.state = Direction::Reading,
                 },
-                Direction::Pinging { frame, pos } => {
-                    if *pos == frame.len() {
-                        self.state = Direction::Flushing;
-                        continue;
-                    }
-                    match w.poll_write_some(cx, &frame[*pos..]) {
-                        Poll::Pending => return Poll::Pending,
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Write(e))),
-                        Poll::Ready(Ok(0)) => {
-                            return Poll::Ready(Err(Side::Write(io::ErrorKind::WriteZero.into())))
-                        }
-                        Poll::Ready(Ok(n)) => *pos += n,
-                    }
+                Direction::Pinging(frame) => {
+                    std::task::ready!(write_own_frame(w, cx, frame))?;
+                    self.state = Direction::Flushing;
                 }
-                Direction::Injecting { frame, pos } => {
-                    if *pos == frame.len() {
-                        let then_discard = self.close.take().is_some_and(|c| c.then_discard);
-                        self.state = if then_discard {
-                            Direction::Discarding
-                        } else {
-                            Direction::ShuttingDown
-                        };
-                        continue;
-                    }
-                    match w.poll_write_some(cx, &frame[*pos..]) {
-                        Poll::Pending => return Poll::Pending,
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Write(e))),
-                        Poll::Ready(Ok(0)) => {
-                            return Poll::Ready(Err(Side::Write(io::ErrorKind::WriteZero.into())))
-                        }
-                        Poll::Ready(Ok(n)) => *pos += n,
-                    }
+                Direction::Injecting(frame) => {
+                    std::task::ready!(write_own_frame(w, cx, frame))?;
+                    let then_discard = self.close.take().is_some_and(|c| c.then_discard);
+                    self.state = if then_discard {
+                        Direction::Discarding
+                    } else {
+                        Direction::ShuttingDown
+                    };
                 }
                 Direction::Discarding => match r.poll_read_pooled(cx) {
                     Poll::Pending => return Poll::Pending,
@@ -646,6 +617,25 @@ impl Half {
             }
         }
     }
+}
+
+/// Writes what is left of one of wsgate's own frames (a ping, a close)
+/// to `w`. A short write keeps the rest as the frame: these frames are at
+/// most 139 bytes, so short writes are rare, and a copy then is cheaper
+/// than an offset in every tunnel's state.
+fn write_own_frame<W: TunnelIo>(
+    w: &mut W,
+    cx: &mut Context<'_>,
+    frame: &mut Box<[u8]>,
+) -> Poll<Result<(), Side>> {
+    while !frame.is_empty() {
+        match std::task::ready!(w.poll_write_some(cx, frame)) {
+            Err(e) => return Poll::Ready(Err(Side::Write(e))),
+            Ok(0) => return Poll::Ready(Err(Side::Write(io::ErrorKind::WriteZero.into()))),
+            Ok(n) => *frame = frame[n..].into(),
+        }
+    }
+    Poll::Ready(Ok(()))
 }
 
 /// Which stream of a direction failed.
@@ -1569,6 +1559,52 @@ mod tests {
         assert_eq!((op, masked), (8, true));
         assert_eq!(&payload[..2], &1001u16.to_be_bytes());
         // Both answer the close; the tunnel ends.
+        client
+            .write_all(&ws_frame(true, 8, true, &1001u16.to_be_bytes()))
+            .await
+            .unwrap();
+        server
+            .write_all(&ws_frame(true, 8, false, &1001u16.to_be_bytes()))
+            .await
+            .unwrap();
+        let outcome = task.await.unwrap();
+        assert!(matches!(outcome.end, TunnelEnd::Stopped), "{}", outcome.end);
+    }
+
+    /// wsgate's own frames survive short writes: a peer whose socket
+    /// takes three bytes at a time still gets the whole close frame.
+    #[tokio::test]
+    async fn a_close_frame_written_in_pieces_arrives_whole() {
+        let (mut client, proxy_client) = duplex(3);
+        let (proxy_server, mut server) = duplex(3);
+        let stop = CancellationToken::new();
+        let options = TunnelOptions {
+            timeouts: TunnelTimeouts::default(),
+            signals: Some(TunnelSignals {
+                stop: stop.clone(),
+                server_gone: stop.child_token(),
+                removed: stop.clone(),
+                spread: CloseSpread::AtOnce,
+                kill: None,
+            }),
+            websocket: Some(WsPolicy {
+                client_policy: Policy::default(),
+                server_policy: Policy::default(),
+                keepalive: None,
+                counters: [None, None],
+            }),
+            early: None,
+            park_after: None,
+        };
+        let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
+        stop.cancel();
+        let (op, masked, payload) = read_frame(&mut client).await;
+        assert_eq!((op, masked), (8, false));
+        assert_eq!(&payload[..2], &1001u16.to_be_bytes());
+        assert_eq!(&payload[2..], b"server stopping");
+        let (op, masked, payload) = read_frame(&mut server).await;
+        assert_eq!((op, masked), (8, true));
+        assert_eq!(&payload[2..], b"server stopping");
         client
             .write_all(&ws_frame(true, 8, true, &1001u16.to_be_bytes()))
             .await

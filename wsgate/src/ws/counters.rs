@@ -102,6 +102,15 @@ pub fn size_bucket(len: u64) -> usize {
 pub struct MessageSizes([u32; SIZE_BUCKETS]);
 
 impl DirStats {
+    /// Nothing counted.
+    pub const NONE: DirStats = DirStats {
+        messages: 0,
+        payload_bytes: 0,
+        dropped: 0,
+        close_code: None,
+        sizes: MessageSizes([0; SIZE_BUCKETS]),
+    };
+
     /// A data message of `len` payload bytes was forwarded whole: counted
     /// and put in its size bucket.
     #[inline]

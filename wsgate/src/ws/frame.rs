@@ -159,7 +159,11 @@ pub struct FrameTracker {
     close_code_len: u8,
     /// The first close frame's code was counted (later ones are not).
     close_counted: bool,
-    stats: DirStats,
+    /// Boxed, and made at the first count after a take: a tracker with
+    /// nothing counted since its last flush (every parked tunnel's, a
+    /// quiet one's) carries no room for it (docs/performance.md, "Idle
+    /// memory").
+    stats: Option<Box<DirStats>>,
 }
 
 /// A direction's [`Policy`] and what applying it needs to remember.
@@ -242,7 +246,7 @@ impl FrameTracker {
 
     /// What this direction carried since the last [`FrameTracker::take_stats`].
     pub fn stats(&self) -> &DirStats {
-        &self.stats
+        self.stats.as_deref().unwrap_or(&DirStats::NONE)
     }
 
     /// What this direction carried since the last call, for the shared
@@ -250,7 +254,12 @@ impl FrameTracker {
     /// totals, so the tunnel need not keep a copy of what it flushed (an
     /// idle tunnel's memory is mostly its task).
     pub fn take_stats(&mut self) -> DirStats {
-        std::mem::take(&mut self.stats)
+        self.stats.take().map_or_else(DirStats::default, |s| *s)
+    }
+
+    /// The counts, made on first use.
+    fn counts(&mut self) -> &mut DirStats {
+        self.stats.get_or_insert_with(Box::default)
     }
 
     /// wsgate sent a keepalive ping to this direction's reader: its pong
@@ -360,7 +369,7 @@ impl FrameTracker {
                         // Nothing to capture.
                         self.close_code_len = 2;
                         if !h.opcode.is_control() && !self.skip_frame {
-                            self.stats.payload_bytes += h.payload_len;
+                            self.counts().payload_bytes += h.payload_len;
                         }
                     }
                     if h.payload_len == 0 {
@@ -464,9 +473,11 @@ impl FrameTracker {
         if !opcode.is_control() {
             self.in_message = !fin;
             if !skipped {
-                self.stats.payload_bytes += len as u64;
+                let message_len = self.message_len;
+                let counts = self.counts();
+                counts.payload_bytes += len as u64;
                 if fin {
-                    self.stats.message_done(self.message_len);
+                    counts.message_done(message_len);
                 }
             }
         }
@@ -493,7 +504,10 @@ impl FrameTracker {
                         return Err(Violation::RateLimited);
                     }
                     self.dropping = !allowed;
-                    self.stats.dropped = self.stats.dropped.wrapping_add(u32::from(!allowed));
+                    if !allowed {
+                        let counts = self.counts();
+                        counts.dropped = counts.dropped.wrapping_add(1);
+                    }
                 }
                 self.dropping
             }
@@ -565,18 +579,20 @@ impl FrameTracker {
             Opcode::Text | Opcode::Binary | Opcode::Continuation => {
                 self.in_message = !fin;
                 if fin && !skipped {
-                    self.stats.message_done(self.message_len);
+                    let message_len = self.message_len;
+                    self.counts().message_done(message_len);
                 }
             }
             Opcode::Close => {
                 fed.saw_close = true;
                 if !std::mem::replace(&mut self.close_counted, true) {
                     // Two code bytes captured: the payload had them.
-                    self.stats.close_code = Some(if self.close_code_len == 2 {
+                    let code = if self.close_code_len == 2 {
                         u16::from_be_bytes(self.close_code)
                     } else {
                         0
-                    });
+                    };
+                    self.counts().close_code = Some(code);
                 }
             }
             Opcode::Ping | Opcode::Pong => {}
