@@ -35,8 +35,8 @@ pub fn show_sess(rt: &Runtime) -> String {
             live.peer,
             live.frontend,
             if live.tls { "~" } else { "" },
-            st.backend.as_deref().unwrap_or("<NONE>"),
-            st.server.as_deref().unwrap_or("<NONE>"),
+            st.route.as_ref().map_or("<NONE>", |r| &*r.backend),
+            st.route.as_ref().map_or("<NONE>", |r| &*r.server),
             human(live.started.elapsed()),
             st.exchanges,
         );

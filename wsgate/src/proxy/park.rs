@@ -66,7 +66,8 @@ pub fn parked_total() -> u64 {
 pub trait Sleeper {
     /// Its two sockets, to watch for readability.
     fn sockets(&self) -> [RawFd; 2];
-    /// When it must be woken even if nobody speaks.
+    /// When it must be woken even if nobody speaks (the same for as long
+    /// as it is parked).
     fn wake_at(&self) -> Option<Instant>;
     /// Whether wsgate wants it closed (then it is woken to do so).
     fn signalled(&self) -> bool;
@@ -201,9 +202,11 @@ impl Wake for Bell {
     }
 }
 
+/// 24 bytes: a parked tunnel's deadline is not kept here but asked again
+/// (it does not change while parked), since every parked WebSocket pays
+/// for the entry.
 struct Entry {
     tunnel: Box<dyn Sleeper>,
-    wake_at: Option<Instant>,
     /// Keeps the process's session tracker open while parked (a stop
     /// waits for every tunnel).
     tracked: TaskTrackerToken,
@@ -269,8 +272,7 @@ impl Set {
             self.free.push(key);
             return Err(tunnel);
         }
-        let wake_at = tunnel.wake_at();
-        if let Some(at) = wake_at {
+        if let Some(at) = tunnel.wake_at() {
             self.deadlines.push(Reverse((at, key)));
             if self.sleeping_until.is_none_or(|s| at < s) {
                 self.rearm.notify_one();
@@ -278,7 +280,6 @@ impl Set {
         }
         self.slots[key as usize] = Some(Entry {
             tunnel,
-            wake_at,
             tracked: self.tasks.token(),
         });
         self.len += 1;
@@ -389,7 +390,7 @@ impl Set {
         self.slots
             .get(key as usize)
             .and_then(Option::as_ref)
-            .is_some_and(|e| e.wake_at == Some(at))
+            .is_some_and(|e| e.tunnel.wake_at() == Some(at))
     }
 
     fn compact_deadlines(&mut self) {

@@ -11,9 +11,11 @@
 //! reloads, like the process counters. Cost: one lock of one of 16 shards
 //! at accept, close and per exchange's note; none per byte or message.
 //!
-//! Names (frontend, backend, server) are interned: every entry shares one
-//! `Arc<str>` per name instead of owning copies, which would be three small
-//! allocations per idle WebSocket (docs/performance.md, "Idle memory").
+//! Names are interned: every entry shares one `Arc<str>` per frontend and
+//! one [`Route`] per backend and server pair instead of owning copies,
+//! which would be three small allocations per idle WebSocket; the entry
+//! is then 192 bytes with its `Arc` header, jemalloc's size class below
+//! 224 (docs/performance.md, "Idle memory").
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -29,9 +31,20 @@ const SHARDS: usize = 16;
 pub struct Registry {
     next: AtomicU64,
     shards: [Mutex<HashMap<u64, Arc<Live>>>; SHARDS],
-    /// Every name seen, shared by the entries. Never shrinks: it holds the
-    /// configuration's names, old and new, a few bytes each.
+    /// Every name and route seen, shared by the entries. Never shrink:
+    /// they hold the configuration's names, old and new, a few bytes each.
     names: Mutex<HashSet<Arc<str>>>,
+    routes: Mutex<HashMap<Arc<str>, ServerRoutes>>,
+}
+
+/// One backend's routes, by server name.
+type ServerRoutes = HashMap<Arc<str>, Arc<Route>>;
+
+/// A backend and one of its servers.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Route {
+    pub backend: Arc<str>,
+    pub server: Arc<str>,
 }
 
 /// One connection.
@@ -58,8 +71,7 @@ pub struct Live {
 #[derive(Debug, Clone, Default)]
 pub struct LiveState {
     /// Backend and server of the last exchange (or of the tunnel).
-    pub backend: Option<Arc<str>>,
-    pub server: Option<Arc<str>>,
+    pub route: Option<Arc<Route>>,
     /// Exchanges so far (HTTP requests; 1 for `mode tcp`).
     pub exchanges: u64,
     /// Set once the connection is a tunnel.
@@ -127,6 +139,7 @@ impl Default for Registry {
             next: AtomicU64::new(1),
             shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
             names: Mutex::new(HashSet::new()),
+            routes: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -184,6 +197,23 @@ impl Registry {
         names.insert(n.clone());
         n
     }
+
+    /// The shared `backend`/`server` pair.
+    fn route(&self, backend: &str, server: &str) -> Arc<Route> {
+        let mut routes = lock(&self.routes);
+        if let Some(r) = routes.get(backend).and_then(|b| b.get(server)) {
+            return r.clone();
+        }
+        let r = Arc::new(Route {
+            backend: self.intern(backend),
+            server: self.intern(server),
+        });
+        routes
+            .entry(r.backend.clone())
+            .or_default()
+            .insert(r.server.clone(), r.clone());
+        r
+    }
 }
 
 /// A connection's place in the registry.
@@ -202,11 +232,12 @@ impl Tracked {
     /// turned into one (`Some(true)` for a WebSocket).
     pub fn note(&self, backend: &str, server: &str, tunnel: Option<bool>) {
         let mut st = lock(&self.live.state);
-        if st.backend.as_deref() != Some(backend) {
-            st.backend = Some(self.registry.intern(backend));
-        }
-        if st.server.as_deref() != Some(server) {
-            st.server = Some(self.registry.intern(server));
+        let same = st
+            .route
+            .as_ref()
+            .is_some_and(|r| &*r.backend == backend && &*r.server == server);
+        if !same {
+            st.route = Some(self.registry.route(backend, server));
         }
         st.exchanges += 1;
         if let Some(websocket) = tunnel {
@@ -242,7 +273,14 @@ mod tests {
         b.note("app", "s2", Some(true));
         let all = r.snapshot();
         assert_eq!(all.len(), 2);
-        assert_eq!(all[0].state().server.as_deref(), Some("s1"));
+        assert_eq!(
+            all[0].state().route.map(|r| r.server.clone()).as_deref(),
+            Some("s1")
+        );
+        assert!(
+            std::mem::size_of::<Live>() <= 176,
+            "an entry fits jemalloc's 192 class"
+        );
         assert!(all[1].state().tunnel.is_some_and(|t| t.websocket));
         assert!(Arc::ptr_eq(&all[0].frontend, &all[1].frontend));
         drop(a);
