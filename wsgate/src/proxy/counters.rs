@@ -185,10 +185,6 @@ pub struct EofWatch<T> {
     pub side: u8,
     /// Look for close frames (the tunnel carries WebSocket).
     pub websocket: bool,
-    /// The connection's `show sess` entry: bytes read on this end are
-    /// added to it (one uncontended add per read, on the connection's own
-    /// counter), so open tunnels show their traffic.
-    pub live: Option<Arc<Live>>,
 }
 
 /// Whether a read starts with a whole WebSocket close frame header from
@@ -207,9 +203,6 @@ impl<T: TunnelIo> TunnelIo for EofWatch<T> {
         cx: &mut Context<'_>,
     ) -> Poll<std::io::Result<(PooledBuf, usize)>> {
         let r = self.inner.poll_read_pooled(cx);
-        if let (Some(live), Poll::Ready(Ok((_, n)))) = (&self.live, &r) {
-            live.tunnel_read(self.side == 1, *n as u64);
-        }
         match &r {
             Poll::Ready(Ok((_, 0))) => {
                 let _ = self.first.eof.compare_exchange(
@@ -264,7 +257,6 @@ impl<T: Parkable> Parkable for EofWatch<T> {
             first,
             side,
             websocket,
-            live,
         } = self;
         match inner.park() {
             Ok(inner) => Ok(EofWatch {
@@ -272,14 +264,12 @@ impl<T: Parkable> Parkable for EofWatch<T> {
                 first,
                 side,
                 websocket,
-                live,
             }),
             Err(inner) => Err(EofWatch {
                 inner,
                 first,
                 side,
                 websocket,
-                live,
             }),
         }
     }
@@ -290,7 +280,6 @@ impl<T: Parkable> Parkable for EofWatch<T> {
             first: parked.first,
             side: parked.side,
             websocket: parked.websocket,
-            live: parked.live,
         })
     }
 }

@@ -222,20 +222,40 @@ async fn acquire_slots(
     frontend: Option<&Arc<Semaphore>>,
 ) -> Option<Slots> {
     let frontend = match frontend {
-        Some(s) => Some(s.clone().acquire_owned().await.ok()?),
+        Some(s) => Some(Slot::acquire(s).await?),
         None => None,
     };
-    let global = global.clone().acquire_owned().await.ok()?;
+    let global = Slot::acquire(global).await?;
     Some(Slots {
         _global: global,
         _frontend: frontend,
     })
 }
 
-/// Connection slots held for the life of a session.
-struct Slots {
-    _global: tokio::sync::OwnedSemaphorePermit,
-    _frontend: Option<tokio::sync::OwnedSemaphorePermit>,
+/// Connection slots held for the life of a session, and of its tunnel.
+pub(super) struct Slots {
+    _global: Slot,
+    _frontend: Option<Slot>,
+}
+
+/// One permit of a `maxconn` semaphore, kept as the semaphore alone: 8
+/// bytes, where tokio's owned permit is 16 with its count (always 1
+/// here), and every parked tunnel holds two (docs/performance.md, "Idle
+/// memory").
+struct Slot(Arc<Semaphore>);
+
+impl Slot {
+    /// `None` when the semaphore is closed.
+    async fn acquire(semaphore: &Arc<Semaphore>) -> Option<Slot> {
+        semaphore.acquire().await.ok()?.forget();
+        Some(Slot(semaphore.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.add_permits(1);
+    }
 }
 
 /// One accepted connection and what it holds until its very end.

@@ -89,14 +89,21 @@ impl Live {
         lock(&self.state).clone()
     }
 
-    /// `n` bytes read on the tunnel, from the client (`up`) or the server.
-    pub fn tunnel_read(&self, up: bool, n: u64) {
-        let c = if up {
-            &self.tunnel_up
-        } else {
-            &self.tunnel_down
-        };
-        c.fetch_add(n, Ordering::Relaxed);
+    /// Bytes read on the tunnel from the client and from the server.
+    pub fn tunnel_read(&self, from_client: u64, from_server: u64) {
+        for (counter, n) in [
+            (&self.tunnel_up, from_client),
+            (&self.tunnel_down, from_server),
+        ] {
+            if n > 0 {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// When the connection became a tunnel, if it did.
+    pub fn tunnel_since(&self) -> Option<Instant> {
+        lock(&self.state).tunnel.map(|t| t.since)
     }
 
     /// `shutdown session <id>`: ends the tunnel (WebSockets get their

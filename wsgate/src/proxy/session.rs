@@ -47,6 +47,7 @@ use super::upstream::{self, ServerEnd, ServerStream};
 use super::websocket::{self, TunnelPlan};
 use super::Runtime;
 use crate::admin;
+use crate::backend::sessions::ServerSignals;
 use crate::backend::{BackendRuntime, CloseReason, ConnGuard, Counters};
 use crate::config::logline::{self, LogLine};
 use crate::config::model::{Backend, Frontend, HttpConnMode, LogStyle, StatsPage};
@@ -399,7 +400,6 @@ where
                     slot,
                     obs: TunnelObs {
                         sessions,
-                        frontend: obs.frontend.clone(),
                         log,
                         _trackers: (!trackers.is_empty()).then(|| Box::new(trackers)),
                     },
@@ -865,15 +865,22 @@ struct PendingLog {
 
 /// What a tunnel keeps for the counters and the log.
 struct TunnelObs {
-    /// The connection's place in the process and frontend session counts.
+    /// The connection's place in the process and frontend session counts
+    /// (and so the frontend's counters: [`TunnelObs::frontend`]).
     sessions: Sessions,
-    frontend: Option<Arc<Counters>>,
     /// Boxed: most tunnels log nothing, and those that do should not make
     /// every idle tunnel's task bigger.
     log: Option<Box<PendingLog>>,
     /// The request's stick counters: the tunnel holds them (`conn_cur`
     /// counts it) until it closes. Boxed, as `log`.
     _trackers: Option<Box<Trackers>>,
+}
+
+impl TunnelObs {
+    /// The frontend's counters.
+    fn frontend(&self) -> Option<&Counters> {
+        self.sessions.frontend.as_ref().map(|g| &**g.counters())
+    }
 }
 
 enum HeadRead {
@@ -1357,35 +1364,30 @@ impl<C: IntoTunnel> Handoff<C> {
         };
         let first = Arc::new(FirstEof::default());
         let websocket = options.websocket.is_some();
-        let live = obs.sessions.live();
         let client = EofWatch {
             inner: client,
             first: first.clone(),
             side: 1,
             websocket,
-            live: live.clone(),
         };
         let server = EofWatch {
             inner: server,
-            first: first.clone(),
+            first,
             side: 2,
             websocket,
-            live,
         };
         if let Some(slot) = &slot {
             slot.server_counters().tunnel_open();
             slot.backend_counters().tunnel_open();
         }
-        if let Some(f) = obs.frontend.as_deref() {
+        if let Some(f) = obs.frontend() {
             f.tunnel_open();
         }
         Some(TunnelTask {
             tunnel: Some(tunnel::run(client, server, options)),
             end: Some(TunnelFinish {
-                first,
                 slot,
                 obs,
-                opened: Instant::now(),
                 _hold: hold,
             }),
         })
@@ -1399,14 +1401,13 @@ pub struct TunnelTask<C, S, H> {
     end: Option<TunnelFinish<H>>,
 }
 
-/// What the end of a tunnel needs: who closed first, where it went, its
-/// counters and log line, why wsgate closed it, when it opened, and the
-/// slots it holds.
+/// What the end of a tunnel needs besides who closed first (its ends
+/// know: [`EofWatch`]): where it went, its counters and log line, why
+/// wsgate closed it, and the slots it holds. (When it opened is in its
+/// `show sess` entry.)
 pub struct TunnelFinish<H> {
-    first: Arc<FirstEof>,
     slot: Option<ConnGuard>,
     obs: TunnelObs,
-    opened: Instant,
     _hold: H,
 }
 
@@ -1427,9 +1428,10 @@ where
         let (Some(tunnel), Some(end)) = (this.tunnel.take(), this.end.take()) else {
             return Poll::Ready(());
         };
+        let first = tunnel.ends().0.first.clone();
         let tunnel = match flow {
             Flow::End(outcome) => {
-                finish(outcome, end);
+                finish(outcome, &first, end);
                 return Poll::Ready(());
             }
             Flow::Idle if park::available() => tunnel.park(),
@@ -1448,7 +1450,7 @@ where
                 Poll::Pending
             }
             Err(NotParked::Broken(outcome)) => {
-                finish(outcome, end);
+                finish(outcome, &first, end);
                 Poll::Ready(())
             }
         }
@@ -1485,6 +1487,7 @@ where
 
     fn wake(self: Box<Self>, tasks: &tokio_util::task::TaskTracker) {
         let ParkedTunnel { tunnel, end } = *self;
+        let first = tunnel.ends().0.first.clone();
         match Tunnel::<EofWatch<C>, EofWatch<S>>::unpark(tunnel) {
             Ok(tunnel) => {
                 tasks.spawn(TunnelTask {
@@ -1492,21 +1495,15 @@ where
                     end: Some(end),
                 });
             }
-            Err(outcome) => finish(outcome, end),
+            Err(outcome) => finish(outcome, &first, end),
         }
     }
 }
 
 /// The end of a tunnel: counters by close reason, lifetime and bytes, the
 /// access log line.
-fn finish<H>(outcome: tunnel::TunnelOutcome, end: TunnelFinish<H>) {
-    let TunnelFinish {
-        first,
-        slot,
-        obs,
-        opened,
-        _hold,
-    } = end;
+fn finish<H>(outcome: tunnel::TunnelOutcome, first: &FirstEof, end: TunnelFinish<H>) {
+    let TunnelFinish { slot, obs, _hold } = end;
     tracing::debug!(
         peer = ?obs.sessions.live().map(|l| l.peer),
         up = outcome.bytes_up,
@@ -1521,14 +1518,16 @@ fn finish<H>(outcome: tunnel::TunnelOutcome, end: TunnelFinish<H>) {
         (reason, _) => reason,
     };
     let mut counted: Vec<&Counters> = Vec::with_capacity(3);
-    if let Some(f) = obs.frontend.as_deref() {
+    if let Some(f) = obs.frontend() {
         f.tunnel_closed(reason);
     }
-    counted.extend(obs.frontend.as_deref());
+    counted.extend(obs.frontend());
     if let Some(slot) = &slot {
         slot.server_counters().tunnel_closed(reason);
         slot.backend_counters().tunnel_closed(reason);
-        slot.backend_counters().tunnel_lifetime(opened.elapsed());
+        if let Some(since) = obs.sessions.live().and_then(|l| l.tunnel_since()) {
+            slot.backend_counters().tunnel_lifetime(since.elapsed());
+        }
         counted.push(slot.server_counters());
         counted.push(slot.backend_counters());
     }
@@ -1560,19 +1559,16 @@ fn tunnel_signals(
     stop: &CancellationToken,
     conn: &Sessions,
 ) -> TunnelSignals {
-    let sessions = server.and_then(|s| runtime.server_sessions(backend, s));
-    // No known server: only the stop applies.
-    let (server_gone, removed) = match sessions {
-        Some(s) => (s.token(), s.removed().clone()),
-        None => (stop.child_token(), stop.clone()),
+    let spread = runtime.global.close_spread();
+    let server = match server.and_then(|s| runtime.server_sessions(backend, s)) {
+        Some(sessions) => sessions.signals(stop, spread),
+        // No known server: only the stop applies.
+        None => Arc::new(ServerSignals::stop_only(stop, spread)),
     };
     TunnelSignals {
-        stop: stop.clone(),
-        server_gone,
+        server,
         // `shutdown session <id>` ends this one tunnel the same way.
-        kill: conn.live(),
-        removed,
-        spread: runtime.global.close_spread(),
+        live: conn.live(),
     }
 }
 
@@ -1778,7 +1774,6 @@ where
         slot: Some(slot),
         obs: TunnelObs {
             sessions,
-            frontend: obs.frontend.clone(),
             log,
             _trackers: Trackers::holding(tracked),
         },
@@ -1795,12 +1790,14 @@ mod tests {
     /// counters and close-reason tracking were added; 768 once what only
     /// limits, keepalive and wsgate's own closes need was boxed apart and
     /// timeouts kept in milliseconds; 744 with the message-size histogram,
-    /// early bytes and the `shutdown session` switch; 656 with the message
-    /// counts boxed until the first message and the directions' own frames
-    /// kept without an offset. tokio rounds a task up to 128 bytes (its
+    /// early bytes and the `shutdown session` switch; 592 with the message
+    /// counts boxed until the first message, the directions' own frames
+    /// kept without an offset, the stop and server signals shared by the
+    /// tunnels of a server, and no copies of the `show sess` entry and the
+    /// who-closed-first record. tokio rounds a task up to 128 bytes (its
     /// header is cache-line aligned): with the accept slots it holds, the
-    /// spawned task is 896 bytes (measured with dhat; at 1,272 it was
-    /// 1,408); at 616 it would be 768.
+    /// spawned task was 896 bytes at 744 (measured with dhat; at 1,272 it
+    /// was 1,408), and is 768 from 616 down.
     #[tokio::test]
     async fn an_idle_tunnel_task_stays_small() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -1826,25 +1823,24 @@ mod tests {
             slot: None,
             obs: TunnelObs {
                 sessions: Observability::new(&config, None).session(0),
-                frontend: None,
                 log: None,
                 _trackers: None,
             },
         };
         let task = handoff.run(()).unwrap();
         let size = std::mem::size_of_val(&task);
-        assert!(size <= 656, "tunnel task is {size} bytes");
+        assert!(size <= 592, "tunnel task is {size} bytes");
     }
 
     /// A parked tunnel is boxed as it is, minus its task, registrations,
-    /// timer and stop registration (park.rs): 576 bytes (jemalloc's 640
-    /// size class; it was 672, in the 768 class, before the message counts
-    /// were boxed), against 896 for the task plus 512 for the two
+    /// timer and stop registration (park.rs): 512 bytes, jemalloc's 512
+    /// size class (it was 672, in the 768 class, before the savings listed
+    /// above), against 768 for the task plus 512 for the two
     /// registrations, 112 for the timer and 72 for the stop registration.
     #[test]
     fn a_parked_tunnel_is_smaller_than_its_task() {
-        type Parked = ParkedTunnel<tunnel::PlainSocket, ServerEnd, ()>;
+        type Parked = ParkedTunnel<tunnel::PlainSocket, ServerEnd, crate::proxy::listener::Slots>;
         let size = std::mem::size_of::<Parked>();
-        assert!(size <= 576, "parked tunnel is {size} bytes");
+        assert!(size <= 512, "parked tunnel is {size} bytes");
     }
 }

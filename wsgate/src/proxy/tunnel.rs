@@ -34,10 +34,10 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
-use tokio_util::sync::CancellationToken;
 
 use super::buffers::PooledBuf;
 use super::registry::Live;
+use crate::backend::sessions::ServerSignals;
 use crate::config::process::CloseSpread;
 use crate::ws::close::{close_frame, ping_frame, CloseCode, Peer};
 use crate::ws::counters::{WsCounters, FLUSH_EVERY};
@@ -479,7 +479,7 @@ impl Half {
         cx: &mut Context<'_>,
         r: &mut R,
         w: &mut W,
-        activity: &mut bool,
+        bytes_read: &mut u64,
         clock: &mut Clock,
         early: &mut Vec<u8>,
     ) -> Poll<Result<(), Side>> {
@@ -499,7 +499,7 @@ impl Half {
                         Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Read(e))),
                         Poll::Ready(Ok((_, 0))) => self.state = Direction::ShuttingDown,
                         Poll::Ready(Ok((mut buf, len))) => {
-                            *activity = true;
+                            *bytes_read += len as u64;
                             let mut forward = len;
                             if let Some(tracker) = self.tracker.as_mut() {
                                 let fed = tracker.feed_at(&mut buf.as_mut()[..len], clock);
@@ -703,28 +703,19 @@ pub struct TunnelOptions {
 /// server 1001, each at the next message boundary, and the close handshake
 /// is awaited.
 pub struct TunnelSignals {
-    /// The proxy is stopping: 1001 "server stopping" to both peers.
-    pub stop: CancellationToken,
-    /// The tunnel's server is gone: removed by a reload (`removed` is then
-    /// cancelled too) or its sessions shut down (`on-marked-down
-    /// shutdown-sessions`, `shutdown sessions server`): 1012 to the client
-    /// (reconnect now, to another server) and 1001 to the server. A
-    /// descendant of `stop`, so that one registration wakes the tunnel for
-    /// all three (backend/sessions.rs).
-    pub server_gone: CancellationToken,
-    /// Cancelled when a reload removed the server (or on stop).
-    pub removed: CancellationToken,
-    /// `close-spread-time`: when, after `stop`, this tunnel is closed.
-    pub spread: CloseSpread,
+    /// The stop, the server's removal and the shutdown of its sessions,
+    /// shared by the tunnels of one server.
+    pub server: Arc<ServerSignals>,
     /// The connection's `show sess` entry: `shutdown session <id>` ends
-    /// this one tunnel as if its server were gone.
-    pub kill: Option<Arc<Live>>,
+    /// this one tunnel as if its server were gone, and the tunnel adds
+    /// the bytes it reads to it (once per wake-up and direction).
+    pub live: Option<Arc<Live>>,
 }
 
 impl TunnelSignals {
     /// The server is gone, or this tunnel was shut down on its own.
     fn server_gone(&self) -> bool {
-        self.server_gone.is_cancelled() || self.kill.as_ref().is_some_and(|l| l.killed())
+        self.server.server_gone.is_cancelled() || self.live.as_ref().is_some_and(|l| l.killed())
     }
 }
 
@@ -821,7 +812,7 @@ pub fn run<C: TunnelIo + Parkable + Unpin, S: TunnelIo + Parkable + Unpin>(
 type StopSignal = Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>;
 
 fn stop_signal(signals: Option<&TunnelSignals>) -> Option<StopSignal> {
-    signals.map(|s| Box::pin(s.server_gone.clone().cancelled_owned()))
+    signals.map(|s| Box::pin(s.server.server_gone.clone().cancelled_owned()))
 }
 
 /// A running tunnel (see [`run`]): its two ends, and the rest, which
@@ -920,9 +911,9 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
         let server_gone = st
             .signals
             .as_ref()
-            .filter(|s| !s.stop.is_cancelled() && s.server_gone())
+            .filter(|s| !s.server.stop.is_cancelled() && s.server_gone())
             .map(|s| {
-                if s.removed.is_cancelled() {
+                if s.server.removed.is_cancelled() {
                     ServerGone::Removed
                 } else {
                     ServerGone::SessionsShutDown
@@ -1014,6 +1005,13 @@ impl<C: Parkable, S: Parkable> Tunnel<C, S> {
     }
 }
 
+impl<C, S> Tunnel<C, S> {
+    /// Its two ends, client first.
+    pub fn ends(&self) -> (&C, &S) {
+        (&self.client, &self.server)
+    }
+}
+
 /// A parked tunnel, as its parked set sees it.
 impl<C: AsRawFd, S: AsRawFd> Tunnel<C, S> {
     /// Its two sockets, client first.
@@ -1042,7 +1040,7 @@ impl<C: AsRawFd, S: AsRawFd> Tunnel<C, S> {
     /// Registers `waker` to be woken by `shutdown session`. (The stop and
     /// server signals ring every parked set's waker: backend/sessions.rs.)
     pub fn watch_signals(&mut self, waker: &Waker) {
-        if let Some(live) = self.st.signals.as_ref().and_then(|s| s.kill.as_ref()) {
+        if let Some(live) = self.st.signals.as_ref().and_then(|s| s.live.as_ref()) {
             live.register_tunnel(waker);
         }
     }
@@ -1097,7 +1095,7 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
             if let Some(signal) = stop_signal.as_mut() {
                 let _ = signal.as_mut().poll(cx);
             }
-            if let Some(live) = signals.as_ref().and_then(|s| s.kill.as_ref()) {
+            if let Some(live) = signals.as_ref().and_then(|s| s.live.as_ref()) {
                 live.register_tunnel(cx.waker());
             }
             *stop_registered = true;
@@ -1107,8 +1105,8 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
             // server's sessions closes it now; on a stop or a reload it
             // carries on (until `hard-stop-after`).
             if signals.server_gone()
-                && !signals.stop.is_cancelled()
-                && !signals.removed.is_cancelled()
+                && !signals.server.stop.is_cancelled()
+                && !signals.server.removed.is_cancelled()
             {
                 return Poll::Ready(Step::End(TunnelEnd::Stopped));
             }
@@ -1116,8 +1114,8 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
         if let Some(signals) = signals.as_ref().filter(|_| !*stopping && *websocket) {
             let due = signals.server_gone().then(|| {
                 let now = Instant::now();
-                if signals.stop.is_cancelled() {
-                    *close_due.get_or_insert_with(|| spread_due(signals.spread, now))
+                if signals.server.stop.is_cancelled() {
+                    *close_due.get_or_insert_with(|| spread_due(signals.server.spread, now))
                 } else {
                     // A reload removed the server: close at once.
                     Some(now)
@@ -1125,9 +1123,9 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
             });
             if due.flatten().is_some_and(|d| Instant::now() >= d) {
                 *stopping = true;
-                let (to_client, reason) = if signals.stop.is_cancelled() {
+                let (to_client, reason) = if signals.server.stop.is_cancelled() {
                     (CloseCode::GoingAway, "server stopping")
-                } else if signals.removed.is_cancelled() {
+                } else if signals.server.removed.is_cancelled() {
                     (CloseCode::ServiceRestart, "service restart")
                 } else {
                     (CloseCode::ServiceRestart, "server unavailable")
@@ -1139,7 +1137,8 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
                 down.request_close(close_frame(to_client, reason, Peer::Client), true);
             }
         }
-        let (mut client_spoke, mut server_spoke) = (false, false);
+        // Bytes read from each peer in this wake-up.
+        let (mut from_client, mut from_server) = (0, 0);
         let mut clock = Clock::default();
         let (mut none_up, mut none_down) = (Vec::new(), Vec::new());
         let (early_up, early_down) = match early.as_deref_mut() {
@@ -1147,7 +1146,7 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
             None => (&mut none_up, &mut none_down),
         };
         if !up.is_done() {
-            match up.poll_copy(cx, client, server, &mut client_spoke, &mut clock, early_up) {
+            match up.poll_copy(cx, client, server, &mut from_client, &mut clock, early_up) {
                 Poll::Ready(Err(Side::Read(e))) => {
                     return Poll::Ready(Step::End(TunnelEnd::ClientError(e)))
                 }
@@ -1158,14 +1157,7 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
             }
         }
         if !down.is_done() {
-            match down.poll_copy(
-                cx,
-                server,
-                client,
-                &mut server_spoke,
-                &mut clock,
-                early_down,
-            ) {
+            match down.poll_copy(cx, server, client, &mut from_server, &mut clock, early_down) {
                 Poll::Ready(Err(Side::Read(e))) => {
                     return Poll::Ready(Step::End(TunnelEnd::ServerError(e)))
                 }
@@ -1205,6 +1197,10 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
         if *idle_closing {
             // Close frames and FINs are on their way to idle peers.
             return Poll::Pending;
+        }
+        let (client_spoke, server_spoke) = (from_client > 0, from_server > 0);
+        if let Some(live) = signals.as_ref().and_then(|s| s.live.as_deref()) {
+            live.tunnel_read(from_client, from_server);
         }
         let activity = client_spoke || server_spoke;
         if activity {
@@ -1466,6 +1462,7 @@ fn relay_violation(offender: &mut Half, other: &mut Half, to: Peer) -> Option<Vi
 mod tests {
     use super::*;
     use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt};
+    use tokio_util::sync::CancellationToken;
 
     fn blind(timeouts: TunnelTimeouts) -> TunnelOptions {
         TunnelOptions {
@@ -1515,11 +1512,13 @@ mod tests {
         let options = TunnelOptions {
             timeouts: TunnelTimeouts::default(),
             signals: Some(TunnelSignals {
-                stop: stop.clone(),
-                server_gone: stop.child_token(),
-                removed: stop.clone(),
-                spread: CloseSpread::AtOnce,
-                kill: None,
+                server: Arc::new(ServerSignals {
+                    stop: stop.clone(),
+                    server_gone: stop.child_token(),
+                    removed: stop.clone(),
+                    spread: CloseSpread::AtOnce,
+                }),
+                live: None,
             }),
             websocket: Some(WsPolicy {
                 client_policy: Policy::default(),
@@ -1581,11 +1580,13 @@ mod tests {
         let options = TunnelOptions {
             timeouts: TunnelTimeouts::default(),
             signals: Some(TunnelSignals {
-                stop: stop.clone(),
-                server_gone: stop.child_token(),
-                removed: stop.clone(),
-                spread: CloseSpread::AtOnce,
-                kill: None,
+                server: Arc::new(ServerSignals {
+                    stop: stop.clone(),
+                    server_gone: stop.child_token(),
+                    removed: stop.clone(),
+                    spread: CloseSpread::AtOnce,
+                }),
+                live: None,
             }),
             websocket: Some(WsPolicy {
                 client_policy: Policy::default(),
@@ -1626,11 +1627,13 @@ mod tests {
         let options = TunnelOptions {
             timeouts: TunnelTimeouts::default(),
             signals: Some(TunnelSignals {
-                stop,
-                server_gone: gone.clone(),
-                removed: gone.clone(),
-                spread: CloseSpread::AtOnce,
-                kill: None,
+                server: Arc::new(ServerSignals {
+                    stop,
+                    server_gone: gone.clone(),
+                    removed: gone.clone(),
+                    spread: CloseSpread::AtOnce,
+                }),
+                live: None,
             }),
             websocket: Some(WsPolicy {
                 client_policy: Policy::default(),
@@ -1668,11 +1671,13 @@ mod tests {
                 ..Default::default()
             },
             signals: Some(TunnelSignals {
-                stop: CancellationToken::new(),
-                server_gone: CancellationToken::new(),
-                removed: CancellationToken::new(),
-                spread: CloseSpread::AtOnce,
-                kill: None,
+                server: Arc::new(ServerSignals {
+                    stop: CancellationToken::new(),
+                    server_gone: CancellationToken::new(),
+                    removed: CancellationToken::new(),
+                    spread: CloseSpread::AtOnce,
+                }),
+                live: None,
             }),
             websocket: Some(WsPolicy {
                 client_policy: Policy::default(),
@@ -1774,11 +1779,13 @@ mod tests {
                 ..Default::default()
             },
             signals: Some(TunnelSignals {
-                stop: CancellationToken::new(),
-                server_gone: CancellationToken::new(),
-                removed: CancellationToken::new(),
-                spread: CloseSpread::AtOnce,
-                kill: None,
+                server: Arc::new(ServerSignals {
+                    stop: CancellationToken::new(),
+                    server_gone: CancellationToken::new(),
+                    removed: CancellationToken::new(),
+                    spread: CloseSpread::AtOnce,
+                }),
+                live: None,
             }),
             websocket: Some(WsPolicy {
                 client_policy: Policy::default(),
