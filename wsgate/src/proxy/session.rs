@@ -905,7 +905,13 @@ async fn read_request_head<C: AsyncRead + Unpin>(
     wait: Option<Duration>,
     shutdown: &CancellationToken,
 ) -> HeadRead {
-    let deadline = wait.map(|w| Instant::now() + w);
+    // One timer for the whole head, first polled only when a read has to
+    // wait: registering a tokio timer earlier than its driver's next
+    // wake-up writes to the driver's eventfd (even from its own thread),
+    // a system call and a spurious wake-up per connection whose request
+    // is already there (docs/performance.md, churn).
+    let timer = sleep_until(wait.map(|w| Instant::now() + w));
+    tokio::pin!(timer);
     let mut began = (!inbuf.is_empty()).then(Instant::now);
     loop {
         if !inbuf.is_empty() {
@@ -921,12 +927,13 @@ async fn read_request_head<C: AsyncRead + Unpin>(
         }
         let idle = inbuf.is_empty();
         tokio::select! {
+            biased;
             read = client.read_buf(inbuf) => match read {
                 Ok(0) | Err(_) => return HeadRead::Closed,
                 Ok(_) => {}
             },
-            _ = sleep_until(deadline) => return HeadRead::TimedOut { started: !idle },
             _ = shutdown.cancelled(), if idle => return HeadRead::Closed,
+            _ = &mut timer => return HeadRead::TimedOut { started: !idle },
         }
     }
 }
