@@ -192,28 +192,31 @@ backend be from base
     )
 }
 
+/// A request without credentials (its status and `WWW-Authenticate`
+/// challenge), then one as admin:admin (its status).
+fn challenge(proxy: SocketAddr) -> (u16, String, u16) {
+    let anonymous = send(
+        proxy,
+        "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    let admin = send(
+        proxy,
+        "GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Basic YWRtaW46YWRtaW4=\r\nConnection: close\r\n\r\n",
+    );
+    let challenge = anonymous
+        .header("www-authenticate")
+        .unwrap_or_default()
+        .to_owned();
+    (anonymous.status(), challenge, admin.status())
+}
+
 #[test]
 fn defaults_acl_and_auth_rule_as_in_haproxy() {
     // Statuses without and with credentials, the challenge, and how many
     // requests reached the server (only the authenticated one).
     let ask = |proxy: SocketAddr, server: &ScriptedBackend| {
-        let anonymous = send(
-            proxy,
-            "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-        );
-        let admin = send(
-            proxy,
-            "GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Basic YWRtaW46YWRtaW4=\r\nConnection: close\r\n\r\n",
-        );
-        (
-            anonymous.status(),
-            anonymous
-                .header("www-authenticate")
-                .unwrap_or_default()
-                .to_owned(),
-            admin.status(),
-            server.seen().len(),
-        )
+        let (anonymous, challenge, admin) = challenge(proxy);
+        (anonymous, challenge, admin, server.seen().len())
     };
     let expected = (401, "Basic realm=\"www\"".to_owned(), 200, 1);
     side_by_side(auth_config, ask, &expected);
@@ -276,27 +279,8 @@ fn anonymous_defaults_rules_run_once_in_each_frontend_and_listen() {
     // credentials and its challenge, the status with them; then the
     // `X-Count` values each request reaching the server carried.
     let ask = |proxies: [SocketAddr; 2], server: &ScriptedBackend| {
-        let answers: Vec<(u16, String, u16)> = proxies
-            .iter()
-            .map(|proxy| {
-                let anonymous = send(
-                    *proxy,
-                    "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-                );
-                let admin = send(
-                    *proxy,
-                    "GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Basic YWRtaW46YWRtaW4=\r\nConnection: close\r\n\r\n",
-                );
-                (
-                    anonymous.status(),
-                    anonymous
-                        .header("www-authenticate")
-                        .unwrap_or_default()
-                        .to_owned(),
-                    admin.status(),
-                )
-            })
-            .collect();
+        let answers: Vec<(u16, String, u16)> =
+            proxies.iter().map(|proxy| challenge(*proxy)).collect();
         let counts: Vec<Vec<String>> = server
             .seen()
             .iter()

@@ -1504,20 +1504,13 @@ mod tests {
         (h[0] & 0x0f, masked, payload)
     }
 
-    #[tokio::test]
-    async fn stop_closes_websockets_at_a_message_boundary() {
-        let (mut client, proxy_client) = duplex(1024);
-        let (proxy_server, mut server) = duplex(1024);
-        let stop = CancellationToken::new();
-        let options = TunnelOptions {
+    /// A WebSocket tunnel's options: default policies, no keepalive, no
+    /// shared counters, ended by `signals`.
+    fn ws_options(signals: ServerSignals) -> TunnelOptions {
+        TunnelOptions {
             timeouts: TunnelTimeouts::default(),
             signals: Some(TunnelSignals {
-                server: Arc::new(ServerSignals {
-                    stop: stop.clone(),
-                    server_gone: stop.child_token(),
-                    removed: stop.clone(),
-                    spread: CloseSpread::AtOnce,
-                }),
+                server: Arc::new(signals),
                 live: None,
             }),
             websocket: Some(WsPolicy {
@@ -1528,7 +1521,34 @@ mod tests {
             }),
             early: None,
             park_after: None,
-        };
+        }
+    }
+
+    /// Both peers answer wsgate's close frame with a 1001 of their own;
+    /// then the tunnel's outcome.
+    async fn both_answer(
+        client: &mut tokio::io::DuplexStream,
+        server: &mut tokio::io::DuplexStream,
+        task: tokio::task::JoinHandle<TunnelOutcome>,
+    ) -> TunnelOutcome {
+        let code = 1001u16.to_be_bytes();
+        client
+            .write_all(&ws_frame(true, 8, true, &code))
+            .await
+            .unwrap();
+        server
+            .write_all(&ws_frame(true, 8, false, &code))
+            .await
+            .unwrap();
+        task.await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn stop_closes_websockets_at_a_message_boundary() {
+        let (mut client, proxy_client) = duplex(1024);
+        let (proxy_server, mut server) = duplex(1024);
+        let stop = CancellationToken::new();
+        let options = ws_options(ServerSignals::stop_only(&stop, CloseSpread::AtOnce));
         let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
         // A whole message, then the first fragment of another.
         client
@@ -1558,15 +1578,7 @@ mod tests {
         assert_eq!((op, masked), (8, true));
         assert_eq!(&payload[..2], &1001u16.to_be_bytes());
         // Both answer the close; the tunnel ends.
-        client
-            .write_all(&ws_frame(true, 8, true, &1001u16.to_be_bytes()))
-            .await
-            .unwrap();
-        server
-            .write_all(&ws_frame(true, 8, false, &1001u16.to_be_bytes()))
-            .await
-            .unwrap();
-        let outcome = task.await.unwrap();
+        let outcome = both_answer(&mut client, &mut server, task).await;
         assert!(matches!(outcome.end, TunnelEnd::Stopped), "{}", outcome.end);
     }
 
@@ -1577,26 +1589,7 @@ mod tests {
         let (mut client, proxy_client) = duplex(3);
         let (proxy_server, mut server) = duplex(3);
         let stop = CancellationToken::new();
-        let options = TunnelOptions {
-            timeouts: TunnelTimeouts::default(),
-            signals: Some(TunnelSignals {
-                server: Arc::new(ServerSignals {
-                    stop: stop.clone(),
-                    server_gone: stop.child_token(),
-                    removed: stop.clone(),
-                    spread: CloseSpread::AtOnce,
-                }),
-                live: None,
-            }),
-            websocket: Some(WsPolicy {
-                client_policy: Policy::default(),
-                server_policy: Policy::default(),
-                keepalive: None,
-                counters: [None, None],
-            }),
-            early: None,
-            park_after: None,
-        };
+        let options = ws_options(ServerSignals::stop_only(&stop, CloseSpread::AtOnce));
         let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
         stop.cancel();
         let (op, masked, payload) = read_frame(&mut client).await;
@@ -1606,15 +1599,7 @@ mod tests {
         let (op, masked, payload) = read_frame(&mut server).await;
         assert_eq!((op, masked), (8, true));
         assert_eq!(&payload[2..], b"server stopping");
-        client
-            .write_all(&ws_frame(true, 8, true, &1001u16.to_be_bytes()))
-            .await
-            .unwrap();
-        server
-            .write_all(&ws_frame(true, 8, false, &1001u16.to_be_bytes()))
-            .await
-            .unwrap();
-        let outcome = task.await.unwrap();
+        let outcome = both_answer(&mut client, &mut server, task).await;
         assert!(matches!(outcome.end, TunnelEnd::Stopped), "{}", outcome.end);
     }
 
@@ -1624,26 +1609,12 @@ mod tests {
         let (proxy_server, mut server) = duplex(1024);
         let stop = CancellationToken::new();
         let gone = stop.child_token();
-        let options = TunnelOptions {
-            timeouts: TunnelTimeouts::default(),
-            signals: Some(TunnelSignals {
-                server: Arc::new(ServerSignals {
-                    stop,
-                    server_gone: gone.clone(),
-                    removed: gone.clone(),
-                    spread: CloseSpread::AtOnce,
-                }),
-                live: None,
-            }),
-            websocket: Some(WsPolicy {
-                client_policy: Policy::default(),
-                server_policy: Policy::default(),
-                keepalive: None,
-                counters: [None, None],
-            }),
-            early: None,
-            park_after: None,
-        };
+        let options = ws_options(ServerSignals {
+            stop,
+            server_gone: gone.clone(),
+            removed: gone.clone(),
+            spread: CloseSpread::AtOnce,
+        });
         let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
         gone.cancel();
         let (op, masked, payload) = read_frame(&mut client).await;
@@ -1773,29 +1744,11 @@ mod tests {
     async fn idle_websockets_get_a_close_frame_on_timeout() {
         let (mut client, proxy_client) = duplex(1024);
         let (proxy_server, mut server) = duplex(1024);
-        let options = TunnelOptions {
-            timeouts: TunnelTimeouts {
-                idle: Some(Duration::from_secs(5)),
-                ..Default::default()
-            },
-            signals: Some(TunnelSignals {
-                server: Arc::new(ServerSignals {
-                    stop: CancellationToken::new(),
-                    server_gone: CancellationToken::new(),
-                    removed: CancellationToken::new(),
-                    spread: CloseSpread::AtOnce,
-                }),
-                live: None,
-            }),
-            websocket: Some(WsPolicy {
-                client_policy: Policy::default(),
-                server_policy: Policy::default(),
-                keepalive: None,
-                counters: [None, None],
-            }),
-            early: None,
-            park_after: None,
-        };
+        let mut options = ws_options(ServerSignals::stop_only(
+            &CancellationToken::new(),
+            CloseSpread::AtOnce,
+        ));
+        options.timeouts.idle = Some(Duration::from_secs(5));
         let task = tokio::spawn(run(Stream(proxy_client), Stream(proxy_server), options));
         let (op, _, payload) = read_frame(&mut client).await;
         assert_eq!(op, 8);
