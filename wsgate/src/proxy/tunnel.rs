@@ -1167,6 +1167,11 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
                 _ => {}
             }
         }
+        // For `show sess`, whatever happens next (early bytes count: they
+        // were read from the peer, before the tunnel began).
+        if let Some(live) = signals.as_ref().and_then(|s| s.live.as_deref()) {
+            live.tunnel_read(from_client, from_server);
+        }
         if early
             .as_ref()
             .is_some_and(|e| e.from_client.is_empty() && e.from_server.is_empty())
@@ -1199,9 +1204,6 @@ impl<C: TunnelIo + Unpin, S: TunnelIo + Unpin> Tunnel<C, S> {
             return Poll::Pending;
         }
         let (client_spoke, server_spoke) = (from_client > 0, from_server > 0);
-        if let Some(live) = signals.as_ref().and_then(|s| s.live.as_deref()) {
-            live.tunnel_read(from_client, from_server);
-        }
         let activity = client_spoke || server_spoke;
         if activity {
             flush.every_so_often(up, down);
