@@ -168,7 +168,8 @@ async fn close_spread_time_spreads_the_going_away_frames() {
     });
     let mut times = Vec::new();
     for w in waits.collect::<Vec<_>>() {
-        let (code, reason, at) = w.await.unwrap();
+        // A client's panic (no close frame) shows with wsgate's log.
+        let (code, reason, at) = w.await.unwrap_or_else(|e| panic!("{e}\n{}", gate.log()));
         assert_eq!(
             (code, reason.as_str()),
             (CloseCode::Away, "server stopping")
