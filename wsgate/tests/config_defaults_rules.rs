@@ -21,16 +21,20 @@ use balance_support::{haproxy_bin, Haproxy};
 use common::http::{exchange, Script, ScriptedBackend};
 use common::{free_port, poll_until, skip_unless_ci, TempDir, Wsgate};
 
-fn config(port: u16, server: SocketAddr) -> String {
-    format!(
-        "\
+/// The `defaults base` section the named-defaults configurations build on.
+const BASE_DEFAULTS: &str = "\
 defaults base
     mode http
     timeout connect 2s
     timeout client 10s
     timeout server 10s
     timeout tunnel 1h
+";
 
+fn config(port: u16, server: SocketAddr) -> String {
+    format!(
+        "\
+{BASE_DEFAULTS}
 defaults client_rules from base
     acl blocked path /blocked
     http-request deny if blocked
@@ -171,13 +175,7 @@ fn auth_config(port: u16, server: SocketAddr) -> String {
 userlist httpusers
     user admin insecure-password admin
 
-defaults base
-    mode http
-    timeout connect 2s
-    timeout client 10s
-    timeout server 10s
-    timeout tunnel 1h
-
+{BASE_DEFAULTS}
 defaults auth from base
     acl auth_acl http_auth(httpusers)
     http-request auth unless auth_acl

@@ -154,11 +154,7 @@ async fn every_signal_reaches_parked_websockets() {
     assert_eq!(reason, "server stopping");
     let _ = fourth.flush().await;
     drop(fourth);
-    let status = gate
-        .guard
-        .wait_exit(Duration::from_secs(15))
-        .unwrap_or_else(|e| panic!("after SIGTERM: {e}\n{}", gate.log()));
-    assert_eq!(status.code(), Some(0), "{}", gate.log());
+    gate.exits_cleanly();
     assert_eq!(
         backend.closes(3).await,
         vec![Some(1001); 3],

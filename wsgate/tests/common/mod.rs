@@ -270,6 +270,16 @@ impl Wsgate {
     pub fn log(&self) -> String {
         self.guard.output()
     }
+
+    /// Waits (15 s at most) for the process to end after a stop signal,
+    /// and checks that it exited with status 0.
+    pub fn exits_cleanly(&mut self) {
+        let status = self
+            .guard
+            .wait_exit(Duration::from_secs(15))
+            .unwrap_or_else(|e| panic!("after the stop signal: {e}\n{}", self.log()));
+        assert_eq!(status.code(), Some(0), "exit status\n{}", self.log());
+    }
 }
 
 /// The `127.0.0.1:PORT` address of every `bind` line of a configuration.
