@@ -450,3 +450,87 @@ fn mode_tcp_routing_reads_the_connection_counters() {
         );
     }
 }
+
+/// A WebSocket handshake from source address `src`: 101 (the stream is
+/// kept in `open`), the refusal's status, or 0 when the connection was
+/// rejected without a response.
+async fn websocket_from(
+    src: std::net::Ipv4Addr,
+    proxy: SocketAddr,
+    open: &mut Vec<common::ws::Ws>,
+) -> u16 {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((src, 0))).unwrap();
+    let Ok(stream) = socket.connect(proxy).await else {
+        return 0;
+    };
+    let url = format!("ws://{proxy}/ws");
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    let fut = tokio_tungstenite::client_async(url.as_str(), stream);
+    match tokio::time::timeout(Duration::from_secs(10), fut).await {
+        Ok(Ok((ws, _))) => {
+            open.push(ws);
+            101
+        }
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => resp.status().as_u16(),
+        Ok(Err(_)) => 0,
+        Err(_) => panic!("{url} from {src}: no answer within 10s"),
+    }
+}
+
+/// The issue's abuse controls in their exact HAProxy forms, per client
+/// address: `tcp-request connection track-sc0 src`, `tcp-request connection
+/// reject if { sc_conn_rate(0) gt 4 }`, and `sc_conn_cur(0)` capping open
+/// WebSockets at two. Three clients (127.0.0.11–13), each with its own
+/// entry: two WebSockets open, the third and fourth get 429, the fifth
+/// connection within the period is rejected, whatever the others do;
+/// HAProxy 2.6 gives the same verdicts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_client_address_is_capped_on_its_own() {
+    let backend = DemoBackend::start("s1", "1h");
+    let addr = backend.addr;
+    let config = move |port: u16, api: u16| {
+        format!(
+            "global\n    stats socket ipv4@127.0.0.1:{api} level admin\n{DEFAULTS}\
+             frontend fe\n    bind 127.0.0.1:{port}\n\
+             \x20   stick-table type ip size 1k expire 1m store conn_cur,conn_rate(1m)\n\
+             \x20   tcp-request connection track-sc0 src\n\
+             \x20   tcp-request connection reject if {{ sc_conn_rate(0) gt 4 }}\n\
+             \x20   http-request deny deny_status 429 if {{ sc_conn_cur(0) gt 2 }}\n\
+             \x20   default_backend app\n\
+             backend app\n    server s1 {addr}\n"
+        )
+    };
+    let (sides, gate, _haproxy) = tokio::task::spawn_blocking(move || start_both(config))
+        .await
+        .unwrap();
+    let clients: Vec<std::net::Ipv4Addr> = (11..=13).map(|i| [127, 0, 0, i].into()).collect();
+    let mut seen = Vec::new();
+    for s in &sides {
+        let mut open: Vec<common::ws::Ws> = Vec::new();
+        let mut outcomes = vec![Vec::new(); clients.len()];
+        // Interleaved: each client's attempts between the others'.
+        for _ in 0..5 {
+            for (i, src) in clients.iter().enumerate() {
+                outcomes[i].push(websocket_from(*src, s.proxy, &mut open).await);
+            }
+        }
+        let api = s.api;
+        let table = tokio::task::spawn_blocking(move || table_dump(api, "fe", 60_000))
+            .await
+            .unwrap();
+        seen.push((s.name, outcomes, table));
+    }
+    let (_, outcomes, table) = &seen[0];
+    for (src, got) in clients.iter().zip(outcomes) {
+        assert_eq!(got, &[101, 101, 429, 429, 0], "{src}\n{}", gate.log());
+    }
+    for src in &clients {
+        let line = format!("ADDR: key={src} use=2 exp=N conn_rate(60000)=5 conn_cur=2");
+        assert!(table.contains(&line), "{line} in {table:?}");
+    }
+    if let Some((_, theirs, their_table)) = seen.get(1) {
+        assert_eq!(outcomes, theirs, "wsgate vs haproxy");
+        assert_eq!(table, their_table, "wsgate vs haproxy");
+    }
+}
