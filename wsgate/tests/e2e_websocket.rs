@@ -9,11 +9,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 
-use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::Message;
-
-use common::ws::{connect, next_text, RecordingBackend, WS_DEADLINE};
+use common::ws::{RecordingBackend, WS_DEADLINE};
 use common::Wsgate;
 
 fn config(port: u16, backend: SocketAddr, settings: &str) -> String {
@@ -22,49 +18,6 @@ fn config(port: u16, backend: SocketAddr, settings: &str) -> String {
          frontend fe\n    bind 127.0.0.1:{port}\n{settings}    default_backend be\n\
          backend be\n    server s1 {backend}\n"
     )
-}
-
-async fn expect_close(ws: &mut common::ws::Ws) -> (CloseCode, String) {
-    loop {
-        match tokio::time::timeout(WS_DEADLINE, ws.next()).await {
-            Ok(Some(Ok(Message::Close(Some(f))))) => return (f.code, f.reason.to_string()),
-            Ok(Some(Ok(_))) => {}
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    }
-}
-
-/// Both size limits with tokio-tungstenite (one frame per message).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn too_big_messages_get_1009_and_the_server_1001() {
-    for setting in ["max-message-size 1k", "max-frame-size 1k"] {
-        let be = RecordingBackend::start(None).await;
-        let port = common::free_port();
-        let gate = Wsgate::start(&config(
-            port,
-            be.addr,
-            &format!("    websocket {setting}\n"),
-        ));
-        let mut ws = connect(&format!("ws://127.0.0.1:{port}/ws"), None).await;
-        ws.send(Message::Text("x".repeat(1024).into()))
-            .await
-            .unwrap();
-        assert_eq!(next_text(&mut ws, setting).await.len(), 1024, "{setting}");
-        ws.send(Message::Text("x".repeat(1025).into()))
-            .await
-            .unwrap();
-        let (code, reason) = expect_close(&mut ws).await;
-        assert_eq!(code, CloseCode::Size, "{setting}\n{}", gate.log());
-        assert_eq!(reason, "message too big");
-        let _ = ws.flush().await;
-        drop(ws);
-        assert_eq!(
-            be.closes(1).await,
-            vec![Some(1001)],
-            "{setting}\n{}",
-            gate.log()
-        );
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
 //! Where `websocket` settings may be written — `defaults`, `frontend`,
-//! `backend`, `listen` — and how a frontend's and a backend's combine (the
+//! `backend`, `listen` — both size limits (1009 to the client, 1001 to
+//! its server), and how a frontend's and a backend's combine (the
 //! smaller limit wins; a section's own line replaces what it inherited
 //! from `defaults`), through the real binary with tokio-tungstenite
 //! peers; and `websocket rate-limit ... from server`, which holds the
@@ -41,6 +42,14 @@ async fn settings_apply_from_every_section_and_the_smaller_limit_wins() {
     let limit = |n: u32| format!("    websocket max-message-size {n}\n");
     // (where, frontend lines, backend lines, the limit in force)
     let cases = [
+        ("frontend", &limit(1024)[..], "", 1024),
+        // tokio-tungstenite sends a message as one frame.
+        (
+            "frontend max-frame-size",
+            "    websocket max-frame-size 1k\n",
+            "",
+            1024,
+        ),
         ("defaults", "", "", 100),
         ("backend", "", &limit(120)[..], 120),
         (
