@@ -268,8 +268,8 @@ async fn keepalive_pings_a_parked_websocket_and_reaps_a_dead_client() {
     metric_reaches(port, PARKED, 2, &gate).await;
     let waited = reaped.await.unwrap();
     assert!(
-        waited >= Duration::from_millis(1900),
-        "reaped after one interval and one timeout: {waited:?}"
+        waited >= Duration::from_millis(1500),
+        "reaped after one interval and (most of) one timeout: {waited:?}"
     );
     assert_eq!(backend.closes(1).await, vec![Some(1001)], "{}", gate.log());
     live.await
