@@ -713,3 +713,65 @@ fn config_directory_loads_cfg_files_in_order() {
     assert_eq!(http::status_of(addr, GET, &guard.output()), 200);
     let _ = guard.wait_exit(Duration::ZERO);
 }
+
+// ---------------------------------------------------------------- upgrade edges
+
+/// A `101` answering a request that did not ask to upgrade: the server
+/// would switch protocols on a connection the client still speaks HTTP on.
+/// 502, for a plain request and for `Connection: upgrade` without an
+/// `Upgrade` header alike (nothing to upgrade to).
+#[test]
+fn a_101_to_a_request_without_upgrade_is_502() {
+    let backend = ScriptedBackend::start(Script::Reply(
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    ));
+    let (gate, addr) = start_proxy(backend.addr, &PLAIN);
+    assert_status(addr, GET, 502, &gate);
+    assert_status(
+        addr,
+        b"GET / HTTP/1.1\r\nHost: test\r\nConnection: upgrade\r\n\r\n",
+        502,
+        &gate,
+    );
+    assert_eq!(backend.seen().len(), 2, "both requests were sent on");
+}
+
+/// What the server sees of a request's upgrade headers.
+fn upgrade_headers(seen: &http::Seen) -> (Option<String>, Vec<&str>) {
+    let connection = seen.header("connection").map(str::to_ascii_lowercase);
+    let upgrade = seen.headers_named("upgrade");
+    (connection.filter(|c| c.contains("upgrade")), upgrade)
+}
+
+/// `Connection: upgrade` without `Upgrade`, and an `Upgrade: h2c` attempt
+/// (CRLF line endings, `HTTP2-Settings` named in `Connection`): each goes to
+/// the server as a plain request, its upgrade headers removed, and its
+/// answer comes back as usual.
+#[test]
+fn upgrade_attempts_that_are_not_websocket_go_on_as_plain_requests() {
+    let backend = ScriptedBackend::start(Script::Ok);
+    let (gate, addr) = start_proxy(backend.addr, &PLAIN);
+    let requests: [&[u8]; 2] = [
+        b"GET /a HTTP/1.1\r\nHost: test\r\nConnection: upgrade\r\n\r\n",
+        b"GET /h2c HTTP/1.1\r\nHost: test\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+          Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+    ];
+    for request in requests {
+        assert_status(addr, request, 200, &gate);
+    }
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 2, "{}", gate.log());
+    for s in &seen {
+        assert_eq!(
+            upgrade_headers(s),
+            (None, Vec::new()),
+            "upgrade headers reached the server:\n{}",
+            s.raw_head
+        );
+        assert!(
+            s.header("http2-settings").is_none(),
+            "HTTP2-Settings is hop-by-hop (named in Connection):\n{}",
+            s.raw_head
+        );
+    }
+}

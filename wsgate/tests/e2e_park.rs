@@ -14,11 +14,12 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
 use common::metrics::metric_reaches;
+use common::raw_ws::{close_code, masked, raw_upgrade, read_server_frame};
 use common::ws::{
     connect, echo, expect_close, expected_echo, next_push, next_text, RecordingBackend,
 };
@@ -221,4 +222,56 @@ async fn a_parked_tcp_tunnel_resumes_and_ends_on_fin() {
     client.shutdown(std::net::Shutdown::Write).unwrap();
     assert_eq!(client.read(&mut buf).unwrap(), 0, "{}", gate.log());
     metric_reaches(metrics_port, PARKED, 0, &gate).await;
+}
+
+/// `websocket keepalive` on a parked tunnel, with an interval (1 s) well
+/// past `tune.idle-park` (100 ms): the tunnel parks between pings, the
+/// pings still go out on time and keep a live client open, and a client
+/// that never answers is reaped with 1001 "ping timeout" (its server too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_pings_a_parked_websocket_and_reaps_a_dead_client() {
+    let backend = RecordingBackend::start(None).await;
+    let port = common::free_port();
+    let gate = Wsgate::start(&config(port, backend.addr, "1h", None).replace(
+        "    default_backend be\n",
+        "    websocket keepalive 1s\n    default_backend be\n",
+    ));
+    // A live client: tokio-tungstenite answers pings as it reads, so it
+    // keeps reading (its task) while the dead one below is reaped.
+    let mut ws = parked(&format!("ws://127.0.0.1:{port}/")).await;
+    metric_reaches(port, PARKED, 1, &gate).await;
+    let live = tokio::spawn(async move {
+        for ping in 0..3 {
+            match tokio::time::timeout(common::ws::WS_DEADLINE, ws.next()).await {
+                Ok(Some(Ok(Message::Ping(_)))) => {}
+                other => panic!("ping {ping} to a parked tunnel: {other:?}"),
+            }
+        }
+        ws.send(Message::Text("still here".into())).await.unwrap();
+        assert_eq!(next_text(&mut ws, "after the pings").await, "still here");
+    });
+    // A dead one: a raw socket that never answers.
+    let log = gate.log();
+    let reaped = tokio::task::spawn_blocking(move || {
+        let mut s = raw_upgrade(port, &masked(true, 1, b"hi"), &log);
+        assert_eq!(read_server_frame(&mut s), (1, b"hi".to_vec()));
+        let quiet = std::time::Instant::now();
+        let (opcode, _) = read_server_frame(&mut s);
+        assert_eq!(opcode, 9, "a ping first");
+        let (opcode, payload) = read_server_frame(&mut s);
+        assert_eq!(opcode, 8, "then a close");
+        assert_eq!(close_code(&payload), Some(1001));
+        assert_eq!(&payload[2..], b"ping timeout");
+        quiet.elapsed()
+    });
+    // Both tunnels park between pings.
+    metric_reaches(port, PARKED, 2, &gate).await;
+    let waited = reaped.await.unwrap();
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "reaped after one interval and (most of) one timeout: {waited:?}"
+    );
+    assert_eq!(backend.closes(1).await, vec![Some(1001)], "{}", gate.log());
+    live.await
+        .unwrap_or_else(|e| panic!("the live client: {e}\n{}", gate.log()));
 }

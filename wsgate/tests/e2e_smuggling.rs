@@ -195,6 +195,87 @@ fn cases() -> Vec<(&'static str, String, u16, u16)> {
             400,
         ),
         (
+            "chunk extension with a NUL",
+            post(
+                "Transfer-Encoding: chunked\r\n",
+                &format!("5;a\0b\r\nhello\r\n0\r\n\r\n{SMUGGLED}"),
+            ),
+            400,
+            200,
+        ),
+        (
+            "chunk extension with a bare LF",
+            post(
+                "Transfer-Encoding: chunked\r\n",
+                &format!("5;a\nb\r\nhello\r\n0\r\n\r\n{SMUGGLED}"),
+            ),
+            400,
+            400,
+        ),
+        (
+            "chunk extension with an unterminated quote",
+            post(
+                "Transfer-Encoding: chunked\r\n",
+                &format!("5;a=\"b\r\nhello\r\n0\r\n\r\n{SMUGGLED}"),
+            ),
+            400,
+            200,
+        ),
+        (
+            "chunk extension without a name",
+            post(
+                "Transfer-Encoding: chunked\r\n",
+                &format!("5;\r\nhello\r\n0\r\n\r\n{SMUGGLED}"),
+            ),
+            400,
+            200,
+        ),
+        (
+            "control: valid chunk extension",
+            post(
+                "Transfer-Encoding: chunked\r\n",
+                "5;name=\"va lue\"\r\nhello\r\n0\r\n\r\n",
+            ),
+            200,
+            200,
+        ),
+        (
+            "URI over tune.bufsize",
+            format!(
+                "GET /{} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                "u".repeat(20_000)
+            ),
+            414,
+            400,
+        ),
+        (
+            "headers over tune.bufsize",
+            post(
+                &format!("X-Big: {}\r\nContent-Length: 0\r\n", "h".repeat(20_000)),
+                "",
+            ),
+            431,
+            400,
+        ),
+        (
+            "unknown method",
+            "FROB / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".to_owned(),
+            200,
+            200,
+        ),
+        (
+            "method with a bad character",
+            "GE(T / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".to_owned(),
+            400,
+            400,
+        ),
+        (
+            "HTTP/0.9 request line",
+            "GET /\r\n\r\n".to_owned(),
+            400,
+            400,
+        ),
+        (
             "Upgrade with a body",
             format!(
                 "POST /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, close\r\nUpgrade: websocket\r\n\
@@ -204,13 +285,15 @@ fn cases() -> Vec<(&'static str, String, u16, u16)> {
             200,
         ),
         (
+            "Upgrade: h2c, bare LF line endings",
+            "GET / HTTP/1.1\nHost: a\nConnection: Upgrade, close\nUpgrade: h2c\n\n".to_owned(),
+            200,
+            200,
+        ),
+        (
             "Upgrade: h2c",
-            "GET / HTTP/1.1
-Host: a
-Connection: Upgrade, close
-Upgrade: h2c
-
-"
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings, close\r\n\
+             Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
                 .to_owned(),
             200,
             200,

@@ -13,11 +13,12 @@
 mod balance_support;
 mod common;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use balance_support::{haproxy_bin, served_by, Haproxy};
 use common::http::IO_DEADLINE;
+use common::ws::Ws;
 use common::{free_port, poll_until, skip_unless_ci, DemoBackend, Wsgate};
 
 const DEFAULTS: &str = "defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n    timeout tunnel 1h\n";
@@ -193,19 +194,39 @@ fn untracked_slots_give_nothing_and_src_fetches_read_the_table() {
     }
 }
 
-async fn upgrade_status(
-    proxy: SocketAddr,
-) -> Result<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    u16,
-> {
+/// A WebSocket handshake, from source address `src` when given: the
+/// WebSocket, or the refusal's status (0: the connection was rejected
+/// without a response).
+async fn upgrade_status(proxy: SocketAddr, src: Option<Ipv4Addr>) -> Result<Ws, u16> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    if let Some(src) = src {
+        socket.bind(SocketAddr::from((src, 0))).unwrap();
+    }
+    let Ok(stream) = socket.connect(proxy).await else {
+        return Err(0);
+    };
     let url = format!("ws://{proxy}/ws");
-    let fut = tokio_tungstenite::connect_async(url.as_str());
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    let fut = tokio_tungstenite::client_async(url.as_str(), stream);
     match tokio::time::timeout(Duration::from_secs(10), fut).await {
         Ok(Ok((ws, _))) => Ok(ws),
         Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => Err(resp.status().as_u16()),
-        Ok(Err(e)) => panic!("{url}: {e}"),
-        Err(_) => panic!("{url}: no handshake within 10s"),
+        Ok(Err(_)) => Err(0),
+        Err(_) => panic!("{url} from {src:?}: no handshake within 10s"),
+    }
+}
+
+/// A configuration (for [`start_both`]) with the runtime API, a frontend
+/// with `table` and the `rules`, and one server.
+fn frontend_with(server: SocketAddr, table: &str, rules: &[&str]) -> impl Fn(u16, u16) -> String {
+    let lines: String = rules.iter().map(|r| format!("    {r}\n")).collect();
+    let table = table.to_owned();
+    move |port, api| {
+        format!(
+            "global\n    stats socket ipv4@127.0.0.1:{api} level admin\n{DEFAULTS}\
+             frontend fe\n    bind 127.0.0.1:{port}\n    {table}\n{lines}    default_backend app\n\
+             backend app\n    server s1 {server}\n"
+        )
     }
 }
 
@@ -216,26 +237,26 @@ async fn upgrade_status(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conn_cur_caps_open_websockets_per_client() {
     let backend = DemoBackend::start("s1", "1h");
-    let addr = backend.addr;
-    let config = move |port: u16, api: u16| {
-        format!(
-            "global\n    stats socket ipv4@127.0.0.1:{api} level admin\n{DEFAULTS}\
-             frontend fe\n    bind 127.0.0.1:{port}\n\
-             \x20   stick-table type ip size 1k expire 1m store conn_cur,conn_cnt\n\
-             \x20   http-request track-sc0 src\n\
-             \x20   http-request deny deny_status 429 if {{ sc_conn_cur(0) gt 2 }}\n\
-             \x20   default_backend app\n\
-             backend app\n    server s1 {addr}\n"
-        )
-    };
+    let config = frontend_with(
+        backend.addr,
+        "stick-table type ip size 1k expire 1m store conn_cur,conn_cnt",
+        &[
+            "http-request track-sc0 src",
+            "http-request deny deny_status 429 if { sc_conn_cur(0) gt 2 }",
+        ],
+    );
     let (sides, gate, _haproxy) = tokio::task::spawn_blocking(move || start_both(config))
         .await
         .unwrap();
     let mut seen = Vec::new();
     for s in &sides {
-        let first = upgrade_status(s.proxy).await.expect("first WebSocket");
-        let mut second = upgrade_status(s.proxy).await.expect("second WebSocket");
-        let third = upgrade_status(s.proxy).await.err();
+        let first = upgrade_status(s.proxy, None)
+            .await
+            .expect("first WebSocket");
+        let mut second = upgrade_status(s.proxy, None)
+            .await
+            .expect("second WebSocket");
+        let third = upgrade_status(s.proxy, None).await.err();
         let api = s.api;
         let open = tokio::task::spawn_blocking(move || table_dump(api, "fe", 60_000))
             .await
@@ -254,7 +275,7 @@ async fn conn_cur_caps_open_websockets_per_client() {
         })
         .await
         .unwrap();
-        let again = upgrade_status(s.proxy)
+        let again = upgrade_status(s.proxy, None)
             .await
             .map(|_| 101)
             .unwrap_or_else(|e| e);
@@ -448,5 +469,65 @@ fn mode_tcp_routing_reads_the_connection_counters() {
             "{}",
             s.name
         );
+    }
+}
+
+/// The issue's abuse controls in their exact HAProxy forms, per client
+/// address: `tcp-request connection track-sc0 src`, `tcp-request connection
+/// reject if { sc_conn_rate(0) gt 4 }`, and `sc_conn_cur(0)` capping open
+/// WebSockets at two. Three clients (127.0.0.11–13), each with its own
+/// entry: two WebSockets open, the third and fourth get 429, the fifth
+/// connection within the period is rejected, whatever the others do;
+/// HAProxy 2.6 gives the same verdicts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_client_address_is_capped_on_its_own() {
+    let backend = DemoBackend::start("s1", "1h");
+    let config = frontend_with(
+        backend.addr,
+        "stick-table type ip size 1k expire 1m store conn_cur,conn_rate(1m)",
+        &[
+            "tcp-request connection track-sc0 src",
+            "tcp-request connection reject if { sc_conn_rate(0) gt 4 }",
+            "http-request deny deny_status 429 if { sc_conn_cur(0) gt 2 }",
+        ],
+    );
+    let (sides, gate, _haproxy) = tokio::task::spawn_blocking(move || start_both(config))
+        .await
+        .unwrap();
+    let clients: Vec<Ipv4Addr> = (11..=13).map(|i| [127, 0, 0, i].into()).collect();
+    let mut seen = Vec::new();
+    for s in &sides {
+        let mut open: Vec<Ws> = Vec::new();
+        let mut outcomes = vec![Vec::new(); clients.len()];
+        // Interleaved: each client's attempts between the others'.
+        for _ in 0..5 {
+            for (i, src) in clients.iter().enumerate() {
+                let outcome = upgrade_status(s.proxy, Some(*src)).await;
+                outcomes[i].push(outcome.map_or_else(
+                    |status| status,
+                    |ws| {
+                        open.push(ws);
+                        101
+                    },
+                ));
+            }
+        }
+        let api = s.api;
+        let table = tokio::task::spawn_blocking(move || table_dump(api, "fe", 60_000))
+            .await
+            .unwrap();
+        seen.push((s.name, outcomes, table));
+    }
+    let (_, outcomes, table) = &seen[0];
+    for (src, got) in clients.iter().zip(outcomes) {
+        assert_eq!(got, &[101, 101, 429, 429, 0], "{src}\n{}", gate.log());
+    }
+    for src in &clients {
+        let line = format!("ADDR: key={src} use=2 exp=N conn_rate(60000)=5 conn_cur=2");
+        assert!(table.contains(&line), "{line} in {table:?}");
+    }
+    if let Some((_, theirs, their_table)) = seen.get(1) {
+        assert_eq!(outcomes, theirs, "wsgate vs haproxy");
+        assert_eq!(table, their_table, "wsgate vs haproxy");
     }
 }

@@ -9,11 +9,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 
-use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::Message;
-
-use common::ws::{connect, next_text, RecordingBackend, WS_DEADLINE};
+use common::ws::{RecordingBackend, WS_DEADLINE};
 use common::Wsgate;
 
 fn config(port: u16, backend: SocketAddr, settings: &str) -> String {
@@ -22,39 +18,6 @@ fn config(port: u16, backend: SocketAddr, settings: &str) -> String {
          frontend fe\n    bind 127.0.0.1:{port}\n{settings}    default_backend be\n\
          backend be\n    server s1 {backend}\n"
     )
-}
-
-async fn expect_close(ws: &mut common::ws::Ws) -> (CloseCode, String) {
-    loop {
-        match tokio::time::timeout(WS_DEADLINE, ws.next()).await {
-            Ok(Some(Ok(Message::Close(Some(f))))) => return (f.code, f.reason.to_string()),
-            Ok(Some(Ok(_))) => {}
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn too_big_messages_get_1009_and_the_server_1001() {
-    let be = RecordingBackend::start(None).await;
-    let port = common::free_port();
-    let gate = Wsgate::start(&config(
-        port,
-        be.addr,
-        "    websocket max-message-size 1k\n",
-    ));
-    let mut ws = connect(&format!("ws://127.0.0.1:{port}/ws"), None).await;
-    ws.send(Message::Text("small".into())).await.unwrap();
-    assert_eq!(next_text(&mut ws, "small").await, "small");
-    ws.send(Message::Text("x".repeat(2000).into()))
-        .await
-        .unwrap();
-    let (code, reason) = expect_close(&mut ws).await;
-    assert_eq!(code, CloseCode::Size, "{}", gate.log());
-    assert_eq!(reason, "message too big");
-    let _ = ws.flush().await;
-    drop(ws);
-    assert_eq!(be.closes(1).await, vec![Some(1001)], "{}", gate.log());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,10 +74,15 @@ fn raw_handshake(port: u16, extra: &str) -> (std::net::TcpStream, String) {
 /// Runs a Python `websockets` client script with the proxy's URL as its
 /// argument; its stdout, or `None` when the module is missing outside CI.
 fn run_python(script: &str, port: u16, gate: &Wsgate) -> Option<String> {
+    run_python_with(script, &[format!("ws://127.0.0.1:{port}/ws")], gate)
+}
+
+/// [`run_python`] with the script's arguments given.
+fn run_python_with(script: &str, args: &[String], gate: &Wsgate) -> Option<String> {
     let out = std::process::Command::new("python3")
         .arg("-c")
         .arg(script)
-        .arg(format!("ws://127.0.0.1:{port}/ws"))
+        .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run python3: {e}"));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -341,4 +309,117 @@ async fn origin_deny_in_haproxy_syntax() {
     );
     assert_ne!(status, 403, "{}", gate.log());
     assert_eq!(be.accepted(), 2, "denied handshakes never reach the server");
+}
+
+/// permessage-deflate end to end: a Python `websockets` server and client
+/// (both compress by default) through `websocket strict` and a message
+/// limit. The 101 accepts the extension, so RSV1 passes on each message's
+/// first frame (a fragmented message's continuation carries none); the
+/// limit counts wire (compressed) bytes: 20,000 repeated letters pass a
+/// 1k limit, 3,000 random bytes do not (1009 to the client, 1001 to the
+/// server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_messages_pass_strict_and_limits_count_wire_bytes() {
+    let backend = common::free_port();
+    let port = common::free_port();
+    let gate = Wsgate::start(&config(
+        port,
+        SocketAddr::from(([127, 0, 0, 1], backend)),
+        "    websocket strict\n    websocket max-message-size 1k\n",
+    ));
+    let script = r#"
+import asyncio, os, sys
+from websockets.asyncio.server import serve
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+ended = asyncio.Event()
+async def echo(ws):
+    try:
+        async for m in ws:
+            await ws.send(m)
+    except ConnectionClosed:
+        pass
+    print("server got", ws.protocol.close_rcvd.code)
+    ended.set()
+async def main():
+    async with serve(echo, "127.0.0.1", int(sys.argv[1])):
+        async with connect(sys.argv[2]) as ws:
+            print("extension", ws.response.headers["Sec-WebSocket-Extensions"].split(";")[0])
+            big = "a" * 20000
+            await ws.send(big)
+            assert await ws.recv() == big
+            await ws.send(["b" * 5000, "c" * 5000])
+            assert await ws.recv() == "b" * 5000 + "c" * 5000
+            print("compressed messages passed")
+            await ws.send(os.urandom(3000))
+            try:
+                await ws.recv()
+            except ConnectionClosed as e:
+                print("client got", e.rcvd.code, e.rcvd.reason)
+        await asyncio.wait_for(ended.wait(), 15)
+asyncio.run(main())
+"#;
+    let args = [backend.to_string(), format!("ws://127.0.0.1:{port}/ws")];
+    let Some(stdout) = run_python_with(script, &args, &gate) else {
+        return;
+    };
+    // The two peers' closes are printed in either order.
+    let mut lines: Vec<_> = stdout.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        [
+            "client got 1009 message too big",
+            "compressed messages passed",
+            "extension permessage-deflate",
+            "server got 1001",
+        ],
+        "{}",
+        gate.log()
+    );
+}
+
+/// `websocket allow-origin` with a real client setting its Origin (Python
+/// `websockets`' `origin=`): the allowed one is echoed, the other refused
+/// with 403 before the server is contacted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_client_origins_are_checked() {
+    let be = RecordingBackend::start(None).await;
+    let port = common::free_port();
+    let gate = Wsgate::start(&config(
+        port,
+        be.addr,
+        "    websocket allow-origin https://*.example.com\n",
+    ));
+    let script = r#"
+import asyncio, sys
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+async def main():
+    for origin in ["https://app.example.com", "https://evil.example.net"]:
+        try:
+            async with connect(sys.argv[1], origin=origin) as ws:
+                await ws.send("hi")
+                print(origin, "echo", await ws.recv())
+        except InvalidStatus as e:
+            print(origin, "refused", e.response.status_code)
+asyncio.run(main())
+"#;
+    let Some(stdout) = run_python(script, port, &gate) else {
+        return;
+    };
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "https://app.example.com echo hi",
+            "https://evil.example.net refused 403"
+        ],
+        "{}",
+        gate.log()
+    );
+    assert_eq!(
+        be.accepted(),
+        1,
+        "the refused handshake never reached the server"
+    );
 }

@@ -12,12 +12,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 use common::metrics::metric_reaches;
+use common::raw_ws::{client_frames, frame, masked, raw_backend, raw_upgrade, read_server_frame};
 use common::ws::{connect, next_text, RecordingBackend, WS_DEADLINE};
 use common::Wsgate;
 
@@ -171,46 +171,6 @@ async fn over_the_rate_with_drop_messages_vanish_and_are_counted() {
     }
 }
 
-/// A masked client frame.
-fn masked(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let key = [0x12, 0x34, 0x56, 0x78];
-    let mut f = vec![(u8::from(fin) << 7) | opcode, 0x80 | payload.len() as u8];
-    f.extend_from_slice(&key);
-    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    f
-}
-
-/// Reads one unmasked server frame: (opcode, payload).
-fn read_server_frame(s: &mut std::net::TcpStream) -> (u8, Vec<u8>) {
-    let mut h = [0u8; 2];
-    s.read_exact(&mut h).unwrap();
-    assert_eq!(h[1] & 0x80, 0, "frames to a client are not masked");
-    let mut payload = vec![0u8; usize::from(h[1] & 0x7f)];
-    s.read_exact(&mut payload).unwrap();
-    (h[0] & 0x0f, payload)
-}
-
-/// A raw-socket WebSocket handshake: the upgrade request followed, in the
-/// same write, by `early` (frames a client pipelines), then the server's
-/// head read up to its end. Panics (with the proxy's log) unless it is 101.
-fn raw_upgrade(port: u16, early: &[u8], log: &str) -> std::net::TcpStream {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(WS_DEADLINE)).unwrap();
-    let mut first = b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        .to_vec();
-    first.extend_from_slice(early);
-    s.write_all(&first).unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101 "), "{log}");
-    s
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_fragmented_message_keeps_its_interleaved_ping() {
     let be = RecordingBackend::start(None).await;
@@ -248,26 +208,6 @@ async fn a_dropped_fragmented_message_keeps_its_interleaved_ping() {
     .unwrap();
 }
 
-/// A masked client frame of any length (extended length forms).
-fn masked_long(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let key = [0x12, 0x34, 0x56, 0x78];
-    let mut f = vec![0x80 | opcode];
-    match payload.len() {
-        n @ 0..=125 => f.push(0x80 | n as u8),
-        n @ 126..=0xffff => {
-            f.push(0x80 | 126);
-            f.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            f.push(0x80 | 127);
-            f.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    f.extend_from_slice(&key);
-    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    f
-}
-
 /// Bytes that ride with the upgrade request (a client may pipeline its
 /// first frames) go through the frame tracker like the rest: a small
 /// message is echoed, and a frame over `websocket max-message-size` whose
@@ -285,7 +225,7 @@ async fn bytes_sent_with_the_upgrade_request_are_held_to_the_limits() {
     ));
     let log = gate.log();
     tokio::task::spawn_blocking(move || {
-        let big = masked_long(2, &[7u8; 5000]);
+        let big = frame(0x82, true, &[7u8; 5000]);
         let mut early = masked(true, 1, b"early");
         early.extend_from_slice(&big[..2]);
         let mut s = raw_upgrade(port, &early, &log);
@@ -346,69 +286,9 @@ asyncio.run(main())
     );
 }
 
-/// A backend that completes the handshake and then reads and keeps what
-/// it gets without ever answering (not even pings).
-fn deaf_backend() -> (SocketAddr, std::sync::mpsc::Receiver<Vec<u8>>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            if s.read(&mut byte).unwrap_or(0) == 0 {
-                return;
-            }
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8_lossy(&head).into_owned();
-        let key = head
-            .lines()
-            .find_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case("sec-websocket-key")
-                    .then(|| value.trim().to_owned())
-            })
-            .unwrap();
-        s.write_all(
-            format!(
-                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                 Sec-WebSocket-Accept: {}\r\n\r\n",
-                derive_accept_key(key.as_bytes())
-            )
-            .as_bytes(),
-        )
-        .unwrap();
-        let mut got = Vec::new();
-        let _ = s.read_to_end(&mut got);
-        let _ = tx.send(got);
-    });
-    (addr, rx)
-}
-
-/// Unmasks the frames of a client-to-server byte stream: (opcode, payload).
-fn client_frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let mut frames = Vec::new();
-    while bytes.len() >= 6 {
-        assert!(bytes[1] & 0x80 != 0, "frames to a server are masked");
-        let len = usize::from(bytes[1] & 0x7f);
-        assert!(len <= 125);
-        let key = [bytes[2], bytes[3], bytes[4], bytes[5]];
-        let payload = bytes[6..6 + len]
-            .iter()
-            .enumerate()
-            .map(|(i, b)| b ^ key[i % 4])
-            .collect();
-        frames.push((bytes[0] & 0x0f, payload));
-        bytes = &bytes[6 + len..];
-    }
-    frames
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_does_not_answer_pings_is_closed_with_1001() {
-    let (backend, got) = deaf_backend();
+    let (backend, got) = raw_backend(Vec::new());
     let port = common::free_port();
     let gate = Wsgate::start(&config(
         port,

@@ -106,18 +106,17 @@ pub struct TunnelPlan {
 }
 
 /// The plan for the tunnel after `response` (the `101`): size limits apply
-/// to what the client sends, rate limits to the side they name; `strict` checks both directions, with RSV1
-/// allowed when an extension (permessage-deflate) was negotiated. Sizes
-/// are wire sizes: with compression they count compressed bytes.
+/// to what the client sends, rate limits to the side they name; `strict`
+/// checks both directions, with RSV1 allowed on a message's first frame
+/// when the server accepted permessage-deflate (RFC 7692 §5.1: an offer
+/// alone negotiates nothing). Sizes are wire sizes: with compression they
+/// count compressed bytes.
 pub fn plan(settings: &WebSocketSettings, response: &ResponseHead) -> TunnelPlan {
-    let extension = response
-        .headers
-        .iter()
-        .any(|h| h.is("sec-websocket-extensions"));
+    let deflate = deflate_accepted(response);
     let strict = |masked| {
         settings.strict.then_some(Strict {
             masked,
-            rsv1_allowed: extension,
+            rsv1_allowed: deflate,
         })
     };
     let client = Policy {
@@ -141,6 +140,22 @@ pub fn plan(settings: &WebSocketSettings, response: &ResponseHead) -> TunnelPlan
         server,
         keepalive,
     }
+}
+
+/// Whether the `101` accepted permessage-deflate: one of the extensions
+/// its `Sec-WebSocket-Extensions` lines name (each an extension token
+/// followed by `;` parameters, several separated by `,`).
+fn deflate_accepted(response: &ResponseHead) -> bool {
+    response
+        .headers
+        .iter()
+        .filter(|h| h.is("sec-websocket-extensions"))
+        .flat_map(|h| h.value.split(|b| *b == b','))
+        .any(|ext| {
+            let name = ext.split(|b| *b == b';').next().unwrap_or_default();
+            name.trim_ascii()
+                .eq_ignore_ascii_case(b"permessage-deflate")
+        })
 }
 
 #[cfg(test)]
@@ -181,6 +196,38 @@ mod tests {
         );
         // Without `strict`, anything goes through to the server.
         assert_eq!(check_handshake(&request(no_key), &none, &none), Ok(()));
+    }
+
+    #[test]
+    fn rsv1_is_allowed_only_when_the_101_accepts_deflate() {
+        use crate::proxy::http1::head::parse_response;
+        let strict = WebSocketSettings {
+            strict: true,
+            ..Default::default()
+        };
+        let allowed = |extra: &str| {
+            let text =
+                format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n{extra}\r\n");
+            let (head, _) = parse_response(text.as_bytes(), 16384, false)
+                .unwrap()
+                .unwrap();
+            let p = plan(&strict, &head);
+            (
+                p.client.strict.unwrap().rsv1_allowed,
+                p.server.strict.unwrap().rsv1_allowed,
+            )
+        };
+        assert_eq!(allowed(""), (false, false));
+        let deflate = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+        assert_eq!(allowed(deflate), (true, true));
+        assert_eq!(
+            allowed("Sec-WebSocket-Extensions: x-foo, Permessage-Deflate\r\n"),
+            (true, true)
+        );
+        assert_eq!(
+            allowed("Sec-WebSocket-Extensions: x-permessage-deflate-ish\r\n"),
+            (false, false)
+        );
     }
 
     #[test]

@@ -77,8 +77,9 @@ pub struct Policy {
     pub max_message: Option<u64>,
     /// RFC 6455 checks as violations (else they only stop the tracking):
     /// framing errors, masking (`Some(true)`: frames must be masked, as a
-    /// client's; `Some(false)`: must not be, as a server's), and RSV bits
-    /// other than RSV1 with a negotiated extension.
+    /// client's; `Some(false)`: must not be, as a server's), RSV bits
+    /// (only RSV1, only on a message's first frame, only with
+    /// permessage-deflate negotiated) and close frames (code and reason).
     pub strict: Option<Strict>,
     /// `websocket rate-limit`: messages per period from this direction.
     pub rate: Option<RateLimit>,
@@ -87,7 +88,9 @@ pub struct Policy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Strict {
     pub masked: bool,
-    /// An extension (permessage-deflate) was negotiated: RSV1 may be set.
+    /// permessage-deflate was negotiated: RSV1 may be set on the first
+    /// frame of a data message (RFC 7692 §6), never on a continuation or
+    /// control frame.
     pub rsv1_allowed: bool,
 }
 
@@ -120,6 +123,14 @@ pub enum FrameError {
     Masking,
     #[error("reserved bits set without a negotiated extension")]
     ReservedBits,
+    #[error("close frame with a 1-byte payload")]
+    CloseLength,
+    /// Its code is not kept: a wider error would widen every tunnel
+    /// (two trackers each) for a rare case.
+    #[error("close code that may not be sent (RFC 6455 §7.4)")]
+    CloseCode,
+    #[error("close reason is not UTF-8")]
+    CloseReason,
 }
 
 /// Follows the frames of one direction of a WebSocket connection.
@@ -174,6 +185,27 @@ struct Limits {
     checked: bool,
     /// `policy.rate`'s bucket, made at the first message.
     bucket: Option<TokenBucket>,
+    /// `strict`: the close frame being read, checked as it passes.
+    close: CloseCheck,
+}
+
+/// How far a close frame's payload has been checked (`websocket strict`).
+/// Its reason is validated piece by piece as reads bring it, so a close
+/// frame split across reads gets the same verdict as a whole one.
+#[derive(Debug, Clone, Copy, Default)]
+struct CloseCheck {
+    /// Payload bytes seen so far (the mask key cycles over them).
+    seen: u8,
+    /// The start of a UTF-8 sequence cut by the end of a read.
+    pending: [u8; 3],
+    pending_len: u8,
+}
+
+/// Whether a close frame may carry `code` (RFC 6455 §7.4.1–7.4.2, and the
+/// IANA registry's 1012–1014): 1004–1006 and 1015 are reserved, and
+/// 1016–2999 are for future revisions and extensions (none assigned).
+fn close_code_may_be_sent(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
 /// What one direction carried since the last flush, counted as it went
@@ -221,6 +253,7 @@ impl FrameTracker {
                     || policy.max_frame.is_some()
                     || policy.max_message.is_some(),
                 bucket: None,
+                close: CloseCheck::default(),
             })
         });
         FrameTracker {
@@ -286,13 +319,22 @@ impl FrameTracker {
             run: (!self.skip_frame).then_some(0),
         };
         let mut pos = 0usize;
+        // Where the current close frame began in the kept bytes, when it
+        // began in this chunk: a bad close payload is refused from there.
+        let mut close_start = None;
         while pos < chunk.len() && self.failed.is_none() {
             if self.in_payload {
                 let available = chunk.len() - pos;
                 // ≤ available: fits usize.
                 let take = self.remaining.min(available as u64) as usize;
-                if self.close_code_len < 2 {
-                    self.capture_close_code(&chunk[pos..pos + take]);
+                if matches!(self.last, Some((Opcode::Close, _))) {
+                    let ends = self.remaining == take as u64;
+                    if let Err(e) = self.read_close(&chunk[pos..pos + take], ends) {
+                        let v = Violation::Protocol(e);
+                        fed.violation = Some((close_start, v));
+                        self.stop_at(v);
+                        break;
+                    }
                 }
                 pos += take;
                 self.remaining -= take as u64;
@@ -354,6 +396,10 @@ impl FrameTracker {
                     self.remaining = h.payload_len;
                     self.in_payload = true;
                     if h.opcode == Opcode::Close {
+                        close_start = (prev == 0).then(|| out.at(header_start));
+                        if let Some(l) = self.limits.as_deref_mut() {
+                            l.close = CloseCheck::default();
+                        }
                         self.close_code_len = 0;
                         self.close_mask = if h.masked {
                             let key = if prev == 0 {
@@ -521,6 +567,54 @@ impl FrameTracker {
         Ok(())
     }
 
+    /// Reads a piece of a close frame's payload (`ends`: its last piece):
+    /// the code is captured for the counters and, with `strict`, the code
+    /// must be one that may be sent and the reason UTF-8 (RFC 6455 §5.5.1,
+    /// §7.4). The payload is at most 125 bytes: checking it costs nothing
+    /// per data message.
+    fn read_close(&mut self, bytes: &[u8], ends: bool) -> Result<(), FrameError> {
+        let had = self.close_code_len;
+        if had < 2 {
+            self.capture_close_code(bytes);
+        }
+        let Some(l) = self.limits.as_deref_mut() else {
+            return Ok(());
+        };
+        if l.policy.strict.is_none() {
+            return Ok(());
+        }
+        if had < 2 && self.close_code_len == 2 {
+            let code = u16::from_be_bytes(self.close_code);
+            if !close_code_may_be_sent(code) {
+                return Err(FrameError::CloseCode);
+            }
+        }
+        // The reason's bytes of this piece, unmasked, after what an earlier
+        // piece left of a cut UTF-8 sequence (≤ 3 + 123 bytes).
+        let check = &mut l.close;
+        let mut text = [0u8; 128];
+        let mut n = usize::from(check.pending_len);
+        text[..n].copy_from_slice(&check.pending[..n]);
+        for &b in bytes {
+            let at = usize::from(check.seen);
+            check.seen = check.seen.wrapping_add(1);
+            if at >= 2 {
+                text[n] = b ^ self.close_mask[at % 4];
+                n += 1;
+            }
+        }
+        check.pending_len = 0;
+        if let Err(e) = std::str::from_utf8(&text[..n]) {
+            let tail = n - e.valid_up_to();
+            if e.error_len().is_some() || ends {
+                return Err(FrameError::CloseReason);
+            }
+            check.pending[..tail].copy_from_slice(&text[e.valid_up_to()..n]);
+            check.pending_len = tail as u8;
+        }
+        Ok(())
+    }
+
     /// Gathers the first two payload bytes of a close frame (its code),
     /// unmasked.
     fn capture_close_code(&mut self, bytes: &[u8]) {
@@ -549,9 +643,18 @@ impl FrameTracker {
             if h.masked != strict.masked {
                 return Some(Violation::Protocol(FrameError::Masking));
             }
-            let allowed = if strict.rsv1_allowed { 0b100 } else { 0 };
+            // RSV1 marks a compressed message: on its first frame only.
+            let first = matches!(h.opcode, Opcode::Text | Opcode::Binary);
+            let allowed = if strict.rsv1_allowed && first {
+                0b100
+            } else {
+                0
+            };
             if h.rsv & !allowed != 0 {
                 return Some(Violation::Protocol(FrameError::ReservedBits));
+            }
+            if h.opcode == Opcode::Close && h.payload_len == 1 {
+                return Some(Violation::Protocol(FrameError::CloseLength));
             }
         }
         if h.opcode.is_control() {
@@ -854,6 +957,117 @@ mod tests {
         );
     }
 
+    fn strict(masked: bool, rsv1_allowed: bool) -> Policy {
+        Policy {
+            strict: Some(Strict {
+                masked,
+                rsv1_allowed,
+            }),
+            ..Policy::default()
+        }
+    }
+
+    /// A masked close frame with `payload` (code and reason).
+    fn close(payload: &[u8]) -> Vec<u8> {
+        let key = [0x37, 0xfa, 0x21, 0x3d];
+        let mut f = vec![0x88, 0x80 | payload.len() as u8];
+        f.extend_from_slice(&key);
+        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+        f
+    }
+
+    fn with_reason(code: u16, reason: &[u8]) -> Vec<u8> {
+        let mut p = code.to_be_bytes().to_vec();
+        p.extend_from_slice(reason);
+        p
+    }
+
+    #[test]
+    fn strict_checks_close_codes_and_reasons_however_split() {
+        let refused = |payload: &[u8]| {
+            let (_, _, v, _) = feed_split(
+                FrameTracker::with_policy(strict(true, false)),
+                &close(payload),
+                &[usize::MAX],
+            );
+            v.map(|(start, v)| {
+                assert_eq!(start, Some(0), "refused from its first byte");
+                v
+            })
+        };
+        let protocol = |e| Some(Violation::Protocol(e));
+        for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535] {
+            assert_eq!(
+                refused(&with_reason(code, b"")),
+                protocol(FrameError::CloseCode),
+                "{code}"
+            );
+        }
+        for code in [1000, 1001, 1003, 1007, 1011, 1012, 1014, 3000, 4999] {
+            assert_eq!(refused(&with_reason(code, b"bye")), None, "{code}");
+        }
+        assert_eq!(refused(b""), None, "no code at all is allowed");
+        assert_eq!(refused(&[0x03]), protocol(FrameError::CloseLength));
+        for bad in [&b"\xff"[..], b"ok \xc3", b"\xed\xa0\x80"] {
+            assert_eq!(
+                refused(&with_reason(1000, bad)),
+                protocol(FrameError::CloseReason),
+                "{bad:?}"
+            );
+        }
+        // A reason with multi-byte characters, cut inside one of them
+        // anywhere: accepted; a bad one: refused however it is cut.
+        let good = close(&with_reason(1000, "déjà vu ✓".as_bytes()));
+        let bad = close(&with_reason(1000, b"d\xc3\xa9j\xe0 vu"));
+        for cut in 1..good.len() {
+            let (kept, _, v, t) = feed_split(
+                FrameTracker::with_policy(strict(true, false)),
+                &good,
+                &[cut],
+            );
+            assert_eq!((v, kept.len()), (None, good.len()), "cut at {cut}");
+            assert_eq!(t.stats().close_code, Some(1000));
+            let (_, _, v, _) =
+                feed_split(FrameTracker::with_policy(strict(true, false)), &bad, &[cut]);
+            assert_eq!(
+                v.map(|(_, v)| v),
+                protocol(FrameError::CloseReason),
+                "cut at {cut}"
+            );
+        }
+        // Without `strict`, close payloads are the peers' business.
+        let mut t = FrameTracker::default();
+        let fed = t.feed(&mut close(&with_reason(1005, b"\xff")));
+        assert!(fed.violation.is_none() && fed.saw_close && t.error().is_none());
+    }
+
+    #[test]
+    fn rsv1_only_on_the_first_frame_of_a_message_with_deflate() {
+        let rsv1 = |mut f: Vec<u8>| {
+            f[0] |= 0x40;
+            f
+        };
+        let verdict = |policy: Policy, stream: Vec<u8>| {
+            let (_, _, v, _) = feed_split(FrameTracker::with_policy(policy), &stream, &[7]);
+            v.map(|(_, v)| v)
+        };
+        let bits = Some(Violation::Protocol(FrameError::ReservedBits));
+        let mut first = rsv1(frame(false, 1, false, 10));
+        first.extend(frame(true, 0, false, 10));
+        assert_eq!(verdict(strict(false, true), first.clone()), None);
+        assert_eq!(verdict(strict(false, false), first), bits);
+        let mut cont = frame(false, 2, false, 10);
+        cont.extend(rsv1(frame(true, 0, false, 10)));
+        assert_eq!(verdict(strict(false, true), cont), bits);
+        for control in [8, 9, 10] {
+            let f = rsv1(frame(true, control, false, 0));
+            assert_eq!(verdict(strict(false, true), f), bits, "opcode {control}");
+        }
+        let mut rsv2 = frame(true, 1, false, 3);
+        rsv2[0] |= 0x20;
+        assert_eq!(verdict(strict(false, true), rsv2), bits);
+    }
+
     fn dropping(burst: u32) -> Policy {
         Policy {
             rate: Some(RateLimit {
@@ -1035,13 +1249,19 @@ mod tests {
             let (kept_s, boundary_s, violation_s, split) = feed_split(fresh(), &stream, &cuts);
             prop_assert_eq!(boundary, boundary_s);
             match violation_s {
-                // The refused frame's header was split: its first bytes
-                // had gone on with the earlier read (the tunnel then
-                // closes the writer without a close frame).
+                // The refused frame began in an earlier read: its first
+                // bytes had gone on (the tunnel then closes the writer
+                // without a close frame). That is part of its header, or
+                // with `strict`, of a close frame refused for its payload.
                 Some((None, v)) => {
                     prop_assert_eq!(violation.map(|(_, v)| v), Some(v));
                     prop_assert!(kept_s.starts_with(&kept));
-                    prop_assert!(kept_s.len() - kept.len() < MAX_HEADER);
+                    let close = matches!(
+                        v,
+                        Violation::Protocol(FrameError::CloseCode | FrameError::CloseReason)
+                    );
+                    let most = if close { 6 + 125 } else { MAX_HEADER - 1 };
+                    prop_assert!(kept_s.len() - kept.len() <= most);
                 }
                 // Framing broke inside the header of a frame being removed:
                 // its first bytes, cut out with the earlier read, are gone.

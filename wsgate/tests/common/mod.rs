@@ -11,6 +11,7 @@
 pub mod diag;
 pub mod http;
 pub mod metrics;
+pub mod raw_ws;
 pub mod ws;
 
 use std::collections::HashSet;

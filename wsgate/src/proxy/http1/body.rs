@@ -33,8 +33,26 @@ enum ChunkState {
     #[default]
     SizeStart,
     Size,
-    /// Chunk extension or whitespace after the size, until CR.
-    SizeTail,
+    /// Whitespace after the size: before a `;` or the CR.
+    SizeWs,
+    /// Chunk extensions (RFC 9112 §7.1.1), checked to the grammar: a
+    /// server that reads a malformed one its own way (an unterminated
+    /// quote running past the CRLF) would see other chunk boundaries than
+    /// wsgate, which forwards the framing as it is. HAProxy 2.6 passes
+    /// some of them on (docs/security.md).
+    /// After `;`: spaces, then the name.
+    ExtStart,
+    ExtName,
+    /// Spaces after the name: `=`, `;` or the CR follow.
+    ExtNameWs,
+    /// After `=`: spaces, then a token or a quoted string.
+    ExtValStart,
+    ExtToken,
+    ExtQuoted,
+    /// After a backslash in a quoted string.
+    ExtQuotedPair,
+    /// After a value: spaces, then `;` or the CR.
+    ExtAfterVal,
     SizeLf,
     Data,
     DataCr,
@@ -49,6 +67,60 @@ enum ChunkState {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid chunked encoding")]
 pub struct ChunkedError;
+
+impl ChunkState {
+    /// After the chunk size's digits, before the line's CR.
+    fn in_size_line(self) -> bool {
+        matches!(
+            self,
+            ChunkState::Size
+                | ChunkState::SizeWs
+                | ChunkState::ExtStart
+                | ChunkState::ExtName
+                | ChunkState::ExtNameWs
+                | ChunkState::ExtValStart
+                | ChunkState::ExtToken
+                | ChunkState::ExtQuoted
+                | ChunkState::ExtQuotedPair
+                | ChunkState::ExtAfterVal
+        )
+    }
+}
+
+/// `tchar` (RFC 9110 §5.6.2): what a token is made of.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// One byte of a chunk-size line after the size's digits:
+/// `*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] ) CR`
+/// (RFC 9112 §7.1.1), with spaces also allowed before the CR.
+fn chunk_ext(state: ChunkState, b: u8) -> Result<ChunkState, ChunkedError> {
+    use ChunkState::*;
+    let ws = b == b' ' || b == b'\t';
+    Ok(match state {
+        ExtQuoted => match b {
+            b'"' => ExtAfterVal,
+            b'\\' => ExtQuotedPair,
+            // qdtext: HTAB, SP, VCHAR but '"' and '\\', obs-text.
+            b'\t' | b' '..=b'~' | 0x80..=0xff => ExtQuoted,
+            _ => return Err(ChunkedError),
+        },
+        ExtQuotedPair if b == b'\t' || b >= b' ' && b != 0x7f => ExtQuoted,
+        Size | SizeWs | ExtName | ExtNameWs | ExtToken | ExtAfterVal if b == b'\r' => SizeLf,
+        Size | SizeWs | ExtName | ExtNameWs | ExtToken | ExtAfterVal if b == b';' => ExtStart,
+        Size | SizeWs if ws => SizeWs,
+        ExtStart if ws => ExtStart,
+        ExtStart | ExtName if is_tchar(b) => ExtName,
+        ExtName | ExtNameWs if ws => ExtNameWs,
+        ExtName | ExtNameWs if b == b'=' => ExtValStart,
+        ExtValStart if ws => ExtValStart,
+        ExtValStart if b == b'"' => ExtQuoted,
+        ExtValStart | ExtToken if is_tchar(b) => ExtToken,
+        ExtToken | ExtAfterVal if ws => ExtAfterVal,
+        _ => return Err(ChunkedError),
+    })
+}
 
 impl ChunkedScanner {
     pub fn is_done(&self) -> bool {
@@ -82,13 +154,7 @@ impl ChunkedScanner {
                         .ok_or(ChunkedError)?;
                     ChunkState::Size
                 }
-                (ChunkState::Size | ChunkState::SizeTail, b'\r') => ChunkState::SizeLf,
-                (ChunkState::Size | ChunkState::SizeTail, b';' | b' ' | b'\t') => {
-                    ChunkState::SizeTail
-                }
-                (ChunkState::SizeTail, b) if b != b'\n' && (b >= 0x20 || b == b'\t') => {
-                    ChunkState::SizeTail
-                }
+                (state, b) if state.in_size_line() => chunk_ext(state, b)?,
                 (ChunkState::SizeLf, b'\n') if self.size == 0 => ChunkState::TrailerStart,
                 (ChunkState::SizeLf, b'\n') => ChunkState::Data,
                 (ChunkState::DataCr, b'\r') => ChunkState::DataLf,
@@ -252,6 +318,39 @@ mod tests {
             b"\r\n",
         ] {
             assert!(scan_all(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn chunk_extensions_follow_the_grammar() {
+        for good in [
+            &b"5;a\r\n"[..],
+            b"5 ; a = b ; c\r\n",
+            b"5;name=\"va lue \\\" \\\\\";x=1\r\n",
+            b"5;a=\"\xc3\xa9\"\r\n",
+            b"5  \r\n",
+            b"5;a=b \r\n",
+        ] {
+            let mut chunk = good.to_vec();
+            chunk.extend_from_slice(b"hello\r\n0\r\n\r\n");
+            assert_eq!(scan_all(&chunk), Ok((chunk.len(), true)), "{good:?}");
+        }
+        for bad in [
+            &b"5;\r\n"[..],
+            b"5;=b\r\n",
+            b"5;a=\r\n",
+            b"5;a=\"b\r\n",
+            b"5;a=\"b\rc\"\r\n",
+            b"5;a\0b\r\n",
+            b"5;a\nb\r\n",
+            b"5;a b\r\n",
+            b"5;a=b c\r\n",
+            b"5;a=\"b\"c\r\n",
+            b"5;a(b\r\n",
+            b"5 x\r\n",
+            b"5;a=\"\x7f\"\r\n",
+        ] {
+            assert_eq!(scan_all(bad), Err(ChunkedError), "{bad:?}");
         }
     }
 
