@@ -368,6 +368,31 @@ impl Handshake {
     }
 }
 
+/// A client's failed handshake in the words of HAProxy's log ("SSL
+/// handshake failure", "Connection closed during SSL handshake"), with
+/// what the client did in parentheses, not only what rustls saw (plain
+/// HTTP on a TLS port is the common case).
+pub fn handshake_failure(e: &std::io::Error) -> String {
+    use rustls::{Error as E, InvalidMessage};
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        return "Connection closed during SSL handshake".to_owned();
+    }
+    let why = match e.get_ref().and_then(|inner| inner.downcast_ref::<E>()) {
+        Some(E::InvalidMessage(InvalidMessage::InvalidContentType)) => {
+            "the client does not speak TLS: not a TLS record (plain HTTP or another protocol \
+             sent to a TLS port?)"
+                .to_owned()
+        }
+        Some(E::InvalidMessage(m)) => format!("malformed handshake message: {m:?}"),
+        Some(E::PeerIncompatible(p)) => {
+            format!("nothing in common with the client's offer: {p:?}")
+        }
+        Some(other) => other.to_string(),
+        None => e.to_string(),
+    };
+    format!("SSL handshake failure ({why})")
+}
+
 /// The OpenSSL name of a suite wsgate offers.
 fn openssl_cipher_name(suite: rustls::CipherSuite) -> Option<&'static str> {
     use rustls::CipherSuite as R;
