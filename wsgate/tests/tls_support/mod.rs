@@ -105,11 +105,35 @@ impl Ca {
         params.signed_by(&self.issuer).unwrap().pem().unwrap()
     }
 
+    /// A leaf for `cn` with `key` (see [`key_pair`]), valid from 2020 to
+    /// 2090, as one PEM (certificate then key).
+    pub fn leaf_with_key(&self, cn: &str, key: KeyPair) -> String {
+        let mut p = CertificateParams::new(vec![cn.to_owned()]).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2090, 1, 1);
+        let cert = p.signed_by(&key, &self.issuer).unwrap();
+        format!("{}{}", cert.pem(), key.serialize_pem())
+    }
+
     /// A leaf valid from 2020 to 2090, as one PEM (certificate then key).
     pub fn leaf(&self, cn: &str, sans: &[&str]) -> String {
         let (c, k) = self.leaf_dated(cn, sans, (2020, 1, 1), (2090, 1, 1));
         format!("{c}{k}")
     }
+}
+
+/// A private key made by `openssl genpkey` with these arguments (as
+/// `["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]`): ring, under
+/// rcgen, cannot make RSA keys.
+pub fn key_pair(genpkey: &[&str]) -> KeyPair {
+    let out = Command::new("openssl")
+        .arg("genpkey")
+        .args(genpkey)
+        .output()
+        .expect("run openssl genpkey");
+    assert!(out.status.success(), "openssl genpkey {genpkey:?}: {out:?}");
+    KeyPair::from_pem(&String::from_utf8_lossy(&out.stdout)).unwrap()
 }
 
 pub fn have(bin: &str) -> bool {
@@ -121,9 +145,9 @@ pub fn have(bin: &str) -> bool {
         .is_ok()
 }
 
-/// The subject CN of the certificate served on `port` for `sni` (`None`:
-/// no SNI), or `None` when the handshake failed.
-pub fn served_cn(port: u16, sni: Option<&str>) -> Option<String> {
+/// `openssl s_client` to `port` with `sni` (`None`: no SNI) and `extra`
+/// arguments: its standard output (empty lines when the handshake failed).
+pub fn s_client(port: u16, sni: Option<&str>, extra: &[&str]) -> String {
     let mut cmd = Command::new("timeout");
     cmd.args(["10", "openssl", "s_client", "-connect"])
         .arg(format!("127.0.0.1:{port}"));
@@ -132,16 +156,37 @@ pub fn served_cn(port: u16, sni: Option<&str>) -> Option<String> {
         None => cmd.arg("-noservername"),
     };
     let out = cmd
+        .args(extra)
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .output()
         .expect("run openssl s_client");
-    let text = String::from_utf8_lossy(&out.stdout);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The subject CN in an `s_client` output, when a certificate was served.
+pub fn subject_cn(s_client_out: &str) -> Option<String> {
     // OpenSSL 3: `subject=CN = a.example.com`.
-    text.lines()
+    s_client_out
+        .lines()
         .find_map(|l| l.strip_prefix("subject="))
         .and_then(|s| s.split("CN = ").nth(1))
         .map(|cn| cn.split(',').next().unwrap_or(cn).trim().to_owned())
+}
+
+/// The value of the `s_client` output line starting with `label` (as
+/// `Peer signature type: ECDSA`, `Server public key is 2048 bit`).
+pub fn field<'a>(s_client_out: &'a str, label: &str) -> Option<&'a str> {
+    s_client_out
+        .lines()
+        .find_map(|l| l.strip_prefix(label))
+        .map(|v| v.trim_start_matches(':').trim())
+}
+
+/// The subject CN of the certificate served on `port` for `sni` (`None`:
+/// no SNI), or `None` when the handshake failed.
+pub fn served_cn(port: u16, sni: Option<&str>) -> Option<String> {
+    subject_cn(&s_client(port, sni, &[]))
 }
 
 /// `haproxy -db -f cfg`, killed on drop.
