@@ -9,10 +9,8 @@
 mod common;
 mod tls_support;
 
-use std::path::Path;
-
-use common::{free_port, skip_unless_ci, TempDir, Wsgate};
-use tls_support::{field, have, key_pair, s_client, subject_cn, Ca, Haproxy};
+use common::{free_port, TempDir, Wsgate};
+use tls_support::{field, key_pair, openssl_present, s_client, subject_cn, Ca, Haproxy};
 
 const RSA_2048: &[&str] = &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"];
 const P256: &[&str] = &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"];
@@ -38,9 +36,11 @@ fn cert_dir(dir: &TempDir) {
     }
 }
 
-/// SNI, extra `s_client` arguments, and what is served: CN, the server's
-/// key size, and the signature type it used.
-const CASES: &[(&str, &[&str], (&str, &str, &str))] = &[
+/// What is served: CN, the server's key size, the signature type it used.
+type Served = (&'static str, &'static str, &'static str);
+
+/// SNI, extra `s_client` arguments, and what is served.
+const CASES: &[(&str, &[&str], Served)] = &[
     (
         "rsa.example.com",
         &[],
@@ -97,23 +97,15 @@ fn config(port: u16) -> String {
 
 #[test]
 fn rsa_p384_ed25519_and_a_dual_rsa_ecdsa_name_side_by_side_with_haproxy() {
-    if !have("openssl") {
-        skip_unless_ci("openssl is not installed");
+    if !openssl_present() {
         return;
     }
     let dir = TempDir::new("tls-keys");
     cert_dir(&dir);
     let hap_port = free_port();
-    let hap = Path::new("/usr/sbin/haproxy").exists().then(|| {
-        let cfg = dir.write(
-            "haproxy.cfg",
-            config(hap_port).replace("crt certs", &format!("crt {}/certs", dir.path().display())),
-        );
-        Haproxy::start(&cfg, &[hap_port], dir.path().join("haproxy.log"))
-    });
-    if hap.is_none() {
-        skip_unless_ci("haproxy is not installed (the comparison part is skipped)");
-    }
+    let hap_config =
+        config(hap_port).replace("crt certs", &format!("crt {}/certs", dir.path().display()));
+    let hap = Haproxy::beside(dir.path(), &hap_config, hap_port);
     let port = free_port();
     let gate = Wsgate::start_in(dir, &config(port));
     let mut wrong = Vec::new();

@@ -11,15 +11,14 @@ mod tls_support;
 use std::time::Duration;
 
 use common::ws::{connect, echo, expected_echo};
-use common::{free_port, skip_unless_ci, DemoBackend, TempDir, Wsgate};
+use common::{free_port, DemoBackend, TempDir, Wsgate};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
-use tls_support::{have, served_cn, Ca};
+use tls_support::{openssl_present, served_cn, Ca};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_added_to_the_directory_is_served_after_sighup() {
-    if !have("openssl") {
-        skip_unless_ci("openssl is not installed");
+    if !openssl_present() {
         return;
     }
     let ca = Ca::new();

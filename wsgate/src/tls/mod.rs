@@ -8,17 +8,21 @@
 //! threads. The crypto stack is ring, or aws-lc-rs when built with the
 //! `aws-lc-rs` feature ([`crypto`]; docs/performance.md compares them).
 //! Submodules: `store` (files, directories, crt-list, SNI resolver),
-//! `checks` (what a certificate says and what is wrong with it).
+//! `list_options` (a crt-list line's `[...]`), `acceptor` (the handshake,
+//! with a certificate's own configuration when it has options), `checks`
+//! (what a certificate says and what is wrong with it).
 //!
 //! Defaults, as HAProxy 2.6 with OpenSSL 3 where rustls allows: TLS 1.2
 //! and 1.3, ECDHE with AEAD suites only, the server's suite order, ALPN
 //! `http/1.1`, resumption by session id (a 20000-entry cache, HAProxy's
 //! `tune.ssl.cachesize`) and by tickets (off with `no-tls-tickets`).
 
+pub mod acceptor;
 pub mod checks;
 pub mod client;
 pub mod client_cert;
 pub mod hello;
+mod list_options;
 pub mod store;
 
 use std::path::PathBuf;
@@ -39,6 +43,7 @@ use crate::config::model::{
     BindSsl, CipherSuite, ClientAuth, KxGroup, Location, TlsSettings, TlsVersion,
 };
 use crate::config::Diagnostic;
+pub use acceptor::Acceptor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -80,10 +85,10 @@ impl TlsError {
 /// Session cache entries, as HAProxy's `tune.ssl.cachesize` default.
 const SESSION_CACHE: usize = 20_000;
 
-/// One `bind ... ssl` loaded: the configuration (`None` after an error)
-/// and what to report at the bind line (notes, warnings, errors).
+/// One `bind ... ssl` loaded: its acceptor (`None` after an error) and
+/// what to report at the bind line (notes, warnings, errors).
 pub struct BindTls {
-    pub config: Option<Arc<ServerConfig>>,
+    pub acceptor: Option<Acceptor>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -133,34 +138,59 @@ pub fn load_bind(ssl: &BindSsl, at: &Location) -> BindTls {
         d.hint = p.hint.clone();
         diagnostics.push(d);
     }
+    let failed = |mut diagnostics: Vec<Diagnostic>, message: String| {
+        diagnostics.push(Diagnostic::error(at.clone(), message));
+        BindTls {
+            acceptor: None,
+            diagnostics,
+        }
+    };
     if store.problems.iter().any(|p| p.error) {
         return BindTls {
-            config: None,
+            acceptor: None,
             diagnostics,
         };
     }
     let Some(resolver) = store.resolver(ssl.strict_sni) else {
-        diagnostics.push(Diagnostic::error(
-            at.clone(),
-            "no certificate loaded for this bind",
-        ));
-        return BindTls {
-            config: None,
-            diagnostics,
-        };
+        return failed(diagnostics, "no certificate loaded for this bind".into());
     };
-    match build_config(ssl, provider, Arc::new(resolver)) {
-        Ok(config) => BindTls {
-            config: Some(config),
-            diagnostics,
-        },
-        Err(e) => {
-            diagnostics.push(Diagnostic::error(at.clone(), e.to_string()));
-            BindTls {
-                config: None,
-                diagnostics,
+    let resolver = Arc::new(resolver);
+    let default = match build_config(ssl, provider, resolver.clone()) {
+        Ok(config) => config,
+        Err(e) => return failed(diagnostics, e.to_string()),
+    };
+    // One configuration per distinct set of crt-list options.
+    let mut built: Vec<(&TlsSettings, Arc<ServerConfig>)> = Vec::new();
+    let mut configs = Vec::with_capacity(store.options.len());
+    for (options, cert) in store.options.iter().zip(&store.certs) {
+        let Some(settings) = options else {
+            configs.push(None);
+            continue;
+        };
+        if let Some((_, c)) = built.iter().find(|(s, _)| *s == settings) {
+            configs.push(Some(c.clone()));
+            continue;
+        }
+        let with = BindSsl {
+            settings: settings.clone(),
+            ..ssl.clone()
+        };
+        match build_config(&with, self::provider(settings), resolver.clone()) {
+            Ok(c) => {
+                built.push((settings, c.clone()));
+                configs.push(Some(c));
+            }
+            Err(e) => {
+                let message = format!("crt-list options of '{}': {e}", shown(&cert.path));
+                return failed(diagnostics, message);
             }
         }
+    }
+    let per_certificate =
+        (!built.is_empty()).then(|| acceptor::PerCertificate { resolver, configs });
+    BindTls {
+        acceptor: Some(Acceptor::new(default, per_certificate)),
+        diagnostics,
     }
 }
 
@@ -182,8 +212,8 @@ pub fn server_config(ssl: &BindSsl) -> Result<Arc<ServerConfig>, TlsError> {
         col: 0,
     };
     let loaded = load_bind(ssl, &at);
-    match loaded.config {
-        Some(c) => Ok(c),
+    match loaded.acceptor {
+        Some(a) => Ok(a.config().clone()),
         None => Err(TlsError::Config(
             loaded
                 .diagnostics

@@ -136,6 +136,16 @@ pub fn key_pair(genpkey: &[&str]) -> KeyPair {
     KeyPair::from_pem(&String::from_utf8_lossy(&out.stdout)).unwrap()
 }
 
+/// True when `openssl` (s_client) is installed; otherwise the test is
+/// skipped (and fails in CI).
+pub fn openssl_present() -> bool {
+    if !have("openssl") {
+        crate::common::skip_unless_ci("openssl is not installed");
+        return false;
+    }
+    true
+}
+
 pub fn have(bin: &str) -> bool {
     Command::new(bin)
         .arg("version")
@@ -183,6 +193,16 @@ pub fn field<'a>(s_client_out: &'a str, label: &str) -> Option<&'a str> {
         .map(|v| v.trim_start_matches(':').trim())
 }
 
+/// The version and suite an `s_client` handshake negotiated, as
+/// `TLSv1.3 TLS_AES_256_GCM_SHA384`; `None` when it failed.
+pub fn negotiated(s_client_out: &str) -> Option<String> {
+    // `New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384` (or `Reused, ...`).
+    let line = s_client_out.lines().find(|l| l.contains(", Cipher is "))?;
+    let (head, suite) = line.split_once(", Cipher is ")?;
+    let version = head.split(", ").nth(1)?;
+    (suite != "(NONE)").then(|| format!("{version} {suite}"))
+}
+
 /// The subject CN of the certificate served on `port` for `sni` (`None`:
 /// no SNI), or `None` when the handshake failed.
 pub fn served_cn(port: u16, sni: Option<&str>) -> Option<String> {
@@ -196,6 +216,19 @@ pub struct Haproxy {
 }
 
 impl Haproxy {
+    /// HAProxy on `config` (written as `haproxy.cfg` in `dir`), listening
+    /// on `port`, for a side-by-side comparison; `None` when it is not
+    /// installed (outside CI).
+    pub fn beside(dir: &Path, config: &str, port: u16) -> Option<Haproxy> {
+        if !Path::new("/usr/sbin/haproxy").exists() {
+            crate::common::skip_unless_ci("haproxy is not installed (no comparison)");
+            return None;
+        }
+        let cfg = dir.join("haproxy.cfg");
+        std::fs::write(&cfg, config).unwrap();
+        Some(Haproxy::start(&cfg, &[port], dir.join("haproxy.log")))
+    }
+
     pub fn start(cfg: &Path, ports: &[u16], log: PathBuf) -> Haproxy {
         let out = std::fs::File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
