@@ -174,6 +174,36 @@ pub fn s_client(port: u16, sni: Option<&str>, extra: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `s_client -sess_out <sess>` to `port` with `extra` arguments, kept
+/// connected until the session is saved (TLS 1.3 tickets come after the
+/// handshake: a client that leaves at once may not see them): its
+/// standard output.
+pub fn s_client_saving(port: u16, sess: &Path, extra: &[&str]) -> String {
+    let out_path = sess.with_extension("out");
+    let mut child = Command::new("timeout")
+        .args(["20", "openssl", "s_client", "-connect"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-sess_out")
+        .arg(sess)
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run openssl s_client");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::fs::metadata(sess).map_or(true, |m| m.len() == 0)
+        && std::time::Instant::now() < deadline
+        && child.try_wait().ok().flatten().is_none()
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Stdin closes: s_client says goodbye and exits.
+    drop(child.stdin.take());
+    let _ = child.wait();
+    std::fs::read_to_string(&out_path).unwrap_or_default()
+}
+
 /// The subject CN in an `s_client` output, when a certificate was served.
 pub fn subject_cn(s_client_out: &str) -> Option<String> {
     // OpenSSL 3: `subject=CN = a.example.com`.
