@@ -310,14 +310,58 @@ fn check_mode_lists_certificates_and_refuses_expired_ones() {
     let (c1, _) = ca.leaf_dated("one.example.com", &[], (2020, 1, 1), (2090, 1, 1));
     let (_, k2) = ca.leaf_dated("two.example.com", &[], (2020, 1, 1), (2090, 1, 1));
     dir.write("old/mismatch.pem", format!("{c1}{k2}"));
-    let cfg = dir.write(
-        "mismatch.cfg",
-        format!("frontend fe\n mode http\n timeout client 1s\n bind 127.0.0.1:{} ssl crt old/mismatch.pem\n", free_port()),
-    );
-    let (status, out) = run_in(&dir, &cfg);
+    let (status, out) = check_one(&dir, "old/mismatch.pem");
     assert_eq!(status.code(), Some(1), "{out}");
     assert!(
         out.contains("the private key does not belong to the certificate"),
+        "{out}"
+    );
+
+    // Not valid yet: an error with both dates.
+    let (c, k) = ca.leaf_dated("future.example.com", &[], (2080, 1, 1), (2090, 1, 1));
+    dir.write("old/future.pem", format!("{c}{k}"));
+    let (status, out) = check_one(&dir, "old/future.pem");
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("error: [environment] 'old/future.pem': certificate is not valid yet: valid from 2080-01-01 to 2090-01-01"),
+        "{out}"
+    );
+
+    // A 1024-bit RSA key (made by openssl: ring makes and signs with no
+    // such key): an error naming the file and the size, with the
+    // commands that make a good key.
+    let weak = dir.path().join("old/weak.pem");
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:1024", "-nodes", "-days", "3650",
+        ])
+        .args(["-subj", "/CN=weak.example.com", "-keyout"])
+        .arg(&weak)
+        .arg("-out")
+        .arg(dir.path().join("old/weak.crt"))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let key = std::fs::read_to_string(&weak).unwrap();
+    let crt = std::fs::read_to_string(dir.path().join("old/weak.crt")).unwrap();
+    dir.write("old/weak.pem", format!("{crt}{key}"));
+    let (status, out) = check_one(&dir, "old/weak.pem");
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("'old/weak.pem': 1024-bit RSA key: too weak")
+            && out.contains("hint: make a P-256 key: `openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256")
+            && out.contains("or a 2048-bit RSA one with `-newkey rsa:2048`"),
+        "{out}"
+    );
+
+    // A chain whose next certificate is not the issuer: a warning, and it
+    // still starts.
+    let (c, k) = ca.leaf_dated("chain.example.com", &[], (2020, 1, 1), (2090, 1, 1));
+    dir.write("old/chain.pem", format!("{c}{}{k}", Ca::new().pem));
+    let (status, out) = check_one(&dir, "old/chain.pem");
+    assert!(status.success(), "{out}");
+    assert!(
+        out.contains("warning: 'old/chain.pem': the chain does not lead to the issuer: certificate 1 ('CN=chain.example.com') is issued by 'CN=wsgate test CA', but the next one in the file is 'CN=wsgate test CA' (its signature does not verify)"),
         "{out}"
     );
 
@@ -325,11 +369,7 @@ fn check_mode_lists_certificates_and_refuses_expired_ones() {
     let soon = time_in_days(5);
     let (c, k) = ca.leaf_dated("soon.example.com", &[], (2020, 1, 1), soon);
     dir.write("old/soon.pem", format!("{c}{k}"));
-    let cfg = dir.write(
-        "soon.cfg",
-        format!("frontend fe\n mode http\n timeout client 1s\n bind 127.0.0.1:{} ssl crt old/soon.pem\n", free_port()),
-    );
-    let (status, out) = run_in(&dir, &cfg);
+    let (status, out) = check_one(&dir, "old/soon.pem");
     assert!(status.success(), "{out}");
     assert!(
         out.contains("warning: 'old/soon.pem': certificate expires on"),
@@ -351,6 +391,18 @@ fn time_in_days(days: u64) -> (i32, u8, u8) {
         parts.next().unwrap() as u8,
         parts.next().unwrap() as u8,
     )
+}
+
+/// `wsgate -c` on a frontend serving `pem` alone.
+fn check_one(dir: &TempDir, pem: &str) -> (std::process::ExitStatus, String) {
+    let cfg = dir.write(
+        "one.cfg",
+        format!(
+            "frontend fe\n mode http\n timeout client 1s\n bind 127.0.0.1:{} ssl crt {pem}\n",
+            free_port()
+        ),
+    );
+    run_in(dir, &cfg)
 }
 
 fn run_in(dir: &TempDir, cfg: &Path) -> (std::process::ExitStatus, String) {
