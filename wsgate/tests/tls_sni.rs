@@ -1,8 +1,9 @@
 //! End-to-end TLS termination through the real binary: certificate
-//! directories and SNI selection (exact, wildcard, default, strict-sni),
-//! crt-list filters, side by side with HAProxy on the same certificates,
-//! wss with Python `websockets`, start-up checks (`wsgate -c`), and bad
-//! input on a TLS port.
+//! directories (skipping `.key .issuer .ocsp .sctl`) and SNI selection
+//! (exact, wildcard, default, strict-sni), crt-list filters, several `crt`
+//! on one bind, side by side with HAProxy on the same certificates, curl
+//! `--resolve`, wss with Python `websockets` on each listener, start-up
+//! checks (`wsgate -c`), and bad input on a TLS port.
 //!
 //! Needs `openssl` (s_client), and for the comparison `/usr/sbin/haproxy`
 //! and `python3` with `websockets`; without them the tests are skipped,
@@ -35,6 +36,10 @@ fn cert_dir(ca: &Ca, dir: &TempDir) {
     // HAProxy reads `.issuer` as the issuer (for OCSP); wsgate must not
     // load it as a certificate of its own.
     dir.write("certs/20-wild.pem.issuer", &ca.pem);
+    // OCSP responses and SCT lists, named for no certificate here: loaded
+    // as certificates they would fail (a certificate without its key).
+    dir.write("certs/30-stray.ocsp", &ca.pem);
+    dir.write("certs/30-stray.sctl", &ca.pem);
     dir.write("ca.pem", &ca.pem);
     // crt-list: the default kept out of SNI matching (fallback only), the
     // wildcard minus one name, the exact name by its own CN.
@@ -58,66 +63,30 @@ fn peers_present() -> bool {
     true
 }
 
-/// SNI → expected CN on each listener: dir, strict-sni, crt-list.
-const CASES: &[(Option<&str>, [Option<&str>; 3])] = &[
-    (
-        Some("a.example.com"),
-        [
-            Some("a.example.com"),
-            Some("a.example.com"),
-            Some("a.example.com"),
-        ],
-    ),
-    (
-        Some("A.Example.COM"),
-        [
-            Some("a.example.com"),
-            Some("a.example.com"),
-            Some("a.example.com"),
-        ],
-    ),
-    (
-        Some("b.example.com"),
-        [
-            Some("*.example.com"),
-            Some("*.example.com"),
-            Some("*.example.com"),
-        ],
-    ),
+/// SNI → expected CN on each listener: dir, strict-sni, crt-list, and
+/// two `crt` files on one bind (the first one the default).
+const CASES: &[(Option<&str>, [Option<&str>; 4])] = &[
+    (Some("a.example.com"), [A, A, A, A]),
+    (Some("A.Example.COM"), [A, A, A, A]),
+    (Some("b.example.com"), [WILD, WILD, WILD, WILD]),
     // A wildcard covers one label only.
-    (
-        Some("x.b.example.com"),
-        [Some("default.test"), None, Some("default.test")],
-    ),
-    (
-        Some("example.com"),
-        [Some("default.test"), None, Some("default.test")],
-    ),
-    (
-        Some("skip.example.com"),
-        [
-            Some("*.example.com"),
-            Some("*.example.com"),
-            Some("default.test"),
-        ],
-    ),
-    (
-        Some("default.test"),
-        [
-            Some("default.test"),
-            Some("default.test"),
-            Some("default.test"),
-        ],
-    ),
-    (None, [Some("default.test"), None, Some("default.test")]),
+    (Some("x.b.example.com"), [DEFAULT, None, DEFAULT, A]),
+    (Some("example.com"), [DEFAULT, None, DEFAULT, A]),
+    (Some("skip.example.com"), [WILD, WILD, DEFAULT, WILD]),
+    (Some("default.test"), [DEFAULT, DEFAULT, DEFAULT, A]),
+    (None, [DEFAULT, None, DEFAULT, A]),
 ];
 
-fn config(ports: [u16; 3]) -> String {
+const A: Option<&str> = Some("a.example.com");
+const WILD: Option<&str> = Some("*.example.com");
+const DEFAULT: Option<&str> = Some("default.test");
+
+fn config(ports: [u16; 4]) -> String {
     format!(
         "defaults\n mode http\n timeout client 2s\n timeout connect 2s\n timeout server 5s\n timeout tunnel 1h\n\
          frontend fe\n bind 127.0.0.1:{} ssl crt certs\n bind 127.0.0.1:{} ssl crt certs strict-sni\n\
-         bind 127.0.0.1:{} ssl crt-list list.txt\n",
-        ports[0], ports[1], ports[2]
+         bind 127.0.0.1:{} ssl crt-list list.txt\n bind 127.0.0.1:{} ssl crt certs/10-a.pem crt certs/20-wild.pem\n",
+        ports[0], ports[1], ports[2], ports[3]
     )
 }
 
@@ -129,7 +98,7 @@ fn sni_selection_default_strict_and_crt_list() {
     let ca = Ca::new();
     let dir = TempDir::new("tls-sni");
     cert_dir(&ca, &dir);
-    let ports = [free_port(), free_port(), free_port()];
+    let ports = [free_port(), free_port(), free_port(), free_port()];
     let gate = Wsgate::start_in(dir, &config(ports));
     let mut wrong = Vec::new();
     for (sni, expected) in CASES {
@@ -150,6 +119,52 @@ fn sni_selection_default_strict_and_crt_list() {
     );
 }
 
+/// The subject curl sees on `port` for `name` (resolved to 127.0.0.1 with
+/// `--resolve`), verifying it against `ca`; `None` when it refused.
+fn curl_subject(port: u16, name: &str, ca: &Path) -> Option<String> {
+    let out = Command::new("curl")
+        .args(["-sv", "--max-time", "10", "-o", "/dev/null", "--resolve"])
+        .arg(format!("{name}:{port}:127.0.0.1"))
+        .arg("--cacert")
+        .arg(ca)
+        .arg(format!("https://{name}:{port}/"))
+        .output()
+        .unwrap();
+    out.status.success().then_some(())?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    // `*  subject: CN=a.example.com`
+    err.lines()
+        .find_map(|l| l.trim_start_matches(['*', ' ']).strip_prefix("subject: "))
+        .map(str::to_owned)
+}
+
+#[test]
+fn curl_with_resolve_gets_the_certificate_of_each_name() {
+    if !peers_present() || !have("curl") {
+        return;
+    }
+    let ca = Ca::new();
+    let dir = TempDir::new("tls-curl");
+    cert_dir(&ca, &dir);
+    let ca_path = dir.path().join("ca.pem");
+    let ports = [free_port(), free_port(), free_port(), free_port()];
+    let gate = Wsgate::start_in(dir, &config(ports));
+    for (name, subject) in [
+        ("a.example.com", Some("CN=a.example.com")),
+        ("b.example.com", Some("CN=*.example.com")),
+        ("default.test", Some("CN=default.test")),
+        // The default certificate does not name it: curl refuses.
+        ("x.b.example.com", None),
+    ] {
+        assert_eq!(
+            curl_subject(ports[0], name, &ca_path).as_deref(),
+            subject,
+            "{name}\n{}",
+            gate.log()
+        );
+    }
+}
+
 #[test]
 fn same_certificate_as_haproxy_for_each_sni() {
     if !peers_present() {
@@ -162,8 +177,8 @@ fn same_certificate_as_haproxy_for_each_sni() {
     let ca = Ca::new();
     let dir = TempDir::new("tls-hap");
     cert_dir(&ca, &dir);
-    let wsgate_ports = [free_port(), free_port(), free_port()];
-    let hap_ports = [free_port(), free_port(), free_port()];
+    let wsgate_ports = [free_port(), free_port(), free_port(), free_port()];
+    let hap_ports = [free_port(), free_port(), free_port(), free_port()];
     let hap_cfg = dir.write(
         "haproxy.cfg",
         format!(
@@ -180,7 +195,7 @@ fn same_certificate_as_haproxy_for_each_sni() {
     let gate = Wsgate::start_in(dir, &config(wsgate_ports));
     let mut differ = Vec::new();
     for (sni, _) in CASES {
-        for i in 0..3 {
+        for i in 0..4 {
             let h = served_cn(hap_ports[i], *sni);
             let w = served_cn(wsgate_ports[i], *sni);
             if h != w {
@@ -228,14 +243,13 @@ fn wss_through_python_websockets_with_sni() {
         common::accepts(format!("127.0.0.1:{backend_port}").parse().unwrap()).then_some(())
     })
     .unwrap();
-    let port = free_port();
+    let ports = [free_port(), free_port(), free_port(), free_port()];
     let ca_path = dir.path().join("ca.pem");
     let gate = Wsgate::start_in(
         dir,
         &format!(
-            "defaults\n mode http\n timeout client 5s\n timeout connect 2s\n timeout server 5s\n timeout tunnel 1h\n\
-             frontend fe\n bind 127.0.0.1:{port} ssl crt certs\n default_backend app\n\
-             backend app\n server b1 127.0.0.1:{backend_port}\n"
+            "{} default_backend app\nbackend app\n server b1 127.0.0.1:{backend_port}\n",
+            config(ports)
         ),
     );
     let script = r#"
@@ -253,7 +267,11 @@ async def main(port, ca, name):
     sys.exit("no echo")
 asyncio.run(main(int(sys.argv[1]), sys.argv[2], sys.argv[3]))
 "#;
-    for name in ["a.example.com", "b.example.com"] {
+    // Every listener: directory, strict-sni, crt-list, two `crt`.
+    for (port, name) in ports
+        .iter()
+        .flat_map(|p| ["a.example.com", "b.example.com"].map(|n| (p, n)))
+    {
         let out = Command::new("python3")
             .args(["-c", script, &port.to_string()])
             .arg(&ca_path)
@@ -262,7 +280,7 @@ asyncio.run(main(int(sys.argv[1]), sys.argv[2], sys.argv[3]))
             .unwrap();
         assert!(
             out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ECHO"),
-            "{name}: {}\n{}\nwsgate log:\n{}",
+            "port {port}, {name}: {}\n{}\nwsgate log:\n{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),
             gate.guard.output()
@@ -275,7 +293,10 @@ fn check_mode_lists_certificates_and_refuses_expired_ones() {
     let ca = Ca::new();
     let dir = TempDir::new("tls-check");
     cert_dir(&ca, &dir);
-    let cfg = dir.write("ok.cfg", config([free_port(), free_port(), free_port()]));
+    let cfg = dir.write(
+        "ok.cfg",
+        config([free_port(), free_port(), free_port(), free_port()]),
+    );
     let (status, out) = run_in(&dir, &cfg);
     assert!(status.success(), "{out}");
     assert!(
@@ -285,8 +306,8 @@ fn check_mode_lists_certificates_and_refuses_expired_ones() {
     );
     assert_eq!(
         out.matches("note: certificate").count(),
-        9,
-        "3 binds x 3 certificates:\n{out}"
+        11,
+        "3 binds x 3 certificates, 1 bind x 2:\n{out}"
     );
 
     let (c, k) = ca.leaf_dated("old.example.com", &[], (2019, 1, 1), (2021, 3, 4));
