@@ -10,6 +10,14 @@
 //! does, options apply when the SNI selects the certificate; a handshake
 //! that falls back to the default certificate (no or unknown SNI) gets the
 //! bind's settings.
+//!
+//! The certificate is chosen here from the ClientHello's signature schemes
+//! as sent; inside the handshake rustls narrows a TLS 1.2 client's schemes
+//! to its suites and the resolver chooses again. The two differ only for a
+//! name with an RSA and an ECDSA certificate on crt-list lines with
+//! different options, offered by a TLS 1.2 client with ECDSA schemes but
+//! only RSA suites: it gets the RSA certificate under the ECDSA line's
+//! options.
 
 use std::sync::Arc;
 
