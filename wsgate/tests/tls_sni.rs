@@ -470,6 +470,90 @@ fn logged(gate: &Wsgate, line: &str, count: usize) {
     .unwrap_or_else(|e| panic!("{e}\nwsgate log:\n{}", gate.log()));
 }
 
+/// One bad client of a TLS port: what it sends, whether it then stops
+/// sending (FIN), how long the proxy takes to close at least, and the
+/// line logged for it (HAProxy's words, then wsgate's detail).
+struct BadInput {
+    what: &'static str,
+    send: Vec<u8>,
+    fin: bool,
+    at_least: Duration,
+    line: &'static str,
+}
+
+fn bad_inputs() -> Vec<BadInput> {
+    let not_tls = "SSL handshake failure (the client does not speak TLS: not a TLS record";
+    let timeout = "Timeout during SSL handshake (no complete handshake within `timeout client`)";
+    let closed = "Connection closed during SSL handshake";
+    // A ClientHello record announcing 512 bytes, cut after a few.
+    let hello_start = vec![
+        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ];
+    let case = |what, send, fin, at_least, line| BadInput {
+        what,
+        send,
+        fin,
+        at_least,
+        line,
+    };
+    let second = Duration::from_millis(800);
+    vec![
+        case(
+            "plain HTTP",
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            false,
+            Duration::ZERO,
+            not_tls,
+        ),
+        case(
+            "garbage",
+            [0xde, 0xad, 0xbe, 0xef].repeat(300),
+            false,
+            Duration::ZERO,
+            not_tls,
+        ),
+        // Closed by `timeout client` (as HAProxy 2.6: not `timeout
+        // http-request`, 30s here).
+        case(
+            "cut ClientHello",
+            hello_start.clone(),
+            false,
+            second,
+            timeout,
+        ),
+        case(
+            "cut ClientHello, then FIN",
+            hello_start,
+            true,
+            Duration::ZERO,
+            closed,
+        ),
+        case("stall", Vec::new(), false, second, timeout),
+    ]
+}
+
+/// Plays each bad input against `port`, one after the other, checking it
+/// is closed in time; the client address each one had.
+fn play(port: u16, cases: &[BadInput], log: impl Fn() -> String) -> Vec<std::net::SocketAddr> {
+    let mut clients = Vec::new();
+    for c in cases {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        clients.push(s.local_addr().unwrap());
+        s.write_all(&c.send).unwrap();
+        if c.fin {
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+        }
+        let took = wait_closed(s, Duration::from_secs(6))
+            .unwrap_or_else(|e| panic!("port {port}, {}: {e}\n{}", c.what, log()));
+        assert!(
+            took >= c.at_least,
+            "port {port}, {}: closed after {took:?}",
+            c.what
+        );
+    }
+    clients
+}
+
 #[test]
 fn bad_input_on_the_tls_port_is_closed_and_the_proxy_stays_healthy() {
     if !peers_present() {
@@ -478,62 +562,54 @@ fn bad_input_on_the_tls_port_is_closed_and_the_proxy_stays_healthy() {
     let ca = Ca::new();
     let dir = TempDir::new("tls-bad");
     cert_dir(&ca, &dir);
-    let port = free_port();
-    let sock = dir.path().join("admin.sock");
     // `maxconn 1`: a connection slot a failed handshake kept would hold
     // the next case in the kernel's queue, and it would not be closed.
-    let gate = Wsgate::start_in(
-        dir,
-        &format!(
+    let config = |port: u16, sock: &Path, certs: &str, log: &str| {
+        format!(
             "global\n stats socket {}\ndefaults\n mode http\n timeout client 1s\n timeout http-request 30s\n\
-             frontend fe\n maxconn 1\n bind 127.0.0.1:{port} ssl crt certs\n",
+             frontend fe\n maxconn 1\n{log} bind 127.0.0.1:{port} ssl crt {certs}\n",
             sock.display()
-        ),
+        )
+    };
+    let cases = bad_inputs();
+
+    // HAProxy 2.6 beside, on the same certificates, logging as `option
+    // httplog` does: the same closes, and the same words per client.
+    let hap_port = free_port();
+    let hap_config = config(
+        hap_port,
+        &dir.path().join("haproxy.sock"),
+        &format!("{}/certs", dir.path().display()),
+        " log stdout format raw local0\n option httplog\n",
     );
-    // Each case: what the client sends (and whether it then stops
-    // sending), how long until wsgate closes at least, and the line logged
-    // for this very client.
-    let not_tls = "SSL handshake failure (the client does not speak TLS: not a TLS record";
-    let timeout = "Timeout during SSL handshake (no complete handshake within `timeout client`)";
-    let closed = "Connection closed during SSL handshake";
-    // A ClientHello record announcing 512 bytes, cut after a few.
-    let hello_start: &[u8] = &[
-        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
-    ];
-    let garbage = [0xde, 0xad, 0xbe, 0xef].repeat(300);
-    let second = Duration::from_millis(800);
-    let cases: &[(&str, &[u8], bool, Duration, &str)] = &[
-        (
-            "plain HTTP",
-            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-            false,
-            Duration::ZERO,
-            not_tls,
-        ),
-        ("garbage", &garbage, false, Duration::ZERO, not_tls),
-        // Closed by `timeout client` (as HAProxy 2.6: not `timeout
-        // http-request`, 30s here).
-        ("cut ClientHello", hello_start, false, second, timeout),
-        (
-            "cut ClientHello, then FIN",
-            hello_start,
-            true,
-            Duration::ZERO,
-            closed,
-        ),
-        ("stall", b"", false, second, timeout),
-    ];
-    for (what, send, fin, at_least, line) in cases {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let client = s.local_addr().unwrap();
-        s.write_all(send).unwrap();
-        if *fin {
-            s.shutdown(std::net::Shutdown::Write).unwrap();
+    if let Some(hap) = Haproxy::beside(dir.path(), &hap_config, hap_port) {
+        let log = || std::fs::read_to_string(&hap.log).unwrap_or_default();
+        let clients = play(hap_port, &cases, log);
+        for (c, client) in cases.iter().zip(clients) {
+            let words = c.line.split(" (").next().unwrap();
+            common::poll_until(Duration::from_secs(10), c.what, || {
+                log()
+                    .lines()
+                    .any(|l| {
+                        l.starts_with(&format!("{client} ["))
+                            && l.ends_with(&format!("fe/1: {words}"))
+                    })
+                    .then_some(())
+            })
+            .unwrap_or_else(|e| panic!("haproxy, {e}: no `{words}` for {client}\n{}", log()));
         }
-        let took = wait_closed(s, Duration::from_secs(6))
-            .unwrap_or_else(|e| panic!("{what}: {e}\n{}", gate.log()));
-        assert!(took >= *at_least, "{what}: closed after {took:?}");
-        logged(&gate, &format!("{client} fe/127.0.0.1:{port}: {line}"), 1);
+    }
+
+    let port = free_port();
+    let sock = dir.path().join("admin.sock");
+    let gate = Wsgate::start_in(dir, &config(port, &sock, "certs", ""));
+    let clients = play(port, &cases, || gate.log());
+    for (c, client) in cases.iter().zip(clients) {
+        logged(
+            &gate,
+            &format!("{client} fe/127.0.0.1:{port}: {}", c.line),
+            1,
+        );
     }
 
     // Still serving, through the one slot; and no session left counted.
