@@ -200,8 +200,11 @@ impl LogBudget {
     /// `Some(lines not logged since the last one)` when this line may be
     /// logged; `None` when it is over the budget (and counted).
     fn take(&self) -> Option<u64> {
+        self.take_at(Instant::now())
+    }
+
+    fn take_at(&self, now: Instant) -> Option<u64> {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
         match s.0 {
             Some(start) if now.duration_since(start) < Duration::from_secs(1) => {}
             _ => (s.0, s.1) = (Some(now), 0),
@@ -464,4 +467,22 @@ async fn consume(stream: &TcpStream, buf: &mut [u8]) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_budget_counts_what_it_drops_and_reports_it_next_window() {
+        let budget = LogBudget::new(3);
+        let start = Instant::now();
+        let taken: Vec<Option<u64>> = (0..5).map(|_| budget.take_at(start)).collect();
+        assert_eq!(taken, [Some(0), Some(0), Some(0), None, None]);
+        let later = start + Duration::from_millis(999);
+        assert_eq!(budget.take_at(later), None, "same window");
+        let next = start + Duration::from_secs(1);
+        assert_eq!(budget.take_at(next), Some(3), "the three dropped lines");
+        assert_eq!(budget.take_at(next), Some(0));
+    }
 }
