@@ -626,3 +626,52 @@ fn bad_input_on_the_tls_port_is_closed_and_the_proxy_stays_healthy() {
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", common::cli(&sock, "show info")));
 }
+
+#[test]
+fn a_flood_of_bad_handshakes_is_logged_at_most_20_a_second_and_counted() {
+    if !peers_present() {
+        return;
+    }
+    let ca = Ca::new();
+    let dir = TempDir::new("tls-flood");
+    cert_dir(&ca, &dir);
+    let port = free_port();
+    let gate = Wsgate::start_in(
+        dir,
+        &format!("defaults\n mode http\n timeout client 5s\nfrontend fe\n bind 127.0.0.1:{port} ssl crt certs\n"),
+    );
+    let garbage = || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        wait_closed(s, Duration::from_secs(5)).unwrap();
+    };
+    let started = Instant::now();
+    for _ in 0..100 {
+        garbage();
+    }
+    let flood = started.elapsed();
+    // The next window: this one is logged, with the count of the others.
+    std::thread::sleep(Duration::from_millis(1100));
+    garbage();
+    let line = "more handshake failures not logged: over 20 a second]";
+    logged(&gate, line, 1);
+    // Every failure is either a line or in a count.
+    let log = gate.log();
+    let lines = log.matches("SSL handshake failure").count();
+    let counted: usize = log
+        .lines()
+        .filter_map(|l| {
+            l.split_once(" [")?
+                .1
+                .split_once(" more handshake failures")?
+                .0
+                .parse::<usize>()
+                .ok()
+        })
+        .sum();
+    assert_eq!(
+        (lines + counted, lines < 101),
+        (101, true),
+        "{lines} lines, {counted} counted ({flood:?} for the first 100)\n{log}"
+    );
+}
