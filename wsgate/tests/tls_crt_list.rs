@@ -1,8 +1,9 @@
 //! Per-certificate options in a `crt-list` (`[ssl-min-ver TLSv1.3 ...]`)
 //! through the real binary, side by side with HAProxy 2.6 on the same
 //! list: the options apply when the SNI selects the certificate, the
-//! bind's settings otherwise; options wsgate does not apply per
-//! certificate are errors at their line (`wsgate -c`).
+//! bind's settings otherwise (versions, ciphers, curves, and client
+//! certificates with `verify` and `ca-file`); options wsgate does not
+//! apply per certificate are errors at their line (`wsgate -c`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -14,24 +15,32 @@ use std::path::Path;
 use common::{free_port, run_wsgate, TempDir, Wsgate};
 use tls_support::{negotiated, openssl_present, s_client, subject_cn, Ca, Haproxy};
 
-/// The first line is the default certificate (no or unknown SNI).
+/// The first line is the default certificate (no or unknown SNI); the
+/// last asks for a client certificate (`client.crt`, `client.key`).
 fn list_dir(dir: &TempDir) {
     let ca = Ca::new();
     std::fs::create_dir_all(dir.path().join("certs")).unwrap();
-    for name in ["one", "two", "three"] {
+    for name in ["one", "two", "three", "four"] {
         let cn = format!("{name}.example.com");
         dir.write(&format!("certs/{name}.pem"), ca.leaf(&cn, &[]));
     }
+    let ca_path = dir.write("ca.pem", &ca.pem);
+    let (crt, key) = ca.client_leaf(&[(rcgen::DnType::CommonName, "client")], &[1]);
+    dir.write("client.crt", crt);
+    dir.write("client.key", key);
     let p = |n: &str| dir.path().join("certs").join(n).display().to_string();
     dir.write(
         "list.txt",
         format!(
             "{} [alpn http/1.1 ssl-min-ver TLSv1.3] one.example.com\n\
              {} [ciphers ECDHE-ECDSA-AES256-GCM-SHA384] two.example.com\n\
-             {} [curves P-384]\n",
+             {} [curves P-384]\n\
+             {} [verify required ca-file {}]\n",
             p("one.pem"),
             p("two.pem"),
-            p("three.pem")
+            p("three.pem"),
+            p("four.pem"),
+            ca_path.display()
         ),
     );
 }
@@ -81,8 +90,14 @@ const CASES: &[Case] = &[
     ),
 ];
 
+/// The CN served and what was negotiated; `None` when refused, also by an
+/// alert after the client's part (a missing client certificate: s_client
+/// still prints the suite).
 fn served(port: u16, sni: Option<&str>, args: &[&str]) -> Option<(String, String)> {
     let out = s_client(port, sni, args);
+    if out.contains("SSL alert number") {
+        return None;
+    }
     Some((subject_cn(&out)?, negotiated(&out)?))
 }
 
@@ -124,6 +139,36 @@ fn per_certificate_options_apply_by_sni_as_in_haproxy() {
             }
         }
     }
+    // `verify required` for one name: TLS 1.2, so that the refusal comes
+    // within the handshake (in TLS 1.3 it comes after the client's end).
+    let client = gate.dir.path().join("client.crt");
+    let key = gate.dir.path().join("client.key");
+    let with_cert = [
+        "-tls1_2",
+        "-cert",
+        client.to_str().unwrap(),
+        "-key",
+        key.to_str().unwrap(),
+    ];
+    let four = Some("four.example.com");
+    let expected = Some((
+        "four.example.com".to_owned(),
+        "TLSv1.2 ECDHE-ECDSA-AES256-GCM-SHA384".to_owned(),
+    ));
+    let targets =
+        std::iter::once(("wsgate", port)).chain(hap.as_ref().map(|_| ("haproxy", hap_port)));
+    for (who, p) in targets {
+        let without = served(p, four, &["-tls1_2"]);
+        let with = served(p, four, &with_cert);
+        let other = served(p, Some("two.example.com"), &["-tls1_2"]);
+        if without.is_some() || with != expected || other.is_none() {
+            wrong.push(format!(
+                "{who}, verify required on four only: without a certificate {without:?}, \
+                 with one {with:?}, two.example.com without one {other:?}"
+            ));
+        }
+    }
+
     // `curves` per certificate: wsgate offers only P-384 to this name.
     // (HAProxy 2.6 with OpenSSL 3 still negotiates X25519 here: its
     // per-certificate `curves` does not reach the key exchange;
@@ -152,7 +197,7 @@ fn options_not_applied_per_certificate_are_errors_at_their_line() {
     let list = dir.write(
         "bad.txt",
         format!(
-            "{0} [verify required ca-file ca.pem] one.example.com\n{0} [ssl-min-ver TLSv1.1]\n{0} [alpn h2,http/1.1 ssl-max-ver TLSv1.2\n",
+            "{0} [npn http/1.1] one.example.com\n{0} [ssl-min-ver TLSv1.1]\n{0} [alpn h2,http/1.1 ssl-max-ver TLSv1.2\n{0} [verify optional]\n",
             pem.display()
         ),
     );
@@ -164,9 +209,10 @@ fn options_not_applied_per_certificate_are_errors_at_their_line() {
     assert_eq!(status.code(), Some(1), "{out}");
     let at = |line: u32| format!("{}:{line}:", list.display());
     for (line, message) in [
-        (1, "crt-list option 'verify' is not supported per certificate by wsgate; put it on the bind line"),
+        (1, "crt-list option 'npn' is not supported per certificate by wsgate; put it on the bind line"),
         (2, "'TLSv1.1' is not offered by wsgate"),
         (3, "crt-list options: `[` without its `]`"),
+        (4, "`verify optional` needs a `ca-file` to verify client certificates against"),
     ] {
         assert!(
             out.lines().any(|l| l.starts_with(&at(line)) && l.contains(message)),

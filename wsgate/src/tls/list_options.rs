@@ -4,42 +4,46 @@
 //!
 //! Supported: `ssl-min-ver`, `ssl-max-ver`, `ciphers`, `ciphersuites`,
 //! `curves` (`ecdhe`), `alpn` (wsgate offers `http/1.1` whatever the
-//! list, as on a bind). The rest of HAProxy's list (`verify`, `ca-file`,
-//! `crl-file`, `no-ca-names`, `npn`, `allow-0rtt`, `ocsp-update`) is an
-//! error naming the option, so no certificate is served with a setting
-//! silently dropped. The values are read by the same functions as the
-//! bind line's (`config::tls`), with the same messages.
+//! list, as on a bind), and client certificates: `verify`, `ca-file`,
+//! `crl-file`, each over the bind's (`verify none` turns them off for the
+//! certificate). The rest of HAProxy's list (`no-ca-names`, `npn`,
+//! `allow-0rtt`, `ocsp-update`) is an error naming the option, so no
+//! certificate is served with a setting silently dropped. The values are
+//! read by the same functions as the bind line's (`config::tls`), with the
+//! same messages.
 
-use crate::config::model::TlsSettings;
+use std::path::PathBuf;
+
+use crate::config::model::{ClientAuth, TlsSettings};
 use crate::config::tls;
 
 /// HAProxy's crt-list options wsgate does not apply per certificate.
-const NOT_PER_CERTIFICATE: &[&str] = &[
-    "verify",
-    "ca-file",
-    "crl-file",
-    "no-ca-names",
-    "npn",
-    "allow-0rtt",
-    "ocsp-update",
-];
+const NOT_PER_CERTIFICATE: &[&str] = &["no-ca-names", "npn", "allow-0rtt", "ocsp-update"];
 
-/// What the options of one line give: the settings, or the first error;
+/// What one line's options make of the bind's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineOptions {
+    pub settings: TlsSettings,
+    pub client_auth: Option<ClientAuth>,
+}
+
+/// What the options of one line give: the result, or the first error;
 /// and warnings (values left out, as on a bind line).
 pub struct Parsed {
-    pub settings: Result<TlsSettings, String>,
+    pub options: Result<LineOptions, String>,
     pub warnings: Vec<String>,
 }
 
 /// Reads `words` (the text between `[` and `]`, split on blanks) over
-/// `base`, the bind line's settings.
-pub fn parse(words: &[&str], base: &TlsSettings) -> Parsed {
-    let mut settings = base.clone();
+/// the bind line's settings and client certificate options.
+pub fn parse(words: &[&str], settings: &TlsSettings, client_auth: Option<&ClientAuth>) -> Parsed {
+    let mut settings = settings.clone();
     let mut warnings = Vec::new();
+    let mut auth = AuthWords::default();
     let mut words = words.iter();
-    let settings = loop {
+    let result = loop {
         let Some(&name) = words.next() else {
-            break Ok(settings);
+            break Ok(());
         };
         if NOT_PER_CERTIFICATE.contains(&name) {
             break Err(format!(
@@ -56,21 +60,86 @@ pub fn parse(words: &[&str], base: &TlsSettings) -> Parsed {
                 | "curves"
                 | "ecdhe"
                 | "alpn"
+                | "verify"
+                | "ca-file"
+                | "crl-file"
         );
         if !known {
             break Err(format!(
                 "unknown crt-list option '{name}' (wsgate applies ssl-min-ver, ssl-max-ver, \
-                 ciphers, ciphersuites, curves, ecdhe and alpn per certificate)"
+                 ciphers, ciphersuites, curves, ecdhe, alpn, verify, ca-file and crl-file \
+                 per certificate)"
             ));
         }
         let Some(&value) = words.next() else {
             break Err(format!("crt-list option '{name}' needs a value"));
         };
-        if let Err(e) = apply(&mut settings, &mut warnings, name, value) {
+        let applied = match name {
+            "verify" => match value {
+                "none" | "optional" | "required" => {
+                    auth.verify = Some(value);
+                    Ok(())
+                }
+                other => Err(format!(
+                    "unknown verify mode '{other}' (none, optional or required)"
+                )),
+            },
+            "ca-file" => {
+                auth.ca_file = Some(PathBuf::from(value));
+                Ok(())
+            }
+            "crl-file" => {
+                auth.crl_file = Some(PathBuf::from(value));
+                Ok(())
+            }
+            _ => apply(&mut settings, &mut warnings, name, value),
+        };
+        if let Err(e) = applied {
             break Err(e);
         }
     };
-    Parsed { settings, warnings }
+    let options = result
+        .and_then(|()| auth.over(client_auth))
+        .map(|client_auth| LineOptions {
+            settings,
+            client_auth,
+        });
+    Parsed { options, warnings }
+}
+
+/// A line's `verify`, `ca-file` and `crl-file`.
+#[derive(Default)]
+struct AuthWords<'a> {
+    verify: Option<&'a str>,
+    ca_file: Option<PathBuf>,
+    crl_file: Option<PathBuf>,
+}
+
+impl AuthWords<'_> {
+    /// Each word given replaces the bind's; as on a bind, `verify
+    /// optional|required` needs a `ca-file`.
+    fn over(self, bind: Option<&ClientAuth>) -> Result<Option<ClientAuth>, String> {
+        let verify = self.verify.unwrap_or(match bind {
+            Some(a) if a.required => "required",
+            Some(_) => "optional",
+            None => "none",
+        });
+        if verify == "none" {
+            return Ok(None);
+        }
+        let Some(ca_file) = self.ca_file.or_else(|| bind.map(|a| a.ca_file.clone())) else {
+            return Err(format!(
+                "`verify {verify}` needs a `ca-file` to verify client certificates against"
+            ));
+        };
+        Ok(Some(ClientAuth {
+            ca_file,
+            required: verify == "required",
+            crl_file: self
+                .crl_file
+                .or_else(|| bind.and_then(|a| a.crl_file.clone())),
+        }))
+    }
 }
 
 fn apply(
@@ -149,8 +218,9 @@ mod tests {
                 "P-384",
             ],
             &base,
+            None,
         );
-        let s = p.settings.unwrap();
+        let s = p.options.unwrap().settings;
         assert_eq!(s.min_ver, Some(TlsVersion::Tls13));
         assert_eq!(s.curves, Some(vec![KxGroup::P384]));
         assert!(s.no_tls_tickets, "the bind's settings stay");
@@ -159,11 +229,39 @@ mod tests {
 
     #[test]
     fn refused_options_name_themselves() {
-        let e = |words: &[&str]| parse(words, &TlsSettings::default()).settings.unwrap_err();
-        assert!(e(&["verify", "required"]).contains("'verify' is not supported per certificate"));
+        let e = |words: &[&str]| {
+            parse(words, &TlsSettings::default(), None)
+                .options
+                .unwrap_err()
+        };
+        assert!(e(&["npn", "http/1.1"]).contains("'npn' is not supported per certificate"));
+        assert!(e(&["verify", "required"]).contains("needs a `ca-file`"));
+        assert!(e(&["verify", "sometimes"]).contains("unknown verify mode"));
         assert!(e(&["bogus", "1"]).contains("unknown crt-list option 'bogus'"));
         assert!(e(&["ssl-min-ver"]).contains("needs a value"));
         assert!(e(&["ssl-min-ver", "TLSv1.1"]).contains("RFC 8996"));
         assert!(e(&["ciphersuites", "TLS_AES_128_CCM_SHA256"]).contains("not available"));
+    }
+
+    #[test]
+    fn client_certificate_words_apply_over_the_bind() {
+        let bind = ClientAuth {
+            ca_file: "bind-ca.pem".into(),
+            required: true,
+            crl_file: None,
+        };
+        let auth = |words: &[&str], bind: Option<&ClientAuth>| {
+            parse(words, &TlsSettings::default(), bind)
+                .options
+                .unwrap()
+                .client_auth
+        };
+        assert_eq!(auth(&[], Some(&bind)), Some(bind.clone()));
+        assert_eq!(auth(&["verify", "none"], Some(&bind)), None);
+        let optional = auth(&["verify", "optional"], Some(&bind)).unwrap();
+        assert!(!optional.required && optional.ca_file == bind.ca_file);
+        let own = auth(&["verify", "required", "ca-file", "line-ca.pem"], None).unwrap();
+        assert_eq!(own.ca_file, PathBuf::from("line-ca.pem"));
+        assert_eq!(auth(&["ca-file", "line-ca.pem"], None), None, "verify none");
     }
 }

@@ -160,24 +160,25 @@ pub fn load_bind(ssl: &BindSsl, at: &Location) -> BindTls {
         Err(e) => return failed(diagnostics, e.to_string()),
     };
     // One configuration per distinct set of crt-list options.
-    let mut built: Vec<(&TlsSettings, Arc<ServerConfig>)> = Vec::new();
+    let mut built: Vec<(&store::LineOptions, Arc<ServerConfig>)> = Vec::new();
     let mut configs = Vec::with_capacity(store.options.len());
     for (options, cert) in store.options.iter().zip(&store.certs) {
-        let Some(settings) = options else {
+        let Some(options) = options else {
             configs.push(None);
             continue;
         };
-        if let Some((_, c)) = built.iter().find(|(s, _)| *s == settings) {
+        if let Some((_, c)) = built.iter().find(|(o, _)| *o == options) {
             configs.push(Some(c.clone()));
             continue;
         }
         let with = BindSsl {
-            settings: settings.clone(),
+            settings: options.settings.clone(),
+            client_auth: options.client_auth.clone(),
             ..ssl.clone()
         };
-        match build_config(&with, self::provider(settings), resolver.clone()) {
+        match build_config(&with, self::provider(&options.settings), resolver.clone()) {
             Ok(c) => {
-                built.push((settings, c.clone()));
+                built.push((options, c.clone()));
                 configs.push(Some(c));
             }
             Err(e) => {

@@ -32,8 +32,9 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::checks::{self, CertInfo, Finding, KeyKind};
 use super::list_options;
+pub use super::list_options::LineOptions;
 use super::TlsError;
-use crate::config::model::{BindSsl, CertSource, Location, TlsSettings};
+use crate::config::model::{BindSsl, CertSource, Location};
 
 /// File name endings a `crt` directory does not load as certificates.
 const RESERVED_SUFFIXES: &[&str] = &[".key", ".issuer", ".ocsp", ".sctl"];
@@ -76,7 +77,7 @@ pub struct Store {
     filters: Vec<Filters>,
     /// Per certificate in `certs`: its crt-list options over the bind's
     /// settings, when its line has `[...]`.
-    pub options: Vec<Option<TlsSettings>>,
+    pub options: Vec<Option<LineOptions>>,
     pub problems: Vec<Problem>,
 }
 
@@ -99,7 +100,7 @@ pub fn load(ssl: &BindSsl, provider: &CryptoProvider, now: i64) -> Store {
                 let line = Line::default();
                 load_one(&mut store, &path, None, line, provider, now)
             }
-            CertSource::CrtList(path) => load_list(&mut store, &path, &ssl.settings, provider, now),
+            CertSource::CrtList(path) => load_list(&mut store, &path, ssl, provider, now),
         }
     }
     store
@@ -151,16 +152,10 @@ fn load_dir(store: &mut Store, dir: &Path, provider: &CryptoProvider, now: i64) 
 #[derive(Debug, Default)]
 struct Line {
     filters: Filters,
-    options: Option<TlsSettings>,
+    options: Option<LineOptions>,
 }
 
-fn load_list(
-    store: &mut Store,
-    list: &Path,
-    bind: &TlsSettings,
-    provider: &CryptoProvider,
-    now: i64,
-) {
+fn load_list(store: &mut Store, list: &Path, bind: &BindSsl, provider: &CryptoProvider, now: i64) {
     let text = match std::fs::read_to_string(list) {
         Ok(t) => t,
         Err(e) => {
@@ -210,7 +205,7 @@ fn load_list(
                 continue;
             };
             let words: Vec<&str> = inside.split_whitespace().collect();
-            let parsed = list_options::parse(&words, bind);
+            let parsed = list_options::parse(&words, &bind.settings, bind.client_auth.as_ref());
             for w in parsed.warnings {
                 store.problems.push(Problem {
                     location: Some(at.clone()),
@@ -219,8 +214,8 @@ fn load_list(
                     hint: None,
                 });
             }
-            match parsed.settings {
-                Ok(settings) => entry.options = Some(settings),
+            match parsed.options {
+                Ok(options) => entry.options = Some(options),
                 Err(message) => {
                     store.problems.push(Problem {
                         location: Some(at),

@@ -156,7 +156,8 @@ pub fn have(bin: &str) -> bool {
 }
 
 /// `openssl s_client` to `port` with `sni` (`None`: no SNI) and `extra`
-/// arguments: its standard output (empty lines when the handshake failed).
+/// arguments: its standard output, then its standard error (where an
+/// alert from the server is reported: `SSL alert number 116`).
 pub fn s_client(port: u16, sni: Option<&str>, extra: &[&str]) -> String {
     let mut cmd = Command::new("timeout");
     cmd.args(["10", "openssl", "s_client", "-connect"])
@@ -171,7 +172,11 @@ pub fn s_client(port: u16, sni: Option<&str>, extra: &[&str]) -> String {
         .stderr(Stdio::piped())
         .output()
         .expect("run openssl s_client");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// `s_client -sess_out <sess>` to `port` with `extra` arguments, kept
