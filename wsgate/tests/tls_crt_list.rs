@@ -197,7 +197,7 @@ fn options_not_applied_per_certificate_are_errors_at_their_line() {
     let list = dir.write(
         "bad.txt",
         format!(
-            "{0} [npn http/1.1] one.example.com\n{0} [ssl-min-ver TLSv1.1]\n{0} [alpn h2,http/1.1 ssl-max-ver TLSv1.2\n{0} [verify optional]\n",
+            "{0} [npn http/1.1] one.example.com\n{0} [ssl-min-ver TLSv1.1]\n{0} [alpn h2,http/1.1 ssl-max-ver TLSv1.2\n{0} [verify optional]\n{0} [ssl-min-ver TLSv1.3 ssl-max-ver TLSv1.2]\n",
             pem.display()
         ),
     );
@@ -207,12 +207,35 @@ fn options_not_applied_per_certificate_are_errors_at_their_line() {
         std::time::Duration::from_secs(30),
     );
     assert_eq!(status.code(), Some(1), "{out}");
+    // The lines above refuse themselves; a `ca-file` that cannot be read
+    // only when the certificate's configuration is built (at the bind).
+    let missing = dir.write(
+        "missing.txt",
+        format!(
+            "{} [verify required ca-file no-such-ca.pem]\n",
+            pem.display()
+        ),
+    );
+    let cfg = dir.write("missing.cfg", config(free_port(), &missing));
+    let (status, missing_out) = run_wsgate(
+        &["-c".as_ref(), "-f".as_ref(), cfg.as_os_str()],
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(status.code(), Some(1), "{missing_out}");
+    assert!(
+        missing_out.contains(&format!(
+            "error: [environment] crt-list options of '{}': cannot read certificate file 'no-such-ca.pem'",
+            pem.display()
+        )),
+        "{missing_out}"
+    );
     let at = |line: u32| format!("{}:{line}:", list.display());
     for (line, message) in [
         (1, "crt-list option 'npn' is not supported per certificate by wsgate; put it on the bind line"),
         (2, "'TLSv1.1' is not offered by wsgate"),
         (3, "crt-list options: `[` without its `]`"),
         (4, "`verify optional` needs a `ca-file` to verify client certificates against"),
+        (5, "the TLS versions allowed for this certificate are empty"),
     ] {
         assert!(
             out.lines().any(|l| l.starts_with(&at(line)) && l.contains(message)),

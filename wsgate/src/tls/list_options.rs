@@ -98,7 +98,16 @@ pub fn parse(words: &[&str], settings: &TlsSettings, client_auth: Option<&Client
             break Err(e);
         }
     };
+    let versions = |()| match (settings.min_ver, settings.max_ver) {
+        (Some(min), Some(max)) if min > max => Err(
+            "the TLS versions allowed for this certificate are empty (minimum above maximum, \
+             with the bind's settings)"
+                .to_owned(),
+        ),
+        _ => Ok(()),
+    };
     let options = result
+        .and_then(versions)
         .and_then(|()| auth.over(client_auth))
         .map(|client_auth| LineOptions {
             settings,
@@ -241,6 +250,7 @@ mod tests {
         assert!(e(&["ssl-min-ver"]).contains("needs a value"));
         assert!(e(&["ssl-min-ver", "TLSv1.1"]).contains("RFC 8996"));
         assert!(e(&["ciphersuites", "TLS_AES_128_CCM_SHA256"]).contains("not available"));
+        assert!(e(&["ssl-min-ver", "TLSv1.3", "ssl-max-ver", "TLSv1.2"]).contains("are empty"));
     }
 
     #[test]

@@ -159,7 +159,26 @@ pub fn load_bind(ssl: &BindSsl, at: &Location) -> BindTls {
         Ok(config) => config,
         Err(e) => return failed(diagnostics, e.to_string()),
     };
-    // One configuration per distinct set of crt-list options.
+    match per_certificate(ssl, &store, &resolver) {
+        Ok(per) => BindTls {
+            acceptor: Some(Acceptor::new(
+                default,
+                per.map(|configs| acceptor::PerCertificate { resolver, configs }),
+            )),
+            diagnostics,
+        },
+        Err(message) => failed(diagnostics, message),
+    }
+}
+
+/// The configurations of the certificates whose crt-list line has
+/// options, by certificate index, one per distinct set of options;
+/// `None` when no line has any.
+fn per_certificate(
+    ssl: &BindSsl,
+    store: &store::Store,
+    resolver: &Arc<store::SniResolver>,
+) -> Result<Option<Vec<Option<Arc<ServerConfig>>>>, String> {
     let mut built: Vec<(&store::LineOptions, Arc<ServerConfig>)> = Vec::new();
     let mut configs = Vec::with_capacity(store.options.len());
     for (options, cert) in store.options.iter().zip(&store.certs) {
@@ -176,23 +195,12 @@ pub fn load_bind(ssl: &BindSsl, at: &Location) -> BindTls {
             client_auth: options.client_auth.clone(),
             ..ssl.clone()
         };
-        match build_config(&with, self::provider(&options.settings), resolver.clone()) {
-            Ok(c) => {
-                built.push((options, c.clone()));
-                configs.push(Some(c));
-            }
-            Err(e) => {
-                let message = format!("crt-list options of '{}': {e}", shown(&cert.path));
-                return failed(diagnostics, message);
-            }
-        }
+        let c = build_config(&with, provider(&options.settings), resolver.clone())
+            .map_err(|e| format!("crt-list options of '{}': {e}", shown(&cert.path)))?;
+        built.push((options, c.clone()));
+        configs.push(Some(c));
     }
-    let per_certificate =
-        (!built.is_empty()).then(|| acceptor::PerCertificate { resolver, configs });
-    BindTls {
-        acceptor: Some(Acceptor::new(default, per_certificate)),
-        diagnostics,
-    }
+    Ok((!built.is_empty()).then_some(configs))
 }
 
 /// A path as the user most likely wrote it: relative to the working

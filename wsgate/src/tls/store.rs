@@ -15,9 +15,10 @@
 //! SNI filters replace the certificate's own names, `!name` excludes a
 //! name, and `!*` alone keeps a certificate out of SNI matching (a
 //! fallback only); `[options]` before the filters give the certificate
-//! settings of its own (list_options.rs, acceptor.rs). Where several certificates match one name (an RSA and
-//! an ECDSA one), the first that can sign with a scheme the client offers
-//! is used, ECDSA/EdDSA before RSA, as HAProxy prefers ECDSA.
+//! settings of its own (list_options.rs, acceptor.rs). Where several
+//! certificates match one name (an RSA and an ECDSA one), the first that
+//! can sign with a scheme the client offers is used, ECDSA/EdDSA before
+//! RSA, as HAProxy prefers ECDSA.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -97,8 +98,7 @@ pub fn load(ssl: &BindSsl, provider: &CryptoProvider, now: i64) -> Store {
         match source {
             CertSource::Crt(path) if path.is_dir() => load_dir(&mut store, &path, provider, now),
             CertSource::Crt(path) => {
-                let line = Line::default();
-                load_one(&mut store, &path, None, line, provider, now)
+                load_one(&mut store, &path, None, Line::default(), provider, now)
             }
             CertSource::CrtList(path) => load_list(&mut store, &path, ssl, provider, now),
         }
