@@ -189,6 +189,17 @@ fn per_certificate_options_apply_by_sni_as_in_haproxy() {
     assert!(wrong.is_empty(), "{wrong:#?}\nwsgate log:\n{}", gate.log());
 }
 
+/// `wsgate -c` on a bind with `list`, which must fail: its output.
+fn refused(dir: &TempDir, list: &Path) -> String {
+    let cfg = dir.write("check.cfg", config(free_port(), list));
+    let (status, out) = run_wsgate(
+        &["-c".as_ref(), "-f".as_ref(), cfg.as_os_str()],
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(status.code(), Some(1), "{out}");
+    out
+}
+
 #[test]
 fn options_not_applied_per_certificate_are_errors_at_their_line() {
     let dir = TempDir::new("tls-crt-list-check");
@@ -201,12 +212,7 @@ fn options_not_applied_per_certificate_are_errors_at_their_line() {
             pem.display()
         ),
     );
-    let cfg = dir.write("bad.cfg", config(free_port(), &list));
-    let (status, out) = run_wsgate(
-        &["-c".as_ref(), "-f".as_ref(), cfg.as_os_str()],
-        std::time::Duration::from_secs(30),
-    );
-    assert_eq!(status.code(), Some(1), "{out}");
+    let out = refused(&dir, &list);
     // The lines above refuse themselves; a `ca-file` that cannot be read
     // only when the certificate's configuration is built (at the bind).
     let missing = dir.write(
@@ -216,12 +222,7 @@ fn options_not_applied_per_certificate_are_errors_at_their_line() {
             pem.display()
         ),
     );
-    let cfg = dir.write("missing.cfg", config(free_port(), &missing));
-    let (status, missing_out) = run_wsgate(
-        &["-c".as_ref(), "-f".as_ref(), cfg.as_os_str()],
-        std::time::Duration::from_secs(30),
-    );
-    assert_eq!(status.code(), Some(1), "{missing_out}");
+    let missing_out = refused(&dir, &missing);
     assert!(
         missing_out.contains(&format!(
             "error: [environment] crt-list options of '{}': cannot read certificate file 'no-such-ca.pem'",
