@@ -499,7 +499,7 @@ pub static BIND_OPTIONS: &[LineOption] = &[
     opt(
         "crt-list",
         1,
-        OS("a file of `<crtfile> [[!]<snifilter> ...]` lines (`*.example.com`, `!skip.example.com`, `!*`); per-line `[options]` are not supported yet"),
+        OS("a file of `<crtfile> [[options]] [[!]<snifilter> ...]` lines (`*.example.com`, `!skip.example.com`, `!*`); per-line options: ssl-min-ver, ssl-max-ver, ciphers, ciphersuites, curves, alpn, verify, ca-file, crl-file (applied when the SNI selects the certificate)"),
     ),
     opt("curves", 1, OS("key-exchange groups, e.g. `X25519:P-256` (X25519, P-256, P-384)")),
     opt(

@@ -25,6 +25,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::io::IoError;
 use super::session;
 use super::tunnel::IntoTunnel;
 use super::{BindTarget, Runtime, Shared};
@@ -171,10 +172,51 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// At most one log line a second for accept failures, for the whole
 /// process: at EMFILE every worker's every listener fails together.
-const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(1);
+static ACCEPT_LOG: LogBudget = LogBudget::new(1);
 
-/// When failures were last logged, and how many were not logged since.
-static ACCEPT_LOG: Mutex<(Option<Instant>, u64)> = Mutex::new((None, 0));
+/// Handshake failures logged per second, for the whole process. HAProxy
+/// logs every one; a scanner or a flood of garbage connections would then
+/// write as fast as it connects, so beyond this the lines are counted and
+/// the count is given with the next line logged (docs/tls.md).
+static HANDSHAKE_LOG: LogBudget = LogBudget::new(20);
+
+/// A rate limit for one kind of log line: `per_second` lines in each
+/// one-second window, the others counted.
+struct LogBudget {
+    per_second: u32,
+    /// Start of the window, lines logged in it, lines not logged since the
+    /// last one that was.
+    state: Mutex<(Option<Instant>, u32, u64)>,
+}
+
+impl LogBudget {
+    const fn new(per_second: u32) -> LogBudget {
+        LogBudget {
+            per_second,
+            state: Mutex::new((None, 0, 0)),
+        }
+    }
+
+    /// `Some(lines not logged since the last one)` when this line may be
+    /// logged; `None` when it is over the budget (and counted).
+    fn take(&self) -> Option<u64> {
+        self.take_at(Instant::now())
+    }
+
+    fn take_at(&self, now: Instant) -> Option<u64> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match s.0 {
+            Some(start) if now.duration_since(start) < Duration::from_secs(1) => {}
+            _ => (s.0, s.1) = (Some(now), 0),
+        }
+        if s.1 >= self.per_second {
+            s.2 += 1;
+            return None;
+        }
+        s.1 += 1;
+        Some(std::mem::take(&mut s.2))
+    }
+}
 
 /// Logs an accept failure (rate-limited) and says how long to pause:
 /// `None` for errors that concern only the connection being accepted (it
@@ -191,26 +233,43 @@ fn after_accept_error(addr: SocketAddr, e: &std::io::Error) -> Option<Duration> 
         tracing::debug!("accept on {addr}: {e}");
         return None;
     }
-    let mut log = ACCEPT_LOG.lock().unwrap_or_else(|p| p.into_inner());
-    let now = Instant::now();
-    match log.0 {
-        Some(last) if now.duration_since(last) < ACCEPT_LOG_INTERVAL => log.1 += 1,
-        _ => {
-            let unlogged = std::mem::take(&mut log.1);
-            log.0 = Some(now);
-            let fds = if e.raw_os_error() == Some(libc::EMFILE) {
-                " (out of file descriptors: raise `ulimit -n`, or lower `maxconn`)"
-            } else {
-                ""
-            };
-            tracing::warn!(
-                "accept on {addr} failed: {e}{fds}; accepting pauses {} ms at a time \
-                 ({unlogged} more such failures since the last report)",
-                ACCEPT_PAUSE.as_millis()
-            );
-        }
+    if let Some(unlogged) = ACCEPT_LOG.take() {
+        let fds = if e.raw_os_error() == Some(libc::EMFILE) {
+            " (out of file descriptors: raise `ulimit -n`, or lower `maxconn`)"
+        } else {
+            ""
+        };
+        tracing::warn!(
+            "accept on {addr} failed: {e}{fds}; accepting pauses {} ms at a time \
+             ({unlogged} more such failures since the last report)",
+            ACCEPT_PAUSE.as_millis()
+        );
     }
     Some(ACCEPT_PAUSE)
+}
+
+/// One line per failed client handshake: the client, `frontend/bind`,
+/// then HAProxy's words and why (rate-limited: [`HANDSHAKE_LOG`]).
+fn log_handshake_failure(peer: SocketAddr, frontend: &str, bound: SocketAddr, e: &IoError) {
+    let Some(unlogged) = HANDSHAKE_LOG.take() else {
+        return;
+    };
+    let what = match e {
+        IoError::Timeout => {
+            "Timeout during SSL handshake (no complete handshake within `timeout client`)"
+                .to_owned()
+        }
+        IoError::Io(e) => crate::tls::handshake_failure(e),
+    };
+    let more = if unlogged > 0 {
+        format!(
+            " [{unlogged} more handshake failures not logged: over {} a second]",
+            HANDSHAKE_LOG.per_second
+        )
+    } else {
+        String::new()
+    };
+    tracing::info!("{peer} {frontend}/{bound}: {what}{more}");
 }
 
 /// Takes a slot of the frontend, then one of the process. In this order:
@@ -322,7 +381,10 @@ impl Conn {
                     origin.tls = Some(Handshake::of(tls_stream.get_ref().1));
                     self.serve_stream(tls_stream, true, origin, tracked).await
                 }
-                Err(e) => tracing::debug!(peer = %self.peer, "TLS handshake failed: {e}"),
+                Err(e) => {
+                    let name = &self.runtime.frontends[self.frontend].name;
+                    log_handshake_failure(self.peer, name, self.bound, &e);
+                }
             },
         }
     }
@@ -405,4 +467,22 @@ async fn consume(stream: &TcpStream, buf: &mut [u8]) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_budget_counts_what_it_drops_and_reports_it_next_window() {
+        let budget = LogBudget::new(3);
+        let start = Instant::now();
+        let taken: Vec<Option<u64>> = (0..5).map(|_| budget.take_at(start)).collect();
+        assert_eq!(taken, [Some(0), Some(0), Some(0), None, None]);
+        let later = start + Duration::from_millis(999);
+        assert_eq!(budget.take_at(later), None, "same window");
+        let next = start + Duration::from_secs(1);
+        assert_eq!(budget.take_at(next), Some(3), "the three dropped lines");
+        assert_eq!(budget.take_at(next), Some(0));
+    }
 }

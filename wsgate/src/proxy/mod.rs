@@ -39,7 +39,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -89,7 +88,7 @@ struct ServerKey {
 #[derive(Clone)]
 struct BindTarget {
     frontend: usize,
-    tls: Option<TlsAcceptor>,
+    tls: Option<crate::tls::Acceptor>,
     /// `accept-proxy`.
     accept_proxy: bool,
 }
@@ -136,7 +135,7 @@ impl Shared {
 pub struct Prepared {
     config: Config,
     /// Per frontend, per bind: the TLS acceptor of `ssl` binds.
-    tls: Vec<Vec<Option<TlsAcceptor>>>,
+    tls: Vec<Vec<Option<crate::tls::Acceptor>>>,
     /// Certificate notes and warnings (see [`Prepared::diagnostics`]).
     report: Vec<Diagnostic>,
     /// TLS to servers (`server ... ssl`), by (backend, server) index.
@@ -158,7 +157,7 @@ impl Prepared {
                         // Certificate notes and warnings, and errors.
                         let loaded = crate::tls::load_bind(ssl, &bind.location);
                         report.extend(loaded.diagnostics);
-                        loaded.config.map(TlsAcceptor::from)
+                        loaded.acceptor
                     }
                 });
             }

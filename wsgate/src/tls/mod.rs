@@ -8,17 +8,21 @@
 //! threads. The crypto stack is ring, or aws-lc-rs when built with the
 //! `aws-lc-rs` feature ([`crypto`]; docs/performance.md compares them).
 //! Submodules: `store` (files, directories, crt-list, SNI resolver),
-//! `checks` (what a certificate says and what is wrong with it).
+//! `list_options` (a crt-list line's `[...]`), `acceptor` (the handshake,
+//! with a certificate's own configuration when it has options), `checks`
+//! (what a certificate says and what is wrong with it).
 //!
 //! Defaults, as HAProxy 2.6 with OpenSSL 3 where rustls allows: TLS 1.2
 //! and 1.3, ECDHE with AEAD suites only, the server's suite order, ALPN
 //! `http/1.1`, resumption by session id (a 20000-entry cache, HAProxy's
 //! `tune.ssl.cachesize`) and by tickets (off with `no-tls-tickets`).
 
+pub mod acceptor;
 pub mod checks;
 pub mod client;
 pub mod client_cert;
 pub mod hello;
+mod list_options;
 pub mod store;
 
 use std::path::PathBuf;
@@ -39,6 +43,7 @@ use crate::config::model::{
     BindSsl, CipherSuite, ClientAuth, KxGroup, Location, TlsSettings, TlsVersion,
 };
 use crate::config::Diagnostic;
+pub use acceptor::Acceptor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -80,10 +85,10 @@ impl TlsError {
 /// Session cache entries, as HAProxy's `tune.ssl.cachesize` default.
 const SESSION_CACHE: usize = 20_000;
 
-/// One `bind ... ssl` loaded: the configuration (`None` after an error)
-/// and what to report at the bind line (notes, warnings, errors).
+/// One `bind ... ssl` loaded: its acceptor (`None` after an error) and
+/// what to report at the bind line (notes, warnings, errors).
 pub struct BindTls {
-    pub config: Option<Arc<ServerConfig>>,
+    pub acceptor: Option<Acceptor>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -133,35 +138,69 @@ pub fn load_bind(ssl: &BindSsl, at: &Location) -> BindTls {
         d.hint = p.hint.clone();
         diagnostics.push(d);
     }
+    let failed = |mut diagnostics: Vec<Diagnostic>, message: String| {
+        diagnostics.push(Diagnostic::error(at.clone(), message));
+        BindTls {
+            acceptor: None,
+            diagnostics,
+        }
+    };
     if store.problems.iter().any(|p| p.error) {
         return BindTls {
-            config: None,
+            acceptor: None,
             diagnostics,
         };
     }
     let Some(resolver) = store.resolver(ssl.strict_sni) else {
-        diagnostics.push(Diagnostic::error(
-            at.clone(),
-            "no certificate loaded for this bind",
-        ));
-        return BindTls {
-            config: None,
-            diagnostics,
-        };
+        return failed(diagnostics, "no certificate loaded for this bind".into());
     };
-    match build_config(ssl, provider, Arc::new(resolver)) {
-        Ok(config) => BindTls {
-            config: Some(config),
+    let resolver = Arc::new(resolver);
+    let default = match build_config(ssl, provider, resolver.clone()) {
+        Ok(config) => config,
+        Err(e) => return failed(diagnostics, e.to_string()),
+    };
+    match per_certificate(ssl, &store, &resolver) {
+        Ok(per) => BindTls {
+            acceptor: Some(Acceptor::new(
+                default,
+                per.map(|configs| acceptor::PerCertificate { resolver, configs }),
+            )),
             diagnostics,
         },
-        Err(e) => {
-            diagnostics.push(Diagnostic::error(at.clone(), e.to_string()));
-            BindTls {
-                config: None,
-                diagnostics,
-            }
-        }
+        Err(message) => failed(diagnostics, message),
     }
+}
+
+/// The configurations of the certificates whose crt-list line has
+/// options, by certificate index, one per distinct set of options;
+/// `None` when no line has any.
+fn per_certificate(
+    ssl: &BindSsl,
+    store: &store::Store,
+    resolver: &Arc<store::SniResolver>,
+) -> Result<Option<Vec<Option<Arc<ServerConfig>>>>, String> {
+    let mut built: Vec<(&store::LineOptions, Arc<ServerConfig>)> = Vec::new();
+    let mut configs = Vec::with_capacity(store.options.len());
+    for (options, cert) in store.options.iter().zip(&store.certs) {
+        let Some(options) = options else {
+            configs.push(None);
+            continue;
+        };
+        if let Some((_, c)) = built.iter().find(|(o, _)| *o == options) {
+            configs.push(Some(c.clone()));
+            continue;
+        }
+        let with = BindSsl {
+            settings: options.settings.clone(),
+            client_auth: options.client_auth.clone(),
+            ..ssl.clone()
+        };
+        let c = build_config(&with, provider(&options.settings), resolver.clone())
+            .map_err(|e| format!("crt-list options of '{}': {e}", shown(&cert.path)))?;
+        built.push((options, c.clone()));
+        configs.push(Some(c));
+    }
+    Ok((!built.is_empty()).then_some(configs))
 }
 
 /// A path as the user most likely wrote it: relative to the working
@@ -182,8 +221,8 @@ pub fn server_config(ssl: &BindSsl) -> Result<Arc<ServerConfig>, TlsError> {
         col: 0,
     };
     let loaded = load_bind(ssl, &at);
-    match loaded.config {
-        Some(c) => Ok(c),
+    match loaded.acceptor {
+        Some(a) => Ok(a.config().clone()),
         None => Err(TlsError::Config(
             loaded
                 .diagnostics
@@ -366,6 +405,31 @@ impl Handshake {
             client_leaf: leaf.map(|c| c.clone().into_owned()),
         }
     }
+}
+
+/// A client's failed handshake in the words of HAProxy's log ("SSL
+/// handshake failure", "Connection closed during SSL handshake"), with
+/// what the client did in parentheses, not only what rustls saw (plain
+/// HTTP on a TLS port is the common case).
+pub fn handshake_failure(e: &std::io::Error) -> String {
+    use rustls::{Error as E, InvalidMessage};
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        return "Connection closed during SSL handshake".to_owned();
+    }
+    let why = match e.get_ref().and_then(|inner| inner.downcast_ref::<E>()) {
+        Some(E::InvalidMessage(InvalidMessage::InvalidContentType)) => {
+            "the client does not speak TLS: not a TLS record (plain HTTP or another protocol \
+             sent to a TLS port?)"
+                .to_owned()
+        }
+        Some(E::InvalidMessage(m)) => format!("malformed handshake message: {m:?}"),
+        Some(E::PeerIncompatible(p)) => {
+            format!("nothing in common with the client's offer: {p:?}")
+        }
+        Some(other) => other.to_string(),
+        None => e.to_string(),
+    };
+    format!("SSL handshake failure ({why})")
 }
 
 /// The OpenSSL name of a suite wsgate offers.

@@ -14,9 +14,11 @@
 //! for a missing or unmatched SNI unless `strict-sni`. In a `crt-list`,
 //! SNI filters replace the certificate's own names, `!name` excludes a
 //! name, and `!*` alone keeps a certificate out of SNI matching (a
-//! fallback only). Where several certificates match one name (an RSA and
-//! an ECDSA one), the first that can sign with a scheme the client offers
-//! is used, ECDSA/EdDSA before RSA, as HAProxy prefers ECDSA.
+//! fallback only); `[options]` before the filters give the certificate
+//! settings of its own (list_options.rs, acceptor.rs). Where several
+//! certificates match one name (an RSA and an ECDSA one), the first that
+//! can sign with a scheme the client offers is used, ECDSA/EdDSA before
+//! RSA, as HAProxy prefers ECDSA.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::checks::{self, CertInfo, Finding, KeyKind};
+use super::list_options;
+pub use super::list_options::LineOptions;
 use super::TlsError;
 use crate::config::model::{BindSsl, CertSource, Location};
 
@@ -72,6 +76,9 @@ pub struct Store {
     pub certs: Vec<Loaded>,
     /// Per certificate in `certs`: its SNI patterns.
     filters: Vec<Filters>,
+    /// Per certificate in `certs`: its crt-list options over the bind's
+    /// settings, when its line has `[...]`.
+    pub options: Vec<Option<LineOptions>>,
     pub problems: Vec<Problem>,
 }
 
@@ -91,9 +98,9 @@ pub fn load(ssl: &BindSsl, provider: &CryptoProvider, now: i64) -> Store {
         match source {
             CertSource::Crt(path) if path.is_dir() => load_dir(&mut store, &path, provider, now),
             CertSource::Crt(path) => {
-                load_one(&mut store, &path, None, Filters::default(), provider, now)
+                load_one(&mut store, &path, None, Line::default(), provider, now)
             }
-            CertSource::CrtList(path) => load_list(&mut store, &path, provider, now),
+            CertSource::CrtList(path) => load_list(&mut store, &path, ssl, provider, now),
         }
     }
     store
@@ -137,11 +144,18 @@ fn load_dir(store: &mut Store, dir: &Path, provider: &CryptoProvider, now: i64) 
         });
     }
     for f in files {
-        load_one(store, &f, None, Filters::default(), provider, now);
+        load_one(store, &f, None, Line::default(), provider, now);
     }
 }
 
-fn load_list(store: &mut Store, list: &Path, provider: &CryptoProvider, now: i64) {
+/// What a crt-list line says about its certificate besides the file.
+#[derive(Debug, Default)]
+struct Line {
+    filters: Filters,
+    options: Option<LineOptions>,
+}
+
+fn load_list(store: &mut Store, list: &Path, bind: &BindSsl, provider: &CryptoProvider, now: i64) {
     let text = match std::fs::read_to_string(list) {
         Ok(t) => t,
         Err(e) => {
@@ -169,24 +183,55 @@ fn load_list(store: &mut Store, list: &Path, provider: &CryptoProvider, now: i64
             line: u32::try_from(n + 1).unwrap_or(u32::MAX),
             col: u32::try_from(col + 1).unwrap_or(u32::MAX),
         };
-        let mut words = trimmed.split_whitespace();
-        let Some(crt) = words.next() else { continue };
-        let rest: Vec<&str> = words.collect();
-        if let Some(opt) = rest.iter().find(|w| w.starts_with('[')) {
-            let at = line.find(opt).unwrap_or(col);
-            store.problems.push(Problem {
-                location: Some(loc(at)),
-                error: true,
-                message: "per-certificate options in a crt-list (`[...]`) are not supported yet".into(),
-                hint: Some("put ssl-min-ver, ciphers, alpn, ... on the bind line (they apply to every certificate)".into()),
-            });
-            continue;
+        let (crt, mut rest) = match trimmed.split_once(char::is_whitespace) {
+            Some((c, r)) => (c, r.trim_start()),
+            None => (trimmed, ""),
+        };
+        let mut entry = Line::default();
+        // `[options]` come first, before the SNI filters (HAProxy's
+        // syntax: `<crtfile> [\[<sslbindconf> ...\]] [[!]<snifilter> ...]`).
+        if let Some(open) = rest.strip_prefix('[') {
+            let at = loc(line.find('[').unwrap_or(col));
+            let Some((inside, after)) = open.split_once(']') else {
+                store.problems.push(Problem {
+                    location: Some(at),
+                    error: true,
+                    message: "crt-list options: `[` without its `]`".into(),
+                    hint: Some(
+                        "`<file.pem> [ssl-min-ver TLSv1.3 alpn http/1.1] [[!]<sni filter> ...]`"
+                            .into(),
+                    ),
+                });
+                continue;
+            };
+            let words: Vec<&str> = inside.split_whitespace().collect();
+            let parsed = list_options::parse(&words, &bind.settings, bind.client_auth.as_ref());
+            for w in parsed.warnings {
+                store.problems.push(Problem {
+                    location: Some(at.clone()),
+                    error: false,
+                    message: w,
+                    hint: None,
+                });
+            }
+            match parsed.options {
+                Ok(options) => entry.options = Some(options),
+                Err(message) => {
+                    store.problems.push(Problem {
+                        location: Some(at),
+                        error: true,
+                        message,
+                        hint: None,
+                    });
+                    continue;
+                }
+            }
+            rest = after;
         }
-        let mut filters = Filters::default();
-        for w in rest {
+        for w in rest.split_whitespace() {
             match w.strip_prefix('!') {
-                Some(neg) => filters.negative.push(neg.to_ascii_lowercase()),
-                None => filters.positive.push(w.to_ascii_lowercase()),
+                Some(neg) => entry.filters.negative.push(neg.to_ascii_lowercase()),
+                None => entry.filters.positive.push(w.to_ascii_lowercase()),
             }
         }
         // Relative paths: next to the list (or as written, when that
@@ -199,7 +244,7 @@ fn load_list(store: &mut Store, list: &Path, provider: &CryptoProvider, now: i64
                 base.join(p)
             }
         };
-        load_one(store, &path, Some(loc(col)), filters, provider, now);
+        load_one(store, &path, Some(loc(col)), entry, provider, now);
     }
     if store.certs.len() == before && !store.problems.iter().any(|p| p.error) {
         store.problems.push(Problem {
@@ -215,7 +260,7 @@ fn load_one(
     store: &mut Store,
     path: &Path,
     at: Option<Location>,
-    mut filters: Filters,
+    line: Line,
     provider: &CryptoProvider,
     now: i64,
 ) {
@@ -235,11 +280,13 @@ fn load_one(
         });
     }
     let Some(loaded) = loaded else { return };
+    let mut filters = line.filters;
     if filters.positive.is_empty() {
         filters.positive = loaded.info.names.clone();
     }
     store.certs.push(loaded);
     store.filters.push(filters);
+    store.options.push(line.options);
 }
 
 /// One PEM: chain, key (here or in `<file>.key`), consistency and checks.
@@ -396,6 +443,18 @@ impl SniResolver {
     /// The certificate index for `sni` and the client's signature schemes
     /// (`None`: refuse the handshake).
     pub fn choose(&self, sni: Option<&str>, schemes: &[SignatureScheme]) -> Option<usize> {
+        if let Some(i) = self.matched(sni, schemes) {
+            return Some(i);
+        }
+        if self.strict {
+            return None;
+        }
+        Some(0)
+    }
+
+    /// The certificate `sni` selects by name (`None`: no SNI, or none
+    /// matches, and the default applies).
+    pub fn matched(&self, sni: Option<&str>, schemes: &[SignatureScheme]) -> Option<usize> {
         if let Some(name) = sni {
             let name = name.trim_end_matches('.').to_ascii_lowercase();
             let suffix = name.split_once('.').map(|(_, s)| s);
@@ -410,10 +469,7 @@ impl SniResolver {
                 }
             }
         }
-        if self.strict {
-            return None;
-        }
-        Some(0)
+        None
     }
 
     /// ECDSA/EdDSA before RSA, then load order, among the candidates that

@@ -105,11 +105,45 @@ impl Ca {
         params.signed_by(&self.issuer).unwrap().pem().unwrap()
     }
 
+    /// A leaf for `cn` with `key` (see [`key_pair`]), valid from 2020 to
+    /// 2090, as one PEM (certificate then key).
+    pub fn leaf_with_key(&self, cn: &str, key: KeyPair) -> String {
+        let mut p = CertificateParams::new(vec![cn.to_owned()]).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2090, 1, 1);
+        let cert = p.signed_by(&key, &self.issuer).unwrap();
+        format!("{}{}", cert.pem(), key.serialize_pem())
+    }
+
     /// A leaf valid from 2020 to 2090, as one PEM (certificate then key).
     pub fn leaf(&self, cn: &str, sans: &[&str]) -> String {
         let (c, k) = self.leaf_dated(cn, sans, (2020, 1, 1), (2090, 1, 1));
         format!("{c}{k}")
     }
+}
+
+/// A private key made by `openssl genpkey` with these arguments (as
+/// `["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]`): ring, under
+/// rcgen, cannot make RSA keys.
+pub fn key_pair(genpkey: &[&str]) -> KeyPair {
+    let out = Command::new("openssl")
+        .arg("genpkey")
+        .args(genpkey)
+        .output()
+        .expect("run openssl genpkey");
+    assert!(out.status.success(), "openssl genpkey {genpkey:?}: {out:?}");
+    KeyPair::from_pem(&String::from_utf8_lossy(&out.stdout)).unwrap()
+}
+
+/// True when `openssl` (s_client) is installed; otherwise the test is
+/// skipped (and fails in CI).
+pub fn openssl_present() -> bool {
+    if !have("openssl") {
+        crate::common::skip_unless_ci("openssl is not installed");
+        return false;
+    }
+    true
 }
 
 pub fn have(bin: &str) -> bool {
@@ -121,9 +155,10 @@ pub fn have(bin: &str) -> bool {
         .is_ok()
 }
 
-/// The subject CN of the certificate served on `port` for `sni` (`None`:
-/// no SNI), or `None` when the handshake failed.
-pub fn served_cn(port: u16, sni: Option<&str>) -> Option<String> {
+/// `openssl s_client` to `port` with `sni` (`None`: no SNI) and `extra`
+/// arguments: its standard output, then its standard error (where an
+/// alert from the server is reported: `SSL alert number 116`).
+pub fn s_client(port: u16, sni: Option<&str>, extra: &[&str]) -> String {
     let mut cmd = Command::new("timeout");
     cmd.args(["10", "openssl", "s_client", "-connect"])
         .arg(format!("127.0.0.1:{port}"));
@@ -132,16 +167,81 @@ pub fn served_cn(port: u16, sni: Option<&str>) -> Option<String> {
         None => cmd.arg("-noservername"),
     };
     let out = cmd
+        .args(extra)
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .output()
         .expect("run openssl s_client");
-    let text = String::from_utf8_lossy(&out.stdout);
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `s_client -sess_out <sess>` to `port` with `extra` arguments, kept
+/// connected until the session is saved (TLS 1.3 tickets come after the
+/// handshake: a client that leaves at once may not see them): its
+/// standard output.
+pub fn s_client_saving(port: u16, sess: &Path, extra: &[&str]) -> String {
+    let out_path = sess.with_extension("out");
+    let mut child = Command::new("timeout")
+        .args(["20", "openssl", "s_client", "-connect"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-sess_out")
+        .arg(sess)
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run openssl s_client");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::fs::metadata(sess).map_or(true, |m| m.len() == 0)
+        && std::time::Instant::now() < deadline
+        && child.try_wait().ok().flatten().is_none()
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Stdin closes: s_client says goodbye and exits.
+    drop(child.stdin.take());
+    let _ = child.wait();
+    std::fs::read_to_string(&out_path).unwrap_or_default()
+}
+
+/// The subject CN in an `s_client` output, when a certificate was served.
+pub fn subject_cn(s_client_out: &str) -> Option<String> {
     // OpenSSL 3: `subject=CN = a.example.com`.
-    text.lines()
+    s_client_out
+        .lines()
         .find_map(|l| l.strip_prefix("subject="))
         .and_then(|s| s.split("CN = ").nth(1))
         .map(|cn| cn.split(',').next().unwrap_or(cn).trim().to_owned())
+}
+
+/// The value of the `s_client` output line starting with `label` (as
+/// `Peer signature type: ECDSA`, `Server public key is 2048 bit`).
+pub fn field<'a>(s_client_out: &'a str, label: &str) -> Option<&'a str> {
+    s_client_out
+        .lines()
+        .find_map(|l| l.strip_prefix(label))
+        .map(|v| v.trim_start_matches(':').trim())
+}
+
+/// The version and suite an `s_client` handshake negotiated, as
+/// `TLSv1.3 TLS_AES_256_GCM_SHA384`; `None` when it failed.
+pub fn negotiated(s_client_out: &str) -> Option<String> {
+    // `New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384` (or `Reused, ...`).
+    let line = s_client_out.lines().find(|l| l.contains(", Cipher is "))?;
+    let (head, suite) = line.split_once(", Cipher is ")?;
+    let version = head.split(", ").nth(1)?;
+    (suite != "(NONE)").then(|| format!("{version} {suite}"))
+}
+
+/// The subject CN of the certificate served on `port` for `sni` (`None`:
+/// no SNI), or `None` when the handshake failed.
+pub fn served_cn(port: u16, sni: Option<&str>) -> Option<String> {
+    subject_cn(&s_client(port, sni, &[]))
 }
 
 /// `haproxy -db -f cfg`, killed on drop.
@@ -151,6 +251,19 @@ pub struct Haproxy {
 }
 
 impl Haproxy {
+    /// HAProxy on `config` (written as `haproxy.cfg` in `dir`), listening
+    /// on `port`, for a side-by-side comparison; `None` when it is not
+    /// installed (outside CI).
+    pub fn beside(dir: &Path, config: &str, port: u16) -> Option<Haproxy> {
+        if !Path::new("/usr/sbin/haproxy").exists() {
+            crate::common::skip_unless_ci("haproxy is not installed (no comparison)");
+            return None;
+        }
+        let cfg = dir.join("haproxy.cfg");
+        std::fs::write(&cfg, config).unwrap();
+        Some(Haproxy::start(&cfg, &[port], dir.join("haproxy.log")))
+    }
+
     pub fn start(cfg: &Path, ports: &[u16], log: PathBuf) -> Haproxy {
         let out = std::fs::File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
