@@ -70,7 +70,7 @@ pub fn apply_request(
     for rule in rules {
         let facts = || {
             RequestFacts::http(req, conn.peer, conn.tls)
-                .with_handshake(conn.handshake)
+                .with_conn(conn)
                 .with_scope(*scope)
         };
         let holds = rule
@@ -175,7 +175,7 @@ pub fn apply_response(
     res: &mut ResponseHead,
     conn: &Conn<'_>,
 ) -> Option<u16> {
-    let facts = RequestFacts::http(req, conn.peer, conn.tls).with_handshake(conn.handshake);
+    let facts = RequestFacts::http(req, conn.peer, conn.tls).with_conn(conn);
     for rule in rules {
         let holds = rule
             .condition
@@ -210,7 +210,7 @@ pub fn apply_after(
     res: &mut ResponseHead,
     conn: &Conn<'_>,
 ) {
-    let facts = RequestFacts::http(req, conn.peer, conn.tls).with_handshake(conn.handshake);
+    let facts = RequestFacts::http(req, conn.peer, conn.tls).with_conn(conn);
     for rule in rules {
         let holds = rule
             .condition
