@@ -9,8 +9,10 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use balance_support::{demo_backend_at, open_websocket, served_by};
-use common::{free_port, poll_until, TempDir, Wsgate};
+use balance_support::{
+    demo_backend_at, haproxy_bin, open_websocket, served_by, Haproxy, SwitchableServer,
+};
+use common::{free_port, poll_until, skip_unless_ci, TempDir, Wsgate};
 
 const DEFAULTS: &str = "\
 defaults
@@ -217,4 +219,133 @@ fn leastconn_levels_a_recovered_server() {
         (1, 1, 4),
         "then round robin among equals"
     );
+}
+
+/// Each backend checks the same server with another expectation (`name`,
+/// check lines).
+const EXPECTATIONS: &[(&str, &str)] = &[
+    ("plain", "option httpchk"),
+    (
+        "status",
+        "option httpchk GET /st\n    http-check expect status 404",
+    ),
+    (
+        "rstatus",
+        "option httpchk GET /rs\n    http-check expect rstatus ^5",
+    ),
+    (
+        "string",
+        "option httpchk GET /str\n    http-check expect string alive",
+    ),
+    (
+        "range",
+        "option httpchk GET /range\n    http-check expect ! status 200-299,404",
+    ),
+];
+
+fn http_check_config(port: u16, server: SocketAddr) -> String {
+    let mut cfg = format!("{DEFAULTS}\nfrontend fe\n    bind 127.0.0.1:{port}\n");
+    for (name, _) in EXPECTATIONS {
+        cfg.push_str(&format!(
+            "    use_backend {name} if {{ path_beg /{name}/ }}\n"
+        ));
+    }
+    for (name, check) in EXPECTATIONS {
+        cfg.push_str(&format!(
+            "backend {name}\n    {check}\n    server s {server} check inter 100 fall 1 rise 1\n"
+        ));
+    }
+    cfg
+}
+
+/// Drives the server through answers and waits until the proxy on `port`
+/// has each backend UP or DOWN as expected (a DOWN backend answers 503,
+/// which the server never sends); returns the log lines `log` shows.
+fn follow_the_server(port: u16, server: &SwitchableServer, log: &dyn Fn() -> String, who: &str) {
+    // (status, body, backends UP): the others are DOWN.
+    let phases: &[(u16, &str, &[&str])] = &[
+        (200, "alive", &["plain", "string"]),
+        (404, "gone", &["status"]),
+        (500, "alive", &["rstatus", "string", "range"]),
+        (200, "alive", &["plain", "string"]),
+    ];
+    for (status, body, up) in phases {
+        server.set(*status, body);
+        let state = || -> Vec<&str> {
+            EXPECTATIONS
+                .iter()
+                .map(|(name, _)| *name)
+                .filter(|name| {
+                    let (got, _) =
+                        served_by(loopback(port), None, &format!("/{name}/x"), &[]).unwrap();
+                    got != 503
+                })
+                .collect()
+        };
+        poll_until(Duration::from_secs(15), "the checks to follow", || {
+            (state() == *up).then_some(())
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "{who}, server answering {status} {body}: UP {:?}, expected {up:?}: {e}\n{}",
+                state(),
+                log()
+            )
+        });
+    }
+}
+
+/// `option httpchk` (bare: `OPTIONS / HTTP/1.0`) and `http-check expect
+/// status|rstatus|string`, negated and with code ranges: one server
+/// answering 200, 404 then 500 takes each backend DOWN and UP as in HAProxy
+/// 2.6, which sends the same request lines and logs the same reasons.
+#[test]
+fn http_check_expectations_follow_the_server() {
+    let server = SwitchableServer::start(200, "alive");
+    let port = free_port();
+    let wsgate = Wsgate::start(&http_check_config(port, server.addr));
+    follow_the_server(port, &server, &|| wsgate.log(), "wsgate");
+    let mut logs = vec![("wsgate", wsgate.log())];
+    let mut lines = vec![("wsgate", server.lines())];
+    drop(wsgate);
+
+    if let Some(bin) = haproxy_bin() {
+        let server = SwitchableServer::start(200, "alive");
+        let ha_port = free_port();
+        let haproxy = Haproxy::start(
+            &bin,
+            &http_check_config(ha_port, server.addr),
+            &[loopback(ha_port)],
+        );
+        follow_the_server(ha_port, &server, &|| haproxy.guard.output(), "haproxy 2.6");
+        logs.push(("haproxy 2.6", haproxy.guard.output()));
+        lines.push(("haproxy 2.6", server.lines()));
+    } else {
+        skip_unless_ci("haproxy is not installed (side-by-side part)");
+    }
+    for (who, log) in logs {
+        for reason in [
+            "Server status/s is DOWN, reason: Layer7 wrong status, code: 200",
+            "Server rstatus/s is UP, reason: Layer7 check passed, code: 500",
+            "Server string/s is DOWN, reason: Layer7 invalid response, info: \"HTTP content check did not match\"",
+            "Server plain/s is DOWN, reason: Layer7 wrong status, code: 404",
+            "Server range/s is UP, reason: Layer7 check passed, code: 500",
+        ] {
+            assert!(log.contains(reason), "{who} did not log {reason:?}:\n{log}");
+        }
+    }
+    for (who, seen) in lines {
+        let checks: BTreeSet<String> = seen.into_iter().filter(|l| !l.contains("/x ")).collect();
+        assert_eq!(
+            checks,
+            set(&[
+                "OPTIONS / HTTP/1.0",
+                "GET /st HTTP/1.0",
+                "GET /rs HTTP/1.0",
+                "GET /str HTTP/1.0",
+                "GET /range HTTP/1.0"
+            ]),
+            "{who}'s check request lines"
+        );
+    }
 }

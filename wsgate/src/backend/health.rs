@@ -513,8 +513,13 @@ pub fn judge(response: &[u8], expect: Option<&HttpExpect>) -> Outcome {
                 "wrong status"
             },
         ),
-        Some(HttpExpect::Status { code: want, negate }) => {
-            let ok = (code == *want) != *negate;
+        Some(HttpExpect::Status { codes, negate }) => {
+            let listed = codes.iter().any(|(lo, hi)| (*lo..=*hi).contains(&code));
+            let ok = listed != *negate;
+            (ok, if ok { "check passed" } else { "wrong status" })
+        }
+        Some(HttpExpect::RStatus { regex, negate }) => {
+            let ok = regex.0.is_match(code.to_string().as_bytes()) != *negate;
             (ok, if ok { "check passed" } else { "wrong status" })
         }
         Some(HttpExpect::String { text: want, negate }) => {
@@ -524,15 +529,13 @@ pub fn judge(response: &[u8], expect: Option<&HttpExpect>) -> Outcome {
                 .map_or(response.len(), |i| i + 4);
             let body = &response[body_at..];
             let found = !want.is_empty() && body.windows(want.len()).any(|w| w == want.as_bytes());
-            let ok = found != *negate;
-            (
-                ok,
-                if ok {
-                    "check passed"
-                } else {
-                    "check content failed"
-                },
-            )
+            if found == *negate {
+                // HAProxy 2.6's words (an invalid response, L7RSP).
+                return fail(
+                    "Layer7 invalid response, info: \"HTTP content check did not match\"".into(),
+                );
+            }
+            (true, "check passed")
         }
     };
     Outcome {
@@ -632,15 +635,37 @@ mod tests {
         );
         assert!(judge(b"HTTP/1.1 302 Found\r\n\r\n", None).ok);
         let want = HttpExpect::Status {
-            code: 204,
+            codes: vec![(204, 204)],
             negate: false,
         };
         assert!(!judge(ok, Some(&want)).ok);
+        let range = HttpExpect::Status {
+            codes: vec![(100, 101), (200, 299)],
+            negate: false,
+        };
+        assert!(judge(ok, Some(&range)).ok);
+        let not_2xx = HttpExpect::RStatus {
+            regex: crate::config::acl::AclRegex(regex::bytes::Regex::new("^2").unwrap()),
+            negate: true,
+        };
+        assert_eq!(
+            judge(ok, Some(&not_2xx)).reason,
+            "Layer7 wrong status, code: 200, info: \"OK\""
+        );
+        assert!(judge(b"HTTP/1.1 500 Oops\r\n\r\n", Some(&not_2xx)).ok);
         let s = HttpExpect::String {
             text: "hello".into(),
             negate: false,
         };
         assert!(judge(ok, Some(&s)).ok);
+        let absent = HttpExpect::String {
+            text: "absent".into(),
+            negate: false,
+        };
+        assert_eq!(
+            judge(ok, Some(&absent)).reason,
+            "Layer7 invalid response, info: \"HTTP content check did not match\""
+        );
         assert!(!judge(b"garbage", None).ok);
     }
 }

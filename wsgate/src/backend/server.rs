@@ -122,9 +122,7 @@ impl CheckStatus {
             _ if starts("Layer6 timeout") => CheckStatus::L6Timeout,
             _ if starts("Layer6") => CheckStatus::L6Rsp,
             _ if starts("Layer7 timeout") => CheckStatus::L7Timeout,
-            _ if starts("Layer7 wrong status") || starts("Layer7 check content") => {
-                CheckStatus::L7Sts
-            }
+            _ if starts("Layer7 wrong status") => CheckStatus::L7Sts,
             _ => CheckStatus::L7Rsp,
         }
     }

@@ -115,6 +115,8 @@ impl PartialEq for AclRegex {
     }
 }
 
+impl Eq for AclRegex {}
+
 /// An integer pattern as an inclusive range: `5`, `eq 5`, `lt 5`, `le 5`,
 /// `gt 5`, `ge 5`, `1:5`, `:5`, `5:` (HAProxy's `-m int`). `Err` names
 /// what is wrong. `op` is the operator word when one was given.

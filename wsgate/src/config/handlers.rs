@@ -572,11 +572,11 @@ pub fn option_httpchk(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     p.httpchk = Some(c);
 }
 
-/// `http-check expect [!] status <code> | string <text>`; other
-/// `http-check` directives are rejected with a reason.
+/// `http-check expect [!] status <codes> | rstatus <regex> | string
+/// <text>`; other `http-check` directives are rejected with a reason.
 pub fn http_check(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     let args = cx.args;
-    let usage = "usage: http-check expect [!] status <code> | string <text>";
+    let usage = "usage: http-check expect [!] status <code>[-<code>][,...] | rstatus <regex> | string <text>";
     let Some(first) = args.first() else {
         let kw = cx.kw;
         cx.error(kw, "'http-check' needs a directive").hint = Some(usage.into());
@@ -591,7 +591,7 @@ pub fn http_check(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         cx.error(
             first,
             format!(
-                "'http-check {}' is not supported yet; only `http-check send`, `expect status|string` and `disable-on-404` are",
+                "'http-check {}' is not supported yet; only `http-check send`, `expect status|rstatus|string` and `disable-on-404` are",
                 first.text
             ),
         )
@@ -610,13 +610,30 @@ pub fn http_check(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         return;
     };
     let expect = match kind.text.as_str() {
-        "status" => match value.text.parse::<u16>() {
-            Ok(code) if (100..=599).contains(&code) => HttpExpect::Status { code, negate },
-            _ => {
+        "status" => match super::handlers_health::status_codes(&value.text) {
+            Ok(codes) => HttpExpect::Status { codes, negate },
+            Err(message) => {
+                cx.error(value, message).hint = Some(
+                    "e.g. `http-check expect status 200`, `status 200-399` or `status 200,204`"
+                        .into(),
+                );
+                return;
+            }
+        },
+        "rstatus" => match regex::bytes::Regex::new(&value.text) {
+            Ok(r) => HttpExpect::RStatus {
+                regex: super::acl::AclRegex(r),
+                negate,
+            },
+            Err(e) => {
+                let text = e.to_string();
+                let last = text.lines().last().unwrap_or("").trim();
+                let last = last.strip_prefix("error: ").unwrap_or(last);
                 cx.error(
                     value,
-                    format!("'{}' is not an HTTP status code", value.text),
-                );
+                    format!("invalid regular expression '{}': {last}", value.text),
+                )
+                .hint = Some("the code is matched as three digits, e.g. `rstatus ^2` or `rstatus ^(200|204)$`".into());
                 return;
             }
         },

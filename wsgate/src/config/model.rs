@@ -868,8 +868,18 @@ impl Default for HttpCheck {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HttpExpect {
-    /// `http-check expect [!] status <code>`.
-    Status { code: u16, negate: bool },
+    /// `http-check expect [!] status <codes>`: a comma-separated list of
+    /// codes and `lo-hi` ranges, as HAProxy 2.2+ reads it.
+    Status {
+        codes: Vec<(u16, u16)>,
+        negate: bool,
+    },
+    /// `http-check expect [!] rstatus <regex>`: the three-digit code
+    /// matches the regular expression (anywhere, as HAProxy's).
+    RStatus {
+        regex: super::acl::AclRegex,
+        negate: bool,
+    },
     /// `http-check expect [!] string <text>`: the body contains it.
     String { text: String, negate: bool },
 }

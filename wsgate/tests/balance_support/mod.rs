@@ -181,3 +181,69 @@ pub fn demo_backend_at(addr: SocketAddr, name: &str, dir: &TempDir) -> ChildGuar
     .unwrap_or_else(|e| panic!("{e}"));
     guard
 }
+
+/// An HTTP server whose answer a test changes while it runs (to drive
+/// health checks), recording the request line of every request. Each
+/// connection gets one answer, then is closed.
+pub struct SwitchableServer {
+    pub addr: SocketAddr,
+    reply: std::sync::Arc<std::sync::Mutex<(u16, String)>>,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl SwitchableServer {
+    /// Starts answering `status` with `body`.
+    pub fn start(status: u16, body: &str) -> SwitchableServer {
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let reply = Arc::new(Mutex::new((status, body.to_owned())));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (r, l) = (reply.clone(), lines.clone());
+        // The thread ends with the test process.
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (r, l) = (r.clone(), l.clone());
+                std::thread::spawn(move || answer_once(conn, &r, &l));
+            }
+        });
+        SwitchableServer { addr, reply, lines }
+    }
+
+    /// From now on, answer `status` with `body`.
+    pub fn set(&self, status: u16, body: &str) {
+        *self.reply.lock().unwrap() = (status, body.to_owned());
+    }
+
+    /// Every request line received so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+fn answer_once(
+    mut conn: TcpStream,
+    reply: &std::sync::Mutex<(u16, String)>,
+    lines: &std::sync::Mutex<Vec<String>>,
+) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&head);
+    lines
+        .lock()
+        .unwrap()
+        .push(text.lines().next().unwrap_or("").to_owned());
+    let (status, body) = reply.lock().unwrap().clone();
+    let answer = format!(
+        "HTTP/1.1 {status} Scripted\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = conn.write_all(answer.as_bytes());
+}
