@@ -1,5 +1,5 @@
-//! Health checks, backup servers, `maxconn` queueing and `leastconn`
-//! levelling, end to end through the real binary and demo backends.
+//! Health checks, backup servers and `leastconn` levelling (queueing is
+//! in balance_queue.rs), end to end through the real binary and demo backends.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod balance_support;
@@ -137,32 +137,6 @@ fn backup_failover_and_failback() {
     })
     .unwrap();
     assert_eq!(servers_seen(proxy, 4), set(&["main"]));
-}
-
-/// `maxconn 1`: an open WebSocket holds the slot, so a request waits in
-/// the queue and gets 503 after `timeout queue`; once the WebSocket is
-/// closed the next request goes through.
-#[test]
-fn maxconn_queue_then_503() {
-    let dir = TempDir::new("queue");
-    let addr = loopback(free_port());
-    let _s1 = demo_backend_at(addr, "s1", &dir);
-    let port = free_port();
-    let cfg = format!(
-        "{DEFAULTS}    timeout queue 300ms\n\nlisten app\n    bind 127.0.0.1:{port}\n    server s1 {addr} maxconn 1\n"
-    );
-    let _wsgate = Wsgate::start(&cfg);
-    let proxy = loopback(port);
-    let (ws, server) = open_websocket(proxy).unwrap();
-    assert_eq!(server, "s1");
-    let (status, _) = served_by(proxy, None, "/health", &[]).unwrap();
-    assert_eq!(status, 503, "the only slot is held by the WebSocket");
-    drop(ws);
-    poll_until(Duration::from_secs(5), "the slot to be released", || {
-        let (status, _) = served_by(proxy, None, "/health", &[]).ok()?;
-        (status == 200).then_some(())
-    })
-    .unwrap();
 }
 
 /// `leastconn` counts open WebSockets: a server that comes back gets the

@@ -454,7 +454,7 @@ fn backend_rows(be: &BackendRuntime, iid: u64, out: &mut Vec<Row>) {
     let c = &be.counters;
     let mut r = Row::new(RowKind::Backend, iid, 0, &cfg.name, "BACKEND");
     r.traffic(c, http);
-    r.num("qcur", queued);
+    r.num("qcur", queued + u64::from(be.queued()));
     r.num("qmax", Counters::get(&c.max_queue));
     r.num("dreq", Counters::get(&c.denied));
     r.num("econ", Counters::get(&c.connection_errors));

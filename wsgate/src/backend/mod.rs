@@ -63,6 +63,9 @@ pub struct BackendRuntime {
     /// Woken whenever a connection slot is released or a server comes up,
     /// so queued requests try again.
     pub(crate) slot_freed: Arc<Notify>,
+    /// Requests waiting for any server (every one at its `maxconn`, no
+    /// hash pinning them to one): HAProxy's backend queue.
+    queued: AtomicU32,
     /// Per server, the signal that ends its tunnels (`shutdown-sessions`,
     /// reload, stop); filled by the proxy, which owns the stop token.
     pub sessions: Vec<Arc<ServerSessions>>,
@@ -104,8 +107,33 @@ impl BackendRuntime {
             weight_gcd: AtomicU32::new(weight_gcd),
             counters: Counters::new(),
             slot_freed: Arc::new(Notify::new()),
+            queued: AtomicU32::new(0),
             sessions: Vec::new(),
         }
+    }
+
+    /// Requests in the backend's own queue (not those of its servers).
+    pub fn queued(&self) -> u32 {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// Everything waiting: the backend's queue and its servers'.
+    pub fn queue_len(&self) -> u32 {
+        self.servers
+            .iter()
+            .map(|s| s.queued())
+            .fold(self.queued(), u32::saturating_add)
+    }
+
+    pub(crate) fn enqueue(&self) {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        self.counters
+            .max_queue
+            .fetch_max(u64::from(self.queue_len()), Ordering::Relaxed);
+    }
+
+    pub(crate) fn dequeue(&self) {
+        self.queued.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Whether server `i` may take new traffic: up, `ready` (neither
