@@ -172,7 +172,9 @@ fn beyond_maxqueue_a_request_gets_503_at_once() {
         let (ws, _) = open_websocket(proxy).unwrap();
         let first = request_in_background(proxy, "/health?first");
         wait_queue(proxy, "s1", 1, who);
-        let (status, took) = request_in_background(proxy, "/health?second").join().unwrap();
+        let (status, took) = request_in_background(proxy, "/health?second")
+            .join()
+            .unwrap();
         assert_eq!(status, 503, "{who}: the server's queue is full");
         assert!(
             took < Duration::from_secs(10),
