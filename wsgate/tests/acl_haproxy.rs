@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use balance_support::{haproxy_bin, Haproxy};
+use balance_support::{haproxy_bin, wsgate_then_haproxy, Haproxy, HTTP_DEFAULTS};
 use common::http::exchange;
 use common::{free_port, run_with_deadline, skip_unless_ci, TempDir, TestCert, Wsgate};
 
@@ -26,15 +26,6 @@ fn answering_backend(name: &str) -> String {
         "backend {name}\n    http-request return status 200 content-type text/plain string {name} hdr X-Served-By {name}\n"
     )
 }
-
-const DEFAULTS: &str = "\
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-    timeout tunnel 1h
-";
 
 /// The rules, in order: the first that holds wins (`/admin/site.css` is
 /// both `css` and `admin`: `b_css`, the earlier rule).
@@ -86,7 +77,7 @@ const RULES: &str = "\
 
 fn routing_config(port: u16, alt: u16) -> String {
     let mut cfg = format!(
-        "{DEFAULTS}\nfrontend fe\n    bind 127.0.0.1:{port}\n    bind 127.0.0.1:{alt}\n{}\n",
+        "{HTTP_DEFAULTS}\nfrontend fe\n    bind 127.0.0.1:{port}\n    bind 127.0.0.1:{alt}\n{}\n",
         RULES.replace("{ALT}", &alt.to_string())
     );
     for line in RULES.lines() {
@@ -266,7 +257,7 @@ fn ssl_fc_protocol_routes_as_haproxy() {
     let cert = TestCert::generate(dir.path(), "site.pem");
     let config = |port: u16| {
         format!(
-            "{DEFAULTS}\nfrontend fe\n    bind 127.0.0.1:{port} ssl crt {}\n    \
+            "{HTTP_DEFAULTS}\nfrontend fe\n    bind 127.0.0.1:{port} ssl crt {}\n    \
              acl v13 ssl_fc_protocol TLSv1.3\n    acl v12 ssl_fc_protocol -i tlsv1.2\n    \
              use_backend b_13 if v13\n    use_backend b_12 if v12\n    default_backend b_def\n{}{}{}",
             cert.pem_path.display(),
@@ -299,15 +290,5 @@ fn ssl_fc_protocol_routes_as_haproxy() {
             "{who}"
         );
     };
-    let port = free_port();
-    let wsgate = Wsgate::start_in(TempDir::new("ssl-fc-protocol-wsgate"), &config(port));
-    check(port, "wsgate");
-    drop(wsgate);
-    let Some(bin) = haproxy_bin() else {
-        skip_unless_ci("haproxy is not installed (side-by-side part)");
-        return;
-    };
-    let ha_port = free_port();
-    let _haproxy = Haproxy::start(&bin, &config(ha_port), &[loopback(ha_port)]);
-    check(ha_port, "haproxy 2.6");
+    wsgate_then_haproxy(&config, &|proxy, who| check(proxy.port(), who));
 }

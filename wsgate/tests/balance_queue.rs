@@ -12,9 +12,9 @@ use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use balance_support::{demo_backend_at, haproxy_bin, open_websocket, served_by, Haproxy};
+use balance_support::{demo_backend_at, open_websocket, served_by, wsgate_then_haproxy};
 use common::http::exchange;
-use common::{free_port, poll_until, skip_unless_ci, TempDir, Wsgate};
+use common::{free_port, poll_until, TempDir};
 
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -35,22 +35,6 @@ fn queue_config(
          listen app\n    bind 127.0.0.1:{port}\n    stats uri /stats\n{extra}    \
          server s1 {server} maxconn 1 {server_opts}\n"
     )
-}
-
-/// Runs `check` against wsgate, then against HAProxy 2.6 when installed,
-/// each proxy started on `config(port)`.
-fn wsgate_then_haproxy(config: &dyn Fn(u16) -> String, check: &dyn Fn(SocketAddr, &str)) {
-    let port = free_port();
-    let wsgate = Wsgate::start(&config(port));
-    check(loopback(port), "wsgate");
-    drop(wsgate);
-    let Some(bin) = haproxy_bin() else {
-        skip_unless_ci("haproxy is not installed (side-by-side part)");
-        return;
-    };
-    let ha_port = free_port();
-    let _haproxy = Haproxy::start(&bin, &config(ha_port), &[loopback(ha_port)]);
-    check(loopback(ha_port), "haproxy 2.6");
 }
 
 /// `qcur` and `qmax` of row `app,<svname>` of the stats CSV.

@@ -12,6 +12,17 @@ use std::time::Duration;
 
 use crate::common::{accepts, poll_until, ChildGuard, TempDir, START_DEADLINE};
 
+/// The `defaults` section of the side-by-side configurations: mode http,
+/// timeouts both proxies accept, WebSockets kept for an hour.
+pub const HTTP_DEFAULTS: &str = "\
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+    timeout tunnel 1h
+";
+
 /// Debian's HAProxy, if installed.
 pub fn haproxy_bin() -> Option<PathBuf> {
     [
@@ -226,15 +237,9 @@ fn answer_once(
     reply: &std::sync::Mutex<(u16, String)>,
     lines: &std::sync::Mutex<Vec<String>>,
 ) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut head = Vec::new();
-    let mut chunk = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match conn.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&chunk[..n]),
-        }
-    }
+    let Some(head) = read_request_head(&mut conn) else {
+        return;
+    };
     let text = String::from_utf8_lossy(&head);
     lines
         .lock()
@@ -246,4 +251,37 @@ fn answer_once(
         body.len()
     );
     let _ = conn.write_all(answer.as_bytes());
+}
+
+/// Reads a request head (up to the blank line, 10 s at most); `None`
+/// when the peer closes or stalls first.
+pub fn read_request_head(conn: &mut TcpStream) -> Option<Vec<u8>> {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+        }
+    }
+    Some(head)
+}
+
+/// Runs `check` against wsgate, then against HAProxy 2.6 when installed
+/// (a skip outside CI otherwise), each started on `config(port)` and
+/// given the address of its first `bind` and its name.
+pub fn wsgate_then_haproxy(config: &dyn Fn(u16) -> String, check: &dyn Fn(SocketAddr, &str)) {
+    let port = crate::common::free_port();
+    let wsgate = crate::common::Wsgate::start(&config(port));
+    check(SocketAddr::from(([127, 0, 0, 1], port)), "wsgate");
+    drop(wsgate);
+    let Some(bin) = haproxy_bin() else {
+        crate::common::skip_unless_ci("haproxy is not installed (side-by-side part)");
+        return;
+    };
+    let ha_port = crate::common::free_port();
+    let ha_config = config(ha_port);
+    let _haproxy = Haproxy::start(&bin, &ha_config, &crate::common::bind_addrs(&ha_config));
+    check(SocketAddr::from(([127, 0, 0, 1], ha_port)), "haproxy 2.6");
 }
