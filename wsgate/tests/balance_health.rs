@@ -139,6 +139,34 @@ fn backup_failover_and_failback() {
     assert_eq!(servers_seen(proxy, 4), set(&["main"]));
 }
 
+/// `option allbackups`: with the active server in maintenance, every
+/// backup takes traffic (without it, only the first), as in HAProxy 2.6.
+#[test]
+fn allbackups_uses_every_backup() {
+    let dir = TempDir::new("allbackups");
+    let addrs: Vec<SocketAddr> = (0..3).map(|_| loopback(free_port())).collect();
+    let _backends: Vec<_> = addrs
+        .iter()
+        .zip(["main", "spare1", "spare2"])
+        .map(|(a, n)| demo_backend_at(*a, n, &dir))
+        .collect();
+    for (option, expected) in [
+        ("", &["spare1"][..]),
+        ("    option allbackups\n", &["spare1", "spare2"][..]),
+    ] {
+        let config = |port: u16| {
+            format!(
+                "{DEFAULTS}\nlisten app\n    bind 127.0.0.1:{port}\n{option}    \
+                 server main {} disabled\n    server spare1 {} backup\n    server spare2 {} backup\n",
+                addrs[0], addrs[1], addrs[2]
+            )
+        };
+        balance_support::wsgate_then_haproxy(&config, &|proxy, who| {
+            assert_eq!(servers_seen(proxy, 6), set(expected), "{who} {option:?}");
+        });
+    }
+}
+
 /// `leastconn` counts open WebSockets: a server that comes back gets the
 /// new WebSockets until it is level with the others.
 #[test]
