@@ -167,6 +167,63 @@ fn allbackups_uses_every_backup() {
     }
 }
 
+/// Health flapping, side by side with HAProxy 2.6 (`fall 3 rise 2`,
+/// `inter 400 fastinter 1s downinter 1500`): `fall - 1` failures keep the
+/// server UP, the `fall`-th takes it DOWN; while DOWN the checks come every
+/// `downinter`; one success after a failure does not bring it back, exactly
+/// `rise` in a row do. Each check's answer is scripted; the state is read
+/// from what a request gets (503 while DOWN).
+#[test]
+fn flapping_follows_fall_rise_and_downinter() {
+    let server = SwitchableServer::start(200, "ok");
+    let config = |port: u16| {
+        format!(
+            "{DEFAULTS}\nlisten app\n    bind 127.0.0.1:{port}\n    option httpchk\n    \
+             server s {} check inter 400 fastinter 1s downinter 1500 fall 3 rise 2\n",
+            server.addr
+        )
+    };
+    balance_support::wsgate_then_haproxy(&config, &|proxy, who| {
+        let status = || served_by(proxy, None, "/x", &[]).unwrap().0;
+        let answered = || server.scripted().len();
+        let wait_checks = |n: usize| {
+            poll_until(Duration::from_secs(20), "the scripted checks", || {
+                (answered() >= n).then_some(())
+            })
+            .unwrap_or_else(|e| panic!("{who}: {e}"));
+        };
+        server.script_checks(&[200, 500, 500, 200, 500, 500, 500, 200, 500, 200, 200]);
+        wait_checks(3);
+        assert_eq!(status(), 200, "{who}: UP after fall - 1 failures");
+        wait_checks(6);
+        assert_eq!(status(), 200, "{who}: UP after fall - 1 failures again");
+        wait_checks(7);
+        poll_until(Duration::from_secs(5), "DOWN", || {
+            (status() == 503).then_some(())
+        })
+        .unwrap_or_else(|e| panic!("{who}: {e}"));
+        assert_eq!(answered(), 7, "{who}: DOWN at the fall-th failure");
+        wait_checks(8);
+        assert_eq!(status(), 503, "{who}: one success is not rise 2");
+        wait_checks(10);
+        assert_eq!(status(), 503, "{who}: one success after a failure neither");
+        wait_checks(11);
+        poll_until(Duration::from_secs(5), "UP", || {
+            (status() == 200).then_some(())
+        })
+        .unwrap_or_else(|e| panic!("{who}: {e}"));
+        assert_eq!(answered(), 11, "{who}: UP at the rise-th success");
+        let at = server.scripted();
+        for down in [6, 8] {
+            let gap = at[down + 1].0 - at[down].0;
+            assert!(
+                gap >= Duration::from_millis(1300),
+                "{who}: while DOWN, checks every downinter (1.5 s), not {gap:?}"
+            );
+        }
+    });
+}
+
 /// `leastconn` counts open WebSockets: a server that comes back gets the
 /// new WebSockets until it is level with the others.
 #[test]

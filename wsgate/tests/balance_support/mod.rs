@@ -195,57 +195,90 @@ pub fn demo_backend_at(addr: SocketAddr, name: &str, dir: &TempDir) -> ChildGuar
 
 /// An HTTP server whose answer a test changes while it runs (to drive
 /// health checks), recording the request line of every request. Each
-/// connection gets one answer, then is closed.
+/// connection gets one answer, then is closed. Bare `option httpchk`
+/// checks (`OPTIONS / ...`) can be given a script of statuses, one per
+/// check, whose answers are recorded with their time.
 pub struct SwitchableServer {
     pub addr: SocketAddr,
-    reply: std::sync::Arc<std::sync::Mutex<(u16, String)>>,
-    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    state: std::sync::Arc<std::sync::Mutex<Answers>>,
+}
+
+#[derive(Default)]
+struct Answers {
+    /// The answer when no script applies.
+    reply: (u16, String),
+    /// Statuses for the next `OPTIONS` checks, in order.
+    script: std::collections::VecDeque<u16>,
+    /// When each scripted check was answered, and with what.
+    scripted: Vec<(std::time::Instant, u16)>,
+    lines: Vec<String>,
 }
 
 impl SwitchableServer {
     /// Starts answering `status` with `body`.
     pub fn start(status: u16, body: &str) -> SwitchableServer {
-        use std::sync::{Arc, Mutex};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let reply = Arc::new(Mutex::new((status, body.to_owned())));
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (r, l) = (reply.clone(), lines.clone());
+        let state = std::sync::Arc::new(std::sync::Mutex::new(Answers {
+            reply: (status, body.to_owned()),
+            ..Answers::default()
+        }));
+        let shared = state.clone();
         // The thread ends with the test process.
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let (r, l) = (r.clone(), l.clone());
-                std::thread::spawn(move || answer_once(conn, &r, &l));
+                let shared = shared.clone();
+                std::thread::spawn(move || answer_once(conn, &shared));
             }
         });
-        SwitchableServer { addr, reply, lines }
+        SwitchableServer { addr, state }
     }
 
     /// From now on, answer `status` with `body`.
     pub fn set(&self, status: u16, body: &str) {
-        *self.reply.lock().unwrap() = (status, body.to_owned());
+        self.state.lock().unwrap().reply = (status, body.to_owned());
+    }
+
+    /// Answers the next checks with `statuses`, one each, and forgets the
+    /// answers of earlier scripts.
+    pub fn script_checks(&self, statuses: &[u16]) {
+        let mut state = self.state.lock().unwrap();
+        state.script = statuses.iter().copied().collect();
+        state.scripted.clear();
+    }
+
+    /// The scripted checks answered so far: when, and with what.
+    pub fn scripted(&self) -> Vec<(std::time::Instant, u16)> {
+        self.state.lock().unwrap().scripted.clone()
     }
 
     /// Every request line received so far.
     pub fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
+        self.state.lock().unwrap().lines.clone()
     }
 }
 
-fn answer_once(
-    mut conn: TcpStream,
-    reply: &std::sync::Mutex<(u16, String)>,
-    lines: &std::sync::Mutex<Vec<String>>,
-) {
+fn answer_once(mut conn: TcpStream, state: &std::sync::Mutex<Answers>) {
     let Some(head) = read_request_head(&mut conn) else {
         return;
     };
     let text = String::from_utf8_lossy(&head);
-    lines
-        .lock()
-        .unwrap()
-        .push(text.lines().next().unwrap_or("").to_owned());
-    let (status, body) = reply.lock().unwrap().clone();
+    let line = text.lines().next().unwrap_or("").to_owned();
+    let (status, body) = {
+        let mut state = state.lock().unwrap();
+        let scripted = line
+            .starts_with("OPTIONS ")
+            .then(|| state.script.pop_front())
+            .flatten();
+        state.lines.push(line);
+        match scripted {
+            Some(status) => {
+                state.scripted.push((std::time::Instant::now(), status));
+                (status, String::new())
+            }
+            None => state.reply.clone(),
+        }
+    };
     let answer = format!(
         "HTTP/1.1 {status} Scripted\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
