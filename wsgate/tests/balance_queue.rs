@@ -156,6 +156,11 @@ fn beyond_maxqueue_a_request_gets_503_at_once() {
         let (ws, _) = open_websocket(proxy).unwrap();
         let first = request_in_background(proxy, "/health?first");
         wait_queue(proxy, "s1", 1, who);
+        assert_eq!(
+            queue_of(proxy, "BACKEND").0,
+            0,
+            "{who}: the backend's qcur counts its own queue only"
+        );
         let (status, took) = request_in_background(proxy, "/health?second")
             .join()
             .unwrap();

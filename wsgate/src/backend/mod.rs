@@ -112,24 +112,17 @@ impl BackendRuntime {
         }
     }
 
-    /// Requests in the backend's own queue (not those of its servers).
+    /// Requests in the backend's own queue (not those of its servers):
+    /// the backend's `qcur`, as in HAProxy.
     pub fn queued(&self) -> u32 {
         self.queued.load(Ordering::Acquire)
     }
 
-    /// Everything waiting: the backend's queue and its servers'.
-    pub fn queue_len(&self) -> u32 {
-        self.servers
-            .iter()
-            .map(|s| s.queued())
-            .fold(self.queued(), u32::saturating_add)
-    }
-
     pub(crate) fn enqueue(&self) {
-        self.queued.fetch_add(1, Ordering::AcqRel);
+        let now = self.queued.fetch_add(1, Ordering::AcqRel) + 1;
         self.counters
             .max_queue
-            .fetch_max(u64::from(self.queue_len()), Ordering::Relaxed);
+            .fetch_max(u64::from(now), Ordering::Relaxed);
     }
 
     pub(crate) fn dequeue(&self) {
