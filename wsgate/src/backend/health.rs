@@ -445,7 +445,11 @@ pub(crate) fn io_info(e: &std::io::Error) -> String {
     }
 }
 
-async fn http_check<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, http: &HttpCheck) -> Outcome {
+/// The check request as HAProxy 2.6 writes it: the request line, the
+/// `http-check send` headers, a length for a body, and `Connection: close`
+/// in HTTP/1.1 only (HTTP/1.0 closes anyway; HAProxy sends none there,
+/// so a bare `option httpchk` is just `OPTIONS / HTTP/1.0`).
+fn check_request(http: &HttpCheck) -> String {
     let mut request = format!("{} {} {}\r\n", http.method, http.uri, http.version);
     for (name, value) in &http.headers {
         request.push_str(&format!("{name}: {value}\r\n"));
@@ -453,8 +457,16 @@ async fn http_check<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, http: &Htt
     if !http.body.is_empty() {
         request.push_str(&format!("Content-Length: {}\r\n", http.body.len()));
     }
-    request.push_str("Connection: close\r\n\r\n");
+    if http.version != "HTTP/1.0" {
+        request.push_str("Connection: close\r\n");
+    }
+    request.push_str("\r\n");
     request.push_str(&http.body);
+    request
+}
+
+async fn http_check<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, http: &HttpCheck) -> Outcome {
+    let request = check_request(http);
     if let Err(e) = stream.write_all(request.as_bytes()).await {
         return fail(format!(
             "Layer7 connection problem, info: \"{}\"",
@@ -618,6 +630,35 @@ mod tests {
         h.record(false);
         h.record(false);
         assert_eq!(h.interval(&c), c.downinter);
+    }
+
+    /// What HAProxy 2.6 sent a server, side by side (header names aside:
+    /// HAProxy writes them in lower case).
+    #[test]
+    fn check_requests_are_haproxys() {
+        assert_eq!(
+            check_request(&HttpCheck::default()),
+            "OPTIONS / HTTP/1.0\r\n\r\n"
+        );
+        let v11 = HttpCheck {
+            method: "GET".into(),
+            uri: "/a".into(),
+            version: "HTTP/1.1".into(),
+            ..HttpCheck::default()
+        };
+        assert_eq!(
+            check_request(&v11),
+            "GET /a HTTP/1.1\r\nConnection: close\r\n\r\n"
+        );
+        let sent = HttpCheck {
+            headers: vec![("Host".into(), "example.com".into())],
+            body: "hello".into(),
+            ..HttpCheck::default()
+        };
+        assert_eq!(
+            check_request(&sent),
+            "OPTIONS / HTTP/1.0\r\nHost: example.com\r\nContent-Length: 5\r\n\r\nhello"
+        );
     }
 
     #[test]
