@@ -1,7 +1,7 @@
 //! `balance roundrobin`, `static-rr` and `random` end to end (issue #4),
 //! side by side with HAProxy 2.6: the exact order of servers over 20
 //! requests for weights 3:1 and 5:3:2 (and after `set server weight` on
-//! the runtime API), a server of weight 0 never chosen, and `random` /
+//! the runtime API, a server taken out with weight 0 and put back included), a server of weight 0 never chosen, and `random` /
 //! `random(2)` using every server of non-zero weight.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -73,6 +73,16 @@ fn orders(proxy: SocketAddr, sock: &Path) -> BTreeMap<String, String> {
     let answer = cli(sock, "set server rr532/a weight 1");
     assert!(answer.trim().is_empty(), "set server weight: {answer:?}");
     seen.insert("rr532 after a weight 1".into(), order(proxy, "rr532", 20));
+    // A server taken out (weight 0) and put back, mid-rotation.
+    order(proxy, "rr31", 2);
+    for (weight, n) in [(0, 6), (1, 12), (4, 15)] {
+        let answer = cli(sock, &format!("set server rr31/b weight {weight}"));
+        assert!(answer.trim().is_empty(), "set server weight: {answer:?}");
+        seen.insert(
+            format!("rr31 after b weight {weight}"),
+            order(proxy, "rr31", n),
+        );
+    }
     seen
 }
 

@@ -279,8 +279,11 @@ impl RoundRobin {
             self.rebuild(&weights);
             return;
         }
-        for i in 0..self.slots.len() {
-            let now = weights.iter().find(|(j, _)| *j == i).map_or(0, |(_, w)| *w);
+        let mut now_of = vec![0; self.slots.len()];
+        for &(i, w) in &weights {
+            now_of[i] = w;
+        }
+        for (i, now) in now_of.into_iter().enumerate() {
             match (self.slots[i].eweight, now) {
                 (before, now) if before == now => {}
                 (0, now) => self.came_up(i, now),
@@ -343,13 +346,11 @@ impl Algorithm for RoundRobin {
             return None;
         }
         self.follow(set);
-        let full: Vec<usize> = set
-            .servers
-            .iter()
-            .filter(|c| c.full)
-            .map(|c| c.index)
-            .collect();
-        self.next(|i| full.contains(&i), avoid)
+        let mut full = vec![false; self.slots.len()];
+        for c in set.servers.iter().filter(|c| c.full) {
+            full[c.index] = true;
+        }
+        self.next(|i| full[i], avoid)
     }
 }
 
