@@ -1,8 +1,9 @@
 //! `balance roundrobin`, `static-rr` and `random` end to end (issue #4),
 //! side by side with HAProxy 2.6: the exact order of servers over 20
-//! requests for weights 3:1 and 5:3:2 (and after `set server weight` on
-//! the runtime API, a server taken out with weight 0 and put back included), a server of weight 0 never chosen, and `random` /
-//! `random(2)` using every server of non-zero weight.
+//! requests for weights 3:1 and 5:3:2, also after `set server weight` on
+//! the runtime API (a server taken out with weight 0 and put back
+//! included); a server of weight 0 never chosen; `random` and `random(2)`
+//! using every server of non-zero weight.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod balance_support;
