@@ -168,7 +168,7 @@ fn allbackups_uses_every_backup() {
 }
 
 /// Health flapping, side by side with HAProxy 2.6 (`fall 3 rise 2`,
-/// `inter 400 fastinter 1s downinter 1500`): `fall - 1` failures keep the
+/// `inter 1s fastinter 700 downinter 1500`): `fall - 1` failures keep the
 /// server UP, the `fall`-th takes it DOWN; while DOWN the checks come every
 /// `downinter`; one success after a failure does not bring it back, exactly
 /// `rise` in a row do. Each check's answer is scripted; the state is read
@@ -179,7 +179,7 @@ fn flapping_follows_fall_rise_and_downinter() {
     let config = |port: u16| {
         format!(
             "{DEFAULTS}\nlisten app\n    bind 127.0.0.1:{port}\n    option httpchk\n    \
-             server s {} check inter 400 fastinter 1s downinter 1500 fall 3 rise 2\n",
+             server s {} check inter 1s fastinter 700 downinter 1500 fall 3 rise 2\n",
             server.addr
         )
     };
