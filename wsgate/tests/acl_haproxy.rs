@@ -245,7 +245,8 @@ fn acl_fetches_and_match_methods_route_as_haproxy() {
 
 /// `ssl_fc_protocol` names the client connection's TLS version as HAProxy
 /// does (`TLSv1.2`, `TLSv1.3`): curl limited to each version is routed by
-/// it, by wsgate and by HAProxy.
+/// it, and gets it back from `%[ssl_fc_protocol]` in `http-request return
+/// ... hdr`, by wsgate and by HAProxy.
 #[test]
 fn ssl_fc_protocol_routes_as_haproxy() {
     let curl = Command::new("curl").arg("--version").output();
@@ -255,18 +256,25 @@ fn ssl_fc_protocol_routes_as_haproxy() {
     }
     let dir = TempDir::new("ssl-fc-protocol");
     let cert = TestCert::generate(dir.path(), "site.pem");
+    // Each backend also names the version in its answer (a format).
+    let with_protocol = |name: &str| {
+        format!(
+            "{} hdr X-Proto %[ssl_fc_protocol]\n",
+            answering_backend(name).trim_end()
+        )
+    };
     let config = |port: u16| {
         format!(
             "{HTTP_DEFAULTS}\nfrontend fe\n    bind 127.0.0.1:{port} ssl crt {}\n    \
              acl v13 ssl_fc_protocol TLSv1.3\n    acl v12 ssl_fc_protocol -i tlsv1.2\n    \
              use_backend b_13 if v13\n    use_backend b_12 if v12\n    default_backend b_def\n{}{}{}",
             cert.pem_path.display(),
-            answering_backend("b_13"),
-            answering_backend("b_12"),
-            answering_backend("b_def"),
+            with_protocol("b_13"),
+            with_protocol("b_12"),
+            with_protocol("b_def"),
         )
     };
-    let ask = |port: u16, version: &[&str]| -> String {
+    let ask = |port: u16, version: &[&str]| -> (String, String) {
         let mut cmd = Command::new("curl");
         cmd.args(["-s", "-o", "/dev/null", "-D", "-", "--cacert"])
             .arg(&cert.ca_path)
@@ -274,19 +282,28 @@ fn ssl_fc_protocol_routes_as_haproxy() {
             .arg(format!("https://localhost:{port}/"));
         let (status, out, err) = run_with_deadline(cmd, Duration::from_secs(30)).unwrap();
         assert!(status.success(), "curl {version:?}: {err}");
-        out.lines()
-            .find_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case("x-served-by")
-                    .then(|| value.trim().to_owned())
-            })
-            .unwrap_or_default()
+        let header = |wanted: &str| {
+            out.lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case(wanted)
+                        .then(|| value.trim().to_owned())
+                })
+                .unwrap_or_default()
+        };
+        (header("x-served-by"), header("x-proto"))
     };
     let check = |port: u16, who: &str| {
-        assert_eq!(ask(port, &["--tlsv1.3"]), "b_13", "{who}");
+        let v13 = ask(port, &["--tlsv1.3"]);
         assert_eq!(
-            ask(port, &["--tlsv1.2", "--tls-max", "1.2"]),
-            "b_12",
+            (v13.0.as_str(), v13.1.as_str()),
+            ("b_13", "TLSv1.3"),
+            "{who}"
+        );
+        let v12 = ask(port, &["--tlsv1.2", "--tls-max", "1.2"]);
+        assert_eq!(
+            (v12.0.as_str(), v12.1.as_str()),
+            ("b_12", "TLSv1.2"),
             "{who}"
         );
     };
