@@ -65,7 +65,7 @@ pub struct BackendRuntime {
     pub(crate) slot_freed: Arc<Notify>,
     /// Requests waiting for any server (every one at its `maxconn`, no
     /// hash pinning them to one): HAProxy's backend queue.
-    queued: AtomicU32,
+    queued: queue::QueueLen,
     /// Per server, the signal that ends its tunnels (`shutdown-sessions`,
     /// reload, stop); filled by the proxy, which owns the stop token.
     pub sessions: Vec<Arc<ServerSessions>>,
@@ -107,7 +107,7 @@ impl BackendRuntime {
             weight_gcd: AtomicU32::new(weight_gcd),
             counters: Counters::new(),
             slot_freed: Arc::new(Notify::new()),
-            queued: AtomicU32::new(0),
+            queued: queue::QueueLen::default(),
             sessions: Vec::new(),
         }
     }
@@ -115,18 +115,15 @@ impl BackendRuntime {
     /// Requests in the backend's own queue (not those of its servers):
     /// the backend's `qcur`, as in HAProxy.
     pub fn queued(&self) -> u32 {
-        self.queued.load(Ordering::Acquire)
+        self.queued.get()
     }
 
     pub(crate) fn enqueue(&self) {
-        let now = self.queued.fetch_add(1, Ordering::AcqRel) + 1;
-        self.counters
-            .max_queue
-            .fetch_max(u64::from(now), Ordering::Relaxed);
+        self.queued.enter(&self.counters);
     }
 
     pub(crate) fn dequeue(&self) {
-        self.queued.fetch_sub(1, Ordering::AcqRel);
+        self.queued.leave();
     }
 
     /// Whether server `i` may take new traffic: up, `ready` (neither

@@ -7,10 +7,12 @@
 //! back to `timeout connect`; unset means forever). Then, or when the
 //! server's `maxqueue` is already reached, the client gets 503.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::counters::Counters;
 use super::{BackendRuntime, ConnGuard, Pick};
 use crate::balance::Fetch;
 
@@ -22,6 +24,28 @@ pub enum AcquireError {
     QueueFull(String),
     #[error("no server slot became free within timeout queue")]
     QueueTimeout,
+}
+
+/// A queue's length (`qcur`), a server's or the backend's own; entering
+/// raises the owner's high-water mark (`qmax`).
+#[derive(Debug, Default)]
+pub struct QueueLen(AtomicU32);
+
+impl QueueLen {
+    pub fn get(&self) -> u32 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn enter(&self, counters: &Counters) {
+        let now = self.0.fetch_add(1, Ordering::AcqRel) + 1;
+        counters
+            .max_queue
+            .fetch_max(u64::from(now), Ordering::Relaxed);
+    }
+
+    pub(crate) fn leave(&self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Where a waiting request is counted: the queue of the server a hash

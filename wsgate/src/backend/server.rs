@@ -153,7 +153,7 @@ pub struct ServerState {
     /// Open connections, WebSocket tunnels included.
     served: AtomicU32,
     /// Requests waiting in the queue for this server.
-    queued: AtomicU32,
+    queued: super::queue::QueueLen,
     pub counters: Arc<Counters>,
     /// [`CheckStatus`] of the last check.
     check_status: AtomicU8,
@@ -187,7 +187,7 @@ impl ServerState {
             admin: AtomicU8::new(if s.disabled { 2 } else { 0 }),
             weight: AtomicU32::new(s.weight),
             served: AtomicU32::new(0),
-            queued: AtomicU32::new(0),
+            queued: super::queue::QueueLen::default(),
             counters: Counters::for_server(),
             check_status: AtomicU8::new(0),
             check_failures: AtomicU64::new(0),
@@ -348,7 +348,7 @@ impl ServerState {
     }
 
     pub fn queued(&self) -> u32 {
-        self.queued.load(Ordering::Acquire)
+        self.queued.get()
     }
 
     /// What `leastconn` compares: open connections plus queued requests.
@@ -357,14 +357,11 @@ impl ServerState {
     }
 
     pub(crate) fn enqueue(&self) {
-        let now = self.queued.fetch_add(1, Ordering::AcqRel) + 1;
-        self.counters
-            .max_queue
-            .fetch_max(u64::from(now), Ordering::Relaxed);
+        self.queued.enter(&self.counters);
     }
 
     pub(crate) fn dequeue(&self) {
-        self.queued.fetch_sub(1, Ordering::AcqRel);
+        self.queued.leave();
     }
 }
 
