@@ -276,7 +276,11 @@ impl Entry {
             Fetch::SslFc => Some(if self.tls { "1" } else { "0" }.to_owned()),
             Fetch::Status => self.status.map(|c| c.to_string()),
             // Refused in log-format lines (config::logline).
-            Fetch::Hdr(_) | Fetch::ReqHdr(_) | Fetch::ResHdr(_) | Fetch::ClientCert(_) => None,
+            Fetch::Hdr(_)
+            | Fetch::ReqHdr(_)
+            | Fetch::ResHdr(_)
+            | Fetch::ClientCert(_)
+            | Fetch::SslFcProtocol => None,
         }
     }
 }

@@ -19,7 +19,7 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use balance_support::{haproxy_bin, open_websocket_with, served_by, Haproxy};
+use balance_support::{haproxy_bin, open_websocket_with, served_by, Haproxy, HTTP_DEFAULTS};
 use common::{free_port, skip_unless_ci, DemoBackend, Wsgate};
 
 /// A request for one key: target and extra headers.
@@ -149,16 +149,7 @@ fn cases() -> Vec<Case> {
 }
 
 fn config(cases: &[Case], ports: &[u16], backends: &[DemoBackend]) -> String {
-    let mut cfg = String::from(
-        "\
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-    timeout tunnel 1h
-",
-    );
+    let mut cfg = String::from(HTTP_DEFAULTS);
     for (case, port) in cases.iter().zip(ports) {
         cfg.push_str(&format!(
             "\nlisten {}\n    bind 127.0.0.1:{port}\n    {}\n",

@@ -8,7 +8,7 @@
 mod balance_support;
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -51,14 +51,8 @@ impl Flaky {
                 a.fetch_add(1, Ordering::SeqCst);
                 let b = b.clone();
                 std::thread::spawn(move || {
-                    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-                    let mut head = Vec::new();
-                    let mut chunk = [0u8; 1024];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match conn.read(&mut chunk) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&chunk[..n]),
-                        }
+                    if balance_support::read_request_head(&mut conn).is_none() {
+                        return;
                     }
                     let status = if b.load(Ordering::SeqCst) {
                         "500 Internal Server Error"

@@ -9,7 +9,7 @@ mod common;
 
 use std::net::SocketAddr;
 
-use balance_support::{open_websocket, served_by};
+use balance_support::{open_websocket, served_by, HTTP_DEFAULTS};
 use common::{free_port, DemoBackend, Wsgate};
 
 #[test]
@@ -19,14 +19,7 @@ fn websocket_idiom_and_path_rules() {
     let app = DemoBackend::start("app1", "1h");
     let port = free_port();
     let cfg = format!(
-        "\
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-    timeout tunnel 1h
-
+        "{HTTP_DEFAULTS}
 frontend fe
     bind 127.0.0.1:{port}
     acl is_ws hdr(Upgrade) -i WebSocket

@@ -778,3 +778,49 @@ fn dynamic_cookies_are_haproxys() {
         }
     }
 }
+
+/// `stick store-request` on a login only, `stick match` on every request,
+/// side by side with HAProxy 2.6: a user is balanced until they log in,
+/// then stays on the server that served the login for 100 requests; a
+/// user who never logged in keeps being balanced.
+#[test]
+fn stick_match_and_store_request_pin_after_a_login() {
+    let backends = three_demo_backends();
+    let config = |port: u16| {
+        format!(
+            "{DEFAULTS}listen app\n    bind 127.0.0.1:{port}\n    balance roundrobin\n    \
+             stick-table type string len 32 size 100\n    \
+             stick store-request req.hdr(X-User) if {{ hdr(X-Login) -m found }}\n    \
+             stick match req.hdr(X-User)\n{}",
+            servers(&backends, "")
+        )
+    };
+    balance_support::wsgate_then_haproxy(&config, &|proxy, who| {
+        let ask = |user: &str, login: bool| {
+            let mut headers = vec![("X-User", user)];
+            if login {
+                headers.push(("X-Login", "1"));
+            }
+            let (status, server) = served_by(proxy, None, "/health", &headers).unwrap();
+            assert_eq!(status, 200, "{who}");
+            server
+        };
+        let before: std::collections::BTreeSet<String> =
+            (0..3).map(|_| ask("alice", false)).collect();
+        assert_eq!(
+            before.len(),
+            3,
+            "{who}: not stored yet, balanced: {before:?}"
+        );
+        let home = ask("alice", true);
+        for n in 0..100 {
+            assert_eq!(
+                ask("alice", false),
+                home,
+                "{who}: request {n} after the login"
+            );
+        }
+        let bob: std::collections::BTreeSet<String> = (0..3).map(|_| ask("bob", false)).collect();
+        assert_eq!(bob.len(), 3, "{who}: bob never logged in: {bob:?}");
+    });
+}

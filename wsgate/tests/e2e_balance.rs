@@ -1,6 +1,7 @@
 //! Round robin over three demo backends: six WebSockets land on s1 s2 s3
 //! s1 s2 s3, and each stays pinned to its server (every echo and push on
-//! it names that server) while the six are used interleaved.
+//! it names that server) while the six are used interleaved; and
+//! `shutdown sessions server` waits for the end of a message in flight.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -93,4 +94,107 @@ async fn six_websockets_round_robin_and_stay_pinned() {
     }
     drop(gate);
     drop(backends);
+}
+
+/// A WebSocket server that sends one text message in two fragments: the
+/// first (`first` bytes of `a`) at once, the last (`end`) when `go` is
+/// received; it tells `sent` once the first fragment is written.
+fn slow_sender(
+    first: usize,
+    sent: std::sync::mpsc::Sender<()>,
+    go: std::sync::mpsc::Receiver<()>,
+) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap() == 1 {
+            head.push(byte[0]);
+        }
+        let text = String::from_utf8_lossy(&head);
+        let key = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .or_else(|| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix("sec-websocket-key: "))
+            })
+            .unwrap()
+            .trim();
+        let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let frame = |fin_opcode: u8, payload: &[u8]| {
+            let mut f = vec![fin_opcode];
+            match payload.len() {
+                n if n < 126 => f.push(n as u8),
+                n => {
+                    f.push(126);
+                    f.extend_from_slice(&(n as u16).to_be_bytes());
+                }
+            }
+            f.extend_from_slice(payload);
+            f
+        };
+        conn.write_all(
+            format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        conn.write_all(&frame(0x01, &vec![b'a'; first])).unwrap();
+        sent.send(()).unwrap();
+        go.recv().unwrap();
+        conn.write_all(&frame(0x80, b"end")).unwrap();
+        // Whatever comes back (the close) until the proxy hangs up.
+        let mut rest = Vec::new();
+        let _ = conn.read_to_end(&mut rest);
+    });
+    addr
+}
+
+/// `shutdown sessions server` while the server is in the middle of a
+/// message: the client gets the whole message, then 1012, never a message
+/// cut short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_sessions_closes_at_the_message_boundary() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let (sent_tx, sent_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel();
+    let server = slow_sender(20_000, sent_tx, go_rx);
+    let dir = common::TempDir::new("boundary");
+    let sock = dir.path().join("admin.sock");
+    let port = common::free_port();
+    let _gate = Wsgate::start(&format!(
+        "global\n    stats socket {} level admin\n\
+         defaults\n    mode http\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n    timeout tunnel 1h\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    default_backend app\n\
+         backend app\n    server s1 {server}\n",
+        sock.display()
+    ));
+    let mut client = ws::connect(&format!("ws://127.0.0.1:{port}/ws"), None).await;
+    tokio::task::spawn_blocking(move || sent_rx.recv().unwrap())
+        .await
+        .unwrap();
+    // The first fragment has reached wsgate (give it a moment to pass it
+    // on), then the server's sessions are shut while the message is open.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let answer = common::cli(&sock, "shutdown sessions server app/s1");
+    assert!(answer.trim().is_empty(), "{answer:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    go_tx.send(()).unwrap();
+    let next = tokio::time::timeout(ws::WS_DEADLINE, client.next()).await;
+    match next {
+        Ok(Some(Ok(Message::Text(t)))) => {
+            assert_eq!(t.len(), 20_003, "the whole message");
+            assert!(t.ends_with("aend"));
+        }
+        other => panic!("expected the whole message first, got {other:?}"),
+    }
+    match tokio::time::timeout(ws::WS_DEADLINE, client.next()).await {
+        Ok(Some(Ok(Message::Close(Some(f))))) => assert_eq!(f.code, CloseCode::Restart),
+        other => panic!("expected 1012 after the message, got {other:?}"),
+    }
 }

@@ -11,7 +11,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use balance_support::{haproxy_bin, served_by, Haproxy};
+use balance_support::{haproxy_bin, served_by, Haproxy, HTTP_DEFAULTS};
 use common::http::{Script, ScriptedBackend};
 use common::{
     free_port, haproxy_check, in_ci, poll_until, run_wsgate, skip_unless_ci, DemoBackend, TempDir,
@@ -20,14 +20,7 @@ use common::{
 
 fn routing_config(port: u16, one: SocketAddr, two: SocketAddr, three: SocketAddr) -> String {
     format!(
-        "\
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-    timeout tunnel 1h
-
+        "{HTTP_DEFAULTS}
 frontend fe
     bind 127.0.0.1:{port}
 .if feature(QUIC)

@@ -254,7 +254,7 @@ pub fn render(rt: &Runtime) -> String {
         "Number of current queued requests",
     );
     for be in &rt.backends {
-        let q: u64 = be.servers.iter().map(|s| u64::from(s.queued())).sum();
+        let q = u64::from(be.queued());
         m.line(
             "haproxy_backend_current_queue",
             &[("proxy", &be.config.name)],

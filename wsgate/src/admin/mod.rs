@@ -385,7 +385,7 @@ fn backend_rows(be: &BackendRuntime, iid: u64, out: &mut Vec<Row>) {
     let cfg = &be.config;
     let http = cfg.mode == crate::config::model::Mode::Http;
     let now = unix_now();
-    let (mut act, mut bck, mut queued) = (0u64, 0u64, 0u64);
+    let (mut act, mut bck) = (0u64, 0u64);
     let (mut weight, mut uweight) = (0u64, 0u64);
     for (i, s) in cfg.servers.iter().enumerate() {
         let st = &be.servers[i];
@@ -448,13 +448,13 @@ fn backend_rows(be: &BackendRuntime, iid: u64, out: &mut Vec<Row>) {
             weight += u64::from(be.effective_weight(i));
             uweight += u64::from(st.weight());
         }
-        queued += u64::from(st.queued());
         out.push(r);
     }
     let c = &be.counters;
     let mut r = Row::new(RowKind::Backend, iid, 0, &cfg.name, "BACKEND");
     r.traffic(c, http);
-    r.num("qcur", queued);
+    // The backend's own queue, as HAProxy (each server row has its own).
+    r.num("qcur", u64::from(be.queued()));
     r.num("qmax", Counters::get(&c.max_queue));
     r.num("dreq", Counters::get(&c.denied));
     r.num("econ", Counters::get(&c.connection_errors));

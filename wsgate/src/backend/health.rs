@@ -445,7 +445,11 @@ pub(crate) fn io_info(e: &std::io::Error) -> String {
     }
 }
 
-async fn http_check<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, http: &HttpCheck) -> Outcome {
+/// The check request as HAProxy 2.6 writes it: the request line, the
+/// `http-check send` headers, a length for a body, and `Connection: close`
+/// in HTTP/1.1 only (HTTP/1.0 closes anyway; HAProxy sends none there,
+/// so a bare `option httpchk` is just `OPTIONS / HTTP/1.0`).
+fn check_request(http: &HttpCheck) -> String {
     let mut request = format!("{} {} {}\r\n", http.method, http.uri, http.version);
     for (name, value) in &http.headers {
         request.push_str(&format!("{name}: {value}\r\n"));
@@ -453,8 +457,16 @@ async fn http_check<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, http: &Htt
     if !http.body.is_empty() {
         request.push_str(&format!("Content-Length: {}\r\n", http.body.len()));
     }
-    request.push_str("Connection: close\r\n\r\n");
+    if http.version != "HTTP/1.0" {
+        request.push_str("Connection: close\r\n");
+    }
+    request.push_str("\r\n");
     request.push_str(&http.body);
+    request
+}
+
+async fn http_check<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, http: &HttpCheck) -> Outcome {
+    let request = check_request(http);
     if let Err(e) = stream.write_all(request.as_bytes()).await {
         return fail(format!(
             "Layer7 connection problem, info: \"{}\"",
@@ -513,8 +525,13 @@ pub fn judge(response: &[u8], expect: Option<&HttpExpect>) -> Outcome {
                 "wrong status"
             },
         ),
-        Some(HttpExpect::Status { code: want, negate }) => {
-            let ok = (code == *want) != *negate;
+        Some(HttpExpect::Status { codes, negate }) => {
+            let listed = codes.iter().any(|(lo, hi)| (*lo..=*hi).contains(&code));
+            let ok = listed != *negate;
+            (ok, if ok { "check passed" } else { "wrong status" })
+        }
+        Some(HttpExpect::RStatus { regex, negate }) => {
+            let ok = regex.0.is_match(code.to_string().as_bytes()) != *negate;
             (ok, if ok { "check passed" } else { "wrong status" })
         }
         Some(HttpExpect::String { text: want, negate }) => {
@@ -524,15 +541,13 @@ pub fn judge(response: &[u8], expect: Option<&HttpExpect>) -> Outcome {
                 .map_or(response.len(), |i| i + 4);
             let body = &response[body_at..];
             let found = !want.is_empty() && body.windows(want.len()).any(|w| w == want.as_bytes());
-            let ok = found != *negate;
-            (
-                ok,
-                if ok {
-                    "check passed"
-                } else {
-                    "check content failed"
-                },
-            )
+            if found == *negate {
+                // HAProxy 2.6's words (an invalid response, L7RSP).
+                return fail(
+                    "Layer7 invalid response, info: \"HTTP content check did not match\"".into(),
+                );
+            }
+            (true, "check passed")
         }
     };
     Outcome {
@@ -617,6 +632,35 @@ mod tests {
         assert_eq!(h.interval(&c), c.downinter);
     }
 
+    /// What HAProxy 2.6 sent a server, side by side (header names aside:
+    /// HAProxy writes them in lower case).
+    #[test]
+    fn check_requests_are_haproxys() {
+        assert_eq!(
+            check_request(&HttpCheck::default()),
+            "OPTIONS / HTTP/1.0\r\n\r\n"
+        );
+        let v11 = HttpCheck {
+            method: "GET".into(),
+            uri: "/a".into(),
+            version: "HTTP/1.1".into(),
+            ..HttpCheck::default()
+        };
+        assert_eq!(
+            check_request(&v11),
+            "GET /a HTTP/1.1\r\nConnection: close\r\n\r\n"
+        );
+        let sent = HttpCheck {
+            headers: vec![("Host".into(), "example.com".into())],
+            body: "hello".into(),
+            ..HttpCheck::default()
+        };
+        assert_eq!(
+            check_request(&sent),
+            "OPTIONS / HTTP/1.0\r\nHost: example.com\r\nContent-Length: 5\r\n\r\nhello"
+        );
+    }
+
     #[test]
     fn judging_responses() {
         let ok = b"HTTP/1.0 200 OK\r\n\r\nhello";
@@ -632,15 +676,37 @@ mod tests {
         );
         assert!(judge(b"HTTP/1.1 302 Found\r\n\r\n", None).ok);
         let want = HttpExpect::Status {
-            code: 204,
+            codes: vec![(204, 204)],
             negate: false,
         };
         assert!(!judge(ok, Some(&want)).ok);
+        let range = HttpExpect::Status {
+            codes: vec![(100, 101), (200, 299)],
+            negate: false,
+        };
+        assert!(judge(ok, Some(&range)).ok);
+        let not_2xx = HttpExpect::RStatus {
+            regex: crate::config::acl::AclRegex(regex::bytes::Regex::new("^2").unwrap()),
+            negate: true,
+        };
+        assert_eq!(
+            judge(ok, Some(&not_2xx)).reason,
+            "Layer7 wrong status, code: 200, info: \"OK\""
+        );
+        assert!(judge(b"HTTP/1.1 500 Oops\r\n\r\n", Some(&not_2xx)).ok);
         let s = HttpExpect::String {
             text: "hello".into(),
             negate: false,
         };
         assert!(judge(ok, Some(&s)).ok);
+        let absent = HttpExpect::String {
+            text: "absent".into(),
+            negate: false,
+        };
+        assert_eq!(
+            judge(ok, Some(&absent)).reason,
+            "Layer7 invalid response, info: \"HTTP content check did not match\""
+        );
         assert!(!judge(b"garbage", None).ok);
     }
 }

@@ -63,6 +63,9 @@ pub struct BackendRuntime {
     /// Woken whenever a connection slot is released or a server comes up,
     /// so queued requests try again.
     pub(crate) slot_freed: Arc<Notify>,
+    /// Requests waiting for any server (every one at its `maxconn`, no
+    /// hash pinning them to one): HAProxy's backend queue.
+    queued: queue::QueueLen,
     /// Per server, the signal that ends its tunnels (`shutdown-sessions`,
     /// reload, stop); filled by the proxy, which owns the stop token.
     pub sessions: Vec<Arc<ServerSessions>>,
@@ -104,8 +107,23 @@ impl BackendRuntime {
             weight_gcd: AtomicU32::new(weight_gcd),
             counters: Counters::new(),
             slot_freed: Arc::new(Notify::new()),
+            queued: queue::QueueLen::default(),
             sessions: Vec::new(),
         }
+    }
+
+    /// Requests in the backend's own queue (not those of its servers):
+    /// the backend's `qcur`, as in HAProxy.
+    pub fn queued(&self) -> u32 {
+        self.queued.get()
+    }
+
+    pub(crate) fn enqueue(&self) {
+        self.queued.enter(&self.counters);
+    }
+
+    pub(crate) fn dequeue(&self) {
+        self.queued.leave();
     }
 
     /// Whether server `i` may take new traffic: up, `ready` (neither
@@ -431,13 +449,22 @@ mod tests {
         assert_eq!(share_of_s2(&be, 10), 0);
         be.servers[1].set_up(true);
         be.servers[1].start_ramp(be.config.servers[1].slowstart);
-        // Effective weights 16 and 1, then 16 and 6, then 16 and 11.
-        assert_eq!(share_of_s2(&be, 17), 1);
         assert_eq!(be.effective_weight(1), 1);
-        tokio::time::advance(Duration::from_secs(1)).await;
-        assert_eq!(share_of_s2(&be, 22), 6);
-        tokio::time::advance(Duration::from_secs(1)).await;
-        assert_eq!(share_of_s2(&be, 27), 11);
+        // Effective weights 16 and 1, then 16 and 6, then 16 and 11: over
+        // four windows of each, s2 gets its share (HAProxy's round robin
+        // may move a share across a window's edge: one more or less).
+        let shares = [(17, 1), (22, 6), (27, 11)];
+        for (k, (window, share)) in shares.into_iter().enumerate() {
+            if k > 0 {
+                tokio::time::advance(Duration::from_secs(1)).await;
+            }
+            let got = share_of_s2(&be, 4 * window);
+            assert!(
+                got.abs_diff(4 * share) <= 1,
+                "{got} of {} at weight {share}",
+                4 * window
+            );
+        }
         tokio::time::advance(Duration::from_secs(1)).await;
         assert_eq!(share_of_s2(&be, 32), 16);
         assert_eq!(be.servers[1].ramp(Instant::now()), None);

@@ -1,15 +1,18 @@
 //! Waiting for a server slot (`maxconn`, `maxqueue`, `timeout queue`).
 //!
 //! When every usable server is at its `maxconn` (or the one a hash pins
-//! the request to is), the request waits, as in HAProxy, until a slot is
+//! the request to is), the request waits, as in HAProxy, in the backend's
+//! queue (or that server's, where `maxqueue` applies) until a slot is
 //! released or a server comes up, for at most `timeout queue` (falling
 //! back to `timeout connect`; unset means forever). Then, or when the
 //! server's `maxqueue` is already reached, the client gets 503.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::counters::Counters;
 use super::{BackendRuntime, ConnGuard, Pick};
 use crate::balance::Fetch;
 
@@ -23,12 +26,55 @@ pub enum AcquireError {
     QueueTimeout,
 }
 
-/// Counts a request in a server's queue while it waits.
-struct Queued<'a>(&'a BackendRuntime, usize);
+/// A queue's length (`qcur`), a server's or the backend's own; entering
+/// raises the owner's high-water mark (`qmax`).
+#[derive(Debug, Default)]
+pub struct QueueLen(AtomicU32);
+
+impl QueueLen {
+    pub fn get(&self) -> u32 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn enter(&self, counters: &Counters) {
+        let now = self.0.fetch_add(1, Ordering::AcqRel) + 1;
+        counters
+            .max_queue
+            .fetch_max(u64::from(now), Ordering::Relaxed);
+    }
+
+    pub(crate) fn leave(&self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Where a waiting request is counted: the queue of the server a hash
+/// pins it to, or the backend's (any server will do), as in HAProxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Server(usize),
+    Backend,
+}
+
+/// Counts a request in a queue while it waits.
+struct Queued<'a>(&'a BackendRuntime, Place);
+
+impl<'a> Queued<'a> {
+    fn enter(backend: &'a BackendRuntime, place: Place) -> Queued<'a> {
+        match place {
+            Place::Server(i) => backend.servers[i].enqueue(),
+            Place::Backend => backend.enqueue(),
+        }
+        Queued(backend, place)
+    }
+}
 
 impl Drop for Queued<'_> {
     fn drop(&mut self) {
-        self.0.servers[self.1].dequeue();
+        match self.1 {
+            Place::Server(i) => self.0.servers[i].dequeue(),
+            Place::Backend => self.0.dequeue(),
+        }
     }
 }
 
@@ -54,16 +100,18 @@ pub async fn acquire<'a>(
             Pick::Server(guard) => return Ok(guard),
             Pick::NoServer => return Err(AcquireError::NoServer),
             Pick::Saturated(pinned) => {
-                if let Some(i) = pinned {
-                    if queued.as_ref().is_none_or(|q| q.1 != i) {
+                let place = pinned.map_or(Place::Backend, Place::Server);
+                if queued.as_ref().is_none_or(|q| q.1 != place) {
+                    // `maxqueue` bounds a server's queue; the backend's
+                    // has no bound (HAProxy's).
+                    if let Place::Server(i) = place {
                         let s = &backend.config.servers[i];
-                        let st = &backend.servers[i];
-                        if s.maxqueue > 0 && st.queued() >= s.maxqueue {
+                        if s.maxqueue > 0 && backend.servers[i].queued() >= s.maxqueue {
                             return Err(AcquireError::QueueFull(s.name.clone()));
                         }
-                        st.enqueue();
-                        queued = Some(Queued(backend, i));
                     }
+                    drop(queued.take());
+                    queued = Some(Queued::enter(backend, place));
                 }
             }
         }
@@ -107,8 +155,18 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(1)).await;
             drop(first);
         };
-        let (got, ()) = tokio::join!(second, release);
+        let watch = async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            (be.queued(), be.servers[0].queued())
+        };
+        let (got, (), waiting) = tokio::join!(second, release, watch);
         assert_eq!(got, Ok(0));
+        assert_eq!(waiting, (1, 0), "counted in the backend's queue");
+        assert_eq!(be.queued(), 0, "and no more once served");
+        assert_eq!(
+            crate::backend::counters::Counters::get(&be.counters.max_queue),
+            1
+        );
         // With the slot held, a waiter gets QueueTimeout after 2 s.
         let held = acquire(&be, &req, None, None).await.unwrap();
         let started = Instant::now();

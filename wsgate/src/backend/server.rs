@@ -122,9 +122,7 @@ impl CheckStatus {
             _ if starts("Layer6 timeout") => CheckStatus::L6Timeout,
             _ if starts("Layer6") => CheckStatus::L6Rsp,
             _ if starts("Layer7 timeout") => CheckStatus::L7Timeout,
-            _ if starts("Layer7 wrong status") || starts("Layer7 check content") => {
-                CheckStatus::L7Sts
-            }
+            _ if starts("Layer7 wrong status") => CheckStatus::L7Sts,
             _ => CheckStatus::L7Rsp,
         }
     }
@@ -155,7 +153,7 @@ pub struct ServerState {
     /// Open connections, WebSocket tunnels included.
     served: AtomicU32,
     /// Requests waiting in the queue for this server.
-    queued: AtomicU32,
+    queued: super::queue::QueueLen,
     pub counters: Arc<Counters>,
     /// [`CheckStatus`] of the last check.
     check_status: AtomicU8,
@@ -189,7 +187,7 @@ impl ServerState {
             admin: AtomicU8::new(if s.disabled { 2 } else { 0 }),
             weight: AtomicU32::new(s.weight),
             served: AtomicU32::new(0),
-            queued: AtomicU32::new(0),
+            queued: super::queue::QueueLen::default(),
             counters: Counters::for_server(),
             check_status: AtomicU8::new(0),
             check_failures: AtomicU64::new(0),
@@ -350,7 +348,7 @@ impl ServerState {
     }
 
     pub fn queued(&self) -> u32 {
-        self.queued.load(Ordering::Acquire)
+        self.queued.get()
     }
 
     /// What `leastconn` compares: open connections plus queued requests.
@@ -359,14 +357,11 @@ impl ServerState {
     }
 
     pub(crate) fn enqueue(&self) {
-        let now = self.queued.fetch_add(1, Ordering::AcqRel) + 1;
-        self.counters
-            .max_queue
-            .fetch_max(u64::from(now), Ordering::Relaxed);
+        self.queued.enter(&self.counters);
     }
 
     pub(crate) fn dequeue(&self) {
-        self.queued.fetch_sub(1, Ordering::AcqRel);
+        self.queued.leave();
     }
 }
 

@@ -39,6 +39,7 @@ const FETCHES: &[&str] = &[
     "path_reg",
     "path_dir",
     "path_dom",
+    "path_len",
     "url",
     "url_beg",
     "url_end",
@@ -46,6 +47,17 @@ const FETCHES: &[&str] = &[
     "url_reg",
     "url_dir",
     "url_dom",
+    "url_len",
+    "url_param",
+    "urlp",
+    "urlp_beg",
+    "urlp_end",
+    "urlp_sub",
+    "urlp_reg",
+    "urlp_dir",
+    "urlp_dom",
+    "urlp_len",
+    "urlp_val",
     "hdr",
     "hdr_beg",
     "hdr_end",
@@ -54,13 +66,16 @@ const FETCHES: &[&str] = &[
     "hdr_reg",
     "hdr_dir",
     "hdr_cnt",
+    "hdr_len",
     "nbsrv",
     "method",
     "capture.req.uri",
     "capture.req.method",
     "src",
+    "dst_port",
     "ssl_fc",
     "ssl_fc_sni",
+    "ssl_fc_protocol",
     "req.ssl_sni",
     "req.ssl_hello_type",
     "req.ssl_ver",
@@ -99,6 +114,8 @@ impl PartialEq for AclRegex {
         self.0.as_str() == other.0.as_str()
     }
 }
+
+impl Eq for AclRegex {}
 
 /// An integer pattern as an inclusive range: `5`, `eq 5`, `lt 5`, `le 5`,
 /// `gt 5`, `ge 5`, `1:5`, `:5`, `5:` (HAProxy's `-m int`). `Err` names
@@ -196,6 +213,7 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
         "path_reg" => (AclFetch::Path, MatchMethod::Reg),
         "path_dir" => (AclFetch::Path, MatchMethod::Dir),
         "path_dom" => (AclFetch::Path, MatchMethod::Dom),
+        "path_len" => (AclFetch::Path, MatchMethod::Len),
         "url" | "capture.req.uri" => (AclFetch::Url, MatchMethod::Str),
         "url_beg" => (AclFetch::Url, MatchMethod::Beg),
         "url_end" => (AclFetch::Url, MatchMethod::End),
@@ -203,6 +221,17 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
         "url_reg" => (AclFetch::Url, MatchMethod::Reg),
         "url_dir" => (AclFetch::Url, MatchMethod::Dir),
         "url_dom" => (AclFetch::Url, MatchMethod::Dom),
+        "url_len" => (AclFetch::Url, MatchMethod::Len),
+        "url_param" | "urlp" => (url_param(arg.as_deref())?, MatchMethod::Str),
+        "urlp_beg" => (url_param(arg.as_deref())?, MatchMethod::Beg),
+        "urlp_end" => (url_param(arg.as_deref())?, MatchMethod::End),
+        "urlp_sub" => (url_param(arg.as_deref())?, MatchMethod::Sub),
+        "urlp_reg" => (url_param(arg.as_deref())?, MatchMethod::Reg),
+        "urlp_dir" => (url_param(arg.as_deref())?, MatchMethod::Dir),
+        "urlp_dom" => (url_param(arg.as_deref())?, MatchMethod::Dom),
+        "urlp_len" => (url_param(arg.as_deref())?, MatchMethod::Len),
+        // The value read as an integer.
+        "urlp_val" => (url_param(arg.as_deref())?, MatchMethod::Int),
         "hdr" => (AclFetch::Hdr(any_header()), MatchMethod::Str),
         "hdr_beg" => (AclFetch::Hdr(any_header()), MatchMethod::Beg),
         "hdr_end" => (AclFetch::Hdr(any_header()), MatchMethod::End),
@@ -210,6 +239,7 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
         "hdr_dom" => (AclFetch::Hdr(any_header()), MatchMethod::Dom),
         "hdr_reg" => (AclFetch::Hdr(any_header()), MatchMethod::Reg),
         "hdr_dir" => (AclFetch::Hdr(any_header()), MatchMethod::Dir),
+        "hdr_len" => (AclFetch::Hdr(any_header()), MatchMethod::Len),
         "hdr_cnt" => (AclFetch::HdrCnt(any_header()), MatchMethod::Int),
         "nbsrv" => (
             AclFetch::Nbsrv(backend_name(arg.clone())?),
@@ -217,8 +247,10 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
         ),
         "method" | "capture.req.method" => (AclFetch::Method, MatchMethod::Str),
         "src" => (AclFetch::Src, MatchMethod::Ip),
+        "dst_port" => (AclFetch::DstPort, MatchMethod::Int),
         "ssl_fc" => (AclFetch::SslFc, MatchMethod::Bool),
         "ssl_fc_sni" => (AclFetch::SslFcSni, MatchMethod::Str),
+        "ssl_fc_protocol" => (AclFetch::SslFcProtocol, MatchMethod::Str),
         "ssl_sni" | "req_ssl_sni" if content_name(raw) => (AclFetch::ReqSslSni, MatchMethod::Str),
         "ssl_hello_type" | "req_ssl_hello_type" if content_name(raw) => {
             (AclFetch::ReqSslHelloType, MatchMethod::Int)
@@ -283,6 +315,7 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
             fetch,
             AclFetch::Hdr(_)
                 | AclFetch::HdrCnt(_)
+                | AclFetch::UrlParam(_)
                 | AclFetch::Nbsrv(_)
                 | AclFetch::HttpAuth(_)
                 | AclFetch::HttpAuthGroup(_)
@@ -317,11 +350,12 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
                     "dir" => MatchMethod::Dir,
                     "int" => MatchMethod::Int,
                     "bin" => MatchMethod::Bin,
+                    "len" => MatchMethod::Len,
                     other => {
                         let mut e =
                             err(i + 1, format!("match method '-m {other}' is not supported"));
                         e.hint =
-                            Some("wsgate knows -m str, beg, end, sub, dom, dir, reg, int, bin, found, ip, bool".into());
+                            Some("wsgate knows -m str, beg, end, sub, dom, dir, reg, int, len, bin, found, ip, bool".into());
                         return Err(e);
                     }
                 };
@@ -407,7 +441,7 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
         }
     }
     let mut ints = Vec::new();
-    if method == MatchMethod::Int {
+    if matches!(method, MatchMethod::Int | MatchMethod::Len) {
         let mut k = 0;
         while k < values.len() {
             let op = ["eq", "lt", "le", "gt", "ge"]
@@ -433,6 +467,28 @@ pub fn parse_acl(words: &[Token]) -> Result<AclTerm, AclError> {
         regexes,
         ints,
     })
+}
+
+/// `url_param([<name>[,<delim>]])`: as in HAProxy 2.6, the name may be
+/// empty and the delimiter is the first character of the second argument
+/// (`?` when absent); a third argument is refused, as HAProxy 2.6 does.
+fn url_param(arg: Option<&str>) -> Result<AclFetch, AclError> {
+    let arg = arg.unwrap_or("");
+    let mut parts = arg.splitn(3, ',');
+    let name = parts.next().unwrap_or("").to_owned();
+    let delim = parts.next().and_then(|d| d.bytes().next()).unwrap_or(b'?');
+    if parts.next().is_some() {
+        let mut e = err(
+            0,
+            format!("url_param takes at most two arguments, not '{arg}'"),
+        );
+        e.hint = Some(
+            "usage: url_param(<name>[,<delimiter>]), e.g. `url_param(id)` or `url_param(id,;)`"
+                .into(),
+        );
+        return Err(e);
+    }
+    Ok(AclFetch::UrlParam(super::model::UrlParam { name, delim }))
 }
 
 /// `ssl_c_*` with HAProxy's default match: a boolean, integers (the
@@ -672,6 +728,39 @@ mod tests {
         assert!(e.hint.unwrap().contains("did you mean 'path_beg'"));
         assert!(parse_acl(&toks("path")).is_err());
         assert!(parse_acl(&toks("src nope")).is_err());
+    }
+
+    #[test]
+    fn url_param_len_and_ports() {
+        let a = parse_acl(&toks("url_param(id,;) -m beg x")).unwrap();
+        assert_eq!(
+            a.fetch,
+            AclFetch::UrlParam(crate::config::model::UrlParam {
+                name: "id".into(),
+                delim: b';'
+            })
+        );
+        assert_eq!(a.method, MatchMethod::Beg);
+        assert_eq!(parse_acl(&toks("urlp x")).unwrap().method, MatchMethod::Str);
+        assert_eq!(
+            parse_acl(&toks("urlp_val(n) gt 3")).unwrap().ints,
+            [(4, i64::MAX)]
+        );
+        let e = parse_acl(&toks("url_param(a,,i) x")).unwrap_err();
+        assert!(e.message.contains("at most two arguments"), "{e:?}");
+        let l = parse_acl(&toks("path -m len 3 5:")).unwrap();
+        assert_eq!(l.method, MatchMethod::Len);
+        assert_eq!(l.ints, [(3, 3), (5, i64::MAX)]);
+        assert!(parse_acl(&toks("path -m len long")).is_err());
+        assert_eq!(
+            parse_acl(&toks("dst_port 80:90 443")).unwrap().ints.len(),
+            2
+        );
+        assert!(parse_acl(&toks("dst_port(1) 80")).is_err());
+        assert_eq!(
+            parse_acl(&toks("ssl_fc_protocol TLSv1.3")).unwrap().fetch,
+            AclFetch::SslFcProtocol
+        );
     }
 
     #[test]

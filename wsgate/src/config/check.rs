@@ -445,6 +445,7 @@ fn http_fetch_warnings(
                 | AclFetch::Url
                 | AclFetch::Hdr(_)
                 | AclFetch::HdrCnt(_)
+                | AclFetch::UrlParam(_)
                 | AclFetch::Method
                 | AclFetch::HttpAuth(_)
                 | AclFetch::HttpAuthGroup(_)
@@ -461,12 +462,12 @@ fn http_fetch_warnings(
                 Diagnostic::warning(
                     rule.location.clone(),
                     format!(
-                        "{} '{}' is mode tcp: this rule's HTTP fetches (path, url, hdr, method, http_auth) find nothing, so they never match",
+                        "{} '{}' is mode tcp: this rule's HTTP fetches (path, url, url_param, hdr, method, http_auth) find nothing, so they never match",
                         p.kind.name(),
                         p.name
                     ),
                 )
-                .with_hint("route HTTP with `mode http`; in mode tcp use `src`, `nbsrv` or `ssl_fc` (HAProxy can read HTTP here with `tcp-request inspect-delay`; wsgate inspects only TLS ClientHellos: `req.ssl_sni`)"),
+                .with_hint("route HTTP with `mode http`; in mode tcp use `src`, `dst_port`, `nbsrv` or `ssl_fc` (HAProxy can read HTTP here with `tcp-request inspect-delay`; wsgate inspects only TLS ClientHellos: `req.ssl_sni`)"),
             );
         }
     }

@@ -572,11 +572,11 @@ pub fn option_httpchk(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     p.httpchk = Some(c);
 }
 
-/// `http-check expect [!] status <code> | string <text>`; other
-/// `http-check` directives are rejected with a reason.
+/// `http-check expect [!] status <codes> | rstatus <regex> | string
+/// <text>`; other `http-check` directives are rejected with a reason.
 pub fn http_check(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     let args = cx.args;
-    let usage = "usage: http-check expect [!] status <code> | string <text>";
+    let usage = "usage: http-check expect [!] status <code>[-<code>][,...] | rstatus <regex> | string <text>";
     let Some(first) = args.first() else {
         let kw = cx.kw;
         cx.error(kw, "'http-check' needs a directive").hint = Some(usage.into());
@@ -591,7 +591,7 @@ pub fn http_check(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         cx.error(
             first,
             format!(
-                "'http-check {}' is not supported yet; only `http-check send`, `expect status|string` and `disable-on-404` are",
+                "'http-check {}' is not supported yet; only `http-check send`, `expect status|rstatus|string` and `disable-on-404` are",
                 first.text
             ),
         )
@@ -610,13 +610,30 @@ pub fn http_check(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         return;
     };
     let expect = match kind.text.as_str() {
-        "status" => match value.text.parse::<u16>() {
-            Ok(code) if (100..=599).contains(&code) => HttpExpect::Status { code, negate },
-            _ => {
+        "status" => match super::handlers_health::status_codes(&value.text) {
+            Ok(codes) => HttpExpect::Status { codes, negate },
+            Err(message) => {
+                cx.error(value, message).hint = Some(
+                    "e.g. `http-check expect status 200`, `status 200-399` or `status 200,204`"
+                        .into(),
+                );
+                return;
+            }
+        },
+        "rstatus" => match regex::bytes::Regex::new(&value.text) {
+            Ok(r) => HttpExpect::RStatus {
+                regex: super::acl::AclRegex(r),
+                negate,
+            },
+            Err(e) => {
+                let text = e.to_string();
+                let last = text.lines().last().unwrap_or("").trim();
+                let last = last.strip_prefix("error: ").unwrap_or(last);
                 cx.error(
                     value,
-                    format!("'{}' is not an HTTP status code", value.text),
-                );
+                    format!("invalid regular expression '{}': {last}", value.text),
+                )
+                .hint = Some("the code is matched as three digits, e.g. `rstatus ^2` or `rstatus ^(200|204)$`".into());
                 return;
             }
         },
@@ -1441,7 +1458,7 @@ fn resolve(
     }
     let found = (host, port).to_socket_addrs().map_err(|e| AddrError {
         message: format!("cannot resolve host name '{host}': {e}"),
-        hint: Some("use an IP address, or make sure the name resolves where wsgate starts (it is resolved once, at startup); `wsgate -c --syntax-only` skips name resolution".into()),
+        hint: Some("use an IP address, or make sure the name resolves where wsgate starts (it is resolved once, at startup), or add `init-addr last,libc,none` to start the server in maintenance without one; `wsgate -c --syntax-only` skips name resolution".into()),
         environment: true,
     })?;
     found
@@ -1494,8 +1511,89 @@ fn parse_bind_addr(s: &str, syntax_only: bool) -> Result<Vec<SocketAddr>, AddrEr
     Ok(ports.into_iter().map(|p| SocketAddr::new(ip, p)).collect())
 }
 
-/// A `server` address: port required, no ranges or offsets.
+/// One method of `init-addr`, tried in order until one gives the server
+/// an address (HAProxy's default is `last,libc`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitAddr {
+    /// The address in the `server-state-file`: wsgate reads none at
+    /// startup, so this never gives one (as HAProxy without the file).
+    Last,
+    /// The system resolver, once, at startup.
+    Libc,
+    /// No address: the server starts in maintenance.
+    None,
+    /// This address.
+    Ip(IpAddr),
+}
+
+/// `init-addr <method>[,<method>...]`; `Err` names the bad method.
+fn parse_init_addr(text: &str) -> Result<Vec<InitAddr>, String> {
+    text.split(',')
+        .map(|m| match m {
+            "last" => Ok(InitAddr::Last),
+            "libc" => Ok(InitAddr::Libc),
+            "none" => Ok(InitAddr::None),
+            other => other.parse::<IpAddr>().map(InitAddr::Ip).map_err(|_| {
+                format!("init-addr method '{other}' is not last, libc, none or an IP address")
+            }),
+        })
+        .collect()
+}
+
+/// What `init-addr` found for a server.
+enum Found {
+    Addr(SocketAddr),
+    /// The resolver failed; `init-addr` named this address to use then.
+    Fallback(SocketAddr),
+    /// No address, and `none` lets the server start without one.
+    Nothing,
+}
+
+/// A `server` address, a host name resolved as `init-addr` says.
+fn server_addr(
+    s: &str,
+    init_addr: Option<&[InitAddr]>,
+    syntax_only: bool,
+) -> Result<Found, AddrError> {
+    let (family, host, port) = split_server_addr(s)?;
+    if let Some(ip) = parse_ip(host, family) {
+        return Ok(Found::Addr(SocketAddr::new(ip, port)));
+    }
+    if syntax_only {
+        return resolve(host, port, family, true).map(Found::Addr);
+    }
+    let mut failed = None;
+    for method in init_addr.unwrap_or(&[InitAddr::Last, InitAddr::Libc]) {
+        match method {
+            InitAddr::Last => {}
+            InitAddr::Libc => match resolve(host, port, family, false) {
+                Ok(a) => return Ok(Found::Addr(a)),
+                Err(e) => failed = Some(e),
+            },
+            InitAddr::None => return Ok(Found::Nothing),
+            InitAddr::Ip(ip) => return Ok(Found::Fallback(SocketAddr::new(*ip, port))),
+        }
+    }
+    Err(failed.unwrap_or_else(|| AddrError {
+        message: format!("no `init-addr` method gives '{host}' an address (`last` needs a server-state-file, which wsgate does not read at startup)"),
+        hint: Some("add `libc` (resolve at startup), an IP address, or `none` (start in maintenance) to `init-addr`".into()),
+        environment: true,
+    }))
+}
+
+/// A `server` address: port required, no ranges or offsets (a host
+/// name resolved with the system resolver).
+#[cfg(test)]
 fn parse_server_addr(s: &str, syntax_only: bool) -> Result<SocketAddr, AddrError> {
+    let (family, host, port) = split_server_addr(s)?;
+    match parse_ip(host, family) {
+        Some(ip) => Ok(SocketAddr::new(ip, port)),
+        None => resolve(host, port, family, syntax_only),
+    }
+}
+
+/// The family, host and port of a `server` address.
+fn split_server_addr(s: &str) -> Result<(Family, &str, u16), AddrError> {
     let (family, rest) = split_family(s)?;
     let (host, port) = split_host_port(rest)?;
     let port = match port {
@@ -1526,10 +1624,7 @@ fn parse_server_addr(s: &str, syntax_only: bool) -> Result<SocketAddr, AddrError
     if host.is_empty() || host == "*" {
         return Err(addr_err(format!("missing host in server address '{s}'")));
     }
-    match parse_ip(host, family) {
-        Some(ip) => Ok(SocketAddr::new(ip, port)),
-        None => resolve(host, port, family, syntax_only),
-    }
+    Ok((family, host, port))
 }
 
 // ---------------------------------------------------------------- server
@@ -1591,6 +1686,18 @@ fn apply_server_options(
                 }
             },
             "disabled" => defaults.disabled = true,
+            "init-addr" => match parse_init_addr(text) {
+                Ok(methods) => defaults.init_addr = Some(methods),
+                Err(message) => {
+                    if let Some(v) = value {
+                        cx.error(v, message).hint = Some(
+                            "e.g. `init-addr last,libc,none` (HAProxy's default is last,libc)"
+                                .into(),
+                        );
+                    }
+                    ok = false;
+                }
+            },
             "redir" => defaults.redir = Some(text.to_owned()),
             "enabled" => defaults.disabled = false,
             "backup" => defaults.backup = true,
@@ -1864,8 +1971,34 @@ pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     let mut settings = p.default_server.clone();
     let options_ok = apply_server_options(cx, &args[2..], &mut settings, "server");
     let addr_text = super::lexer::expand_address(&addr_tok.text, cx.env);
-    let addr = match parse_server_addr(&addr_text, cx.syntax_only) {
-        Ok(a) => a,
+    let addr = match server_addr(&addr_text, settings.init_addr.as_deref(), cx.syntax_only) {
+        Ok(Found::Addr(a)) => a,
+        Ok(Found::Fallback(a)) => {
+            cx.warn(
+                addr_tok,
+                format!(
+                    "server '{}': '{addr_text}' does not resolve: it uses {} from `init-addr`",
+                    name.text,
+                    a.ip()
+                ),
+            );
+            a
+        }
+        // `init-addr ...,none`: in maintenance, on a placeholder address
+        // (HAProxy's "MAINT (resolution)").
+        Ok(Found::Nothing) => {
+            cx.warn(
+                addr_tok,
+                format!(
+                    "server '{}': '{addr_text}' has no address (init-addr none): it starts in maintenance",
+                    name.text
+                ),
+            )
+            .hint = Some("wsgate resolves names once, at startup: make the name resolve and reload (`set server ... state ready` alone gives it no address)".into());
+            settings.disabled = true;
+            let port = split_server_addr(&addr_text).map_or(0, |(_, _, p)| p);
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)
+        }
         Err(e) => {
             e.report(cx, addr_tok);
             return;

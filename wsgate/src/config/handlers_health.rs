@@ -99,6 +99,27 @@ pub fn send(p: &mut ProxyDraft, cx: &mut Cx<'_>, args: &[Token]) {
 
 /// `http-check disable-on-404`: accepted with a warning, the outcome is
 /// the same for new traffic.
+/// The `<codes>` of `http-check expect status`: codes and `lo-hi` ranges,
+/// comma-separated (HAProxy 2.2+). `Err` says what is wrong.
+pub fn status_codes(text: &str) -> Result<Vec<(u16, u16)>, String> {
+    let code = |t: &str| match t.parse::<u16>() {
+        Ok(c) if (100..=599).contains(&c) => Ok(c),
+        _ => Err(format!("'{t}' is not an HTTP status code")),
+    };
+    text.split(',')
+        .map(|part| {
+            let (lo, hi) = match part.split_once('-') {
+                Some((lo, hi)) => (code(lo)?, code(hi)?),
+                None => (code(part)?, code(part)?),
+            };
+            if lo > hi {
+                return Err(format!("'{part}' is an empty range"));
+            }
+            Ok((lo, hi))
+        })
+        .collect()
+}
+
 pub fn disable_on_404(cx: &mut Cx<'_>, at: &Token) {
     cx.warn(
         at,

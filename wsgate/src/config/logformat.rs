@@ -50,6 +50,9 @@ pub enum Fetch {
     Method,
     /// `ssl_fc`: `1` on a TLS connection, else `0`.
     SslFc,
+    /// `ssl_fc_protocol`: the TLS version of the client connection
+    /// (`TLSv1.3`), empty on a plain one.
+    SslFcProtocol,
     /// `status` (responses only).
     Status,
     /// `ssl_c_s_dn(cn)`, `ssl_c_serial,hex`...: the client certificate
@@ -90,7 +93,7 @@ pub struct FormatError {
     pub hint: Option<String>,
 }
 
-const KNOWN: &str = "src, src_port, dst, dst_port, hdr(<name>), req.hdr(<name>), res.hdr(<name>), path, url, query, method, ssl_fc, status, ssl_c_* (client certificate; ssl_c_serial,hex and ssl_c_sha1,hex); aliases %ci %cp %fi %fp";
+const KNOWN: &str = "src, src_port, dst, dst_port, hdr(<name>), req.hdr(<name>), res.hdr(<name>), path, url, query, method, ssl_fc, ssl_fc_protocol, status, ssl_c_* (client certificate; ssl_c_serial,hex and ssl_c_sha1,hex); aliases %ci %cp %fi %fp";
 
 pub(crate) fn error(message: String) -> FormatError {
     FormatError {
@@ -235,6 +238,7 @@ pub(crate) fn fetch(expr: &str, usage: Use) -> Result<Fetch, FormatError> {
         "query" => Fetch::Query,
         "method" => Fetch::Method,
         "ssl_fc" => Fetch::SslFc,
+        "ssl_fc_protocol" => Fetch::SslFcProtocol,
         "status" => Fetch::Status,
         other => {
             return Err(error(format!(

@@ -341,7 +341,7 @@ fn sample(expr: &str) -> Result<Fetch, FormatError> {
     if expr == "status" {
         return Ok(Fetch::Status);
     }
-    if expr.starts_with("res.") || expr.starts_with("ssl_c_") {
+    if expr.starts_with("res.") || expr.starts_with("ssl_c_") || expr == "ssl_fc_protocol" {
         return Err(FormatError {
             message: format!("'%[{expr}]' is not available in a log-format line"),
             hint: Some(format!("log-format lines can use {SAMPLES}")),
@@ -414,6 +414,7 @@ mod tests {
             ("%{+Z}r", "'+Z'"),
             ("%{Q}r", "'Q'"),
             ("%[res.hdr(x)]", "not available"),
+            ("%[ssl_fc_protocol]", "not available"),
             ("%[lua.x]", "lua.x"),
             ("%{+Q", "missing '}'"),
             ("50%", "starts no variable"),

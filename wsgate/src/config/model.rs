@@ -460,6 +460,12 @@ pub enum AclFetch {
     Url,
     /// `hdr_cnt(<name>)`: how many comma-separated values the header has.
     HdrCnt(String),
+    /// `url_param(<name>[,<delim>])` (`urlp`): every value of the query
+    /// parameter (any parameter with a value when `name` is empty), as
+    /// HAProxy reads them (see `proxy::route::url_params`).
+    UrlParam(UrlParam),
+    /// `dst_port`: the port the client connected to.
+    DstPort,
     /// `nbsrv(<backend>)`: how many of its servers are usable now.
     Nbsrv(String),
     /// `sc_http_req_rate(0)`, `src_conn_cur(t)`...: a stick counter.
@@ -473,6 +479,9 @@ pub enum AclFetch {
     SslFc,
     /// `ssl_fc_sni`: the server name the client sent in its TLS handshake.
     SslFcSni,
+    /// `ssl_fc_protocol`: the TLS version of the client connection, named
+    /// as OpenSSL (and HAProxy) names it: `TLSv1.3`, `TLSv1.2`.
+    SslFcProtocol,
     /// `req.ssl_sni`: the server name in a ClientHello that wsgate passes
     /// through without terminating TLS (mode tcp content inspection).
     ReqSslSni,
@@ -520,6 +529,18 @@ pub enum MatchMethod {
     /// `-m bin`: the sample's bytes equal a pattern written in hex
     /// (patterns are kept upper-cased).
     Bin,
+    /// `-m len`: the sample's length is in one of the integer ranges.
+    Len,
+}
+
+/// The arguments of `url_param(<name>[,<delim>])`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlParam {
+    /// Empty: the first parameter that has a value, whatever its name.
+    pub name: String,
+    /// Where the parameters begin (`?` unless given); it also separates
+    /// them, beside `&` and `;`.
+    pub delim: u8,
 }
 
 /// An address with a prefix length (`10.0.0.0/8`).
@@ -847,8 +868,18 @@ impl Default for HttpCheck {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HttpExpect {
-    /// `http-check expect [!] status <code>`.
-    Status { code: u16, negate: bool },
+    /// `http-check expect [!] status <codes>`: a comma-separated list of
+    /// codes and `lo-hi` ranges, as HAProxy 2.2+ reads it.
+    Status {
+        codes: Vec<(u16, u16)>,
+        negate: bool,
+    },
+    /// `http-check expect [!] rstatus <regex>`: the three-digit code
+    /// matches the regular expression (anywhere, as HAProxy's).
+    RStatus {
+        regex: super::acl::AclRegex,
+        negate: bool,
+    },
     /// `http-check expect [!] string <text>`: the body contains it.
     String { text: String, negate: bool },
 }

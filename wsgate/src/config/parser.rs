@@ -222,6 +222,9 @@ pub struct ServerDefaults {
     pub slowstart: u32,
     /// `observe`, `error-limit`, `on-error`.
     pub passive: crate::config::model::Passive,
+    /// `init-addr`: how a host name gets its address (`None`: HAProxy's
+    /// default, `last,libc`).
+    pub init_addr: Option<Vec<super::handlers::InitAddr>>,
 }
 
 /// Everything a `defaults`, `frontend`, `backend` or `listen` section can

@@ -20,6 +20,8 @@ use crate::config::model::{
 pub struct RequestFacts<'a> {
     pub head: Option<&'a RequestHead>,
     pub peer: SocketAddr,
+    /// The address the client connected to (`dst_port`).
+    pub local: Option<SocketAddr>,
     pub tls: bool,
     /// Backend state, for `nbsrv(<backend>)`; without it `nbsrv` is 0.
     pub runtime: Option<&'a super::Runtime>,
@@ -40,6 +42,7 @@ impl<'a> RequestFacts<'a> {
         RequestFacts {
             head: Some(head),
             peer,
+            local: None,
             tls,
             runtime: None,
             scope: None,
@@ -53,6 +56,7 @@ impl<'a> RequestFacts<'a> {
         RequestFacts {
             head: None,
             peer,
+            local: None,
             tls,
             runtime: None,
             scope: None,
@@ -68,6 +72,21 @@ impl<'a> RequestFacts<'a> {
         handshake: Option<&'a crate::tls::Handshake>,
     ) -> RequestFacts<'a> {
         self.handshake = handshake;
+        self
+    }
+
+    /// The connection's TLS handshake and the address the client reached
+    /// (`dst_port`), from the session's view of the connection.
+    pub fn with_conn(self, conn: &super::rules::Conn<'a>) -> RequestFacts<'a> {
+        RequestFacts {
+            local: conn.local,
+            ..self.with_handshake(conn.handshake)
+        }
+    }
+
+    /// The address the client connected to (`dst_port`).
+    pub fn with_local(mut self, local: Option<SocketAddr>) -> RequestFacts<'a> {
+        self.local = local;
         self
     }
 
@@ -188,6 +207,17 @@ fn samples<'a>(fetch: &'a AclFetch, facts: &RequestFacts<'a>) -> Vec<Sample<'a>>
             let n = header_values(facts, name).count();
             vec![Sample::Int(i64::try_from(n).unwrap_or(i64::MAX))]
         }
+        AclFetch::UrlParam(p) => facts
+            .head
+            .map(|h| url_params(h.target.as_bytes(), p).map(Sample::Text))
+            .into_iter()
+            .flatten()
+            .collect(),
+        AclFetch::DstPort => facts
+            .local
+            .map(|a| Sample::Int(i64::from(a.port())))
+            .into_iter()
+            .collect(),
         AclFetch::Nbsrv(backend) => vec![Sample::Int(facts.usable_servers(backend))],
         AclFetch::Counter(c) => super::track::counter(c, facts)
             .map(Sample::Int)
@@ -208,6 +238,11 @@ fn samples<'a>(fetch: &'a AclFetch, facts: &RequestFacts<'a>) -> Vec<Sample<'a>>
             .handshake
             .and_then(|h| h.sni.as_deref())
             .map(|s| Sample::Text(s.as_bytes()))
+            .into_iter()
+            .collect(),
+        AclFetch::SslFcProtocol => facts
+            .handshake
+            .map(|h| Sample::Text(h.version.as_bytes()))
             .into_iter()
             .collect(),
         AclFetch::AlwaysTrue => vec![Sample::Bool(true)],
@@ -264,6 +299,26 @@ fn header_values<'a>(
         .filter(move |hd| name.is_empty() || hd.is(name))
         .flat_map(|hd| hd.value.split(|&c| c == b','))
         .map(<[u8]>::trim_ascii)
+}
+
+/// The values of a query parameter as HAProxy 2.6's `url_param` reads
+/// them (checked side by side): the parameters begin after the first
+/// `delim` of the target and are separated by `&`, `;` or `delim`; a
+/// parameter counts only with a `=` (`?a` has no value, `?a=` an empty
+/// one); an empty name takes every parameter that has one.
+pub(crate) fn url_params<'t>(
+    target: &'t [u8],
+    p: &'t crate::config::model::UrlParam,
+) -> impl Iterator<Item = &'t [u8]> + 't {
+    let list = target
+        .iter()
+        .position(|&c| c == p.delim)
+        .map_or(&[][..], |i| &target[i + 1..]);
+    list.split(move |&c| c == b'&' || c == b';' || c == p.delim)
+        .filter_map(move |param| {
+            let eq = param.iter().position(|&c| c == b'=')?;
+            (p.name.is_empty() || &param[..eq] == p.name.as_bytes()).then(|| &param[eq + 1..])
+        })
 }
 
 /// An `ssl_c_*` sample: nothing on a plain connection.
@@ -339,7 +394,9 @@ fn sample_matches(sample: &Sample<'_>, term: &AclTerm) -> bool {
     match (sample, term.method) {
         (Sample::Owned(t), _) => sample_matches(&Sample::Text(t), term),
         (Sample::Bool(b), _) => *b,
+        (Sample::Int(n), MatchMethod::Len) => in_ranges(term, n.to_string().len()),
         (Sample::Int(n), _) => term.ints.iter().any(|(lo, hi)| (lo..=hi).contains(&n)),
+        (Sample::Text(t), MatchMethod::Len) => in_ranges(term, t.len()),
         (Sample::Text(t), MatchMethod::Reg) => term.regexes.iter().any(|r| r.0.is_match(t)),
         (Sample::Text(t), MatchMethod::Int) => std::str::from_utf8(t)
             .ok()
@@ -356,6 +413,12 @@ fn sample_matches(sample: &Sample<'_>, term: &AclTerm) -> bool {
             .iter()
             .any(|v| text_matches(t, v.as_bytes(), method, term.ignore_case)),
     }
+}
+
+/// `-m len`: the sample's length is in one of the term's ranges.
+fn in_ranges(term: &AclTerm, len: usize) -> bool {
+    let len = i64::try_from(len).unwrap_or(i64::MAX);
+    term.ints.iter().any(|(lo, hi)| (*lo..=*hi).contains(&len))
 }
 
 fn text_matches(sample: &[u8], pattern: &[u8], method: MatchMethod, ignore_case: bool) -> bool {
@@ -389,7 +452,8 @@ fn text_matches(sample: &[u8], pattern: &[u8], method: MatchMethod, ignore_case:
         | MatchMethod::Ip
         | MatchMethod::Bool
         | MatchMethod::Reg
-        | MatchMethod::Int => false,
+        | MatchMethod::Int
+        | MatchMethod::Len => false,
     }
 }
 
@@ -486,6 +550,59 @@ mod tests {
             &predefined,
             &RequestFacts::http(&h, "10.1.2.3:5000".parse().unwrap(), false)
         ));
+    }
+
+    /// The cases checked against HAProxy 2.6 with `%[url_param(..)]`.
+    #[test]
+    fn url_param_reads_as_haproxy() {
+        let values = |target: &str, name: &str, delim: u8| -> Vec<String> {
+            let p = crate::config::model::UrlParam {
+                name: name.into(),
+                delim,
+            };
+            url_params(target.as_bytes(), &p)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect()
+        };
+        assert_eq!(values("/x?a=1&b=2", "a", b'?'), ["1"]);
+        assert_eq!(values("/x?b=2&a=3", "", b'?'), ["2", "3"]);
+        assert!(values("/x?a", "a", b'?').is_empty(), "no '=': no value");
+        assert_eq!(values("/x?a=", "a", b'?'), [""]);
+        assert_eq!(values("/x?z&a=5", "", b'?'), ["5"]);
+        assert_eq!(values("/x?c=1;a=7", "a", b'?'), ["7"]);
+        assert_eq!(values("/x;b=9?a=1", "b", b';'), ["9?a=1"]);
+        assert!(values("/x?A=1", "a", b'?').is_empty(), "names are exact");
+        assert_eq!(values("/x?aa=1&a=2", "a", b'?'), ["2"]);
+        assert_eq!(values("/x?q=1?a=2", "a", b'?'), ["2"]);
+        assert_eq!(values("/x?=3&a=4", "", b'?'), ["3", "4"]);
+        assert!(values("/x", "", b'?').is_empty());
+    }
+
+    #[test]
+    fn len_dst_port_and_protocol() {
+        let h = head("GET /abcde?a=abc&a=2 HTTP/1.1\r\nHost: a\r\nX: ab, cd\r\n\r\n");
+        assert!(matches("url_param(a) 2", &h, false), "any occurrence");
+        assert!(matches("urlp(a) -m beg ab", &h, false));
+        assert!(matches("urlp_len(a) 3", &h, false));
+        assert!(matches("path -m len 6", &h, false));
+        assert!(!matches("path -m len 5", &h, false));
+        assert!(matches("path_len ge 6", &h, false));
+        assert!(matches("hdr(x) -m len 2", &h, false), "each value");
+        assert!(matches("method -m len 3", &h, false));
+        let t = term("dst_port 8000:8080 443");
+        let at = |port: u16| {
+            let facts = RequestFacts::http(&h, "10.1.2.3:5000".parse().unwrap(), false)
+                .with_local(Some(SocketAddr::from(([127, 0, 0, 1], port))));
+            term_matches(&t, &facts)
+        };
+        assert!(at(443) && at(8000) && at(8080));
+        assert!(!at(80) && !at(8081));
+        let facts = RequestFacts::http(&h, "10.1.2.3:5000".parse().unwrap(), false);
+        assert!(!term_matches(&t, &facts), "no local address: no port");
+        assert!(
+            !matches("ssl_fc_protocol -m found", &h, false),
+            "plain: none"
+        );
     }
 
     #[test]

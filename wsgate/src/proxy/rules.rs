@@ -70,7 +70,7 @@ pub fn apply_request(
     for rule in rules {
         let facts = || {
             RequestFacts::http(req, conn.peer, conn.tls)
-                .with_handshake(conn.handshake)
+                .with_conn(conn)
                 .with_scope(*scope)
         };
         let holds = rule
@@ -175,7 +175,7 @@ pub fn apply_response(
     res: &mut ResponseHead,
     conn: &Conn<'_>,
 ) -> Option<u16> {
-    let facts = RequestFacts::http(req, conn.peer, conn.tls).with_handshake(conn.handshake);
+    let facts = RequestFacts::http(req, conn.peer, conn.tls).with_conn(conn);
     for rule in rules {
         let holds = rule
             .condition
@@ -210,7 +210,7 @@ pub fn apply_after(
     res: &mut ResponseHead,
     conn: &Conn<'_>,
 ) {
-    let facts = RequestFacts::http(req, conn.peer, conn.tls).with_handshake(conn.handshake);
+    let facts = RequestFacts::http(req, conn.peer, conn.tls).with_conn(conn);
     for rule in rules {
         let holds = rule
             .condition
@@ -458,6 +458,7 @@ fn fetch(f: &Fetch, src: &Sources<'_>) -> Option<Vec<u8>> {
         } else {
             b"0".to_vec()
         }),
+        Fetch::SslFcProtocol => Some(src.conn.handshake?.version.as_bytes().to_vec()),
         Fetch::Status => src.res.map(|r| r.status.to_string().into_bytes()),
         Fetch::ClientCert(c) => {
             let leaf = src.conn.handshake?.client_leaf.as_ref().map(|c| c.as_ref());

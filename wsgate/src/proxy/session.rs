@@ -168,7 +168,7 @@ where
         // `monitor-uri` first: HAProxy answers it before any rule.
         {
             let facts = RequestFacts::http(&request, peer, tls)
-                .with_handshake(conn.handshake)
+                .with_conn(&conn)
                 .with_runtime(runtime);
             if let Some(reply) = super::monitor::reply(frontend, &request.target, &facts) {
                 let reply = fe_pages.with(&request).after.raw(Cow::Owned(reply));
@@ -207,7 +207,7 @@ where
         {
             let admin = frontend.stats_admin.as_ref().is_some_and(|rule| {
                 let facts = RequestFacts::http(&request, peer, tls)
-                    .with_handshake(conn.handshake)
+                    .with_conn(&conn)
                     .with_runtime(runtime);
                 rule.condition
                     .as_ref()
@@ -250,7 +250,7 @@ where
             next_request_or_end!(next, first);
         }
         let facts = RequestFacts::http(&request, peer, tls)
-            .with_handshake(conn.handshake)
+            .with_conn(&conn)
             .with_scope(fe_scope);
         if let Some(rule) = &frontend.prometheus {
             let holds = rule
@@ -1053,7 +1053,7 @@ impl Exchange<'_> {
             return refuse(client, &self.pages, 400, client_timeout).await;
         }
         let facts = RequestFacts::http(request, self.conn.peer, self.conn.tls)
-            .with_handshake(self.conn.handshake)
+            .with_conn(&self.conn)
             .with_runtime(self.runtime);
         let sticky = Sticky::for_request(self.runtime, self.backend, &facts);
         let connect_started = Instant::now();
@@ -1678,7 +1678,8 @@ where
     let handshake = origin.tls.as_ref();
     let facts = RequestFacts::tcp(peer, handshake.is_some())
         .with_scope(scope)
-        .with_handshake(handshake);
+        .with_handshake(handshake)
+        .with_local(Some(origin.dst));
     let bufsize = runtime.global.tune_bufsize;
     let inspected = match super::inspect::content(&client, frontend, &facts, bufsize).await {
         Ok(inspected) => inspected,

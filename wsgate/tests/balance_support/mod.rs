@@ -12,6 +12,17 @@ use std::time::Duration;
 
 use crate::common::{accepts, poll_until, ChildGuard, TempDir, START_DEADLINE};
 
+/// The `defaults` section of the side-by-side configurations: mode http,
+/// timeouts both proxies accept, WebSockets kept for an hour.
+pub const HTTP_DEFAULTS: &str = "\
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+    timeout tunnel 1h
+";
+
 /// Debian's HAProxy, if installed.
 pub fn haproxy_bin() -> Option<PathBuf> {
     [
@@ -180,4 +191,130 @@ pub fn demo_backend_at(addr: SocketAddr, name: &str, dir: &TempDir) -> ChildGuar
     })
     .unwrap_or_else(|e| panic!("{e}"));
     guard
+}
+
+/// An HTTP server whose answer a test changes while it runs (to drive
+/// health checks), recording the request line of every request. Each
+/// connection gets one answer, then is closed. Bare `option httpchk`
+/// checks (`OPTIONS / ...`) can be given a script of statuses, one per
+/// check, whose answers are recorded with their time.
+pub struct SwitchableServer {
+    pub addr: SocketAddr,
+    state: std::sync::Arc<std::sync::Mutex<Answers>>,
+}
+
+#[derive(Default)]
+struct Answers {
+    /// The answer when no script applies.
+    reply: (u16, String),
+    /// Statuses for the next `OPTIONS` checks, in order.
+    script: std::collections::VecDeque<u16>,
+    /// When each scripted check was answered, and with what.
+    scripted: Vec<(std::time::Instant, u16)>,
+    lines: Vec<String>,
+}
+
+impl SwitchableServer {
+    /// Starts answering `status` with `body`.
+    pub fn start(status: u16, body: &str) -> SwitchableServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let state = std::sync::Arc::new(std::sync::Mutex::new(Answers {
+            reply: (status, body.to_owned()),
+            ..Answers::default()
+        }));
+        let shared = state.clone();
+        // The thread ends with the test process.
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let shared = shared.clone();
+                std::thread::spawn(move || answer_once(conn, &shared));
+            }
+        });
+        SwitchableServer { addr, state }
+    }
+
+    /// From now on, answer `status` with `body`.
+    pub fn set(&self, status: u16, body: &str) {
+        self.state.lock().unwrap().reply = (status, body.to_owned());
+    }
+
+    /// Answers the next checks with `statuses`, one each, and forgets the
+    /// answers of earlier scripts.
+    pub fn script_checks(&self, statuses: &[u16]) {
+        let mut state = self.state.lock().unwrap();
+        state.script = statuses.iter().copied().collect();
+        state.scripted.clear();
+    }
+
+    /// The scripted checks answered so far: when, and with what.
+    pub fn scripted(&self) -> Vec<(std::time::Instant, u16)> {
+        self.state.lock().unwrap().scripted.clone()
+    }
+
+    /// Every request line received so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.state.lock().unwrap().lines.clone()
+    }
+}
+
+fn answer_once(mut conn: TcpStream, state: &std::sync::Mutex<Answers>) {
+    let Some(head) = read_request_head(&mut conn) else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&head);
+    let line = text.lines().next().unwrap_or("").to_owned();
+    let (status, body) = {
+        let mut state = state.lock().unwrap();
+        let scripted = line
+            .starts_with("OPTIONS ")
+            .then(|| state.script.pop_front())
+            .flatten();
+        state.lines.push(line);
+        match scripted {
+            Some(status) => {
+                state.scripted.push((std::time::Instant::now(), status));
+                (status, String::new())
+            }
+            None => state.reply.clone(),
+        }
+    };
+    let answer = format!(
+        "HTTP/1.1 {status} Scripted\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = conn.write_all(answer.as_bytes());
+}
+
+/// Reads a request head (up to the blank line, 10 s at most); `None`
+/// when the peer closes or stalls first.
+pub fn read_request_head(conn: &mut TcpStream) -> Option<Vec<u8>> {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+        }
+    }
+    Some(head)
+}
+
+/// Runs `check` against wsgate, then against HAProxy 2.6 when installed
+/// (a skip outside CI otherwise), each started on `config(port)` and
+/// given the address of its first `bind` and its name.
+pub fn wsgate_then_haproxy(config: &dyn Fn(u16) -> String, check: &dyn Fn(SocketAddr, &str)) {
+    let port = crate::common::free_port();
+    let wsgate = crate::common::Wsgate::start(&config(port));
+    check(SocketAddr::from(([127, 0, 0, 1], port)), "wsgate");
+    drop(wsgate);
+    let Some(bin) = haproxy_bin() else {
+        crate::common::skip_unless_ci("haproxy is not installed (side-by-side part)");
+        return;
+    };
+    let ha_port = crate::common::free_port();
+    let ha_config = config(ha_port);
+    let _haproxy = Haproxy::start(&bin, &ha_config, &crate::common::bind_addrs(&ha_config));
+    check(SocketAddr::from(([127, 0, 0, 1], ha_port)), "haproxy 2.6");
 }
