@@ -5,10 +5,11 @@
 //! (never a session), and changes server state only through
 //! `BackendRuntime` (`set_admin`, `set_weight`). Everything here works from
 //! one snapshot, [`rows`], in HAProxy's CSV layout (management guide 9.1):
-//! the page, `;csv`, `;json` and `show stat` all show the same figures, so
+//! the page, `;csv`, `;json` and `show stat [typed|json]` all show the same figures, so
 //! scripts written for HAProxy's CSV keep working.
 
 pub mod cli;
+mod fields;
 mod inspect;
 pub mod metrics;
 pub mod stats;
@@ -240,6 +241,7 @@ impl Row {
         r.set("svname", Value::Str(sv.to_owned()));
         r.num("pid", 1);
         r.num("iid", proxy_id);
+        r.num("sid", sid);
         r.num(
             "type",
             match kind {
@@ -356,9 +358,9 @@ pub fn rows(rt: &Runtime) -> Vec<Row> {
             r.num("ereq", Counters::get(&c.request_errors));
             if http {
                 r.num("req_tot", Counters::get(&c.requests));
+                r.num("intercepted", Counters::get(&c.intercepted));
             }
             r.num("conn_tot", Counters::get(&c.total_sessions));
-            r.num("intercepted", Counters::get(&c.intercepted));
             r.websocket(&c.ws);
         }
         if let Some(m) = frontend_maxconn(rt, fi) {
@@ -547,43 +549,6 @@ fn csv_field(out: &mut String, v: &str) {
     } else {
         out.push_str(v);
     }
-}
-
-/// HAProxy's `;json` / `show stat json` layout: one array per row, one
-/// object per non-empty field with its position, name and typed value.
-pub fn json(rows: &[Row]) -> String {
-    let mut s = String::from("[");
-    for (ri, r) in rows.iter().enumerate() {
-        if ri > 0 {
-            s.push(',');
-        }
-        s.push('[');
-        let obj = match r.kind {
-            RowKind::Frontend => "Frontend",
-            RowKind::Backend => "Backend",
-            RowKind::Server => "Server",
-        };
-        let mut first = true;
-        for (pos, f) in r.fields.iter().enumerate() {
-            let Some(v) = f else { continue };
-            if !first {
-                s.push(',');
-            }
-            first = false;
-            let (ty, val) = match v {
-                Value::U64(n) => ("u64", n.to_string()),
-                Value::Str(t) => ("str", json_string(t)),
-            };
-            let _ = write!(
-                s,
-                "{{\"objType\":\"{obj}\",\"proxyId\":{},\"id\":{},\"field\":{{\"pos\":{pos},\"name\":\"{}\"}},\"processNum\":1,\"tags\":{{\"origin\":\"Metric\",\"nature\":\"Gauge\",\"scope\":\"Process\"}},\"value\":{{\"type\":\"{ty}\",\"value\":{val}}}}}",
-                r.proxy_id, r.sid, COLUMNS[pos]
-            );
-        }
-        s.push(']');
-    }
-    s.push(']');
-    s
 }
 
 pub fn json_string(t: &str) -> String {

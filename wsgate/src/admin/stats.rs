@@ -41,7 +41,7 @@ pub fn answer(
     let (ctype, body) = if rest.contains(";csv") {
         ("text/plain", super::csv(&snapshot))
     } else if rest.contains(";json") {
-        ("application/json", super::json(&snapshot))
+        ("application/json", super::fields::json(&snapshot))
     } else {
         (
             "text/html; charset=utf-8",
