@@ -21,7 +21,7 @@
 //! (`%hr %hs` print nothing without `capture` lines, which wsgate does not
 //! support.) A WebSocket's line is written when its tunnel closes: status
 //! 101, `Ta` its whole lifetime, `B` every byte sent to the client, and the
-//! termination state saying who ended it (`CD`, `SD`, `cD`, ...).
+//! termination state as HAProxy writes it (`----`, `CD`, `cD`, `K-`, ...).
 
 use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};

@@ -1519,10 +1519,15 @@ fn finish<H>(outcome: tunnel::TunnelOutcome, first: &FirstEof, end: TunnelFinish
         outcome.end
     );
     let (reason, term) = close_reason(&outcome.end, first.client_first());
-    let reason = match (reason, outcome.server_gone) {
-        (CloseReason::Stop, Some(ServerGone::Removed)) => CloseReason::Reload,
-        (CloseReason::Stop, Some(ServerGone::SessionsShutDown)) => CloseReason::Shutdown,
-        (reason, _) => reason,
+    let (reason, term) = match (reason, outcome.server_gone) {
+        (CloseReason::Stop, Some(ServerGone::Removed)) => (CloseReason::Reload, term),
+        // HAProxy 2.6: `K---` for `shutdown sessions`, `D---` when the
+        // server went down (`on-marked-down shutdown-sessions`).
+        (CloseReason::Stop, Some(ServerGone::SessionsShutDown)) => {
+            let down = slot.as_ref().is_some_and(|s| !s.server_usable());
+            (CloseReason::Shutdown, if down { *b"D-" } else { *b"K-" })
+        }
+        (reason, _) => (reason, term),
     };
     let mut counted: Vec<&Counters> = Vec::with_capacity(3);
     if let Some(f) = obs.frontend() {
