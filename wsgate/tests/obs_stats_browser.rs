@@ -7,6 +7,10 @@
 //! backend's tunnels and message counts. A wrong password gets 401 (from
 //! curl and in Chromium). A screenshot is taken on every run; with
 //! `BLESS=1` it replaces `docs/img/stats-page.png` (the README's picture).
+//! With `stats refresh`, the page's script updates the cells in place:
+//! watched over the DevTools protocol (`tests/py/cdp_watch.py`), a
+//! WebSocket opened after the load shows up in its cell while a
+//! JavaScript global set at load survives (no reload).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -20,7 +24,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use common::{poll_until, ws, DemoBackend, TempDir, Wsgate};
+use common::{poll_until, ws, ChildGuard, DemoBackend, TempDir, Wsgate};
 
 const DEADLINE: Duration = Duration::from_secs(15);
 
@@ -169,9 +173,10 @@ fn screenshot(chromium: &Path, url: &str, png: &Path) {
 }
 
 /// The cells (`data-field` → text) of the table row `<tr class="{class}"
-/// data-sv="{sv}">` in the DOM.
+/// data-px="app" data-sv="{sv}">` in the DOM.
 fn row_cells(dom: &str, class: &str, sv: &str) -> HashMap<String, String> {
-    let marker = format!("<tr class=\"{class}\" data-sv=\"{sv}\">");
+    let px = if class == "fe" { "web" } else { "app" };
+    let marker = format!("<tr class=\"{class}\" data-px=\"{px}\" data-sv=\"{sv}\">");
     let at = dom
         .find(&marker)
         .unwrap_or_else(|| panic!("no row {marker} in the DOM:\n{dom}"));
@@ -335,4 +340,83 @@ async fn stats_page_in_chromium_shows_the_known_load() {
         let (got, _) = ws::echo(sock, &text, server).await;
         assert_eq!(got, ws::expected_echo(&text, server));
     }
+}
+
+/// `stats refresh 1s`: no `Refresh` header, a `<noscript>` meta refresh
+/// for browsers without JavaScript, and with it the script that fetches
+/// `;json` and rewrites the cells: a WebSocket opened after the page
+/// loaded appears in s1's tunnel cell, and the page was not reloaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_refresh_updates_cells_without_a_reload() {
+    let Some(chromium) = chromium_or_skip() else {
+        return;
+    };
+    if !common::python_websockets_available() {
+        common::skip_unless_ci("python3 with websockets is not installed");
+        return;
+    }
+    let s1 = DemoBackend::start("s1", "0");
+    let s2 = DemoBackend::start("s2", "0");
+    let port = common::free_port();
+    let dead = common::free_port();
+    let cfg = config(port, &s1, &s2, dead).replace(
+        "    stats realm wsgate\n",
+        "    stats realm wsgate\n    stats refresh 1s\n",
+    );
+    let gate = Wsgate::start(&cfg);
+
+    let page = common::http::exchange(
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        b"GET /stats HTTP/1.1\r\nHost: x\r\nAuthorization: Basic YWRtaW46czNjcmV0\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.header("refresh").is_none(), "no Refresh header");
+    let body = page.body_str();
+    assert!(
+        body.contains("<noscript><meta http-equiv=\"refresh\" content=\"1\"></noscript>"),
+        "{body}"
+    );
+    assert!(body.contains("period:1000"), "{body}");
+
+    let devtools = common::free_port();
+    let profile = TempDir::new("chromium-devtools");
+    let mut cmd = chromium_cmd(&chromium, &profile);
+    cmd.arg(format!("--remote-debugging-port={devtools}"))
+        .arg("about:blank");
+    let log = profile.path().join("chromium.log");
+    let _browser = ChildGuard::spawn(cmd, log);
+
+    let mut watch = Command::new("python3")
+        .arg(common::py_script("cdp_watch.py"))
+        .arg(devtools.to_string())
+        .arg(format!("http://admin:s3cret@127.0.0.1:{port}/stats"))
+        .arg("tr.sv[data-sv=s1] td[data-field=tunnel_cur]")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = watch.stdin.take().unwrap();
+    let mut lines = std::io::BufReader::new(watch.stdout.take().unwrap());
+    let read_json = |lines: &mut std::io::BufReader<std::process::ChildStdout>| {
+        let mut line = String::new();
+        std::io::BufRead::read_line(lines, &mut line).unwrap();
+        serde_json::from_str::<serde_json::Value>(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    };
+    let (before, mut lines) = tokio::task::spawn_blocking(move || (read_json(&mut lines), lines))
+        .await
+        .unwrap();
+    assert_eq!(before["before"], "0", "{before}\n{}", gate.log());
+
+    let mut held = pinned(port, "s1").await;
+    std::io::Write::write_all(&mut stdin, b"go\n").unwrap();
+    let after = tokio::task::spawn_blocking(move || read_json(&mut lines))
+        .await
+        .unwrap();
+    assert_eq!(after["after"], "1", "{after}");
+    assert_eq!(after["marker_kept"], true, "the page was reloaded: {after}");
+    assert_eq!(after["navigations"], 0, "{after}");
+    assert!(watch.wait().unwrap().success());
+    let (echo, _) = ws::echo(&mut held, "still here", "s1").await;
+    assert_eq!(echo, ws::expected_echo("still here", "s1"));
 }
