@@ -78,7 +78,7 @@ pub async fn serve_http<C>(
     tls: bool,
     origin: &Origin,
     frontend: &Frontend,
-    runtime: &Runtime,
+    runtime: &Arc<Runtime>,
     shutdown: &CancellationToken,
     tracked: Option<&Arc<Trackers>>,
 ) -> Option<Handoff<C>>
@@ -541,20 +541,28 @@ async fn read_form<C: AsyncRead + Unpin>(
 async fn serve_metrics<C: AsyncRead + AsyncWrite + Unpin>(
     client: &mut C,
     request: &RequestHead,
-    runtime: &Runtime,
+    runtime: &Arc<Runtime>,
     obs: &Obs,
     mut rec: Rec,
     after: After<'_>,
 ) -> Next {
-    let body = admin::metrics::render(runtime);
-    let head = format!(
-        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/plain; version=0.0.4\r\n\r\n",
-        body.len()
-    );
-    let response = [head.into_bytes(), body.into_bytes()].concat();
+    // Off the worker: a large scrape renders for tens of milliseconds.
+    let rt = runtime.clone();
+    let scrape = match tokio::task::spawn_blocking(move || admin::metrics::response(&rt)).await {
+        Ok(scrape) => scrape,
+        Err(_) => admin::metrics::response(runtime),
+    };
     let name = obs.frontend_name.clone();
     intercepted(
-        client, request, obs, &mut rec, 200, &response, &name, "<PROMEX>", after,
+        client,
+        request,
+        obs,
+        &mut rec,
+        200,
+        scrape.as_bytes(),
+        &name,
+        "<PROMEX>",
+        after,
     )
     .await
 }
