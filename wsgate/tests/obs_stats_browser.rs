@@ -21,7 +21,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use common::{poll_until, ws, ChildGuard, DemoBackend, TempDir, Wsgate};
@@ -60,18 +59,8 @@ backend app
 /// A WebSocket to the proxy, pinned to `server` by its cookie; checks the
 /// demo backend's welcome names that server.
 async fn pinned(port: u16, server: &str) -> ws::Ws {
-    let mut req = format!("ws://127.0.0.1:{port}/chat")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("Cookie", format!("SRV={server}").parse().unwrap());
-    let (mut sock, resp) = tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(req))
-        .await
-        .expect("handshake in time")
-        .expect("handshake");
-    assert_eq!(resp.status().as_u16(), 101);
-    let welcome = ws::next_text(&mut sock, server).await;
-    assert_eq!(welcome, format!("welcome [{server}]"));
+    let (sock, who) = ws::connect_with_cookie(port, Some(server)).await;
+    assert_eq!(who, server);
     sock
 }
 

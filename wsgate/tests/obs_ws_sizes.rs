@@ -11,7 +11,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -74,36 +74,7 @@ fn get(port: u16, path: &str) -> String {
 /// `/metrics` parsed by `prometheus_client` (labels sorted), as
 /// `series -> value`; `None` when it is not installed (outside CI).
 fn scrape(port: u16) -> Option<HashMap<String, f64>> {
-    let body = get(port, "/metrics");
-    let mut child = Command::new("python3")
-        .arg(common::py_script("prom_parse.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "prometheus_client refused /metrics: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let (series, value) = l.rsplit_once(' ').unwrap();
-                (series.to_string(), value.parse().unwrap())
-            })
-            .collect(),
-    )
+    common::metrics::prometheus_client_parse(&get(port, "/metrics"))
 }
 
 fn prometheus_client_available() -> bool {
