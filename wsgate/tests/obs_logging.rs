@@ -281,3 +281,78 @@ fn a_stuck_log_pipe_drops_lines_not_requests() {
         "wsgate still runs"
     );
 }
+
+/// Lines logged before the one of `GET /denied`, after a connection that
+/// sent nothing and then that request.
+fn null_then_denied(port: u16, syslog: &UdpSocket) -> Vec<String> {
+    drop(TcpStream::connect(("127.0.0.1", port)).unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    deny(port);
+    let mut before = Vec::new();
+    let end = Instant::now() + DEADLINE;
+    let mut buf = [0u8; 8192];
+    loop {
+        assert!(Instant::now() < end, "no line for the request: {before:?}");
+        if let Ok(n) = syslog.recv(&mut buf) {
+            let line = String::from_utf8_lossy(&buf[..n]).trim_end().to_owned();
+            if line.contains("GET /denied") {
+                return before;
+            }
+            before.push(line);
+        }
+    }
+}
+
+/// `option dontlognull`: a connection that sent nothing is logged without
+/// it (`<BADREQ>`, `CR--`) and not with it, by wsgate as by HAProxy.
+#[test]
+fn dontlognull_beside_haproxy() {
+    let haproxy = haproxy_bin();
+    if haproxy.is_none() {
+        common::skip_unless_ci("haproxy is not installed: wsgate alone");
+    }
+    for dontlognull in [false, true] {
+        let mut outcomes = Vec::new();
+        for on_haproxy in [false, true] {
+            let syslog = UdpSocket::bind("127.0.0.1:0").unwrap();
+            syslog
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let port = free_port();
+            let option = if dontlognull {
+                "    option dontlognull\n"
+            } else {
+                ""
+            };
+            let cfg = format!(
+                "global\n    log {} format raw local0\n\
+                 defaults\n    mode http\n    log global\n    option httplog\n{option}    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n\
+                 frontend fe\n    bind 127.0.0.1:{port}\n    http-request deny if {{ path /denied }}\n",
+                syslog.local_addr().unwrap()
+            );
+            let _proxy: Box<dyn std::any::Any> = match (&haproxy, on_haproxy) {
+                (_, false) => Box::new(Wsgate::start(&cfg)),
+                (Some(bin), true) => Box::new(Haproxy::start(
+                    bin,
+                    &cfg,
+                    &[SocketAddr::from(([127, 0, 0, 1], port))],
+                )),
+                (None, true) => continue,
+            };
+            let null_lines = null_then_denied(port, &syslog);
+            if !dontlognull {
+                assert!(
+                    null_lines
+                        .iter()
+                        .any(|l| l.contains(" fe/<NOSRV> ") && l.contains(" CR-- ")),
+                    "haproxy: {on_haproxy}: {null_lines:?}"
+                );
+            }
+            outcomes.push(null_lines.is_empty());
+        }
+        assert!(
+            outcomes.iter().all(|&none| none == dontlognull),
+            "{outcomes:?}"
+        );
+    }
+}
