@@ -10,7 +10,10 @@
 //! With `stats refresh`, the page's script updates the cells in place:
 //! watched over the DevTools protocol (`tests/py/cdp_watch.py`), a
 //! WebSocket opened after the load shows up in its cell while a
-//! JavaScript global set at load survives (no reload).
+//! JavaScript global set at load survives (no reload). On a 390-px-wide
+//! phone viewport the page does not scroll sideways: each table scrolls
+//! in its own container (`docs/img/stats-page-phone.png`, retaken with
+//! `BLESS=1`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -193,6 +196,18 @@ fn element_text<'a>(dom: &'a str, id: &str) -> &'a str {
     rest[..rest.find('<').unwrap_or(rest.len())].trim()
 }
 
+/// A headless Chromium on about:blank listening for the DevTools
+/// protocol; its guard, profile directory and port.
+fn chromium_devtools(chromium: &Path) -> (ChildGuard, TempDir, u16) {
+    let devtools = common::free_port();
+    let profile = TempDir::new("chromium-devtools");
+    let mut cmd = chromium_cmd(chromium, &profile);
+    cmd.arg(format!("--remote-debugging-port={devtools}"))
+        .arg("about:blank");
+    let log = profile.path().join("chromium.log");
+    (ChildGuard::spawn(cmd, log), profile, devtools)
+}
+
 fn chromium_or_skip() -> Option<PathBuf> {
     let c = common::chromium();
     if c.is_none() {
@@ -368,13 +383,7 @@ async fn stats_refresh_updates_cells_without_a_reload() {
     );
     assert!(body.contains("period:1000"), "{body}");
 
-    let devtools = common::free_port();
-    let profile = TempDir::new("chromium-devtools");
-    let mut cmd = chromium_cmd(&chromium, &profile);
-    cmd.arg(format!("--remote-debugging-port={devtools}"))
-        .arg("about:blank");
-    let log = profile.path().join("chromium.log");
-    let _browser = ChildGuard::spawn(cmd, log);
+    let (_browser, _profile, devtools) = chromium_devtools(&chromium);
 
     let mut watch = Command::new("python3")
         .arg(common::py_script("cdp_watch.py"))
@@ -408,4 +417,55 @@ async fn stats_refresh_updates_cells_without_a_reload() {
     assert!(watch.wait().unwrap().success());
     let (echo, _) = ws::echo(&mut held, "still here", "s1").await;
     assert_eq!(echo, ws::expected_echo("still here", "s1"));
+}
+
+/// The page on a 390-px-wide phone: the page itself never scrolls
+/// sideways, every table sits in a container that scrolls horizontally,
+/// and the wide ones do overflow it (so the container is what scrolls).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_page_fits_a_phone() {
+    let Some(chromium) = chromium_or_skip() else {
+        return;
+    };
+    if !common::python_websockets_available() {
+        common::skip_unless_ci("python3 with websockets is not installed");
+        return;
+    }
+    let s1 = DemoBackend::start("s1", "0");
+    let s2 = DemoBackend::start("s2", "0");
+    let port = common::free_port();
+    let dead = common::free_port();
+    let _gate = Wsgate::start(&config(port, &s1, &s2, dead));
+    let _held = [pinned(port, "s1").await, pinned(port, "s2").await];
+
+    let (_browser, profile, devtools) = chromium_devtools(&chromium);
+    let png = profile.path().join("phone.png");
+    let url = format!("http://admin:s3cret@127.0.0.1:{port}/stats");
+    let mut cmd = Command::new("python3");
+    cmd.arg(common::py_script("cdp_phone.py"))
+        .arg(devtools.to_string())
+        .arg(&url)
+        .arg(&png);
+    let (status, out, err) = tokio::task::spawn_blocking(move || {
+        common::run_with_deadline(cmd, Duration::from_secs(90)).unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{out}\n{err}");
+    let m: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(m["viewport"], 390, "{m}");
+    assert!(
+        m["scroll_width"].as_u64().unwrap() <= 390,
+        "the page scrolls sideways: {m}"
+    );
+    let tables = m["tables"].as_array().unwrap();
+    assert!(!tables.is_empty(), "{m}");
+    assert!(tables.iter().all(|t| t["scrolls"] == true), "{m}");
+    assert!(tables.iter().any(|t| t["overflows"] == true), "{m}");
+    let bytes = std::fs::read(&png).expect("screenshot written");
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    if std::env::var_os("BLESS").is_some() {
+        let dest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/img/stats-page-phone.png");
+        std::fs::write(&dest, &bytes).unwrap();
+    }
 }
