@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 use crate::backend::counters::unix_now;
 use crate::backend::{AdminState, BackendRuntime, Counters};
 use crate::proxy::Runtime;
-use crate::ws::counters::{WsCounters, SIZE_BUCKETS};
+use crate::ws::counters::{close_code_labels, WsCounters, SIZE_BUCKETS};
 
 /// The CSV columns, in order: HAProxy 2.6's, as Debian's build writes
 /// them (the static columns 0..=102, `-`, then its `ssl`, `h2` and `h1`
@@ -28,7 +28,7 @@ use crate::ws::counters::{WsCounters, SIZE_BUCKETS};
 /// or by name keep working; columns wsgate has no figure for stay empty,
 /// as HAProxy leaves inapplicable ones. wsgate's own columns come after
 /// HAProxy's last one, from [`FIRST_WSGATE_COLUMN`] on.
-pub const COLUMNS: [&str; 153] = [
+pub const COLUMNS: [&str; 193] = [
     "pxname",
     "svname",
     "qcur",
@@ -186,6 +186,48 @@ pub const COLUMNS: [&str; 153] = [
     "ws_size_out_le64k",
     "ws_size_out_le1m",
     "ws_size_out_le16m",
+    // Close frames seen, by sender (`in`: the client's, `out`: the
+    // server's) and code, as `wsgate_*_ws_close_codes_total`.
+    "ws_close_in_1000",
+    "ws_close_in_1001",
+    "ws_close_in_1002",
+    "ws_close_in_1003",
+    "ws_close_in_1004",
+    "ws_close_in_1005",
+    "ws_close_in_1006",
+    "ws_close_in_1007",
+    "ws_close_in_1008",
+    "ws_close_in_1009",
+    "ws_close_in_1010",
+    "ws_close_in_1011",
+    "ws_close_in_1012",
+    "ws_close_in_1013",
+    "ws_close_in_1014",
+    "ws_close_in_1015",
+    "ws_close_in_none",
+    "ws_close_in_3xxx",
+    "ws_close_in_4xxx",
+    "ws_close_in_invalid",
+    "ws_close_out_1000",
+    "ws_close_out_1001",
+    "ws_close_out_1002",
+    "ws_close_out_1003",
+    "ws_close_out_1004",
+    "ws_close_out_1005",
+    "ws_close_out_1006",
+    "ws_close_out_1007",
+    "ws_close_out_1008",
+    "ws_close_out_1009",
+    "ws_close_out_1010",
+    "ws_close_out_1011",
+    "ws_close_out_1012",
+    "ws_close_out_1013",
+    "ws_close_out_1014",
+    "ws_close_out_1015",
+    "ws_close_out_none",
+    "ws_close_out_3xxx",
+    "ws_close_out_4xxx",
+    "ws_close_out_invalid",
 ];
 
 /// Where wsgate's own columns begin: just after HAProxy's last.
@@ -325,6 +367,12 @@ impl Row {
             }
         }
         self.num("ws_policy_closes", ws.policy_closes.iter().map(g).sum());
+        for (i, dir) in ["in", "out"].iter().enumerate() {
+            for (slot, code) in close_code_labels() {
+                let v = g(&ws.close_codes[i][slot]);
+                self.num(&format!("ws_close_{dir}_{code}"), v);
+            }
+        }
     }
 }
 

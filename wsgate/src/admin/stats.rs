@@ -291,6 +291,8 @@ function show(td,k,f){
  if(k==="check_status"){if(f.check_status===undefined)return;var a=f.check_status+" in "+(f.check_duration||0)+"ms",b=f.last_chk||"";
   if(td.textContent!==a+b)td.replaceChildren(a,document.createElement("br"),b);return}
  if(k==="bin"||k==="bout"){put(td,bytes(f[k]||0));return}
+ if(k==="ws_closes"){put(td,f.ws_msg_in===undefined?"":["in","out"].map(function(d){var p="ws_close_"+d+"_",a=[];
+  Object.keys(f).forEach(function(n){if(n.indexOf(p)===0&&f[n]>0)a.push(n.slice(p.length)+"\u00d7"+f[n])});return a.join(" ")||"-"}).join(" / "));return}
  if(k==="lastchg"){put(td,f.lastchg===undefined?"":age(f.lastchg));return}
  var p=k.split("/");if(p.every(function(x){return f[x]===undefined})){put(td,"");return}
  put(td,p.map(function(x){return f[x]===undefined?"":String(f[x])}).join("/"))}
@@ -325,6 +327,7 @@ fn proxy_table(s: &mut String, px: &str, rows: &[Row]) {
         "WS tunnels",
         "WS total",
         "WS msgs in/out",
+        "WS closes in/out",
         "Bytes in",
         "Bytes out",
         "1xx",
@@ -386,6 +389,7 @@ fn proxy_table(s: &mut String, px: &str, rows: &[Row]) {
             _ => String::new(),
         };
         cell(s, "ws_msg_in/ws_msg_out", "", &messages);
+        cell(s, "ws_closes", "", &close_codes(r));
         cell(s, "bin", "", &bytes_text(r.n("bin")));
         cell(s, "bout", "", &bytes_text(r.n("bout")));
         for c in [
@@ -402,6 +406,30 @@ fn proxy_table(s: &mut String, px: &str, rows: &[Row]) {
         s.push_str("</tr>");
     }
     s.push_str("</tbody></table></div>");
+}
+
+/// The close codes seen from the client, then from the server, as
+/// `1000×3 1001×1 / 1000×2` (`-` for none); empty for servers, which have
+/// no per-message figures. The refresh script writes the same text.
+fn close_codes(r: &Row) -> String {
+    if r.get("ws_msg_in").is_none() {
+        return String::new();
+    }
+    let dir = |d: &str| {
+        let prefix = format!("ws_close_{d}_");
+        let seen: Vec<String> = super::COLUMNS
+            .iter()
+            .filter_map(|c| c.strip_prefix(prefix.as_str()).map(|code| (c, code)))
+            .filter(|(c, _)| r.n(c) > 0)
+            .map(|(c, code)| format!("{code}\u{d7}{}", r.n(c)))
+            .collect();
+        if seen.is_empty() {
+            "-".to_owned()
+        } else {
+            seen.join(" ")
+        }
+    };
+    format!("{} / {}", dir("in"), dir("out"))
 }
 
 /// A table cell whose `html` is already escaped.
