@@ -161,7 +161,7 @@ fn screenshot(chromium: &Path, url: &str, png: &Path) {
     let profile = TempDir::new("chromium-profile");
     let mut cmd = chromium_cmd(chromium, &profile);
     cmd.arg("--hide-scrollbars")
-        .arg("--window-size=2100,520")
+        .arg("--window-size=2300,520")
         .arg(format!("--screenshot={}", png.display()))
         .arg(url);
     let (status, _, err) = common::run_with_deadline(cmd, Duration::from_secs(90))
