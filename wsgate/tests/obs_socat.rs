@@ -269,6 +269,14 @@ fn socat_scripts_answer_as_haproxy() {
         );
     }
 
+    // Lines sent together are all answered before the connection closes.
+    for side in [&ours, &theirs] {
+        assert_eq!(
+            socat(&unix(&side.sock), "show backend\nget weight app/s1"),
+            "# name\napp\ntc\n\n2 (initial 2)\n\n"
+        );
+    }
+
     // Interactive: `prompt` answers an empty line and a prompt, every
     // command of a line gets its own prompt, `quit` ends the session.
     let session = [

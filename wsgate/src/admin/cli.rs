@@ -2,9 +2,10 @@
 //! Unix socket (`stats socket /run/wsgate.sock mode 660 level admin`) or a
 //! TCP one (`stats socket ipv4@127.0.0.1:9999`).
 //!
-//! Protocol, as HAProxy's: the client sends one line; several commands may
-//! be separated by `;`; each command's output ends with an empty line; the
-//! connection then closes, unless the client sent `prompt`, which turns on
+//! Protocol, as HAProxy's: the client sends one line (and any lines that
+//! came with it); several commands may be separated by `;`; each
+//! command's output ends with an empty line; the connection then closes,
+//! unless the client sent `prompt`, which turns on
 //! interactive mode (a `> ` prompt after each answer, until `quit` or
 //! `stats timeout` of inactivity). Levels `user` < `operator` < `admin`
 //! are enforced per command (`Permission denied`); unknown commands get
@@ -235,7 +236,11 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(stream: S, ctx: Context) {
         if w.write_all(out.as_bytes()).await.is_err() || w.flush().await.is_err() {
             return;
         }
-        if quit || !interactive {
+        // Without `prompt`, HAProxy still answers the lines that came with
+        // the first one (`printf 'show info\nshow stat\n' | socat ...`),
+        // then closes.
+        let more = r.buffer().contains(&b'\n');
+        if quit || !(interactive || more) {
             let _ = w.shutdown().await;
             return;
         }
