@@ -3,7 +3,8 @@
 //! events: a clean close by the client (close frames) and by the server
 //! (its close frame when it stops) are `----`, a client reset is `CD--`,
 //! `shutdown sessions server` is `K---`, a server marked down with
-//! `on-marked-down shutdown-sessions` is `D---`; and wsgate's own `PD--`
+//! `on-marked-down shutdown-sessions` (by its check, or put in
+//! maintenance) is `D---`; and wsgate's own `PD--`
 //! for a broken `websocket` limit.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -30,6 +31,7 @@ struct Backends {
     stop: DemoBackend,
     kill: DemoBackend,
     down: DemoBackend,
+    maint: DemoBackend,
     /// What `down`'s health check connects to; dropped to fail it.
     check: Option<TcpListener>,
 }
@@ -40,6 +42,7 @@ fn backends() -> Backends {
         stop: DemoBackend::start("stop", "1h"),
         kill: DemoBackend::start("kill", "1h"),
         down: DemoBackend::start("down", "1h"),
+        maint: DemoBackend::start("maint", "1h"),
         check: Some(TcpListener::bind("127.0.0.1:0").unwrap()),
     }
 }
@@ -65,17 +68,20 @@ fn config(port: u16, syslog: SocketAddr, sock: &Path, b: &Backends, limited: boo
          \x20   timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n    timeout tunnel 30s\n\
          frontend fe\n    bind 127.0.0.1:{port}\n\
          \x20   use_backend stop if {{ path /stop }}\n    use_backend kill if {{ path /kill }}\n\
-         \x20   use_backend down if {{ path /down }}\n{limit_rule}    default_backend app\n\
+         \x20   use_backend down if {{ path /down }}\n    use_backend maint if {{ path /maint }}\n\
+         {limit_rule}    default_backend app\n\
          backend app\n    server s1 {}\n\
          backend stop\n    server s2 {}\n\
          backend kill\n    server s3 {}\n\
          backend down\n    server s4 {} check port {check_port} inter 300ms fall 1 rise 1 on-marked-down shutdown-sessions\n\
+         backend maint\n    server s6 {} on-marked-down shutdown-sessions\n\
          {limit_backend}",
         sock.display(),
         b.app.addr,
         b.stop.addr,
         b.kill.addr,
         b.down.addr,
+        b.maint.addr,
     )
 }
 
@@ -141,7 +147,12 @@ async fn events(
     common::ws::echo(&mut ws, "hi", "down").await;
     b.check = None;
     until_closed(ws, "down").await;
-    let mut want = 5;
+    // Maintenance with `on-marked-down shutdown-sessions`.
+    let mut ws = common::ws::connect(&url("/maint"), None).await;
+    common::ws::echo(&mut ws, "hi", "maint").await;
+    assert_eq!(cli(sock, "disable server maint/s6"), "\n");
+    until_closed(ws, "maint").await;
+    let mut want = 6;
     if limited {
         // A message over `websocket max-message-size`.
         let mut ws = common::ws::connect(&url("/limit"), None).await;
@@ -193,6 +204,7 @@ async fn tunnel_termination_states_beside_haproxy() {
         ("/down", "D---"),
         ("/kill", "K---"),
         ("/limit", "PD--"),
+        ("/maint", "D---"),
         ("/rst", "CD--"),
         ("/stop", "----"),
     ];
