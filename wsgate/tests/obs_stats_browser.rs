@@ -351,18 +351,22 @@ async fn stats_page_in_chromium_shows_the_known_load() {
     }
 }
 
-/// `stats refresh 1s`: no `Refresh` header, a `<noscript>` meta refresh
-/// for browsers without JavaScript, and with it the script that fetches
-/// `;json` and rewrites the cells: a WebSocket opened after the page
-/// loaded appears in s1's tunnel cell, and the page was not reloaded.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stats_refresh_updates_cells_without_a_reload() {
-    let Some(chromium) = chromium_or_skip() else {
-        return;
-    };
+/// What the DevTools tests run against: Chromium, and wsgate (with
+/// `extra` lines in its frontend) in front of two demo backends and a
+/// dead one.
+struct DevtoolsSetup {
+    chromium: PathBuf,
+    port: u16,
+    gate: Wsgate,
+    _servers: [DemoBackend; 2],
+}
+
+/// `None` (the test is skipped) without Chromium or Python's websockets.
+fn devtools_setup(extra: &str) -> Option<DevtoolsSetup> {
+    let chromium = chromium_or_skip()?;
     if !common::python_websockets_available() {
         common::skip_unless_ci("python3 with websockets is not installed");
-        return;
+        return None;
     }
     let s1 = DemoBackend::start("s1", "0");
     let s2 = DemoBackend::start("s2", "0");
@@ -370,10 +374,26 @@ async fn stats_refresh_updates_cells_without_a_reload() {
     let dead = common::free_port();
     let cfg = config(port, &s1, &s2, dead).replace(
         "    stats realm wsgate\n",
-        "    stats realm wsgate\n    stats refresh 1s\n",
+        &format!("    stats realm wsgate\n{extra}"),
     );
-    let gate = Wsgate::start(&cfg);
+    Some(DevtoolsSetup {
+        chromium,
+        port,
+        gate: Wsgate::start(&cfg),
+        _servers: [s1, s2],
+    })
+}
 
+/// `stats refresh 1s`: no `Refresh` header, a `<noscript>` meta refresh
+/// for browsers without JavaScript, and with it the script that fetches
+/// `;json` and rewrites the cells: a WebSocket opened after the page
+/// loaded appears in s1's tunnel cell, and the page was not reloaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_refresh_updates_cells_without_a_reload() {
+    let Some(setup) = devtools_setup("    stats refresh 1s\n") else {
+        return;
+    };
+    let (chromium, port, gate) = (&setup.chromium, setup.port, &setup.gate);
     let page = common::http::exchange(
         std::net::SocketAddr::from(([127, 0, 0, 1], port)),
         b"GET /stats HTTP/1.1\r\nHost: x\r\nAuthorization: Basic YWRtaW46czNjcmV0\r\nConnection: close\r\n\r\n",
@@ -388,7 +408,7 @@ async fn stats_refresh_updates_cells_without_a_reload() {
     );
     assert!(body.contains("period:1000"), "{body}");
 
-    let (_browser, _profile, devtools) = chromium_devtools(&chromium);
+    let (_browser, _profile, devtools) = chromium_devtools(chromium);
 
     let mut watch = Command::new("python3")
         .arg(common::py_script("cdp_watch.py"))
@@ -429,21 +449,13 @@ async fn stats_refresh_updates_cells_without_a_reload() {
 /// and the wide ones do overflow it (so the container is what scrolls).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_page_fits_a_phone() {
-    let Some(chromium) = chromium_or_skip() else {
+    let Some(setup) = devtools_setup("") else {
         return;
     };
-    if !common::python_websockets_available() {
-        common::skip_unless_ci("python3 with websockets is not installed");
-        return;
-    }
-    let s1 = DemoBackend::start("s1", "0");
-    let s2 = DemoBackend::start("s2", "0");
-    let port = common::free_port();
-    let dead = common::free_port();
-    let _gate = Wsgate::start(&config(port, &s1, &s2, dead));
+    let (chromium, port) = (&setup.chromium, setup.port);
     let _held = [pinned(port, "s1").await, pinned(port, "s2").await];
 
-    let (_browser, profile, devtools) = chromium_devtools(&chromium);
+    let (_browser, profile, devtools) = chromium_devtools(chromium);
     let png = profile.path().join("phone.png");
     let url = format!("http://admin:s3cret@127.0.0.1:{port}/stats");
     let mut cmd = Command::new("python3");
