@@ -12,7 +12,10 @@
 //! HAProxy's "Unknown command" answer followed by the commands valid at
 //! the connection's level.
 //!
-//! `show sess` and `show errors` are rendered by `inspect`.
+//! Malformed lines get HAProxy 2.6's treatment: a line over [`MAX_LINE`]
+//! bytes or one cut by the end of the stream runs nothing, an empty
+//! command answers the command list. `show sess` and `show errors` are
+//! rendered by `inspect`; `show stat typed` and `json` by `fields`.
 //!
 //! Stage: started by `main` once the proxy runs, on the main runtime;
 //! reads the same snapshot as the stats page and steers servers through
