@@ -12,7 +12,7 @@
 //! HAProxy's "Unknown command" answer followed by the commands valid at
 //! the connection's level.
 //!
-//! Malformed lines get HAProxy 2.6's treatment: a line over [`MAX_LINE`]
+//! Malformed lines get HAProxy 2.6's treatment: a line over `MAX_LINE`
 //! bytes or one cut by the end of the stream runs nothing, an empty
 //! command answers the command list. `show sess` and `show errors` are
 //! rendered by `inspect`; `show stat typed` and `json` by `fields`.
