@@ -155,12 +155,15 @@ async fn drain_and_maint_with_real_clients() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clear_counters_by_level() {
     let s = start();
+    // Three open at once on s1 (smax 3), then two of them closed.
     let (mut held, _) = connect_with_cookie(s.port, Some("s1")).await;
+    let mut brief = Vec::new();
     for _ in 0..2 {
         let (ws, on) = connect_with_cookie(s.port, Some("s1")).await;
         assert_eq!(on, "s1");
-        drop(ws);
+        brief.push(ws);
     }
+    drop(brief);
     let (admin, operator) = (s.admin.clone(), s.operator.clone());
     let row = tokio::task::spawn_blocking(move || {
         common::poll_until(std::time::Duration::from_secs(15), "two closed", || {
