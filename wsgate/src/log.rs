@@ -1,6 +1,6 @@
 //! Access logs: HAProxy's `option httplog` and `option tcplog` lines,
 //! written to `log` targets (stdout, stderr, UDP syslog, a Unix datagram
-//! socket such as `/dev/log`) in `raw`, `rfc3164` or `rfc5424` framing.
+//! socket such as `/dev/log`) in `raw`, `local`, `rfc3164` or `rfc5424` framing.
 //!
 //! Stage: the session (or the tunnel task, when a tunnel closes) fills an
 //! [`Entry`] with raw facts (addresses, instants, names, status, byte
@@ -21,7 +21,7 @@
 //! (`%hr %hs` print nothing without `capture` lines, which wsgate does not
 //! support.) A WebSocket's line is written when its tunnel closes: status
 //! 101, `Ta` its whole lifetime, `B` every byte sent to the client, and the
-//! termination state saying who ended it (`CD`, `SD`, `cD`, ...).
+//! termination state as HAProxy writes it (`----`, `CD`, `cD`, `K-`, ...).
 
 use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
@@ -422,18 +422,18 @@ fn writer(rx: Receiver<Entry>) {
             if t.level < LEVEL_INFO {
                 continue;
             }
-            let framed = frame(t, &line, entry.date, pid);
+            let mut framed = frame(t, &line, entry.date, pid);
+            // Every line ends with a newline, datagrams too (as HAProxy's).
+            framed.push('\n');
             match &t.sink {
                 LogSink::Stdout => {
                     let mut out = std::io::stdout().lock();
                     let _ = out.write_all(framed.as_bytes());
-                    let _ = out.write_all(b"\n");
                     let _ = out.flush();
                 }
                 LogSink::Stderr => {
                     let mut out = std::io::stderr().lock();
                     let _ = out.write_all(framed.as_bytes());
-                    let _ = out.write_all(b"\n");
                 }
                 LogSink::Udp(addr) => {
                     let sock = if addr.is_ipv4() { &udp } else { &udp6 };
@@ -451,22 +451,27 @@ fn writer(rx: Receiver<Entry>) {
     }
 }
 
-/// Syslog framing of one line.
+/// Syslog framing of one line, byte for byte as HAProxy 2.6 frames it
+/// (compared side by side in `tests/obs_logging.rs`), with `wsgate` as
+/// the tag. Without `log-send-hostname` HAProxy writes `localhost` as the
+/// RFC 3164 host name and `-` (nil) as the RFC 5424 one; so does wsgate.
 fn frame(t: &LogTarget, line: &str, date: SystemTime, pid: u32) -> String {
     let pri = u32::from(t.facility) * 8 + u32::from(LEVEL_INFO);
+    let legacy = |host: &str| {
+        let tm = local_time(date);
+        format!(
+            "<{pri}>{} {:2} {:02}:{:02}:{:02} {host}wsgate[{pid}]: {line}",
+            MONTHS[tm.month0 as usize % 12],
+            tm.day,
+            tm.hour,
+            tm.min,
+            tm.sec
+        )
+    };
     match t.format {
         LogFormat::Raw => line.to_owned(),
-        LogFormat::Rfc3164 => {
-            let tm = local_time(date);
-            format!(
-                "<{pri}>{} {:2} {:02}:{:02}:{:02} wsgate[{pid}]: {line}",
-                MONTHS[tm.month0 as usize % 12],
-                tm.day,
-                tm.hour,
-                tm.min,
-                tm.sec
-            )
-        }
+        LogFormat::Local => legacy(""),
+        LogFormat::Rfc3164 => legacy("localhost "),
         LogFormat::Rfc5424 => {
             let tm = local_time(date);
             let off = tm.gmtoff / 60;

@@ -7,6 +7,13 @@
 //! backend's tunnels and message counts. A wrong password gets 401 (from
 //! curl and in Chromium). A screenshot is taken on every run; with
 //! `BLESS=1` it replaces `docs/img/stats-page.png` (the README's picture).
+//! With `stats refresh`, the page's script updates the cells in place:
+//! watched over the DevTools protocol (`tests/py/cdp_watch.py`), a
+//! WebSocket opened after the load shows up in its cell while a
+//! JavaScript global set at load survives (no reload). On a 390-px-wide
+//! phone viewport the page does not scroll sideways: each table scrolls
+//! in its own container (`docs/img/stats-page-phone.png`, retaken with
+//! `BLESS=1`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -17,16 +24,20 @@ use std::process::Command;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use common::{poll_until, ws, DemoBackend, TempDir, Wsgate};
+use common::{poll_until, ws, ChildGuard, DemoBackend, TempDir, Wsgate};
 
 const DEADLINE: Duration = Duration::from_secs(15);
 
 fn config(port: u16, s1: &DemoBackend, s2: &DemoBackend, dead: u16) -> String {
+    // No idle parking: a parked tunnel hands in its message counts, and
+    // the checks below expect the held ones' not to be counted yet.
     format!(
         "\
+global
+    tune.idle-park 0
+
 defaults
     mode http
     timeout connect 5s
@@ -56,18 +67,8 @@ backend app
 /// A WebSocket to the proxy, pinned to `server` by its cookie; checks the
 /// demo backend's welcome names that server.
 async fn pinned(port: u16, server: &str) -> ws::Ws {
-    let mut req = format!("ws://127.0.0.1:{port}/chat")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("Cookie", format!("SRV={server}").parse().unwrap());
-    let (mut sock, resp) = tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(req))
-        .await
-        .expect("handshake in time")
-        .expect("handshake");
-    assert_eq!(resp.status().as_u16(), 101);
-    let welcome = ws::next_text(&mut sock, server).await;
-    assert_eq!(welcome, format!("welcome [{server}]"));
+    let (sock, who) = ws::connect_with_cookie(port, Some(server)).await;
+    assert_eq!(who, server);
     sock
 }
 
@@ -160,7 +161,7 @@ fn screenshot(chromium: &Path, url: &str, png: &Path) {
     let profile = TempDir::new("chromium-profile");
     let mut cmd = chromium_cmd(chromium, &profile);
     cmd.arg("--hide-scrollbars")
-        .arg("--window-size=2100,520")
+        .arg("--window-size=2300,520")
         .arg(format!("--screenshot={}", png.display()))
         .arg(url);
     let (status, _, err) = common::run_with_deadline(cmd, Duration::from_secs(90))
@@ -169,9 +170,10 @@ fn screenshot(chromium: &Path, url: &str, png: &Path) {
 }
 
 /// The cells (`data-field` → text) of the table row `<tr class="{class}"
-/// data-sv="{sv}">` in the DOM.
+/// data-px="app" data-sv="{sv}">` in the DOM.
 fn row_cells(dom: &str, class: &str, sv: &str) -> HashMap<String, String> {
-    let marker = format!("<tr class=\"{class}\" data-sv=\"{sv}\">");
+    let px = if class == "fe" { "web" } else { "app" };
+    let marker = format!("<tr class=\"{class}\" data-px=\"{px}\" data-sv=\"{sv}\">");
     let at = dom
         .find(&marker)
         .unwrap_or_else(|| panic!("no row {marker} in the DOM:\n{dom}"));
@@ -197,6 +199,18 @@ fn element_text<'a>(dom: &'a str, id: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {marker}:\n{dom}"));
     let rest = &dom[at + dom[at..].find('>').unwrap() + 1..];
     rest[..rest.find('<').unwrap_or(rest.len())].trim()
+}
+
+/// A headless Chromium on about:blank listening for the DevTools
+/// protocol; its guard, profile directory and port.
+fn chromium_devtools(chromium: &Path) -> (ChildGuard, TempDir, u16) {
+    let devtools = common::free_port();
+    let profile = TempDir::new("chromium-devtools");
+    let mut cmd = chromium_cmd(chromium, &profile);
+    cmd.arg(format!("--remote-debugging-port={devtools}"))
+        .arg("about:blank");
+    let log = profile.path().join("chromium.log");
+    (ChildGuard::spawn(cmd, log), profile, devtools)
 }
 
 fn chromium_or_skip() -> Option<PathBuf> {
@@ -334,5 +348,141 @@ async fn stats_page_in_chromium_shows_the_known_load() {
         let text = format!("still here {i}");
         let (got, _) = ws::echo(sock, &text, server).await;
         assert_eq!(got, ws::expected_echo(&text, server));
+    }
+}
+
+/// What the DevTools tests run against: Chromium, and wsgate (with
+/// `extra` lines in its frontend) in front of two demo backends and a
+/// dead one.
+struct DevtoolsSetup {
+    chromium: PathBuf,
+    port: u16,
+    gate: Wsgate,
+    _servers: [DemoBackend; 2],
+}
+
+/// `None` (the test is skipped) without Chromium or Python's websockets.
+fn devtools_setup(extra: &str) -> Option<DevtoolsSetup> {
+    let chromium = chromium_or_skip()?;
+    if !common::python_websockets_available() {
+        common::skip_unless_ci("python3 with websockets is not installed");
+        return None;
+    }
+    let s1 = DemoBackend::start("s1", "0");
+    let s2 = DemoBackend::start("s2", "0");
+    let port = common::free_port();
+    let dead = common::free_port();
+    let cfg = config(port, &s1, &s2, dead).replace(
+        "    stats realm wsgate\n",
+        &format!("    stats realm wsgate\n{extra}"),
+    );
+    Some(DevtoolsSetup {
+        chromium,
+        port,
+        gate: Wsgate::start(&cfg),
+        _servers: [s1, s2],
+    })
+}
+
+/// `stats refresh 1s`: no `Refresh` header, a `<noscript>` meta refresh
+/// for browsers without JavaScript, and with it the script that fetches
+/// `;json` and rewrites the cells: a WebSocket opened after the page
+/// loaded appears in s1's tunnel cell, and the page was not reloaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_refresh_updates_cells_without_a_reload() {
+    let Some(setup) = devtools_setup("    stats refresh 1s\n") else {
+        return;
+    };
+    let (chromium, port, gate) = (&setup.chromium, setup.port, &setup.gate);
+    let page = common::http::exchange(
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        b"GET /stats HTTP/1.1\r\nHost: x\r\nAuthorization: Basic YWRtaW46czNjcmV0\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.header("refresh").is_none(), "no Refresh header");
+    let body = page.body_str();
+    assert!(
+        body.contains("<noscript><meta http-equiv=\"refresh\" content=\"1\"></noscript>"),
+        "{body}"
+    );
+    assert!(body.contains("period:1000"), "{body}");
+
+    let (_browser, _profile, devtools) = chromium_devtools(chromium);
+
+    let mut watch = Command::new("python3")
+        .arg(common::py_script("cdp_watch.py"))
+        .arg(devtools.to_string())
+        .arg(format!("http://admin:s3cret@127.0.0.1:{port}/stats"))
+        .arg("tr.sv[data-sv=s1] td[data-field=tunnel_cur]")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = watch.stdin.take().unwrap();
+    let mut lines = std::io::BufReader::new(watch.stdout.take().unwrap());
+    let read_json = |lines: &mut std::io::BufReader<std::process::ChildStdout>| {
+        let mut line = String::new();
+        std::io::BufRead::read_line(lines, &mut line).unwrap();
+        serde_json::from_str::<serde_json::Value>(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    };
+    let (before, mut lines) = tokio::task::spawn_blocking(move || (read_json(&mut lines), lines))
+        .await
+        .unwrap();
+    assert_eq!(before["before"], "0", "{before}\n{}", gate.log());
+
+    let mut held = pinned(port, "s1").await;
+    std::io::Write::write_all(&mut stdin, b"go\n").unwrap();
+    let after = tokio::task::spawn_blocking(move || read_json(&mut lines))
+        .await
+        .unwrap();
+    assert_eq!(after["after"], "1", "{after}");
+    assert_eq!(after["marker_kept"], true, "the page was reloaded: {after}");
+    assert_eq!(after["navigations"], 0, "{after}");
+    assert!(watch.wait().unwrap().success());
+    let (echo, _) = ws::echo(&mut held, "still here", "s1").await;
+    assert_eq!(echo, ws::expected_echo("still here", "s1"));
+}
+
+/// The page on a 390-px-wide phone: the page itself never scrolls
+/// sideways, every table sits in a container that scrolls horizontally,
+/// and the wide ones do overflow it (so the container is what scrolls).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_page_fits_a_phone() {
+    let Some(setup) = devtools_setup("") else {
+        return;
+    };
+    let (chromium, port) = (&setup.chromium, setup.port);
+    let _held = [pinned(port, "s1").await, pinned(port, "s2").await];
+
+    let (_browser, profile, devtools) = chromium_devtools(chromium);
+    let png = profile.path().join("phone.png");
+    let url = format!("http://admin:s3cret@127.0.0.1:{port}/stats");
+    let mut cmd = Command::new("python3");
+    cmd.arg(common::py_script("cdp_phone.py"))
+        .arg(devtools.to_string())
+        .arg(&url)
+        .arg(&png);
+    let (status, out, err) = tokio::task::spawn_blocking(move || {
+        common::run_with_deadline(cmd, Duration::from_secs(90)).unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{out}\n{err}");
+    let m: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(m["viewport"], 390, "{m}");
+    assert!(
+        m["scroll_width"].as_u64().unwrap() <= 390,
+        "the page scrolls sideways: {m}"
+    );
+    let tables = m["tables"].as_array().unwrap();
+    assert!(!tables.is_empty(), "{m}");
+    assert!(tables.iter().all(|t| t["scrolls"] == true), "{m}");
+    assert!(tables.iter().any(|t| t["overflows"] == true), "{m}");
+    let bytes = std::fs::read(&png).expect("screenshot written");
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    if std::env::var_os("BLESS").is_some() {
+        let dest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/img/stats-page-phone.png");
+        std::fs::write(&dest, &bytes).unwrap();
     }
 }

@@ -14,7 +14,6 @@ use common::cli;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -54,48 +53,15 @@ fn scrape(port: u16) -> HashMap<String, f64> {
     let mut raw = String::new();
     s.read_to_string(&mut raw).unwrap();
     let (_, body) = raw.split_once("\r\n\r\n").unwrap();
-    let parsed = python_parse(body).unwrap_or_else(|| body.to_string());
-    parsed
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| {
-            let (series, value) = l.rsplit_once(' ').unwrap();
-            (series.to_string(), value.parse().unwrap())
-        })
-        .collect()
-}
-
-fn python_parse(text: &str) -> Option<String> {
-    let ok = Command::new("python3")
-        .args(["-c", "import prometheus_client.parser"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        common::skip_unless_ci(
-            "python3 prometheus_client is missing: /metrics read by the test's own parser",
-        );
-        return None;
-    }
-    let mut child = Command::new("python3")
-        .arg(common::py_script("prom_parse.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "prometheus_client refused /metrics: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(String::from_utf8(out.stdout).unwrap())
+    common::metrics::prometheus_client_parse(body).unwrap_or_else(|| {
+        body.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(|l| {
+                let (series, value) = l.rsplit_once(' ').unwrap();
+                (series.to_string(), value.parse().unwrap())
+            })
+            .collect()
+    })
 }
 
 /// Series names as `prometheus_client` prints them: labels sorted.

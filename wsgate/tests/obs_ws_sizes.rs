@@ -11,7 +11,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -74,36 +74,7 @@ fn get(port: u16, path: &str) -> String {
 /// `/metrics` parsed by `prometheus_client` (labels sorted), as
 /// `series -> value`; `None` when it is not installed (outside CI).
 fn scrape(port: u16) -> Option<HashMap<String, f64>> {
-    let body = get(port, "/metrics");
-    let mut child = Command::new("python3")
-        .arg(common::py_script("prom_parse.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "prometheus_client refused /metrics: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let (series, value) = l.rsplit_once(' ').unwrap();
-                (series.to_string(), value.parse().unwrap())
-            })
-            .collect(),
-    )
+    common::metrics::prometheus_client_parse(&get(port, "/metrics"))
 }
 
 fn prometheus_client_available() -> bool {
@@ -237,4 +208,52 @@ async fn message_sizes_by_sender_in_prometheus_and_json() {
         assert_eq!(field(obj, "ws_msg_in"), sizes.len() as u64);
         assert_eq!(field(obj, "ws_bytes_out"), total);
     }
+
+    // Close codes by sender: each `ws_close_<in|out>_<code>` column is its
+    // Prometheus series, and the page shows the codes seen.
+    let mut seen = 0.0;
+    for (series, value) in &metrics {
+        let Some(labels) = series
+            .strip_prefix("wsgate_frontend_ws_close_codes_total{")
+            .map(|l| ("Frontend", l))
+            .or_else(|| {
+                series
+                    .strip_prefix("wsgate_backend_ws_close_codes_total{")
+                    .map(|l| ("Backend", l))
+            })
+        else {
+            continue;
+        };
+        let (obj, labels) = labels;
+        let label = |k: &str| {
+            labels
+                .split(',')
+                .find_map(|p| p.strip_prefix(&format!("{k}=\"")))
+                .unwrap()
+                .trim_end_matches(['"', '}'])
+                .to_owned()
+        };
+        let dir = if label("from") == "client" {
+            "in"
+        } else {
+            "out"
+        };
+        let column = format!("ws_close_{dir}_{}", label("code"));
+        assert_eq!(field(obj, &column) as f64, *value, "{column} of {obj}");
+        seen += value;
+    }
+    assert!(
+        seen >= 4.0,
+        "both WebSockets' close frames, both ways: {seen}"
+    );
+    let page = get(port, "/stats");
+    let cell = page
+        .split("data-field=\"ws_closes\">")
+        .nth(1)
+        .and_then(|c| c.split("</td>").next())
+        .unwrap();
+    assert!(
+        cell.contains("1000\u{d7}") && cell.contains(" / "),
+        "{cell}"
+    );
 }

@@ -2,16 +2,20 @@
 //! Unix socket (`stats socket /run/wsgate.sock mode 660 level admin`) or a
 //! TCP one (`stats socket ipv4@127.0.0.1:9999`).
 //!
-//! Protocol, as HAProxy's: the client sends one line; several commands may
-//! be separated by `;`; each command's output ends with an empty line; the
-//! connection then closes, unless the client sent `prompt`, which turns on
+//! Protocol, as HAProxy's: the client sends one line (and any lines that
+//! came with it); several commands may be separated by `;`; each
+//! command's output ends with an empty line; the connection then closes,
+//! unless the client sent `prompt`, which turns on
 //! interactive mode (a `> ` prompt after each answer, until `quit` or
 //! `stats timeout` of inactivity). Levels `user` < `operator` < `admin`
 //! are enforced per command (`Permission denied`); unknown commands get
 //! HAProxy's "Unknown command" answer followed by the commands valid at
 //! the connection's level.
 //!
-//! `show sess` and `show errors` are rendered by `inspect`.
+//! Malformed lines get HAProxy 2.6's treatment: a line over `MAX_LINE`
+//! bytes or one cut by the end of the stream runs nothing, an empty
+//! command answers the command list. `show sess` and `show errors` are
+//! rendered by `inspect`; `show stat typed` and `json` by `fields`.
 //!
 //! Stage: started by `main` once the proxy runs, on the main runtime;
 //! reads the same snapshot as the stats page and steers servers through
@@ -20,7 +24,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
 
@@ -30,8 +34,12 @@ use crate::config::persist::KeyType;
 use crate::proxy::Runtime;
 use crate::reload::ReloadRequests;
 
-/// Longest command line accepted (HAProxy's limit is `tune.bufsize`).
-const MAX_LINE: usize = 16 * 1024;
+/// Longest command line accepted, newline included. HAProxy 2.6 reads a
+/// line into its 16 KiB buffer (one byte kept back) and closes the
+/// connection without an answer when it does not fit; wsgate does the
+/// same (nothing of the line runs), and never buffers more than this per
+/// client.
+const MAX_LINE: usize = 16 * 1024 - 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -196,9 +204,15 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(stream: S, ctx: Context) {
     loop {
         line.clear();
         let read = tokio::time::timeout(timeout, read_line(&mut r, &mut line)).await;
-        let Ok(Ok(n)) = read else { return };
-        if n == 0 {
-            return;
+        match read {
+            Ok(Ok(Line::Complete)) => {}
+            Ok(Ok(Line::TooLong)) => {
+                tracing::debug!("stats socket: a command line over {MAX_LINE} bytes; closing");
+                return;
+            }
+            // End of stream (a last line without its newline is not run,
+            // as in HAProxy), an error, or `stats timeout`.
+            Ok(Ok(Line::Eof) | Err(_)) | Err(_) => return,
         }
         let text = String::from_utf8_lossy(&line);
         let mut out = String::new();
@@ -206,26 +220,30 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(stream: S, ctx: Context) {
         for cmd in split_commands(text.trim_end_matches(['\r', '\n'])) {
             let words: Vec<&str> = cmd.split_whitespace().collect();
             match words.as_slice() {
-                [] => {}
+                ["quit", ..] => {
+                    quit = true;
+                    break;
+                }
                 ["prompt", ..] => interactive = !interactive,
-                ["quit", ..] => quit = true,
-                ["reload", ..] if level >= CliLevel::Admin => {
-                    out.push_str(&reload(&reloads).await);
-                    out.push('\n');
-                }
-                _ => {
-                    out.push_str(&execute(&current(), level, &words));
-                    out.push('\n');
-                }
+                ["reload", ..] if level >= CliLevel::Admin => out.push_str(&reload(&reloads).await),
+                _ => out.push_str(&execute(&current(), level, &words)),
             }
-        }
-        if interactive && !quit {
-            out.push_str("> ");
+            // Every answer ends with an empty line and, in interactive
+            // mode, a prompt (HAProxy 2.6 prompts after each command of
+            // a `;` line, and after `prompt` itself).
+            out.push('\n');
+            if interactive {
+                out.push_str("> ");
+            }
         }
         if w.write_all(out.as_bytes()).await.is_err() || w.flush().await.is_err() {
             return;
         }
-        if quit || !interactive {
+        // Without `prompt`, HAProxy still answers the lines that came with
+        // the first one (`printf 'show info\nshow stat\n' | socat ...`),
+        // then closes.
+        let more = r.buffer().contains(&b'\n');
+        if quit || !(interactive || more) {
             let _ = w.shutdown().await;
             return;
         }
@@ -247,15 +265,36 @@ async fn reload(reloads: &ReloadRequests) -> String {
     }
 }
 
-async fn read_line<R: AsyncBufReadExt + Unpin>(
-    r: &mut R,
-    buf: &mut Vec<u8>,
-) -> std::io::Result<usize> {
-    let n = r.read_until(b'\n', buf).await?;
-    if buf.len() > MAX_LINE {
-        buf.truncate(MAX_LINE);
+/// How reading a command line ended.
+enum Line {
+    /// A whole line, with its newline, is in the buffer.
+    Complete,
+    /// The stream ended (any partial line is dropped).
+    Eof,
+    /// The line grew past [`MAX_LINE`] without a newline.
+    TooLong,
+}
+
+/// Reads up to a newline, never holding more than [`MAX_LINE`] bytes.
+async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> std::io::Result<Line> {
+    loop {
+        let available = r.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(Line::Eof);
+        }
+        let (take, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (available.len(), false),
+        };
+        if buf.len() + take > MAX_LINE {
+            return Ok(Line::TooLong);
+        }
+        buf.extend_from_slice(&available[..take]);
+        r.consume(take);
+        if done {
+            return Ok(Line::Complete);
+        }
     }
-    Ok(n)
 }
 
 /// `;` separates commands; `\;` is a literal semicolon.
@@ -369,7 +408,7 @@ const COMMANDS: &[(&str, &str, CliLevel)] = &[
     ),
     (
         "show stat",
-        "report counters for each proxy and server [json]",
+        "report counters for each proxy and server",
         CliLevel::User,
     ),
     (
@@ -410,7 +449,7 @@ fn help(level: CliLevel) -> String {
                 "disable health" => "disable health <bk>/<srv>",
                 "disable server" => "disable server <bk>/<srv>",
                 "show servers state" => "show servers state [<backend>]",
-                "show stat" => "show stat [json]",
+                "show stat" => "show stat [<iid> <type> <sid>] [typed|json]",
                 "show table" => "show table [<table>]",
                 "shutdown sessions server" => "shutdown sessions server <bk>/<srv>",
                 "shutdown session" => "shutdown session <id>",
@@ -433,7 +472,12 @@ pub fn execute(rt: &Runtime, level: CliLevel, words: &[&str]) -> String {
         })
         .max_by_key(|(name, _, _)| name.len())
     else {
-        let first = words.first().copied().unwrap_or("");
+        let Some(&first) = words.first() else {
+            // An empty command (an empty line, `;;`): HAProxy 2.6's answer.
+            return "Unknown command. Please enter one of the following commands only:\n"
+                .to_owned()
+                + &help(level);
+        };
         let partial = COMMANDS
             .iter()
             .any(|(n, _, _)| n.split(' ').next() == Some(first));
@@ -459,14 +503,7 @@ pub fn execute(rt: &Runtime, level: CliLevel, words: &[&str]) -> String {
             .into_iter()
             .map(|(k, v)| format!("{k}: {v}\n"))
             .collect(),
-        "show stat" => {
-            let rows = super::rows(rt);
-            if args.first() == Some(&"json") {
-                super::json(&rows) + "\n"
-            } else {
-                super::csv(&rows)
-            }
-        }
+        "show stat" => show_stat(rt, args),
         "show servers state" => servers_state(rt, args.first().copied()),
         "show table" => show_table(rt, args.first().copied()),
         "show backend" => std::iter::once("# name".to_owned())
@@ -560,6 +597,69 @@ pub fn execute(rt: &Runtime, level: CliLevel, words: &[&str]) -> String {
         },
         _ => String::new(),
     }
+}
+
+/// `show stat [{<iid>|<proxy>} <type> <sid>] [typed|json] [up|no-maint]`,
+/// read as HAProxy 2.6 reads it: three leading words select rows (a
+/// proxy name or `iid`, a type mask — 1 frontends, 2 backends, 4 servers,
+/// -1 all — and a server id, -1 for all), the words after them choose
+/// the format (`typed`, `json`) and hide servers (`up`: those down or in
+/// maintenance; `no-maint`: those in maintenance). Numbers are read like
+/// C's `atoi`, and unknown words are ignored, as in HAProxy.
+fn show_stat(rt: &Runtime, args: &[&str]) -> String {
+    use super::RowKind;
+    let mut rows = super::rows(rt);
+    let options = match args {
+        [px, ty, sid, rest @ ..] => {
+            let iid = rows
+                .iter()
+                .find(|r| r.s("pxname") == *px)
+                .map_or_else(|| atoi(px), |r| r.proxy_id as i64);
+            if iid == 0 {
+                return "No such proxy.\n".into();
+            }
+            let (ty, sid) = (atoi(ty), atoi(sid));
+            rows.retain(|r| {
+                let bit = match r.kind {
+                    RowKind::Frontend => 1,
+                    RowKind::Backend => 2,
+                    RowKind::Server => 4,
+                };
+                (iid == -1 || r.proxy_id as i64 == iid)
+                    && ty & bit != 0
+                    && (r.kind != RowKind::Server || sid == -1 || r.sid as i64 == sid)
+            });
+            rest
+        }
+        _ => args,
+    };
+    let mut format = "csv";
+    for word in options {
+        match *word {
+            "typed" | "json" => format = word,
+            "up" => rows.retain(|r| {
+                r.kind != RowKind::Server || !matches!(r.s("status").as_str(), "DOWN" | "MAINT")
+            }),
+            "no-maint" => rows.retain(|r| r.kind != RowKind::Server || r.s("status") != "MAINT"),
+            _ => {}
+        }
+    }
+    match format {
+        "typed" => super::fields::typed(&rows),
+        "json" => super::fields::json(&rows) + "\n",
+        _ => super::csv(&rows),
+    }
+}
+
+/// C's `atoi`, as HAProxy reads these arguments: optional sign, leading
+/// digits, 0 when there are none.
+fn atoi(s: &str) -> i64 {
+    let (sign, digits) = match s.strip_prefix('-') {
+        Some(rest) => (-1, rest),
+        None => (1, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let end = digits.bytes().take_while(u8::is_ascii_digit).count();
+    sign * digits[..end].parse::<i64>().unwrap_or(0)
 }
 
 /// `set maxconn frontend <name|#id> <n>`: HAProxy's answers, except that

@@ -84,13 +84,56 @@ const SHARED_METRICS: [(&str, &str, &str, Pick); 9] = [
     ),
 ];
 
-/// The metrics page body.
-pub fn render(rt: &Runtime) -> String {
+/// Room left before the body for the response head, which is written
+/// there once the body's length is known (the longest head is 123 bytes).
+const HEAD_ROOM: usize = 128;
+
+/// A scrape's whole HTTP/1.1 response, head and body in one buffer.
+pub struct Scrape {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl Scrape {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+/// Renders the response to a scrape. The body is written once, after room
+/// kept for the head, so that the head goes in front of it without
+/// copying the body (18 MB for 10,000 servers). It reads atomics only,
+/// but takes tens of milliseconds for large configurations: callers on a
+/// proxy worker run it on the blocking pool.
+pub fn response(rt: &Runtime) -> Scrape {
     // About 2.5 KB per server and 1.5 KB per backend: one allocation for
     // a large scrape instead of a dozen doublings.
     let servers: usize = rt.backends.iter().map(|b| b.config.servers.len()).sum();
-    let mut out = String::with_capacity(16 * 1024 + servers * 2500 + rt.backends.len() * 1500);
-    let m = &mut Metrics { out: &mut out };
+    let mut out =
+        String::with_capacity(HEAD_ROOM + 16 * 1024 + servers * 2500 + rt.backends.len() * 1500);
+    out.extend(std::iter::repeat_n(' ', HEAD_ROOM));
+    render(rt, &mut out);
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/plain; version=0.0.4\r\n\r\n",
+        out.len() - HEAD_ROOM
+    );
+    let mut buf = out.into_bytes();
+    match HEAD_ROOM.checked_sub(head.len()) {
+        Some(start) => {
+            buf[start..HEAD_ROOM].copy_from_slice(head.as_bytes());
+            Scrape { buf, start }
+        }
+        // Cannot happen (the head is at most 123 bytes); kept correct.
+        None => Scrape {
+            buf: [head.as_bytes(), &buf[HEAD_ROOM..]].concat(),
+            start: 0,
+        },
+    }
+}
+
+/// Appends the metrics page body to `out`.
+fn render(rt: &Runtime, out: &mut String) {
+    let m = &mut Metrics { out };
     let p = &rt.obs.process;
     let g = Counters::get;
 
@@ -527,7 +570,6 @@ pub fn render(rt: &Runtime) -> String {
     );
     websocket_messages(m, rt);
     message_sizes(m, rt);
-    out
 }
 
 /// `wsgate_tunnel_duration_seconds`: closed tunnels' lifetimes, one

@@ -5,10 +5,11 @@
 //! (never a session), and changes server state only through
 //! `BackendRuntime` (`set_admin`, `set_weight`). Everything here works from
 //! one snapshot, [`rows`], in HAProxy's CSV layout (management guide 9.1):
-//! the page, `;csv`, `;json` and `show stat` all show the same figures, so
+//! the page, `;csv`, `;json` and `show stat [typed|json]` all show the same figures, so
 //! scripts written for HAProxy's CSV keep working.
 
 pub mod cli;
+mod fields;
 mod inspect;
 pub mod metrics;
 pub mod stats;
@@ -19,7 +20,7 @@ use std::fmt::Write as _;
 use crate::backend::counters::unix_now;
 use crate::backend::{AdminState, BackendRuntime, Counters};
 use crate::proxy::Runtime;
-use crate::ws::counters::{WsCounters, SIZE_BUCKETS};
+use crate::ws::counters::{close_code_labels, WsCounters, SIZE_BUCKETS};
 
 /// The CSV columns, in order: HAProxy 2.6's, as Debian's build writes
 /// them (the static columns 0..=102, `-`, then its `ssl`, `h2` and `h1`
@@ -27,7 +28,7 @@ use crate::ws::counters::{WsCounters, SIZE_BUCKETS};
 /// or by name keep working; columns wsgate has no figure for stay empty,
 /// as HAProxy leaves inapplicable ones. wsgate's own columns come after
 /// HAProxy's last one, from [`FIRST_WSGATE_COLUMN`] on.
-pub const COLUMNS: [&str; 153] = [
+pub const COLUMNS: [&str; 193] = [
     "pxname",
     "svname",
     "qcur",
@@ -185,6 +186,48 @@ pub const COLUMNS: [&str; 153] = [
     "ws_size_out_le64k",
     "ws_size_out_le1m",
     "ws_size_out_le16m",
+    // Close frames seen, by sender (`in`: the client's, `out`: the
+    // server's) and code, as `wsgate_*_ws_close_codes_total`.
+    "ws_close_in_1000",
+    "ws_close_in_1001",
+    "ws_close_in_1002",
+    "ws_close_in_1003",
+    "ws_close_in_1004",
+    "ws_close_in_1005",
+    "ws_close_in_1006",
+    "ws_close_in_1007",
+    "ws_close_in_1008",
+    "ws_close_in_1009",
+    "ws_close_in_1010",
+    "ws_close_in_1011",
+    "ws_close_in_1012",
+    "ws_close_in_1013",
+    "ws_close_in_1014",
+    "ws_close_in_1015",
+    "ws_close_in_none",
+    "ws_close_in_3xxx",
+    "ws_close_in_4xxx",
+    "ws_close_in_invalid",
+    "ws_close_out_1000",
+    "ws_close_out_1001",
+    "ws_close_out_1002",
+    "ws_close_out_1003",
+    "ws_close_out_1004",
+    "ws_close_out_1005",
+    "ws_close_out_1006",
+    "ws_close_out_1007",
+    "ws_close_out_1008",
+    "ws_close_out_1009",
+    "ws_close_out_1010",
+    "ws_close_out_1011",
+    "ws_close_out_1012",
+    "ws_close_out_1013",
+    "ws_close_out_1014",
+    "ws_close_out_1015",
+    "ws_close_out_none",
+    "ws_close_out_3xxx",
+    "ws_close_out_4xxx",
+    "ws_close_out_invalid",
 ];
 
 /// Where wsgate's own columns begin: just after HAProxy's last.
@@ -240,6 +283,7 @@ impl Row {
         r.set("svname", Value::Str(sv.to_owned()));
         r.num("pid", 1);
         r.num("iid", proxy_id);
+        r.num("sid", sid);
         r.num(
             "type",
             match kind {
@@ -323,6 +367,12 @@ impl Row {
             }
         }
         self.num("ws_policy_closes", ws.policy_closes.iter().map(g).sum());
+        for (i, dir) in ["in", "out"].iter().enumerate() {
+            for (slot, code) in close_code_labels() {
+                let v = g(&ws.close_codes[i][slot]);
+                self.num(&format!("ws_close_{dir}_{code}"), v);
+            }
+        }
     }
 }
 
@@ -356,9 +406,9 @@ pub fn rows(rt: &Runtime) -> Vec<Row> {
             r.num("ereq", Counters::get(&c.request_errors));
             if http {
                 r.num("req_tot", Counters::get(&c.requests));
+                r.num("intercepted", Counters::get(&c.intercepted));
             }
             r.num("conn_tot", Counters::get(&c.total_sessions));
-            r.num("intercepted", Counters::get(&c.intercepted));
             r.websocket(&c.ws);
         }
         if let Some(m) = frontend_maxconn(rt, fi) {
@@ -547,43 +597,6 @@ fn csv_field(out: &mut String, v: &str) {
     } else {
         out.push_str(v);
     }
-}
-
-/// HAProxy's `;json` / `show stat json` layout: one array per row, one
-/// object per non-empty field with its position, name and typed value.
-pub fn json(rows: &[Row]) -> String {
-    let mut s = String::from("[");
-    for (ri, r) in rows.iter().enumerate() {
-        if ri > 0 {
-            s.push(',');
-        }
-        s.push('[');
-        let obj = match r.kind {
-            RowKind::Frontend => "Frontend",
-            RowKind::Backend => "Backend",
-            RowKind::Server => "Server",
-        };
-        let mut first = true;
-        for (pos, f) in r.fields.iter().enumerate() {
-            let Some(v) = f else { continue };
-            if !first {
-                s.push(',');
-            }
-            first = false;
-            let (ty, val) = match v {
-                Value::U64(n) => ("u64", n.to_string()),
-                Value::Str(t) => ("str", json_string(t)),
-            };
-            let _ = write!(
-                s,
-                "{{\"objType\":\"{obj}\",\"proxyId\":{},\"id\":{},\"field\":{{\"pos\":{pos},\"name\":\"{}\"}},\"processNum\":1,\"tags\":{{\"origin\":\"Metric\",\"nature\":\"Gauge\",\"scope\":\"Process\"}},\"value\":{{\"type\":\"{ty}\",\"value\":{val}}}}}",
-                r.proxy_id, r.sid, COLUMNS[pos]
-            );
-        }
-        s.push(']');
-    }
-    s.push(']');
-    s
 }
 
 pub fn json_string(t: &str) -> String {

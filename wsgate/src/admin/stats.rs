@@ -9,7 +9,8 @@
 //! forwarded. Credentials are compared in constant time over the whole
 //! `user:password` string, so a wrong password takes as long as a right
 //! one of the same length; a missing or wrong one gets 401 with
-//! `WWW-Authenticate: Basic realm="..."`.
+//! `WWW-Authenticate: Basic realm="..."`. `stats refresh` updates the
+//! page's cells in place from `;json` (`REFRESH_SCRIPT`).
 
 use std::fmt::Write as _;
 
@@ -41,23 +42,20 @@ pub fn answer(
     let (ctype, body) = if rest.contains(";csv") {
         ("text/plain", super::csv(&snapshot))
     } else if rest.contains(";json") {
-        ("application/json", super::json(&snapshot))
+        ("application/json", super::fields::json(&snapshot))
     } else {
         (
             "text/html; charset=utf-8",
             html(page, rt, &snapshot, target, admin),
         )
     };
-    let mut head = format!(
-        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: {ctype}\r\n",
+    // `stats refresh` is done by the page's script (or, without
+    // JavaScript, its `<noscript>` meta refresh), never by a `Refresh`
+    // header, which would reload the page even with the script running.
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: {ctype}\r\n\r\n",
         body.len()
     );
-    if let Some(r) = page.refresh {
-        if ctype.starts_with("text/html") {
-            let _ = write!(head, "refresh: {}\r\n", r.as_secs());
-        }
-    }
-    head.push_str("\r\n");
     (200, [head.into_bytes(), body.into_bytes()].concat())
 }
 
@@ -218,8 +216,8 @@ fn html(page: &StatsPage, rt: &Runtime, rows: &[Row], target: &str, admin: bool)
     if let Some(r) = page.refresh {
         let _ = write!(
             s,
-            "<meta http-equiv=\"refresh\" content=\"{}\">",
-            r.as_secs()
+            "<noscript><meta http-equiv=\"refresh\" content=\"{}\"></noscript>",
+            r.as_secs().max(1)
         );
     }
     let _ = write!(
@@ -261,9 +259,53 @@ fn html(page: &StatsPage, rt: &Runtime, rows: &[Row], target: &str, admin: bool)
     s.push_str(&escape(&page.uri));
     s.push_str(";csv\">CSV</a> and <a href=\"");
     s.push_str(&escape(&page.uri));
-    s.push_str(";json\">JSON</a>.</p></body></html>\n");
+    s.push_str(";json\">JSON</a>.</p>");
+    if let Some(r) = page.refresh {
+        // The URI as a JSON string is a JavaScript literal; `<` is escaped
+        // so that no `</script>` can end the element early.
+        let uri = super::json_string(&page.uri).replace('<', "\\u003c");
+        let period = r.as_millis().max(1000);
+        let _ = write!(
+            s,
+            "<script>var wsgateStats={{uri:{uri},period:{period},uptime:{up},since:Date.now()}};{REFRESH_SCRIPT}</script>"
+        );
+    }
+    s.push_str("</body></html>\n");
     s
 }
+
+/// `stats refresh` without reloading the page: every period the script
+/// fetches `<uri>;json` (the browser sends the page's credentials) and
+/// rewrites the cells whose text changed — each cell's `data-field` names
+/// its JSON fields, several joined by `/` — and the header's figures.
+/// Byte counts and ages are written as the page writes them. A failed
+/// fetch leaves the page as it is and tries again next period.
+const REFRESH_SCRIPT: &str = r#"(function(c){
+function pad(n){return(n<10?"0":"")+n}
+function age(s){return Math.floor(s/86400)+"d "+Math.floor(s/3600)%24+"h"+pad(Math.floor(s/60)%60)+"m"+pad(s%60)+"s"}
+function bytes(n){var u=["B","KiB","MiB","GiB","TiB"],i=0,v=n;if(n<1024)return n+" B";while(v>=1024&&i<4){v/=1024;i++}return v.toFixed(1)+" "+u[i]}
+function put(el,t){if(el&&el.textContent!==t)el.textContent=t}
+function show(td,k,f){
+ if(k==="svname")return;
+ if(k==="status"){put(td,f.status);td.className=String(f.status).split(" ")[0];return}
+ if(k==="check_status"){if(f.check_status===undefined)return;var a=f.check_status+" in "+(f.check_duration||0)+"ms",b=f.last_chk||"";
+  if(td.textContent!==a+b)td.replaceChildren(a,document.createElement("br"),b);return}
+ if(k==="bin"||k==="bout"){put(td,bytes(f[k]||0));return}
+ if(k==="ws_closes"){put(td,f.ws_msg_in===undefined?"":["in","out"].map(function(d){var p="ws_close_"+d+"_",a=[];
+  Object.keys(f).forEach(function(n){if(n.indexOf(p)===0&&f[n]>0)a.push(n.slice(p.length)+"\u00d7"+f[n])});return a.join(" ")||"-"}).join(" / "));return}
+ if(k==="lastchg"){put(td,f.lastchg===undefined?"":age(f.lastchg));return}
+ var p=k.split("/");if(p.every(function(x){return f[x]===undefined})){put(td,"");return}
+ put(td,p.map(function(x){return f[x]===undefined?"":String(f[x])}).join("/"))}
+function tick(){fetch(location.origin+c.uri+";json",{cache:"no-store"}).then(function(r){if(!r.ok)throw r.status;return r.json()}).then(function(rows){
+ var tunnels=0,conns=0;
+ rows.forEach(function(row){var f={},t="";row.forEach(function(o){f[o.field.name]=o.value.value;t=o.objType});
+  if(t==="Server")tunnels+=f.tunnel_cur||0;if(t==="Frontend")conns+=f.scur||0;
+  var tr=document.querySelector('tr[data-px="'+CSS.escape(f.pxname)+'"][data-sv="'+CSS.escape(f.svname)+'"]');
+  if(tr)tr.querySelectorAll("td[data-field]").forEach(function(td){show(td,td.getAttribute("data-field"),f)})});
+ put(document.getElementById("tunnels"),String(tunnels));put(document.getElementById("conns"),String(conns));
+ put(document.getElementById("uptime"),age(c.uptime+Math.floor((Date.now()-c.since)/1000)))
+}).catch(function(){}).then(function(){setTimeout(tick,c.period)})}
+setTimeout(tick,c.period)})(wsgateStats);"#;
 
 /// One table per proxy. Every cell carries `data-field`: the CSV column
 /// it shows (two joined by `/` where the cell shows both), for scripts and
@@ -285,6 +327,7 @@ fn proxy_table(s: &mut String, px: &str, rows: &[Row]) {
         "WS tunnels",
         "WS total",
         "WS msgs in/out",
+        "WS closes in/out",
         "Bytes in",
         "Bytes out",
         "1xx",
@@ -312,7 +355,8 @@ fn proxy_table(s: &mut String, px: &str, rows: &[Row]) {
         let status_class = status.split(' ').next().unwrap_or("").to_owned();
         let _ = write!(
             s,
-            "<tr class=\"{class}\" data-sv=\"{}\"><td data-field=\"svname\">{}</td>",
+            "<tr class=\"{class}\" data-px=\"{}\" data-sv=\"{}\"><td data-field=\"svname\">{}</td>",
+            escape(px),
             escape(&r.s("svname")),
             escape(&name),
         );
@@ -345,6 +389,7 @@ fn proxy_table(s: &mut String, px: &str, rows: &[Row]) {
             _ => String::new(),
         };
         cell(s, "ws_msg_in/ws_msg_out", "", &messages);
+        cell(s, "ws_closes", "", &close_codes(r));
         cell(s, "bin", "", &bytes_text(r.n("bin")));
         cell(s, "bout", "", &bytes_text(r.n("bout")));
         for c in [
@@ -361,6 +406,30 @@ fn proxy_table(s: &mut String, px: &str, rows: &[Row]) {
         s.push_str("</tr>");
     }
     s.push_str("</tbody></table></div>");
+}
+
+/// The close codes seen from the client, then from the server, as
+/// `1000×3 1001×1 / 1000×2` (`-` for none); empty for servers, which have
+/// no per-message figures. The refresh script writes the same text.
+fn close_codes(r: &Row) -> String {
+    if r.get("ws_msg_in").is_none() {
+        return String::new();
+    }
+    let dir = |d: &str| {
+        let prefix = format!("ws_close_{d}_");
+        let seen: Vec<String> = super::COLUMNS
+            .iter()
+            .filter_map(|c| c.strip_prefix(prefix.as_str()).map(|code| (c, code)))
+            .filter(|(c, _)| r.n(c) > 0)
+            .map(|(c, code)| format!("{code}\u{d7}{}", r.n(c)))
+            .collect();
+        if seen.is_empty() {
+            "-".to_owned()
+        } else {
+            seen.join(" ")
+        }
+    };
+    format!("{} / {}", dir("in"), dir("out"))
 }
 
 /// A table cell whose `html` is already escaped.

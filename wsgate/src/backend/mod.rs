@@ -185,6 +185,12 @@ impl BackendRuntime {
     pub fn set_admin(&self, i: usize, state: AdminState) {
         let was = self.servers[i].admin();
         self.servers[i].set_admin(state);
+        // Maintenance takes an up server down: with `on-marked-down
+        // shutdown-sessions` its sessions end, as in HAProxy 2.6.
+        let going_down = state == AdminState::Maint && was != AdminState::Maint;
+        if going_down && self.config.servers[i].shutdown_on_down && self.servers[i].is_up() {
+            self.shutdown_sessions(i);
+        }
         if state == AdminState::Ready {
             if was == AdminState::Maint {
                 self.servers[i].start_ramp(self.config.servers[i].slowstart);

@@ -406,6 +406,11 @@ impl ConnGuard {
         self.server
     }
 
+    /// Whether the server takes traffic now (up and not in maintenance).
+    pub fn server_usable(&self) -> bool {
+        self.state.is_up() && self.state.admin() != AdminState::Maint
+    }
+
     /// The server's counters.
     pub fn server_counters(&self) -> &Arc<Counters> {
         &self.state.counters

@@ -364,7 +364,7 @@ fn parse_log(cx: &mut Cx<'_>) -> Option<LogTarget> {
             }
         }
     };
-    let mut format = LogFormat::Rfc3164;
+    let mut format = LogFormat::Local;
     let mut i = 1;
     let mut rest = Vec::new();
     while i < args.len() {
@@ -376,7 +376,8 @@ fn parse_log(cx: &mut Cx<'_>) -> Option<LogTarget> {
                 };
                 format = match v.text.as_str() {
                     "raw" => LogFormat::Raw,
-                    "rfc3164" | "local" => LogFormat::Rfc3164,
+                    "local" => LogFormat::Local,
+                    "rfc3164" => LogFormat::Rfc3164,
                     "rfc5424" => LogFormat::Rfc5424,
                     "short" | "priority" | "timed" | "iso" => {
                         cx.warn(v, format!("log format '{}' is written as raw", v.text));

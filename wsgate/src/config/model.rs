@@ -264,11 +264,13 @@ pub enum LogSink {
     Unix(PathBuf),
 }
 
-/// `format raw|rfc3164|rfc5424` (HAProxy default rfc3164).
+/// `format raw|local|rfc3164|rfc5424`. The default is HAProxy 2.6's:
+/// `local` (an RFC 3164 header without the host name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
     Raw,
     #[default]
+    Local,
     Rfc3164,
     Rfc5424,
 }

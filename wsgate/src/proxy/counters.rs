@@ -291,14 +291,18 @@ impl<P: AsRawFd> AsRawFd for EofWatch<P> {
 }
 
 /// Why a tunnel ended, and HAProxy's two termination-state letters for it:
-/// `CD`/`SD` the client/server closed (or failed) while data flowed, `cD`
-/// the tunnel's inactivity timeout, `KD` closed by wsgate (stop, reload),
-/// `PD` closed by wsgate for a broken WebSocket limit.
+/// `--` a clean close by either side (HAProxy 2.6 logs `----` for a
+/// WebSocket closed with close frames or a FIN, whoever began; the
+/// `client_close` / `server_close` counters still tell who), `CD`/`SD` the
+/// client/server side failed (a reset, an error) while data flowed, `cD`
+/// the tunnel's inactivity timeout, `KD` closed by wsgate (stop, reload;
+/// the session refines `shutdown sessions`), `PD` closed by wsgate for a
+/// broken WebSocket limit.
 pub fn close_reason(end: &TunnelEnd, client_first: Option<bool>) -> (CloseReason, [u8; 2]) {
     match end {
         TunnelEnd::Closed => match client_first {
-            Some(false) => (CloseReason::ServerClose, *b"SD"),
-            _ => (CloseReason::ClientClose, *b"CD"),
+            Some(false) => (CloseReason::ServerClose, *b"--"),
+            _ => (CloseReason::ClientClose, *b"--"),
         },
         TunnelEnd::Timeout => (CloseReason::Timeout, *b"cD"),
         // Stop, reload or shutdown-sessions: the session tells which.

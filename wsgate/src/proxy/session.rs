@@ -78,7 +78,7 @@ pub async fn serve_http<C>(
     tls: bool,
     origin: &Origin,
     frontend: &Frontend,
-    runtime: &Runtime,
+    runtime: &Arc<Runtime>,
     shutdown: &CancellationToken,
     tracked: Option<&Arc<Trackers>>,
 ) -> Option<Handoff<C>>
@@ -541,20 +541,28 @@ async fn read_form<C: AsyncRead + Unpin>(
 async fn serve_metrics<C: AsyncRead + AsyncWrite + Unpin>(
     client: &mut C,
     request: &RequestHead,
-    runtime: &Runtime,
+    runtime: &Arc<Runtime>,
     obs: &Obs,
     mut rec: Rec,
     after: After<'_>,
 ) -> Next {
-    let body = admin::metrics::render(runtime);
-    let head = format!(
-        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/plain; version=0.0.4\r\n\r\n",
-        body.len()
-    );
-    let response = [head.into_bytes(), body.into_bytes()].concat();
+    // Off the worker: a large scrape renders for tens of milliseconds.
+    let rt = runtime.clone();
+    let scrape = match tokio::task::spawn_blocking(move || admin::metrics::response(&rt)).await {
+        Ok(scrape) => scrape,
+        Err(_) => admin::metrics::response(runtime),
+    };
     let name = obs.frontend_name.clone();
     intercepted(
-        client, request, obs, &mut rec, 200, &response, &name, "<PROMEX>", after,
+        client,
+        request,
+        obs,
+        &mut rec,
+        200,
+        scrape.as_bytes(),
+        &name,
+        "<PROMEX>",
+        after,
     )
     .await
 }
@@ -1519,10 +1527,15 @@ fn finish<H>(outcome: tunnel::TunnelOutcome, first: &FirstEof, end: TunnelFinish
         outcome.end
     );
     let (reason, term) = close_reason(&outcome.end, first.client_first());
-    let reason = match (reason, outcome.server_gone) {
-        (CloseReason::Stop, Some(ServerGone::Removed)) => CloseReason::Reload,
-        (CloseReason::Stop, Some(ServerGone::SessionsShutDown)) => CloseReason::Shutdown,
-        (reason, _) => reason,
+    let (reason, term) = match (reason, outcome.server_gone) {
+        (CloseReason::Stop, Some(ServerGone::Removed)) => (CloseReason::Reload, term),
+        // HAProxy 2.6: `K---` for `shutdown sessions`, `D---` when the
+        // server went down (`on-marked-down shutdown-sessions`).
+        (CloseReason::Stop, Some(ServerGone::SessionsShutDown)) => {
+            let down = slot.as_ref().is_some_and(|s| !s.server_usable());
+            (CloseReason::Shutdown, if down { *b"D-" } else { *b"K-" })
+        }
+        (reason, _) => (reason, term),
     };
     let mut counted: Vec<&Counters> = Vec::with_capacity(3);
     if let Some(f) = obs.frontend() {

@@ -1,7 +1,9 @@
 //! The proxy's Prometheus metrics, as a test reads them.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::ws::WS_DEADLINE;
@@ -50,4 +52,46 @@ pub async fn metric_reaches(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Prometheus text parsed by Python's `prometheus_client` (a parser that
+/// shares no code with wsgate), as `series{labels sorted} -> value`; `None`
+/// when it is not installed outside CI (in CI that is a failure).
+pub fn prometheus_client_parse(text: &str) -> Option<HashMap<String, f64>> {
+    let available = Command::new("python3")
+        .args(["-c", "import prometheus_client.parser"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !available {
+        super::skip_unless_ci("python3 prometheus_client is not installed");
+        return None;
+    }
+    let mut child = Command::new("python3")
+        .arg(super::py_script("prom_parse.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn python3");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write the metrics");
+    let out = child.wait_with_output().expect("python3 output");
+    assert!(
+        out.status.success(),
+        "prometheus_client refused the metrics: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let (series, value) = l.rsplit_once(' ')?;
+                Some((series.to_string(), value.parse().ok()?))
+            })
+            .collect(),
+    )
 }

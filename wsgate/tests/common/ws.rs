@@ -44,6 +44,33 @@ pub async fn connect(url: &str, ca: Option<&rustls_pki_types::CertificateDer<'st
     }
 }
 
+/// Opens `ws://127.0.0.1:<port>/chat` to a proxy in front of demo
+/// backends, with `Cookie: SRV=<cookie>` when given (a persistence
+/// cookie); returns the WebSocket and the server its welcome names
+/// (`welcome [<name>]`).
+pub async fn connect_with_cookie(port: u16, cookie: Option<&str>) -> (Ws, String) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://127.0.0.1:{port}/chat")
+        .into_client_request()
+        .expect("request");
+    if let Some(c) = cookie {
+        req.headers_mut()
+            .insert("Cookie", format!("SRV={c}").parse().expect("cookie"));
+    }
+    let (mut ws, resp) = tokio::time::timeout(WS_DEADLINE, tokio_tungstenite::connect_async(req))
+        .await
+        .expect("handshake in time")
+        .expect("handshake");
+    assert_eq!(resp.status().as_u16(), 101);
+    let welcome = next_text(&mut ws, "welcome").await;
+    let server = welcome
+        .strip_prefix("welcome [")
+        .and_then(|w| w.strip_suffix(']'))
+        .unwrap_or_else(|| panic!("not a demo welcome: {welcome}"))
+        .to_owned();
+    (ws, server)
+}
+
 /// The next text message, skipping pings/pongs; panics on close, error or
 /// deadline.
 pub async fn next_text(ws: &mut Ws, context: &str) -> String {
