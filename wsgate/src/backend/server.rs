@@ -21,8 +21,9 @@ use crate::config::model::Server;
 pub enum AdminState {
     /// Takes traffic (when up).
     Ready,
-    /// No new connections (wsgate has no persistence, so none at all);
-    /// open ones, WebSockets included, stay until they close.
+    /// No new connections except persistent ones (a cookie or stick
+    /// table naming this server); open ones, WebSockets included, stay
+    /// until they close.
     Drain,
     /// Maintenance: no new connections, no health checks counted.
     Maint,

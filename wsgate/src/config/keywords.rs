@@ -244,7 +244,7 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("http-request", DFLB, Handler::Proxy(r::http_request), "`http-request <action> [if|unless <condition>]`, in order, the first of allow/deny/return/redirect stopping the list: `set-header|add-header <name> <fmt>`, `del-header <name> [-m str|beg|end|sub|reg]`, `replace-header|replace-value <name> <regex> <fmt>`, `set-path|set-query|set-uri <fmt>`, `replace-path|replace-uri <regex> <fmt>`, `allow`, `deny [deny_status <code>]`, `return [status <code>] [content-type <type>] [string <text>|lf-string <fmt>|file <path>] [hdr <name> <fmt>]...`, `redirect location|prefix|scheme <x> [code <n>] [drop-query] [append-slash]`, `auth [realm <realm>]` (401 with `WWW-Authenticate: Basic`, realm the proxy's name by default), `use-service prometheus-exporter`; `<fmt>` is text with %[src], %[src_port], %[dst], %[dst_port], %[hdr(<name>)], %[req.hdr(<name>)], %[path], %[url], %[query], %[method], %[ssl_fc], %[ssl_fc_protocol], %ci %cp %fi %fp, and `\\1`.. in replace-*; backend rules run after the frontend's; Content-Length and Transfer-Encoding cannot be changed; `capture` is ignored with a warning; other actions are errors; in a named `defaults` section (HAProxy 2.5+) the rules run before those of each proxy using it, which may then be frontends or backends but not both, nor `listen` sections; HAProxy refuses them in an anonymous one, where wsgate applies them at the top of each frontend and listen section using the section (each backend when only backends do: once per request either way), with a warning (`wsgate migrate` moves the lines there)"),
     sup("http-response", DFLB, Handler::Proxy(r::http_response), "`http-response set-header|add-header|del-header|replace-header|replace-value ...|allow|deny [deny_status <code>] [if|unless <condition>]` (default deny status 502), on the response head before the client gets it (101 included); conditions are evaluated on the request (HAProxy never matches request fetches there); `<fmt>` may use %[status], %[hdr(<name>)] and %[res.hdr(<name>)] (the response's), not the request's fetches; the backend's rules run before the frontend's; in a named `defaults` section (HAProxy 2.5+) the rules run before those of each proxy using it, which may then be frontends or backends but not both, nor `listen` sections; HAProxy refuses them in an anonymous one, where wsgate applies them at the top of each frontend and listen section using the section (each backend when only backends do: once per request either way), with a warning (`wsgate migrate` moves the lines there)"),
     ign("http-reuse", DLB, "idle server connections are not shared between clients yet"),
-    sup("log", ALL, Handler::Either { global: o::log_global, proxy: o::log_proxy }, "`log stdout|stderr|<ip>[:<port>]|<path> [format raw|rfc3164|rfc5424] <facility> [<level>]`, `log global`, `no log`; access lines need `option httplog` or `option tcplog`"),
+    sup("log", ALL, Handler::Either { global: o::log_global, proxy: o::log_proxy }, "`log stdout|stderr|<ip>[:<port>]|<path> [format raw|local|rfc3164|rfc5424] <facility> [<level>]`, `log global`, `no log`; access lines need `option httplog` or `option tcplog`"),
     sup("log-format", DFLB, Handler::Proxy(o::log_format), "`log-format <fmt>`: the access log line from HAProxy's log variables (`%ci %cp %fi %fp %si %sp %f %ft %b %s %ST %B %U %Tq %TR %Tw %Tc %Tr %Ta %Tt %Td %ts %tsc %ac %fc %bc %sc %rc %sq %bq %r %HM %HU %HP %HPO %HQ %HV %t %tr %T %Tl %Ts %ms %pid %H`, `%{+Q,+X,+E}` options) and `%[<sample>]`; unknown variables are errors; ignored in backends, as in HAProxy"),
     ign("log-send-hostname", G, LOGGING_LATER),
     ign("log-tag", G, LOGGING_LATER),
@@ -282,10 +282,10 @@ pub static KEYWORDS: &[Keyword] = &[
     ign("option log-separate-errors", DFL, LOGGING_LATER),
     ign("option logasap", DFL, LOGGING_LATER),
     ign("option prefer-last-server", DLB, "servers are chosen by the balancer on every new connection"),
-    sup("websocket max-message-size", DFLB, Handler::Proxy(super::websocket::max_message_size), "`websocket max-message-size <size>` (wsgate): close 1009 for a bigger client message, 1001 to its server"),
-    sup("websocket max-frame-size", DFLB, Handler::Proxy(super::websocket::max_frame_size), "`websocket max-frame-size <size>` (wsgate): close 1009 for a bigger client frame"),
-    sup("websocket strict", DFLB, Handler::Proxy(super::websocket::strict), "`websocket strict` (wsgate): 400/426 for bad handshakes, close 1002 for RFC 6455 violations"),
-    sup("websocket keepalive", DFLB, Handler::Proxy(super::websocket::keepalive), "`websocket keepalive <interval> [timeout <time>] [server]` (wsgate): ping idle clients (and servers with `server`), pongs taken out; close 1001 when a ping goes unanswered"),
+    sup("websocket max-message-size", DFLB, Handler::Proxy(super::websocket::max_message_size), "`websocket max-message-size <size>` (wsgate): close 1009 for a bigger client message (all its fragments), 1001 to its server. The size is the wire size: with permessage-deflate, compressed bytes (a message that inflates past the limit passes)"),
+    sup("websocket max-frame-size", DFLB, Handler::Proxy(super::websocket::max_frame_size), "`websocket max-frame-size <size>` (wsgate): close 1009 for a bigger client frame, 1001 to its server. The size is the wire size: with permessage-deflate, compressed bytes"),
+    sup("websocket strict", DFLB, Handler::Proxy(super::websocket::strict), "`websocket strict` (wsgate): 400/426 for bad handshakes; close 1002 \"protocol error\" to the sender (1001 \"peer violated the WebSocket policy\" to the other side) for RFC 6455 violations in either direction: masking, RSV bits (RSV1 only on a message's first frame, only when the server's 101 accepted permessage-deflate), reserved opcodes, bad control frames, fragmentation, close frames with a 1-byte payload, a code that may not be sent or a non-UTF-8 reason"),
+    sup("websocket keepalive", DFLB, Handler::Proxy(super::websocket::keepalive), "`websocket keepalive <interval> [timeout <time>] [server]` (wsgate): ping idle clients (and servers with `server`), pongs taken out; close 1001 when a ping goes unanswered. Parked tunnels (`tune.idle-park`) are pinged and reaped on time too"),
     sup("websocket rate-limit", DFLB, Handler::Proxy(super::websocket::rate_limit), "`websocket rate-limit <n> per <time> [burst <m>] [action close|drop] [from client|server]` (wsgate): messages per connection; over it close 1008 (1001 to the other side) or drop the message"),
     sup("websocket allow-origin", DFLB, Handler::Proxy(super::websocket::allow_origin), "`websocket allow-origin <origin>...` (wsgate): 403 for handshakes from other Origins"),
     sup("option persist", DLB, Handler::Proxy(super::persist::option_persist), "a persistence cookie or stick-table entry naming a DOWN server still sends the request there (`option redispatch` may then move it)"),
@@ -318,7 +318,7 @@ pub static KEYWORDS: &[Keyword] = &[
     sup("stats enable", DFLB, Handler::Proxy(o::stats_enable), "serve the stats page (HTML, `;csv`, `;json`) at `stats uri`"),
     sup("stats hide-version", DFLB, Handler::Proxy(o::stats_hide_version), "leave the version out of the stats page"),
     sup("stats realm", DFLB, Handler::Proxy(o::stats_realm), "`stats realm <realm>` (default \"HAProxy Statistics\")"),
-    sup("stats refresh", DFLB, Handler::Proxy(o::stats_refresh), "`stats refresh <time>`: the page reloads itself"),
+    sup("stats refresh", DFLB, Handler::Proxy(o::stats_refresh), "`stats refresh <time>`: the page fetches `;json` each period and updates its cells in place (without JavaScript: a `<noscript>` meta refresh reloads it)"),
     ign("stats show-legends", DFLB, "the stats page has no legends section"),
     ign("stats show-modules", DFLB, "the stats page has no modules section"),
     ign("stats show-node", DFLB, "the stats page does not show a node name"),
@@ -596,7 +596,7 @@ pub static SERVER_OPTIONS: &[LineOption] = &[
     opt("non-stick", 0, OS("requests this server serves are not stored in stick tables")),
     opt("observe", 1, OS("`layer4`: failed connections to the server count as errors, an established one clears the count; `layer7` (mode http): responses too, 100-499, 501 and 505 clear it, other 5xx (wsgate's 502 and 504 included) count; needs `check`")),
     opt("on-error", 1, OS("what `error-limit` consecutive errors do: `fastinter` (check sooner), `fail-check` (a failed check, the default), `sudden-death` (one check from DOWN, then a failed check), `mark-down` (DOWN at once); all check again after `fastinter`")),
-    opt("on-marked-down", 1, OS("`shutdown-sessions`: when checks mark the server down, its tunnels are closed (WebSockets get 1012 at a message boundary, plain TCP tunnels are closed)")),
+    opt("on-marked-down", 1, OS("`shutdown-sessions`: when checks mark the server down, or it is put in maintenance, its tunnels are closed (WebSockets get 1012 at a message boundary, plain TCP tunnels are closed)")),
     opt("on-marked-up", 1, OS("`shutdown-backup-sessions`: when this server comes up, the tunnels on the backend's backup servers are closed (WebSockets get 1012)")),
     opt("pool-max-conn", 1, OI("idle server connections are not pooled yet")),
     opt("pool-purge-delay", 1, OI("idle server connections are not pooled yet")),
@@ -774,6 +774,7 @@ pub fn markdown_table() -> String {
             escape(&notes),
         ));
     }
+    out.push_str(CLOSE_FRAMES);
     for (title, options) in [
         ("`bind` options", BIND_OPTIONS),
         ("`server` and `default-server` options", SERVER_OPTIONS),
@@ -830,6 +831,25 @@ pub fn markdown_table() -> String {
     );
     out
 }
+
+/// The close frames of wsgate's own closes: a table after the keywords in
+/// `docs/config.md`, beside the `websocket` rows that cause most of them.
+const CLOSE_FRAMES: &str = "\n### The close frames wsgate sends\n\
+\n\
+The `websocket` settings, `timeout tunnel` and stops end a WebSocket with a\n\
+close frame to each peer, sent between messages. Code and reason are fixed:\n\
+\n\
+| cause | to the peer concerned | to the other peer |\n\
+|---|---|---|\n\
+| `max-message-size`, `max-frame-size` | 1009 \"message too big\" (the client) | 1001 \"peer violated the WebSocket policy\" |\n\
+| `rate-limit ... action close` | 1008 \"message rate limit\" (the sender) | 1001 \"peer violated the WebSocket policy\" |\n\
+| `strict` | 1002 \"protocol error\" (the sender) | 1001 \"peer violated the WebSocket policy\" |\n\
+| `keepalive`: ping unanswered | 1001 \"ping timeout\" | 1001 \"ping timeout\" |\n\
+| `timeout tunnel` expired | 1001 \"idle timeout\" | 1001 \"idle timeout\" |\n\
+| wsgate stopping (`close-spread-time`) | 1001 \"server stopping\" | 1001 \"server stopping\" |\n\
+| a reload removed the server | 1012 \"service restart\" (the client) | 1001 \"service restart\" (the server) |\n\
+| the server's sessions are shut down (`on-marked-down shutdown-sessions`, `shutdown sessions server`) | 1012 \"server unavailable\" (the client) | 1001 \"server unavailable\" (the server) |\n\
+";
 
 #[cfg(test)]
 mod tests {
