@@ -178,9 +178,22 @@ async fn shutdown_sessions_closes_at_the_message_boundary() {
     tokio::task::spawn_blocking(move || sent_rx.recv().unwrap())
         .await
         .unwrap();
-    // The first fragment has reached wsgate (give it a moment to pass it
-    // on), then the server's sessions are shut while the message is open.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The first fragment has been read by wsgate (its tracker has the
+    // message open: `show sess` counts the bytes as they are read), then
+    // the server's sessions are shut while the message is open.
+    let cli_sock = sock.clone();
+    tokio::task::spawn_blocking(move || {
+        common::poll_until(ws::WS_DEADLINE, "the first fragment read", || {
+            let sess = common::cli(&cli_sock, "show sess");
+            sess.split_whitespace()
+                .filter_map(|w| w.strip_prefix("bytes_out="))
+                .any(|n| n.parse::<u64>().is_ok_and(|n| n >= 20_000))
+                .then_some(())
+        })
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("{e}"));
     let answer = common::cli(&sock, "shutdown sessions server app/s1");
     assert!(answer.trim().is_empty(), "{answer:?}");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;

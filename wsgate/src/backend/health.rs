@@ -542,10 +542,14 @@ pub fn judge(response: &[u8], expect: Option<&HttpExpect>) -> Outcome {
             let body = &response[body_at..];
             let found = !want.is_empty() && body.windows(want.len()).any(|w| w == want.as_bytes());
             if found == *negate {
-                // HAProxy 2.6's words (an invalid response, L7RSP).
-                return fail(
-                    "Layer7 invalid response, info: \"HTTP content check did not match\"".into(),
-                );
+                // HAProxy 2.6's words (an invalid response, L7RSP), which
+                // differ for `expect ! string`.
+                let info = if *negate {
+                    "HTTP check matched unwanted content"
+                } else {
+                    "HTTP content check did not match"
+                };
+                return fail(format!("Layer7 invalid response, info: \"{info}\""));
             }
             (true, "check passed")
         }
@@ -707,6 +711,19 @@ mod tests {
             judge(ok, Some(&absent)).reason,
             "Layer7 invalid response, info: \"HTTP content check did not match\""
         );
+        let unwanted = HttpExpect::String {
+            text: "hello".into(),
+            negate: true,
+        };
+        assert_eq!(
+            judge(ok, Some(&unwanted)).reason,
+            "Layer7 invalid response, info: \"HTTP check matched unwanted content\""
+        );
+        let absent_unwanted = HttpExpect::String {
+            text: "absent".into(),
+            negate: true,
+        };
+        assert!(judge(ok, Some(&absent_unwanted)).ok);
         assert!(!judge(b"garbage", None).ok);
     }
 }

@@ -97,8 +97,6 @@ pub fn send(p: &mut ProxyDraft, cx: &mut Cx<'_>, args: &[Token]) {
     merged.headers.extend(s.headers);
 }
 
-/// `http-check disable-on-404`: accepted with a warning, the outcome is
-/// the same for new traffic.
 /// The `<codes>` of `http-check expect status`: codes and `lo-hi` ranges,
 /// comma-separated (HAProxy 2.2+). `Err` says what is wrong.
 pub fn status_codes(text: &str) -> Result<Vec<(u16, u16)>, String> {
@@ -120,6 +118,8 @@ pub fn status_codes(text: &str) -> Result<Vec<(u16, u16)>, String> {
         .collect()
 }
 
+/// `http-check disable-on-404`: accepted with a warning, the outcome is
+/// the same for new traffic.
 pub fn disable_on_404(cx: &mut Cx<'_>, at: &Token) {
     cx.warn(
         at,

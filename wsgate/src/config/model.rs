@@ -538,7 +538,7 @@ pub enum MatchMethod {
 /// The arguments of `url_param(<name>[,<delim>])`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrlParam {
-    /// Empty: the first parameter that has a value, whatever its name.
+    /// Empty: every parameter that has a value, whatever its name.
     pub name: String,
     /// Where the parameters begin (`?` unless given); it also separates
     /// them, beside `&` and `;`.

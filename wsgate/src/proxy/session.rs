@@ -467,7 +467,7 @@ async fn serve_stats<C: AsyncRead + AsyncWrite + Unpin>(
     client: &mut C,
     page: &StatsPage,
     request: &RequestHead,
-    runtime: &Runtime,
+    runtime: &Arc<Runtime>,
     obs: &Obs,
     proxy: &str,
     mut rec: Rec,
@@ -502,7 +502,13 @@ async fn serve_stats<C: AsyncRead + AsyncWrite + Unpin>(
             ),
         }
     } else {
-        admin::stats::answer(page, &request.target, auth, runtime, admin)
+        // The page's script polls `;json` every `stats refresh`: with
+        // thousands of servers each answer is megabytes of text.
+        let (page, target) = (page.clone(), request.target.clone());
+        let (auth, rt) = (auth.map(<[u8]>::to_vec), runtime.clone());
+        render_off_worker(move || admin::stats::answer(&page, &target, auth.as_deref(), &rt, admin))
+            .await
+            .unwrap_or_else(|| (500, RENDER_FAILED.to_vec()))
     };
     intercepted(
         client, request, obs, &mut rec, status, &response, proxy, "<STATS>", after,
@@ -546,25 +552,36 @@ async fn serve_metrics<C: AsyncRead + AsyncWrite + Unpin>(
     mut rec: Rec,
     after: After<'_>,
 ) -> Next {
-    // Off the worker: a large scrape renders for tens of milliseconds.
     let rt = runtime.clone();
-    let scrape = match tokio::task::spawn_blocking(move || admin::metrics::response(&rt)).await {
-        Ok(scrape) => scrape,
-        Err(_) => admin::metrics::response(runtime),
+    let scrape = render_off_worker(move || admin::metrics::response(&rt)).await;
+    let (status, bytes) = match &scrape {
+        Some(scrape) => (200, scrape.as_bytes()),
+        None => (500, RENDER_FAILED),
     };
     let name = obs.frontend_name.clone();
     intercepted(
-        client,
-        request,
-        obs,
-        &mut rec,
-        200,
-        scrape.as_bytes(),
-        &name,
-        "<PROMEX>",
-        after,
+        client, request, obs, &mut rec, status, bytes, &name, "<PROMEX>", after,
     )
     .await
+}
+
+/// The answer when a render of [`render_off_worker`] failed (it panicked).
+const RENDER_FAILED: &[u8] =
+    b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+
+/// Renders a large answer wsgate makes itself (a Prometheus scrape, the
+/// stats page and its `;csv`/`;json`) on tokio's blocking pool, at most
+/// two at a time for the whole process. With thousands of servers a
+/// render takes tens of milliseconds and tens of megabytes: on the worker
+/// it would stall every other connection there, and many scrapers or
+/// open stats tabs at once would each hold such a buffer. `None` when the
+/// render panicked (answered 500, never retried on the worker).
+async fn render_off_worker<T: Send + 'static>(
+    render: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    static RENDERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    let _turn = RENDERS.acquire().await.ok()?;
+    tokio::task::spawn_blocking(render).await.ok()
 }
 
 /// Sends a response wsgate made itself; counts and logs it (`LR`: handled
