@@ -8,7 +8,7 @@
 mod balance_support;
 mod common;
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -61,6 +61,52 @@ fn queue_of(proxy: SocketAddr, svname: &str) -> (u64, u64) {
     (num("qcur"), num("qmax"))
 }
 
+/// A syslog socket, and the `listen` lines that log `option httplog`
+/// lines to it.
+fn syslog() -> (UdpSocket, String) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let lines = format!(
+        "    log {} format raw local0\n    option httplog\n",
+        socket.local_addr().unwrap()
+    );
+    (socket, lines)
+}
+
+/// Drops what an earlier proxy of the test logged (its process is gone:
+/// every line it sent is already in the socket).
+fn drain(syslog: &UdpSocket) {
+    syslog.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    while syslog.recv(&mut buf).is_ok() {}
+    syslog.set_nonblocking(false).unwrap();
+}
+
+/// `%Tw` and `%Tc` (-1: none) of the next `option httplog` line logged for
+/// a request for `path`.
+fn queue_and_connect_times(syslog: &UdpSocket, path: &str, who: &str) -> (i64, i64) {
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = syslog
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("{who}: no log line for {path}: {e}"));
+        let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if !line.contains(&format!("GET {path} ")) {
+            continue;
+        }
+        // `%TR/%Tw/%Tc/%Tr/%Ta` is the word after `backend/server`.
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let at = words.iter().position(|w| w.starts_with("app/")).unwrap();
+        let timers: Vec<i64> = words[at + 1]
+            .split('/')
+            .map(|t| t.parse().unwrap())
+            .collect();
+        return (timers[1], timers[2]);
+    }
+}
+
 /// One request from another thread; its status and how long it took.
 fn request_in_background(
     proxy: SocketAddr,
@@ -93,9 +139,11 @@ fn a_queued_request_is_counted_and_served_once_a_slot_frees() {
     let dir = TempDir::new("queue");
     let addr = loopback(free_port());
     let _s1 = demo_backend_at(addr, "s1", &dir);
+    let (syslog, log) = syslog();
     wsgate_then_haproxy(
-        &|port| queue_config(port, addr, "20s", "", ""),
+        &|port| queue_config(port, addr, "20s", &log, ""),
         &|proxy, who| {
+            drain(&syslog);
             let (ws, server) = open_websocket(proxy).unwrap();
             assert_eq!(server, "s1", "{who}");
             let waiting = request_in_background(proxy, "/health");
@@ -105,6 +153,8 @@ fn a_queued_request_is_counted_and_served_once_a_slot_frees() {
                 0,
                 "{who}: not in the server's queue"
             );
+            // Kept in the queue at least this long, for `%Tw`.
+            thread::sleep(Duration::from_millis(300));
             assert!(!waiting.is_finished(), "{who}: it waits");
             drop(ws);
             let (status, _) = waiting.join().unwrap();
@@ -112,6 +162,9 @@ fn a_queued_request_is_counted_and_served_once_a_slot_frees() {
             let (qcur, qmax) = queue_of(proxy, "BACKEND");
             assert_eq!(qcur, 0, "{who}");
             assert!(qmax >= 1, "{who}: qmax {qmax}");
+            let (tw, tc) = queue_and_connect_times(&syslog, "/health", who);
+            assert!(tw >= 300, "{who}: %Tw {tw}: the time in the queue");
+            assert!((0..tw).contains(&tc), "{who}: %Tc {tc}: the connect alone");
         },
     );
 }
@@ -123,9 +176,11 @@ fn a_request_queued_too_long_gets_503_after_timeout_queue() {
     let addr = loopback(free_port());
     let _s1 = demo_backend_at(addr, "s1", &dir);
     let queue = Duration::from_secs(1);
+    let (syslog, log) = syslog();
     wsgate_then_haproxy(
-        &|port| queue_config(port, addr, "1s", "", ""),
+        &|port| queue_config(port, addr, "1s", &log, ""),
         &|proxy, who| {
+            drain(&syslog);
             let (ws, _) = open_websocket(proxy).unwrap();
             let (status, took) = request_in_background(proxy, "/health").join().unwrap();
             assert_eq!(status, 503, "{who}: the only slot is held by the WebSocket");
@@ -133,6 +188,9 @@ fn a_request_queued_too_long_gets_503_after_timeout_queue() {
                 took >= queue,
                 "{who}: 503 after {took:?}, before timeout queue"
             );
+            let (tw, tc) = queue_and_connect_times(&syslog, "/health", who);
+            assert!(tw >= 1000, "{who}: %Tw {tw}: the whole timeout queue");
+            assert_eq!(tc, -1, "{who}: no connection was made");
             drop(ws);
             poll_until(Duration::from_secs(5), "the slot to be released", || {
                 let (status, _) = served_by(proxy, None, "/health", &[]).ok()?;

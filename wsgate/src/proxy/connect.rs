@@ -14,6 +14,7 @@
 use std::time::Duration;
 
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use crate::backend::{acquire, AcquireError, BackendRuntime, ConnGuard, Counters};
 use crate::balance::Fetch;
@@ -52,6 +53,9 @@ pub struct Connected {
     pub server: usize,
     pub stream: TcpStream,
     pub guard: ConnGuard,
+    /// How long the request waited for a server slot (`maxconn`): the
+    /// access log's `%Tw`, apart from the connect time `%Tc`.
+    pub queued: Duration,
 }
 
 /// Chooses a server for `req` (its key for hash-based balancing; `prefer`:
@@ -92,7 +96,9 @@ async fn try_connect(
     prefer: Option<usize>,
 ) -> Result<Connected, ConnectError> {
     let cfg = &backend.config;
+    let queue_started = Instant::now();
     let mut guard = acquire(backend, req, None, prefer).await?;
+    let queued = queue_started.elapsed();
     let attempts = cfg.retries.saturating_add(1);
     let mut last_error = ConnectError::NoServer;
     for attempt in 0..attempts {
@@ -118,6 +124,7 @@ async fn try_connect(
                     server,
                     stream,
                     guard,
+                    queued,
                 });
             }
             Ok(Err(source)) => {

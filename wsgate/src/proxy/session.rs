@@ -630,6 +630,8 @@ struct Rec {
     began: Instant,
     date: SystemTime,
     t_request: u64,
+    /// Waiting for a server slot (`%Tw`); `None` when no server was got.
+    t_queue: Option<u64>,
     t_connect: Option<u64>,
     t_response: Option<u64>,
     server: Option<usize>,
@@ -641,6 +643,14 @@ struct Rec {
 }
 
 impl Rec {
+    /// `%Tw` and `%Tc` of a request that got a server: the time since
+    /// `started` (before the server was chosen), less the time `queued`
+    /// for a slot, is the connect time.
+    fn record_connect(&mut self, started: Instant, queued: Duration) {
+        self.t_queue = Some(ms(queued));
+        self.t_connect = Some(ms(started.elapsed().saturating_sub(queued)));
+    }
+
     fn new(began: Instant, head_len: usize) -> Rec {
         let now = Instant::now();
         let ago = now.saturating_duration_since(began);
@@ -650,6 +660,7 @@ impl Rec {
                 .checked_sub(ago)
                 .unwrap_or_else(SystemTime::now),
             t_request: ms(ago),
+            t_queue: None,
             t_connect: None,
             t_response: None,
             server: None,
@@ -836,7 +847,7 @@ impl Obs {
             backend: backend_name.to_owned(),
             server: server_name.to_owned(),
             t_request: Some(rec.t_request),
-            t_queue: rec.t_connect.map(|_| 0),
+            t_queue: rec.t_queue,
             t_connect: rec.t_connect,
             t_response: rec.t_response,
             t_total: ms(rec.began.elapsed()),
@@ -1083,9 +1094,11 @@ impl Exchange<'_> {
         let sticky = Sticky::for_request(self.runtime, self.backend, &facts);
         let connect_started = Instant::now();
         let connected = connect(self.backend, &facts, sticky.prefer()).await;
-        rec.t_connect = Some(ms(connect_started.elapsed()));
         let server = match connected {
-            Ok(connected) => connected,
+            Ok(connected) => {
+                rec.record_connect(connect_started, connected.queued);
+                connected
+            }
             Err(ConnectError::Redirect { location, .. }) => {
                 let response = pages
                     .after
@@ -1097,7 +1110,11 @@ impl Exchange<'_> {
             }
             Err(e) => {
                 rec.status = Some(503);
-                rec.t_connect = None;
+                if let ConnectError::Queue(_) = &e {
+                    // It waited in the queue all along (HAProxy's `%Tw`
+                    // for a queue timeout; `%Tc` stays -1).
+                    rec.t_queue = Some(ms(connect_started.elapsed()));
+                }
                 rec.term = match &e {
                     ConnectError::Queue(crate::backend::AcquireError::QueueTimeout) => *b"sQ",
                     ConnectError::Queue(_) => *b"SQ",
@@ -1773,7 +1790,7 @@ where
     }
     drop(first);
     let slot = connected.guard;
-    rec.t_connect = Some(ms(started.elapsed()));
+    rec.record_connect(started, connected.queued);
     rec.server = Some(slot.server());
     rec.server_conns = u64::from(slot.server_conns());
     sessions.note(&backend.config.name, rec.server_name(backend), Some(false));
