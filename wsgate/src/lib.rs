@@ -32,7 +32,7 @@ pub mod fuzzing {
     pub use crate::proxy::http1::head::{
         parse_request, parse_response, RequestError, ResponseError,
     };
-    pub use crate::ws::frame::{Fed, FrameTracker, Policy, Strict, Violation};
+    pub use crate::ws::frame::{Fed, FrameError, FrameTracker, Policy, Strict, Violation};
     pub use crate::ws::rate::{RateAction, RateLimit};
 
     /// The name configuration text loaded by [`load_config`] is given:
