@@ -33,7 +33,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::config::logformat::Fetch;
 use crate::config::logline::{Flags, LogLine, Node, Var};
-use crate::config::model::{LogFormat, LogSink, LogTarget};
+use crate::config::model::{LogFormat, LogSink, LogTarget, ServerAddr};
 
 /// Entries waiting for the writer; beyond this they are dropped.
 const QUEUE: usize = 4096;
@@ -51,7 +51,8 @@ pub struct Entry {
     /// `%fi:%fp`: the address the client connected to, when known.
     pub local: Option<SocketAddr>,
     /// `%si:%sp`: the server's address, once one was chosen.
-    pub server_addr: Option<SocketAddr>,
+    /// The server's address (`-` for both %si and %sp while it has none).
+    pub server_addr: Option<ServerAddr>,
     /// `%tr` / `%t`: when the request (or connection) started.
     pub date: SystemTime,
     /// Frontend name; `%ft` appends `~` for TLS as HAProxy does.
@@ -172,8 +173,8 @@ impl Entry {
                 Some(a) => hex(s, i64::from(a.port()), 4),
                 None => text(s, None, flags),
             },
-            Var::ServerIp => ip(s, self.server_addr),
-            Var::ServerPort => match self.server_addr {
+            Var::ServerIp => ip(s, self.server_addr.and_then(ServerAddr::known)),
+            Var::ServerPort => match self.server_addr.and_then(ServerAddr::known) {
                 Some(a) => hex(s, i64::from(a.port()), 4),
                 None => text(s, None, flags),
             },
@@ -618,7 +619,7 @@ mod tests {
             targets: Arc::from(Vec::new()),
             client: "10.0.1.2:33317".parse().unwrap(),
             local: Some("10.0.3.31:8012".parse().unwrap()),
-            server_addr: Some("192.168.1.5:8080".parse().unwrap()),
+            server_addr: Some(ServerAddr::Known("192.168.1.5:8080".parse().unwrap())),
             date: SystemTime::UNIX_EPOCH + Duration::from_millis(1_234_567_890_655),
             frontend: "http-in".into(),
             tls: false,

@@ -793,6 +793,11 @@ fn set_server(rt: &Runtime, args: &[&str]) -> String {
 /// `set server <be>/<srv> addr <ip> [port <port>]`: new connections go
 /// there; open ones (WebSockets) stay. Answered in HAProxy 2.6's words
 /// (checked side by side); port 0 (HAProxy's port mapping) is refused.
+/// A server without an address (`init-addr none`) gets this one and
+/// leaves maintenance ("IP changed from '-' ..."), where HAProxy 2.6
+/// answers "Update for the current server address family is only
+/// supported through configuration file", takes it out of maintenance
+/// all the same and fails its checks (SOCKERR).
 fn set_addr(be: &BackendRuntime, i: usize, args: &[&str]) -> String {
     let (ip, port) = match args {
         [ip] => (*ip, None),
@@ -803,13 +808,12 @@ fn set_addr(be: &BackendRuntime, i: usize, args: &[&str]) -> String {
     let Ok(ip_addr) = ip.parse::<std::net::IpAddr>() else {
         return format!("Invalid addr '{ip}'{BY}");
     };
-    let st = &be.servers[i];
-    let old = st.addr();
+    let old = be.servers[i].addr();
     let mut new = std::net::SocketAddr::new(ip_addr, old.port());
-    let mut msg = if old.ip() == ip_addr {
-        "no need to change the addr".to_owned()
-    } else {
-        format!("IP changed from '{}' to '{ip_addr}'", old.ip())
+    let mut msg = match old.known() {
+        Some(a) if a.ip() == ip_addr => "no need to change the addr".to_owned(),
+        Some(a) => format!("IP changed from '{}' to '{ip_addr}'", a.ip()),
+        None => format!("IP changed from '-' to '{ip_addr}'"),
     };
     if let Some(p) = port {
         match p.parse::<u16>() {
@@ -824,7 +828,7 @@ fn set_addr(be: &BackendRuntime, i: usize, args: &[&str]) -> String {
             _ => msg.push_str(&format!(", problem converting port '{p}' to an int")),
         }
     }
-    st.set_addr(new);
+    be.set_addr(i, new);
     msg + BY
 }
 
@@ -913,12 +917,22 @@ fn servers_state(rt: &Runtime, only: Option<&str>) -> String {
         }
         for (i, srv) in be.config.servers.iter().enumerate() {
             let st = &be.servers[i];
-            let op = if st.is_up() { 2 } else { 0 };
-            let admin = match st.admin() {
+            // HAProxy: a server without an address is stopped, in
+            // resolution maintenance (`SRV_ADMF_RMAINT`, 0x20), its
+            // address `-`.
+            let op = if st.is_up() && !st.awaits_addr() {
+                2
+            } else {
+                0
+            };
+            let asked = match st.admin_asked() {
                 AdminState::Ready => 0,
                 AdminState::Maint => 1,
                 AdminState::Drain => 8,
             };
+            let admin = asked | if st.awaits_addr() { 32 } else { 0 };
+            let addr = st.addr();
+            let ip = addr.known().map_or("-".to_owned(), |a| a.ip().to_string());
             let checked = srv.check.is_some();
             s.push_str(&format!(
                 "{} {} {} {} {} {op} {admin} {} {} {} {} {} {} {} 0 0 0 - {} - 0 {} - - 0\n",
@@ -926,7 +940,7 @@ fn servers_state(rt: &Runtime, only: Option<&str>) -> String {
                 be.config.name,
                 srv.id,
                 srv.name,
-                st.addr().ip(),
+                ip,
                 st.weight(),
                 srv.weight,
                 st.last_change_age(),
@@ -934,7 +948,7 @@ fn servers_state(rt: &Runtime, only: Option<&str>) -> String {
                 if checked { u8::from(st.is_up()) + 1 } else { 0 },
                 st.check_health.load(std::sync::atomic::Ordering::Relaxed),
                 if checked { 6 } else { 0 },
-                st.addr().port(),
+                addr.port(),
                 srv.check.as_ref().map_or(0, |c| c.target.port()),
             ));
         }

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::BackendRuntime;
-use crate::config::model::{HttpCheck, HttpExpect, OnError, SendProxy, ServerCheck};
+use crate::config::model::{HttpCheck, HttpExpect, OnError, SendProxy, ServerAddr, ServerCheck};
 use crate::config::tcp_check::TcpCheck;
 use crate::proxy_protocol;
 use crate::tls::client::ServerTls;
@@ -246,9 +246,16 @@ where
         if std::mem::take(&mut paused) {
             health = Health::resume(check.rise, check.fall, true, u32::MAX);
         }
+        // No address yet (`init-addr none`): nothing to check until `set
+        // server ... addr`, as in HAProxy.
+        let Some(target) = check_target(&check, state) else {
+            next = Instant::now() + check.inter;
+            continue;
+        };
         let started = Instant::now();
         let probe = Probe {
             check: &check,
+            target,
             tls: tls.as_ref(),
             http: be.config.httpchk.as_ref(),
             tcp: be.config.tcp_check.as_ref(),
@@ -266,6 +273,17 @@ where
         announce(be, index, transition, &outcome.reason, took);
         next = Instant::now() + health.interval(&check);
     }
+}
+
+/// Where the next check connects: the configured target, or, for a server
+/// whose address came from `set server ... addr`, that address on the
+/// check port. `None` while the server has no address.
+fn check_target(check: &ServerCheck, state: &super::ServerState) -> Option<SocketAddr> {
+    let addr = state.addr().known()?;
+    Some(match check.target {
+        ServerAddr::Known(t) => t,
+        ServerAddr::Unresolved { port } => SocketAddr::new(addr.ip(), port),
+    })
 }
 
 /// Applies a change of state that a check (or passive health) caused to
@@ -314,6 +332,8 @@ fn announce(be: &BackendRuntime, index: usize, transition: Transition, reason: &
 /// Everything one check of one server needs.
 pub struct Probe<'a> {
     pub check: &'a ServerCheck,
+    /// Where to connect (see [`check_target`]).
+    pub target: SocketAddr,
     /// TLS settings for `check-ssl`, or for a `tcp-check connect ssl` step.
     pub tls: Option<&'a ServerTls>,
     /// `option httpchk`.
@@ -357,7 +377,7 @@ pub async fn check_once(p: &Probe<'_>) -> Outcome {
     }
     let c = p.check;
     let tls = p.tls.filter(|_| c.ssl.is_some());
-    match open(c.target, connect_limit, c.send_proxy.as_ref(), tls, overall).await {
+    match open(p.target, connect_limit, c.send_proxy.as_ref(), tls, overall).await {
         Ok((stream, passed)) => finish(stream, p.http, overall, passed).await,
         Err(failed) => failed,
     }
@@ -621,7 +641,7 @@ mod tests {
             downinter: Duration::from_secs(5),
             rise: 2,
             fall: 3,
-            target: "127.0.0.1:1".parse().unwrap(),
+            target: ServerAddr::Known("127.0.0.1:1".parse().unwrap()),
             ssl: None,
             send_proxy: None,
         };

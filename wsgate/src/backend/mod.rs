@@ -43,7 +43,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::balance::{self, Algorithm, Candidate, Fetch, ServerSet};
-use crate::config::model::Backend;
+use crate::config::model::{Backend, ServerAddr};
 use sessions::ServerSessions;
 use slowstart::WEIGHT_SCALE;
 use stick::StickTable;
@@ -197,6 +197,21 @@ impl BackendRuntime {
             }
             self.wake_queue();
         }
+    }
+
+    /// `set server <be>/<srv> addr`: new connections go to `addr`. A
+    /// server that had none leaves resolution maintenance, into the
+    /// administrative state it was given meanwhile (ready unless
+    /// `disabled`, `disable server` or `state maint|drain`).
+    pub fn set_addr(&self, i: usize, addr: std::net::SocketAddr) -> ServerAddr {
+        let st = &self.servers[i];
+        let was = st.admin();
+        let old = st.set_addr(addr);
+        if was == AdminState::Maint && st.admin() != AdminState::Maint {
+            st.start_ramp(self.config.servers[i].slowstart);
+            self.wake_queue();
+        }
+        old
     }
 
     /// The weight server `i` has now, in the user's units (what HAProxy's
@@ -362,7 +377,7 @@ mod tests {
             .map(|(i, (name, weight, backup))| Server {
                 name: (*name).into(),
                 location: loc.clone(),
-                addr: "127.0.0.1:1".parse().unwrap(),
+                addr: ServerAddr::Known("127.0.0.1:1".parse().unwrap()),
                 weight: *weight,
                 disabled: false,
                 id: i as u32 + 1,
@@ -504,6 +519,34 @@ mod tests {
         be.set_admin(1, AdminState::Drain);
         be.set_admin(1, AdminState::Ready);
         assert_eq!(be.candidates()[1].eweight, 16);
+    }
+
+    /// Two servers, the second without an address (`init-addr none`).
+    fn awaiting_address() -> BackendRuntime {
+        let be = backend(&[("a", 1, false), ("b", 1, false)], Balance::RoundRobin);
+        let mut config = be.config.clone();
+        config.servers[1].addr = ServerAddr::Unresolved { port: 1 };
+        BackendRuntime::new(config)
+    }
+
+    #[test]
+    fn a_server_without_an_address_is_in_maintenance_until_it_gets_one() {
+        let be = awaiting_address();
+        assert!(!be.is_usable(1));
+        // `enable server` is taken (HAProxy answers nothing) but does not
+        // bring it out: there is nowhere to connect.
+        be.set_admin(1, AdminState::Ready);
+        assert_eq!(be.servers[1].admin(), AdminState::Maint);
+        assert!(!be.is_usable(1) && be.servers[1].awaits_addr());
+        let old = be.set_addr(1, "127.0.0.2:1".parse().unwrap());
+        assert_eq!(old, ServerAddr::Unresolved { port: 1 });
+        assert!(be.is_usable(1));
+        assert_eq!(be.servers[1].addr().to_string(), "127.0.0.2:1");
+        // What was asked meanwhile holds once it has an address.
+        let be = awaiting_address();
+        be.set_admin(1, AdminState::Drain);
+        be.set_addr(1, "127.0.0.2:1".parse().unwrap());
+        assert_eq!(be.servers[1].admin(), AdminState::Drain);
     }
 
     #[test]

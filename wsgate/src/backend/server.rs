@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::counters::{unix_now, Counters};
 use super::slowstart::Ramp;
-use crate::config::model::Server;
+use crate::config::model::{Server, ServerAddr};
 
 /// The administrative state set with `set server ... state` or `disabled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,7 +169,12 @@ pub struct ServerState {
     /// Where new connections go: the configured address until the runtime
     /// API's `set server ... addr` changes it (a reload keeps the change
     /// while the file's address for the server stays the same: carry.rs).
-    addr: Mutex<std::net::SocketAddr>,
+    addr: Mutex<ServerAddr>,
+    /// No address yet (HAProxy's resolution maintenance, `SRV_ADMF_RMAINT`):
+    /// the server counts as in maintenance whatever `admin` says, until
+    /// `set server ... addr`. An atomic beside `addr` so the data path's
+    /// [`ServerState::admin`] takes no lock.
+    awaits_addr: AtomicBool,
     /// `maxconn` (0: none); starts as configured, `set maxconn server`
     /// changes it.
     maxconn: AtomicU32,
@@ -197,6 +202,7 @@ impl ServerState {
             check_health: AtomicU32::new(s.check.as_ref().map_or(0, |c| c.rise)),
             check_info: Mutex::new(CheckInfo::default()),
             addr: Mutex::new(s.addr),
+            awaits_addr: AtomicBool::new(s.addr.known().is_none()),
             maxconn: AtomicU32::new(s.maxconn),
             checks_paused: AtomicBool::new(false),
             ramp: Mutex::new(None),
@@ -259,18 +265,29 @@ impl ServerState {
         self.maxconn.store(n, Ordering::Relaxed);
     }
 
-    /// The address new connections go to.
-    pub fn addr(&self) -> std::net::SocketAddr {
+    /// The address new connections go to, if the server has one.
+    pub fn addr(&self) -> ServerAddr {
         *self.addr.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// `set server <be>/<srv> addr <ip> [port <port>]`; returns the
-    /// previous address. Open connections stay where they are.
-    pub fn set_addr(&self, addr: std::net::SocketAddr) -> std::net::SocketAddr {
-        std::mem::replace(
+    /// previous address. Open connections stay where they are. A server
+    /// that had no address leaves resolution maintenance: it is in the
+    /// administrative state it was given meanwhile, as in HAProxy.
+    pub fn set_addr(&self, addr: std::net::SocketAddr) -> ServerAddr {
+        let old = std::mem::replace(
             &mut *self.addr.lock().unwrap_or_else(|p| p.into_inner()),
-            addr,
-        )
+            ServerAddr::Known(addr),
+        );
+        if self.awaits_addr.swap(false, Ordering::AcqRel) {
+            self.last_change.store(unix_now(), Ordering::Relaxed);
+        }
+        old
+    }
+
+    /// Whether the server has no address yet (so it is in maintenance).
+    pub fn awaits_addr(&self) -> bool {
+        self.awaits_addr.load(Ordering::Acquire)
     }
 
     pub fn is_up(&self) -> bool {
@@ -286,7 +303,19 @@ impl ServerState {
         }
     }
 
+    /// The state in force: maintenance while the server has no address,
+    /// whatever `enable server` or `set server ... state` asked (HAProxy
+    /// keeps such a server in "MAINT (resolution)" too).
     pub fn admin(&self) -> AdminState {
+        if self.awaits_addr() {
+            return AdminState::Maint;
+        }
+        self.admin_asked()
+    }
+
+    /// The state last asked for (`disabled`, the runtime API), which
+    /// [`ServerState::admin`] overrides while the server has no address.
+    pub fn admin_asked(&self) -> AdminState {
         AdminState::from_u8(self.admin.load(Ordering::Acquire))
     }
 

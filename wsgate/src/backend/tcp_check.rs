@@ -77,7 +77,7 @@ pub async fn run(
                 // The previous connection closes before the next opens.
                 drop(conn.take());
                 received.clear();
-                let target = SocketAddr::new(c.target.ip(), port.unwrap_or(c.target.port()));
+                let target = SocketAddr::new(p.target.ip(), port.unwrap_or(p.target.port()));
                 let proxy = send_proxy.then(|| c.send_proxy.or(p.server_proxy).unwrap_or_default());
                 let tls = if ssl {
                     match p.tls {

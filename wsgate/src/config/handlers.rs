@@ -17,8 +17,8 @@ use super::keywords::{self, LineOption, OptionStatus, BIND_OPTIONS, SERVER_OPTIO
 use super::lexer::Token;
 use super::model::{
     Balance, Bind, BindSsl, CertSource, CipherSuite, ClientAuth, HashFunction, HashType, HttpCheck,
-    HttpConnMode, HttpExpect, Mode, Observe, OnError, SendProxy, Server, ServerCheck, ServerSsl,
-    SniExpr, TlsSettings, TlsVersion,
+    HttpConnMode, HttpExpect, Mode, Observe, OnError, SendProxy, Server, ServerAddr, ServerCheck,
+    ServerSsl, SniExpr, TlsSettings, TlsVersion,
 };
 use super::parser::{Cx, GlobalDraft, ProxyDraft, ServerDefaults};
 use super::tls;
@@ -1545,8 +1545,11 @@ enum Found {
     Addr(SocketAddr),
     /// The resolver failed; `init-addr` named this address to use then.
     Fallback(SocketAddr),
-    /// No address, and `none` lets the server start without one.
-    Nothing,
+    /// No address, and `none` lets the server start without one (on
+    /// this port once it gets one).
+    Nothing {
+        port: u16,
+    },
 }
 
 /// A `server` address, a host name resolved as `init-addr` says.
@@ -1570,7 +1573,7 @@ fn server_addr(
                 Ok(a) => return Ok(Found::Addr(a)),
                 Err(e) => failed = Some(e),
             },
-            InitAddr::None => return Ok(Found::Nothing),
+            InitAddr::None => return Ok(Found::Nothing { port }),
             InitAddr::Ip(ip) => return Ok(Found::Fallback(SocketAddr::new(*ip, port))),
         }
     }
@@ -1579,17 +1582,6 @@ fn server_addr(
         hint: Some("add `libc` (resolve at startup), an IP address, or `none` (start in maintenance) to `init-addr`".into()),
         environment: true,
     }))
-}
-
-/// A `server` address: port required, no ranges or offsets (a host
-/// name resolved with the system resolver).
-#[cfg(test)]
-fn parse_server_addr(s: &str, syntax_only: bool) -> Result<SocketAddr, AddrError> {
-    let (family, host, port) = split_server_addr(s)?;
-    match parse_ip(host, family) {
-        Some(ip) => Ok(SocketAddr::new(ip, port)),
-        None => resolve(host, port, family, syntax_only),
-    }
 }
 
 /// The family, host and port of a `server` address.
@@ -1950,6 +1942,12 @@ pub fn default_server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
 }
 
 pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
+    server_at(p, cx, false);
+}
+
+/// A `server` line; `unresolved`: a `server-template` slot its name gave
+/// no address, whose address text only gives the port.
+pub(super) fn server_at(p: &mut ProxyDraft, cx: &mut Cx<'_>, unresolved: bool) {
     let args = cx.args;
     let (Some(name), Some(addr_tok)) = (args.first(), args.get(1)) else {
         let kw = cx.kw;
@@ -1971,8 +1969,13 @@ pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     let mut settings = p.default_server.clone();
     let options_ok = apply_server_options(cx, &args[2..], &mut settings, "server");
     let addr_text = super::lexer::expand_address(&addr_tok.text, cx.env);
-    let addr = match server_addr(&addr_text, settings.init_addr.as_deref(), cx.syntax_only) {
-        Ok(Found::Addr(a)) => a,
+    let found = if unresolved {
+        split_server_addr(&addr_text).map(|(_, _, port)| Found::Nothing { port })
+    } else {
+        server_addr(&addr_text, settings.init_addr.as_deref(), cx.syntax_only)
+    };
+    let addr = match found {
+        Ok(Found::Addr(a)) => ServerAddr::Known(a),
         Ok(Found::Fallback(a)) => {
             cx.warn(
                 addr_tok,
@@ -1982,11 +1985,13 @@ pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
                     a.ip()
                 ),
             );
-            a
+            ServerAddr::Known(a)
         }
-        // `init-addr ...,none`: in maintenance, on a placeholder address
-        // (HAProxy's "MAINT (resolution)").
-        Ok(Found::Nothing) => {
+        // The template has said which slots have no address.
+        Ok(Found::Nothing { port }) if unresolved => ServerAddr::Unresolved { port },
+        // `init-addr ...,none`: no address, so in maintenance until
+        // `set server ... addr` (HAProxy's "MAINT (resolution)").
+        Ok(Found::Nothing { port }) => {
             cx.warn(
                 addr_tok,
                 format!(
@@ -1994,10 +1999,8 @@ pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
                     name.text
                 ),
             )
-            .hint = Some("wsgate resolves names once, at startup: make the name resolve and reload (`set server ... state ready` alone gives it no address)".into());
-            settings.disabled = true;
-            let port = split_server_addr(&addr_text).map_or(0, |(_, _, p)| p);
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)
+            .hint = Some("wsgate resolves names once, at startup: make the name resolve and reload, or give it an address with `set server <backend>/<server> addr <ip>` (`enable server` alone gives it none)".into());
+            ServerAddr::Unresolved { port }
         }
         Err(e) => {
             e.report(cx, addr_tok);
@@ -2076,10 +2079,17 @@ pub fn server(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         downinter: settings.downinter.unwrap_or(inter),
         rise: settings.rise.unwrap_or(2),
         fall: settings.fall.unwrap_or(3),
-        target: SocketAddr::new(
-            settings.addr.unwrap_or(addr.ip()),
-            settings.port.unwrap_or(addr.port()),
-        ),
+        target: match (settings.addr, addr) {
+            (Some(ip), _) => {
+                ServerAddr::Known(SocketAddr::new(ip, settings.port.unwrap_or(addr.port())))
+            }
+            (None, ServerAddr::Known(a)) => {
+                ServerAddr::Known(SocketAddr::new(a.ip(), settings.port.unwrap_or(a.port())))
+            }
+            (None, ServerAddr::Unresolved { port }) => ServerAddr::Unresolved {
+                port: settings.port.unwrap_or(port),
+            },
+        },
         ssl: ssl.clone().filter(|_| check_ssl),
         send_proxy: if check_proxy {
             Some(send_proxy.unwrap_or_default())
@@ -2215,18 +2225,35 @@ mod tests {
 
     #[test]
     fn server_address_forms() {
+        let found = |s: &str, init: &[InitAddr]| {
+            let init = (!init.is_empty()).then_some(init);
+            match server_addr(s, init, false) {
+                Ok(Found::Addr(a)) => Ok(format!("addr {a}")),
+                Ok(Found::Fallback(a)) => Ok(format!("fallback {a}")),
+                Ok(Found::Nothing { port }) => Ok(format!("nothing :{port}")),
+                Err(e) => Err(e.message),
+            }
+        };
+        let at = |s: &str| found(s, &[]);
+        assert_eq!(at("127.0.0.1:8080").unwrap(), "addr 127.0.0.1:8080");
+        assert_eq!(at("[::1]:8080").unwrap(), "addr [::1]:8080");
+        assert!(at("localhost:8080").unwrap().starts_with("addr "));
+        assert!(at("127.0.0.1").unwrap_err().contains("missing port"));
+        assert!(at("127.0.0.1:0").is_err());
+        assert!(at("127.0.0.1:+1").unwrap_err().contains("offsets"));
+        assert!(at("no-such-host.invalid:80").is_err());
+        // `init-addr`: an IP address wins over `none` when the name does
+        // not resolve; `none` keeps the port and gives no address.
+        let (none, ip) = (InitAddr::None, InitAddr::Ip([10, 0, 0, 1].into()));
         assert_eq!(
-            parse_server_addr("127.0.0.1:8080", false).ok(),
-            Some("127.0.0.1:8080".parse().unwrap())
+            found("no-such-host.invalid:80", &[InitAddr::Libc, none]).unwrap(),
+            "nothing :80"
         );
         assert_eq!(
-            parse_server_addr("[::1]:8080", false).ok(),
-            Some("[::1]:8080".parse().unwrap())
+            found("no-such-host.invalid:80", &[ip, none]).unwrap(),
+            "fallback 10.0.0.1:80"
         );
-        assert!(parse_server_addr("localhost:8080", false).is_ok());
-        assert!(parse_server_addr("127.0.0.1", false).is_err());
-        assert!(parse_server_addr("127.0.0.1:0", false).is_err());
-        assert!(parse_server_addr("127.0.0.1:+1", false).is_err());
-        assert!(parse_server_addr("no-such-host.invalid:80", false).is_err());
+        // A literal address never needs `init-addr`.
+        assert_eq!(found("127.0.0.1:81", &[none]).unwrap(), "addr 127.0.0.1:81");
     }
 }

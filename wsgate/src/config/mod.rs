@@ -271,6 +271,27 @@ mod tests {
         assert_eq!(c.backends[0].servers[0].weight, 1);
     }
 
+    /// `init-addr none` and empty `server-template` slots: no address (not
+    /// a placeholder), not `disabled` (HAProxy's resolution maintenance is
+    /// a state of its own), checks on the server's port once it has one.
+    #[test]
+    fn servers_without_an_address() {
+        let c = config(
+            "backend b\n server-template t 3 localhost:81 check port 82\n\
+             server n no-such-host.invalid:83 check init-addr none\n",
+        );
+        let s = &c.backends[0].servers;
+        let none = |port| model::ServerAddr::Unresolved { port };
+        // localhost has one or two addresses: the third slot has none.
+        assert!(s[0].addr.known().is_some());
+        assert_eq!(s[2].addr, none(81));
+        assert_eq!(s[2].check.as_ref().unwrap().target, none(82));
+        assert_eq!(s[3].addr, none(83));
+        assert_eq!(s[3].check.as_ref().unwrap().target, none(83));
+        assert!(s.iter().all(|s| !s.disabled));
+        assert_eq!(s[3].addr.to_string(), "-:83");
+    }
+
     #[test]
     fn listen_creates_both_halves() {
         let c = config(

@@ -911,11 +911,53 @@ pub struct BackendTimeouts {
     pub check: Option<Duration>,
 }
 
+/// Where a server is. `init-addr none` and an empty `server-template`
+/// slot leave a server without an address: it stays in maintenance
+/// (HAProxy's "MAINT (resolution)") whatever its administrative state,
+/// until `set server ... addr` gives it one. A type rather than a
+/// placeholder such as 0.0.0.0, which Linux would connect as 127.0.0.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ServerAddr {
+    Known(SocketAddr),
+    /// No address yet; the port from the configuration.
+    Unresolved {
+        port: u16,
+    },
+}
+
+impl ServerAddr {
+    /// The address to connect to, if there is one.
+    pub fn known(self) -> Option<SocketAddr> {
+        match self {
+            ServerAddr::Known(a) => Some(a),
+            ServerAddr::Unresolved { .. } => None,
+        }
+    }
+
+    pub fn port(self) -> u16 {
+        match self {
+            ServerAddr::Known(a) => a.port(),
+            ServerAddr::Unresolved { port } => port,
+        }
+    }
+}
+
+/// `127.0.0.1:80`, or `-:80` without an address (HAProxy prints `-` for
+/// a server's missing address).
+impl std::fmt::Display for ServerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerAddr::Known(a) => a.fmt(f),
+            ServerAddr::Unresolved { port } => write!(f, "-:{port}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Server {
     pub name: String,
     pub location: Location,
-    pub addr: SocketAddr,
+    pub addr: ServerAddr,
     /// `weight` 0..=256, default 1. 0 means "never chosen by the balancer".
     pub weight: u32,
     /// `disabled`: starts in maintenance, never chosen.
@@ -1025,8 +1067,9 @@ pub struct ServerCheck {
     /// `fall` (default 3): consecutive failures to go down.
     pub fall: u32,
     /// Where checks connect: the server address, with `addr`/`port`
-    /// applied.
-    pub target: SocketAddr,
+    /// applied; without a server address (and no `addr`), wherever
+    /// `set server ... addr` puts the server, on this port.
+    pub target: ServerAddr,
     /// Checks over TLS (`check-ssl`, or `ssl` without `port`/`addr`),
     /// with the server's TLS settings.
     pub ssl: Option<ServerSsl>,

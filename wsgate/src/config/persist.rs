@@ -404,8 +404,10 @@ pub(super) fn dynamic_cookies(p: &ProxyDecl, servers: &mut [Server], diags: &mut
         );
         return;
     };
+    // A server without an address (`init-addr none`) has nothing to hash
+    // yet: it gets no cookie (it is in maintenance anyway).
     for s in servers.iter_mut().filter(|s| s.cookie.is_none()) {
-        s.cookie = Some(dynamic_value(key, s.addr));
+        s.cookie = s.addr.known().map(|a| dynamic_value(key, a));
     }
 }
 

@@ -57,7 +57,7 @@ pub fn server_template(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
         .any(|w| w[0].text == "init-addr" && w[1].text.split(',').any(|m| m == "none"));
     let ips: Vec<IpAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![ip],
-        Err(_) if cx.syntax_only => vec![IpAddr::from([0, 0, 0, 0])],
+        Err(_) if cx.syntax_only => Vec::new(),
         Err(_) => {
             let mut ips = Vec::new();
             let found = (host, port.parse::<u16>().unwrap_or(0)).to_socket_addrs();
@@ -68,7 +68,7 @@ pub fn server_template(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
             }
             if ips.is_empty() && !init_none {
                 cx.env_error(addr, format!("cannot resolve host name '{host}'"))
-                    .hint = Some("make sure the name resolves where wsgate starts, or add `init-addr none` to start with the slots disabled; `wsgate -c --syntax-only` skips name resolution".into());
+                    .hint = Some("make sure the name resolves where wsgate starts, or add `init-addr none` to start the slots without an address (in maintenance); `wsgate -c --syntax-only` skips name resolution".into());
                 return;
             }
             ips
@@ -76,10 +76,10 @@ pub fn server_template(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
     };
     let filled = ips.len().min(ids.len());
     let message = if cx.syntax_only {
-        format!("server-template: '{host}' is resolved once, at startup (not now: --syntax-only); slots without an address are disabled; address changes are not followed while running")
+        format!("server-template: '{host}' is resolved once, at startup (not now: --syntax-only); slots without an address stay in maintenance until `set server ... addr`; address changes are not followed while running")
     } else {
         format!(
-            "server-template: '{host}' resolved once, at startup: {filled} of {} slot(s) get an address, the others are disabled; address changes are not followed while running",
+            "server-template: '{host}' resolved once, at startup: {filled} of {} slot(s) get an address, the others stay in maintenance until `set server ... addr`; address changes are not followed while running",
             ids.len()
         )
     };
@@ -93,23 +93,18 @@ pub fn server_template(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
             line: t.line,
             col: t.col,
         };
-        // A slot without an address waits disabled, on a placeholder.
-        let (ip, disabled) = match ips.get(k) {
-            Some(ip) => (*ip, false),
-            None => (IpAddr::from([0, 0, 0, 0]), true),
-        };
-        let ip_text = match ip {
-            IpAddr::V6(v6) => format!("[{v6}]"),
-            v4 => v4.to_string(),
+        // A slot without an address gets none (HAProxy's "MAINT
+        // (resolution)"); its name only gives the port.
+        let host_text = match ips.get(k) {
+            Some(IpAddr::V6(v6)) => format!("[{v6}]"),
+            Some(v4) => v4.to_string(),
+            None => host.to_owned(),
         };
         let mut words = vec![
             at(prefix, format!("{}{id}", prefix.text)),
-            at(addr, format!("{ip_text}:{port}")),
+            at(addr, format!("{host_text}:{port}")),
         ];
         words.extend(params.iter().cloned());
-        if disabled {
-            words.push(at(addr, "disabled".into()));
-        }
         let mut slot = Cx {
             file: cx.file,
             keyword: "server".into(),
@@ -123,7 +118,7 @@ pub fn server_template(p: &mut ProxyDraft, cx: &mut Cx<'_>) {
             env: cx.env,
             diags: &mut *cx.diags,
         };
-        super::handlers::server(p, &mut slot);
+        super::handlers::server_at(p, &mut slot, ips.get(k).is_none());
         match after_first {
             None => after_first = Some(cx.diags.len()),
             Some(n) => cx.diags.truncate(n),

@@ -110,7 +110,11 @@ async fn try_connect(
                 location,
             });
         }
-        let addr = backend.servers[server].addr();
+        // A server without an address is in maintenance, so never chosen;
+        // were it reached anyway (a race with a reload), no server.
+        let Some(addr) = backend.servers[server].addr().known() else {
+            return Err(ConnectError::NoServer);
+        };
         let result = match cfg.timeouts.connect {
             Some(limit) => tokio::time::timeout(limit, TcpStream::connect(addr)).await,
             None => Ok(TcpStream::connect(addr).await),

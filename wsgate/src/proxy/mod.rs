@@ -82,7 +82,7 @@ pub struct Runtime {
 struct ServerKey {
     backend: String,
     server: String,
-    addr: SocketAddr,
+    addr: crate::config::model::ServerAddr,
 }
 
 #[derive(Clone)]

@@ -48,7 +48,10 @@ pub async fn secure(
     let Some(tls) = tls else {
         return Ok(ServerStream::Plain(stream));
     };
-    let name = tls.server_name(server.addr.ip(), header);
+    // Without `sni`, the name is the address connected to (the runtime
+    // API may have moved the server since the configuration said).
+    let ip = stream.peer_addr()?.ip();
+    let name = tls.server_name(ip, header);
     let connector = TlsConnector::from(tls.config.clone());
     let stream = with_timeout(limit, connector.connect(name, stream)).await?;
     Ok(ServerStream::Tls(Box::new(stream)))
