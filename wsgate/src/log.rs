@@ -281,7 +281,8 @@ impl Entry {
             | Fetch::ReqHdr(_)
             | Fetch::ResHdr(_)
             | Fetch::ClientCert(_)
-            | Fetch::SslFcProtocol => None,
+            | Fetch::SslFcProtocol
+            | Fetch::SslFcSni => None,
         }
     }
 }

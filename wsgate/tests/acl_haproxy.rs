@@ -246,7 +246,8 @@ fn acl_fetches_and_match_methods_route_as_haproxy() {
 /// `ssl_fc_protocol` names the client connection's TLS version as HAProxy
 /// does (`TLSv1.2`, `TLSv1.3`): curl limited to each version is routed by
 /// it, and gets it back from `%[ssl_fc_protocol]` in `http-request return
-/// ... hdr`, by wsgate and by HAProxy.
+/// ... hdr`, by wsgate and by HAProxy; `%[ssl_fc_sni]` gives the name curl
+/// asked for.
 #[test]
 fn ssl_fc_protocol_routes_as_haproxy() {
     let curl = Command::new("curl").arg("--version").output();
@@ -259,7 +260,7 @@ fn ssl_fc_protocol_routes_as_haproxy() {
     // Each backend also names the version in its answer (a format).
     let with_protocol = |name: &str| {
         format!(
-            "{} hdr X-Proto %[ssl_fc_protocol]\n",
+            "{} hdr X-Proto %[ssl_fc_protocol] hdr X-Sni %[ssl_fc_sni]\n",
             answering_backend(name).trim_end()
         )
     };
@@ -274,7 +275,7 @@ fn ssl_fc_protocol_routes_as_haproxy() {
             with_protocol("b_def"),
         )
     };
-    let ask = |port: u16, version: &[&str]| -> (String, String) {
+    let ask = |port: u16, version: &[&str]| -> (String, String, String) {
         let mut cmd = Command::new("curl");
         cmd.args(["-s", "-o", "/dev/null", "-D", "-", "--cacert"])
             .arg(&cert.ca_path)
@@ -291,7 +292,7 @@ fn ssl_fc_protocol_routes_as_haproxy() {
                 })
                 .unwrap_or_default()
         };
-        (header("x-served-by"), header("x-proto"))
+        (header("x-served-by"), header("x-proto"), header("x-sni"))
     };
     let check = |port: u16, who: &str| {
         let v13 = ask(port, &["--tlsv1.3"]);
@@ -300,6 +301,7 @@ fn ssl_fc_protocol_routes_as_haproxy() {
             ("b_13", "TLSv1.3"),
             "{who}"
         );
+        assert_eq!(v13.2, "localhost", "{who}: %[ssl_fc_sni]");
         let v12 = ask(port, &["--tlsv1.2", "--tls-max", "1.2"]);
         assert_eq!(
             (v12.0.as_str(), v12.1.as_str()),

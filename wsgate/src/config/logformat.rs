@@ -53,6 +53,9 @@ pub enum Fetch {
     /// `ssl_fc_protocol`: the TLS version of the client connection
     /// (`TLSv1.3`), empty on a plain one.
     SslFcProtocol,
+    /// `ssl_fc_sni`: the server name the client's TLS handshake asked
+    /// for, empty without one (or on a plain connection).
+    SslFcSni,
     /// `status` (responses only).
     Status,
     /// `ssl_c_s_dn(cn)`, `ssl_c_serial,hex`...: the client certificate
@@ -93,7 +96,7 @@ pub struct FormatError {
     pub hint: Option<String>,
 }
 
-const KNOWN: &str = "src, src_port, dst, dst_port, hdr(<name>), req.hdr(<name>), res.hdr(<name>), path, url, query, method, ssl_fc, ssl_fc_protocol, status, ssl_c_* (client certificate; ssl_c_serial,hex and ssl_c_sha1,hex); aliases %ci %cp %fi %fp";
+const KNOWN: &str = "src, src_port, dst, dst_port, hdr(<name>), req.hdr(<name>), res.hdr(<name>), path, url, query, method, ssl_fc, ssl_fc_protocol, ssl_fc_sni, status, ssl_c_* (client certificate; ssl_c_serial,hex and ssl_c_sha1,hex); aliases %ci %cp %fi %fp";
 
 pub(crate) fn error(message: String) -> FormatError {
     FormatError {
@@ -239,6 +242,7 @@ pub(crate) fn fetch(expr: &str, usage: Use) -> Result<Fetch, FormatError> {
         "method" => Fetch::Method,
         "ssl_fc" => Fetch::SslFc,
         "ssl_fc_protocol" => Fetch::SslFcProtocol,
+        "ssl_fc_sni" => Fetch::SslFcSni,
         "status" => Fetch::Status,
         other => {
             return Err(error(format!(

@@ -341,7 +341,10 @@ fn sample(expr: &str) -> Result<Fetch, FormatError> {
     if expr == "status" {
         return Ok(Fetch::Status);
     }
-    if expr.starts_with("res.") || expr.starts_with("ssl_c_") || expr == "ssl_fc_protocol" {
+    if expr.starts_with("res.")
+        || expr.starts_with("ssl_c_")
+        || matches!(expr, "ssl_fc_protocol" | "ssl_fc_sni")
+    {
         return Err(FormatError {
             message: format!("'%[{expr}]' is not available in a log-format line"),
             hint: Some(format!("log-format lines can use {SAMPLES}")),

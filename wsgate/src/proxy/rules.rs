@@ -459,6 +459,7 @@ fn fetch(f: &Fetch, src: &Sources<'_>) -> Option<Vec<u8>> {
             b"0".to_vec()
         }),
         Fetch::SslFcProtocol => Some(src.conn.handshake?.version.as_bytes().to_vec()),
+        Fetch::SslFcSni => Some(src.conn.handshake?.sni.as_deref()?.as_bytes().to_vec()),
         Fetch::Status => src.res.map(|r| r.status.to_string().into_bytes()),
         Fetch::ClientCert(c) => {
             let leaf = src.conn.handshake?.client_leaf.as_ref().map(|c| c.as_ref());
