@@ -524,7 +524,8 @@ mod tests {
 
     /// 1,000 servers of weights 1..=7 (some mid-`slowstart`, so effective
     /// weights not multiples of 16), a few dozen at `maxconn` changing
-    /// pick to pick, one pick in eleven avoiding the last server, and the
+    /// pick to pick (nine in ten for picks 3,600 to 3,699: long runs passed
+    /// over), one pick in eleven avoiding the last server, and the
     /// set changing: 100 servers down at pick 1,000, 43 reweighted at
     /// 2,000, the 100 back at 3,000. Returns the 4,000 picks.
     fn run(rr: &mut RoundRobin, mut each: impl FnMut(&RoundRobin)) -> Vec<usize> {
@@ -570,23 +571,21 @@ mod tests {
     /// In a steady run every server gets its effective weight's share of
     /// a window exactly (10 servers and 1,000: what `callgrind` measures).
     fn each_server_gets_its_weight(n: usize) {
-        {
-            let all = servers(&(0..n).map(|i| (i % 7) as u32 + 1).collect::<Vec<_>>());
-            let set = ServerSet {
-                servers: &all,
-                weight_gcd: 1,
-                served: 0,
-            };
-            let window: u32 = all.iter().map(|c| c.eweight).sum();
-            let mut rr = RoundRobin::new(n);
-            for _ in 0..2 {
-                let mut count = vec![0u32; n];
-                for _ in 0..window {
-                    count[rr.pick(&set, &Req::none(), None).unwrap_or(n - 1)] += 1;
-                }
-                let want: Vec<u32> = all.iter().map(|c| c.eweight).collect();
-                assert_eq!(count, want, "{n} servers");
+        let all = servers(&(0..n).map(|i| (i % 7) as u32 + 1).collect::<Vec<_>>());
+        let set = ServerSet {
+            servers: &all,
+            weight_gcd: 1,
+            served: 0,
+        };
+        let window: u32 = all.iter().map(|c| c.eweight).sum();
+        let want: Vec<u32> = all.iter().map(|c| c.eweight).collect();
+        let mut rr = RoundRobin::new(n);
+        for _ in 0..2 {
+            let mut count = vec![0u32; n];
+            for _ in 0..window {
+                count[rr.pick(&set, &Req::none(), None).unwrap()] += 1;
             }
+            assert_eq!(count, want, "{n} servers");
         }
     }
 
